@@ -1,0 +1,1 @@
+//! ringtrace benchmark suite (being written).

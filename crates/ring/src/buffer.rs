@@ -1,0 +1,328 @@
+//! The public buffer type: configuration, creation, writers, readers, stats.
+
+use crate::layout::{link, Geometry, Region, HEAD, NORMAL};
+use crate::read::Consumer;
+use crate::sync::Ordering::*;
+use crate::write::Writer;
+use crate::{format, ConfigError, RingError};
+
+/// What a writer does when its ring is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Flight recorder: the writer pushes the head page forward; the events
+    /// on the lost page are counted as overrun.
+    #[default]
+    Overwrite,
+    /// The writer drops its event and counts it as dropped; nothing written
+    /// and unread is ever lost.
+    ProducerConsumer,
+}
+
+/// Shape of a [`RingBuffer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Number of rings, one per writer context.
+    pub rings: usize,
+    /// Pages in each ring, not counting the reader's page (at least 2).
+    pub pages_per_ring: usize,
+    /// Page (sub-buffer) size: a power of two from 4096 to 1048576 bytes.
+    pub page_size: usize,
+    /// Overwrite or producer/consumer.
+    pub mode: Mode,
+}
+
+impl Config {
+    /// `rings` rings of 16 pages of 4096 bytes, overwrite mode.
+    pub fn new(rings: usize) -> Config {
+        Config {
+            rings,
+            pages_per_ring: 16,
+            page_size: 4096,
+            mode: Mode::Overwrite,
+        }
+    }
+
+    /// Sets the number of pages per ring.
+    pub fn pages_per_ring(mut self, pages: usize) -> Config {
+        self.pages_per_ring = pages;
+        self
+    }
+
+    /// Sets the pages per ring from a size in bytes (rounded up, at least 2).
+    pub fn bytes_per_ring(mut self, bytes: usize) -> Config {
+        let cap = format::data_capacity(self.page_size.max(format::MIN_PAGE_SIZE));
+        self.pages_per_ring = bytes.div_ceil(cap).max(2);
+        self
+    }
+
+    /// Sets the page size.
+    pub fn page_size(mut self, page_size: usize) -> Config {
+        self.page_size = page_size;
+        self
+    }
+
+    /// Sets the mode.
+    pub fn mode(mut self, mode: Mode) -> Config {
+        self.mode = mode;
+        self
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.page_size.is_power_of_two()
+            || !(format::MIN_PAGE_SIZE..=format::MAX_PAGE_SIZE).contains(&self.page_size)
+        {
+            return Err(ConfigError::PageSize(self.page_size));
+        }
+        Ok(())
+    }
+}
+
+/// Counters of one ring (the kernel's `per_cpu/cpuN/stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RingStats {
+    /// Events in the ring not yet read.
+    pub entries: u64,
+    /// Events lost to overwrite (pages pushed by the writer).
+    pub overrun: u64,
+    /// Events dropped because nested writes lapped the ring up to an
+    /// uncommitted reservation.
+    pub commit_overrun: u64,
+    /// Unread bytes, padding included.
+    pub bytes: u64,
+    /// Events dropped: ring full (producer/consumer), nesting too deep, or
+    /// the ring disabled after an inconsistency.
+    pub dropped: u64,
+    /// Events consumed by readers.
+    pub read: u64,
+    /// Events committed by writers.
+    pub committed: u64,
+    /// Every attempted write: `committed + dropped + commit_overrun`.
+    /// Equal to `read + overrun + dropped + commit_overrun + entries`.
+    pub written: u64,
+    /// Internal inconsistencies found (corrupt pages or links).
+    pub corruptions: u64,
+}
+
+/// A buffer of rings, one per writer context, in one position-independent
+/// memory region.
+///
+/// ```
+/// use ringtrace_ring::{Config, Mode, RingBuffer, WriteError};
+///
+/// // One ring of 2 pages, producer/consumer: it fills up, then drops.
+/// let buf = RingBuffer::new(Config::new(1).pages_per_ring(2).mode(Mode::ProducerConsumer)).unwrap();
+/// let mut w = buf.writer(0).unwrap();
+/// let mut n = 0u64;
+/// let full = loop {
+///     match w.write(n, &n.to_le_bytes()) {
+///         Ok(()) => n += 1,
+///         Err(e) => break e,
+///     }
+/// };
+/// assert_eq!(full, WriteError::Full);
+/// assert_eq!(buf.stats(0).unwrap().dropped, 1);
+///
+/// // Too large is an error, not a panic.
+/// assert!(matches!(w.write(0, &[0; 5000]), Err(WriteError::TooLarge { .. })));
+///
+/// // Read everything back; then the ring is empty.
+/// let mut r = buf.consumer(0).unwrap();
+/// let mut read = 0u64;
+/// while let Some(ev) = r.consume().unwrap() {
+///     assert_eq!(ev.payload, &read.to_le_bytes());
+///     read += 1;
+/// }
+/// assert_eq!(read, n);
+/// assert!(buf.is_empty(0).unwrap());
+/// ```
+#[derive(Debug)]
+pub struct RingBuffer {
+    region: Region,
+    config: Config,
+}
+
+impl RingBuffer {
+    /// Creates the buffer on the heap.
+    pub fn new(config: Config) -> Result<RingBuffer, ConfigError> {
+        config.validate()?;
+        Self::build(config)
+    }
+
+    /// Creates a buffer with tiny pages, for loom models and unit tests of
+    /// the protocol (pages must hold at least one 8-byte event).
+    #[cfg(any(test, loom))]
+    #[doc(hidden)]
+    pub fn new_unchecked_page_size(config: Config) -> Result<RingBuffer, ConfigError> {
+        if !config.page_size.is_power_of_two() || config.page_size < 32 {
+            return Err(ConfigError::PageSize(config.page_size));
+        }
+        Self::build(config)
+    }
+
+    fn build(config: Config) -> Result<RingBuffer, ConfigError> {
+        if config.rings == 0 {
+            return Err(ConfigError::NoRings);
+        }
+        if config.pages_per_ring < 2 {
+            return Err(ConfigError::TooFewPages(config.pages_per_ring));
+        }
+        let too_large = || ConfigError::TooLarge {
+            rings: config.rings,
+            pages: config.pages_per_ring,
+            page_size: config.page_size,
+        };
+        let geometry = Geometry::new(
+            u32::try_from(config.rings).map_err(|_| too_large())?,
+            u32::try_from(config.pages_per_ring).map_err(|_| too_large())?,
+            config.page_size as u32,
+        )
+        .ok_or_else(too_large)?;
+        let region =
+            Region::allocate(geometry).ok_or(ConfigError::OutOfMemory(geometry.total_size))?;
+        let buf = RingBuffer { region, config };
+        buf.region
+            .state()
+            .mode
+            .store(u32::from(config.mode == Mode::ProducerConsumer), Relaxed);
+        for ring in 0..geometry.nr_rings {
+            buf.init_ring(ring);
+        }
+        Ok(buf)
+    }
+
+    /// Lays out ring `ring`: pages 0..P in a circle, page 0 the head, tail
+    /// and commit page; page P the reader's page.
+    fn init_ring(&self, ring: u32) {
+        let g = *self.region.geometry();
+        let p = g.pages_per_ring;
+        let first = g.page_index(ring, 0);
+        let last = g.page_index(ring, p - 1);
+        for i in 0..p {
+            let page = g.page_index(ring, i);
+            let next = g.page_index(ring, (i + 1) % p);
+            let prev = g.page_index(ring, (i + p - 1) % p);
+            let flag = if next == first { HEAD } else { NORMAL };
+            self.region.page(page).link.store(link(next, flag), Relaxed);
+            self.region.page(page).prev.store(prev, Relaxed);
+        }
+        let reader = g.page_index(ring, p);
+        self.region
+            .page(reader)
+            .link
+            .store(link(first, NORMAL), Relaxed);
+        self.region.page(reader).prev.store(last, Relaxed);
+        let meta = self.region.ring(ring);
+        meta.w.tail_page.store(first, Relaxed);
+        meta.w.commit_page.store(first, Relaxed);
+        meta.r.head_page.store(first, Relaxed);
+        meta.r.reader_page.store(reader, Relaxed);
+    }
+
+    fn check(&self, ring: usize) -> Result<u32, RingError> {
+        if ring < self.config.rings {
+            Ok(ring as u32)
+        } else {
+            Err(RingError::NoSuchRing {
+                ring,
+                rings: self.config.rings,
+            })
+        }
+    }
+
+    /// Claims ring `ring` for the current thread and returns its writer.
+    /// Fails if another writer holds it; the claim ends when the writer drops.
+    pub fn writer(&self, ring: usize) -> Result<Writer<'_>, RingError> {
+        let index = self.check(ring)?;
+        let token = thread_token();
+        // Acquire: pairs with the Release store in `Writer::drop`.
+        self.region
+            .ring(index)
+            .w
+            .owner
+            .compare_exchange(0, token, Acquire, Relaxed)
+            .map_err(|_| RingError::Busy { ring })?;
+        Ok(Writer::new(&self.region, index, true))
+    }
+
+    /// A writer for ring `ring` without claiming it: for a signal handler
+    /// that interrupts the thread holding the ring's [`Writer`].
+    ///
+    /// # Safety
+    /// Either the current thread holds the ring's writer and this runs inside
+    /// a signal handler that interrupted it (so this write completes before
+    /// the interrupted one resumes), or no other thread writes the ring while
+    /// this writer is alive. Two threads writing one ring at once corrupt it.
+    pub unsafe fn nested_writer(&self, ring: usize) -> Result<Writer<'_>, RingError> {
+        Ok(Writer::new(&self.region, self.check(ring)?, false))
+    }
+
+    /// The consuming reader of ring `ring`; waits while another reader of
+    /// the ring holds the reader lock (writers never hold it).
+    pub fn consumer(&self, ring: usize) -> Result<Consumer<'_>, RingError> {
+        Ok(Consumer::lock(&self.region, self.check(ring)?))
+    }
+
+    /// The consuming reader of ring `ring`, or `None` if another reader holds
+    /// its lock.
+    pub fn try_consumer(&self, ring: usize) -> Result<Option<Consumer<'_>>, RingError> {
+        Ok(Consumer::try_lock(&self.region, self.check(ring)?))
+    }
+
+    /// Counters of ring `ring`.
+    pub fn stats(&self, ring: usize) -> Result<RingStats, RingError> {
+        let meta = self.region.ring(self.check(ring)?);
+        // Read the reader's counters first: they can only grow, and only
+        // after the writer counters they depend on, so entries stay >= 0.
+        let read = meta.r.read.load(Acquire);
+        let read_bytes = meta.r.read_bytes.load(Acquire);
+        let overrun = meta.slow.overrun.load(Acquire);
+        let overrun_bytes = meta.slow.overrun_bytes.load(Acquire);
+        let (committed, bytes) = meta.levels.iter().fold((0u64, 0u64), |(c, b), l| {
+            (c + l.committed.load(Acquire), b + l.bytes.load(Acquire))
+        });
+        let padding = meta.slow.padding_bytes.load(Acquire);
+        let dropped = meta.slow.dropped.load(Acquire);
+        let commit_overrun = meta.slow.commit_overrun.load(Acquire);
+        Ok(RingStats {
+            entries: committed.saturating_sub(read + overrun),
+            overrun,
+            commit_overrun,
+            bytes: (bytes + padding).saturating_sub(read_bytes + overrun_bytes),
+            dropped,
+            read,
+            committed,
+            written: committed + dropped + commit_overrun,
+            corruptions: meta.slow.corruptions.load(Acquire),
+        })
+    }
+
+    /// Whether ring `ring` has no unread events.
+    pub fn is_empty(&self, ring: usize) -> Result<bool, RingError> {
+        Ok(self.stats(ring)?.entries == 0)
+    }
+
+    /// Number of rings.
+    pub fn rings(&self) -> usize {
+        self.config.rings
+    }
+
+    /// The configuration the buffer was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Largest payload one event can carry.
+    pub fn max_payload(&self) -> usize {
+        format::max_payload(self.config.page_size)
+    }
+}
+
+/// A non-zero token unique to the current thread while it lives: the
+/// address of a thread-local (const-initialised, no destructor, so taking it
+/// is async-signal-safe and allocates nothing).
+fn thread_token() -> u64 {
+    thread_local! {
+        static TOKEN: u8 = const { 0 };
+    }
+    TOKEN.with(|t| t as *const u8 as u64)
+}

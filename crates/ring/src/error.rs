@@ -1,0 +1,109 @@
+//! Errors of the ring buffer, each saying what was wrong and what to do.
+
+use crate::format::FormatError;
+use thiserror::Error;
+
+/// Why a write did not land. Every variant but [`WriteError::TooLarge`] and
+/// [`WriteError::Disabled`] is counted in the ring's statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum WriteError {
+    /// The payload is empty or larger than a page can hold.
+    #[error("payload of {len} bytes is outside 1..={max} bytes; split it or use larger pages")]
+    TooLarge {
+        /// Requested payload length.
+        len: usize,
+        /// Largest payload for this buffer's page size.
+        max: usize,
+    },
+    /// Recording is off for this ring; the write is not an attempt.
+    #[error("recording is disabled on this ring")]
+    Disabled,
+    /// Producer/consumer mode and the ring is full: the event was dropped
+    /// and counted as dropped. Read faster or use larger rings.
+    #[error("ring is full (producer/consumer mode): event dropped")]
+    Full,
+    /// Nested writers lapped the ring up to an uncommitted reservation: the
+    /// event was dropped and counted as commit overrun.
+    #[error("nested writes filled the ring up to an uncommitted event: event dropped")]
+    CommitOverrun,
+    /// Writes were nested deeper than [`crate::MAX_NEST`]: dropped and counted.
+    #[error("writes nested more than {} deep: event dropped", crate::MAX_NEST)]
+    NestTooDeep,
+    /// The ring's state is inconsistent; the ring was disabled. Reported once
+    /// per ring in its statistics.
+    #[error("ring state is inconsistent ({0}); the ring has been disabled")]
+    Corrupt(&'static str),
+}
+
+/// A ring index that does not exist, or a ring that already has a writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum RingError {
+    /// No ring with that index.
+    #[error("ring {ring} does not exist; the buffer has {rings} rings")]
+    NoSuchRing {
+        /// Index asked for.
+        ring: usize,
+        /// Number of rings.
+        rings: usize,
+    },
+    /// Another writer (thread) holds this ring. One thread writes a ring at a
+    /// time; signal handlers of that thread use `nested_writer`.
+    #[error("ring {ring} already has a writer; each writer context needs its own ring")]
+    Busy {
+        /// The ring.
+        ring: usize,
+    },
+}
+
+/// A buffer configuration that cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// Page size not a power of two in the accepted range.
+    #[error("page size {0} must be a power of two from 4096 to 1048576 bytes")]
+    PageSize(usize),
+    /// Too few pages per ring.
+    #[error(
+        "{0} pages per ring is too few: a ring needs at least 2 pages (plus the reader's page)"
+    )]
+    TooFewPages(usize),
+    /// No rings.
+    #[error("a buffer needs at least one ring")]
+    NoRings,
+    /// The region would not fit in memory or in 32-bit page indices.
+    #[error("{rings} rings of {pages} pages of {page_size} bytes is too large")]
+    TooLarge {
+        /// Rings asked for.
+        rings: usize,
+        /// Pages per ring.
+        pages: usize,
+        /// Page size.
+        page_size: usize,
+    },
+    /// The allocation failed.
+    #[error("could not allocate {0} bytes for the buffer")]
+    OutOfMemory(u64),
+}
+
+/// A read that found the ring's pages inconsistent.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ReadError {
+    /// An event on the reader's page does not decode. The rest of that page is
+    /// skipped; reading continues with the next page.
+    #[error("ring {ring}, page {page}: {source}")]
+    CorruptEvent {
+        /// Ring index.
+        ring: usize,
+        /// Page index in the buffer.
+        page: u32,
+        /// What was wrong.
+        source: FormatError,
+    },
+    /// A page link or index points outside the buffer.
+    #[error("ring {ring}: {what}")]
+    CorruptRing {
+        /// Ring index.
+        ring: usize,
+        /// What was wrong.
+        what: &'static str,
+    },
+}

@@ -1,0 +1,552 @@
+//! The buffer's memory: one contiguous, position-independent region.
+//!
+//! This module owns where everything lives and nothing else. Pages, links and
+//! counters refer to each other by index, never by pointer, so the same bytes
+//! work on the heap, in shared memory mapped at another address, or in a file.
+//!
+//! ```text
+//! region (aligned to 4096):
+//!   RegionHeader   magic, layout version, struct sizes, geometry, buffer state
+//!   RingMeta  x nr_rings      per-ring writer state, counters, reader state
+//!   PageMeta  x nr_pages      per-page link, write word, commit, real_end, stamp
+//!   (padding to 4096)
+//!   page data x nr_pages      page_size bytes each: 16-byte header + events
+//! ```
+//!
+//! Under `cfg(loom)` the metadata structs are built with loom's atomics, which
+//! cannot live in raw bytes, so they sit in ordinary boxed slices; the page
+//! data is raw bytes in both builds. The protocol code only sees the accessor
+//! methods of [`Region`], which are the same in both builds.
+
+use crate::sync::{AtomicU32, AtomicU64};
+use std::ptr::NonNull;
+
+/// `b"RINGTRC1"` read as a little-endian u64: identifies a ringtrace region.
+pub(crate) const REGION_MAGIC: u64 = u64::from_le_bytes(*b"RINGTRC1");
+/// Layout version; bump on any change to the structs below.
+pub(crate) const LAYOUT_VERSION: u32 = 1;
+/// Deepest nesting of writes on one ring (a thread plus nested signal
+/// handlers). The kernel allows 5 levels (task, softirq, irq, NMI, and one
+/// transition); signals can nest deeper, so ringtrace allows 8.
+pub const MAX_NEST: usize = 8;
+
+// ---- page links -------------------------------------------------------------
+//
+// A link is the index of the next page, shifted left by 2, with two flag bits
+// in the low bits, exactly as the kernel keeps HEAD and UPDATE in the low bits
+// of `list_head.next`:
+//
+//   NORMAL (0): plain link.
+//   HEAD   (1): the page this link points to is the head page (next to read).
+//   UPDATE (2): a writer is moving the head forward past this link.
+//
+// MOVED is not a flag: it is what a compare-and-swap reports when the link no
+// longer points to the page the caller expected (a reader swapped it out).
+
+/// Flag value: plain link.
+pub(crate) const NORMAL: u32 = 0;
+/// Flag value: the target is the head page.
+pub(crate) const HEAD: u32 = 1;
+/// Flag value: a writer is moving the head page.
+pub(crate) const UPDATE: u32 = 2;
+/// Pseudo flag: the link no longer points where the caller expected.
+pub(crate) const MOVED: u32 = 4;
+const FLAG_MASK: u32 = 3;
+
+/// Builds a link word.
+#[inline(always)]
+pub(crate) const fn link(page: u32, flag: u32) -> u32 {
+    (page << 2) | flag
+}
+/// The page a link points to.
+#[inline(always)]
+pub(crate) const fn link_page(link: u32) -> u32 {
+    link >> 2
+}
+/// The flag bits of a link.
+#[inline(always)]
+pub(crate) const fn link_flag(link: u32) -> u32 {
+    link & FLAG_MASK
+}
+
+// ---- page write word ----------------------------------------------------------
+//
+// One u64 per page, changed only by the ring's writers (a thread and the signal
+// handlers nested on it) and reset by the reader while the page is its own:
+//
+//   bits  0..24  write offset into the data area. Reservations add to it with
+//                one fetch_add; a reservation that overflows the page leaves it
+//                past the end until that writer subtracts its overshoot (the
+//                kernel's rb_reset_tail). 24 bits hold a 1 MiB page plus
+//                MAX_NEST overshooting events.
+//   bits 24..44  entries: events reserved on the page (discards subtract).
+//   bits 44..64  generation: bumped each time a writer prepares the page as the
+//                new tail, so a preparer interrupted by a nested writer that
+//                already prepared and filled it does not reset it again (the
+//                kernel's RB_WRITE_INTCNT in the top bits of `write`).
+
+/// Mask of the write offset.
+pub(crate) const OFFSET_MASK: u64 = (1 << 24) - 1;
+/// One entry in the write word.
+pub(crate) const ENTRY: u64 = 1 << 24;
+const ENTRY_MASK: u64 = (1 << 20) - 1;
+/// One generation in the write word.
+pub(crate) const GENERATION: u64 = 1 << 44;
+/// Mask of the generation bits.
+pub(crate) const GENERATION_MASK: u64 = !((1 << 44) - 1);
+
+/// The write offset of a write word.
+#[inline(always)]
+pub(crate) const fn write_offset(word: u64) -> usize {
+    (word & OFFSET_MASK) as usize
+}
+/// The entry count of a write word.
+#[inline(always)]
+pub(crate) const fn write_entries(word: u64) -> u64 {
+    (word >> 24) & ENTRY_MASK
+}
+
+/// Plain description of the region's shape. Copied into the region header so
+/// that a reader in another process can validate what it maps.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    /// Number of rings (writer contexts).
+    pub nr_rings: u32,
+    /// Pages in each ring's circular list, not counting the reader's page.
+    pub pages_per_ring: u32,
+    /// Bytes per page, a power of two.
+    pub page_size: u32,
+    /// Total pages: `nr_rings * (pages_per_ring + 1)`.
+    pub nr_pages: u32,
+    /// Byte offset of the `RingMeta` array.
+    pub ring_meta_offset: u64,
+    /// Byte offset of the `PageMeta` array.
+    pub page_meta_offset: u64,
+    /// Byte offset of the first page (4096-aligned).
+    pub data_offset: u64,
+    /// Total bytes of the region.
+    pub total_size: u64,
+}
+
+impl Geometry {
+    pub(crate) fn new(nr_rings: u32, pages_per_ring: u32, page_size: u32) -> Option<Geometry> {
+        let nr_pages = nr_rings.checked_mul(pages_per_ring.checked_add(1)?)?;
+        if nr_pages >= 1 << 30 {
+            return None;
+        }
+        let ring_meta_offset = round_up(std::mem::size_of::<RegionHeader>() as u64, 64);
+        let page_meta_offset = round_up(
+            ring_meta_offset + u64::from(nr_rings) * std::mem::size_of::<RingMeta>() as u64,
+            64,
+        );
+        let data_offset = round_up(
+            page_meta_offset + u64::from(nr_pages) * std::mem::size_of::<PageMeta>() as u64,
+            4096,
+        );
+        let total_size = data_offset.checked_add(u64::from(nr_pages) * u64::from(page_size))?;
+        usize::try_from(total_size).ok()?;
+        Some(Geometry {
+            nr_rings,
+            pages_per_ring,
+            page_size,
+            nr_pages,
+            ring_meta_offset,
+            page_meta_offset,
+            data_offset,
+            total_size,
+        })
+    }
+
+    /// Index of page `i` (0..=pages_per_ring) of ring `ring`; the last one is
+    /// the ring's initial reader page.
+    #[inline]
+    pub(crate) fn page_index(&self, ring: u32, i: u32) -> u32 {
+        ring * (self.pages_per_ring + 1) + i
+    }
+}
+
+const fn round_up(n: u64, to: u64) -> u64 {
+    n.div_ceil(to) * to
+}
+
+/// First bytes of the region: identification and shape.
+#[repr(C)]
+pub(crate) struct RegionHeader {
+    pub magic: u64,
+    pub version: u32,
+    pub header_size: u32,
+    pub ring_meta_size: u32,
+    pub page_meta_size: u32,
+    pub geometry: Geometry,
+    pub state: BufferState,
+}
+
+/// Buffer-wide switches.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct BufferState {
+    /// 0 = overwrite, 1 = producer/consumer. Read by writers in the slow path.
+    pub mode: AtomicU32,
+    _pad: AtomicU32,
+}
+
+/// Writer-side state of a ring, touched by its writer thread and the signal
+/// handlers nested on it. Readers only load from it.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub(crate) struct WriterState {
+    /// Page the next reservation goes to. Moved forward by writers with a
+    /// compare-and-swap (nested writers race to move it); read by readers.
+    pub tail_page: AtomicU32,
+    /// Last page with committed data. Written only by the outermost writer;
+    /// loaded with Acquire by readers.
+    pub commit_page: AtomicU32,
+    /// Depth of writes in flight on this ring (0 = none). A writer loads it,
+    /// stores depth+1, and stores depth back when it ends: nested writers
+    /// always restore what they found, so plain loads and stores suffice.
+    pub committing: AtomicU32,
+    /// Non-zero refuses writes (record disabled). Loaded once per write.
+    pub record_disabled: AtomicU32,
+    /// Running time stamp at the tail: the time of the newest reserved event,
+    /// or the stamp of a freshly prepared page. Written by the outermost
+    /// writer after it reserves, and by whoever prepares a new tail page.
+    pub write_stamp: AtomicU64,
+    /// Time the outermost writer in flight will have once reserved; lets a
+    /// nested writer that moves the tail stamp the new page correctly.
+    pub pending_stamp: AtomicU64,
+    /// Token of the thread that claimed this ring as its writer (0 = free).
+    pub owner: AtomicU64,
+}
+
+/// Counters one nesting level owns. Writers at the same level never overlap
+/// (a level-d writer can only be interrupted by deeper levels), so each is
+/// updated with a plain load and store, which costs far less than an atomic
+/// read-modify-write; readers sum the levels.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct LevelCounters {
+    /// Events committed at this level.
+    pub committed: AtomicU64,
+    /// Bytes of events committed at this level.
+    pub bytes: AtomicU64,
+}
+
+/// Slow-path counters, changed with atomic read-modify-writes.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub(crate) struct SlowCounters {
+    /// Events lost when a writer pushed the head page (overwrite mode).
+    pub overrun: AtomicU64,
+    /// Bytes lost with those pages.
+    pub overrun_bytes: AtomicU64,
+    /// Events dropped because nested writers lapped the ring up to an
+    /// uncommitted reservation.
+    pub commit_overrun: AtomicU64,
+    /// Events dropped because the ring was full (producer/consumer mode), the
+    /// nesting was too deep, or the retry bound was hit.
+    pub dropped: AtomicU64,
+    /// Bytes of padding written (page-end fillers and discarded events).
+    pub padding_bytes: AtomicU64,
+    /// Internal inconsistencies detected (the ring is then disabled).
+    pub corruptions: AtomicU64,
+}
+
+/// Reader-side state, changed only under the reader lock.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub(crate) struct ReaderState {
+    /// The reader lock word: 0 free, 1 held. Writers never touch it.
+    pub lock: AtomicU32,
+    /// The page the reader owns, outside the ring. Read by writers only
+    /// through the links (see `Ring::is_reader_page`).
+    pub reader_page: AtomicU32,
+    /// Offset of the next unread record in the reader page's data area.
+    pub read_offset: AtomicU32,
+    /// Hint of the head page, kept by reader and writers; the truth is the
+    /// HEAD flag in the links.
+    pub head_page: AtomicU32,
+    /// Running time stamp of the reader within its page.
+    pub read_stamp: AtomicU64,
+    /// Events consumed.
+    pub read: AtomicU64,
+    /// Bytes consumed (events, padding and time records).
+    pub read_bytes: AtomicU64,
+    /// Overrun counter sampled at the last page swap.
+    pub overrun_at_swap: AtomicU64,
+    /// Lost events (overrun at swap + dropped + commit overrun) already
+    /// reported to the reader.
+    pub lost_reported: AtomicU64,
+}
+
+/// All per-ring state.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct RingMeta {
+    pub w: WriterState,
+    pub levels: [LevelCounters; MAX_NEST],
+    pub slow: SlowCounters,
+    pub r: ReaderState,
+}
+
+/// Per-page metadata. The kernel's `buffer_page` minus the list pointers'
+/// `prev` half, which lives here as an index too.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct PageMeta {
+    /// Link to the next page with HEAD/UPDATE flags (see above).
+    pub link: AtomicU32,
+    /// Index of the previous page in the ring. Maintained by the reader.
+    pub prev: AtomicU32,
+    /// The write word (see above).
+    pub write: AtomicU64,
+    /// Committed bytes of the data area. Stored with Release by the outermost
+    /// writer; loaded with Acquire by readers.
+    pub commit: AtomicU32,
+    /// Where the events end when the page was closed with a filler (0 = the
+    /// page ends at `commit`). Handed-out pages use it as their commit.
+    pub real_end: AtomicU32,
+    /// Full time stamp of the page's first event (the page header's
+    /// `time_stamp`, written into the bytes when a page is handed out).
+    pub time_stamp: AtomicU64,
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    assert!(std::mem::size_of::<PageMeta>() == 32);
+    assert!(std::mem::align_of::<RingMeta>() == 64);
+};
+
+/// The region: metadata plus page data.
+pub(crate) struct Region {
+    geometry: Geometry,
+    /// Start of the page data (page 0's header).
+    data: NonNull<u8>,
+    #[cfg(not(loom))]
+    base: NonNull<u8>,
+    #[cfg(loom)]
+    loom: LoomParts,
+}
+
+#[cfg(loom)]
+struct LoomParts {
+    state: Box<BufferState>,
+    rings: Box<[RingMeta]>,
+    pages: Box<[PageMeta]>,
+}
+
+// SAFETY: all shared mutable state in the region is atomics, or page bytes
+// whose access is ordered by the ring protocol (commit Release/Acquire).
+unsafe impl Send for Region {}
+// SAFETY: as above.
+unsafe impl Sync for Region {}
+
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Region")
+            .field("geometry", &self.geometry)
+            .finish()
+    }
+}
+
+#[cfg(not(loom))]
+fn region_layout(g: &Geometry) -> std::alloc::Layout {
+    // Geometry::new checked that total_size fits in usize; 4096 is a power of two.
+    std::alloc::Layout::from_size_align(g.total_size as usize, 4096)
+        .unwrap_or_else(|_| std::alloc::Layout::new::<u8>())
+}
+
+impl Region {
+    /// Allocates a zeroed region on the heap. Zeroed memory is a valid value
+    /// for every atomic in the metadata; the caller initialises links.
+    #[cfg(not(loom))]
+    pub(crate) fn allocate(geometry: Geometry) -> Option<Region> {
+        let layout = region_layout(&geometry);
+        if layout.size() != geometry.total_size as usize {
+            return None;
+        }
+        // SAFETY: the layout has a non-zero size (it holds at least a header).
+        let base = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })?;
+        // SAFETY: data_offset < total_size, inside the allocation.
+        let data =
+            unsafe { NonNull::new_unchecked(base.as_ptr().add(geometry.data_offset as usize)) };
+        let region = Region {
+            geometry,
+            data,
+            base,
+        };
+        // SAFETY: the header sits at offset 0 of a 4096-aligned allocation that
+        // is large enough; nobody else references it yet.
+        unsafe {
+            let h = base.as_ptr().cast::<RegionHeader>();
+            std::ptr::addr_of_mut!((*h).magic).write(REGION_MAGIC);
+            std::ptr::addr_of_mut!((*h).version).write(LAYOUT_VERSION);
+            std::ptr::addr_of_mut!((*h).header_size)
+                .write(std::mem::size_of::<RegionHeader>() as u32);
+            std::ptr::addr_of_mut!((*h).ring_meta_size)
+                .write(std::mem::size_of::<RingMeta>() as u32);
+            std::ptr::addr_of_mut!((*h).page_meta_size)
+                .write(std::mem::size_of::<PageMeta>() as u32);
+            std::ptr::addr_of_mut!((*h).geometry).write(geometry);
+        }
+        Some(region)
+    }
+
+    /// Builds the loom variant: metadata in boxed slices, data on the heap.
+    #[cfg(loom)]
+    pub(crate) fn allocate(geometry: Geometry) -> Option<Region> {
+        fn ring_meta() -> RingMeta {
+            let z32 = || AtomicU32::new(0);
+            let z64 = || AtomicU64::new(0);
+            RingMeta {
+                w: WriterState {
+                    tail_page: z32(),
+                    commit_page: z32(),
+                    committing: z32(),
+                    record_disabled: z32(),
+                    write_stamp: z64(),
+                    pending_stamp: z64(),
+                    owner: z64(),
+                },
+                levels: std::array::from_fn(|_| LevelCounters {
+                    committed: z64(),
+                    bytes: z64(),
+                }),
+                slow: SlowCounters {
+                    overrun: z64(),
+                    overrun_bytes: z64(),
+                    commit_overrun: z64(),
+                    dropped: z64(),
+                    padding_bytes: z64(),
+                    corruptions: z64(),
+                },
+                r: ReaderState {
+                    lock: z32(),
+                    reader_page: z32(),
+                    read_offset: z32(),
+                    head_page: z32(),
+                    read_stamp: z64(),
+                    read: z64(),
+                    read_bytes: z64(),
+                    overrun_at_swap: z64(),
+                    lost_reported: z64(),
+                },
+            }
+        }
+        let rings = (0..geometry.nr_rings).map(|_| ring_meta()).collect();
+        let pages = (0..geometry.nr_pages)
+            .map(|_| PageMeta {
+                link: AtomicU32::new(0),
+                prev: AtomicU32::new(0),
+                write: AtomicU64::new(0),
+                commit: AtomicU32::new(0),
+                real_end: AtomicU32::new(0),
+                time_stamp: AtomicU64::new(0),
+            })
+            .collect();
+        let bytes = geometry.nr_pages as usize * geometry.page_size as usize;
+        let data: Box<[u64]> = vec![0u64; bytes / 8].into_boxed_slice();
+        let data = NonNull::new(Box::into_raw(data).cast::<u8>())?;
+        Some(Region {
+            geometry,
+            data,
+            loom: LoomParts {
+                state: Box::new(BufferState {
+                    mode: AtomicU32::new(0),
+                    _pad: AtomicU32::new(0),
+                }),
+                rings,
+                pages,
+            },
+        })
+    }
+
+    #[inline(always)]
+    pub(crate) fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// Buffer-wide state.
+    #[inline(always)]
+    pub(crate) fn state(&self) -> &BufferState {
+        #[cfg(not(loom))]
+        // SAFETY: the header is at offset 0 of the live allocation and was
+        // initialised in `allocate`; `state` holds only atomics.
+        unsafe {
+            &(*self.base.as_ptr().cast::<RegionHeader>()).state
+        }
+        #[cfg(loom)]
+        &self.loom.state
+    }
+
+    /// The metadata of ring `ring` (< nr_rings).
+    #[inline(always)]
+    pub(crate) fn ring(&self, ring: u32) -> &RingMeta {
+        debug_assert!(ring < self.geometry.nr_rings);
+        #[cfg(not(loom))]
+        // SAFETY: ring < nr_rings, so the struct lies inside the allocation at
+        // a 64-aligned offset; zeroed atomics are valid values.
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(self.geometry.ring_meta_offset as usize)
+                .cast::<RingMeta>()
+                .add(ring as usize)
+        }
+        #[cfg(loom)]
+        &self.loom.rings[ring as usize]
+    }
+
+    /// The metadata of page `page` (< nr_pages).
+    #[inline(always)]
+    pub(crate) fn page(&self, page: u32) -> &PageMeta {
+        debug_assert!(page < self.geometry.nr_pages);
+        #[cfg(not(loom))]
+        // SAFETY: page < nr_pages, so the struct lies inside the allocation,
+        // 32-byte aligned; zeroed atomics are valid values.
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(self.geometry.page_meta_offset as usize)
+                .cast::<PageMeta>()
+                .add(page as usize)
+        }
+        #[cfg(loom)]
+        &self.loom.pages[page as usize]
+    }
+
+    /// Pointer to the first byte of page `page` (its 16-byte header).
+    #[inline(always)]
+    pub(crate) fn page_bytes(&self, page: u32) -> *mut u8 {
+        debug_assert!(page < self.geometry.nr_pages);
+        // SAFETY: page < nr_pages: the page lies inside the data area.
+        unsafe {
+            self.data
+                .as_ptr()
+                .add(page as usize * self.geometry.page_size as usize)
+        }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        #[cfg(not(loom))]
+        // SAFETY: `base` came from `alloc_zeroed` with this exact layout.
+        unsafe {
+            std::alloc::dealloc(self.base.as_ptr(), region_layout(&self.geometry))
+        };
+        #[cfg(loom)]
+        {
+            let words = self.geometry.nr_pages as usize * self.geometry.page_size as usize / 8;
+            // SAFETY: `data` came from `Box::<[u64]>::into_raw` with this length.
+            drop(unsafe {
+                Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.data.as_ptr().cast::<u64>(),
+                    words,
+                ))
+            });
+        }
+    }
+}

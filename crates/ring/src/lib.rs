@@ -1,0 +1,65 @@
+//! `ringtrace-ring`: the Linux kernel's lockless tracing ring buffer
+//! (ftrace's `kernel/trace/ring_buffer.c` after "ring-buffer: make
+//! lockless"), re-created in user space.
+//!
+//! A [`RingBuffer`] holds one ring per writer context (a thread and the
+//! signal handlers that interrupt it). Each ring is a circular list of pages
+//! plus one page owned by the reader. Writers reserve, fill and commit
+//! variable-length events without locks, and may nest inside each other as
+//! signal handlers do; the head page is marked by HEAD/UPDATE flag bits in the
+//! link to it and moved with compare-and-swap; a reader swaps its spare page
+//! in. Rings run as a flight recorder ([`Mode::Overwrite`]) or as
+//! producer/consumer ([`Mode::ProducerConsumer`]).
+//!
+//! Pages and events use the kernel's binary format ([`format`]), so pages
+//! leave the process unchanged (trace-cmd's `trace.dat`, shared memory).
+//!
+//! # Guarantees
+//!
+//! - A write never locks, allocates, makes a system call, blocks or waits for
+//!   a reader; it is async-signal-safe.
+//! - Every attempted write is, exactly once, read, counted as overrun,
+//!   dropped, commit overrun, or still buffered ([`RingStats`]).
+//! - Readers see committed events only, in order, with time stamps that never
+//!   go backwards within a ring.
+//!
+//! Not guaranteed: payload lengths are stored rounded up to 4 bytes (the
+//! format has no exact length); nested events carry the time stamp of the
+//! event they interrupted.
+//!
+//! ```
+//! use ringtrace_ring::{Config, RingBuffer};
+//!
+//! let buf = RingBuffer::new(Config::new(2)).unwrap();
+//! let mut w = buf.writer(0).unwrap();
+//! w.write(1_000, b"first").unwrap();
+//! let mut r = w.reserve(2_000, 8).unwrap();
+//! r.copy_from_slice(&42u64.to_le_bytes());
+//! r.commit();
+//!
+//! let mut c = buf.consumer(0).unwrap();
+//! let first = c.consume().unwrap().unwrap();
+//! assert_eq!((first.timestamp, &first.payload[..5]), (1_000, &b"first"[..]));
+//! let second = c.consume().unwrap().unwrap();
+//! assert_eq!(second.timestamp, 2_000);
+//! assert!(c.consume().unwrap().is_none());
+//! ```
+#![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod buffer;
+mod error;
+pub mod format;
+mod layout;
+mod read;
+mod sync;
+mod write;
+
+#[cfg(test)]
+mod tests;
+
+pub use buffer::{Config, Mode, RingBuffer, RingStats};
+pub use error::{ConfigError, ReadError, RingError, WriteError};
+pub use layout::MAX_NEST;
+pub use read::{Consumer, Event};
+pub use write::{Reservation, Writer};

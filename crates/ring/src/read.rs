@@ -1,0 +1,304 @@
+//! The consuming reader: peek and consume events of one ring, swapping the
+//! reader's spare page with the head page when its own page is used up.
+//!
+//! # Contract
+//!
+//! Readers of a ring are serialized by the reader lock (a word in the ring's
+//! metadata that writers never touch). A reader never stops or slows a
+//! writer: it only ever changes the ring with one compare-and-swap on the
+//! link that carries HEAD, and it retries while a writer is moving the head.
+//!
+//! ```text
+//!  before:   prev --HEAD--> head --> after          reader: [R]
+//!  splice:   R.link = after|HEAD, R.prev = prev
+//!  swap:     cmpxchg(prev.link, head|HEAD -> R)     (fails on UPDATE or a
+//!                                                    pushed head: retry)
+//!  after:    prev --> R --HEAD--> after             reader: [head]
+//! ```
+//!
+//! Only committed bytes are read: the page's `commit` (Release by the
+//! outermost writer, Acquire here) bounds what is decoded, so reserved but
+//! uncommitted data is never exposed. The reader may own the page the writer
+//! is still filling (head == tail); it reads up to the commit and waits for
+//! the commit to move on before swapping again.
+
+use crate::format::{decode, Record, PAGE_HEADER_SIZE};
+use crate::layout::{link, link_flag, link_page, Region, RingMeta, GENERATION_MASK, HEAD, NORMAL};
+use crate::sync::{backoff, fence, Ordering::*};
+use crate::ReadError;
+
+/// Bound on swap attempts before giving up for this call (a writer keeps
+/// moving the head); the next call tries again.
+const SWAP_ATTEMPTS: u32 = 10_000;
+
+/// One event read from a ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event<'r> {
+    /// Time stamp: the page's stamp plus the deltas before the event.
+    pub timestamp: u64,
+    /// Events lost since the previous event this reader returned: pages
+    /// overwritten before this one (overrun), plus events dropped because the
+    /// ring was full or nested too deep, plus commit overruns.
+    pub lost_events: u64,
+    /// The payload, rounded up to a multiple of 4 bytes as the format stores
+    /// it (the tail bytes past the written length are zero).
+    pub payload: &'r [u8],
+}
+
+/// The consuming reader of one ring; holds the ring's reader lock.
+pub struct Consumer<'a> {
+    region: &'a Region,
+    meta: &'a RingMeta,
+    ring: u32,
+}
+
+impl std::fmt::Debug for Consumer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("ring", &self.ring)
+            .finish()
+    }
+}
+
+impl<'a> Consumer<'a> {
+    /// Takes the reader lock of `ring`, waiting for another reader to finish.
+    pub(crate) fn lock(region: &'a Region, ring: u32) -> Consumer<'a> {
+        let meta = region.ring(ring);
+        let mut round = 0;
+        // Acquire: pairs with the Release store in `Drop`, so this reader
+        // sees the previous reader's state.
+        while meta
+            .r
+            .lock
+            .compare_exchange(0, 1, Acquire, Relaxed)
+            .is_err()
+        {
+            backoff(round);
+            round = round.saturating_add(1);
+        }
+        Consumer { region, meta, ring }
+    }
+
+    /// Takes the reader lock if it is free.
+    pub(crate) fn try_lock(region: &'a Region, ring: u32) -> Option<Consumer<'a>> {
+        let meta = region.ring(ring);
+        meta.r.lock.compare_exchange(0, 1, Acquire, Relaxed).ok()?;
+        Some(Consumer { region, meta, ring })
+    }
+
+    /// The next event without consuming it.
+    pub fn peek(&mut self) -> Result<Option<Event<'_>>, ReadError> {
+        self.next_record(false)
+    }
+
+    /// The next event, consumed.
+    ///
+    /// ```
+    /// # use ringtrace_ring::{Config, RingBuffer};
+    /// let buf = RingBuffer::new(Config::new(1)).unwrap();
+    /// buf.writer(0).unwrap().write(7, &[1, 2, 3, 4]).unwrap();
+    /// let mut r = buf.consumer(0).unwrap();
+    /// assert_eq!(r.consume().unwrap().unwrap().payload, &[1, 2, 3, 4]);
+    /// assert!(r.consume().unwrap().is_none());
+    /// ```
+    pub fn consume(&mut self) -> Result<Option<Event<'_>>, ReadError> {
+        self.next_record(true)
+    }
+
+    fn next_record(&mut self, consume: bool) -> Result<Option<Event<'_>>, ReadError> {
+        let r = &self.meta.r;
+        let nr_pages = self.region.geometry().nr_pages;
+        let cap = crate::format::data_capacity(self.region.geometry().page_size as usize);
+        for _ in 0..(self.region.geometry().pages_per_ring * 4 + 16) {
+            let rp = r.reader_page.load(Relaxed);
+            if rp >= nr_pages {
+                return Err(self.corrupt_ring("reader page index out of range"));
+            }
+            // Acquire: pairs with the Release store of `commit_page` in
+            // `set_commit_to_write`: if the commit has left our page, the
+            // `commit` loaded below is final.
+            let commit_page = self.meta.w.commit_page.load(Acquire);
+            let page = self.region.page(rp);
+            // Acquire: pairs with the Release store of `commit` by the
+            // outermost writer: the bytes below it are written.
+            let commit = (page.commit.load(Acquire) as usize).min(cap);
+            let off = r.read_offset.load(Relaxed) as usize;
+            if off < commit {
+                // SAFETY: [0, commit) of the reader page's data area is
+                // committed: writers never change it, and only this reader
+                // (holding the lock) can swap the page away.
+                let data = unsafe {
+                    std::slice::from_raw_parts(
+                        self.region.page_bytes(rp).add(PAGE_HEADER_SIZE),
+                        commit,
+                    )
+                };
+                let mut stamp = if off == 0 {
+                    page.time_stamp.load(Relaxed)
+                } else {
+                    r.read_stamp.load(Relaxed)
+                };
+                let (record, size) = match decode(data, off) {
+                    Ok(x) => x,
+                    Err(source) => {
+                        // Skip the rest of this page; report it once.
+                        r.read_offset.store(commit as u32, Relaxed);
+                        self.meta.slow.corruptions.fetch_add(1, Relaxed);
+                        return Err(ReadError::CorruptEvent {
+                            ring: self.ring as usize,
+                            page: rp,
+                            source,
+                        });
+                    }
+                };
+                match record {
+                    Record::Data {
+                        delta,
+                        payload_offset,
+                        payload_len,
+                    } => {
+                        let timestamp = stamp.wrapping_add(delta);
+                        let lost_total = r.overrun_at_swap.load(Relaxed)
+                            + self.meta.slow.dropped.load(Relaxed)
+                            + self.meta.slow.commit_overrun.load(Relaxed);
+                        let lost_events = lost_total.saturating_sub(r.lost_reported.load(Relaxed));
+                        if consume {
+                            r.read_offset.store((off + size) as u32, Relaxed);
+                            r.read_stamp.store(timestamp, Relaxed);
+                            r.read.store(r.read.load(Relaxed) + 1, Relaxed);
+                            r.read_bytes
+                                .store(r.read_bytes.load(Relaxed) + size as u64, Relaxed);
+                            r.lost_reported
+                                .store(lost_total.max(r.lost_reported.load(Relaxed)), Relaxed);
+                        }
+                        let payload = &data[payload_offset..payload_offset + payload_len];
+                        return Ok(Some(Event {
+                            timestamp,
+                            lost_events,
+                            payload,
+                        }));
+                    }
+                    Record::Padding { delta } => stamp = stamp.wrapping_add(delta),
+                    Record::NullPadding => {}
+                    Record::TimeExtend { delta } => stamp = stamp.wrapping_add(delta),
+                    Record::TimeStamp { stamp: s } => {
+                        // Restore the top 5 bits from the page stamp.
+                        let page_ts = page.time_stamp.load(Relaxed);
+                        stamp = (page_ts & !crate::format::TIME_EXTEND_MAX) | s;
+                    }
+                }
+                // Padding and time records are consumed even by `peek`: they
+                // are not events.
+                r.read_offset.store((off + size) as u32, Relaxed);
+                r.read_stamp.store(stamp, Relaxed);
+                r.read_bytes
+                    .store(r.read_bytes.load(Relaxed) + size as u64, Relaxed);
+                continue;
+            }
+            if commit_page == rp {
+                return Ok(None); // Caught up with the writer.
+            }
+            if !self.swap(rp)? {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Swaps the used-up reader page `rp` with the head page. Returns false
+    /// when there is nothing to read or a writer kept the head busy.
+    fn swap(&mut self, rp: u32) -> Result<bool, ReadError> {
+        let r = &self.meta.r;
+        for round in 0..SWAP_ATTEMPTS {
+            let Some(head) = self.find_head()? else {
+                backoff(round);
+                continue;
+            };
+            let hp = self.region.page(head);
+            // Nothing committed on the head page: nothing to read.
+            let commit_page = self.meta.w.commit_page.load(Acquire);
+            if head == commit_page && hp.commit.load(Acquire) == 0 {
+                return Ok(false);
+            }
+            let after = link_page(hp.link.load(Acquire));
+            let before = hp.prev.load(Relaxed);
+            if after >= self.region.geometry().nr_pages || before >= self.region.geometry().nr_pages
+            {
+                return Err(self.corrupt_ring("page link out of range"));
+            }
+            // Reset our page and splice it in where the head is.
+            let mine = self.region.page(rp);
+            mine.write
+                .store(mine.write.load(Relaxed) & GENERATION_MASK, Relaxed);
+            mine.commit.store(0, Relaxed);
+            mine.real_end.store(0, Relaxed);
+            mine.link.store(link(after, HEAD), Relaxed);
+            mine.prev.store(before, Relaxed);
+            // SeqCst: as the kernel's smp_mb in rb_get_reader_page, orders
+            // our splice before sampling `overrun`; pairs with the writer's
+            // AcqRel cmpxchg HEAD->UPDATE in `handle_head_page`, so a push
+            // that beats our cmpxchg below is either counted here or makes
+            // the cmpxchg fail.
+            fence(SeqCst);
+            let overrun = self.meta.slow.overrun.load(Relaxed);
+            // The swap. Release publishes our page's reset and links to the
+            // writers that follow the link (Acquire loads in `move_tail`).
+            let swapped = self
+                .region
+                .page(before)
+                .link
+                .compare_exchange(link(head, HEAD), link(rp, NORMAL), AcqRel, Acquire)
+                .is_ok();
+            if !swapped {
+                backoff(round);
+                continue;
+            }
+            self.region.page(after).prev.store(rp, Relaxed);
+            r.head_page.store(after, Relaxed);
+            r.reader_page.store(head, Relaxed);
+            r.read_offset.store(0, Relaxed);
+            r.overrun_at_swap.store(overrun, Relaxed);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Finds the head page: the page whose ring predecessor's link carries
+    /// HEAD (`rb_set_head_page`). None while a writer is moving it.
+    fn find_head(&self) -> Result<Option<u32>, ReadError> {
+        let nr_pages = self.region.geometry().nr_pages;
+        let r = &self.meta.r;
+        let mut p = r.head_page.load(Relaxed);
+        for _ in 0..3 * (self.region.geometry().pages_per_ring + 1) {
+            if p >= nr_pages {
+                return Err(self.corrupt_ring("head page index out of range"));
+            }
+            let prev = self.region.page(p).prev.load(Relaxed);
+            if prev >= nr_pages {
+                return Err(self.corrupt_ring("page prev index out of range"));
+            }
+            let l = self.region.page(prev).link.load(Acquire);
+            if link_page(l) == p && link_flag(l) == HEAD {
+                r.head_page.store(p, Relaxed);
+                return Ok(Some(p));
+            }
+            p = link_page(self.region.page(p).link.load(Acquire));
+        }
+        Ok(None)
+    }
+
+    fn corrupt_ring(&self, what: &'static str) -> ReadError {
+        self.meta.slow.corruptions.fetch_add(1, Relaxed);
+        ReadError::CorruptRing {
+            ring: self.ring as usize,
+            what,
+        }
+    }
+}
+
+impl Drop for Consumer<'_> {
+    fn drop(&mut self) {
+        // Release: pairs with the Acquire in `lock`.
+        self.meta.r.lock.store(0, Release);
+    }
+}

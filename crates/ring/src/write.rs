@@ -1,0 +1,786 @@
+//! The write path: reserve, fill, commit, discard; lockless and nestable.
+//!
+//! # Contract
+//!
+//! One thread writes a ring at a time, holding its [`Writer`]. Signal handlers
+//! that interrupt that thread may write the same ring through a nested writer
+//! ([`crate::RingBuffer::nested_writer`]); such writes nest like a stack, as
+//! interrupts nest in the kernel: a nested write runs to completion before the
+//! write it interrupted resumes. A write never locks, allocates, makes a
+//! system call, blocks or waits for a reader: it is async-signal-safe.
+//!
+//! # Time stamps
+//!
+//! The outermost write on a ring (depth 0) stores the delta from the previous
+//! event, with a time extend in front when it does not fit in 27 bits. A
+//! nested write stores delta 0: it is reported with the time stamp of the
+//! event it interrupted (the kernel's 2009 choice). This keeps the delta chain
+//! exact without the modern before/after-stamp dance: a nested writer never
+//! changes `write_stamp`, so whatever point it interrupts, the running time at
+//! its position is the time the outer writer reserved (or the previous one).
+//! A time stamp smaller than the previous event's is raised to it, so time
+//! never goes backwards within a ring.
+//!
+//! # The steps, and what a nested write does between them
+//!
+//! Reserve (`reserve_in_ring`):
+//!
+//! ```text
+//! E  depth = committing; committing = depth + 1
+//!      nested before E: it completed and restored `committing`; we see the
+//!      same depth and proceed as if it never ran.
+//! A  tail = tail_page; after = write_stamp; delta = ts - after (outer only)
+//! B  pending_stamp = after + delta                          (outer only)
+//!      nested between A and C: it reserves first, at the old tail, with
+//!      delta 0 (its time = `after`), and does not touch write_stamp, so our
+//!      delta is still right; if it moved the tail, our fetch_add lands on a
+//!      full page and we retry.
+//! C  old = tail.write.fetch_add(size + 1 entry)             -- the only RMW
+//!      the reservation point: [old, old + size) is ours.
+//!      nested after C: it lands after us with delta 0, so its time is ours.
+//! D  write_stamp = after + delta; first event on a page stamps the page
+//!      nested between C and D, moving the tail: it stamps the new page
+//!      with max(write_stamp, pending_stamp) = our time, the same value we
+//!      store at D, so D cannot make time go backwards.
+//! W  (caller fills the payload; the reservation is between reserve and commit)
+//! ```
+//!
+//! Slow path when the event does not fit (`move_tail`, the kernel's
+//! `rb_move_tail`):
+//!
+//! ```text
+//! F  give back what we took: the writer that crossed the page end writes a
+//!    filler over the rest and records real_end; others subtract their size.
+//! G  next = tail.link. next == commit page -> commit overrun (drop).
+//!    link carries HEAD/UPDATE: producer/consumer mode drops; overwrite mode
+//!    pushes the head page (`handle_head_page`):
+//!      P1 tail.link HEAD -> UPDATE (cmpxchg). HEAD: ours, count the overrun.
+//!         UPDATE: we interrupted the owner and help. NORMAL/MOVED: retry.
+//!      P2 next.link NORMAL -> HEAD (new head); undo if nested writers have
+//!         since lapped past it.
+//!      P3 owner only: tail.link UPDATE -> NORMAL.
+//! T1 next.write += 1 generation
+//! T2 if tail_page is still ours: cmpxchg next.write to offset 0, entries 0;
+//!    on success stamp the page with max(write_stamp, pending_stamp)
+//!    nested between T1 and T2 did the same with a newer generation; our
+//!    cmpxchg fails and we do not reset the page it filled. Nested between
+//!    T2 and T3 computes the same stamp (no nested writer changes either
+//!    input), so both stores agree.
+//! T3 cmpxchg tail_page: tail -> next (whoever is first wins); retry from A.
+//! ```
+//!
+//! Commit (`end`, the kernel's `rb_end_commit`): only the outermost writer
+//! moves the commit point; it walks `commit_page` to `tail_page`, storing each
+//! page's `commit` with Release.
+//!
+//! ```text
+//! K  commit walk done
+//!      nested before K: committed by our walk.
+//! L  committing = 0; then re-check tail/write against the commit
+//!      nested between K and L saw depth 1 and did not commit: the re-check
+//!      finds uncommitted bytes and walks again. Nested after L is outermost
+//!      itself and commits on its own.
+//! ```
+
+use crate::format::{
+    event_size, write_data_header, write_padding, write_time_extend, PAGE_HEADER_SIZE,
+    TIME_EXTEND_MAX, TIME_EXTEND_SIZE, TS_DELTA_MAX,
+};
+use crate::layout::{
+    link, link_flag, link_page, write_entries, write_offset, Region, RingMeta, ENTRY, GENERATION,
+    GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL, UPDATE,
+};
+use crate::sync::{signal_fence, Ordering::*};
+use crate::{Mode, WriteError};
+use std::marker::PhantomData;
+
+/// Bound on reserve retries, as the kernel's 1000 loops of -EAGAIN.
+const MAX_RETRIES: u32 = 1000;
+
+/// Labels of the racy steps, for the test hook that performs a nested write
+/// at each of them.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Label {
+    E,
+    A,
+    B,
+    C,
+    D,
+    F,
+    G,
+    P1,
+    P2,
+    T1,
+    T2,
+    K,
+    L,
+}
+
+#[cfg(test)]
+pub(crate) mod hook {
+    use super::Label;
+    use std::cell::Cell;
+    thread_local! {
+        pub(crate) static HOOK: Cell<Option<fn(Label)>> = const { Cell::new(None) };
+    }
+    pub(crate) fn fire(label: Label) {
+        if let Some(f) = HOOK.with(|h| h.get()) {
+            f(label);
+        }
+    }
+}
+
+macro_rules! step {
+    ($label:ident) => {
+        #[cfg(test)]
+        hook::fire(Label::$label);
+    };
+}
+
+/// The writing end of one ring.
+///
+/// Obtained from [`crate::RingBuffer::writer`] (claims the ring for the
+/// current thread) or [`crate::RingBuffer::nested_writer`] (inside a signal
+/// handler of the owning thread). Not `Send`: a writer context is a thread.
+pub struct Writer<'a> {
+    region: &'a Region,
+    meta: &'a RingMeta,
+    ring: u32,
+    cap: usize,
+    max_payload: usize,
+    claimed: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl std::fmt::Debug for Writer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("ring", &self.ring)
+            .field("claimed", &self.claimed)
+            .finish()
+    }
+}
+
+/// Where a reservation lives.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// Page index.
+    page: u32,
+    /// Offset in the data area of the first byte (the time extend, if any).
+    start: usize,
+    /// Total bytes reserved (extend + event).
+    size: usize,
+    /// Whether a time extend precedes the event.
+    extended: bool,
+    /// Delta the event carries in total (0 for nested events).
+    delta: u64,
+    /// Write depth of this reservation (0 = outermost).
+    depth: u32,
+    /// The payload.
+    payload: *mut u8,
+    /// Payload length asked for.
+    len: usize,
+}
+
+/// A reserved event: `len` writable bytes, published by [`Reservation::commit`].
+///
+/// Dropping it without committing discards it, like
+/// [`Reservation::discard`]: the kernel's `ring_buffer_discard_commit`.
+#[must_use = "a reservation is discarded unless committed"]
+pub struct Reservation<'w, 'a> {
+    writer: &'w mut Writer<'a>,
+    slot: Slot,
+    done: bool,
+}
+
+impl std::fmt::Debug for Reservation<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("len", &self.slot.len)
+            .finish()
+    }
+}
+
+impl<'a> Writer<'a> {
+    pub(crate) fn new(region: &'a Region, ring: u32, claimed: bool) -> Writer<'a> {
+        let page_size = region.geometry().page_size as usize;
+        Writer {
+            region,
+            meta: region.ring(ring),
+            ring,
+            cap: crate::format::data_capacity(page_size),
+            max_payload: crate::format::max_payload(page_size),
+            claimed,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Index of the ring this writer writes.
+    pub fn ring(&self) -> usize {
+        self.ring as usize
+    }
+
+    /// Writes `data` as one event stamped `ts`: reserve, copy and commit.
+    ///
+    /// ```
+    /// # use ringtrace_ring::{Config, RingBuffer};
+    /// let buf = RingBuffer::new(Config::new(1)).unwrap();
+    /// let mut w = buf.writer(0).unwrap();
+    /// w.write(100, b"hello").unwrap();
+    /// let mut r = buf.consumer(0).unwrap();
+    /// let ev = r.consume().unwrap().unwrap();
+    /// assert_eq!(ev.timestamp, 100);
+    /// assert_eq!(&ev.payload[..5], b"hello");
+    /// ```
+    #[inline]
+    pub fn write(&mut self, ts: u64, data: &[u8]) -> Result<(), WriteError> {
+        let slot = self.reserve_slot(ts, data.len())?;
+        // SAFETY: `slot.payload` has `slot.len == data.len()` reserved bytes
+        // that nobody else touches until we commit.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), slot.payload, data.len()) };
+        self.commit_slot(&slot);
+        Ok(())
+    }
+
+    /// Reserves an event of exactly `len` payload bytes stamped `ts`.
+    ///
+    /// The bytes are zeroed only in the alignment tail; fill all of them.
+    /// Commit with [`Reservation::commit`]; dropping discards.
+    #[inline]
+    pub fn reserve(&mut self, ts: u64, len: usize) -> Result<Reservation<'_, 'a>, WriteError> {
+        let slot = self.reserve_slot(ts, len)?;
+        Ok(Reservation {
+            writer: self,
+            slot,
+            done: false,
+        })
+    }
+
+    #[inline(always)]
+    fn reserve_slot(&self, ts: u64, len: usize) -> Result<Slot, WriteError> {
+        if len == 0 || len > self.max_payload {
+            return Err(WriteError::TooLarge {
+                len,
+                max: self.max_payload,
+            });
+        }
+        let w = &self.meta.w;
+        if w.record_disabled.load(Relaxed) != 0 {
+            return Err(WriteError::Disabled);
+        }
+        // Step E: enter. Plain load and store: a nested writer restores the
+        // depth it found before we resume.
+        let depth = w.committing.load(Relaxed);
+        if depth as usize >= MAX_NEST {
+            self.meta.slow.dropped.fetch_add(1, Relaxed);
+            return Err(WriteError::NestTooDeep);
+        }
+        w.committing.store(depth + 1, Relaxed);
+        signal_fence();
+        step!(E);
+        match self.reserve_in_ring(ts, len, depth) {
+            Ok(slot) => Ok(slot),
+            Err(e) => {
+                self.end(depth);
+                Err(e)
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn reserve_in_ring(&self, ts: u64, len: usize, depth: u32) -> Result<Slot, WriteError> {
+        let w = &self.meta.w;
+        let outer = depth == 0;
+        let event = event_size(len);
+        let nr_pages = self.region.geometry().nr_pages;
+        for _ in 0..MAX_RETRIES {
+            // Step A. Acquire: pairs with the Release cmpxchg at T3, so the
+            // page preparation of a tail moved by another context is visible
+            // (only this thread moves it, but readers in shared memory may
+            // have rewritten the page we get to).
+            let tail = w.tail_page.load(Acquire);
+            if tail >= nr_pages {
+                return Err(self.corrupt("tail page index out of range"));
+            }
+            let after = w.write_stamp.load(Relaxed);
+            let delta = if outer {
+                ts.saturating_sub(after).min(TIME_EXTEND_MAX)
+            } else {
+                0
+            };
+            let extended = delta > TS_DELTA_MAX;
+            let size = event + if extended { TIME_EXTEND_SIZE } else { 0 };
+            step!(A);
+            // Step B.
+            if outer {
+                w.pending_stamp.store(after + delta, Relaxed);
+            }
+            signal_fence();
+            step!(B);
+            // Step C: the reservation point.
+            let page = self.region.page(tail);
+            let old = page.write.fetch_add(size as u64 | ENTRY, Relaxed);
+            signal_fence();
+            let start = write_offset(old);
+            step!(C);
+            if start + size <= self.cap {
+                // Step D.
+                let mut delta = delta;
+                if outer {
+                    w.write_stamp.store(after + delta, Relaxed);
+                    if start == 0 {
+                        // The first event on a page: its time is the page's.
+                        page.time_stamp.store(after + delta, Relaxed);
+                        delta = 0;
+                    }
+                }
+                signal_fence();
+                step!(D);
+                // SAFETY: [start, start + size) of this page's data area is
+                // ours (step C) and inside the page (checked above).
+                let slot =
+                    unsafe { self.fill_headers(tail, start, size, extended, delta, depth, len) };
+                return Ok(slot);
+            }
+            self.move_tail(tail, start, size)?;
+        }
+        self.meta.slow.dropped.fetch_add(1, Relaxed);
+        Err(WriteError::Corrupt("reserve retried 1000 times"))
+    }
+
+    /// Writes the event headers of a fresh reservation and zeroes the
+    /// alignment tail of its payload.
+    ///
+    /// # Safety
+    /// `[start, start + size)` of page `page`'s data area must be reserved by
+    /// the caller and lie within the page.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn fill_headers(
+        &self,
+        page: u32,
+        start: usize,
+        size: usize,
+        extended: bool,
+        delta: u64,
+        depth: u32,
+        len: usize,
+    ) -> Slot {
+        debug_assert!(start + size <= self.cap);
+        // SAFETY: inside the page (caller's contract).
+        let base = unsafe { self.region.page_bytes(page).add(PAGE_HEADER_SIZE + start) };
+        let mut at = base;
+        let mut data_delta = delta;
+        if extended {
+            // SAFETY: the first 8 reserved bytes hold the extend.
+            unsafe { write_time_extend(at, delta) };
+            // SAFETY: still inside the reservation.
+            at = unsafe { at.add(TIME_EXTEND_SIZE) };
+            data_delta = 0;
+        }
+        // SAFETY: the rest of the reservation holds the event.
+        let payload = unsafe { at.add(write_data_header(at, len, data_delta)) };
+        // SAFETY: zero the 0..=3 alignment bytes after the payload, which are
+        // inside the reservation, so readers never see stale bytes.
+        unsafe {
+            let end = base.add(size);
+            let tail = payload.add(len);
+            std::ptr::write_bytes(tail, 0, end.offset_from(tail) as usize);
+        }
+        Slot {
+            page,
+            start,
+            size,
+            extended,
+            delta,
+            depth,
+            payload,
+            len,
+        }
+    }
+
+    /// The slow path: the event did not fit on the tail page.
+    #[cold]
+    #[inline(never)]
+    fn move_tail(&self, tail: u32, start: usize, size: usize) -> Result<(), WriteError> {
+        let w = &self.meta.w;
+        let page = self.region.page(tail);
+        // Step F: give back what we took from the full page.
+        if start < self.cap {
+            let filler = self.cap - start;
+            // SAFETY: [start, cap) is ours: we crossed the end, so every later
+            // reservation on this page starts at or after the end.
+            unsafe {
+                write_padding(
+                    self.region.page_bytes(tail).add(PAGE_HEADER_SIZE + start),
+                    filler,
+                    1,
+                )
+            };
+            page.real_end.store(start as u32, Relaxed);
+            self.meta
+                .slow
+                .padding_bytes
+                .fetch_add(filler as u64, Relaxed);
+            signal_fence();
+            page.write
+                .fetch_sub((size - filler) as u64 | ENTRY, Relaxed);
+        } else {
+            page.write.fetch_sub(size as u64 | ENTRY, Relaxed);
+        }
+        signal_fence();
+        step!(F);
+
+        // Step G. Acquire: pairs with the reader's Release cmpxchg that may
+        // have spliced its page in after us.
+        let l = page.link.load(Acquire);
+        let next = link_page(l);
+        if next >= self.region.geometry().nr_pages {
+            return Err(self.corrupt("page link out of range"));
+        }
+        let commit_page = w.commit_page.load(Relaxed);
+        if next == commit_page {
+            self.meta.slow.commit_overrun.fetch_add(1, Relaxed);
+            return Err(WriteError::CommitOverrun);
+        }
+        if link_flag(l) != NORMAL {
+            // `next` is the head page (or a writer we interrupted is moving it).
+            if !self.is_reader_page(commit_page) {
+                if self.mode() == Mode::ProducerConsumer {
+                    self.meta.slow.dropped.fetch_add(1, Relaxed);
+                    return Err(WriteError::Full);
+                }
+                if !self.handle_head_page(tail, next)? {
+                    return Ok(());
+                }
+            } else if commit_page != tail {
+                // The commit is still on the reader's page and nested writes
+                // lapped the whole ring: nothing may be overwritten.
+                self.meta.slow.commit_overrun.fetch_add(1, Relaxed);
+                return Err(WriteError::CommitOverrun);
+            }
+        }
+        step!(G);
+        self.tail_page_update(tail, next);
+        Ok(())
+    }
+
+    /// Pushes the head page forward (overwrite mode). Returns `Ok(true)` when
+    /// the tail may move onto `next`, `Ok(false)` to retry from step A.
+    fn handle_head_page(&self, tail: u32, next: u32) -> Result<bool, WriteError> {
+        let tail_link = &self.region.page(tail).link;
+        let next_page = self.region.page(next);
+        let next_word = next_page.write.load(Relaxed);
+        let lost_bytes = u64::from(next_page.commit.load(Relaxed));
+        // P1: HEAD -> UPDATE on the link into the head page.
+        let kind = head_page_set(tail_link, next, HEAD, UPDATE);
+        match kind {
+            HEAD => {
+                // We own the move: the events on the head page are lost.
+                self.meta
+                    .slow
+                    .overrun
+                    .fetch_add(write_entries(next_word), Relaxed);
+                self.meta.slow.overrun_bytes.fetch_add(lost_bytes, Relaxed);
+            }
+            UPDATE => {} // We interrupted the owner of the move; help it.
+            NORMAL | MOVED => return Ok(false), // Done by a nested writer, or the reader swapped it.
+            _ => return Err(self.corrupt("unexpected link flags")),
+        }
+        signal_fence();
+        step!(P1);
+        // P2: the page after the old head becomes the head.
+        let new_head = link_page(next_page.link.load(Acquire));
+        if new_head >= self.region.geometry().nr_pages {
+            return Err(self.corrupt("page link out of range"));
+        }
+        let ret = head_page_set(&next_page.link, new_head, NORMAL, HEAD);
+        match ret {
+            HEAD | NORMAL => {}
+            _ => return Err(self.corrupt("head link changed under a head push")),
+        }
+        if ret == NORMAL {
+            // Nested writers may have pushed the head past `new_head` after
+            // we marked it: then our HEAD flag is stale; clear it.
+            let now = self.meta.w.tail_page.load(Relaxed);
+            if now != tail && now != next {
+                head_page_set(&next_page.link, new_head, HEAD, NORMAL);
+            }
+        }
+        self.meta.r.head_page.store(new_head, Relaxed);
+        signal_fence();
+        step!(P2);
+        // P3: only the owner clears UPDATE.
+        if kind == HEAD && head_page_set(tail_link, next, UPDATE, NORMAL) != UPDATE {
+            return Err(self.corrupt("UPDATE flag lost during a head push"));
+        }
+        Ok(true)
+    }
+
+    /// Moves the tail onto `next` (the kernel's `rb_tail_page_update`).
+    fn tail_page_update(&self, tail: u32, next: u32) {
+        let w = &self.meta.w;
+        let np = self.region.page(next);
+        // T1: a new generation, so an interrupted preparer cannot reset a
+        // page that a nested writer prepared and filled meanwhile.
+        let bumped = np
+            .write
+            .fetch_add(GENERATION, Relaxed)
+            .wrapping_add(GENERATION);
+        signal_fence();
+        step!(T1);
+        if w.tail_page.load(Relaxed) != tail {
+            return;
+        }
+        // T2: reset the page unless somebody did since T1.
+        if np
+            .write
+            .compare_exchange(bumped, bumped & GENERATION_MASK, Relaxed, Relaxed)
+            .is_ok()
+        {
+            let stamp = w
+                .write_stamp
+                .load(Relaxed)
+                .max(w.pending_stamp.load(Relaxed));
+            np.time_stamp.store(stamp, Relaxed);
+            np.real_end.store(0, Relaxed);
+            np.commit.store(0, Relaxed);
+            w.write_stamp.store(stamp, Relaxed);
+        }
+        signal_fence();
+        step!(T2);
+        // T3. Release: publishes the page preparation to readers and other
+        // processes that load `tail_page` with Acquire.
+        let _ = w.tail_page.compare_exchange(tail, next, Release, Relaxed);
+    }
+
+    /// Whether `page` is the reader's page: a page whose ring predecessor
+    /// no longer links to it is outside the ring (`rb_is_reader_page`).
+    fn is_reader_page(&self, page: u32) -> bool {
+        let prev = self.region.page(page).prev.load(Relaxed);
+        if prev >= self.region.geometry().nr_pages {
+            return false;
+        }
+        link_page(self.region.page(prev).link.load(Acquire)) != page
+    }
+
+    fn mode(&self) -> Mode {
+        if self.region.state().mode.load(Relaxed) == 0 {
+            Mode::Overwrite
+        } else {
+            Mode::ProducerConsumer
+        }
+    }
+
+    /// Disables the ring after an internal inconsistency, once.
+    #[cold]
+    fn corrupt(&self, what: &'static str) -> WriteError {
+        self.meta.slow.corruptions.fetch_add(1, Relaxed);
+        self.meta.slow.dropped.fetch_add(1, Relaxed);
+        self.meta.w.record_disabled.fetch_or(1 << 31, Relaxed);
+        WriteError::Corrupt(what)
+    }
+
+    #[inline(always)]
+    fn commit_slot(&self, slot: &Slot) {
+        // Count first: the outer commit's Release publishes the counts with
+        // the event, so a reader never sees more read than committed.
+        let level = &self.meta.levels[slot.depth as usize];
+        level
+            .committed
+            .store(level.committed.load(Relaxed) + 1, Relaxed);
+        level
+            .bytes
+            .store(level.bytes.load(Relaxed) + slot.size as u64, Relaxed);
+        signal_fence();
+        self.end(slot.depth);
+    }
+
+    fn discard_slot(&self, slot: &Slot) {
+        let page = self.region.page(slot.page);
+        // SAFETY: the slot lies within its page (reserve_in_ring).
+        let base = unsafe {
+            self.region
+                .page_bytes(slot.page)
+                .add(PAGE_HEADER_SIZE + slot.start)
+        };
+        let end = slot.start + slot.size;
+        // Keep an 8-byte time extend when the event carried a delta, so the
+        // running time readers compute stays equal to write_stamp.
+        let keep = if slot.delta > 0 { TIME_EXTEND_SIZE } else { 0 };
+        let cur = page.write.load(Relaxed);
+        let mut reclaimed = false;
+        if write_offset(cur) == end {
+            if keep > 0 {
+                // SAFETY: the first 8 bytes of the slot are ours.
+                unsafe { write_time_extend(base, slot.delta) };
+            }
+            signal_fence();
+            let give_back = (slot.size - keep) as u64 + ENTRY;
+            reclaimed = page
+                .write
+                .compare_exchange(cur, cur - give_back, Relaxed, Relaxed)
+                .is_ok();
+        }
+        if reclaimed {
+            self.meta.slow.padding_bytes.fetch_add(keep as u64, Relaxed);
+        } else {
+            // Something was reserved after us: turn the event into padding.
+            // SAFETY: the slot is ours until `end`; padding covers it exactly.
+            unsafe {
+                if slot.extended {
+                    write_time_extend(base, slot.delta);
+                    write_padding(base.add(TIME_EXTEND_SIZE), slot.size - TIME_EXTEND_SIZE, 1);
+                } else {
+                    write_padding(base, slot.size, slot.delta.max(1));
+                }
+            }
+            page.write.fetch_sub(ENTRY, Relaxed);
+            self.meta
+                .slow
+                .padding_bytes
+                .fetch_add(slot.size as u64, Relaxed);
+        }
+        signal_fence();
+        self.end(slot.depth);
+    }
+
+    /// Ends a write at `depth`: nested writes restore the depth; the
+    /// outermost one moves the commit point to the tail.
+    #[inline(always)]
+    fn end(&self, depth: u32) {
+        let w = &self.meta.w;
+        if depth != 0 {
+            signal_fence();
+            w.committing.store(depth, Relaxed);
+            return;
+        }
+        for _ in 0..MAX_RETRIES {
+            self.set_commit_to_write();
+            step!(K);
+            signal_fence();
+            w.committing.store(0, Relaxed);
+            signal_fence();
+            step!(L);
+            if self.fully_committed() {
+                return;
+            }
+            w.committing.store(1, Relaxed);
+            signal_fence();
+        }
+        w.committing.store(0, Relaxed);
+    }
+
+    #[inline(always)]
+    fn fully_committed(&self) -> bool {
+        let w = &self.meta.w;
+        let tail = w.tail_page.load(Relaxed);
+        if w.commit_page.load(Relaxed) != tail {
+            return false;
+        }
+        let page = self.region.page(tail);
+        page.commit.load(Relaxed) as usize == write_offset(page.write.load(Relaxed)).min(self.cap)
+    }
+
+    /// Walks the commit point to the tail (`rb_set_commit_to_write`). Only
+    /// the outermost writer runs it; everything nested has finished.
+    #[inline(always)]
+    fn set_commit_to_write(&self) {
+        let w = &self.meta.w;
+        let bound = self.region.geometry().nr_pages * 2 + 4;
+        for _ in 0..bound {
+            let cp = w.commit_page.load(Relaxed);
+            let tp = w.tail_page.load(Relaxed);
+            let page = self.region.page(cp);
+            let committed = write_offset(page.write.load(Relaxed)).min(self.cap) as u32;
+            // Release: pairs with the Acquire load of `commit` in
+            // `Consumer::next_record`: the event bytes are visible first.
+            page.commit.store(committed, Release);
+            if cp == tp {
+                signal_fence();
+                if w.tail_page.load(Relaxed) == tp {
+                    return;
+                }
+                continue;
+            }
+            let next = link_page(page.link.load(Acquire));
+            if next >= self.region.geometry().nr_pages {
+                self.corrupt("page link out of range");
+                return;
+            }
+            // Release: pairs with the Acquire load of `commit_page` in
+            // `Consumer::next_record`: the page's final commit is visible.
+            w.commit_page.store(next, Release);
+        }
+    }
+}
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        if self.claimed {
+            // Release: the next owner sees everything this one did.
+            self.meta.w.owner.store(0, Release);
+        }
+    }
+}
+
+/// One compare-and-swap on a link: from `target|old` to `target|new`.
+/// Returns `old` on success, the flag found when the link still points at
+/// `target`, or `MOVED` when it points elsewhere (`rb_head_page_set`).
+///
+/// AcqRel: pairs with the other side's cmpxchg on the same link (writer's
+/// head push, reader's `head_page_replace`), publishing the overrun count
+/// and page states across.
+pub(crate) fn head_page_set(l: &crate::sync::AtomicU32, target: u32, old: u32, new: u32) -> u32 {
+    match l.compare_exchange(link(target, old), link(target, new), AcqRel, Acquire) {
+        Ok(_) => old,
+        Err(actual) if link_page(actual) != target => MOVED,
+        Err(actual) => link_flag(actual),
+    }
+}
+
+impl<'w, 'a> Reservation<'w, 'a> {
+    /// Publishes the event. Outermost commits make it (and every nested
+    /// event written meanwhile) visible to readers.
+    #[inline]
+    pub fn commit(mut self) {
+        self.done = true;
+        self.writer.commit_slot(&self.slot);
+    }
+
+    /// Withdraws the event: the space is given back when nothing was
+    /// reserved after it, otherwise it becomes padding that readers skip.
+    pub fn discard(mut self) {
+        self.done = true;
+        self.writer.discard_slot(&self.slot);
+    }
+
+    /// Time delta stored with the event (0 for nested or page-first events).
+    pub fn stored_delta(&self) -> u64 {
+        self.slot.delta
+    }
+}
+
+impl std::ops::Deref for Reservation<'_, '_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the reservation owns `len` bytes at `payload` until it ends.
+        unsafe { std::slice::from_raw_parts(self.slot.payload, self.slot.len) }
+    }
+}
+
+impl std::ops::DerefMut for Reservation<'_, '_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above; `&mut self` makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(self.slot.payload, self.slot.len) }
+    }
+}
+
+impl Drop for Reservation<'_, '_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.writer.discard_slot(&self.slot);
+        }
+    }
+}
