@@ -250,6 +250,9 @@ pub(crate) struct SlowCounters {
     pub padding_bytes: AtomicU64,
     /// Internal inconsistencies detected (the ring is then disabled).
     pub corruptions: AtomicU64,
+    /// Drops noted on pages that were later overwritten (see
+    /// `PageMeta::lost_at_end`); reported to the reader with the overrun.
+    pub overrun_noted: AtomicU64,
 }
 
 /// Reader-side state, changed only under the reader lock.
@@ -272,10 +275,12 @@ pub(crate) struct ReaderState {
     pub read: AtomicU64,
     /// Bytes consumed (events, padding and time records).
     pub read_bytes: AtomicU64,
-    /// Overrun counter sampled at the last page swap.
+    /// `overrun + overrun_noted` sampled at the last page swap.
     pub overrun_at_swap: AtomicU64,
-    /// Lost events (overrun at swap + dropped + commit overrun) already
-    /// reported to the reader.
+    /// Losses known to lie before the reader's position: overruns sampled at
+    /// swaps plus drops noted on pages already read past.
+    pub lost_known: AtomicU64,
+    /// Part of `lost_known` already reported with an event.
     pub lost_reported: AtomicU64,
 }
 
@@ -309,11 +314,16 @@ pub(crate) struct PageMeta {
     /// Full time stamp of the page's first event (the page header's
     /// `time_stamp`, written into the bytes when a page is handed out).
     pub time_stamp: AtomicU64,
+    /// Events dropped (full, commit overrun, nesting) while this page was
+    /// the tail; readers report them once past the page. Reset when a writer
+    /// prepares the page.
+    pub lost_at_end: AtomicU64,
+    _pad: AtomicU64,
 }
 
 #[cfg(not(loom))]
 const _: () = {
-    assert!(std::mem::size_of::<PageMeta>() == 32);
+    assert!(std::mem::size_of::<PageMeta>() == 48);
     assert!(std::mem::align_of::<RingMeta>() == 64);
 };
 
@@ -419,6 +429,7 @@ impl Region {
                     dropped: z64(),
                     padding_bytes: z64(),
                     corruptions: z64(),
+                    overrun_noted: z64(),
                 },
                 r: ReaderState {
                     lock: z32(),
@@ -429,6 +440,7 @@ impl Region {
                     read: z64(),
                     read_bytes: z64(),
                     overrun_at_swap: z64(),
+                    lost_known: z64(),
                     lost_reported: z64(),
                 },
             }
@@ -442,6 +454,8 @@ impl Region {
                 commit: AtomicU32::new(0),
                 real_end: AtomicU32::new(0),
                 time_stamp: AtomicU64::new(0),
+                lost_at_end: AtomicU64::new(0),
+                _pad: AtomicU64::new(0),
             })
             .collect();
         let bytes = geometry.nr_pages as usize * geometry.page_size as usize;

@@ -36,9 +36,11 @@ const SWAP_ATTEMPTS: u32 = 10_000;
 pub struct Event<'r> {
     /// Time stamp: the page's stamp plus the deltas before the event.
     pub timestamp: u64,
-    /// Events lost since the previous event this reader returned: pages
-    /// overwritten before this one (overrun), plus events dropped because the
-    /// ring was full or nested too deep, plus commit overruns.
+    /// Events lost since the previous event this reader returned: events on
+    /// pages overwritten before this one (overrun), and events dropped
+    /// (ring full, nested too deep, commit overrun) while an earlier page was
+    /// the tail. Every loss is reported before an event that was written
+    /// after it; drops are reported once the reader moves past their page.
     pub lost_events: u64,
     /// The payload, rounded up to a multiple of 4 bytes as the format stores
     /// it (the tail bytes past the written length are zero).
@@ -158,9 +160,7 @@ impl<'a> Consumer<'a> {
                         payload_len,
                     } => {
                         let timestamp = stamp.wrapping_add(delta);
-                        let lost_total = r.overrun_at_swap.load(Relaxed)
-                            + self.meta.slow.dropped.load(Relaxed)
-                            + self.meta.slow.commit_overrun.load(Relaxed);
+                        let lost_total = r.lost_known.load(Relaxed);
                         let lost_events = lost_total.saturating_sub(r.lost_reported.load(Relaxed));
                         if consume {
                             r.read_offset.store((off + size) as u32, Relaxed);
@@ -209,6 +209,10 @@ impl<'a> Consumer<'a> {
     /// when there is nothing to read or a writer kept the head busy.
     fn swap(&mut self, rp: u32) -> Result<bool, ReadError> {
         let r = &self.meta.r;
+        // Drops noted while our page was the tail. Stable: no writer is on
+        // our page once the commit has left it; writers reset it when they
+        // prepare the page after we hand it back.
+        let noted = self.region.page(rp).lost_at_end.load(Acquire);
         for round in 0..SWAP_ATTEMPTS {
             let Some(head) = self.find_head()? else {
                 backoff(round);
@@ -240,7 +244,8 @@ impl<'a> Consumer<'a> {
             // that beats our cmpxchg below is either counted here or makes
             // the cmpxchg fail.
             fence(SeqCst);
-            let overrun = self.meta.slow.overrun.load(Relaxed);
+            let overrun =
+                self.meta.slow.overrun.load(Relaxed) + self.meta.slow.overrun_noted.load(Relaxed);
             // The swap. Release publishes our page's reset and links to the
             // writers that follow the link (Acquire loads in `move_tail`).
             let swapped = self
@@ -257,7 +262,12 @@ impl<'a> Consumer<'a> {
             r.head_page.store(after, Relaxed);
             r.reader_page.store(head, Relaxed);
             r.read_offset.store(0, Relaxed);
+            let before_swap = r.overrun_at_swap.load(Relaxed);
             r.overrun_at_swap.store(overrun, Relaxed);
+            r.lost_known.store(
+                r.lost_known.load(Relaxed) + noted + (overrun - before_swap),
+                Relaxed,
+            );
             return Ok(true);
         }
         Ok(false)

@@ -1,1 +1,400 @@
+//! Deterministic nesting at each labelled step of the write path, through
+//! the test-only hook, plus discard, time extend and commit-overrun cases.
 
+use crate::write::{hook, Label};
+use crate::{Config, Mode, RingBuffer, WriteError};
+use std::cell::Cell;
+
+/// Payload: seq (8 bytes), declared length (4 bytes), then a pattern.
+fn payload(seq: u64, len: usize) -> Vec<u8> {
+    assert!(len >= 12);
+    let mut p = vec![0u8; len];
+    p[..8].copy_from_slice(&seq.to_le_bytes());
+    p[8..12].copy_from_slice(&(len as u32).to_le_bytes());
+    for (i, b) in p.iter_mut().enumerate().skip(12) {
+        *b = (seq as usize).wrapping_mul(31).wrapping_add(i) as u8;
+    }
+    p
+}
+
+/// Checks a payload read back and returns its seq.
+fn verify(read: &[u8]) -> u64 {
+    let seq = u64::from_le_bytes(read[..8].try_into().unwrap());
+    let len = u32::from_le_bytes(read[8..12].try_into().unwrap()) as usize;
+    assert_eq!(read.len(), (len + 3) & !3, "rounded length of seq {seq}");
+    assert_eq!(&read[..len], &payload(seq, len)[..], "payload of seq {seq}");
+    assert!(
+        read[len..].iter().all(|&b| b == 0),
+        "alignment tail of seq {seq} is zeroed"
+    );
+    seq
+}
+
+fn drain(buf: &RingBuffer, ring: usize) -> Vec<(u64, u64, u64)> {
+    let mut c = buf.consumer(ring).unwrap();
+    let mut out = vec![];
+    while let Some(ev) = c.consume().unwrap() {
+        out.push((verify(ev.payload), ev.timestamp, ev.lost_events));
+    }
+    out
+}
+
+fn assert_accounting(buf: &RingBuffer, ring: usize) {
+    let s = buf.stats(ring).unwrap();
+    assert_eq!(
+        s.written,
+        s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
+        "{s:?}"
+    );
+    assert_eq!(s.corruptions, 0, "{s:?}");
+}
+
+thread_local! {
+    static ARMED: Cell<Option<Label>> = const { Cell::new(None) };
+    static BUF: Cell<*const RingBuffer> = const { Cell::new(std::ptr::null()) };
+    static FIRED: Cell<u32> = const { Cell::new(0) };
+}
+
+const NESTED_SEQ: u64 = 1_000_000;
+
+/// The hook: at the armed label, perform one nested write (as a signal
+/// handler would), once.
+fn nest_once(label: Label) {
+    if ARMED.with(|a| a.get()) != Some(label) {
+        return;
+    }
+    ARMED.with(|a| a.set(None));
+    FIRED.with(|f| f.set(f.get() + 1));
+    let buf = BUF.with(|b| b.get());
+    // SAFETY: the test keeps the buffer alive while the hook is installed;
+    // we are "inside a handler" of the thread that holds ring 0's writer.
+    let buf = unsafe { &*buf };
+    // SAFETY: this nested write completes before the interrupted one resumes.
+    let mut w = unsafe { buf.nested_writer(0) }.unwrap();
+    w.write(999_999, &payload(NESTED_SEQ, 16)).unwrap();
+}
+
+fn with_hook<R>(buf: &RingBuffer, label: Label, f: impl FnOnce() -> R) -> R {
+    BUF.with(|b| b.set(buf));
+    ARMED.with(|a| a.set(Some(label)));
+    FIRED.with(|f| f.set(0));
+    hook::HOOK.with(|h| h.set(Some(nest_once)));
+    let r = f();
+    hook::HOOK.with(|h| h.set(None));
+    assert_eq!(
+        FIRED.with(|f| f.get()),
+        1,
+        "the nested write at {label:?} ran"
+    );
+    r
+}
+
+/// Fast-path labels: the outer event fits on the tail page.
+#[test]
+fn nested_write_at_each_fast_path_step() {
+    for (label, nested_first) in [
+        (Label::E, true),
+        (Label::A, true),
+        (Label::B, true),
+        (Label::C, false),
+        (Label::D, false),
+        (Label::K, false),
+        (Label::L, false),
+    ] {
+        let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+        let mut w = buf.writer(0).unwrap();
+        w.write(1000, &payload(0, 40)).unwrap();
+        with_hook(&buf, label, || w.write(2000, &payload(1, 40)).unwrap());
+        // Both events are committed as soon as the outer write returns.
+        let got = drain(&buf, 0);
+        let seqs: Vec<u64> = got.iter().map(|e| e.0).collect();
+        let expect = if nested_first {
+            vec![0, NESTED_SEQ, 1]
+        } else {
+            vec![0, 1, NESTED_SEQ]
+        };
+        assert_eq!(seqs, expect, "order with a nested write at {label:?}");
+        // Nested events carry the time of the event they interrupted (or of
+        // the one before, if the outer had not reserved yet).
+        let times: Vec<u64> = got.iter().map(|e| e.1).collect();
+        let expect = match label {
+            // After L the outer write has ended: the "nested" one is outermost
+            // and carries its own stamp.
+            Label::L => vec![1000, 2000, 999_999],
+            _ if nested_first => vec![1000, 1000, 2000],
+            _ => vec![1000, 2000, 2000],
+        };
+        assert_eq!(
+            times, expect,
+            "time stamps with a nested write at {label:?}"
+        );
+        assert_accounting(&buf, 0);
+        assert_eq!(buf.stats(0).unwrap().written, 3);
+    }
+}
+
+/// Between reserve and commit (the caller filling its payload).
+#[test]
+fn nested_write_between_reserve_and_commit() {
+    let buf = RingBuffer::new(Config::new(1)).unwrap();
+    let mut w = buf.writer(0).unwrap();
+    let mut r = w.reserve(500, 24).unwrap();
+    r.copy_from_slice(&payload(7, 24));
+    // A nested write lands after the reservation...
+    {
+        // SAFETY: completes before the outer reservation is touched again.
+        let mut n = unsafe { buf.nested_writer(0) }.unwrap();
+        n.write(9_999, &payload(8, 12)).unwrap();
+    }
+    // ...and is not visible while the outer write is uncommitted.
+    assert!(buf.consumer(0).unwrap().consume().unwrap().is_none());
+    r.commit();
+    let got = drain(&buf, 0);
+    assert_eq!(
+        got.iter().map(|e| (e.0, e.1)).collect::<Vec<_>>(),
+        vec![(7, 500), (8, 500)]
+    );
+    assert_accounting(&buf, 0);
+}
+
+/// Slow-path labels: the outer event overflows the tail page (F, G, T1,
+/// T2) or also pushes the head (P1, P2).
+#[test]
+fn nested_write_at_each_slow_path_step() {
+    for label in [Label::F, Label::G, Label::T1, Label::T2] {
+        let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+        let mut w = buf.writer(0).unwrap();
+        w.write(10, &payload(0, 2000)).unwrap();
+        // 2100 bytes do not fit after 2008: the slow path runs.
+        with_hook(&buf, label, || w.write(20, &payload(1, 2100)).unwrap());
+        let got = drain(&buf, 0);
+        let seqs: Vec<u64> = got.iter().map(|e| e.0).collect();
+        // The outer write had not reserved yet: the nested one lands first.
+        assert_eq!(
+            seqs,
+            vec![0, NESTED_SEQ, 1],
+            "order with a nested write at {label:?}"
+        );
+        let times: Vec<u64> = got.iter().map(|e| e.1).collect();
+        assert!(
+            times.windows(2).all(|t| t[0] <= t[1]),
+            "{label:?}: {times:?}"
+        );
+        assert_eq!(times[2], 20);
+        assert_accounting(&buf, 0);
+    }
+    for label in [Label::P1, Label::P2] {
+        let buf = RingBuffer::new(Config::new(1).pages_per_ring(3)).unwrap();
+        let mut w = buf.writer(0).unwrap();
+        for seq in 0..3 {
+            w.write(10 + seq, &payload(seq, 3000)).unwrap();
+        }
+        // The 4th big event overflows the last page into the head: push.
+        with_hook(&buf, label, || w.write(20, &payload(3, 3000)).unwrap());
+        let got = drain(&buf, 0);
+        let seqs: Vec<u64> = got.iter().map(|e| e.0).collect();
+        let s = buf.stats(0).unwrap();
+        assert_accounting(&buf, 0);
+        // Page 0 was overwritten by the push the nested write helped finish;
+        // both the nested and the outer event then fit on it.
+        assert_eq!(seqs, vec![1, 2, NESTED_SEQ, 3], "{label:?}");
+        assert_eq!(s.overrun, 1, "{label:?}: {s:?}");
+        assert_eq!(got[0].2, 1, "the reader is told 1 event was lost");
+    }
+}
+
+#[test]
+fn discard_gives_space_back_or_pads() {
+    let buf = RingBuffer::new(Config::new(1)).unwrap();
+    let mut w = buf.writer(0).unwrap();
+    w.write(100, &payload(0, 20)).unwrap();
+    // Nothing after it: the space is reclaimed (an 8-byte extend keeps the
+    // delta), and later time stamps stay exact.
+    let r = w.reserve(150, 20).unwrap();
+    assert_eq!(r.stored_delta(), 50);
+    r.discard();
+    // Dropped without commit: discarded too.
+    drop(w.reserve(160, 32).unwrap());
+    w.write(200, &payload(1, 20)).unwrap();
+    // A discard after a nested write cannot reclaim: it becomes padding.
+    let r = w.reserve(300, 20).unwrap();
+    {
+        // SAFETY: completes before the reservation is touched again.
+        let mut n = unsafe { buf.nested_writer(0) }.unwrap();
+        n.write(0, &payload(2, 12)).unwrap();
+    }
+    r.discard();
+    w.write(400, &payload(3, 12)).unwrap();
+    let got = drain(&buf, 0);
+    assert_eq!(
+        got.iter().map(|e| (e.0, e.1)).collect::<Vec<_>>(),
+        vec![(0, 100), (1, 200), (2, 300), (3, 400)]
+    );
+    let s = buf.stats(0).unwrap();
+    assert_eq!(s.written, 4, "discarded events are not attempts: {s:?}");
+    assert_accounting(&buf, 0);
+    assert_eq!(s.bytes, 0, "all bytes accounted for after draining: {s:?}");
+}
+
+#[test]
+fn time_extends_and_large_first_stamp() {
+    let buf = RingBuffer::new(Config::new(1)).unwrap();
+    let mut w = buf.writer(0).unwrap();
+    let base = 1_700_000_000_000_000_000u64;
+    let stamps = [
+        base,
+        base + 1,
+        base + 1 + ((1 << 27) - 1),
+        base + 1 + ((1 << 27) - 1) + (1 << 27),
+        base + (1 << 40),
+        base + (1 << 40), // equal stamps: delta 0
+        base + 5,         // going backwards: raised to the previous stamp
+    ];
+    for (i, ts) in stamps.iter().enumerate() {
+        w.write(*ts, &payload(i as u64, 12)).unwrap();
+    }
+    let got = drain(&buf, 0);
+    let times: Vec<u64> = got.iter().map(|e| e.1).collect();
+    let mut expect = stamps.to_vec();
+    expect[6] = base + (1 << 40);
+    assert_eq!(times, expect);
+}
+
+#[test]
+fn commit_overrun_when_nested_writes_lap_the_ring() {
+    let buf = RingBuffer::new(Config::new(1).pages_per_ring(3)).unwrap();
+    let mut w = buf.writer(0).unwrap();
+    let mut outer = w.reserve(1, 100).unwrap();
+    outer.copy_from_slice(&payload(0, 100));
+    // SAFETY: the nested writes all complete before the outer commit.
+    let mut n = unsafe { buf.nested_writer(0) }.unwrap();
+    let mut seq = 1;
+    let err = loop {
+        match n.write(2, &payload(seq, 1000)) {
+            Ok(()) => seq += 1,
+            Err(e) => break e,
+        }
+        assert!(
+            seq < 100,
+            "nested writes never hit the uncommitted outer event"
+        );
+    };
+    assert_eq!(err, WriteError::CommitOverrun);
+    outer.commit();
+    let got = drain(&buf, 0);
+    let seqs: Vec<u64> = got.iter().map(|e| e.0).collect();
+    assert_eq!(
+        seqs,
+        (0..seq).collect::<Vec<_>>(),
+        "the outer event and every nested one survive"
+    );
+    let s = buf.stats(0).unwrap();
+    assert_eq!(s.commit_overrun, 1);
+    assert_accounting(&buf, 0);
+}
+
+#[test]
+fn producer_consumer_drops_and_resumes_after_reading() {
+    let buf = RingBuffer::new(
+        Config::new(1)
+            .pages_per_ring(2)
+            .mode(Mode::ProducerConsumer),
+    )
+    .unwrap();
+    let mut w = buf.writer(0).unwrap();
+    let mut seq = 0;
+    while w.write(seq, &payload(seq, 100)).is_ok() {
+        seq += 1;
+    }
+    assert_eq!(w.write(seq, &payload(seq, 100)), Err(WriteError::Full));
+    let first = drain(&buf, 0);
+    assert_eq!(
+        first.len() as u64,
+        seq,
+        "nothing written and unread is lost"
+    );
+    assert_eq!(first[0].2, 0);
+    // Reading made room again; the reader is told about the 2 drops.
+    w.write(500, &payload(seq, 100)).unwrap();
+    let got = drain(&buf, 0);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].2, 2);
+    let s = buf.stats(0).unwrap();
+    assert_eq!(s.dropped, 2);
+    assert_accounting(&buf, 0);
+}
+
+#[test]
+fn overwrite_keeps_the_newest_and_counts_the_rest() {
+    let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+    let mut w = buf.writer(0).unwrap();
+    let n = 10_000u64;
+    for seq in 0..n {
+        w.write(seq * 10, &payload(seq, 12 + (seq % 100) as usize))
+            .unwrap();
+    }
+    let got = drain(&buf, 0);
+    let s = buf.stats(0).unwrap();
+    assert_eq!(s.read + s.overrun, n, "{s:?}");
+    assert_eq!(got.last().unwrap().0, n - 1, "the newest event is kept");
+    // Sequence numbers continue exactly after the reported loss.
+    assert_eq!(got[0].0, got[0].2);
+    for pair in got.windows(2) {
+        assert_eq!(pair[1].0, pair[0].0 + 1 + pair[1].2);
+        assert!(pair[0].1 <= pair[1].1);
+    }
+    assert_accounting(&buf, 0);
+}
+
+#[test]
+fn writers_are_exclusive_and_errors_are_clear() {
+    let buf = RingBuffer::new(Config::new(2)).unwrap();
+    let w = buf.writer(0).unwrap();
+    assert!(matches!(
+        buf.writer(0),
+        Err(crate::RingError::Busy { ring: 0 })
+    ));
+    drop(w);
+    assert!(buf.writer(0).is_ok());
+    assert!(matches!(
+        buf.writer(2),
+        Err(crate::RingError::NoSuchRing { .. })
+    ));
+    let mut w = buf.writer(1).unwrap();
+    assert_eq!(
+        w.write(0, &[]),
+        Err(WriteError::TooLarge { len: 0, max: 4072 })
+    );
+    assert_eq!(
+        w.write(0, &[0; 4073]),
+        Err(WriteError::TooLarge {
+            len: 4073,
+            max: 4072
+        })
+    );
+    w.write(0, &[7; 4072]).unwrap();
+    let mut c = buf.consumer(1).unwrap();
+    assert_eq!(c.consume().unwrap().unwrap().payload, &[7; 4072][..]);
+    assert!(matches!(
+        RingBuffer::new(Config::new(1).page_size(5000)),
+        Err(crate::ConfigError::PageSize(5000))
+    ));
+    assert!(matches!(
+        RingBuffer::new(Config::new(1).pages_per_ring(1)),
+        Err(crate::ConfigError::TooFewPages(1))
+    ));
+    for page_size in [8192, 1 << 20] {
+        let big = RingBuffer::new(Config::new(1).page_size(page_size).pages_per_ring(2)).unwrap();
+        let max = big.max_payload();
+        let mut w = big.writer(0).unwrap();
+        w.write(1, &vec![3; max]).unwrap();
+        w.write(2, &vec![4; max]).unwrap();
+        let got: Vec<u8> = {
+            let mut c = big.consumer(0).unwrap();
+            let a = c.consume().unwrap().unwrap().payload[0];
+            let b = c.consume().unwrap().unwrap().payload[0];
+            vec![a, b]
+        };
+        assert_eq!(got, vec![3, 4]);
+    }
+}

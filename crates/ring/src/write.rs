@@ -274,6 +274,7 @@ impl<'a> Writer<'a> {
         let depth = w.committing.load(Relaxed);
         if depth as usize >= MAX_NEST {
             self.meta.slow.dropped.fetch_add(1, Relaxed);
+            self.note_loss(w.tail_page.load(Relaxed));
             return Err(WriteError::NestTooDeep);
         }
         w.committing.store(depth + 1, Relaxed);
@@ -304,17 +305,16 @@ impl<'a> Writer<'a> {
                 return Err(self.corrupt("tail page index out of range"));
             }
             let after = w.write_stamp.load(Relaxed);
-            let delta = if outer {
-                ts.saturating_sub(after).min(TIME_EXTEND_MAX)
-            } else {
-                0
-            };
+            // A stamp below the previous one is raised to it; a gap beyond
+            // 59 bits is clamped unless the event starts a page.
+            let full = if outer { ts.max(after) } else { after };
+            let delta = (full - after).min(TIME_EXTEND_MAX);
             let extended = delta > TS_DELTA_MAX;
             let size = event + if extended { TIME_EXTEND_SIZE } else { 0 };
             step!(A);
             // Step B.
             if outer {
-                w.pending_stamp.store(after + delta, Relaxed);
+                w.pending_stamp.store(full, Relaxed);
             }
             signal_fence();
             step!(B);
@@ -328,11 +328,13 @@ impl<'a> Writer<'a> {
                 // Step D.
                 let mut delta = delta;
                 if outer {
-                    w.write_stamp.store(after + delta, Relaxed);
                     if start == 0 {
                         // The first event on a page: its time is the page's.
-                        page.time_stamp.store(after + delta, Relaxed);
+                        page.time_stamp.store(full, Relaxed);
+                        w.write_stamp.store(full, Relaxed);
                         delta = 0;
+                    } else {
+                        w.write_stamp.store(after + delta, Relaxed);
                     }
                 }
                 signal_fence();
@@ -442,6 +444,7 @@ impl<'a> Writer<'a> {
         let commit_page = w.commit_page.load(Relaxed);
         if next == commit_page {
             self.meta.slow.commit_overrun.fetch_add(1, Relaxed);
+            self.note_loss(tail);
             return Err(WriteError::CommitOverrun);
         }
         if link_flag(l) != NORMAL {
@@ -449,6 +452,7 @@ impl<'a> Writer<'a> {
             if !self.is_reader_page(commit_page) {
                 if self.mode() == Mode::ProducerConsumer {
                     self.meta.slow.dropped.fetch_add(1, Relaxed);
+                    self.note_loss(tail);
                     return Err(WriteError::Full);
                 }
                 if !self.handle_head_page(tail, next)? {
@@ -458,6 +462,7 @@ impl<'a> Writer<'a> {
                 // The commit is still on the reader's page and nested writes
                 // lapped the whole ring: nothing may be overwritten.
                 self.meta.slow.commit_overrun.fetch_add(1, Relaxed);
+                self.note_loss(tail);
                 return Err(WriteError::CommitOverrun);
             }
         }
@@ -483,6 +488,9 @@ impl<'a> Writer<'a> {
                     .overrun
                     .fetch_add(write_entries(next_word), Relaxed);
                 self.meta.slow.overrun_bytes.fetch_add(lost_bytes, Relaxed);
+                // Drops noted on the lost page are reported with the overrun.
+                let noted = next_page.lost_at_end.load(Relaxed);
+                self.meta.slow.overrun_noted.fetch_add(noted, Relaxed);
             }
             UPDATE => {} // We interrupted the owner of the move; help it.
             NORMAL | MOVED => return Ok(false), // Done by a nested writer, or the reader swapped it.
@@ -546,6 +554,7 @@ impl<'a> Writer<'a> {
             np.time_stamp.store(stamp, Relaxed);
             np.real_end.store(0, Relaxed);
             np.commit.store(0, Relaxed);
+            np.lost_at_end.store(0, Relaxed);
             w.write_stamp.store(stamp, Relaxed);
         }
         signal_fence();
@@ -563,6 +572,16 @@ impl<'a> Writer<'a> {
             return false;
         }
         link_page(self.region.page(prev).link.load(Acquire)) != page
+    }
+
+    /// Notes a dropped event on the tail page, so that readers report it
+    /// after that page's events: everything written later was written after
+    /// the drop. The outermost commit publishes it with the page.
+    #[cold]
+    fn note_loss(&self, page: u32) {
+        if page < self.region.geometry().nr_pages {
+            self.region.page(page).lost_at_end.fetch_add(1, Relaxed);
+        }
     }
 
     fn mode(&self) -> Mode {
