@@ -107,6 +107,21 @@ impl<'a> Consumer<'a> {
         self.next_record(true)
     }
 
+    /// Losses not yet reported with an event: those known before the
+    /// reader's position plus drops noted on the reader's own page (which
+    /// are reported with the first event after that page). Once a drained
+    /// ring's writer has stopped, this is what no later event will carry.
+    pub fn pending_losses(&self) -> u64 {
+        let r = &self.meta.r;
+        let rp = r.reader_page.load(Relaxed);
+        let on_page = if rp < self.region.geometry().nr_pages {
+            self.region.page(rp).lost_at_end.load(Acquire)
+        } else {
+            0
+        };
+        r.lost_known.load(Relaxed) - r.lost_reported.load(Relaxed) + on_page
+    }
+
     fn next_record(&mut self, consume: bool) -> Result<Option<Event<'_>>, ReadError> {
         let r = &self.meta.r;
         let nr_pages = self.region.geometry().nr_pages;
@@ -236,6 +251,7 @@ impl<'a> Consumer<'a> {
                 .store(mine.write.load(Relaxed) & GENERATION_MASK, Relaxed);
             mine.commit.store(0, Relaxed);
             mine.real_end.store(0, Relaxed);
+            mine.lost_at_end.store(0, Relaxed);
             mine.link.store(link(after, HEAD), Relaxed);
             mine.prev.store(before, Relaxed);
             // SeqCst: as the kernel's smp_mb in rb_get_reader_page, orders

@@ -1,0 +1,86 @@
+//! Shared test helpers: the payload pattern and the checks every test runs.
+#![allow(dead_code)]
+
+use ringtrace_ring::{RingBuffer, RingStats};
+
+/// Payload of `len >= 24` bytes: kind, length, seq, reference, pattern.
+pub fn fill(buf: &mut [u8], kind: u8, seq: u64, reference: u64) {
+    let len = buf.len();
+    assert!(len >= 24);
+    buf[0] = kind;
+    buf[1..4].fill(0);
+    buf[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+    buf[8..16].copy_from_slice(&seq.to_le_bytes());
+    buf[16..24].copy_from_slice(&reference.to_le_bytes());
+    for (i, b) in buf.iter_mut().enumerate().skip(24) {
+        *b = pattern(kind, seq, i);
+    }
+}
+
+fn pattern(kind: u8, seq: u64, i: usize) -> u8 {
+    (seq.wrapping_mul(131)
+        .wrapping_add(i as u64 * 7)
+        .wrapping_add(u64::from(kind) * 17)) as u8
+}
+
+/// A decoded, verified payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded {
+    /// Who wrote it (test-defined).
+    pub kind: u8,
+    /// Sequence number.
+    pub seq: u64,
+    /// Test-defined reference (a ring, or the event a nested write interrupted).
+    pub reference: u64,
+}
+
+/// Verifies every byte of a payload read back (rounded up to 4 bytes).
+pub fn check(read: &[u8]) -> Result<Decoded, String> {
+    if read.len() < 24 {
+        return Err(format!("payload of {} bytes is too short", read.len()));
+    }
+    let kind = read[0];
+    let len = u32::from_le_bytes(read[4..8].try_into().unwrap()) as usize;
+    let seq = u64::from_le_bytes(read[8..16].try_into().unwrap());
+    let reference = u64::from_le_bytes(read[16..24].try_into().unwrap());
+    if read.len() != (len + 3) & !3 {
+        return Err(format!(
+            "seq {seq}: read {} bytes for a {len}-byte payload",
+            read.len()
+        ));
+    }
+    for (i, &b) in read.iter().enumerate().take(len).skip(24) {
+        if b != pattern(kind, seq, i) {
+            return Err(format!("seq {seq} kind {kind}: byte {i} is {b}"));
+        }
+    }
+    if read[len..].iter().any(|&b| b != 0) {
+        return Err(format!("seq {seq}: alignment tail not zero"));
+    }
+    Ok(Decoded {
+        kind,
+        seq,
+        reference,
+    })
+}
+
+/// The accounting identity: every attempted write is read, overrun,
+/// dropped, commit overrun or still buffered.
+pub fn assert_identity(s: &RingStats) {
+    assert_eq!(
+        s.written,
+        s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
+        "{s:?}"
+    );
+    assert_eq!(s.corruptions, 0, "{s:?}");
+}
+
+/// Drains ring `ring`, returning (decoded, timestamp, lost) per event.
+pub fn drain(buf: &RingBuffer, ring: usize) -> Vec<(Decoded, u64, u64)> {
+    let mut c = buf.consumer(ring).unwrap();
+    let mut out = vec![];
+    while let Some(ev) = c.consume().unwrap() {
+        out.push((check(ev.payload).unwrap(), ev.timestamp, ev.lost_events));
+    }
+    out
+}
