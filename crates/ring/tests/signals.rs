@@ -1,0 +1,271 @@
+//! Nesting with real signals: the main thread writes in a loop while
+//! `setitimer(ITIMER_REAL)` fires thousands of times a second and the
+//! SIGALRM handler writes into the same ring; a reader thread consumes
+//! concurrently. Afterwards every event is intact and accounted for, each
+//! nested event sits after the reservation it interrupted and before the
+//! next one, and time stamps never go backwards.
+//!
+//! `harness = false`: the test runs on the process's main thread, and the
+//! reader thread blocks SIGALRM, so the signals land on the writer.
+
+mod common;
+
+use common::{assert_identity, check, fill};
+use ringtrace_ring::{Config, Mode, RingBuffer, WriteError};
+use std::cell::Cell;
+use std::sync::atomic::{compiler_fence, AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
+use std::time::{Duration, Instant};
+
+const OUTER: u8 = 1;
+const NESTED: u8 = 2;
+const NO_OUTER: u64 = u64::MAX;
+
+static BUF: AtomicPtr<RingBuffer> = AtomicPtr::new(std::ptr::null_mut());
+/// seq + 1 of the outer event between reserve and commit, or 0.
+static IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
+static CLOCK: AtomicU64 = AtomicU64::new(1);
+static NESTED_SEQ: AtomicU64 = AtomicU64::new(0);
+static NESTED_FAILED: AtomicU64 = AtomicU64::new(0);
+static MID_WRITE: AtomicU64 = AtomicU64::new(0);
+static FOREIGN: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    // const-initialised, no destructor: safe to touch in a handler.
+    static IS_WRITER: Cell<bool> = const { Cell::new(false) };
+}
+
+extern "C" fn on_alarm(_: libc::c_int) {
+    // SAFETY: errno is thread-local; saved and restored around the handler.
+    let errno = unsafe { *libc::__errno_location() };
+    if !IS_WRITER.with(|w| w.get()) {
+        FOREIGN.fetch_add(1, Relaxed);
+    } else {
+        let buf = BUF.load(Acquire);
+        if !buf.is_null() {
+            let outer = IN_FLIGHT.load(Relaxed);
+            if outer != 0 {
+                MID_WRITE.fetch_add(1, Relaxed);
+            }
+            let seq = NESTED_SEQ.fetch_add(1, Relaxed);
+            let mut payload = [0u8; 64];
+            let len = 24 + (seq % 40) as usize;
+            fill(&mut payload[..len], NESTED, seq, outer.wrapping_sub(1));
+            // SAFETY: BUF points to a leaked buffer; this handler interrupts
+            // the thread holding ring 0's writer and completes before it resumes.
+            let buf = unsafe { &*buf };
+            // SAFETY: as above.
+            let result = unsafe { buf.nested_writer(0) }
+                .map_err(|_| ())
+                .and_then(|mut w| {
+                    w.write(CLOCK.fetch_add(1, Relaxed), &payload[..len])
+                        .map_err(|_| ())
+                });
+            if result.is_err() {
+                NESTED_FAILED.fetch_add(1, Relaxed);
+            }
+        }
+    }
+    // SAFETY: restore errno.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+fn set_timer(interval_us: i64) {
+    let t = libc::timeval {
+        tv_sec: 0,
+        tv_usec: interval_us as libc::suseconds_t,
+    };
+    let it = libc::itimerval {
+        it_interval: t,
+        it_value: t,
+    };
+    // SAFETY: plain system call with a valid struct.
+    let rc = unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "setitimer failed");
+}
+
+struct Read {
+    kind: u8,
+    seq: u64,
+    reference: u64,
+    ts: u64,
+    lost: u64,
+}
+
+fn run(mode: Mode, duration: Duration) -> Result<String, String> {
+    let buf: &'static RingBuffer = Box::leak(Box::new(
+        RingBuffer::new(Config::new(1).pages_per_ring(8).mode(mode)).unwrap(),
+    ));
+    NESTED_SEQ.store(0, Relaxed);
+    NESTED_FAILED.store(0, Relaxed);
+    MID_WRITE.store(0, Relaxed);
+    BUF.store(buf as *const RingBuffer as *mut RingBuffer, Release);
+    let done = AtomicBool::new(false);
+    let (outer_written, outer_failed, read) = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            // SAFETY: blocking SIGALRM in this thread only.
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGALRM);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            }
+            let mut out = Vec::new();
+            loop {
+                let finished = done.load(Acquire);
+                let mut c = buf.consumer(0).unwrap();
+                let mut any = false;
+                for _ in 0..256 {
+                    let Some(ev) = c.consume().unwrap() else {
+                        break;
+                    };
+                    any = true;
+                    let d = check(ev.payload).unwrap();
+                    out.push(Read {
+                        kind: d.kind,
+                        seq: d.seq,
+                        reference: d.reference,
+                        ts: ev.timestamp,
+                        lost: ev.lost_events,
+                    });
+                }
+                if finished && !any {
+                    let pending = c.pending_losses();
+                    return (out, pending);
+                }
+                drop(c);
+                if !any {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        IS_WRITER.with(|w| w.set(true));
+        let mut w = buf.writer(0).unwrap();
+        set_timer(50);
+        let start = Instant::now();
+        let mut scratch = [0u8; 600];
+        let (mut seq, mut failed) = (0u64, 0u64);
+        while start.elapsed() < duration {
+            for _ in 0..256 {
+                let len = 24 + (seq.wrapping_mul(2654435761) % 500) as usize;
+                match w.reserve(CLOCK.fetch_add(1, Relaxed), len) {
+                    Ok(mut r) => {
+                        IN_FLIGHT.store(seq + 1, Relaxed);
+                        compiler_fence(SeqCst);
+                        fill(&mut scratch[..len], OUTER, seq, NO_OUTER);
+                        r.copy_from_slice(&scratch[..len]);
+                        r.commit();
+                        compiler_fence(SeqCst);
+                        IN_FLIGHT.store(0, Relaxed);
+                    }
+                    Err(WriteError::Full) => failed += 1,
+                    Err(e) => return Err(format!("outer write failed: {e}")).unwrap(),
+                }
+                seq += 1;
+            }
+        }
+        set_timer(0);
+        drop(w);
+        done.store(true, Release);
+        (seq, failed, reader.join().unwrap())
+    });
+    let (events, pending) = read;
+    let s = buf.stats(0).unwrap();
+    assert_identity(&s);
+    let nested_written = NESTED_SEQ.load(Relaxed);
+    if s.written != outer_written + nested_written {
+        return Err(format!(
+            "written {} != {} outer + {} nested",
+            s.written, outer_written, nested_written
+        ));
+    }
+    if s.entries != 0 || events.len() as u64 != s.read {
+        return Err(format!("not drained: {s:?}"));
+    }
+    let lost: u64 = events.iter().map(|e| e.lost).sum::<u64>() + pending;
+    if lost != s.overrun + s.dropped + s.commit_overrun {
+        return Err(format!("reported {lost} lost, counters say {s:?}"));
+    }
+    if outer_failed + NESTED_FAILED.load(Relaxed) != s.dropped + s.commit_overrun {
+        return Err(format!(
+            "{outer_failed} + {} failed writes vs {s:?}",
+            NESTED_FAILED.load(Relaxed)
+        ));
+    }
+    // Order: each nested event after the reservation it interrupted and
+    // before the next outer event; time never goes backwards.
+    let mut outer_pos = std::collections::HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        if e.kind == OUTER {
+            outer_pos.insert(e.seq, i);
+        }
+    }
+    let mut checked = 0;
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 && e.ts < events[i - 1].ts {
+            return Err(format!("time went backwards at event {i}"));
+        }
+        if e.kind == NESTED && e.reference != NO_OUTER {
+            if let Some(&p) = outer_pos.get(&e.reference) {
+                if p >= i {
+                    return Err(format!(
+                        "nested {} read before the outer {} it interrupted",
+                        e.seq, e.reference
+                    ));
+                }
+                checked += 1;
+            }
+            if let Some(&p) = outer_pos.get(&(e.reference + 1)) {
+                if p <= i {
+                    return Err(format!(
+                        "nested {} read after outer {}",
+                        e.seq,
+                        e.reference + 1
+                    ));
+                }
+            }
+        }
+    }
+    let mid = MID_WRITE.load(Relaxed);
+    if mid < 1000 {
+        return Err(format!("only {mid} signals landed mid-write"));
+    }
+    Ok(format!(
+        "{mode:?}: {outer_written} outer + {nested_written} nested writes, {mid} signals mid-write \
+         ({checked} order-checked), read {}, overrun {}, dropped {}, commit overrun {}, foreign {}",
+        s.read, s.overrun, s.dropped, s.commit_overrun, FOREIGN.load(Relaxed)
+    ))
+}
+
+fn main() {
+    // SAFETY: installing a handler that only touches atomics, const
+    // thread-locals and the ring's write path (async-signal-safe).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_alarm as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()), 0);
+    }
+    let seconds = std::env::var("RINGTRACE_SIGNAL_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let mut failed = 0;
+    let mut passed = 0;
+    for mode in [Mode::Overwrite, Mode::ProducerConsumer] {
+        match run(mode, Duration::from_secs(seconds)) {
+            Ok(summary) => {
+                passed += 1;
+                println!("test signals::{mode:?} ... ok\n  {summary}");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("test signals::{mode:?} ... FAILED\n  {e}");
+            }
+        }
+    }
+    println!("\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out", if failed == 0 { "ok" } else { "FAILED" });
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
