@@ -158,7 +158,7 @@ fn run(mode: Mode, duration: Duration) -> Result<String, String> {
                         IN_FLIGHT.store(0, Relaxed);
                     }
                     Err(WriteError::Full) => failed += 1,
-                    Err(e) => return Err(format!("outer write failed: {e}")).unwrap(),
+                    Err(e) => panic!("outer write failed: {e}"),
                 }
                 seq += 1;
             }
@@ -241,7 +241,7 @@ fn main() {
     // thread-locals and the ring's write path (async-signal-safe).
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_alarm as usize;
+        sa.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as usize;
         sa.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut sa.sa_mask);
         assert_eq!(libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()), 0);
