@@ -202,14 +202,17 @@ impl RingBuffer {
             let next = g.page_index(ring, (i + 1) % p);
             let prev = g.page_index(ring, (i + p - 1) % p);
             let flag = if next == first { HEAD } else { NORMAL };
-            self.region.page(page).link.store(link(next, flag), Relaxed);
+            self.region
+                .page(page)
+                .link
+                .store(link(next, 0, flag), Relaxed);
             self.region.page(page).prev.store(prev, Relaxed);
         }
         let reader = g.page_index(ring, p);
         self.region
             .page(reader)
             .link
-            .store(link(first, NORMAL), Relaxed);
+            .store(link(first, 0, NORMAL), Relaxed);
         self.region.page(reader).prev.store(last, Relaxed);
         let meta = self.region.ring(ring);
         meta.w.tail_page.store(first, Relaxed);
@@ -299,6 +302,37 @@ impl RingBuffer {
     /// Whether ring `ring` has no unread events.
     pub fn is_empty(&self, ring: usize) -> Result<bool, RingError> {
         Ok(self.stats(ring)?.entries == 0)
+    }
+
+    /// Internal state of a ring, for debugging protocol models.
+    #[cfg(any(test, loom))]
+    #[doc(hidden)]
+    pub fn debug_state(&self, ring: usize) -> String {
+        use crate::layout::{link_flag, link_page, write_offset};
+        let g = self.region.geometry();
+        let m = self.region.ring(ring as u32);
+        let mut out = format!(
+            "tail {} commit {} reader {} head-hint {} read_off {} |",
+            m.w.tail_page.load(Relaxed),
+            m.w.commit_page.load(Relaxed),
+            m.r.reader_page.load(Relaxed),
+            m.r.head_page.load(Relaxed),
+            m.r.read_offset.load(Relaxed)
+        );
+        for i in 0..=g.pages_per_ring {
+            let p = g.page_index(ring as u32, i);
+            let pm = self.region.page(p);
+            let l = pm.link.load(Relaxed);
+            out += &format!(
+                " P{p}: ->{}{} prev {} write {} commit {} |",
+                link_page(l),
+                ["", "H", "U", "?"][link_flag(l) as usize],
+                pm.prev.load(Relaxed),
+                write_offset(pm.write.load(Relaxed)),
+                pm.commit.load(Relaxed)
+            );
+        }
+        out
     }
 
     /// Number of rings.

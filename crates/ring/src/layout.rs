@@ -32,9 +32,9 @@ pub const MAX_NEST: usize = 8;
 
 // ---- page links -------------------------------------------------------------
 //
-// A link is the index of the next page, shifted left by 2, with two flag bits
-// in the low bits, exactly as the kernel keeps HEAD and UPDATE in the low bits
-// of `list_head.next`:
+// A link is one u64: the index of the next page in the high 32 bits, a tag in
+// bits 2..32, and two flag bits in the low bits, exactly as the kernel keeps
+// HEAD and UPDATE in the low bits of `list_head.next`:
 //
 //   NORMAL (0): plain link.
 //   HEAD   (1): the page this link points to is the head page (next to read).
@@ -42,31 +42,43 @@ pub const MAX_NEST: usize = 8;
 //
 // MOVED is not a flag: it is what a compare-and-swap reports when the link no
 // longer points to the page the caller expected (a reader swapped it out).
+//
+// The tag is bumped every time HEAD is set on a link. The kernel compares
+// pointers, so a writer that laps the ring between the reader's look at the
+// head and its swap recreates the same "page|HEAD" value (ABA) and the reader
+// swaps with a stale overrun count; the loom model found this. With the tag,
+// the reader's compare-and-swap fails and it looks again.
 
 /// Flag value: plain link.
-pub(crate) const NORMAL: u32 = 0;
+pub(crate) const NORMAL: u64 = 0;
 /// Flag value: the target is the head page.
-pub(crate) const HEAD: u32 = 1;
+pub(crate) const HEAD: u64 = 1;
 /// Flag value: a writer is moving the head page.
-pub(crate) const UPDATE: u32 = 2;
+pub(crate) const UPDATE: u64 = 2;
 /// Pseudo flag: the link no longer points where the caller expected.
-pub(crate) const MOVED: u32 = 4;
-const FLAG_MASK: u32 = 3;
+pub(crate) const MOVED: u64 = 4;
+const FLAG_MASK: u64 = 3;
+const TAG_MASK: u64 = ((1 << 32) - 1) & !FLAG_MASK;
 
 /// Builds a link word.
 #[inline(always)]
-pub(crate) const fn link(page: u32, flag: u32) -> u32 {
-    (page << 2) | flag
+pub(crate) const fn link(page: u32, tag: u64, flag: u64) -> u64 {
+    ((page as u64) << 32) | ((tag << 2) & TAG_MASK) | flag
 }
 /// The page a link points to.
 #[inline(always)]
-pub(crate) const fn link_page(link: u32) -> u32 {
-    link >> 2
+pub(crate) const fn link_page(link: u64) -> u32 {
+    (link >> 32) as u32
 }
 /// The flag bits of a link.
 #[inline(always)]
-pub(crate) const fn link_flag(link: u32) -> u32 {
+pub(crate) const fn link_flag(link: u64) -> u64 {
     link & FLAG_MASK
+}
+/// The tag of a link.
+#[inline(always)]
+pub(crate) const fn link_tag(link: u64) -> u64 {
+    (link & TAG_MASK) >> 2
 }
 
 // ---- page write word ----------------------------------------------------------
@@ -299,18 +311,19 @@ pub(crate) struct RingMeta {
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct PageMeta {
-    /// Link to the next page with HEAD/UPDATE flags (see above).
-    pub link: AtomicU32,
+    /// Link to the next page with a tag and HEAD/UPDATE flags (see above).
+    pub link: AtomicU64,
     /// Index of the previous page in the ring. Maintained by the reader.
     pub prev: AtomicU32,
-    /// The write word (see above).
-    pub write: AtomicU64,
     /// Committed bytes of the data area. Stored with Release by the outermost
     /// writer; loaded with Acquire by readers.
     pub commit: AtomicU32,
     /// Where the events end when the page was closed with a filler (0 = the
     /// page ends at `commit`). Handed-out pages use it as their commit.
     pub real_end: AtomicU32,
+    _pad32: AtomicU32,
+    /// The write word (see above).
+    pub write: AtomicU64,
     /// Full time stamp of the page's first event (the page header's
     /// `time_stamp`, written into the bytes when a page is handed out).
     pub time_stamp: AtomicU64,
@@ -318,12 +331,12 @@ pub(crate) struct PageMeta {
     /// the tail; readers report them once past the page. Reset when a writer
     /// prepares the page.
     pub lost_at_end: AtomicU64,
-    _pad: AtomicU64,
 }
 
 #[cfg(not(loom))]
 const _: () = {
     assert!(std::mem::size_of::<PageMeta>() == 48);
+    assert!(std::mem::offset_of!(PageMeta, write) == 24);
     assert!(std::mem::align_of::<RingMeta>() == 64);
 };
 
@@ -448,14 +461,14 @@ impl Region {
         let rings = (0..geometry.nr_rings).map(|_| ring_meta()).collect();
         let pages = (0..geometry.nr_pages)
             .map(|_| PageMeta {
-                link: AtomicU32::new(0),
+                link: AtomicU64::new(0),
                 prev: AtomicU32::new(0),
-                write: AtomicU64::new(0),
                 commit: AtomicU32::new(0),
                 real_end: AtomicU32::new(0),
+                _pad32: AtomicU32::new(0),
+                write: AtomicU64::new(0),
                 time_stamp: AtomicU64::new(0),
                 lost_at_end: AtomicU64::new(0),
-                _pad: AtomicU64::new(0),
             })
             .collect();
         let bytes = geometry.nr_pages as usize * geometry.page_size as usize;

@@ -23,13 +23,19 @@
 //! the commit to move on before swapping again.
 
 use crate::format::{decode, Record, PAGE_HEADER_SIZE};
-use crate::layout::{link, link_flag, link_page, Region, RingMeta, GENERATION_MASK, HEAD, NORMAL};
+use crate::layout::{
+    link, link_flag, link_page, link_tag, Region, RingMeta, GENERATION_MASK, HEAD, NORMAL,
+};
 use crate::sync::{backoff, fence, Ordering::*};
 use crate::ReadError;
 
 /// Bound on swap attempts before giving up for this call (a writer keeps
 /// moving the head); the next call tries again.
+#[cfg(not(loom))]
 const SWAP_ATTEMPTS: u32 = 10_000;
+/// Loom explores every retry as a new branch: keep the models small.
+#[cfg(loom)]
+const SWAP_ATTEMPTS: u32 = 3;
 
 /// One event read from a ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,7 +235,7 @@ impl<'a> Consumer<'a> {
         // prepare the page after we hand it back.
         let noted = self.region.page(rp).lost_at_end.load(Acquire);
         for round in 0..SWAP_ATTEMPTS {
-            let Some(head) = self.find_head()? else {
+            let Some((head, head_link)) = self.find_head()? else {
                 backoff(round);
                 continue;
             };
@@ -252,8 +258,10 @@ impl<'a> Consumer<'a> {
             mine.commit.store(0, Relaxed);
             mine.real_end.store(0, Relaxed);
             mine.lost_at_end.store(0, Relaxed);
-            mine.link.store(link(after, HEAD), Relaxed);
-            mine.prev.store(before, Relaxed);
+            let tag = link_tag(head_link) + 1;
+            mine.link.store(link(after, tag, HEAD), Relaxed);
+            // Release: pairs with the Acquire load in `is_reader_page`.
+            mine.prev.store(before, Release);
             // SeqCst: as the kernel's smp_mb in rb_get_reader_page, orders
             // our splice before sampling `overrun`; pairs with the writer's
             // AcqRel cmpxchg HEAD->UPDATE in `handle_head_page`, so a push
@@ -268,13 +276,15 @@ impl<'a> Consumer<'a> {
                 .region
                 .page(before)
                 .link
-                .compare_exchange(link(head, HEAD), link(rp, NORMAL), AcqRel, Acquire)
+                .compare_exchange(head_link, link(rp, tag, NORMAL), AcqRel, Acquire)
                 .is_ok();
             if !swapped {
                 backoff(round);
                 continue;
             }
-            self.region.page(after).prev.store(rp, Relaxed);
+            // Release: pairs with the Acquire load in `is_reader_page`: a
+            // writer that sees this `prev` sees our page's link to `after`.
+            self.region.page(after).prev.store(rp, Release);
             r.head_page.store(after, Relaxed);
             r.reader_page.store(head, Relaxed);
             r.read_offset.store(0, Relaxed);
@@ -291,7 +301,9 @@ impl<'a> Consumer<'a> {
 
     /// Finds the head page: the page whose ring predecessor's link carries
     /// HEAD (`rb_set_head_page`). None while a writer is moving it.
-    fn find_head(&self) -> Result<Option<u32>, ReadError> {
+    /// Returns the head page and the link word (with its tag) that marks it;
+    /// the swap's compare-and-swap expects exactly that word.
+    fn find_head(&self) -> Result<Option<(u32, u64)>, ReadError> {
         let nr_pages = self.region.geometry().nr_pages;
         let r = &self.meta.r;
         let mut p = r.head_page.load(Relaxed);
@@ -306,7 +318,7 @@ impl<'a> Consumer<'a> {
             let l = self.region.page(prev).link.load(Acquire);
             if link_page(l) == p && link_flag(l) == HEAD {
                 r.head_page.store(p, Relaxed);
-                return Ok(Some(p));
+                return Ok(Some((p, l)));
             }
             p = link_page(self.region.page(p).link.load(Acquire));
         }

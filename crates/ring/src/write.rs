@@ -87,10 +87,10 @@ use crate::format::{
     TIME_EXTEND_MAX, TIME_EXTEND_SIZE, TS_DELTA_MAX,
 };
 use crate::layout::{
-    link, link_flag, link_page, write_entries, write_offset, Region, RingMeta, ENTRY, GENERATION,
-    GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL, UPDATE,
+    link, link_flag, link_page, link_tag, write_entries, write_offset, Region, RingMeta, ENTRY,
+    GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL, UPDATE,
 };
-use crate::sync::{signal_fence, Ordering::*};
+use crate::sync::{signal_fence, AtomicU64, Ordering::*};
 use crate::{Mode, WriteError};
 use std::marker::PhantomData;
 
@@ -567,7 +567,11 @@ impl<'a> Writer<'a> {
     /// Whether `page` is the reader's page: a page whose ring predecessor
     /// no longer links to it is outside the ring (`rb_is_reader_page`).
     fn is_reader_page(&self, page: u32) -> bool {
-        let prev = self.region.page(page).prev.load(Relaxed);
+        // Acquire: pairs with the Release stores of `prev` in
+        // `Consumer::swap`: seeing a new `prev` means seeing the link the
+        // reader wrote before it. Without it a stale link of a fresh `prev`
+        // makes a ring page look like the reader's (found by the loom model).
+        let prev = self.region.page(page).prev.load(Acquire);
         if prev >= self.region.geometry().nr_pages {
             return false;
         }
@@ -744,19 +748,32 @@ impl Drop for Writer<'_> {
     }
 }
 
-/// One compare-and-swap on a link: from `target|old` to `target|new`.
-/// Returns `old` on success, the flag found when the link still points at
-/// `target`, or `MOVED` when it points elsewhere (`rb_head_page_set`).
+/// Changes the flag of a link from `old` to `new` if it points at `target`
+/// with flag `old`; setting HEAD bumps the tag. Returns `old` on success, the
+/// flag found when the link still points at `target`, or `MOVED` when it
+/// points elsewhere (the kernel's `rb_head_page_set`).
 ///
-/// AcqRel: pairs with the other side's cmpxchg on the same link (writer's
-/// head push, reader's `head_page_replace`), publishing the overrun count
-/// and page states across.
-pub(crate) fn head_page_set(l: &crate::sync::AtomicU32, target: u32, old: u32, new: u32) -> u32 {
-    match l.compare_exchange(link(target, old), link(target, new), AcqRel, Acquire) {
-        Ok(_) => old,
-        Err(actual) if link_page(actual) != target => MOVED,
-        Err(actual) => link_flag(actual),
+/// AcqRel: pairs with the other side's compare-and-swap on the same link
+/// (the writer's head push, the reader's swap in `Consumer::swap`),
+/// publishing the overrun count and page states across.
+pub(crate) fn head_page_set(l: &AtomicU64, target: u32, old: u64, new: u64) -> u64 {
+    let mut cur = l.load(Acquire);
+    // Bounded: each failure means the link changed, which only the reader
+    // (once per swap) or a nested writer on this thread does.
+    for _ in 0..MAX_RETRIES {
+        if link_page(cur) != target {
+            return MOVED;
+        }
+        if link_flag(cur) != old {
+            return link_flag(cur);
+        }
+        let tag = link_tag(cur) + u64::from(new == HEAD);
+        match l.compare_exchange(cur, link(target, tag, new), AcqRel, Acquire) {
+            Ok(_) => return old,
+            Err(actual) => cur = actual,
+        }
     }
+    MOVED
 }
 
 impl<'w, 'a> Reservation<'w, 'a> {
