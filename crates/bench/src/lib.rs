@@ -1,1 +1,69 @@
-//! ringtrace benchmark suite (being written).
+//! ringtrace's benchmark suite: the ring side by side with the crates and
+//! tracers a user would pick instead, measured in the same run on the same
+//! machine, and the kernel's own `ring_buffer_benchmark.c` re-created.
+//!
+//! - `benches/write.rs` (criterion): issue 2's write cost against rtrb and
+//!   `memcpy`.
+//! - `src/main.rs` (`cargo run -p ringtrace-bench --release`): every table,
+//!   written to `docs/benchmarks.md`.
+//! - [`kernel_bench::run`]: the kernel's benchmark, for `ringtrace bench`.
+//!
+//! Figures on a shared 2-core machine are noisy: every table reports the
+//! median of several repetitions with min and max, and ratios against
+//! ringtrace measured in the same run.
+#![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod clock;
+pub mod kernel_bench;
+pub mod lttng;
+pub mod machine;
+pub mod nesting;
+pub mod record;
+pub mod report;
+pub mod scaling;
+pub mod sinks;
+pub mod stats;
+pub mod throughput;
+pub mod write_cost;
+
+/// How long and how often the runner measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Repetitions per figure (at least 7); each figure is their median.
+    pub reps: usize,
+    /// Timed duration of one single-thread repetition.
+    pub rep_time: std::time::Duration,
+    /// Duration of one multi-thread repetition.
+    pub thread_rep_time: std::time::Duration,
+    /// Producer time of one run of the kernel's benchmark.
+    pub kernel_time: std::time::Duration,
+    /// Repetitions of the kernel's benchmark.
+    pub kernel_reps: usize,
+}
+
+impl Settings {
+    /// The default run (about 2 to 3 minutes).
+    pub fn full() -> Settings {
+        use std::time::Duration;
+        Settings {
+            reps: 9,
+            rep_time: Duration::from_millis(100),
+            thread_rep_time: Duration::from_millis(250),
+            kernel_time: Duration::from_secs(1),
+            kernel_reps: 7,
+        }
+    }
+
+    /// `--quick` (about 20 seconds).
+    pub fn quick() -> Settings {
+        use std::time::Duration;
+        Settings {
+            reps: 7,
+            rep_time: Duration::from_millis(10),
+            thread_rep_time: Duration::from_millis(40),
+            kernel_time: Duration::from_millis(200),
+            kernel_reps: 7,
+        }
+    }
+}

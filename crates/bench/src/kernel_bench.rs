@@ -1,0 +1,208 @@
+//! The kernel's `kernel/trace/ring_buffer_benchmark.c`, re-created on a
+//! ringtrace ring (events mode only).
+//!
+//! As in the kernel: one buffer of 1,000,000 bytes per context in overwrite
+//! mode; a producer thread reserves 10-byte events holding its context id
+//! (the kernel writes `smp_processor_id()`), reading the clock on every
+//! event as the kernel's `ring_buffer_lock_reserve` does, in bursts of 50
+//! writes between checks of the time (`write_iteration`), and wakes the
+//! consumer every 100 bursts (`wakeup_interval`); the consumer reads events
+//! until the ring is empty, checks each payload, then sleeps until woken.
+//! When the time is up the consumer is told to finish, and the counters are
+//! printed with the kernel's lines.
+//!
+//! The kernel's consumer alternates between reading events
+//! (`ring_buffer_consume`) and reading whole pages
+//! (`ring_buffer_read_page`). ringtrace-ring has no page-read API yet, so
+//! this version reads events only; the report says so.
+
+use crate::clock;
+use ringtrace_ring::{Config, Mode, RingBuffer};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::time::{Duration, Instant};
+
+/// Bytes per context (the kernel's
+/// `ring_buffer_alloc(1000000, RB_FL_OVERWRITE)`).
+pub const BYTES_PER_CONTEXT: usize = 1_000_000;
+/// Payload bytes per event (`ring_buffer_lock_reserve(buffer, 10)`).
+pub const PAYLOAD: usize = 10;
+/// Writes between checks of the time (the kernel's `write_iteration`).
+pub const WRITE_ITERATION: u64 = 50;
+/// Bursts between consumer wake-ups (the kernel's `wakeup_interval`).
+pub const WAKEUP_INTERVAL: u64 = 100;
+
+/// The counters the kernel prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KernelBenchReport {
+    /// Producer run time, microseconds.
+    pub time_us: u64,
+    /// Events lost to overwrite.
+    pub overruns: u64,
+    /// Events the consumer read.
+    pub read: u64,
+    /// Events still in the ring at the end.
+    pub entries: u64,
+    /// `entries + overruns + read`; equals `hit` when nothing is lost.
+    pub total: u64,
+    /// Reservations that failed.
+    pub missed: u64,
+    /// Reservations that succeeded.
+    pub hit: u64,
+    /// Consumed payloads that did not hold the producer's id (the kernel
+    /// kills the test on the first one).
+    pub bad_payloads: u64,
+    /// Errors returned by the consumer.
+    pub read_errors: u64,
+}
+
+impl KernelBenchReport {
+    /// The kernel's "Entries per millisec": hits divided by whole
+    /// milliseconds (integer division, as `do_div`).
+    pub fn entries_per_ms(&self) -> u64 {
+        self.hit
+            .checked_div(self.time_us / 1000)
+            .unwrap_or(self.hit)
+    }
+
+    /// The kernel's "ns per entry": `NSEC_PER_MSEC / entries_per_ms`.
+    pub fn ns_per_entry(&self) -> Option<u64> {
+        1_000_000u64.checked_div(self.entries_per_ms())
+    }
+
+    /// ns per entry without the kernel's integer rounding.
+    pub fn ns_per_entry_exact(&self) -> f64 {
+        self.time_us as f64 * 1000.0 / self.hit as f64
+    }
+
+    /// Whether every hit is accounted for and every payload was right.
+    pub fn ok(&self) -> bool {
+        self.total == self.hit && self.bad_payloads == 0 && self.read_errors == 0
+    }
+}
+
+impl fmt::Display for KernelBenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.ok() {
+            writeln!(f, "ERROR!")?;
+        }
+        writeln!(f, "Running Consumer at nice: 0")?;
+        writeln!(f, "Running Producer at nice: 0")?;
+        writeln!(f, "Time:     {} (usecs)", self.time_us)?;
+        writeln!(f, "Overruns: {}", self.overruns)?;
+        writeln!(f, "Read:     {}  (by events)", self.read)?;
+        writeln!(f, "Entries:  {}", self.entries)?;
+        writeln!(f, "Total:    {}", self.total)?;
+        writeln!(f, "Missed:   {}", self.missed)?;
+        writeln!(f, "Hit:      {}", self.hit)?;
+        let ms = self.time_us / 1000;
+        if ms == 0 {
+            writeln!(f, "TIME IS ZERO??")?;
+        }
+        let hit = self.entries_per_ms();
+        writeln!(f, "Entries per millisec: {hit}")?;
+        if let Some(avg) = self.ns_per_entry() {
+            writeln!(f, "{avg} ns per entry")?;
+        }
+        if self.missed > 0 {
+            let missed = self.missed.checked_div(ms).unwrap_or(self.missed);
+            writeln!(f, "Total iterations per millisec: {}", hit + missed)?;
+            if let Some(avg) = 1_000_000u64.checked_div(hit + missed) {
+                writeln!(f, "{avg} ns per entry")?;
+            }
+        }
+        if self.bad_payloads > 0 || self.read_errors > 0 {
+            writeln!(
+                f,
+                "bad payloads: {}, read errors: {}",
+                self.bad_payloads, self.read_errors
+            )?;
+        }
+        write!(
+            f,
+            "(pages mode not run: ringtrace-ring has no read_page yet; events mode only)"
+        )
+    }
+}
+
+/// Runs the benchmark with the producer writing for `time`.
+pub fn run(time: Duration) -> KernelBenchReport {
+    let buf = RingBuffer::new(
+        Config::new(1)
+            .bytes_per_ring(BYTES_PER_CONTEXT)
+            .mode(Mode::Overwrite),
+    )
+    .expect("1,000,000 bytes of 4096-byte pages is a valid configuration");
+    let finish = AtomicBool::new(false);
+    let context: u32 = 0;
+    std::thread::scope(|s| {
+        let consumer = s.spawn(|| {
+            let mut c = buf.consumer(0).expect("ring 0");
+            let (mut read, mut bad, mut errors) = (0u64, 0u64, 0u64);
+            loop {
+                // Acquire: pairs with the producer's Release store.
+                let finishing = finish.load(Acquire);
+                loop {
+                    match c.consume() {
+                        Ok(Some(ev)) => {
+                            read += 1;
+                            if ev.payload.get(..4) != Some(&context.to_le_bytes()[..]) {
+                                bad += 1;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(_) => errors += 1,
+                    }
+                }
+                if finishing {
+                    break;
+                }
+                std::thread::park_timeout(Duration::from_millis(10));
+            }
+            (read, bad, errors)
+        });
+        let consumer_thread = consumer.thread().clone();
+        let (hit, missed, time_us) = {
+            let mut w = buf.writer(0).expect("fresh ring");
+            let mut entry = [0u8; PAYLOAD];
+            entry[..4].copy_from_slice(&context.to_le_bytes());
+            let (mut hit, mut missed, mut bursts) = (0u64, 0u64, 0u64);
+            let start = Instant::now();
+            let timeout = start + time;
+            let mut end;
+            loop {
+                for _ in 0..WRITE_ITERATION {
+                    match w.write(clock::tsc(), &entry) {
+                        Ok(()) => hit += 1,
+                        Err(_) => missed += 1,
+                    }
+                }
+                end = Instant::now();
+                bursts += 1;
+                if bursts % WAKEUP_INTERVAL == 0 {
+                    consumer_thread.unpark();
+                }
+                if end >= timeout {
+                    break;
+                }
+            }
+            (hit, missed, end.duration_since(start).as_micros() as u64)
+        };
+        // Release: pairs with the consumer's Acquire load.
+        finish.store(true, Release);
+        consumer_thread.unpark();
+        let (read, bad_payloads, read_errors) = consumer.join().expect("consumer thread");
+        let st = buf.stats(0).expect("ring 0");
+        KernelBenchReport {
+            time_us,
+            overruns: st.overrun,
+            read,
+            entries: st.entries,
+            total: st.entries + st.overrun + read,
+            missed,
+            hit,
+            bad_payloads,
+            read_errors,
+        }
+    })
+}

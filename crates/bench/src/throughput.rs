@@ -1,0 +1,441 @@
+//! One writer thread and one reader thread: events per second and events
+//! lost, ringtrace in both modes against the SPSC queues.
+//!
+//! The writer writes 8-byte payloads (a sequence number; the time stamp is
+//! the sequence number too, no clock) for a fixed time; the reader consumes
+//! record by record without pause and drains what is left once the writer
+//! stops. Every peer has 256 KiB of storage. "Lossy" writers never wait: a
+//! full queue drops (ringtrace producer/consumer, rtrb, ringbuf) or
+//! overwrites (ringtrace overwrite, `ArrayQueue::force_push`). "Lossless"
+//! writers spin until the record fits.
+
+use crate::record::Record;
+use crate::stats::Summary;
+use crate::Settings;
+use crossbeam_queue::ArrayQueue;
+use ringbuf::traits::{Consumer as _, Producer as _, Split as _};
+use ringtrace_ring::{Config, Mode, RingBuffer};
+use std::hint::{black_box, spin_loop};
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+/// Storage of every peer in this test.
+pub const BYTES: usize = 256 * 1024;
+const REC: usize = Record::<8>::BYTES;
+
+/// One repetition.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rep {
+    /// Distinct events the writer tried to store.
+    pub attempted: u64,
+    /// Events the reader consumed.
+    pub read: u64,
+    /// Seconds the writer ran.
+    pub writer_secs: f64,
+    /// Seconds from the writer's start to the reader's last event.
+    pub total_secs: f64,
+    /// CPUs the process obtained meanwhile (CPU time ÷ wall time): near 2
+    /// when writer and reader really ran in parallel.
+    pub cpus: f64,
+}
+
+/// Figures of one peer over all repetitions.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Who and how.
+    pub name: String,
+    /// Whether the writer waits for room (no loss).
+    pub lossless: bool,
+    /// Events consumed per second.
+    pub delivered: Summary,
+    /// Percent of attempted events lost.
+    pub lost_pct: Summary,
+    /// Events lost, median.
+    pub lost: Summary,
+    /// Writer's ns per attempted event while the reader polls.
+    pub writer_ns: Summary,
+    /// CPUs obtained (see [`Rep::cpus`]).
+    pub cpus: Summary,
+}
+
+/// Throughput results.
+#[derive(Debug, Clone)]
+pub struct ThroughputReport {
+    /// Rows, lossy ones first.
+    pub rows: Vec<Row>,
+    /// Accounting mismatches found in ringtrace's counters.
+    pub problems: Vec<String>,
+}
+
+struct Ctl {
+    start: Barrier,
+    done: AtomicBool,
+    run: Duration,
+}
+
+/// Runs `writer` and `reader` on two threads; the writer gets `one(i)` per
+/// event until the time is up.
+fn run_pair(
+    run: Duration,
+    writer: impl FnOnce(&dyn Fn() -> bool) -> u64 + Send,
+    reader: impl FnOnce(&AtomicBool) -> u64 + Send,
+) -> Rep {
+    let ctl = Ctl {
+        start: Barrier::new(2),
+        done: AtomicBool::new(false),
+        run,
+    };
+    let cpu0 = crate::machine::process_cpu_secs();
+    let wall0 = Instant::now();
+    let mut rep = std::thread::scope(|s| {
+        let w = s.spawn(|| {
+            ctl.start.wait();
+            let start = Instant::now();
+            let deadline = start + ctl.run;
+            let n = writer(&|| Instant::now() >= deadline);
+            let writer_secs = start.elapsed().as_secs_f64();
+            // Release: pairs with the reader's Acquire load, so its final
+            // drain sees every event written.
+            ctl.done.store(true, Release);
+            (n, start, writer_secs)
+        });
+        let r = s.spawn(|| {
+            ctl.start.wait();
+            let n = reader(&ctl.done);
+            (n, Instant::now())
+        });
+        let (attempted, start, writer_secs) = w.join().expect("writer thread");
+        let (read, end) = r.join().expect("reader thread");
+        Rep {
+            attempted,
+            read,
+            writer_secs,
+            total_secs: end.duration_since(start).as_secs_f64(),
+            cpus: 0.0,
+        }
+    });
+    rep.cpus = (crate::machine::process_cpu_secs() - cpu0) / wall0.elapsed().as_secs_f64();
+    rep
+}
+
+/// The writer's loop: calls `one(i)` with a check of the clock every 1024
+/// events; returns the number of events.
+#[inline(always)]
+fn write_loop(time_up: &dyn Fn() -> bool, mut one: impl FnMut(u64)) -> u64 {
+    let mut i = 0u64;
+    loop {
+        for _ in 0..1024 {
+            one(i);
+            i += 1;
+        }
+        if time_up() {
+            return i;
+        }
+    }
+}
+
+/// Waits a little for the other thread: spins 64 times, then yields the
+/// CPU (so that a writer and a reader sharing one CPU still make progress;
+/// every peer waits the same way).
+#[inline(always)]
+fn pause(tries: &mut u32) {
+    if *tries < 64 {
+        spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+    *tries += 1;
+}
+
+/// The reader's loop: `poll` returns whether it consumed a record.
+#[inline(always)]
+fn read_loop(done: &AtomicBool, mut poll: impl FnMut() -> bool) -> u64 {
+    let mut n = 0u64;
+    let mut tries = 0u32;
+    loop {
+        let finished = done.load(Acquire);
+        if poll() {
+            n += 1;
+            tries = 0;
+        } else if finished {
+            return n;
+        } else {
+            pause(&mut tries);
+        }
+    }
+}
+
+fn ringtrace(mode: Mode, retry: bool, run: Duration, problems: &mut Vec<String>) -> Rep {
+    let buf = RingBuffer::new(Config::new(1).pages_per_ring(BYTES / 4096).mode(mode))
+        .expect("valid configuration");
+    let rep = run_pair(
+        run,
+        |time_up| {
+            let mut w = buf.writer(0).expect("fresh ring");
+            write_loop(time_up, |i| {
+                if retry {
+                    let mut tries = 0u32;
+                    while w.write(i, &i.to_le_bytes()).is_err() {
+                        pause(&mut tries);
+                    }
+                } else {
+                    let _ = w.write(i, &i.to_le_bytes());
+                }
+            })
+        },
+        |done| {
+            let mut c = buf.consumer(0).expect("ring 0");
+            read_loop(done, || match c.consume() {
+                Ok(Some(ev)) => {
+                    black_box(ev.payload);
+                    true
+                }
+                Ok(None) | Err(_) => false,
+            })
+        },
+    );
+    let st = buf.stats(0).expect("ring 0");
+    let mut why = Vec::new();
+    if st.read != rep.read {
+        why.push(format!("stats.read {} != consumed {}", st.read, rep.read));
+    }
+    if st.written != st.read + st.overrun + st.dropped + st.commit_overrun + st.entries {
+        why.push(format!("accounting identity broken: {st:?}"));
+    }
+    if !retry && st.written != rep.attempted {
+        why.push(format!(
+            "stats.written {} != attempted {}",
+            st.written, rep.attempted
+        ));
+    }
+    if st.entries != 0 {
+        why.push(format!(
+            "{} entries left unread after the drain",
+            st.entries
+        ));
+    }
+    if !why.is_empty() {
+        problems.push(format!(
+            "ringtrace {mode:?}{}: {}",
+            if retry { " retry" } else { "" },
+            why.join("; ")
+        ));
+    }
+    rep
+}
+
+fn rtrb(retry: bool, run: Duration) -> Rep {
+    let (mut p, mut c) = rtrb::RingBuffer::<u8>::new(BYTES);
+    run_pair(
+        run,
+        move |time_up| {
+            write_loop(time_up, |i| {
+                let rec = Record::<8>::new(i, &i.to_le_bytes());
+                let mut tries = 0u32;
+                loop {
+                    if let Ok(mut chunk) = p.write_chunk_uninit(REC) {
+                        let (a, b) = chunk.as_mut_slices();
+                        let (x, y) = rec.as_bytes().split_at(a.len());
+                        for (d, s) in a.iter_mut().zip(x).chain(b.iter_mut().zip(y)) {
+                            d.write(*s);
+                        }
+                        // SAFETY: every byte of the chunk was written above.
+                        unsafe { chunk.commit_all() };
+                        break;
+                    }
+                    if !retry {
+                        break;
+                    }
+                    pause(&mut tries);
+                }
+            })
+        },
+        move |done| {
+            read_loop(done, || match c.read_chunk(REC) {
+                Ok(chunk) => {
+                    black_box(chunk.as_slices());
+                    chunk.commit_all();
+                    true
+                }
+                Err(_) => false,
+            })
+        },
+    )
+}
+
+fn ringbuf_typed(retry: bool, run: Duration) -> Rep {
+    let (mut p, mut c) = ringbuf::HeapRb::<Record<8>>::new(BYTES / REC).split();
+    run_pair(
+        run,
+        move |time_up| {
+            write_loop(time_up, |i| {
+                let rec = Record::<8>::new(i, &i.to_le_bytes());
+                let mut tries = 0u32;
+                while p.try_push(rec).is_err() && retry {
+                    pause(&mut tries);
+                }
+            })
+        },
+        move |done| read_loop(done, || black_box(c.try_pop()).is_some()),
+    )
+}
+
+fn ringbuf_bytes(retry: bool, run: Duration) -> Rep {
+    let (mut p, mut c) = ringbuf::HeapRb::<u8>::new(BYTES).split();
+    run_pair(
+        run,
+        move |time_up| {
+            use ringbuf::traits::Observer as _;
+            write_loop(time_up, |i| {
+                let rec = Record::<8>::new(i, &i.to_le_bytes());
+                let mut tries = 0u32;
+                loop {
+                    if p.vacant_len() >= REC {
+                        p.push_slice(rec.as_bytes());
+                        break;
+                    }
+                    if !retry {
+                        break;
+                    }
+                    pause(&mut tries);
+                }
+            })
+        },
+        move |done| {
+            let mut rec = [0u8; REC];
+            read_loop(done, || {
+                use ringbuf::traits::Observer as _;
+                if c.occupied_len() >= REC {
+                    c.pop_slice(&mut rec);
+                    black_box(&rec);
+                    true
+                } else {
+                    false
+                }
+            })
+        },
+    )
+}
+
+fn array_queue(retry: bool, run: Duration) -> Rep {
+    let q = ArrayQueue::<Record<8>>::new(BYTES / REC);
+    run_pair(
+        run,
+        |time_up| {
+            write_loop(time_up, |i| {
+                let rec = Record::<8>::new(i, &i.to_le_bytes());
+                if retry {
+                    let mut tries = 0u32;
+                    while q.push(rec).is_err() {
+                        pause(&mut tries);
+                    }
+                } else {
+                    black_box(q.force_push(rec));
+                }
+            })
+        },
+        |done| read_loop(done, || black_box(q.pop()).is_some()),
+    )
+}
+
+fn row(name: &str, lossless: bool, reps: &[Rep]) -> Row {
+    let f = |g: &dyn Fn(&Rep) -> f64| {
+        Summary::of(&reps.iter().map(g).collect::<Vec<_>>()).expect("at least one repetition")
+    };
+    Row {
+        name: name.to_string(),
+        lossless,
+        delivered: f(&|r| r.read as f64 / r.total_secs),
+        lost_pct: f(&|r| 100.0 * r.attempted.saturating_sub(r.read) as f64 / r.attempted as f64),
+        lost: f(&|r| r.attempted.saturating_sub(r.read) as f64),
+        writer_ns: f(&|r| r.writer_secs * 1e9 / r.attempted as f64),
+        cpus: f(&|r| r.cpus),
+    }
+}
+
+/// A peer: one call runs one repetition.
+type Peer<'a> = (&'static str, bool, Box<dyn FnMut() -> Rep + 'a>);
+
+/// Runs every peer `s.reps` times after one warm-up round, round-robin, so
+/// that the machine's load drifts over all of them alike.
+pub fn run(s: &Settings) -> ThroughputReport {
+    let problems = std::cell::RefCell::new(Vec::new());
+    let t = s.thread_rep_time;
+    let ring = |mode: Mode, retry: bool| {
+        let problems = &problems;
+        Box::new(move || ringtrace(mode, retry, t, &mut problems.borrow_mut()))
+            as Box<dyn FnMut() -> Rep>
+    };
+    let mut peers: Vec<Peer<'_>> = vec![
+        (
+            "ringtrace, overwrite (overrun when full)",
+            false,
+            ring(Mode::Overwrite, false),
+        ),
+        (
+            "ringtrace, producer/consumer (drop when full)",
+            false,
+            ring(Mode::ProducerConsumer, false),
+        ),
+        (
+            "rtrb `u8`, chunk per record (drop when full)",
+            false,
+            Box::new(move || rtrb(false, t)),
+        ),
+        (
+            "ringbuf `HeapRb<Record>` (drop when full)",
+            false,
+            Box::new(move || ringbuf_typed(false, t)),
+        ),
+        (
+            "crossbeam `ArrayQueue`, `force_push` (overwrite)",
+            false,
+            Box::new(move || array_queue(false, t)),
+        ),
+        (
+            "ringtrace, producer/consumer, retry when full",
+            true,
+            ring(Mode::ProducerConsumer, true),
+        ),
+        (
+            "rtrb `u8`, chunk per record, retry",
+            true,
+            Box::new(move || rtrb(true, t)),
+        ),
+        (
+            "ringbuf `HeapRb<Record>`, retry",
+            true,
+            Box::new(move || ringbuf_typed(true, t)),
+        ),
+        (
+            "ringbuf `HeapRb<u8>`, `push_slice`, retry",
+            true,
+            Box::new(move || ringbuf_bytes(true, t)),
+        ),
+        (
+            "crossbeam `ArrayQueue`, `push`, retry",
+            true,
+            Box::new(move || array_queue(true, t)),
+        ),
+    ];
+    let mut reps: Vec<Vec<Rep>> = vec![Vec::new(); peers.len()];
+    for rep in 0..=s.reps {
+        for (i, (_, _, f)) in peers.iter_mut().enumerate() {
+            let r = f();
+            if rep > 0 {
+                reps[i].push(r);
+            }
+        }
+    }
+    let rows = peers
+        .iter()
+        .zip(&reps)
+        .map(|((name, lossless, _), r)| row(name, *lossless, r))
+        .collect();
+    drop(peers);
+    ThroughputReport {
+        rows,
+        problems: problems.into_inner(),
+    }
+}

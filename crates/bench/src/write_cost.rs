@@ -1,0 +1,365 @@
+//! Single-thread write cost, ns per event, every peer in the same run.
+
+use crate::clock;
+use crate::lttng::Lttng;
+use crate::record::Record;
+use crate::sinks::{
+    bench_ring, ns_per_event, ArrayQueueSink, Memcpy, MutexDeque, RingReserve, RingWrite,
+    RingWriteClocked, RingbufBytes, RingbufTyped, RtrbBytes, Sink, SyncChannel,
+};
+use crate::stats::Summary;
+use crate::Settings;
+use ringtrace_ring::Mode;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+/// One contender's figures, one per payload size (8, 32, 128 bytes).
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Who and how.
+    pub name: String,
+    /// ns per event for each payload size; `None` when not measured.
+    pub cost: [Option<Summary>; 3],
+    /// Per-repetition values for each payload size, in round order (round
+    /// `i` of every row ran back to back), for paired ratios.
+    pub raw: [Vec<f64>; 3],
+}
+
+/// A figure that does not depend on the payload size.
+#[derive(Debug, Clone)]
+pub struct Single {
+    /// Who and how.
+    pub name: String,
+    /// ns per event (or per operation), or why it was not measured.
+    pub cost: Result<Summary, String>,
+    /// Remarks (lines lost, clock read per event, ...).
+    pub note: String,
+    /// Per-repetition values in round order.
+    pub raw: Vec<f64>,
+}
+
+/// The write-cost tables.
+#[derive(Debug, Clone)]
+pub struct WriteCost {
+    /// Record writers; the first row is ringtrace `write`, the reference.
+    pub rows: Vec<Row>,
+    /// Tracers, each with its own clock read per event.
+    pub tracers: Vec<Single>,
+    /// Floors: memcpy is in `rows`; these are the atomic and the clocks.
+    pub floors: Vec<Single>,
+    /// Problems seen (write errors where none are expected).
+    pub problems: Vec<String>,
+}
+
+/// Times a closure called in batches of 1024; the median over batches of
+/// ns per call (see [`crate::sinks::ns_per_event`]).
+fn op_ns(budget: std::time::Duration, op: &mut dyn FnMut()) -> f64 {
+    let mut batches = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < budget {
+        let t = Instant::now();
+        for _ in 0..1024 {
+            op();
+        }
+        batches.push(t.elapsed().as_nanos() as f64 / 1024.0);
+    }
+    Summary::of(&batches).map_or(f64::NAN, |s| s.median)
+}
+
+/// A contender: one call measures one repetition, in ns per event.
+type Contender<'a> = (&'static str, Box<dyn FnMut() -> f64 + 'a>);
+
+/// Runs the contenders round-robin, repetition by repetition, so that the
+/// machine's load drifts over all of them alike; one warm-up round first.
+fn interleaved(s: &Settings, contenders: &mut [Contender<'_>]) -> Vec<Vec<f64>> {
+    let mut values = vec![Vec::with_capacity(s.reps); contenders.len()];
+    for rep in 0..=s.reps {
+        for (i, (_, f)) in contenders.iter_mut().enumerate() {
+            let v = f();
+            if rep > 0 {
+                values[i].push(v);
+            }
+        }
+    }
+    values
+}
+
+fn summary(raw: &[f64]) -> Summary {
+    Summary::of(raw).unwrap_or_else(Summary::nan)
+}
+
+fn sink<'a, const N: usize, S: Sink<N> + 'a>(
+    s: &Settings,
+    mut sink: S,
+) -> Box<dyn FnMut() -> f64 + 'a> {
+    let budget = s.rep_time;
+    Box::new(move || ns_per_event::<N, S>(&mut sink, budget))
+}
+
+/// Figures for payload size `N`, in the row order of [`run`].
+fn per_size<const N: usize>(
+    s: &Settings,
+    lttng: Option<&Lttng>,
+    problems: &mut Vec<String>,
+) -> Vec<(&'static str, Vec<f64>)> {
+    let ring_w = bench_ring(Mode::Overwrite);
+    let ring_r = bench_ring(Mode::Overwrite);
+    let errors = std::cell::Cell::new(0u64);
+    let mut w = RingWrite::new(ring_w.writer(0).expect("fresh ring"));
+    let mut r = RingReserve::new(ring_r.writer(0).expect("fresh ring"));
+    let budget = s.rep_time;
+    let mut contenders: Vec<Contender<'_>> = vec![
+        (
+            "ringtrace `write`",
+            Box::new(|| {
+                let v = ns_per_event::<N, _>(&mut w, budget);
+                errors.set(errors.get() + std::mem::take(&mut w.errors));
+                v
+            }),
+        ),
+        (
+            "ringtrace `reserve`/`commit`",
+            Box::new(|| {
+                let v = ns_per_event::<N, _>(&mut r, budget);
+                errors.set(errors.get() + std::mem::take(&mut r.errors));
+                v
+            }),
+        ),
+        (
+            "rtrb `RingBuffer<u8>`, chunk per record",
+            sink::<N, _>(s, RtrbBytes::new(Record::<N>::BYTES)),
+        ),
+        (
+            "ringbuf `HeapRb<u8>`, `push_slice`",
+            sink::<N, _>(s, RingbufBytes::new(Record::<N>::BYTES)),
+        ),
+        (
+            "ringbuf `HeapRb<Record>`, `try_push`",
+            sink::<N, _>(s, RingbufTyped::<N>::new()),
+        ),
+        (
+            "crossbeam `ArrayQueue<Record>`, `force_push`",
+            sink::<N, _>(s, ArrayQueueSink::<N>::new()),
+        ),
+        (
+            "std `mpsc::sync_channel`, `try_send`",
+            sink::<N, _>(s, SyncChannel::<N>::new()),
+        ),
+        (
+            "`Mutex<VecDeque<Record>>`, `push_back`",
+            sink::<N, _>(s, MutexDeque::<N>::new()),
+        ),
+    ];
+    let lttng_sink = lttng.and_then(|l| l.bytes_sink::<N>());
+    let has_lttng = lttng_sink.is_some();
+    if let Some(l) = lttng_sink {
+        contenders.push((LTTNG_BYTES, sink::<N, _>(s, l)));
+    }
+    contenders.push((
+        "floor: `memcpy` of the record",
+        sink::<N, _>(s, Memcpy::new()),
+    ));
+    let names: Vec<&'static str> = contenders.iter().map(|c| c.0).collect();
+    let figures = interleaved(s, &mut contenders);
+    drop(contenders);
+    if errors.get() > 0 {
+        problems.push(format!(
+            "ringtrace {N} B: {} write errors in overwrite mode",
+            errors.get()
+        ));
+    }
+    let mut out: Vec<(&'static str, Vec<f64>)> = names.into_iter().zip(figures).collect();
+    if !has_lttng {
+        let at = out.len() - 1;
+        out.insert(at, (LTTNG_BYTES, Vec::new()));
+    }
+    out
+}
+
+const LTTNG_BYTES: &str = "LTTng-UST tracepoint, byte array (own clock read)";
+
+const TRACING: &str =
+    "`tracing` `info!(v)` (u64 field), fmt layer, `tracing-appender` non-blocking file";
+const LTTNG_U64: &str = "LTTng-UST tracepoint, one u64 field";
+
+/// The tracers, interleaved: ringtrace plus a clock read, `tracing` with the
+/// fmt layer and a non-blocking file appender, LTTng-UST.
+fn tracers(s: &Settings, lttng: &Result<Lttng, String>) -> Vec<Single> {
+    let budget = s.rep_time;
+    let ring_tsc = bench_ring(Mode::Overwrite);
+    let ring_mono = bench_ring(Mode::Overwrite);
+    let mut tsc_sink = RingWriteClocked::new(ring_tsc.writer(0).expect("fresh ring"), clock::tsc);
+    let start = Instant::now();
+    let mut mono_sink =
+        RingWriteClocked::new(ring_mono.writer(0).expect("fresh ring"), move || {
+            start.elapsed().as_nanos() as u64
+        });
+    let mut contenders: Vec<Contender<'_>> = vec![
+        (
+            "ringtrace `write` 8 B + `rdtsc` per event",
+            Box::new(|| ns_per_event::<8, _>(&mut tsc_sink, budget)),
+        ),
+        (
+            "ringtrace `write` 8 B + `Instant::now()` per event",
+            Box::new(|| ns_per_event::<8, _>(&mut mono_sink, budget)),
+        ),
+    ];
+    let mut notes = vec![
+        "the floor of the tracer macro with the `tsc` clock".to_string(),
+        "the same with the `mono` clock".to_string(),
+    ];
+
+    // tracing: the subscriber is this thread's default while we measure.
+    let dir = tempfile::tempdir();
+    let mut tracing_state = None;
+    let mut tracing_err = None;
+    match &dir {
+        Ok(dir) => {
+            let appender = tracing_appender::rolling::never(dir.path(), "bench.log");
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let dropped = writer.error_counter();
+            let subscriber = tracing_subscriber::fmt().with_writer(writer).finish();
+            let default = tracing::subscriber::set_default(subscriber);
+            tracing_state = Some((default, guard, dropped));
+            contenders.push((
+                TRACING,
+                Box::new(move || {
+                    op_ns(budget, &mut || {
+                        let v = black_box(42u64);
+                        tracing::info!(v);
+                    })
+                }),
+            ));
+            notes.push(String::new());
+        }
+        Err(e) => tracing_err = Some(format!("no temp dir: {e}")),
+    }
+    let mut lttng_err = None;
+    match lttng {
+        Ok(l) => match l.u64_sink() {
+            Some(sink) => {
+                contenders.push((LTTNG_U64, self::sink::<8, _>(s, sink)));
+                notes.push(l.describe());
+            }
+            None => lttng_err = Some("tracepoint not enabled".to_string()),
+        },
+        Err(why) => lttng_err = Some(why.clone()),
+    }
+    let figures = interleaved(s, &mut contenders);
+    let names: Vec<&'static str> = contenders.iter().map(|c| c.0).collect();
+    drop(contenders);
+    let mut out: Vec<Single> = names
+        .into_iter()
+        .zip(figures)
+        .zip(notes)
+        .map(|((name, raw), note)| Single {
+            name: name.into(),
+            cost: Ok(summary(&raw)),
+            note,
+            raw,
+        })
+        .collect();
+    if let Some((default, guard, dropped)) = tracing_state {
+        drop(default);
+        drop(guard); // Flushes and joins the appender's worker.
+        let bytes = dir
+            .as_ref()
+            .ok()
+            .and_then(|d| std::fs::metadata(d.path().join("bench.log")).ok())
+            .map_or(0, |m| m.len());
+        if let Some(t) = out.iter_mut().find(|t| t.name == TRACING) {
+            t.note = format!(
+                "formats on the calling thread and reads the wall clock; default lossy appender: {} lines dropped, {} MiB written",
+                dropped.dropped_lines(),
+                bytes >> 20
+            );
+        }
+    }
+    if let Some(e) = tracing_err {
+        out.push(Single {
+            name: TRACING.into(),
+            cost: Err(e),
+            note: String::new(),
+            raw: Vec::new(),
+        });
+    }
+    if let Some(e) = lttng_err {
+        out.push(Single {
+            name: LTTNG_U64.into(),
+            cost: Err(e),
+            note: String::new(),
+            raw: Vec::new(),
+        });
+    }
+    out
+}
+
+/// Measures every write-cost figure.
+pub fn run(s: &Settings, lttng: &Result<Lttng, String>) -> WriteCost {
+    let mut problems = Vec::new();
+    let l = lttng.as_ref().ok();
+    let a = per_size::<8>(s, l, &mut problems);
+    let b = per_size::<32>(s, l, &mut problems);
+    let c = per_size::<128>(s, l, &mut problems);
+    let rows = a
+        .iter()
+        .zip(&b)
+        .zip(&c)
+        .map(|((a, b), c)| {
+            let raw = [a.1.clone(), b.1.clone(), c.1.clone()];
+            Row {
+                name: a.0.to_string(),
+                cost: raw.clone().map(|r| Summary::of(&r)),
+                raw,
+            }
+        })
+        .collect();
+    let tracers = tracers(s, lttng);
+
+    let counter = AtomicU64::new(0);
+    let budget = s.rep_time;
+    let mut floors: Vec<Contender<'_>> = vec![
+        (
+            "uncontended `AtomicU64::fetch_add` (`lock xadd`)",
+            Box::new(|| {
+                op_ns(budget, &mut || {
+                    black_box(&counter).fetch_add(1, Relaxed);
+                })
+            }),
+        ),
+        (
+            "`rdtsc` (`_rdtsc`)",
+            Box::new(|| {
+                op_ns(budget, &mut || {
+                    black_box(clock::tsc());
+                })
+            }),
+        ),
+        (
+            "`Instant::now()` (vDSO `clock_gettime(CLOCK_MONOTONIC)`)",
+            Box::new(|| {
+                op_ns(budget, &mut || {
+                    black_box(Instant::now());
+                })
+            }),
+        ),
+    ];
+    let figures = interleaved(s, &mut floors);
+    let floors = floors
+        .iter()
+        .zip(figures)
+        .map(|((name, _), raw)| Single {
+            name: (*name).into(),
+            cost: Ok(summary(&raw)),
+            note: String::new(),
+            raw,
+        })
+        .collect();
+    WriteCost {
+        rows,
+        tracers,
+        floors,
+        problems,
+    }
+}
