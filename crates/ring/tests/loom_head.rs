@@ -83,5 +83,5 @@ fn head_push_against_reader_swap() {
 /// A longer run: two pushes, and the reader swapping in between.
 #[test]
 fn two_pushes_against_reader_swaps() {
-    check_model(7, 3, 2);
+    check_model(7, 1, 2);
 }
