@@ -11,7 +11,7 @@
 //! in. Rings run as a flight recorder ([`Mode::Overwrite`]) or as
 //! producer/consumer ([`Mode::ProducerConsumer`]).
 //!
-//! Pages and events use the kernel's binary format ([`format`]), so pages
+//! Pages and events use the kernel's binary format ([`mod@format`]), so pages
 //! leave the process unchanged (trace-cmd's `trace.dat`, shared memory).
 //!
 //! # Guarantees
