@@ -19,7 +19,10 @@ thread_local! {
 }
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime is async-signal-safe and fills `ts`.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     (ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64).saturating_sub(START.load(Relaxed))
@@ -53,7 +56,11 @@ fn set_alarm_blocked(blocked: bool) {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGALRM);
-        let how = if blocked { libc::SIG_BLOCK } else { libc::SIG_UNBLOCK };
+        let how = if blocked {
+            libc::SIG_BLOCK
+        } else {
+            libc::SIG_UNBLOCK
+        };
         libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
 }
@@ -61,8 +68,9 @@ fn set_alarm_blocked(blocked: bool) {
 fn main() {
     START.store(now_ns(), Relaxed);
     let rings = 3;
-    let buf: &'static RingBuffer =
-        Box::leak(Box::new(RingBuffer::new(Config::new(rings).pages_per_ring(8).mode(Mode::Overwrite)).unwrap()));
+    let buf: &'static RingBuffer = Box::leak(Box::new(
+        RingBuffer::new(Config::new(rings).pages_per_ring(8).mode(Mode::Overwrite)).unwrap(),
+    ));
     BUF.store(buf as *const _ as *mut _, Release);
     // SAFETY: the handler only touches atomics, a const thread-local and the
     // ring's async-signal-safe write path.
@@ -95,11 +103,21 @@ fn main() {
                         any = true;
                         counts[ring] += 1;
                         lost[ring] += ev.lost_events;
-                        if counts[ring] % 50_000 == 1 || ev.payload.starts_with(b"signal") && samples.len() < 12 {
-                            let text = String::from_utf8_lossy(ev.payload).trim_end_matches('\0').to_string();
-                            let lost_note =
-                                if ev.lost_events > 0 { format!(" [LOST {} EVENTS]", ev.lost_events) } else { String::new() };
-                            samples.push(format!("ring {ring} {:>12} ns: {text}{lost_note}", ev.timestamp));
+                        if counts[ring] % 50_000 == 1
+                            || ev.payload.starts_with(b"signal") && samples.len() < 12
+                        {
+                            let text = String::from_utf8_lossy(ev.payload)
+                                .trim_end_matches('\0')
+                                .to_string();
+                            let lost_note = if ev.lost_events > 0 {
+                                format!(" [LOST {} EVENTS]", ev.lost_events)
+                            } else {
+                                String::new()
+                            };
+                            samples.push(format!(
+                                "ring {ring} {:>12} ns: {text}{lost_note}",
+                                ev.timestamp
+                            ));
                         }
                     }
                 }
@@ -118,8 +136,14 @@ fn main() {
                     if ring == 0 {
                         IS_RING0_WRITER.with(|f| f.set(true));
                         set_alarm_blocked(false);
-                        let t = libc::timeval { tv_sec: 0, tv_usec: 100 };
-                        let it = libc::itimerval { it_interval: t, it_value: t };
+                        let t = libc::timeval {
+                            tv_sec: 0,
+                            tv_usec: 100,
+                        };
+                        let it = libc::itimerval {
+                            it_interval: t,
+                            it_value: t,
+                        };
                         // SAFETY: arms the process timer; SIGALRM is blocked elsewhere
                         // or ignored by the handler on other threads.
                         unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
@@ -134,8 +158,14 @@ fn main() {
                     }
                     if ring == 0 {
                         let zero = libc::itimerval {
-                            it_interval: libc::timeval { tv_sec: 0, tv_usec: 0 },
-                            it_value: libc::timeval { tv_sec: 0, tv_usec: 0 },
+                            it_interval: libc::timeval {
+                                tv_sec: 0,
+                                tv_usec: 0,
+                            },
+                            it_value: libc::timeval {
+                                tv_sec: 0,
+                                tv_usec: 0,
+                            },
                         };
                         // SAFETY: disarms the timer.
                         unsafe { libc::setitimer(libc::ITIMER_REAL, &zero, std::ptr::null_mut()) };
@@ -157,7 +187,10 @@ fn main() {
         println!("  {line}");
     }
     println!();
-    println!("{:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}", "ring", "written", "read", "overrun", "dropped", "c-overrun", "buffered");
+    println!(
+        "{:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "ring", "written", "read", "overrun", "dropped", "c-overrun", "buffered"
+    );
     let mut ok = true;
     for ring in 0..rings {
         let s = buf.stats(ring).unwrap();
@@ -165,7 +198,8 @@ fn main() {
             "{:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             ring, s.written, s.read, s.overrun, s.dropped, s.commit_overrun, s.entries
         );
-        ok &= s.written == s.read + s.overrun + s.dropped + s.commit_overrun + s.entries && s.read == read[ring];
+        ok &= s.written == s.read + s.overrun + s.dropped + s.commit_overrun + s.entries
+            && s.read == read[ring];
     }
     println!(
         "\n{} events written by threads, {} by the signal handler on ring 0; accounting identity {}",

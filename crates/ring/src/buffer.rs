@@ -280,17 +280,29 @@ impl RingBuffer {
         let read_bytes = meta.r.read_bytes.load(Acquire);
         let overrun = meta.slow.overrun.load(Acquire);
         let overrun_bytes = meta.slow.overrun_bytes.load(Acquire);
-        let (committed, bytes) = meta.levels.iter().fold((0u64, 0u64), |(c, b), l| {
-            (c + l.committed.load(Acquire), b + l.bytes.load(Acquire))
-        });
-        let padding = meta.slow.padding_bytes.load(Acquire);
+        // Closed pages, then the page the commit point is on (the writer
+        // may move on meanwhile: the totals are a snapshot, exact when the
+        // ring is quiet). Closed counters first: a page is added to them
+        // before the commit page moves off it, so nothing is counted twice.
+        let closed_entries = meta.w.closed_entries.load(Acquire);
+        let closed_bytes = meta.w.closed_bytes.load(Acquire);
+        let commit_page = meta.w.commit_page.load(Acquire);
+        let (open_entries, open_bytes) = if commit_page < self.region.geometry().nr_pages {
+            let page = self.region.page(commit_page);
+            let entries = crate::layout::write_entries(page.write.load(Acquire));
+            (entries, u64::from(page.commit.load(Acquire)))
+        } else {
+            (0, 0)
+        };
+        let committed = closed_entries + open_entries;
+        let bytes = closed_bytes + open_bytes;
         let dropped = meta.slow.dropped.load(Acquire);
         let commit_overrun = meta.slow.commit_overrun.load(Acquire);
         Ok(RingStats {
             entries: committed.saturating_sub(read + overrun),
             overrun,
             commit_overrun,
-            bytes: (bytes + padding).saturating_sub(read_bytes + overrun_bytes),
+            bytes: bytes.saturating_sub(read_bytes + overrun_bytes),
             dropped,
             read,
             committed,

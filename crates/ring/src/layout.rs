@@ -229,19 +229,14 @@ pub(crate) struct WriterState {
     pub pending_stamp: AtomicU64,
     /// Token of the thread that claimed this ring as its writer (0 = free).
     pub owner: AtomicU64,
-}
-
-/// Counters one nesting level owns. Writers at the same level never overlap
-/// (a level-d writer can only be interrupted by deeper levels), so each is
-/// updated with a plain load and store, which costs far less than an atomic
-/// read-modify-write; readers sum the levels.
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct LevelCounters {
-    /// Events committed at this level.
-    pub committed: AtomicU64,
-    /// Bytes of events committed at this level.
-    pub bytes: AtomicU64,
+    /// Events on pages the commit point has moved past: added by the
+    /// outermost writer's commit walk (a plain load and store: only the
+    /// outermost writer walks, so updates never overlap). With the entries
+    /// of the commit page, the number of events committed, counted on the
+    /// writer's side without any work on the fast path.
+    pub closed_entries: AtomicU64,
+    /// Bytes (events and padding) of those pages.
+    pub closed_bytes: AtomicU64,
 }
 
 /// Slow-path counters, changed with atomic read-modify-writes.
@@ -258,8 +253,6 @@ pub(crate) struct SlowCounters {
     /// Events dropped because the ring was full (producer/consumer mode), the
     /// nesting was too deep, or the retry bound was hit.
     pub dropped: AtomicU64,
-    /// Bytes of padding written (page-end fillers and discarded events).
-    pub padding_bytes: AtomicU64,
     /// Internal inconsistencies detected (the ring is then disabled).
     pub corruptions: AtomicU64,
     /// Drops noted on pages that were later overwritten (see
@@ -301,7 +294,6 @@ pub(crate) struct ReaderState {
 #[derive(Debug)]
 pub(crate) struct RingMeta {
     pub w: WriterState,
-    pub levels: [LevelCounters; MAX_NEST],
     pub slow: SlowCounters,
     pub r: ReaderState,
 }
@@ -430,17 +422,14 @@ impl Region {
                     write_stamp: z64(),
                     pending_stamp: z64(),
                     owner: z64(),
+                    closed_entries: z64(),
+                    closed_bytes: z64(),
                 },
-                levels: std::array::from_fn(|_| LevelCounters {
-                    committed: z64(),
-                    bytes: z64(),
-                }),
                 slow: SlowCounters {
                     overrun: z64(),
                     overrun_bytes: z64(),
                     commit_overrun: z64(),
                     dropped: z64(),
-                    padding_bytes: z64(),
                     corruptions: z64(),
                     overrun_noted: z64(),
                 },
@@ -542,6 +531,28 @@ impl Region {
         }
         #[cfg(loom)]
         &self.loom.pages[page as usize]
+    }
+
+    /// Pointer to the `PageMeta` array, for writers that index it on the
+    /// fast path (see `Writer::page`).
+    #[inline(always)]
+    pub(crate) fn page_meta_ptr(&self) -> *const PageMeta {
+        #[cfg(not(loom))]
+        // SAFETY: the array starts at page_meta_offset inside the allocation.
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(self.geometry.page_meta_offset as usize)
+                .cast::<PageMeta>()
+        }
+        #[cfg(loom)]
+        self.loom.pages.as_ptr()
+    }
+
+    /// Pointer to the first page's bytes.
+    #[inline(always)]
+    pub(crate) fn data_ptr(&self) -> *mut u8 {
+        self.data.as_ptr()
     }
 
     /// Pointer to the first byte of page `page` (its 16-byte header).

@@ -87,8 +87,8 @@ use crate::format::{
     TIME_EXTEND_MAX, TIME_EXTEND_SIZE, TS_DELTA_MAX,
 };
 use crate::layout::{
-    link, link_flag, link_page, link_tag, write_entries, write_offset, Region, RingMeta, ENTRY,
-    GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL, UPDATE,
+    link, link_flag, link_page, link_tag, write_entries, write_offset, PageMeta, Region, RingMeta,
+    ENTRY, GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL, UPDATE,
 };
 use crate::sync::{signal_fence, AtomicU64, Ordering::*};
 use crate::{Mode, WriteError};
@@ -146,6 +146,13 @@ macro_rules! step {
 pub struct Writer<'a> {
     region: &'a Region,
     meta: &'a RingMeta,
+    /// `region.page_meta_ptr()`, cached for the fast path.
+    pages: *const PageMeta,
+    /// `region.data_ptr()`, cached for the fast path.
+    data: *mut u8,
+    /// log2 of the page size.
+    page_shift: u32,
+    nr_pages: u32,
     ring: u32,
     cap: usize,
     max_payload: usize,
@@ -208,12 +215,34 @@ impl<'a> Writer<'a> {
         Writer {
             region,
             meta: region.ring(ring),
+            pages: region.page_meta_ptr(),
+            data: region.data_ptr(),
+            page_shift: page_size.trailing_zeros(),
+            nr_pages: region.geometry().nr_pages,
             ring,
             cap: crate::format::data_capacity(page_size),
             max_payload: crate::format::max_payload(page_size),
             claimed,
             _not_send: PhantomData,
         }
+    }
+
+    /// The metadata of page `page`.
+    #[inline(always)]
+    fn page(&self, page: u32) -> &'a PageMeta {
+        debug_assert!(page < self.nr_pages);
+        // SAFETY: every caller checked `page < nr_pages` (an index read from
+        // the shared state is range-checked where it is loaded), and the
+        // array lives as long as the region.
+        unsafe { &*self.pages.add(page as usize) }
+    }
+
+    /// Pointer to the first byte of page `page`.
+    #[inline(always)]
+    fn page_bytes(&self, page: u32) -> *mut u8 {
+        debug_assert!(page < self.nr_pages);
+        // SAFETY: as in `page`: the page lies inside the data area.
+        unsafe { self.data.add((page as usize) << self.page_shift) }
     }
 
     /// Index of the ring this writer writes.
@@ -233,12 +262,28 @@ impl<'a> Writer<'a> {
     /// assert_eq!(ev.timestamp, 100);
     /// assert_eq!(&ev.payload[..5], b"hello");
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn write(&mut self, ts: u64, data: &[u8]) -> Result<(), WriteError> {
+        match self.reserve_fast(ts, data.len()) {
+            Some(Ok(slot)) => {
+                // SAFETY: `slot.payload` has `data.len()` reserved bytes that
+                // nobody else touches until we commit.
+                unsafe { copy_payload(slot.payload, data) };
+                self.commit_slot(&slot);
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            None => self.write_general(ts, data),
+        }
+    }
+
+    /// `write` for everything the fast path does not take: nested writes,
+    /// invalid lengths, disabled recording.
+    #[inline(never)]
+    fn write_general(&self, ts: u64, data: &[u8]) -> Result<(), WriteError> {
         let slot = self.reserve_slot(ts, data.len())?;
-        // SAFETY: `slot.payload` has `slot.len == data.len()` reserved bytes
-        // that nobody else touches until we commit.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), slot.payload, data.len()) };
+        // SAFETY: as in `write`.
+        unsafe { copy_payload(slot.payload, data) };
         self.commit_slot(&slot);
         Ok(())
     }
@@ -247,9 +292,12 @@ impl<'a> Writer<'a> {
     ///
     /// The bytes are zeroed only in the alignment tail; fill all of them.
     /// Commit with [`Reservation::commit`]; dropping discards.
-    #[inline]
+    #[inline(always)]
     pub fn reserve(&mut self, ts: u64, len: usize) -> Result<Reservation<'_, 'a>, WriteError> {
-        let slot = self.reserve_slot(ts, len)?;
+        let slot = match self.reserve_fast(ts, len) {
+            Some(r) => r?,
+            None => self.reserve_slot(ts, len)?,
+        };
         Ok(Reservation {
             writer: self,
             slot,
@@ -257,13 +305,102 @@ impl<'a> Writer<'a> {
         })
     }
 
+    /// The fast path of a reservation: an outermost write of a valid length
+    /// with recording on. `None` when it does not apply (nothing was done);
+    /// otherwise the result of the whole reservation.
     #[inline(always)]
+    fn reserve_fast(&self, ts: u64, len: usize) -> Option<Result<Slot, WriteError>> {
+        let w = &self.meta.w;
+        if len.wrapping_sub(1) >= self.max_payload
+            || w.record_disabled.load(Relaxed) != 0
+            || w.committing.load(Relaxed) != 0
+        {
+            return None;
+        }
+        // Step E for depth 0. A nested writer between the load above and
+        // this store restores 0 before we resume.
+        w.committing.store(1, Relaxed);
+        signal_fence();
+        step!(E);
+        // Step A.
+        let tail = w.tail_page.load(Acquire);
+        if tail >= self.nr_pages {
+            return Some(self.reserve_retry(ts, len, 0));
+        }
+        let after = w.write_stamp.load(Relaxed);
+        let full = ts.max(after);
+        let delta = full - after;
+        let event = event_size(len);
+        if delta > TS_DELTA_MAX {
+            // Needs a time extend: the general loop handles it.
+            return Some(self.reserve_retry(ts, len, 0));
+        }
+        step!(A);
+        // Step B.
+        w.pending_stamp.store(full, Relaxed);
+        signal_fence();
+        step!(B);
+        // Step C: the reservation point.
+        let page = self.page(tail);
+        let old = page.write.fetch_add(event as u64 + ENTRY, Relaxed);
+        signal_fence();
+        let start = write_offset(old);
+        step!(C);
+        if start + event > self.cap {
+            return Some(self.overflowed(ts, len, tail, start, event));
+        }
+        // Step D.
+        let mut delta = delta;
+        if start == 0 {
+            // The first event on a page: its time is the page's.
+            page.time_stamp.store(full, Relaxed);
+            delta = 0;
+        }
+        w.write_stamp.store(full, Relaxed);
+        signal_fence();
+        step!(D);
+        // SAFETY: [start, start + event) of this page is ours (step C) and
+        // inside the page (checked above).
+        Some(Ok(unsafe {
+            self.fill_headers(tail, start, event, false, delta, 0, len)
+        }))
+    }
+
+    /// The fast path's reservation did not fit: move the tail, then retry
+    /// with the general loop.
+    #[cold]
+    #[inline(never)]
+    fn overflowed(
+        &self,
+        ts: u64,
+        len: usize,
+        tail: u32,
+        start: usize,
+        size: usize,
+    ) -> Result<Slot, WriteError> {
+        if let Err(e) = self.move_tail(tail, start, size) {
+            self.end(0);
+            return Err(e);
+        }
+        self.reserve_retry(ts, len, 0)
+    }
+
+    /// The general reservation loop, entered after step E.
+    #[inline(never)]
+    fn reserve_retry(&self, ts: u64, len: usize, depth: u32) -> Result<Slot, WriteError> {
+        match self.reserve_in_ring(ts, len, depth) {
+            Ok(slot) => Ok(slot),
+            Err(e) => {
+                self.end(depth);
+                Err(e)
+            }
+        }
+    }
+
+    #[inline]
     fn reserve_slot(&self, ts: u64, len: usize) -> Result<Slot, WriteError> {
-        if len == 0 || len > self.max_payload {
-            return Err(WriteError::TooLarge {
-                len,
-                max: self.max_payload,
-            });
+        if len.wrapping_sub(1) >= self.max_payload {
+            return Err(self.too_large(len));
         }
         let w = &self.meta.w;
         if w.record_disabled.load(Relaxed) != 0 {
@@ -280,21 +417,15 @@ impl<'a> Writer<'a> {
         w.committing.store(depth + 1, Relaxed);
         signal_fence();
         step!(E);
-        match self.reserve_in_ring(ts, len, depth) {
-            Ok(slot) => Ok(slot),
-            Err(e) => {
-                self.end(depth);
-                Err(e)
-            }
-        }
+        self.reserve_retry(ts, len, depth)
     }
 
-    #[inline(always)]
+    #[inline]
     fn reserve_in_ring(&self, ts: u64, len: usize, depth: u32) -> Result<Slot, WriteError> {
         let w = &self.meta.w;
         let outer = depth == 0;
         let event = event_size(len);
-        let nr_pages = self.region.geometry().nr_pages;
+        let nr_pages = self.nr_pages;
         for _ in 0..MAX_RETRIES {
             // Step A. Acquire: pairs with the Release cmpxchg at T3, so the
             // page preparation of a tail moved by another context is visible
@@ -319,7 +450,7 @@ impl<'a> Writer<'a> {
             signal_fence();
             step!(B);
             // Step C: the reservation point.
-            let page = self.region.page(tail);
+            let page = self.page(tail);
             let old = page.write.fetch_add(size as u64 | ENTRY, Relaxed);
             signal_fence();
             let start = write_offset(old);
@@ -371,7 +502,7 @@ impl<'a> Writer<'a> {
     ) -> Slot {
         debug_assert!(start + size <= self.cap);
         // SAFETY: inside the page (caller's contract).
-        let base = unsafe { self.region.page_bytes(page).add(PAGE_HEADER_SIZE + start) };
+        let base = unsafe { self.page_bytes(page).add(PAGE_HEADER_SIZE + start) };
         let mut at = base;
         let mut data_delta = delta;
         if extended {
@@ -383,12 +514,12 @@ impl<'a> Writer<'a> {
         }
         // SAFETY: the rest of the reservation holds the event.
         let payload = unsafe { at.add(write_data_header(at, len, data_delta)) };
-        // SAFETY: zero the 0..=3 alignment bytes after the payload, which are
-        // inside the reservation, so readers never see stale bytes.
-        unsafe {
-            let end = base.add(size);
-            let tail = payload.add(len);
-            std::ptr::write_bytes(tail, 0, end.offset_from(tail) as usize);
+        if len % 4 != 0 {
+            // SAFETY: zero the last, partial word of the payload (inside the
+            // reservation; the payload starts 4-byte aligned) so readers
+            // never see stale bytes in the alignment tail. The caller's copy
+            // overwrites its first bytes.
+            unsafe { payload.add(len & !3).cast::<u32>().write(0) };
         }
         Slot {
             page,
@@ -407,7 +538,7 @@ impl<'a> Writer<'a> {
     #[inline(never)]
     fn move_tail(&self, tail: u32, start: usize, size: usize) -> Result<(), WriteError> {
         let w = &self.meta.w;
-        let page = self.region.page(tail);
+        let page = self.page(tail);
         // Step F: give back what we took from the full page.
         if start < self.cap {
             let filler = self.cap - start;
@@ -415,16 +546,12 @@ impl<'a> Writer<'a> {
             // reservation on this page starts at or after the end.
             unsafe {
                 write_padding(
-                    self.region.page_bytes(tail).add(PAGE_HEADER_SIZE + start),
+                    self.page_bytes(tail).add(PAGE_HEADER_SIZE + start),
                     filler,
                     1,
                 )
             };
             page.real_end.store(start as u32, Relaxed);
-            self.meta
-                .slow
-                .padding_bytes
-                .fetch_add(filler as u64, Relaxed);
             signal_fence();
             page.write
                 .fetch_sub((size - filler) as u64 | ENTRY, Relaxed);
@@ -474,8 +601,8 @@ impl<'a> Writer<'a> {
     /// Pushes the head page forward (overwrite mode). Returns `Ok(true)` when
     /// the tail may move onto `next`, `Ok(false)` to retry from step A.
     fn handle_head_page(&self, tail: u32, next: u32) -> Result<bool, WriteError> {
-        let tail_link = &self.region.page(tail).link;
-        let next_page = self.region.page(next);
+        let tail_link = &self.page(tail).link;
+        let next_page = self.page(next);
         let next_word = next_page.write.load(Relaxed);
         let lost_bytes = u64::from(next_page.commit.load(Relaxed));
         // P1: HEAD -> UPDATE on the link into the head page.
@@ -529,7 +656,7 @@ impl<'a> Writer<'a> {
     /// Moves the tail onto `next` (the kernel's `rb_tail_page_update`).
     fn tail_page_update(&self, tail: u32, next: u32) {
         let w = &self.meta.w;
-        let np = self.region.page(next);
+        let np = self.page(next);
         // T1: a new generation, so an interrupted preparer cannot reset a
         // page that a nested writer prepared and filled meanwhile.
         let bumped = np
@@ -571,11 +698,11 @@ impl<'a> Writer<'a> {
         // `Consumer::swap`: seeing a new `prev` means seeing the link the
         // reader wrote before it. Without it a stale link of a fresh `prev`
         // makes a ring page look like the reader's (found by the loom model).
-        let prev = self.region.page(page).prev.load(Acquire);
+        let prev = self.page(page).prev.load(Acquire);
         if prev >= self.region.geometry().nr_pages {
             return false;
         }
-        link_page(self.region.page(prev).link.load(Acquire)) != page
+        link_page(self.page(prev).link.load(Acquire)) != page
     }
 
     /// Notes a dropped event on the tail page, so that readers report it
@@ -584,7 +711,7 @@ impl<'a> Writer<'a> {
     #[cold]
     fn note_loss(&self, page: u32) {
         if page < self.region.geometry().nr_pages {
-            self.region.page(page).lost_at_end.fetch_add(1, Relaxed);
+            self.page(page).lost_at_end.fetch_add(1, Relaxed);
         }
     }
 
@@ -593,6 +720,14 @@ impl<'a> Writer<'a> {
             Mode::Overwrite
         } else {
             Mode::ProducerConsumer
+        }
+    }
+
+    #[cold]
+    fn too_large(&self, len: usize) -> WriteError {
+        WriteError::TooLarge {
+            len,
+            max: self.max_payload,
         }
     }
 
@@ -607,21 +742,13 @@ impl<'a> Writer<'a> {
 
     #[inline(always)]
     fn commit_slot(&self, slot: &Slot) {
-        // Count first: the outer commit's Release publishes the counts with
-        // the event, so a reader never sees more read than committed.
-        let level = &self.meta.levels[slot.depth as usize];
-        level
-            .committed
-            .store(level.committed.load(Relaxed) + 1, Relaxed);
-        level
-            .bytes
-            .store(level.bytes.load(Relaxed) + slot.size as u64, Relaxed);
-        signal_fence();
+        // Nothing to count here: the commit walk counts a page's events when
+        // the commit point leaves it (`WriterState::closed_entries`).
         self.end(slot.depth);
     }
 
     fn discard_slot(&self, slot: &Slot) {
-        let page = self.region.page(slot.page);
+        let page = self.page(slot.page);
         // SAFETY: the slot lies within its page (reserve_in_ring).
         let base = unsafe {
             self.region
@@ -646,9 +773,7 @@ impl<'a> Writer<'a> {
                 .compare_exchange(cur, cur - give_back, Relaxed, Relaxed)
                 .is_ok();
         }
-        if reclaimed {
-            self.meta.slow.padding_bytes.fetch_add(keep as u64, Relaxed);
-        } else {
+        if !reclaimed {
             // Something was reserved after us: turn the event into padding.
             // SAFETY: the slot is ours until `end`; padding covers it exactly.
             unsafe {
@@ -660,10 +785,6 @@ impl<'a> Writer<'a> {
                 }
             }
             page.write.fetch_sub(ENTRY, Relaxed);
-            self.meta
-                .slow
-                .padding_bytes
-                .fetch_add(slot.size as u64, Relaxed);
         }
         signal_fence();
         self.end(slot.depth);
@@ -679,6 +800,38 @@ impl<'a> Writer<'a> {
             w.committing.store(depth, Relaxed);
             return;
         }
+        // Fast path: the commit page is the tail page. Steps K and L of the
+        // slow path below, for one page.
+        let tail = w.tail_page.load(Relaxed);
+        if w.commit_page.load(Relaxed) == tail && tail < self.nr_pages {
+            let page = self.page(tail);
+            let committed = write_offset(page.write.load(Relaxed)).min(self.cap);
+            // Release: pairs with the Acquire load of `commit` in
+            // `Consumer::next_record`: the event bytes are visible first.
+            page.commit.store(committed as u32, Release);
+            signal_fence();
+            step!(K);
+            w.committing.store(0, Relaxed);
+            signal_fence();
+            step!(L);
+            // A nested write between our read of `write` and the store above
+            // saw depth 1 and left its event uncommitted: catch it.
+            if w.tail_page.load(Relaxed) == tail
+                && write_offset(page.write.load(Relaxed)) == committed
+            {
+                return;
+            }
+            w.committing.store(1, Relaxed);
+            signal_fence();
+        }
+        self.end_slow();
+    }
+
+    /// The commit walk across pages, and its retries (steps K and L).
+    #[cold]
+    #[inline(never)]
+    fn end_slow(&self) {
+        let w = &self.meta.w;
         for _ in 0..MAX_RETRIES {
             self.set_commit_to_write();
             step!(K);
@@ -702,20 +855,19 @@ impl<'a> Writer<'a> {
         if w.commit_page.load(Relaxed) != tail {
             return false;
         }
-        let page = self.region.page(tail);
+        let page = self.page(tail);
         page.commit.load(Relaxed) as usize == write_offset(page.write.load(Relaxed)).min(self.cap)
     }
 
     /// Walks the commit point to the tail (`rb_set_commit_to_write`). Only
     /// the outermost writer runs it; everything nested has finished.
-    #[inline(always)]
     fn set_commit_to_write(&self) {
         let w = &self.meta.w;
-        let bound = self.region.geometry().nr_pages * 2 + 4;
+        let bound = self.nr_pages * 2 + 4;
         for _ in 0..bound {
             let cp = w.commit_page.load(Relaxed);
             let tp = w.tail_page.load(Relaxed);
-            let page = self.region.page(cp);
+            let page = self.page(cp);
             let committed = write_offset(page.write.load(Relaxed)).min(self.cap) as u32;
             // Release: pairs with the Acquire load of `commit` in
             // `Consumer::next_record`: the event bytes are visible first.
@@ -728,10 +880,16 @@ impl<'a> Writer<'a> {
                 continue;
             }
             let next = link_page(page.link.load(Acquire));
-            if next >= self.region.geometry().nr_pages {
+            if next >= self.nr_pages {
                 self.corrupt("page link out of range");
                 return;
             }
+            // The page is final: count its events and bytes.
+            let entries = write_entries(page.write.load(Relaxed));
+            w.closed_entries
+                .store(w.closed_entries.load(Relaxed) + entries, Relaxed);
+            w.closed_bytes
+                .store(w.closed_bytes.load(Relaxed) + u64::from(committed), Relaxed);
             // Release: pairs with the Acquire load of `commit_page` in
             // `Consumer::next_record`: the page's final commit is visible.
             w.commit_page.store(next, Release);
@@ -744,6 +902,32 @@ impl Drop for Writer<'_> {
         if self.claimed {
             // Release: the next owner sees everything this one did.
             self.meta.w.owner.store(0, Release);
+        }
+    }
+}
+
+/// Copies a payload into its reservation; small payloads without a call.
+///
+/// # Safety
+/// `dst` must be valid for `src.len()` bytes of writes, not overlapping `src`.
+#[inline(always)]
+unsafe fn copy_payload(dst: *mut u8, src: &[u8]) {
+    let len = src.len();
+    let s = src.as_ptr();
+    // SAFETY: every access stays within [0, len) of both buffers.
+    unsafe {
+        if (8..=16).contains(&len) {
+            let a = s.cast::<u64>().read_unaligned();
+            let b = s.add(len - 8).cast::<u64>().read_unaligned();
+            dst.cast::<u64>().write_unaligned(a);
+            dst.add(len - 8).cast::<u64>().write_unaligned(b);
+        } else if (4..8).contains(&len) {
+            let a = s.cast::<u32>().read_unaligned();
+            let b = s.add(len - 4).cast::<u32>().read_unaligned();
+            dst.cast::<u32>().write_unaligned(a);
+            dst.add(len - 4).cast::<u32>().write_unaligned(b);
+        } else {
+            std::ptr::copy_nonoverlapping(s, dst, len);
         }
     }
 }
@@ -779,7 +963,7 @@ pub(crate) fn head_page_set(l: &AtomicU64, target: u32, old: u64, new: u64) -> u
 impl<'w, 'a> Reservation<'w, 'a> {
     /// Publishes the event. Outermost commits make it (and every nested
     /// event written meanwhile) visible to readers.
-    #[inline]
+    #[inline(always)]
     pub fn commit(mut self) {
         self.done = true;
         self.writer.commit_slot(&self.slot);
@@ -800,6 +984,7 @@ impl<'w, 'a> Reservation<'w, 'a> {
 
 impl std::ops::Deref for Reservation<'_, '_> {
     type Target = [u8];
+    #[inline(always)]
     fn deref(&self) -> &[u8] {
         // SAFETY: the reservation owns `len` bytes at `payload` until it ends.
         unsafe { std::slice::from_raw_parts(self.slot.payload, self.slot.len) }
@@ -807,6 +992,7 @@ impl std::ops::Deref for Reservation<'_, '_> {
 }
 
 impl std::ops::DerefMut for Reservation<'_, '_> {
+    #[inline(always)]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as above; `&mut self` makes the access unique.
         unsafe { std::slice::from_raw_parts_mut(self.slot.payload, self.slot.len) }
@@ -814,6 +1000,7 @@ impl std::ops::DerefMut for Reservation<'_, '_> {
 }
 
 impl Drop for Reservation<'_, '_> {
+    #[inline(always)]
     fn drop(&mut self) {
         if !self.done {
             self.writer.discard_slot(&self.slot);

@@ -1,0 +1,34 @@
+//! A tight loop of 8-byte writes, for instruction counts under callgrind:
+//! `valgrind --tool=callgrind --callgrind-out-file=cg.out
+//!  target/release/examples/write_loop 1000000 [LEN] [reserve]`, then
+//! divide `Ir` by N.
+//! Instruction counts are stable on this shared machine; wall time is not.
+
+use ringtrace_ring::{Config, RingBuffer};
+use std::hint::black_box;
+
+fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let len: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(8);
+    let buf = RingBuffer::new(Config::new(1).pages_per_ring(64)).unwrap();
+    let mut w = buf.writer(0).unwrap();
+    let record = vec![0xabu8; len];
+    let ts = 12345u64;
+    let reserve = std::env::args().nth(3).is_some_and(|a| a == "reserve");
+    for _ in 0..n {
+        if reserve {
+            let mut r = w.reserve(black_box(ts), black_box(len)).unwrap();
+            r.copy_from_slice(&record);
+            r.commit();
+        } else {
+            black_box(w.write(black_box(ts), black_box(&record))).ok();
+        }
+    }
+    println!("{:?}", buf.stats(0).unwrap());
+}
