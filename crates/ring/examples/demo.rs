@@ -192,14 +192,14 @@ fn main() {
         "ring", "written", "read", "overrun", "dropped", "c-overrun", "buffered"
     );
     let mut ok = true;
-    for ring in 0..rings {
+    for (ring, &read) in read.iter().enumerate() {
         let s = buf.stats(ring).unwrap();
         println!(
             "{:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             ring, s.written, s.read, s.overrun, s.dropped, s.commit_overrun, s.entries
         );
         ok &= s.written == s.read + s.overrun + s.dropped + s.commit_overrun + s.entries
-            && s.read == read[ring];
+            && s.read == read;
     }
     println!(
         "\n{} events written by threads, {} by the signal handler on ring 0; accounting identity {}",
