@@ -631,10 +631,12 @@ impl<'a> Writer<'a> {
             return Err(self.corrupt("page link out of range"));
         }
         let ret = head_page_set(&next_page.link, new_head, NORMAL, HEAD);
-        match ret {
-            HEAD | NORMAL => {}
-            _ => return Err(self.corrupt("head link changed under a head push")),
-        }
+        // HEAD: a nested writer helping this push already set it.
+        // MOVED: a nested writer set it and the reader has since swapped
+        // `new_head` out, so the head is already past it (the kernel warns
+        // here; the ring is consistent). UPDATE: an interrupted writer below
+        // us is moving the head past `next`; it finishes that move.
+        // NORMAL: we set it.
         if ret == NORMAL {
             // Nested writers may have pushed the head past `new_head` after
             // we marked it: then our HEAD flag is stale; clear it.
@@ -744,7 +746,11 @@ impl<'a> Writer<'a> {
     fn commit_slot(&self, slot: &Slot) {
         // Nothing to count here: the commit walk counts a page's events when
         // the commit point leaves it (`WriterState::closed_entries`).
-        self.end(slot.depth);
+        if slot.depth == 0 {
+            self.end_outer(slot.page);
+        } else {
+            self.end(slot.depth);
+        }
     }
 
     fn discard_slot(&self, slot: &Slot) {
@@ -800,25 +806,37 @@ impl<'a> Writer<'a> {
             w.committing.store(depth, Relaxed);
             return;
         }
-        // Fast path: the commit page is the tail page. Steps K and L of the
-        // slow path below, for one page.
         let tail = w.tail_page.load(Relaxed);
-        if w.commit_page.load(Relaxed) == tail && tail < self.nr_pages {
+        if tail < self.nr_pages {
+            self.end_outer(tail);
+        } else {
+            self.end_slow();
+        }
+    }
+
+    /// Ends the outermost write, expecting `tail` (a valid page index) to be
+    /// both the tail and the commit page: steps K and L for one page. Any
+    /// other case goes to the commit walk.
+    #[inline(always)]
+    fn end_outer(&self, tail: u32) {
+        let w = &self.meta.w;
+        if w.tail_page.load(Relaxed) == tail && w.commit_page.load(Relaxed) == tail {
             let page = self.page(tail);
-            let committed = write_offset(page.write.load(Relaxed)).min(self.cap);
+            let word = page.write.load(Relaxed);
             // Release: pairs with the Acquire load of `commit` in
             // `Consumer::next_record`: the event bytes are visible first.
-            page.commit.store(committed as u32, Release);
+            // Nothing is in flight, so the offset is within the page.
+            page.commit.store(write_offset(word) as u32, Release);
             signal_fence();
             step!(K);
             w.committing.store(0, Relaxed);
             signal_fence();
             step!(L);
             // A nested write between our read of `write` and the store above
-            // saw depth 1 and left its event uncommitted: catch it.
-            if w.tail_page.load(Relaxed) == tail
-                && write_offset(page.write.load(Relaxed)) == committed
-            {
+            // saw depth 1 and left its event uncommitted: catch it. (Both
+            // checks: a nested overflow of a full page restores the word but
+            // moves the tail.)
+            if w.tail_page.load(Relaxed) == tail && page.write.load(Relaxed) == word {
                 return;
             }
             w.committing.store(1, Relaxed);
