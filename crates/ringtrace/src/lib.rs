@@ -9,6 +9,17 @@
 //! - [`event`]: static event-type metadata and its ftrace `format` text.
 //! - [`printk`]: binary printk: arguments stored raw, formatted when read.
 //! - [`text`]: ftrace's text output lines.
+//! - [`tracer`]: the [`Tracer`] (a trace instance) and the default one
+//!   ([`global`], [`init`]).
+//! - [`context`]: per-thread contexts, signal-handler nesting, the record path.
+//! - [`trace!`], [`trace_event!`], [`trace_marker`]: the record macros.
+//! - [`reader`]: the merged consuming pipe (`trace_pipe`).
+//! - [`output`]: ftrace text lines for recorded events.
+//! - [`dump`]: dumps on panic and on fatal signals (`ftrace_dump_on_oops`).
+//!
+//! Not yet: the merged non-consuming view (the kernel's `trace` file), raw
+//! page reads (`trace_pipe_raw`) and snapshots; they wait for the ring's
+//! non-consuming iterator, page reads and ring swap.
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -17,3 +28,14 @@ pub mod event;
 pub mod printk;
 pub mod text;
 pub mod tracedat;
+
+pub mod context;
+pub mod dump;
+mod macros;
+pub mod output;
+pub mod reader;
+pub mod tracer;
+
+pub use context::{signal_scope, trace_marker, ContextHandle, RecordError, Target};
+pub use reader::Pipe;
+pub use tracer::{global, init, Tracer, TracerConfig, TracerError, TracerStats};

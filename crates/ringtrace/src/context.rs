@@ -1,0 +1,663 @@
+//! Writer contexts: which ring a thread writes, how a signal handler finds
+//! it, and the record path.
+//!
+//! # Per-thread state
+//!
+//! ```text
+//! LEASES  [Cell<u64>; 4]   (tracer id << 32) | ring; 0 = empty     const, no destructor
+//! NEST    Cell<u32>        signal level (bits 0..16) | WRITING      const, no destructor
+//! TID     Cell<i32>        gettid(), cached                         const, no destructor
+//! EXIT    ExitGuard        the leases to hand back at thread exit   HAS a destructor
+//! ```
+//!
+//! A `thread_local!` with a `const` initialiser and no destructor is plain
+//! TLS memory: touching it never allocates, locks or registers anything, so
+//! a signal handler may use it. A thread-local with a destructor registers
+//! that destructor on first touch (glibc's `__cxa_thread_atexit_impl`, which
+//! allocates), and after the thread's destructors ran it is gone. That is why
+//! `EXIT` is only touched when a thread leases a ring, which happens on its
+//! first *ordinary* event (never from a handler: see below), and why the
+//! lease itself is kept in the destructor-free `LEASES`.
+//!
+//! # Lease (first ordinary event of a thread on a tracer)
+//!
+//! 1. find an empty `LEASES` cell (a thread writes at most
+//!    [`MAX_TRACERS_PER_THREAD`] tracers; cells of dropped tracers are reclaimed);
+//! 2. lease a ring: compare-and-swap of its slot `FREE -> LEASED`, else
+//!    `EXITED -> LEASED` for a drained ring (lock-free); none: refuse and count;
+//! 3. register the lease in `EXIT` (allocates once per thread);
+//! 4. save the thread's name (`/proc/self/task/TID/comm`, the kernel's comm)
+//!    in the tracer's table (a mutex, taken on lease only);
+//! 5. publish the lease in the `LEASES` cell.
+//!
+//! After that, a record takes no lock and allocates nothing: one scan of
+//! four cells, one clock read, reserve, encode, commit.
+//!
+//! At thread exit `EXIT`'s destructor clears the `LEASES` cells first (a
+//! later destructor that records must not write a ring that another thread
+//! may lease next), then marks the rings `EXITED`.
+//!
+//! # Signal handlers and nesting
+//!
+//! The ring's [`Writer`](ringtrace_ring::Writer) borrows the buffer, so it is
+//! not kept in TLS; each record makes one with
+//! [`RingBuffer::nested_writer`](ringtrace_ring::RingBuffer::nested_writer),
+//! which claims nothing. Exclusivity comes from the lease: only the leasing
+//! thread, and the signal handlers interrupting it, ever write its ring, and
+//! a handler's write completes before the write it interrupted resumes,
+//! which is the nesting the ring supports.
+//!
+//! Whether a record runs inside a handler is read from `NEST`:
+//!
+//! ```text
+//! record:      saved = NEST; depth = level(saved) + writing(saved)
+//!              NEST = depth | WRITING ; write ; NEST = saved
+//! SignalScope: saved = NEST; NEST = level(saved) + 1 ; ... ; NEST = saved
+//! ```
+//!
+//! A record that finds `WRITING` set interrupted a write: it is in a handler
+//! (one level deeper). A handler that calls [`signal_scope`] first is known
+//! to be one even when it interrupted no write. Every save/restore pair is
+//! stack-like, as handlers nest, so an interruption between any two steps
+//! restores what it found. Events with depth > 0 carry
+//! [`flags::IN_SIGNAL_HANDLER`] (and [`flags::NESTED_SIGNAL`] from depth 2)
+//! and the depth in `common_preempt_count`.
+//!
+//! A handler that neither interrupted a write nor entered a
+//! [`signal_scope`] cannot be told from ordinary code. If its thread has no
+//! ring yet, its event would lease one, which allocates: **handlers that
+//! record must call [`signal_scope`] first** (it is one TLS store). A
+//! handler on a thread without a ring is refused and counted
+//! ([`TracerStats::refused_in_signal_handler`](crate::tracer::TracerStats)).
+
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
+use std::sync::atomic::{compiler_fence, Ordering};
+use std::sync::{Arc, Weak};
+
+use ringtrace_ring::WriteError;
+
+use crate::event::{flags, CommonFields, EncodeError, Record, Registry, FIRST_USER_ID};
+use crate::tracer::{global, global_if_exists, Comm, Inner, Tracer, GLOBAL_REFUSED};
+
+/// How many tracers one thread can write (lease cells per thread).
+pub const MAX_TRACERS_PER_THREAD: usize = 4;
+
+/// Records up to this size are encoded on the stack, then written.
+const SMALL_RECORD: usize = 64;
+
+/// `NEST` bit: a record is in progress at the current signal level.
+const WRITING: u32 = 1 << 16;
+/// `NEST` bits: the signal level.
+const LEVEL: u32 = WRITING - 1;
+
+thread_local! {
+    /// Lease cells. Const-initialised, no destructor: safe in a handler.
+    static LEASES: [Cell<u64>; MAX_TRACERS_PER_THREAD] =
+        const { [const { Cell::new(0) }; MAX_TRACERS_PER_THREAD] };
+    /// Nesting word (see the module docs). Const, no destructor.
+    static NEST: Cell<u32> = const { Cell::new(0) };
+    /// Cached `gettid()`; 0 = not read yet. Const, no destructor.
+    static TID: Cell<i32> = const { Cell::new(0) };
+    /// Leases to return at thread exit. Has a destructor: touched only
+    /// when leasing, from ordinary (non-handler) code.
+    static EXIT: ExitGuard = const { ExitGuard { leases: RefCell::new(Vec::new()) } };
+}
+
+/// Why an event was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// Recording is off; not an attempt, not counted.
+    #[error("tracing is off")]
+    Off,
+    /// Every context is leased or holds unread events: refused and counted.
+    #[error("no free context: all {max} are leased or not yet drained")]
+    NoContext {
+        /// The tracer's maximum number of contexts.
+        max: usize,
+    },
+    /// A signal handler recorded on a thread that has no context yet
+    /// (leasing would allocate and lock): refused and counted.
+    #[error("signal handler on a thread without a context: event refused")]
+    NoContextInSignalHandler,
+    /// The thread already writes [`MAX_TRACERS_PER_THREAD`] tracers.
+    #[error("a thread can write at most {MAX_TRACERS_PER_THREAD} tracers")]
+    TooManyTracers,
+    /// The thread is exiting (its thread-locals are being destroyed).
+    #[error("thread is exiting")]
+    ThreadExiting,
+    /// The default tracer does not exist and could not be made here.
+    #[error("the default tracer does not exist (or could not be created)")]
+    NoTracer,
+    /// The ring refused the write (counted in its stats unless `TooLarge`).
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The record could not be encoded (counted as refused).
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+/// Something events can be recorded into: a [`Tracer`] (the calling
+/// thread's context is used, leased on first use) or a [`ContextHandle`].
+pub trait Target {
+    /// Records `rec`.
+    fn record<R: Record + ?Sized>(&self, rec: &R) -> Result<(), RecordError>;
+}
+
+impl<T: Target + ?Sized> Target for &T {
+    #[inline(always)]
+    fn record<R: Record + ?Sized>(&self, rec: &R) -> Result<(), RecordError> {
+        (**self).record(rec)
+    }
+}
+
+impl Target for Tracer {
+    #[inline(always)]
+    fn record<R: Record + ?Sized>(&self, rec: &R) -> Result<(), RecordError> {
+        record_in(&self.inner, rec)
+    }
+}
+
+impl Tracer {
+    /// Records `rec` in the calling thread's context (leased on first use).
+    ///
+    /// ```
+    /// ringtrace::declare_event! {
+    ///     /// A tick.
+    ///     pub struct Tick: "demo" / "tick" = 900 { n: u32 }
+    /// }
+    /// let t = ringtrace::TracerConfig::new().max_contexts(1).build().unwrap();
+    /// t.record(&Tick { n: 1 }).unwrap();
+    /// assert_eq!(t.ring_stats(0).unwrap().entries, 1);
+    /// ```
+    #[inline(always)]
+    pub fn record<R: Record + ?Sized>(&self, rec: &R) -> Result<(), RecordError> {
+        record_in(&self.inner, rec)
+    }
+
+    /// Records a marker (`trace_marker`): an `ftrace/print` event shown as
+    /// `tracing_mark_write: text`. Text longer than one event is split into
+    /// several events, as the kernel does; errors are counted, not returned.
+    pub fn marker(&self, text: &str) {
+        let _ = self.try_marker(text);
+    }
+
+    /// [`Tracer::marker`], returning the first error.
+    pub fn try_marker(&self, text: &str) -> Result<(), RecordError> {
+        marker_into(self, text, self.inner.buf.max_payload())
+    }
+
+    /// An explicit context for the calling thread, for thread-per-core
+    /// programs: it leases a ring of its own (independent of the thread's
+    /// implicit context) and hands it back when dropped.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// let ctx = t.context().unwrap();
+    /// ringtrace::trace!(tracer: &ctx, "core %d up", 0);
+    /// assert_eq!(t.ring_stats(ctx.ring()).unwrap().entries, 1);
+    /// ```
+    pub fn context(&self) -> Result<ContextHandle<'_>, RecordError> {
+        let tid = current_tid();
+        match self.inner.lease_ring(tid) {
+            Some(ring) => {
+                self.inner.save_comm(tid, read_comm(tid));
+                Ok(ContextHandle {
+                    tracer: self,
+                    ring,
+                    _not_send: PhantomData,
+                })
+            }
+            None => {
+                self.inner
+                    .refused_no_context
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(RecordError::NoContext {
+                    max: self.inner.slots.len(),
+                })
+            }
+        }
+    }
+}
+
+/// An explicitly leased context (ring), for programs that pin one thread per
+/// core and want to choose. Not `Send`/`Sync`: its ring is written by the
+/// thread that made it (and that thread's signal handlers) only.
+#[derive(Debug)]
+pub struct ContextHandle<'t> {
+    tracer: &'t Tracer,
+    ring: usize,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl ContextHandle<'_> {
+    /// The ring (context number, the `[CPU]` column) this handle writes.
+    pub fn ring(&self) -> usize {
+        self.ring
+    }
+
+    /// Records a marker into this context.
+    pub fn marker(&self, text: &str) {
+        let _ = marker_into(self, text, self.tracer.inner.buf.max_payload());
+    }
+}
+
+impl Target for ContextHandle<'_> {
+    #[inline(always)]
+    fn record<R: Record + ?Sized>(&self, rec: &R) -> Result<(), RecordError> {
+        let inner = &*self.tracer.inner;
+        if !inner.on.load(Ordering::Relaxed) {
+            return Err(RecordError::Off);
+        }
+        let (saved, depth) = enter_write();
+        register_type(rec, depth);
+        let r = write_record(inner, self.ring, rec, depth);
+        exit_write(saved);
+        r
+    }
+}
+
+impl Drop for ContextHandle<'_> {
+    fn drop(&mut self) {
+        self.tracer.inner.release_ring(self.ring);
+    }
+}
+
+/// Marks the current code as a signal handler for the records it makes,
+/// until the returned guard drops. Call it first in a handler that records:
+/// its events are then flagged [`flags::IN_SIGNAL_HANDLER`] with their
+/// nesting depth, and a thread without a context refuses them instead of
+/// leasing one (which would allocate). One thread-local store; async-signal-safe.
+///
+/// ```
+/// let t = ringtrace::TracerConfig::new().max_contexts(1).build().unwrap();
+/// ringtrace::trace!(tracer: &t, "ordinary");
+/// {
+///     let _s = ringtrace::context::signal_scope();
+///     ringtrace::trace!(tracer: &t, "as if in a handler");
+/// }
+/// let mut p = t.pipe();
+/// assert!(p.next_line().unwrap().unwrap().contains(" ..... "));
+/// assert!(p.next_line().unwrap().unwrap().contains(" ..h1. "));
+/// ```
+pub fn signal_scope() -> SignalScope {
+    let saved = NEST.get();
+    let level = ((saved & LEVEL) + 1).min(LEVEL);
+    NEST.set(level);
+    // The store must not sink below the records the handler makes (a nested
+    // handler must see it): a compiler barrier suffices, one thread.
+    compiler_fence(Ordering::SeqCst);
+    SignalScope {
+        saved,
+        _not_send: PhantomData,
+    }
+}
+
+/// Guard of [`signal_scope`].
+#[derive(Debug)]
+#[must_use = "the scope ends when this guard drops"]
+pub struct SignalScope {
+    saved: u32,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for SignalScope {
+    fn drop(&mut self) {
+        compiler_fence(Ordering::SeqCst);
+        NEST.set(self.saved);
+    }
+}
+
+/// The signal nesting depth the next record of this thread would get
+/// (0 in ordinary code).
+pub fn current_depth() -> u32 {
+    let n = NEST.get();
+    (n & LEVEL) + u32::from(n & WRITING != 0)
+}
+
+/// Thread id of the calling thread (`gettid`, cached in a const thread-local).
+#[inline(always)]
+pub fn current_tid() -> i32 {
+    let t = TID.get();
+    if t != 0 {
+        return t;
+    }
+    read_tid()
+}
+
+#[cold]
+fn read_tid() -> i32 {
+    // SAFETY: gettid has no preconditions and is async-signal-safe.
+    let t = unsafe { libc::gettid() };
+    TID.set(t);
+    t
+}
+
+/// Records into the default tracer ([`crate::global`]), creating it on first
+/// use from ordinary code. What `trace!` and `trace_event!` without a tracer
+/// expand to.
+#[inline(always)]
+pub fn record_global<R: Record + ?Sized>(rec: &R) -> Result<(), RecordError> {
+    match global_if_exists() {
+        Some(t) => record_in(&t.inner, rec),
+        None => record_global_slow(rec),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn record_global_slow<R: Record + ?Sized>(rec: &R) -> Result<(), RecordError> {
+    if NEST.get() != 0 {
+        // In a handler (or mid-record): creating the tracer allocates.
+        GLOBAL_REFUSED.fetch_add(1, Ordering::Relaxed);
+        return Err(RecordError::NoTracer);
+    }
+    match global() {
+        Ok(t) => record_in(&t.inner, rec),
+        Err(_) => {
+            GLOBAL_REFUSED.fetch_add(1, Ordering::Relaxed);
+            Err(RecordError::NoTracer)
+        }
+    }
+}
+
+/// A marker into the default tracer (`echo text > trace_marker`).
+///
+/// ```
+/// ringtrace::trace_marker("hello");
+/// ```
+pub fn trace_marker(text: &str) {
+    if let Some(t) = global_if_exists() {
+        t.marker(text);
+    } else if NEST.get() != 0 {
+        GLOBAL_REFUSED.fetch_add(1, Ordering::Relaxed);
+    } else if let Ok(t) = global() {
+        t.marker(text);
+    }
+}
+
+/// Splits `text` into events that fit `max_payload` (cut at char
+/// boundaries) and records each.
+fn marker_into<T: Target + ?Sized>(
+    target: &T,
+    text: &str,
+    max_payload: usize,
+) -> Result<(), RecordError> {
+    // 16 bytes of header and ip, 1 NUL, up to 3 of padding.
+    let room = max_payload.saturating_sub(20).max(4);
+    let mut rest = text;
+    let mut first = Ok(());
+    loop {
+        let mut end = rest.len().min(room);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let piece = crate::printk::Print {
+            ip: crate::printk::MARKER_IP,
+            text: &rest[..end],
+        };
+        let r = target.record(&piece);
+        if first.is_ok() {
+            first = r;
+        }
+        rest = &rest[end..];
+        if rest.is_empty() {
+            return first;
+        }
+    }
+}
+
+/// The record path for a tracer's implicit per-thread context.
+#[inline(always)]
+pub(crate) fn record_in<R: Record + ?Sized>(
+    inner: &Arc<Inner>,
+    rec: &R,
+) -> Result<(), RecordError> {
+    if !inner.on.load(Ordering::Relaxed) {
+        return Err(RecordError::Off);
+    }
+    let (saved, depth) = enter_write();
+    let r = match lookup(inner.id) {
+        Some(ring) => {
+            register_type(rec, depth);
+            write_record(inner, ring, rec, depth)
+        }
+        None => lease_and_write(inner, rec, depth),
+    };
+    exit_write(saved);
+    r
+}
+
+/// Marks a record in progress; returns the saved nesting word and this
+/// record's depth.
+#[inline(always)]
+fn enter_write() -> (u32, u32) {
+    let saved = NEST.get();
+    let depth = ((saved & LEVEL) + u32::from(saved & WRITING != 0)).min(LEVEL);
+    NEST.set(depth | WRITING);
+    // Keep the store above the ring operations: a handler interrupting them
+    // must see WRITING. Same thread, so a compiler barrier is enough.
+    compiler_fence(Ordering::SeqCst);
+    (saved, depth)
+}
+
+#[inline(always)]
+fn exit_write(saved: u32) {
+    compiler_fence(Ordering::SeqCst);
+    NEST.set(saved);
+}
+
+/// The ring this thread leased from tracer `id`.
+#[inline(always)]
+fn lookup(id: u32) -> Option<usize> {
+    LEASES.with(|cells| {
+        for c in cells {
+            let v = c.get();
+            if (v >> 32) as u32 == id {
+                return Some(v as u32 as usize);
+            }
+        }
+        None
+    })
+}
+
+/// Registers a user event type in the global registry on its first ordinary
+/// record (readers need it to decode). Folds away for print/bprint.
+#[inline(always)]
+fn register_type<R: Record + ?Sized>(rec: &R, depth: u32) {
+    let ty = rec.event_type();
+    if ty.id >= FIRST_USER_ID && depth == 0 {
+        let reg = Registry::global();
+        if reg.get(ty.id).is_none() {
+            let _ = reg.register(ty);
+        }
+    }
+}
+
+/// Reserve, encode, commit: no lock, no allocation.
+#[inline(always)]
+fn write_record<R: Record + ?Sized>(
+    inner: &Inner,
+    ring: usize,
+    rec: &R,
+    depth: u32,
+) -> Result<(), RecordError> {
+    let mut flag_bits = 0;
+    if depth > 0 {
+        flag_bits |= flags::IN_SIGNAL_HANDLER;
+        if depth > 1 {
+            flag_bits |= flags::NESTED_SIGNAL;
+        }
+    }
+    let common = CommonFields {
+        flags: flag_bits,
+        preempt_count: depth.min(255) as u8,
+        pid: current_tid(),
+    };
+    let len = rec.encoded_len();
+    let ts = inner.clock.now();
+    // SAFETY: `ring` is leased to this thread (a LEASES cell or a
+    // ContextHandle, both !Send), so only this thread writes it, and the
+    // signal handlers that interrupt it, whose writes complete before the
+    // interrupted write resumes: the exclusivity `nested_writer` requires.
+    let writer = unsafe { inner.buf.nested_writer(ring) };
+    let mut writer = match writer {
+        Ok(w) => w,
+        Err(_) => return Err(refuse_other(inner, RecordError::TooManyTracers)),
+    };
+    if len <= SMALL_RECORD {
+        // Small records: encode on the stack and copy with the ring's
+        // one-call `write` (measured cheaper than reserve + commit here).
+        let mut tmp = [0u8; SMALL_RECORD];
+        return match rec.encode(&common, &mut tmp) {
+            Ok(n) => match writer.write(ts, &tmp[..n]) {
+                Ok(()) => Ok(()),
+                Err(e @ WriteError::TooLarge { .. }) => Err(refuse_other(inner, e.into())),
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => Err(refuse_other(inner, e.into())),
+        };
+    }
+    let mut res = match writer.reserve(ts, len) {
+        Ok(r) => r,
+        Err(e @ WriteError::TooLarge { .. }) => return Err(refuse_other(inner, e.into())),
+        Err(e) => return Err(e.into()),
+    };
+    match rec.encode(&common, &mut res) {
+        Ok(_) => {
+            res.commit();
+            Ok(())
+        }
+        Err(e) => {
+            drop(res); // discards
+            Err(refuse_other(inner, e.into()))
+        }
+    }
+}
+
+#[cold]
+fn refuse_other(inner: &Inner, e: RecordError) -> RecordError {
+    inner.refused_other.fetch_add(1, Ordering::Relaxed);
+    e
+}
+
+/// First record of this thread on this tracer (or a retry after a refusal).
+#[cold]
+#[inline(never)]
+fn lease_and_write<R: Record + ?Sized>(
+    inner: &Arc<Inner>,
+    rec: &R,
+    depth: u32,
+) -> Result<(), RecordError> {
+    if depth > 0 {
+        // A handler: leasing allocates and locks. Refuse.
+        inner
+            .refused_in_signal_handler
+            .fetch_add(1, Ordering::Relaxed);
+        return Err(RecordError::NoContextInSignalHandler);
+    }
+    let ring = lease_current_thread(inner)?;
+    register_type(rec, depth);
+    write_record(inner, ring, rec, depth)
+}
+
+fn lease_current_thread(inner: &Arc<Inner>) -> Result<usize, RecordError> {
+    install_atfork();
+    let tid = current_tid();
+    let cell = match free_cell() {
+        Some(c) => c,
+        None => {
+            prune_dead_leases();
+            match free_cell() {
+                Some(c) => c,
+                None => return Err(refuse_other(inner, RecordError::TooManyTracers)),
+            }
+        }
+    };
+    let Some(ring) = inner.lease_ring(tid) else {
+        inner.refused_no_context.fetch_add(1, Ordering::Relaxed);
+        return Err(RecordError::NoContext {
+            max: inner.slots.len(),
+        });
+    };
+    let registered = EXIT
+        .try_with(|g| {
+            if let Ok(mut l) = g.leases.try_borrow_mut() {
+                l.push((Arc::downgrade(inner), ring, cell));
+                true
+            } else {
+                false
+            }
+        })
+        .unwrap_or(false);
+    if !registered {
+        inner.release_ring(ring);
+        return Err(refuse_other(inner, RecordError::ThreadExiting));
+    }
+    inner.save_comm(tid, read_comm(tid));
+    LEASES.with(|cells| cells[cell].set((u64::from(inner.id) << 32) | ring as u64));
+    Ok(ring)
+}
+
+fn free_cell() -> Option<usize> {
+    LEASES.with(|cells| cells.iter().position(|c| c.get() == 0))
+}
+
+/// Frees the lease cells of tracers that were dropped.
+fn prune_dead_leases() {
+    let _ = EXIT.try_with(|g| {
+        if let Ok(mut l) = g.leases.try_borrow_mut() {
+            l.retain(|(w, _, cell)| {
+                let alive = w.strong_count() > 0;
+                if !alive {
+                    LEASES.with(|cells| cells[*cell].set(0));
+                }
+                alive
+            });
+        }
+    });
+}
+
+/// The kernel's name of thread `tid` (`/proc/self/task/TID/comm`), which is
+/// what std sets for named threads (cut to 15 bytes) and the program name
+/// for the main thread; `<...>` when unreadable.
+fn read_comm(tid: i32) -> Comm {
+    match std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")) {
+        Ok(s) => Comm::new(s.trim_end_matches('\n')),
+        Err(_) => Comm::new("<...>"),
+    }
+}
+
+/// After `fork`, the child's thread has a new tid: forget the cached one.
+fn install_atfork() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    extern "C" fn child() {
+        TID.set(0);
+    }
+    ONCE.call_once(|| {
+        // SAFETY: registers a plain function that touches a const
+        // thread-local only.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(child));
+        }
+    });
+}
+
+/// Thread-exit guard: returns this thread's leases.
+struct ExitGuard {
+    leases: RefCell<Vec<(Weak<Inner>, usize, usize)>>,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        for (weak, ring, cell) in self.leases.get_mut().drain(..) {
+            // Clear the cell first: a later destructor that records must
+            // lease anew (and be refused) rather than write a ring another
+            // thread may lease next.
+            let _ = LEASES.try_with(|cells| cells[cell].set(0));
+            if let Some(inner) = weak.upgrade() {
+                inner.release_ring(ring);
+            }
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The merged consuming pipe across all contexts (the kernel's
+//! `trace_pipe`).
+//!
+//! A [`Pipe`] holds the consuming reader (and so the reader lock) of every
+//! ring. Each step peeks the head of each ring, picks the smallest time
+//! stamp (ties go to the lower ring, as trace-cmd merges) and consumes it:
+//!
+//! ```text
+//!   ring 0: [t=5] [t=9] ...        heads cached: a ring's head stays put
+//!   ring 1: [t=3] [t=4] ...   -->  until consumed (it is on the reader's
+//!   ring 2: (empty)                 own page), so only consumed and empty
+//!                                   rings are peeked again.
+//!   next = ring 1 @ 3
+//! ```
+//!
+//! Within a ring, events come in ring order (nested events carry the time
+//! stamp of the event they interrupted). Across rings the order is by time
+//! stamp among the events committed at the moment of the step: a live read
+//! may return an event of one ring before a smaller-stamped event another
+//! ring commits later.
+//!
+//! Where a ring lost events (overwritten, dropped), the event after the loss
+//! is preceded by a `CPU:N [LOST n EVENTS]` line.
+//!
+//! The blocking variant ([`Pipe::next_line_timeout`]) polls with a short
+//! sleep: the ring has no reader wake-up yet (blocking waits belong to a
+//! later ring issue).
+//!
+//! Not here yet: the merged *non-consuming* view (the kernel's `trace`
+//! file), which needs the ring's non-consuming iterator, and raw page reads
+//! (`trace_pipe_raw`), which need the ring's page-read API.
+
+use std::time::{Duration, Instant};
+
+use ringtrace_ring::{Consumer, ReadError};
+
+use crate::event::CommonFields;
+use crate::output::{write_event, TextOptions};
+use crate::tracer::Tracer;
+
+/// Poll interval of the blocking reads.
+const POLL: Duration = Duration::from_micros(500);
+
+/// One event read from a [`Pipe`], borrowed from the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// Context (ring) number.
+    pub ring: usize,
+    /// Time stamp in the tracer clock's unit.
+    pub timestamp: u64,
+    /// Events this ring lost just before this one.
+    pub lost_events: u64,
+    /// The record (common header first), rounded up to 4 bytes.
+    pub payload: &'a [u8],
+}
+
+impl EventRef<'_> {
+    /// The record's type id and common fields.
+    pub fn common(&self) -> Option<(u16, CommonFields)> {
+        CommonFields::read(self.payload)
+    }
+
+    /// An owned copy.
+    pub fn to_owned_event(&self) -> OwnedEvent {
+        OwnedEvent {
+            ring: self.ring,
+            timestamp: self.timestamp,
+            lost_events: self.lost_events,
+            payload: self.payload.to_vec(),
+        }
+    }
+}
+
+/// An owned event, as [`Pipe::next_event`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedEvent {
+    /// Context (ring) number.
+    pub ring: usize,
+    /// Time stamp in the tracer clock's unit.
+    pub timestamp: u64,
+    /// Events this ring lost just before this one.
+    pub lost_events: u64,
+    /// The record (common header first), rounded up to 4 bytes.
+    pub payload: Vec<u8>,
+}
+
+impl OwnedEvent {
+    /// The record's type id and common fields.
+    pub fn common(&self) -> Option<(u16, CommonFields)> {
+        CommonFields::read(&self.payload)
+    }
+}
+
+/// The merged consuming reader of a tracer (`trace_pipe`). Holds every
+/// ring's reader lock while it exists: other readers of the tracer wait
+/// (a crash dump skips the rings it cannot lock). Writers are never slowed.
+#[derive(Debug)]
+pub struct Pipe<'t> {
+    tracer: &'t Tracer,
+    consumers: Vec<Consumer<'t>>,
+    /// Time stamp of each ring's peeked head, `None` when not known.
+    heads: Vec<Option<u64>>,
+    opts: TextOptions,
+}
+
+impl Tracer {
+    /// The merged consuming pipe with default text options. Waits for any
+    /// other reader of the tracer's rings to finish.
+    pub fn pipe(&self) -> Pipe<'_> {
+        self.pipe_with(TextOptions::default())
+    }
+
+    /// The merged consuming pipe with the given text options.
+    pub fn pipe_with(&self, opts: TextOptions) -> Pipe<'_> {
+        let n = self.max_contexts();
+        let consumers = (0..n)
+            .filter_map(|r| self.inner.buf.consumer(r).ok())
+            .collect();
+        Pipe {
+            tracer: self,
+            consumers,
+            heads: vec![None; n],
+            opts,
+        }
+    }
+}
+
+impl<'t> Pipe<'t> {
+    /// Consumes the next event in time-stamp order and hands it to `f`.
+    /// `Ok(None)` when every ring is empty now.
+    pub fn next_with<T>(
+        &mut self,
+        f: impl FnOnce(EventRef<'_>) -> T,
+    ) -> Result<Option<T>, ReadError> {
+        let mut best: Option<(u64, usize)> = None;
+        for (i, c) in self.consumers.iter_mut().enumerate() {
+            if self.heads[i].is_none() {
+                self.heads[i] = c.peek()?.map(|e| e.timestamp);
+            }
+            if let Some(ts) = self.heads[i] {
+                if best.map_or(true, |(b, _)| ts < b) {
+                    best = Some((ts, i));
+                }
+            }
+        }
+        let Some((_, i)) = best else {
+            return Ok(None);
+        };
+        self.heads[i] = None;
+        match self.consumers[i].consume()? {
+            Some(e) => Ok(Some(f(EventRef {
+                ring: i,
+                timestamp: e.timestamp,
+                lost_events: e.lost_events,
+                payload: e.payload,
+            }))),
+            None => Ok(None),
+        }
+    }
+
+    /// The next event, owned.
+    pub fn next_event(&mut self) -> Result<Option<OwnedEvent>, ReadError> {
+        self.next_with(|e| e.to_owned_event())
+    }
+
+    /// The next event as text: a `CPU:N [LOST n EVENTS]` line first when
+    /// events were lost before it, then its `trace` line (newline included).
+    pub fn next_line(&mut self) -> Result<Option<String>, ReadError> {
+        let inner = &*self.tracer.inner;
+        let opts = self.opts;
+        self.next_with(|e| {
+            let mut s = String::with_capacity(96);
+            let _ = write_event(
+                &mut s,
+                inner,
+                &opts,
+                e.ring,
+                e.timestamp,
+                e.lost_events,
+                e.payload,
+            );
+            s
+        })
+    }
+
+    /// [`Pipe::next_line`], waiting up to `timeout` for an event (polling
+    /// every 0.5 ms: the ring has no blocking wait yet).
+    pub fn next_line_timeout(&mut self, timeout: Duration) -> Result<Option<String>, ReadError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.next_line()? {
+                return Ok(Some(l));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(POLL.min(deadline - now));
+        }
+    }
+
+    /// [`Pipe::next_event`], waiting up to `timeout` (polling).
+    pub fn next_event_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<OwnedEvent>, ReadError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.next_event()? {
+                return Ok(Some(e));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(POLL.min(deadline - now));
+        }
+    }
+
+    /// Consumes everything there is now and returns it as text.
+    pub fn read_to_string(&mut self) -> Result<String, ReadError> {
+        let mut out = String::new();
+        while let Some(l) = self.next_line()? {
+            out.push_str(&l);
+        }
+        Ok(out)
+    }
+
+    /// Losses of ring `ring` not yet reported with an event (see
+    /// `Consumer::pending_losses`).
+    pub fn pending_losses(&self, ring: usize) -> u64 {
+        self.consumers.get(ring).map_or(0, |c| c.pending_losses())
+    }
+}

@@ -1,0 +1,579 @@
+//! The [`Tracer`]: one trace instance (the kernel's trace array with its
+//! ring buffer), its configuration, its counters, and the process-wide
+//! default instance.
+//!
+//! # Terms
+//!
+//! - **Context**: a ring of the tracer's buffer leased to one writer: a
+//!   thread (with the signal handlers that interrupt it) or an explicit
+//!   [`ContextHandle`](crate::context::ContextHandle). The kernel's CPU.
+//! - **Slot**: the lease state of one ring (below).
+//!
+//! ```text
+//!         lease (a thread's first ordinary event, or Tracer::context)
+//!  FREE ───────────────────────────────────────────────────────> LEASED
+//!                                                                 │  ^
+//!                              thread exit / ContextHandle drop   │  │ lease, only once the
+//!                                                                 v  │ ring holds no unread event
+//!                                                                EXITED
+//! ```
+//!
+//! A ring in `EXITED` keeps its events readable; a new lease takes an
+//! `EXITED` ring only when it holds no unread event ([`RingStats::entries`]
+//! is 0), so no event is ever attributed to the wrong writer (each event also
+//! carries its thread id). When every ring is `LEASED` or holds unread
+//! events, a new writer is refused and counted
+//! ([`TracerStats::refused_no_context`]); it tries again on its next event.
+//!
+//! # What this module must not touch
+//!
+//! The ring's internals (it only uses `ringtrace-ring`'s public API) and the
+//! per-thread state (that is [`crate::context`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ringtrace_ring::{Config, ConfigError, Mode, RingBuffer, RingError, RingStats};
+
+use crate::clock::Clock;
+use crate::event::{EventType, Registry, RegistryError};
+
+/// Slot state: never leased.
+pub(crate) const FREE: u32 = 0;
+/// Slot state: a thread or handle writes this ring.
+pub(crate) const LEASED: u32 = 1;
+/// Slot state: the writer is gone; the ring is reused once drained.
+pub(crate) const EXITED: u32 = 2;
+
+/// The kernel's `TASK_COMM_LEN` minus the NUL: names are cut to 15 bytes.
+pub const COMM_LEN: usize = 15;
+
+/// Source of tracer ids; 0 is never used (it marks an empty lease cell).
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+
+/// Why a tracer could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TracerError {
+    /// The ring buffer refused the configuration.
+    #[error("ring buffer configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// `max_contexts` is 0.
+    #[error("max_contexts must be at least 1")]
+    NoContexts,
+    /// [`crate::init`] was called after the default tracer existed.
+    #[error(
+        "the default tracer is already initialised; call ringtrace::init before the first event"
+    )]
+    AlreadyInitialized,
+    /// No more tracer ids (2^32 - 1 tracers were created in this process).
+    #[error("no tracer ids left")]
+    NoIds,
+}
+
+/// Configuration of a [`Tracer`], built fluently.
+///
+/// ```
+/// use ringtrace::tracer::TracerConfig;
+/// use ringtrace::clock::Clock;
+/// let t = TracerConfig::new()
+///     .bytes_per_context(64 * 1024)
+///     .max_contexts(4)
+///     .clock(Clock::counter())
+///     .build()
+///     .unwrap();
+/// assert_eq!(t.max_contexts(), 4);
+/// assert_eq!(t.clock().name(), "counter");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TracerConfig {
+    /// Data bytes of each context's ring (rounded up to whole pages, at least 2).
+    pub bytes_per_context: usize,
+    /// Page (sub-buffer) size: a power of two from 4096 to 1 MiB.
+    pub page_size: usize,
+    /// Overwrite (flight recorder, the default) or producer/consumer.
+    pub mode: Mode,
+    /// The clock; `None` picks [`Clock::preferred`] when the tracer is built
+    /// (the first time in a process that calibrates the TSC and runs its
+    /// cross-thread check: about 15 ms, two short-lived threads).
+    pub clock: Option<Clock>,
+    /// Most contexts (rings) at once; more writers are refused and counted.
+    pub max_contexts: usize,
+    /// Entries of the thread-name table (`saved_cmdlines_size`).
+    pub saved_cmdlines: usize,
+}
+
+impl Default for TracerConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TracerConfig {
+    /// 256 KiB of 4 KiB pages per context, overwrite mode, the preferred
+    /// clock, 64 contexts, 128 saved thread names (the kernel's default).
+    pub fn new() -> Self {
+        TracerConfig {
+            bytes_per_context: 256 * 1024,
+            page_size: 4096,
+            mode: Mode::Overwrite,
+            clock: None,
+            max_contexts: 64,
+            saved_cmdlines: 128,
+        }
+    }
+
+    /// Sets the ring size of each context in bytes.
+    pub fn bytes_per_context(mut self, bytes: usize) -> Self {
+        self.bytes_per_context = bytes;
+        self
+    }
+
+    /// Sets the page size.
+    pub fn page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
+    /// Sets the mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the clock.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Sets the maximum number of contexts.
+    pub fn max_contexts(mut self, n: usize) -> Self {
+        self.max_contexts = n;
+        self
+    }
+
+    /// Sets the size of the thread-name table.
+    pub fn saved_cmdlines(mut self, n: usize) -> Self {
+        self.saved_cmdlines = n;
+        self
+    }
+
+    /// Builds the tracer (allocates all rings now: nothing is allocated when
+    /// a thread first records).
+    pub fn build(self) -> Result<Tracer, TracerError> {
+        Tracer::new(self)
+    }
+}
+
+/// Tracer-level counters (the ring-level ones are [`RingStats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TracerStats {
+    /// Events refused because every context was leased or still held
+    /// unread events (past `max_contexts`).
+    pub refused_no_context: u64,
+    /// Events refused because a signal handler ran on a thread that had no
+    /// context yet (leasing would allocate and lock).
+    pub refused_in_signal_handler: u64,
+    /// Events refused for other reasons: a record that could not be encoded
+    /// or is larger than a page, or a thread writing to more tracers than
+    /// [`crate::context::MAX_TRACERS_PER_THREAD`].
+    pub refused_other: u64,
+    /// Contexts leased so far (first leases plus reuses).
+    pub leases: u64,
+    /// Leases that reused the drained ring of an exited writer.
+    pub reuses: u64,
+}
+
+/// A bounded tid -> name table, oldest entry evicted first (the kernel's
+/// `saved_cmdlines`).
+#[derive(Debug, Default)]
+pub(crate) struct Cmdlines {
+    cap: usize,
+    names: HashMap<i32, Comm>,
+    order: VecDeque<i32>,
+}
+
+/// A thread name of at most [`COMM_LEN`] bytes, stored inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Comm {
+    bytes: [u8; COMM_LEN],
+    len: u8,
+}
+
+impl Comm {
+    /// `name` cut to [`COMM_LEN`] bytes at a character boundary.
+    pub(crate) fn new(name: &str) -> Comm {
+        let mut end = name.len().min(COMM_LEN);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0u8; COMM_LEN];
+        bytes[..end].copy_from_slice(&name.as_bytes()[..end]);
+        Comm {
+            bytes,
+            len: end as u8,
+        }
+    }
+
+    /// The name.
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("<...>")
+    }
+}
+
+impl Cmdlines {
+    fn new(cap: usize) -> Self {
+        Cmdlines {
+            cap: cap.max(1),
+            names: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn insert(&mut self, tid: i32, comm: Comm) {
+        if self.names.insert(tid, comm).is_none() {
+            self.order.push_back(tid);
+            while self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.names.remove(&old);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, tid: i32) -> Option<&Comm> {
+        self.names.get(&tid)
+    }
+}
+
+/// The shared state of a tracer. Threads' exit guards hold `Weak`s to it.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    /// Unique in the process, never reused; lease cells store it.
+    pub(crate) id: u32,
+    pub(crate) buf: RingBuffer,
+    pub(crate) clock: Clock,
+    pub(crate) config: TracerConfig,
+    /// Recording on/off (`tracing_on`). Relaxed: a switch, ordering nothing.
+    pub(crate) on: AtomicBool,
+    /// Lease state of each ring (`FREE`, `LEASED`, `EXITED`). Changed by
+    /// compare-and-swap on lease (AcqRel: the new writer sees the previous
+    /// writer's ring state; pairs with the Release store at release).
+    pub(crate) slots: Box<[AtomicU32]>,
+    /// Thread id of each ring's current or last writer (0: none). For stats.
+    pub(crate) slot_tid: Box<[AtomicU32]>,
+    pub(crate) refused_no_context: AtomicU64,
+    pub(crate) refused_in_signal_handler: AtomicU64,
+    pub(crate) refused_other: AtomicU64,
+    pub(crate) leases: AtomicU64,
+    pub(crate) reuses: AtomicU64,
+    /// Thread names. Locked on lease and by readers only, never by a write;
+    /// the crash-dump signal path only `try_lock`s it.
+    pub(crate) cmdlines: Mutex<Cmdlines>,
+}
+
+impl Inner {
+    /// Leases a ring: a never-used one first, then a drained one of an
+    /// exited writer. Lock-free; `None` when all are taken.
+    pub(crate) fn lease_ring(&self, tid: i32) -> Option<usize> {
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.load(Ordering::Relaxed) == FREE
+                && s.compare_exchange(FREE, LEASED, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.slot_tid[i].store(tid as u32, Ordering::Relaxed);
+                self.leases.fetch_add(1, Ordering::Relaxed);
+                return Some(i);
+            }
+        }
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.load(Ordering::Relaxed) == EXITED
+                && self.buf.stats(i).map(|st| st.entries == 0).unwrap_or(false)
+                && s.compare_exchange(EXITED, LEASED, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.slot_tid[i].store(tid as u32, Ordering::Relaxed);
+                self.leases.fetch_add(1, Ordering::Relaxed);
+                self.reuses.fetch_add(1, Ordering::Relaxed);
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Ends a lease: the ring stays readable and is reused once drained.
+    pub(crate) fn release_ring(&self, ring: usize) {
+        if let Some(s) = self.slots.get(ring) {
+            // Release: pairs with the AcqRel compare-and-swap in `lease_ring`:
+            // the next writer of this ring sees every write of this one.
+            s.store(EXITED, Ordering::Release);
+        }
+    }
+
+    /// Remembers the name of thread `tid`.
+    pub(crate) fn save_comm(&self, tid: i32, comm: Comm) {
+        if let Ok(mut c) = self.cmdlines.lock() {
+            c.insert(tid, comm);
+        }
+    }
+}
+
+/// A trace instance: a ring buffer with one ring per context, a clock, an
+/// on/off switch, counters and a thread-name table.
+///
+/// `Tracer` is `Send + Sync`; share it by reference (or put it in a
+/// `static`/`Arc`). Events are recorded with [`trace!`](crate::trace),
+/// [`trace_event!`](crate::trace_event), [`trace_marker`](Tracer::marker)
+/// or [`Tracer::record`]; they are read with [`Tracer::pipe`].
+///
+/// ```
+/// use ringtrace::tracer::TracerConfig;
+/// use ringtrace::clock::Clock;
+/// let t = TracerConfig::new().clock(Clock::counter()).max_contexts(2).build().unwrap();
+/// ringtrace::trace!(tracer: &t, "x=%d", 5);
+/// t.marker("hello");
+/// let mut pipe = t.pipe();
+/// let lines: Vec<String> = std::iter::from_fn(|| pipe.next_line().unwrap()).collect();
+/// assert_eq!(lines.len(), 2);
+/// assert!(lines[0].ends_with(": x=5\n"), "{}", lines[0]);
+/// assert!(lines[1].ends_with(": tracing_mark_write: hello\n"));
+///
+/// // Tracing off: not recorded, not counted as lost.
+/// t.set_on(false);
+/// ringtrace::trace!(tracer: &t, "dropped");
+/// assert!(pipe.next_line().unwrap().is_none());
+/// ```
+#[derive(Debug)]
+pub struct Tracer {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Tracer {
+    /// Builds a tracer from `config`.
+    pub fn new(config: TracerConfig) -> Result<Tracer, TracerError> {
+        if config.max_contexts == 0 {
+            return Err(TracerError::NoContexts);
+        }
+        let buf = RingBuffer::new(
+            Config::new(config.max_contexts)
+                .page_size(config.page_size)
+                .bytes_per_ring(config.bytes_per_context)
+                .mode(config.mode),
+        )?;
+        let id = NEXT_ID
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_add(1))
+            .map_err(|_| TracerError::NoIds)?;
+        // Registers the built-in print/bprint types now, so that a signal
+        // handler never runs that one-time initialisation.
+        let _ = Registry::global();
+        let clock = config.clock.unwrap_or_else(Clock::preferred);
+        let n = config.max_contexts;
+        Ok(Tracer {
+            inner: Arc::new(Inner {
+                id,
+                buf,
+                clock,
+                config: TracerConfig {
+                    clock: Some(clock),
+                    ..config
+                },
+                on: AtomicBool::new(true),
+                slots: (0..n).map(|_| AtomicU32::new(FREE)).collect(),
+                slot_tid: (0..n).map(|_| AtomicU32::new(0)).collect(),
+                refused_no_context: AtomicU64::new(0),
+                refused_in_signal_handler: AtomicU64::new(0),
+                refused_other: AtomicU64::new(0),
+                leases: AtomicU64::new(0),
+                reuses: AtomicU64::new(0),
+                cmdlines: Mutex::new(Cmdlines::new(config.saved_cmdlines)),
+            }),
+        })
+    }
+
+    /// A builder with the defaults of [`TracerConfig::new`].
+    pub fn builder() -> TracerConfig {
+        TracerConfig::new()
+    }
+
+    /// The configuration (with the clock that was picked).
+    pub fn config(&self) -> &TracerConfig {
+        &self.inner.config
+    }
+
+    /// The clock events are stamped with.
+    pub fn clock(&self) -> Clock {
+        self.inner.clock
+    }
+
+    /// Maximum number of contexts.
+    pub fn max_contexts(&self) -> usize {
+        self.inner.slots.len()
+    }
+
+    /// The underlying ring buffer (ring `i` is context `i`), for raw access
+    /// and export.
+    pub fn ring_buffer(&self) -> &RingBuffer {
+        &self.inner.buf
+    }
+
+    /// Whether recording is on (`tracing_on`).
+    pub fn is_on(&self) -> bool {
+        self.inner.on.load(Ordering::Relaxed)
+    }
+
+    /// Turns recording on or off. Writes made while off are not attempts:
+    /// they are neither recorded nor counted.
+    pub fn set_on(&self, on: bool) {
+        self.inner.on.store(on, Ordering::Relaxed);
+    }
+
+    /// Counters of context `ring`.
+    pub fn ring_stats(&self, ring: usize) -> Result<RingStats, RingError> {
+        self.inner.buf.stats(ring)
+    }
+
+    /// Tracer-level counters.
+    pub fn stats(&self) -> TracerStats {
+        let i = &self.inner;
+        TracerStats {
+            refused_no_context: i.refused_no_context.load(Ordering::Relaxed),
+            refused_in_signal_handler: i.refused_in_signal_handler.load(Ordering::Relaxed),
+            refused_other: i.refused_other.load(Ordering::Relaxed),
+            leases: i.leases.load(Ordering::Relaxed),
+            reuses: i.reuses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Number of rings that are currently leased.
+    pub fn leased_contexts(&self) -> usize {
+        self.inner
+            .slots
+            .iter()
+            .filter(|s| s.load(Ordering::Relaxed) == LEASED)
+            .count()
+    }
+
+    /// Number of rings ever leased (leased now, or exited).
+    pub fn used_contexts(&self) -> usize {
+        self.inner
+            .slots
+            .iter()
+            .filter(|s| s.load(Ordering::Relaxed) != FREE)
+            .count()
+    }
+
+    /// Thread id of the current or last writer of context `ring` (0 if none).
+    pub fn context_tid(&self, ring: usize) -> Option<i32> {
+        self.inner
+            .slot_tid
+            .get(ring)
+            .map(|t| t.load(Ordering::Relaxed) as i32)
+    }
+
+    /// The saved name of thread `tid`, as the text output shows it.
+    pub fn comm(&self, tid: i32) -> Option<String> {
+        let c = self.inner.cmdlines.lock().ok()?;
+        c.get(tid).map(|c| c.as_str().to_string())
+    }
+
+    /// Registers an event type in the process-wide [`Registry`], so readers
+    /// can decode it. Typed events are also registered on their first
+    /// ordinary (non-signal-handler) record; call this up front for types
+    /// that may be recorded first from a signal handler.
+    pub fn register(&self, ty: &'static EventType) -> Result<(), RegistryError> {
+        Registry::global().register(ty)
+    }
+
+    /// `per_cpu/cpuN/stats` text of context `ring`, in the kernel's format.
+    /// `oldest event ts` is 0 when the ring is empty or being read.
+    pub fn stats_text(&self, ring: usize) -> Result<String, RingError> {
+        let s = self.inner.buf.stats(ring)?;
+        let text_stats = crate::text::RingStats {
+            entries: s.entries,
+            overrun: s.overrun,
+            commit_overrun: s.commit_overrun,
+            bytes: s.bytes,
+            oldest_event_ts: self.oldest_ts(ring).unwrap_or(0),
+            now_ts: self.inner.clock.now(),
+            dropped_events: s.dropped,
+            read_events: s.read,
+        };
+        Ok(crate::text::stats(
+            &text_stats,
+            crate::text::TimeFormat::for_clock(self.inner.clock.is_nanoseconds()),
+        ))
+    }
+
+    /// Time stamp of the oldest unread event of `ring` (peeks). `None` when
+    /// another reader (a [`Pipe`](crate::Pipe)) holds the ring: never waits,
+    /// so it cannot deadlock against a pipe of the calling thread.
+    fn oldest_ts(&self, ring: usize) -> Option<u64> {
+        let mut c = self.inner.buf.try_consumer(ring).ok()??;
+        let ev = c.peek().ok()??;
+        Some(ev.timestamp)
+    }
+}
+
+/// The process-wide default tracer.
+static GLOBAL: OnceLock<Tracer> = OnceLock::new();
+
+/// Counts events refused because the default tracer did not exist yet and
+/// the write came from a signal handler (creating it allocates), or because
+/// it could not be created.
+pub(crate) static GLOBAL_REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// Serializes creation of the default tracer (never taken by a write).
+static GLOBAL_INIT: Mutex<()> = Mutex::new(());
+
+/// Configures and creates the default tracer. Call it before the first
+/// event recorded through [`global`]; afterwards it fails with
+/// [`TracerError::AlreadyInitialized`].
+///
+/// ```
+/// # // (doc tests run in their own process)
+/// let t = ringtrace::init(ringtrace::TracerConfig::new().max_contexts(8)).unwrap();
+/// assert_eq!(t.max_contexts(), 8);
+/// assert!(ringtrace::init(ringtrace::TracerConfig::new()).is_err());
+/// ```
+pub fn init(config: TracerConfig) -> Result<&'static Tracer, TracerError> {
+    let _g = GLOBAL_INIT.lock().unwrap_or_else(|p| p.into_inner());
+    if GLOBAL.get().is_some() {
+        return Err(TracerError::AlreadyInitialized);
+    }
+    let t = Tracer::new(config)?;
+    let _ = GLOBAL.set(t);
+    GLOBAL.get().ok_or(TracerError::AlreadyInitialized)
+}
+
+/// The default tracer, created with [`TracerConfig::new`] on first use
+/// unless [`init`] configured it.
+///
+/// ```
+/// ringtrace::trace!("made on first use: %d", 1);
+/// assert!(ringtrace::global().unwrap().used_contexts() >= 1);
+/// ```
+pub fn global() -> Result<&'static Tracer, TracerError> {
+    if let Some(t) = GLOBAL.get() {
+        return Ok(t);
+    }
+    let _g = GLOBAL_INIT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(t) = GLOBAL.get() {
+        return Ok(t);
+    }
+    let t = Tracer::new(TracerConfig::new())?;
+    let _ = GLOBAL.set(t);
+    GLOBAL.get().ok_or(TracerError::AlreadyInitialized)
+}
+
+/// The default tracer if it exists; never creates it (signal-safe).
+#[inline]
+pub fn global_if_exists() -> Option<&'static Tracer> {
+    GLOBAL.get()
+}
+
+/// Events refused because the default tracer did not exist when a signal
+/// handler recorded, or could not be created.
+pub fn global_refused() -> u64 {
+    GLOBAL_REFUSED.load(Ordering::Relaxed)
+}

@@ -1,0 +1,341 @@
+//! Several threads plus a `setitimer(ITIMER_REAL)` SIGALRM handler record
+//! `trace!` and typed events; the merged pipe must return every event
+//! intact, in time-stamp order, with the right thread ids, names and flags,
+//! and every ring's accounting must balance.
+//!
+//! SIGALRM is process-directed: the kernel delivers it to any thread that
+//! does not block it, including the test harness's own main thread, which
+//! never records. A handler that lands on a thread that is not (yet, or any
+//! more) a writer forwards the signal to the test thread with `tgkill`, so
+//! every handler that records runs on a thread with a context.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ringtrace::event::{flags, Record};
+use ringtrace::printk::{format_bprint, BPRINT_ID};
+use ringtrace::{Tracer, TracerConfig};
+use ringtrace_ring::Mode;
+
+ringtrace::declare_event! {
+    /// Ordinary work item.
+    pub struct Work: "test" / "work" = 2001 { thread: u32, seq: u64 }
+}
+ringtrace::declare_event! {
+    /// Recorded by the signal handler.
+    pub struct SigEvent: "test" / "sig_event" = 2002 { seq: u64, tid: i32, guarded: u8 }
+}
+
+static TRACER: OnceLock<Tracer> = OnceLock::new();
+static HANDLER_RUNS: AtomicU64 = AtomicU64::new(0);
+static FORWARDS: AtomicU64 = AtomicU64::new(0);
+static FORWARD_TID: AtomicI32 = AtomicI32::new(0);
+static STOP: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    static IS_WRITER: Cell<bool> = const { Cell::new(false) };
+}
+
+const WRITERS: u32 = 4;
+const PER_WRITER: u64 = 30_000;
+const PACE: Duration = Duration::from_micros(15);
+
+extern "C" fn on_alarm(_sig: libc::c_int) {
+    // SAFETY: errno location is always valid; saved and restored around
+    // the handler so the interrupted code never sees it change.
+    let errno = unsafe { *libc::__errno_location() };
+    if !IS_WRITER.get() {
+        let tid = FORWARD_TID.load(Ordering::Relaxed);
+        if tid != 0 {
+            FORWARDS.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: tgkill is async-signal-safe; arguments are plain ints.
+            unsafe {
+                libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGALRM);
+            }
+        }
+    } else if let Some(t) = TRACER.get() {
+        let seq = HANDLER_RUNS.fetch_add(1, Ordering::Relaxed);
+        let tid = ringtrace::context::current_tid();
+        // One handler in four does not enter a signal scope: it is still
+        // detected as a handler when it interrupted a write.
+        if seq % 4 == 3 {
+            ringtrace::trace_event!(
+                t,
+                SigEvent {
+                    seq,
+                    tid,
+                    guarded: 0
+                }
+            );
+        } else {
+            let _scope = ringtrace::signal_scope();
+            if seq % 2 == 0 {
+                ringtrace::trace!(tracer: t, "sig %llu tid %d", seq, tid);
+            } else {
+                ringtrace::trace_event!(
+                    t,
+                    SigEvent {
+                        seq,
+                        tid,
+                        guarded: 1
+                    }
+                );
+            }
+        }
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+fn set_timer(usec: i64) {
+    let v = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: usec,
+        },
+        it_value: libc::timeval {
+            tv_sec: 0,
+            tv_usec: usec,
+        },
+    };
+    // SAFETY: valid itimerval; old value not wanted.
+    let rc = unsafe { libc::setitimer(libc::ITIMER_REAL, &v, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "setitimer failed");
+}
+
+fn writer(t: &'static Tracer, index: u32) -> i32 {
+    let tid = ringtrace::context::current_tid();
+    let start = Instant::now();
+    for seq in 0..PER_WRITER {
+        // Pace the writer (about 0.45 s in all) so that many timer signals
+        // land while it writes.
+        while start.elapsed() < PACE * seq as u32 {
+            std::hint::spin_loop();
+        }
+        if seq % 2 == 0 {
+            ringtrace::trace!(tracer: t, "w %u %llu", index, seq);
+        } else {
+            ringtrace::trace_event!(t, Work { thread: index, seq });
+        }
+        if seq == 0 {
+            IS_WRITER.set(true);
+        }
+    }
+    IS_WRITER.set(false);
+    tid
+}
+
+/// The bprint text "w %u %llu" -> (thread, seq).
+fn parse_w(text: &str) -> Option<(u32, u64)> {
+    let mut it = text.strip_prefix("w ")?.split(' ');
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+#[test]
+fn threads_and_sigalrm_merge_exactly() {
+    let tracer = TRACER.get_or_init(|| {
+        TracerConfig::new()
+            .max_contexts(8)
+            .bytes_per_context(4 << 20)
+            .mode(Mode::ProducerConsumer)
+            .build()
+            .expect("tracer")
+    });
+    tracer.register(SigEvent::EVENT_TYPE).unwrap();
+    // The test thread is a writer too and the forwarding target.
+    ringtrace::trace!(tracer: tracer, "test thread up");
+    IS_WRITER.set(true);
+    FORWARD_TID.store(ringtrace::context::current_tid(), Ordering::Relaxed);
+
+    // SAFETY: installs a handler that only uses async-signal-safe calls.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_alarm as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()), 0);
+    }
+    set_timer(50);
+
+    let handles: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            std::thread::Builder::new()
+                .name(format!("w{i}"))
+                .spawn(move || writer(tracer, i))
+                .unwrap()
+        })
+        .collect();
+    let mut test_seq = 0u64;
+    let started = Instant::now();
+    while !handles.iter().all(|h| h.is_finished()) {
+        ringtrace::trace!(tracer: tracer, "main %llu", test_seq);
+        test_seq += 1;
+        std::thread::sleep(Duration::from_micros(100));
+        if started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+    }
+    let tids: Vec<i32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    set_timer(0);
+    STOP.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(20));
+    IS_WRITER.set(false);
+    let main_tid = ringtrace::context::current_tid();
+
+    // Read everything through the merged pipe.
+    let mut pipe = tracer.pipe();
+    let mut events = Vec::new();
+    while let Some(e) = pipe.next_event().unwrap() {
+        events.push(e);
+    }
+    drop(pipe);
+
+    // Order.
+    for w in events.windows(2) {
+        assert!(
+            w[0].timestamp <= w[1].timestamp,
+            "out of order: {:?} then {:?}",
+            (w[0].ring, w[0].timestamp),
+            (w[1].ring, w[1].timestamp)
+        );
+    }
+
+    let mut per_thread: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    let mut handler_seqs = BTreeSet::new();
+    let mut main_seqs = Vec::new();
+    let mut nested_unguarded = 0u64;
+    let mut plain_unguarded = 0u64;
+    let mut ring_of_tid: BTreeMap<i32, usize> = BTreeMap::new();
+    for e in &events {
+        assert_eq!(e.lost_events, 0, "no event may be lost");
+        let (ty, c) = e.common().expect("common header");
+        // A thread's ordinary events and its handlers' events all go to
+        // the thread's one ring.
+        let ring = *ring_of_tid.entry(c.pid).or_insert(e.ring);
+        assert_eq!(ring, e.ring, "thread {} wrote two rings", c.pid);
+        let in_handler = c.flags & flags::IN_SIGNAL_HANDLER != 0;
+        assert_eq!(in_handler, c.preempt_count > 0, "flag and depth disagree");
+        assert_eq!(
+            c.flags & !flags::IN_SIGNAL_HANDLER,
+            0,
+            "no nested handlers here"
+        );
+        match ty {
+            BPRINT_ID => {
+                let (_, text) = format_bprint(&e.payload).unwrap();
+                if let Some(rest) = text.strip_prefix("sig ") {
+                    assert!(in_handler, "guarded handler event not flagged: {text}");
+                    assert_eq!(c.preempt_count, 1);
+                    let mut it = rest.split(" tid ");
+                    let seq: u64 = it.next().unwrap().parse().unwrap();
+                    let tid: i32 = it.next().unwrap().parse().unwrap();
+                    assert_eq!(tid, c.pid, "handler event attributed to another thread");
+                    assert!(handler_seqs.insert(seq), "duplicate handler event {seq}");
+                } else if let Some((thread, seq)) = parse_w(&text) {
+                    assert!(!in_handler);
+                    assert_eq!(c.pid, tids[thread as usize], "misattributed");
+                    per_thread.entry(thread).or_default().push(seq);
+                } else if let Some(n) = text.strip_prefix("main ") {
+                    assert!(!in_handler);
+                    assert_eq!(c.pid, main_tid);
+                    main_seqs.push(n.parse::<u64>().unwrap());
+                } else {
+                    assert_eq!(text, "test thread up");
+                }
+            }
+            2001 => {
+                assert!(!in_handler);
+                let thread = u32::from_ne_bytes(e.payload[8..12].try_into().unwrap());
+                let seq = u64::from_ne_bytes(e.payload[16..24].try_into().unwrap());
+                assert_eq!(c.pid, tids[thread as usize], "misattributed");
+                per_thread.entry(thread).or_default().push(seq);
+            }
+            2002 => {
+                let seq = u64::from_ne_bytes(e.payload[8..16].try_into().unwrap());
+                let tid = i32::from_ne_bytes(e.payload[16..20].try_into().unwrap());
+                let guarded = e.payload[20];
+                assert_eq!(tid, c.pid, "handler event attributed to another thread");
+                if guarded == 1 {
+                    assert!(in_handler);
+                    assert_eq!(c.preempt_count, 1);
+                } else if in_handler {
+                    // Interrupted a write: detected by the nesting word.
+                    assert_eq!(c.preempt_count, 1);
+                    nested_unguarded += 1;
+                } else {
+                    plain_unguarded += 1;
+                }
+                assert!(handler_seqs.insert(seq), "duplicate handler event {seq}");
+            }
+            other => panic!("unexpected type {other}"),
+        }
+    }
+
+    // Every writer event, in order, on the right thread.
+    assert_eq!(per_thread.len(), WRITERS as usize);
+    for (thread, seqs) in &per_thread {
+        assert_eq!(
+            seqs,
+            &(0..PER_WRITER).collect::<Vec<_>>(),
+            "thread {thread} events incomplete or out of order"
+        );
+        let name = tracer.comm(tids[*thread as usize]).unwrap();
+        assert_eq!(name, format!("w{thread}"));
+    }
+    assert_eq!(main_seqs, (0..test_seq).collect::<Vec<_>>());
+    // Every handler that ran recorded exactly one event.
+    let runs = HANDLER_RUNS.load(Ordering::Relaxed);
+    assert_eq!(handler_seqs.len() as u64, runs);
+    assert_eq!(
+        handler_seqs.iter().copied().collect::<Vec<_>>(),
+        (0..runs).collect::<Vec<_>>()
+    );
+    assert!(runs > 100, "only {runs} handler runs");
+
+    // Accounting: every attempt read, nothing else.
+    let mut total_read = 0;
+    for r in 0..tracer.max_contexts() {
+        let s = tracer.ring_stats(r).unwrap();
+        assert_eq!(
+            s.written,
+            s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
+            "ring {r}: {s:?}"
+        );
+        assert_eq!(
+            (s.overrun, s.dropped, s.commit_overrun, s.entries),
+            (0, 0, 0, 0),
+            "ring {r}: {s:?}"
+        );
+        total_read += s.read;
+    }
+    assert_eq!(total_read, events.len() as u64);
+    let ts = tracer.stats();
+    assert_eq!(
+        (
+            ts.refused_no_context,
+            ts.refused_in_signal_handler,
+            ts.refused_other
+        ),
+        (0, 0, 0),
+        "{ts:?}"
+    );
+    eprintln!(
+        "{} events, {} handler runs ({} forwarded; unguarded: {} nested in a write, {} not), {} main-thread events",
+        events.len(),
+        runs,
+        FORWARDS.load(Ordering::Relaxed),
+        nested_unguarded,
+        plain_unguarded,
+        test_seq
+    );
+    let _ = Work::EVENT_TYPE.id;
+    let _ = SigEvent {
+        seq: 0,
+        tid: 0,
+        guarded: 0,
+    }
+    .encoded_len();
+}
