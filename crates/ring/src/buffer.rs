@@ -316,8 +316,8 @@ impl RingBuffer {
         Ok(self.stats(ring)?.entries == 0)
     }
 
-    /// Internal state of a ring, for debugging protocol models.
-    #[cfg(any(test, loom))]
+    /// Internal state of a ring (pages, links, flags, offsets), for
+    /// diagnosing a stuck or inconsistent ring.
     #[doc(hidden)]
     pub fn debug_state(&self, ring: usize) -> String {
         use crate::layout::{link_flag, link_page, write_offset};

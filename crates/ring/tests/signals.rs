@@ -92,9 +92,19 @@ struct Read {
 }
 
 fn run(mode: Mode, duration: Duration) -> Result<String, String> {
-    let buf: &'static RingBuffer = Box::leak(Box::new(
+    let ptr = Box::into_raw(Box::new(
         RingBuffer::new(Config::new(1).pages_per_ring(8).mode(mode)).unwrap(),
     ));
+    // SAFETY: `ptr` stays valid until it is freed below.
+    let result = run_on(unsafe { &*ptr }, mode, duration);
+    // The timer is stopped; a late signal on this thread sees null.
+    BUF.store(std::ptr::null_mut(), Release);
+    // SAFETY: nothing refers to the buffer any more.
+    drop(unsafe { Box::from_raw(ptr) });
+    result
+}
+
+fn run_on(buf: &RingBuffer, mode: Mode, duration: Duration) -> Result<String, String> {
     NESTED_SEQ.store(0, Relaxed);
     NESTED_FAILED.store(0, Relaxed);
     MID_WRITE.store(0, Relaxed);
@@ -110,6 +120,7 @@ fn run(mode: Mode, duration: Duration) -> Result<String, String> {
                 libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             }
             let mut out = Vec::new();
+            let mut idle_since = Instant::now();
             loop {
                 let finished = done.load(Acquire);
                 let mut c = buf.consumer(0).unwrap();
@@ -134,7 +145,13 @@ fn run(mode: Mode, duration: Duration) -> Result<String, String> {
                 }
                 drop(c);
                 if !any {
+                    if idle_since.elapsed() > Duration::from_secs(5) {
+                        eprintln!("reader stalled: {:?}\n{}", buf.stats(0), buf.debug_state(0));
+                        std::process::abort();
+                    }
                     std::thread::yield_now();
+                } else {
+                    idle_since = Instant::now();
                 }
             }
         });
