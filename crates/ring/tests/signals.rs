@@ -175,10 +175,11 @@ fn run_on(buf: &RingBuffer, mode: Mode, duration: Duration) -> Result<String, St
                         IN_FLIGHT.store(0, Relaxed);
                     }
                     Err(WriteError::Full) => {
-                        // Let the reader catch up, so that most of the time
-                        // is spent inside writes, where signals should land.
+                        // Let the reader catch up. Not `sleep`: with a signal
+                        // every 50 us and a slow (sanitized) handler, a
+                        // nanosleep restarted after each signal never ends.
                         failed += 1;
-                        std::thread::sleep(Duration::from_micros(20));
+                        std::thread::yield_now();
                     }
                     Err(e) => panic!("outer write failed: {e}"),
                 }
