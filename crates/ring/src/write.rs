@@ -820,7 +820,10 @@ impl<'a> Writer<'a> {
     #[inline(always)]
     fn end_outer(&self, tail: u32) {
         let w = &self.meta.w;
-        if w.tail_page.load(Relaxed) == tail && w.commit_page.load(Relaxed) == tail {
+        // If a nested write moved the tail off `tail` already, `tail` is
+        // final and committing it is right; the re-check below then sees
+        // the moved tail and walks the rest.
+        if w.commit_page.load(Relaxed) == tail {
             let page = self.page(tail);
             let word = page.write.load(Relaxed);
             // Release: pairs with the Acquire load of `commit` in
