@@ -289,7 +289,7 @@ fn throughput_table(o: &mut String, t: &ThroughputReport) {
     } else {
         let _ = writeln!(
             o,
-            "ringtrace's counters were checked after every run: `written = read + overrun + dropped + commit_overrun + entries`, reads match the consumer's count, nothing left unread.\n\n\"CPUs obtained\" is the process's CPU time ÷ wall time during the runs: well below 2 means the writer and the reader were mostly time-sharing one CPU (the machine is shared), and the figures then measure the scheduler's time slices more than the queues. Waiting threads spin 64 times, then yield.\n"
+            "ringtrace's counters were checked after every run, once drained: `committed = read + overrun` (writer's pages against the reader's count), reads match the consumer's count, nothing left unread.\n\n\"CPUs obtained\" is the process's CPU time ÷ wall time during the runs: well below 2 means the writer and the reader were mostly time-sharing one CPU (the machine is shared), and the figures then measure the scheduler's time slices more than the queues. Waiting threads spin 64 times, then yield.\n"
         );
     }
 }

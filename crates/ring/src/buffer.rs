@@ -97,7 +97,12 @@ pub struct RingStats {
     /// Events committed by writers.
     pub committed: u64,
     /// Every attempted write: `committed + dropped + commit_overrun`.
-    /// Equal to `read + overrun + dropped + commit_overrun + entries`.
+    ///
+    /// `entries` is derived (`committed - read - overrun`), so
+    /// `written == read + overrun + dropped + commit_overrun + entries`
+    /// holds by construction; what checks the ring is
+    /// `committed == read + overrun` once it is drained, or against a count
+    /// of your own of what is still buffered.
     pub written: u64,
     /// Internal inconsistencies found (corrupt pages or links).
     pub corruptions: u64,

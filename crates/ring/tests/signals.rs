@@ -193,7 +193,7 @@ fn run_on(buf: &RingBuffer, mode: Mode, duration: Duration) -> Result<String, St
     });
     let (events, pending) = read;
     let s = buf.stats(0).unwrap();
-    assert_identity(&s);
+    assert_identity(&s, 0);
     let nested_written = NESTED_SEQ.load(Relaxed);
     if s.written != outer_written + nested_written {
         return Err(format!(

@@ -87,13 +87,23 @@ fn past_max_contexts_writes_are_refused_then_drained_rings_are_reused() {
     assert_eq!((st.leases, st.reuses), (4, 1), "{st:?}");
     // Refusals are counted, never lost silently: per-ring accounting of what
     // was accepted still balances.
+    // Independent counts: what the writers' pages committed, minus what the
+    // reader consumed and what was overwritten, is exactly the reuser's one
+    // unread event.
+    let mut buffered = 0u64;
     for r in 0..3 {
         let s = t.ring_stats(r).unwrap();
+        buffered += s
+            .committed
+            .checked_sub(s.read + s.overrun)
+            .unwrap_or_else(|| panic!("ring {r} read more than committed: {s:?}"));
         assert_eq!(
             s.written,
-            s.read + s.overrun + s.dropped + s.commit_overrun + s.entries
+            s.committed + s.dropped + s.commit_overrun,
+            "{s:?}"
         );
     }
+    assert_eq!(buffered, 1);
 }
 
 #[test]
