@@ -1,6 +1,6 @@
 //! The public buffer type: configuration, creation, writers, readers, stats.
 
-use crate::layout::{link, Geometry, Region, HEAD, NORMAL};
+use crate::layout::{link, Geometry, Region, HEAD, NO_SLOT, NORMAL};
 use crate::read::Consumer;
 use crate::sync::Ordering::*;
 use crate::write::Writer;
@@ -25,6 +25,11 @@ pub struct Config {
     pub rings: usize,
     /// Pages in each ring, not counting the reader's page (at least 2).
     pub pages_per_ring: usize,
+    /// Most pages a ring may be resized to; `None`: four times
+    /// `pages_per_ring`. The region reserves page slots for them up front;
+    /// on the heap and in shared memory, slots never used cost address
+    /// space, not memory.
+    pub max_pages_per_ring: Option<usize>,
     /// Page (sub-buffer) size: a power of two from 4096 to 1048576 bytes.
     pub page_size: usize,
     /// Overwrite or producer/consumer.
@@ -37,6 +42,7 @@ impl Config {
         Config {
             rings,
             pages_per_ring: 16,
+            max_pages_per_ring: None,
             page_size: 4096,
             mode: Mode::Overwrite,
         }
@@ -53,6 +59,19 @@ impl Config {
         let cap = format::data_capacity(self.page_size.max(format::MIN_PAGE_SIZE));
         self.pages_per_ring = bytes.div_ceil(cap).max(2);
         self
+    }
+
+    /// Sets the most pages a ring may be resized to.
+    pub fn max_pages_per_ring(mut self, pages: usize) -> Config {
+        self.max_pages_per_ring = Some(pages);
+        self
+    }
+
+    /// The most pages a ring may be resized to.
+    pub fn max_pages(&self) -> usize {
+        self.max_pages_per_ring
+            .unwrap_or(self.pages_per_ring.saturating_mul(4))
+            .max(self.pages_per_ring)
     }
 
     /// Sets the page size.
@@ -106,6 +125,58 @@ pub struct RingStats {
     pub written: u64,
     /// Internal inconsistencies found (corrupt pages or links).
     pub corruptions: u64,
+    /// Writes refused because recording was off or the ring disabled (not
+    /// attempts: not part of `written`).
+    pub refused: u64,
+    /// Time stamp of the oldest unread page (`oldest event ts`); `None`
+    /// when nothing is unread.
+    pub oldest_ts: Option<u64>,
+    /// Time stamp of the newest event written (`now ts`).
+    pub now_ts: u64,
+    /// Pages in the ring now.
+    pub pages: u64,
+}
+
+impl RingStats {
+    /// The kernel's `per_cpu/cpuN/stats` lines (eight of them, then
+    /// ringtrace's own: committed, written, refused, corruptions). Time
+    /// stamps are printed as seconds with microseconds when `ns` says the
+    /// clock counts nanoseconds, else as raw counts.
+    ///
+    /// ```
+    /// use ringtrace_ring::{Config, RingBuffer};
+    /// let buf = RingBuffer::new(Config::new(1)).unwrap();
+    /// buf.writer(0).unwrap().write(1_500_000_000, b"x").unwrap();
+    /// let text = buf.stats(0).unwrap().kernel_text(true);
+    /// assert!(text.starts_with("entries: 1\noverrun: 0\n"));
+    /// assert!(text.contains("oldest event ts:     1.500000\n"));
+    /// ```
+    pub fn kernel_text(&self, ns: bool) -> String {
+        let ts = |t: u64| {
+            if ns {
+                format!("{:5}.{:06}", t / 1_000_000_000, t % 1_000_000_000 / 1000)
+            } else {
+                format!("{t}")
+            }
+        };
+        format!(
+            "entries: {}\noverrun: {}\ncommit overrun: {}\nbytes: {}\n\
+             oldest event ts: {}\nnow ts: {}\ndropped events: {}\nread events: {}\n\
+             committed: {}\nwritten: {}\nrefused: {}\ncorruptions: {}\n",
+            self.entries,
+            self.overrun,
+            self.commit_overrun,
+            self.bytes,
+            ts(self.oldest_ts.unwrap_or(0)),
+            ts(self.now_ts),
+            self.dropped,
+            self.read,
+            self.committed,
+            self.written,
+            self.refused,
+            self.corruptions,
+        )
+    }
 }
 
 /// A buffer of rings, one per writer context, in one position-independent
@@ -179,6 +250,7 @@ impl RingBuffer {
         let geometry = Geometry::new(
             u32::try_from(config.rings).map_err(|_| too_large())?,
             u32::try_from(config.pages_per_ring).map_err(|_| too_large())?,
+            u32::try_from(config.max_pages()).map_err(|_| too_large())?,
             config.page_size as u32,
         )
         .ok_or_else(too_large)?;
@@ -195,8 +267,8 @@ impl RingBuffer {
         Ok(buf)
     }
 
-    /// Lays out ring `ring`: pages 0..P in a circle, page 0 the head, tail
-    /// and commit page; page P the reader's page.
+    /// Lays out ring `ring`: slots 0..P in a circle, slot 0 the head, tail
+    /// and commit page; slot P the reader's page; the other slots free.
     fn init_ring(&self, ring: u32) {
         let g = *self.region.geometry();
         let p = g.pages_per_ring;
@@ -224,9 +296,24 @@ impl RingBuffer {
         meta.w.commit_page.store(first, Relaxed);
         meta.r.head_page.store(first, Relaxed);
         meta.r.reader_page.store(reader, Relaxed);
+        meta.ctl.ring_pages.store(p, Relaxed);
+        let mut free = NO_SLOT;
+        for i in (p + 1..g.slots_per_ring).rev() {
+            let slot = g.page_index(ring, i);
+            self.region
+                .page(slot)
+                .link
+                .store(link(free, 0, NORMAL), Relaxed);
+            free = slot;
+        }
+        meta.ctl.free_head.store(free, Relaxed);
     }
 
-    fn check(&self, ring: usize) -> Result<u32, RingError> {
+    pub(crate) fn region(&self) -> &Region {
+        &self.region
+    }
+
+    pub(crate) fn check(&self, ring: usize) -> Result<u32, RingError> {
         if ring < self.config.rings {
             Ok(ring as u32)
         } else {
@@ -303,8 +390,17 @@ impl RingBuffer {
         let bytes = closed_bytes + open_bytes;
         let dropped = meta.slow.dropped.load(Acquire);
         let commit_overrun = meta.slow.commit_overrun.load(Acquire);
+        let entries = committed.saturating_sub(read + overrun);
         Ok(RingStats {
-            entries: committed.saturating_sub(read + overrun),
+            entries,
+            refused: meta.slow.refused.load(Relaxed),
+            oldest_ts: if entries > 0 {
+                Some(self.oldest_ts(meta))
+            } else {
+                None
+            },
+            now_ts: meta.w.write_stamp.load(Relaxed),
+            pages: u64::from(meta.ctl.ring_pages.load(Relaxed)),
             overrun,
             commit_overrun,
             bytes: bytes.saturating_sub(read_bytes + overrun_bytes),
@@ -314,6 +410,31 @@ impl RingBuffer {
             written: committed + dropped + commit_overrun,
             corruptions: meta.slow.corruptions.load(Acquire),
         })
+    }
+
+    /// Time stamp of the oldest unread data: the reader page's running
+    /// stamp when it has unread events, else the head page's stamp (as the
+    /// kernel's `ring_buffer_oldest_event_ts`). A snapshot: the writer may
+    /// move the head meanwhile.
+    fn oldest_ts(&self, meta: &crate::layout::RingMeta) -> u64 {
+        let g = self.region.geometry();
+        let rp = meta.r.reader_page.load(Relaxed);
+        if rp < g.nr_pages {
+            let off = meta.r.read_offset.load(Relaxed);
+            if off < self.region.page(rp).commit.load(Acquire) {
+                return if off == 0 {
+                    self.region.page(rp).time_stamp.load(Relaxed)
+                } else {
+                    meta.r.read_stamp.load(Relaxed)
+                };
+            }
+        }
+        let head = meta.r.head_page.load(Relaxed);
+        if head < g.nr_pages {
+            self.region.page(head).time_stamp.load(Relaxed)
+        } else {
+            0
+        }
     }
 
     /// Whether ring `ring` has no unread events.
@@ -336,7 +457,7 @@ impl RingBuffer {
             m.r.head_page.load(Relaxed),
             m.r.read_offset.load(Relaxed)
         );
-        for i in 0..=g.pages_per_ring {
+        for i in 0..g.slots_per_ring {
             let p = g.page_index(ring as u32, i);
             let pm = self.region.page(p);
             let l = pm.link.load(Relaxed);

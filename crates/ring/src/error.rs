@@ -107,3 +107,56 @@ pub enum ReadError {
         what: &'static str,
     },
 }
+
+/// A control operation (reset, resize, swap) that could not be done. Nothing
+/// was changed, and recording on the ring continues.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ControlError {
+    /// The ring does not exist.
+    #[error(transparent)]
+    Ring(#[from] RingError),
+    /// A write stayed in flight on the ring for the whole wait (a writer
+    /// holding a `Reservation` across a blocking call, say). Try again.
+    #[error("ring {ring}: a write stayed in flight for {waited_ms} ms; try again when it commits")]
+    WriteInFlight {
+        /// The ring.
+        ring: usize,
+        /// How long the operation waited.
+        waited_ms: u64,
+    },
+    /// A reader kept the ring busy for the whole wait, or (swap) a reader
+    /// exists: drop the `Consumer` or iterator first.
+    #[error("ring {ring}: {what}")]
+    ReaderBusy {
+        /// The ring.
+        ring: usize,
+        /// What held it.
+        what: &'static str,
+    },
+    /// A resize to a size the ring cannot take.
+    #[error("ring {ring}: cannot resize to {pages} pages; allowed 2..={max} (Config::max_pages_per_ring)")]
+    BadSize {
+        /// The ring.
+        ring: usize,
+        /// Pages asked for.
+        pages: usize,
+        /// Most pages the ring may have (minus pages lent to page readers).
+        max: usize,
+    },
+    /// Swap between buffers of different shapes.
+    #[error("cannot swap ring {ring}: the buffers differ in shape ({what})")]
+    Mismatch {
+        /// The ring.
+        ring: usize,
+        /// What differs.
+        what: &'static str,
+    },
+    /// The ring's state is inconsistent; see the ring's `corruptions` count.
+    #[error("ring {ring}: {what}")]
+    Corrupt {
+        /// The ring.
+        ring: usize,
+        /// What was wrong.
+        what: &'static str,
+    },
+}

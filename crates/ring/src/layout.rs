@@ -24,7 +24,12 @@ use std::ptr::NonNull;
 /// `b"RINGTRC1"` read as a little-endian u64: identifies a ringtrace region.
 pub(crate) const REGION_MAGIC: u64 = u64::from_le_bytes(*b"RINGTRC1");
 /// Layout version; bump on any change to the structs below.
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 2;
+/// Page slots each ring keeps beyond its maximum ring size and its reader
+/// page, to lend to page readers (`RingBuffer::read_page_buffer`).
+pub(crate) const SPARE_SLOTS: u32 = 2;
+/// End of a ring's free-slot list.
+pub(crate) const NO_SLOT: u32 = u32::MAX;
 /// Deepest nesting of writes on one ring (a thread plus nested signal
 /// handlers). The kernel allows 5 levels (task, softirq, irq, NMI, and one
 /// transition); signals can nest deeper, so ringtrace allows 8.
@@ -125,11 +130,18 @@ pub(crate) const fn write_entries(word: u64) -> u64 {
 pub(crate) struct Geometry {
     /// Number of rings (writer contexts).
     pub nr_rings: u32,
-    /// Pages in each ring's circular list, not counting the reader's page.
+    /// Pages in each ring's circular list at creation, not counting the
+    /// reader's page (the live count is `ControlState::ring_pages`).
     pub pages_per_ring: u32,
+    /// Most pages a ring's circular list may grow to (resize).
+    pub max_pages_per_ring: u32,
+    /// Page slots per ring: `max_pages_per_ring + 1 + SPARE_SLOTS`. Ring
+    /// `r` owns slots `r * slots_per_ring ..`; pages not in the ring, not
+    /// the reader's and not lent to a page reader are on its free list.
+    pub slots_per_ring: u32,
     /// Bytes per page, a power of two.
     pub page_size: u32,
-    /// Total pages: `nr_rings * (pages_per_ring + 1)`.
+    /// Total page slots: `nr_rings * slots_per_ring`.
     pub nr_pages: u32,
     /// Byte offset of the `RingMeta` array.
     pub ring_meta_offset: u64,
@@ -142,8 +154,15 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
-    pub(crate) fn new(nr_rings: u32, pages_per_ring: u32, page_size: u32) -> Option<Geometry> {
-        let nr_pages = nr_rings.checked_mul(pages_per_ring.checked_add(1)?)?;
+    pub(crate) fn new(
+        nr_rings: u32,
+        pages_per_ring: u32,
+        max_pages_per_ring: u32,
+        page_size: u32,
+    ) -> Option<Geometry> {
+        let max_pages_per_ring = max_pages_per_ring.max(pages_per_ring);
+        let slots_per_ring = max_pages_per_ring.checked_add(1 + SPARE_SLOTS)?;
+        let nr_pages = nr_rings.checked_mul(slots_per_ring)?;
         if nr_pages >= 1 << 30 {
             return None;
         }
@@ -161,6 +180,8 @@ impl Geometry {
         Some(Geometry {
             nr_rings,
             pages_per_ring,
+            max_pages_per_ring,
+            slots_per_ring,
             page_size,
             nr_pages,
             ring_meta_offset,
@@ -170,11 +191,16 @@ impl Geometry {
         })
     }
 
-    /// Index of page `i` (0..=pages_per_ring) of ring `ring`; the last one is
-    /// the ring's initial reader page.
+    /// Index of slot `i` (< slots_per_ring) of ring `ring`.
     #[inline]
     pub(crate) fn page_index(&self, ring: u32, i: u32) -> u32 {
-        ring * (self.pages_per_ring + 1) + i
+        ring * self.slots_per_ring + i
+    }
+
+    /// Whether page index `page` is one of ring `ring`'s slots.
+    #[inline]
+    pub(crate) fn owns(&self, ring: u32, page: u32) -> bool {
+        page / self.slots_per_ring == ring && page < self.nr_pages
     }
 }
 
@@ -200,7 +226,15 @@ pub(crate) struct RegionHeader {
 pub(crate) struct BufferState {
     /// 0 = overwrite, 1 = producer/consumer. Read by writers in the slow path.
     pub mode: AtomicU32,
-    _pad: AtomicU32,
+    /// Futex word of the waiters for any ring: bumped by a writer that wakes
+    /// waiters (`wait.rs`).
+    pub any_seq: AtomicU32,
+    /// 1 while recording is off for the whole buffer (also set as
+    /// `RECORD_OFF` in every ring's `record_disabled`).
+    pub record_off: AtomicU32,
+    /// 1 when the region is shared with other processes: control operations
+    /// then use the global memory barrier.
+    pub shared: AtomicU32,
 }
 
 /// Writer-side state of a ring, touched by its writer thread and the signal
@@ -218,8 +252,14 @@ pub(crate) struct WriterState {
     /// stores depth+1, and stores depth back when it ends: nested writers
     /// always restore what they found, so plain loads and stores suffice.
     pub committing: AtomicU32,
-    /// Non-zero refuses writes (record disabled). Loaded once per write.
+    /// Non-zero refuses writes (see `RECORD_*`). Loaded once per write,
+    /// after the write has entered (step E), so that a control operation that
+    /// sets it and then sees `committing == 0` knows no write is in flight.
     pub record_disabled: AtomicU32,
+    /// Non-zero while a reader waits for data on this ring: the outermost
+    /// commit loads it (one load) and wakes waiters when it is set.
+    pub wake_armed: AtomicU32,
+    _pad32: AtomicU32,
     /// Running time stamp at the tail: the time of the newest reserved event,
     /// or the stamp of a freshly prepared page. Written by the outermost
     /// writer after it reserves, and by whoever prepares a new tail page.
@@ -237,7 +277,18 @@ pub(crate) struct WriterState {
     pub closed_entries: AtomicU64,
     /// Bytes (events and padding) of those pages.
     pub closed_bytes: AtomicU64,
+    /// Number of those pages (for the `buffer_percent` watermark).
+    pub closed_pages: AtomicU64,
 }
+
+/// `record_disabled` bits: a nestable count in the low bits (per-ring
+/// disable, and control operations in progress), the buffer-wide switch, and
+/// the latch set after an internal inconsistency.
+pub(crate) const RECORD_COUNT_MASK: u32 = (1 << 30) - 1;
+/// `record_disabled` bit: recording is off for the whole buffer.
+pub(crate) const RECORD_OFF: u32 = 1 << 30;
+/// `record_disabled` bit: the ring was disabled after an inconsistency.
+pub(crate) const RECORD_CORRUPT: u32 = 1 << 31;
 
 /// Slow-path counters, changed with atomic read-modify-writes.
 #[repr(C, align(64))]
@@ -258,14 +309,24 @@ pub(crate) struct SlowCounters {
     /// Drops noted on pages that were later overwritten (see
     /// `PageMeta::lost_at_end`); reported to the reader with the overrun.
     pub overrun_noted: AtomicU64,
+    /// Pages lost to overwrite (for the watermark).
+    pub overrun_pages: AtomicU64,
+    /// Writes refused because recording was off or the ring disabled. Not
+    /// part of `written`: a refused write never reached the ring.
+    pub refused: AtomicU64,
 }
 
 /// Reader-side state, changed only under the reader lock.
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub(crate) struct ReaderState {
-    /// The reader lock word: 0 free, 1 held. Writers never touch it.
+    /// The reader lock word: 0 free, 1 held by a `Consumer` for its
+    /// lifetime. Writers never touch it.
     pub lock: AtomicU32,
+    /// Held (1) by the reader for the length of each call that reads or
+    /// swaps pages, and by control operations (resize, reset) while they
+    /// change the ring: a short lock between the two, never held by writers.
+    pub busy: AtomicU32,
     /// The page the reader owns, outside the ring. Read by writers only
     /// through the links (see `Ring::is_reader_page`).
     pub reader_page: AtomicU32,
@@ -287,6 +348,26 @@ pub(crate) struct ReaderState {
     pub lost_known: AtomicU64,
     /// Part of `lost_known` already reported with an event.
     pub lost_reported: AtomicU64,
+    /// Pages the reader has taken from the ring (for the watermark).
+    pub pages_read: AtomicU64,
+}
+
+/// Ring shape and waiting, changed by control operations and waiters.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub(crate) struct ControlState {
+    /// Pages in the ring's circular list now (resize changes it).
+    pub ring_pages: AtomicU32,
+    /// First slot of the free list (`NO_SLOT` when empty); the list runs
+    /// through the free slots' `link` words. Changed under `busy`.
+    pub free_head: AtomicU32,
+    /// Slots lent to page readers.
+    pub lent: AtomicU32,
+    /// Futex word of this ring's waiters, bumped by a writer that wakes them.
+    pub wake_seq: AtomicU32,
+    /// Fewest filled pages any armed waiter needs (0: any data).
+    pub wake_pages: AtomicU32,
+    _pad: AtomicU32,
 }
 
 /// All per-ring state.
@@ -296,6 +377,7 @@ pub(crate) struct RingMeta {
     pub w: WriterState,
     pub slow: SlowCounters,
     pub r: ReaderState,
+    pub ctl: ControlState,
 }
 
 /// Per-page metadata. The kernel's `buffer_page` minus the list pointers'
@@ -419,11 +501,14 @@ impl Region {
                     commit_page: z32(),
                     committing: z32(),
                     record_disabled: z32(),
+                    wake_armed: z32(),
+                    _pad32: z32(),
                     write_stamp: z64(),
                     pending_stamp: z64(),
                     owner: z64(),
                     closed_entries: z64(),
                     closed_bytes: z64(),
+                    closed_pages: z64(),
                 },
                 slow: SlowCounters {
                     overrun: z64(),
@@ -432,9 +517,12 @@ impl Region {
                     dropped: z64(),
                     corruptions: z64(),
                     overrun_noted: z64(),
+                    overrun_pages: z64(),
+                    refused: z64(),
                 },
                 r: ReaderState {
                     lock: z32(),
+                    busy: z32(),
                     reader_page: z32(),
                     read_offset: z32(),
                     head_page: z32(),
@@ -444,6 +532,15 @@ impl Region {
                     overrun_at_swap: z64(),
                     lost_known: z64(),
                     lost_reported: z64(),
+                    pages_read: z64(),
+                },
+                ctl: ControlState {
+                    ring_pages: z32(),
+                    free_head: z32(),
+                    lent: z32(),
+                    wake_seq: z32(),
+                    wake_pages: z32(),
+                    _pad: z32(),
                 },
             }
         }
@@ -469,7 +566,9 @@ impl Region {
             loom: LoomParts {
                 state: Box::new(BufferState {
                     mode: AtomicU32::new(0),
-                    _pad: AtomicU32::new(0),
+                    any_seq: AtomicU32::new(0),
+                    record_off: AtomicU32::new(0),
+                    shared: AtomicU32::new(0),
                 }),
                 rings,
                 pages,

@@ -48,18 +48,24 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod buffer;
+mod control;
 mod error;
 pub mod format;
 mod layout;
+mod page_read;
 mod read;
 mod sync;
+mod wait;
 mod write;
 
 #[cfg(test)]
 mod tests;
 
 pub use buffer::{Config, Mode, RingBuffer, RingStats};
-pub use error::{ConfigError, ReadError, RingError, WriteError};
+pub use control::CONTROL_TIMEOUT;
+pub use error::{ConfigError, ControlError, ReadError, RingError, WriteError};
 pub use layout::MAX_NEST;
+pub use page_read::{PageInfo, ReadPage};
 pub use read::{Consumer, Event};
+pub use wait::{WaitFor, WAIT_SLICE};
 pub use write::{Reservation, Writer};

@@ -96,7 +96,26 @@ impl<'a> Consumer<'a> {
 
     /// The next event without consuming it.
     pub fn peek(&mut self) -> Result<Option<Event<'_>>, ReadError> {
+        let _busy = self.busy();
         self.next_record(false)
+    }
+
+    /// Holds the ring's `busy` word for one call: control operations
+    /// (`control.rs`) change the ring only between reader calls.
+    pub(crate) fn busy(&self) -> Busy<'a> {
+        Busy::take(self.meta)
+    }
+
+    pub(crate) fn region(&self) -> &'a Region {
+        self.region
+    }
+
+    pub(crate) fn meta(&self) -> &'a RingMeta {
+        self.meta
+    }
+
+    pub(crate) fn ring_index(&self) -> u32 {
+        self.ring
     }
 
     /// The next event, consumed.
@@ -110,6 +129,7 @@ impl<'a> Consumer<'a> {
     /// assert!(r.consume().unwrap().is_none());
     /// ```
     pub fn consume(&mut self) -> Result<Option<Event<'_>>, ReadError> {
+        let _busy = self.busy();
         self.next_record(true)
     }
 
@@ -128,11 +148,11 @@ impl<'a> Consumer<'a> {
         r.lost_known.load(Relaxed) - r.lost_reported.load(Relaxed) + on_page
     }
 
-    fn next_record(&mut self, consume: bool) -> Result<Option<Event<'_>>, ReadError> {
+    pub(crate) fn next_record(&mut self, consume: bool) -> Result<Option<Event<'_>>, ReadError> {
         let r = &self.meta.r;
         let nr_pages = self.region.geometry().nr_pages;
         let cap = crate::format::data_capacity(self.region.geometry().page_size as usize);
-        for _ in 0..(self.region.geometry().pages_per_ring * 4 + 16) {
+        for _ in 0..(self.region.geometry().slots_per_ring * 4 + 16) {
             let rp = r.reader_page.load(Relaxed);
             if rp >= nr_pages {
                 return Err(self.corrupt_ring("reader page index out of range"));
@@ -228,7 +248,7 @@ impl<'a> Consumer<'a> {
 
     /// Swaps the used-up reader page `rp` with the head page. Returns false
     /// when there is nothing to read or a writer kept the head busy.
-    fn swap(&mut self, rp: u32) -> Result<bool, ReadError> {
+    pub(crate) fn swap(&mut self, rp: u32) -> Result<bool, ReadError> {
         let r = &self.meta.r;
         // Drops noted while our page was the tail. Stable: no writer is on
         // our page once the commit has left it; writers reset it when they
@@ -287,6 +307,8 @@ impl<'a> Consumer<'a> {
             self.region.page(after).prev.store(rp, Release);
             r.head_page.store(after, Relaxed);
             r.reader_page.store(head, Relaxed);
+            r.pages_read
+                .store(r.pages_read.load(Relaxed) + 1, Relaxed);
             r.read_offset.store(0, Relaxed);
             let before_swap = r.overrun_at_swap.load(Relaxed);
             r.overrun_at_swap.store(overrun, Relaxed);
@@ -307,7 +329,7 @@ impl<'a> Consumer<'a> {
         let nr_pages = self.region.geometry().nr_pages;
         let r = &self.meta.r;
         let mut p = r.head_page.load(Relaxed);
-        for _ in 0..3 * (self.region.geometry().pages_per_ring + 1) {
+        for _ in 0..3 * self.region.geometry().slots_per_ring {
             if p >= nr_pages {
                 return Err(self.corrupt_ring("head page index out of range"));
             }
@@ -325,7 +347,7 @@ impl<'a> Consumer<'a> {
         Ok(None)
     }
 
-    fn corrupt_ring(&self, what: &'static str) -> ReadError {
+    pub(crate) fn corrupt_ring(&self, what: &'static str) -> ReadError {
         self.meta.slow.corruptions.fetch_add(1, Relaxed);
         ReadError::CorruptRing {
             ring: self.ring as usize,
@@ -338,5 +360,33 @@ impl Drop for Consumer<'_> {
     fn drop(&mut self) {
         // Release: pairs with the Acquire in `lock`.
         self.meta.r.lock.store(0, Release);
+    }
+}
+
+/// The ring's `busy` word, held for one reader call.
+pub(crate) struct Busy<'a>(&'a RingMeta);
+
+impl<'a> Busy<'a> {
+    pub(crate) fn take(meta: &'a RingMeta) -> Busy<'a> {
+        let mut round = 0;
+        // Acquire: pairs with the Release in `Drop` and in `control::Quiet`:
+        // this call sees the ring as the last control operation left it.
+        while meta
+            .r
+            .busy
+            .compare_exchange(0, 1, Acquire, Relaxed)
+            .is_err()
+        {
+            backoff(round);
+            round = round.saturating_add(1);
+        }
+        Busy(meta)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        // Release: pairs with the Acquire in `Busy::take` and `quiesce`.
+        self.0.r.busy.store(0, Release);
     }
 }

@@ -39,3 +39,40 @@ pub(crate) fn backoff(round: u32) {
         }
     }
 }
+
+/// The heavy half of an asymmetric fence (Linux `membarrier`, what
+/// `synchronize_rcu` is to the kernel's writers): when it returns, every
+/// thread of this process has executed a full memory barrier since it was
+/// called. A writer that orders a store before a load with only
+/// [`signal_fence`] is then ordered against the caller as if both had used
+/// `SeqCst` fences: either the caller sees the writer's store, or the
+/// writer's load sees what the caller stored before calling.
+///
+/// `shared`: the region is mapped by other processes too; their threads are
+/// covered only by the global barrier (milliseconds), used then.
+///
+/// Without `membarrier` (old kernels, seccomp) it falls back to a `SeqCst`
+/// fence and a 10 ms sleep: stores drain from store buffers in nanoseconds,
+/// so this is a practical bound, not a proof.
+pub(crate) fn heavy_barrier(shared: bool) {
+    fence(Ordering::SeqCst);
+    #[cfg(not(loom))]
+    {
+        use rustix::thread::{membarrier, MembarrierCommand};
+        use std::sync::OnceLock;
+        static PRIVATE: OnceLock<bool> = OnceLock::new();
+        if !shared {
+            let registered = *PRIVATE.get_or_init(|| {
+                membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok()
+            });
+            if registered && membarrier(MembarrierCommand::PrivateExpedited).is_ok() {
+                return;
+            }
+        }
+        if membarrier(MembarrierCommand::Global).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        fence(Ordering::SeqCst);
+    }
+}

@@ -26,9 +26,13 @@
 //! Reserve (`reserve_in_ring`):
 //!
 //! ```text
-//! E  depth = committing; committing = depth + 1
+//! E  depth = committing; committing = depth + 1; then load record_disabled
 //!      nested before E: it completed and restored `committing`; we see the
 //!      same depth and proceed as if it never ran.
+//!      The disabled check comes after the store: a control operation
+//!      (resize, reset, swap) sets record_disabled, runs the heavy barrier
+//!      (`sync::heavy_barrier`) and then waits for `committing == 0`; either
+//!      it sees our store, or we see its flag and leave without writing.
 //! A  tail = tail_page; after = write_stamp; delta = ts - after (outer only)
 //! B  pending_stamp = after + delta                          (outer only)
 //!      nested between A and C: it reserves first, at the old tail, with
@@ -311,16 +315,20 @@ impl<'a> Writer<'a> {
     #[inline(always)]
     fn reserve_fast(&self, ts: u64, len: usize) -> Option<Result<Slot, WriteError>> {
         let w = &self.meta.w;
-        if len.wrapping_sub(1) >= self.max_payload
-            || w.record_disabled.load(Relaxed) != 0
-            || w.committing.load(Relaxed) != 0
-        {
+        if len.wrapping_sub(1) >= self.max_payload || w.committing.load(Relaxed) != 0 {
             return None;
         }
         // Step E for depth 0. A nested writer between the load above and
         // this store restores 0 before we resume.
         w.committing.store(1, Relaxed);
+        // Keeps the store before the load below, in the compiler; the CPU's
+        // half is the control side's heavy barrier (see the module docs).
         signal_fence();
+        // Acquire: pairs with the Release that re-enables recording at the
+        // end of a control operation, so its changes to the ring are seen.
+        if w.record_disabled.load(Acquire) != 0 {
+            return Some(Err(self.refuse(0)));
+        }
         step!(E);
         // Step A.
         let tail = w.tail_page.load(Acquire);
@@ -403,9 +411,6 @@ impl<'a> Writer<'a> {
             return Err(self.too_large(len));
         }
         let w = &self.meta.w;
-        if w.record_disabled.load(Relaxed) != 0 {
-            return Err(WriteError::Disabled);
-        }
         // Step E: enter. Plain load and store: a nested writer restores the
         // depth it found before we resume.
         let depth = w.committing.load(Relaxed);
@@ -416,6 +421,10 @@ impl<'a> Writer<'a> {
         }
         w.committing.store(depth + 1, Relaxed);
         signal_fence();
+        // Acquire: as in `reserve_fast`.
+        if w.record_disabled.load(Acquire) != 0 {
+            return Err(self.refuse(depth));
+        }
         step!(E);
         self.reserve_retry(ts, len, depth)
     }
@@ -615,6 +624,7 @@ impl<'a> Writer<'a> {
                     .overrun
                     .fetch_add(write_entries(next_word), Relaxed);
                 self.meta.slow.overrun_bytes.fetch_add(lost_bytes, Relaxed);
+                self.meta.slow.overrun_pages.fetch_add(1, Relaxed);
                 // Drops noted on the lost page are reported with the overrun.
                 let noted = next_page.lost_at_end.load(Relaxed);
                 self.meta.slow.overrun_noted.fetch_add(noted, Relaxed);
@@ -725,6 +735,19 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// Leaves a write refused at step E (recording off or the ring
+    /// disabled): restores the depth and counts the refusal.
+    #[cold]
+    #[inline(never)]
+    fn refuse(&self, depth: u32) -> WriteError {
+        self.meta.slow.refused.fetch_add(1, Relaxed);
+        signal_fence();
+        // Release: pairs with the Acquire load of `committing` in
+        // `control::quiesce`.
+        self.meta.w.committing.store(depth, Release);
+        WriteError::Disabled
+    }
+
     #[cold]
     fn too_large(&self, len: usize) -> WriteError {
         WriteError::TooLarge {
@@ -738,7 +761,10 @@ impl<'a> Writer<'a> {
     fn corrupt(&self, what: &'static str) -> WriteError {
         self.meta.slow.corruptions.fetch_add(1, Relaxed);
         self.meta.slow.dropped.fetch_add(1, Relaxed);
-        self.meta.w.record_disabled.fetch_or(1 << 31, Relaxed);
+        self.meta
+            .w
+            .record_disabled
+            .fetch_or(crate::layout::RECORD_CORRUPT, Relaxed);
         WriteError::Corrupt(what)
     }
 
@@ -832,7 +858,10 @@ impl<'a> Writer<'a> {
             page.commit.store(write_offset(word) as u32, Release);
             signal_fence();
             step!(K);
-            w.committing.store(0, Relaxed);
+            // Release: pairs with the Acquire load of `committing` in
+            // `control::quiesce`: a control operation that sees 0 sees the
+            // whole write.
+            w.committing.store(0, Release);
             signal_fence();
             step!(L);
             // A nested write between our read of `write` and the store above
@@ -840,6 +869,11 @@ impl<'a> Writer<'a> {
             // checks: a nested overflow of a full page restores the word but
             // moves the tail.)
             if w.tail_page.load(Relaxed) == tail && page.write.load(Relaxed) == word {
+                // One load when nobody waits; see `wait.rs` for why the
+                // waiter's heavy barrier makes a plain load enough.
+                if w.wake_armed.load(Relaxed) != 0 {
+                    crate::wait::wake_waiters(self.region, self.ring);
+                }
                 return;
             }
             w.committing.store(1, Relaxed);
@@ -857,16 +891,20 @@ impl<'a> Writer<'a> {
             self.set_commit_to_write();
             step!(K);
             signal_fence();
-            w.committing.store(0, Relaxed);
+            // Release: as in `end_outer`.
+            w.committing.store(0, Release);
             signal_fence();
             step!(L);
             if self.fully_committed() {
+                if w.wake_armed.load(Relaxed) != 0 {
+                    crate::wait::wake_waiters(self.region, self.ring);
+                }
                 return;
             }
             w.committing.store(1, Relaxed);
             signal_fence();
         }
-        w.committing.store(0, Relaxed);
+        w.committing.store(0, Release);
     }
 
     #[inline(always)]
@@ -911,6 +949,8 @@ impl<'a> Writer<'a> {
                 .store(w.closed_entries.load(Relaxed) + entries, Relaxed);
             w.closed_bytes
                 .store(w.closed_bytes.load(Relaxed) + u64::from(committed), Relaxed);
+            w.closed_pages
+                .store(w.closed_pages.load(Relaxed) + 1, Relaxed);
             // Release: pairs with the Acquire load of `commit_page` in
             // `Consumer::next_record`: the page's final commit is visible.
             w.commit_page.store(next, Release);

@@ -1,0 +1,606 @@
+//! Control operations while writers keep writing: recording on/off, per-ring
+//! disable, reset, resize, swap between buffers, mode switch.
+//!
+//! # Quiescing a ring
+//!
+//! The kernel changes a ring's pages after `record_disable` and
+//! `synchronize_rcu`. Here (`quiesce`):
+//!
+//! ```text
+//! Q1 record_disabled += 1
+//! Q2 heavy_barrier()                      -- membarrier: the user-space
+//!                                            synchronize_rcu for step E
+//! Q3 wait for committing == 0 (Acquire)   -- writes in flight finish
+//! Q4 take the reader's busy word          -- readers are between calls
+//!    ... change the ring ...
+//! Q5 release busy; record_disabled -= 1 (Release)
+//! ```
+//!
+//! A writer stores `committing` and then loads `record_disabled` (step E in
+//! `write.rs`) with only a compiler fence between; Q2 orders that against
+//! Q1/Q3, so either Q3 sees the write in flight and waits for it, or the
+//! writer sees the flag and refuses the write, counting it in `refused`. A
+//! write racing with a control operation therefore either lands whole or is
+//! refused and counted; none is torn. Nested writes (signal handlers) are
+//! covered the same way: they are writes on the same ring.
+
+use crate::layout::{
+    link, link_flag, link_page, link_tag, write_entries, Region, RingMeta, GENERATION,
+    GENERATION_MASK, HEAD, NORMAL, NO_SLOT, RECORD_COUNT_MASK, RECORD_OFF,
+};
+use crate::sync::{backoff, heavy_barrier, Ordering::*};
+use crate::{ControlError, Mode, RingBuffer};
+use std::time::{Duration, Instant};
+
+/// How long a control operation waits for a write in flight or a reader call
+/// to finish before giving up.
+pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A quiesced ring: recording refused, no write in flight, the reader
+/// between calls. Undone on drop.
+struct Quiet<'a> {
+    meta: &'a RingMeta,
+    busy: bool,
+}
+
+impl Drop for Quiet<'_> {
+    fn drop(&mut self) {
+        if self.busy {
+            // Release: pairs with the reader's Acquire when it takes `busy`.
+            self.meta.r.busy.store(0, Release);
+        }
+        // Q5. Release: pairs with the writers' Acquire load of
+        // `record_disabled` at step E: they see the changed ring.
+        self.meta.w.record_disabled.fetch_sub(1, Release);
+    }
+}
+
+fn quiesce(buf: &RingBuffer, ring: u32) -> Result<Quiet<'_>, ControlError> {
+    let meta = buf.region().ring(ring);
+    // Q1.
+    meta.w.record_disabled.fetch_add(1, SeqCst);
+    let mut quiet = Quiet { meta, busy: false };
+    // Q2.
+    heavy_barrier(buf.is_shared());
+    // Q3. Acquire: pairs with the Release stores of `committing` when a
+    // write ends (`end_outer`, `end_slow`, `refuse`).
+    let start = Instant::now();
+    let mut round = 0;
+    while meta.w.committing.load(Acquire) != 0 {
+        if start.elapsed() > CONTROL_TIMEOUT {
+            return Err(ControlError::WriteInFlight {
+                ring: ring as usize,
+                waited_ms: start.elapsed().as_millis() as u64,
+            });
+        }
+        backoff(round);
+        round = round.saturating_add(1);
+    }
+    // Q4. Acquire: pairs with the reader's Release when it drops `busy`.
+    while meta
+        .r
+        .busy
+        .compare_exchange(0, 1, Acquire, Relaxed)
+        .is_err()
+    {
+        if start.elapsed() > CONTROL_TIMEOUT {
+            return Err(ControlError::ReaderBusy {
+                ring: ring as usize,
+                what: "a reader call did not finish",
+            });
+        }
+        backoff(round);
+        round = round.saturating_add(1);
+    }
+    quiet.busy = true;
+    Ok(quiet)
+}
+
+/// Resets a page for reuse; a new generation tells iterators it changed.
+fn reset_page(region: &Region, page: u32) {
+    let p = region.page(page);
+    let w = p.write.load(Relaxed);
+    p.write
+        .store((w & GENERATION_MASK).wrapping_add(GENERATION), Relaxed);
+    p.commit.store(0, Relaxed);
+    p.real_end.store(0, Relaxed);
+    p.lost_at_end.store(0, Relaxed);
+    p.time_stamp.store(0, Relaxed);
+}
+
+/// The ring's pages in link order from the head page, and the tag of the
+/// link that marks the head. Only on a quiesced ring.
+fn ring_list(buf: &RingBuffer, ring: u32) -> Result<(Vec<u32>, u64), ControlError> {
+    let region = buf.region();
+    let g = region.geometry();
+    let meta = region.ring(ring);
+    let corrupt = |what| {
+        meta.slow.corruptions.fetch_add(1, Relaxed);
+        ControlError::Corrupt {
+            ring: ring as usize,
+            what,
+        }
+    };
+    // Any ring page leads to the head; start from the hint.
+    let mut p = meta.r.head_page.load(Relaxed);
+    let mut head = None;
+    for _ in 0..=g.slots_per_ring {
+        if !g.owns(ring, p) {
+            return Err(corrupt("page link out of range"));
+        }
+        let l = region.page(p).link.load(Acquire);
+        if link_flag(l) == HEAD {
+            head = Some((link_page(l), link_tag(l)));
+            break;
+        }
+        p = link_page(l);
+    }
+    let (head, tag) = head.ok_or_else(|| corrupt("no page carries the HEAD flag"))?;
+    let mut list = vec![head];
+    let mut p = head;
+    for _ in 0..=g.slots_per_ring {
+        let next = link_page(region.page(p).link.load(Acquire));
+        if !g.owns(ring, next) {
+            return Err(corrupt("page link out of range"));
+        }
+        if next == head {
+            return Ok((list, tag));
+        }
+        list.push(next);
+        p = next;
+    }
+    Err(corrupt("page links do not close the ring"))
+}
+
+/// Links `list` into a circle with HEAD (tag `tag`) on the link into
+/// `list[0]`.
+fn link_circle(region: &Region, list: &[u32], tag: u64) {
+    let n = list.len();
+    for i in 0..n {
+        let next = list[(i + 1) % n];
+        let (flag, t) = if next == list[0] {
+            (HEAD, tag)
+        } else {
+            (NORMAL, 0)
+        };
+        region.page(list[i]).link.store(link(next, t, flag), Relaxed);
+        region.page(next).prev.store(list[i], Relaxed);
+    }
+}
+
+fn pop_free(meta: &RingMeta, region: &Region) -> Option<u32> {
+    let head = meta.ctl.free_head.load(Relaxed);
+    if head == NO_SLOT {
+        return None;
+    }
+    let next = link_page(region.page(head).link.load(Relaxed));
+    meta.ctl.free_head.store(next, Relaxed);
+    Some(head)
+}
+
+pub(crate) fn push_free(meta: &RingMeta, region: &Region, slot: u32) {
+    let head = meta.ctl.free_head.load(Relaxed);
+    region.page(slot).link.store(link(head, 0, NORMAL), Relaxed);
+    meta.ctl.free_head.store(slot, Relaxed);
+}
+
+impl RingBuffer {
+    /// Whether the region is mapped by other processes.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.region().state().shared.load(Relaxed) != 0
+    }
+
+    /// Turns recording off for the whole buffer (`ring_buffer_record_off`):
+    /// writes are refused and counted in [`crate::RingStats::refused`].
+    ///
+    /// ```
+    /// use ringtrace_ring::{Config, RingBuffer, WriteError};
+    /// let buf = RingBuffer::new(Config::new(1)).unwrap();
+    /// let mut w = buf.writer(0).unwrap();
+    /// buf.record_off();
+    /// assert_eq!(w.write(1, b"x"), Err(WriteError::Disabled));
+    /// buf.record_on();
+    /// w.write(2, b"y").unwrap();
+    /// assert_eq!(buf.stats(0).unwrap().refused, 1);
+    /// ```
+    pub fn record_off(&self) {
+        self.region().state().record_off.store(1, Relaxed);
+        for r in 0..self.rings() as u32 {
+            self.region()
+                .ring(r)
+                .w
+                .record_disabled
+                .fetch_or(RECORD_OFF, Release);
+        }
+    }
+
+    /// Turns recording back on for the whole buffer (`ring_buffer_record_on`).
+    pub fn record_on(&self) {
+        self.region().state().record_off.store(0, Relaxed);
+        for r in 0..self.rings() as u32 {
+            // Release: pairs with the writers' Acquire at step E.
+            self.region()
+                .ring(r)
+                .w
+                .record_disabled
+                .fetch_and(!RECORD_OFF, Release);
+        }
+    }
+
+    /// Whether recording is on for the whole buffer.
+    pub fn is_recording(&self) -> bool {
+        self.region().state().record_off.load(Relaxed) == 0
+    }
+
+    /// Disables recording on one ring; nestable: each call needs its
+    /// [`RingBuffer::enable_ring`] (`ring_buffer_record_disable_cpu`).
+    pub fn disable_ring(&self, ring: usize) -> Result<(), ControlError> {
+        let r = self.check(ring)?;
+        self.region()
+            .ring(r)
+            .w
+            .record_disabled
+            .fetch_add(1, Release);
+        Ok(())
+    }
+
+    /// Undoes one [`RingBuffer::disable_ring`]; does nothing when the ring
+    /// is not disabled.
+    pub fn enable_ring(&self, ring: usize) -> Result<(), ControlError> {
+        let r = self.check(ring)?;
+        let word = &self.region().ring(r).w.record_disabled;
+        // Release: pairs with the writers' Acquire at step E.
+        let _ = word.fetch_update(Release, Relaxed, |v| {
+            (v & RECORD_COUNT_MASK != 0).then(|| v - 1)
+        });
+        Ok(())
+    }
+
+    /// Whether writes to `ring` are refused now (buffer off, ring disabled,
+    /// or disabled after an inconsistency).
+    pub fn is_ring_disabled(&self, ring: usize) -> Result<bool, ControlError> {
+        let r = self.check(ring)?;
+        Ok(self.region().ring(r).w.record_disabled.load(Relaxed) != 0)
+    }
+
+    /// The mode writers follow now.
+    pub fn mode(&self) -> Mode {
+        if self.region().state().mode.load(Relaxed) == 0 {
+            Mode::Overwrite
+        } else {
+            Mode::ProducerConsumer
+        }
+    }
+
+    /// Switches between overwrite and producer/consumer while writers write.
+    /// A writer that meets the head page follows whichever mode it loads
+    /// then; either way the event is accounted (overrun or dropped).
+    pub fn set_mode(&self, mode: Mode) {
+        self.region()
+            .state()
+            .mode
+            .store(u32::from(mode == Mode::ProducerConsumer), Relaxed);
+    }
+
+    /// Pages in ring `ring`'s circle now.
+    pub fn ring_pages(&self, ring: usize) -> Result<usize, ControlError> {
+        let r = self.check(ring)?;
+        Ok(self.region().ring(r).ctl.ring_pages.load(Relaxed) as usize)
+    }
+
+    /// Empties ring `ring` (`ring_buffer_reset_cpu`) while writers keep
+    /// writing. The unread events are counted as overrun and reported to
+    /// the reader as lost, so `committed == read + overrun + entries`
+    /// still holds; time stamps continue from where they were.
+    pub fn reset(&self, ring: usize) -> Result<(), ControlError> {
+        let r = self.check(ring)?;
+        let _quiet = quiesce(self, r)?;
+        self.reset_quiet(r)
+    }
+
+    /// [`RingBuffer::reset`] for every ring.
+    pub fn reset_all(&self) -> Result<(), ControlError> {
+        (0..self.rings()).try_for_each(|r| self.reset(r))
+    }
+
+    fn reset_quiet(&self, ring: u32) -> Result<(), ControlError> {
+        let region = self.region();
+        let meta = region.ring(ring);
+        let (list, tag) = ring_list(self, ring)?;
+        // Close the commit page into the writer-side totals: its events are
+        // committed (nothing is in flight).
+        let cp = meta.w.commit_page.load(Relaxed);
+        let cpm = region.page(cp);
+        let entries = write_entries(cpm.write.load(Relaxed));
+        let bytes = u64::from(cpm.commit.load(Relaxed));
+        let closed = meta.w.closed_entries.load(Relaxed) + entries;
+        let closed_bytes = meta.w.closed_bytes.load(Relaxed) + bytes;
+        let closed_pages = meta.w.closed_pages.load(Relaxed) + 1;
+        meta.w.closed_entries.store(closed, Relaxed);
+        meta.w.closed_bytes.store(closed_bytes, Relaxed);
+        meta.w.closed_pages.store(closed_pages, Relaxed);
+        // Unread events and bytes become overrun.
+        let read = meta.r.read.load(Relaxed);
+        let read_bytes = meta.r.read_bytes.load(Relaxed);
+        let overrun = closed.saturating_sub(read);
+        let overrun_bytes = closed_bytes.saturating_sub(read_bytes);
+        meta.slow.overrun.store(overrun, Relaxed);
+        meta.slow.overrun_bytes.store(overrun_bytes, Relaxed);
+        let overrun_pages = closed_pages.saturating_sub(meta.r.pages_read.load(Relaxed));
+        meta.slow.overrun_pages.store(overrun_pages, Relaxed);
+        // Drops noted on pages not yet read past are reported now.
+        let rp = meta.r.reader_page.load(Relaxed);
+        let noted: u64 = list
+            .iter()
+            .chain(std::iter::once(&rp))
+            .map(|&p| region.page(p).lost_at_end.load(Relaxed))
+            .sum();
+        let total = overrun + meta.slow.overrun_noted.load(Relaxed);
+        let before = meta.r.overrun_at_swap.load(Relaxed);
+        meta.r.overrun_at_swap.store(total, Relaxed);
+        meta.r.lost_known.store(
+            meta.r.lost_known.load(Relaxed) + total.saturating_sub(before) + noted,
+            Relaxed,
+        );
+        // Fresh pages, same circle, head = tail = commit = first.
+        for &p in list.iter().chain(std::iter::once(&rp)) {
+            reset_page(region, p);
+        }
+        link_circle(region, &list, tag + 1);
+        let first = list[0];
+        region
+            .page(rp)
+            .link
+            .store(link(first, 0, NORMAL), Relaxed);
+        region.page(rp).prev.store(list[list.len() - 1], Relaxed);
+        meta.r.read_offset.store(0, Relaxed);
+        meta.r.head_page.store(first, Relaxed);
+        meta.w.commit_page.store(first, Relaxed);
+        meta.w.tail_page.store(first, Relaxed);
+        Ok(())
+    }
+
+    /// Resizes ring `ring` to `pages` pages (2..=`Config::max_pages`) while
+    /// writers keep writing (`ring_buffer_resize`). Growing keeps every
+    /// event; shrinking first removes pages that hold nothing unread, then
+    /// the oldest pages, whose events are counted as overrun (as the
+    /// kernel's `rb_remove_pages` does).
+    ///
+    /// ```
+    /// use ringtrace_ring::{Config, RingBuffer};
+    /// let buf = RingBuffer::new(Config::new(1).pages_per_ring(4).max_pages_per_ring(16)).unwrap();
+    /// buf.writer(0).unwrap().write(1, b"kept").unwrap();
+    /// buf.resize(0, 16).unwrap();
+    /// assert_eq!(buf.ring_pages(0).unwrap(), 16);
+    /// let mut r = buf.consumer(0).unwrap();
+    /// assert_eq!(&r.consume().unwrap().unwrap().payload[..4], b"kept");
+    /// assert!(buf.resize(0, 17).is_err());
+    /// ```
+    pub fn resize(&self, ring: usize, pages: usize) -> Result<(), ControlError> {
+        let r = self.check(ring)?;
+        let g = *self.region().geometry();
+        let lent = self.region().ring(r).ctl.lent.load(Relaxed) as usize;
+        let max = (g.max_pages_per_ring as usize).saturating_sub(lent.saturating_sub(
+            crate::layout::SPARE_SLOTS as usize,
+        ));
+        if !(2..=max).contains(&pages) {
+            return Err(ControlError::BadSize { ring, pages, max });
+        }
+        let _quiet = quiesce(self, r)?;
+        self.resize_quiet(r, pages)
+    }
+
+    /// [`RingBuffer::resize`] for every ring.
+    pub fn resize_all(&self, pages: usize) -> Result<(), ControlError> {
+        (0..self.rings()).try_for_each(|r| self.resize(r, pages))
+    }
+
+    fn resize_quiet(&self, ring: u32, pages: usize) -> Result<(), ControlError> {
+        let region = self.region();
+        let meta = region.ring(ring);
+        let (list, tag) = ring_list(self, ring)?;
+        let m = list.len();
+        let tail = meta.w.tail_page.load(Relaxed);
+        if pages > m {
+            let mut added = Vec::with_capacity(pages - m);
+            for _ in m..pages {
+                match pop_free(meta, region) {
+                    Some(s) => added.push(s),
+                    None => {
+                        for s in added {
+                            push_free(meta, region, s);
+                        }
+                        return Err(ControlError::BadSize {
+                            ring: ring as usize,
+                            pages,
+                            max: m,
+                        });
+                    }
+                }
+            }
+            for &s in &added {
+                reset_page(region, s);
+            }
+            // New, empty pages go just before the head: between the tail
+            // and the oldest data, where the writer goes next.
+            let mut new_list = list.clone();
+            new_list.extend_from_slice(&added);
+            link_circle(region, &new_list, tag + 1);
+        } else if pages < m {
+            let t = list.iter().position(|&p| p == tail);
+            // Pages after the tail hold nothing unread (read and returned,
+            // or never written); with the tail on the reader's page, all do
+            // but the head, which the reader's page links to.
+            let free_from = t.map_or(1, |t| t + 1);
+            let mut remove = vec![false; m];
+            let mut k = m - pages;
+            for i in (free_from..m).rev() {
+                if k == 0 {
+                    break;
+                }
+                remove[i] = true;
+                k -= 1;
+            }
+            // Then the oldest data, never the tail.
+            let data_end = t.unwrap_or(0);
+            for i in 0..data_end {
+                if k == 0 {
+                    break;
+                }
+                remove[i] = true;
+                k -= 1;
+                let p = region.page(list[i]);
+                meta.slow
+                    .overrun
+                    .fetch_add(write_entries(p.write.load(Relaxed)), Relaxed);
+                meta.slow
+                    .overrun_bytes
+                    .fetch_add(u64::from(p.commit.load(Relaxed)), Relaxed);
+                meta.slow.overrun_pages.fetch_add(1, Relaxed);
+                meta.slow
+                    .overrun_noted
+                    .fetch_add(p.lost_at_end.load(Relaxed), Relaxed);
+            }
+            if k != 0 {
+                return Err(ControlError::BadSize {
+                    ring: ring as usize,
+                    pages,
+                    max: m,
+                });
+            }
+            let kept: Vec<u32> = list
+                .iter()
+                .zip(&remove)
+                .filter(|(_, &r)| !r)
+                .map(|(&p, _)| p)
+                .collect();
+            for (&p, _) in list.iter().zip(&remove).filter(|(_, &r)| r) {
+                reset_page(region, p);
+                push_free(meta, region, p);
+            }
+            link_circle(region, &kept, tag + 1);
+            meta.r.head_page.store(kept[0], Relaxed);
+            if t.is_none() {
+                // The tail is on the reader's page, which links to the head.
+                let rp = meta.r.reader_page.load(Relaxed);
+                region.page(rp).link.store(link(kept[0], 0, NORMAL), Relaxed);
+            }
+        }
+        meta.ctl.ring_pages.store(pages as u32, Relaxed);
+        Ok(())
+    }
+
+    /// Exchanges ring `ring` of this buffer with ring `ring` of `other`
+    /// (`ring_buffer_swap_cpu`, the basis of snapshots): pages, positions
+    /// and counters move together, so each buffer's identity still holds.
+    /// Writers keep writing into their buffer's ring; a write in flight
+    /// delays the swap, and one still in flight after [`CONTROL_TIMEOUT`]
+    /// refuses it. Refused too while a `Consumer` of either ring exists or
+    /// a page reader holds one of their pages.
+    ///
+    /// ```
+    /// use ringtrace_ring::{Config, RingBuffer};
+    /// let live = RingBuffer::new(Config::new(1)).unwrap();
+    /// let snap = RingBuffer::new(Config::new(1)).unwrap();
+    /// live.writer(0).unwrap().write(1, b"before").unwrap();
+    /// live.swap_ring(&snap, 0).unwrap();
+    /// assert!(live.is_empty(0).unwrap());
+    /// let mut r = snap.consumer(0).unwrap();
+    /// assert_eq!(&r.consume().unwrap().unwrap().payload[..6], b"before");
+    /// ```
+    pub fn swap_ring(&self, other: &RingBuffer, ring: usize) -> Result<(), ControlError> {
+        let r = self.check(ring)?;
+        other.check(ring)?;
+        let (ga, gb) = (self.region().geometry(), other.region().geometry());
+        if ga.slots_per_ring != gb.slots_per_ring || ga.page_size != gb.page_size {
+            return Err(ControlError::Mismatch {
+                ring,
+                what: "page size or slots per ring",
+            });
+        }
+        if std::ptr::eq(self, other) {
+            return Ok(());
+        }
+        let (ma, mb) = (self.region().ring(r), other.region().ring(r));
+        let _owner_a = OwnerLock::take(ma, ring)?;
+        let _owner_b = OwnerLock::take(mb, ring)?;
+        if ma.ctl.lent.load(Relaxed) != 0 || mb.ctl.lent.load(Relaxed) != 0 {
+            return Err(ControlError::ReaderBusy {
+                ring,
+                what: "a page reader holds pages of this ring",
+            });
+        }
+        let _qa = quiesce(self, r)?;
+        let _qb = quiesce(other, r)?;
+        swap_meta(ma, mb);
+        let first = ga.page_index(r, 0);
+        let page_size = ga.page_size as usize;
+        for slot in first..first + ga.slots_per_ring {
+            let (pa, pb) = (self.region().page(slot), other.region().page(slot));
+            macro_rules! swap_fields {
+                ($($f:ident),*) => {$(
+                    let t = pa.$f.load(Relaxed);
+                    pa.$f.store(pb.$f.load(Relaxed), Relaxed);
+                    pb.$f.store(t, Relaxed);
+                )*};
+            }
+            swap_fields!(link, prev, commit, real_end, write, time_stamp, lost_at_end);
+            // SAFETY: both rings are quiesced (no writer in flight, none can
+            // start: record_disabled is raised) and have no reader (owner
+            // and busy words held), so nobody else touches these page
+            // bytes; the two regions are distinct allocations.
+            unsafe {
+                std::ptr::swap_nonoverlapping(
+                    self.region().page_bytes(slot),
+                    other.region().page_bytes(slot),
+                    page_size,
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Swaps every field of two rings' metadata that describes their contents;
+/// ownership, locks, disable counts and waiters stay with their buffer.
+fn swap_meta(a: &RingMeta, b: &RingMeta) {
+    macro_rules! swap_fields {
+        ($($part:ident . $f:ident),*) => {$(
+            let t = a.$part.$f.load(Relaxed);
+            a.$part.$f.store(b.$part.$f.load(Relaxed), Relaxed);
+            b.$part.$f.store(t, Relaxed);
+        )*};
+    }
+    swap_fields!(
+        w.tail_page, w.commit_page, w.write_stamp, w.pending_stamp, w.closed_entries,
+        w.closed_bytes, w.closed_pages, slow.overrun, slow.overrun_bytes,
+        slow.commit_overrun, slow.dropped, slow.corruptions, slow.overrun_noted,
+        slow.overrun_pages, slow.refused, r.reader_page, r.read_offset, r.head_page,
+        r.read_stamp, r.read, r.read_bytes, r.overrun_at_swap, r.lost_known,
+        r.lost_reported, r.pages_read, ctl.ring_pages, ctl.free_head, ctl.lent
+    );
+}
+
+/// The consumer ownership word of a ring, held for a swap.
+struct OwnerLock<'a>(&'a RingMeta);
+
+impl<'a> OwnerLock<'a> {
+    fn take(meta: &'a RingMeta, ring: usize) -> Result<OwnerLock<'a>, ControlError> {
+        // Acquire: pairs with the Release in `Consumer::drop`.
+        meta.r
+            .lock
+            .compare_exchange(0, 1, Acquire, Relaxed)
+            .map_err(|_| ControlError::ReaderBusy {
+                ring,
+                what: "a Consumer of this ring exists; drop it before swapping",
+            })?;
+        Ok(OwnerLock(meta))
+    }
+}
+
+impl Drop for OwnerLock<'_> {
+    fn drop(&mut self) {
+        // Release: pairs with the Acquire in `Consumer::lock`.
+        self.0.r.lock.store(0, Release);
+    }
+}
