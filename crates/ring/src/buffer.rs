@@ -1,6 +1,6 @@
 //! The public buffer type: configuration, creation, writers, readers, stats.
 
-use crate::layout::{link, Geometry, Region, HEAD, NO_SLOT, NORMAL};
+use crate::layout::{link, Geometry, Region, HEAD, NORMAL, NO_SLOT};
 use crate::read::Consumer;
 use crate::sync::Ordering::*;
 use crate::write::Writer;

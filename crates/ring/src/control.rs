@@ -163,7 +163,10 @@ fn link_circle(region: &Region, list: &[u32], tag: u64) {
         } else {
             (NORMAL, 0)
         };
-        region.page(list[i]).link.store(link(next, t, flag), Relaxed);
+        region
+            .page(list[i])
+            .link
+            .store(link(next, t, flag), Relaxed);
         region.page(next).prev.store(list[i], Relaxed);
     }
 }
@@ -348,10 +351,7 @@ impl RingBuffer {
         }
         link_circle(region, &list, tag + 1);
         let first = list[0];
-        region
-            .page(rp)
-            .link
-            .store(link(first, 0, NORMAL), Relaxed);
+        region.page(rp).link.store(link(first, 0, NORMAL), Relaxed);
         region.page(rp).prev.store(list[list.len() - 1], Relaxed);
         meta.r.read_offset.store(0, Relaxed);
         meta.r.head_page.store(first, Relaxed);
@@ -380,9 +380,8 @@ impl RingBuffer {
         let r = self.check(ring)?;
         let g = *self.region().geometry();
         let lent = self.region().ring(r).ctl.lent.load(Relaxed) as usize;
-        let max = (g.max_pages_per_ring as usize).saturating_sub(lent.saturating_sub(
-            crate::layout::SPARE_SLOTS as usize,
-        ));
+        let max = (g.max_pages_per_ring as usize)
+            .saturating_sub(lent.saturating_sub(crate::layout::SPARE_SLOTS as usize));
         if !(2..=max).contains(&pages) {
             return Err(ControlError::BadSize { ring, pages, max });
         }
@@ -483,7 +482,10 @@ impl RingBuffer {
             if t.is_none() {
                 // The tail is on the reader's page, which links to the head.
                 let rp = meta.r.reader_page.load(Relaxed);
-                region.page(rp).link.store(link(kept[0], 0, NORMAL), Relaxed);
+                region
+                    .page(rp)
+                    .link
+                    .store(link(kept[0], 0, NORMAL), Relaxed);
             }
         }
         meta.ctl.ring_pages.store(pages as u32, Relaxed);
@@ -572,12 +574,34 @@ fn swap_meta(a: &RingMeta, b: &RingMeta) {
         )*};
     }
     swap_fields!(
-        w.tail_page, w.commit_page, w.write_stamp, w.pending_stamp, w.closed_entries,
-        w.closed_bytes, w.closed_pages, slow.overrun, slow.overrun_bytes,
-        slow.commit_overrun, slow.dropped, slow.corruptions, slow.overrun_noted,
-        slow.overrun_pages, slow.refused, r.reader_page, r.read_offset, r.head_page,
-        r.read_stamp, r.read, r.read_bytes, r.overrun_at_swap, r.lost_known,
-        r.lost_reported, r.pages_read, ctl.ring_pages, ctl.free_head, ctl.lent
+        w.tail_page,
+        w.commit_page,
+        w.write_stamp,
+        w.pending_stamp,
+        w.closed_entries,
+        w.closed_bytes,
+        w.closed_pages,
+        slow.overrun,
+        slow.overrun_bytes,
+        slow.commit_overrun,
+        slow.dropped,
+        slow.corruptions,
+        slow.overrun_noted,
+        slow.overrun_pages,
+        slow.refused,
+        r.reader_page,
+        r.read_offset,
+        r.head_page,
+        r.read_stamp,
+        r.read,
+        r.read_bytes,
+        r.overrun_at_swap,
+        r.lost_known,
+        r.lost_reported,
+        r.pages_read,
+        ctl.ring_pages,
+        ctl.free_head,
+        ctl.lent
     );
 }
 

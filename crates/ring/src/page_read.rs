@@ -23,8 +23,7 @@
 
 use crate::control::push_free;
 use crate::format::{
-    decode, Record, COMMIT_OFFSET, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE,
-    TIME_EXTEND_MAX,
+    decode, Record, COMMIT_OFFSET, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE, TIME_EXTEND_MAX,
 };
 use crate::layout::{write_entries, Region, RingMeta, GENERATION_MASK, NO_SLOT};
 use crate::read::{Busy, Consumer};

@@ -307,8 +307,7 @@ impl<'a> Consumer<'a> {
             self.region.page(after).prev.store(rp, Release);
             r.head_page.store(after, Relaxed);
             r.reader_page.store(head, Relaxed);
-            r.pages_read
-                .store(r.pages_read.load(Relaxed) + 1, Relaxed);
+            r.pages_read.store(r.pages_read.load(Relaxed) + 1, Relaxed);
             r.read_offset.store(0, Relaxed);
             let before_swap = r.overrun_at_swap.load(Relaxed);
             r.overrun_at_swap.store(overrun, Relaxed);

@@ -62,9 +62,8 @@ pub(crate) fn heavy_barrier(shared: bool) {
         use std::sync::OnceLock;
         static PRIVATE: OnceLock<bool> = OnceLock::new();
         if !shared {
-            let registered = *PRIVATE.get_or_init(|| {
-                membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok()
-            });
+            let registered = *PRIVATE
+                .get_or_init(|| membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok());
             if registered && membarrier(MembarrierCommand::PrivateExpedited).is_ok() {
                 return;
             }
@@ -75,4 +74,16 @@ pub(crate) fn heavy_barrier(shared: bool) {
         std::thread::sleep(std::time::Duration::from_millis(10));
         fence(Ordering::SeqCst);
     }
+}
+
+/// The light half of the asymmetric fence paired with [`heavy_barrier`]:
+/// a compiler fence, which the heavy barrier (membarrier) turns into a full
+/// fence when it matters. Loom does not model membarrier, so under
+/// `cfg(loom)` this is the `SeqCst` fence the pairing stands for.
+#[inline(always)]
+pub(crate) fn light_barrier() {
+    #[cfg(not(loom))]
+    std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    #[cfg(loom)]
+    fence(Ordering::SeqCst);
 }

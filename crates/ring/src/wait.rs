@@ -240,7 +240,8 @@ fn futex_wait(word: &AtomicU32, seq: u32, slice: Duration) {
 
 #[cfg(not(loom))]
 fn futex_wake(word: &AtomicU32) {
-    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
+    let _ =
+        rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
 }
 
 #[cfg(loom)]

@@ -94,7 +94,7 @@ use crate::layout::{
     link, link_flag, link_page, link_tag, write_entries, write_offset, PageMeta, Region, RingMeta,
     ENTRY, GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL, UPDATE,
 };
-use crate::sync::{signal_fence, AtomicU64, Ordering::*};
+use crate::sync::{light_barrier, signal_fence, AtomicU64, Ordering::*};
 use crate::{Mode, WriteError};
 use std::marker::PhantomData;
 
@@ -323,7 +323,7 @@ impl<'a> Writer<'a> {
         w.committing.store(1, Relaxed);
         // Keeps the store before the load below, in the compiler; the CPU's
         // half is the control side's heavy barrier (see the module docs).
-        signal_fence();
+        light_barrier();
         // Acquire: pairs with the Release that re-enables recording at the
         // end of a control operation, so its changes to the ring are seen.
         if w.record_disabled.load(Acquire) != 0 {
@@ -420,7 +420,7 @@ impl<'a> Writer<'a> {
             return Err(WriteError::NestTooDeep);
         }
         w.committing.store(depth + 1, Relaxed);
-        signal_fence();
+        light_barrier();
         // Acquire: as in `reserve_fast`.
         if w.record_disabled.load(Acquire) != 0 {
             return Err(self.refuse(depth));
@@ -871,6 +871,7 @@ impl<'a> Writer<'a> {
             if w.tail_page.load(Relaxed) == tail && page.write.load(Relaxed) == word {
                 // One load when nobody waits; see `wait.rs` for why the
                 // waiter's heavy barrier makes a plain load enough.
+                light_barrier();
                 if w.wake_armed.load(Relaxed) != 0 {
                     crate::wait::wake_waiters(self.region, self.ring);
                 }
@@ -896,6 +897,7 @@ impl<'a> Writer<'a> {
             signal_fence();
             step!(L);
             if self.fully_committed() {
+                light_barrier();
                 if w.wake_armed.load(Relaxed) != 0 {
                     crate::wait::wake_waiters(self.region, self.ring);
                 }

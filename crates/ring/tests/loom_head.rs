@@ -15,7 +15,12 @@ use loom::thread;
 use ringtrace_ring::{Config, RingBuffer};
 
 fn check_model(writes: u32, reader_attempts: u32, pages: usize) {
-    loom::model(move || {
+    let mut model = loom::model::Builder::new();
+    // Each reader call also takes the ring's `busy` word (control
+    // operations' exclusion): more atomics per path than loom's default
+    // bound of 1000 branches allows.
+    model.max_branches = 20_000;
+    model.check(move || {
         let buf = Arc::new(
             RingBuffer::new_unchecked_page_size(Config::new(1).pages_per_ring(pages).page_size(32))
                 .unwrap(),

@@ -90,3 +90,6 @@ pub fn drain(buf: &RingBuffer, ring: usize) -> Vec<(Decoded, u64, u64)> {
     }
     out
 }
+
+pub mod load;
+pub mod sigwriter;

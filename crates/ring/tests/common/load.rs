@@ -1,0 +1,155 @@
+//! A writer thread for integration tests of the ring's operations under
+//! load: it writes verified events (kind `OUTER`, increasing sequence
+//! numbers, lengths 24..200) through `write` and `reserve`/`commit` while a
+//! signaller nests handler writes into it (see `sigwriter`), and counts
+//! every outcome, so that a test can check the accounting exactly.
+#![allow(dead_code)]
+
+use super::sigwriter::{self, Signaller, CLOCK};
+use super::{check, fill, Decoded};
+use ringtrace_ring::{RingBuffer, WriteError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Payload kind of events written by the writer thread.
+pub const OUTER: u8 = 1;
+
+/// What the writers did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Outcome {
+    /// Writes that landed (thread + handler).
+    pub ok: u64,
+    /// Writes refused (recording off, ring disabled).
+    pub refused: u64,
+    /// Writes dropped (full, commit overrun, nesting).
+    pub lost: u64,
+    /// Signals sent.
+    pub signals: u64,
+    /// Events the thread wrote (its next sequence number).
+    pub outer_written: u64,
+    /// Events the handler attempted.
+    pub nested_attempted: u64,
+}
+
+/// The writer thread plus its signaller.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(u64, u64, u64, u64)>>,
+    signaller: Option<Signaller>,
+}
+
+impl Load {
+    /// Starts writing ring `ring` of `buf` (which must outlive the load)
+    /// from a new thread, with a handler write every `signal_period`.
+    pub fn start(buf: &'static RingBuffer, ring: usize, signal_period: Duration) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let mut w = buf.writer(ring).unwrap();
+            tx.send(sigwriter::become_writer() as usize).unwrap();
+            let (mut seq, mut ok, mut refused, mut lost) = (0u64, 0u64, 0u64, 0u64);
+            let mut payload = [0u8; 200];
+            while !s.load(Relaxed) {
+                let len = 24 + (seq * 7 % 176) as usize;
+                fill(&mut payload[..len], OUTER, seq, 0);
+                let r = if seq % 2 == 0 {
+                    w.write(CLOCK.fetch_add(1, Relaxed), &payload[..len])
+                } else {
+                    w.reserve(CLOCK.fetch_add(1, Relaxed), len).map(|mut res| {
+                        res.copy_from_slice(&payload[..len]);
+                        res.commit();
+                    })
+                };
+                match r {
+                    Ok(()) => ok += 1,
+                    Err(WriteError::Disabled) => refused += 1,
+                    Err(WriteError::Full | WriteError::CommitOverrun | WriteError::NestTooDeep) => {
+                        lost += 1
+                    }
+                    Err(e) => panic!("unexpected write error {e}"),
+                }
+                seq += 1;
+                if seq % 64 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+            (seq, ok, refused, lost)
+        });
+        let target = rx.recv().unwrap() as libc::pthread_t;
+        let signaller = Signaller::start(buf, ring, target, signal_period);
+        Load {
+            stop,
+            thread: Some(thread),
+            signaller: Some(signaller),
+        }
+    }
+
+    /// Stops the signaller, then the writer; returns what they did.
+    pub fn stop(mut self) -> Outcome {
+        let signals = self.signaller.take().map_or(0, |s| s.stop());
+        self.stop.store(true, Relaxed);
+        let (seq, ok, refused, lost) = self.thread.take().unwrap().join().unwrap();
+        assert_eq!(
+            sigwriter::OTHER.load(Relaxed),
+            0,
+            "unexpected handler errors"
+        );
+        Outcome {
+            ok: ok + sigwriter::OK.load(Relaxed),
+            refused: refused + sigwriter::REFUSED.load(Relaxed),
+            lost: lost + sigwriter::LOST.load(Relaxed),
+            signals,
+            outer_written: seq,
+            nested_attempted: sigwriter::SEQ.load(Relaxed),
+        }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.signaller.take();
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Checks events read (in order) from one ring: every payload intact, each
+/// writer's sequence numbers strictly increasing, no duplicates, time
+/// stamps never going backwards. Returns how many events of each kind.
+#[derive(Debug, Default)]
+pub struct Checker {
+    last_seq: HashMap<u8, u64>,
+    last_ts: u64,
+    /// Events seen per kind.
+    pub seen: HashMap<u8, u64>,
+    /// Events seen in total.
+    pub total: u64,
+    /// Losses reported with events.
+    pub lost_reported: u64,
+}
+
+impl Checker {
+    /// Checks one event.
+    pub fn event(&mut self, payload: &[u8], ts: u64, lost: u64) -> Decoded {
+        let d = check(payload).unwrap_or_else(|e| panic!("torn or corrupt event: {e}"));
+        if let Some(&prev) = self.last_seq.get(&d.kind) {
+            assert!(d.seq > prev, "kind {} seq {} after {}", d.kind, d.seq, prev);
+        }
+        self.last_seq.insert(d.kind, d.seq);
+        assert!(
+            ts >= self.last_ts,
+            "time went back: {ts} after {}",
+            self.last_ts
+        );
+        self.last_ts = ts;
+        *self.seen.entry(d.kind).or_default() += 1;
+        self.total += 1;
+        self.lost_reported += lost;
+        d
+    }
+}
