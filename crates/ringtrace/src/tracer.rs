@@ -486,7 +486,7 @@ impl Tracer {
     }
 
     /// `per_cpu/cpuN/stats` text of context `ring`, in the kernel's format.
-    /// `oldest event ts` is 0 when the ring is empty or being read.
+    /// `oldest event ts` is 0 when the ring is empty.
     pub fn stats_text(&self, ring: usize) -> Result<String, RingError> {
         let s = self.inner.buf.stats(ring)?;
         let text_stats = crate::text::RingStats {
@@ -494,7 +494,7 @@ impl Tracer {
             overrun: s.overrun,
             commit_overrun: s.commit_overrun,
             bytes: s.bytes,
-            oldest_event_ts: self.oldest_ts(ring).unwrap_or(0),
+            oldest_event_ts: s.oldest_ts.unwrap_or(0),
             now_ts: self.inner.clock.now(),
             dropped_events: s.dropped,
             read_events: s.read,
@@ -503,15 +503,6 @@ impl Tracer {
             &text_stats,
             crate::text::TimeFormat::for_clock(self.inner.clock.is_nanoseconds()),
         ))
-    }
-
-    /// Time stamp of the oldest unread event of `ring` (peeks). `None` when
-    /// another reader (a [`Pipe`](crate::Pipe)) holds the ring: never waits,
-    /// so it cannot deadlock against a pipe of the calling thread.
-    fn oldest_ts(&self, ring: usize) -> Option<u64> {
-        let mut c = self.inner.buf.try_consumer(ring).ok()??;
-        let ev = c.peek().ok()??;
-        Some(ev.timestamp)
     }
 }
 
