@@ -236,6 +236,92 @@ impl RingBuffer {
     }
 
     fn build(config: Config) -> Result<RingBuffer, ConfigError> {
+        let geometry = Self::geometry(&config)?;
+        let region =
+            Region::allocate(geometry).ok_or(ConfigError::OutOfMemory(geometry.total_size))?;
+        Ok(Self::init(region, config))
+    }
+
+    /// Creates the buffer in `file` at byte `offset` (a multiple of 4096),
+    /// mapped shared, so that other processes can map it with
+    /// [`RingBuffer::open_shared`] and read (or write) it with the same
+    /// lockless protocol. The file (a fresh one: `/dev/shm`, a memfd) is
+    /// extended to fit; [`RingBuffer::region_size`] tells how much.
+    ///
+    /// ```
+    /// use ringtrace_ring::{Config, RingBuffer};
+    /// let file = tempfile::tempfile().unwrap();
+    /// let writer_side = RingBuffer::create_shared(&file, 0, Config::new(2)).unwrap();
+    /// writer_side.writer(1).unwrap().write(7, b"hello").unwrap();
+    /// // Another process would open the same file; a second mapping here.
+    /// let reader_side = RingBuffer::open_shared(&file, 0).unwrap();
+    /// let mut c = reader_side.consumer(1).unwrap();
+    /// assert_eq!(&c.consume().unwrap().unwrap().payload[..5], b"hello");
+    /// ```
+    #[cfg(not(loom))]
+    pub fn create_shared(
+        file: &std::fs::File,
+        offset: u64,
+        config: Config,
+    ) -> Result<RingBuffer, crate::OpenError> {
+        if offset % 4096 != 0 {
+            return Err(crate::OpenError::Layout(
+                "offset must be a multiple of 4096",
+            ));
+        }
+        config
+            .validate()
+            .map_err(|_| crate::OpenError::Layout("invalid configuration"))?;
+        let geometry = Self::geometry(&config)
+            .map_err(|_| crate::OpenError::Layout("invalid configuration"))?;
+        let region = Region::create_mapped(file, offset, geometry)?;
+        region.state().shared.store(1, Relaxed);
+        let buf = Self::init(region, config);
+        buf.region.publish();
+        Ok(buf)
+    }
+
+    /// Maps a buffer created by [`RingBuffer::create_shared`] (in this
+    /// process or another), checking its header: magic, layout version,
+    /// struct sizes, geometry and file length. A corrupt or foreign file
+    /// gives an [`crate::OpenError`] saying what is wrong.
+    #[cfg(not(loom))]
+    pub fn open_shared(file: &std::fs::File, offset: u64) -> Result<RingBuffer, crate::OpenError> {
+        let region = Region::open_mapped(file, offset)?;
+        let g = *region.geometry();
+        let config = Config {
+            rings: g.nr_rings as usize,
+            pages_per_ring: g.pages_per_ring as usize,
+            max_pages_per_ring: Some(g.max_pages_per_ring as usize),
+            page_size: g.page_size as usize,
+            mode: if region.state().mode.load(Relaxed) == 0 {
+                Mode::Overwrite
+            } else {
+                Mode::ProducerConsumer
+            },
+        };
+        Ok(RingBuffer { region, config })
+    }
+
+    /// Bytes the region of `config` takes (what `create_shared` maps).
+    pub fn region_size(config: &Config) -> Result<u64, ConfigError> {
+        config.validate()?;
+        Ok(Self::geometry(config)?.total_size)
+    }
+
+    /// Releases the reader locks of every ring, for a reader that opened a
+    /// buffer whose previous reader process died holding them. Only sound
+    /// when no live reader uses the buffer.
+    #[doc(hidden)]
+    pub fn force_release_readers(&self) {
+        for r in 0..self.config.rings as u32 {
+            let meta = self.region.ring(r);
+            meta.r.lock.store(0, Release);
+            meta.r.busy.store(0, Release);
+        }
+    }
+
+    fn geometry(config: &Config) -> Result<Geometry, ConfigError> {
         if config.rings == 0 {
             return Err(ConfigError::NoRings);
         }
@@ -247,15 +333,17 @@ impl RingBuffer {
             pages: config.pages_per_ring,
             page_size: config.page_size,
         };
-        let geometry = Geometry::new(
+        Geometry::new(
             u32::try_from(config.rings).map_err(|_| too_large())?,
             u32::try_from(config.pages_per_ring).map_err(|_| too_large())?,
             u32::try_from(config.max_pages()).map_err(|_| too_large())?,
             config.page_size as u32,
         )
-        .ok_or_else(too_large)?;
-        let region =
-            Region::allocate(geometry).ok_or(ConfigError::OutOfMemory(geometry.total_size))?;
+        .ok_or_else(too_large)
+    }
+
+    fn init(region: Region, config: Config) -> RingBuffer {
+        let geometry = *region.geometry();
         let buf = RingBuffer { region, config };
         buf.region
             .state()
@@ -264,7 +352,7 @@ impl RingBuffer {
         for ring in 0..geometry.nr_rings {
             buf.init_ring(ring);
         }
-        Ok(buf)
+        buf
     }
 
     /// Lays out ring `ring`: slots 0..P in a circle, slot 0 the head, tail
@@ -489,12 +577,14 @@ impl RingBuffer {
     }
 }
 
-/// A non-zero token unique to the current thread while it lives: the
-/// address of a thread-local (const-initialised, no destructor, so taking it
-/// is async-signal-safe and allocates nothing).
+/// A non-zero token unique to the current thread while it lives, across
+/// processes sharing a buffer: the address of a thread-local
+/// (const-initialised, no destructor, so taking it is async-signal-safe and
+/// allocates nothing) mixed with the process id.
 fn thread_token() -> u64 {
     thread_local! {
         static TOKEN: u8 = const { 0 };
     }
-    TOKEN.with(|t| t as *const u8 as u64)
+    let addr = TOKEN.with(|t| t as *const u8 as u64);
+    (addr ^ (u64::from(std::process::id()) << 48)).max(1)
 }

@@ -160,3 +160,39 @@ pub enum ControlError {
         what: &'static str,
     },
 }
+
+/// A shared buffer that cannot be opened: what is wrong with it.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    /// Reading or mapping the file failed.
+    #[error("cannot map the buffer: {0}")]
+    Io(#[from] std::io::Error),
+    /// The file does not start with a ringtrace buffer header (or its
+    /// creator has not finished setting it up).
+    #[error("not a ringtrace buffer (magic {found:#018x}); is the session still starting?")]
+    NotABuffer {
+        /// The first 8 bytes found.
+        found: u64,
+    },
+    /// Written by a ringtrace with another layout.
+    #[error(
+        "buffer layout version {found}, this build reads {expected}: use the matching ringtrace"
+    )]
+    Version {
+        /// Version in the file.
+        found: u32,
+        /// Version this build reads.
+        expected: u32,
+    },
+    /// The header's description of the layout is inconsistent.
+    #[error("corrupt buffer header: {0}")]
+    Layout(&'static str),
+    /// The file is shorter than the layout says.
+    #[error("buffer file truncated: the layout needs {need} bytes, the file has {have}")]
+    Truncated {
+        /// Bytes the layout needs.
+        need: u64,
+        /// Bytes in the file.
+        have: u64,
+    },
+}

@@ -211,7 +211,9 @@ const fn round_up(n: u64, to: u64) -> u64 {
 /// First bytes of the region: identification and shape.
 #[repr(C)]
 pub(crate) struct RegionHeader {
-    pub magic: u64,
+    /// `REGION_MAGIC`, stored last (Release) when the region is ready, so a
+    /// process that maps a region being created sees it incomplete.
+    pub magic: std::sync::atomic::AtomicU64,
     pub version: u32,
     pub header_size: u32,
     pub ring_meta_size: u32,
@@ -414,6 +416,17 @@ const _: () = {
     assert!(std::mem::align_of::<RingMeta>() == 64);
 };
 
+/// Where a region's bytes live.
+#[cfg(not(loom))]
+#[derive(Debug)]
+enum Backing {
+    /// `alloc_zeroed` with `region_layout`.
+    Heap,
+    /// A shared mapping of a file (`/dev/shm`, a memfd), kept mapped while
+    /// the region lives.
+    Mapped(#[allow(dead_code)] memmap2::MmapRaw),
+}
+
 /// The region: metadata plus page data.
 pub(crate) struct Region {
     geometry: Geometry,
@@ -421,6 +434,8 @@ pub(crate) struct Region {
     data: NonNull<u8>,
     #[cfg(not(loom))]
     base: NonNull<u8>,
+    #[cfg(not(loom))]
+    backing: Backing,
     #[cfg(loom)]
     loom: LoomParts,
 }
@@ -471,12 +486,22 @@ impl Region {
             geometry,
             data,
             base,
+            backing: Backing::Heap,
         };
-        // SAFETY: the header sits at offset 0 of a 4096-aligned allocation that
-        // is large enough; nobody else references it yet.
+        region.write_header();
+        region.publish();
+        Some(region)
+    }
+
+    /// Writes the header but the magic (see `publish`).
+    #[cfg(not(loom))]
+    fn write_header(&self) {
+        let base = self.base;
+        let geometry = self.geometry;
+        // SAFETY: the header sits at offset 0 of a 4096-aligned region that
+        // is large enough; the creator is the only one writing it.
         unsafe {
             let h = base.as_ptr().cast::<RegionHeader>();
-            std::ptr::addr_of_mut!((*h).magic).write(REGION_MAGIC);
             std::ptr::addr_of_mut!((*h).version).write(LAYOUT_VERSION);
             std::ptr::addr_of_mut!((*h).header_size)
                 .write(std::mem::size_of::<RegionHeader>() as u32);
@@ -486,7 +511,137 @@ impl Region {
                 .write(std::mem::size_of::<PageMeta>() as u32);
             std::ptr::addr_of_mut!((*h).geometry).write(geometry);
         }
-        Some(region)
+    }
+
+    /// Marks the region ready for other processes: the magic, with Release
+    /// (pairs with the Acquire load in `open_mapped`).
+    #[cfg(not(loom))]
+    pub(crate) fn publish(&self) {
+        self.header()
+            .magic
+            .store(REGION_MAGIC, std::sync::atomic::Ordering::Release);
+    }
+
+    #[cfg(not(loom))]
+    fn header(&self) -> &RegionHeader {
+        // SAFETY: the header is at offset 0 of the live region.
+        unsafe { &*self.base.as_ptr().cast::<RegionHeader>() }
+    }
+
+    /// Creates a region in `file` at `offset` (a multiple of 4096), sized
+    /// to fit, mapped shared. The caller initialises rings, then `publish`es.
+    #[cfg(not(loom))]
+    pub(crate) fn create_mapped(
+        file: &std::fs::File,
+        offset: u64,
+        geometry: Geometry,
+    ) -> std::io::Result<Region> {
+        let end = offset + geometry.total_size;
+        if file.metadata()?.len() < end {
+            file.set_len(end)?;
+        }
+        let map = memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(geometry.total_size as usize)
+            .map_raw(file)?;
+        let base = NonNull::new(map.as_mut_ptr()).ok_or(std::io::ErrorKind::InvalidInput)?;
+        // SAFETY: the metadata lies inside the mapping; the file is being
+        // created, so no other process relies on its bytes yet. Zero is a
+        // valid value for every atomic in it.
+        unsafe { std::ptr::write_bytes(base.as_ptr(), 0, geometry.data_offset as usize) };
+        // SAFETY: data_offset < total_size, inside the mapping.
+        let data =
+            unsafe { NonNull::new_unchecked(base.as_ptr().add(geometry.data_offset as usize)) };
+        let region = Region {
+            geometry,
+            data,
+            base,
+            backing: Backing::Mapped(map),
+        };
+        region.write_header();
+        Ok(region)
+    }
+
+    /// Maps a region another process created in `file` at `offset`, after
+    /// checking everything its layout depends on.
+    #[cfg(not(loom))]
+    pub(crate) fn open_mapped(
+        file: &std::fs::File,
+        offset: u64,
+    ) -> Result<Region, crate::OpenError> {
+        use crate::OpenError;
+        let len = file.metadata()?.len();
+        let header_size = std::mem::size_of::<RegionHeader>() as u64;
+        if len < offset + header_size {
+            return Err(OpenError::Truncated {
+                need: offset + header_size,
+                have: len,
+            });
+        }
+        let head = memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(header_size as usize)
+            .map_raw_read_only(file)?;
+        // SAFETY: the mapping holds a whole header; zero or garbage bytes
+        // are valid values of every field (integers and atomics).
+        let h = unsafe { &*head.as_ptr().cast::<RegionHeader>() };
+        // Acquire: pairs with the Release in `publish`.
+        let magic = h.magic.load(std::sync::atomic::Ordering::Acquire);
+        if magic != REGION_MAGIC {
+            return Err(OpenError::NotABuffer { found: magic });
+        }
+        if h.version != LAYOUT_VERSION {
+            return Err(OpenError::Version {
+                found: h.version,
+                expected: LAYOUT_VERSION,
+            });
+        }
+        if h.header_size as u64 != header_size
+            || h.ring_meta_size as usize != std::mem::size_of::<RingMeta>()
+            || h.page_meta_size as usize != std::mem::size_of::<PageMeta>()
+        {
+            return Err(OpenError::Layout("struct sizes differ from this build's"));
+        }
+        let g = h.geometry;
+        let page_ok = g.page_size.is_power_of_two()
+            && (crate::format::MIN_PAGE_SIZE..=crate::format::MAX_PAGE_SIZE)
+                .contains(&(g.page_size as usize));
+        if !page_ok || g.nr_rings == 0 || g.pages_per_ring < 2 {
+            return Err(OpenError::Layout(
+                "ring count, pages or page size out of range",
+            ));
+        }
+        let expect = Geometry::new(
+            g.nr_rings,
+            g.pages_per_ring,
+            g.max_pages_per_ring,
+            g.page_size,
+        )
+        .ok_or(OpenError::Layout("geometry too large"))?;
+        if expect != g {
+            return Err(OpenError::Layout("geometry fields are inconsistent"));
+        }
+        if len < offset + g.total_size {
+            return Err(OpenError::Truncated {
+                need: offset + g.total_size,
+                have: len,
+            });
+        }
+        drop(head);
+        let map = memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(g.total_size as usize)
+            .map_raw(file)?;
+        let base = NonNull::new(map.as_mut_ptr())
+            .ok_or(std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: data_offset < total_size, inside the mapping.
+        let data = unsafe { NonNull::new_unchecked(base.as_ptr().add(g.data_offset as usize)) };
+        Ok(Region {
+            geometry: g,
+            data,
+            base,
+            backing: Backing::Mapped(map),
+        })
     }
 
     /// Builds the loom variant: metadata in boxed slices, data on the heap.
@@ -670,10 +825,11 @@ impl Region {
 impl Drop for Region {
     fn drop(&mut self) {
         #[cfg(not(loom))]
-        // SAFETY: `base` came from `alloc_zeroed` with this exact layout.
-        unsafe {
-            std::alloc::dealloc(self.base.as_ptr(), region_layout(&self.geometry))
-        };
+        if let Backing::Heap = self.backing {
+            // SAFETY: `base` came from `alloc_zeroed` with this exact layout.
+            unsafe { std::alloc::dealloc(self.base.as_ptr(), region_layout(&self.geometry)) };
+        }
+        // A mapping is unmapped when `backing` drops.
         #[cfg(loom)]
         {
             let words = self.geometry.nr_pages as usize * self.geometry.page_size as usize / 8;

@@ -63,7 +63,7 @@ mod tests;
 
 pub use buffer::{Config, Mode, RingBuffer, RingStats};
 pub use control::CONTROL_TIMEOUT;
-pub use error::{ConfigError, ControlError, ReadError, RingError, WriteError};
+pub use error::{ConfigError, ControlError, OpenError, ReadError, RingError, WriteError};
 pub use layout::MAX_NEST;
 pub use page_read::{PageInfo, ReadPage};
 pub use read::{Consumer, Event};
