@@ -590,7 +590,7 @@ impl RingBuffer {
         let corrupt = |what| {
             meta.slow.corruptions.fetch_add(1, Relaxed);
             ControlError::Corrupt {
-                ring: ring as usize,
+                ring,
                 what,
             }
         };
@@ -642,7 +642,7 @@ impl RingBuffer {
         }
         // The commit page ends at its commit, with its committed events.
         page.write.store(
-            (word & GENERATION_MASK) | committed_here * ENTRY | commit as u64,
+            (word & GENERATION_MASK) | (committed_here * ENTRY) | commit as u64,
             Relaxed,
         );
         // A head push cut short (step P1 done, P3 not): finish it, so the
