@@ -15,10 +15,6 @@ use std::time::{Duration, Instant};
 const SIGNAL_PERIOD: Duration = Duration::from_micros(100);
 const RUN: Duration = Duration::from_millis(600);
 
-fn leak(config: Config) -> &'static RingBuffer {
-    Box::leak(Box::new(RingBuffer::new(config).unwrap()))
-}
-
 /// Reads ring 0 with a consumer until `stop`, then drains it.
 fn reader(buf: &RingBuffer, stop: &AtomicBool) -> Checker {
     let mut check = Checker::default();
@@ -69,12 +65,13 @@ fn run_with(
     max: usize,
     op: impl Fn(&'static RingBuffer, u64) + Send + Sync,
 ) -> (RingStats, Outcome, Checker) {
-    let buf = leak(
+    let owned = common::Static::new(
         Config::new(1)
             .pages_per_ring(pages)
             .max_pages_per_ring(max)
             .mode(mode),
     );
+    let buf = owned.get();
     let stop = AtomicBool::new(false);
     let load = Load::start(buf, 0, SIGNAL_PERIOD);
     let (check, out) = std::thread::scope(|s| {
@@ -239,7 +236,8 @@ fn mode_switch_while_writing() {
 fn swap_while_writing() {
     let _g = serial();
     for mode in [Mode::Overwrite, Mode::ProducerConsumer] {
-        let live = leak(Config::new(1).pages_per_ring(4).mode(mode));
+        let owned = common::Static::new(Config::new(1).pages_per_ring(4).mode(mode));
+        let live = owned.get();
         let spare = RingBuffer::new(Config::new(1).pages_per_ring(4).mode(mode)).unwrap();
         let load = Load::start(live, 0, SIGNAL_PERIOD);
         let mut check = Checker::default();

@@ -181,15 +181,13 @@ fn loss_flags_match_the_gaps_exactly() {
 fn page_reads_under_load_with_signal_writer() {
     let _g = serial();
     for mode in [Mode::Overwrite, Mode::ProducerConsumer] {
-        let buf: &'static RingBuffer = Box::leak(Box::new(
-            RingBuffer::new(
-                Config::new(1)
-                    .pages_per_ring(6)
-                    .max_pages_per_ring(6)
-                    .mode(mode),
-            )
-            .unwrap(),
-        ));
+        let owned = common::Static::new(
+            Config::new(1)
+                .pages_per_ring(6)
+                .max_pages_per_ring(6)
+                .mode(mode),
+        );
+        let buf = owned.get();
         let load = Load::start(buf, 0, Duration::from_micros(100));
         let mut check = Checker::default();
         let mut page = buf.read_page_buffer(0).unwrap();

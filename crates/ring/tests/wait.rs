@@ -110,7 +110,8 @@ fn wait_any_reports_the_ring() {
 #[test]
 fn woken_by_a_signal_handler_write() {
     let _g = serial();
-    let buf: &'static RingBuffer = Box::leak(Box::new(RingBuffer::new(Config::new(1)).unwrap()));
+    let owned = common::Static::new(Config::new(1));
+    let buf = owned.get();
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::channel();

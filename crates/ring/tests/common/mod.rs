@@ -93,3 +93,28 @@ pub fn drain(buf: &RingBuffer, ring: usize) -> Vec<(Decoded, u64, u64)> {
 
 pub mod load;
 pub mod sigwriter;
+
+/// A buffer with a `'static` address for writer threads and signal
+/// handlers, freed when dropped (after the test has joined its threads).
+pub struct Static(&'static RingBuffer);
+
+impl Static {
+    /// Allocates the buffer.
+    pub fn new(config: ringtrace_ring::Config) -> Static {
+        Static(Box::leak(Box::new(RingBuffer::new(config).unwrap())))
+    }
+
+    /// The buffer.
+    pub fn get(&self) -> &'static RingBuffer {
+        self.0
+    }
+}
+
+impl Drop for Static {
+    fn drop(&mut self) {
+        // SAFETY: the reference came from `Box::leak` in `new`; the threads
+        // and handlers that used it have stopped (the tests join them and
+        // stop their signallers first).
+        drop(unsafe { Box::from_raw(self.0 as *const RingBuffer as *mut RingBuffer) });
+    }
+}
