@@ -23,7 +23,8 @@
 //! Modules: [`write`](mod@write) (streaming writer, bounded memory: see its docs),
 //! [`read`] (metadata, per-CPU and merged record iteration, field decoding,
 //! simple text lines), [`page`] (page decoder), [`format`](mod@format) (`format` text
-//! parser), [`error`] (the error type).
+//! parser), [`render`] (records as text lines and named values), [`error`]
+//! (the error type).
 //!
 //! ```
 //! use std::io::Cursor;
@@ -56,6 +57,7 @@ pub mod format;
 mod layout;
 pub mod page;
 pub mod read;
+pub mod render;
 pub mod write;
 
 pub use error::{FormatError, PageError, TraceDatError};
@@ -65,4 +67,5 @@ pub use read::{
     CpuData, CpuRecords, DecodedRecord, FieldValue, MergedRecords, Record, TraceDatInfo,
     TraceDatReader, TraceItem,
 };
+pub use render::{EventView, FileRenderer, RenderOptions};
 pub use write::{TraceDatMeta, TraceDatVersion, TraceDatWriter, Tsc2Nsec};

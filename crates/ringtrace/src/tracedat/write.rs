@@ -414,6 +414,40 @@ impl<W: Write + Seek> TraceDatWriter<W> {
         Ok(())
     }
 
+    /// Appends several whole pages of `cpu` at once (`pages.len()` a
+    /// multiple of the page size), with one write: the fast path of a bulk
+    /// copy. Each page header is checked as [`push_page`](Self::push_page)
+    /// checks it.
+    pub fn push_pages(&mut self, cpu: u32, pages: &[u8]) -> Result<(), TraceDatError> {
+        let ps = self.page_size as usize;
+        if pages.len() % ps != 0 {
+            return Err(TraceDatError::Usage(format!(
+                "{} bytes of pages for CPU {cpu} is not a multiple of the page size {ps}",
+                pages.len()
+            )));
+        }
+        let layout = PageLayout {
+            long_size: 8,
+            big_endian: self.enc.big_endian,
+        };
+        for (i, page) in pages.chunks_exact(ps).enumerate() {
+            if let Err(e) = parse_page(page, layout) {
+                return Err(TraceDatError::Usage(format!(
+                    "bad page {i} of a batch for CPU {cpu}: {e}"
+                )));
+            }
+        }
+        match pages.chunks_exact(ps).next() {
+            // Opens the block (alignment, order checks) with the first page.
+            Some(first) => self.push_page(cpu, first)?,
+            None => return Ok(()),
+        }
+        let rest = &pages[ps..];
+        self.put(rest)?;
+        self.blocks[cpu as usize].size += rest.len() as u64;
+        Ok(())
+    }
+
     /// Appends all pages of `cpu` (see [`push_page`](Self::push_page)).
     pub fn write_cpu<I>(&mut self, cpu: u32, pages: I) -> Result<(), TraceDatError>
     where
