@@ -147,7 +147,10 @@ pub fn dump(path: &Path) -> Result<(), CliError> {
     let _ = writeln!(
         s,
         "  kallsyms: {} symbols",
-        info.kallsyms.lines().filter(|l| !l.trim().is_empty()).count()
+        info.kallsyms
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
     );
     let _ = writeln!(s, "  printk formats: {}", info.printk.len());
     let _ = writeln!(s, "  cmdlines: {}", info.cmdlines.len());
@@ -227,12 +230,11 @@ pub fn convert(input: &Path, output: &Path, format: Format) -> Result<(), CliErr
         path: output.display().to_string(),
         source,
     })?;
-    let f = tracedat_to_json(&mut r, f, &JsonOptions::default()).map_err(|source| {
-        CliError::Json {
+    let f =
+        tracedat_to_json(&mut r, f, &JsonOptions::default()).map_err(|source| CliError::Json {
             path: input.display().to_string(),
             source,
-        }
-    })?;
+        })?;
     f.0.sync_all().map_err(|source| CliError::File {
         what: "writing",
         path: output.display().to_string(),

@@ -63,7 +63,11 @@ impl Format {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "ringtrace", version, about = "Record, report and convert ringtrace traces")]
+#[command(
+    name = "ringtrace",
+    version,
+    about = "Record, report and convert ringtrace traces"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -203,20 +207,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            ExitCode::SUCCESS
-        }
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
+            // Every error's text includes its cause.
             eprintln!("ringtrace: error: {e}");
-            let mut src = std::error::Error::source(&e);
-            // The top line already shows the first source; print deeper ones.
-            if let Some(s) = src {
-                src = s.source();
-            }
-            while let Some(s) = src {
-                eprintln!("  caused by: {s}");
-                src = s.source();
-            }
             ExitCode::FAILURE
         }
     }

@@ -285,7 +285,9 @@ impl<W: Write> JsonWriter<W> {
     /// Closes the document, flushes, and returns the output.
     pub fn finish(mut self) -> Result<W, JsonError> {
         self.out.write_all(b"\n],\"displayTimeUnit\":\"ns\"}\n")?;
-        self.out.into_inner().map_err(|e| JsonError::Io(e.into_error()))
+        self.out
+            .into_inner()
+            .map_err(|e| JsonError::Io(e.into_error()))
     }
 }
 
@@ -314,7 +316,8 @@ pub fn tracedat_to_json<R: Read + Seek, W: Write>(
                     w.thread_name(d.pid, render.comm(d.pid))?;
                 }
                 let system = view.system();
-                if system == SPAN_SYSTEM && (d.format.name == SPAN_BEGIN || d.format.name == SPAN_END)
+                if system == SPAN_SYSTEM
+                    && (d.format.name == SPAN_BEGIN || d.format.name == SPAN_END)
                 {
                     let name = d
                         .fields

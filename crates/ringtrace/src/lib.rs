@@ -41,7 +41,7 @@ pub mod output;
 pub mod reader;
 pub mod tracer;
 
-pub use export::{Drain, ExportFormat};
 pub use context::{signal_scope, trace_marker, ContextHandle, RecordError, Target};
+pub use export::{Drain, ExportFormat};
 pub use reader::Pipe;
 pub use tracer::{global, init, Tracer, TracerConfig, TracerError, TracerStats};

@@ -66,13 +66,19 @@ fn check(json: &[u8], tids: &HashMap<i32, String>) {
         match e["ph"].as_str().unwrap() {
             "M" if e["name"] == "thread_name" => {
                 let tid = e["tid"].as_i64().unwrap();
-                assert!(!per_tid.contains_key(&tid), "thread named before its events");
+                assert!(
+                    !per_tid.contains_key(&tid),
+                    "thread named before its events"
+                );
                 names.insert(tid, e["args"]["name"].as_str().unwrap().to_string());
             }
             "M" => {}
             ph => {
                 let tid = e["tid"].as_i64().unwrap();
-                assert!(names.contains_key(&tid), "event before its thread name: {e}");
+                assert!(
+                    names.contains_key(&tid),
+                    "event before its thread name: {e}"
+                );
                 assert!(e["ts"].as_f64().is_some(), "{e}");
                 assert!(["i", "B", "E"].contains(&ph), "{e}");
                 per_tid.entry(tid).or_default().push(e);
@@ -107,7 +113,10 @@ fn check(json: &[u8], tids: &HashMap<i32, String>) {
                 chunk[2]["args"]["message"],
                 format!("printk {thread} {i}").as_str()
             );
-            assert!(chunk[2]["name"].as_str().unwrap().contains("json_export.rs:"));
+            assert!(chunk[2]["name"]
+                .as_str()
+                .unwrap()
+                .contains("json_export.rs:"));
             assert_eq!(chunk[3]["name"], "tracing_mark_write");
             assert_eq!(chunk[3]["args"]["message"], format!("mark {i}").as_str());
             assert_eq!(chunk[4]["ph"], "E");
@@ -146,8 +155,7 @@ fn traced() -> (Tracer, HashMap<i32, String>) {
 #[test]
 fn snapshot_json_has_every_event_with_its_thread() {
     let (t, tids) = traced();
-    let (out, stats) =
-        export_snapshot(&t, Cursor::new(Vec::new()), ExportFormat::Json).unwrap();
+    let (out, stats) = export_snapshot(&t, Cursor::new(Vec::new()), ExportFormat::Json).unwrap();
     assert_eq!(stats.events, 3 * 5 * u64::from(PER_THREAD));
     check(&out.into_inner(), &tids);
 }
@@ -166,8 +174,7 @@ fn json_from_a_trace_dat_file() {
         let (dat, _) =
             export_snapshot(tracer, Cursor::new(Vec::new()), ExportFormat::TraceDat(v)).unwrap();
         let mut r = TraceDatReader::new(Cursor::new(dat.into_inner())).unwrap();
-        let (json, stats) =
-            tracedat_to_json(&mut r, Vec::new(), &JsonOptions::default()).unwrap();
+        let (json, stats) = tracedat_to_json(&mut r, Vec::new(), &JsonOptions::default()).unwrap();
         assert_eq!(stats.begins, 3 * u64::from(PER_THREAD));
         assert_eq!(stats.ends, 3 * u64::from(PER_THREAD));
         assert_eq!(stats.threads, 3);

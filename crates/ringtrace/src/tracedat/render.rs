@@ -26,7 +26,9 @@ use super::error::TraceDatError;
 use super::format::FieldKind;
 use super::read::{DecodedRecord, FieldValue, Record, TraceDatInfo};
 use crate::printk::{format_record, BPRINT_ARGS_OFFSET};
-use crate::text::{write_event_line, write_lost_events, LineContext, Style, TimeFormat};
+use crate::text::{
+    write_context, write_event_line, write_lost_events, LineContext, Style, TimeFormat,
+};
 
 /// A decoded record with the name and text the live reader would print.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,9 +224,9 @@ impl<'a> FileRenderer<'a> {
         let mut decoded = decoded;
         // Flexible arrays (size 0) carry nothing a field list can show.
         decoded.fields.retain(|(name, _)| {
-            format
-                .field(name)
-                .map_or(true, |f| !(f.size == 0 && matches!(f.kind, FieldKind::Array { .. })))
+            format.field(name).map_or(true, |f| {
+                !(f.size == 0 && matches!(f.kind, FieldKind::Array { .. }))
+            })
         });
         Ok(EventView {
             name: Cow::Borrowed(format.name.as_str()),
@@ -276,11 +278,35 @@ impl<'a> FileRenderer<'a> {
             ts,
         };
         let (name, text) = if opts.raw {
-            (Cow::Borrowed(d.format.name.as_str()), fields_text(&d.fields))
+            (
+                Cow::Borrowed(d.format.name.as_str()),
+                fields_text(&d.fields),
+            )
         } else {
             (view.name.clone(), view.text())
         };
-        let _ = write_event_line(out, opts.style, tf, &ctx, &name, &text);
+        if opts.ns_timestamps && tf == TimeFormat::Nanoseconds {
+            // `secs.nsecs`, as `trace-cmd report -t` prints (the live
+            // reader's formats stop at microseconds).
+            let _ = write_context(
+                out,
+                opts.style,
+                TimeFormat::Raw,
+                &LineContext { ts: 0, ..ctx },
+            );
+            // Replace the raw zero stamp (" {:12}: ") by the ns stamp.
+            let cut = out.len() - ": ".len() - 13;
+            out.truncate(cut);
+            let _ = write!(out, " {:5}.{:09}: ", ts / 1_000_000_000, ts % 1_000_000_000);
+            out.push_str(&name);
+            out.push_str(": ");
+            out.push_str(&text);
+            if !text.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            let _ = write_event_line(out, opts.style, tf, &ctx, &name, &text);
+        }
         Ok(())
     }
 
