@@ -10,7 +10,7 @@
 //!
 //!  finish: metadata (formats of the event types seen, printk formats,
 //!          kallsyms, thread names, clock)  ──> TraceDatWriter
-//!          spool 0, spool 1, ... copied in 256 KiB batches ──> CPU blocks
+//!          spool 0, spool 1, ... io::copy'd (in-kernel for files) ──> CPU blocks
 //!  JSON:   the trace.dat above goes to a temp file, then is read back
 //!          merged by time stamp and streamed as JSON (crate::json)
 //! ```
@@ -45,7 +45,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 
 use ringtrace_ring::format::{
     event_size, MAX_SMALL_DATA, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE, TS_DELTA_MAX,
@@ -61,8 +61,8 @@ use crate::tracer::Tracer;
 
 /// Size of each context's spool write buffer.
 pub const SPOOL_BUFFER: usize = 64 * 1024;
-/// Bytes copied per batch when spools are concatenated into the output.
-const COPY_BATCH: usize = 256 * 1024;
+/// Bytes per progress step when spools are concatenated into the output.
+const PROGRESS_STEP: u64 = 16 << 20;
 /// Most polls of [`Drain::poll_all`] (and so of the final drain in
 /// [`Drain::finish`]).
 pub const MAX_FINAL_POLLS: usize = 8;
@@ -659,9 +659,9 @@ impl<'t> Drain<'t> {
         self.consumers.clear();
         let total = self.stats.page_bytes;
         let mut w = TraceDatWriter::new(out, &meta)?;
-        let mut buf = vec![0u8; COPY_BATCH.max(meta.page_size as usize)];
         let mut written = 0u64;
         for cpu in 0..self.rings.len() {
+            let pages = self.rings[cpu].pages;
             let Some(spool) = self.rings[cpu].spool.take() else {
                 continue;
             };
@@ -670,20 +670,17 @@ impl<'t> Drain<'t> {
                 .map_err(|e| io_err("flushing a spool file")(e.into_error()))?;
             f.seek(SeekFrom::Start(0))
                 .map_err(io_err("rewinding a spool file"))?;
-            let ps = meta.page_size as usize;
-            let batch = buf.len() / ps * ps;
-            loop {
-                let n = read_full(&mut f, &mut buf[..batch])?;
-                if n == 0 {
-                    break;
-                }
-                let whole = n / ps * ps;
-                w.push_pages(cpu as u32, &buf[..whole])?;
-                written += whole as u64;
+            // In batches, for the progress callback; file to file, each
+            // batch is one in-kernel copy.
+            let batch_pages = (PROGRESS_STEP / u64::from(meta.page_size)).max(1);
+            let mut left = pages;
+            while left > 0 {
+                let n = left.min(batch_pages);
+                let bytes = n * u64::from(meta.page_size);
+                w.copy_pages(cpu as u32, &mut f, bytes)?;
+                written += bytes;
+                left -= n;
                 self.report(written, total);
-                if n < batch {
-                    break;
-                }
             }
         }
         Ok(w.finish()?)
@@ -705,20 +702,6 @@ impl<'t> Drain<'t> {
         let (out, _) = crate::json::tracedat_to_json(&mut r, out, &opts)?;
         Ok(out)
     }
-}
-
-/// Reads until `buf` is full or the end of the file.
-fn read_full(f: &mut File, buf: &mut [u8]) -> Result<usize, ExportError> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_err("reading a spool file")(e)),
-        }
-    }
-    Ok(n)
 }
 
 /// A `printk_formats` entry escaped as the kernel escapes it.

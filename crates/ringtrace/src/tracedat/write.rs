@@ -448,6 +448,45 @@ impl<W: Write + Seek> TraceDatWriter<W> {
         Ok(())
     }
 
+    /// Appends `len` bytes of whole pages of `cpu` read from `pages` with
+    /// [`io::copy`](std::io::copy) (a file-to-file copy stays in the kernel:
+    /// `copy_file_range`). The first page is read and checked like
+    /// [`push_page`](Self::push_page); the rest are copied as they are: use
+    /// it for pages that were checked when they were made (a drain's spool).
+    pub fn copy_pages<R: std::io::Read>(
+        &mut self,
+        cpu: u32,
+        pages: &mut R,
+        len: u64,
+    ) -> Result<(), TraceDatError> {
+        let ps = u64::from(self.page_size);
+        if len % ps != 0 {
+            return Err(TraceDatError::Usage(format!(
+                "{len} bytes of pages for CPU {cpu} is not a multiple of the page size {ps}"
+            )));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let mut first = vec![0u8; self.page_size as usize];
+        pages
+            .read_exact(&mut first)
+            .map_err(TraceDatError::io("reading pages to copy"))?;
+        self.push_page(cpu, &first)?;
+        let rest = len - ps;
+        let mut limited = <&mut R as std::io::Read>::take(pages, rest);
+        let copied = std::io::copy(&mut limited, &mut self.out)
+            .map_err(TraceDatError::io("copying pages"))?;
+        self.pos += copied;
+        self.blocks[cpu as usize].size += copied;
+        if copied != rest {
+            return Err(TraceDatError::Usage(format!(
+                "CPU {cpu}: {copied} of {rest} page bytes could be read"
+            )));
+        }
+        Ok(())
+    }
+
     /// Appends all pages of `cpu` (see [`push_page`](Self::push_page)).
     pub fn write_cpu<I>(&mut self, cpu: u32, pages: I) -> Result<(), TraceDatError>
     where
