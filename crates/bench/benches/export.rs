@@ -5,9 +5,12 @@
 //! Contenders, each moving `SIZE` bytes of page data into a file in a temp
 //! directory (page cache, like `cp`):
 //!
-//! - `tracedat_write`: page images (built once, realistic events) written
-//!   by `TraceDatWriter::push_pages` in 256 KiB batches, then `finish`: the
-//!   copy path a drain's `finish` runs (spool -> output).
+//! - `tracedat_push`: page images in memory (built once, realistic events)
+//!   written by `TraceDatWriter::push_pages` in 256 KiB batches (every page
+//!   header checked), then `finish`.
+//! - `tracedat_copy`: the same pages from a file, by `TraceDatWriter::copy_pages`
+//!   (`io::copy`: in-kernel `copy_file_range`): what a drain's `finish` does
+//!   with its spool files.
 //! - `drain_full`: a tracer whose one context holds `SIZE` bytes of events
 //!   (filled outside the timed section); timed: the drain consumes and
 //!   re-packs every event into pages, spools them, and writes the trace.dat.
@@ -27,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringtrace::clock::Clock;
-use ringtrace::export::{ExportFormat, PagePacker, Packed};
+use ringtrace::export::{ExportFormat, Packed, PagePacker};
 use ringtrace::tracedat::{TraceDatMeta, TraceDatVersion, TraceDatWriter};
 use ringtrace::{Tracer, TracerConfig};
 use ringtrace_ring::Mode;
@@ -70,6 +73,17 @@ fn write_dat(pages: &[u8], path: &Path) -> Duration {
     }
     let f = w.finish().expect("finish");
     drop(f);
+    start.elapsed()
+}
+
+fn copy_dat(src: &Path, path: &Path) -> Duration {
+    let start = Instant::now();
+    let f = BufWriter::with_capacity(1 << 20, File::create(path).expect("create"));
+    let meta = TraceDatMeta::new(PAGE as u32, 1, "mono");
+    let mut w = TraceDatWriter::new(f, &meta).expect("writer");
+    let mut input = File::open(src).expect("open");
+    w.copy_pages(0, &mut input, SIZE as u64).expect("copy");
+    drop(w.finish().expect("finish"));
     start.elapsed()
 }
 
@@ -130,8 +144,11 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("export_64MiB_page_data__tracedat_vs_cp");
     g.throughput(Throughput::Bytes(SIZE as u64));
     g.sample_size(10);
-    g.bench_function("tracedat_write", |b| {
+    g.bench_function("tracedat_push", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| write_dat(&data, &out)).sum())
+    });
+    g.bench_function("tracedat_copy", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| copy_dat(&src, &out)).sum())
     });
     g.bench_function("drain_full", |b| {
         b.iter_custom(|iters| {
@@ -150,7 +167,16 @@ fn benches(c: &mut Criterion) {
 
     // Summary: medians of 5, same run.
     let gbs = |d: Duration, bytes: u64| bytes as f64 / d.as_secs_f64() / 1e9;
-    let w = median((0..5).map(|_| gbs(write_dat(&data, &out), SIZE as u64)).collect());
+    let w = median(
+        (0..5)
+            .map(|_| gbs(write_dat(&data, &out), SIZE as u64))
+            .collect(),
+    );
+    let cpy = median(
+        (0..5)
+            .map(|_| gbs(copy_dat(&src, &out), SIZE as u64))
+            .collect(),
+    );
     let dr = median(
         (0..5)
             .map(|_| {
@@ -162,9 +188,10 @@ fn benches(c: &mut Criterion) {
     );
     let k = median((0..5).map(|_| gbs(cp(&src, &out), SIZE as u64)).collect());
     eprintln!(
-        "export summary (GB/s of page data, median of 5): tracedat_write {w:.2} ({:.2}x cp), \
-         drain_full {dr:.2} ({:.2}x cp), cp {k:.2}",
+        "export summary (GB/s of page data, median of 5): tracedat_push {w:.2} ({:.2}x cp), \
+         tracedat_copy {cpy:.2} ({:.2}x cp), drain_full {dr:.2} ({:.2}x cp), cp {k:.2}",
         w / k,
+        cpy / k,
         dr / k
     );
 }

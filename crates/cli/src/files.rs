@@ -5,7 +5,9 @@ use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
 use ringtrace::json::{tracedat_to_json, JsonOptions};
-use ringtrace::tracedat::{FileRenderer, RenderOptions, TraceDatReader, TraceItem};
+use ringtrace::tracedat::{
+    FileRenderer, RenderOptions, TraceDatReader, TraceDatVersion, TraceItem,
+};
 
 use crate::{CliError, Format};
 
@@ -218,24 +220,38 @@ pub fn dump(path: &Path) -> Result<(), CliError> {
 
 /// `ringtrace convert`.
 pub fn convert(input: &Path, output: &Path, format: Format) -> Result<(), CliError> {
-    if format != Format::Json {
-        return Err(CliError::Usage(format!(
-            "convert writes JSON only (asked for {format:?}); \
-             trace.dat version conversion is not implemented"
-        )));
-    }
     let mut r = open(input)?;
     let f = File::create(output).map_err(|source| CliError::File {
         what: "creating",
         path: output.display().to_string(),
         source,
     })?;
-    let f =
-        tracedat_to_json(&mut r, f, &JsonOptions::default()).map_err(|source| CliError::Json {
-            path: input.display().to_string(),
-            source,
-        })?;
-    f.0.sync_all().map_err(|source| CliError::File {
+    let f = match format {
+        Format::Json => {
+            let (f, _) =
+                tracedat_to_json(&mut r, f, &JsonOptions::default()).map_err(|source| {
+                    CliError::Json {
+                        path: input.display().to_string(),
+                        source,
+                    }
+                })?;
+            f
+        }
+        Format::Dat | Format::Dat7 => {
+            let version = match format {
+                Format::Dat7 => TraceDatVersion::V7,
+                _ => TraceDatVersion::V6,
+            };
+            let w = ringtrace::tracedat::convert(&mut r, BufWriter::new(f), version)
+                .map_err(bad(input))?;
+            w.into_inner().map_err(|e| CliError::File {
+                what: "writing",
+                path: output.display().to_string(),
+                source: e.into_error(),
+            })?
+        }
+    };
+    f.sync_all().map_err(|source| CliError::File {
         what: "writing",
         path: output.display().to_string(),
         source,

@@ -4,7 +4,7 @@
 //! ringtrace demo --output FILE [--format dat|dat7|json]   record a demo trace and export it
 //! ringtrace report -i FILE [--cpu N]... [-R] [-t] [--json] print a trace.dat like the live reader
 //! ringtrace dump -i FILE                                   summary: sections, CPUs, counts, losses
-//! ringtrace convert -i FILE -o OUT [--format json]         trace.dat -> JSON
+//! ringtrace convert -i FILE -o OUT [--format F]            trace.dat -> JSON, v6 <-> v7
 //! ```
 //!
 //! Every failure prints `ringtrace: error: ...` naming what and where
@@ -116,7 +116,8 @@ enum Cmd {
         #[arg(short, long)]
         input: PathBuf,
     },
-    /// Convert a trace.dat file to Chrome JSON.
+    /// Convert a trace.dat file to Chrome JSON or to another trace.dat
+    /// version (`--format dat` for v6, `dat7` for v7).
     Convert {
         /// Input trace.dat (v6 or v7).
         #[arg(short, long)]
@@ -124,7 +125,7 @@ enum Cmd {
         /// Output file.
         #[arg(short, long)]
         output: PathBuf,
-        /// Output format (overrides the extension); only json is supported.
+        /// Output format (overrides the extension).
         #[arg(long, value_enum)]
         format: Option<Format>,
     },

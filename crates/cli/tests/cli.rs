@@ -190,6 +190,37 @@ fn demo_report_round_trip_and_trace_cmd_agrees() {
         ours7.lines().count()
     );
 
+    // convert v6 -> v7 -> v6: the same report, valid for trace-cmd.
+    let c7 = dir.path().join("conv7.dat");
+    let c6 = dir.path().join("conv6.dat");
+    ok(&[
+        "convert",
+        "-i",
+        dat.to_str().unwrap(),
+        "-o",
+        c7.to_str().unwrap(),
+        "--format",
+        "dat7",
+    ]);
+    ok(&[
+        "convert",
+        "-i",
+        c7.to_str().unwrap(),
+        "-o",
+        c6.to_str().unwrap(),
+    ]);
+    for c in [&c7, &c6] {
+        assert_eq!(ok(&["report", "-i", c.to_str().unwrap()]), ours);
+        assert!(trace_cmd_ok(&["dump", "-v"], c).contains("is a valid trace-cmd file"));
+        let theirs_c = trace_cmd_ok(&["report"], c);
+        let theirs_o = trace_cmd_ok(&["report"], &dat);
+        assert_eq!(
+            theirs_c, theirs_o,
+            "trace-cmd reads the converted file alike"
+        );
+    }
+    assert!(ok(&["dump", "-i", c7.to_str().unwrap()]).contains("version: 7 "));
+
     // dump: versions, CPUs, counts.
     let dump = ok(&["dump", "-i", dat.to_str().unwrap()]);
     assert!(dump.contains("version: 6 "), "{dump}");

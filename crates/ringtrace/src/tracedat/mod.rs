@@ -23,7 +23,7 @@
 //! Modules: [`write`](mod@write) (streaming writer, bounded memory: see its docs),
 //! [`read`] (metadata, per-CPU and merged record iteration, field decoding,
 //! simple text lines), [`page`] (page decoder), [`format`](mod@format) (`format` text
-//! parser), [`render`] (records as text lines and named values), [`error`]
+//! parser), [`convert`](mod@convert) (v6 <-> v7), [`render`] (records as text lines and named values), [`error`]
 //! (the error type).
 //!
 //! ```
@@ -52,6 +52,7 @@
 //! # Ok::<(), ringtrace::tracedat::TraceDatError>(())
 //! ```
 
+pub mod convert;
 pub mod error;
 pub mod format;
 mod layout;
@@ -60,6 +61,7 @@ pub mod read;
 pub mod render;
 pub mod write;
 
+pub use convert::convert;
 pub use error::{FormatError, PageError, TraceDatError};
 pub use format::{parse_format, EventFormat, FieldFormat, FieldKind};
 pub use layout::FTRACE_SYSTEM;
