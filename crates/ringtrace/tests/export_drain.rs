@@ -262,3 +262,90 @@ fn drain_exports_a_trace_far_larger_than_the_rings() {
         assert!(dropped_lines > 0, "trace-cmd shows the drops");
     }
 }
+
+ringtrace::declare_event! {
+    /// A numbered record for the overwrite test.
+    pub struct Numbered: "drain" / "numbered" = 2102 { seq: u64, pad: [u8; 40] }
+}
+
+/// Overwrite mode with a drain that polls rarely: the writer overruns the
+/// rings, the file carries the losses as flagged pages, and each stored
+/// count equals exactly the gap in sequence numbers before the page's first
+/// event. `trace-cmd report` shows the same drops and the same events.
+#[test]
+fn overwrite_drain_accounts_for_every_lost_event() {
+    const N: u64 = 200_000;
+    let t = TracerConfig::new()
+        .max_contexts(1)
+        .page_size(PAGE_SIZE)
+        .bytes_per_context(RING_BYTES)
+        .mode(Mode::Overwrite)
+        .clock(Clock::mono())
+        .build()
+        .unwrap();
+    t.register(Numbered::EVENT_TYPE).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("overwrite.dat");
+    let mut drain = t.drain();
+    for seq in 0..N {
+        t.record(&Numbered { seq, pad: [7; 40] }).unwrap();
+        if seq % 5_000 == 0 {
+            drain.poll().unwrap();
+        }
+    }
+    let f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    drain
+        .finish(f, ExportFormat::TraceDat(TraceDatVersion::V7))
+        .unwrap();
+    let overrun = t.ring_stats(0).unwrap().overrun;
+    assert!(overrun > N / 2, "the writer must lap the drain: {overrun}");
+
+    let mut r = TraceDatReader::open(&path).unwrap();
+    let info = r.info().clone();
+    let mut expect = 0u64;
+    let mut pending_lost = 0u64;
+    let (mut events, mut lost_total, mut loss_pages) = (0u64, 0u64, 0u64);
+    for item in r.records() {
+        match item.unwrap() {
+            TraceItem::Lost { count, .. } => {
+                pending_lost += count.expect("stored count");
+                loss_pages += 1;
+            }
+            TraceItem::Event(rec) => {
+                let d = info.decode(&rec).unwrap();
+                let FieldValue::Unsigned(seq) = d.fields[0].1 else {
+                    panic!("seq")
+                };
+                assert_eq!(seq, expect + pending_lost, "gap = stored lost count");
+                lost_total += pending_lost;
+                pending_lost = 0;
+                expect = seq + 1;
+                events += 1;
+            }
+        }
+    }
+    assert_eq!(pending_lost, 0);
+    assert_eq!(expect, N, "the newest event is in the file");
+    assert_eq!(events + lost_total, N);
+    assert_eq!(lost_total, overrun);
+
+    let out = Command::new(trace_cmd())
+        .args(["report", "-i"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let drops: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("CPU:0 ["))
+        .filter_map(|l| l.strip_suffix(" EVENTS DROPPED]"))
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(drops.len() as u64, loss_pages);
+    assert_eq!(drops.iter().sum::<u64>(), lost_total);
+    assert_eq!(
+        text.lines().filter(|l| l.contains("numbered:")).count() as u64,
+        events
+    );
+}
