@@ -35,6 +35,11 @@ fn bad(path: &Path) -> impl Fn(ringtrace::tracedat::TraceDatError) -> CliError +
 
 /// `ringtrace report`.
 pub fn report(path: &Path, cpus: &[u32], raw: bool, ns: bool, json: bool) -> Result<(), CliError> {
+    if json && (!cpus.is_empty() || raw || ns) {
+        return Err(CliError::Usage(
+            "--json writes every event: it takes no --cpu, -R or -t".into(),
+        ));
+    }
     let mut r = open(path)?;
     let stdout = std::io::stdout();
     if json {

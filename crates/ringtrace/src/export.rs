@@ -753,3 +753,52 @@ pub fn export_snapshot<W: Write + Seek>(
     let out = d.finish(out, format)?;
     Ok((out, stats))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracedat::page::{parse_page, PageLayout};
+
+    fn events(page: &[u8]) -> Vec<(u64, Vec<u8>)> {
+        let (_, ev) = parse_page(page, PageLayout::NATIVE_64).unwrap();
+        ev.map(|e| {
+            let e = e.unwrap();
+            (e.ts, e.payload.to_vec())
+        })
+        .collect()
+    }
+
+    #[test]
+    fn long_form_full_page_and_too_large() {
+        let mut p = PagePacker::new(4096);
+        let big = vec![0xabu8; 200]; // > 112 bytes: type_len 0 with a length word
+        let mut n = 0u64;
+        while p.push(10 + n, 0, &big) == Packed::Added {
+            n += 1;
+        }
+        // 4080 data bytes / (8 + 200) per event = 19 events.
+        assert_eq!(n, 19);
+        let got = events(p.finish_page());
+        assert_eq!(got.len(), 19);
+        assert!(got.iter().all(|(_, d)| d == &big));
+        assert_eq!(got[18].0, 28);
+        assert!(p.is_empty());
+        assert_eq!(p.push(1, 0, &vec![0u8; 4080]), Packed::TooLarge);
+    }
+
+    #[test]
+    fn loss_starts_a_new_page_and_a_full_page_keeps_only_the_flag() {
+        let mut p = PagePacker::new(4096);
+        assert_eq!(p.push(5, 0, &[1; 8]), Packed::Added);
+        assert_eq!(p.push(6, 4, &[2; 8]), Packed::PageFull);
+        p.finish_page();
+        assert_eq!(p.push(6, 4, &[2; 8]), Packed::Added);
+        let (h, _) = parse_page(p.finish_page(), PageLayout::NATIVE_64).unwrap();
+        assert_eq!((h.missed_events, h.lost_count), (true, Some(4)));
+        // An event filling the page alone: the count has no room.
+        assert_eq!(p.push(7, 9, &vec![3u8; 4072]), Packed::Added);
+        let (h, ev) = parse_page(p.finish_page(), PageLayout::NATIVE_64).unwrap();
+        assert_eq!((h.missed_events, h.lost_count), (true, None));
+        assert_eq!(ev.count(), 1);
+    }
+}
