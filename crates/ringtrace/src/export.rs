@@ -330,6 +330,8 @@ struct Seen {
     ids: Vec<u64>,
     /// Thread names at first sight (a later exit or eviction keeps them).
     comms: HashMap<i32, String>,
+    /// The pid of the previous event: runs of one thread skip the map.
+    last_pid: i32,
 }
 
 impl Seen {
@@ -342,6 +344,10 @@ impl Seen {
             self.ids.resize(w + 1, 0);
         }
         self.ids[w] |= 1 << b;
+        if common.pid == self.last_pid {
+            return;
+        }
+        self.last_pid = common.pid;
         if common.pid != 0
             && self.comms.len() < MAX_THREADS
             && !self.comms.contains_key(&common.pid)
@@ -370,7 +376,9 @@ struct RingSpool {
 }
 
 impl RingSpool {
-    fn spool_page(&mut self, page: &[u8]) -> Result<(), ExportError> {
+    /// Finishes the page being filled and appends it to the spool file
+    /// (created on first use); returns the page's size.
+    fn spool_page(&mut self) -> Result<u64, ExportError> {
         let spool = match &mut self.spool {
             Some(s) => s,
             None => {
@@ -378,11 +386,12 @@ impl RingSpool {
                 self.spool.insert(BufWriter::with_capacity(SPOOL_BUFFER, f))
             }
         };
+        let page = self.packer.finish_page();
         spool
             .write_all(page)
             .map_err(io_err("writing a spool file"))?;
         self.pages += 1;
-        Ok(())
+        Ok(page.len() as u64)
     }
 
     fn buffered(&self) -> u64 {
@@ -424,10 +433,8 @@ fn pull_pages(
             match rs.packer.push(ev.timestamp, ev.lost_events, ev.payload) {
                 Packed::Added => break,
                 Packed::PageFull => {
-                    let page = rs.packer.finish_page().to_vec();
-                    rs.spool_page(&page)?;
+                    stats.page_bytes += rs.spool_page()?;
                     stats.pages += 1;
-                    stats.page_bytes += page.len() as u64;
                 }
                 Packed::TooLarge => {
                     return Err(ExportError::EventTooLarge {
@@ -648,10 +655,8 @@ impl<'t> Drain<'t> {
             self.stats.lost_events += self.consumers[i].pending_losses();
             let rs = &mut self.rings[i];
             if !rs.packer.is_empty() {
-                let page = rs.packer.finish_page().to_vec();
-                rs.spool_page(&page)?;
+                self.stats.page_bytes += rs.spool_page()?;
                 self.stats.pages += 1;
-                self.stats.page_bytes += page.len() as u64;
             }
         }
         let meta = self.meta(version);
