@@ -145,10 +145,10 @@ impl Drop for ReadPage<'_> {
 
 impl Consumer<'_> {
     /// Reads the next page of events into `page` (`ring_buffer_read_page`).
-    /// With `full`, only a complete, unread page is taken (and it is then
-    /// swapped out without a copy when `page` is a spare slot). Returns
-    /// `None` when there is nothing (or, with `full`, no complete page) to
-    /// read. Events are consumed: counted in `read`, and the losses flagged
+    /// With `full`, only a complete page (one the commit has left) is
+    /// taken: swapped out without a copy when it is unread and `page` is a
+    /// spare slot, else its unread events are copied. Returns `None` when
+    /// there is nothing (or, with `full`, no complete page) to read. Events are consumed: counted in `read`, and the losses flagged
     /// on the page are not reported again by [`Consumer::consume`].
     ///
     /// ```
@@ -196,26 +196,45 @@ impl Consumer<'_> {
                 }
                 continue;
             }
-            if full && !(complete && off == 0) {
+            if full && !complete {
                 return Ok(None);
             }
             let pm = region.page(rp);
-            let lost = r.lost_known.load(Relaxed) - r.lost_reported.load(Relaxed);
+            let known = r.lost_known.load(Relaxed);
+            let lost = known - r.lost_reported.load(Relaxed);
             let real_end = pm.real_end.load(Relaxed) as usize;
             let data_end = if complete && real_end != 0 && real_end <= commit {
                 real_end
             } else {
                 commit
             };
-            let info = if complete && off == 0 && page.slot.is_some() {
+            // Room for the lost count after the data: when a page with
+            // losses is full, its events go out in two copies, so that the
+            // count is kept (the kernel drops it; trace-cmd then prints no
+            // number).
+            let limit = if lost > 0 {
+                data_end.min(cap - 8)
+            } else {
+                data_end
+            };
+            let info = if complete && off == 0 && page.slot.is_some() && limit == data_end {
                 self.swap_out(page, rp, commit, data_end, lost)
             } else {
-                match self.copy_out(page, rp, off, commit, data_end, complete, lost)? {
+                let span = Span {
+                    off,
+                    commit,
+                    data_end,
+                    limit,
+                    complete,
+                };
+                match self.copy_out(page, rp, span, lost)? {
                     Some(info) => info,
                     None => continue, // only padding: next page
                 }
             };
-            r.lost_reported.store(r.lost_known.load(Relaxed), Relaxed);
+            // The losses flagged on this page; drops noted on it (added to
+            // `lost_known` by `swap_out`/`copy_out`) go with the next one.
+            r.lost_reported.store(known, Relaxed);
             page.last = Some(info);
             return Ok(Some(info));
         }
@@ -263,18 +282,22 @@ impl Consumer<'_> {
         finish_page(bytes, time_stamp, data_end, lost, events, true)
     }
 
-    /// Copies the committed events from `off` into the lent page.
-    #[allow(clippy::too_many_arguments)]
+    /// Copies the committed events from `span.off` into the lent page,
+    /// whole events up to `span.limit` (at least one).
     fn copy_out(
         &mut self,
         page: &mut ReadPage<'_>,
         rp: u32,
-        off: usize,
-        commit: usize,
-        data_end: usize,
-        complete: bool,
+        span: Span,
         lost: u64,
     ) -> Result<Option<PageInfo>, ReadError> {
+        let Span {
+            off,
+            commit,
+            data_end,
+            limit,
+            complete,
+        } = span;
         let region = self.region();
         let meta = self.meta();
         let r = &meta.r;
@@ -306,6 +329,9 @@ impl Consumer<'_> {
                     });
                 }
             };
+            if at + size > limit && at > off {
+                break;
+            }
             match record {
                 Record::Data { delta, .. } => {
                     stamp = stamp.wrapping_add(delta);
@@ -319,13 +345,18 @@ impl Consumer<'_> {
             }
             at += size;
         }
-        let new_off = if complete { commit } else { data_end };
+        let reached = at >= data_end;
+        let new_off = match (reached, complete) {
+            (true, true) => commit,
+            (true, false) => data_end,
+            (false, _) => at,
+        };
         r.read_offset.store(new_off as u32, Relaxed);
         r.read_stamp.store(stamp, Relaxed);
         r.read.store(r.read.load(Relaxed) + events, Relaxed);
         r.read_bytes
             .store(r.read_bytes.load(Relaxed) + (new_off - off) as u64, Relaxed);
-        if complete {
+        if reached && complete {
             r.lost_known.store(
                 r.lost_known.load(Relaxed) + pm.lost_at_end.swap(0, Relaxed),
                 Relaxed,
@@ -334,13 +365,13 @@ impl Consumer<'_> {
         if events == 0 {
             return Ok(None);
         }
-        let len = data_end - off;
+        let len = at - off;
         let page_size = region.geometry().page_size as usize;
         let dst = page.page_ptr();
         // SAFETY: `dst` is the lent page (slot out of the ring, or heap),
         // `page_size` bytes, distinct from the reader page `rp`.
         let bytes = unsafe { std::slice::from_raw_parts_mut(dst, page_size) };
-        bytes[PAGE_HEADER_SIZE..PAGE_HEADER_SIZE + len].copy_from_slice(&data[off..data_end]);
+        bytes[PAGE_HEADER_SIZE..PAGE_HEADER_SIZE + len].copy_from_slice(&data[off..at]);
         Ok(Some(finish_page(
             bytes,
             start_stamp,
@@ -350,6 +381,21 @@ impl Consumer<'_> {
             false,
         )))
     }
+}
+
+/// Where a copy reads from in the reader page's data area.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    /// The reader's offset.
+    off: usize,
+    /// The page's commit.
+    commit: usize,
+    /// Where its events end (before a closing filler).
+    data_end: usize,
+    /// Copy whole events up to here (at least one).
+    limit: usize,
+    /// Whether the commit has left the page (it will not grow).
+    complete: bool,
 }
 
 /// Writes the page header and the missed count, and zeroes the tail.

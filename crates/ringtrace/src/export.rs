@@ -5,8 +5,8 @@
 //! # Data flow and memory
 //!
 //! ```text
-//!  ring i ──page source──> PagePacker i ──full page──> spool i (temp file)
-//!           (pull_pages)    one page of memory          64 KiB write buffer
+//!  ring i ──read_page──> lent page i ──as is──> spool i (temp file)
+//!           (pull_pages)    (zero-copy swap)       64 KiB write buffer
 //!
 //!  finish: metadata (formats of the event types seen, printk formats,
 //!          kallsyms, thread names, clock)  ──> TraceDatWriter
@@ -19,17 +19,21 @@
 //! offsets, so pages cannot go to the output in arrival order; each context
 //! spools its pages to an unnamed temporary file and [`Drain::finish`]
 //! concatenates them. Memory held by the drain is [`DrainStats::buffered_bytes`]:
-//! the pages being filled plus the spools' write buffers, at most
-//! `contexts * (page size + SPOOL_BUFFER)` whatever the trace length (plus a
-//! table of the thread names and event types seen).
+//! the spools' write buffers, at most `contexts * SPOOL_BUFFER` whatever
+//! the trace length (plus a table of the thread names and event types
+//! seen); the lent pages are spare slots of the ring buffer itself.
 //!
 //! # The page source
 //!
-//! Pages come from one function, `pull_pages`: today it consumes events with
-//! the ring's [`Consumer`] and re-packs them into kernel-format pages
-//! ([`PagePacker`]), keeping every loss the consumer reports as the page's
-//! `RB_MISSED_EVENTS` flag and stored count. When the ring gains a page-read
-//! API, only that function changes.
+//! Pages come from one function, `pull_pages`: the ring's whole-page read
+//! ([`Consumer::read_page`], the kernel's `ring_buffer_read_page`). A
+//! complete page is swapped out of the ring without a copy and spooled as
+//! it is, loss flags (`RB_MISSED_EVENTS`, stored count) included. While
+//! polling only complete pages are taken (as `trace-cmd record` does);
+//! the final poll also takes the partly filled ones. The page is only
+//! decoded to note the event types and threads it holds, for the file's
+//! metadata. ([`PagePacker`] builds pages from single events, for other
+//! sources.)
 //!
 //! # Loss
 //!
@@ -47,11 +51,12 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 
+use ringtrace_ring::format::{decode, Record};
 use ringtrace_ring::format::{
     event_size, MAX_SMALL_DATA, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE, TS_DELTA_MAX,
     TYPE_TIME_EXTEND,
 };
-use ringtrace_ring::{Consumer, ReadError, RingError};
+use ringtrace_ring::{Consumer, ReadError, ReadPage, RingError};
 
 use crate::event::{CommonFields, Registry};
 use crate::json::{JsonError, JsonOptions};
@@ -367,17 +372,16 @@ impl Seen {
     }
 }
 
-/// One context's packer and spool.
-#[derive(Debug)]
-struct RingSpool {
-    packer: PagePacker,
+/// One context's lent page and spool.
+struct RingSpool<'t> {
+    page: ReadPage<'t>,
     spool: Option<BufWriter<File>>,
     pages: u64,
 }
 
-impl RingSpool {
-    /// Finishes the page being filled and appends it to the spool file
-    /// (created on first use); returns the page's size.
+impl RingSpool<'_> {
+    /// Appends the page last read to the spool file (created on first
+    /// use); returns the page's size.
     fn spool_page(&mut self) -> Result<u64, ExportError> {
         let spool = match &mut self.spool {
             Some(s) => s,
@@ -386,7 +390,7 @@ impl RingSpool {
                 self.spool.insert(BufWriter::with_capacity(SPOOL_BUFFER, f))
             }
         };
-        let page = self.packer.finish_page();
+        let page = self.page.bytes();
         spool
             .write_all(page)
             .map_err(io_err("writing a spool file"))?;
@@ -395,57 +399,53 @@ impl RingSpool {
     }
 
     fn buffered(&self) -> u64 {
-        let packed = if self.packer.is_empty() {
-            0
-        } else {
-            (PAGE_HEADER_SIZE + self.packer.data_len()) as u64
-        };
-        packed + self.spool.as_ref().map_or(0, |s| s.buffer().len() as u64)
+        self.spool.as_ref().map_or(0, |s| s.buffer().len() as u64)
     }
 }
 
-/// Moves the events available now from `consumer` into pages: the page
-/// source. Full pages go to `spool`; at most `max_pages` pages per call so a
-/// fast writer cannot keep the drain on one ring. Returns the events moved.
-///
-/// This is the one function to change when the ring can hand out whole
-/// pages (`read_page`): it would then spool each page read as is.
+/// Moves the pages available now from `consumer` to the spool: the page
+/// source. With `full`, only complete pages; at most `max_pages` pages per
+/// call so a fast writer cannot keep the drain on one ring. Returns the
+/// events moved.
+#[allow(clippy::too_many_arguments)]
 fn pull_pages(
     ring: usize,
     consumer: &mut Consumer<'_>,
-    rs: &mut RingSpool,
+    rs: &mut RingSpool<'_>,
     tracer: &Tracer,
     seen: &mut Seen,
     stats: &mut DrainStats,
     max_pages: u64,
+    full: bool,
 ) -> Result<u64, ExportError> {
-    let page_size = tracer.config().page_size;
     let mut moved = 0;
-    let start_pages = rs.pages;
-    while rs.pages - start_pages < max_pages {
-        let ev = consumer
-            .consume()
+    for _ in 0..max_pages {
+        let info = consumer
+            .read_page(&mut rs.page, full)
             .map_err(|source| ExportError::Read { ring, source })?;
-        let Some(ev) = ev else { break };
-        seen.note(tracer, ev.payload);
-        stats.lost_events += ev.lost_events;
-        loop {
-            match rs.packer.push(ev.timestamp, ev.lost_events, ev.payload) {
-                Packed::Added => break,
-                Packed::PageFull => {
-                    stats.page_bytes += rs.spool_page()?;
-                    stats.pages += 1;
-                }
-                Packed::TooLarge => {
-                    return Err(ExportError::EventTooLarge {
-                        ring,
-                        len: ev.payload.len(),
-                        page_size,
-                    })
-                }
+        let Some(info) = info else { break };
+        // Note the event types and threads on the page, for the metadata.
+        let bytes = rs.page.bytes();
+        let data = &bytes[PAGE_HEADER_SIZE..PAGE_HEADER_SIZE + info.data_len];
+        let mut at = 0;
+        while at < data.len() {
+            let Ok((record, size)) = decode(data, at) else {
+                break;
+            };
+            if let Record::Data {
+                payload_offset,
+                payload_len,
+                ..
+            } = record
+            {
+                seen.note(tracer, &data[payload_offset..payload_offset + payload_len]);
             }
+            at += size;
         }
-        moved += 1;
+        stats.lost_events += info.lost;
+        stats.page_bytes += rs.spool_page()?;
+        stats.pages += 1;
+        moved += info.events;
     }
     Ok(moved)
 }
@@ -475,7 +475,7 @@ type ProgressFn<'a> = Box<dyn FnMut(ExportProgress) + 'a>;
 pub struct Drain<'t> {
     tracer: &'t Tracer,
     consumers: Vec<Consumer<'t>>,
-    rings: Vec<RingSpool>,
+    rings: Vec<RingSpool<'t>>,
     seen: Seen,
     stats: DrainStats,
     progress: Option<ProgressFn<'t>>,
@@ -496,20 +496,23 @@ impl Tracer {
     /// for other readers to finish).
     pub fn drain(&self) -> Drain<'_> {
         let n = self.max_contexts();
-        let page_size = self.config().page_size;
-        let consumers = (0..n)
-            .filter_map(|r| self.ring_buffer().consumer(r).ok())
-            .collect();
+        let buf = self.ring_buffer();
+        let mut consumers = Vec::with_capacity(n);
+        let mut rings = Vec::with_capacity(n);
+        for r in 0..n {
+            if let (Ok(c), Ok(page)) = (buf.consumer(r), buf.read_page_buffer(r)) {
+                consumers.push(c);
+                rings.push(RingSpool {
+                    page,
+                    spool: None,
+                    pages: 0,
+                });
+            }
+        }
         Drain {
             tracer: self,
             consumers,
-            rings: (0..n)
-                .map(|_| RingSpool {
-                    packer: PagePacker::new(page_size),
-                    spool: None,
-                    pages: 0,
-                })
-                .collect(),
+            rings,
             seen: Seen::default(),
             stats: DrainStats::default(),
             progress: None,
@@ -556,7 +559,11 @@ impl<'t> Drain<'t> {
     /// often enough that the rings do not fill (producer/consumer mode
     /// drops, overwrite mode overwrites).
     pub fn poll(&mut self) -> Result<u64, ExportError> {
-        let max_pages = self.tracer.ring_buffer().config().pages_per_ring as u64;
+        self.poll_pages(true)
+    }
+
+    fn poll_pages(&mut self, full: bool) -> Result<u64, ExportError> {
+        let max_pages = self.tracer.ring_buffer().config().max_pages() as u64;
         let mut moved = 0;
         for (i, c) in self.consumers.iter_mut().enumerate() {
             moved += pull_pages(
@@ -567,6 +574,7 @@ impl<'t> Drain<'t> {
                 &mut self.seen,
                 &mut self.stats,
                 max_pages,
+                full,
             )?;
         }
         self.stats.events += moved;
@@ -581,7 +589,7 @@ impl<'t> Drain<'t> {
     pub fn poll_all(&mut self) -> Result<u64, ExportError> {
         let mut total = 0;
         for _ in 0..MAX_FINAL_POLLS {
-            let n = self.poll()?;
+            let n = self.poll_pages(false)?;
             total += n;
             if n == 0 {
                 break;
@@ -651,13 +659,8 @@ impl<'t> Drain<'t> {
         version: TraceDatVersion,
     ) -> Result<W, ExportError> {
         self.poll_all()?;
-        for i in 0..self.rings.len() {
-            self.stats.lost_events += self.consumers[i].pending_losses();
-            let rs = &mut self.rings[i];
-            if !rs.packer.is_empty() {
-                self.stats.page_bytes += rs.spool_page()?;
-                self.stats.pages += 1;
-            }
+        for c in &self.consumers {
+            self.stats.lost_events += c.pending_losses();
         }
         let meta = self.meta(version);
         // The rings are no longer needed: let other readers in.
