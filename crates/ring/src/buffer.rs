@@ -352,6 +352,11 @@ impl RingBuffer {
         out
     }
 
+    /// The buffer's memory, for the crate's other readers (the iterator).
+    pub(crate) fn region(&self) -> &Region {
+        &self.region
+    }
+
     /// Number of rings.
     pub fn rings(&self) -> usize {
         self.config.rings

@@ -50,6 +50,7 @@
 mod buffer;
 mod error;
 pub mod format;
+mod iter;
 mod layout;
 mod read;
 mod sync;
@@ -60,6 +61,7 @@ mod tests;
 
 pub use buffer::{Config, Mode, RingBuffer, RingStats};
 pub use error::{ConfigError, ReadError, RingError, WriteError};
+pub use iter::{IterEvent, RingIter};
 pub use layout::MAX_NEST;
 pub use read::{Consumer, Event};
 pub use write::{Reservation, Writer};
