@@ -237,8 +237,7 @@ impl<'a> RingIter<'a> {
     /// Events the iterator skipped since its first event: overwritten by the
     /// writer lapping it, consumed by a consuming reader that passed it, or
     /// dropped by writers at the end of a page (the sum of the
-    /// [`IterEvent::lost_events`] returned so far, plus what the next event
-    /// will report).
+    /// [`IterEvent::lost_events`] returned so far).
     ///
     /// Exact when writers and the consumer follow the ring protocol, with
     /// two documented approximations: a write dropped in the middle of a
@@ -261,9 +260,11 @@ impl<'a> RingIter<'a> {
 
     /// The next event, copied out of the ring, or `None` when the iterator
     /// has caught up with the newest committed event (call again later for
-    /// more). Never returns torn data: an event the writer overwrote while
-    /// it was copied is not returned; the iterator restarts at the oldest
-    /// page and counts what it skipped.
+    /// more; `None` is also returned when a writer lapped the iterator on
+    /// every attempt of one call, or kept the head page moving through the
+    /// whole retry bound). Never returns torn data: an event the writer
+    /// overwrote while it was copied is not returned; the iterator restarts
+    /// at the oldest page and counts what it skipped.
     ///
     /// Takes the ring's reader lock for the duration of the call (waiting
     /// for a consumer that holds it).
@@ -302,7 +303,7 @@ impl<'a> RingIter<'a> {
     }
 
     /// Positions the iterator at the consumer's next event.
-    fn to_consumer(&mut self) -> Result<(), ReadError> {
+    fn go_to_consumer(&mut self) -> Result<(), ReadError> {
         let r = &self.meta.r;
         let rp = r.reader_page.load(Relaxed);
         if rp >= self.region.geometry().nr_pages {
@@ -343,7 +344,7 @@ impl<'a> RingIter<'a> {
             } else {
                 self.jump_to(ord_consumer);
             }
-            self.to_consumer()?;
+            self.go_to_consumer()?;
         }
 
         let bound = (self.region.geometry().pages_per_ring as usize + 2) * (self.cap / 4 + 2);
@@ -366,7 +367,7 @@ impl<'a> RingIter<'a> {
             let word = pm.write.load(Acquire);
             if word & GENERATION_MASK != pos.gen {
                 // The writer rewrote the page under us: restart at the head.
-                if !self.to_head()? {
+                if !self.go_to_head()? {
                     return Ok(Step::End);
                 }
                 continue;
@@ -377,7 +378,7 @@ impl<'a> RingIter<'a> {
             if pos.off < commit {
                 match self.copy_record(pos, commit)? {
                     None => {
-                        if !self.to_head()? {
+                        if !self.go_to_head()? {
                             return Ok(Step::End);
                         }
                         continue;
@@ -401,10 +402,8 @@ impl<'a> RingIter<'a> {
                                 p.stamp = stamp.wrapping_add(delta)
                             }
                             Record::NullPadding => p.stamp = stamp,
-                            Record::TimeStamp { stamp: s } => {
-                                let page_ts = pm.time_stamp.load(Relaxed);
-                                p.stamp = (page_ts & !TIME_EXTEND_MAX) | s;
-                            }
+                            // Already completed with the page's top bits.
+                            Record::TimeStamp { stamp: s } => p.stamp = s,
                         }
                         continue;
                     }
@@ -423,7 +422,7 @@ impl<'a> RingIter<'a> {
                 // The consumer's page is done: continue at the head page.
                 self.ord_next += noted;
                 self.pending_lost += noted;
-                if !self.to_head()? {
+                if !self.go_to_head()? {
                     return Ok(Step::End);
                 }
                 continue;
@@ -438,7 +437,7 @@ impl<'a> RingIter<'a> {
             // The loads above belong to the generation we read unless the
             // page was rewritten meanwhile (the seqlock's second read).
             if !same_generation(pm, pos.gen) {
-                if !self.to_head()? {
+                if !self.go_to_head()? {
                     return Ok(Step::End);
                 }
                 continue;
@@ -458,7 +457,7 @@ impl<'a> RingIter<'a> {
     /// Moves to the first event of the head page, counting the events
     /// between our ordinal and the head's as lost. False when writers kept
     /// moving the head for the whole attempt bound.
-    fn to_head(&mut self) -> Result<bool, ReadError> {
+    fn go_to_head(&mut self) -> Result<bool, ReadError> {
         let Some((head, gen, ord)) = self.head_snapshot()? else {
             return Ok(false);
         };
@@ -604,11 +603,12 @@ impl<'a> RingIter<'a> {
                 crate::format::FormatError::Misaligned { offset: pos.off },
             ));
         }
-        let stamp = if pos.off == 0 {
-            pm.time_stamp.load(Relaxed)
-        } else {
-            pos.stamp
-        };
+        // The page's stamp (read before the generation check, so it belongs
+        // to the generation copied). Written before the page's first event
+        // is committed: the Acquire load of `commit` in `step`, pairing with
+        // the writer's Release store of it, makes it visible.
+        let page_stamp = pm.time_stamp.load(Relaxed);
+        let stamp = if pos.off == 0 { page_stamp } else { pos.stamp };
         // SAFETY: `pos.off < commit <= cap`: inside the page's data area.
         let src = unsafe {
             self.region
@@ -666,6 +666,10 @@ impl<'a> RingIter<'a> {
                 delta: u64::from(
                     u32::from_ne_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) >> 5,
                 ),
+            },
+            // An absolute stamp: restore its top bits from the page stamp.
+            Record::TimeStamp { stamp: low } => Record::TimeStamp {
+                stamp: (page_stamp & !TIME_EXTEND_MAX) | low,
             },
             Record::Data {
                 delta,
