@@ -267,7 +267,10 @@ fn with_consumer(mode: Mode) {
                     return (read, lost + c.pending_losses());
                 }
                 drop(c);
-                std::thread::yield_now();
+                // Sleep, not yield: the reader lock is a spin lock without
+                // fairness, and a consumer re-taking it at once can starve
+                // the iterator on a loaded machine.
+                std::thread::sleep(Duration::from_micros(20));
             }
         })
     };
