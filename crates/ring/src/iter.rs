@@ -29,6 +29,8 @@
 //! keep the stores after it from moving before it: T1 needs `Acquire`
 //! instead of `Relaxed` (slow path, once per page). `write.rs` is not this
 //! module's to change; that one-word change is left to its owner.
+//! ThreadSanitizer reports the racy copy (`copy_racy`) when a writer laps
+//! the iterator; `crates/ring/tsan-suppressions.txt` names it.
 //!
 //! # Counting what it skipped
 //!
@@ -44,7 +46,7 @@
 //!   events of its page, drops noted on its pages). The head is found and
 //!   the counters sampled with the reader lock held, and a no-op
 //!   compare-and-swap on the link that marks the head checks that no push
-//!   of that head started meanwhile (see [`RingIter::head_snapshot`]).
+//!   of that head started meanwhile (see `RingIter::head_snapshot`).
 //!
 //! Walking forward adds one per event returned and the drops noted at each
 //! page end. When the iterator jumps (the writer lapped it and it restarts
@@ -361,9 +363,9 @@ impl<'a> RingIter<'a> {
             // commit walk: if the commit has left this page, the `commit`
             // loaded below is final.
             let commit_page = self.meta.w.commit_page.load(Acquire);
-            // Acquire: orders the loads below after it (the seqlock's first
-            // read; its partner is the writer's generation bump, see the
-            // module notes).
+            // Acquire: keeps the loads below after it (the seqlock's first
+            // read). It has no Release partner (the writer's bump at T1 is
+            // Relaxed); the second read, `same_generation`, is what decides.
             let word = pm.write.load(Acquire);
             if word & GENERATION_MASK != pos.gen {
                 // The writer rewrote the page under us: restart at the head.
