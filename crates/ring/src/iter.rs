@@ -125,7 +125,19 @@ enum Step {
     End,
 }
 
-/// The non-consuming iterator of one ring; see the [module](self) notes.
+/// The non-consuming iterator of one ring (the kernel's `ring_buffer_iter`).
+///
+/// It walks from the consumer's position (the oldest unread event) over the
+/// consumer's page and then from the head page on, to the newest committed
+/// event, while writers keep writing. Each event is copied into a buffer the
+/// iterator owns, and the page's generation is checked after the copy, as a
+/// seqlock reader does: if the writer rewrote the page meanwhile, the copy
+/// is dropped and the iterator restarts at the head page, counting what it
+/// skipped ([`RingIter::skipped`], [`IterEvent::lost_events`]). If a
+/// consumer passes it, it continues at the consumer's position. Each call
+/// of [`RingIter::next`] holds the ring's reader lock, so the consumer
+/// cannot swap or reset the page being copied; do not call it on a thread
+/// that holds the same ring's [`crate::Consumer`] (it would wait forever).
 ///
 /// ```
 /// use ringtrace_ring::{Config, RingBuffer};
