@@ -671,9 +671,13 @@ impl<'a> Writer<'a> {
         let np = self.page(next);
         // T1: a new generation, so an interrupted preparer cannot reset a
         // page that a nested writer prepared and filled meanwhile.
+        // Acquire: the seqlock writer's half for the iterator (`iter.rs`):
+        // the page's new bytes cannot be written before the bump, so an
+        // iterator whose copy saw them sees the new generation on its
+        // second read. Free on x86-64 (a locked instruction either way).
         let bumped = np
             .write
-            .fetch_add(GENERATION, Relaxed)
+            .fetch_add(GENERATION, Acquire)
             .wrapping_add(GENERATION);
         signal_fence();
         step!(T1);

@@ -1,0 +1,526 @@
+//! The non-consuming iterator (`RingBuffer::iter`) against live writers.
+//!
+//! Every payload carries its sequence number and a byte pattern derived from
+//! it (`common::fill`), so a torn copy fails `common::check`. Writers number
+//! every attempted write (a refused write uses up its number too), so the
+//! iterator's loss reports can be checked exactly: each returned event's
+//! sequence number is the previous one's plus one plus its `lost_events`.
+
+mod common;
+
+use common::{assert_identity, check, drain, fill};
+use ringtrace_ring::{Config, Mode, RingBuffer, RingIter, WriteError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn size_of(seq: u64) -> usize {
+    24 + (seq.wrapping_mul(2654435761) % 300) as usize
+}
+
+/// Time stamp of event `seq`; every 97th jumps far ahead, so time extends
+/// (and their reconstruction) are exercised.
+fn ts_of(seq: u64) -> u64 {
+    seq * 3 + 1 + (seq / 97) * (1 << 28)
+}
+
+/// Writes events numbered from 0 until `stop` (or `limit` attempts);
+/// returns (attempted, refused).
+fn write_loop(buf: &RingBuffer, stop: &AtomicBool, limit: u64) -> (u64, u64) {
+    let mut w = buf.writer(0).unwrap();
+    let mut scratch = [0u8; 400];
+    let (mut seq, mut refused) = (0u64, 0u64);
+    while seq < limit && !stop.load(Relaxed) {
+        let p = &mut scratch[..size_of(seq)];
+        fill(p, 1, seq, 0);
+        match w.write(ts_of(seq), p) {
+            Ok(()) => {}
+            Err(WriteError::Full) => {
+                refused += 1;
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("write {seq} failed: {e}"),
+        }
+        seq += 1;
+    }
+    (seq, refused)
+}
+
+/// What one pass of an iterator saw.
+#[derive(Debug, Default)]
+struct Pass {
+    seen: u64,
+    lost: u64,
+    first: Option<u64>,
+    last: Option<u64>,
+}
+
+/// Iterates until caught up (or `max` events), checking every event: the
+/// payload is intact, the time stamp is the writer's, and the sequence
+/// number continues exactly after the reported losses.
+fn pass(it: &mut RingIter<'_>, max: u64) -> Pass {
+    let mut p = Pass::default();
+    let skipped_before = it.skipped();
+    while p.seen < max {
+        let Some(ev) = it.next().unwrap() else { break };
+        let d = check(ev.payload).unwrap_or_else(|e| panic!("torn or corrupt event: {e}"));
+        assert_eq!(ev.timestamp, ts_of(d.seq), "time stamp of seq {}", d.seq);
+        if let Some(last) = p.last {
+            assert_eq!(
+                d.seq,
+                last + 1 + ev.lost_events,
+                "seq after {last} with {} lost",
+                ev.lost_events
+            );
+            p.lost += ev.lost_events;
+        } else {
+            p.first = Some(d.seq);
+        }
+        p.last = Some(d.seq);
+        p.seen += 1;
+    }
+    // seen + skipped covers the range from the first to the last seen.
+    if let (Some(first), Some(last)) = (p.first, p.last) {
+        assert_eq!(p.seen + p.lost, last - first + 1, "{p:?}");
+        let skipped = it.skipped() - skipped_before;
+        // `skipped` also counts the losses before this pass's first event
+        // when the iterator is reused.
+        assert!(skipped >= p.lost, "skipped {skipped} < reported {}", p.lost);
+    }
+    p
+}
+
+/// A quiet ring: the iterator returns exactly what was written, with the
+/// consumer's time stamps, and consumes nothing.
+#[test]
+fn quiet_ring_returns_exactly_what_was_written() {
+    for mode in [Mode::Overwrite, Mode::ProducerConsumer] {
+        let buf = RingBuffer::new(Config::new(1).pages_per_ring(16).mode(mode)).unwrap();
+        let stop = AtomicBool::new(false);
+        let (n, refused) = write_loop(&buf, &stop, 300);
+        assert_eq!((n, refused), (300, 0));
+        for _ in 0..2 {
+            let mut it = buf.iter(0).unwrap();
+            let p = pass(&mut it, u64::MAX);
+            assert_eq!(
+                (p.first, p.last, p.seen, p.lost),
+                (Some(0), Some(299), 300, 0)
+            );
+            assert!(it.next().unwrap().is_none());
+        }
+        let read = drain(&buf, 0);
+        assert_eq!(read.len(), 300);
+        for (i, (d, ts, lost)) in read.iter().enumerate() {
+            assert_eq!((d.seq, *ts, *lost), (i as u64, ts_of(i as u64), 0));
+        }
+        assert_identity(&buf.stats(0).unwrap(), 0);
+        // After the consumer drained it, the iterator has nothing.
+        assert!(buf.iter(0).unwrap().next().unwrap().is_none());
+    }
+}
+
+/// Overwrite mode, writer stopped after lapping the ring: the iterator
+/// starts at the oldest surviving event, exactly where the consumer starts.
+#[test]
+fn lapped_quiet_ring_starts_at_the_oldest_event() {
+    let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+    let stop = AtomicBool::new(false);
+    write_loop(&buf, &stop, 5000);
+    let mut it = buf.iter(0).unwrap();
+    let p = pass(&mut it, u64::MAX);
+    assert_eq!(p.lost, 0);
+    assert_eq!(p.last, Some(4999));
+    let read = drain(&buf, 0);
+    assert_eq!(read.first().map(|r| r.0.seq), p.first);
+    assert_eq!(read.len() as u64, p.seen);
+    assert_identity(&buf.stats(0).unwrap(), 0);
+}
+
+/// The iterator follows a consumer that passes it, and counts the events
+/// it consumed meanwhile as skipped.
+#[test]
+fn consumer_passing_the_iterator_is_counted() {
+    let buf = RingBuffer::new(Config::new(1).pages_per_ring(16)).unwrap();
+    let stop = AtomicBool::new(false);
+    write_loop(&buf, &stop, 250);
+    assert_eq!(buf.stats(0).unwrap().overrun, 0);
+    let mut it = buf.iter(0).unwrap();
+    let first = check(it.next().unwrap().unwrap().payload).unwrap().seq;
+    assert_eq!(first, 0);
+    {
+        let mut c = buf.consumer(0).unwrap();
+        for _ in 0..150 {
+            c.consume().unwrap().unwrap();
+        }
+    }
+    let ev = it.next().unwrap().unwrap();
+    let d = check(ev.payload).unwrap();
+    assert_eq!((d.seq, ev.lost_events), (150, 149));
+    assert_eq!(it.skipped(), 149);
+    // A consumer behind the iterator does not move it.
+    let mut c = buf.consumer(0).unwrap();
+    assert_eq!(
+        check(c.consume().unwrap().unwrap().payload).unwrap().seq,
+        150
+    );
+    drop(c);
+    let ev = it.next().unwrap().unwrap();
+    assert_eq!((check(ev.payload).unwrap().seq, ev.lost_events), (151, 0));
+}
+
+/// A writer thread writes without pause while passes of the iterator walk
+/// the ring; afterwards a consumer still reads everything not overrun.
+fn live_writer(mode: Mode) {
+    let buf = Arc::new(RingBuffer::new(Config::new(1).pages_per_ring(4).mode(mode)).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (buf, stop) = (buf.clone(), stop.clone());
+        std::thread::spawn(move || write_loop(&buf, &stop, u64::MAX))
+    };
+    let start = Instant::now();
+    let (mut passes, mut seen, mut lost, mut laps) = (0u64, 0u64, 0u64, 0u64);
+    let mut it = buf.iter(0).unwrap();
+    while start.elapsed() < Duration::from_millis(1500) {
+        let p = pass(&mut it, 20_000);
+        seen += p.seen;
+        lost += p.lost;
+        laps += u64::from(p.lost > 0);
+        passes += 1;
+        if passes % 3 == 0 {
+            it = buf.iter(0).unwrap();
+        }
+    }
+    stop.store(true, Relaxed);
+    let (written, refused) = writer.join().unwrap();
+    let s = buf.stats(0).unwrap();
+    assert_eq!(s.written, written);
+    assert_eq!(s.dropped, refused);
+    assert_eq!(s.read, 0, "the iterator consumed: {s:?}");
+    // Everything still buffered is read by a consumer, in order.
+    let read = drain(&buf, 0);
+    let mut next = None;
+    for (d, ts, lost) in &read {
+        assert_eq!(*ts, ts_of(d.seq));
+        if let Some(n) = next {
+            assert_eq!(d.seq, n + lost);
+        }
+        next = Some(d.seq + 1);
+    }
+    assert_identity(&buf.stats(0).unwrap(), 0);
+    if mode == Mode::ProducerConsumer {
+        // Nothing is ever overwritten: the consumer reads all that was
+        // committed, from the very first event.
+        assert_eq!(read.first().map(|r| r.0.seq), Some(0));
+        assert_eq!(read.len() as u64, written - refused);
+    } else {
+        assert!(laps > 0, "the writer never lapped the iterator");
+    }
+    assert!(seen > 0);
+    eprintln!("{mode:?}: {passes} passes, {seen} events seen, {lost} skipped in {laps} lapped passes, written {written}");
+}
+
+#[test]
+fn live_writer_overwrite() {
+    live_writer(Mode::Overwrite);
+}
+
+#[test]
+fn live_writer_producer_consumer() {
+    live_writer(Mode::ProducerConsumer);
+}
+
+/// Writer, consumer and iterator all at once. The consumer checks its own
+/// continuity; the iterator follows or falls behind it; afterwards the
+/// accounting identity holds.
+fn with_consumer(mode: Mode) {
+    let buf = Arc::new(RingBuffer::new(Config::new(1).pages_per_ring(4).mode(mode)).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (buf, stop) = (buf.clone(), stop.clone());
+        std::thread::spawn(move || write_loop(&buf, &stop, u64::MAX))
+    };
+    let consumer_done = Arc::new(AtomicBool::new(false));
+    let consumer = {
+        let (buf, done) = (buf.clone(), consumer_done.clone());
+        std::thread::spawn(move || {
+            let (mut read, mut lost) = (0u64, 0u64);
+            let mut next: Option<u64> = None;
+            loop {
+                let finished = done.load(Acquire);
+                let mut c = buf.consumer(0).unwrap();
+                let mut any = false;
+                for _ in 0..64 {
+                    let Some(ev) = c.consume().unwrap() else {
+                        break;
+                    };
+                    any = true;
+                    let d = check(ev.payload).unwrap();
+                    assert_eq!(ev.timestamp, ts_of(d.seq));
+                    if let Some(n) = next {
+                        assert_eq!(d.seq, n + ev.lost_events);
+                    }
+                    next = Some(d.seq + 1);
+                    read += 1;
+                    lost += ev.lost_events;
+                }
+                if finished && !any {
+                    return (read, lost + c.pending_losses());
+                }
+                drop(c);
+                // Sleep, not yield: the reader lock is a spin lock without
+                // fairness, and a consumer re-taking it at once can starve
+                // the iterator on a loaded machine.
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        })
+    };
+    let start = Instant::now();
+    let mut it = buf.iter(0).unwrap();
+    let (mut seen, mut skipped) = (0, 0);
+    while start.elapsed() < Duration::from_millis(1500) {
+        let p = pass(&mut it, 5_000);
+        seen += p.seen;
+        skipped += p.lost;
+    }
+    stop.store(true, Relaxed);
+    let (written, refused) = writer.join().unwrap();
+    consumer_done.store(true, Release);
+    let (read, lost) = consumer.join().unwrap();
+    let s = buf.stats(0).unwrap();
+    assert_identity(&s, 0);
+    assert_eq!(s.read, read);
+    assert_eq!(s.written, written);
+    assert_eq!(s.dropped, refused);
+    assert_eq!(lost, s.overrun + s.dropped + s.commit_overrun, "{s:?}");
+    assert!(seen > 0);
+    eprintln!("{mode:?}: iterator saw {seen}, skipped {skipped}; consumer read {read}; {s:?}");
+}
+
+#[test]
+fn iterator_and_consumer_overwrite() {
+    with_consumer(Mode::Overwrite);
+}
+
+#[test]
+fn iterator_and_consumer_producer_consumer() {
+    with_consumer(Mode::ProducerConsumer);
+}
+
+// ---- a signal handler writing nested events ---------------------------------
+
+mod signals {
+    use super::*;
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicPtr;
+
+    pub const OUTER: u8 = 1;
+    pub const NESTED: u8 = 2;
+
+    pub static BUF: AtomicPtr<RingBuffer> = AtomicPtr::new(std::ptr::null_mut());
+    pub static CLOCK: AtomicU64 = AtomicU64::new(1);
+    pub static NESTED_SEQ: AtomicU64 = AtomicU64::new(0);
+    pub static NESTED_FAILED: AtomicU64 = AtomicU64::new(0);
+    /// The signal tests share the statics above: one at a time.
+    pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    thread_local! {
+        // const-initialised, no destructor: safe to touch in a handler.
+        pub static IS_WRITER: Cell<bool> = const { Cell::new(false) };
+    }
+
+    pub extern "C" fn on_signal(_: libc::c_int) {
+        // SAFETY: errno is thread-local; saved and restored around the handler.
+        let errno = unsafe { *libc::__errno_location() };
+        let buf = BUF.load(Acquire);
+        if IS_WRITER.with(|w| w.get()) && !buf.is_null() {
+            let seq = NESTED_SEQ.fetch_add(1, Relaxed);
+            let mut payload = [0u8; 64];
+            let len = 24 + (seq % 40) as usize;
+            fill(&mut payload[..len], NESTED, seq, 0);
+            // SAFETY: BUF points to a buffer that outlives the timer; this
+            // handler interrupts the thread holding ring 0's writer and
+            // completes before it resumes.
+            let buf = unsafe { &*buf };
+            // SAFETY: as above.
+            let result = unsafe { buf.nested_writer(0) }
+                .map_err(|_| ())
+                .and_then(|mut w| {
+                    w.write(CLOCK.fetch_add(1, Relaxed), &payload[..len])
+                        .map_err(|_| ())
+                });
+            if result.is_err() {
+                NESTED_FAILED.fetch_add(1, Relaxed);
+            }
+        }
+        // SAFETY: restore errno.
+        unsafe { *libc::__errno_location() = errno };
+    }
+
+    /// A timer sending SIGUSR1 to the calling thread every 50 us.
+    pub struct Timer(libc::timer_t);
+
+    impl Timer {
+        pub fn start() -> Timer {
+            // SAFETY: plain system calls with valid structs; the handler only
+            // touches atomics, const thread-locals and the ring's write path.
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                sa.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut sa.sa_mask);
+                assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+                let mut sev: libc::sigevent = std::mem::zeroed();
+                sev.sigev_notify = libc::SIGEV_THREAD_ID;
+                sev.sigev_signo = libc::SIGUSR1;
+                sev.sigev_notify_thread_id = libc::gettid();
+                let mut id: libc::timer_t = std::mem::zeroed();
+                assert_eq!(
+                    libc::timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut id),
+                    0,
+                    "timer_create failed"
+                );
+                let t = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 50_000,
+                };
+                let spec = libc::itimerspec {
+                    it_interval: t,
+                    it_value: t,
+                };
+                assert_eq!(libc::timer_settime(id, 0, &spec, std::ptr::null_mut()), 0);
+                Timer(id)
+            }
+        }
+    }
+
+    impl Drop for Timer {
+        fn drop(&mut self) {
+            // SAFETY: deleting the timer we created; no signal is sent after.
+            unsafe { libc::timer_delete(self.0) };
+        }
+    }
+}
+
+/// A thread writes while a timer's signal handler writes nested events into
+/// the same ring; the iterator walks it meanwhile. Every event is intact,
+/// each writer's numbers strictly increase, and every number missing between
+/// two events of one writer is covered by the losses reported in between.
+fn nested_signal_writes(mode: Mode) {
+    use signals::*;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let buf = Arc::new(RingBuffer::new(Config::new(1).pages_per_ring(4).mode(mode)).unwrap());
+    NESTED_SEQ.store(0, Relaxed);
+    NESTED_FAILED.store(0, Relaxed);
+    BUF.store(Arc::as_ptr(&buf) as *mut RingBuffer, Release);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (buf, stop) = (buf.clone(), stop.clone());
+        std::thread::spawn(move || {
+            IS_WRITER.with(|w| w.set(true));
+            let mut w = buf.writer(0).unwrap();
+            let timer = Timer::start();
+            let mut scratch = [0u8; 400];
+            let (mut seq, mut refused) = (0u64, 0u64);
+            while !stop.load(Relaxed) {
+                let len = size_of(seq);
+                match w.reserve(CLOCK.fetch_add(1, Relaxed), len) {
+                    Ok(mut r) => {
+                        fill(&mut scratch[..len], OUTER, seq, 0);
+                        r.copy_from_slice(&scratch[..len]);
+                        r.commit();
+                    }
+                    Err(WriteError::Full) => {
+                        refused += 1;
+                        std::thread::yield_now();
+                    }
+                    Err(e) => panic!("outer write failed: {e}"),
+                }
+                seq += 1;
+            }
+            drop(timer);
+            IS_WRITER.with(|w| w.set(false));
+            (seq, refused)
+        })
+    };
+    // In producer/consumer mode a consumer makes room (the iterator alone
+    // would see a full ring and nothing new).
+    let consumer = (mode == Mode::ProducerConsumer).then(|| {
+        let (buf, stop) = (buf.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut read = 0u64;
+            while !stop.load(Relaxed) {
+                let mut c = buf.consumer(0).unwrap();
+                for _ in 0..16 {
+                    let Some(ev) = c.consume().unwrap() else {
+                        break;
+                    };
+                    check(ev.payload).unwrap();
+                    read += 1;
+                }
+                drop(c);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            read
+        })
+    });
+    let start = Instant::now();
+    let mut it = buf.iter(0).unwrap();
+    let (mut seen, mut nested_seen) = (0u64, 0u64);
+    while start.elapsed() < Duration::from_millis(1500) {
+        // Per writer kind: last number seen and losses reported since.
+        let mut last: [Option<(u64, u64)>; 3] = [None; 3];
+        let mut last_ts = 0;
+        for _ in 0..20_000 {
+            let Some(ev) = it.next().unwrap() else { break };
+            let d = check(ev.payload).unwrap_or_else(|e| panic!("torn or corrupt event: {e}"));
+            assert!(ev.timestamp >= last_ts, "time went backwards");
+            last_ts = ev.timestamp;
+            for slot in last.iter_mut().flatten() {
+                slot.1 += ev.lost_events;
+            }
+            let k = d.kind as usize;
+            if let Some((prev, lost_since)) = last[k] {
+                assert!(d.seq > prev, "kind {k}: {} after {prev}", d.seq);
+                assert!(
+                    d.seq - prev - 1 <= lost_since,
+                    "kind {k}: {} missing between {prev} and {}, {lost_since} reported",
+                    d.seq - prev - 1,
+                    d.seq
+                );
+            }
+            last[k] = Some((d.seq, 0));
+            seen += 1;
+            nested_seen += u64::from(d.kind == NESTED);
+        }
+    }
+    stop.store(true, Relaxed);
+    let (outer, refused) = writer.join().unwrap();
+    BUF.store(std::ptr::null_mut(), Release);
+    let consumed = consumer.map_or(0, |c| c.join().unwrap());
+    let nested = NESTED_SEQ.load(Relaxed);
+    let s = buf.stats(0).unwrap();
+    assert_eq!(s.written, outer + nested, "{s:?}");
+    assert_eq!(
+        s.dropped + s.commit_overrun,
+        refused + NESTED_FAILED.load(Relaxed)
+    );
+    assert_eq!(s.read, consumed, "the iterator consumed");
+    let read = drain(&buf, 0);
+    assert_identity(&buf.stats(0).unwrap(), 0);
+    if mode == Mode::ProducerConsumer {
+        assert_eq!(consumed + read.len() as u64, s.committed);
+    }
+    assert!(nested > 100, "only {nested} nested writes");
+    assert!(nested_seen > 0, "the iterator saw no nested event");
+    eprintln!("{mode:?}: {outer} outer + {nested} nested written, iterator saw {seen} ({nested_seen} nested)");
+}
+
+#[test]
+fn nested_signal_writes_overwrite() {
+    nested_signal_writes(Mode::Overwrite);
+}
+
+#[test]
+fn nested_signal_writes_producer_consumer() {
+    nested_signal_writes(Mode::ProducerConsumer);
+}
