@@ -453,6 +453,10 @@ fn write_fields_noalloc<W: Write>(
                 }
                 write!(w, "{b:02x}")?;
             }
+        } else if f.is_float() {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(bytes);
+            write!(w, "{}", f64::from_ne_bytes(raw))?;
         } else {
             let mut raw = [0u8; 8];
             let n = bytes.len().min(8);

@@ -301,6 +301,19 @@ impl Field {
     pub fn is_data_loc(&self) -> bool {
         self.c_type.starts_with("__data_loc")
     }
+
+    /// Whether this is an 8-byte IEEE 754 float (C type `double`), which
+    /// ringtrace's readers print as a float. (The kernel has no float
+    /// fields; trace-cmd prints the raw bits.)
+    ///
+    /// ```
+    /// use ringtrace::event::{Array, Field};
+    /// let f = Field { name: "x", c_type: "double", offset: 8, size: 8, signed: true, array: Array::None };
+    /// assert!(f.is_float());
+    /// ```
+    pub fn is_float(&self) -> bool {
+        self.c_type == "double" && self.size == 8 && self.array == Array::None
+    }
 }
 
 /// The common header's four fields, exactly as the kernel's `format` files list them.
@@ -502,6 +515,10 @@ impl EventType {
                     }
                     let _ = write!(out, "{b:02x}");
                 }
+            } else if f.is_float() {
+                let mut raw = [0u8; 8];
+                raw.copy_from_slice(bytes);
+                let _ = write!(out, "{}", f64::from_ne_bytes(raw));
             } else {
                 let mut raw = [0u8; 8];
                 raw[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);

@@ -34,7 +34,15 @@ pub mod dump;
 mod macros;
 pub mod output;
 pub mod reader;
+pub mod span;
 pub mod tracer;
+
+#[cfg(any(feature = "tracing", feature = "log"))]
+mod frontend;
+#[cfg(feature = "tracing")]
+pub mod layer;
+#[cfg(feature = "log")]
+pub mod log_backend;
 
 pub use context::{signal_scope, trace_marker, ContextHandle, RecordError, Target};
 pub use reader::Pipe;
