@@ -239,9 +239,10 @@ impl RingtraceLayer {
             NO_TYPE.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        let mut storage = crate::frontend::storage();
         let mut enc = Encoder {
             shape,
-            buf: RecordBuf::new(shape.fixed),
+            buf: RecordBuf::new(&mut storage, shape.fixed),
             written: 0,
         };
         if let (Some(id), Some(off)) = (span_id, shape.span_id_offset) {
@@ -644,14 +645,14 @@ fn register(
 // ---------------------------------------------------------------------------
 // The hot path: values into the stack record.
 
-struct Encoder<'s> {
+struct Encoder<'s, 'b> {
     shape: &'s Shape,
-    buf: RecordBuf,
+    buf: RecordBuf<'b>,
     /// Bit i: field i was written.
     written: u64,
 }
 
-impl Encoder<'_> {
+impl Encoder<'_, '_> {
     #[inline]
     fn slot(&mut self, f: &Field) -> Option<Slot> {
         let i = f.index();
@@ -744,7 +745,7 @@ enum Text<'a> {
     Display(&'a dyn fmt::Display),
 }
 
-impl Visit for Encoder<'_> {
+impl Visit for Encoder<'_, '_> {
     #[inline]
     fn record_f64(&mut self, f: &Field, v: f64) {
         self.number(f, 0, 0, v, false, true);

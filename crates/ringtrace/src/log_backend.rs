@@ -75,7 +75,8 @@ static LOG_FIELDS: [Field; 3] = [
     },
 ];
 
-/// Size of the fixed part of a log record.
+/// Size of the fixed part of a log record (three `__data_loc` words; the
+/// record buffer rounds it up to 24).
 const FIXED: usize = 20;
 
 /// The event type of `log` records.
@@ -157,7 +158,8 @@ impl Log for RingtraceLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let mut buf = RecordBuf::new(FIXED);
+        let mut storage = crate::frontend::storage();
+        let mut buf = RecordBuf::new(&mut storage, FIXED);
         buf.put_str(8, record.level().as_str());
         buf.put_str(12, record.target());
         let args = record.args();
