@@ -232,6 +232,7 @@ pub struct ContextHandle<'t> {
 
 impl ContextHandle<'_> {
     /// The ring (context number, the `[CPU]` column) this handle writes.
+    #[must_use]
     pub fn ring(&self) -> usize {
         self.ring
     }
@@ -310,6 +311,7 @@ impl Drop for SignalScope {
 
 /// The signal nesting depth the next record of this thread would get
 /// (0 in ordinary code).
+#[must_use]
 pub fn current_depth() -> u32 {
     let n = NEST.get();
     (n & LEVEL) + u32::from(n & WRITING != 0)
@@ -317,6 +319,7 @@ pub fn current_depth() -> u32 {
 
 /// Thread id of the calling thread (`gettid`, cached in a const thread-local).
 #[inline(always)]
+#[must_use]
 pub fn current_tid() -> i32 {
     let t = TID.get();
     if t != 0 {

@@ -281,7 +281,8 @@ mod tests {
         let mut b = RecordBuf::new(&mut st, 24);
         b.put_u64(8, 42);
         let start = b.begin_str();
-        let _ = write!(b, "x={} y={}", 1, "two");
+        let (x, y) = (1, "two");
+        let _ = write!(b, "x={x} y={y}");
         b.end_str(16, start);
         let r = b.record(&T);
         let mut out = [0u8; 64];

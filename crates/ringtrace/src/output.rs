@@ -47,6 +47,7 @@ pub struct TextOptions {
 /// let (name, text) = ringtrace::output::event_text(&buf[..n]);
 /// assert_eq!((&*name, &*text), ("tracing_mark_write", "hi"));
 /// ```
+#[must_use]
 pub fn event_text(payload: &[u8]) -> (Cow<'static, str>, String) {
     let Some((ty, _)) = CommonFields::read(payload) else {
         return (Cow::Borrowed("<truncated record>"), String::new());
@@ -129,6 +130,7 @@ impl Tracer {
     /// let t = ringtrace::TracerConfig::new().max_contexts(3).build().unwrap();
     /// assert!(t.header_text(ringtrace::text::Style::default()).contains("#P:3\n"));
     /// ```
+    #[must_use]
     pub fn header_text(&self, style: Style) -> String {
         let mut entries = 0;
         let mut written = 0;

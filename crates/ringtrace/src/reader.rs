@@ -56,11 +56,13 @@ pub struct EventRef<'a> {
 
 impl EventRef<'_> {
     /// The record's type id and common fields.
+    #[must_use]
     pub fn common(&self) -> Option<(u16, CommonFields)> {
         CommonFields::read(self.payload)
     }
 
     /// An owned copy.
+    #[must_use]
     pub fn to_owned_event(&self) -> OwnedEvent {
         OwnedEvent {
             ring: self.ring,
@@ -86,6 +88,7 @@ pub struct OwnedEvent {
 
 impl OwnedEvent {
     /// The record's type id and common fields.
+    #[must_use]
     pub fn common(&self) -> Option<(u16, CommonFields)> {
         CommonFields::read(&self.payload)
     }
@@ -106,11 +109,13 @@ pub struct Pipe<'t> {
 impl Tracer {
     /// The merged consuming pipe with default text options. Waits for any
     /// other reader of the tracer's rings to finish.
+    #[must_use]
     pub fn pipe(&self) -> Pipe<'_> {
         self.pipe_with(TextOptions::default())
     }
 
     /// The merged consuming pipe with the given text options.
+    #[must_use]
     pub fn pipe_with(&self, opts: TextOptions) -> Pipe<'_> {
         let n = self.max_contexts();
         let consumers = (0..n)
@@ -228,6 +233,7 @@ impl<'t> Pipe<'t> {
 
     /// Losses of ring `ring` not yet reported with an event (see
     /// `Consumer::pending_losses`).
+    #[must_use]
     pub fn pending_losses(&self, ring: usize) -> u64 {
         self.consumers.get(ring).map_or(0, |c| c.pending_losses())
     }

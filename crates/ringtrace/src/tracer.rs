@@ -112,6 +112,7 @@ impl Default for TracerConfig {
 impl TracerConfig {
     /// 256 KiB of 4 KiB pages per context, overwrite mode, the preferred
     /// clock, 64 contexts, 128 saved thread names (the kernel's default).
+    #[must_use]
     pub fn new() -> Self {
         TracerConfig {
             bytes_per_context: 256 * 1024,
@@ -124,36 +125,42 @@ impl TracerConfig {
     }
 
     /// Sets the ring size of each context in bytes.
+    #[must_use]
     pub fn bytes_per_context(mut self, bytes: usize) -> Self {
         self.bytes_per_context = bytes;
         self
     }
 
     /// Sets the page size.
+    #[must_use]
     pub fn page_size(mut self, page_size: usize) -> Self {
         self.page_size = page_size;
         self
     }
 
     /// Sets the mode.
+    #[must_use]
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
         self
     }
 
     /// Sets the clock.
+    #[must_use]
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = Some(clock);
         self
     }
 
     /// Sets the maximum number of contexts.
+    #[must_use]
     pub fn max_contexts(mut self, n: usize) -> Self {
         self.max_contexts = n;
         self
     }
 
     /// Sets the size of the thread-name table.
+    #[must_use]
     pub fn saved_cmdlines(mut self, n: usize) -> Self {
         self.saved_cmdlines = n;
         self
@@ -392,32 +399,38 @@ impl Tracer {
     }
 
     /// A builder with the defaults of [`TracerConfig::new`].
+    #[must_use]
     pub fn builder() -> TracerConfig {
         TracerConfig::new()
     }
 
     /// The configuration (with the clock that was picked).
+    #[must_use]
     pub fn config(&self) -> &TracerConfig {
         &self.inner.config
     }
 
     /// The clock events are stamped with.
+    #[must_use]
     pub fn clock(&self) -> Clock {
         self.inner.clock
     }
 
     /// Maximum number of contexts.
+    #[must_use]
     pub fn max_contexts(&self) -> usize {
         self.inner.slots.len()
     }
 
     /// The underlying ring buffer (ring `i` is context `i`), for raw access
     /// and export.
+    #[must_use]
     pub fn ring_buffer(&self) -> &RingBuffer {
         &self.inner.buf
     }
 
     /// Whether recording is on (`tracing_on`).
+    #[must_use]
     pub fn is_on(&self) -> bool {
         self.inner.on.load(Ordering::Relaxed)
     }
@@ -434,6 +447,7 @@ impl Tracer {
     }
 
     /// Tracer-level counters.
+    #[must_use]
     pub fn stats(&self) -> TracerStats {
         let i = &self.inner;
         TracerStats {
@@ -446,6 +460,7 @@ impl Tracer {
     }
 
     /// Number of rings that are currently leased.
+    #[must_use]
     pub fn leased_contexts(&self) -> usize {
         self.inner
             .slots
@@ -455,6 +470,7 @@ impl Tracer {
     }
 
     /// Number of rings ever leased (leased now, or exited).
+    #[must_use]
     pub fn used_contexts(&self) -> usize {
         self.inner
             .slots
@@ -464,6 +480,7 @@ impl Tracer {
     }
 
     /// Thread id of the current or last writer of context `ring` (0 if none).
+    #[must_use]
     pub fn context_tid(&self, ring: usize) -> Option<i32> {
         self.inner
             .slot_tid
@@ -472,6 +489,7 @@ impl Tracer {
     }
 
     /// The saved name of thread `tid`, as the text output shows it.
+    #[must_use]
     pub fn comm(&self, tid: i32) -> Option<String> {
         let c = self.inner.cmdlines.lock().ok()?;
         c.get(tid).map(|c| c.as_str().to_string())

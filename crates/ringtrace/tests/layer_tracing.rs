@@ -11,6 +11,15 @@ use ringtrace::layer::RingtraceLayer;
 use tracing::Level;
 use tracing_subscriber::prelude::*;
 
+/// Runs a `tracing` macro and returns the line its call site records
+/// (`line!` in nested macros gives the line of the outermost invocation).
+macro_rules! at_line {
+    ($e:expr) => {{
+        $e;
+        line!()
+    }};
+}
+
 /// What the program recorded: `(event name, fields)` in order, as the
 /// reader must show them.
 struct Expected {
@@ -30,16 +39,14 @@ fn program() -> Expected {
     {
         let _o = outer.enter();
         lines.push(("span_begin".into(), format!("id={o} name=request")));
-        #[rustfmt::skip]
-        let l1 = line!();
-        tracing::info!(
+        let l1 = at_line!(tracing::info!(
             bytes = 4096u64,
             ok = true,
             ratio = 0.5,
             delta = -3i64,
             "served {}",
             "page"
-        );
+        ));
         lines.push((
             format!("{t}_{l1}"),
             "message=served page bytes=4096 ok=1 ratio=0.5 delta=-3".into(),
@@ -63,15 +70,11 @@ fn program() -> Expected {
             inner.record("shard", 7u64);
             // Recorded later: a string field gets the value formatted.
             lines.push(("db".into(), format!("span_id={i} table= shard=7")));
-            #[rustfmt::skip]
-            let l2 = line!();
-            tracing::info!(rows = 3u64);
+            let l2 = at_line!(tracing::info!(rows = 3u64));
             lines.push((format!("{t}_{l2}"), "rows=3".into()));
             lines.push(("span_end".into(), format!("id={i} name=db")));
         }
-        #[rustfmt::skip]
-        let l3 = line!();
-        tracing::error!(err = ?Some("x"), "done");
+        let l3 = at_line!(tracing::error!(err = ?Some("x"), "done"));
         lines.push((format!("{t}_{l3}"), "message=done err=Some(\"x\")".into()));
         lines.push(("span_end".into(), format!("id={o} name=request")));
     }
