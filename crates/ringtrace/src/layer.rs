@@ -52,9 +52,9 @@
 //! records.
 //!
 //! A call site's field types are fixed at its **first** event (its event
-//! type is then made once: an id from [`DYNAMIC_IDS`](crate::span::DYNAMIC_IDS),
+//! type is then made once: an id from [`DYNAMIC_IDS`],
 //! the `format` text, registration in the global
-//! [`Registry`](crate::event::Registry); that step takes a lock and
+//! [`Registry`]; that step takes a lock and
 //! allocates). Later events of the call site that give a field a value of
 //! another type are converted where that makes sense (integers to a float
 //! field, anything to a string field by formatting it); a string given to a
@@ -206,7 +206,7 @@ impl RingtraceLayer {
 
     /// Events (of all layers) not recorded because their call site got no
     /// event type: the call-site table or the id range
-    /// ([`DYNAMIC_IDS`](crate::span::DYNAMIC_IDS)) was full.
+    /// ([`DYNAMIC_IDS`]) was full.
     ///
     /// ```
     /// assert_eq!(ringtrace::layer::RingtraceLayer::untyped(), 0);

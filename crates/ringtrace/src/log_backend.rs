@@ -11,7 +11,7 @@
 //! # The record
 //!
 //! Every `log` record becomes one event of type [`LOG_EVENT`]
-//! (`ringtrace/log`, id [`LOG_ID`](crate::span::LOG_ID)) with three
+//! (`ringtrace/log`, id [`LOG_ID`]) with three
 //! `__data_loc char[]` fields: `level` (`ERROR` .. `TRACE`), `target` and
 //! `message`, written through the tracer's ordinary record path (the same
 //! one [`trace_event!`](crate::trace_event) uses).
