@@ -126,6 +126,11 @@ pub struct RingtraceLogger {
 
 impl RingtraceLogger {
     /// A logger recording records up to `level` into `tracer`.
+    ///
+    /// ```
+    /// let t: &'static ringtrace::Tracer = Box::leak(Box::new(ringtrace::Tracer::new(Default::default()).unwrap()));
+    /// let _l = ringtrace::log_backend::RingtraceLogger::new(t, log::LevelFilter::Info);
+    /// ```
     #[must_use]
     pub fn new(tracer: &'static Tracer, level: LevelFilter) -> Self {
         RingtraceLogger {

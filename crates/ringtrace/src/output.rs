@@ -28,6 +28,11 @@ use crate::text::{write_event_line, write_lost_events, LineContext, Style, TimeF
 use crate::tracer::{Inner, Tracer};
 
 /// How event lines are written.
+///
+/// ```
+/// let o = ringtrace::output::TextOptions::default();
+/// assert!(!o.ns_timestamps);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TextOptions {
     /// Line style (modern with the irq-info flag block by default).
