@@ -10,6 +10,9 @@
 //!   through `tracing_appender::non_blocking` to `io::sink()` (formatting on
 //!   the caller, a channel to the writer thread).
 //!
+//! - `ringtrace_layer_counter_clock` (for scale): the same layer into a
+//!   tracer whose clock is `counter` (one atomic increment) instead of the
+//!   default `lfence; rdtsc`, to show what the clock read costs;
 //! - `ringtrace_trace_macro` (for scale, not a `tracing` subscriber):
 //!   ringtrace's own `trace!(tracer: t, "n=%llu", i)` into the same tracer,
 //!   the record path the layer ends in (clock read, reserve, copy, commit)
@@ -61,6 +64,26 @@ fn benches(c: &mut Criterion) {
     assert_eq!(ringtrace::layer::RingtraceLayer::untyped(), 0);
     let st = tracer.stats();
     assert_eq!(st.refused_no_context + st.refused_other, 0, "{st:?}");
+
+    let counter: &'static ringtrace::Tracer = Box::leak(Box::new(
+        ringtrace::TracerConfig::new()
+            .max_contexts(2)
+            .mode(ringtrace_ring::Mode::Overwrite)
+            .clock(ringtrace::clock::Clock::counter())
+            .build()
+            .expect("tracer"),
+    ));
+    g.bench_function("ringtrace_layer_counter_clock", |b| {
+        let sub =
+            tracing_subscriber::registry().with(ringtrace::layer::RingtraceLayer::new(counter));
+        tracing::subscriber::with_default(sub, || {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                tracing::info!(n = black_box(i));
+            });
+        });
+    });
 
     g.bench_function("ringtrace_trace_macro", |b| {
         let mut i = 0u64;

@@ -38,7 +38,8 @@ pub(crate) const fn storage() -> Storage {
 
 /// A record built in caller-owned stack storage.
 ///
-/// Invariant: `buf[..len]` is initialised, and `fixed <= len <= MAX_RECORD`.
+/// Invariant: `buf[..max(len, 64)]` is initialised, and
+/// `fixed <= len <= MAX_RECORD`.
 pub(crate) struct RecordBuf<'s> {
     buf: &'s mut Storage,
     len: usize,
@@ -53,12 +54,13 @@ impl<'s> RecordBuf<'s> {
     pub(crate) fn new(storage: &'s mut Storage, fixed: usize) -> Self {
         let fixed = fixed.div_ceil(8) * 8;
         let fixed = fixed.clamp(COMMON_HEADER_SIZE, MAX_RECORD);
-        // Eight bytes at a time: a fixed part is a few words, and a call
-        // to memset costs more than these stores.
-        for word in storage[..fixed].chunks_exact_mut(8) {
-            for b in word {
-                b.write(0);
-            }
+        // The first 64 bytes with a constant-size copy (two vector stores,
+        // no call to memset: most fixed parts are a few words), the rest
+        // if any with a loop.
+        const HEAD: usize = 64;
+        storage[..HEAD].copy_from_slice(&[MaybeUninit::new(0); HEAD]);
+        for b in storage.iter_mut().take(fixed).skip(HEAD) {
+            b.write(0);
         }
         RecordBuf {
             buf: storage,

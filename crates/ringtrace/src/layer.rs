@@ -231,6 +231,12 @@ impl RingtraceLayer {
         span_id: Option<u64>,
         values: &dyn RecordFields,
     ) {
+        // Off: skip the field visit too (the record path would refuse).
+        if let Dest::Tracer(t) = self.dest {
+            if !t.is_on() {
+                return;
+            }
+        }
         let Some(site) = site(meta) else {
             NO_TYPE.fetch_add(1, Ordering::Relaxed);
             return;
@@ -372,6 +378,8 @@ struct Shape {
     fixed: usize,
     /// Offset of the leading `span_id` field of span call sites.
     span_id_offset: Option<usize>,
+    /// Whether any field is a string (unset ones must get an empty one).
+    has_str: bool,
 }
 
 /// One call site.
@@ -535,11 +543,13 @@ fn make_shape(
     let print_fmt = print_fmt(meta, &fields, span);
     let fields: &'static [EvField] = Box::leak(fields.into_boxed_slice());
     let ty = register(name, fields, print_fmt)?;
+    let has_str = slots.iter().any(|s| s.kind == Kind::Str);
     Some(Shape {
         ty,
         slots: slots.into_boxed_slice(),
         fixed,
         span_id_offset,
+        has_str,
     })
 }
 
@@ -730,6 +740,9 @@ impl Encoder<'_, '_> {
     /// word would point at the header), numbers stay 0.
     #[inline]
     fn finish(&mut self) {
+        if !self.shape.has_str {
+            return;
+        }
         for (i, s) in self.shape.slots.iter().enumerate() {
             if s.kind == Kind::Str && (i >= 64 || self.written & (1u64 << i) == 0) {
                 let start = self.buf.begin_str();
