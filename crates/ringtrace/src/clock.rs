@@ -109,6 +109,7 @@ impl Tsc2Nsec {
     /// assert_eq!(c.to_ns(4), 16);
     /// ```
     #[inline]
+    #[must_use]
     pub fn to_ns(&self, raw: u64) -> u64 {
         let scaled = (u128::from(raw) * u128::from(self.mult)) >> self.shift;
         (scaled as u64).wrapping_add(self.offset)
@@ -124,6 +125,7 @@ impl Tsc2Nsec {
     /// assert_eq!((c.mult, c.shift), (1_431_655_765, 32));
     /// assert_eq!(c.to_ns(3_000_000_000), 999_999_999);
     /// ```
+    #[must_use]
     pub fn from_rate(dns: u64, dticks: u64) -> Option<Tsc2Nsec> {
         if dticks == 0 {
             return None;
@@ -212,6 +214,7 @@ impl Clock {
     /// ```
     /// assert!(ringtrace::clock::Clock::mono().is_nanoseconds());
     /// ```
+    #[must_use]
     pub fn mono() -> Clock {
         Clock {
             kind: ClockKind::Mono,
@@ -230,6 +233,7 @@ impl Clock {
     /// let c = ringtrace::clock::Clock::counter();
     /// assert!(c.now() < c.now());
     /// ```
+    #[must_use]
     pub fn counter() -> Clock {
         Clock {
             kind: ClockKind::Counter,
@@ -287,6 +291,7 @@ impl Clock {
     /// ```
     /// assert!(!ringtrace::clock::Clock::mono().is_ordered());
     /// ```
+    #[must_use]
     pub fn is_ordered(&self) -> bool {
         self.ordered
     }
@@ -298,6 +303,7 @@ impl Clock {
     /// let c = ringtrace::clock::Clock::preferred();
     /// assert!(matches!(c.name(), "x86-tsc" | "mono"));
     /// ```
+    #[must_use]
     pub fn preferred() -> Clock {
         match tsc_info() {
             Ok(i) if i.invariant && i.monotonic_across_threads => Clock {
@@ -347,6 +353,7 @@ impl Clock {
     /// use ringtrace::clock::{Clock, ClockKind};
     /// assert_eq!(Clock::counter().kind(), ClockKind::Counter);
     /// ```
+    #[must_use]
     pub fn kind(&self) -> ClockKind {
         self.kind
     }
@@ -357,6 +364,7 @@ impl Clock {
     /// ```
     /// assert_eq!(ringtrace::clock::Clock::counter().name(), "counter");
     /// ```
+    #[must_use]
     pub fn name(&self) -> &'static str {
         match self.kind {
             ClockKind::Tsc => "x86-tsc",
@@ -372,6 +380,7 @@ impl Clock {
     /// ```
     /// assert!(!ringtrace::clock::Clock::counter().is_nanoseconds());
     /// ```
+    #[must_use]
     pub fn is_nanoseconds(&self) -> bool {
         self.kind == ClockKind::Mono
     }
@@ -384,6 +393,7 @@ impl Clock {
     /// assert_eq!(ringtrace::clock::Clock::mono().to_ns(123), 123);
     /// ```
     #[inline]
+    #[must_use]
     pub fn to_ns(&self, raw: u64) -> u64 {
         match self.kind {
             ClockKind::Tsc => self.conv.to_ns(raw),
@@ -396,6 +406,7 @@ impl Clock {
     /// ```
     /// assert!(ringtrace::clock::Clock::mono().tsc2nsec().is_none());
     /// ```
+    #[must_use]
     pub fn tsc2nsec(&self) -> Option<Tsc2Nsec> {
         (self.kind == ClockKind::Tsc).then_some(self.conv)
     }
@@ -407,6 +418,7 @@ impl Clock {
     /// ```
     /// assert!(ringtrace::clock::Clock::counter().trace_clock_text().contains(" [counter] "));
     /// ```
+    #[must_use]
     pub fn trace_clock_text(&self) -> String {
         const ALL: [&str; 10] = [
             "local", "global", "counter", "uptime", "perf", "mono", "mono_raw", "boot", "tai",
@@ -436,6 +448,7 @@ impl Clock {
 /// assert!(ringtrace::clock::read_mono() > 0);
 /// ```
 #[inline(always)]
+#[must_use]
 pub fn read_mono() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -460,6 +473,7 @@ pub fn read_mono() -> u64 {
 /// assert!(ringtrace::clock::read_tsc() >= a);
 /// ```
 #[inline(always)]
+#[must_use]
 pub fn read_tsc() -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -484,6 +498,7 @@ pub fn read_tsc() -> u64 {
 /// assert!(ringtrace::clock::read_tsc_ordered() >= a);
 /// ```
 #[inline(always)]
+#[must_use]
 pub fn read_tsc_ordered() -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
@@ -507,6 +522,7 @@ pub fn read_tsc_ordered() -> u64 {
 /// ```
 /// let _ = ringtrace::clock::tsc_is_invariant();
 /// ```
+#[must_use]
 pub fn tsc_is_invariant() -> bool {
     #[cfg(target_arch = "x86_64")]
     {

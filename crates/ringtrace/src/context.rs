@@ -81,6 +81,10 @@ use crate::event::{flags, CommonFields, EncodeError, Record, Registry, FIRST_USE
 use crate::tracer::{global, global_if_exists, Comm, Inner, Tracer, GLOBAL_REFUSED};
 
 /// How many tracers one thread can write (lease cells per thread).
+///
+/// ```
+/// assert_eq!(ringtrace::context::MAX_TRACERS_PER_THREAD, 4);
+/// ```
 pub const MAX_TRACERS_PER_THREAD: usize = 4;
 
 /// Records up to this size are encoded on the stack, then written.
@@ -105,6 +109,12 @@ thread_local! {
 }
 
 /// Why an event was not recorded.
+///
+/// ```
+/// let t = ringtrace::TracerConfig::new().max_contexts(1).build().unwrap();
+/// t.set_on(false);
+/// assert_eq!(t.try_marker("x"), Err(ringtrace::RecordError::Off));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
     /// Recording is off; not an attempt, not counted.
@@ -139,6 +149,14 @@ pub enum RecordError {
 
 /// Something events can be recorded into: a [`Tracer`] (the calling
 /// thread's context is used, leased on first use) or a [`ContextHandle`].
+///
+/// ```
+/// use ringtrace::Target;
+/// fn log_to<T: Target>(t: &T) { ringtrace::trace!(tracer: t, "via %s", "a target"); }
+/// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+/// log_to(&t);
+/// assert_eq!(t.ring_stats(0).unwrap().entries, 1);
+/// ```
 pub trait Target {
     /// Records `rec`.
     fn record<R: Record + ?Sized>(&self, rec: &R) -> Result<(), RecordError>;
@@ -178,11 +196,22 @@ impl Tracer {
     /// Records a marker (`trace_marker`): an `ftrace/print` event shown as
     /// `tracing_mark_write: text`. Text longer than one event is split into
     /// several events, as the kernel does; errors are counted, not returned.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.marker("hello");
+    /// assert!(t.pipe().next_line().unwrap().unwrap().ends_with("tracing_mark_write: hello\n"));
+    /// ```
     pub fn marker(&self, text: &str) {
         let _ = self.try_marker(text);
     }
 
     /// [`Tracer::marker`], returning the first error.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.try_marker("checked").unwrap();
+    /// ```
     pub fn try_marker(&self, text: &str) -> Result<(), RecordError> {
         marker_into(self, text, self.inner.buf.max_payload())
     }
@@ -223,6 +252,13 @@ impl Tracer {
 /// An explicitly leased context (ring), for programs that pin one thread per
 /// core and want to choose. Not `Send`/`Sync`: its ring is written by the
 /// thread that made it (and that thread's signal handlers) only.
+///
+/// ```
+/// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+/// let ctx = t.context().unwrap();
+/// ringtrace::trace!(tracer: &ctx, "on ring %llu", ctx.ring() as u64);
+/// assert_eq!(t.ring_stats(ctx.ring()).unwrap().entries, 1);
+/// ```
 #[derive(Debug)]
 pub struct ContextHandle<'t> {
     tracer: &'t Tracer,
@@ -232,11 +268,25 @@ pub struct ContextHandle<'t> {
 
 impl ContextHandle<'_> {
     /// The ring (context number, the `[CPU]` column) this handle writes.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// let ctx = t.context().unwrap();
+    /// assert!(ctx.ring() < 2);
+    /// ```
+    #[must_use]
     pub fn ring(&self) -> usize {
         self.ring
     }
 
     /// Records a marker into this context.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// let ctx = t.context().unwrap();
+    /// ctx.marker("from the handle");
+    /// assert_eq!(t.ring_stats(ctx.ring()).unwrap().entries, 1);
+    /// ```
     pub fn marker(&self, text: &str) {
         let _ = marker_into(self, text, self.tracer.inner.buf.max_payload());
     }
@@ -294,6 +344,13 @@ pub fn signal_scope() -> SignalScope {
 }
 
 /// Guard of [`signal_scope`].
+///
+/// ```
+/// let scope = ringtrace::signal_scope();
+/// assert_eq!(ringtrace::context::current_depth(), 1);
+/// drop(scope);
+/// assert_eq!(ringtrace::context::current_depth(), 0);
+/// ```
 #[derive(Debug)]
 #[must_use = "the scope ends when this guard drops"]
 pub struct SignalScope {
@@ -310,13 +367,23 @@ impl Drop for SignalScope {
 
 /// The signal nesting depth the next record of this thread would get
 /// (0 in ordinary code).
+///
+/// ```
+/// assert_eq!(ringtrace::context::current_depth(), 0);
+/// ```
+#[must_use]
 pub fn current_depth() -> u32 {
     let n = NEST.get();
     (n & LEVEL) + u32::from(n & WRITING != 0)
 }
 
 /// Thread id of the calling thread (`gettid`, cached in a const thread-local).
+///
+/// ```
+/// assert!(ringtrace::context::current_tid() > 0);
+/// ```
 #[inline(always)]
+#[must_use]
 pub fn current_tid() -> i32 {
     let t = TID.get();
     if t != 0 {
@@ -336,6 +403,14 @@ fn read_tid() -> i32 {
 /// Records into the default tracer ([`crate::global`]), creating it on first
 /// use from ordinary code. What `trace!` and `trace_event!` without a tracer
 /// expand to.
+///
+/// ```
+/// ringtrace::declare_event! {
+///     /// A demo event.
+///     pub struct Tick: "demo" / "tick" = 1301 { n: u32 }
+/// }
+/// ringtrace::context::record_global(&Tick { n: 1 }).unwrap();
+/// ```
 #[inline(always)]
 pub fn record_global<R: Record + ?Sized>(rec: &R) -> Result<(), RecordError> {
     match global_if_exists() {

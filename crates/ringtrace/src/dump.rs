@@ -90,6 +90,11 @@ pub const FATAL_SIGNALS: [libc::c_int; 5] = [
 ];
 
 /// Why the signal handlers could not be installed.
+///
+/// ```
+/// let e = ringtrace::dump::DumpError::Install(std::io::Error::other("sigaction"));
+/// assert!(e.to_string().contains("sigaction"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum DumpError {
     /// `sigaction` or `sigaltstack` failed.
@@ -100,6 +105,11 @@ pub enum DumpError {
 impl Tracer {
     /// Dumps every ring, merged, to stderr when a thread panics (after the
     /// previous panic hook ran). Recording stops at the dump.
+    ///
+    /// ```
+    /// let t: &'static ringtrace::Tracer = Box::leak(Box::new(ringtrace::Tracer::new(Default::default()).unwrap()));
+    /// t.dump_on_panic(); // a panic from here on prints the trace after the message
+    /// ```
     pub fn dump_on_panic(&self) {
         let inner = Arc::clone(&self.inner);
         let prev = std::panic::take_hook();
@@ -115,6 +125,11 @@ impl Tracer {
     /// SIGILL or SIGFPE, then dies of the signal. Replaces the handlers
     /// already installed for those signals (std's stack-overflow message
     /// among them). The last tracer to call this is the one dumped.
+    ///
+    /// ```
+    /// let t: &'static ringtrace::Tracer = Box::leak(Box::new(ringtrace::Tracer::new(Default::default()).unwrap()));
+    /// t.dump_on_fatal_signal().unwrap(); // SIGSEGV etc. now dump the trace first
+    /// ```
     pub fn dump_on_fatal_signal(&self) -> Result<(), DumpError> {
         let raw = Arc::into_raw(Arc::clone(&self.inner)) as *mut Inner;
         // Release: pairs with the Acquire load in `on_fatal_signal`. The
@@ -453,6 +468,10 @@ fn write_fields_noalloc<W: Write>(
                 }
                 write!(w, "{b:02x}")?;
             }
+        } else if f.is_float() {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(bytes);
+            write!(w, "{}", f64::from_ne_bytes(raw))?;
         } else {
             let mut raw = [0u8; 8];
             let n = bytes.len().min(8);

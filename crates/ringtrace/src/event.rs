@@ -189,6 +189,7 @@ impl CommonFields {
     /// ```
     /// assert_eq!(ringtrace::event::CommonFields::read(&[0u8; 3]), None);
     /// ```
+    #[must_use]
     pub fn read(record: &[u8]) -> Option<(u16, CommonFields)> {
         let h = record.get(..COMMON_HEADER_SIZE)?;
         Some((
@@ -267,6 +268,7 @@ impl Field {
     /// let f = Field { name: "comm", c_type: "char", offset: 8, size: 16, signed: true, array: Array::Fixed(16) };
     /// assert_eq!(f.format_line(), "\tfield:char comm[16];\toffset:8;\tsize:16;\tsigned:1;\n");
     /// ```
+    #[must_use]
     pub fn format_line(&self) -> String {
         let mut s = String::new();
         self.write_format_line(&mut s);
@@ -298,8 +300,23 @@ impl Field {
     /// let f = Field { name: "msg", c_type: "__data_loc char[]", offset: 8, size: 4, signed: false, array: Array::None };
     /// assert!(f.is_data_loc());
     /// ```
+    #[must_use]
     pub fn is_data_loc(&self) -> bool {
         self.c_type.starts_with("__data_loc")
+    }
+
+    /// Whether this is an 8-byte IEEE 754 float (C type `double`), which
+    /// ringtrace's readers print as a float. (The kernel has no float
+    /// fields; trace-cmd prints the raw bits.)
+    ///
+    /// ```
+    /// use ringtrace::event::{Array, Field};
+    /// let f = Field { name: "x", c_type: "double", offset: 8, size: 8, signed: true, array: Array::None };
+    /// assert!(f.is_float());
+    /// ```
+    #[must_use]
+    pub fn is_float(&self) -> bool {
+        self.c_type == "double" && self.size == 8 && self.array == Array::None
     }
 }
 
@@ -384,6 +401,7 @@ impl EventType {
     /// let text = E.format_text();
     /// assert!(text.contains("\n\n\tfield:int level;\toffset:8;\tsize:4;\tsigned:1;\n\nprint fmt: \"level=%d\", REC->level\n"));
     /// ```
+    #[must_use]
     pub fn format_text(&self) -> String {
         let mut s = String::with_capacity(512);
         let _ = writeln!(s, "name: {}", self.name);
@@ -414,6 +432,7 @@ impl EventType {
     /// static E: EventType = EventType { name: "m", system: "demo", id: 41, fields: &F, print_fmt: "" };
     /// assert_eq!(E.effective_print_fmt(), "\"seq=%llu msg=%s\", REC->seq, __get_str(msg)");
     /// ```
+    #[must_use]
     pub fn effective_print_fmt(&self) -> String {
         if !self.print_fmt.is_empty() {
             return self.print_fmt.to_string();
@@ -452,6 +471,7 @@ impl EventType {
     /// ```
     /// assert_eq!(ringtrace::printk::BPRINT_EVENT.field("fmt").map(|f| f.offset), Some(16));
     /// ```
+    #[must_use]
     pub fn field(&self, name: &str) -> Option<&'static Field> {
         COMMON_FIELDS
             .iter()
@@ -502,6 +522,10 @@ impl EventType {
                     }
                     let _ = write!(out, "{b:02x}");
                 }
+            } else if f.is_float() {
+                let mut raw = [0u8; 8];
+                raw.copy_from_slice(bytes);
+                let _ = write!(out, "{}", f64::from_ne_bytes(raw));
             } else {
                 let mut raw = [0u8; 8];
                 raw[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
@@ -829,6 +853,7 @@ impl FieldDecl {
     /// let d = ringtrace::event::FieldDecl::of::<&str>("msg");
     /// assert_eq!(d.c_type, "__data_loc char[]");
     /// ```
+    #[must_use]
     pub const fn of<T: EventField>(name: &'static str) -> FieldDecl {
         FieldDecl {
             name,
@@ -866,6 +891,7 @@ pub struct Layout<const N: usize> {
 /// let l = layout([FieldDecl::of::<u16>("a"), FieldDecl::of::<&str>("s"), FieldDecl::of::<[u8; 3]>("t")]);
 /// assert_eq!((l.fields[1].offset, l.fields[2].offset, l.size), (12, 16, 20));
 /// ```
+#[must_use]
 pub const fn layout<const N: usize>(decls: [FieldDecl; N]) -> Layout<N> {
     let mut fields = [Field::EMPTY; N];
     let mut off = COMMON_HEADER_SIZE;
@@ -900,6 +926,7 @@ pub const fn layout<const N: usize>(decls: [FieldDecl; N]) -> Layout<N> {
 /// assert!(ringtrace::event::valid_user_id(1001));
 /// assert!(!ringtrace::event::valid_user_id(6));
 /// ```
+#[must_use]
 pub const fn valid_user_id(id: u16) -> bool {
     id >= FIRST_USER_ID && id <= MAX_EVENT_ID
 }
@@ -1092,6 +1119,7 @@ impl Registry {
     /// let r = ringtrace::event::Registry::new();
     /// assert_eq!(r.iter().count(), 0);
     /// ```
+    #[must_use]
     pub const fn new() -> Self {
         Registry {
             slots: [const { OnceLock::new() }; REGISTRY_SLOTS],

@@ -1,6 +1,68 @@
-//! ringtrace: the tracing core on top of `ringtrace-ring`.
+//! ringtrace: the Linux kernel's lockless tracing ring buffer and the
+//! ftrace core on top of it, in user space.
 //!
-//! This crate is being built up module by module. What exists today:
+//! Record events into per-thread rings without locks or allocation, read
+//! them back as ftrace text, and export them for `trace-cmd` and KernelShark:
+//!
+//! ```
+//! use ringtrace::TracerConfig;
+//! ringtrace::declare_event! {
+//!     /// One request served.
+//!     pub struct Served<'a>: "demo" / "served" = 1000 { bytes: u64, path: &'a str }
+//! }
+//! let tracer = TracerConfig::new().max_contexts(4).build()?;
+//! // Record: binary printk (formatted when read) and a typed event.
+//! ringtrace::trace!(tracer: &tracer, "start pass %d of %d", 1, 3);
+//! ringtrace::trace_event!(&tracer, Served { bytes: 512, path: "/index.html" });
+//! // Read: the merged consuming pipe, in ftrace's `trace_pipe` format.
+//! let text = tracer.pipe().read_to_string()?;
+//! assert!(text.contains(": start pass 1 of 3\n"));
+//! assert!(text.contains(": served: bytes=512 path=/index.html\n"));
+//! // Export: the text with the `trace` header, to a file.
+//! let out = std::env::temp_dir().join(format!("ringtrace-doc-{}.txt", std::process::id()));
+//! std::fs::write(&out, tracer.header_text(Default::default()) + &text)?;
+//! # std::fs::remove_file(&out)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Where to go next
+//!
+//! - [`Tracer`] and [`TracerConfig`]: a trace instance, its rings (one per
+//!   writing thread: a *context*), mode (overwrite = flight recorder, or
+//!   producer/consumer), clock; [`global`] / [`init`] for the default one.
+//! - Recording: [`trace!`] (binary printk), [`trace_event!`] with
+//!   [`declare_event!`] (typed events), [`trace_marker`]; explicit
+//!   per-thread contexts with [`Tracer::context`] ([`ContextHandle`]).
+//! - Reading: [`Pipe`] ([`Tracer::pipe`]), [`output`] and [`text`] (ftrace
+//!   lines), [`dump`] (dumps on panic and on fatal signals).
+//! - Files: [`tracedat`] (trace.dat v6/v7 writer and reader, checked with
+//!   the real trace-cmd).
+//! - Other front ends: `layer` (a `tracing-subscriber` layer, crate
+//!   feature `tracing`), `log_backend` (a `log` backend, crate feature
+//!   `log`), [`span`] (span begin/end events any front end can record).
+//! - Examples in `crates/ringtrace/examples/`: `flight_recorder` (overwrite
+//!   mode, dump on crash), `live_pipe` (a reader thread following writers),
+//!   `tracing_layer` (the `tracing` integration), `thread_per_core`
+//!   (explicit contexts).
+//!
+//! # Signal safety
+//!
+//! ringtrace's own record macros ([`trace!`], [`trace_event!`]) and
+//! [`trace_marker`] are async-signal-safe once the thread has its context
+//! (its first ordinary event leases one): no lock, no allocation, one clock
+//! read. A handler that records calls [`signal_scope`] first.
+//!
+//! The `tracing` and `log` front ends are **not** async-signal-safe: those
+//! crates allocate and take locks inside themselves (the dispatcher, span
+//! storage, the values' `Debug`/`Display` impls). Never call their macros
+//! from a signal handler; use ringtrace's macros there.
+//!
+//! # Crate features
+//!
+//! - `tracing`: `ringtrace::layer::RingtraceLayer`.
+//! - `log`: `ringtrace::log_backend`.
+//!
+//! # Modules
 //!
 //! - [`tracedat`]: reading and writing trace-cmd's `trace.dat` files (versions 6
 //!   and 7) from raw ring-buffer pages, so `trace-cmd report` and KernelShark
@@ -19,6 +81,7 @@
 //! - [`export`]: streaming export of a live tracer (a drain) or a snapshot
 //!   to trace.dat or JSON, with bounded memory.
 //! - [`json`]: Chrome trace-event JSON, streamed (from trace.dat files too).
+//! - [`span`]: span begin/end event types.
 //!
 //! Not yet: the merged non-consuming view (the kernel's `trace` file), raw
 //! page reads (`trace_pipe_raw`) and snapshots; they wait for the ring's
@@ -39,9 +102,20 @@ pub mod json;
 mod macros;
 pub mod output;
 pub mod reader;
+pub mod span;
 pub mod tracer;
+
+#[cfg(any(feature = "tracing", feature = "log"))]
+mod frontend;
+#[cfg(feature = "tracing")]
+pub mod layer;
+#[cfg(feature = "log")]
+pub mod log_backend;
 
 pub use context::{signal_scope, trace_marker, ContextHandle, RecordError, Target};
 pub use export::{Drain, ExportFormat};
 pub use reader::Pipe;
+/// The ring mode ([`TracerConfig::mode`]): `Overwrite` (flight recorder) or
+/// `ProducerConsumer` (new events are dropped when a ring is full).
+pub use ringtrace_ring::Mode;
 pub use tracer::{global, init, Tracer, TracerConfig, TracerError, TracerStats};

@@ -28,6 +28,11 @@ use crate::text::{write_event_line, write_lost_events, LineContext, Style, TimeF
 use crate::tracer::{Inner, Tracer};
 
 /// How event lines are written.
+///
+/// ```
+/// let o = ringtrace::output::TextOptions::default();
+/// assert!(!o.ns_timestamps);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TextOptions {
     /// Line style (modern with the irq-info flag block by default).
@@ -47,6 +52,7 @@ pub struct TextOptions {
 /// let (name, text) = ringtrace::output::event_text(&buf[..n]);
 /// assert_eq!((&*name, &*text), ("tracing_mark_write", "hi"));
 /// ```
+#[must_use]
 pub fn event_text(payload: &[u8]) -> (Cow<'static, str>, String) {
     let Some((ty, _)) = CommonFields::read(payload) else {
         return (Cow::Borrowed("<truncated record>"), String::new());
@@ -129,6 +135,7 @@ impl Tracer {
     /// let t = ringtrace::TracerConfig::new().max_contexts(3).build().unwrap();
     /// assert!(t.header_text(ringtrace::text::Style::default()).contains("#P:3\n"));
     /// ```
+    #[must_use]
     pub fn header_text(&self, style: Style) -> String {
         let mut entries = 0;
         let mut written = 0;

@@ -155,6 +155,7 @@ pub const MAX_SITES: usize = 4096;
 /// ```
 /// assert_eq!(ringtrace::printk::fmt_addr(0), ringtrace::printk::FMT_ADDR_BASE);
 /// ```
+#[must_use]
 pub const fn fmt_addr(id: u32) -> u64 {
     FMT_ADDR_BASE + ((id as u64) << 4)
 }
@@ -164,6 +165,7 @@ pub const fn fmt_addr(id: u32) -> u64 {
 /// ```
 /// assert_eq!(ringtrace::printk::ip_addr(0), ringtrace::printk::IP_BASE);
 /// ```
+#[must_use]
 pub const fn ip_addr(id: u32) -> u64 {
     IP_BASE + ((id as u64) << 4)
 }
@@ -330,6 +332,7 @@ impl ArgKind {
     /// use ringtrace::printk::{fits, ArgKind};
     /// assert_eq!(ArgKind::Str.fits_bit(), fits::STR);
     /// ```
+    #[must_use]
     pub const fn fits_bit(self) -> u8 {
         match self {
             ArgKind::Int32 => fits::INT32,
@@ -538,6 +541,7 @@ const fn parse_panic(e: ParseError) -> ! {
 /// ```
 /// assert_eq!(ringtrace::printk::count_args("%d%% of %s"), 2);
 /// ```
+#[must_use]
 pub const fn count_args(fmt: &str) -> usize {
     let f = fmt.as_bytes();
     let mut i = 0;
@@ -562,6 +566,7 @@ pub const fn count_args(fmt: &str) -> usize {
 /// use ringtrace::printk::{arg_kinds, ArgKind};
 /// assert_eq!(arg_kinds::<2>("%5.2f %c"), [ArgKind::Float, ArgKind::Char]);
 /// ```
+#[must_use]
 pub const fn arg_kinds<const N: usize>(fmt: &str) -> [ArgKind; N] {
     let f = fmt.as_bytes();
     let mut out = [ArgKind::Int32; N];
@@ -595,6 +600,7 @@ pub const fn arg_kinds<const N: usize>(fmt: &str) -> [ArgKind; N] {
 /// assert!(!trace_cmd_compatible("%c"));
 /// assert!(!trace_cmd_compatible("%f"));
 /// ```
+#[must_use]
 pub fn trace_cmd_compatible(fmt: &str) -> bool {
     let f = fmt.as_bytes();
     let mut i = 0;
@@ -660,6 +666,7 @@ impl Site {
     /// static S: ringtrace::printk::Site = ringtrace::printk::Site::new("hi", &[], "f.rs", 1);
     /// assert_eq!(S.format(), "hi");
     /// ```
+    #[must_use]
     pub const fn new(
         fmt: &'static str,
         kinds: &'static [ArgKind],
@@ -798,6 +805,7 @@ pub fn site_by_id(id: u32) -> Option<&'static Site> {
 /// let id = b.site().assigned_id().unwrap();
 /// assert_eq!(ringtrace::printk::site_by_fmt_addr(ringtrace::printk::fmt_addr(id)).unwrap().format(), "hello");
 /// ```
+#[must_use]
 pub fn site_by_fmt_addr(addr: u64) -> Option<&'static Site> {
     let off = addr.checked_sub(FMT_ADDR_BASE)?;
     if off & 0xf != 0 {
@@ -826,6 +834,7 @@ pub fn sites() -> impl Iterator<Item = (u32, &'static Site)> {
 /// let _ = ringtrace::bprintk!("a\tb").encode(&Default::default(), &mut [0u8; 32]);
 /// assert!(ringtrace::printk::printk_formats_text().contains(" : \"a\\tb\"\n"));
 /// ```
+#[must_use]
 pub fn printk_formats_text() -> String {
     let mut s = String::new();
     for (id, site) in sites() {
@@ -854,6 +863,7 @@ pub fn printk_formats_text() -> String {
 /// let k = ringtrace::printk::kallsyms_text();
 /// assert!(k.starts_with("ffffffffe0000000 t tracing_mark_write\n"));
 /// ```
+#[must_use]
 pub fn kallsyms_text() -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{MARKER_IP:016x} t tracing_mark_write");
@@ -1077,6 +1087,7 @@ pub trait SiteKinds {
 /// assert_eq!(first_misfit(&[ArgKind::Int32, ArgKind::Str], &[fits::INT, fits::INT]), Some(1));
 /// assert_eq!(first_misfit(&[ArgKind::Int32], &[fits::INT]), None);
 /// ```
+#[must_use]
 pub const fn first_misfit(kinds: &[ArgKind], fits: &[u8]) -> Option<usize> {
     let mut i = 0;
     while i < kinds.len() && i < fits.len() {

@@ -42,6 +42,13 @@ use crate::tracer::Tracer;
 const POLL: Duration = Duration::from_micros(500);
 
 /// One event read from a [`Pipe`], borrowed from the ring.
+///
+/// ```
+/// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+/// ringtrace::trace!(tracer: &t, "hi");
+/// let ring = t.pipe().next_with(|e| e.ring).unwrap();
+/// assert_eq!(ring, Some(0));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventRef<'a> {
     /// Context (ring) number.
@@ -56,11 +63,27 @@ pub struct EventRef<'a> {
 
 impl EventRef<'_> {
     /// The record's type id and common fields.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// ringtrace::trace!(tracer: &t, "hi");
+    /// let id = t.pipe().next_with(|e| e.common().map(|c| c.0)).unwrap();
+    /// assert_eq!(id, Some(Some(ringtrace::printk::BPRINT_ID)));
+    /// ```
+    #[must_use]
     pub fn common(&self) -> Option<(u16, CommonFields)> {
         CommonFields::read(self.payload)
     }
 
     /// An owned copy.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.marker("m");
+    /// let e = t.pipe().next_with(|e| e.to_owned_event()).unwrap().unwrap();
+    /// assert_eq!(e.ring, 0);
+    /// ```
+    #[must_use]
     pub fn to_owned_event(&self) -> OwnedEvent {
         OwnedEvent {
             ring: self.ring,
@@ -72,6 +95,14 @@ impl EventRef<'_> {
 }
 
 /// An owned event, as [`Pipe::next_event`] returns it.
+///
+/// ```
+/// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+/// t.marker("m");
+/// let e = t.pipe().next_event().unwrap().unwrap();
+/// assert_eq!(e.lost_events, 0);
+/// assert!(e.payload.len() >= 8);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedEvent {
     /// Context (ring) number.
@@ -86,6 +117,14 @@ pub struct OwnedEvent {
 
 impl OwnedEvent {
     /// The record's type id and common fields.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.marker("m");
+    /// let e = t.pipe().next_event().unwrap().unwrap();
+    /// assert_eq!(e.common().map(|c| c.0), Some(ringtrace::printk::PRINT_ID));
+    /// ```
+    #[must_use]
     pub fn common(&self) -> Option<(u16, CommonFields)> {
         CommonFields::read(&self.payload)
     }
@@ -94,6 +133,14 @@ impl OwnedEvent {
 /// The merged consuming reader of a tracer (`trace_pipe`). Holds every
 /// ring's reader lock while it exists: other readers of the tracer wait
 /// (a crash dump skips the rings it cannot lock). Writers are never slowed.
+///
+/// ```
+/// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+/// ringtrace::trace!(tracer: &t, "a=%d", 1);
+/// let mut pipe = t.pipe();
+/// assert!(pipe.next_line().unwrap().unwrap().ends_with(": a=1\n"));
+/// assert!(pipe.next_line().unwrap().is_none(), "consumed");
+/// ```
 #[derive(Debug)]
 pub struct Pipe<'t> {
     tracer: &'t Tracer,
@@ -106,11 +153,27 @@ pub struct Pipe<'t> {
 impl Tracer {
     /// The merged consuming pipe with default text options. Waits for any
     /// other reader of the tracer's rings to finish.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.marker("x");
+    /// assert_eq!(t.pipe().read_to_string().unwrap().lines().count(), 1);
+    /// ```
+    #[must_use]
     pub fn pipe(&self) -> Pipe<'_> {
         self.pipe_with(TextOptions::default())
     }
 
     /// The merged consuming pipe with the given text options.
+    ///
+    /// ```
+    /// use ringtrace::output::TextOptions;
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.marker("x");
+    /// let opts = TextOptions { ns_timestamps: true, ..Default::default() };
+    /// assert!(t.pipe_with(opts).next_line().unwrap().is_some());
+    /// ```
+    #[must_use]
     pub fn pipe_with(&self, opts: TextOptions) -> Pipe<'_> {
         let n = self.max_contexts();
         let consumers = (0..n)
@@ -128,6 +191,13 @@ impl Tracer {
 impl<'t> Pipe<'t> {
     /// Consumes the next event in time-stamp order and hands it to `f`.
     /// `Ok(None)` when every ring is empty now.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.marker("x");
+    /// let len = t.pipe().next_with(|e| e.payload.len()).unwrap();
+    /// assert!(len.unwrap() >= 16);
+    /// ```
     pub fn next_with<T>(
         &mut self,
         f: impl FnOnce(EventRef<'_>) -> T,
@@ -159,12 +229,23 @@ impl<'t> Pipe<'t> {
     }
 
     /// The next event, owned.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// assert!(t.pipe().next_event().unwrap().is_none());
+    /// ```
     pub fn next_event(&mut self) -> Result<Option<OwnedEvent>, ReadError> {
         self.next_with(|e| e.to_owned_event())
     }
 
     /// The next event as text: a `CPU:N [LOST n EVENTS]` line first when
     /// events were lost before it, then its `trace` line (newline included).
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.marker("hello");
+    /// assert!(t.pipe().next_line().unwrap().unwrap().ends_with("tracing_mark_write: hello\n"));
+    /// ```
     pub fn next_line(&mut self) -> Result<Option<String>, ReadError> {
         let inner = &*self.tracer.inner;
         let opts = self.opts;
@@ -185,6 +266,12 @@ impl<'t> Pipe<'t> {
 
     /// [`Pipe::next_line`], waiting up to `timeout` for an event (polling
     /// every 0.5 ms: the ring has no blocking wait yet).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// assert!(t.pipe().next_line_timeout(Duration::from_millis(1)).unwrap().is_none());
+    /// ```
     pub fn next_line_timeout(&mut self, timeout: Duration) -> Result<Option<String>, ReadError> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -200,6 +287,13 @@ impl<'t> Pipe<'t> {
     }
 
     /// [`Pipe::next_event`], waiting up to `timeout` (polling).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.marker("x");
+    /// assert!(t.pipe().next_event_timeout(Duration::from_millis(10)).unwrap().is_some());
+    /// ```
     pub fn next_event_timeout(
         &mut self,
         timeout: Duration,
@@ -218,6 +312,13 @@ impl<'t> Pipe<'t> {
     }
 
     /// Consumes everything there is now and returns it as text.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.marker("a");
+    /// t.marker("b");
+    /// assert_eq!(t.pipe().read_to_string().unwrap().lines().count(), 2);
+    /// ```
     pub fn read_to_string(&mut self) -> Result<String, ReadError> {
         let mut out = String::new();
         while let Some(l) = self.next_line()? {
@@ -228,6 +329,12 @@ impl<'t> Pipe<'t> {
 
     /// Losses of ring `ring` not yet reported with an event (see
     /// `Consumer::pending_losses`).
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// assert_eq!(t.pipe().pending_losses(0), 0);
+    /// ```
+    #[must_use]
     pub fn pending_losses(&self, ring: usize) -> u64 {
         self.consumers.get(ring).map_or(0, |c| c.pending_losses())
     }

@@ -69,6 +69,7 @@ impl TimeFormat {
     /// ```
     /// assert_eq!(ringtrace::text::TimeFormat::for_clock(false), ringtrace::text::TimeFormat::Raw);
     /// ```
+    #[must_use]
     pub fn for_clock(is_ns: bool) -> Self {
         if is_ns {
             TimeFormat::Nanoseconds
@@ -109,6 +110,7 @@ pub fn write_timestamp<W: Write>(w: &mut W, ts: u64, tf: TimeFormat) -> fmt::Res
 /// ```
 /// assert_eq!(ringtrace::text::timestamp(999, ringtrace::text::TimeFormat::Nanoseconds), "     0.000001");
 /// ```
+#[must_use]
 pub fn timestamp(ts: u64, tf: TimeFormat) -> String {
     let mut s = String::new();
     let _ = write_timestamp(&mut s, ts, tf);
@@ -127,6 +129,7 @@ pub fn timestamp(ts: u64, tf: TimeFormat) -> String {
 /// assert_eq!(&ringtrace::text::flag_block(flags::IN_SIGNAL_HANDLER, 1), b"..h1.");
 /// assert_eq!(&ringtrace::text::flag_block(0, 0), b".....");
 /// ```
+#[must_use]
 pub fn flag_block(f: u8, preempt_count: u8) -> [u8; 5] {
     let irqs_off = f & flags::SIGNALS_BLOCKED != 0;
     let bh_off = f & flags::BH_OFF != 0;
@@ -260,6 +263,7 @@ pub fn write_event_line<W: Write>(
 ///     "               w-1       [002]            77: tick: n=1\n"
 /// );
 /// ```
+#[must_use]
 pub fn event_line(
     style: Style,
     tf: TimeFormat,
@@ -338,6 +342,7 @@ pub fn write_header<W: Write>(w: &mut W, style: Style, h: &Header<'_>) -> fmt::R
 /// let h = header(Style::default(), &Header { tracer: "nop", entries: 1, written: 2, contexts: 4 });
 /// assert!(h.contains("# entries-in-buffer/entries-written: 1/2   #P:4\n"));
 /// ```
+#[must_use]
 pub fn header(style: Style, h: &Header<'_>) -> String {
     let mut s = String::new();
     let _ = write_header(&mut s, style, h);
@@ -365,6 +370,7 @@ pub fn write_lost_events<W: Write>(w: &mut W, cpu: u32, lost: Option<u64>) -> fm
 /// ```
 /// assert_eq!(ringtrace::text::lost_events(1, Some(2)), "CPU:1 [LOST 2 EVENTS]\n");
 /// ```
+#[must_use]
 pub fn lost_events(cpu: u32, lost: Option<u64>) -> String {
     let mut s = String::new();
     let _ = write_lost_events(&mut s, cpu, lost);
@@ -433,6 +439,7 @@ pub fn write_stats<W: Write>(w: &mut W, s: &RingStats, tf: TimeFormat) -> fmt::R
 /// use ringtrace::text::{stats, RingStats, TimeFormat};
 /// assert_eq!(stats(&RingStats::default(), TimeFormat::Raw).lines().count(), 8);
 /// ```
+#[must_use]
 pub fn stats(s: &RingStats, tf: TimeFormat) -> String {
     let mut out = String::new();
     let _ = write_stats(&mut out, s, tf);
@@ -477,6 +484,7 @@ impl<'b> FixedWriter<'b> {
     /// w.write_str("ab").unwrap();
     /// assert_eq!(w.as_bytes(), b"ab");
     /// ```
+    #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }

@@ -47,12 +47,22 @@ pub(crate) const LEASED: u32 = 1;
 pub(crate) const EXITED: u32 = 2;
 
 /// The kernel's `TASK_COMM_LEN` minus the NUL: names are cut to 15 bytes.
+///
+/// ```
+/// assert_eq!(ringtrace::tracer::COMM_LEN, 15);
+/// ```
 pub const COMM_LEN: usize = 15;
 
 /// Source of tracer ids; 0 is never used (it marks an empty lease cell).
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
 /// Why a tracer could not be built.
+///
+/// ```
+/// let e = ringtrace::TracerConfig::new().max_contexts(0).build().unwrap_err();
+/// assert_eq!(e, ringtrace::TracerError::NoContexts);
+/// assert!(e.to_string().contains("at least 1"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TracerError {
     /// The ring buffer refused the configuration.
@@ -112,6 +122,12 @@ impl Default for TracerConfig {
 impl TracerConfig {
     /// 256 KiB of 4 KiB pages per context, overwrite mode, the preferred
     /// clock, 64 contexts, 128 saved thread names (the kernel's default).
+    ///
+    /// ```
+    /// let c = ringtrace::TracerConfig::new();
+    /// assert_eq!(c.mode, ringtrace::Mode::Overwrite);
+    /// ```
+    #[must_use]
     pub fn new() -> Self {
         TracerConfig {
             bytes_per_context: 256 * 1024,
@@ -124,36 +140,72 @@ impl TracerConfig {
     }
 
     /// Sets the ring size of each context in bytes.
+    ///
+    /// ```
+    /// let c = ringtrace::TracerConfig::new().bytes_per_context(1 << 20);
+    /// assert_eq!(c.bytes_per_context, 1 << 20);
+    /// ```
+    #[must_use]
     pub fn bytes_per_context(mut self, bytes: usize) -> Self {
         self.bytes_per_context = bytes;
         self
     }
 
     /// Sets the page size.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().page_size(8192).max_contexts(1).build().unwrap();
+    /// assert_eq!(t.config().page_size, 8192);
+    /// ```
+    #[must_use]
     pub fn page_size(mut self, page_size: usize) -> Self {
         self.page_size = page_size;
         self
     }
 
     /// Sets the mode.
+    ///
+    /// ```
+    /// let c = ringtrace::TracerConfig::new().mode(ringtrace::Mode::ProducerConsumer);
+    /// assert_eq!(c.mode, ringtrace::Mode::ProducerConsumer);
+    /// ```
+    #[must_use]
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
         self
     }
 
     /// Sets the clock.
+    ///
+    /// ```
+    /// let c = ringtrace::TracerConfig::new().clock(ringtrace::clock::Clock::mono());
+    /// assert_eq!(c.clock.map(|c| c.name()), Some("mono"));
+    /// ```
+    #[must_use]
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = Some(clock);
         self
     }
 
     /// Sets the maximum number of contexts.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(3).build().unwrap();
+    /// assert_eq!(t.max_contexts(), 3);
+    /// ```
+    #[must_use]
     pub fn max_contexts(mut self, n: usize) -> Self {
         self.max_contexts = n;
         self
     }
 
     /// Sets the size of the thread-name table.
+    ///
+    /// ```
+    /// let c = ringtrace::TracerConfig::new().saved_cmdlines(64);
+    /// assert_eq!(c.saved_cmdlines, 64);
+    /// ```
+    #[must_use]
     pub fn saved_cmdlines(mut self, n: usize) -> Self {
         self.saved_cmdlines = n;
         self
@@ -161,12 +213,24 @@ impl TracerConfig {
 
     /// Builds the tracer (allocates all rings now: nothing is allocated when
     /// a thread first records).
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(1).build()?;
+    /// assert!(t.is_on());
+    /// # Ok::<(), ringtrace::TracerError>(())
+    /// ```
     pub fn build(self) -> Result<Tracer, TracerError> {
         Tracer::new(self)
     }
 }
 
 /// Tracer-level counters (the ring-level ones are [`RingStats`]).
+///
+/// ```
+/// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+/// ringtrace::trace!(tracer: &t, "x");
+/// assert_eq!(t.stats().leases, 1);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TracerStats {
     /// Events refused because every context was leased or still held
@@ -351,6 +415,12 @@ pub struct Tracer {
 
 impl Tracer {
     /// Builds a tracer from `config`.
+    ///
+    /// ```
+    /// let t = ringtrace::Tracer::new(ringtrace::TracerConfig::new().max_contexts(1))?;
+    /// assert_eq!(t.max_contexts(), 1);
+    /// # Ok::<(), ringtrace::TracerError>(())
+    /// ```
     pub fn new(config: TracerConfig) -> Result<Tracer, TracerError> {
         if config.max_contexts == 0 {
             return Err(TracerError::NoContexts);
@@ -392,48 +462,105 @@ impl Tracer {
     }
 
     /// A builder with the defaults of [`TracerConfig::new`].
+    ///
+    /// ```
+    /// let t = ringtrace::Tracer::builder().max_contexts(1).build().unwrap();
+    /// assert_eq!(t.used_contexts(), 0);
+    /// ```
+    #[must_use]
     pub fn builder() -> TracerConfig {
         TracerConfig::new()
     }
 
     /// The configuration (with the clock that was picked).
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// assert_eq!(t.config().max_contexts, 2);
+    /// assert!(t.config().clock.is_some(), "the picked clock is filled in");
+    /// ```
+    #[must_use]
     pub fn config(&self) -> &TracerConfig {
         &self.inner.config
     }
 
     /// The clock events are stamped with.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// assert!(matches!(t.clock().name(), "x86-tsc" | "mono"));
+    /// ```
+    #[must_use]
     pub fn clock(&self) -> Clock {
         self.inner.clock
     }
 
     /// Maximum number of contexts.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// assert_eq!(t.max_contexts(), 2);
+    /// ```
+    #[must_use]
     pub fn max_contexts(&self) -> usize {
         self.inner.slots.len()
     }
 
     /// The underlying ring buffer (ring `i` is context `i`), for raw access
     /// and export.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// assert_eq!(t.ring_buffer().rings(), 2);
+    /// ```
+    #[must_use]
     pub fn ring_buffer(&self) -> &RingBuffer {
         &self.inner.buf
     }
 
     /// Whether recording is on (`tracing_on`).
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// assert!(t.is_on());
+    /// ```
+    #[must_use]
     pub fn is_on(&self) -> bool {
         self.inner.on.load(Ordering::Relaxed)
     }
 
     /// Turns recording on or off. Writes made while off are not attempts:
     /// they are neither recorded nor counted.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.set_on(false);
+    /// ringtrace::trace!(tracer: &t, "not recorded");
+    /// assert_eq!(t.ring_stats(0).unwrap().entries, 0);
+    /// ```
     pub fn set_on(&self, on: bool) {
         self.inner.on.store(on, Ordering::Relaxed);
     }
 
     /// Counters of context `ring`.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// ringtrace::trace!(tracer: &t, "one");
+    /// assert_eq!(t.ring_stats(0).unwrap().entries, 1);
+    /// assert!(t.ring_stats(9).is_err());
+    /// ```
     pub fn ring_stats(&self, ring: usize) -> Result<RingStats, RingError> {
         self.inner.buf.stats(ring)
     }
 
     /// Tracer-level counters.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// assert_eq!(t.stats().refused_no_context, 0);
+    /// ```
+    #[must_use]
     pub fn stats(&self) -> TracerStats {
         let i = &self.inner;
         TracerStats {
@@ -446,6 +573,15 @@ impl Tracer {
     }
 
     /// Number of rings that are currently leased.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// let ctx = t.context().unwrap();
+    /// assert_eq!(t.leased_contexts(), 1);
+    /// drop(ctx);
+    /// assert_eq!(t.leased_contexts(), 0);
+    /// ```
+    #[must_use]
     pub fn leased_contexts(&self) -> usize {
         self.inner
             .slots
@@ -455,6 +591,13 @@ impl Tracer {
     }
 
     /// Number of rings ever leased (leased now, or exited).
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// ringtrace::trace!(tracer: &t, "x");
+    /// assert_eq!(t.used_contexts(), 1);
+    /// ```
+    #[must_use]
     pub fn used_contexts(&self) -> usize {
         self.inner
             .slots
@@ -464,6 +607,13 @@ impl Tracer {
     }
 
     /// Thread id of the current or last writer of context `ring` (0 if none).
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// ringtrace::trace!(tracer: &t, "x");
+    /// assert_eq!(t.context_tid(0), Some(ringtrace::context::current_tid()));
+    /// ```
+    #[must_use]
     pub fn context_tid(&self, ring: usize) -> Option<i32> {
         self.inner
             .slot_tid
@@ -472,6 +622,13 @@ impl Tracer {
     }
 
     /// The saved name of thread `tid`, as the text output shows it.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// ringtrace::trace!(tracer: &t, "x");
+    /// assert!(t.comm(ringtrace::context::current_tid()).is_some());
+    /// ```
+    #[must_use]
     pub fn comm(&self, tid: i32) -> Option<String> {
         let c = self.inner.cmdlines.lock().ok()?;
         c.get(tid).map(|c| c.as_str().to_string())
@@ -481,12 +638,27 @@ impl Tracer {
     /// can decode it. Typed events are also registered on their first
     /// ordinary (non-signal-handler) record; call this up front for types
     /// that may be recorded first from a signal handler.
+    ///
+    /// ```
+    /// ringtrace::declare_event! {
+    ///     /// A demo event.
+    ///     pub struct Ping: "demo" / "ping" = 1300 { n: u32 }
+    /// }
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.register(Ping::EVENT_TYPE).unwrap();
+    /// assert!(ringtrace::event::Registry::global().get(1300).is_some());
+    /// ```
     pub fn register(&self, ty: &'static EventType) -> Result<(), RegistryError> {
         Registry::global().register(ty)
     }
 
     /// `per_cpu/cpuN/stats` text of context `ring`, in the kernel's format.
     /// `oldest event ts` is 0 when the ring is empty.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// assert!(t.stats_text(0).unwrap().contains("entries: 0"));
+    /// ```
     pub fn stats_text(&self, ring: usize) -> Result<String, RingError> {
         let s = self.inner.buf.stats(ring)?;
         let text_stats = crate::text::RingStats {
@@ -558,6 +730,11 @@ pub fn global() -> Result<&'static Tracer, TracerError> {
 }
 
 /// The default tracer if it exists; never creates it (signal-safe).
+///
+/// ```
+/// // Never creates the default tracer.
+/// let _ = ringtrace::tracer::global_if_exists();
+/// ```
 #[inline]
 pub fn global_if_exists() -> Option<&'static Tracer> {
     GLOBAL.get()
@@ -565,6 +742,10 @@ pub fn global_if_exists() -> Option<&'static Tracer> {
 
 /// Events refused because the default tracer did not exist when a signal
 /// handler recorded, or could not be created.
+///
+/// ```
+/// assert_eq!(ringtrace::tracer::global_refused(), 0);
+/// ```
 pub fn global_refused() -> u64 {
     GLOBAL_REFUSED.load(Ordering::Relaxed)
 }

@@ -59,6 +59,7 @@ impl FieldFormat {
     /// `true` if the element type is `char` (or `signed`/`const char`):
     /// such arrays and dynamic fields are strings. `unsigned char` / `u8`
     /// arrays are bytes.
+    #[must_use]
     pub fn is_char(&self) -> bool {
         let base = self
             .type_name
@@ -132,6 +133,7 @@ impl EventFormat {
     }
 
     /// A common or own field by name.
+    #[must_use]
     pub fn field(&self, name: &str) -> Option<&FieldFormat> {
         self.common_fields
             .iter()

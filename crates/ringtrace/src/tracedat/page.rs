@@ -61,6 +61,7 @@ impl PageLayout {
     };
 
     /// Bytes before the first event: 8 + long size.
+    #[must_use]
     pub fn header_size(&self) -> usize {
         8 + self.long_size
     }
@@ -92,6 +93,7 @@ impl PageLayout {
     }
 
     /// Splits an event header word into `(type_len, time_delta)`.
+    #[must_use]
     pub fn split_header(&self, word: u32) -> (u32, u32) {
         if self.big_endian {
             (word >> TS_SHIFT, word & ((1 << TS_SHIFT) - 1))
@@ -190,6 +192,7 @@ pub struct PageEvents<'a> {
 
 impl<'a> PageEvents<'a> {
     /// Data offset (from the end of the page header) of the next event.
+    #[must_use]
     pub fn position(&self) -> usize {
         self.pos
     }

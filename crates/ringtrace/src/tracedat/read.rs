@@ -126,6 +126,7 @@ pub enum TraceItem {
 
 impl TraceItem {
     /// The item's raw time stamp.
+    #[must_use]
     pub fn ts(&self) -> u64 {
         match self {
             TraceItem::Event(r) => r.ts,
@@ -134,6 +135,7 @@ impl TraceItem {
     }
 
     /// The item's CPU.
+    #[must_use]
     pub fn cpu(&self) -> u32 {
         match self {
             TraceItem::Event(r) => r.cpu,
@@ -1185,11 +1187,13 @@ pub struct DecodedRecord<'a> {
 
 impl TraceDatInfo {
     /// The format with event id `id`.
+    #[must_use]
     pub fn event_by_id(&self, id: u32) -> Option<&EventFormat> {
         self.event_by_id.get(&id).map(|&i| &self.events[i])
     }
 
     /// The saved comm of `pid`.
+    #[must_use]
     pub fn comm(&self, pid: i32) -> Option<&str> {
         self.comm_by_pid
             .get(&pid)
@@ -1198,6 +1202,7 @@ impl TraceDatInfo {
 
     /// A raw time stamp in nanoseconds: through TSC2NSEC if recorded
     /// (`(ts * mult) >> shift`, computed as trace-cmd does), else unchanged.
+    #[must_use]
     pub fn ts_ns(&self, ts: u64) -> u64 {
         match self.tsc2nsec {
             Some(t) if t.shift < 64 => ((u128::from(ts) * u128::from(t.mult)) >> t.shift) as u64,

@@ -1,0 +1,137 @@
+//! Issue 8's layer benchmark: `tracing::info!(n = i)` (one u64 field, no
+//! message) through three subscribers, in the same run:
+//!
+//! - `ringtrace_layer`: `Registry` + `ringtrace::layer::RingtraceLayer`
+//!   into a tracer in overwrite mode (a flight recorder that never fills),
+//!   default clock;
+//! - `nop_layer`: `Registry` + a layer whose callbacks do nothing (the cost
+//!   of `tracing`'s dispatch and the `Registry` alone);
+//! - `fmt_nonblocking`: `Registry` + `tracing_subscriber::fmt` layer writing
+//!   through `tracing_appender::non_blocking` to `io::sink()` (formatting on
+//!   the caller, a channel to the writer thread).
+//!
+//! - `ringtrace_layer_counter_clock` (for scale): the same layer into a
+//!   tracer whose clock is `counter` (one atomic increment) instead of the
+//!   default `lfence; rdtsc`, to show what the clock read costs;
+//! - `ringtrace_trace_macro` (for scale, not a `tracing` subscriber):
+//!   ringtrace's own `trace!(tracer: t, "n=%llu", i)` into the same tracer,
+//!   the record path the layer ends in (clock read, reserve, copy, commit)
+//!   without `tracing`'s dispatch and field visit.
+//!
+//! Each subscriber is made the thread's default (`with_default`) for its
+//! run only, so every contender pays the same dispatch. The target is
+//! `ringtrace_layer / nop_layer <= 2`.
+//!
+//! Measured 2026-11-27 on the shared 2-core VM (load average about 5),
+//! criterion medians of one run: `ringtrace_layer` 87.1 ns,
+//! `ringtrace_layer_counter_clock` 59.3 ns, `ringtrace_trace_macro` 46.8 ns,
+//! `nop_layer` 13.2 ns, `fmt_nonblocking` 541 ns. So the layer costs 6.6x
+//! the do-nothing layer (target: at most 2x; not met) and 0.16x the fmt
+//! layer. The split: `tracing`'s dispatch (the nop layer, 13 ns) + the
+//! field visit and stack encode (about 27 ns) + ringtrace's record path
+//! (`trace!`, 47 ns, of which the `lfence; rdtsc` clock read is about
+//! 28 ns here: compare the counter-clock row). The record path alone
+//! exceeds twice the nop layer on this machine.
+//!
+//! Run: `cargo bench -p ringtrace-bench --bench layer` (add `-- --quick`).
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
+use tracing_subscriber::prelude::*;
+
+/// A layer that does nothing.
+struct Nop;
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Nop {}
+
+fn benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tracing_info_one_u64__ringtrace_vs_nop_vs_fmt");
+    g.throughput(Throughput::Elements(1));
+
+    let tracer: &'static ringtrace::Tracer = Box::leak(Box::new(
+        ringtrace::TracerConfig::new()
+            .max_contexts(2)
+            .mode(ringtrace_ring::Mode::Overwrite)
+            .build()
+            .expect("tracer"),
+    ));
+    g.bench_function("ringtrace_layer", |b| {
+        let sub =
+            tracing_subscriber::registry().with(ringtrace::layer::RingtraceLayer::new(tracer));
+        tracing::subscriber::with_default(sub, || {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                tracing::info!(n = black_box(i));
+            });
+        });
+    });
+    // The events really went to the rings (overwrite mode: most were
+    // overwritten) and none was refused.
+    let recorded: u64 = (0..tracer.max_contexts())
+        .filter_map(|r| tracer.ring_stats(r).ok())
+        .map(|s| s.entries + s.overrun)
+        .sum();
+    assert!(recorded > 0, "the layer recorded nothing");
+    assert_eq!(ringtrace::layer::RingtraceLayer::untyped(), 0);
+    let st = tracer.stats();
+    assert_eq!(st.refused_no_context + st.refused_other, 0, "{st:?}");
+
+    let counter: &'static ringtrace::Tracer = Box::leak(Box::new(
+        ringtrace::TracerConfig::new()
+            .max_contexts(2)
+            .mode(ringtrace_ring::Mode::Overwrite)
+            .clock(ringtrace::clock::Clock::counter())
+            .build()
+            .expect("tracer"),
+    ));
+    g.bench_function("ringtrace_layer_counter_clock", |b| {
+        let sub =
+            tracing_subscriber::registry().with(ringtrace::layer::RingtraceLayer::new(counter));
+        tracing::subscriber::with_default(sub, || {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                tracing::info!(n = black_box(i));
+            });
+        });
+    });
+
+    g.bench_function("ringtrace_trace_macro", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            ringtrace::trace!(tracer: tracer, "n=%llu", black_box(i));
+        });
+    });
+
+    g.bench_function("nop_layer", |b| {
+        let sub = tracing_subscriber::registry().with(Nop);
+        tracing::subscriber::with_default(sub, || {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                tracing::info!(n = black_box(i));
+            });
+        });
+    });
+
+    g.bench_function("fmt_nonblocking", |b| {
+        let (writer, _guard) = tracing_appender::non_blocking(std::io::sink());
+        let sub = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(writer),
+        );
+        tracing::subscriber::with_default(sub, || {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                tracing::info!(n = black_box(i));
+            });
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(layer, benches);
+criterion_main!(layer);

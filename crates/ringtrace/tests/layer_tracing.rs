@@ -1,0 +1,221 @@
+//! The `tracing` layer and the `log` backend end to end: a program using
+//! `tracing`'s `info!`, `span!` with fields and `log`'s `warn!` records into
+//! one tracer; its events must appear, with their field values and the span
+//! begin/end nesting, in ringtrace's text output and in a trace.dat file as
+//! printed by the real `trace-cmd report` (Debian `trace-cmd` 3.1.6; the
+//! test FAILS when it is missing: `apt-get install -y trace-cmd`).
+mod layer_common;
+
+use layer_common::{drain, leak_tracer, trace_cmd_report, trace_dat};
+use ringtrace::layer::RingtraceLayer;
+use tracing::Level;
+use tracing_subscriber::prelude::*;
+
+/// Runs a `tracing` macro and returns the line its call site records
+/// (`line!` in nested macros gives the line of the outermost invocation).
+macro_rules! at_line {
+    ($e:expr) => {{
+        $e;
+        line!()
+    }};
+}
+
+/// What the program recorded: `(event name, fields)` in order, as the
+/// reader must show them.
+struct Expected {
+    lines: Vec<(String, String)>,
+}
+
+/// The program: nested spans with fields, events with fields of every
+/// stored kind, a `log` warning inside the inner span.
+fn program() -> Expected {
+    let t = module_path!();
+    let outer = tracing::info_span!("request", path = "/a b", attempt = 2u64);
+    let o = outer.id().expect("span enabled").into_u64();
+    let mut lines = vec![(
+        "request".to_string(),
+        format!("span_id={o} path=/a b attempt=2"),
+    )];
+    {
+        let _o = outer.enter();
+        lines.push(("span_begin".into(), format!("id={o} name=request")));
+        let l1 = at_line!(tracing::info!(
+            bytes = 4096u64,
+            ok = true,
+            ratio = 0.5,
+            delta = -3i64,
+            "served {}",
+            "page"
+        ));
+        lines.push((
+            format!("{t}_{l1}"),
+            "message=served page bytes=4096 ok=1 ratio=0.5 delta=-3".into(),
+        ));
+        let inner = tracing::span!(
+            Level::DEBUG,
+            "db",
+            table = "users",
+            shard = tracing::field::Empty
+        );
+        let i = inner.id().expect("span enabled").into_u64();
+        lines.push(("db".into(), format!("span_id={i} table=users shard=")));
+        {
+            let _i = inner.enter();
+            lines.push(("span_begin".into(), format!("id={i} name=db")));
+            log::warn!("slow query: {} ms", 12);
+            lines.push((
+                "log".into(),
+                format!("level=WARN target={t} message=slow query: 12 ms"),
+            ));
+            inner.record("shard", 7u64);
+            // Recorded later: a string field gets the value formatted.
+            lines.push(("db".into(), format!("span_id={i} table= shard=7")));
+            let l2 = at_line!(tracing::info!(rows = 3u64));
+            lines.push((format!("{t}_{l2}"), "rows=3".into()));
+            lines.push(("span_end".into(), format!("id={i} name=db")));
+        }
+        let l3 = at_line!(tracing::error!(err = ?Some("x"), "done"));
+        lines.push((format!("{t}_{l3}"), "message=done err=Some(\"x\")".into()));
+        lines.push(("span_end".into(), format!("id={o} name=request")));
+    }
+    Expected { lines }
+}
+
+#[test]
+fn tracing_and_log_events_in_text_and_trace_cmd() {
+    let t = leak_tracer();
+    ringtrace::log_backend::init_with(t, log::LevelFilter::Trace).expect("logger");
+    let sub = tracing_subscriber::registry().with(RingtraceLayer::new(t));
+    let want = tracing::subscriber::with_default(sub, program);
+
+    let events = drain(t);
+    // ringtrace's own text output: the name and text the pipe prints
+    // after its context columns (`Pipe::next_line` calls `event_text`).
+    let lines: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            let (name, text) = ringtrace::output::event_text(&e.payload);
+            (name.into_owned(), text)
+        })
+        .collect();
+    assert_eq!(lines, want.lines);
+
+    // Span nesting: begins and ends pair up like a stack.
+    let mut stack = Vec::new();
+    for (name, fields) in &lines {
+        match name.as_str() {
+            "span_begin" => stack.push(fields.clone()),
+            "span_end" => assert_eq!(stack.pop().as_ref(), Some(fields), "end without begin"),
+            _ => {}
+        }
+    }
+    assert!(stack.is_empty(), "unclosed spans: {stack:?}");
+
+    // The real trace-cmd reads the same events from a trace.dat.
+    let report = trace_cmd_report(&trace_dat(t, &events));
+    let o = &want.lines[1].1; // "id=N name=request"
+    let i = &want.lines[4].1;
+    let tc: Vec<(&str, &str)> = report
+        .iter()
+        .map(|(n, x)| (n.as_str(), x.as_str()))
+        .collect();
+    let t_mod = module_path!();
+    let l1 = &want.lines[2].0;
+    let l2 = &want.lines[7].0;
+    let l3 = &want.lines[9].0;
+    let oid = o.split(' ').next().unwrap().trim_start_matches("id=");
+    let iid = i.split(' ').next().unwrap().trim_start_matches("id=");
+    let expect: Vec<(&str, String)> = vec![
+        ("request", format!("span_id={oid} path=/a b attempt=2")),
+        ("span_begin", o.clone()),
+        (
+            l1.as_str(),
+            "INFO served page bytes=4096 ok=1 ratio=0x3fe0000000000000 delta=-3".into(),
+        ),
+        ("db", format!("span_id={iid} table=users shard=")),
+        ("span_begin", i.clone()),
+        ("log", format!("WARN {t_mod}: slow query: 12 ms")),
+        ("db", format!("span_id={iid} table= shard=7")),
+        (l2.as_str(), "INFO rows=3".into()),
+        ("span_end", i.clone()),
+        (l3.as_str(), "ERROR done err=Some(\"x\")".into()),
+        ("span_end", o.clone()),
+    ];
+    let expect: Vec<(&str, &str)> = expect.iter().map(|(n, x)| (*n, x.as_str())).collect();
+    assert_eq!(tc, expect, "trace-cmd report");
+}
+
+#[test]
+fn pipe_text_and_beside_fmt_layer() {
+    let t = leak_tracer();
+    let fmt_out = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let w = fmt_out.clone();
+    let sub = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || Sink(w.clone())),
+        )
+        .with(RingtraceLayer::new(t).with_filter(tracing_subscriber::filter::LevelFilter::INFO));
+    tracing::subscriber::with_default(sub, || {
+        tracing::info!(n = 1u64, "kept");
+        tracing::debug!(n = 2u64, "filtered by the per-layer filter");
+        // The same call site with a value of another type.
+        for v in ["x", "y"] {
+            tracing::info!(v, "strs");
+        }
+    });
+    let text = t.pipe().read_to_string().expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].ends_with("message=kept n=1"), "{text}");
+    assert!(lines[1].ends_with("message=strs v=x"), "{text}");
+    assert!(lines[2].ends_with("message=strs v=y"), "{text}");
+    // The pipe prints the usual ftrace columns.
+    assert!(lines[0].contains("[000] ....."), "{text}");
+    let fmt = String::from_utf8(fmt_out.lock().unwrap().clone()).unwrap();
+    assert!(fmt.contains("kept n=1"), "fmt layer saw the event: {fmt}");
+    assert!(fmt.contains("filtered by the per-layer filter"), "{fmt}");
+}
+
+#[test]
+fn values_of_another_type_are_converted_or_counted() {
+    let t = leak_tracer();
+    let sub = tracing_subscriber::registry().with(RingtraceLayer::new(t));
+    let before = RingtraceLayer::mismatched();
+    tracing::subscriber::with_default(sub, || {
+        let values: [&dyn tracing::Value; 4] = [&5u64, &-1i64, &2.5f64, &"text"];
+        for v in values {
+            // One call site: its first event fixes `v` as a u64.
+            tracing::info!(v);
+        }
+        let long = "é".repeat(2000);
+        tracing::info!(s = long.as_str());
+    });
+    let text = t.pipe().read_to_string().expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(lines[0].ends_with(": v=5"), "{text}");
+    // An i64 in a u64 field keeps its bits; a float is converted.
+    assert!(lines[1].ends_with(": v=18446744073709551615"), "{text}");
+    assert!(lines[2].ends_with(": v=2"), "{text}");
+    // A string cannot go to a number field: 0, and counted.
+    assert!(lines[3].ends_with(": v=0"), "{text}");
+    assert!(RingtraceLayer::mismatched() > before);
+    let s = lines[4].split_once(" s=").expect("s field").1;
+    assert!(s.len() < 1024 && s.starts_with("éé"), "{}", s.len());
+    assert!(!s.contains('\u{fffd}'), "cut inside a character");
+    assert!(RingtraceLayer::truncated() >= 1);
+}
+
+#[derive(Clone)]
+struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+impl std::io::Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
