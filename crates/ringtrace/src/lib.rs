@@ -14,14 +14,16 @@
 //! // Record: binary printk (formatted when read) and a typed event.
 //! ringtrace::trace!(tracer: &tracer, "start pass %d of %d", 1, 3);
 //! ringtrace::trace_event!(&tracer, Served { bytes: 512, path: "/index.html" });
-//! // Read: the merged consuming pipe, in ftrace's `trace_pipe` format.
-//! let text = tracer.pipe().read_to_string()?;
+//! // Read: the merged view, in ftrace's `trace` format (consumes nothing).
+//! let text = tracer.view().read_to_string()?;
 //! assert!(text.contains(": start pass 1 of 3\n"));
 //! assert!(text.contains(": served: bytes=512 path=/index.html\n"));
-//! // Export: the text with the `trace` header, to a file.
-//! let out = std::env::temp_dir().join(format!("ringtrace-doc-{}.txt", std::process::id()));
-//! std::fs::write(&out, tracer.header_text(Default::default()) + &text)?;
-//! # std::fs::remove_file(&out)?;
+//! // Export: trace.dat for `trace-cmd report` and KernelShark.
+//! let path = std::env::temp_dir().join(format!("ringtrace-doc-{}.dat", std::process::id()));
+//! let file = std::fs::File::create(&path)?;
+//! let (_, stats) = ringtrace::export::export_snapshot(&tracer, file, Default::default())?;
+//! assert_eq!(stats.events, 2);
+//! # std::fs::remove_file(&path)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -104,6 +106,7 @@ pub mod output;
 pub mod reader;
 pub mod span;
 pub mod tracer;
+pub mod view;
 
 #[cfg(any(feature = "tracing", feature = "log"))]
 mod frontend;
@@ -119,3 +122,4 @@ pub use reader::Pipe;
 /// `ProducerConsumer` (new events are dropped when a ring is full).
 pub use ringtrace_ring::Mode;
 pub use tracer::{global, init, Tracer, TracerConfig, TracerError, TracerStats};
+pub use view::View;

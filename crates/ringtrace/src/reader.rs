@@ -22,24 +22,21 @@
 //! Where a ring lost events (overwritten, dropped), the event after the loss
 //! is preceded by a `CPU:N [LOST n EVENTS]` line.
 //!
-//! The blocking variant ([`Pipe::next_line_timeout`]) polls with a short
-//! sleep: the ring has no reader wake-up yet (blocking waits belong to a
-//! later ring issue).
+//! The blocking variants ([`Pipe::next_line_timeout`]) sleep in the ring's
+//! blocking wait (`RingBuffer::wait_any`, a futex the writers wake) until
+//! some ring has data.
 //!
-//! Not here yet: the merged *non-consuming* view (the kernel's `trace`
-//! file), which needs the ring's non-consuming iterator, and raw page reads
-//! (`trace_pipe_raw`), which need the ring's page-read API.
+//! The merged *non-consuming* view (the kernel's `trace` file) is
+//! [`crate::view::View`]; whole pages (`trace_pipe_raw`) come from the
+//! ring's `Consumer::read_page`, which the exporter uses.
 
 use std::time::{Duration, Instant};
 
-use ringtrace_ring::{Consumer, ReadError};
+use ringtrace_ring::{Consumer, ReadError, WaitFor};
 
 use crate::event::CommonFields;
 use crate::output::{write_event, TextOptions};
 use crate::tracer::Tracer;
-
-/// Poll interval of the blocking reads.
-const POLL: Duration = Duration::from_micros(500);
 
 /// One event read from a [`Pipe`], borrowed from the ring.
 ///
@@ -264,8 +261,8 @@ impl<'t> Pipe<'t> {
         })
     }
 
-    /// [`Pipe::next_line`], waiting up to `timeout` for an event (polling
-    /// every 0.5 ms: the ring has no blocking wait yet).
+    /// [`Pipe::next_line`], waiting up to `timeout` for an event (asleep in
+    /// the rings' blocking wait, woken by the writer that commits one).
     ///
     /// ```
     /// use std::time::Duration;
@@ -278,15 +275,27 @@ impl<'t> Pipe<'t> {
             if let Some(l) = self.next_line()? {
                 return Ok(Some(l));
             }
-            let now = Instant::now();
-            if now >= deadline {
+            if !self.wait_until(deadline) {
                 return Ok(None);
             }
-            std::thread::sleep(POLL.min(deadline - now));
         }
     }
 
-    /// [`Pipe::next_event`], waiting up to `timeout` (polling).
+    /// Sleeps until a ring has data or `deadline` passes; false when it has.
+    fn wait_until(&self, deadline: Instant) -> bool {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        let buf = self.tracer.ring_buffer();
+        // A ring error cannot happen (no ring index is given); treat it as
+        // "look again".
+        let _ = buf.wait_any(WaitFor::Data, Some(deadline - now));
+        true
+    }
+
+    /// [`Pipe::next_event`], waiting up to `timeout` (asleep, as
+    /// [`Pipe::next_line_timeout`]).
     ///
     /// ```
     /// use std::time::Duration;
@@ -303,11 +312,9 @@ impl<'t> Pipe<'t> {
             if let Some(e) = self.next_event()? {
                 return Ok(Some(e));
             }
-            let now = Instant::now();
-            if now >= deadline {
+            if !self.wait_until(deadline) {
                 return Ok(None);
             }
-            std::thread::sleep(POLL.min(deadline - now));
         }
     }
 
