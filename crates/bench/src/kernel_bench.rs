@@ -97,7 +97,11 @@ impl fmt::Display for KernelBenchReport {
         writeln!(f, "Running Producer at nice: 0")?;
         writeln!(f, "Time:     {} (usecs)", self.time_us)?;
         writeln!(f, "Overruns: {}", self.overruns)?;
-        writeln!(f, "Read:     {}  (by events)", self.read - self.read_by_pages)?;
+        writeln!(
+            f,
+            "Read:     {}  (by events)",
+            self.read - self.read_by_pages
+        )?;
         writeln!(
             f,
             "Read:     {}  (by pages: {} pages, {} without a copy)",

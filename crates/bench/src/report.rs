@@ -197,10 +197,7 @@ impl Results {
     }
 
     fn kernel_table(&self, o: &mut String) {
-        let _ = writeln!(
-            o,
-            "## 5. The kernel's benchmark, re-created\n"
-        );
+        let _ = writeln!(o, "## 5. The kernel's benchmark, re-created\n");
         let _ = writeln!(
             o,
             "`kernel/trace/ring_buffer_benchmark.c` on a ringtrace ring: 10-byte payloads, 1,000,000 bytes per context, overwrite mode, a producer for {} ms per run reading the clock (`rdtsc`) per event, in bursts of 50 writes and waking the consumer every 100 bursts; as the kernel's consumer, it alternates on each wake-up between reading events and reading whole pages (`read_page` with `full`: complete pages are swapped out of the ring without a copy), and checks every payload. {} runs; the median run (by ns per entry) is printed as the kernel prints it, then every run.\n",

@@ -351,6 +351,14 @@ impl RingBuffer {
         }
         link_circle(region, &list, tag + 1);
         let first = list[0];
+        // Time goes on: a nested write that is the first on the page takes
+        // the page's stamp (`tail_page_update` would have set it).
+        let now = meta
+            .w
+            .write_stamp
+            .load(Relaxed)
+            .max(meta.w.pending_stamp.load(Relaxed));
+        region.page(first).time_stamp.store(now, Relaxed);
         region.page(rp).link.store(link(first, 0, NORMAL), Relaxed);
         region.page(rp).prev.store(list[list.len() - 1], Relaxed);
         meta.r.read_offset.store(0, Relaxed);
@@ -524,6 +532,11 @@ impl RingBuffer {
             return Ok(());
         }
         let (ma, mb) = (self.region().ring(r), other.region().ring(r));
+        let stamp = |m: &RingMeta| {
+            m.w.write_stamp
+                .load(Relaxed)
+                .max(m.w.pending_stamp.load(Relaxed))
+        };
         let _owner_a = OwnerLock::take(ma, ring)?;
         let _owner_b = OwnerLock::take(mb, ring)?;
         if ma.ctl.lent.load(Relaxed) != 0 || mb.ctl.lent.load(Relaxed) != 0 {
@@ -534,6 +547,9 @@ impl RingBuffer {
         }
         let _qa = quiesce(self, r)?;
         let _qb = quiesce(other, r)?;
+        // Time never goes back on either ring: the newer of the two running
+        // stamps carries on (writers write to the ring they had).
+        let now = stamp(ma).max(stamp(mb));
         swap_meta(ma, mb);
         let first = ga.page_index(r, 0);
         let page_size = ga.page_size as usize;
@@ -559,6 +575,8 @@ impl RingBuffer {
                 );
             }
         }
+        advance_time(self.region(), ma, now);
+        advance_time(other.region(), mb, now);
         Ok(())
     }
 }
@@ -683,6 +701,52 @@ impl RingBuffer {
         meta.w.committing.store(0, Release);
         meta.w.owner.store(0, Release);
         Ok(lost)
+    }
+}
+
+/// Moves a quiesced ring's running time stamp forward to `now`: a time
+/// extend on the tail page carries the events' delta chain there (or the
+/// page's own stamp when it is empty), so that events written next, nested
+/// ones included, are stamped no earlier than `now`.
+fn advance_time(region: &Region, meta: &RingMeta, now: u64) {
+    let w = &meta.w;
+    let old = w.write_stamp.load(Relaxed);
+    if now > old {
+        let g = region.geometry();
+        let tail = w.tail_page.load(Relaxed);
+        if tail < g.nr_pages {
+            let tp = region.page(tail);
+            let word = tp.write.load(Relaxed);
+            let off = crate::layout::write_offset(word);
+            let cap = crate::format::data_capacity(g.page_size as usize);
+            if off == 0 {
+                tp.time_stamp.store(now, Relaxed);
+            } else if off + crate::format::TIME_EXTEND_SIZE <= cap {
+                let delta = (now - old).min(crate::format::TIME_EXTEND_MAX);
+                // SAFETY: [off, off + 8) of the tail page is free (past the
+                // write offset, inside the page); the ring is quiesced, so
+                // no writer reserves it and readers stop at the commit.
+                unsafe {
+                    crate::format::write_time_extend(
+                        region
+                            .page_bytes(tail)
+                            .add(crate::format::PAGE_HEADER_SIZE + off),
+                        delta,
+                    )
+                };
+                let new_off = off + crate::format::TIME_EXTEND_SIZE;
+                tp.write
+                    .store(word + crate::format::TIME_EXTEND_SIZE as u64, Relaxed);
+                // Release: pairs with the reader's Acquire load of `commit`.
+                tp.commit.store(new_off as u32, Release);
+            }
+            // (A page with no room left: the next write moves to a new page,
+            // which `tail_page_update` stamps with the running stamp.)
+        }
+        w.write_stamp.store(now, Relaxed);
+    }
+    if w.pending_stamp.load(Relaxed) < now {
+        w.pending_stamp.store(now, Relaxed);
     }
 }
 
