@@ -107,6 +107,15 @@ fn write_value<W: Write>(w: &mut W, v: &FieldValue) -> Result<(), JsonError> {
             }
             w.write_all(b"]")?;
         }
+        FieldValue::Float(bits) => {
+            let x = f64::from_bits(*bits);
+            if x.is_finite() {
+                serde_json::to_writer(&mut *w, &x)?;
+            } else {
+                // JSON has no NaN or infinity: write them as strings.
+                serde_json::to_writer(&mut *w, &x.to_string())?;
+            }
+        }
         FieldValue::Bytes(b) => {
             let mut s = String::with_capacity(2 + 2 * b.len());
             s.push_str("0x");

@@ -112,7 +112,8 @@ fn tracing_and_log_events_in_text_and_trace_cmd() {
     assert!(stack.is_empty(), "unclosed spans: {stack:?}");
 
     // The real trace-cmd reads the same events from a trace.dat.
-    let report = trace_cmd_report(&trace_dat(t, &events));
+    let dat = trace_dat(t, &events);
+    let report = trace_cmd_report(&dat);
     let o = &want.lines[1].1; // "id=N name=request"
     let i = &want.lines[4].1;
     let tc: Vec<(&str, &str)> = report
@@ -143,6 +144,40 @@ fn tracing_and_log_events_in_text_and_trace_cmd() {
     ];
     let expect: Vec<(&str, &str)> = expect.iter().map(|(n, x)| (*n, x.as_str())).collect();
     assert_eq!(tc, expect, "trace-cmd report");
+
+    // The JSON export of that file: spans become B/E slices on the
+    // thread's track, nested; fields become args with their types.
+    let mut r = ringtrace::tracedat::TraceDatReader::new(std::io::Cursor::new(dat)).unwrap();
+    let (json, _) =
+        ringtrace::json::tracedat_to_json(&mut r, Vec::new(), &Default::default()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let evs = v["traceEvents"].as_array().unwrap();
+    let slices: Vec<(&str, &str)> = evs
+        .iter()
+        .filter(|e| e["ph"] == "B" || e["ph"] == "E")
+        .map(|e| (e["ph"].as_str().unwrap(), e["name"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        slices,
+        [("B", "request"), ("B", "db"), ("E", "db"), ("E", "request")]
+            .iter()
+            .map(|(p, n)| (*p, *n))
+            .collect::<Vec<_>>(),
+        "span slices"
+    );
+    let served = evs
+        .iter()
+        .find(|e| e["name"].as_str() == Some(l1.as_str()))
+        .expect("the info! event");
+    assert_eq!(served["args"]["bytes"], 4096);
+    assert_eq!(served["args"]["ratio"], 0.5);
+    assert_eq!(served["args"]["delta"], -3);
+    assert_eq!(served["args"]["message"], "served page");
+    // Every event is on the thread that wrote it, named by metadata.
+    let tid = served["tid"].as_i64().unwrap();
+    assert!(evs
+        .iter()
+        .any(|e| e["ph"] == "M" && e["tid"].as_i64() == Some(tid)));
 }
 
 #[test]

@@ -1141,6 +1141,9 @@ pub enum FieldValue {
     Array(Vec<FieldValue>),
     /// Bytes of any other shape.
     Bytes(Vec<u8>),
+    /// A `double` (or `float`) field: the IEEE 754 bits of the value as an
+    /// `f64` (`f64::from_bits`), kept as bits so values compare exactly.
+    Float(u64),
 }
 
 impl std::fmt::Display for FieldValue {
@@ -1166,6 +1169,7 @@ impl std::fmt::Display for FieldValue {
                 }
                 Ok(())
             }
+            FieldValue::Float(bits) => write!(f, "{}", f64::from_bits(*bits)),
         }
     }
 }
@@ -1333,6 +1337,20 @@ fn field_value(f: &FieldFormat, d: &[u8], enc: Enc) -> Result<FieldValue, String
     let raw = d
         .get(f.offset..f.offset.checked_add(f.size).ok_or_else(out_of_range)?)
         .ok_or_else(out_of_range)?;
+    let float = match (f.type_name.as_str(), f.size) {
+        ("double", 8) => read_int(d, f.offset, 8, false, enc).map(|v| match v {
+            FieldValue::Unsigned(u) => u,
+            _ => 0,
+        }),
+        ("float", 4) => read_int(d, f.offset, 4, false, enc).map(|v| match v {
+            FieldValue::Unsigned(u) => f64::from(f32::from_bits(u as u32)).to_bits(),
+            _ => 0,
+        }),
+        _ => None,
+    };
+    if let (FieldKind::Scalar, Some(bits)) = (&f.kind, float) {
+        return Ok(FieldValue::Float(bits));
+    }
     match f.kind {
         FieldKind::Scalar => Ok(read_int(d, f.offset, f.size, f.signed, enc)
             .unwrap_or_else(|| FieldValue::Bytes(raw.to_vec()))),
