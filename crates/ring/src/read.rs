@@ -279,7 +279,11 @@ impl<'a> Consumer<'a> {
             mine.real_end.store(0, Relaxed);
             mine.lost_at_end.store(0, Relaxed);
             let tag = link_tag(head_link) + 1;
-            mine.link.store(link(after, tag, HEAD), Relaxed);
+            // Release: pairs with the writers' Acquire loads of this link
+            // (`move_tail`, `handle_head_page`): a writer that follows it
+            // to `after` sees every read this reader made of that page when
+            // it was the reader's (found by ThreadSanitizer).
+            mine.link.store(link(after, tag, HEAD), Release);
             // Release: pairs with the Acquire load in `is_reader_page`.
             mine.prev.store(before, Release);
             // SeqCst: as the kernel's smp_mb in rb_get_reader_page, orders
