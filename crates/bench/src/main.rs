@@ -88,9 +88,16 @@ fn main() {
             settings.kernel_reps,
             settings.kernel_time.as_millis()
         );
-        results.kernel = (0..settings.kernel_reps)
+        results.kernel = match (0..settings.kernel_reps)
             .map(|_| kernel_bench::run(settings.kernel_time))
-            .collect();
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(runs) => runs,
+            Err(e) => {
+                eprintln!("ringtrace-bench: the kernel's benchmark failed: {e}");
+                std::process::exit(1);
+            }
+        };
     }
     results.wall_secs = started.elapsed().as_secs_f64();
     let md = results.markdown();

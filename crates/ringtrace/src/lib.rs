@@ -101,6 +101,7 @@ pub mod context;
 pub mod dump;
 pub mod export;
 pub mod json;
+pub mod kernel_bench;
 mod macros;
 pub mod output;
 pub mod reader;

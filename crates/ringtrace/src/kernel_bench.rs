@@ -138,20 +138,38 @@ impl fmt::Display for KernelBenchReport {
     }
 }
 
+/// Why the benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelBenchError {
+    /// The buffer could not be created (out of memory).
+    #[error("cannot create the benchmark's buffer: {0}")]
+    Config(#[from] ringtrace_ring::ConfigError),
+    /// The ring refused a reader or writer.
+    #[error("benchmark ring: {0}")]
+    Ring(#[from] ringtrace_ring::RingError),
+}
+
 /// Runs the benchmark with the producer writing for `time`.
-pub fn run(time: Duration) -> KernelBenchReport {
+///
+/// ```
+/// let r = ringtrace::kernel_bench::run(std::time::Duration::from_millis(20)).unwrap();
+/// assert!(r.ok() && r.hit > 0);
+/// assert!(r.to_string().contains("Entries per millisec:"));
+/// ```
+pub fn run(time: Duration) -> Result<KernelBenchReport, KernelBenchError> {
     let buf = RingBuffer::new(
         Config::new(1)
             .bytes_per_ring(BYTES_PER_CONTEXT)
             .mode(Mode::Overwrite),
-    )
-    .expect("1,000,000 bytes of 4096-byte pages is a valid configuration");
+    )?;
+    let mut c = buf.consumer(0)?;
+    let mut page = buf.read_page_buffer(0)?;
+    let mut w = buf.writer(0)?;
     let finish = AtomicBool::new(false);
     let context: u32 = 0;
     std::thread::scope(|s| {
-        let consumer = s.spawn(|| {
-            let mut c = buf.consumer(0).expect("ring 0");
-            let mut page = buf.read_page_buffer(0).expect("ring 0");
+        let finish = &finish;
+        let consumer = s.spawn(move || {
             let id = context.to_le_bytes();
             let (mut read, mut by_pages, mut bad, mut errors) = (0u64, 0u64, 0u64, 0u64);
             let (mut pages, mut zero_copy) = (0u64, 0u64);
@@ -215,7 +233,7 @@ pub fn run(time: Duration) -> KernelBenchReport {
         });
         let consumer_thread = consumer.thread().clone();
         let (hit, missed, time_us) = {
-            let mut w = buf.writer(0).expect("fresh ring");
+            let w = &mut w;
             let mut entry = [0u8; PAYLOAD];
             entry[..4].copy_from_slice(&context.to_le_bytes());
             let (mut hit, mut missed, mut bursts) = (0u64, 0u64, 0u64);
@@ -224,7 +242,7 @@ pub fn run(time: Duration) -> KernelBenchReport {
             let mut end;
             loop {
                 for _ in 0..WRITE_ITERATION {
-                    match w.write(clock::tsc(), &entry) {
+                    match w.write(clock::read_tsc(), &entry) {
                         Ok(()) => hit += 1,
                         Err(_) => missed += 1,
                     }
@@ -243,10 +261,11 @@ pub fn run(time: Duration) -> KernelBenchReport {
         // Release: pairs with the consumer's Acquire load.
         finish.store(true, Release);
         consumer_thread.unpark();
-        let (read, read_by_pages, bad_payloads, read_errors, pages) =
-            consumer.join().expect("consumer thread");
-        let st = buf.stats(0).expect("ring 0");
-        KernelBenchReport {
+        let (read, read_by_pages, bad_payloads, read_errors, pages) = consumer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let st = buf.stats(0)?;
+        Ok(KernelBenchReport {
             time_us,
             overruns: st.overrun,
             read,
@@ -258,6 +277,6 @@ pub fn run(time: Duration) -> KernelBenchReport {
             hit,
             bad_payloads,
             read_errors,
-        }
+        })
     })
 }
