@@ -59,6 +59,22 @@ pub struct EventRef<'a> {
 }
 
 impl EventRef<'_> {
+    /// The event's text: a `CPU:N [LOST n EVENTS]` line first when events
+    /// were lost before it, then its `trace` line (newline included).
+    pub(crate) fn line(&self, inner: &crate::tracer::Inner, opts: &TextOptions) -> String {
+        let mut s = String::with_capacity(96);
+        let _ = write_event(
+            &mut s,
+            inner,
+            opts,
+            self.ring,
+            self.timestamp,
+            self.lost_events,
+            self.payload,
+        );
+        s
+    }
+
     /// The record's type id and common fields.
     ///
     /// ```
@@ -246,19 +262,7 @@ impl<'t> Pipe<'t> {
     pub fn next_line(&mut self) -> Result<Option<String>, ReadError> {
         let inner = &*self.tracer.inner;
         let opts = self.opts;
-        self.next_with(|e| {
-            let mut s = String::with_capacity(96);
-            let _ = write_event(
-                &mut s,
-                inner,
-                &opts,
-                e.ring,
-                e.timestamp,
-                e.lost_events,
-                e.payload,
-            );
-            s
-        })
+        self.next_with(|e| e.line(inner, &opts))
     }
 
     /// [`Pipe::next_line`], waiting up to `timeout` for an event (asleep in

@@ -17,7 +17,7 @@
 
 use ringtrace_ring::{ReadError, RingIter};
 
-use crate::output::{write_event, TextOptions};
+use crate::output::TextOptions;
 use crate::reader::EventRef;
 use crate::tracer::Tracer;
 
@@ -127,19 +127,7 @@ impl View<'_> {
     pub fn next_line(&mut self) -> Result<Option<String>, ReadError> {
         let inner = &*self.tracer.inner;
         let opts = self.opts;
-        self.next_with(|e| {
-            let mut s = String::with_capacity(96);
-            let _ = write_event(
-                &mut s,
-                inner,
-                &opts,
-                e.ring,
-                e.timestamp,
-                e.lost_events,
-                e.payload,
-            );
-            s
-        })
+        self.next_with(|e| e.line(inner, &opts))
     }
 
     /// Everything the view holds, as text.
