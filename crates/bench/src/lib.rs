@@ -4,6 +4,8 @@
 //!
 //! - `benches/write.rs` (criterion): issue 2's write cost against rtrb and
 //!   `memcpy`.
+//! - `benches/export.rs` (criterion): issue 5's export throughput (GB/s of
+//!   page data into a trace.dat file) against `cp` of the same bytes.
 //! - `src/main.rs` (`cargo run -p ringtrace-bench --release`): every table,
 //!   written to `docs/benchmarks.md`.
 //! - [`kernel_bench::run`]: the kernel's benchmark, for `ringtrace bench`.

@@ -16,6 +16,9 @@
 //! - [`reader`]: the merged consuming pipe (`trace_pipe`).
 //! - [`output`]: ftrace text lines for recorded events.
 //! - [`dump`]: dumps on panic and on fatal signals (`ftrace_dump_on_oops`).
+//! - [`export`]: streaming export of a live tracer (a drain) or a snapshot
+//!   to trace.dat or JSON, with bounded memory.
+//! - [`json`]: Chrome trace-event JSON, streamed (from trace.dat files too).
 //!
 //! Not yet: the merged non-consuming view (the kernel's `trace` file), raw
 //! page reads (`trace_pipe_raw`) and snapshots; they wait for the ring's
@@ -31,11 +34,14 @@ pub mod tracedat;
 
 pub mod context;
 pub mod dump;
+pub mod export;
+pub mod json;
 mod macros;
 pub mod output;
 pub mod reader;
 pub mod tracer;
 
 pub use context::{signal_scope, trace_marker, ContextHandle, RecordError, Target};
+pub use export::{Drain, ExportFormat};
 pub use reader::Pipe;
 pub use tracer::{global, init, Tracer, TracerConfig, TracerError, TracerStats};

@@ -23,7 +23,8 @@
 //! Modules: [`write`](mod@write) (streaming writer, bounded memory: see its docs),
 //! [`read`] (metadata, per-CPU and merged record iteration, field decoding,
 //! simple text lines), [`page`] (page decoder), [`format`](mod@format) (`format` text
-//! parser), [`error`] (the error type).
+//! parser), [`convert`](mod@convert) (v6 <-> v7), [`render`] (records as text lines and named values), [`error`]
+//! (the error type).
 //!
 //! ```
 //! use std::io::Cursor;
@@ -51,13 +52,16 @@
 //! # Ok::<(), ringtrace::tracedat::TraceDatError>(())
 //! ```
 
+pub mod convert;
 pub mod error;
 pub mod format;
 mod layout;
 pub mod page;
 pub mod read;
+pub mod render;
 pub mod write;
 
+pub use convert::convert;
 pub use error::{FormatError, PageError, TraceDatError};
 pub use format::{parse_format, EventFormat, FieldFormat, FieldKind};
 pub use layout::FTRACE_SYSTEM;
@@ -65,4 +69,5 @@ pub use read::{
     CpuData, CpuRecords, DecodedRecord, FieldValue, MergedRecords, Record, TraceDatInfo,
     TraceDatReader, TraceItem,
 };
+pub use render::{EventView, FileRenderer, RenderOptions};
 pub use write::{TraceDatMeta, TraceDatVersion, TraceDatWriter, Tsc2Nsec};

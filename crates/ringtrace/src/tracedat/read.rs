@@ -386,6 +386,11 @@ impl<R: Read + Seek> TraceDatReader<R> {
         &self.info
     }
 
+    /// The underlying source (its position is unspecified).
+    pub(crate) fn source_mut(&mut self) -> &mut R {
+        &mut self.src
+    }
+
     /// Returns the underlying source.
     pub fn into_inner(self) -> R {
         self.src

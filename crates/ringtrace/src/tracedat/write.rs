@@ -414,6 +414,79 @@ impl<W: Write + Seek> TraceDatWriter<W> {
         Ok(())
     }
 
+    /// Appends several whole pages of `cpu` at once (`pages.len()` a
+    /// multiple of the page size), with one write: the fast path of a bulk
+    /// copy. Each page header is checked as [`push_page`](Self::push_page)
+    /// checks it.
+    pub fn push_pages(&mut self, cpu: u32, pages: &[u8]) -> Result<(), TraceDatError> {
+        let ps = self.page_size as usize;
+        if pages.len() % ps != 0 {
+            return Err(TraceDatError::Usage(format!(
+                "{} bytes of pages for CPU {cpu} is not a multiple of the page size {ps}",
+                pages.len()
+            )));
+        }
+        let layout = PageLayout {
+            long_size: 8,
+            big_endian: self.enc.big_endian,
+        };
+        for (i, page) in pages.chunks_exact(ps).enumerate() {
+            if let Err(e) = parse_page(page, layout) {
+                return Err(TraceDatError::Usage(format!(
+                    "bad page {i} of a batch for CPU {cpu}: {e}"
+                )));
+            }
+        }
+        match pages.chunks_exact(ps).next() {
+            // Opens the block (alignment, order checks) with the first page.
+            Some(first) => self.push_page(cpu, first)?,
+            None => return Ok(()),
+        }
+        let rest = &pages[ps..];
+        self.put(rest)?;
+        self.blocks[cpu as usize].size += rest.len() as u64;
+        Ok(())
+    }
+
+    /// Appends `len` bytes of whole pages of `cpu` read from `pages` with
+    /// [`io::copy`](std::io::copy) (a file-to-file copy stays in the kernel:
+    /// `copy_file_range`). The first page is read and checked like
+    /// [`push_page`](Self::push_page); the rest are copied as they are: use
+    /// it for pages that were checked when they were made (a drain's spool).
+    pub fn copy_pages<R: std::io::Read>(
+        &mut self,
+        cpu: u32,
+        pages: &mut R,
+        len: u64,
+    ) -> Result<(), TraceDatError> {
+        let ps = u64::from(self.page_size);
+        if len % ps != 0 {
+            return Err(TraceDatError::Usage(format!(
+                "{len} bytes of pages for CPU {cpu} is not a multiple of the page size {ps}"
+            )));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let mut first = vec![0u8; self.page_size as usize];
+        pages
+            .read_exact(&mut first)
+            .map_err(TraceDatError::io("reading pages to copy"))?;
+        self.push_page(cpu, &first)?;
+        let rest = len - ps;
+        let mut limited = <&mut R as std::io::Read>::take(pages, rest);
+        let copied = std::io::copy(&mut limited, &mut self.out)
+            .map_err(TraceDatError::io("copying pages"))?;
+        self.pos += copied;
+        self.blocks[cpu as usize].size += copied;
+        if copied != rest {
+            return Err(TraceDatError::Usage(format!(
+                "CPU {cpu}: {copied} of {rest} page bytes could be read"
+            )));
+        }
+        Ok(())
+    }
+
     /// Appends all pages of `cpu` (see [`push_page`](Self::push_page)).
     pub fn write_cpu<I>(&mut self, cpu: u32, pages: I) -> Result<(), TraceDatError>
     where

@@ -1,0 +1,225 @@
+//! `ringtrace demo`: records a small but complete trace and exports it
+//! while it is being recorded (a [`Drain`](ringtrace::Drain)).
+//!
+//! Each worker thread loops: a binary printk with a string argument, a typed
+//! event (with a long label now and then, so some records take the long
+//! `type_len` 0 form), a marker, and every 64th iteration a `SIGUSR1` sent to
+//! itself. The `SIGUSR1` handler records, then sends itself `SIGUSR2`, whose
+//! handler runs nested inside the first one and records too (depth 2).
+
+use std::io::{BufWriter, IsTerminal};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use ringtrace::clock::Clock;
+use ringtrace::context::{current_tid, signal_scope};
+use ringtrace::{Tracer, TracerConfig};
+
+use crate::{CliError, Format};
+
+ringtrace::declare_event! {
+    /// One unit of a worker's work.
+    pub struct Work<'a>: "demo" / "work" = 1201 { worker: u32, step: u32, label: &'a str }
+}
+ringtrace::declare_event! {
+    /// Recorded by a signal handler.
+    pub struct Signal: "demo" / "signal" = 1202 { seq: u64, depth: u32 }
+}
+
+/// The demo's tracer; the signal handlers find it here.
+static TRACER: OnceLock<Tracer> = OnceLock::new();
+/// Signals handled (both handlers).
+static SIGNALS: AtomicU64 = AtomicU64::new(0);
+
+/// Sends `sig` to the calling thread; it is delivered before this returns.
+fn raise_here(sig: libc::c_int) {
+    let tid = current_tid();
+    // SAFETY: tgkill takes plain integers and is async-signal-safe; the
+    // target is this very thread, which exists.
+    unsafe {
+        libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig);
+    }
+}
+
+extern "C" fn on_usr1(_sig: libc::c_int) {
+    // SAFETY: the errno location is always valid for the calling thread;
+    // saved and restored so the interrupted code never sees it change.
+    let errno = unsafe { *libc::__errno_location() };
+    if let Some(t) = TRACER.get() {
+        let _scope = signal_scope();
+        let n = SIGNALS.fetch_add(1, Ordering::Relaxed);
+        ringtrace::trace!(tracer: t, "SIGUSR1 #%llu in handler", n);
+        ringtrace::trace_event!(t, Signal { seq: n, depth: 1 });
+        // A second signal, delivered (and handled) inside this handler.
+        raise_here(libc::SIGUSR2);
+        ringtrace::trace!(tracer: t, "SIGUSR1 #%llu back from the nested handler", n);
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+extern "C" fn on_usr2(_sig: libc::c_int) {
+    // SAFETY: as in `on_usr1`.
+    let errno = unsafe { *libc::__errno_location() };
+    if let Some(t) = TRACER.get() {
+        let _scope = signal_scope();
+        let n = SIGNALS.fetch_add(1, Ordering::Relaxed);
+        ringtrace::trace_event!(t, Signal { seq: n, depth: 2 });
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+fn install(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) -> Result<(), CliError> {
+    // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the
+    // handler is an `extern "C" fn(c_int)` that only does async-signal-safe
+    // work (atomics, ringtrace records into an existing context).
+    let rc = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(CliError::Demo(format!(
+            "installing the handler of signal {sig}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+fn worker(t: &Tracer, w: u32, iterations: u32) {
+    let name = format!("demo-w{w}");
+    let long = "x".repeat(150);
+    for i in 0..iterations {
+        ringtrace::trace!(tracer: t, "worker %s step %u", name.as_str(), i);
+        let label = if i % 16 == 0 { long.as_str() } else { "short" };
+        ringtrace::trace_event!(
+            t,
+            Work {
+                worker: w,
+                step: i,
+                label
+            }
+        );
+        if i % 8 == 0 {
+            t.marker(&format!("{name} reached {i}"));
+        }
+        if i % 64 == 0 {
+            raise_here(libc::SIGUSR1);
+        }
+        if i % 256 == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+/// Runs the demo and writes `output` in `format`.
+pub fn run(output: &Path, format: Format, threads: u32, iterations: u32) -> Result<(), CliError> {
+    if threads == 0 {
+        return Err(CliError::Usage("--threads must be at least 1".into()));
+    }
+    let tracer = TracerConfig::new()
+        .max_contexts(threads as usize)
+        .bytes_per_context(256 * 1024)
+        .clock(Clock::mono())
+        .build()
+        .map_err(|e| CliError::Demo(e.to_string()))?;
+    if TRACER.set(tracer).is_err() {
+        return Err(CliError::Demo("the demo tracer exists already".into()));
+    }
+    let t = TRACER
+        .get()
+        .ok_or_else(|| CliError::Demo("the demo tracer is missing".into()))?;
+    for ty in [Work::EVENT_TYPE, Signal::EVENT_TYPE] {
+        t.register(ty).map_err(|e| CliError::Demo(e.to_string()))?;
+    }
+    install(libc::SIGUSR1, on_usr1)?;
+    install(libc::SIGUSR2, on_usr2)?;
+
+    let file = std::fs::File::create(output).map_err(|source| CliError::File {
+        what: "creating",
+        path: output.display().to_string(),
+        source,
+    })?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(0);
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} {msg} {bytes}/{total_bytes} {bar:30}")
+        {
+            b.set_style(style);
+        }
+        b.set_message("recording");
+        b
+    });
+    let done = AtomicU32::new(0);
+    let mut drain = t.drain();
+    if let Some(b) = bar.clone() {
+        drain.on_progress(move |p| {
+            if p.total > 0 {
+                b.set_message("writing");
+                b.set_length(p.total);
+                b.set_position(p.written);
+            } else {
+                b.set_length(p.spooled);
+                b.set_position(p.spooled);
+            }
+        });
+    }
+    let result: Result<(), CliError> = std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for w in 0..threads {
+            let done = &done;
+            let h = std::thread::Builder::new()
+                .name(format!("demo-w{w}"))
+                .spawn_scoped(s, move || {
+                    worker(t, w, iterations);
+                    // Release: pairs with the Acquire load of the drain loop.
+                    done.fetch_add(1, Ordering::Release);
+                })
+                .map_err(|e| CliError::Demo(format!("spawning worker {w}: {e}")))?;
+            handles.push(h);
+        }
+        while done.load(Ordering::Acquire) < threads {
+            drain.poll()?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for h in handles {
+            h.join()
+                .map_err(|_| CliError::Demo("a worker thread panicked".into()))?;
+        }
+        Ok(())
+    });
+    result?;
+    drain.poll_all()?;
+    let stats = drain.stats();
+    let out = drain.finish(BufWriter::new(file), format.export())?;
+    out.into_inner()
+        .map_err(|e| CliError::File {
+            what: "writing",
+            path: output.display().to_string(),
+            source: e.into_error(),
+        })?
+        .sync_all()
+        .map_err(|source| CliError::File {
+            what: "writing",
+            path: output.display().to_string(),
+            source,
+        })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    eprintln!(
+        "ringtrace demo: {} events from {threads} threads ({} signals handled, {} lost) -> {}",
+        stats.events,
+        SIGNALS.load(Ordering::Relaxed),
+        stats.lost_events,
+        output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! `report`, `dump` and `convert`: everything that reads a trace.dat file.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::Path;
+
+use ringtrace::json::{tracedat_to_json, JsonOptions};
+use ringtrace::tracedat::{
+    FileRenderer, RenderOptions, TraceDatReader, TraceDatVersion, TraceItem,
+};
+
+use crate::{CliError, Format};
+
+type Reader = TraceDatReader<BufReader<File>>;
+
+fn open(path: &Path) -> Result<Reader, CliError> {
+    // Open the file ourselves so a missing file names the path.
+    let f = File::open(path).map_err(|source| CliError::File {
+        what: "opening",
+        path: path.display().to_string(),
+        source,
+    })?;
+    TraceDatReader::new(BufReader::new(f)).map_err(|source| CliError::TraceDat {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn bad(path: &Path) -> impl Fn(ringtrace::tracedat::TraceDatError) -> CliError + '_ {
+    move |source| CliError::TraceDat {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// `ringtrace report`.
+pub fn report(path: &Path, cpus: &[u32], raw: bool, ns: bool, json: bool) -> Result<(), CliError> {
+    if json && (!cpus.is_empty() || raw || ns) {
+        return Err(CliError::Usage(
+            "--json writes every event: it takes no --cpu, -R or -t".into(),
+        ));
+    }
+    let mut r = open(path)?;
+    let stdout = std::io::stdout();
+    if json {
+        let (mut out, _) = tracedat_to_json(&mut r, stdout.lock(), &JsonOptions::default())
+            .map_err(|source| CliError::Json {
+                path: path.display().to_string(),
+                source,
+            })?;
+        return out.flush().map_err(CliError::Output);
+    }
+    if let Some(c) = cpus
+        .iter()
+        .find(|c| !r.info().cpus.iter().any(|d| d.cpu == **c))
+    {
+        return Err(CliError::Usage(format!(
+            "--cpu {c}: {} has CPUs 0..{}",
+            path.display(),
+            r.info().cpus.len()
+        )));
+    }
+    let info = r.info().clone();
+    let render = FileRenderer::new(&info);
+    let opts = RenderOptions {
+        raw,
+        ns_timestamps: ns,
+        ..RenderOptions::default()
+    };
+    let mut out = BufWriter::new(stdout.lock());
+    let mut line = String::with_capacity(256);
+    for item in r.records() {
+        let item = item.map_err(bad(path))?;
+        if !cpus.is_empty() && !cpus.contains(&item.cpu()) {
+            continue;
+        }
+        line.clear();
+        match &item {
+            TraceItem::Lost { cpu, count, .. } => render.write_lost(&mut line, *cpu, *count),
+            TraceItem::Event(rec) => render
+                .write_line(&mut line, rec, &opts)
+                .map_err(bad(path))?,
+        }
+        out.write_all(line.as_bytes()).map_err(CliError::Output)?;
+    }
+    out.flush().map_err(CliError::Output)
+}
+
+/// Per-CPU counts for `dump`.
+#[derive(Debug, Default)]
+struct CpuCounts {
+    events: u64,
+    loss_pages: u64,
+    lost: u64,
+    lost_unknown: u64,
+    first: Option<u64>,
+    last: u64,
+}
+
+/// `ringtrace dump`.
+pub fn dump(path: &Path) -> Result<(), CliError> {
+    let mut r = open(path)?;
+    let info = r.info().clone();
+    let mut s = String::new();
+    use std::fmt::Write as _;
+    let _ = writeln!(s, "file: {}", path.display());
+    let _ = writeln!(
+        s,
+        "version: {}  endian: {}  page size: {}  long size: {} (header byte {})",
+        info.version,
+        if info.big_endian { "big" } else { "little" },
+        info.page_size,
+        info.long_size,
+        info.user_long_size
+    );
+    let _ = writeln!(s, "clock: {}", info.clock.as_deref().unwrap_or("(none)"));
+    if let Some(t) = info.tsc2nsec {
+        let _ = writeln!(
+            s,
+            "tsc2nsec: mult {} shift {} offset {}",
+            t.mult, t.shift, t.offset
+        );
+    }
+    if let Some(id) = info.trace_id {
+        let _ = writeln!(s, "trace id: 0x{id:016x}");
+    }
+    if let Some(v) = &info.writer_version {
+        let _ = writeln!(s, "writer: {v}");
+    }
+    if let Some(u) = &info.uname {
+        let _ = writeln!(s, "uname: {u}");
+    }
+    let _ = writeln!(s, "sections:");
+    let _ = writeln!(
+        s,
+        "  header_page: {} bytes, header_event: {} bytes",
+        info.header_page.len(),
+        info.header_event.len()
+    );
+    let mut systems: Vec<(&str, usize)> = Vec::new();
+    for e in &info.events {
+        match systems.iter_mut().find(|(n, _)| *n == e.system) {
+            Some((_, c)) => *c += 1,
+            None => systems.push((&e.system, 1)),
+        }
+    }
+    let list: Vec<String> = systems.iter().map(|(n, c)| format!("{n} {c}")).collect();
+    let _ = writeln!(
+        s,
+        "  event formats: {} ({})",
+        info.events.len(),
+        list.join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "  kallsyms: {} symbols",
+        info.kallsyms
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    );
+    let _ = writeln!(s, "  printk formats: {}", info.printk.len());
+    let _ = writeln!(s, "  cmdlines: {}", info.cmdlines.len());
+    let _ = writeln!(s, "  cpu stats: {}", info.cpu_stats.len());
+    if !info.unknown_options.is_empty() {
+        let _ = writeln!(s, "  unknown options: {:?}", info.unknown_options);
+    }
+    if !info.instances.is_empty() {
+        let _ = writeln!(s, "  other instances (not read): {:?}", info.instances);
+    }
+    let _ = writeln!(s, "cpus: {}", info.cpus.len());
+    let mut total = CpuCounts::default();
+    for (i, d) in info.cpus.iter().enumerate() {
+        let mut c = CpuCounts::default();
+        for item in r.cpu_records(i).map_err(bad(path))? {
+            match item.map_err(bad(path))? {
+                TraceItem::Event(rec) => {
+                    c.events += 1;
+                    c.first.get_or_insert(rec.ts);
+                    c.last = rec.ts;
+                }
+                TraceItem::Lost { count, .. } => {
+                    c.loss_pages += 1;
+                    match count {
+                        Some(n) => c.lost += n,
+                        None => c.lost_unknown += 1,
+                    }
+                }
+            }
+        }
+        let pages = d.size.div_ceil(u64::from(info.page_size));
+        let _ = write!(
+            s,
+            "  cpu {}: offset {} size {} ({} pages) events {} lost {}",
+            d.cpu, d.offset, d.size, pages, c.events, c.lost
+        );
+        if c.lost_unknown > 0 {
+            let _ = write!(s, " (+{} pages with an unknown count)", c.lost_unknown);
+        }
+        if let Some(f) = c.first {
+            let _ = write!(s, " ts {}..{}", f, c.last);
+        }
+        s.push('\n');
+        total.events += c.events;
+        total.lost += c.lost;
+        total.loss_pages += c.loss_pages;
+        total.lost_unknown += c.lost_unknown;
+    }
+    let _ = writeln!(
+        s,
+        "total: events {} lost {} (in {} flagged pages{})",
+        total.events,
+        total.lost,
+        total.loss_pages,
+        if total.lost_unknown > 0 {
+            format!(", {} without a count", total.lost_unknown)
+        } else {
+            String::new()
+        }
+    );
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes()).map_err(CliError::Output)?;
+    out.flush().map_err(CliError::Output)
+}
+
+/// `ringtrace convert`.
+pub fn convert(input: &Path, output: &Path, format: Format) -> Result<(), CliError> {
+    let mut r = open(input)?;
+    let f = File::create(output).map_err(|source| CliError::File {
+        what: "creating",
+        path: output.display().to_string(),
+        source,
+    })?;
+    let f = match format {
+        Format::Json => {
+            let (f, _) =
+                tracedat_to_json(&mut r, f, &JsonOptions::default()).map_err(|source| {
+                    CliError::Json {
+                        path: input.display().to_string(),
+                        source,
+                    }
+                })?;
+            f
+        }
+        Format::Dat | Format::Dat7 => {
+            let version = match format {
+                Format::Dat7 => TraceDatVersion::V7,
+                _ => TraceDatVersion::V6,
+            };
+            let w = ringtrace::tracedat::convert(&mut r, BufWriter::new(f), version)
+                .map_err(bad(input))?;
+            w.into_inner().map_err(|e| CliError::File {
+                what: "writing",
+                path: output.display().to_string(),
+                source: e.into_error(),
+            })?
+        }
+    };
+    f.sync_all().map_err(|source| CliError::File {
+        what: "writing",
+        path: output.display().to_string(),
+        source,
+    })
+}

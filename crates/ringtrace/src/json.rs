@@ -1,0 +1,354 @@
+//! Chrome trace-event JSON (the format the Perfetto UI and chrome://tracing
+//! open), written as a stream: one event at a time to any [`io::Write`],
+//! never a whole-trace value in memory.
+//!
+//! ```text
+//! {"traceEvents":[
+//!  {"ph":"M","name":"process_name","pid":1,"tid":0,"args":{"name":"ringtrace"}},
+//!  {"ph":"M","name":"thread_name","pid":1,"tid":4242,"args":{"name":"worker"}},   <- first sight of a thread
+//!  {"ph":"i","s":"t","pid":1,"tid":4242,"ts":1234.5,"name":"sample","cat":"demo","args":{"cpu":1,"value":7}},
+//!  {"ph":"B","pid":1,"tid":4242,"ts":1235.0,"name":"load","cat":"ringtrace","args":{"id":3}},   <- ringtrace/span_begin
+//!  {"ph":"E","pid":1,"tid":4242,"ts":1240.0,"name":"load","cat":"ringtrace","args":{"id":3}},   <- ringtrace/span_end
+//!  {"ph":"i","s":"g","pid":1,"tid":0,"ts":1241.0,"name":"lost events","args":{"cpu":0,"count":12}}
+//! ],"displayTimeUnit":"ns"}
+//! ```
+//!
+//! - `ts` is in microseconds (a float: ns precision is kept in the fraction).
+//! - Events are instant events on their thread's track with their decoded
+//!   fields as args; binary printk and marker records carry their formatted
+//!   text as `args.message` (binary printk events are named by their call
+//!   site, `file:line`, as in the text output).
+//! - Spans: records of system `ringtrace` named `span_begin` / `span_end`
+//!   (fields `__data_loc char[] name` and `u64 id`, as the `tracing` layer
+//!   writes them) become `B` / `E` slices named by their `name` field.
+//! - Lost events become global instant events named `lost events`.
+//!
+//! Strings and numbers are written by `serde_json`, so every string is
+//! escaped correctly whatever it holds.
+
+use std::collections::HashSet;
+use std::io::{self, BufWriter, Read, Seek, Write};
+
+use crate::tracedat::render::FileRenderer;
+use crate::tracedat::{FieldValue, TraceDatError, TraceDatReader, TraceItem};
+
+/// System of the span event types (see the module docs).
+pub const SPAN_SYSTEM: &str = "ringtrace";
+/// Name of the span-begin event type.
+pub const SPAN_BEGIN: &str = "span_begin";
+/// Name of the span-end event type.
+pub const SPAN_END: &str = "span_end";
+
+/// Why a JSON export failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonError {
+    /// Writing the output failed.
+    #[error("I/O error while writing JSON: {0}")]
+    Io(#[from] io::Error),
+    /// Reading the trace.dat source failed.
+    #[error(transparent)]
+    TraceDat(#[from] TraceDatError),
+}
+
+impl From<serde_json::Error> for JsonError {
+    fn from(e: serde_json::Error) -> Self {
+        JsonError::Io(io::Error::other(e))
+    }
+}
+
+/// Options of the JSON output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonOptions {
+    /// The `pid` every event carries (one process per trace).
+    pub pid: u32,
+    /// The process name shown for `pid`.
+    pub process_name: String,
+}
+
+impl Default for JsonOptions {
+    /// `pid` 1, named `ringtrace`.
+    fn default() -> Self {
+        JsonOptions {
+            pid: 1,
+            process_name: "ringtrace".to_string(),
+        }
+    }
+}
+
+/// Counters of a JSON export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JsonStats {
+    /// Instant events written.
+    pub instants: u64,
+    /// `B` events written.
+    pub begins: u64,
+    /// `E` events written.
+    pub ends: u64,
+    /// Threads named (`thread_name` metadata).
+    pub threads: u64,
+    /// Lost-event markers written.
+    pub lost_markers: u64,
+}
+
+/// Writes a JSON value of a decoded field.
+fn write_value<W: Write>(w: &mut W, v: &FieldValue) -> Result<(), JsonError> {
+    match v {
+        FieldValue::Unsigned(u) => write!(w, "{u}")?,
+        FieldValue::Signed(s) => write!(w, "{s}")?,
+        FieldValue::Str(s) => serde_json::to_writer(&mut *w, s)?,
+        FieldValue::Array(a) => {
+            w.write_all(b"[")?;
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    w.write_all(b",")?;
+                }
+                write_value(w, x)?;
+            }
+            w.write_all(b"]")?;
+        }
+        FieldValue::Bytes(b) => {
+            let mut s = String::with_capacity(2 + 2 * b.len());
+            s.push_str("0x");
+            for x in b {
+                s.push_str(&format!("{x:02x}"));
+            }
+            serde_json::to_writer(&mut *w, &s)?;
+        }
+    }
+    Ok(())
+}
+
+/// The streaming writer. Call [`finish`](Self::finish) to close the JSON.
+#[derive(Debug)]
+pub struct JsonWriter<W: Write> {
+    out: BufWriter<W>,
+    pid: u32,
+    threads: HashSet<i32>,
+    stats: JsonStats,
+}
+
+impl<W: Write> JsonWriter<W> {
+    /// Starts the document and names the process.
+    pub fn new(out: W, opts: &JsonOptions) -> Result<Self, JsonError> {
+        let mut out = BufWriter::with_capacity(64 * 1024, out);
+        write!(
+            out,
+            "{{\"traceEvents\":[\n{{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":{},\"tid\":0,\"args\":{{\"name\":",
+            opts.pid
+        )?;
+        serde_json::to_writer(&mut out, &opts.process_name)?;
+        out.write_all(b"}}")?;
+        Ok(JsonWriter {
+            out,
+            pid: opts.pid,
+            threads: HashSet::new(),
+            stats: JsonStats::default(),
+        })
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> JsonStats {
+        self.stats
+    }
+
+    /// Names thread `tid` (once: later calls for the same tid do nothing).
+    pub fn thread_name(&mut self, tid: i32, name: &str) -> Result<(), JsonError> {
+        if !self.threads.insert(tid) {
+            return Ok(());
+        }
+        write!(
+            self.out,
+            ",\n{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{},\"tid\":{tid},\"args\":{{\"name\":",
+            self.pid
+        )?;
+        serde_json::to_writer(&mut self.out, name)?;
+        self.out.write_all(b"}}")?;
+        self.stats.threads += 1;
+        Ok(())
+    }
+
+    /// Whether `tid` was named already.
+    pub fn has_thread(&self, tid: i32) -> bool {
+        self.threads.contains(&tid)
+    }
+
+    fn head(&mut self, ph: &str, tid: i32, ts_us: f64, name: &str, cat: &str) -> io::Result<()> {
+        write!(
+            self.out,
+            ",\n{{\"ph\":\"{ph}\",{}\"pid\":{},\"tid\":{tid},\"ts\":",
+            if ph == "i" { "\"s\":\"t\"," } else { "" },
+            self.pid
+        )?;
+        serde_json::to_writer(&mut self.out, &ts_us).map_err(io::Error::other)?;
+        self.out.write_all(b",\"name\":")?;
+        serde_json::to_writer(&mut self.out, name).map_err(io::Error::other)?;
+        self.out.write_all(b",\"cat\":")?;
+        serde_json::to_writer(&mut self.out, cat).map_err(io::Error::other)?;
+        Ok(())
+    }
+
+    fn args(&mut self, extra: &[(&str, &str)], fields: &[(&str, FieldValue)]) -> io::Result<()> {
+        self.out.write_all(b",\"args\":{")?;
+        let mut first = true;
+        for (k, v) in extra {
+            if !first {
+                self.out.write_all(b",")?;
+            }
+            first = false;
+            serde_json::to_writer(&mut self.out, k).map_err(io::Error::other)?;
+            self.out.write_all(b":")?;
+            serde_json::to_writer(&mut self.out, v).map_err(io::Error::other)?;
+        }
+        for (k, v) in fields {
+            if !first {
+                self.out.write_all(b",")?;
+            }
+            first = false;
+            serde_json::to_writer(&mut self.out, k).map_err(io::Error::other)?;
+            self.out.write_all(b":")?;
+            write_value(&mut self.out, v).map_err(|e| match e {
+                JsonError::Io(e) => e,
+                other => io::Error::other(other.to_string()),
+            })?;
+        }
+        self.out.write_all(b"}}")
+    }
+
+    /// An instant event on `tid`'s track: `extra` string args first (such
+    /// as `message`), then `fields`.
+    pub fn instant(
+        &mut self,
+        tid: i32,
+        ts_us: f64,
+        name: &str,
+        cat: &str,
+        extra: &[(&str, &str)],
+        fields: &[(&str, FieldValue)],
+    ) -> Result<(), JsonError> {
+        self.head("i", tid, ts_us, name, cat)?;
+        self.args(extra, fields)?;
+        self.stats.instants += 1;
+        Ok(())
+    }
+
+    /// Begins a slice `name` on `tid`'s track.
+    pub fn begin(
+        &mut self,
+        tid: i32,
+        ts_us: f64,
+        name: &str,
+        cat: &str,
+        fields: &[(&str, FieldValue)],
+    ) -> Result<(), JsonError> {
+        self.head("B", tid, ts_us, name, cat)?;
+        self.args(&[], fields)?;
+        self.stats.begins += 1;
+        Ok(())
+    }
+
+    /// Ends the innermost open slice on `tid`'s track.
+    pub fn end(
+        &mut self,
+        tid: i32,
+        ts_us: f64,
+        name: &str,
+        cat: &str,
+        fields: &[(&str, FieldValue)],
+    ) -> Result<(), JsonError> {
+        self.head("E", tid, ts_us, name, cat)?;
+        self.args(&[], fields)?;
+        self.stats.ends += 1;
+        Ok(())
+    }
+
+    /// A global marker: `count` events (if known) were lost on `cpu`.
+    pub fn lost(&mut self, cpu: u32, ts_us: f64, count: Option<u64>) -> Result<(), JsonError> {
+        write!(
+            self.out,
+            ",\n{{\"ph\":\"i\",\"s\":\"g\",\"pid\":{},\"tid\":0,\"ts\":",
+            self.pid
+        )?;
+        serde_json::to_writer(&mut self.out, &ts_us)?;
+        write!(
+            self.out,
+            ",\"name\":\"lost events\",\"args\":{{\"cpu\":{cpu}"
+        )?;
+        if let Some(n) = count {
+            write!(self.out, ",\"count\":{n}")?;
+        }
+        self.out.write_all(b"}}")?;
+        self.stats.lost_markers += 1;
+        Ok(())
+    }
+
+    /// Closes the document, flushes, and returns the output.
+    pub fn finish(mut self) -> Result<W, JsonError> {
+        self.out.write_all(b"\n],\"displayTimeUnit\":\"ns\"}\n")?;
+        self.out
+            .into_inner()
+            .map_err(|e| JsonError::Io(e.into_error()))
+    }
+}
+
+/// Writes every record of a trace.dat file as JSON (merged by time stamp,
+/// decoded through the file's own event formats); returns the output and
+/// the counters. A record that cannot be decoded stops the export with an
+/// error naming it.
+pub fn tracedat_to_json<R: Read + Seek, W: Write>(
+    reader: &mut TraceDatReader<R>,
+    out: W,
+    opts: &JsonOptions,
+) -> Result<(W, JsonStats), JsonError> {
+    let info = reader.info().clone();
+    let render = FileRenderer::new(&info);
+    let mut w = JsonWriter::new(out, opts)?;
+    for item in reader.records() {
+        match item? {
+            TraceItem::Lost { cpu, ts, count, .. } => {
+                w.lost(cpu, info.ts_ns(ts) as f64 / 1000.0, count)?;
+            }
+            TraceItem::Event(rec) => {
+                let view = render.view(&rec)?;
+                let d = &view.decoded;
+                let ts_us = info.ts_ns(rec.ts) as f64 / 1000.0;
+                if !w.has_thread(d.pid) {
+                    w.thread_name(d.pid, render.comm(d.pid))?;
+                }
+                let system = view.system();
+                if system == SPAN_SYSTEM
+                    && (d.format.name == SPAN_BEGIN || d.format.name == SPAN_END)
+                {
+                    let name = d
+                        .fields
+                        .iter()
+                        .find_map(|(n, v)| match v {
+                            FieldValue::Str(s) if *n == "name" => Some(s.as_str()),
+                            _ => None,
+                        })
+                        .unwrap_or("?");
+                    let rest: Vec<(&str, FieldValue)> = d
+                        .fields
+                        .iter()
+                        .filter(|(n, _)| *n != "name")
+                        .cloned()
+                        .collect();
+                    if d.format.name == SPAN_BEGIN {
+                        w.begin(d.pid, ts_us, name, system, &rest)?;
+                    } else {
+                        w.end(d.pid, ts_us, name, system, &rest)?;
+                    }
+                    continue;
+                }
+                match &view.message {
+                    Some(m) => {
+                        w.instant(d.pid, ts_us, &view.name, system, &[("message", m)], &[])?
+                    }
+                    None => w.instant(d.pid, ts_us, &view.name, system, &[], &d.fields)?,
+                }
+            }
+        }
+    }
+    let stats = w.stats();
+    Ok((w.finish()?, stats))
+}
