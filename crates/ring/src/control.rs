@@ -25,7 +25,7 @@
 //! covered the same way: they are writes on the same ring.
 
 use crate::layout::{
-    link, link_flag, link_page, link_tag, write_entries, Region, RingMeta, GENERATION,
+    link, link_flag, link_page, link_tag, write_entries, Region, RingMeta, ENTRY, GENERATION,
     GENERATION_MASK, HEAD, NORMAL, NO_SLOT, RECORD_COUNT_MASK, RECORD_OFF,
 };
 use crate::sync::{backoff, heavy_barrier, Ordering::*};
@@ -560,6 +560,132 @@ impl RingBuffer {
             }
         }
         Ok(())
+    }
+}
+
+impl RingBuffer {
+    /// Post-mortem repair of ring `ring` whose writer died in the middle of
+    /// a write (its process was killed): the events it had reserved, and
+    /// those nested after them, were never committed and never will be.
+    /// They are counted as dropped and reported to the reader as lost (after
+    /// the last committed event), the ring is made consistent (tail back on
+    /// the commit point, the writer's claim released), and writing can go on
+    /// from another thread or process. Returns the number of events lost;
+    /// 0 when no write was in flight.
+    ///
+    /// # Safety
+    /// No writer of the ring may be alive (check the writer's process is
+    /// gone): a live writer's reservation would be overwritten.
+    pub unsafe fn recover_dead_writer(&self, ring: usize) -> Result<u64, ControlError> {
+        let r = self.check(ring)?;
+        let region = self.region();
+        let g = *region.geometry();
+        let meta = region.ring(r);
+        let _busy = crate::read::Busy::take(meta);
+        let cap = crate::format::data_capacity(g.page_size as usize);
+        if meta.w.committing.load(Acquire) == 0 {
+            meta.w.owner.store(0, Release);
+            return Ok(0);
+        }
+        let corrupt = |what| {
+            meta.slow.corruptions.fetch_add(1, Relaxed);
+            ControlError::Corrupt {
+                ring,
+                what,
+            }
+        };
+        let cp = meta.w.commit_page.load(Acquire);
+        let tail = meta.w.tail_page.load(Acquire);
+        if !g.owns(r, cp) || !g.owns(r, tail) {
+            return Err(corrupt("commit or tail page out of range"));
+        }
+        // Events committed on the commit page: decode up to its commit.
+        let page = region.page(cp);
+        let commit = (page.commit.load(Acquire) as usize).min(cap);
+        // SAFETY: [0, commit) of the page is committed; the writer is gone
+        // (caller's contract), and readers only read it.
+        let data = unsafe {
+            std::slice::from_raw_parts(
+                region.page_bytes(cp).add(crate::format::PAGE_HEADER_SIZE),
+                commit,
+            )
+        };
+        let mut at = 0;
+        let mut committed_here = 0u64;
+        while at < commit {
+            match crate::format::decode(data, at) {
+                Ok((crate::format::Record::Data { .. }, size)) => {
+                    committed_here += 1;
+                    at += size;
+                }
+                Ok((_, size)) => at += size,
+                Err(_) => return Err(corrupt("committed event does not decode")),
+            }
+        }
+        let word = page.write.load(Acquire);
+        let mut lost = write_entries(word).saturating_sub(committed_here);
+        // Pages the tail reached past the commit page: nothing committed.
+        let mut p = cp;
+        for _ in 0..g.slots_per_ring {
+            if p == tail {
+                break;
+            }
+            p = link_page(region.page(p).link.load(Acquire));
+            if !g.owns(r, p) {
+                return Err(corrupt("page link out of range"));
+            }
+            lost += write_entries(region.page(p).write.load(Relaxed));
+            let w = region.page(p).write.load(Relaxed);
+            region.page(p).write.store(w & GENERATION_MASK, Relaxed);
+            region.page(p).commit.store(0, Relaxed);
+            region.page(p).real_end.store(0, Relaxed);
+        }
+        // The commit page ends at its commit, with its committed events.
+        page.write.store(
+            (word & GENERATION_MASK) | (committed_here * ENTRY) | commit as u64,
+            Relaxed,
+        );
+        // A head push cut short (step P1 done, P3 not): finish it, so the
+        // reader finds exactly one HEAD link.
+        let mut updating = None;
+        let mut heads = 0;
+        let mut p = cp;
+        for _ in 0..g.slots_per_ring {
+            let l = region.page(p).link.load(Acquire);
+            match link_flag(l) {
+                HEAD => heads += 1,
+                crate::layout::UPDATE => updating = Some(p),
+                _ => {}
+            }
+            p = link_page(l);
+            if !g.owns(r, p) {
+                return Err(corrupt("page link out of range"));
+            }
+            if p == cp {
+                break;
+            }
+        }
+        if let Some(u) = updating {
+            let l = region.page(u).link.load(Relaxed);
+            let target = link_page(l);
+            region
+                .page(u)
+                .link
+                .store(link(target, link_tag(l), NORMAL), Release);
+            if heads == 0 {
+                let tl = region.page(target).link.load(Relaxed);
+                region
+                    .page(target)
+                    .link
+                    .store(link(link_page(tl), link_tag(tl) + 1, HEAD), Release);
+            }
+        }
+        page.lost_at_end.fetch_add(lost, Relaxed);
+        meta.slow.dropped.fetch_add(lost, Relaxed);
+        meta.w.tail_page.store(cp, Release);
+        meta.w.committing.store(0, Release);
+        meta.w.owner.store(0, Release);
+        Ok(lost)
     }
 }
 
