@@ -19,6 +19,8 @@
 //! - [`export`]: streaming export of a live tracer (a drain) or a snapshot
 //!   to trace.dat or JSON, with bounded memory.
 //! - [`json`]: Chrome trace-event JSON, streamed (from trace.dat files too).
+//! - [`session`]: rings and tables in shared memory, read from another
+//!   process live or after the program died (`ringtrace record`).
 //!
 //! Not yet: the merged non-consuming view (the kernel's `trace` file), raw
 //! page reads (`trace_pipe_raw`) and snapshots; they wait for the ring's
@@ -39,6 +41,7 @@ pub mod json;
 mod macros;
 pub mod output;
 pub mod reader;
+pub mod session;
 pub mod tracer;
 
 pub use context::{signal_scope, trace_marker, ContextHandle, RecordError, Target};

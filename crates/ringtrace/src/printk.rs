@@ -788,6 +788,56 @@ pub fn site_by_id(id: u32) -> Option<&'static Site> {
     (site.id.load(Ordering::Acquire) == id).then_some(site)
 }
 
+/// Number of site ids handed out so far plus one (the next id): a cheap
+/// "did any site register since" check for session tracers.
+#[inline(always)]
+pub(crate) fn site_count() -> u32 {
+    NEXT_ID.load(Ordering::Relaxed)
+}
+
+/// Makes a site of another process known here under its `id`, so that
+/// records carrying that id format here (the reader of a session imports
+/// the writer's sites). The site's strings are leaked: a reader imports
+/// each site once, from a bounded table. False when `id` is out of range
+/// or already taken by a different format.
+///
+/// ```
+/// assert!(ringtrace::printk::import_site(4000, "v=%d", "prog.rs", 7));
+/// let s = ringtrace::printk::site_by_id(4000).unwrap();
+/// assert_eq!((s.format(), s.file(), s.line()), ("v=%d", "prog.rs", 7));
+/// assert!(!ringtrace::printk::import_site(4000, "other", "prog.rs", 7));
+/// ```
+pub fn import_site(id: u32, fmt: &str, file: &str, line: u32) -> bool {
+    if id == 0 || id as usize >= MAX_SITES {
+        return false;
+    }
+    if let Some(s) = site_by_id(id) {
+        return s.fmt == fmt;
+    }
+    let site: &'static Site = Box::leak(Box::new(Site {
+        fmt: Box::leak(fmt.to_string().into_boxed_str()),
+        kinds: &[],
+        file: Box::leak(file.to_string().into_boxed_str()),
+        line,
+        id: AtomicU32::new(id),
+    }));
+    // AcqRel: pairs with the Acquire load in `site_by_id` (the site's
+    // fields are visible with the pointer).
+    let ok = SITES[id as usize]
+        .compare_exchange(
+            std::ptr::null_mut(),
+            site as *const Site as *mut Site,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok();
+    if ok {
+        // Later local sites take ids above the imported ones.
+        NEXT_ID.fetch_max(id + 1, Ordering::Relaxed);
+    }
+    ok
+}
+
 /// The site whose `fmt` address is `addr`.
 ///
 /// ```
