@@ -479,35 +479,16 @@ fn corrupt_sessions_never_crash_or_hang() {
         }
         let p = dir.path().join(format!("ringtrace-0-fuzz{seed}"));
         write_0600(&p, &bytes);
-        for cmd in ["show", "stat"] {
-            let mut child = Command::new(ringtrace_bin())
-                .arg(cmd)
-                .arg(&p)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let start = Instant::now();
-            let status = loop {
-                if let Some(s) = child.try_wait().unwrap() {
-                    break s;
-                }
-                if start.elapsed() > Duration::from_secs(20) {
-                    let _ = child.kill();
-                    panic!("seed {seed}: ringtrace {cmd} hangs on a corrupted session");
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            };
-            let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            assert!(
-                status.code().is_some() && !err.contains("panicked"),
-                "seed {seed}: ringtrace {cmd} crashed: {status}\n{err}"
-            );
-            if status.success() {
+        let ps = p.to_str().unwrap();
+        let out = dir.path().join("x.dat");
+        let mut runs = vec![vec!["show", ps], vec!["stat", ps]];
+        if seed % 8 == 0 {
+            runs.push(vec!["extract", ps, "-o", out.to_str().unwrap()]);
+        }
+        for args in runs {
+            if bounded(&args, &format!("seed {seed}")) {
                 outcomes[0] += 1;
             } else {
-                assert!(err.contains("ringtrace: error: session"), "seed {seed}: {err}");
                 outcomes[1] += 1;
             }
         }
@@ -517,6 +498,117 @@ fn corrupt_sessions_never_crash_or_hang() {
         "  {seeds} seeds: {} runs read, {} refused with an error",
         outcomes[0], outcomes[1]
     );
+}
+
+/// Runs `ringtrace ARGS` with a timeout; panics if it hangs or crashes
+/// (a signal, or a panic message); returns whether it succeeded.
+fn bounded(args: &[&str], what: &str) -> bool {
+    let mut child = Command::new(ringtrace_bin())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut e = String::new();
+        let _ = err_pipe.read_to_string(&mut e);
+        e
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("{what}: ringtrace {args:?} hangs");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let err = reader.join().unwrap();
+    assert!(
+        status.code().is_some() && !err.contains("panicked"),
+        "{what}: ringtrace {args:?} crashed: {status}\n{err}"
+    );
+    if !status.success() {
+        assert!(err.contains("ringtrace: error: session"), "{what}: {err}");
+    }
+    status.success()
+}
+
+/// Scribbles on a *live* session's memory (a storm writes into it) through
+/// a shared mapping, more with each round, and runs `show`, `stat` and
+/// `snapshot` on it: they never crash or hang. (The writer itself trusts
+/// the memory and may die of it; that is the program's business.)
+fn corrupt_live_session_never_crashes_readers() {
+    let d = tempfile::tempdir().unwrap();
+    let cnt = d.path().join("counters");
+    std::fs::write(&cnt, [0u8; 64]).unwrap();
+    let me = me();
+    let mut rec = Command::new(ringtrace_bin())
+        .args(["record", "--name", "livefuzz", "--contexts", "4", "-b", "16", "--mode", "overwrite", "--"])
+        .arg(&me)
+        .arg("prog")
+        .arg("storm")
+        .arg(&cnt)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(rec.stderr.take().unwrap());
+    let mut line = String::new();
+    let (path, pid) = loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "record ended early");
+        if line.contains(" recording pid ") {
+            break session_of(&line);
+        }
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let f = std::fs::File::options().read(true).write(true).open(&path).unwrap();
+    let len = f.metadata().unwrap().len() as usize;
+    let map = memmap2::MmapOptions::new().len(len).map_raw(&f).unwrap();
+    let ring_off = ringtrace::session::Session::open(&path)
+        .unwrap()
+        .layout()
+        .ring_offset as usize;
+    let snap = d.path().join("s.dat");
+    let mut x = 0x1234_5678_9abc_def1u64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let rounds = 40;
+    let mut ok_runs = 0;
+    for round in 0..rounds {
+        for _ in 0..1 + rnd() % 4 {
+            let at = match rnd() % 3 {
+                0 => 4096 + (rnd() as usize) % (ring_off - 4096),
+                1 => ring_off + (rnd() as usize) % 65536.min(len - ring_off),
+                _ => ring_off + (rnd() as usize) % (len - ring_off),
+            } & !7;
+            let v = rnd();
+            // SAFETY: `at + 8 <= len` (at is below len - 8 rounded down to 8);
+            // a deliberate racy scribble on shared memory, as a hostile
+            // writer would do; volatile so it is not elided.
+            unsafe { std::ptr::write_volatile(map.as_mut_ptr().add(at.min(len - 8)) as *mut u64, v) };
+        }
+        let p = path.to_str().unwrap();
+        for args in [vec!["show", p], vec!["stat", p], vec!["snapshot", p, "-o", snap.to_str().unwrap()]] {
+            if bounded(&args, &format!("live round {round}")) {
+                ok_runs += 1;
+            }
+        }
+    }
+    // SAFETY: kills the storm program (our grandchild), if still alive.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let mut rest = String::new();
+    let _ = err.read_to_string(&mut rest);
+    let _ = rec.wait();
+    let _ = std::fs::remove_file(&path);
+    println!("  {rounds} rounds on a live session: {ok_runs} of {} runs read, the rest refused", 3 * rounds);
 }
 
 fn write_0600(p: &Path, bytes: &[u8]) {
@@ -598,6 +690,7 @@ fn main() {
         ("sigkill_mid_storm_exact_accounting", sigkill_mid_storm_exact_accounting),
         ("fork_attributes_events_to_each_process", fork_attributes_events_to_each_process),
         ("corrupt_sessions_never_crash_or_hang", corrupt_sessions_never_crash_or_hang),
+        ("corrupt_live_session_never_crashes_readers", corrupt_live_session_never_crashes_readers),
     ];
     let start = Instant::now();
     let (mut passed, mut failed, mut filtered) = (0, 0, 0);

@@ -289,7 +289,8 @@ impl<'a> Consumer<'a> {
             // the cmpxchg fail.
             fence(SeqCst);
             let overrun =
-                self.meta.slow.overrun.load(Relaxed) + self.meta.slow.overrun_noted.load(Relaxed);
+                (self.meta.slow.overrun.load(Relaxed))
+                    .wrapping_add(self.meta.slow.overrun_noted.load(Relaxed));
             // The swap. Release publishes our page's reset and links to the
             // writers that follow the link (Acquire loads in `move_tail`).
             let swapped = self
@@ -311,8 +312,13 @@ impl<'a> Consumer<'a> {
             r.read_offset.store(0, Relaxed);
             let before_swap = r.overrun_at_swap.load(Relaxed);
             r.overrun_at_swap.store(overrun, Relaxed);
+            // Saturating: the counters live in memory another process may
+            // have scribbled on; a corrupt pair must not panic the reader.
             r.lost_known.store(
-                r.lost_known.load(Relaxed) + noted + (overrun - before_swap),
+                r.lost_known
+                    .load(Relaxed)
+                    .saturating_add(noted)
+                    .saturating_add(overrun.saturating_sub(before_swap)),
                 Relaxed,
             );
             return Ok(true);
