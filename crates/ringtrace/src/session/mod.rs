@@ -1153,8 +1153,14 @@ impl Tracer {
         for e in entries {
             match e {
                 TableEntry::Event { system, format } => {
-                    let ok = link::leak_event_type(&system, &format)
-                        .is_some_and(|ty| Registry::global().register(ty).is_ok());
+                    // A type this process already has (the same name in
+                    // the same system under that id) is not imported again.
+                    let ok = link::leak_event_type(&system, &format).is_some_and(|ty| {
+                        match Registry::global().get(ty.id) {
+                            Some(have) => have.name == ty.name && have.system == ty.system,
+                            None => Registry::global().register(ty).is_ok(),
+                        }
+                    });
                     if ok {
                         st.events += 1;
                     } else {
