@@ -31,8 +31,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ringtrace::clock::ClockKind;
 use ringtrace::export::{Drain, DrainStats, ExportError};
 use ringtrace::session::{
-    list_sessions, resolve, session_dir, ProcInfo, ProcState, Session, SessionConfig,
-    SessionError, SessionState, SESSION_ENV,
+    list_sessions, resolve, session_dir, ProcInfo, ProcState, Session, SessionConfig, SessionError,
+    SessionState, SESSION_ENV,
 };
 use ringtrace::Tracer;
 use ringtrace_ring::Mode;
@@ -325,9 +325,8 @@ fn copy_of(arg: &str) -> Result<(tempfile::NamedTempFile, Opened, String)> {
 }
 
 fn create_output(path: &Path) -> Result<BufWriter<File>> {
-    let f = File::create(path).map_err(|e| {
-        SessionCmdError::Usage(format!("creating {}: {e}", path.display()))
-    })?;
+    let f = File::create(path)
+        .map_err(|e| SessionCmdError::Usage(format!("creating {}: {e}", path.display())))?;
     Ok(BufWriter::with_capacity(1 << 16, f))
 }
 
@@ -395,7 +394,9 @@ fn summary(o: &Opened, stats: &DrainStats, out: &Path) {
 /// `ringtrace record`.
 pub fn record(a: RecordArgs) -> Result<()> {
     let format = match &a.output {
-        Some(o) => Some(Format::resolve(o, a.format).map_err(|e| SessionCmdError::Usage(e.to_string()))?),
+        Some(o) => {
+            Some(Format::resolve(o, a.format).map_err(|e| SessionCmdError::Usage(e.to_string()))?)
+        }
         None => None,
     };
     let Some(program) = a.command.first() else {
@@ -437,7 +438,8 @@ pub fn record(a: RecordArgs) -> Result<()> {
     };
     if let Some(mb) = a.flight_recorder {
         cfg.mode = Mode::Overwrite;
-        cfg.bytes_per_context = (mb.saturating_mul(1 << 20) / a.contexts.max(1)).max(2 * a.page_size);
+        cfg.bytes_per_context =
+            (mb.saturating_mul(1 << 20) / a.contexts.max(1)).max(2 * a.page_size);
     }
     let session = Session::create(&cfg)?;
     session.set_recorder_pid(std::process::id());
@@ -447,7 +449,10 @@ pub fn record(a: RecordArgs) -> Result<()> {
     if !keep {
         let _ = std::fs::remove_file(&path);
     } else {
-        eprintln!("ringtrace: session kept: {} (`ringtrace remove` deletes it)", path.display());
+        eprintln!(
+            "ringtrace: session kept: {} (`ringtrace remove` deletes it)",
+            path.display()
+        );
     }
     result
 }
@@ -477,7 +482,11 @@ fn record_in(a: &RecordArgs, session: Session, format: Option<Format>, path: &Pa
         path: path.display().to_string(),
         source,
     };
-    let bar = if live { progress_bar("recording") } else { None };
+    let bar = if live {
+        progress_bar("recording")
+    } else {
+        None
+    };
     let mut drain = live.then(|| o.tracer.drain());
     if let Some(d) = &mut drain {
         attach_progress(d, &bar);
@@ -519,7 +528,10 @@ fn record_in(a: &RecordArgs, session: Session, format: Option<Format>, path: &Pa
     if let Some(m) = &msg {
         eprintln!("ringtrace: {m}");
     }
-    eprintln!("ringtrace: {} exited: {status}", Path::new(&a.command[0]).display());
+    eprintln!(
+        "ringtrace: {} exited: {status}",
+        Path::new(&a.command[0]).display()
+    );
     let (Some(out), Some(f)) = (&a.output, format) else {
         return Ok(());
     };
@@ -559,12 +571,18 @@ pub fn list() -> Result<()> {
         let _ = writeln!(out, "{s}");
     };
     if all.is_empty() {
-        w(&mut out, format!("no sessions in {}", session_dir().display()));
+        w(
+            &mut out,
+            format!("no sessions in {}", session_dir().display()),
+        );
         return Ok(());
     }
     w(
         &mut out,
-        format!("{:<44} {:>8} {:<8} {:>8} {:>6}  PROCESSES", "SESSION", "PID", "STATE", "SIZE", "OWNER"),
+        format!(
+            "{:<44} {:>8} {:<8} {:>8} {:>6}  PROCESSES",
+            "SESSION", "PID", "STATE", "SIZE", "OWNER"
+        ),
     );
     for l in all {
         let (state, procs) = match &l.state {
@@ -647,7 +665,10 @@ pub fn pipe(a: SessionArg) -> Result<()> {
             None if finishing => break,
             None => {
                 let _ = out.flush();
-                if let Some(l) = pipe.next_line_timeout(Duration::from_millis(20)).map_err(rerr)? {
+                if let Some(l) = pipe
+                    .next_line_timeout(Duration::from_millis(20))
+                    .map_err(rerr)?
+                {
                     out.write_all(l.as_bytes()).map_err(werr)?;
                 }
             }
@@ -661,7 +682,10 @@ pub fn pipe(a: SessionArg) -> Result<()> {
     }
     let _ = out.flush();
     if finishing {
-        eprintln!("ringtrace: session {}: no writer left; end of trace", o.path.display());
+        eprintln!(
+            "ringtrace: session {}: no writer left; end of trace",
+            o.path.display()
+        );
     }
     Ok(())
 }
@@ -693,7 +717,10 @@ pub fn show(session: &str) -> Result<()> {
             }
             Ok(None) => break,
             Err(e) => {
-                eprintln!("ringtrace: session {}: reading stopped: {e}", o.path.display());
+                eprintln!(
+                    "ringtrace: session {}: reading stopped: {e}",
+                    o.path.display()
+                );
                 break;
             }
         }
@@ -705,7 +732,10 @@ pub fn show(session: &str) -> Result<()> {
         }
     }
     let _ = out.flush();
-    eprintln!("ringtrace: session {} ({state}): {n} events", o.path.display());
+    eprintln!(
+        "ringtrace: session {} ({state}): {n} events",
+        o.path.display()
+    );
     Ok(())
 }
 
@@ -764,7 +794,8 @@ pub fn stat(session: &str) -> Result<()> {
 
 /// `ringtrace extract`.
 pub fn extract(a: SessionOutArg) -> Result<()> {
-    let format = Format::resolve(&a.output, a.format).map_err(|e| SessionCmdError::Usage(e.to_string()))?;
+    let format =
+        Format::resolve(&a.output, a.format).map_err(|e| SessionCmdError::Usage(e.to_string()))?;
     let o = Opened::open(&a.session)?;
     o.check_readers(a.force)?;
     if let Some(m) = o.post_mortem() {
@@ -777,7 +808,8 @@ pub fn extract(a: SessionOutArg) -> Result<()> {
 
 /// `ringtrace snapshot`.
 pub fn snapshot(a: SessionOutArg) -> Result<()> {
-    let format = Format::resolve(&a.output, a.format).map_err(|e| SessionCmdError::Usage(e.to_string()))?;
+    let format =
+        Format::resolve(&a.output, a.format).map_err(|e| SessionCmdError::Usage(e.to_string()))?;
     let (_tmp, o, state) = copy_of(&a.session)?;
     let stats = export(&o, &a.output, format, "snapshot")?;
     eprintln!("ringtrace: session {} is {state}", o.path.display());

@@ -82,7 +82,7 @@ fn prog(args: &[String]) {
                         let mut i = 0u64;
                         loop {
                             c[2 * w].fetch_add(1, Ordering::SeqCst);
-                            let _ = ringtrace::trace!("storm %u %llu", w as u32, i);
+                            ringtrace::trace!("storm %u %llu", w as u32, i);
                             c[2 * w + 1].fetch_add(1, Ordering::SeqCst);
                             i += 1;
                         }
@@ -178,7 +178,11 @@ fn counts(stderr: &str) -> (u64, u64, u64) {
         .find(|l| l.contains(" events, ") && l.contains("ring counters"))
         .unwrap_or_else(|| panic!("no summary in: {stderr}"));
     // `ringtrace: PATH: N events, L lost (ring counters: R lost) -> OUT`
-    let start = l.rfind(": ").map(|i| &l[..i]).and_then(|h| h.rfind(": ")).unwrap();
+    let start = l
+        .rfind(": ")
+        .map(|i| &l[..i])
+        .and_then(|h| h.rfind(": "))
+        .unwrap();
     let mid = &l[start..l.find(" -> ").unwrap()];
     let nums: Vec<u64> = mid
         .split(|c: char| !c.is_ascii_digit())
@@ -245,7 +249,11 @@ fn record_threads_and_signals_trace_cmd() {
         assert!(rep.contains(&format!("wk{w}-")), "no thread wk{w}");
     }
     // A typed event's fields, decoded by trace-cmd from our format text.
-    assert!(rep.contains("worker=3 seq=2999"), "{}", &rep[..rep.len().min(2000)]);
+    assert!(
+        rep.contains("worker=3 seq=2999"),
+        "{}",
+        &rep[..rep.len().min(2000)]
+    );
     // Signal-handler events carry the handler flag (`h1` in the latency
     // format's flags column), ordinary ones do not.
     let lat = Command::new(trace_cmd())
@@ -256,8 +264,15 @@ fn record_threads_and_signals_trace_cmd() {
     let lat = text(&lat.stdout);
     let sig_lines: Vec<&str> = lat.lines().filter(|l| l.contains("sig on ")).collect();
     assert_eq!(sig_lines.len() as u64, signals);
-    assert!(sig_lines.iter().all(|l| l.contains("..h1.")), "{:?}", &sig_lines[..2]);
-    assert!(lat.lines().filter(|l| l.contains(" job: ")).all(|l| l.contains(".....")));
+    assert!(
+        sig_lines.iter().all(|l| l.contains("..h1.")),
+        "{:?}",
+        &sig_lines[..2]
+    );
+    assert!(lat
+        .lines()
+        .filter(|l| l.contains(" job: "))
+        .all(|l| l.contains(".....")));
     assert!(!rep.contains("LOST") && !rep.contains("DROPPED"));
     println!("  {expected} events, trace-cmd agrees");
 }
@@ -334,13 +349,20 @@ fn sigkill_mid_storm_exact_accounting() {
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let f = std::fs::File::options().read(true).write(true).open(&cnt).unwrap();
+            let f = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .open(&cnt)
+                .unwrap();
             let map = memmap2::MmapOptions::new().len(64).map_raw(&f).unwrap();
             // SAFETY: as in the program: a shared 64-byte mapping of atomics.
             let c: &[AtomicU64; 8] = unsafe { &*(map.as_ptr() as *const [AtomicU64; 8]) };
             let start = Instant::now();
             while c[1].load(Ordering::SeqCst) + c[3].load(Ordering::SeqCst) < 200_000 {
-                assert!(start.elapsed() < Duration::from_secs(60), "storm does not start");
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "storm does not start"
+                );
                 std::thread::sleep(Duration::from_millis(5));
             }
             std::thread::sleep(Duration::from_millis(7 * round as u64));
@@ -356,7 +378,12 @@ fn sigkill_mid_storm_exact_accounting() {
             assert!(stat.contains("state: dead"), "{stat}");
             assert!(stat.contains("entries:") && stat.contains("read events:"));
             let dat = d.path().join("x.dat");
-            let o = ok(&["extract", path.to_str().unwrap(), "-o", dat.to_str().unwrap()]);
+            let o = ok(&[
+                "extract",
+                path.to_str().unwrap(),
+                "-o",
+                dat.to_str().unwrap(),
+            ]);
             let e = text(&o.stderr);
             let (events, _, ring_lost) = counts(&e);
             assert_eq!(count_events(&dat), events);
@@ -465,8 +492,8 @@ fn corrupt_sessions_never_crash_or_hang() {
             let region = rnd() % 4;
             let len = bytes.len() as u64;
             let at = match region {
-                0 => rnd() % 4096,                                   // session header
-                1 => 4096 + rnd() % (ring_off as u64 - 4096),         // slots, tables
+                0 => rnd() % 4096,                                               // session header
+                1 => 4096 + rnd() % (ring_off as u64 - 4096),                    // slots, tables
                 2 => ring_off as u64 + rnd() % 65536.min(len - ring_off as u64), // ring metadata
                 _ => ring_off as u64 + rnd() % (len - ring_off as u64), // anywhere in the rings
             } as usize;
@@ -547,7 +574,18 @@ fn corrupt_live_session_never_crashes_readers() {
     std::fs::write(&cnt, [0u8; 64]).unwrap();
     let me = me();
     let mut rec = Command::new(ringtrace_bin())
-        .args(["record", "--name", "livefuzz", "--contexts", "4", "-b", "16", "--mode", "overwrite", "--"])
+        .args([
+            "record",
+            "--name",
+            "livefuzz",
+            "--contexts",
+            "4",
+            "-b",
+            "16",
+            "--mode",
+            "overwrite",
+            "--",
+        ])
         .arg(&me)
         .arg("prog")
         .arg("storm")
@@ -565,7 +603,11 @@ fn corrupt_live_session_never_crashes_readers() {
         }
     };
     std::thread::sleep(Duration::from_millis(200));
-    let f = std::fs::File::options().read(true).write(true).open(&path).unwrap();
+    let f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
     let len = f.metadata().unwrap().len() as usize;
     let map = memmap2::MmapOptions::new().len(len).map_raw(&f).unwrap();
     let ring_off = ringtrace::session::Session::open(&path)
@@ -593,10 +635,16 @@ fn corrupt_live_session_never_crashes_readers() {
             // SAFETY: `at + 8 <= len` (at is below len - 8 rounded down to 8);
             // a deliberate racy scribble on shared memory, as a hostile
             // writer would do; volatile so it is not elided.
-            unsafe { std::ptr::write_volatile(map.as_mut_ptr().add(at.min(len - 8)) as *mut u64, v) };
+            unsafe {
+                std::ptr::write_volatile(map.as_mut_ptr().add(at.min(len - 8)) as *mut u64, v)
+            };
         }
         let p = path.to_str().unwrap();
-        for args in [vec!["show", p], vec!["stat", p], vec!["snapshot", p, "-o", snap.to_str().unwrap()]] {
+        for args in [
+            vec!["show", p],
+            vec!["stat", p],
+            vec!["snapshot", p, "-o", snap.to_str().unwrap()],
+        ] {
             if bounded(&args, &format!("live round {round}")) {
                 ok_runs += 1;
             }
@@ -608,7 +656,10 @@ fn corrupt_live_session_never_crashes_readers() {
     let _ = err.read_to_string(&mut rest);
     let _ = rec.wait();
     let _ = std::fs::remove_file(&path);
-    println!("  {rounds} rounds on a live session: {ok_runs} of {} runs read, the rest refused", 3 * rounds);
+    println!(
+        "  {rounds} rounds on a live session: {ok_runs} of {} runs read, the rest refused",
+        3 * rounds
+    );
 }
 
 fn write_0600(p: &Path, bytes: &[u8]) {
@@ -627,17 +678,25 @@ fn errors_name_the_session() {
     let o = run(&["stat", "no-such-session-xyz"]);
     assert!(!o.status.success());
     let e = text(&o.stderr);
-    assert!(e.contains("no session named \"no-such-session-xyz\""), "{e}");
+    assert!(
+        e.contains("no session named \"no-such-session-xyz\""),
+        "{e}"
+    );
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("ringtrace-1-junk");
     write_0600(&p, &[7u8; 8192]);
     let o = run(&["show", p.to_str().unwrap()]);
     let e = text(&o.stderr);
-    assert!(e.contains(p.to_str().unwrap()) && e.contains("not a ringtrace session"), "{e}");
+    assert!(
+        e.contains(p.to_str().unwrap()) && e.contains("not a ringtrace session"),
+        "{e}"
+    );
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let e = text(&run(&["stat", p.to_str().unwrap()]).stderr);
     assert!(e.contains("0600"), "{e}");
-    for cmd in ["record", "list", "pipe", "show", "stat", "extract", "snapshot", "clear", "remove"] {
+    for cmd in [
+        "record", "list", "pipe", "show", "stat", "extract", "snapshot", "clear", "remove",
+    ] {
         let h = text(&ok(&[cmd, "--help"]).stdout);
         assert!(h.contains("Example"), "{cmd} --help has no example");
     }
@@ -648,12 +707,23 @@ fn show_snapshot_extract_list_clear() {
     let d = tempfile::tempdir().unwrap();
     let me = me();
     let o = ok(&[
-        "record", "--name", "viewtest", "--", me.to_str().unwrap(), "prog", "threads", "2", "200",
+        "record",
+        "--name",
+        "viewtest",
+        "--",
+        me.to_str().unwrap(),
+        "prog",
+        "threads",
+        "2",
+        "200",
     ]);
     let (path, _) = session_of(&text(&o.stderr));
     let p = path.to_str().unwrap();
     let list = text(&ok(&["list"]).stdout);
-    assert!(list.lines().any(|l| l.contains(p) && l.contains("exited")), "{list}");
+    assert!(
+        list.lines().any(|l| l.contains(p) && l.contains("exited")),
+        "{list}"
+    );
     let show1 = text(&ok(&["show", p]).stdout);
     let show2 = text(&ok(&["show", "viewtest"]).stdout);
     let n1 = show1.lines().filter(|l| !l.starts_with('#')).count();
@@ -684,13 +754,31 @@ fn main() {
     let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
     let tests: &[(&str, fn())] = &[
         ("errors_name_the_session", errors_name_the_session),
-        ("record_threads_and_signals_trace_cmd", record_threads_and_signals_trace_cmd),
-        ("show_snapshot_extract_list_clear", show_snapshot_extract_list_clear),
+        (
+            "record_threads_and_signals_trace_cmd",
+            record_threads_and_signals_trace_cmd,
+        ),
+        (
+            "show_snapshot_extract_list_clear",
+            show_snapshot_extract_list_clear,
+        ),
         ("pipe_reads_a_running_program", pipe_reads_a_running_program),
-        ("sigkill_mid_storm_exact_accounting", sigkill_mid_storm_exact_accounting),
-        ("fork_attributes_events_to_each_process", fork_attributes_events_to_each_process),
-        ("corrupt_sessions_never_crash_or_hang", corrupt_sessions_never_crash_or_hang),
-        ("corrupt_live_session_never_crashes_readers", corrupt_live_session_never_crashes_readers),
+        (
+            "sigkill_mid_storm_exact_accounting",
+            sigkill_mid_storm_exact_accounting,
+        ),
+        (
+            "fork_attributes_events_to_each_process",
+            fork_attributes_events_to_each_process,
+        ),
+        (
+            "corrupt_sessions_never_crash_or_hang",
+            corrupt_sessions_never_crash_or_hang,
+        ),
+        (
+            "corrupt_live_session_never_crashes_readers",
+            corrupt_live_session_never_crashes_readers,
+        ),
     ];
     let start = Instant::now();
     let (mut passed, mut failed, mut filtered) = (0, 0, 0);

@@ -589,10 +589,7 @@ impl RingBuffer {
         }
         let corrupt = |what| {
             meta.slow.corruptions.fetch_add(1, Relaxed);
-            ControlError::Corrupt {
-                ring,
-                what,
-            }
+            ControlError::Corrupt { ring, what }
         };
         let cp = meta.w.commit_page.load(Acquire);
         let tail = meta.w.tail_page.load(Acquire);

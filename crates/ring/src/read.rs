@@ -288,9 +288,8 @@ impl<'a> Consumer<'a> {
             // that beats our cmpxchg below is either counted here or makes
             // the cmpxchg fail.
             fence(SeqCst);
-            let overrun =
-                (self.meta.slow.overrun.load(Relaxed))
-                    .wrapping_add(self.meta.slow.overrun_noted.load(Relaxed));
+            let overrun = (self.meta.slow.overrun.load(Relaxed))
+                .wrapping_add(self.meta.slow.overrun_noted.load(Relaxed));
             // The swap. Release publishes our page's reset and links to the
             // writers that follow the link (Acquire loads in `move_tail`).
             let swapped = self

@@ -429,11 +429,7 @@ impl Tracer {
         let n = config.max_contexts;
         let (slots, slot_tid, session) = match session {
             Some((a, b, l)) => (a, b, Some(l)),
-            None => (
-                SlotArray::owned(n),
-                SlotArray::owned(n),
-                None,
-            ),
+            None => (SlotArray::owned(n), SlotArray::owned(n), None),
         };
         Ok(Tracer {
             inner: Arc::new(Inner {

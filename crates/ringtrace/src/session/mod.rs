@@ -582,12 +582,13 @@ impl Session {
                 path: path.clone(),
             };
             write_header(&sm);
-            let ring = RingBuffer::create_shared(&file, ring_offset, ring_cfg).map_err(|source| {
-                SessionError::Ring {
-                    path: path.display().to_string(),
-                    source,
-                }
-            })?;
+            let ring =
+                RingBuffer::create_shared(&file, ring_offset, ring_cfg).map_err(|source| {
+                    SessionError::Ring {
+                        path: path.display().to_string(),
+                        source,
+                    }
+                })?;
             // Release: pairs with the Acquire load in `open`: an opener that
             // sees ready sees the header, tables and ring region set up.
             sm.header().ready.store(1, Ordering::Release);
@@ -794,7 +795,7 @@ fn processes_of(map: &SessionMap) -> Vec<ProcInfo> {
             _ => {
                 let start = e.start_time.load(Ordering::Relaxed);
                 let same = pid_exists(pid)
-                    && (start == 0 || process_start_time(pid).is_none_or(|s| s == start));
+                    && (start == 0 || process_start_time(pid).map_or(true, |s| s == start));
                 if same {
                     ProcState::Running
                 } else {
@@ -913,7 +914,9 @@ fn validate(map: &MmapRaw, file_len: u64, path: &str) -> Result<Layout, SessionE
     }
     // Acquire: pairs with the Release store of `ready` by the creator.
     if h.ready.load(Ordering::Acquire) != 1 {
-        return Err(bad("not ready: the creator is still setting it up (or died doing so)".into()));
+        return Err(bad(
+            "not ready: the creator is still setting it up (or died doing so)".into(),
+        ));
     }
     let version = h.version.load(r);
     if version != VERSION {
@@ -1359,7 +1362,10 @@ mod tests {
         let h = s.map.header();
         h.contexts.store(0, Ordering::Relaxed);
         let e = Session::open(&path).unwrap_err().to_string();
-        assert!(e.contains("0 contexts") && e.contains(&path.display().to_string()), "{e}");
+        assert!(
+            e.contains("0 contexts") && e.contains(&path.display().to_string()),
+            "{e}"
+        );
         h.contexts.store(2, Ordering::Relaxed);
         h.data_offset.store(5, Ordering::Relaxed);
         let e = Session::open(&path).unwrap_err().to_string();

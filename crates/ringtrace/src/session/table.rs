@@ -174,7 +174,10 @@ impl TableReader {
 
     /// Reads entry `i` into `out`; false when it is not committed yet.
     fn take(&mut self, i: u64, out: &mut Vec<TableEntry>) -> bool {
-        let Some(e) = usize::try_from(i).ok().and_then(|i| self.map.index().get(i)) else {
+        let Some(e) = usize::try_from(i)
+            .ok()
+            .and_then(|i| self.map.index().get(i))
+        else {
             return true;
         };
         // Acquire: pairs with the Release store in `append`.
@@ -187,7 +190,7 @@ impl TableReader {
         let off = e.offset.load(Ordering::Relaxed) as usize;
         let len = e.len.load(Ordering::Relaxed) as usize;
         let size = self.map.layout.data_size;
-        if len > MAX_RECORD || off.checked_add(len).is_none_or(|end| end > size) {
+        if len > MAX_RECORD || off.checked_add(len).map_or(true, |end| end > size) {
             self.malformed += 1;
             return true;
         }
