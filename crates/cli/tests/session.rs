@@ -745,6 +745,106 @@ fn show_snapshot_extract_list_clear() {
     assert!(!path.exists());
 }
 
+/// The flight recorder keeps the newest events (older ones overwritten,
+/// counted), writes them at the end, and on SIGUSR1 while the program runs.
+fn flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1() {
+    let d = tempfile::tempdir().unwrap();
+    let dat = d.path().join("fr.dat");
+    let me = me();
+    // 1 MB over 8 contexts: 128 KiB per ring, far less than 60000 events.
+    let o = ok(&[
+        "record",
+        "--flight-recorder",
+        "1",
+        "--contexts",
+        "8",
+        "-o",
+        dat.to_str().unwrap(),
+        "--",
+        me.to_str().unwrap(),
+        "prog",
+        "threads",
+        "1",
+        "60000",
+    ]);
+    let err = text(&o.stderr);
+    let (events, _, ring_lost) = counts(&err);
+    assert_eq!(events + ring_lost, 60000 + 600 + 1, "{err}");
+    assert!(ring_lost > 0 && events > 1000, "{err}");
+    let rep = text(&ok(&["report", "-i", dat.to_str().unwrap()]).stdout);
+    assert!(rep.contains("w0 i=59998"), "the newest events are kept");
+    assert!(!rep.contains("w0 i=0\n"), "the oldest are overwritten");
+    assert!(
+        rep.trim_end().ends_with("done"),
+        "{}",
+        &rep[rep.len().saturating_sub(300)..]
+    );
+
+    // SIGUSR1 to ringtrace while the program runs: the file appears before
+    // the program ends.
+    let dump = d.path().join("dump.dat");
+    let mut rec = Command::new(ringtrace_bin())
+        .args([
+            "record",
+            "--flight-recorder",
+            "1",
+            "--contexts",
+            "4",
+            "-o",
+            dump.to_str().unwrap(),
+            "--",
+        ])
+        .arg(&me)
+        .args(["prog", "slow", "150"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(rec.stderr.take().unwrap());
+    let mut line = String::new();
+    let (_, pid) = loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "record ended early");
+        if line.contains(" recording pid ") {
+            break session_of(&line);
+        }
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    // SAFETY: signals our child, the recorder.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGUSR1) };
+    let start = Instant::now();
+    while !dump.exists() || count_events_maybe(&dump).is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no dump on SIGUSR1"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mid = count_events_maybe(&dump).unwrap();
+    // SAFETY: kill 0 only probes the pid.
+    let running = unsafe { libc::kill(pid as i32, 0) } == 0;
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert!(rec.wait().unwrap().success(), "{rest}");
+    assert!(
+        running && mid > 0 && mid < 150,
+        "dumped {mid} while running: {running}"
+    );
+    assert_eq!(count_events(&dump), 150);
+    println!("  kept {events} newest of 60601 ({ring_lost} overwritten); SIGUSR1 dump had {mid}");
+}
+
+fn count_events_maybe(dat: &Path) -> Option<u64> {
+    let f = std::fs::File::open(dat).ok()?;
+    let mut r = ringtrace::tracedat::TraceDatReader::new(BufReader::new(f)).ok()?;
+    let mut n = 0;
+    for i in r.records() {
+        if matches!(i.ok()?, ringtrace::tracedat::TraceItem::Event(_)) {
+            n += 1;
+        }
+    }
+    Some(n)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("prog") {
@@ -770,6 +870,10 @@ fn main() {
         (
             "fork_attributes_events_to_each_process",
             fork_attributes_events_to_each_process,
+        ),
+        (
+            "flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1",
+            flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1,
         ),
         (
             "corrupt_sessions_never_crash_or_hang",

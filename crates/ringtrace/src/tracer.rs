@@ -70,9 +70,6 @@ pub enum TracerError {
     /// No more tracer ids (2^32 - 1 tracers were created in this process).
     #[error("no tracer ids left")]
     NoIds,
-    /// The session could not be attached.
-    #[error("{0}")]
-    Session(String),
 }
 
 /// Configuration of a [`Tracer`], built fluently.
@@ -584,6 +581,12 @@ static GLOBAL_INIT: Mutex<()> = Mutex::new(());
 /// event recorded through [`global`]; afterwards it fails with
 /// [`TracerError::AlreadyInitialized`].
 ///
+/// When the environment variable `RINGTRACE_SESSION` names a session file
+/// (`ringtrace record` sets it), the default tracer is built on that
+/// session instead, with the session's geometry, mode and clock; `config`
+/// is then not used. A session that cannot be opened is reported on
+/// stderr and `config` is used.
+///
 /// ```
 /// # // (doc tests run in their own process)
 /// let t = ringtrace::init(ringtrace::TracerConfig::new().max_contexts(8)).unwrap();
@@ -604,7 +607,9 @@ pub fn init(config: TracerConfig) -> Result<&'static Tracer, TracerError> {
 }
 
 /// The default tracer, created with [`TracerConfig::new`] on first use
-/// unless [`init`] configured it.
+/// unless [`init`] configured it. When `RINGTRACE_SESSION` names a session file, the
+/// default tracer is built on that session (see [`init`]): the program is
+/// traced from outside by `ringtrace record`.
 ///
 /// ```
 /// ringtrace::trace!("made on first use: %d", 1);
