@@ -548,8 +548,20 @@ fn bounded(args: &[&str], what: &str) -> bool {
             break s;
         }
         if start.elapsed() > Duration::from_secs(20) {
+            // Where it hangs, for the report (gdb when installed).
+            let stacks = Command::new("gdb")
+                .args([
+                    "-p",
+                    &child.id().to_string(),
+                    "-batch",
+                    "-ex",
+                    "thread apply all bt",
+                ])
+                .output()
+                .map(|o| text(&o.stdout))
+                .unwrap_or_default();
             let _ = child.kill();
-            panic!("{what}: ringtrace {args:?} hangs");
+            panic!("{what}: ringtrace {args:?} hangs\n{stacks}");
         }
         std::thread::sleep(Duration::from_millis(2));
     };
@@ -615,14 +627,22 @@ fn corrupt_live_session_never_crashes_readers() {
         .layout()
         .ring_offset as usize;
     let snap = d.path().join("s.dat");
-    let mut x = 0x1234_5678_9abc_def1u64;
+    let mut x = 0x1234_5678_9abc_def1u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+    println!("  live fuzz seed {x:#x}");
     let mut rnd = move || {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         x
     };
-    let rounds = 40;
+    let rounds: u32 = std::env::var("SESSION_LIVE_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
     let mut ok_runs = 0;
     for round in 0..rounds {
         for _ in 0..1 + rnd() % 4 {
@@ -694,6 +714,14 @@ fn errors_name_the_session() {
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let e = text(&run(&["stat", p.to_str().unwrap()]).stderr);
     assert!(e.contains("0600"), "{e}");
+    // Another user's session is refused (as root, make one by chown).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&p, Some(1), None).unwrap();
+        let e = text(&run(&["show", p.to_str().unwrap()]).stderr);
+        assert!(e.contains("owned by uid 1, you are uid 0: refused"), "{e}");
+    }
     for cmd in [
         "record", "list", "pipe", "show", "stat", "extract", "snapshot", "clear", "remove",
     ] {
