@@ -190,6 +190,8 @@ fn install(sig: libc::c_int, f: extern "C" fn(libc::c_int)) {
 struct Opened {
     tracer: Tracer,
     path: PathBuf,
+    /// Table appends the writers could not make (tables full), at open.
+    table_full: u64,
 }
 
 impl Opened {
@@ -201,9 +203,14 @@ impl Opened {
 
     fn from_session(session: Session) -> Result<Opened> {
         let path = session.path().to_path_buf();
+        let table_full = session.table_full();
         let tracer = Tracer::read_session(session).map_err(|e| failed(&path, e.to_string()))?;
         tracer.import_session_tables();
-        Ok(Opened { tracer, path })
+        Ok(Opened {
+            tracer,
+            path,
+            table_full,
+        })
     }
 
     fn state(&self) -> (SessionState, Vec<ProcInfo>) {
@@ -319,6 +326,7 @@ fn copy_of(arg: &str) -> Result<(tempfile::NamedTempFile, Opened, String)> {
         Opened {
             tracer: opened.tracer,
             path,
+            table_full: opened.table_full,
         },
         state.to_string(),
     ))
@@ -757,6 +765,14 @@ pub fn stat(session: &str) -> Result<()> {
     );
     for p in &procs {
         let _ = writeln!(out, "process {}: {:?}", p.pid, p.state);
+    }
+    let imp = o.tracer.import_session_tables();
+    if o.table_full > 0 || imp.malformed > 0 {
+        let _ = writeln!(
+            out,
+            "tables: {} records the writers could not add (full), {} malformed skipped",
+            o.table_full, imp.malformed
+        );
     }
     let _ = writeln!(
         out,

@@ -1342,6 +1342,35 @@ mod tests {
     }
 
     #[test]
+    fn full_tables_refuse_and_count_and_bad_entries_are_skipped() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Session::create(&SessionConfig {
+            table_entries: 3,
+            ..cfg(d.path())
+        })
+        .unwrap();
+        assert!(s.append(KIND_COMM, &[&1i32.to_le_bytes(), b"a"]));
+        assert!(s.append(KIND_COMM, &[&2i32.to_le_bytes(), b"b"]));
+        assert!(s.append(KIND_PRINTK, &[&[1, 0, 0, 0], &[0; 4], &[200, 0, 0, 0]]));
+        assert!(!s.append(KIND_COMM, &[&3i32.to_le_bytes(), b"c"]));
+        assert!(!s.append(KIND_EVENT, &[&vec![0u8; table::MAX_RECORD + 1]]));
+        assert_eq!(s.table_full(), 2);
+        // Entry 1 points outside the data area.
+        s.map.index()[1].offset_for_test(u32::MAX - 2);
+        let mut r = s.table_reader();
+        let got = r.poll();
+        assert_eq!(
+            got,
+            vec![TableEntry::Comm {
+                tid: 1,
+                comm: "a".into()
+            }]
+        );
+        // The printk record claims a 200-byte format it does not have.
+        assert_eq!(r.malformed(), 2);
+    }
+
+    #[test]
     fn a_dead_pid_is_reported_dead() {
         let d = tempfile::tempdir().unwrap();
         let s = Session::create(&cfg(d.path())).unwrap();

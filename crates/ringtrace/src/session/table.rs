@@ -38,6 +38,13 @@ pub(crate) struct IndexEntry {
     len: AtomicU32,
 }
 
+#[cfg(test)]
+impl IndexEntry {
+    pub(crate) fn offset_for_test(&self, off: u32) {
+        self.offset.store(off, Ordering::Relaxed);
+    }
+}
+
 /// Appends a record made of `parts` (async-signal-safe: atomics and a copy).
 pub(crate) fn append(map: &SessionMap, kind: u32, parts: &[&[u8]]) -> bool {
     let len: usize = parts.iter().map(|p| p.len()).sum();
