@@ -670,11 +670,22 @@ fn corrupt_live_session_never_crashes_readers() {
             }
         }
     }
-    // SAFETY: kills the storm program (our grandchild), if still alive.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    let mut rest = String::new();
-    let _ = err.read_to_string(&mut rest);
-    let _ = rec.wait();
+    // SAFETY: kills the storm program (our grandchild), if still alive,
+    // then interrupts the recorder: a scribbled process table may name a
+    // live pid as a writer, which `record` would wait for until interrupted.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+        libc::kill(rec.id() as i32, libc::SIGINT);
+    }
+    let start = Instant::now();
+    while rec.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = rec.kill();
+            panic!("record does not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(err);
     let _ = std::fs::remove_file(&path);
     println!(
         "  {rounds} rounds on a live session: {ok_runs} of {} runs read, the rest refused",
