@@ -497,9 +497,7 @@ impl RingBuffer {
             dropped,
             read,
             committed,
-            written: committed
-                .wrapping_add(dropped)
-                .wrapping_add(commit_overrun),
+            written: committed.wrapping_add(dropped).wrapping_add(commit_overrun),
             corruptions: meta.slow.corruptions.load(Acquire),
         })
     }

@@ -211,8 +211,10 @@ impl<'a> Consumer<'a> {
                             r.read_offset.store((off + size) as u32, Relaxed);
                             r.read_stamp.store(timestamp, Relaxed);
                             r.read.store(r.read.load(Relaxed).wrapping_add(1), Relaxed);
-                            r.read_bytes
-                                .store(r.read_bytes.load(Relaxed).wrapping_add(size as u64), Relaxed);
+                            r.read_bytes.store(
+                                r.read_bytes.load(Relaxed).wrapping_add(size as u64),
+                                Relaxed,
+                            );
                             r.lost_reported
                                 .store(lost_total.max(r.lost_reported.load(Relaxed)), Relaxed);
                         }
@@ -236,8 +238,10 @@ impl<'a> Consumer<'a> {
                 // are not events.
                 r.read_offset.store((off + size) as u32, Relaxed);
                 r.read_stamp.store(stamp, Relaxed);
-                r.read_bytes
-                    .store(r.read_bytes.load(Relaxed).wrapping_add(size as u64), Relaxed);
+                r.read_bytes.store(
+                    r.read_bytes.load(Relaxed).wrapping_add(size as u64),
+                    Relaxed,
+                );
                 continue;
             }
             if commit_page == rp {
