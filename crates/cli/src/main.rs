@@ -5,6 +5,8 @@
 //! ringtrace report -i FILE [--cpu N]... [-R] [-t] [--json] print a trace.dat like the live reader
 //! ringtrace dump -i FILE                                   summary: sections, CPUs, counts, losses
 //! ringtrace convert -i FILE -o OUT [--format F]            trace.dat -> JSON, v6 <-> v7
+//! ringtrace record [-b KB] [--mode M] [--clock C] [-o FILE] -- PROGRAM ARGS...
+//! ringtrace list | pipe S | show S | stat S | extract S -o F | snapshot S -o F | clear S | remove S
 //! ```
 //!
 //! Every failure prints `ringtrace: error: ...` naming what and where
@@ -15,6 +17,7 @@
 
 mod demo;
 mod files;
+mod session_cmds;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -129,6 +132,66 @@ enum Cmd {
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
+    /// Run a program in a new session (shared-memory rings), read its
+    /// events live and write them to a trace.dat or JSON file when it ends.
+    #[command(after_help = "Examples:
+  ringtrace record -o trace.dat -- ./myprog --its-args
+  ringtrace record -b 1024 --mode overwrite --clock tsc -o t.json -- ./myprog
+  ringtrace record --flight-recorder 8 -o last.dat -- ./server   (kill -USR1 <ringtrace pid> dumps)
+  ringtrace record -- ./myprog          (no -o: the session is kept; read it with pipe/show/extract)
+
+The program attaches by itself when it uses the ringtrace library: the
+RINGTRACE_SESSION environment variable names the session file.")]
+    Record(session_cmds::RecordArgs),
+    /// List the sessions on this machine: pid, state, size, owner.
+    #[command(after_help = "Example:
+  ringtrace list")]
+    List,
+    /// Read a session's events live (consuming), as text with lost-event
+    /// lines, until Ctrl-C or until its program ends.
+    #[command(after_help = "Examples:
+  ringtrace pipe myprog
+  ringtrace pipe /dev/shm/ringtrace-4242-myprog | grep worker")]
+    Pipe(session_cmds::SessionArg),
+    /// Print every event a session holds, merged by time, without consuming
+    /// them (reads a private copy).
+    #[command(after_help = "Examples:
+  ringtrace show myprog
+  ringtrace show 4242          (by the pid in the file name)")]
+    Show {
+        /// Session: a path, its name, the creator's pid, or the file name.
+        session: String,
+    },
+    /// Per-context counters of a session (the kernel's per_cpu stats lines),
+    /// its state and its writer processes.
+    #[command(after_help = "Example:
+  ringtrace stat myprog")]
+    Stat {
+        /// Session: a path, its name, the creator's pid, or the file name.
+        session: String,
+    },
+    /// Drain a session (consuming) to trace.dat or JSON; after its program
+    /// died, the events it committed, with in-flight ones counted as lost.
+    #[command(after_help = "Examples:
+  ringtrace extract myprog -o crash.dat
+  trace-cmd report crash.dat")]
+    Extract(session_cmds::SessionOutArg),
+    /// Write what a session holds now to trace.dat or JSON without
+    /// consuming it.
+    #[command(after_help = "Example:
+  ringtrace snapshot myprog -o now.json")]
+    Snapshot(session_cmds::SessionOutArg),
+    /// Empty a session's rings.
+    #[command(after_help = "Example:
+  ringtrace clear myprog")]
+    Clear {
+        /// Session: a path, its name, the creator's pid, or the file name.
+        session: String,
+    },
+    /// Delete a session file (refused while its program runs, unless --force).
+    #[command(after_help = "Example:
+  ringtrace remove myprog")]
+    Remove(session_cmds::SessionArg),
 }
 
 /// Everything the command line reports as an error (exit status 1).
@@ -175,6 +238,9 @@ pub enum CliError {
     /// The demo tracer could not be built or used.
     #[error("demo: {0}")]
     Demo(String),
+    /// A session command failed.
+    #[error(transparent)]
+    Session(#[from] session_cmds::SessionCmdError),
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -201,6 +267,15 @@ fn run(cli: Cli) -> Result<(), CliError> {
             output,
             format,
         } => files::convert(&input, &output, Format::resolve(&output, format)?),
+        Cmd::Record(a) => Ok(session_cmds::record(a)?),
+        Cmd::List => Ok(session_cmds::list()?),
+        Cmd::Pipe(a) => Ok(session_cmds::pipe(a)?),
+        Cmd::Show { session } => Ok(session_cmds::show(&session)?),
+        Cmd::Stat { session } => Ok(session_cmds::stat(&session)?),
+        Cmd::Extract(a) => Ok(session_cmds::extract(a)?),
+        Cmd::Snapshot(a) => Ok(session_cmds::snapshot(a)?),
+        Cmd::Clear { session } => Ok(session_cmds::clear(&session)?),
+        Cmd::Remove(a) => Ok(session_cmds::remove(a)?),
     }
 }
 

@@ -474,11 +474,13 @@ impl RingBuffer {
         } else {
             (0, 0)
         };
-        let committed = closed_entries + open_entries;
-        let bytes = closed_bytes + open_bytes;
+        // Wrapping/saturating: in shared memory the counters may have been
+        // scribbled on; a reader must not panic on them.
+        let committed = closed_entries.wrapping_add(open_entries);
+        let bytes = closed_bytes.wrapping_add(open_bytes);
         let dropped = meta.slow.dropped.load(Acquire);
         let commit_overrun = meta.slow.commit_overrun.load(Acquire);
-        let entries = committed.saturating_sub(read + overrun);
+        let entries = committed.saturating_sub(read.saturating_add(overrun));
         Ok(RingStats {
             entries,
             refused: meta.slow.refused.load(Relaxed),
@@ -491,11 +493,11 @@ impl RingBuffer {
             pages: u64::from(meta.ctl.ring_pages.load(Relaxed)),
             overrun,
             commit_overrun,
-            bytes: bytes.saturating_sub(read_bytes + overrun_bytes),
+            bytes: bytes.saturating_sub(read_bytes.saturating_add(overrun_bytes)),
             dropped,
             read,
             committed,
-            written: committed + dropped + commit_overrun,
+            written: committed.wrapping_add(dropped).wrapping_add(commit_overrun),
             corruptions: meta.slow.corruptions.load(Acquire),
         })
     }

@@ -145,7 +145,11 @@ impl<'a> Consumer<'a> {
         } else {
             0
         };
-        r.lost_known.load(Relaxed) - r.lost_reported.load(Relaxed) + on_page
+        // Saturating: the counters may have been scribbled on (shared memory).
+        r.lost_known
+            .load(Relaxed)
+            .saturating_sub(r.lost_reported.load(Relaxed))
+            .saturating_add(on_page)
     }
 
     pub(crate) fn next_record(&mut self, consume: bool) -> Result<Option<Event<'_>>, ReadError> {
@@ -206,9 +210,11 @@ impl<'a> Consumer<'a> {
                         if consume {
                             r.read_offset.store((off + size) as u32, Relaxed);
                             r.read_stamp.store(timestamp, Relaxed);
-                            r.read.store(r.read.load(Relaxed) + 1, Relaxed);
-                            r.read_bytes
-                                .store(r.read_bytes.load(Relaxed) + size as u64, Relaxed);
+                            r.read.store(r.read.load(Relaxed).wrapping_add(1), Relaxed);
+                            r.read_bytes.store(
+                                r.read_bytes.load(Relaxed).wrapping_add(size as u64),
+                                Relaxed,
+                            );
                             r.lost_reported
                                 .store(lost_total.max(r.lost_reported.load(Relaxed)), Relaxed);
                         }
@@ -232,8 +238,10 @@ impl<'a> Consumer<'a> {
                 // are not events.
                 r.read_offset.store((off + size) as u32, Relaxed);
                 r.read_stamp.store(stamp, Relaxed);
-                r.read_bytes
-                    .store(r.read_bytes.load(Relaxed) + size as u64, Relaxed);
+                r.read_bytes.store(
+                    r.read_bytes.load(Relaxed).wrapping_add(size as u64),
+                    Relaxed,
+                );
                 continue;
             }
             if commit_page == rp {
@@ -292,8 +300,8 @@ impl<'a> Consumer<'a> {
             // that beats our cmpxchg below is either counted here or makes
             // the cmpxchg fail.
             fence(SeqCst);
-            let overrun =
-                self.meta.slow.overrun.load(Relaxed) + self.meta.slow.overrun_noted.load(Relaxed);
+            let overrun = (self.meta.slow.overrun.load(Relaxed))
+                .wrapping_add(self.meta.slow.overrun_noted.load(Relaxed));
             // The swap. Release publishes our page's reset and links to the
             // writers that follow the link (Acquire loads in `move_tail`).
             let swapped = self
@@ -311,12 +319,18 @@ impl<'a> Consumer<'a> {
             self.region.page(after).prev.store(rp, Release);
             r.head_page.store(after, Relaxed);
             r.reader_page.store(head, Relaxed);
-            r.pages_read.store(r.pages_read.load(Relaxed) + 1, Relaxed);
+            r.pages_read
+                .store(r.pages_read.load(Relaxed).wrapping_add(1), Relaxed);
             r.read_offset.store(0, Relaxed);
             let before_swap = r.overrun_at_swap.load(Relaxed);
             r.overrun_at_swap.store(overrun, Relaxed);
+            // Saturating: the counters live in memory another process may
+            // have scribbled on; a corrupt pair must not panic the reader.
             r.lost_known.store(
-                r.lost_known.load(Relaxed) + noted + (overrun - before_swap),
+                r.lost_known
+                    .load(Relaxed)
+                    .saturating_add(noted)
+                    .saturating_add(overrun.saturating_sub(before_swap)),
                 Relaxed,
             );
             return Ok(true);
@@ -369,9 +383,18 @@ impl Drop for Consumer<'_> {
 /// The ring's `busy` word, held for one reader call.
 pub(crate) struct Busy<'a>(&'a RingMeta);
 
+/// A `busy` word set this long is stale: a reader call or a control
+/// operation (bounded by `CONTROL_TIMEOUT`) takes far less. Its holder died
+/// in the middle (a reader process killed mid-call) or the shared memory
+/// was scribbled on.
+#[cfg(not(loom))]
+const STALE_BUSY: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl<'a> Busy<'a> {
     pub(crate) fn take(meta: &'a RingMeta) -> Busy<'a> {
-        let mut round = 0;
+        let mut round = 0u32;
+        #[cfg(not(loom))]
+        let start = std::time::Instant::now();
         // Acquire: pairs with the Release in `Drop` and in `control::Quiet`:
         // this call sees the ring as the last control operation left it.
         while meta
@@ -382,6 +405,16 @@ impl<'a> Busy<'a> {
         {
             backoff(round);
             round = round.saturating_add(1);
+            #[cfg(not(loom))]
+            if round % 1024 == 0 && start.elapsed() > STALE_BUSY {
+                // Take the stale word over (never spin forever on shared
+                // memory) and count it as a corruption.
+                meta.slow.corruptions.fetch_add(1, Relaxed);
+                // Acquire: pairs with the Release of a holder that did
+                // finish after all (its ring changes are then visible).
+                meta.r.busy.swap(1, Acquire);
+                break;
+            }
         }
         Busy(meta)
     }

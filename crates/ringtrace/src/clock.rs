@@ -286,6 +286,32 @@ impl Clock {
         })
     }
 
+    /// A clock of `kind` with a given TSC conversion, as a session header
+    /// describes it (another process calibrated it; the TSC is one counter
+    /// machine-wide, so its raw values and conversion hold here too).
+    ///
+    /// ```
+    /// use ringtrace::clock::{Clock, ClockKind, Tsc2Nsec};
+    /// let conv = Tsc2Nsec { mult: 1 << 31, shift: 32, offset: 0 };
+    /// let c = Clock::from_parts(ClockKind::Tsc, true, conv);
+    /// assert_eq!((c.name(), c.tsc2nsec()), ("x86-tsc", Some(conv)));
+    /// ```
+    pub fn from_parts(kind: ClockKind, ordered: bool, conv: Tsc2Nsec) -> Clock {
+        let conv = match kind {
+            ClockKind::Tsc => conv,
+            _ => Tsc2Nsec {
+                mult: 1,
+                shift: 0,
+                offset: 0,
+            },
+        };
+        Clock {
+            kind,
+            ordered: ordered && kind == ClockKind::Tsc,
+            conv,
+        }
+    }
+
     /// Whether this is the fenced TSC read ([`Clock::tsc`]).
     ///
     /// ```

@@ -302,6 +302,9 @@ impl Target for ContextHandle<'_> {
         let (saved, depth) = enter_write();
         register_type(rec, depth);
         let r = write_record(inner, self.ring, rec, depth);
+        if let Some(l) = &inner.session {
+            l.after_write(rec.event_type().id, depth);
+        }
         exit_write(saved);
         r
     }
@@ -499,6 +502,9 @@ pub(crate) fn record_in<R: Record + ?Sized>(
         }
         None => lease_and_write(inner, rec, depth),
     };
+    if let Some(l) = &inner.session {
+        l.after_write(rec.event_type().id, depth);
+    }
     exit_write(saved);
     r
 }
@@ -703,11 +709,23 @@ fn read_comm(tid: i32) -> Comm {
     }
 }
 
-/// After `fork`, the child's thread has a new tid: forget the cached one.
+/// After `fork`, the child's thread has a new tid: forget the cached one,
+/// and forget the leases it inherited: those rings belong to the parent's
+/// thread (for a session tracer the very same rings, in shared memory), so
+/// the child leases contexts of its own on its next event.
 fn install_atfork() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     extern "C" fn child() {
         TID.set(0);
+        LEASES.with(|cells| cells.iter().for_each(|c| c.set(0)));
+        // Forget (without releasing: they are the parent's) the leases the
+        // exit guard would hand back. Only a thread that leased has a live
+        // guard; `try_with` fails harmlessly during thread exit.
+        let _ = EXIT.try_with(|g| {
+            if let Ok(mut l) = g.leases.try_borrow_mut() {
+                l.clear();
+            }
+        });
     }
     ONCE.call_once(|| {
         // SAFETY: registers a plain function that touches a const

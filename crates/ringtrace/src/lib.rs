@@ -84,6 +84,8 @@
 //!   to trace.dat or JSON, with bounded memory.
 //! - [`json`]: Chrome trace-event JSON, streamed (from trace.dat files too).
 //! - [`span`]: span begin/end event types.
+//! - [`session`]: rings and tables in shared memory, read from another
+//!   process live or after the program died (`ringtrace record`).
 //!
 //! Not yet: the merged non-consuming view (the kernel's `trace` file), raw
 //! page reads (`trace_pipe_raw`) and snapshots; they wait for the ring's
@@ -106,6 +108,7 @@ mod macros;
 pub mod output;
 pub mod reader;
 pub mod span;
+pub mod session;
 pub mod tracer;
 pub mod view;
 

@@ -795,6 +795,79 @@ pub fn site_by_id(id: u32) -> Option<&'static Site> {
     (site.id.load(Ordering::Acquire) == id).then_some(site)
 }
 
+/// Number of site ids handed out so far plus one (the next id): a cheap
+/// "did any site register since" check for session tracers.
+#[inline(always)]
+pub(crate) fn site_count() -> u32 {
+    NEXT_ID.load(Ordering::Relaxed)
+}
+
+/// The format an imported site gets when two processes of a session used
+/// one id for different formats (sites registered in both a parent and
+/// its forked child after the fork): its records then say so instead of
+/// being formatted with the wrong text.
+pub const AMBIGUOUS_FORMAT: &str =
+    "[printk format ambiguous: processes of the session used this id for different formats]";
+
+/// Makes a site of another process known here under its `id`, so that
+/// records carrying that id format here (the reader of a session imports
+/// the writer's sites). The site's strings are leaked: a reader imports
+/// each site once, from a bounded table. False when `id` is out of range,
+/// or already known with a different format: the id then formats as
+/// [`AMBIGUOUS_FORMAT`] (never with a wrong format).
+///
+/// ```
+/// use ringtrace::printk::{import_site, site_by_id, AMBIGUOUS_FORMAT};
+/// assert!(import_site(4000, "v=%d", "prog.rs", 7));
+/// let s = site_by_id(4000).unwrap();
+/// assert_eq!((s.format(), s.file(), s.line()), ("v=%d", "prog.rs", 7));
+/// assert!(import_site(4000, "v=%d", "prog.rs", 7));
+/// assert!(!import_site(4000, "other", "prog.rs", 7));
+/// assert_eq!(site_by_id(4000).unwrap().format(), AMBIGUOUS_FORMAT);
+/// ```
+pub fn import_site(id: u32, fmt: &str, file: &str, line: u32) -> bool {
+    if id == 0 || id as usize >= MAX_SITES {
+        return false;
+    }
+    let leak = |fmt: &str| -> &'static Site {
+        Box::leak(Box::new(Site {
+            fmt: Box::leak(fmt.to_string().into_boxed_str()),
+            kinds: &[],
+            file: Box::leak(file.to_string().into_boxed_str()),
+            line,
+            id: AtomicU32::new(id),
+        }))
+    };
+    if let Some(s) = site_by_id(id) {
+        if s.fmt == fmt || s.fmt == AMBIGUOUS_FORMAT {
+            return s.fmt == fmt;
+        }
+        // Release: pairs with the Acquire load in `site_by_id`. The old
+        // site stays valid (leaked or static), only no longer found.
+        SITES[id as usize].store(
+            leak(AMBIGUOUS_FORMAT) as *const Site as *mut Site,
+            Ordering::Release,
+        );
+        return false;
+    }
+    let site = leak(fmt);
+    // AcqRel: pairs with the Acquire load in `site_by_id` (the site's
+    // fields are visible with the pointer).
+    let ok = SITES[id as usize]
+        .compare_exchange(
+            std::ptr::null_mut(),
+            site as *const Site as *mut Site,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok();
+    if ok {
+        // Later local sites take ids above the imported ones.
+        NEXT_ID.fetch_max(id + 1, Ordering::Relaxed);
+    }
+    ok
+}
+
 /// The site whose `fmt` address is `addr`.
 ///
 /// ```

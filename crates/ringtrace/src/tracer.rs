@@ -38,6 +38,7 @@ use ringtrace_ring::{Config, ConfigError, Mode, RingBuffer, RingError, RingStats
 
 use crate::clock::Clock;
 use crate::event::{EventType, Registry, RegistryError};
+use crate::session::{Session, SessionLink, SlotArray};
 
 /// Slot state: never leased.
 pub(crate) const FREE: u32 = 0;
@@ -324,9 +325,11 @@ pub(crate) struct Inner {
     /// Lease state of each ring (`FREE`, `LEASED`, `EXITED`). Changed by
     /// compare-and-swap on lease (AcqRel: the new writer sees the previous
     /// writer's ring state; pairs with the Release store at release).
-    pub(crate) slots: Box<[AtomicU32]>,
+    /// In the session's shared memory for a session tracer (so that every
+    /// process of the session leases from one table).
+    pub(crate) slots: SlotArray,
     /// Thread id of each ring's current or last writer (0: none). For stats.
-    pub(crate) slot_tid: Box<[AtomicU32]>,
+    pub(crate) slot_tid: SlotArray,
     pub(crate) refused_no_context: AtomicU64,
     pub(crate) refused_in_signal_handler: AtomicU64,
     pub(crate) refused_other: AtomicU64,
@@ -335,6 +338,8 @@ pub(crate) struct Inner {
     /// Thread names. Locked on lease and by readers only, never by a write;
     /// the crash-dump signal path only `try_lock`s it.
     pub(crate) cmdlines: Mutex<Cmdlines>,
+    /// The session this tracer's rings live in, if any.
+    pub(crate) session: Option<SessionLink>,
 }
 
 impl Inner {
@@ -377,6 +382,10 @@ impl Inner {
 
     /// Remembers the name of thread `tid`.
     pub(crate) fn save_comm(&self, tid: i32, comm: Comm) {
+        if let Some(l) = &self.session {
+            l.check_process();
+            l.put_comm(tid, comm.as_str());
+        }
         if let Ok(mut c) = self.cmdlines.lock() {
             c.insert(tid, comm);
         }
@@ -431,6 +440,52 @@ impl Tracer {
                 .bytes_per_ring(config.bytes_per_context)
                 .mode(config.mode),
         )?;
+        Self::assemble(config, buf, None)
+    }
+
+    /// Builds a tracer on the rings of `session` (created by `ringtrace
+    /// record` or [`Session::create`]): its geometry, mode and clock come
+    /// from the session; `saved_cmdlines` is this process's own table size.
+    /// This process registers as a writer of the session; the event
+    /// formats, printk formats and thread names it uses are published in
+    /// the session's tables. Programs rarely call this: the default tracer
+    /// attaches by itself when `RINGTRACE_SESSION` names a session file.
+    pub fn attach_session(session: Session) -> Result<Tracer, TracerError> {
+        Self::on_session(session, true)
+    }
+
+    /// Builds a tracer that reads `session` from outside (the `ringtrace`
+    /// command): nothing is registered; call
+    /// [`Tracer::import_session_tables`] to learn the writers' event
+    /// formats, printk formats and thread names before reading.
+    pub fn read_session(session: Session) -> Result<Tracer, TracerError> {
+        Self::on_session(session, false)
+    }
+
+    fn on_session(session: Session, writer: bool) -> Result<Tracer, TracerError> {
+        let l = session.layout().clone();
+        let clock = session.clock();
+        let (map, buf) = session.into_parts();
+        let config = TracerConfig {
+            bytes_per_context: l.bytes_per_context,
+            page_size: l.page_size,
+            mode: l.mode,
+            clock: Some(clock),
+            max_contexts: l.contexts,
+            saved_cmdlines: if writer { 128 } else { 1 << 16 },
+        };
+        let slots = SlotArray::states(map.clone());
+        let slot_tid = SlotArray::tids(map.clone());
+        let link = SessionLink::new(map, writer);
+        let t = Self::assemble(config, buf, Some((slots, slot_tid, link)))?;
+        Ok(t)
+    }
+
+    fn assemble(
+        config: TracerConfig,
+        buf: RingBuffer,
+        session: Option<(SlotArray, SlotArray, SessionLink)>,
+    ) -> Result<Tracer, TracerError> {
         let id = NEXT_ID
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_add(1))
             .map_err(|_| TracerError::NoIds)?;
@@ -439,6 +494,10 @@ impl Tracer {
         let _ = Registry::global();
         let clock = config.clock.unwrap_or_else(Clock::preferred);
         let n = config.max_contexts;
+        let (slots, slot_tid, session) = match session {
+            Some((a, b, l)) => (a, b, Some(l)),
+            None => (SlotArray::owned(n), SlotArray::owned(n), None),
+        };
         Ok(Tracer {
             inner: Arc::new(Inner {
                 id,
@@ -449,14 +508,15 @@ impl Tracer {
                     ..config
                 },
                 on: AtomicBool::new(true),
-                slots: (0..n).map(|_| AtomicU32::new(FREE)).collect(),
-                slot_tid: (0..n).map(|_| AtomicU32::new(0)).collect(),
+                slots,
+                slot_tid,
                 refused_no_context: AtomicU64::new(0),
                 refused_in_signal_handler: AtomicU64::new(0),
                 refused_other: AtomicU64::new(0),
                 leases: AtomicU64::new(0),
                 reuses: AtomicU64::new(0),
                 cmdlines: Mutex::new(Cmdlines::new(config.saved_cmdlines)),
+                session,
             }),
         })
     }
@@ -693,6 +753,12 @@ static GLOBAL_INIT: Mutex<()> = Mutex::new(());
 /// event recorded through [`global`]; afterwards it fails with
 /// [`TracerError::AlreadyInitialized`].
 ///
+/// When the environment variable `RINGTRACE_SESSION` names a session file
+/// (`ringtrace record` sets it), the default tracer is built on that
+/// session instead, with the session's geometry, mode and clock; `config`
+/// is then not used. A session that cannot be opened is reported on
+/// stderr and `config` is used.
+///
 /// ```
 /// # // (doc tests run in their own process)
 /// let t = ringtrace::init(ringtrace::TracerConfig::new().max_contexts(8)).unwrap();
@@ -704,13 +770,18 @@ pub fn init(config: TracerConfig) -> Result<&'static Tracer, TracerError> {
     if GLOBAL.get().is_some() {
         return Err(TracerError::AlreadyInitialized);
     }
-    let t = Tracer::new(config)?;
+    let t = match crate::session::attach_from_env() {
+        Some(t) => t,
+        None => Tracer::new(config)?,
+    };
     let _ = GLOBAL.set(t);
     GLOBAL.get().ok_or(TracerError::AlreadyInitialized)
 }
 
 /// The default tracer, created with [`TracerConfig::new`] on first use
-/// unless [`init`] configured it.
+/// unless [`init`] configured it. When `RINGTRACE_SESSION` names a session file, the
+/// default tracer is built on that session (see [`init`]): the program is
+/// traced from outside by `ringtrace record`.
 ///
 /// ```
 /// ringtrace::trace!("made on first use: %d", 1);
@@ -724,7 +795,10 @@ pub fn global() -> Result<&'static Tracer, TracerError> {
     if let Some(t) = GLOBAL.get() {
         return Ok(t);
     }
-    let t = Tracer::new(TracerConfig::new())?;
+    let t = match crate::session::attach_from_env() {
+        Some(t) => t,
+        None => Tracer::new(TracerConfig::new())?,
+    };
     let _ = GLOBAL.set(t);
     GLOBAL.get().ok_or(TracerError::AlreadyInitialized)
 }

@@ -1,0 +1,953 @@
+//! Sessions end to end, with real processes: `ringtrace record` runs a
+//! program (this test binary, re-run as `session prog MODE ...`) that
+//! writes from several threads and a signal handler; the trace.dat goes
+//! through the real `trace-cmd report`; `pipe` reads a running program;
+//! a program killed with SIGKILL mid-storm is read afterwards with exact
+//! accounting against counters it keeps in a shared file; a forking
+//! program's events are attributed to each process; corrupted sessions
+//! never crash or hang `show` and `stat`.
+//!
+//! `harness = false`: `main` runs the tests, or the traced program.
+//! These tests FAIL (never skip) when `trace-cmd` is not on PATH
+//! (Debian: `apt-get install -y trace-cmd`).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+ringtrace::declare_event! {
+    /// A unit of work.
+    pub struct Job: "sess" / "job" = 1700 { worker: u32, seq: u64 }
+}
+
+// --- the traced program -----------------------------------------------------
+
+extern "C" fn on_usr1(_: libc::c_int) {
+    let _s = ringtrace::signal_scope();
+    ringtrace::trace!("sig on %d", ringtrace::context::current_tid());
+}
+
+fn prog(args: &[String]) {
+    match args.first().map(String::as_str) {
+        Some("threads") => {
+            let threads: u32 = args[1].parse().unwrap();
+            let n: u64 = args[2].parse().unwrap();
+            // SAFETY: the handler only records (async-signal-safe).
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_usr1 as *const () as usize;
+                sa.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut sa.sa_mask);
+                libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+            }
+            std::thread::scope(|s| {
+                for w in 0..threads {
+                    std::thread::Builder::new()
+                        .name(format!("wk{w}"))
+                        .spawn_scoped(s, move || {
+                            for i in 0..n {
+                                if i % 2 == 0 {
+                                    ringtrace::trace!("w%u i=%llu", w, i);
+                                } else {
+                                    ringtrace::trace_event!(Job { worker: w, seq: i });
+                                }
+                                if i % 100 == 50 {
+                                    // SAFETY: raise delivers to this thread.
+                                    unsafe { libc::raise(libc::SIGUSR1) };
+                                }
+                            }
+                        })
+                        .unwrap();
+                }
+            });
+            ringtrace::trace_marker("done");
+        }
+        Some("storm") => {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&args[1])
+                .unwrap();
+            let map = memmap2::MmapOptions::new().len(64).map_raw(&f).unwrap();
+            // SAFETY: a 64-byte shared file mapping, page-aligned; AtomicU64
+            // is valid for any bits; the test reads it only after we died.
+            let c: &[AtomicU64; 8] = unsafe { &*(map.as_ptr() as *const [AtomicU64; 8]) };
+            c[7].store(u64::from(std::process::id()), Ordering::SeqCst);
+            std::thread::scope(|s| {
+                for w in 0..2usize {
+                    let c = &c;
+                    s.spawn(move || {
+                        let mut i = 0u64;
+                        loop {
+                            c[2 * w].fetch_add(1, Ordering::SeqCst);
+                            ringtrace::trace!("storm %u %llu", w as u32, i);
+                            c[2 * w + 1].fetch_add(1, Ordering::SeqCst);
+                            i += 1;
+                        }
+                    });
+                }
+            });
+        }
+        Some("fork") => {
+            ringtrace::trace_marker("before fork");
+            // SAFETY: single-threaded here; the child only records and exits.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0);
+            let who = if pid == 0 { "child" } else { "parent" };
+            for i in 0..100u32 {
+                ringtrace::trace!("%s %u", who, i);
+            }
+            if pid == 0 {
+                std::process::exit(0);
+            }
+            let mut st = 0;
+            // SAFETY: waits for our own child.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+            println!("parent {} child {pid}", std::process::id());
+        }
+        Some("slow") => {
+            let n: u32 = args[1].parse().unwrap();
+            for i in 0..n {
+                ringtrace::trace!("tick %u", i);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        other => panic!("unknown prog mode {other:?}"),
+    }
+}
+
+// --- helpers ------------------------------------------------------------------
+
+fn ringtrace_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ringtrace")
+}
+
+fn me() -> PathBuf {
+    std::env::current_exe().unwrap()
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(ringtrace_bin()).args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(args: &[&str]) -> Output {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "ringtrace {args:?} failed: {}\nstderr: {}",
+        o.status,
+        text(&o.stderr)
+    );
+    o
+}
+
+fn trace_cmd() -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("trace-cmd"))
+                .find(|p| p.is_file())
+        })
+        .expect(
+            "`trace-cmd` is not on PATH: these tests need the real trace-cmd \
+             (Debian: apt-get install -y trace-cmd)",
+        )
+}
+
+/// The session path `record` printed (`session PATH recording pid N`).
+fn session_of(stderr: &str) -> (PathBuf, u32) {
+    let l = stderr
+        .lines()
+        .find(|l| l.contains(" recording pid "))
+        .unwrap_or_else(|| panic!("no session line in: {stderr}"));
+    let rest = l.split("session ").nth(1).unwrap();
+    let (p, pid) = rest.split_once(" recording pid ").unwrap();
+    (PathBuf::from(p), pid.trim().parse().unwrap())
+}
+
+/// `N events, L lost (ring counters: R lost)` from a summary line.
+fn counts(stderr: &str) -> (u64, u64, u64) {
+    let l = stderr
+        .lines()
+        .find(|l| l.contains(" events, ") && l.contains("ring counters"))
+        .unwrap_or_else(|| panic!("no summary in: {stderr}"));
+    // `ringtrace: PATH: N events, L lost (ring counters: R lost) -> OUT`
+    let start = l
+        .rfind(": ")
+        .map(|i| &l[..i])
+        .and_then(|h| h.rfind(": "))
+        .unwrap();
+    let mid = &l[start..l.find(" -> ").unwrap()];
+    let nums: Vec<u64> = mid
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(nums.len(), 3, "{l}");
+    (nums[0], nums[1], nums[2])
+}
+
+fn count_events(dat: &Path) -> u64 {
+    let f = std::fs::File::open(dat).unwrap();
+    let mut r = ringtrace::tracedat::TraceDatReader::new(BufReader::new(f)).unwrap();
+    r.records()
+        .filter(|i| matches!(i, Ok(ringtrace::tracedat::TraceItem::Event(_))))
+        .count() as u64
+}
+
+// --- tests --------------------------------------------------------------------
+
+/// record -> trace.dat that trace-cmd reads, with every event: 4 threads'
+/// printk and typed events and their signal handlers' events.
+fn record_threads_and_signals_trace_cmd() {
+    let d = tempfile::tempdir().unwrap();
+    let dat = d.path().join("t.dat");
+    let (threads, n) = (4u64, 3000u64);
+    let me = me();
+    let o = ok(&[
+        "record",
+        "-o",
+        dat.to_str().unwrap(),
+        "--",
+        me.to_str().unwrap(),
+        "prog",
+        "threads",
+        &threads.to_string(),
+        &n.to_string(),
+    ]);
+    let err = text(&o.stderr);
+    let (events, lost, ring_lost) = counts(&err);
+    let signals = threads * (n / 100);
+    let expected = threads * n + signals + 1;
+    assert_eq!((events, lost, ring_lost), (expected, 0, 0), "{err}");
+    assert_eq!(count_events(&dat), expected);
+    let out = Command::new(trace_cmd())
+        .args(["report", "-i"])
+        .arg(&dat)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rep = text(&out.stdout);
+    let printk = rep.lines().filter(|l| l.contains(" i=")).count() as u64;
+    let typed = rep.lines().filter(|l| l.contains(" job: ")).count() as u64;
+    let sig = rep.lines().filter(|l| l.contains("sig on ")).count() as u64;
+    let done = rep.lines().filter(|l| l.contains("done")).count() as u64;
+    assert_eq!(
+        (printk, typed, sig, done),
+        (threads * n / 2, threads * n / 2, signals, 1),
+        "trace-cmd report:\n{}",
+        &rep[..rep.len().min(3000)]
+    );
+    // Thread names came through the session's tables.
+    for w in 0..threads {
+        assert!(rep.contains(&format!("wk{w}-")), "no thread wk{w}");
+    }
+    // A typed event's fields, decoded by trace-cmd from our format text.
+    assert!(
+        rep.contains("worker=3 seq=2999"),
+        "{}",
+        &rep[..rep.len().min(2000)]
+    );
+    // Signal-handler events carry the handler flag (`h1` in the latency
+    // format's flags column), ordinary ones do not.
+    let lat = Command::new(trace_cmd())
+        .args(["report", "-l", "-i"])
+        .arg(&dat)
+        .output()
+        .unwrap();
+    let lat = text(&lat.stdout);
+    let sig_lines: Vec<&str> = lat.lines().filter(|l| l.contains("sig on ")).collect();
+    assert_eq!(sig_lines.len() as u64, signals);
+    assert!(
+        sig_lines.iter().all(|l| l.contains("..h1.")),
+        "{:?}",
+        &sig_lines[..2]
+    );
+    assert!(lat
+        .lines()
+        .filter(|l| l.contains(" job: "))
+        .all(|l| l.contains(".....")));
+    assert!(!rep.contains("LOST") && !rep.contains("DROPPED"));
+    println!("  {expected} events, trace-cmd agrees");
+}
+
+/// `pipe` shows events while the program still runs, and ends by itself
+/// when it exits, having shown every tick.
+fn pipe_reads_a_running_program() {
+    let me = me();
+    let mut rec = Command::new(ringtrace_bin())
+        .args(["record", "--name", "pipetest", "--"])
+        .arg(&me)
+        .args(["prog", "slow", "200"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(rec.stderr.take().unwrap());
+    let mut line = String::new();
+    let (path, pid) = loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "record ended early");
+        if line.contains(" recording pid ") {
+            break session_of(&line);
+        }
+    };
+    let mut pipe = Command::new(ringtrace_bin())
+        .arg("pipe")
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(pipe.stdout.take().unwrap());
+    let start = Instant::now();
+    let mut seen_live = false;
+    let mut ticks = 0;
+    let mut l = String::new();
+    while out.read_line(&mut l).unwrap() > 0 {
+        if l.contains("tick ") {
+            ticks += 1;
+            // SAFETY: kill 0 only probes the pid.
+            if ticks == 5 && unsafe { libc::kill(pid as i32, 0) } == 0 {
+                seen_live = true;
+            }
+        }
+        l.clear();
+        assert!(start.elapsed() < Duration::from_secs(60), "pipe hangs");
+    }
+    assert!(pipe.wait().unwrap().success());
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert!(rec.wait().unwrap().success(), "{rest}");
+    assert!(seen_live, "no event seen while the program ran");
+    assert_eq!(ticks, 200);
+    ok(&["remove", path.to_str().unwrap()]);
+    println!("  200 ticks piped live");
+}
+
+/// SIGKILL in the middle of a write storm; afterwards `stat` says the
+/// writer died and `extract` accounts for every write: the program's own
+/// counters (in a shared file) bracket read + lost exactly.
+fn sigkill_mid_storm_exact_accounting() {
+    for (mode, rounds) in [("overwrite", 2), ("pc", 2)] {
+        for round in 0..rounds {
+            let d = tempfile::tempdir().unwrap();
+            let cnt = d.path().join("counters");
+            std::fs::write(&cnt, [0u8; 64]).unwrap();
+            let me = me();
+            let name = format!("storm{mode}{round}");
+            let mut rec = Command::new(ringtrace_bin())
+                .args(["record", "-b", "64", "--mode", mode, "--name", &name, "--"])
+                .arg(&me)
+                .arg("prog")
+                .arg("storm")
+                .arg(&cnt)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let f = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .open(&cnt)
+                .unwrap();
+            let map = memmap2::MmapOptions::new().len(64).map_raw(&f).unwrap();
+            // SAFETY: as in the program: a shared 64-byte mapping of atomics.
+            let c: &[AtomicU64; 8] = unsafe { &*(map.as_ptr() as *const [AtomicU64; 8]) };
+            let start = Instant::now();
+            while c[1].load(Ordering::SeqCst) + c[3].load(Ordering::SeqCst) < 200_000 {
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "storm does not start"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(7 * round as u64));
+            let pid = c[7].load(Ordering::SeqCst) as i32;
+            // SAFETY: kills the storm program (our grandchild).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let mut err = String::new();
+            rec.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            assert!(rec.wait().unwrap().success(), "{err}");
+            assert!(err.contains("died without detaching"), "{err}");
+            let (path, _) = session_of(&err);
+            let stat = text(&ok(&["stat", path.to_str().unwrap()]).stdout);
+            assert!(stat.contains("state: dead"), "{stat}");
+            assert!(stat.contains("entries:") && stat.contains("read events:"));
+            let dat = d.path().join("x.dat");
+            let o = ok(&[
+                "extract",
+                path.to_str().unwrap(),
+                "-o",
+                dat.to_str().unwrap(),
+            ]);
+            let e = text(&o.stderr);
+            let (events, _, ring_lost) = counts(&e);
+            assert_eq!(count_events(&dat), events);
+            let started = c[0].load(Ordering::SeqCst) + c[2].load(Ordering::SeqCst);
+            let finished = c[1].load(Ordering::SeqCst) + c[3].load(Ordering::SeqCst);
+            assert!(started - finished <= 2);
+            assert!(
+                finished <= events + ring_lost && events + ring_lost <= started,
+                "{mode}: finished {finished} <= read {events} + lost {ring_lost} <= started {started}\n{err}\n{e}"
+            );
+            // The kernel's 8 stats lines after the extract: all read.
+            ok(&["remove", path.to_str().unwrap()]);
+            println!(
+                "  {mode} round {round}: started {started} finished {finished}, read {events} + lost {ring_lost}"
+            );
+        }
+    }
+}
+
+/// A program that forks: both processes' events, each with its own pid.
+fn fork_attributes_events_to_each_process() {
+    let d = tempfile::tempdir().unwrap();
+    let dat = d.path().join("f.dat");
+    let me = me();
+    let o = ok(&[
+        "record",
+        "-o",
+        dat.to_str().unwrap(),
+        "--",
+        me.to_str().unwrap(),
+        "prog",
+        "fork",
+    ]);
+    let stdout = text(&o.stdout);
+    let l = stdout
+        .lines()
+        .find(|l| l.starts_with("parent "))
+        .unwrap_or_else(|| panic!("{stdout}\n{}", text(&o.stderr)));
+    let w: Vec<&str> = l.split_whitespace().collect();
+    let (parent, child): (i32, i32) = (w[1].parse().unwrap(), w[3].parse().unwrap());
+    let rep = text(&ok(&["report", "-i", dat.to_str().unwrap()]).stdout);
+    let mut n = [0, 0];
+    for line in rep.lines() {
+        let Some(who) = ["parent ", "child "].iter().position(|w| line.contains(w)) else {
+            continue;
+        };
+        let want = if who == 0 { parent } else { child };
+        assert!(
+            line.contains(&format!("-{want} ")),
+            "{line} (parent {parent}, child {child})"
+        );
+        n[who] += 1;
+    }
+    assert_eq!(n, [100, 100], "{rep}");
+    println!("  parent {parent} and child {child}: 100 events each");
+}
+
+/// Scribbles on session memory at random places (header, tables, ring
+/// metadata and pages) with many seeds; `show` and `stat` must exit
+/// normally (0 or a clean error) within a timeout.
+fn corrupt_sessions_never_crash_or_hang() {
+    let me = me();
+    let o = ok(&[
+        "record",
+        "--name",
+        "fuzzbase",
+        "--contexts",
+        "4",
+        "-b",
+        "16",
+        "--",
+        me.to_str().unwrap(),
+        "prog",
+        "threads",
+        "2",
+        "400",
+    ]);
+    let (base, _) = session_of(&text(&o.stderr));
+    let pristine = std::fs::read(&base).unwrap();
+    ok(&["remove", base.to_str().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    let seeds: u64 = std::env::var("SESSION_FUZZ_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400);
+    let ring_off = {
+        // The ring region follows the tables; find it from the header word
+        // at its known place by opening the pristine copy.
+        let p = dir.path().join("ringtrace-0-probe");
+        write_0600(&p, &pristine);
+        let s = ringtrace::session::Session::open(&p).unwrap();
+        s.layout().ring_offset as usize
+    };
+    let mut outcomes = [0u32; 2];
+    for seed in 0..seeds {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut bytes = pristine.clone();
+        let hits = 1 + rnd() % 8;
+        for _ in 0..hits {
+            let region = rnd() % 4;
+            let len = bytes.len() as u64;
+            let at = match region {
+                0 => rnd() % 4096,                                               // session header
+                1 => 4096 + rnd() % (ring_off as u64 - 4096),                    // slots, tables
+                2 => ring_off as u64 + rnd() % 65536.min(len - ring_off as u64), // ring metadata
+                _ => ring_off as u64 + rnd() % (len - ring_off as u64), // anywhere in the rings
+            } as usize;
+            let at = at.min(bytes.len() - 8);
+            match rnd() % 3 {
+                0 => bytes[at] ^= 1 << (rnd() % 8),
+                1 => bytes[at..at + 4].copy_from_slice(&(rnd() as u32).to_le_bytes()),
+                _ => bytes[at & !7..(at & !7) + 8].copy_from_slice(&rnd().to_le_bytes()),
+            }
+        }
+        let p = dir.path().join(format!("ringtrace-0-fuzz{seed}"));
+        write_0600(&p, &bytes);
+        let ps = p.to_str().unwrap();
+        let out = dir.path().join("x.dat");
+        let mut runs = vec![vec!["show", ps], vec!["stat", ps]];
+        if seed % 8 == 0 {
+            runs.push(vec!["extract", ps, "-o", out.to_str().unwrap()]);
+        }
+        for args in runs {
+            if bounded(&args, &format!("seed {seed}")) {
+                outcomes[0] += 1;
+            } else {
+                outcomes[1] += 1;
+            }
+        }
+        std::fs::remove_file(&p).unwrap();
+    }
+    println!(
+        "  {seeds} seeds: {} runs read, {} refused with an error",
+        outcomes[0], outcomes[1]
+    );
+}
+
+/// Runs `ringtrace ARGS` with a timeout; panics if it hangs or crashes
+/// (a signal, or a panic message); returns whether it succeeded.
+fn bounded(args: &[&str], what: &str) -> bool {
+    let mut child = Command::new(ringtrace_bin())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut e = String::new();
+        let _ = err_pipe.read_to_string(&mut e);
+        e
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            // Where it hangs, for the report (gdb when installed).
+            let stacks = Command::new("gdb")
+                .args([
+                    "-p",
+                    &child.id().to_string(),
+                    "-batch",
+                    "-ex",
+                    "thread apply all bt",
+                ])
+                .output()
+                .map(|o| text(&o.stdout))
+                .unwrap_or_default();
+            let _ = child.kill();
+            panic!("{what}: ringtrace {args:?} hangs\n{stacks}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let err = reader.join().unwrap();
+    assert!(
+        status.code().is_some() && !err.contains("panicked"),
+        "{what}: ringtrace {args:?} crashed: {status}\n{err}"
+    );
+    if !status.success() {
+        assert!(err.contains("ringtrace: error: session"), "{what}: {err}");
+    }
+    status.success()
+}
+
+/// Scribbles on a *live* session's memory (a storm writes into it) through
+/// a shared mapping, more with each round, and runs `show`, `stat` and
+/// `snapshot` on it: they never crash or hang. (The writer itself trusts
+/// the memory and may die of it; that is the program's business.)
+fn corrupt_live_session_never_crashes_readers() {
+    let d = tempfile::tempdir().unwrap();
+    let cnt = d.path().join("counters");
+    std::fs::write(&cnt, [0u8; 64]).unwrap();
+    let me = me();
+    let mut rec = Command::new(ringtrace_bin())
+        .args([
+            "record",
+            "--name",
+            "livefuzz",
+            "--contexts",
+            "4",
+            "-b",
+            "16",
+            "--mode",
+            "overwrite",
+            "--",
+        ])
+        .arg(&me)
+        .arg("prog")
+        .arg("storm")
+        .arg(&cnt)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(rec.stderr.take().unwrap());
+    let mut line = String::new();
+    let (path, pid) = loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "record ended early");
+        if line.contains(" recording pid ") {
+            break session_of(&line);
+        }
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let f = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let len = f.metadata().unwrap().len() as usize;
+    let map = memmap2::MmapOptions::new().len(len).map_raw(&f).unwrap();
+    let ring_off = ringtrace::session::Session::open(&path)
+        .unwrap()
+        .layout()
+        .ring_offset as usize;
+    let snap = d.path().join("s.dat");
+    let mut x = 0x1234_5678_9abc_def1u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+    println!("  live fuzz seed {x:#x}");
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let rounds: u32 = std::env::var("SESSION_LIVE_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let mut ok_runs = 0;
+    for round in 0..rounds {
+        for _ in 0..1 + rnd() % 4 {
+            let at = match rnd() % 3 {
+                0 => 4096 + (rnd() as usize) % (ring_off - 4096),
+                1 => ring_off + (rnd() as usize) % 65536.min(len - ring_off),
+                _ => ring_off + (rnd() as usize) % (len - ring_off),
+            } & !7;
+            let v = rnd();
+            // SAFETY: `at + 8 <= len` (at is below len - 8 rounded down to 8);
+            // a deliberate racy scribble on shared memory, as a hostile
+            // writer would do; volatile so it is not elided.
+            unsafe {
+                std::ptr::write_volatile(map.as_mut_ptr().add(at.min(len - 8)) as *mut u64, v)
+            };
+        }
+        let p = path.to_str().unwrap();
+        for args in [
+            vec!["show", p],
+            vec!["stat", p],
+            vec!["snapshot", p, "-o", snap.to_str().unwrap()],
+        ] {
+            if bounded(&args, &format!("live round {round}")) {
+                ok_runs += 1;
+            }
+        }
+    }
+    // SAFETY: kills the storm program (our grandchild), if still alive,
+    // then interrupts the recorder: a scribbled process table may name a
+    // live pid as a writer, which `record` would wait for until interrupted.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+        libc::kill(rec.id() as i32, libc::SIGINT);
+    }
+    let start = Instant::now();
+    while rec.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = rec.kill();
+            panic!("record does not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(err);
+    let _ = std::fs::remove_file(&path);
+    println!(
+        "  {rounds} rounds on a live session: {ok_runs} of {} runs read, the rest refused",
+        3 * rounds
+    );
+}
+
+fn write_0600(p: &Path, bytes: &[u8]) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(p)
+        .unwrap();
+    std::io::Write::write_all(&mut f, bytes).unwrap();
+}
+
+/// Errors name the session and the cause; other users' files are refused.
+fn errors_name_the_session() {
+    let o = run(&["stat", "no-such-session-xyz"]);
+    assert!(!o.status.success());
+    let e = text(&o.stderr);
+    assert!(
+        e.contains("no session named \"no-such-session-xyz\""),
+        "{e}"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("ringtrace-1-junk");
+    write_0600(&p, &[7u8; 8192]);
+    let o = run(&["show", p.to_str().unwrap()]);
+    let e = text(&o.stderr);
+    assert!(
+        e.contains(p.to_str().unwrap()) && e.contains("not a ringtrace session"),
+        "{e}"
+    );
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let e = text(&run(&["stat", p.to_str().unwrap()]).stderr);
+    assert!(e.contains("0600"), "{e}");
+    // Another user's session is refused (as root, make one by chown).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&p, Some(1), None).unwrap();
+        let e = text(&run(&["show", p.to_str().unwrap()]).stderr);
+        assert!(e.contains("owned by uid 1, you are uid 0: refused"), "{e}");
+    }
+    for cmd in [
+        "record", "list", "pipe", "show", "stat", "extract", "snapshot", "clear", "remove",
+    ] {
+        let h = text(&ok(&[cmd, "--help"]).stdout);
+        assert!(h.contains("Example"), "{cmd} --help has no example");
+    }
+}
+
+/// show and snapshot do not consume; extract does; list lists.
+fn show_snapshot_extract_list_clear() {
+    let d = tempfile::tempdir().unwrap();
+    let me = me();
+    let o = ok(&[
+        "record",
+        "--name",
+        "viewtest",
+        "--",
+        me.to_str().unwrap(),
+        "prog",
+        "threads",
+        "2",
+        "200",
+    ]);
+    let (path, _) = session_of(&text(&o.stderr));
+    let p = path.to_str().unwrap();
+    let list = text(&ok(&["list"]).stdout);
+    assert!(
+        list.lines().any(|l| l.contains(p) && l.contains("exited")),
+        "{list}"
+    );
+    let show1 = text(&ok(&["show", p]).stdout);
+    let show2 = text(&ok(&["show", "viewtest"]).stdout);
+    let n1 = show1.lines().filter(|l| !l.starts_with('#')).count();
+    assert_eq!(n1, 2 * 200 + 2 * 2 + 1, "{show1}");
+    assert_eq!(show1, show2, "show consumed something");
+    let snap = d.path().join("s.json");
+    let o = ok(&["snapshot", p, "-o", snap.to_str().unwrap()]);
+    assert_eq!(counts(&text(&o.stderr)).0, 405);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&snap).unwrap()).unwrap();
+    assert!(v["traceEvents"].as_array().unwrap().len() >= 405);
+    let dat = d.path().join("e.dat");
+    let o = ok(&["extract", p, "-o", dat.to_str().unwrap()]);
+    assert_eq!(counts(&text(&o.stderr)).0, 405);
+    // Consumed: a second extract finds nothing.
+    let o = ok(&["extract", p, "-o", dat.to_str().unwrap()]);
+    assert_eq!(counts(&text(&o.stderr)).0, 0);
+    ok(&["clear", p]);
+    ok(&["remove", p]);
+    assert!(!path.exists());
+}
+
+/// The flight recorder keeps the newest events (older ones overwritten,
+/// counted), writes them at the end, and on SIGUSR1 while the program runs.
+fn flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1() {
+    let d = tempfile::tempdir().unwrap();
+    let dat = d.path().join("fr.dat");
+    let me = me();
+    // 1 MB over 8 contexts: 128 KiB per ring, far less than 60000 events.
+    let o = ok(&[
+        "record",
+        "--flight-recorder",
+        "1",
+        "--contexts",
+        "8",
+        "-o",
+        dat.to_str().unwrap(),
+        "--",
+        me.to_str().unwrap(),
+        "prog",
+        "threads",
+        "1",
+        "60000",
+    ]);
+    let err = text(&o.stderr);
+    let (events, _, ring_lost) = counts(&err);
+    assert_eq!(events + ring_lost, 60000 + 600 + 1, "{err}");
+    assert!(ring_lost > 0 && events > 1000, "{err}");
+    let rep = text(&ok(&["report", "-i", dat.to_str().unwrap()]).stdout);
+    assert!(rep.contains("w0 i=59998"), "the newest events are kept");
+    assert!(!rep.contains("w0 i=0\n"), "the oldest are overwritten");
+    assert!(
+        rep.trim_end().ends_with("done"),
+        "{}",
+        &rep[rep.len().saturating_sub(300)..]
+    );
+
+    // SIGUSR1 to ringtrace while the program runs: the file appears before
+    // the program ends.
+    let dump = d.path().join("dump.dat");
+    let mut rec = Command::new(ringtrace_bin())
+        .args([
+            "record",
+            "--flight-recorder",
+            "1",
+            "--contexts",
+            "4",
+            "-o",
+            dump.to_str().unwrap(),
+            "--",
+        ])
+        .arg(&me)
+        .args(["prog", "slow", "150"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(rec.stderr.take().unwrap());
+    let mut line = String::new();
+    let (_, pid) = loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "record ended early");
+        if line.contains(" recording pid ") {
+            break session_of(&line);
+        }
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    // SAFETY: signals our child, the recorder.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGUSR1) };
+    let start = Instant::now();
+    while !dump.exists() || count_events_maybe(&dump).is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no dump on SIGUSR1"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mid = count_events_maybe(&dump).unwrap();
+    // SAFETY: kill 0 only probes the pid.
+    let running = unsafe { libc::kill(pid as i32, 0) } == 0;
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert!(rec.wait().unwrap().success(), "{rest}");
+    assert!(
+        running && mid > 0 && mid < 150,
+        "dumped {mid} while running: {running}"
+    );
+    assert_eq!(count_events(&dump), 150);
+    println!("  kept {events} newest of 60601 ({ring_lost} overwritten); SIGUSR1 dump had {mid}");
+}
+
+fn count_events_maybe(dat: &Path) -> Option<u64> {
+    let f = std::fs::File::open(dat).ok()?;
+    let mut r = ringtrace::tracedat::TraceDatReader::new(BufReader::new(f)).ok()?;
+    let mut n = 0;
+    for i in r.records() {
+        if matches!(i.ok()?, ringtrace::tracedat::TraceItem::Event(_)) {
+            n += 1;
+        }
+    }
+    Some(n)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("prog") {
+        prog(&args[2..]);
+        return;
+    }
+    let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
+    let tests: &[(&str, fn())] = &[
+        ("errors_name_the_session", errors_name_the_session),
+        (
+            "record_threads_and_signals_trace_cmd",
+            record_threads_and_signals_trace_cmd,
+        ),
+        (
+            "show_snapshot_extract_list_clear",
+            show_snapshot_extract_list_clear,
+        ),
+        ("pipe_reads_a_running_program", pipe_reads_a_running_program),
+        (
+            "sigkill_mid_storm_exact_accounting",
+            sigkill_mid_storm_exact_accounting,
+        ),
+        (
+            "fork_attributes_events_to_each_process",
+            fork_attributes_events_to_each_process,
+        ),
+        (
+            "flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1",
+            flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1,
+        ),
+        (
+            "corrupt_sessions_never_crash_or_hang",
+            corrupt_sessions_never_crash_or_hang,
+        ),
+        (
+            "corrupt_live_session_never_crashes_readers",
+            corrupt_live_session_never_crashes_readers,
+        ),
+    ];
+    let start = Instant::now();
+    let (mut passed, mut failed, mut filtered) = (0, 0, 0);
+    for (name, f) in tests {
+        if !filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())) {
+            filtered += 1;
+            continue;
+        }
+        println!("test {name} ...");
+        match std::panic::catch_unwind(f) {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; {filtered} filtered out; finished in {:.2}s",
+        if failed == 0 { "ok" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    if failed > 0 {
+        std::process::exit(101);
+    }
+}

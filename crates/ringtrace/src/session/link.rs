@@ -1,0 +1,226 @@
+//! A tracer's tie to its session: the writer side publishes event formats,
+//! printk sites and thread names into the session's tables; the reader
+//! side imports them into this process (the event registry, the printk
+//! site table, the tracer's thread names) so the ordinary readers and
+//! exporters decode the writer's records.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::table::{TableEntry, TableReader, KIND_COMM, KIND_EVENT, KIND_PRINTK};
+use super::SessionMap;
+use crate::event::{Array, EventType, Field, Registry, FIRST_USER_ID, MAX_EVENT_ID};
+use crate::printk;
+use crate::tracedat::format::{parse_format, FieldKind};
+
+const WORDS: usize = 64;
+const _: () = assert!(WORDS * 64 > MAX_EVENT_ID as usize);
+const _: () = assert!(WORDS * 64 >= printk::MAX_SITES);
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct SessionLink {
+    pub(crate) map: Arc<SessionMap>,
+    /// Bit `id`: event type `id` is in the tables (claimed by fetch_or).
+    types: [AtomicU64; WORDS],
+    /// Bit `id`: printk site `id` is in the tables (claimed by fetch_or).
+    sites: [AtomicU64; WORDS],
+    /// `printk::site_count()` when the sites were last synced.
+    sites_synced: AtomicU32,
+    /// A type could not be published from a signal handler: sync all at
+    /// the next ordinary record.
+    types_pending: AtomicBool,
+    /// Pid that registered in the process table (a forked child differs).
+    pid: AtomicU32,
+    /// Writer side (publishes and registers); else a reader (imports).
+    pub(crate) writer: bool,
+    /// The reader's table cursor.
+    reader: Mutex<TableReader>,
+}
+
+/// Claims bit `i` of `bits`; true if this call set it.
+fn claim(bits: &[AtomicU64; WORDS], i: usize) -> bool {
+    let (w, b) = (i / 64, 1u64 << (i % 64));
+    match bits.get(w) {
+        // Relaxed: a claim orders nothing (the table append publishes).
+        Some(word) => word.fetch_or(b, Ordering::Relaxed) & b == 0,
+        None => false,
+    }
+}
+
+fn is_set(bits: &[AtomicU64; WORDS], i: usize) -> bool {
+    bits.get(i / 64)
+        .is_some_and(|w| w.load(Ordering::Relaxed) & (1u64 << (i % 64)) != 0)
+}
+
+impl SessionLink {
+    pub(crate) fn new(map: Arc<SessionMap>, writer: bool) -> SessionLink {
+        let reader = TableReader::new(map.clone());
+        let link = SessionLink {
+            map,
+            types: [const { AtomicU64::new(0) }; WORDS],
+            sites: [const { AtomicU64::new(0) }; WORDS],
+            sites_synced: AtomicU32::new(0),
+            types_pending: AtomicBool::new(true),
+            pid: AtomicU32::new(0),
+            writer,
+            reader: Mutex::new(reader),
+        };
+        if writer {
+            link.check_process();
+            link.sync_types();
+            link.sync_sites();
+        }
+        link
+    }
+
+    /// Registers the calling process in the session's process table when
+    /// it has not yet (first attach, or a forked child).
+    pub(crate) fn check_process(&self) {
+        let me = std::process::id();
+        if self.pid.load(Ordering::Relaxed) != me && super::register_process(&self.map) {
+            self.pid.store(me, Ordering::Relaxed);
+        }
+    }
+
+    /// After each record of a writer: publishes the type and any new
+    /// printk sites. Cheap when nothing is new (two loads, one bit test).
+    #[inline(always)]
+    pub(crate) fn after_write(&self, id: u16, depth: u32) {
+        if printk::site_count() != self.sites_synced.load(Ordering::Relaxed) {
+            self.sync_sites();
+        }
+        if id >= FIRST_USER_ID && !is_set(&self.types, usize::from(id)) {
+            self.publish_type(id, depth);
+        }
+    }
+
+    #[cold]
+    fn publish_type(&self, id: u16, depth: u32) {
+        if depth > 0 {
+            // Formatting the text allocates: not in a handler.
+            self.types_pending.store(true, Ordering::Relaxed);
+            return;
+        }
+        if self.types_pending.swap(false, Ordering::Relaxed) {
+            self.sync_types();
+        }
+        if let Some(ty) = Registry::global().get(id) {
+            self.put_type(ty);
+        }
+    }
+
+    fn put_type(&self, ty: &EventType) {
+        if claim(&self.types, usize::from(ty.id)) {
+            let text = ty.format_text();
+            super::table::append(
+                &self.map,
+                KIND_EVENT,
+                &[ty.system.as_bytes(), &[0], text.as_bytes()],
+            );
+        }
+    }
+
+    /// Publishes every registered user event type (ordinary code only).
+    pub(crate) fn sync_types(&self) {
+        for ty in Registry::global().iter() {
+            if ty.id >= FIRST_USER_ID {
+                self.put_type(ty);
+            }
+        }
+    }
+
+    /// Publishes every printk site not yet published. Async-signal-safe:
+    /// atomics and copies into the mapping.
+    #[cold]
+    pub(crate) fn sync_sites(&self) {
+        let count = printk::site_count();
+        for id in 1..count.min(printk::MAX_SITES as u32) {
+            if is_set(&self.sites, id as usize) {
+                continue;
+            }
+            let Some(site) = printk::site_by_id(id) else {
+                continue;
+            };
+            if claim(&self.sites, id as usize) {
+                let fmt = site.format().as_bytes();
+                super::table::append(
+                    &self.map,
+                    KIND_PRINTK,
+                    &[
+                        &id.to_le_bytes(),
+                        &site.line().to_le_bytes(),
+                        &(fmt.len() as u32).to_le_bytes(),
+                        fmt,
+                        site.file().as_bytes(),
+                    ],
+                );
+            }
+        }
+        self.sites_synced.store(count, Ordering::Relaxed);
+    }
+
+    /// Publishes a thread name.
+    pub(crate) fn put_comm(&self, tid: i32, comm: &str) {
+        super::table::append(&self.map, KIND_COMM, &[&tid.to_le_bytes(), comm.as_bytes()]);
+    }
+
+    /// The writer process detaches: publishes what is left, marks it exited.
+    pub(crate) fn detach(&self) {
+        if self.writer && self.pid.load(Ordering::Relaxed) == std::process::id() {
+            self.sync_types();
+            self.sync_sites();
+            super::mark_exited(&self.map);
+        }
+    }
+
+    /// Reader side: the table records committed since the last call.
+    pub(crate) fn poll_tables(&self) -> (Vec<TableEntry>, u64) {
+        match self.reader.lock() {
+            Ok(mut r) => {
+                let v = r.poll();
+                (v, r.malformed())
+            }
+            Err(_) => (Vec::new(), 0),
+        }
+    }
+}
+
+/// An event type from its format text, leaked (a reader imports each type
+/// once, from a bounded table). `None` when the text does not parse or
+/// describes something ringtrace cannot have written.
+pub(crate) fn leak_event_type(system: &str, format: &str) -> Option<&'static EventType> {
+    let f = parse_format(system, format).ok()?;
+    let id = u16::try_from(f.id).ok()?;
+    if !(FIRST_USER_ID..=MAX_EVENT_ID).contains(&id) {
+        return None;
+    }
+    let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
+    let mut fields = Vec::with_capacity(f.fields.len());
+    for ff in &f.fields {
+        let array = match ff.kind {
+            FieldKind::Scalar | FieldKind::DataLoc | FieldKind::RelLoc => Array::None,
+            FieldKind::Array { len } if ff.size == 0 => {
+                let _ = len;
+                Array::Flexible
+            }
+            FieldKind::Array { len } => Array::Fixed(u16::try_from(len).ok()?),
+        };
+        fields.push(Field {
+            name: leak(&ff.name),
+            c_type: leak(&ff.type_name),
+            offset: u16::try_from(ff.offset).ok()?,
+            size: u16::try_from(ff.size).ok()?,
+            signed: ff.signed,
+            array,
+        });
+    }
+    let fields: &'static [Field] = Box::leak(fields.into_boxed_slice());
+    Some(Box::leak(Box::new(EventType {
+        name: leak(&f.name),
+        system: leak(&f.system),
+        id,
+        fields,
+        print_fmt: leak(&f.print_fmt),
+    })))
+}

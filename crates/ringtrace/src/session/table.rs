@@ -1,0 +1,258 @@
+//! The session's append-only tables: event formats, printk formats and
+//! thread names (see the module docs of [`crate::session`] for the
+//! protocol).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use super::SessionMap;
+
+/// Record kind: an event type's `format` text (`system\0format`).
+pub const KIND_EVENT: u32 = 1;
+/// Record kind: a printk call site (`id u32, line u32, fmt len u32, fmt, file`).
+pub const KIND_PRINTK: u32 = 2;
+/// Record kind: a thread name (`tid i32, comm`).
+pub const KIND_COMM: u32 = 3;
+
+/// Largest record.
+pub const MAX_RECORD: usize = 64 * 1024;
+/// Most index entries a reader keeps waiting for (reserved, not yet
+/// committed); past it the oldest are given up.
+const MAX_PENDING: usize = 4096;
+/// Most index entries one poll scans.
+const SCAN_PER_POLL: u64 = 1 << 16;
+
+/// Entry state: reserved, not yet committed (or its writer died).
+const RESERVED: u32 = 0;
+/// Entry state: committed; kind, offset and length are valid.
+const COMMITTED: u32 = 1;
+/// Entry state: abandoned (no data room); readers skip it.
+const ABANDONED: u32 = 2;
+
+/// One index entry.
+#[repr(C)]
+pub(crate) struct IndexEntry {
+    state: AtomicU32,
+    kind: AtomicU32,
+    offset: AtomicU32,
+    len: AtomicU32,
+}
+
+#[cfg(test)]
+impl IndexEntry {
+    pub(crate) fn offset_for_test(&self, off: u32) {
+        self.offset.store(off, Ordering::Relaxed);
+    }
+}
+
+/// Appends a record made of `parts` (async-signal-safe: atomics and a copy).
+pub(crate) fn append(map: &SessionMap, kind: u32, parts: &[&[u8]]) -> bool {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let h = map.header();
+    if len > MAX_RECORD {
+        h.table_full.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    let l = &map.layout;
+    // Relaxed: the index slot is ours alone once taken; publication is the
+    // Release store of its state below.
+    let i = h.index_tail.fetch_add(1, Ordering::Relaxed);
+    let Some(entry) = usize::try_from(i).ok().and_then(|i| map.index().get(i)) else {
+        h.table_full.fetch_add(1, Ordering::Relaxed);
+        return false;
+    };
+    let room = len.div_ceil(8) * 8;
+    let off = h.data_tail.fetch_add(room as u64, Ordering::Relaxed);
+    let fits = off
+        .checked_add(room as u64)
+        .is_some_and(|end| end <= l.data_size as u64);
+    if !fits {
+        h.table_full.fetch_add(1, Ordering::Relaxed);
+        // Release: pairs with the reader's Acquire load of the state.
+        entry.state.store(ABANDONED, Ordering::Release);
+        return false;
+    }
+    let mut at = off as usize;
+    for p in parts {
+        // SAFETY: [off, off + room) lies inside the data area (checked
+        // above) and was handed to this call alone by the fetch_add; the
+        // source is a caller's slice that cannot overlap the mapping's
+        // reserved bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(p.as_ptr(), map.data_ptr().add(at), p.len());
+        }
+        at += p.len();
+    }
+    entry.kind.store(kind, Ordering::Relaxed);
+    entry.offset.store(off as u32, Ordering::Relaxed);
+    entry.len.store(len as u32, Ordering::Relaxed);
+    // Release: pairs with the Acquire load in `TableReader::take`: a reader
+    // that sees COMMITTED sees the bytes and the fields above.
+    entry.state.store(COMMITTED, Ordering::Release);
+    true
+}
+
+/// A record of the tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableEntry {
+    /// An event type's `format` text.
+    Event {
+        /// Its system.
+        system: String,
+        /// The `format` file text.
+        format: String,
+    },
+    /// A printk call site.
+    Printk {
+        /// The writer process's site id.
+        id: u32,
+        /// Format text.
+        fmt: String,
+        /// Source file.
+        file: String,
+        /// Source line.
+        line: u32,
+    },
+    /// A thread name.
+    Comm {
+        /// Thread id.
+        tid: i32,
+        /// Name.
+        comm: String,
+    },
+}
+
+/// Reads committed table records incrementally; every offset and length is
+/// bounds-checked, every loop bounded.
+#[derive(Debug)]
+pub struct TableReader {
+    map: Arc<SessionMap>,
+    next: u64,
+    pending: Vec<u64>,
+    malformed: u64,
+}
+
+impl TableReader {
+    pub(crate) fn new(map: Arc<SessionMap>) -> TableReader {
+        TableReader {
+            map,
+            next: 0,
+            pending: Vec::new(),
+            malformed: 0,
+        }
+    }
+
+    /// Records skipped because they were malformed (bad kind, offset,
+    /// length or content).
+    pub fn malformed(&self) -> u64 {
+        self.malformed
+    }
+
+    /// The records committed since the last poll (and those that were
+    /// reserved then and are committed now).
+    pub fn poll(&mut self) -> Vec<TableEntry> {
+        let mut out = Vec::new();
+        let pending = std::mem::take(&mut self.pending);
+        for i in pending {
+            if !self.take(i, &mut out) {
+                self.pending.push(i);
+            }
+        }
+        let cap = self.map.layout.index_capacity as u64;
+        let tail = self
+            .map
+            .header()
+            .index_tail
+            .load(Ordering::Relaxed)
+            .min(cap);
+        let end = tail.min(self.next.saturating_add(SCAN_PER_POLL));
+        while self.next < end {
+            let i = self.next;
+            self.next += 1;
+            if !self.take(i, &mut out) {
+                if self.pending.len() >= MAX_PENDING {
+                    self.pending.remove(0);
+                }
+                self.pending.push(i);
+            }
+        }
+        out
+    }
+
+    /// Reads entry `i` into `out`; false when it is not committed yet.
+    fn take(&mut self, i: u64, out: &mut Vec<TableEntry>) -> bool {
+        let Some(e) = usize::try_from(i)
+            .ok()
+            .and_then(|i| self.map.index().get(i))
+        else {
+            return true;
+        };
+        // Acquire: pairs with the Release store in `append`.
+        match e.state.load(Ordering::Acquire) {
+            RESERVED => return false,
+            COMMITTED => {}
+            _ => return true,
+        }
+        let kind = e.kind.load(Ordering::Relaxed);
+        let off = e.offset.load(Ordering::Relaxed) as usize;
+        let len = e.len.load(Ordering::Relaxed) as usize;
+        let size = self.map.layout.data_size;
+        if len > MAX_RECORD || off.checked_add(len).map_or(true, |end| end > size) {
+            self.malformed += 1;
+            return true;
+        }
+        let mut bytes = vec![0u8; len];
+        // SAFETY: [off, off + len) is inside the data area (checked just
+        // above against the validated data size); `bytes` is a fresh buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.map.data_ptr().add(off), bytes.as_mut_ptr(), len);
+        }
+        match parse(kind, &bytes) {
+            Some(t) => out.push(t),
+            None => self.malformed += 1,
+        }
+        true
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn parse(kind: u32, b: &[u8]) -> Option<TableEntry> {
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).ok();
+    match kind {
+        KIND_EVENT => {
+            let nul = b.iter().position(|&c| c == 0)?;
+            Some(TableEntry::Event {
+                system: text(&b[..nul])?,
+                format: text(&b[nul + 1..])?,
+            })
+        }
+        KIND_PRINTK => {
+            let id = u32_at(b, 0)?;
+            let line = u32_at(b, 4)?;
+            let flen = u32_at(b, 8)? as usize;
+            let fmt = b.get(12..12usize.checked_add(flen)?)?;
+            let file = b.get(12 + flen..)?;
+            Some(TableEntry::Printk {
+                id,
+                fmt: text(fmt)?,
+                file: text(file)?,
+                line,
+            })
+        }
+        KIND_COMM => {
+            let tid = u32_at(b, 0)? as i32;
+            let comm = b.get(4..)?;
+            if comm.len() > 64 {
+                return None;
+            }
+            Some(TableEntry::Comm {
+                tid,
+                comm: String::from_utf8_lossy(comm).into_owned(),
+            })
+        }
+        _ => None,
+    }
+}
