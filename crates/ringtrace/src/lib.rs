@@ -107,8 +107,8 @@ pub mod kernel_bench;
 mod macros;
 pub mod output;
 pub mod reader;
-pub mod span;
 pub mod session;
+pub mod span;
 pub mod tracer;
 pub mod view;
 
