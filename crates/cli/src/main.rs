@@ -19,6 +19,7 @@ mod demo;
 mod files;
 mod session_cmds;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -192,6 +193,20 @@ RINGTRACE_SESSION environment variable names the session file.")]
     #[command(after_help = "Example:
   ringtrace remove myprog")]
     Remove(session_cmds::SessionArg),
+    /// Run the kernel's ring-buffer benchmark (`ring_buffer_benchmark.c`):
+    /// a producer writes 10-byte events into a 1,000,000-byte overwrite ring
+    /// for the given time while a consumer alternately reads events and
+    /// whole pages; prints the kernel's lines.
+    #[command(after_help = "Example:
+  ringtrace bench --seconds 10 --runs 3")]
+    Bench {
+        /// Producer run time of each run, in seconds (the kernel uses 10).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Runs (each printed).
+        #[arg(long, default_value_t = 1)]
+        runs: u32,
+    },
 }
 
 /// Everything the command line reports as an error (exit status 1).
@@ -241,6 +256,9 @@ pub enum CliError {
     /// A session command failed.
     #[error(transparent)]
     Session(#[from] session_cmds::SessionCmdError),
+    /// The benchmark could not run.
+    #[error("bench: {0}")]
+    Bench(#[from] ringtrace::kernel_bench::KernelBenchError),
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -276,6 +294,28 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Snapshot(a) => Ok(session_cmds::snapshot(a)?),
         Cmd::Clear { session } => Ok(session_cmds::clear(&session)?),
         Cmd::Remove(a) => Ok(session_cmds::remove(a)?),
+        Cmd::Bench { seconds, runs } => {
+            if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
+                return Err(CliError::Usage(format!(
+                    "--seconds {seconds}: give a time from above 0 to 3600"
+                )));
+            }
+            let time = std::time::Duration::from_secs_f64(seconds);
+            let mut out = std::io::stdout().lock();
+            for run in 1..=runs {
+                let report = ringtrace::kernel_bench::run(time)?;
+                if runs > 1 {
+                    writeln!(out, "--- run {run} of {runs}").map_err(CliError::Output)?;
+                }
+                writeln!(out, "{report}").map_err(CliError::Output)?;
+                if !report.ok() {
+                    return Err(CliError::Usage(
+                        "the benchmark's counts do not add up (see ERROR above)".into(),
+                    ));
+                }
+            }
+            Ok(())
+        }
     }
 }
 

@@ -349,3 +349,36 @@ fn corrupted_files_give_a_clean_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.dat"));
 }
+
+/// `ringtrace bench` runs the kernel's benchmark and prints its lines, with
+/// the counts adding up (Total == Hit) and both read modes used.
+#[test]
+fn bench_prints_the_kernel_lines() {
+    let out = ok(&["bench", "--seconds", "0.3"]);
+    let field = |name: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} line in:\n{out}"))
+    };
+    for line in [
+        "Time:",
+        "Overruns:",
+        "Entries:",
+        "Missed:",
+        "Entries per millisec:",
+    ] {
+        assert!(out.contains(line), "{line} missing:\n{out}");
+    }
+    assert!(out.contains("ns per entry"), "{out}");
+    assert!(!out.contains("ERROR"), "{out}");
+    let hit = field("Hit:");
+    assert!(hit > 1000, "{out}");
+    assert_eq!(field("Total:"), hit, "{out}");
+    assert!(out.contains("(by pages:"), "{out}");
+    // Bad arguments: a clear error, exit status 1.
+    let bad = ringtrace(&["bench", "--seconds", "0"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--seconds"));
+}
