@@ -121,7 +121,7 @@ pub mod log_backend;
 
 pub use context::{signal_scope, trace_marker, ContextHandle, RecordError, Target};
 pub use export::{Drain, ExportFormat};
-pub use reader::Pipe;
+pub use reader::{Pipe, RawPipe};
 /// The ring mode ([`TracerConfig::mode`]): `Overwrite` (flight recorder) or
 /// `ProducerConsumer` (new events are dropped when a ring is full).
 pub use ringtrace_ring::Mode;

@@ -350,3 +350,57 @@ impl<'t> Pipe<'t> {
         self.consumers.get(ring).map_or(0, |c| c.pending_losses())
     }
 }
+
+/// Whole pages of one context, consumed (the kernel's per-CPU
+/// `trace_pipe_raw`): each page in the kernel's binary format, loss flags
+/// and count included, ready for `trace-cmd` or a file. Complete pages are
+/// swapped out of the ring without a copy.
+///
+/// ```
+/// let t = ringtrace::TracerConfig::new().max_contexts(1).build().unwrap();
+/// t.marker("raw");
+/// let mut raw = t.raw_pipe(0).unwrap();
+/// let (info, page) = raw.next_page(false).unwrap().unwrap();
+/// assert_eq!((info.events, page.len()), (1, 4096));
+/// let commit = u64::from_le_bytes(page[8..16].try_into().unwrap()) & 0xfff_ffff;
+/// assert!(commit > 0);
+/// assert!(raw.next_page(false).unwrap().is_none());
+/// ```
+#[derive(Debug)]
+pub struct RawPipe<'t> {
+    consumer: Consumer<'t>,
+    page: ringtrace_ring::ReadPage<'t>,
+}
+
+impl Tracer {
+    /// The raw page reader of context `ring` (waits for another reader of
+    /// that ring to finish).
+    pub fn raw_pipe(&self, ring: usize) -> Result<RawPipe<'_>, ringtrace_ring::RingError> {
+        let buf = self.ring_buffer();
+        Ok(RawPipe {
+            consumer: buf.consumer(ring)?,
+            page: buf.read_page_buffer(ring)?,
+        })
+    }
+}
+
+impl RawPipe<'_> {
+    /// The next page (`page_size` bytes) and what it holds (events, lost
+    /// count, whether it was swapped out without a copy); with `full`, only
+    /// a page the writer has finished. `None` when there is none now.
+    pub fn next_page(
+        &mut self,
+        full: bool,
+    ) -> Result<Option<(ringtrace_ring::PageInfo, &[u8])>, ReadError> {
+        Ok(self
+            .consumer
+            .read_page(&mut self.page, full)?
+            .map(|info| (info, self.page.bytes())))
+    }
+
+    /// What the last page read held (events, lost count, zero-copy).
+    #[must_use]
+    pub fn last(&self) -> Option<ringtrace_ring::PageInfo> {
+        self.page.info()
+    }
+}

@@ -104,3 +104,57 @@ fn view_reads_while_threads_overwrite() {
     assert!(t.pipe().read_to_string().unwrap().lines().count() > 100);
     eprintln!("{passes} passes, {seen} events seen, {skipped_lines} gaps reported");
 }
+
+#[test]
+fn raw_pipe_hands_out_kernel_pages_with_loss_counts() {
+    use ringtrace_ring::format::{decode, Record};
+    let t = TracerConfig::new()
+        .max_contexts(1)
+        .bytes_per_context(16 << 10)
+        .mode(Mode::Overwrite)
+        .clock(Clock::counter())
+        .build()
+        .unwrap();
+    let mut raw = t.raw_pipe(0).unwrap();
+    let (mut next, mut seen, mut lost_total) = (0u64, 0u64, 0u64);
+    for round in 0..20u64 {
+        // Lap the ring now and then: the next page carries the loss count.
+        let n = if round % 4 == 3 { 3000 } else { 100 };
+        for _ in 0..n {
+            ringtrace::trace!(tracer: &t, "%u %llu", 0u32, next);
+            next += 1;
+        }
+        let mut expect = seen + lost_total;
+        while let Some((info, page)) = raw.next_page(false).unwrap() {
+            let commit = u64::from_le_bytes(page[8..16].try_into().unwrap());
+            let len = (commit & 0xfff_ffff) as usize;
+            if info.lost > 0 {
+                assert_ne!(commit & (1 << 31), 0, "missed-events flag");
+                assert_ne!(commit & (1 << 30), 0, "count stored");
+                let stored = u64::from_le_bytes(page[16 + len..24 + len].try_into().unwrap());
+                assert_eq!(stored, info.lost);
+                lost_total += stored;
+                expect += stored;
+            }
+            let data = &page[16..16 + len];
+            let mut at = 0;
+            while at < data.len() {
+                let (rec, size) = decode(data, at).unwrap();
+                if let Record::Data {
+                    payload_offset,
+                    payload_len,
+                    ..
+                } = rec
+                {
+                    let (_, i) = parse(&data[payload_offset..payload_offset + payload_len]);
+                    assert_eq!(i, expect, "event order and loss counts");
+                    expect += 1;
+                    seen += 1;
+                }
+                at += size;
+            }
+        }
+    }
+    assert_eq!(seen + lost_total, next, "every event read or counted lost");
+    assert!(lost_total > 0);
+}
