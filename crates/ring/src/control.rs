@@ -553,6 +553,19 @@ impl RingBuffer {
         swap_meta(ma, mb);
         let first = ga.page_index(r, 0);
         let page_size = ga.page_size as usize;
+        // Page bytes move only for slots holding pages (ring or reader page)
+        // in either buffer: free slots' bytes mean nothing, and untouched
+        // slots cost no memory until used.
+        let mut used = vec![false; ga.slots_per_ring as usize];
+        for (buf, m) in [(self, ma), (other, mb)] {
+            let (list, _) = ring_list(buf, r)?;
+            let reader = m.r.reader_page.load(Relaxed);
+            for p in list.into_iter().chain(std::iter::once(reader)) {
+                if ga.owns(r, p) {
+                    used[(p - first) as usize] = true;
+                }
+            }
+        }
         for slot in first..first + ga.slots_per_ring {
             let (pa, pb) = (self.region().page(slot), other.region().page(slot));
             macro_rules! swap_fields {
@@ -563,6 +576,9 @@ impl RingBuffer {
                 )*};
             }
             swap_fields!(link, prev, commit, real_end, write, time_stamp, lost_at_end);
+            if !used[(slot - first) as usize] {
+                continue;
+            }
             // SAFETY: both rings are quiesced (no writer in flight, none can
             // start: record_disabled is raised) and have no reader (owner
             // and busy words held), so nobody else touches these page

@@ -86,10 +86,11 @@
 //! - [`span`]: span begin/end event types.
 //! - [`session`]: rings and tables in shared memory, read from another
 //!   process live or after the program died (`ringtrace record`).
-//!
-//! Not yet: the merged non-consuming view (the kernel's `trace` file), raw
-//! page reads (`trace_pipe_raw`) and snapshots; they wait for the ring's
-//! non-consuming iterator, page reads and ring swap.
+//! - [`view`]: the merged non-consuming view (the kernel's `trace` file).
+//! - [`snapshot`]: swap the live rings with a spare set, read it at leisure.
+//! - [`RawPipe`] ([`Tracer::raw_pipe`]): whole pages of one context
+//!   (`trace_pipe_raw`).
+//! - [`kernel_bench`]: the kernel's ring-buffer benchmark (`ringtrace bench`).
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -108,6 +109,7 @@ mod macros;
 pub mod output;
 pub mod reader;
 pub mod session;
+pub mod snapshot;
 pub mod span;
 pub mod tracer;
 pub mod view;
@@ -125,5 +127,6 @@ pub use reader::{Pipe, RawPipe};
 /// The ring mode ([`TracerConfig::mode`]): `Overwrite` (flight recorder) or
 /// `ProducerConsumer` (new events are dropped when a ring is full).
 pub use ringtrace_ring::Mode;
+pub use snapshot::{Snapshot, SnapshotError};
 pub use tracer::{global, init, Tracer, TracerConfig, TracerError, TracerStats};
 pub use view::View;

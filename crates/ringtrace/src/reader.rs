@@ -157,6 +157,8 @@ impl OwnedEvent {
 #[derive(Debug)]
 pub struct Pipe<'t> {
     tracer: &'t Tracer,
+    /// The rings read: the tracer's, or a snapshot's.
+    buf: &'t ringtrace_ring::RingBuffer,
     consumers: Vec<Consumer<'t>>,
     /// Time stamp of each ring's peeked head, `None` when not known.
     heads: Vec<Option<u64>>,
@@ -188,12 +190,23 @@ impl Tracer {
     /// ```
     #[must_use]
     pub fn pipe_with(&self, opts: TextOptions) -> Pipe<'_> {
-        let n = self.max_contexts();
-        let consumers = (0..n)
-            .filter_map(|r| self.inner.buf.consumer(r).ok())
-            .collect();
+        Pipe::over(self, &self.inner.buf, opts)
+    }
+}
+
+impl<'t> Pipe<'t> {
+    /// A pipe over `buf`: the tracer's rings or a snapshot of them (same
+    /// shape); the tracer gives the event formats and thread names.
+    pub(crate) fn over(
+        tracer: &'t Tracer,
+        buf: &'t ringtrace_ring::RingBuffer,
+        opts: TextOptions,
+    ) -> Pipe<'t> {
+        let n = buf.rings().min(tracer.max_contexts());
+        let consumers = (0..n).filter_map(|r| buf.consumer(r).ok()).collect();
         Pipe {
-            tracer: self,
+            tracer,
+            buf,
             consumers,
             heads: vec![None; n],
             opts,
@@ -291,7 +304,7 @@ impl<'t> Pipe<'t> {
         if now >= deadline {
             return false;
         }
-        let buf = self.tracer.ring_buffer();
+        let buf = self.buf;
         // A ring error cannot happen (no ring index is given); treat it as
         // "look again".
         let _ = buf.wait_any(WaitFor::Data, Some(deadline - now));

@@ -1,0 +1,97 @@
+//! Snapshots (the kernel's `snapshot` file): the live rings are swapped
+//! with a spare set of the same shape, so the events recorded so far can be
+//! read at leisure while recording goes on into the (now empty) live rings.
+//!
+//! Each ring is exchanged with `RingBuffer::swap_ring`: pages, positions and
+//! counters move together, no event is copied, and writers keep writing
+//! throughout (a write in flight on a ring delays its swap). A ring that has
+//! a reader (a [`crate::Pipe`], a drain) cannot be swapped: drop the reader
+//! first.
+
+use ringtrace_ring::{ControlError, RingBuffer};
+
+use crate::output::TextOptions;
+use crate::reader::Pipe;
+use crate::tracer::Tracer;
+
+/// Why a snapshot could not be taken. Rings swapped before the failure are
+/// swapped back (see [`Tracer::snapshot`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The spare rings could not be allocated.
+    #[error("snapshot: cannot allocate the spare rings: {0}")]
+    Alloc(#[from] ringtrace_ring::ConfigError),
+    /// A ring could not be swapped (a reader holds it, or a write stayed in
+    /// flight).
+    #[error("snapshot of context {ring}: {source}")]
+    Swap {
+        /// The context.
+        ring: usize,
+        /// Why.
+        #[source]
+        source: ControlError,
+    },
+}
+
+/// The events of a tracer at the moment of [`Tracer::snapshot`], in spare
+/// rings owned by this value.
+#[derive(Debug)]
+pub struct Snapshot<'t> {
+    tracer: &'t Tracer,
+    buf: RingBuffer,
+}
+
+impl Tracer {
+    /// Takes a snapshot: every context's ring is swapped with an empty spare
+    /// one; the returned [`Snapshot`] holds what was recorded, and recording
+    /// continues into the emptied rings. On error, the rings already swapped
+    /// are swapped back (if that fails too, their events stay in the
+    /// returned error's spare: the error says which context failed).
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.marker("before");
+    /// let snap = t.snapshot().unwrap();
+    /// t.marker("after");
+    /// assert!(snap.pipe().read_to_string().unwrap().contains("before"));
+    /// let live = t.pipe().read_to_string().unwrap();
+    /// assert!(live.contains("after") && !live.contains("before"));
+    /// ```
+    pub fn snapshot(&self) -> Result<Snapshot<'_>, SnapshotError> {
+        let live = self.ring_buffer();
+        let spare = RingBuffer::new(*live.config())?;
+        for ring in 0..live.rings() {
+            if let Err(source) = live.swap_ring(&spare, ring) {
+                for back in 0..ring {
+                    let _ = live.swap_ring(&spare, back);
+                }
+                return Err(SnapshotError::Swap { ring, source });
+            }
+        }
+        Ok(Snapshot {
+            tracer: self,
+            buf: spare,
+        })
+    }
+}
+
+impl Snapshot<'_> {
+    /// The snapshot's events, merged and consumed, as the tracer's pipe
+    /// reads the live rings.
+    #[must_use]
+    pub fn pipe(&self) -> Pipe<'_> {
+        self.pipe_with(TextOptions::default())
+    }
+
+    /// [`Snapshot::pipe`] with text options.
+    #[must_use]
+    pub fn pipe_with(&self, opts: TextOptions) -> Pipe<'_> {
+        Pipe::over(self.tracer, &self.buf, opts)
+    }
+
+    /// The spare rings holding the snapshot (stats, page reads, iterators).
+    #[must_use]
+    pub fn ring_buffer(&self) -> &RingBuffer {
+        &self.buf
+    }
+}
