@@ -99,12 +99,8 @@ fn quiesce(buf: &RingBuffer, ring: u32) -> Result<Quiet<'_>, ControlError> {
 /// Resets a page for reuse; a new generation tells iterators it changed.
 fn reset_page(region: &Region, page: u32) {
     let p = region.page(page);
-    let w = p.write.load(Relaxed);
-    p.write
-        .store((w & GENERATION_MASK).wrapping_add(GENERATION), Relaxed);
-    p.commit.store(0, Relaxed);
-    p.real_end.store(0, Relaxed);
-    p.lost_at_end.store(0, Relaxed);
+    p.clear();
+    p.write.fetch_add(GENERATION, Relaxed);
     p.time_stamp.store(0, Relaxed);
 }
 
@@ -171,7 +167,8 @@ fn link_circle(region: &Region, list: &[u32], tag: u64) {
     }
 }
 
-fn pop_free(meta: &RingMeta, region: &Region) -> Option<u32> {
+/// Takes a slot off the ring's free list (under `busy`).
+pub(crate) fn pop_free(meta: &RingMeta, region: &Region) -> Option<u32> {
     let head = meta.ctl.free_head.load(Relaxed);
     if head == NO_SLOT {
         return None;

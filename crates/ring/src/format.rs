@@ -220,6 +220,28 @@ fn read_u32(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
 }
 
+impl Record {
+    /// The running time stamp after this record, given the one before it
+    /// and the page's stamp (whose top bits complete an absolute stamp).
+    /// For a data record, this is the event's time stamp.
+    ///
+    /// ```
+    /// use ringtrace_ring::format::Record;
+    /// assert_eq!(Record::TimeExtend { delta: 5 }.stamp_after(10, 0), 15);
+    /// assert_eq!(Record::TimeStamp { stamp: 7 }.stamp_after(10, 1 << 60), (1 << 60) | 7);
+    /// ```
+    #[must_use]
+    pub fn stamp_after(&self, stamp: u64, page_stamp: u64) -> u64 {
+        match *self {
+            Record::Data { delta, .. }
+            | Record::Padding { delta }
+            | Record::TimeExtend { delta } => stamp.wrapping_add(delta),
+            Record::NullPadding => stamp,
+            Record::TimeStamp { stamp: low } => (page_stamp & !TIME_EXTEND_MAX) | low,
+        }
+    }
+}
+
 /// Decodes the record at `offset` of `data` (a page's data area cut at its
 /// commit) and returns it with its total length in bytes. For
 /// [`Record::NullPadding`] the length is the rest of `data`.

@@ -354,7 +354,8 @@ impl<'a> RingIter<'a> {
             let commit_page = self.meta.w.commit_page.load(Acquire);
             // Acquire: keeps the loads below after it (the seqlock's first
             // read). It has no Release partner (the writer's bump at T1 is
-            // Relaxed); the second read, `same_generation`, is what decides.
+            // an Acquire read-modify-write); the second read,
+            // `same_generation`, is what decides.
             let word = pm.write.load(Acquire);
             if word & GENERATION_MASK != pos.gen {
                 // The writer rewrote the page under us: restart at the head.
@@ -381,20 +382,16 @@ impl<'a> RingIter<'a> {
                         })?;
                         p.off += size;
                         match record {
-                            Record::Data {
-                                delta, payload_len, ..
-                            } => {
-                                let ts = stamp.wrapping_add(delta);
+                            Record::Data { payload_len, .. } => {
+                                let ts = record.stamp_after(stamp, 0);
                                 p.stamp = ts;
                                 self.ord_next += 1;
                                 return Ok(Step::Event(ts, payload_len));
                             }
-                            Record::Padding { delta } | Record::TimeExtend { delta } => {
-                                p.stamp = stamp.wrapping_add(delta)
-                            }
-                            Record::NullPadding => p.stamp = stamp,
-                            // Already completed with the page's top bits.
+                            // Already completed with the page's top bits (in
+                            // the copy step, inside the generation check).
                             Record::TimeStamp { stamp: s } => p.stamp = s,
+                            _ => p.stamp = record.stamp_after(stamp, 0),
                         }
                         continue;
                     }

@@ -18,7 +18,7 @@
 //! data is raw bytes in both builds. The protocol code only sees the accessor
 //! methods of [`Region`], which are the same in both builds.
 
-use crate::sync::{AtomicU32, AtomicU64};
+use crate::sync::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::ptr::NonNull;
 
 /// `b"RINGTRC1"` read as a little-endian u64: identifies a ringtrace region.
@@ -407,6 +407,20 @@ pub(crate) struct PageMeta {
     /// the tail; readers report them once past the page. Reset when a writer
     /// prepares the page.
     pub lost_at_end: AtomicU64,
+}
+
+impl PageMeta {
+    /// Empties a page that is out of writers' reach (the reader's, a lent
+    /// one, or one in a quiesced ring): no data, no entries, no noted
+    /// losses; the generation is kept (callers that must tell iterators the
+    /// page changed bump it).
+    pub(crate) fn clear(&self) {
+        self.write
+            .store(self.write.load(Relaxed) & GENERATION_MASK, Relaxed);
+        self.commit.store(0, Relaxed);
+        self.real_end.store(0, Relaxed);
+        self.lost_at_end.store(0, Relaxed);
+    }
 }
 
 #[cfg(not(loom))]

@@ -21,11 +21,11 @@
 //!     zeros              to the end of the page
 //! ```
 
-use crate::control::push_free;
+use crate::control::{pop_free, push_free};
 use crate::format::{
-    decode, Record, COMMIT_OFFSET, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE, TIME_EXTEND_MAX,
+    decode, Record, COMMIT_OFFSET, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE,
 };
-use crate::layout::{write_entries, Region, RingMeta, GENERATION_MASK, NO_SLOT};
+use crate::layout::{write_entries, Region, RingMeta};
 use crate::read::{Busy, Consumer};
 use crate::sync::Ordering::*;
 use crate::{ReadError, RingBuffer, RingError};
@@ -78,13 +78,11 @@ impl RingBuffer {
         let meta = region.ring(r);
         let slot = {
             let _busy = Busy::take(meta);
-            let head = meta.ctl.free_head.load(Relaxed);
-            (head != NO_SLOT).then(|| {
-                let next = crate::layout::link_page(region.page(head).link.load(Relaxed));
-                meta.ctl.free_head.store(next, Relaxed);
+            let slot = pop_free(meta, region);
+            if slot.is_some() {
                 meta.ctl.lent.fetch_add(1, Relaxed);
-                head
-            })
+            }
+            slot
         };
         let heap = if slot.is_some() {
             Box::default()
@@ -256,11 +254,7 @@ impl Consumer<'_> {
         let pm = region.page(rp);
         let spare = page.slot.replace(rp).unwrap_or(rp);
         let sm = region.page(spare);
-        sm.write
-            .store(sm.write.load(Relaxed) & GENERATION_MASK, Relaxed);
-        sm.commit.store(0, Relaxed);
-        sm.real_end.store(0, Relaxed);
-        sm.lost_at_end.store(0, Relaxed);
+        sm.clear();
         let events = write_entries(pm.write.load(Relaxed));
         r.reader_page.store(spare, Relaxed);
         r.read_offset.store(0, Relaxed);
@@ -332,17 +326,8 @@ impl Consumer<'_> {
             if at + size > limit && at > off {
                 break;
             }
-            match record {
-                Record::Data { delta, .. } => {
-                    stamp = stamp.wrapping_add(delta);
-                    events += 1;
-                }
-                Record::Padding { delta } | Record::TimeExtend { delta } => {
-                    stamp = stamp.wrapping_add(delta)
-                }
-                Record::NullPadding => {}
-                Record::TimeStamp { stamp: s } => stamp = (page_ts & !TIME_EXTEND_MAX) | s,
-            }
+            stamp = record.stamp_after(stamp, page_ts);
+            events += u64::from(matches!(record, Record::Data { .. }));
             at += size;
         }
         let reached = at >= data_end;

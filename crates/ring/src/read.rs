@@ -23,9 +23,7 @@
 //! the commit to move on before swapping again.
 
 use crate::format::{decode, Record, PAGE_HEADER_SIZE};
-use crate::layout::{
-    link, link_flag, link_page, link_tag, Region, RingMeta, GENERATION_MASK, HEAD, NORMAL,
-};
+use crate::layout::{link, link_flag, link_page, link_tag, Region, RingMeta, HEAD, NORMAL};
 use crate::sync::{backoff, fence, Ordering::*};
 use crate::ReadError;
 
@@ -200,11 +198,11 @@ impl<'a> Consumer<'a> {
                 };
                 match record {
                     Record::Data {
-                        delta,
                         payload_offset,
                         payload_len,
+                        ..
                     } => {
-                        let timestamp = stamp.wrapping_add(delta);
+                        let timestamp = record.stamp_after(stamp, 0);
                         let lost_total = r.lost_known.load(Relaxed);
                         let lost_events = lost_total.saturating_sub(r.lost_reported.load(Relaxed));
                         if consume {
@@ -225,14 +223,9 @@ impl<'a> Consumer<'a> {
                             payload,
                         }));
                     }
-                    Record::Padding { delta } => stamp = stamp.wrapping_add(delta),
-                    Record::NullPadding => {}
-                    Record::TimeExtend { delta } => stamp = stamp.wrapping_add(delta),
-                    Record::TimeStamp { stamp: s } => {
-                        // Restore the top 5 bits from the page stamp.
-                        let page_ts = page.time_stamp.load(Relaxed);
-                        stamp = (page_ts & !crate::format::TIME_EXTEND_MAX) | s;
-                    }
+                    // Padding and time records: only the running stamp moves
+                    // (an absolute stamp takes its top bits from the page's).
+                    _ => stamp = record.stamp_after(stamp, page.time_stamp.load(Relaxed)),
                 }
                 // Padding and time records are consumed even by `peek`: they
                 // are not events.
@@ -281,11 +274,7 @@ impl<'a> Consumer<'a> {
             }
             // Reset our page and splice it in where the head is.
             let mine = self.region.page(rp);
-            mine.write
-                .store(mine.write.load(Relaxed) & GENERATION_MASK, Relaxed);
-            mine.commit.store(0, Relaxed);
-            mine.real_end.store(0, Relaxed);
-            mine.lost_at_end.store(0, Relaxed);
+            mine.clear();
             let tag = link_tag(head_link) + 1;
             // Release: pairs with the writers' Acquire loads of this link
             // (`move_tail`, `handle_head_page`): a writer that follows it

@@ -32,7 +32,7 @@
 //! `futex` wake is a plain system call, async-signal-safe, so a writer in a
 //! signal handler wakes waiters like any other.
 
-use crate::layout::{write_entries, Region};
+use crate::layout::Region;
 use crate::sync::{heavy_barrier, AtomicU32, Ordering::*};
 use crate::{RingBuffer, RingError};
 use std::time::{Duration, Instant};
@@ -149,7 +149,10 @@ impl RingBuffer {
     fn ready(&self, ring: u32, what: WaitFor) -> bool {
         let need = self.pages_needed(ring, what);
         if need == 0 {
-            has_data(self.region(), ring)
+            // Unread events, as the stats count them (entries on the commit
+            // page include a reservation in flight: a waiter may wake a
+            // moment early, find nothing, and wait again).
+            !self.is_empty(ring as usize).unwrap_or(true)
         } else {
             filled_pages(self.region(), ring) >= u64::from(need)
         }
@@ -163,23 +166,6 @@ fn arm(region: &Region, ring: u32, need: u32) {
     // Ordered before the condition check by the caller's heavy barrier;
     // the writer's partner is its Relaxed load in `end_outer`.
     meta.w.wake_armed.store(1, Relaxed);
-}
-
-/// Whether ring `ring` holds committed events not yet read.
-fn has_data(region: &Region, ring: u32) -> bool {
-    let meta = region.ring(ring);
-    // Acquire: pairs with the commit walk's Release stores.
-    let closed = meta.w.closed_entries.load(Acquire);
-    let cp = meta.w.commit_page.load(Acquire);
-    // Entries on the commit page include a reservation in flight: a waiter
-    // may wake a moment early and find nothing, then waits again.
-    let open = if cp < region.geometry().nr_pages {
-        write_entries(region.page(cp).write.load(Acquire))
-    } else {
-        0
-    };
-    let read = meta.r.read.load(Acquire) + meta.slow.overrun.load(Acquire);
-    closed + open > read
 }
 
 /// Pages filled and fully committed, not yet read or overwritten.
