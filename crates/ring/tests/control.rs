@@ -155,18 +155,15 @@ fn resize_keeps_committed_data_when_growing() {
         first.lost_events
     );
     let mut last = u64::from_le_bytes(first.payload.try_into().unwrap());
-    let mut count = 1;
     while let Some(ev) = c.consume().unwrap() {
         let v = u64::from_le_bytes(ev.payload.try_into().unwrap());
         assert_eq!(v, last + 1);
         last = v;
-        count += 1;
     }
     assert_eq!(last, m - 1, "the newest events survive");
     let s = buf.stats(0).unwrap();
     assert_eq!(s.committed, s.read + s.overrun);
     assert_eq!(s.read, m - s.overrun);
-    let _ = count;
     // Bad sizes are errors that say what is allowed.
     let e = buf.resize(0, 1).unwrap_err();
     assert!(

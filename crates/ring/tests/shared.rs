@@ -199,8 +199,6 @@ fn corrupt_files() {
     };
     let try_bytes = |bytes: &[u8]| -> Result<u64, String> {
         std::fs::write(f.path(), bytes).unwrap();
-        let file = File::open(f.path()).unwrap();
-        let _ = file;
         let file = File::options()
             .read(true)
             .write(true)
