@@ -8,10 +8,13 @@
 //! Fails (never skips) when `trace-cmd` is not on PATH
 //! (Debian: `apt-get install -y trace-cmd`).
 
+mod tracedat_common;
+
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use tracedat_common::trace_cmd;
 
 use ringtrace::clock::Clock;
 use ringtrace::context::RecordError;
@@ -50,19 +53,6 @@ fn checksum(writer: u32, seq: u64, msg: &str) -> u64 {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
-}
-
-fn trace_cmd() -> std::path::PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("trace-cmd"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`trace-cmd` is not on PATH: this test needs the real trace-cmd \
-                 (Debian: apt-get install -y trace-cmd)"
-            )
-        })
 }
 
 #[test]

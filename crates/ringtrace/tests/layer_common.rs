@@ -7,7 +7,6 @@
 #[path = "tracedat_common.rs"]
 mod tracedat_common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use ringtrace::clock::Clock;
@@ -89,19 +88,7 @@ pub fn trace_dat(t: &Tracer, events: &[OwnedEvent]) -> Vec<u8> {
     w.finish().expect("finish").into_inner()
 }
 
-/// The `trace-cmd` on PATH; panics (fails the test) when there is none.
-pub fn trace_cmd() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("trace-cmd"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`trace-cmd` is not on PATH: this test needs the real trace-cmd \
-                 (Debian: apt-get install -y trace-cmd)"
-            )
-        })
-}
+pub use tracedat_common::trace_cmd;
 
 /// `trace-cmd report` of `dat`: the `(name, text)` of each event line.
 pub fn trace_cmd_report(dat: &[u8]) -> Vec<(String, String)> {

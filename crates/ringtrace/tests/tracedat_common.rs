@@ -7,6 +7,21 @@
 use ringtrace::tracedat::{TraceDatMeta, TraceDatVersion, TraceDatWriter};
 use std::io::Cursor;
 
+/// The `trace-cmd` on PATH; panics (fails the test) when there is none:
+/// `.ci/test` installs it, and a test that needs it must not skip.
+pub fn trace_cmd() -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("trace-cmd"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`trace-cmd` is not on PATH: this test needs the real trace-cmd \
+                 (Debian: apt-get install -y trace-cmd)"
+            )
+        })
+}
+
 /// Page size of the sample trace.
 pub const PAGE_SIZE: usize = 4096;
 const TYPE_PADDING: u32 = 29;

@@ -11,19 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tracedat_common::*;
 
-fn trace_cmd() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("trace-cmd"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`trace-cmd` is not on PATH: these tests need the real trace-cmd \
-                 (Debian: apt-get install -y trace-cmd)"
-            )
-        })
-}
-
 /// Runs trace-cmd with `args`, asserts success, returns stdout.
 fn run(args: &[&str]) -> String {
     let out = Command::new(trace_cmd())
