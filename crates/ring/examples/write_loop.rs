@@ -1,6 +1,6 @@
 //! A tight loop of 8-byte writes, for instruction counts under callgrind:
 //! `valgrind --tool=callgrind --callgrind-out-file=cg.out
-//!  target/release/examples/write_loop 1000000 [LEN] [reserve]`, then
+//!  target/release/examples/write_loop 1000000 [LEN] [reserve|with]`, then
 //! divide `Ir` by N.
 //! Instruction counts are stable on this shared machine; wall time is not.
 
@@ -20,9 +20,16 @@ fn main() {
     let mut w = buf.writer(0).unwrap();
     let record = vec![0xabu8; len];
     let ts = 12345u64;
-    let reserve = std::env::args().nth(3).is_some_and(|a| a == "reserve");
+    let how = std::env::args().nth(3).unwrap_or_default();
+    let (reserve, with) = (how == "reserve", how == "with");
     for _ in 0..n {
-        if reserve {
+        if with {
+            let r = w.write_with(black_box(ts), black_box(len), |b| {
+                b.copy_from_slice(&record);
+                true
+            });
+            black_box(r).ok();
+        } else if reserve {
             let mut r = w.reserve(black_box(ts), black_box(len)).unwrap();
             r.copy_from_slice(&record);
             r.commit();

@@ -403,3 +403,80 @@ fn writers_are_exclusive_and_errors_are_clear() {
         assert_eq!(got, vec![3, 4]);
     }
 }
+
+/// `write_with`: the fill commits or discards; a nested write inside the
+/// fill lands after the reservation and is published by the outer commit;
+/// a fill that panics leaves the ring usable, its event discarded.
+#[test]
+fn write_with_commits_discards_nests_and_survives_a_panic() {
+    for pages in [2, 8] {
+        let buf = RingBuffer::new(Config::new(1).pages_per_ring(pages)).unwrap();
+        let mut w = buf.writer(0).unwrap();
+        let mut expect = vec![];
+        let mut seq = 0u64;
+        for round in 0..300u64 {
+            let len = 12 + (round as usize * 7) % 200;
+            let ts = 1000 + round * 10;
+            match round % 5 {
+                // Commit.
+                0 | 1 => {
+                    let p = payload(seq, len);
+                    assert!(w
+                        .write_with(ts, len, |b| {
+                            b.copy_from_slice(&p);
+                            true
+                        })
+                        .unwrap());
+                    expect.push((seq, ts));
+                    seq += 1;
+                }
+                // Discard: nothing shows, nothing counts.
+                2 => {
+                    assert!(!w
+                        .write_with(ts, len, |b| {
+                            b.fill(0xee);
+                            false
+                        })
+                        .unwrap());
+                }
+                // A nested write while the fill runs (as a signal handler
+                // would): it lands after ours, with our time.
+                3 => {
+                    let (outer, inner) = (payload(seq, len), payload(seq + 1, 16));
+                    assert!(w
+                        .write_with(ts, len, |b| {
+                            b.copy_from_slice(&outer);
+                            // SAFETY: completes before the fill returns.
+                            let mut n = unsafe { buf.nested_writer(0) }.unwrap();
+                            n.write(ts + 5, &inner).unwrap();
+                            true
+                        })
+                        .unwrap());
+                    expect.push((seq, ts));
+                    expect.push((seq + 1, ts));
+                    seq += 2;
+                }
+                // The fill panics: the event is discarded and the ring goes on.
+                _ => {
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        w.write_with(ts, len, |_| panic!("fill failed"))
+                    }));
+                    assert!(r.is_err());
+                }
+            }
+        }
+        let got = drain(&buf, 0);
+        let s = buf.stats(0).unwrap();
+        assert_accounting(&buf, 0);
+        assert_eq!(s.written, seq, "discards are not attempts: {s:?}");
+        // Overwrite mode keeps the newest: what was read is the tail of what
+        // was written, in order, with its time stamps; the rest is overrun.
+        let kept = &expect[expect.len() - got.len()..];
+        assert_eq!(
+            got.iter().map(|e| (e.0, e.1)).collect::<Vec<_>>(),
+            kept.to_vec(),
+            "{pages} pages"
+        );
+        assert_eq!(s.overrun as usize, expect.len() - got.len());
+    }
+}

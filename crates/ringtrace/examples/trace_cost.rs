@@ -1,16 +1,21 @@
 //! Quick cost check of `trace!` with two u64 arguments, clock read
 //! included, on one thread (not a criterion benchmark: those live in
 //! crates/bench). Run with `cargo run --release --example trace_cost`.
+//!
+//! For instruction counts under callgrind, name one clock and a count:
+//! `valgrind --tool=callgrind target/release/examples/trace_cost counter 1000000`
+//! (one round; divide `Ir` by the count).
 
 use std::time::Instant;
 
 use ringtrace::clock::Clock;
 use ringtrace::TracerConfig;
 
-const N: u64 = 5_000_000;
-const ROUNDS: usize = 7;
-
 fn measure(name: &str, clock: Clock) {
+    measure_n(name, clock, 5_000_000, 7);
+}
+
+fn measure_n(name: &str, clock: Clock, n: u64, rounds: usize) {
     let t = TracerConfig::new()
         .max_contexts(1)
         .bytes_per_context(4 << 20)
@@ -19,19 +24,19 @@ fn measure(name: &str, clock: Clock) {
         .expect("tracer");
     ringtrace::trace!(tracer: &t, "warm up %llu %llu", 0u64, 0u64);
     let mut per = Vec::new();
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         let start = Instant::now();
-        for i in 0..N {
+        for i in 0..n {
             ringtrace::trace!(tracer: &t, "a=%llu b=%llu", i, i ^ 0x5555);
         }
-        per.push(start.elapsed().as_nanos() as f64 / N as f64);
+        per.push(start.elapsed().as_nanos() as f64 / n as f64);
     }
     per.sort_by(f64::total_cmp);
     println!(
-        "trace! two u64, {name:8}: median {:.1} ns (min {:.1}, max {:.1}) over {ROUNDS} rounds of {N}",
-        per[ROUNDS / 2],
+        "trace! two u64, {name:8}: median {:.1} ns (min {:.1}, max {:.1}) over {rounds} rounds of {n}",
+        per[rounds / 2],
         per[0],
-        per[ROUNDS - 1]
+        per[rounds - 1]
     );
     let s = t.ring_stats(0).expect("stats");
     assert_eq!(
@@ -41,12 +46,27 @@ fn measure(name: &str, clock: Clock) {
 }
 
 fn main() {
+    let mut args = std::env::args().skip(1);
+    if let Some(kind) = args.next() {
+        let clock = match kind.as_str() {
+            "tsc" => Clock::tsc().expect("tsc clock"),
+            "tsc-ordered" => Clock::tsc_ordered().expect("tsc clock"),
+            "mono" => Clock::mono(),
+            "counter" => Clock::counter(),
+            other => panic!("unknown clock {other:?}: tsc, tsc-ordered, mono or counter"),
+        };
+        let n = args
+            .next()
+            .map_or(1_000_000, |a| a.parse().expect("a count"));
+        measure_n(&kind, clock, n, 1);
+        return;
+    }
     match Clock::tsc() {
         Ok(c) => measure("tsc", c),
         Err(e) => println!("no tsc clock: {e}"),
     }
-    if let Ok(c) = Clock::tsc_unordered() {
-        measure("tsc-unord", c);
+    if let Ok(c) = Clock::tsc_ordered() {
+        measure("tsc-ordered", c);
     }
     measure("mono", Clock::mono());
     measure("counter", Clock::counter());

@@ -3,8 +3,8 @@
 //!
 //! | clock | kernel name | unit | read | cost measured here |
 //! | --- | --- | --- | --- | --- |
-//! | [`Clock::tsc`] | `x86-tsc` | TSC cycles | `lfence; rdtsc` | 21.5 ns (up to 34 under load) |
-//! | [`Clock::tsc_unordered`] | `x86-tsc` | TSC cycles | `rdtsc` | 11.3 ns (up to 18) |
+//! | [`Clock::tsc`] | `x86-tsc` | TSC cycles | `rdtsc` | 11.3 ns (up to 18) |
+//! | [`Clock::tsc_ordered`] | `x86-tsc` | TSC cycles | `lfence; rdtsc` | 21.5 ns (up to 34 under load) |
 //! | [`Clock::mono`] | `mono` | ns | `clock_gettime(CLOCK_MONOTONIC)` (vDSO) | 29-30 ns (up to 47) |
 //! | [`Clock::counter`] | `counter` | events | one atomic `fetch_add` on a global | 2.4 ns uncontended (up to 4) |
 //!
@@ -22,17 +22,23 @@
 //!
 //! # TSC
 //!
-//! [`Clock::tsc`] reads with `lfence; rdtsc`, like the kernel's `x86-tsc`
-//! trace clock (`rdtsc_ordered()`). A plain `rdtsc` is not ordered with
-//! earlier loads: it may execute before a load that precedes it in program
-//! order, so when thread B stamps an event right after observing thread A's
-//! through shared memory, B's stamp can come out below A's. Measured here with
-//! two threads on the two CPUs handing a turn back and forth 2,000,000 times:
-//! plain `rdtsc` went backwards 3,869 times, by up to 78 cycles (32 ns), and
-//! the 2000-turn start-up check below failed in 15 of 200 runs; with the
-//! fence, 0 and 0 of 200. [`Clock::tsc_unordered`] offers the plain read (about
-//! 10 ns cheaper) for single-thread use or where such inversions do not
-//! matter.
+//! [`Clock::tsc`] reads with a plain `rdtsc`, as the kernel's default trace
+//! clock does (`local`, i.e. `sched_clock()`, which is `rdtsc()` without a
+//! fence on x86). A plain `rdtsc` is not ordered with earlier loads: it may
+//! execute before a load that precedes it in program order, so when thread B
+//! stamps an event right after observing thread A's through shared memory,
+//! B's stamp can come out below A's. Measured here with two threads on the
+//! two CPUs handing a turn back and forth 2,000,000 times: the plain read
+//! went backwards 3,869 times, by up to 78 cycles (32 ns). Within one ring
+//! this never shows: the ring raises a stamp below its predecessor's to it,
+//! so each context's time never goes backwards. Across contexts, two events
+//! less than a few tens of nanoseconds apart may merge in either order.
+//!
+//! [`Clock::tsc_ordered`] reads with `lfence; rdtsc`, like the kernel's
+//! `x86-tsc` clock (`rdtsc_ordered()`): with the fence the same measurement
+//! gave 0 inversions, at about twice the cost (it waits for every earlier
+//! load). Choose it when events on different threads that are causally
+//! ordered must merge in that order even nanoseconds apart.
 //!
 //! Raw TSC values are what is recorded (as the kernel's `x86-tsc` clock
 //! does). The conversion to ns is trace-cmd's `TSC2NSEC` triple
@@ -50,8 +56,9 @@
 //! an invariant TSC (leaf `0x8000_0007`, EDX bit 8) **and** a start-up check
 //! finds it monotonic across threads: two threads, pinned to different CPUs
 //! when possible, pass a turn back and forth through an atomic 2000 times,
-//! each checking that its TSC read is not below the other's previous read.
-//! Otherwise the default is `mono`.
+//! each checking that its TSC read (fenced, so that the check sees the
+//! counters themselves and not the CPU's reordering) is not below the other's
+//! previous read. Otherwise the default is `mono`.
 //!
 //! On other architectures there is no TSC clock ([`Clock::tsc`] fails) and
 //! [`Clock::preferred`] is `mono`.
@@ -246,14 +253,17 @@ impl Clock {
         }
     }
 
-    /// The TSC, read with `lfence; rdtsc`, with its calibrated conversion,
+    /// The TSC, read with a plain `rdtsc`, with its calibrated conversion,
     /// whatever the start-up checks said (see [`Clock::preferred`] for the
     /// checked choice). The first call in a process calibrates (about 12 ms);
-    /// later calls reuse the result.
+    /// later calls reuse the result. A stamp may come out a few tens of
+    /// nanoseconds below one taken just before on another thread (see the
+    /// module docs); [`Clock::tsc_ordered`] rules that out at about twice
+    /// the cost.
     ///
     /// ```
     /// match ringtrace::clock::Clock::tsc() {
-    ///     Ok(c) => assert_eq!(c.name(), "x86-tsc"),
+    ///     Ok(c) => assert_eq!((c.name(), c.is_ordered()), ("x86-tsc", false)),
     ///     Err(e) => println!("no tsc: {e}"),
     /// }
     /// ```
@@ -261,27 +271,27 @@ impl Clock {
         let info = tsc_info()?;
         Ok(Clock {
             kind: ClockKind::Tsc,
-            ordered: true,
+            ordered: false,
             conv: info.conversion,
         })
     }
 
-    /// The TSC read with a plain `rdtsc`: about 10 ns cheaper than
-    /// [`Clock::tsc`], but a stamp may come out a few tens of nanoseconds
-    /// below one taken earlier on another thread (see the module docs). Same
-    /// name, unit and conversion as [`Clock::tsc`].
+    /// The TSC read with `lfence; rdtsc` (the kernel's `rdtsc_ordered()`):
+    /// ordered after every earlier load, so an event stamped after seeing
+    /// another thread's event is never stamped below it. About 10 ns dearer
+    /// than [`Clock::tsc`] here. Same name, unit and conversion.
     ///
     /// ```
-    /// if let (Ok(a), Ok(b)) = (ringtrace::clock::Clock::tsc(), ringtrace::clock::Clock::tsc_unordered()) {
+    /// if let (Ok(a), Ok(b)) = (ringtrace::clock::Clock::tsc(), ringtrace::clock::Clock::tsc_ordered()) {
     ///     assert_eq!(a.tsc2nsec(), b.tsc2nsec());
-    ///     assert!(a.is_ordered() && !b.is_ordered());
+    ///     assert!(!a.is_ordered() && b.is_ordered());
     /// }
     /// ```
-    pub fn tsc_unordered() -> Result<Clock, ClockError> {
+    pub fn tsc_ordered() -> Result<Clock, ClockError> {
         let info = tsc_info()?;
         Ok(Clock {
             kind: ClockKind::Tsc,
-            ordered: false,
+            ordered: true,
             conv: info.conversion,
         })
     }
@@ -312,7 +322,7 @@ impl Clock {
         }
     }
 
-    /// Whether this is the fenced TSC read ([`Clock::tsc`]).
+    /// Whether this is the fenced TSC read ([`Clock::tsc_ordered`]).
     ///
     /// ```
     /// assert!(!ringtrace::clock::Clock::mono().is_ordered());
@@ -334,7 +344,7 @@ impl Clock {
         match tsc_info() {
             Ok(i) if i.invariant && i.monotonic_across_threads => Clock {
                 kind: ClockKind::Tsc,
-                ordered: true,
+                ordered: false,
                 conv: i.conversion,
             },
             _ => Clock::mono(),

@@ -87,9 +87,6 @@ use crate::tracer::{global, global_if_exists, Comm, Inner, Tracer, GLOBAL_REFUSE
 /// ```
 pub const MAX_TRACERS_PER_THREAD: usize = 4;
 
-/// Records up to this size are encoded on the stack, then written.
-const SMALL_RECORD: usize = 64;
-
 /// `NEST` bit: a record is in progress at the current signal level.
 const WRITING: u32 = 1 << 16;
 /// `NEST` bits: the signal level.
@@ -586,33 +583,22 @@ fn write_record<R: Record + ?Sized>(
         Ok(w) => w,
         Err(_) => return Err(refuse_other(inner, RecordError::TooManyTracers)),
     };
-    if len <= SMALL_RECORD {
-        // Small records: encode on the stack and copy with the ring's
-        // one-call `write` (measured cheaper than reserve + commit here).
-        let mut tmp = [0u8; SMALL_RECORD];
-        return match rec.encode(&common, &mut tmp) {
-            Ok(n) => match writer.write(ts, &tmp[..n]) {
-                Ok(()) => Ok(()),
-                Err(e @ WriteError::TooLarge { .. }) => Err(refuse_other(inner, e.into())),
-                Err(e) => Err(e.into()),
-            },
-            Err(e) => Err(refuse_other(inner, e.into())),
-        };
-    }
-    let mut res = match writer.reserve(ts, len) {
-        Ok(r) => r,
-        Err(e @ WriteError::TooLarge { .. }) => return Err(refuse_other(inner, e.into())),
-        Err(e) => return Err(e.into()),
-    };
-    match rec.encode(&common, &mut res) {
-        Ok(_) => {
-            res.commit();
-            Ok(())
-        }
-        Err(e) => {
-            drop(res); // discards
-            Err(refuse_other(inner, e.into()))
-        }
+    // Encode straight into the ring: no staging copy.
+    let mut encoded = Ok(0);
+    let r = writer.write_with(
+        ts,
+        len,
+        #[inline(always)]
+        |out| {
+            encoded = rec.encode(&common, out);
+            encoded.is_ok()
+        },
+    );
+    match (r, encoded) {
+        (Ok(_), Ok(_)) => Ok(()),
+        (Ok(_), Err(e)) => Err(refuse_other(inner, e.into())),
+        (Err(e @ WriteError::TooLarge { .. }), _) => Err(refuse_other(inner, e.into())),
+        (Err(e), _) => Err(e.into()),
     }
 }
 

@@ -1074,6 +1074,18 @@ pub trait ArgList {
     fn for_each<F>(&self, f: F) -> Result<(), EncodeError>
     where
         F: FnMut(usize, ArgValue<'_>) -> Result<(), EncodeError>;
+    /// Packs the arguments into `out` as `kinds` say (the bprint layout),
+    /// returning the bytes used. Written out per tuple, with no closure, so
+    /// that the whole encoder inlines and, with `kinds` a constant, folds to
+    /// plain stores.
+    ///
+    /// ```
+    /// use ringtrace::printk::{ArgKind, ArgList};
+    /// let mut out = [0xffu8; 16];
+    /// let n = (7u32, "ab").encode_args(&[ArgKind::Int32, ArgKind::Str], &mut out).unwrap();
+    /// assert_eq!(&out[..n], &[7, 0, 0, 0, b'a', b'b', 0]);
+    /// ```
+    fn encode_args(&self, kinds: &[ArgKind], out: &mut [u8]) -> Result<usize, EncodeError>;
 }
 
 macro_rules! tuple_args {
@@ -1089,6 +1101,19 @@ macro_rules! tuple_args {
             {
                 $( f($i, self.$i.value())?; )*
                 Ok(())
+            }
+            #[inline(always)]
+            #[allow(unused_variables, unused_mut)]
+            fn encode_args(&self, kinds: &[ArgKind], out: &mut [u8]) -> Result<usize, EncodeError> {
+                let mut pos = 0usize;
+                $(
+                    let kind = *kinds.get($i).ok_or(EncodeError::ArgMismatch {
+                        index: $i,
+                        expected: "no argument",
+                    })?;
+                    pos = put_arg(out, pos, kind, &self.$i.value(), $i)?;
+                )*
+                Ok(pos)
             }
         }
     )*};
@@ -1115,7 +1140,7 @@ tuple_args! {
 }
 
 /// The string bytes a `%s` argument stores (without the NUL).
-#[inline]
+#[inline(always)]
 fn str_bytes<'v>(v: &ArgValue<'v>) -> Option<&'v [u8]> {
     let s: &[u8] = match v {
         ArgValue::Str(s) => s.as_bytes(),
@@ -1202,7 +1227,28 @@ pub struct Bprint<A> {
     /// compiler sees the values and unrolls the per-argument `match`es
     /// (the site is in writable memory because of its atomic id).
     kinds: &'static [ArgKind],
+    /// The encoded length when no argument is a string (it is then the same
+    /// for every call of the site), else [`VARIABLE`].
+    fixed_len: usize,
     args: A,
+}
+
+/// [`Bprint`]'s `fixed_len` of a site with a `%s` argument.
+const VARIABLE: usize = usize::MAX;
+
+/// The encoded length of a bprint record whose arguments are `kinds`, if
+/// it does not depend on the values (no `%s`), else [`VARIABLE`].
+const fn fixed_len(kinds: &[ArgKind]) -> usize {
+    let mut pos = 0;
+    let mut i = 0;
+    while i < kinds.len() {
+        if matches!(kinds[i], ArgKind::Str) {
+            return VARIABLE;
+        }
+        pos = align4(pos) + kinds[i].fixed_size();
+        i += 1;
+    }
+    align4(BPRINT_ARGS_OFFSET + pos)
 }
 
 impl<A: ArgList> Bprint<A> {
@@ -1219,6 +1265,7 @@ impl<A: ArgList> Bprint<A> {
         Bprint {
             site,
             kinds: site.kinds,
+            fixed_len: fixed_len(site.kinds),
             args,
         }
     }
@@ -1248,6 +1295,7 @@ impl<A: ArgList> Bprint<A> {
         Bprint {
             site,
             kinds: K::KINDS,
+            fixed_len: const { fixed_len(K::KINDS) },
             args,
         }
     }
@@ -1284,12 +1332,15 @@ impl<A: ArgList> Record for Bprint<A> {
         BPRINT_EVENT
     }
 
-    #[inline]
+    #[inline(always)]
     fn encoded_len(&self) -> usize {
+        if self.fixed_len != VARIABLE {
+            return self.fixed_len;
+        }
         align4(BPRINT_ARGS_OFFSET + self.args_len())
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode(&self, common: &CommonFields, out: &mut [u8]) -> Result<usize, EncodeError> {
         let id = self.site.id()?;
         let total = self.encoded_len();
@@ -1301,16 +1352,7 @@ impl<A: ArgList> Record for Bprint<A> {
         out[8..16].copy_from_slice(&ip_addr(id).to_ne_bytes());
         out[16..24].copy_from_slice(&fmt_addr(id).to_ne_bytes());
         let args = &mut out[BPRINT_ARGS_OFFSET..];
-        let kinds = self.kinds;
-        let mut pos = 0usize;
-        self.args.for_each(|i, v| {
-            let kind = *kinds.get(i).ok_or(EncodeError::ArgMismatch {
-                index: i,
-                expected: "no argument",
-            })?;
-            pos = put_arg(args, pos, kind, &v, i)?;
-            Ok(())
-        })?;
+        let pos = self.args.encode_args(self.kinds, args)?;
         // Zero the tail padding (alignment gaps were zeroed by put_arg).
         if let Some(tail) = args.get_mut(pos..) {
             tail.fill(0);
@@ -1320,7 +1362,7 @@ impl<A: ArgList> Record for Bprint<A> {
 }
 
 /// Stores one argument at `pos` (aligning first), returns the next position.
-#[inline]
+#[inline(always)]
 fn put_arg(
     out: &mut [u8],
     pos: usize,
@@ -1389,7 +1431,7 @@ fn put_arg(
     Ok(end)
 }
 
-#[inline]
+#[inline(always)]
 fn widen(b: &[u8; 4]) -> [u8; 8] {
     [b[0], b[1], b[2], b[3], 0, 0, 0, 0]
 }

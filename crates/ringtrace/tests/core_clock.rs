@@ -20,9 +20,9 @@ fn now_of_ping_clock() -> u64 {
 fn every_clock_is_monotonic_across_threads() {
     let mut clocks = vec![Clock::mono(), Clock::counter()];
     if tsc_info().map(|i| i.invariant).unwrap_or(false) {
-        // The fenced read: the plain one (`tsc_unordered`) does go backwards
+        // The fenced read: the plain one (`Clock::tsc`) does go backwards
         // across threads by a few tens of ns now and then, as documented.
-        clocks.push(Clock::tsc().unwrap());
+        clocks.push(Clock::tsc_ordered().unwrap());
     }
     for clock in clocks {
         // SAFETY: no thread reads PING_CLOCK now; the ping-pong threads start after.

@@ -86,6 +86,14 @@ fn merged_order_tsc() {
 }
 
 #[test]
+fn merged_order_tsc_ordered() {
+    let clock = Clock::tsc_ordered().expect("this test needs the x86 TSC");
+    let t = tracer(clock);
+    write_all(&t);
+    check_merged(&t);
+}
+
+#[test]
 fn live_pipe_reads_while_threads_write_and_times_out_when_idle() {
     let t = tracer(Clock::mono());
     let done = AtomicBool::new(false);
