@@ -150,11 +150,11 @@ impl Results {
         let _ = writeln!(o, "\n### Tracers, each reading a clock per event\n");
         let _ = writeln!(
             o,
-            "There is no tracer macro yet (the `ringtrace` tracing core is being written); its floor is ringtrace `write` plus one clock read. Run round-robin; `× ring+rdtsc` = median over rounds of (this row ÷ the first row).\n"
+            "One thread, an event with two u64 values, the clock read included; ringtrace's tracers have one context of 64 KiB in overwrite mode. Run round-robin; `× trace!` = median over rounds of (this row ÷ ringtrace `trace!` with the `tsc` clock in the same round): above 1, slower than ringtrace.\n"
         );
         let _ = writeln!(
             o,
-            "| tracer | ns per event | × ring+rdtsc | notes |\n| --- | --- | --- | --- |"
+            "| tracer | ns per event | × trace! | notes |\n| --- | --- | --- | --- |"
         );
         let first: &[f64] = w.tracers.first().map_or(&[], |t| &t.raw[..]);
         for t in &w.tracers {
@@ -173,6 +173,29 @@ impl Results {
                     let _ = writeln!(o, "| {} | not measured | | {} |", t.name, why);
                 }
             }
+        }
+        let row = |name: &str| w.tracers.iter().find(|t| t.name.starts_with(name));
+        if let Some(Ok(tsc)) = row(crate::write_cost::TRACE_TSC).map(|t| &t.cost) {
+            let vs = |name: &str| {
+                row(name).filter(|t| !t.raw.is_empty()).map_or_else(
+                    || "not measured".to_string(),
+                    |t| times(paired(&t.raw, first)),
+                )
+            };
+            let mono = row("ringtrace `trace!`, two u64, `mono`")
+                .and_then(|t| t.cost.as_ref().ok())
+                .map_or_else(
+                    || "not measured".to_string(),
+                    |c| format!("{:.1} ns", c.median),
+                );
+            let _ = writeln!(
+                o,
+                "\n**Targets** (issues 4 and 6): `trace!` with `tsc` {:.1} ns (at most 15), with `mono` {} (at most 35); `tracing` + fmt ÷ `trace!` = {} (at least 25); LTTng-UST ÷ `trace!` = {} (at least 5).",
+                tsc.median,
+                mono,
+                vs("`tracing`"),
+                vs("LTTng-UST tracepoint, one u64"),
+            );
         }
         let _ = writeln!(o, "\n### Floors\n");
         let _ = writeln!(

@@ -54,7 +54,7 @@ pub struct WriteCost {
 
 /// Times a closure called in batches of 1024; the median over batches of
 /// ns per call (see [`crate::sinks::ns_per_event`]).
-fn op_ns(budget: std::time::Duration, op: &mut dyn FnMut()) -> f64 {
+fn op_ns(budget: std::time::Duration, mut op: impl FnMut()) -> f64 {
     let mut batches = Vec::new();
     let start = Instant::now();
     while start.elapsed() < budget {
@@ -182,6 +182,23 @@ const LTTNG_BYTES: &str = "LTTng-UST tracepoint, byte array (own clock read)";
 const TRACING: &str =
     "`tracing` `info!(v)` (u64 field), fmt layer, `tracing-appender` non-blocking file";
 const LTTNG_U64: &str = "LTTng-UST tracepoint, one u64 field";
+/// The `trace!` rows (the first is the reference of the tracer table).
+pub const TRACE_TSC: &str = "ringtrace `trace!`, two u64, `tsc` clock";
+const TRACE_MONO: &str = "ringtrace `trace!`, two u64, `mono` clock";
+
+/// A one-context tracer in overwrite mode with 64 KiB, as the rings above.
+fn tracer(
+    clock: Result<ringtrace::clock::Clock, ringtrace::clock::ClockError>,
+) -> Result<ringtrace::Tracer, String> {
+    let clock = clock.map_err(|e| format!("no clock: {e}"))?;
+    ringtrace::TracerConfig::new()
+        .max_contexts(1)
+        .bytes_per_context(64 << 10)
+        .mode(Mode::Overwrite)
+        .clock(clock)
+        .build()
+        .map_err(|e| format!("tracer: {e}"))
+}
 
 /// The tracers, interleaved: ringtrace plus a clock read, `tracing` with the
 /// fmt layer and a non-blocking file appender, LTTng-UST.
@@ -195,7 +212,33 @@ fn tracers(s: &Settings, lttng: &Result<Lttng, String>) -> Vec<Single> {
         RingWriteClocked::new(ring_mono.writer(0).expect("fresh ring"), move || {
             start.elapsed().as_nanos() as u64
         });
-    let mut contenders: Vec<Contender<'_>> = vec![
+    let trace_tsc = tracer(ringtrace::clock::Clock::tsc());
+    let trace_mono = tracer(Ok(ringtrace::clock::Clock::mono()));
+    let mut contenders: Vec<Contender<'_>> = Vec::new();
+    let mut notes = Vec::new();
+    let mut trace_errs = Vec::new();
+    for (name, t) in [(TRACE_TSC, &trace_tsc), (TRACE_MONO, &trace_mono)] {
+        match t {
+            Ok(t) => {
+                let mut i = 0u64;
+                contenders.push((
+                    name,
+                    Box::new(move || {
+                        op_ns(budget, || {
+                            i += 1;
+                            ringtrace::trace!(tracer: t, "a=%llu b=%llu", black_box(i), black_box(i ^ 0x5555));
+                        })
+                    }),
+                ));
+                notes.push(format!(
+                    "`trace!(tracer: t, \"a=%llu b=%llu\", i, j)`: binary printk, {} clock",
+                    t.clock().name()
+                ));
+            }
+            Err(e) => trace_errs.push((name, e.clone())),
+        }
+    }
+    contenders.extend::<[Contender<'_>; 2]>([
         (
             "ringtrace `write` 8 B + `rdtsc` per event",
             Box::new(|| ns_per_event::<8, _>(&mut tsc_sink, budget)),
@@ -204,11 +247,10 @@ fn tracers(s: &Settings, lttng: &Result<Lttng, String>) -> Vec<Single> {
             "ringtrace `write` 8 B + `Instant::now()` per event",
             Box::new(|| ns_per_event::<8, _>(&mut mono_sink, budget)),
         ),
-    ];
-    let mut notes = vec![
-        "the floor of the tracer macro with the `tsc` clock".to_string(),
-        "the same with the `mono` clock".to_string(),
-    ];
+    ]);
+    notes
+        .push("the ring alone, one 8-byte record + one `rdtsc`: the floor of `trace!`".to_string());
+    notes.push("the same with `Instant::now()`".to_string());
 
     // tracing: the subscriber is this thread's default while we measure.
     let dir = tempfile::tempdir();
@@ -225,7 +267,7 @@ fn tracers(s: &Settings, lttng: &Result<Lttng, String>) -> Vec<Single> {
             contenders.push((
                 TRACING,
                 Box::new(move || {
-                    op_ns(budget, &mut || {
+                    op_ns(budget, || {
                         let v = black_box(42u64);
                         tracing::info!(v);
                     })
@@ -276,6 +318,17 @@ fn tracers(s: &Settings, lttng: &Result<Lttng, String>) -> Vec<Single> {
             );
         }
     }
+    for (name, e) in trace_errs {
+        out.insert(
+            0,
+            Single {
+                name: name.into(),
+                cost: Err(e),
+                note: String::new(),
+                raw: Vec::new(),
+            },
+        );
+    }
     if let Some(e) = tracing_err {
         out.push(Single {
             name: TRACING.into(),
@@ -323,7 +376,7 @@ pub fn run(s: &Settings, lttng: &Result<Lttng, String>) -> WriteCost {
         (
             "uncontended `AtomicU64::fetch_add` (`lock xadd`)",
             Box::new(|| {
-                op_ns(budget, &mut || {
+                op_ns(budget, || {
                     black_box(&counter).fetch_add(1, Relaxed);
                 })
             }),
@@ -331,7 +384,7 @@ pub fn run(s: &Settings, lttng: &Result<Lttng, String>) -> WriteCost {
         (
             "`rdtsc` (`_rdtsc`)",
             Box::new(|| {
-                op_ns(budget, &mut || {
+                op_ns(budget, || {
                     black_box(clock::tsc());
                 })
             }),
@@ -339,7 +392,7 @@ pub fn run(s: &Settings, lttng: &Result<Lttng, String>) -> WriteCost {
         (
             "`Instant::now()` (vDSO `clock_gettime(CLOCK_MONOTONIC)`)",
             Box::new(|| {
-                op_ns(budget, &mut || {
+                op_ns(budget, || {
                     black_box(Instant::now());
                 })
             }),

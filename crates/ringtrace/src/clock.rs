@@ -167,11 +167,19 @@ impl Tsc2Nsec {
 pub struct TscInfo {
     /// CPUID reports an invariant TSC (leaf 0x8000_0007, EDX bit 8).
     pub invariant: bool,
-    /// The cross-thread ping-pong (fenced reads, as [`Clock::tsc`] makes)
-    /// found every read >= the other thread's last read.
+    /// The TSC is taken as synchronised across CPUs: the cross-thread
+    /// ping-pong (fenced reads) saw no read below the other thread's last
+    /// one, and either it completed at least 100 turns or the kernel itself
+    /// uses the TSC as its clocksource (which it does only after its own
+    /// cross-CPU synchronisation checks passed). A busy machine can starve
+    /// the ping-pong of turns; the kernel's verdict then decides, so that
+    /// the default clock does not flip to `mono` under load.
     pub monotonic_across_threads: bool,
     /// Number of ping-pong turns completed (2000 unless time ran out).
     pub turns_checked: u32,
+    /// The kernel's current clocksource is `tsc`
+    /// (`/sys/devices/system/clocksource/clocksource0/current_clocksource`).
+    pub kernel_clocksource_tsc: bool,
     /// The calibrated conversion.
     pub conversion: Tsc2Nsec,
     /// Calibrated ticks per second.
@@ -596,12 +604,15 @@ fn probe_tsc() -> Result<TscInfo, ClockError> {
         return Err(ClockError::Unsupported);
     }
     let (conversion, hz, uncertainty_ppm) = calibrate(Duration::from_millis(10))?;
-    let (monotonic_across_threads, turns_checked) =
-        monotonic_across_threads(read_tsc_ordered, 2000, Duration::from_millis(5));
+    let (inverted, turns_checked) = ping_pong(read_tsc_ordered, 2000, Duration::from_millis(5));
+    let kernel_clocksource_tsc =
+        std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+            .is_ok_and(|s| s.trim() == "tsc");
     Ok(TscInfo {
         invariant: tsc_is_invariant(),
-        monotonic_across_threads,
+        monotonic_across_threads: !inverted && (turns_checked >= 100 || kernel_clocksource_tsc),
         turns_checked,
+        kernel_clocksource_tsc,
         conversion,
         hz,
         uncertainty_ppm,
@@ -656,6 +667,13 @@ fn calibrate(interval: Duration) -> Result<(Tsc2Nsec, u64, u32), ClockError> {
 /// assert!(ok && turns >= 100);
 /// ```
 pub fn monotonic_across_threads(read: fn() -> u64, turns: u32, budget: Duration) -> (bool, u32) {
+    let (inverted, done) = ping_pong(read, turns, budget);
+    (!inverted && done >= turns.min(100), done)
+}
+
+/// The ping-pong behind [`monotonic_across_threads`]: whether a read came
+/// out below the other thread's previous one, and the turns completed.
+fn ping_pong(read: fn() -> u64, turns: u32, budget: Duration) -> (bool, u32) {
     let turn = AtomicU32::new(0);
     let last = AtomicU64::new(0);
     let bad = AtomicBool::new(false);
@@ -706,9 +724,7 @@ pub fn monotonic_across_threads(read: fn() -> u64, turns: u32, budget: Duration)
             });
         }
     });
-    let done = turn.load(Ordering::Acquire);
-    let ok = !bad.load(Ordering::Relaxed) && done >= turns.min(100);
-    (ok, done)
+    (bad.load(Ordering::Relaxed), turn.load(Ordering::Acquire))
 }
 
 /// The CPUs this thread may run on (empty if unknown).

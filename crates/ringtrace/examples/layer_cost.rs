@@ -1,0 +1,75 @@
+//! Quick cost check of `tracing::info!(n = i)` through [`RingtraceLayer`]
+//! (not a criterion benchmark: that is `cargo bench -p ringtrace-bench
+//! --bench layer`). Run with
+//! `cargo run --release --features tracing --example layer_cost`, or for
+//! instruction counts under callgrind, name a clock and a count:
+//! `valgrind --tool=callgrind target/release/examples/layer_cost counter 1000000`
+//! (one round; divide `Ir` by the count).
+//!
+//! [`RingtraceLayer`]: ringtrace::layer::RingtraceLayer
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use ringtrace::clock::Clock;
+use ringtrace::TracerConfig;
+use tracing_subscriber::prelude::*;
+
+fn measure(name: &str, clock: Clock, n: u64, rounds: usize) {
+    let tracer: &'static ringtrace::Tracer = Box::leak(Box::new(
+        TracerConfig::new()
+            .max_contexts(1)
+            .bytes_per_context(4 << 20)
+            .clock(clock)
+            .build()
+            .expect("tracer"),
+    ));
+    let sub = tracing_subscriber::registry().with(ringtrace::layer::RingtraceLayer::new(tracer));
+    let mut per = Vec::new();
+    tracing::subscriber::with_default(sub, || {
+        tracing::info!(n = 0u64);
+        for _ in 0..rounds {
+            let start = Instant::now();
+            for i in 0..n {
+                tracing::info!(n = black_box(i));
+            }
+            per.push(start.elapsed().as_nanos() as f64 / n as f64);
+        }
+    });
+    per.sort_by(f64::total_cmp);
+    println!(
+        "info!(n) through the layer, {name:11}: median {:.1} ns (min {:.1}, max {:.1}) over {rounds} rounds of {n}",
+        per[rounds / 2],
+        per[0],
+        per[rounds - 1]
+    );
+    let s = tracer.ring_stats(0).expect("stats");
+    assert_eq!(s.written, 1 + n * rounds as u64, "{s:?}");
+    assert_eq!(
+        s.written,
+        s.read + s.overrun + s.dropped + s.commit_overrun + s.entries
+    );
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    if let Some(kind) = args.next() {
+        let clock = match kind.as_str() {
+            "tsc" => Clock::tsc().expect("tsc clock"),
+            "tsc-ordered" => Clock::tsc_ordered().expect("tsc clock"),
+            "mono" => Clock::mono(),
+            "counter" => Clock::counter(),
+            other => panic!("unknown clock {other:?}: tsc, tsc-ordered, mono or counter"),
+        };
+        let n = args
+            .next()
+            .map_or(1_000_000, |a| a.parse().expect("a count"));
+        measure(&kind, clock, n, 1);
+        return;
+    }
+    if let Ok(c) = Clock::tsc() {
+        measure("tsc", c, 2_000_000, 7);
+    }
+    measure("mono", Clock::mono(), 2_000_000, 7);
+    measure("counter", Clock::counter(), 2_000_000, 7);
+}
