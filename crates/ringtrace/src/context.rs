@@ -77,7 +77,7 @@ use std::sync::{Arc, Weak};
 
 use ringtrace_ring::WriteError;
 
-use crate::event::{flags, CommonFields, EncodeError, Record, Registry, FIRST_USER_ID};
+use crate::event::{flags, CommonFields, EncodeError, Record, Registry};
 use crate::tracer::{global, global_if_exists, Comm, Inner, Tracer, GLOBAL_REFUSED};
 
 /// How many tracers one thread can write (lease cells per thread).
@@ -492,13 +492,17 @@ pub(crate) fn record_in<R: Record + ?Sized>(
         return Err(RecordError::Off);
     }
     let (saved, depth) = enter_write();
+    // The lease comes first and takes no `rec`, so that the record stays in
+    // registers on the way to the encoder (no copy of it to memory for a
+    // cold call).
     let r = match lookup(inner.id) {
-        Some(ring) => {
-            register_type(rec, depth);
-            write_record(inner, ring, rec, depth)
-        }
-        None => lease_and_write(inner, rec, depth),
-    };
+        Some(ring) => Ok(ring),
+        None => lease_for_record(inner, depth),
+    }
+    .and_then(|ring| {
+        register_type(rec, depth);
+        write_record(inner, ring, rec, depth)
+    });
     if let Some(l) = &inner.session {
         l.after_write(rec.event_type().id, depth);
     }
@@ -543,8 +547,8 @@ fn lookup(id: u32) -> Option<usize> {
 /// record (readers need it to decode). Folds away for print/bprint.
 #[inline(always)]
 fn register_type<R: Record + ?Sized>(rec: &R, depth: u32) {
-    let ty = rec.event_type();
-    if ty.id >= FIRST_USER_ID && depth == 0 {
+    if depth == 0 && rec.needs_registration() {
+        let ty = rec.event_type();
         let reg = Registry::global();
         if reg.get(ty.id).is_none() {
             let _ = reg.register(ty);
@@ -611,11 +615,7 @@ fn refuse_other(inner: &Inner, e: RecordError) -> RecordError {
 /// First record of this thread on this tracer (or a retry after a refusal).
 #[cold]
 #[inline(never)]
-fn lease_and_write<R: Record + ?Sized>(
-    inner: &Arc<Inner>,
-    rec: &R,
-    depth: u32,
-) -> Result<(), RecordError> {
+fn lease_for_record(inner: &Arc<Inner>, depth: u32) -> Result<usize, RecordError> {
     if depth > 0 {
         // A handler: leasing allocates and locks. Refuse.
         inner
@@ -623,9 +623,7 @@ fn lease_and_write<R: Record + ?Sized>(
             .fetch_add(1, Ordering::Relaxed);
         return Err(RecordError::NoContextInSignalHandler);
     }
-    let ring = lease_current_thread(inner)?;
-    register_type(rec, depth);
-    write_record(inner, ring, rec, depth)
+    lease_current_thread(inner)
 }
 
 fn lease_current_thread(inner: &Arc<Inner>) -> Result<usize, RecordError> {

@@ -679,6 +679,14 @@ pub trait Record {
     fn encoded_len(&self) -> usize;
     /// Writes the record into `out`, returning the bytes written.
     fn encode(&self, common: &CommonFields, out: &mut [u8]) -> Result<usize, EncodeError>;
+    /// Whether the record path must make sure the type is in the global
+    /// [`Registry`] (readers need it to decode): true for user types (id
+    /// [`FIRST_USER_ID`] and up). The built-in `print` and `bprint` say
+    /// false without reading their type, which saves the hot path a load.
+    #[inline]
+    fn needs_registration(&self) -> bool {
+        self.event_type().id >= FIRST_USER_ID
+    }
 }
 
 /// A Rust type usable as a field of [`declare_event!`](crate::declare_event):

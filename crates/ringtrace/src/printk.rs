@@ -1333,6 +1333,11 @@ impl<A: ArgList> Record for Bprint<A> {
     }
 
     #[inline(always)]
+    fn needs_registration(&self) -> bool {
+        false
+    }
+
+    #[inline(always)]
     fn encoded_len(&self) -> usize {
         if self.fixed_len != VARIABLE {
             return self.fixed_len;
@@ -1535,6 +1540,11 @@ pub struct Print<'a> {
 impl Record for Print<'_> {
     fn event_type(&self) -> &'static EventType {
         PRINT_EVENT
+    }
+
+    #[inline(always)]
+    fn needs_registration(&self) -> bool {
+        false
     }
 
     #[inline]
