@@ -215,7 +215,6 @@ impl Slot {
 pub struct Reservation<'w, 'a> {
     writer: &'w mut Writer<'a>,
     slot: Slot,
-    done: bool,
 }
 
 impl std::fmt::Debug for Reservation<'_, '_> {
@@ -367,7 +366,6 @@ impl<'a> Writer<'a> {
         Ok(Reservation {
             writer: self,
             slot,
-            done: false,
         })
     }
 
@@ -1109,16 +1107,19 @@ impl<'w, 'a> Reservation<'w, 'a> {
     /// Publishes the event. Outermost commits make it (and every nested
     /// event written meanwhile) visible to readers.
     #[inline(always)]
-    pub fn commit(mut self) {
-        self.done = true;
-        self.writer.commit_slot(&self.slot);
+    pub fn commit(self) {
+        // Ends the reservation in place: no `done` flag to store and no move
+        // of the value (a flag write made the compiler copy the reservation
+        // to a new stack slot in wide loads that missed store forwarding).
+        let this = std::mem::ManuallyDrop::new(self);
+        this.writer.commit_slot(&this.slot);
     }
 
     /// Withdraws the event: the space is given back when nothing was
     /// reserved after it, otherwise it becomes padding that readers skip.
-    pub fn discard(mut self) {
-        self.done = true;
-        self.writer.discard_slot(&self.slot);
+    pub fn discard(self) {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.writer.discard_slot(&this.slot);
     }
 
     /// Time delta stored with the event (0 for nested or page-first events).
@@ -1147,8 +1148,7 @@ impl std::ops::DerefMut for Reservation<'_, '_> {
 impl Drop for Reservation<'_, '_> {
     #[inline(always)]
     fn drop(&mut self) {
-        if !self.done {
-            self.writer.discard_slot(&self.slot);
-        }
+        // Neither committed nor discarded (those skip the drop).
+        self.writer.discard_slot(&self.slot);
     }
 }
