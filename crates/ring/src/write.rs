@@ -363,10 +363,7 @@ impl<'a> Writer<'a> {
             Some(r) => r?,
             None => self.reserve_slot(ts, len)?,
         };
-        Ok(Reservation {
-            writer: self,
-            slot,
-        })
+        Ok(Reservation { writer: self, slot })
     }
 
     /// The fast path of a reservation: an outermost write of a valid length
