@@ -766,6 +766,16 @@ fn advance_time(region: &Region, meta: &RingMeta, now: u64) {
 /// Swaps every field of two rings' metadata that describes their contents;
 /// ownership, locks, disable counts and waiters stay with their buffer.
 fn swap_meta(a: &RingMeta, b: &RingMeta) {
+    // `refused` is the one counter a writer may still bump during the swap:
+    // a writer that stored `committing` after the quiesce's barrier sees
+    // `record_disabled` and counts its refusal while the swap runs. Moving
+    // the difference with two additions keeps such an increment (a load
+    // and a store would overwrite it); the total over both rings stays
+    // exact, and an increment that lands after the move is counted with the
+    // ring that now holds the writer's events.
+    let (ra, rb) = (a.slow.refused.load(Relaxed), b.slow.refused.load(Relaxed));
+    a.slow.refused.fetch_add(rb.wrapping_sub(ra), Relaxed);
+    b.slow.refused.fetch_add(ra.wrapping_sub(rb), Relaxed);
     macro_rules! swap_fields {
         ($($part:ident . $f:ident),*) => {$(
             let t = a.$part.$f.load(Relaxed);
@@ -788,7 +798,6 @@ fn swap_meta(a: &RingMeta, b: &RingMeta) {
         slow.corruptions,
         slow.overrun_noted,
         slow.overrun_pages,
-        slow.refused,
         r.reader_page,
         r.read_offset,
         r.head_page,

@@ -195,12 +195,23 @@ fn snapshots_while_threads_write_account_for_everything() {
             refused += s.refused;
         }
     };
+    // The writers write in PHASES steps and start step k only once k
+    // snapshots were taken, so that swaps happen while they write however
+    // fast they are.
+    const PHASES: u64 = 8;
+    let taken = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|s| {
         let writers: Vec<_> = (0..2u32)
             .map(|th| {
-                let t = &t;
+                let (t, taken) = (&t, &taken);
                 s.spawn(move || {
                     for i in 0..EACH {
+                        if i % (EACH / PHASES) == 0 {
+                            let phase = i / (EACH / PHASES);
+                            while taken.load(std::sync::atomic::Ordering::Acquire) < phase {
+                                std::thread::yield_now();
+                            }
+                        }
                         ringtrace::trace!(tracer: t, "%u %llu", th, i);
                         if i % 1000 == 0 {
                             std::thread::yield_now();
@@ -213,11 +224,12 @@ fn snapshots_while_threads_write_account_for_everything() {
             let snap = t.snapshot().unwrap();
             take(snap.ring_buffer(), &mut snap.pipe());
             snaps += 1;
+            taken.store(snaps, std::sync::atomic::Ordering::Release);
         }
     });
     let snap = t.snapshot().unwrap();
     take(snap.ring_buffer(), &mut snap.pipe());
-    assert!(snaps > 2, "{snaps} snapshots");
+    assert!(snaps >= PHASES, "{snaps} snapshots");
     assert_eq!(
         read + dropped + refused,
         2 * EACH,
