@@ -150,6 +150,52 @@ impl<'a> Consumer<'a> {
             .saturating_add(on_page)
     }
 
+    /// How many bytes of the reader page `rp` hold records that may be read
+    /// from `off` on, and whether more may follow on this page later.
+    /// `Ok(None)`: the page is used up and the commit point has left it (time
+    /// to swap). Loads the page's `commit` first and the writer's
+    /// `commit_page` only when `commit` has nothing past `off`, so a reader
+    /// that is behind reads one shared word per call (the commit), not the
+    /// writer's hot `WriterState` line.
+    #[inline(always)]
+    fn readable(&self, rp: u32, off: usize, cap: usize) -> Option<usize> {
+        let page = self.region.page(rp);
+        // Acquire: pairs with the Release store of `commit` by the outermost
+        // writer (`end_outer`, `set_commit_to_write`): the bytes below it
+        // are written.
+        let commit = (page.commit.load(Acquire) as usize).min(cap);
+        if off < commit {
+            return Some(commit);
+        }
+        // Acquire: pairs with the Release store of `commit_page` in
+        // `set_commit_to_write`: once the commit has left our page, the
+        // `commit` loaded after it is final.
+        if self.meta.w.commit_page.load(Acquire) == rp {
+            return Some(commit); // Caught up with the writer (off == commit).
+        }
+        // Acquire: as above; now final.
+        let commit = (page.commit.load(Acquire) as usize).min(cap);
+        if off < commit {
+            Some(commit)
+        } else {
+            None
+        }
+    }
+
+    /// The committed data of the reader page `rp`, cut at `commit`. Callers
+    /// hand it out only in events that borrow `self`, and never keep it past
+    /// a swap.
+    #[inline(always)]
+    fn page_data(&self, rp: u32, commit: usize) -> &'a [u8] {
+        // SAFETY: [0, commit) of the reader page's data area is committed
+        // (`readable`): writers never change it, and only this reader
+        // (holding the reader lock and `busy`) can swap the page away or
+        // reset it, which callers do only after the last use of the slice.
+        unsafe {
+            std::slice::from_raw_parts(self.region.page_bytes(rp).add(PAGE_HEADER_SIZE), commit)
+        }
+    }
+
     pub(crate) fn next_record(&mut self, consume: bool) -> Result<Option<Event<'_>>, ReadError> {
         let r = &self.meta.r;
         let nr_pages = self.region.geometry().nr_pages;
@@ -159,92 +205,86 @@ impl<'a> Consumer<'a> {
             if rp >= nr_pages {
                 return Err(self.corrupt_ring("reader page index out of range"));
             }
-            // Acquire: pairs with the Release store of `commit_page` in
-            // `set_commit_to_write`: if the commit has left our page, the
-            // `commit` loaded below is final.
-            let commit_page = self.meta.w.commit_page.load(Acquire);
             let page = self.region.page(rp);
-            // Acquire: pairs with the Release store of `commit` by the
-            // outermost writer: the bytes below it are written.
-            let commit = (page.commit.load(Acquire) as usize).min(cap);
             let off = r.read_offset.load(Relaxed) as usize;
-            if off < commit {
-                // SAFETY: [0, commit) of the reader page's data area is
-                // committed: writers never change it, and only this reader
-                // (holding the lock) can swap the page away.
-                let data = unsafe {
-                    std::slice::from_raw_parts(
-                        self.region.page_bytes(rp).add(PAGE_HEADER_SIZE),
-                        commit,
-                    )
-                };
-                let mut stamp = if off == 0 {
-                    page.time_stamp.load(Relaxed)
-                } else {
-                    r.read_stamp.load(Relaxed)
-                };
-                let (record, size) = match decode(data, off) {
-                    Ok(x) => x,
-                    Err(source) => {
-                        // Skip the rest of this page; report it once.
-                        r.read_offset.store(commit as u32, Relaxed);
-                        self.meta.slow.corruptions.fetch_add(1, Relaxed);
-                        return Err(ReadError::CorruptEvent {
-                            ring: self.ring as usize,
-                            page: rp,
-                            source,
-                        });
-                    }
-                };
-                match record {
-                    Record::Data {
-                        payload_offset,
-                        payload_len,
-                        ..
-                    } => {
-                        let timestamp = record.stamp_after(stamp, 0);
-                        let lost_total = r.lost_known.load(Relaxed);
-                        let lost_events = lost_total.saturating_sub(r.lost_reported.load(Relaxed));
-                        if consume {
-                            r.read_offset.store((off + size) as u32, Relaxed);
-                            r.read_stamp.store(timestamp, Relaxed);
-                            r.read.store(r.read.load(Relaxed).wrapping_add(1), Relaxed);
-                            r.read_bytes.store(
-                                r.read_bytes.load(Relaxed).wrapping_add(size as u64),
-                                Relaxed,
-                            );
-                            r.lost_reported
-                                .store(lost_total.max(r.lost_reported.load(Relaxed)), Relaxed);
-                        }
-                        let payload = &data[payload_offset..payload_offset + payload_len];
-                        return Ok(Some(Event {
-                            timestamp,
-                            lost_events,
-                            payload,
-                        }));
-                    }
-                    // Padding and time records: only the running stamp moves
-                    // (an absolute stamp takes its top bits from the page's).
-                    _ => stamp = record.stamp_after(stamp, page.time_stamp.load(Relaxed)),
+            let Some(commit) = self.readable(rp, off, cap) else {
+                if !self.swap(rp)? {
+                    return Ok(None);
                 }
-                // Padding and time records are consumed even by `peek`: they
-                // are not events.
-                r.read_offset.store((off + size) as u32, Relaxed);
-                r.read_stamp.store(stamp, Relaxed);
-                r.read_bytes.store(
-                    r.read_bytes.load(Relaxed).wrapping_add(size as u64),
-                    Relaxed,
-                );
                 continue;
-            }
-            if commit_page == rp {
+            };
+            if off >= commit {
                 return Ok(None); // Caught up with the writer.
             }
-            if !self.swap(rp)? {
-                return Ok(None);
+            let data = self.page_data(rp, commit);
+            let mut stamp = if off == 0 {
+                page.time_stamp.load(Relaxed)
+            } else {
+                r.read_stamp.load(Relaxed)
+            };
+            let (record, size) = match decode(data, off) {
+                Ok(x) => x,
+                Err(source) => return Err(self.skip_corrupt_page(rp, commit, source)),
+            };
+            match record {
+                Record::Data {
+                    payload_offset,
+                    payload_len,
+                    ..
+                } => {
+                    let timestamp = record.stamp_after(stamp, 0);
+                    let lost_total = r.lost_known.load(Relaxed);
+                    let lost_events = lost_total.saturating_sub(r.lost_reported.load(Relaxed));
+                    if consume {
+                        r.read_offset.store((off + size) as u32, Relaxed);
+                        r.read_stamp.store(timestamp, Relaxed);
+                        r.read.store(r.read.load(Relaxed).wrapping_add(1), Relaxed);
+                        r.read_bytes.store(
+                            r.read_bytes.load(Relaxed).wrapping_add(size as u64),
+                            Relaxed,
+                        );
+                        r.lost_reported
+                            .store(lost_total.max(r.lost_reported.load(Relaxed)), Relaxed);
+                    }
+                    let payload = &data[payload_offset..payload_offset + payload_len];
+                    return Ok(Some(Event {
+                        timestamp,
+                        lost_events,
+                        payload,
+                    }));
+                }
+                // Padding and time records: only the running stamp moves
+                // (an absolute stamp takes its top bits from the page's).
+                _ => stamp = record.stamp_after(stamp, page.time_stamp.load(Relaxed)),
             }
+            // Padding and time records are consumed even by `peek`: they
+            // are not events.
+            r.read_offset.store((off + size) as u32, Relaxed);
+            r.read_stamp.store(stamp, Relaxed);
+            r.read_bytes.store(
+                r.read_bytes.load(Relaxed).wrapping_add(size as u64),
+                Relaxed,
+            );
         }
         Ok(None)
+    }
+
+    /// A record of the reader page `rp` did not decode: skip the rest of
+    /// the page (up to `commit`) and report it once.
+    #[cold]
+    fn skip_corrupt_page(
+        &self,
+        rp: u32,
+        commit: usize,
+        source: crate::format::FormatError,
+    ) -> ReadError {
+        self.meta.r.read_offset.store(commit as u32, Relaxed);
+        self.meta.slow.corruptions.fetch_add(1, Relaxed);
+        ReadError::CorruptEvent {
+            ring: self.ring as usize,
+            page: rp,
+            source,
+        }
     }
 
     /// Swaps the used-up reader page `rp` with the head page. Returns false
@@ -380,12 +420,30 @@ pub(crate) struct Busy<'a>(&'a RingMeta);
 const STALE_BUSY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl<'a> Busy<'a> {
+    #[inline(always)]
     pub(crate) fn take(meta: &'a RingMeta) -> Busy<'a> {
+        // Acquire: pairs with the Release in `Drop` and in `control::Quiet`:
+        // this call sees the ring as the last control operation left it.
+        if meta
+            .r
+            .busy
+            .compare_exchange(0, 1, Acquire, Relaxed)
+            .is_err()
+        {
+            Busy::wait(meta);
+        }
+        Busy(meta)
+    }
+
+    /// `take` when the word is held: waits (reading the clock only here,
+    /// not on every reader call: it costs as much as reading an event).
+    #[cold]
+    #[inline(never)]
+    fn wait(meta: &'a RingMeta) {
         let mut round = 0u32;
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
-        // Acquire: pairs with the Release in `Drop` and in `control::Quiet`:
-        // this call sees the ring as the last control operation left it.
+        // Acquire: as in `take`.
         while meta
             .r
             .busy
@@ -405,7 +463,6 @@ impl<'a> Busy<'a> {
                 break;
             }
         }
-        Busy(meta)
     }
 }
 
