@@ -1,7 +1,7 @@
 //! Rounds of writes then reads, for instruction counts per event under
 //! callgrind, split between the writer and the reader:
 //! `valgrind --tool=callgrind --callgrind-out-file=cg.out
-//!  target/release/examples/read_loop [ROUNDS] [consume|drain]`, then
+//!  target/release/examples/read_loop [ROUNDS] [consume|batch|batch64]`, then
 //! `callgrind_annotate --inclusive=yes cg.out | grep _round` and divide each
 //! `*_round` function's inclusive `Ir` by the events (printed at the end).
 //! Each round writes 8-byte events into a producer/consumer ring until it
@@ -32,6 +32,25 @@ fn consume_round(c: &mut Consumer<'_>) -> u64 {
     n
 }
 
+#[inline(never)]
+fn batch_round(c: &mut Consumer<'_>, max: usize) -> u64 {
+    let mut n = 0;
+    let mut sum = 0u64;
+    loop {
+        let got = c
+            .consume_batch(max, |ev| {
+                sum = sum.wrapping_add(u64::from_le_bytes(ev.payload[..8].try_into().unwrap()));
+            })
+            .unwrap();
+        if got == 0 {
+            break;
+        }
+        n += got as u64;
+    }
+    black_box(sum);
+    n
+}
+
 fn main() {
     let rounds: u64 = std::env::args()
         .nth(1)
@@ -51,6 +70,8 @@ fn main() {
         write_round(&mut w, r * PER_ROUND);
         read += match how.as_str() {
             "consume" => consume_round(&mut c),
+            "batch" => batch_round(&mut c, usize::MAX),
+            "batch64" => batch_round(&mut c, 64),
             other => panic!("unknown reader {other}"),
         };
     }
