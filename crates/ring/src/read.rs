@@ -284,13 +284,26 @@ impl<'a> Consumer<'a> {
             .saturating_add(on_page)
     }
 
-    /// How many bytes of the reader page `rp` hold records that may be read
-    /// from `off` on, and whether more may follow on this page later.
-    /// `Ok(None)`: the page is used up and the commit point has left it (time
-    /// to swap). Loads the page's `commit` first and the writer's
-    /// `commit_page` only when `commit` has nothing past `off`, so a reader
-    /// that is behind reads one shared word per call (the commit), not the
-    /// writer's hot `WriterState` line.
+    /// The committed end of the reader page `rp`'s data: `Some(commit)`
+    /// with `off < commit` when there is more to read, `Some(commit)` with
+    /// `off >= commit` when the reader has caught up with the writer on this
+    /// page, `None` when the page is used up and the commit point has left
+    /// it (time to swap).
+    ///
+    /// Loads the page's `commit` first, and the writer's `commit_page` only
+    /// when needed: a reader that is behind, or caught up in the middle of
+    /// the page the writer is filling, loads one shared word per call (the
+    /// commit), never the `WriterState` line the writer stores to on every
+    /// event. "In the middle" is `0 < commit < cap`: a page the commit
+    /// point has left always ends with `commit == cap`, because a writer
+    /// leaves a page only after the event that did not fit padded it to the
+    /// end (`move_tail`, step F) and the commit walk then commits the whole
+    /// page (`set_commit_to_write`). So `0 < commit < cap` means the commit
+    /// point was on this page when that `commit` was stored; a newer value
+    /// (the page finished) shows up on a later call, as a newer
+    /// `commit_page` would. An empty page (`commit == 0`: the reader's
+    /// spare before its first swap, or a reset ring) and a full one still
+    /// ask `commit_page`.
     #[inline(always)]
     fn readable(&self, rp: u32, off: usize, cap: usize) -> Option<usize> {
         let page = self.region.page(rp);
@@ -298,7 +311,7 @@ impl<'a> Consumer<'a> {
         // writer (`end_outer`, `set_commit_to_write`): the bytes below it
         // are written.
         let commit = (page.commit.load(Acquire) as usize).min(cap);
-        if off < commit {
+        if off < commit || (off == commit && commit != 0 && commit < cap) {
             return Some(commit);
         }
         // Acquire: pairs with the Release store of `commit_page` in
