@@ -294,7 +294,7 @@ fn throughput_table(o: &mut String, t: &ThroughputReport) {
 fn scaling_table(o: &mut String, sc: &ScalingReport) {
     let _ = writeln!(
         o,
-        "## 3. Scaling: 1 and 2 writer threads (total events/s)\n\nOverwrite semantics, **no reader thread** (2 cores: a reader would take one from the writers). ringtrace gives each thread its own ring; `ArrayQueue` and `Mutex<VecDeque>` are one queue shared by both threads. 8-byte payloads, 64 KiB per ring / queue.\n"
+        "## 3. Scaling: 1 and 2 writer threads (total events/s)\n\nOverwrite semantics, **no reader thread** (2 cores: a reader would take one from the writers). ringtrace gives each thread its own ring; `ArrayQueue` and `Mutex<VecDeque>` are one queue shared by both threads; the plain array per thread (a store of the record, no atomics, nothing shared) is the ceiling this machine allows two threads, whatever the queue. 8-byte payloads, 64 KiB per ring / queue.\n"
     );
     let cpus: Vec<f64> = sc.rows.iter().map(|r| r.two_cpus.median).collect();
     if let Some(c) = Summary::of(&cpus).filter(|c| c.median < 1.5) {
