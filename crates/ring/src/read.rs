@@ -1,5 +1,8 @@
 //! The consuming reader: peek and consume events of one ring, swapping the
 //! reader's spare page with the head page when its own page is used up.
+//! `consume_batch` consumes many events per call: one `busy` acquisition,
+//! one load of the page's commit per stretch of committed records and one
+//! store of the reader's counters per stretch, instead of one each per event.
 //!
 //! # Contract
 //!
