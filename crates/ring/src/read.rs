@@ -103,6 +103,7 @@ impl<'a> Consumer<'a> {
 
     /// Holds the ring's `busy` word for one call: control operations
     /// (`control.rs`) change the ring only between reader calls.
+    #[inline]
     pub(crate) fn busy(&self) -> Busy<'a> {
         Busy::take(self.meta)
     }
@@ -617,6 +618,7 @@ impl<'a> Busy<'a> {
 }
 
 impl Drop for Busy<'_> {
+    #[inline]
     fn drop(&mut self) {
         // Release: pairs with the Acquire in `Busy::take` and `quiesce`.
         self.0.r.busy.store(0, Release);
