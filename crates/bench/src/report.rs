@@ -267,7 +267,7 @@ impl Results {
 fn throughput_table(o: &mut String, t: &ThroughputReport) {
     let _ = writeln!(
         o,
-        "## 2. One writer thread, one reader thread\n\n8-byte payloads + 8-byte time stamp (a sequence number, no clock), 256 KiB of storage each, the writer writing for a fixed time and the reader consuming record by record without pause (then draining). Events/s = events consumed ÷ time from the writer's start to the reader's last event. \"Writer ns\" = the writer's time per attempted event while the reader polls. `× ringtrace` compares events/s with the first ringtrace row of the same group (above 1: the peer delivers more).\n"
+        "## 2. One writer thread, one reader thread\n\n8-byte payloads + 8-byte time stamp (a sequence number, no clock), 256 KiB of storage each, the writer writing for a fixed time and the reader consuming without pause (then draining): ringtrace's reader calls `Consumer::consume_batch(usize::MAX, ..)`, which hands every committed event it finds to a closure in one call (one row uses `Consumer::consume`, one event per call, for comparison); the peers' readers take one record per call (rtrb `read_chunk` of one record, ringbuf `try_pop` / `pop_slice`, `ArrayQueue::pop`). Events/s = events consumed ÷ time from the writer's start to the reader's last event. \"Writer ns\" = the writer's time per attempted event while the reader polls. `× ringtrace` compares events/s with the first ringtrace row of the same group (above 1: the peer delivers more).\n"
     );
     let cpus: Vec<f64> = t.rows.iter().map(|r| r.cpus.median).collect();
     if let Some(c) = Summary::of(&cpus).filter(|c| c.median < 1.5) {
@@ -317,7 +317,7 @@ fn throughput_table(o: &mut String, t: &ThroughputReport) {
 fn scaling_table(o: &mut String, sc: &ScalingReport) {
     let _ = writeln!(
         o,
-        "## 3. Scaling: 1 and 2 writer threads (total events/s)\n\nOverwrite semantics, **no reader thread** (2 cores: a reader would take one from the writers). ringtrace gives each thread its own ring; `ArrayQueue` and `Mutex<VecDeque>` are one queue shared by both threads. 8-byte payloads, 64 KiB per ring / queue.\n"
+        "## 3. Scaling: 1 and 2 writer threads (total events/s)\n\nOverwrite semantics, **no reader thread** (2 cores: a reader would take one from the writers). ringtrace gives each thread its own ring; `ArrayQueue` and `Mutex<VecDeque>` are one queue shared by both threads; the plain array per thread (a store of the record, no atomics, nothing shared) is the ceiling this machine allows two threads, whatever the queue. 8-byte payloads, 64 KiB per ring / queue.\n"
     );
     let cpus: Vec<f64> = sc.rows.iter().map(|r| r.two_cpus.median).collect();
     if let Some(c) = Summary::of(&cpus).filter(|c| c.median < 1.5) {

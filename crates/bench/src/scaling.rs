@@ -5,6 +5,8 @@
 //! ringtrace overwrites its head page, `ArrayQueue::force_push` displaces the
 //! oldest record, the deque pops its front when full. 8-byte payloads, 64
 //! KiB of storage per ring / per shared queue, time stamp = sequence number.
+//! A plain array per thread (no atomics, nothing shared) shows how far the
+//! machine itself lets two threads scale.
 
 use crate::record::Record;
 use crate::sinks::QUEUE_BYTES;
@@ -132,9 +134,30 @@ pub fn run(s: &Settings) -> ScalingReport {
             q.push_back(Record::new(i, &i.to_le_bytes()));
         })
     };
+    // The machine's ceiling: each thread stores records into its own array
+    // (its own allocation, nothing shared, no atomics). Whatever keeps its
+    // "2 ÷ 1" below 2 (shared caches, memory, SMT siblings, the
+    // hypervisor, other processes) limits every peer alike.
+    let own = |_t: usize, time_up: &dyn Fn() -> bool| {
+        let mut v = vec![Record::<8>::new(0, &[0; 8]); cap];
+        let mut at = 0;
+        let n = write_loop(time_up, |i| {
+            v[at] = black_box(Record::new(i, &i.to_le_bytes()));
+            at += 1;
+            if at == cap {
+                at = 0;
+            }
+        });
+        black_box(&v);
+        n
+    };
     type Body<'a> = &'a (dyn Fn(usize, &dyn Fn() -> bool) -> u64 + Sync);
-    let peers: [(&str, Body<'_>); 3] = [
+    let peers: [(&str, Body<'_>); 4] = [
         ("ringtrace, one ring per thread", &ring),
+        (
+            "plain array per thread, nothing shared (the machine's ceiling)",
+            &own,
+        ),
         ("crossbeam `ArrayQueue`, shared, `force_push`", &aq),
         ("`Mutex<VecDeque>`, shared, pop front when full", &mq),
     ];

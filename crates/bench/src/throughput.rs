@@ -3,8 +3,10 @@
 //!
 //! The writer writes 8-byte payloads (a sequence number; the time stamp is
 //! the sequence number too, no clock) for a fixed time; the reader consumes
-//! record by record without pause and drains what is left once the writer
-//! stops. Every peer has 256 KiB of storage. "Lossy" writers never wait: a
+//! without pause and drains what is left once the writer stops: ringtrace
+//! with `Consumer::consume_batch` (every committed event it finds, in one
+//! call; one row with `consume`, one event per call), the peers one record
+//! per call. Every peer has 256 KiB of storage. "Lossy" writers never wait: a
 //! full queue drops (ringtrace producer/consumer, rtrb, ringbuf) or
 //! overwrites (ringtrace overwrite, `ArrayQueue::force_push`). "Lossless"
 //! writers spin until the record fits.
@@ -148,15 +150,17 @@ fn pause(tries: &mut u32) {
     *tries += 1;
 }
 
-/// The reader's loop: `poll` returns whether it consumed a record.
+/// The reader's loop: `poll` returns how many records it consumed (the
+/// peers one at a time, ringtrace's `consume_batch` all it finds).
 #[inline(always)]
-fn read_loop(done: &AtomicBool, mut poll: impl FnMut() -> bool) -> u64 {
+fn read_loop(done: &AtomicBool, mut poll: impl FnMut() -> u64) -> u64 {
     let mut n = 0u64;
     let mut tries = 0u32;
     loop {
         let finished = done.load(Acquire);
-        if poll() {
-            n += 1;
+        let got = poll();
+        if got > 0 {
+            n += got;
             tries = 0;
         } else if finished {
             return n;
@@ -166,7 +170,23 @@ fn read_loop(done: &AtomicBool, mut poll: impl FnMut() -> bool) -> u64 {
     }
 }
 
-fn ringtrace(mode: Mode, retry: bool, run: Duration, problems: &mut Vec<String>) -> Rep {
+/// How the ringtrace reader reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// `Consumer::consume_batch(usize::MAX, ..)`: every committed event
+    /// found, in one call.
+    Batch,
+    /// `Consumer::consume`: one event per call.
+    PerEvent,
+}
+
+fn ringtrace(
+    mode: Mode,
+    retry: bool,
+    reader: Reader,
+    run: Duration,
+    problems: &mut Vec<String>,
+) -> Rep {
     let buf = RingBuffer::new(Config::new(1).pages_per_ring(BYTES / 4096).mode(mode))
         .expect("valid configuration");
     let rep = run_pair(
@@ -186,12 +206,19 @@ fn ringtrace(mode: Mode, retry: bool, run: Duration, problems: &mut Vec<String>)
         },
         |done| {
             let mut c = buf.consumer(0).expect("ring 0");
-            read_loop(done, || match c.consume() {
-                Ok(Some(ev)) => {
-                    black_box(ev.payload);
-                    true
-                }
-                Ok(None) | Err(_) => false,
+            read_loop(done, || match reader {
+                Reader::Batch => c
+                    .consume_batch(usize::MAX, |ev| {
+                        black_box(ev.payload);
+                    })
+                    .map_or(0, |n| n as u64),
+                Reader::PerEvent => match c.consume() {
+                    Ok(Some(ev)) => {
+                        black_box(ev.payload);
+                        1
+                    }
+                    Ok(None) | Err(_) => 0,
+                },
             })
         },
     );
@@ -259,9 +286,9 @@ fn rtrb(retry: bool, run: Duration) -> Rep {
                 Ok(chunk) => {
                     black_box(chunk.as_slices());
                     chunk.commit_all();
-                    true
+                    1
                 }
-                Err(_) => false,
+                Err(_) => 0,
             })
         },
     )
@@ -280,7 +307,7 @@ fn ringbuf_typed(retry: bool, run: Duration) -> Rep {
                 }
             })
         },
-        move |done| read_loop(done, || black_box(c.try_pop()).is_some()),
+        move |done| read_loop(done, || u64::from(black_box(c.try_pop()).is_some())),
     )
 }
 
@@ -312,9 +339,9 @@ fn ringbuf_bytes(retry: bool, run: Duration) -> Rep {
                 if c.occupied_len() >= REC {
                     c.pop_slice(&mut rec);
                     black_box(&rec);
-                    true
+                    1
                 } else {
-                    false
+                    0
                 }
             })
         },
@@ -338,7 +365,7 @@ fn array_queue(retry: bool, run: Duration) -> Rep {
                 }
             })
         },
-        |done| read_loop(done, || black_box(q.pop()).is_some()),
+        |done| read_loop(done, || u64::from(black_box(q.pop()).is_some())),
     )
 }
 
@@ -365,21 +392,21 @@ type Peer<'a> = (&'static str, bool, Box<dyn FnMut() -> Rep + 'a>);
 pub fn run(s: &Settings) -> ThroughputReport {
     let problems = std::cell::RefCell::new(Vec::new());
     let t = s.thread_rep_time;
-    let ring = |mode: Mode, retry: bool| {
+    let ring = |mode: Mode, retry: bool, reader: Reader| {
         let problems = &problems;
-        Box::new(move || ringtrace(mode, retry, t, &mut problems.borrow_mut()))
+        Box::new(move || ringtrace(mode, retry, reader, t, &mut problems.borrow_mut()))
             as Box<dyn FnMut() -> Rep>
     };
     let mut peers: Vec<Peer<'_>> = vec![
         (
             "ringtrace, overwrite (overrun when full)",
             false,
-            ring(Mode::Overwrite, false),
+            ring(Mode::Overwrite, false, Reader::Batch),
         ),
         (
             "ringtrace, producer/consumer (drop when full)",
             false,
-            ring(Mode::ProducerConsumer, false),
+            ring(Mode::ProducerConsumer, false, Reader::Batch),
         ),
         (
             "rtrb `u8`, chunk per record (drop when full)",
@@ -399,7 +426,12 @@ pub fn run(s: &Settings) -> ThroughputReport {
         (
             "ringtrace, producer/consumer, retry when full",
             true,
-            ring(Mode::ProducerConsumer, true),
+            ring(Mode::ProducerConsumer, true, Reader::Batch),
+        ),
+        (
+            "ringtrace, producer/consumer, retry, reader `consume` per event",
+            true,
+            ring(Mode::ProducerConsumer, true, Reader::PerEvent),
         ),
         (
             "rtrb `u8`, chunk per record, retry",

@@ -242,9 +242,31 @@ impl Record {
     }
 }
 
+/// The common case of [`decode`], for readers' inner loops: a data record
+/// whose length is in its header (type_len 1..=28) and that fits in `data`.
+/// Returns its time delta and its total size (the payload starts 4 bytes in
+/// and is `size - 4` bytes long); `None` for anything else, which
+/// [`decode`] then handles (or rejects).
+#[inline(always)]
+pub(crate) fn decode_small_data(data: &[u8], offset: usize) -> Option<(u64, usize)> {
+    let word = read_u32(data, offset)?;
+    let type_len = word & 31;
+    if type_len == 0 || type_len > TYPE_DATA_MAX {
+        return None;
+    }
+    let size = type_len as usize * 4 + 4;
+    // offset is 4-aligned by construction of the callers' walk; a data
+    // record past the end is left to `decode` to report.
+    if offset % ALIGNMENT != 0 || data.len() - offset < size {
+        return None;
+    }
+    Some((u64::from(word >> 5), size))
+}
+
 /// Decodes the record at `offset` of `data` (a page's data area cut at its
 /// commit) and returns it with its total length in bytes. For
 /// [`Record::NullPadding`] the length is the rest of `data`.
+#[inline]
 pub fn decode(data: &[u8], offset: usize) -> Result<(Record, usize), FormatError> {
     if offset % ALIGNMENT != 0 {
         return Err(FormatError::Misaligned { offset });

@@ -24,7 +24,7 @@ use std::ptr::NonNull;
 /// `b"RINGTRC1"` read as a little-endian u64: identifies a ringtrace region.
 pub(crate) const REGION_MAGIC: u64 = u64::from_le_bytes(*b"RINGTRC1");
 /// Layout version; bump on any change to the structs below.
-pub(crate) const LAYOUT_VERSION: u32 = 2;
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 /// Page slots each ring keeps beyond its maximum ring size and its reader
 /// page, to lend to page readers (`RingBuffer::read_page_buffer`).
 pub(crate) const SPARE_SLOTS: u32 = 2;
@@ -384,9 +384,20 @@ pub(crate) struct RingMeta {
 
 /// Per-page metadata. The kernel's `buffer_page` minus the list pointers'
 /// `prev` half, which lives here as an index too.
-#[repr(C)]
+///
+/// Two cache lines: the write word, the one word writers change with a
+/// read-modify-write on every event, has the first to itself; everything a
+/// reader loads (the commit above all, which a caught-up reader polls) is
+/// on the second. A polling reader then never takes the line of the
+/// writer's `fetch_add`, a locked instruction that would wait for it; it
+/// takes the commit's line, whose next store by the writer is a plain one
+/// that retires through the store buffer.
+#[repr(C, align(64))]
 #[derive(Debug)]
 pub(crate) struct PageMeta {
+    /// The write word (see above).
+    pub write: AtomicU64,
+    _pad_line: [AtomicU64; 7],
     /// Link to the next page with a tag and HEAD/UPDATE flags (see above).
     pub link: AtomicU64,
     /// Index of the previous page in the ring. Maintained by the reader.
@@ -398,8 +409,6 @@ pub(crate) struct PageMeta {
     /// page ends at `commit`). Handed-out pages use it as their commit.
     pub real_end: AtomicU32,
     _pad32: AtomicU32,
-    /// The write word (see above).
-    pub write: AtomicU64,
     /// Full time stamp of the page's first event (the page header's
     /// `time_stamp`, written into the bytes when a page is handed out).
     pub time_stamp: AtomicU64,
@@ -425,8 +434,9 @@ impl PageMeta {
 
 #[cfg(not(loom))]
 const _: () = {
-    assert!(std::mem::size_of::<PageMeta>() == 48);
-    assert!(std::mem::offset_of!(PageMeta, write) == 24);
+    assert!(std::mem::size_of::<PageMeta>() == 128);
+    assert!(std::mem::offset_of!(PageMeta, write) == 0);
+    assert!(std::mem::offset_of!(PageMeta, link) == 64);
     assert!(std::mem::align_of::<RingMeta>() == 64);
 };
 
@@ -716,6 +726,7 @@ impl Region {
         let rings = (0..geometry.nr_rings).map(|_| ring_meta()).collect();
         let pages = (0..geometry.nr_pages)
             .map(|_| PageMeta {
+                _pad_line: std::array::from_fn(|_| AtomicU64::new(0)),
                 link: AtomicU64::new(0),
                 prev: AtomicU32::new(0),
                 commit: AtomicU32::new(0),
@@ -788,7 +799,7 @@ impl Region {
         debug_assert!(page < self.geometry.nr_pages);
         #[cfg(not(loom))]
         // SAFETY: page < nr_pages, so the struct lies inside the allocation,
-        // 32-byte aligned; zeroed atomics are valid values.
+        // 64-byte aligned (page_meta_offset is); zeroed atomics are valid values.
         unsafe {
             &*self
                 .base

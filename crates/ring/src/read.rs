@@ -1,5 +1,8 @@
 //! The consuming reader: peek and consume events of one ring, swapping the
 //! reader's spare page with the head page when its own page is used up.
+//! `consume_batch` consumes many events per call: one `busy` acquisition,
+//! one load of the page's commit per stretch of committed records and one
+//! store of the reader's counters per stretch, instead of one each per event.
 //!
 //! # Contract
 //!
@@ -22,7 +25,7 @@
 //! is still filling (head == tail); it reads up to the commit and waits for
 //! the commit to move on before swapping again.
 
-use crate::format::{decode, Record, PAGE_HEADER_SIZE};
+use crate::format::{decode, decode_small_data, Record, PAGE_HEADER_SIZE};
 use crate::layout::{link, link_flag, link_page, link_tag, Region, RingMeta, HEAD, NORMAL};
 use crate::sync::{backoff, fence, Ordering::*};
 use crate::ReadError;
@@ -100,6 +103,7 @@ impl<'a> Consumer<'a> {
 
     /// Holds the ring's `busy` word for one call: control operations
     /// (`control.rs`) change the ring only between reader calls.
+    #[inline]
     pub(crate) fn busy(&self) -> Busy<'a> {
         Busy::take(self.meta)
     }
@@ -131,6 +135,140 @@ impl<'a> Consumer<'a> {
         self.next_record(true)
     }
 
+    /// Consumes up to `max` events in order, handing each to `f`, in one
+    /// reader call: one acquisition of the ring's `busy` word for the
+    /// whole batch, one load of the page's `commit` per stretch of committed
+    /// records (not per event), and one store of the reader's position and
+    /// counters per stretch. Crosses pages (swapping the reader page with
+    /// the head) as [`consume`](Self::consume) does. Returns how many events
+    /// `f` was given: 0 when there is nothing to read.
+    ///
+    /// Each event carries the same `timestamp` and `lost_events` that
+    /// `consume` would have returned for it; the accounting is the same.
+    ///
+    /// On a corrupt record the events handed to `f` before it stay consumed,
+    /// the rest of that page is skipped, and the error is returned (as
+    /// `consume` does). If `f` panics, the events of the stretch it was
+    /// given are not consumed: a later call reads them again.
+    ///
+    /// ```
+    /// # use ringtrace_ring::{Config, RingBuffer};
+    /// let buf = RingBuffer::new(Config::new(1)).unwrap();
+    /// let mut w = buf.writer(0).unwrap();
+    /// for i in 0..10u32 {
+    ///     w.write(u64::from(i), &i.to_le_bytes()).unwrap();
+    /// }
+    /// let mut r = buf.consumer(0).unwrap();
+    /// let mut seen = Vec::new();
+    /// assert_eq!(r.consume_batch(4, |ev| seen.push(ev.payload[0])).unwrap(), 4);
+    /// assert_eq!(r.consume_batch(usize::MAX, |ev| seen.push(ev.payload[0])).unwrap(), 6);
+    /// assert_eq!(seen, (0..10).collect::<Vec<u8>>());
+    /// assert_eq!(r.consume_batch(usize::MAX, |_| unreachable!()).unwrap(), 0);
+    /// ```
+    pub fn consume_batch<F>(&mut self, max: usize, mut f: F) -> Result<usize, ReadError>
+    where
+        F: FnMut(Event<'_>),
+    {
+        let _busy = self.busy();
+        let r = &self.meta.r;
+        let g = *self.region.geometry();
+        let cap = crate::format::data_capacity(g.page_size as usize);
+        let mut n = 0usize;
+        // Bounded: each round reads a stretch or swaps a page; a writer that
+        // keeps committing on our page cannot keep the reader here forever.
+        for _ in 0..(g.slots_per_ring * 4 + 16) {
+            if n >= max {
+                break;
+            }
+            let rp = r.reader_page.load(Relaxed);
+            if rp >= g.nr_pages {
+                return Err(self.corrupt_ring("reader page index out of range"));
+            }
+            let start = r.read_offset.load(Relaxed) as usize;
+            let Some(commit) = self.readable(rp, start, cap) else {
+                if !self.swap(rp)? {
+                    break;
+                }
+                continue;
+            };
+            if start >= commit {
+                break; // Caught up with the writer.
+            }
+            let page = self.region.page(rp);
+            let data = self.page_data(rp, commit);
+            let mut stamp = if start == 0 {
+                page.time_stamp.load(Relaxed)
+            } else {
+                r.read_stamp.load(Relaxed)
+            };
+            let known = r.lost_known.load(Relaxed);
+            let mut reported = r.lost_reported.load(Relaxed);
+            let mut events = 0u64;
+            let mut off = start;
+            let mut failed = None;
+            while off < commit && n < max {
+                if let Some((delta, size)) = decode_small_data(data, off) {
+                    stamp = stamp.wrapping_add(delta);
+                    let lost_events = known.saturating_sub(reported);
+                    reported = reported.max(known);
+                    events += 1;
+                    n += 1;
+                    f(Event {
+                        timestamp: stamp,
+                        lost_events,
+                        payload: &data[off + 4..off + size],
+                    });
+                    off += size;
+                    continue;
+                }
+                let (record, size) = match decode(data, off) {
+                    Ok(x) => x,
+                    Err(source) => {
+                        failed = Some(source);
+                        break;
+                    }
+                };
+                off += size;
+                match record {
+                    Record::Data {
+                        payload_offset,
+                        payload_len,
+                        ..
+                    } => {
+                        stamp = record.stamp_after(stamp, 0);
+                        let lost_events = known.saturating_sub(reported);
+                        reported = reported.max(known);
+                        events += 1;
+                        n += 1;
+                        f(Event {
+                            timestamp: stamp,
+                            lost_events,
+                            payload: &data[payload_offset..payload_offset + payload_len],
+                        });
+                    }
+                    // Padding and time records: only the running stamp moves.
+                    _ => stamp = record.stamp_after(stamp, page.time_stamp.load(Relaxed)),
+                }
+            }
+            // The stretch is consumed: one store per counter.
+            r.read_offset.store(off as u32, Relaxed);
+            r.read_stamp.store(stamp, Relaxed);
+            r.read
+                .store(r.read.load(Relaxed).wrapping_add(events), Relaxed);
+            r.read_bytes.store(
+                r.read_bytes
+                    .load(Relaxed)
+                    .wrapping_add((off - start) as u64),
+                Relaxed,
+            );
+            r.lost_reported.store(reported, Relaxed);
+            if let Some(source) = failed {
+                return Err(self.skip_corrupt_page(rp, commit, source));
+            }
+        }
+        Ok(n)
+    }
+
     /// Losses not yet reported with an event: those known before the
     /// reader's position plus drops noted on the reader's own page (which
     /// are reported with the first event after that page). Once a drained
@@ -150,6 +288,65 @@ impl<'a> Consumer<'a> {
             .saturating_add(on_page)
     }
 
+    /// The committed end of the reader page `rp`'s data: `Some(commit)`
+    /// with `off < commit` when there is more to read, `Some(commit)` with
+    /// `off >= commit` when the reader has caught up with the writer on this
+    /// page, `None` when the page is used up and the commit point has left
+    /// it (time to swap).
+    ///
+    /// Loads the page's `commit` first, and the writer's `commit_page` only
+    /// when needed: a reader that is behind, or caught up in the middle of
+    /// the page the writer is filling, loads one shared word per call (the
+    /// commit), never the `WriterState` line the writer stores to on every
+    /// event. "In the middle" is `0 < commit < cap`: a page the commit
+    /// point has left always ends with `commit == cap`, because a writer
+    /// leaves a page only after the event that did not fit padded it to the
+    /// end (`move_tail`, step F) and the commit walk then commits the whole
+    /// page (`set_commit_to_write`). So `0 < commit < cap` means the commit
+    /// point was on this page when that `commit` was stored; a newer value
+    /// (the page finished) shows up on a later call, as a newer
+    /// `commit_page` would. An empty page (`commit == 0`: the reader's
+    /// spare before its first swap, or a reset ring) and a full one still
+    /// ask `commit_page`.
+    #[inline(always)]
+    fn readable(&self, rp: u32, off: usize, cap: usize) -> Option<usize> {
+        let page = self.region.page(rp);
+        // Acquire: pairs with the Release store of `commit` by the outermost
+        // writer (`end_outer`, `set_commit_to_write`): the bytes below it
+        // are written.
+        let commit = (page.commit.load(Acquire) as usize).min(cap);
+        if off < commit || (off == commit && commit != 0 && commit < cap) {
+            return Some(commit);
+        }
+        // Acquire: pairs with the Release store of `commit_page` in
+        // `set_commit_to_write`: once the commit has left our page, the
+        // `commit` loaded after it is final.
+        if self.meta.w.commit_page.load(Acquire) == rp {
+            return Some(commit); // Caught up with the writer (off == commit).
+        }
+        // Acquire: as above; now final.
+        let commit = (page.commit.load(Acquire) as usize).min(cap);
+        if off < commit {
+            Some(commit)
+        } else {
+            None
+        }
+    }
+
+    /// The committed data of the reader page `rp`, cut at `commit`. Callers
+    /// hand it out only in events that borrow `self`, and never keep it past
+    /// a swap.
+    #[inline(always)]
+    fn page_data(&self, rp: u32, commit: usize) -> &'a [u8] {
+        // SAFETY: [0, commit) of the reader page's data area is committed
+        // (`readable`): writers never change it, and only this reader
+        // (holding the reader lock and `busy`) can swap the page away or
+        // reset it, which callers do only after the last use of the slice.
+        unsafe {
+            std::slice::from_raw_parts(self.region.page_bytes(rp).add(PAGE_HEADER_SIZE), commit)
+        }
+    }
+
     pub(crate) fn next_record(&mut self, consume: bool) -> Result<Option<Event<'_>>, ReadError> {
         let r = &self.meta.r;
         let nr_pages = self.region.geometry().nr_pages;
@@ -159,92 +356,86 @@ impl<'a> Consumer<'a> {
             if rp >= nr_pages {
                 return Err(self.corrupt_ring("reader page index out of range"));
             }
-            // Acquire: pairs with the Release store of `commit_page` in
-            // `set_commit_to_write`: if the commit has left our page, the
-            // `commit` loaded below is final.
-            let commit_page = self.meta.w.commit_page.load(Acquire);
             let page = self.region.page(rp);
-            // Acquire: pairs with the Release store of `commit` by the
-            // outermost writer: the bytes below it are written.
-            let commit = (page.commit.load(Acquire) as usize).min(cap);
             let off = r.read_offset.load(Relaxed) as usize;
-            if off < commit {
-                // SAFETY: [0, commit) of the reader page's data area is
-                // committed: writers never change it, and only this reader
-                // (holding the lock) can swap the page away.
-                let data = unsafe {
-                    std::slice::from_raw_parts(
-                        self.region.page_bytes(rp).add(PAGE_HEADER_SIZE),
-                        commit,
-                    )
-                };
-                let mut stamp = if off == 0 {
-                    page.time_stamp.load(Relaxed)
-                } else {
-                    r.read_stamp.load(Relaxed)
-                };
-                let (record, size) = match decode(data, off) {
-                    Ok(x) => x,
-                    Err(source) => {
-                        // Skip the rest of this page; report it once.
-                        r.read_offset.store(commit as u32, Relaxed);
-                        self.meta.slow.corruptions.fetch_add(1, Relaxed);
-                        return Err(ReadError::CorruptEvent {
-                            ring: self.ring as usize,
-                            page: rp,
-                            source,
-                        });
-                    }
-                };
-                match record {
-                    Record::Data {
-                        payload_offset,
-                        payload_len,
-                        ..
-                    } => {
-                        let timestamp = record.stamp_after(stamp, 0);
-                        let lost_total = r.lost_known.load(Relaxed);
-                        let lost_events = lost_total.saturating_sub(r.lost_reported.load(Relaxed));
-                        if consume {
-                            r.read_offset.store((off + size) as u32, Relaxed);
-                            r.read_stamp.store(timestamp, Relaxed);
-                            r.read.store(r.read.load(Relaxed).wrapping_add(1), Relaxed);
-                            r.read_bytes.store(
-                                r.read_bytes.load(Relaxed).wrapping_add(size as u64),
-                                Relaxed,
-                            );
-                            r.lost_reported
-                                .store(lost_total.max(r.lost_reported.load(Relaxed)), Relaxed);
-                        }
-                        let payload = &data[payload_offset..payload_offset + payload_len];
-                        return Ok(Some(Event {
-                            timestamp,
-                            lost_events,
-                            payload,
-                        }));
-                    }
-                    // Padding and time records: only the running stamp moves
-                    // (an absolute stamp takes its top bits from the page's).
-                    _ => stamp = record.stamp_after(stamp, page.time_stamp.load(Relaxed)),
+            let Some(commit) = self.readable(rp, off, cap) else {
+                if !self.swap(rp)? {
+                    return Ok(None);
                 }
-                // Padding and time records are consumed even by `peek`: they
-                // are not events.
-                r.read_offset.store((off + size) as u32, Relaxed);
-                r.read_stamp.store(stamp, Relaxed);
-                r.read_bytes.store(
-                    r.read_bytes.load(Relaxed).wrapping_add(size as u64),
-                    Relaxed,
-                );
                 continue;
-            }
-            if commit_page == rp {
+            };
+            if off >= commit {
                 return Ok(None); // Caught up with the writer.
             }
-            if !self.swap(rp)? {
-                return Ok(None);
+            let data = self.page_data(rp, commit);
+            let mut stamp = if off == 0 {
+                page.time_stamp.load(Relaxed)
+            } else {
+                r.read_stamp.load(Relaxed)
+            };
+            let (record, size) = match decode(data, off) {
+                Ok(x) => x,
+                Err(source) => return Err(self.skip_corrupt_page(rp, commit, source)),
+            };
+            match record {
+                Record::Data {
+                    payload_offset,
+                    payload_len,
+                    ..
+                } => {
+                    let timestamp = record.stamp_after(stamp, 0);
+                    let lost_total = r.lost_known.load(Relaxed);
+                    let lost_events = lost_total.saturating_sub(r.lost_reported.load(Relaxed));
+                    if consume {
+                        r.read_offset.store((off + size) as u32, Relaxed);
+                        r.read_stamp.store(timestamp, Relaxed);
+                        r.read.store(r.read.load(Relaxed).wrapping_add(1), Relaxed);
+                        r.read_bytes.store(
+                            r.read_bytes.load(Relaxed).wrapping_add(size as u64),
+                            Relaxed,
+                        );
+                        r.lost_reported
+                            .store(lost_total.max(r.lost_reported.load(Relaxed)), Relaxed);
+                    }
+                    let payload = &data[payload_offset..payload_offset + payload_len];
+                    return Ok(Some(Event {
+                        timestamp,
+                        lost_events,
+                        payload,
+                    }));
+                }
+                // Padding and time records: only the running stamp moves
+                // (an absolute stamp takes its top bits from the page's).
+                _ => stamp = record.stamp_after(stamp, page.time_stamp.load(Relaxed)),
             }
+            // Padding and time records are consumed even by `peek`: they
+            // are not events.
+            r.read_offset.store((off + size) as u32, Relaxed);
+            r.read_stamp.store(stamp, Relaxed);
+            r.read_bytes.store(
+                r.read_bytes.load(Relaxed).wrapping_add(size as u64),
+                Relaxed,
+            );
         }
         Ok(None)
+    }
+
+    /// A record of the reader page `rp` did not decode: skip the rest of
+    /// the page (up to `commit`) and report it once.
+    #[cold]
+    fn skip_corrupt_page(
+        &self,
+        rp: u32,
+        commit: usize,
+        source: crate::format::FormatError,
+    ) -> ReadError {
+        self.meta.r.read_offset.store(commit as u32, Relaxed);
+        self.meta.slow.corruptions.fetch_add(1, Relaxed);
+        ReadError::CorruptEvent {
+            ring: self.ring as usize,
+            page: rp,
+            source,
+        }
     }
 
     /// Swaps the used-up reader page `rp` with the head page. Returns false
@@ -380,12 +571,30 @@ pub(crate) struct Busy<'a>(&'a RingMeta);
 const STALE_BUSY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl<'a> Busy<'a> {
+    #[inline(always)]
     pub(crate) fn take(meta: &'a RingMeta) -> Busy<'a> {
+        // Acquire: pairs with the Release in `Drop` and in `control::Quiet`:
+        // this call sees the ring as the last control operation left it.
+        if meta
+            .r
+            .busy
+            .compare_exchange(0, 1, Acquire, Relaxed)
+            .is_err()
+        {
+            Busy::wait(meta);
+        }
+        Busy(meta)
+    }
+
+    /// `take` when the word is held: waits (reading the clock only here,
+    /// not on every reader call: it costs as much as reading an event).
+    #[cold]
+    #[inline(never)]
+    fn wait(meta: &'a RingMeta) {
         let mut round = 0u32;
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
-        // Acquire: pairs with the Release in `Drop` and in `control::Quiet`:
-        // this call sees the ring as the last control operation left it.
+        // Acquire: as in `take`.
         while meta
             .r
             .busy
@@ -405,11 +614,11 @@ impl<'a> Busy<'a> {
                 break;
             }
         }
-        Busy(meta)
     }
 }
 
 impl Drop for Busy<'_> {
+    #[inline]
     fn drop(&mut self) {
         // Release: pairs with the Acquire in `Busy::take` and `quiesce`.
         self.0.r.busy.store(0, Release);

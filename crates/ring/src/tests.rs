@@ -478,5 +478,66 @@ fn write_with_commits_discards_nests_and_survives_a_panic() {
             "{pages} pages"
         );
         assert_eq!(s.overrun as usize, expect.len() - got.len());
+
+/// `Consumer::readable` decides that a reader caught up in the middle of a
+/// page is caught up with the writer, without loading `commit_page`, from
+/// `0 < commit < cap`: it relies on every page the commit point has left
+/// being committed to its end (the filler of step F) or empty.
+fn assert_left_pages_committed_to_the_end(buf: &RingBuffer, what: &str) {
+    use crate::sync::Ordering::Relaxed;
+    let region = buf.region();
+    let g = *region.geometry();
+    let cap = crate::format::data_capacity(g.page_size as usize) as u32;
+    let cp = region.ring(0).w.commit_page.load(Relaxed);
+    for i in 0..g.slots_per_ring {
+        let p = g.page_index(0, i);
+        let c = region.page(p).commit.load(Relaxed);
+        assert!(
+            p == cp || c == 0 || c == cap,
+            "{what}: page {p} (commit page {cp}) has commit {c} of {cap}"
+        );
+    }
+}
+
+#[test]
+fn pages_the_commit_left_are_committed_to_the_end() {
+    for mode in [Mode::Overwrite, Mode::ProducerConsumer] {
+        let buf = RingBuffer::new(Config::new(1).pages_per_ring(3).mode(mode)).unwrap();
+        let mut w = buf.writer(0).unwrap();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for seq in 0..3000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = 12 + (x % 1500) as usize;
+            let _ = w.write(seq, &payload(seq, len));
+            assert_left_pages_committed_to_the_end(&buf, &format!("{mode:?} seq {seq}"));
+            if x % 7 == 0 {
+                let mut c = buf.consumer(0).unwrap();
+                for _ in 0..x % 5 {
+                    let _ = c.consume().unwrap();
+                }
+                assert_left_pages_committed_to_the_end(&buf, "after reading");
+            }
+        }
+    }
+    // A nested write at each step of the slow path (the outer event
+    // overflows the page, the nested one lands first).
+    for label in [Label::F, Label::G, Label::T1, Label::T2] {
+        let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+        let mut w = buf.writer(0).unwrap();
+        w.write(10, &payload(0, 2000)).unwrap();
+        with_hook(&buf, label, || w.write(20, &payload(1, 2100)).unwrap());
+        assert_left_pages_committed_to_the_end(&buf, &format!("{label:?}"));
+    }
+    // And while the outer write pushes the head (overwrite mode).
+    for label in [Label::P1, Label::P2] {
+        let buf = RingBuffer::new(Config::new(1).pages_per_ring(3)).unwrap();
+        let mut w = buf.writer(0).unwrap();
+        for seq in 0..3 {
+            w.write(10 + seq, &payload(seq, 3000)).unwrap();
+        }
+        with_hook(&buf, label, || w.write(20, &payload(3, 3000)).unwrap());
+        assert_left_pages_committed_to_the_end(&buf, &format!("{label:?}"));
     }
 }

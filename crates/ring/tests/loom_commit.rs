@@ -64,7 +64,7 @@ fn writer_script(buf: &RingBuffer, before: u32, after: u32) -> u32 {
     seq
 }
 
-fn commit_model(before: u32, after: u32, reader_attempts: u32, mode: Mode) {
+fn commit_model(before: u32, after: u32, reader_attempts: u32, mode: Mode, batch: bool) {
     loom::model(move || {
         let buf = tiny(mode);
         let writer = {
@@ -75,7 +75,12 @@ fn commit_model(before: u32, after: u32, reader_attempts: u32, mode: Mode) {
         {
             let mut c = buf.consumer(0).unwrap();
             for _ in 0..reader_attempts {
-                if let Some(ev) = c.consume().unwrap() {
+                if batch {
+                    c.consume_batch(2, |ev| {
+                        seen.push((seq_of(ev.payload), ev.timestamp, ev.lost_events))
+                    })
+                    .unwrap();
+                } else if let Some(ev) = c.consume().unwrap() {
                     seen.push((seq_of(ev.payload), ev.timestamp, ev.lost_events));
                 }
             }
@@ -83,8 +88,16 @@ fn commit_model(before: u32, after: u32, reader_attempts: u32, mode: Mode) {
         let written = writer.join().unwrap();
         let pending = {
             let mut c = buf.consumer(0).unwrap();
-            while let Some(ev) = c.consume().unwrap() {
-                seen.push((seq_of(ev.payload), ev.timestamp, ev.lost_events));
+            if batch {
+                c.consume_batch(usize::MAX, |ev| {
+                    seen.push((seq_of(ev.payload), ev.timestamp, ev.lost_events))
+                })
+                .unwrap();
+                assert_eq!(c.consume_batch(usize::MAX, |_| ()).unwrap(), 0);
+            } else {
+                while let Some(ev) = c.consume().unwrap() {
+                    seen.push((seq_of(ev.payload), ev.timestamp, ev.lost_events));
+                }
             }
             c.pending_losses()
         };
@@ -130,21 +143,30 @@ fn commit_model(before: u32, after: u32, reader_attempts: u32, mode: Mode) {
 /// still the first one, the page the reader wants to swap in.
 #[test]
 fn reader_swaps_the_commit_page_while_a_nested_write_moves_the_tail() {
-    commit_model(1, 0, 2, Mode::Overwrite);
+    commit_model(1, 0, 2, Mode::Overwrite, false);
 }
 
 /// The same with the outer event first on an empty ring (head, tail, commit
 /// and the reader's target on one page) and a write after the commit.
 #[test]
 fn reader_swaps_the_only_page_while_a_nested_write_commits() {
-    commit_model(0, 1, 2, Mode::Overwrite);
+    commit_model(0, 1, 2, Mode::Overwrite, false);
+}
+
+/// The same read in batches: the reader, caught up in the middle of the
+/// page the writers are filling, decides from the page's `commit` alone
+/// that the page is still open (`Consumer::readable`), and must still
+/// swap once the commit point leaves it.
+#[test]
+fn batch_reader_on_the_only_page_while_a_nested_write_commits() {
+    commit_model(0, 1, 2, Mode::Overwrite, true);
 }
 
 /// Producer/consumer mode: the nested write and the following writes may
 /// find the ring full; nothing committed is ever lost.
 #[test]
 fn commit_page_swap_producer_consumer() {
-    commit_model(1, 1, 2, Mode::ProducerConsumer);
+    commit_model(1, 1, 2, Mode::ProducerConsumer, false);
 }
 
 /// The iterator against a writer lapping it (overwrite mode): `prefill`

@@ -14,7 +14,7 @@ use loom::sync::Arc;
 use loom::thread;
 use ringtrace_ring::{Config, RingBuffer};
 
-fn check_model(writes: u32, reader_attempts: u32, pages: usize) {
+fn check_model(writes: u32, reader_attempts: u32, pages: usize, batch: bool) {
     let mut model = loom::model::Builder::new();
     // Each reader call also takes the ring's `busy` word (control
     // operations' exclusion): more atomics per path than loom's default
@@ -38,7 +38,17 @@ fn check_model(writes: u32, reader_attempts: u32, pages: usize) {
         {
             let mut c = buf.consumer(0).unwrap();
             for _ in 0..reader_attempts {
-                if let Some(ev) = c.consume().unwrap() {
+                if batch {
+                    // One event per call, as `consume`: a batch of a whole
+                    // page lets the reader swap more often than the
+                    // writer's bounded commit walk retries fit in loom's
+                    // branch budget (see `loom_commit` for batches of 2).
+                    c.consume_batch(1, |ev| {
+                        let seq = u32::from_le_bytes(ev.payload.try_into().unwrap());
+                        seen.push((seq, ev.timestamp, ev.lost_events));
+                    })
+                    .unwrap();
+                } else if let Some(ev) = c.consume().unwrap() {
                     let seq = u32::from_le_bytes(ev.payload.try_into().unwrap());
                     seen.push((seq, ev.timestamp, ev.lost_events));
                 }
@@ -47,9 +57,18 @@ fn check_model(writes: u32, reader_attempts: u32, pages: usize) {
         writer.join().unwrap();
         {
             let mut c = buf.consumer(0).unwrap();
-            while let Some(ev) = c.consume().unwrap() {
-                let seq = u32::from_le_bytes(ev.payload.try_into().unwrap());
-                seen.push((seq, ev.timestamp, ev.lost_events));
+            if batch {
+                c.consume_batch(usize::MAX, |ev| {
+                    let seq = u32::from_le_bytes(ev.payload.try_into().unwrap());
+                    seen.push((seq, ev.timestamp, ev.lost_events));
+                })
+                .unwrap();
+                assert_eq!(c.consume_batch(usize::MAX, |_| ()).unwrap(), 0);
+            } else {
+                while let Some(ev) = c.consume().unwrap() {
+                    let seq = u32::from_le_bytes(ev.payload.try_into().unwrap());
+                    seen.push((seq, ev.timestamp, ev.lost_events));
+                }
             }
         }
         let mut next = 0u64;
@@ -83,11 +102,18 @@ fn check_model(writes: u32, reader_attempts: u32, pages: usize) {
 /// tries to swap.
 #[test]
 fn head_push_against_reader_swap() {
-    check_model(5, 2, 2);
+    check_model(5, 2, 2, false);
 }
 
 /// A longer run: two pushes, and the reader swapping in between.
 #[test]
 fn two_pushes_against_reader_swaps() {
-    check_model(7, 1, 2);
+    check_model(7, 1, 2, false);
+}
+
+/// `consume_batch` (one busy acquisition, one commit load per stretch,
+/// counters stored once per stretch) against a writer pushing the head.
+#[test]
+fn head_push_against_batch_reader() {
+    check_model(5, 2, 2, true);
 }
