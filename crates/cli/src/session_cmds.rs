@@ -319,6 +319,19 @@ fn copy_of(arg: &str) -> Result<(tempfile::NamedTempFile, Opened, String)> {
         // SAFETY: the copy is private to this process and nothing writes
         // it: a reservation in flight in the copy has no live writer.
         let _ = unsafe { buf.recover_dead_writer(r) };
+        // A ring whose pages do not form a ring (scribbled memory) is not
+        // read: a consumer would retry on it as if a writer were moving
+        // its head (the copy has none), once per event of the other rings.
+        if let Err(e) = buf.check_quiet_ring(r) {
+            // SAFETY: the copy is private: nobody else reads or writes it.
+            let _ = unsafe { buf.mute_ring(r) };
+            let events = buf.stats(r).map(|s| s.entries).unwrap_or(0);
+            eprintln!(
+                "ringtrace: session {}: context {r} is damaged, not read ({e}; \
+                 about {events} event(s) in it)",
+                path.display()
+            );
+        }
     }
     // Errors name the original.
     Ok((
@@ -698,6 +711,10 @@ pub fn pipe(a: SessionArg) -> Result<()> {
     Ok(())
 }
 
+/// Read errors (damaged pages, each skipped) `show` reports before it
+/// stops reading.
+const MAX_READ_ERRORS: u32 = 64;
+
 /// `ringtrace show`.
 pub fn show(session: &str) -> Result<()> {
     let (_tmp, o, state) = copy_of(session)?;
@@ -712,6 +729,7 @@ pub fn show(session: &str) -> Result<()> {
     let _ = write!(out, "{}", o.tracer.header_text(Default::default()));
     let mut pipe = o.tracer.pipe();
     let mut n = 0u64;
+    let mut errors = 0u32;
     while n < cap {
         match pipe.next_line() {
             Ok(Some(l)) => {
@@ -725,11 +743,17 @@ pub fn show(session: &str) -> Result<()> {
             }
             Ok(None) => break,
             Err(e) => {
-                eprintln!(
-                    "ringtrace: session {}: reading stopped: {e}",
-                    o.path.display()
-                );
-                break;
+                // The reader skips the damaged page and counts it: go on,
+                // a bounded number of times (a damaged ring may fail again).
+                errors += 1;
+                eprintln!("ringtrace: session {}: {e}", o.path.display());
+                if errors >= MAX_READ_ERRORS {
+                    eprintln!(
+                        "ringtrace: session {}: reading stopped after {errors} errors",
+                        o.path.display()
+                    );
+                    break;
+                }
             }
         }
     }

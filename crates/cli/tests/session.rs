@@ -522,10 +522,15 @@ fn corrupt_sessions_never_crash_or_hang() {
         std::fs::remove_file(&p).unwrap();
     }
     println!(
-        "  {seeds} seeds: {} runs read, {} refused with an error",
-        outcomes[0], outcomes[1]
+        "  {seeds} seeds: {} runs read, {} refused with an error; slowest run {} ms",
+        outcomes[0],
+        outcomes[1],
+        SLOWEST_MS.load(Ordering::Relaxed)
     );
 }
+
+/// The slowest run of [`bounded`] so far, in milliseconds.
+static SLOWEST_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Runs `ringtrace ARGS` with a timeout; panics if it hangs or crashes
 /// (a signal, or a panic message); returns whether it succeeded.
@@ -565,6 +570,11 @@ fn bounded(args: &[&str], what: &str) -> bool {
         }
         std::thread::sleep(Duration::from_millis(2));
     };
+    let took = start.elapsed();
+    SLOWEST_MS.fetch_max(took.as_millis() as u64, Ordering::Relaxed);
+    if took > Duration::from_secs(2) {
+        println!("  slow: {what}: ringtrace {args:?} took {took:?}");
+    }
     let err = reader.join().unwrap();
     assert!(
         status.code().is_some() && !err.contains("panicked"),
@@ -632,7 +642,13 @@ fn corrupt_live_session_never_crashes_readers() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos() as u64;
-    println!("  live fuzz seed {x:#x}");
+    if let Some(seed) = std::env::var("SESSION_LIVE_FUZZ_SEED")
+        .ok()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+    {
+        x = seed;
+    }
+    println!("  live fuzz seed {x:#x} (SESSION_LIVE_FUZZ_SEED repeats it)");
     let mut rnd = move || {
         x ^= x << 13;
         x ^= x >> 7;
@@ -660,6 +676,9 @@ fn corrupt_live_session_never_crashes_readers() {
             };
         }
         let p = path.to_str().unwrap();
+        if let Ok(keep) = std::env::var("SESSION_FUZZ_KEEP") {
+            let _ = std::fs::copy(&path, Path::new(&keep).join(format!("round{round}")));
+        }
         for args in [
             vec!["show", p],
             vec!["stat", p],
@@ -688,8 +707,10 @@ fn corrupt_live_session_never_crashes_readers() {
     drop(err);
     let _ = std::fs::remove_file(&path);
     println!(
-        "  {rounds} rounds on a live session: {ok_runs} of {} runs read, the rest refused",
-        3 * rounds
+        "  {rounds} rounds on a live session: {ok_runs} of {} runs read, the rest refused; \
+         slowest run so far {} ms",
+        3 * rounds,
+        SLOWEST_MS.load(Ordering::Relaxed)
     );
 }
 
