@@ -131,6 +131,11 @@ pub struct RecordArgs {
     /// Keep the session file after the program ends (always kept without -o).
     #[arg(long)]
     pub keep: bool,
+    /// After the program exits, wait at most SECS for the processes it
+    /// forked that still write into the session (only processes this
+    /// `record` started, directly or not, are waited for).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub wait_children: u64,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,
@@ -483,6 +488,13 @@ fn record_in(a: &RecordArgs, session: Session, format: Option<Format>, path: &Pa
     install(libc::SIGINT, on_stop);
     install(libc::SIGTERM, on_stop);
     install(libc::SIGUSR1, on_dump);
+    // Orphaned descendants of the program are re-parented to us (not to
+    // init): they stay recognisably ours, and we reap them.
+    // SAFETY: prctl with an integer argument; no memory is passed.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    let me = std::process::id();
     let mut child = Command::new(&a.command[0])
         .args(&a.command[1..])
         .env(SESSION_ENV, path)
@@ -532,9 +544,40 @@ fn record_in(a: &RecordArgs, session: Session, format: Option<Format>, path: &Pa
         std::thread::sleep(Duration::from_millis(if live { 2 } else { 20 }));
     };
     // Forked children of the program may still write: wait for them (until
-    // interrupted).
+    // interrupted, or `--wait-children`). Only for processes we started:
+    // a process-table entry naming another live process (scribbled memory,
+    // or an unrelated program that attached) is not waited for.
     let mut warned = false;
-    while o.state().0 == SessionState::Alive && !STOP.load(Ordering::Relaxed) {
+    let mut ignored: Vec<u32> = Vec::new();
+    let give_up = Instant::now() + Duration::from_secs(a.wait_children);
+    loop {
+        reap_orphans();
+        let (_, procs) = o.state();
+        let mut ours = 0;
+        for p in procs.iter().filter(|p| p.state == ProcState::Running) {
+            if started_by(me, p) {
+                ours += 1;
+            } else if !ignored.contains(&p.pid) && ignored.len() < 64 {
+                ignored.push(p.pid);
+                eprintln!(
+                    "ringtrace: session {}: writer process {} was not started by this record: \
+                     not waited for",
+                    path.display(),
+                    p.pid
+                );
+            }
+        }
+        if ours == 0 || STOP.load(Ordering::Relaxed) {
+            break;
+        }
+        if Instant::now() >= give_up {
+            eprintln!(
+                "ringtrace: {ours} writer process(es) still running after --wait-children {}s: \
+                 reading what they wrote so far",
+                a.wait_children
+            );
+            break;
+        }
         if !warned {
             eprintln!("ringtrace: the program exited; waiting for its other writer processes (Ctrl-C stops)");
             warned = true;
@@ -574,6 +617,53 @@ fn record_in(a: &RecordArgs, session: Session, format: Option<Format>, path: &Pa
     };
     summary(&o, &stats, out);
     Ok(())
+}
+
+/// Reaps our exited children (descendants of the program re-parented to
+/// us), without blocking; bounded.
+fn reap_orphans() {
+    for _ in 0..1024 {
+        let mut st = 0;
+        // SAFETY: waitpid with WNOHANG on any child; `st` is a valid int.
+        let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+        if pid <= 0 {
+            break;
+        }
+    }
+}
+
+/// Parent pid and start time of `pid` from `/proc/PID/stat`.
+fn parent_and_start(pid: u32) -> Option<(u32, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((f.get(1)?.parse().ok()?, f.get(19)?.parse().ok()?))
+}
+
+/// Whether writer process `p` was started by this process `me` (directly
+/// or not): its start time is the one it registered (a known, non-zero
+/// one: not a later process reusing the pid), and its parents lead to us
+/// within a bounded walk (we are the subreaper of the program's orphans).
+fn started_by(me: u32, p: &ProcInfo) -> bool {
+    let Some((mut parent, start)) = parent_and_start(p.pid) else {
+        return false;
+    };
+    if p.start_time == 0 || start != p.start_time {
+        return false;
+    }
+    for _ in 0..64 {
+        if parent == me {
+            return true;
+        }
+        if parent <= 1 {
+            return false;
+        }
+        match parent_and_start(parent) {
+            Some((pp, _)) => parent = pp,
+            None => return false,
+        }
+    }
+    false
 }
 
 fn human(bytes: u64) -> String {
@@ -789,6 +879,13 @@ pub fn stat(session: &str) -> Result<()> {
     );
     for p in &procs {
         let _ = writeln!(out, "process {}: {:?}", p.pid, p.state);
+    }
+    if let Some((slots, lost)) = o.tracer.session_reclaimed().filter(|r| r.0 > 0) {
+        let _ = writeln!(
+            out,
+            "contexts reclaimed from dead writer processes: {slots} ({lost} event(s) they were \
+             writing counted as dropped)"
+        );
     }
     let imp = o.tracer.import_session_tables();
     if o.table_full > 0 || imp.malformed > 0 {
