@@ -132,6 +132,9 @@ fn ring_list(buf: &RingBuffer, ring: u32) -> Result<(Vec<u32>, u64), ControlErro
         p = link_page(l);
     }
     let (head, tag) = head.ok_or_else(|| corrupt("no page carries the HEAD flag"))?;
+    if !g.owns(ring, head) {
+        return Err(corrupt("page link out of range"));
+    }
     let mut list = vec![head];
     let mut p = head;
     for _ in 0..=g.slots_per_ring {
@@ -317,6 +320,14 @@ impl RingBuffer {
         // Close the commit page into the writer-side totals: its events are
         // committed (nothing is in flight).
         let cp = meta.w.commit_page.load(Relaxed);
+        let g = region.geometry();
+        if !g.owns(ring, cp) || !g.owns(ring, meta.r.reader_page.load(Relaxed)) {
+            meta.slow.corruptions.fetch_add(1, Relaxed);
+            return Err(ControlError::Corrupt {
+                ring: ring as usize,
+                what: "commit or reader page out of range",
+            });
+        }
         let cpm = region.page(cp);
         let entries = write_entries(cpm.write.load(Relaxed));
         let bytes = u64::from(cpm.commit.load(Relaxed));
@@ -494,10 +505,13 @@ impl RingBuffer {
             if t.is_none() {
                 // The tail is on the reader's page, which links to the head.
                 let rp = meta.r.reader_page.load(Relaxed);
-                region
-                    .page(rp)
-                    .link
-                    .store(link(kept[0], 0, NORMAL), Relaxed);
+                // Checked: shared memory may have been scribbled on.
+                if region.geometry().owns(ring, rp) {
+                    region
+                        .page(rp)
+                        .link
+                        .store(link(kept[0], 0, NORMAL), Relaxed);
+                }
             }
         }
         meta.ctl.ring_pages.store(pages as u32, Relaxed);
@@ -703,6 +717,9 @@ impl RingBuffer {
         if let Some(u) = updating {
             let l = region.page(u).link.load(Relaxed);
             let target = link_page(l);
+            if !g.owns(r, target) {
+                return Err(corrupt("page link out of range"));
+            }
             region
                 .page(u)
                 .link
