@@ -721,6 +721,9 @@ fn corrupt_sessions_never_crash_or_hang() {
         }
         let p = dir.path().join(format!("ringtrace-0-fuzz{seed}"));
         write_0600(&p, &bytes);
+        if let Ok(keep) = std::env::var("SESSION_FUZZ_KEEP") {
+            let _ = std::fs::copy(&p, Path::new(&keep).join(format!("seed{seed}")));
+        }
         let ps = p.to_str().unwrap();
         let out = dir.path().join("x.dat");
         let mut runs = vec![vec!["show", ps], vec!["stat", ps]];
