@@ -13,6 +13,19 @@
 //!                 stat, list                 (counters only)
 //! ```
 //!
+//! `show` and `snapshot` never wait on the live session: they copy the file
+//! and read the copy, after clearing its reader lock and `busy` words (a
+//! scribbled or dead holder's word would otherwise cost the 10 s takeover
+//! per ring), repairing in-flight writes and checking each ring's page
+//! structure (`check_quiet_ring`): a damaged ring is reported and not
+//! read. `stat` reads counters only. Every loop over shared data is
+//! bounded by the validated geometry, not by what the memory says.
+//!
+//! `record` waits, after the program exits, only for writer processes it
+//! started (their start time matches and their parents lead back to it:
+//! it is the subreaper of the program's orphans), and at most
+//! `--wait-children` seconds.
+//!
 //! Post-mortem: when no writer process of the session runs any more and at
 //! least one died without detaching (SIGKILL, a crash), the reader says so
 //! and repairs each ring with `recover_dead_writer`: a write that was in

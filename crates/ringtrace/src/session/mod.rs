@@ -45,6 +45,28 @@
 //! (`kill(pid, 0)` gives ESRCH) or now belongs to a process with another
 //! start time.
 //!
+//! # Leases of dead processes
+//!
+//! A lease slot's word names its leaseholder (process-table entry + 1) and
+//! a lease generation (see `tracer.rs`). A process that dies holding
+//! leases (killed, `_exit`, a crash) hands nothing back; a writer that
+//! finds no free context takes such slots back (`reclaim_dead_slots`):
+//!
+//! ```text
+//! LEASED(owner e, gen g) --owner gone (pid, start time, zombie)-->
+//!     cmpxchg -> RECLAIMING(e, g)        (fails if leased again since)
+//!     recover_dead_writer(ring)          (in-flight write: a counted drop)
+//!     store EXITED(e, g)                 (committed events stay readable)
+//! EXITED --drained by a reader--> leased again (gen g + 1)
+//! ```
+//!
+//! A process-table entry whose process is gone and that no `LEASED` or
+//! `RECLAIMING` slot names is taken over by the next process to register,
+//! so a session outlives any number of short-lived writer processes.
+//! Printk format ids come from a counter in the header once a process
+//! writes into a session, so a parent and the children it forks never
+//! give one id to two formats.
+//!
 //! # Trust
 //!
 //! The header is checked on open (magic, version, sizes, owner uid, file
