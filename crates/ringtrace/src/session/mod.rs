@@ -1603,6 +1603,64 @@ mod tests {
     }
 
     #[test]
+    fn slots_of_gone_processes_are_reclaimed_and_their_entries_taken_over() {
+        use crate::tracer::{slot_owner, slot_state, EXITED, LEASED};
+        let d = tempfile::tempdir().unwrap();
+        let s = Session::create(&SessionConfig {
+            contexts: 3,
+            ..cfg(d.path())
+        })
+        .unwrap();
+        let mut kid = std::process::Command::new("true").spawn().unwrap();
+        let dead = kid.id();
+        kid.wait().unwrap();
+        let me = std::process::id();
+        // Every entry names a process: entry 0 ours (alive), the rest the
+        // dead one.
+        for (i, e) in s.map.procs().iter().enumerate() {
+            let (pid, start) = if i == 0 {
+                (me, process_start_time(me).unwrap())
+            } else {
+                (dead, 0)
+            };
+            e.pid.store(pid, Ordering::Relaxed);
+            e.start_time.store(start, Ordering::Relaxed);
+            e.state.store(PROC_RUNNING, Ordering::Release);
+        }
+        // Slot 0 leased by us (entry 0), slots 1 and 2 by the dead one
+        // (entries 1 and 2); generation 5.
+        let word = |owner: u32| (5 << 13) | (owner << 2) | LEASED;
+        let slots = s.map.slot_states();
+        slots[0].store(word(1), Ordering::Relaxed);
+        slots[1].store(word(2), Ordering::Relaxed);
+        slots[2].store(word(3), Ordering::Relaxed);
+        // Our own entry is found again; with it renamed (to pid 1, alive
+        // and not us), a new entry is needed and, the table being full,
+        // taken over from a gone process: not entry 1 or 2, whose slots
+        // are still leased.
+        assert_eq!(register_process(&s.map), Some(0), "our own entry");
+        s.map.procs()[0].pid.store(1, Ordering::Relaxed);
+        let taken = register_process(&s.map).unwrap();
+        assert_eq!(taken, 3, "entries 1 and 2 hold slots");
+        // Reclaim: the dead process's two slots, not ours.
+        s.map.procs()[0].pid.store(me, Ordering::Relaxed);
+        assert_eq!(reclaim_dead_slots(&s.map, &s.ring), 2);
+        assert_eq!(slot_state(slots[0].load(Ordering::Relaxed)), LEASED);
+        for sl in &slots[1..] {
+            let v = sl.load(Ordering::Relaxed);
+            assert_eq!(slot_state(v), EXITED);
+            assert!(slot_owner(v) == 2 || slot_owner(v) == 3);
+        }
+        assert_eq!(s.reclaimed(), (2, 0));
+        // Nothing left to reclaim; entries 1 and 2 can be taken over now.
+        assert_eq!(reclaim_dead_slots(&s.map, &s.ring), 0);
+        // (Entries 0 and 3 made to name a live process that is not us.)
+        s.map.procs()[0].pid.store(1, Ordering::Relaxed);
+        s.map.procs()[taken].pid.store(1, Ordering::Relaxed);
+        assert_eq!(register_process(&s.map), Some(1));
+    }
+
+    #[test]
     fn bad_headers_are_refused_with_a_reason() {
         let d = tempfile::tempdir().unwrap();
         let s = Session::create(&cfg(d.path())).unwrap();
