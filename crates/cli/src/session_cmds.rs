@@ -13,6 +13,19 @@
 //!                 stat, list                 (counters only)
 //! ```
 //!
+//! `show` and `snapshot` never wait on the live session: they copy the file
+//! and read the copy, after clearing its reader lock and `busy` words (a
+//! scribbled or dead holder's word would otherwise cost the 10 s takeover
+//! per ring), repairing in-flight writes and checking each ring's page
+//! structure (`check_quiet_ring`): a damaged ring is reported and not
+//! read. `stat` reads counters only. Every loop over shared data is
+//! bounded by the validated geometry, not by what the memory says.
+//!
+//! `record` waits, after the program exits, only for writer processes it
+//! started (their start time matches and their parents lead back to it:
+//! it is the subreaper of the program's orphans), and at most
+//! `--wait-children` seconds.
+//!
 //! Post-mortem: when no writer process of the session runs any more and at
 //! least one died without detaching (SIGKILL, a crash), the reader says so
 //! and repairs each ring with `recover_dead_writer`: a write that was in
@@ -131,6 +144,11 @@ pub struct RecordArgs {
     /// Keep the session file after the program ends (always kept without -o).
     #[arg(long)]
     pub keep: bool,
+    /// After the program exits, wait at most SECS for the processes it
+    /// forked that still write into the session (only processes this
+    /// `record` started, directly or not, are waited for).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub wait_children: u64,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,
@@ -319,6 +337,19 @@ fn copy_of(arg: &str) -> Result<(tempfile::NamedTempFile, Opened, String)> {
         // SAFETY: the copy is private to this process and nothing writes
         // it: a reservation in flight in the copy has no live writer.
         let _ = unsafe { buf.recover_dead_writer(r) };
+        // A ring whose pages do not form a ring (scribbled memory) is not
+        // read: a consumer would retry on it as if a writer were moving
+        // its head (the copy has none), once per event of the other rings.
+        if let Err(e) = buf.check_quiet_ring(r) {
+            // SAFETY: the copy is private: nobody else reads or writes it.
+            let _ = unsafe { buf.mute_ring(r) };
+            let events = buf.stats(r).map(|s| s.entries).unwrap_or(0);
+            eprintln!(
+                "ringtrace: session {}: context {r} is damaged, not read ({e}; \
+                 about {events} event(s) in it)",
+                path.display()
+            );
+        }
     }
     // Errors name the original.
     Ok((
@@ -470,6 +501,13 @@ fn record_in(a: &RecordArgs, session: Session, format: Option<Format>, path: &Pa
     install(libc::SIGINT, on_stop);
     install(libc::SIGTERM, on_stop);
     install(libc::SIGUSR1, on_dump);
+    // Orphaned descendants of the program are re-parented to us (not to
+    // init): they stay recognisably ours, and we reap them.
+    // SAFETY: prctl with an integer argument; no memory is passed.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+    let me = std::process::id();
     let mut child = Command::new(&a.command[0])
         .args(&a.command[1..])
         .env(SESSION_ENV, path)
@@ -519,9 +557,40 @@ fn record_in(a: &RecordArgs, session: Session, format: Option<Format>, path: &Pa
         std::thread::sleep(Duration::from_millis(if live { 2 } else { 20 }));
     };
     // Forked children of the program may still write: wait for them (until
-    // interrupted).
+    // interrupted, or `--wait-children`). Only for processes we started:
+    // a process-table entry naming another live process (scribbled memory,
+    // or an unrelated program that attached) is not waited for.
     let mut warned = false;
-    while o.state().0 == SessionState::Alive && !STOP.load(Ordering::Relaxed) {
+    let mut ignored: Vec<u32> = Vec::new();
+    let give_up = Instant::now() + Duration::from_secs(a.wait_children);
+    loop {
+        reap_orphans();
+        let (_, procs) = o.state();
+        let mut ours = 0;
+        for p in procs.iter().filter(|p| p.state == ProcState::Running) {
+            if started_by(me, p) {
+                ours += 1;
+            } else if !ignored.contains(&p.pid) && ignored.len() < 64 {
+                ignored.push(p.pid);
+                eprintln!(
+                    "ringtrace: session {}: writer process {} was not started by this record: \
+                     not waited for",
+                    path.display(),
+                    p.pid
+                );
+            }
+        }
+        if ours == 0 || STOP.load(Ordering::Relaxed) {
+            break;
+        }
+        if Instant::now() >= give_up {
+            eprintln!(
+                "ringtrace: {ours} writer process(es) still running after --wait-children {}s: \
+                 reading what they wrote so far",
+                a.wait_children
+            );
+            break;
+        }
         if !warned {
             eprintln!("ringtrace: the program exited; waiting for its other writer processes (Ctrl-C stops)");
             warned = true;
@@ -561,6 +630,53 @@ fn record_in(a: &RecordArgs, session: Session, format: Option<Format>, path: &Pa
     };
     summary(&o, &stats, out);
     Ok(())
+}
+
+/// Reaps our exited children (descendants of the program re-parented to
+/// us), without blocking; bounded.
+fn reap_orphans() {
+    for _ in 0..1024 {
+        let mut st = 0;
+        // SAFETY: waitpid with WNOHANG on any child; `st` is a valid int.
+        let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+        if pid <= 0 {
+            break;
+        }
+    }
+}
+
+/// Parent pid and start time of `pid` from `/proc/PID/stat`.
+fn parent_and_start(pid: u32) -> Option<(u32, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((f.get(1)?.parse().ok()?, f.get(19)?.parse().ok()?))
+}
+
+/// Whether writer process `p` was started by this process `me` (directly
+/// or not): its start time is the one it registered (a known, non-zero
+/// one: not a later process reusing the pid), and its parents lead to us
+/// within a bounded walk (we are the subreaper of the program's orphans).
+fn started_by(me: u32, p: &ProcInfo) -> bool {
+    let Some((mut parent, start)) = parent_and_start(p.pid) else {
+        return false;
+    };
+    if p.start_time == 0 || start != p.start_time {
+        return false;
+    }
+    for _ in 0..64 {
+        if parent == me {
+            return true;
+        }
+        if parent <= 1 {
+            return false;
+        }
+        match parent_and_start(parent) {
+            Some((pp, _)) => parent = pp,
+            None => return false,
+        }
+    }
+    false
 }
 
 fn human(bytes: u64) -> String {
@@ -698,6 +814,10 @@ pub fn pipe(a: SessionArg) -> Result<()> {
     Ok(())
 }
 
+/// Read errors (damaged pages, each skipped) `show` reports before it
+/// stops reading.
+const MAX_READ_ERRORS: u32 = 64;
+
 /// `ringtrace show`.
 pub fn show(session: &str) -> Result<()> {
     let (_tmp, o, state) = copy_of(session)?;
@@ -712,6 +832,7 @@ pub fn show(session: &str) -> Result<()> {
     let _ = write!(out, "{}", o.tracer.header_text(Default::default()));
     let mut pipe = o.tracer.pipe();
     let mut n = 0u64;
+    let mut errors = 0u32;
     while n < cap {
         match pipe.next_line() {
             Ok(Some(l)) => {
@@ -725,11 +846,17 @@ pub fn show(session: &str) -> Result<()> {
             }
             Ok(None) => break,
             Err(e) => {
-                eprintln!(
-                    "ringtrace: session {}: reading stopped: {e}",
-                    o.path.display()
-                );
-                break;
+                // The reader skips the damaged page and counts it: go on,
+                // a bounded number of times (a damaged ring may fail again).
+                errors += 1;
+                eprintln!("ringtrace: session {}: {e}", o.path.display());
+                if errors >= MAX_READ_ERRORS {
+                    eprintln!(
+                        "ringtrace: session {}: reading stopped after {errors} errors",
+                        o.path.display()
+                    );
+                    break;
+                }
             }
         }
     }
@@ -765,6 +892,13 @@ pub fn stat(session: &str) -> Result<()> {
     );
     for p in &procs {
         let _ = writeln!(out, "process {}: {:?}", p.pid, p.state);
+    }
+    if let Some((slots, lost)) = o.tracer.session_reclaimed().filter(|r| r.0 > 0) {
+        let _ = writeln!(
+            out,
+            "contexts reclaimed from dead writer processes: {slots} ({lost} event(s) they were \
+             writing counted as dropped)"
+        );
     }
     let imp = o.tracer.import_session_tables();
     if o.table_full > 0 || imp.malformed > 0 {

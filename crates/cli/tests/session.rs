@@ -99,6 +99,15 @@ fn prog(args: &[String]) {
             for i in 0..100u32 {
                 ringtrace::trace!("%s %u", who, i);
             }
+            // Call sites first used after the fork, one in each process:
+            // their printk ids come from the session, so they differ.
+            for i in 0..10u32 {
+                if pid == 0 {
+                    ringtrace::trace!("solo-c %u", i);
+                } else {
+                    ringtrace::trace!("solo-p %u", i);
+                }
+            }
             if pid == 0 {
                 std::process::exit(0);
             }
@@ -106,6 +115,91 @@ fn prog(args: &[String]) {
             // SAFETY: waits for our own child.
             unsafe { libc::waitpid(pid, &mut st, 0) };
             println!("parent {} child {pid}", std::process::id());
+        }
+        Some("forkmany") => {
+            // Many short-lived children, one after another, more than the
+            // session's contexts: each leases a context (waiting until one
+            // is free), writes, and exits; the even ones with `_exit`, as a
+            // killed process would (no lease handed back, no detach).
+            let kids: u32 = args[1].parse().unwrap();
+            let per: u32 = args[2].parse().unwrap();
+            ringtrace::trace_marker("forkmany start");
+            let mut failed = 0;
+            for k in 0..kids {
+                // SAFETY: single-threaded; the child records and exits.
+                let pid = unsafe { libc::fork() };
+                assert!(pid >= 0);
+                if pid == 0 {
+                    let start = Instant::now();
+                    for i in 0..per {
+                        while ringtrace::context::record_global(&ringtrace::bprintk!(
+                            "kid %u %u",
+                            k,
+                            i
+                        ))
+                        .is_err()
+                        {
+                            if start.elapsed() > Duration::from_secs(30) {
+                                // SAFETY: ends the child without unwinding
+                                // into the parent's code.
+                                unsafe { libc::_exit(3) };
+                            }
+                            std::thread::sleep(Duration::from_millis(2));
+                        }
+                    }
+                    if k % 2 == 0 {
+                        // SAFETY: as a crash would: no exit handlers.
+                        unsafe { libc::_exit(0) };
+                    }
+                    std::process::exit(0);
+                }
+                let mut st = 0;
+                // SAFETY: waits for our own child.
+                unsafe { libc::waitpid(pid, &mut st, 0) };
+                if !libc::WIFEXITED(st) || libc::WEXITSTATUS(st) != 0 {
+                    failed += 1;
+                }
+            }
+            println!("children failed: {failed}");
+        }
+        Some("orphan") => {
+            // The program exits at once; the child it forked writes later
+            // (when the test says so) and must still be waited for.
+            ringtrace::trace_marker("orphan-parent");
+            let mut fds = [0; 2];
+            // SAFETY: `fds` has room for the two descriptors.
+            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+            // SAFETY: single-threaded; the child records and exits.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0);
+            if pid != 0 {
+                // Exit once the child is a writer of the session (its first
+                // event registered it).
+                let mut b = [0u8; 1];
+                // SAFETY: reads one byte into `b`.
+                unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
+                std::process::exit(0);
+            }
+            ringtrace::trace_marker("orphan-child");
+            // SAFETY: writes one byte from a valid buffer.
+            unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) };
+            let go = Path::new(&args[1]);
+            let start = Instant::now();
+            while !go.exists() && start.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            for i in 0..10u32 {
+                ringtrace::trace!("orphan %u", i);
+            }
+            std::process::exit(0);
+        }
+        Some("register") => {
+            // An unrelated process that registers in a session's process
+            // table (as scribbled memory could make it name any live pid).
+            let s = ringtrace::session::Session::open(Path::new(&args[1])).unwrap();
+            assert!(s.register_process());
+            println!("registered");
+            std::thread::sleep(Duration::from_secs(args[2].parse().unwrap()));
         }
         Some("slow") => {
             let n: u32 = args[1].parse().unwrap();
@@ -438,7 +532,128 @@ fn fork_attributes_events_to_each_process() {
         n[who] += 1;
     }
     assert_eq!(n, [100, 100], "{rep}");
-    println!("  parent {parent} and child {child}: 100 events each");
+    // Sites first used after the fork in each process: distinct ids, each
+    // formatted with its own text, never "ambiguous".
+    assert!(!rep.contains("ambiguous"), "{rep}");
+    for (tag, pid) in [("solo-c ", child), ("solo-p ", parent)] {
+        let lines: Vec<&str> = rep.lines().filter(|l| l.contains(tag)).collect();
+        assert_eq!(lines.len(), 10, "{tag}: {rep}");
+        assert!(
+            lines.iter().all(|l| l.contains(&format!("-{pid} "))),
+            "{rep}"
+        );
+    }
+    println!("  parent {parent} and child {child}: 100 events each, printk ids apart");
+}
+
+/// A program forks 80 short-lived children one after another into a
+/// session of 4 contexts; half of them end with `_exit` (no lease handed
+/// back, no detach: as if killed). The contexts of the dead ones are
+/// reclaimed and reused: every child gets one, and every event of every
+/// child is in the trace, none lost.
+fn forked_children_reuse_dead_contexts() {
+    let d = tempfile::tempdir().unwrap();
+    let dat = d.path().join("k.dat");
+    let me = me();
+    let (kids, per) = (80u64, 20u64);
+    let o = ok(&[
+        "record",
+        "--contexts",
+        "4",
+        "-b",
+        "16",
+        "--keep",
+        "-o",
+        dat.to_str().unwrap(),
+        "--",
+        me.to_str().unwrap(),
+        "prog",
+        "forkmany",
+        &kids.to_string(),
+        &per.to_string(),
+    ]);
+    let stdout = text(&o.stdout);
+    let stderr = text(&o.stderr);
+    assert!(stdout.contains("children failed: 0"), "{stdout}\n{stderr}");
+    let (events, lost, ring_lost) = counts(&stderr);
+    assert_eq!((lost, ring_lost), (0, 0), "{stderr}");
+    let rep = text(&ok(&["report", "-i", dat.to_str().unwrap()]).stdout);
+    let kid_lines = rep.lines().filter(|l| l.contains(" kid ")).count() as u64;
+    assert_eq!(kid_lines, kids * per, "{stderr}");
+    assert_eq!(events, kids * per + 1, "{stderr}");
+    let (path, _) = session_of(&stderr);
+    let stat = text(&ok(&["stat", path.to_str().unwrap()]).stdout);
+    ok(&["remove", path.to_str().unwrap()]);
+    let reclaimed: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("contexts reclaimed from dead writer processes: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stat}"));
+    // 40 children died holding a context; all but the last few had to be
+    // taken back for the next children to get one.
+    assert!(reclaimed >= kids / 2 - 4, "{stat}");
+    println!(
+        "  {kids} children through 4 contexts: {kid_lines} events, {reclaimed} contexts reclaimed"
+    );
+}
+
+/// `record` waits for a process the program forked and left behind, but
+/// not for an unrelated live process that registered in the session's
+/// process table (as scribbled memory could make it name any pid).
+fn record_waits_only_for_its_own_processes() {
+    let d = tempfile::tempdir().unwrap();
+    let dat = d.path().join("o.dat");
+    let go = d.path().join("go");
+    let me = me();
+    let mut rec = Command::new(ringtrace_bin())
+        .args(["record", "-o", dat.to_str().unwrap(), "--"])
+        .arg(&me)
+        .args(["prog", "orphan", go.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(rec.stderr.take().unwrap());
+    let mut line = String::new();
+    let path = loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "record ended early");
+        if line.contains(" recording pid ") {
+            break session_of(&line).0;
+        }
+    };
+    let mut stranger = Command::new(&me)
+        .args(["prog", "register", path.to_str().unwrap(), "600"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(stranger.stdout.take().unwrap());
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "registered");
+    std::fs::write(&go, b"").unwrap();
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    let status = rec.wait().unwrap();
+    // The stranger still runs (it sleeps 600 s): record did not wait for it.
+    assert!(stranger.try_wait().unwrap().is_none());
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    assert!(status.success(), "{rest}");
+    assert!(
+        rest.contains(&format!(
+            "writer process {} was not started by this record",
+            stranger.id()
+        )),
+        "{rest}"
+    );
+    let rep = text(&ok(&["report", "-i", dat.to_str().unwrap()]).stdout);
+    let orphan = rep.lines().filter(|l| l.contains(" orphan ")).count();
+    assert_eq!(orphan, 10, "{rep}\n{rest}");
+    println!(
+        "  waited for the orphan (10 events), not for pid {}",
+        stranger.id()
+    );
 }
 
 /// Scribbles on session memory at random places (header, tables, ring
@@ -506,11 +721,17 @@ fn corrupt_sessions_never_crash_or_hang() {
         }
         let p = dir.path().join(format!("ringtrace-0-fuzz{seed}"));
         write_0600(&p, &bytes);
+        if let Ok(keep) = std::env::var("SESSION_FUZZ_KEEP") {
+            let _ = std::fs::copy(&p, Path::new(&keep).join(format!("seed{seed}")));
+        }
         let ps = p.to_str().unwrap();
         let out = dir.path().join("x.dat");
         let mut runs = vec![vec!["show", ps], vec!["stat", ps]];
         if seed % 8 == 0 {
             runs.push(vec!["extract", ps, "-o", out.to_str().unwrap()]);
+        }
+        if seed % 8 == 4 {
+            runs.push(vec!["clear", ps]);
         }
         for args in runs {
             if bounded(&args, &format!("seed {seed}")) {
@@ -522,10 +743,19 @@ fn corrupt_sessions_never_crash_or_hang() {
         std::fs::remove_file(&p).unwrap();
     }
     println!(
-        "  {seeds} seeds: {} runs read, {} refused with an error",
-        outcomes[0], outcomes[1]
+        "  {seeds} seeds: {} runs read, {} refused with an error; slowest show/stat {} ms, \
+         slowest of all {} ms",
+        outcomes[0],
+        outcomes[1],
+        SLOWEST_READ_MS.load(Ordering::Relaxed),
+        SLOWEST_MS.load(Ordering::Relaxed)
     );
 }
+
+/// The slowest run of [`bounded`] so far, in milliseconds: of the
+/// read-only commands (`show`, `stat`, `snapshot`), and of all.
+static SLOWEST_READ_MS: AtomicU64 = AtomicU64::new(0);
+static SLOWEST_MS: AtomicU64 = AtomicU64::new(0);
 
 /// Runs `ringtrace ARGS` with a timeout; panics if it hangs or crashes
 /// (a signal, or a panic message); returns whether it succeeded.
@@ -565,6 +795,14 @@ fn bounded(args: &[&str], what: &str) -> bool {
         }
         std::thread::sleep(Duration::from_millis(2));
     };
+    let took = start.elapsed();
+    SLOWEST_MS.fetch_max(took.as_millis() as u64, Ordering::Relaxed);
+    if matches!(args[0], "show" | "stat" | "snapshot") {
+        SLOWEST_READ_MS.fetch_max(took.as_millis() as u64, Ordering::Relaxed);
+    }
+    if took > Duration::from_secs(2) {
+        println!("  slow: {what}: ringtrace {args:?} took {took:?}");
+    }
     let err = reader.join().unwrap();
     assert!(
         status.code().is_some() && !err.contains("panicked"),
@@ -632,7 +870,13 @@ fn corrupt_live_session_never_crashes_readers() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos() as u64;
-    println!("  live fuzz seed {x:#x}");
+    if let Some(seed) = std::env::var("SESSION_LIVE_FUZZ_SEED")
+        .ok()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+    {
+        x = seed;
+    }
+    println!("  live fuzz seed {x:#x} (SESSION_LIVE_FUZZ_SEED repeats it)");
     let mut rnd = move || {
         x ^= x << 13;
         x ^= x >> 7;
@@ -660,6 +904,9 @@ fn corrupt_live_session_never_crashes_readers() {
             };
         }
         let p = path.to_str().unwrap();
+        if let Ok(keep) = std::env::var("SESSION_FUZZ_KEEP") {
+            let _ = std::fs::copy(&path, Path::new(&keep).join(format!("round{round}")));
+        }
         for args in [
             vec!["show", p],
             vec!["stat", p],
@@ -688,8 +935,10 @@ fn corrupt_live_session_never_crashes_readers() {
     drop(err);
     let _ = std::fs::remove_file(&path);
     println!(
-        "  {rounds} rounds on a live session: {ok_runs} of {} runs read, the rest refused",
-        3 * rounds
+        "  {rounds} rounds on a live session: {ok_runs} of {} runs read, the rest refused; \
+         slowest show/stat/snapshot so far {} ms",
+        3 * rounds,
+        SLOWEST_READ_MS.load(Ordering::Relaxed)
     );
 }
 
@@ -909,6 +1158,14 @@ fn main() {
         (
             "fork_attributes_events_to_each_process",
             fork_attributes_events_to_each_process,
+        ),
+        (
+            "forked_children_reuse_dead_contexts",
+            forked_children_reuse_dead_contexts,
+        ),
+        (
+            "record_waits_only_for_its_own_processes",
+            record_waits_only_for_its_own_processes,
         ),
         (
             "flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1",

@@ -132,6 +132,9 @@ fn ring_list(buf: &RingBuffer, ring: u32) -> Result<(Vec<u32>, u64), ControlErro
         p = link_page(l);
     }
     let (head, tag) = head.ok_or_else(|| corrupt("no page carries the HEAD flag"))?;
+    if !g.owns(ring, head) {
+        return Err(corrupt("page link out of range"));
+    }
     let mut list = vec![head];
     let mut p = head;
     for _ in 0..=g.slots_per_ring {
@@ -167,10 +170,17 @@ fn link_circle(region: &Region, list: &[u32], tag: u64) {
     }
 }
 
-/// Takes a slot off the ring's free list (under `busy`).
-pub(crate) fn pop_free(meta: &RingMeta, region: &Region) -> Option<u32> {
+/// Takes a slot off ring `ring`'s free list (under `busy`). A list head
+/// that is not one of the ring's slots (shared memory scribbled on) is
+/// counted as a corruption and the list forgotten: never followed.
+pub(crate) fn pop_free(meta: &RingMeta, region: &Region, ring: u32) -> Option<u32> {
     let head = meta.ctl.free_head.load(Relaxed);
     if head == NO_SLOT {
+        return None;
+    }
+    if !region.geometry().owns(ring, head) {
+        meta.slow.corruptions.fetch_add(1, Relaxed);
+        meta.ctl.free_head.store(NO_SLOT, Relaxed);
         return None;
     }
     let next = link_page(region.page(head).link.load(Relaxed));
@@ -310,6 +320,14 @@ impl RingBuffer {
         // Close the commit page into the writer-side totals: its events are
         // committed (nothing is in flight).
         let cp = meta.w.commit_page.load(Relaxed);
+        let g = region.geometry();
+        if !g.owns(ring, cp) || !g.owns(ring, meta.r.reader_page.load(Relaxed)) {
+            meta.slow.corruptions.fetch_add(1, Relaxed);
+            return Err(ControlError::Corrupt {
+                ring: ring as usize,
+                what: "commit or reader page out of range",
+            });
+        }
         let cpm = region.page(cp);
         let entries = write_entries(cpm.write.load(Relaxed));
         let bytes = u64::from(cpm.commit.load(Relaxed));
@@ -408,7 +426,7 @@ impl RingBuffer {
         if pages > m {
             let mut added = Vec::with_capacity(pages - m);
             for _ in m..pages {
-                match pop_free(meta, region) {
+                match pop_free(meta, region, ring) {
                     Some(s) => added.push(s),
                     None => {
                         for s in added {
@@ -487,10 +505,13 @@ impl RingBuffer {
             if t.is_none() {
                 // The tail is on the reader's page, which links to the head.
                 let rp = meta.r.reader_page.load(Relaxed);
-                region
-                    .page(rp)
-                    .link
-                    .store(link(kept[0], 0, NORMAL), Relaxed);
+                // Checked: shared memory may have been scribbled on.
+                if region.geometry().owns(ring, rp) {
+                    region
+                        .page(rp)
+                        .link
+                        .store(link(kept[0], 0, NORMAL), Relaxed);
+                }
             }
         }
         meta.ctl.ring_pages.store(pages as u32, Relaxed);
@@ -696,6 +717,9 @@ impl RingBuffer {
         if let Some(u) = updating {
             let l = region.page(u).link.load(Relaxed);
             let target = link_page(l);
+            if !g.owns(r, target) {
+                return Err(corrupt("page link out of range"));
+            }
             region
                 .page(u)
                 .link
@@ -714,6 +738,95 @@ impl RingBuffer {
         meta.w.committing.store(0, Release);
         meta.w.owner.store(0, Release);
         Ok(lost)
+    }
+}
+
+impl RingBuffer {
+    /// Checks the page structure of ring `ring` that nobody writes or reads
+    /// (a private copy of a shared buffer, a dead session): the pages
+    /// linked from the head close a ring of the ring's own slots, exactly
+    /// one link carries HEAD and none UPDATE, every page's `prev` names the
+    /// page before it, the reader page is outside the ring, and the commit
+    /// and tail pages are in it (or the reader page). On success the head
+    /// hint is set to the head page. A ring that passes is read by a
+    /// [`crate::Consumer`] without the retries a live writer could cause;
+    /// one that fails should not be read (see [`RingBuffer::mute_ring`]).
+    ///
+    /// Bounded: at most two walks of the ring's slots.
+    #[cfg(not(loom))]
+    pub fn check_quiet_ring(&self, ring: usize) -> Result<(), ControlError> {
+        let r = self.check(ring)?;
+        let region = self.region();
+        let g = *region.geometry();
+        let meta = region.ring(r);
+        let corrupt = |what| {
+            meta.slow.corruptions.fetch_add(1, Relaxed);
+            ControlError::Corrupt { ring, what }
+        };
+        let (list, _) = ring_list(self, r)?;
+        let mut heads = 0;
+        for (i, &p) in list.iter().enumerate() {
+            let l = region.page(p).link.load(Relaxed);
+            match link_flag(l) {
+                HEAD => heads += 1,
+                NORMAL => {}
+                _ => return Err(corrupt("a link carries UPDATE or a bad flag")),
+            }
+            let next = list[(i + 1) % list.len()];
+            if region.page(next).prev.load(Relaxed) != p {
+                return Err(corrupt("a page's prev does not name the page before it"));
+            }
+        }
+        if heads != 1 || list.len() < 2 {
+            return Err(corrupt("not exactly one HEAD link"));
+        }
+        let rp = meta.r.reader_page.load(Relaxed);
+        if !g.owns(r, rp) || list.contains(&rp) {
+            return Err(corrupt("reader page out of range or inside the ring"));
+        }
+        for (what, p) in [
+            ("commit page", meta.w.commit_page.load(Relaxed)),
+            ("tail page", meta.w.tail_page.load(Relaxed)),
+        ] {
+            if p != rp && !list.contains(&p) {
+                return Err(corrupt(if what == "commit page" {
+                    "commit page outside the ring"
+                } else {
+                    "tail page outside the ring"
+                }));
+            }
+        }
+        meta.r.head_page.store(list[0], Relaxed);
+        Ok(())
+    }
+
+    /// Makes ring `ring` read as empty (a consumer, a page read and an
+    /// iterator all find nothing), keeping its pages and counters: for a
+    /// ring that failed [`RingBuffer::check_quiet_ring`] in a private copy.
+    ///
+    /// # Safety
+    /// Nobody else writes or reads the ring (a private copy of a shared
+    /// buffer): its reader and commit positions are rewritten.
+    #[cfg(not(loom))]
+    pub unsafe fn mute_ring(&self, ring: usize) -> Result<(), ControlError> {
+        let r = self.check(ring)?;
+        let region = self.region();
+        let g = *region.geometry();
+        let meta = region.ring(r);
+        let mut rp = meta.r.reader_page.load(Relaxed);
+        if !g.owns(r, rp) {
+            rp = g.page_index(r, 0);
+            meta.r.reader_page.store(rp, Relaxed);
+        }
+        let cap = crate::format::data_capacity(g.page_size as usize) as u32;
+        let commit = region.page(rp).commit.load(Relaxed).min(cap);
+        region.page(rp).commit.store(commit, Relaxed);
+        meta.r.read_offset.store(commit, Relaxed);
+        meta.w.commit_page.store(rp, Relaxed);
+        meta.w.tail_page.store(rp, Relaxed);
+        meta.w.committing.store(0, Relaxed);
+        meta.r.head_page.store(rp, Relaxed);
+        Ok(())
     }
 }
 

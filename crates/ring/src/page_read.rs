@@ -78,7 +78,7 @@ impl RingBuffer {
         let meta = region.ring(r);
         let slot = {
             let _busy = Busy::take(meta);
-            let slot = pop_free(meta, region);
+            let slot = pop_free(meta, region, r);
             if slot.is_some() {
                 meta.ctl.lent.fetch_add(1, Relaxed);
             }
@@ -199,7 +199,9 @@ impl Consumer<'_> {
             }
             let pm = region.page(rp);
             let known = r.lost_known.load(Relaxed);
-            let lost = known - r.lost_reported.load(Relaxed);
+            // Saturating: the counters may have been scribbled on (shared
+            // memory); a reader must not panic or wrap on them.
+            let lost = known.saturating_sub(r.lost_reported.load(Relaxed));
             let real_end = pm.real_end.load(Relaxed) as usize;
             let data_end = if complete && real_end != 0 && real_end <= commit {
                 real_end

@@ -566,6 +566,11 @@ impl<'t> Drain<'t> {
         let max_pages = self.tracer.ring_buffer().config().max_pages() as u64;
         let mut moved = 0;
         for (i, c) in self.consumers.iter_mut().enumerate() {
+            // A ring whose writer is gone (lease handed back, or taken back
+            // from a dead process) gets no more events: take its partial
+            // page too, so that it drains and its context can be leased
+            // again (a session with many short-lived writer processes).
+            let full = full && !self.tracer.inner.ring_handed_back(i);
             moved += pull_pages(
                 i,
                 c,

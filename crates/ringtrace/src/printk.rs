@@ -658,6 +658,41 @@ static SITES: [AtomicPtr<Site>; MAX_SITES] =
 /// Next id to hand out; ids start at 1 (0 means "unassigned").
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
+/// The id counter of the session this process writes into, if any (set by
+/// [`share_ids`]): ids are then taken from it, so that the processes of a
+/// session (a parent and the children it forks after attaching) never
+/// hand out one id for two formats. Points into a session mapping that is
+/// kept for the rest of the process.
+static SHARED_NEXT_ID: AtomicPtr<AtomicU32> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Makes this process take printk ids from `map`'s shared counter from now
+/// on (ids it already handed out stay below it). The mapping is kept for
+/// the rest of the process.
+pub(crate) fn share_ids(map: &std::sync::Arc<crate::session::SessionMap>) {
+    let keep: &'static crate::session::SessionMap = Box::leak(Box::new(map.clone()));
+    let counter = keep.printk_next_id();
+    // Relaxed: ids order nothing; the table append publishes each site.
+    counter.fetch_max(NEXT_ID.load(Ordering::Relaxed), Ordering::Relaxed);
+    // Release: pairs with the Acquire load in `register`.
+    SHARED_NEXT_ID.store(
+        counter as *const AtomicU32 as *mut AtomicU32,
+        Ordering::Release,
+    );
+}
+
+/// Takes the next id from `counter` (ids 1 to `MAX_SITES - 1`).
+fn next_id(counter: &AtomicU32) -> Result<u32, EncodeError> {
+    counter
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            if n >= 1 && (n as usize) < MAX_SITES {
+                Some(n + 1)
+            } else {
+                None
+            }
+        })
+        .map_err(|_| EncodeError::NoFormatId { max: MAX_SITES })
+}
+
 impl Site {
     /// A new, unregistered site. `kinds` must be `arg_kinds(fmt)`; the macro
     /// guarantees it.
@@ -755,16 +790,21 @@ impl Site {
 
     #[cold]
     fn register(&'static self) -> Result<u32, EncodeError> {
-        // Bounded: each failed CAS means another thread took an id.
-        let new = NEXT_ID
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                if (n as usize) < MAX_SITES {
-                    Some(n + 1)
-                } else {
-                    None
-                }
-            })
-            .map_err(|_| EncodeError::NoFormatId { max: MAX_SITES })?;
+        // Bounded: each failed CAS means another thread (or process) took
+        // an id.
+        // Acquire: pairs with the Release store in `share_ids`.
+        let shared = SHARED_NEXT_ID.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer was made by `share_ids` from a counter
+        // in a session mapping leaked there: valid for the whole process.
+        let new = match unsafe { shared.as_ref() } {
+            Some(counter) => {
+                let id = next_id(counter)?;
+                // `site_count` tells session links a site registered.
+                NEXT_ID.fetch_max(id + 1, Ordering::Relaxed);
+                id
+            }
+            None => next_id(&NEXT_ID)?,
+        };
         // Slot `new` is ours alone. Release: pairs with the Acquire load in
         // `site_by_id`; published before the id so a record never carries an
         // id whose slot is still empty.

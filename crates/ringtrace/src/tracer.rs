@@ -40,12 +40,61 @@ use crate::clock::Clock;
 use crate::event::{EventType, Registry, RegistryError};
 use crate::session::{Session, SessionLink, SlotArray};
 
+// A lease slot is one u32 word:
+//
+//   bits 0-1    state: FREE, LEASED, EXITED or RECLAIMING
+//   bits 2-12   owner: the session's process-table entry + 1 of the process
+//               that leased it (0: unknown, and always for an in-process
+//               tracer)
+//   bits 13-31  lease generation, bumped by every lease (wraps), so that a
+//               reclaimer's compare-and-swap fails on a slot leased again
+//               since it looked (ABA), even by a process that got the same
+//               process-table entry.
+
 /// Slot state: never leased.
 pub(crate) const FREE: u32 = 0;
 /// Slot state: a thread or handle writes this ring.
 pub(crate) const LEASED: u32 = 1;
 /// Slot state: the writer is gone; the ring is reused once drained.
 pub(crate) const EXITED: u32 = 2;
+/// Slot state: its leasing process died; a reader of the session repairs
+/// the ring (`recover_dead_writer`) and then marks it `EXITED`.
+pub(crate) const RECLAIMING: u32 = 3;
+/// The state bits of a slot word.
+pub(crate) const SLOT_STATE: u32 = 3;
+const SLOT_OWNER_SHIFT: u32 = 2;
+const SLOT_OWNER_MASK: u32 = 0x7ff;
+const SLOT_GEN_ONE: u32 = 1 << 13;
+
+/// The state of slot word `v`.
+#[inline]
+pub(crate) fn slot_state(v: u32) -> u32 {
+    v & SLOT_STATE
+}
+
+/// The owner (process-table entry + 1, 0 for none) of slot word `v`.
+#[inline]
+pub(crate) fn slot_owner(v: u32) -> usize {
+    ((v >> SLOT_OWNER_SHIFT) & SLOT_OWNER_MASK) as usize
+}
+
+/// Slot word `v` with state `state` (owner and generation kept).
+#[inline]
+pub(crate) fn slot_with_state(v: u32, state: u32) -> u32 {
+    (v & !SLOT_STATE) | state
+}
+
+/// The word that leases a slot whose word was `v` to `owner`: the next
+/// generation.
+#[inline]
+fn slot_leased(v: u32, owner: usize) -> u32 {
+    let gen =
+        (v & !((SLOT_OWNER_MASK << SLOT_OWNER_SHIFT) | SLOT_STATE)).wrapping_add(SLOT_GEN_ONE);
+    gen | ((owner as u32 & SLOT_OWNER_MASK) << SLOT_OWNER_SHIFT) | LEASED
+}
+
+/// Most process-table entries a slot word can name.
+pub(crate) const MAX_SLOT_OWNERS: usize = SLOT_OWNER_MASK as usize;
 
 /// The kernel's `TASK_COMM_LEN` minus the NUL: names are cut to 15 bytes.
 ///
@@ -344,12 +393,42 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// Leases a ring: a never-used one first, then a drained one of an
-    /// exited writer. Lock-free; `None` when all are taken.
+    /// exited writer; for a session tracer, when none is left, the slots of
+    /// processes that died holding them are reclaimed first (their rings
+    /// repaired, their committed events kept for the readers) and reused
+    /// once drained. Lock-free; `None` when all are taken.
     pub(crate) fn lease_ring(&self, tid: i32) -> Option<usize> {
+        let mut owner = self.session.as_ref().map_or(0, |l| l.owner());
+        if owner == 0 {
+            // The process table is full: free entries of gone processes
+            // by reclaiming their slots, then register again.
+            if let Some(l) = self.session.as_ref().filter(|l| l.writer) {
+                if l.reclaim_dead_slots(&self.buf) > 0 {
+                    owner = l.owner();
+                }
+            }
+        }
+        if let Some(i) = self.lease_free_or_drained(tid, owner) {
+            return Some(i);
+        }
+        let l = self.session.as_ref()?;
+        if l.reclaim_dead_slots(&self.buf) == 0 {
+            return None;
+        }
+        self.lease_free_or_drained(tid, owner)
+    }
+
+    fn lease_free_or_drained(&self, tid: i32, owner: usize) -> Option<usize> {
         for (i, s) in self.slots.iter().enumerate() {
-            if s.load(Ordering::Relaxed) == FREE
-                && s.compare_exchange(FREE, LEASED, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
+            let v = s.load(Ordering::Relaxed);
+            if slot_state(v) == FREE
+                && s.compare_exchange(
+                    v,
+                    slot_leased(v, owner),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
             {
                 self.slot_tid[i].store(tid as u32, Ordering::Relaxed);
                 self.leases.fetch_add(1, Ordering::Relaxed);
@@ -357,10 +436,16 @@ impl Inner {
             }
         }
         for (i, s) in self.slots.iter().enumerate() {
-            if s.load(Ordering::Relaxed) == EXITED
+            let v = s.load(Ordering::Relaxed);
+            if slot_state(v) == EXITED
                 && self.buf.stats(i).map(|st| st.entries == 0).unwrap_or(false)
-                && s.compare_exchange(EXITED, LEASED, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
+                && s.compare_exchange(
+                    v,
+                    slot_leased(v, owner),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
             {
                 self.slot_tid[i].store(tid as u32, Ordering::Relaxed);
                 self.leases.fetch_add(1, Ordering::Relaxed);
@@ -371,12 +456,30 @@ impl Inner {
         None
     }
 
+    /// Whether ring `ring`'s lease ended (its writer is gone: the ring gets
+    /// no more events until it is leased again, once drained).
+    pub(crate) fn ring_handed_back(&self, ring: usize) -> bool {
+        self.slots
+            .get(ring)
+            .is_some_and(|s| slot_state(s.load(Ordering::Relaxed)) == EXITED)
+    }
+
     /// Ends a lease: the ring stays readable and is reused once drained.
     pub(crate) fn release_ring(&self, ring: usize) {
         if let Some(s) = self.slots.get(ring) {
-            // Release: pairs with the AcqRel compare-and-swap in `lease_ring`:
-            // the next writer of this ring sees every write of this one.
-            s.store(EXITED, Ordering::Release);
+            let v = s.load(Ordering::Relaxed);
+            if slot_state(v) == LEASED {
+                // Release: pairs with the AcqRel compare-and-swap in
+                // `lease_ring`: the next writer of this ring sees every
+                // write of this one. (Only the leaseholder ends a lease; a
+                // reclaimer takes only the slots of dead processes.)
+                let _ = s.compare_exchange(
+                    v,
+                    slot_with_state(v, EXITED),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
+            }
         }
     }
 
@@ -646,7 +749,7 @@ impl Tracer {
         self.inner
             .slots
             .iter()
-            .filter(|s| s.load(Ordering::Relaxed) == LEASED)
+            .filter(|s| slot_state(s.load(Ordering::Relaxed)) == LEASED)
             .count()
     }
 
@@ -662,7 +765,7 @@ impl Tracer {
         self.inner
             .slots
             .iter()
-            .filter(|s| s.load(Ordering::Relaxed) != FREE)
+            .filter(|s| slot_state(s.load(Ordering::Relaxed)) != FREE)
             .count()
     }
 

@@ -32,6 +32,11 @@ pub(crate) struct SessionLink {
     types_pending: AtomicBool,
     /// Pid that registered in the process table (a forked child differs).
     pid: AtomicU32,
+    /// Its process-table entry + 1 (0: not registered: the table was full).
+    entry: AtomicU32,
+    /// When this process last scanned for slots of dead processes
+    /// (`reclaim_dead_slots`), in ms of the process's monotonic clock.
+    last_reclaim_ms: AtomicU64,
     /// Writer side (publishes and registers); else a reader (imports).
     pub(crate) writer: bool,
     /// The reader's table cursor.
@@ -63,10 +68,15 @@ impl SessionLink {
             sites_synced: AtomicU32::new(0),
             types_pending: AtomicBool::new(true),
             pid: AtomicU32::new(0),
+            entry: AtomicU32::new(0),
+            last_reclaim_ms: AtomicU64::new(0),
             writer,
             reader: Mutex::new(reader),
         };
         if writer {
+            // Printk ids come from the session from now on: unique across
+            // its processes (a parent and its forked children).
+            printk::share_ids(&link.map);
             link.check_process();
             link.sync_types();
             link.sync_sites();
@@ -78,9 +88,50 @@ impl SessionLink {
     /// it has not yet (first attach, or a forked child).
     pub(crate) fn check_process(&self) {
         let me = std::process::id();
-        if self.pid.load(Ordering::Relaxed) != me && super::register_process(&self.map) {
-            self.pid.store(me, Ordering::Relaxed);
+        if self.pid.load(Ordering::Relaxed) != me {
+            let entry = super::register_process(&self.map).map_or(0, |i| i + 1);
+            self.entry.store(entry as u32, Ordering::Relaxed);
+            if entry != 0 {
+                self.pid.store(me, Ordering::Relaxed);
+            }
         }
+    }
+
+    /// The calling process's process-table entry + 1, registering it if
+    /// needed (0: the table is full): the owner a lease records.
+    pub(crate) fn owner(&self) -> usize {
+        if !self.writer {
+            return 0;
+        }
+        self.check_process();
+        let e = self.entry.load(Ordering::Relaxed) as usize;
+        if e <= crate::tracer::MAX_SLOT_OWNERS {
+            e
+        } else {
+            0
+        }
+    }
+
+    /// Reclaims the lease slots of processes that died holding them (see
+    /// [`super::reclaim_dead_slots`]); at most one scan per 10 ms per
+    /// process (it reads `/proc` for each leaseholder).
+    pub(crate) fn reclaim_dead_slots(&self, buf: &ringtrace_ring::RingBuffer) -> usize {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let now = EPOCH
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
+            + 10;
+        let last = self.last_reclaim_ms.load(Ordering::Relaxed);
+        if now < last.saturating_add(10)
+            || self
+                .last_reclaim_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return 0;
+        }
+        super::reclaim_dead_slots(&self.map, buf)
     }
 
     /// After each record of a writer: publishes the type and any new

@@ -45,6 +45,28 @@
 //! (`kill(pid, 0)` gives ESRCH) or now belongs to a process with another
 //! start time.
 //!
+//! # Leases of dead processes
+//!
+//! A lease slot's word names its leaseholder (process-table entry + 1) and
+//! a lease generation (see `tracer.rs`). A process that dies holding
+//! leases (killed, `_exit`, a crash) hands nothing back; a writer that
+//! finds no free context takes such slots back (`reclaim_dead_slots`):
+//!
+//! ```text
+//! LEASED(owner e, gen g) --owner gone (pid, start time, zombie)-->
+//!     cmpxchg -> RECLAIMING(e, g)        (fails if leased again since)
+//!     recover_dead_writer(ring)          (in-flight write: a counted drop)
+//!     store EXITED(e, g)                 (committed events stay readable)
+//! EXITED --drained by a reader--> leased again (gen g + 1)
+//! ```
+//!
+//! A process-table entry whose process is gone and that no `LEASED` or
+//! `RECLAIMING` slot names is taken over by the next process to register,
+//! so a session outlives any number of short-lived writer processes.
+//! Printk format ids come from a counter in the header once a process
+//! writes into a session, so a parent and the children it forks never
+//! give one id to two formats.
+//!
 //! # Trust
 //!
 //! The header is checked on open (magic, version, sizes, owner uid, file
@@ -79,7 +101,7 @@ pub const SESSION_ENV: &str = "RINGTRACE_SESSION";
 /// First bytes of a session file.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RTSESS01");
 /// Layout version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Size of the header part.
 pub const HEADER_SIZE: usize = 4096;
 /// Entries of the process table.
@@ -99,6 +121,9 @@ const PROC_FREE: u32 = 0;
 pub(crate) const PROC_RUNNING: u32 = 1;
 /// Process-table state: the process detached cleanly.
 pub(crate) const PROC_EXITED: u32 = 2;
+/// Process-table state: a new process is taking over the entry of one that
+/// is gone (pid and start time being rewritten); readers skip it.
+const PROC_CLAIMING: u32 = 3;
 
 /// Why a session could not be created, opened or used. Each names the
 /// session file and the cause.
@@ -269,6 +294,16 @@ pub(crate) struct Header {
     table_full: AtomicU64,
     /// Program start (clock units) for a flight recorder's cut; unused: 0.
     flags: AtomicU64,
+    /// Next printk format id of the session's writer processes (starts at
+    /// 1; `fetch_update` by `printk`'s registration): ids are unique across
+    /// the processes, a forked child's and its parent's included.
+    printk_next_id: AtomicU32,
+    _pad: AtomicU32,
+    /// Lease slots taken back from processes that died holding them.
+    reclaimed_slots: AtomicU64,
+    /// Events in flight in those slots' rings when their writer died
+    /// (counted as dropped in the rings too).
+    reclaimed_lost: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -384,6 +419,11 @@ impl SessionMap {
         self.array(self.layout.index_offset, self.layout.index_capacity)
     }
 
+    /// The session's printk id counter.
+    pub(crate) fn printk_next_id(&self) -> &AtomicU32 {
+        &self.header().printk_next_id
+    }
+
     /// Base pointer of the table data area (`data_size` bytes).
     pub(crate) fn data_ptr(&self) -> *mut u8 {
         // SAFETY: data_offset + data_size <= mapping length (validated).
@@ -409,6 +449,10 @@ pub struct ProcInfo {
     pub pid: u32,
     /// Its state.
     pub state: ProcState,
+    /// Its start time as it registered (clock ticks since boot, from
+    /// `/proc/PID/stat`; 0 when unknown): tells it from a later process
+    /// that reuses the pid.
+    pub start_time: u64,
 }
 
 /// The state of a session as a whole.
@@ -442,6 +486,35 @@ pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     // comm may contain spaces and parentheses: fields follow the last ')'.
     let rest = &s[s.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether process `pid`, started at `start` (0: unknown), still runs: its
+/// `/proc` entry exists, has that start time, and is not a zombie whose
+/// threads are all gone (a dead child its parent has not waited for yet).
+pub(crate) fn process_alive(pid: u32, start: u64) -> bool {
+    if !pid_exists(pid) {
+        return false;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        // Exists (kill says so) but unreadable: assume alive.
+        return true;
+    };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return true;
+    };
+    let mut f = rest.split_whitespace();
+    let state = f.next().unwrap_or("R");
+    if start != 0 && f.nth(18).and_then(|s| s.parse::<u64>().ok()) != Some(start) {
+        return false;
+    }
+    if state == "Z" || state == "X" {
+        // A zombie leader may still have live threads: count them.
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| d.take(2).count())
+            .unwrap_or(0);
+        return threads > 1;
+    }
+    true
 }
 
 fn pid_exists(pid: u32) -> bool {
@@ -745,7 +818,17 @@ impl Session {
     /// Claims a process-table entry for the calling process (idempotent).
     /// Returns false when the table is full.
     pub fn register_process(&self) -> bool {
-        register_process(&self.map)
+        register_process(&self.map).is_some()
+    }
+
+    /// Lease slots taken back from processes that died holding them, and
+    /// the events those processes had in flight (counted as dropped).
+    pub fn reclaimed(&self) -> (u64, u64) {
+        let h = self.map.header();
+        (
+            h.reclaimed_slots.load(Ordering::Relaxed),
+            h.reclaimed_lost.load(Ordering::Relaxed),
+        )
     }
 
     /// Marks the calling process as detached cleanly.
@@ -783,27 +866,35 @@ impl Session {
 fn processes_of(map: &SessionMap) -> Vec<ProcInfo> {
     let mut v = Vec::new();
     for e in map.procs() {
+        // Acquire: pairs with the Release stores of `state` (`register_process`,
+        // `mark_exited`): pid and start time are those of that state.
+        let state = e.state.load(Ordering::Acquire);
         // Acquire: pairs with the AcqRel claim in `register_process`.
         let pid = e.pid.load(Ordering::Acquire);
-        if pid == 0 {
+        let start = e.start_time.load(Ordering::Relaxed);
+        if pid == 0 || state == PROC_FREE {
             continue;
         }
-        // Acquire: pairs with the Release stores of `state`.
-        let state = match e.state.load(Ordering::Acquire) {
+        // An entry being taken over (or changed while we read it): its
+        // new process is alive, whatever the fields read say.
+        if state == PROC_CLAIMING || e.state.load(Ordering::Acquire) != state {
+            v.push(ProcInfo {
+                pid,
+                state: ProcState::Running,
+                start_time: 0,
+            });
+            continue;
+        }
+        let st = match state {
             PROC_EXITED => ProcState::Exited,
-            PROC_FREE => continue,
-            _ => {
-                let start = e.start_time.load(Ordering::Relaxed);
-                let same = pid_exists(pid)
-                    && (start == 0 || process_start_time(pid).map_or(true, |s| s == start));
-                if same {
-                    ProcState::Running
-                } else {
-                    ProcState::Dead
-                }
-            }
+            _ if process_alive(pid, start) => ProcState::Running,
+            _ => ProcState::Dead,
         };
-        v.push(ProcInfo { pid, state });
+        v.push(ProcInfo {
+            pid,
+            state: st,
+            start_time: start,
+        });
     }
     v
 }
@@ -820,17 +911,44 @@ fn state_of(p: &[ProcInfo]) -> SessionState {
     }
 }
 
-pub(crate) fn register_process(map: &SessionMap) -> bool {
+/// Whether the process of entry `e` is gone (exited or died, by pid, start
+/// time and zombie state). An entry that is free or being taken over is
+/// not gone (nothing of it may be reclaimed).
+fn entry_gone(e: &ProcEntry) -> bool {
+    // Acquire: pairs with the Release stores of `state`.
+    let state = e.state.load(Ordering::Acquire);
+    if state != PROC_RUNNING && state != PROC_EXITED {
+        return false;
+    }
+    let pid = e.pid.load(Ordering::Acquire);
+    let start = e.start_time.load(Ordering::Relaxed);
+    if e.state.load(Ordering::Acquire) != state || pid == 0 {
+        return false;
+    }
+    !process_alive(pid, start)
+}
+
+/// Claims a process-table entry for the calling process (idempotent) and
+/// returns its index. A free entry first; when none is left, the entry of
+/// a process that is gone and holds no lease slot any more (none `LEASED`
+/// or `RECLAIMING` names it) is taken over, so that a session outlives any
+/// number of short-lived writer processes. `None` when the table is full.
+pub(crate) fn register_process(map: &SessionMap) -> Option<usize> {
     let me = std::process::id();
     let procs = map.procs();
-    if procs
-        .iter()
-        .any(|e| e.pid.load(Ordering::Acquire) == me && e.state.load(Ordering::Acquire) != 0)
-    {
-        return true;
-    }
     let start = process_start_time(me).unwrap_or(0);
-    for e in procs {
+    // Ours: this pid with this start time (an entry of an earlier process
+    // that had this pid is not).
+    if let Some(i) = procs.iter().position(|e| {
+        e.pid.load(Ordering::Acquire) == me
+            && matches!(e.state.load(Ordering::Acquire), PROC_RUNNING | PROC_EXITED)
+            && e.start_time.load(Ordering::Relaxed) == start
+    }) {
+        // Release: pairs with the Acquire loads of `state` by readers.
+        procs[i].state.store(PROC_RUNNING, Ordering::Release);
+        return Some(i);
+    }
+    for (i, e) in procs.iter().enumerate() {
         // AcqRel: claims the entry; pairs with the Acquire loads of readers
         // (who then read state and start time, stored below with Release).
         if e.pid.load(Ordering::Relaxed) == 0
@@ -842,20 +960,109 @@ pub(crate) fn register_process(map: &SessionMap) -> bool {
             // Release: pairs with the Acquire load of `state` in
             // `processes`: the start time is visible with the state.
             e.state.store(PROC_RUNNING, Ordering::Release);
-            return true;
+            return Some(i);
         }
     }
-    false
+    // Take over the entry of a process that is gone.
+    let slots = map.slot_states();
+    for (i, e) in procs.iter().enumerate() {
+        if i >= crate::tracer::MAX_SLOT_OWNERS || !entry_gone(e) {
+            continue;
+        }
+        let held = slots.iter().any(|s| {
+            let v = s.load(Ordering::Acquire);
+            crate::tracer::slot_owner(v) == i + 1
+                && matches!(
+                    crate::tracer::slot_state(v),
+                    crate::tracer::LEASED | crate::tracer::RECLAIMING
+                )
+        });
+        if held {
+            continue;
+        }
+        let old = e.state.load(Ordering::Acquire);
+        // AcqRel: one claimant wins the entry; readers skip it until the
+        // Release store of RUNNING below publishes pid and start time.
+        if matches!(old, PROC_RUNNING | PROC_EXITED)
+            && e.state
+                .compare_exchange(old, PROC_CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            e.pid.store(me, Ordering::Release);
+            e.start_time.store(start, Ordering::Relaxed);
+            // Release: pairs with the Acquire loads of `state` by readers.
+            e.state.store(PROC_RUNNING, Ordering::Release);
+            return Some(i);
+        }
+    }
+    None
 }
 
 pub(crate) fn mark_exited(map: &SessionMap) {
     let me = std::process::id();
     for e in map.procs() {
-        if e.pid.load(Ordering::Acquire) == me {
+        if e.pid.load(Ordering::Acquire) == me && e.state.load(Ordering::Acquire) == PROC_RUNNING {
             // Release: pairs with the Acquire load in `processes`.
             e.state.store(PROC_EXITED, Ordering::Release);
         }
     }
+}
+
+/// Takes back the lease slots whose leasing process is gone (exited or
+/// died without handing them back: killed, `_exit`, a crash) and returns
+/// how many. Each such ring is repaired first (`recover_dead_writer`: a
+/// write the process had in flight becomes a counted drop); its committed
+/// events stay for the readers, and the slot is leased again only once
+/// they are drained (`EXITED`). Called by writers that find no free
+/// context.
+///
+/// Safe against a live leaseholder: a slot is taken only when the process
+/// its word names is gone (pid, start time, zombie state), by a
+/// compare-and-swap on the very word that was checked (its lease
+/// generation changes on every lease), so a slot leased again meanwhile is
+/// left alone.
+pub(crate) fn reclaim_dead_slots(map: &SessionMap, buf: &RingBuffer) -> usize {
+    use crate::tracer::{slot_owner, slot_state, slot_with_state, EXITED, LEASED, RECLAIMING};
+    let procs = map.procs();
+    let mut verdicts: Vec<Option<bool>> = vec![None; procs.len()];
+    let mut n = 0;
+    for (i, s) in map.slot_states().iter().enumerate() {
+        let v = s.load(Ordering::Acquire);
+        let owner = slot_owner(v);
+        if slot_state(v) != LEASED || owner == 0 || owner > procs.len() {
+            continue;
+        }
+        let gone = *verdicts[owner - 1].get_or_insert_with(|| entry_gone(&procs[owner - 1]));
+        // AcqRel: the Acquire half sees the dead writer's last stores
+        // (as far as they reached memory); one reclaimer wins.
+        if !gone
+            || s.compare_exchange(
+                v,
+                slot_with_state(v, RECLAIMING),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            continue;
+        }
+        // A ring that cannot be repaired (damaged) stays out of use
+        // (RECLAIMING): a writer would trust it.
+        // SAFETY: the process that leased ring `i` is gone, and only a
+        // leaseholder (its threads and their signal handlers) writes a
+        // ring: nothing writes ring `i` now. The compare-and-swap above
+        // made this call its only reclaimer.
+        if let Ok(lost) = unsafe { buf.recover_dead_writer(i) } {
+            let h = map.header();
+            h.reclaimed_slots.fetch_add(1, Ordering::Relaxed);
+            h.reclaimed_lost.fetch_add(lost, Ordering::Relaxed);
+            // Release: pairs with the AcqRel lease in `lease_ring`: the
+            // next leaseholder sees the repaired ring.
+            s.store(slot_with_state(v, EXITED), Ordering::Release);
+            n += 1;
+        }
+    }
+    n
 }
 
 fn write_header(sm: &SessionMap) {
@@ -892,6 +1099,7 @@ fn write_header(sm: &SessionMap) {
         b.copy_from_slice(&name[i * 8..i * 8 + 8]);
         w.store(u64::from_le_bytes(b), r);
     }
+    h.printk_next_id.store(1, r);
     // Written last, after the fields (same thread; `ready` publishes all).
     h.magic.store(MAGIC, r);
 }
@@ -1193,6 +1401,17 @@ impl Tracer {
         st
     }
 
+    /// Lease slots of this tracer's session taken back from processes that
+    /// died holding them, and the events those had in flight (`None` when
+    /// not on a session).
+    pub fn session_reclaimed(&self) -> Option<(u64, u64)> {
+        let h = self.inner.session.as_ref()?.map.header();
+        Some((
+            h.reclaimed_slots.load(Ordering::Relaxed),
+            h.reclaimed_lost.load(Ordering::Relaxed),
+        ))
+    }
+
     /// The writer processes of this tracer's session and the session's
     /// state (`None` when not on a session).
     pub fn session_state(&self) -> Option<(SessionState, Vec<ProcInfo>)> {
@@ -1381,6 +1600,64 @@ mod tests {
         e.pid.store(pid, Ordering::Release);
         e.state.store(PROC_RUNNING, Ordering::Release);
         assert_eq!(s.state(), SessionState::Dead);
+    }
+
+    #[test]
+    fn slots_of_gone_processes_are_reclaimed_and_their_entries_taken_over() {
+        use crate::tracer::{slot_owner, slot_state, EXITED, LEASED};
+        let d = tempfile::tempdir().unwrap();
+        let s = Session::create(&SessionConfig {
+            contexts: 3,
+            ..cfg(d.path())
+        })
+        .unwrap();
+        let mut kid = std::process::Command::new("true").spawn().unwrap();
+        let dead = kid.id();
+        kid.wait().unwrap();
+        let me = std::process::id();
+        // Every entry names a process: entry 0 ours (alive), the rest the
+        // dead one.
+        for (i, e) in s.map.procs().iter().enumerate() {
+            let (pid, start) = if i == 0 {
+                (me, process_start_time(me).unwrap())
+            } else {
+                (dead, 0)
+            };
+            e.pid.store(pid, Ordering::Relaxed);
+            e.start_time.store(start, Ordering::Relaxed);
+            e.state.store(PROC_RUNNING, Ordering::Release);
+        }
+        // Slot 0 leased by us (entry 0), slots 1 and 2 by the dead one
+        // (entries 1 and 2); generation 5.
+        let word = |owner: u32| (5 << 13) | (owner << 2) | LEASED;
+        let slots = s.map.slot_states();
+        slots[0].store(word(1), Ordering::Relaxed);
+        slots[1].store(word(2), Ordering::Relaxed);
+        slots[2].store(word(3), Ordering::Relaxed);
+        // Our own entry is found again; with it renamed (to pid 1, alive
+        // and not us), a new entry is needed and, the table being full,
+        // taken over from a gone process: not entry 1 or 2, whose slots
+        // are still leased.
+        assert_eq!(register_process(&s.map), Some(0), "our own entry");
+        s.map.procs()[0].pid.store(1, Ordering::Relaxed);
+        let taken = register_process(&s.map).unwrap();
+        assert_eq!(taken, 3, "entries 1 and 2 hold slots");
+        // Reclaim: the dead process's two slots, not ours.
+        s.map.procs()[0].pid.store(me, Ordering::Relaxed);
+        assert_eq!(reclaim_dead_slots(&s.map, &s.ring), 2);
+        assert_eq!(slot_state(slots[0].load(Ordering::Relaxed)), LEASED);
+        for sl in &slots[1..] {
+            let v = sl.load(Ordering::Relaxed);
+            assert_eq!(slot_state(v), EXITED);
+            assert!(slot_owner(v) == 2 || slot_owner(v) == 3);
+        }
+        assert_eq!(s.reclaimed(), (2, 0));
+        // Nothing left to reclaim; entries 1 and 2 can be taken over now.
+        assert_eq!(reclaim_dead_slots(&s.map, &s.ring), 0);
+        // (Entries 0 and 3 made to name a live process that is not us.)
+        s.map.procs()[0].pid.store(1, Ordering::Relaxed);
+        s.map.procs()[taken].pid.store(1, Ordering::Relaxed);
+        assert_eq!(register_process(&s.map), Some(1));
     }
 
     #[test]

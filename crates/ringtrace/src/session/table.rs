@@ -130,6 +130,12 @@ pub struct TableReader {
     next: u64,
     pending: Vec<u64>,
     malformed: u64,
+    /// Record bytes read so far. The records of a sane session fit in its
+    /// data area once; past that the index is scribbled (entries pointing
+    /// at the same bytes over and over), and the rest is skipped as
+    /// malformed: a reader's work is bounded by the data size, not by
+    /// what the index claims.
+    bytes_read: u64,
 }
 
 impl TableReader {
@@ -139,6 +145,7 @@ impl TableReader {
             next: 0,
             pending: Vec::new(),
             malformed: 0,
+            bytes_read: 0,
         }
     }
 
@@ -197,10 +204,14 @@ impl TableReader {
         let off = e.offset.load(Ordering::Relaxed) as usize;
         let len = e.len.load(Ordering::Relaxed) as usize;
         let size = self.map.layout.data_size;
-        if len > MAX_RECORD || off.checked_add(len).map_or(true, |end| end > size) {
+        if len > MAX_RECORD
+            || off.checked_add(len).map_or(true, |end| end > size)
+            || self.bytes_read.saturating_add(len as u64) > size as u64
+        {
             self.malformed += 1;
             return true;
         }
+        self.bytes_read += len as u64;
         let mut bytes = vec![0u8; len];
         // SAFETY: [off, off + len) is inside the data area (checked just
         // above against the validated data size); `bytes` is a fresh buffer.
