@@ -478,6 +478,8 @@ fn write_with_commits_discards_nests_and_survives_a_panic() {
             "{pages} pages"
         );
         assert_eq!(s.overrun as usize, expect.len() - got.len());
+    }
+}
 
 /// `Consumer::readable` decides that a reader caught up in the middle of a
 /// page is caught up with the writer, without loading `commit_page`, from
