@@ -367,13 +367,21 @@ impl RingBuffer {
         link_circle(region, &list, tag + 1);
         let first = list[0];
         // Time goes on: a nested write that is the first on the page takes
-        // the page's stamp (`tail_page_update` would have set it).
+        // the page's stamp, and `write_stamp` moves with it, as
+        // `tail_page_update` (T2) does: the running stamp is the page's, so
+        // an outer write's delta is from the page's stamp. (A dropped
+        // write leaves its stamp in `pending_stamp`, above `write_stamp`;
+        // with the page stamped from one and deltas taken from the other,
+        // the events after a nested first one came out late by the
+        // difference, and time went back on the next page.)
         let now = meta
             .w
             .write_stamp
             .load(Relaxed)
             .max(meta.w.pending_stamp.load(Relaxed));
         region.page(first).time_stamp.store(now, Relaxed);
+        meta.w.write_stamp.store(now, Relaxed);
+        meta.w.pending_stamp.store(now, Relaxed);
         region.page(rp).link.store(link(first, 0, NORMAL), Relaxed);
         region.page(rp).prev.store(list[list.len() - 1], Relaxed);
         meta.r.read_offset.store(0, Relaxed);

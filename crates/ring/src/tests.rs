@@ -543,3 +543,55 @@ fn pages_the_commit_left_are_committed_to_the_end() {
         assert_left_pages_committed_to_the_end(&buf, &format!("{label:?}"));
     }
 }
+
+/// A reset after a dropped write (producer/consumer mode: the dropped
+/// write's stamp stays in `pending_stamp`, above `write_stamp`) keeps the
+/// time stamps exact, also when the first event on the reset ring is a
+/// nested one (it takes the page's stamp, which the reset set) and the
+/// outer event after it stores a delta from `write_stamp`: time never goes
+/// back and the outer event has its own stamp.
+#[test]
+fn reset_after_a_drop_keeps_time_stamps_exact() {
+    let buf = RingBuffer::new(
+        Config::new(1)
+            .pages_per_ring(2)
+            .mode(Mode::ProducerConsumer),
+    )
+    .unwrap();
+    let mut w = buf.writer(0).unwrap();
+    let mut seq = 0;
+    while w.write(1000 + seq, &payload(seq, 100)).is_ok() {
+        seq += 1;
+    }
+    // Dropped, 5000 ticks later than the last event written.
+    assert_eq!(
+        w.write(1000 + seq + 5000, &payload(seq, 100)),
+        Err(WriteError::Full)
+    );
+    buf.reset(0).unwrap();
+    let t = 1000 + seq + 6000;
+    with_hook(&buf, Label::E, || {
+        w.write(t, &payload(seq + 1, 100)).unwrap()
+    });
+    // Enough to fill the page, so the next one is stamped by the writer.
+    let mut next = t;
+    for s in seq + 2..seq + 60 {
+        next += 10;
+        if w.write(next, &payload(s, 100)).is_err() {
+            break;
+        }
+    }
+    let got = drain(&buf, 0);
+    assert!(got.len() > 40, "{} events", got.len());
+    assert_eq!(got[0].0, NESTED_SEQ, "the nested event comes first");
+    assert_eq!(got[1], (seq + 1, t, 0), "the outer event has its stamp");
+    let mut prev = 0;
+    for &(s, ts, _) in &got[1..] {
+        assert!(ts >= prev, "time went back at seq {s}: {ts} after {prev}");
+        prev = ts;
+    }
+    // Each event after the first has its own stamp, 10 apart.
+    for pair in got[1..].windows(2) {
+        assert_eq!(pair[1].1, pair[0].1 + 10, "{pair:?}");
+    }
+}

@@ -298,10 +298,11 @@ impl Target for ContextHandle<'_> {
         }
         let (saved, depth) = enter_write();
         register_type(rec, depth);
-        let r = write_record(inner, self.ring, rec, depth);
         if let Some(l) = &inner.session {
-            l.after_write(rec.event_type().id, depth);
+            rec.prepare();
+            l.before_write(rec.event_type().id, depth);
         }
+        let r = write_record(inner, self.ring, rec, depth);
         exit_write(saved);
         r
     }
@@ -501,11 +502,14 @@ pub(crate) fn record_in<R: Record + ?Sized>(
     }
     .and_then(|ring| {
         register_type(rec, depth);
+        // Formats first: a reader that sees the record finds its format
+        // in the session's tables (published before the ring's commit).
+        if let Some(l) = &inner.session {
+            rec.prepare();
+            l.before_write(rec.event_type().id, depth);
+        }
         write_record(inner, ring, rec, depth)
     });
-    if let Some(l) = &inner.session {
-        l.after_write(rec.event_type().id, depth);
-    }
     exit_write(saved);
     r
 }

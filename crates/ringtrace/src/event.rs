@@ -687,6 +687,13 @@ pub trait Record {
     fn needs_registration(&self) -> bool {
         self.event_type().id >= FIRST_USER_ID
     }
+    /// Assigns whatever ids [`encode`](Record::encode) will write that
+    /// readers must look up elsewhere (a `bprint`'s printk site id), so
+    /// that a session tracer publishes them in its tables before the
+    /// record is written: a reader that sees the record then finds its
+    /// format. Nothing by default.
+    #[inline(always)]
+    fn prepare(&self) {}
 }
 
 /// A Rust type usable as a field of [`declare_event!`](crate::declare_event):

@@ -76,6 +76,18 @@ pub fn event_text(payload: &[u8]) -> (Cow<'static, str>, String) {
     }
 }
 
+/// Whether the record names a format this process does not know: a
+/// `bprint` whose printk site, or a type id, that is not registered here
+/// (yet: a session reader imports them from the writers' tables).
+pub(crate) fn format_missing(payload: &[u8]) -> bool {
+    match CommonFields::read(payload) {
+        Some((BPRINT_ID, _)) => crate::printk::BprintFields::parse(payload)
+            .is_ok_and(|r| crate::printk::site_by_fmt_addr(r.fmt).is_none()),
+        Some((PRINT_ID, _)) | None => false,
+        Some((id, _)) => Registry::global().get(id).is_none(),
+    }
+}
+
 /// Writes one event as the pipe prints it: a `CPU:N [LOST n EVENTS]` line
 /// first when events were lost before it, then the event line.
 pub(crate) fn write_event<W: Write>(

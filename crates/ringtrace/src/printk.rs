@@ -1378,6 +1378,12 @@ impl<A: ArgList> Record for Bprint<A> {
     }
 
     #[inline(always)]
+    fn prepare(&self) {
+        // The site id, assigned on first use (an error shows up in encode).
+        let _ = self.site.id();
+    }
+
+    #[inline(always)]
     fn encoded_len(&self) -> usize {
         if self.fixed_len != VARIABLE {
             return self.fixed_len;

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use ringtrace_ring::{Consumer, ReadError, WaitFor};
 
 use crate::event::CommonFields;
-use crate::output::{write_event, TextOptions};
+use crate::output::{format_missing, write_event, TextOptions};
 use crate::tracer::Tracer;
 
 /// One event read from a [`Pipe`], borrowed from the ring.
@@ -273,9 +273,17 @@ impl<'t> Pipe<'t> {
     /// assert!(t.pipe().next_line().unwrap().unwrap().ends_with("tracing_mark_write: hello\n"));
     /// ```
     pub fn next_line(&mut self) -> Result<Option<String>, ReadError> {
-        let inner = &*self.tracer.inner;
+        let tracer = self.tracer;
         let opts = self.opts;
-        self.next_with(|e| e.line(inner, &opts))
+        self.next_with(|e| {
+            // On a session, a writer publishes a format in the tables
+            // before the first record that uses it: a format not known
+            // here yet is imported now, not printed as unparsable.
+            if tracer.inner.session.is_some() && format_missing(e.payload) {
+                tracer.import_session_tables();
+            }
+            e.line(&tracer.inner, &opts)
+        })
     }
 
     /// [`Pipe::next_line`], waiting up to `timeout` for an event (asleep in

@@ -134,10 +134,13 @@ impl SessionLink {
         super::reclaim_dead_slots(&self.map, buf)
     }
 
-    /// After each record of a writer: publishes the type and any new
-    /// printk sites. Cheap when nothing is new (two loads, one bit test).
+    /// Before each record of a writer (its type registered and its
+    /// printk site id assigned: `Record::prepare`): publishes the type and
+    /// any new printk sites, so that the table records are committed
+    /// before the ring record that needs them. Cheap when nothing is new
+    /// (two loads, one bit test).
     #[inline(always)]
-    pub(crate) fn after_write(&self, id: u16, depth: u32) {
+    pub(crate) fn before_write(&self, id: u16, depth: u32) {
         if printk::site_count() != self.sites_synced.load(Ordering::Relaxed) {
             self.sync_sites();
         }
