@@ -67,7 +67,7 @@
 use crate::buffer::RingBuffer;
 use crate::format::{decode, Record, PAGE_HEADER_SIZE, TIME_EXTEND_MAX};
 use crate::layout::{
-    link_flag, link_page, write_entries, PageMeta, Region, RingMeta, GENERATION_MASK, HEAD,
+    link_flag, link_page, write_entries, PageMeta, Region, RingMeta, GENERATION_MASK, HEAD, UPDATE,
 };
 use crate::sync::{backoff, Ordering::*};
 use crate::{ReadError, RingError};
@@ -252,8 +252,9 @@ impl<'a> RingIter<'a> {
     /// The next event, copied out of the ring, or `None` when the iterator
     /// has caught up with the newest committed event (call again later for
     /// more; `None` is also returned when a writer lapped the iterator on
-    /// every attempt of one call, or kept the head page moving through the
-    /// whole retry bound). Never returns torn data: an event the writer
+    /// every attempt of one call, or kept the head page moving, or a head
+    /// push unfinished (its writer interrupted by a signal handler), through
+    /// the whole retry bound). Never returns torn data: an event the writer
     /// overwrote while it was copied is not returned; the iterator restarts
     /// at the oldest page and counts what it skipped.
     ///
@@ -465,18 +466,34 @@ impl<'a> RingIter<'a> {
     ///
     /// ```text
     ///  l  = prev.link (Acquire; carries HEAD -> head)
+    ///  no link of the ring carries UPDATE (Acquire loads, head to head)
     ///  g  = gen(head.write)
     ///  o  = overrun + overrun_noted
     ///  cmpxchg(prev.link, l -> l)   AcqRel
     /// ```
     ///
-    /// The Acquire load of `l` pairs with the AcqRel compare-and-swap that
-    /// set HEAD (the writer's push of the previous head, step P2): the
-    /// overrun added by that push (before P2) is in `o`. The no-op
-    /// compare-and-swap succeeding means the push of `head` (step P1, an
-    /// AcqRel compare-and-swap on the same link) comes after it in the
-    /// link's modification order, so P1 synchronizes with it and the push's
-    /// overrun increment cannot be in `o`, nor its generation bump in `g`.
+    /// Every push of a page before `head` must be in `o`. Its owner counts
+    /// the overrun after winning P1 (HEAD -> UPDATE on the link into the
+    /// pushed page) and before clearing UPDATE at P3, but P2 (which makes
+    /// the next page the head) is not always after the count: a nested
+    /// writer that interrupts the owner between P1 and its count finds
+    /// UPDATE, helps with P2 and moves the tail on, and the owner counts
+    /// only when the handler returns. A head found then is past a page whose
+    /// events are not in `o` yet (one page too few: the iterator reported
+    /// a page's worth of skipped events too few). So the snapshot is taken
+    /// only when no link carries UPDATE. That is enough: P1 of every push
+    /// before `head` happens before the load of `l` (each P2 follows its
+    /// P1, by the owner or by a helper whose P1 read UPDATE, and each P1
+    /// read the HEAD a previous P2 set), so a later load of that link reads
+    /// UPDATE (retry) or P3 or a later read-modify-write of the link, and
+    /// then it synchronizes with P3 (Release) and the count is in `o`. The
+    /// Acquire of those loads keeps the loads of `g` and `o` after them.
+    ///
+    /// The no-op compare-and-swap succeeding means the push of `head` (step
+    /// P1, an AcqRel compare-and-swap on the same link) comes after it in
+    /// the link's modification order, so P1 synchronizes with it and the
+    /// push's overrun increment cannot be in `o`, nor its generation bump in
+    /// `g`.
     fn head_snapshot(&self) -> Result<Option<(u32, u64, u64)>, ReadError> {
         let nr_pages = self.region.geometry().nr_pages;
         for round in 0..HEAD_ATTEMPTS {
@@ -484,6 +501,12 @@ impl<'a> RingIter<'a> {
                 backoff(round);
                 continue;
             };
+            if self.push_in_flight(head)? {
+                // A writer (perhaps interrupted by a nested one) has not
+                // finished a push: its overrun may not be counted yet.
+                backoff(round);
+                continue;
+            }
             let gen = self.page(head).write.load(Acquire) & GENERATION_MASK;
             let slow = &self.meta.slow;
             let lost = slow.overrun.load(Relaxed) + slow.overrun_noted.load(Relaxed);
@@ -518,6 +541,32 @@ impl<'a> RingIter<'a> {
             return Ok(Some((head, gen, ord)));
         }
         Ok(None)
+    }
+
+    /// Whether a head push is in flight: a link of the ring, walked from
+    /// `head` back to it, carries UPDATE (a writer won step P1 and has not
+    /// reached P3). True also when the walk does not come back to `head`
+    /// within the bound. The consumer cannot change the ring's links while
+    /// we hold the reader lock; writers change only their flags.
+    fn push_in_flight(&self, head: u32) -> Result<bool, ReadError> {
+        let nr_pages = self.region.geometry().nr_pages;
+        let mut p = head;
+        for _ in 0..self.region.geometry().slots_per_ring {
+            // Acquire: pairs with the Release half of the owner's P3
+            // (UPDATE -> NORMAL), which follows its overrun count.
+            let l = self.page(p).link.load(Acquire);
+            if link_flag(l) == UPDATE {
+                return Ok(true);
+            }
+            p = link_page(l);
+            if p >= nr_pages {
+                return Err(self.corrupt_ring("page link out of range"));
+            }
+            if p == head {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Data events before the consumer's position on its page. The page is

@@ -595,3 +595,99 @@ fn reset_after_a_drop_keeps_time_stamps_exact() {
         assert_eq!(pair[1].1, pair[0].1 + 10, "{pair:?}");
     }
 }
+
+/// A head push whose owner is interrupted right after winning P1, before it
+/// counts the overrun: the nested writer finds UPDATE, helps with P2 and
+/// moves the tail onto the pushed page, so the head moves on while the
+/// pushed page's events are not in `overrun` yet. The iterator, lapped on
+/// the pushed page, must not take that head's ordinal from the short count
+/// (it reported a page's worth of skipped events too few). The owner's
+/// steps are played by hand: there is no label between its P1
+/// compare-and-swap and its count.
+#[test]
+fn iterator_counts_a_push_whose_owner_is_interrupted_before_counting() {
+    use crate::layout::{
+        link_flag, link_page, write_entries, write_offset, GENERATION, HEAD, NORMAL, UPDATE,
+    };
+    use crate::sync::Ordering::Relaxed;
+    use crate::write::head_page_set;
+    const LEN: usize = 1000; // 1008-byte events: 4 on a 4096-byte page.
+    let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+    let region = buf.region();
+    let meta = region.ring(0);
+    let cap = crate::format::data_capacity(4096);
+    let mut w = buf.writer(0).unwrap();
+    let mut seq = 0u64;
+    // Fill until the ring has wrapped and the tail page is full: the next
+    // write pushes the head.
+    loop {
+        w.write(seq + 1, &payload(seq, LEN)).unwrap();
+        seq += 1;
+        let tail = meta.w.tail_page.load(Relaxed);
+        let off = write_offset(region.page(tail).write.load(Relaxed));
+        if meta.slow.overrun.load(Relaxed) > 0 && off + 1008 > cap {
+            break;
+        }
+    }
+    // The iterator stands on the head page after its first event.
+    let mut it = buf.iter(0).unwrap();
+    let mut last = verify(it.next().unwrap().unwrap().payload);
+    let x = meta.w.tail_page.load(Relaxed);
+    let l = region.page(x).link.load(Relaxed);
+    assert_eq!(link_flag(l), HEAD, "the tail page links to the head");
+    let y = link_page(l);
+    // The owner's P1, then the signal: nothing counted yet.
+    let entries = write_entries(region.page(y).write.load(Relaxed));
+    let lost_bytes = u64::from(region.page(y).commit.load(Relaxed));
+    assert_eq!(head_page_set(&region.page(x).link, y, HEAD, UPDATE), HEAD);
+    {
+        // SAFETY: this thread holds ring 0's writer, which is not in a write.
+        let mut n = unsafe { buf.nested_writer(0) }.unwrap();
+        n.write(seq + 1, &payload(seq, LEN)).unwrap();
+        seq += 1;
+    }
+    assert_eq!(
+        meta.w.tail_page.load(Relaxed),
+        y,
+        "the nested write moved on"
+    );
+    let mut check = |ev: crate::IterEvent<'_>| {
+        let s = verify(ev.payload);
+        assert!(
+            s - last - 1 <= ev.lost_events,
+            "{} missing between {last} and {s}, {} reported",
+            s - last - 1,
+            ev.lost_events
+        );
+        last = s;
+    };
+    // The iterator finds its page rewritten while the push is unfinished.
+    while let Some(ev) = it.next().unwrap() {
+        check(ev);
+    }
+    // The owner resumes: counts the overrun, clears UPDATE (P3), and its
+    // T1 bumps the page's generation once more (the tail has moved: it
+    // stops there and retries).
+    meta.slow.overrun.fetch_add(entries, Relaxed);
+    meta.slow.overrun_bytes.fetch_add(lost_bytes, Relaxed);
+    meta.slow.overrun_pages.fetch_add(1, Relaxed);
+    let noted = region.page(y).lost_at_end.load(Relaxed);
+    meta.slow.overrun_noted.fetch_add(noted, Relaxed);
+    assert_eq!(
+        head_page_set(&region.page(x).link, y, UPDATE, NORMAL),
+        UPDATE
+    );
+    region.page(y).write.fetch_add(GENERATION, Relaxed);
+    for _ in 0..6 {
+        w.write(seq + 1, &payload(seq, LEN)).unwrap();
+        seq += 1;
+    }
+    while let Some(ev) = it.next().unwrap() {
+        check(ev);
+    }
+    assert_eq!(last, seq - 1, "the iterator reached the newest event");
+    drop(it);
+    drop(w);
+    drain(&buf, 0);
+    assert_accounting(&buf, 0);
+}
