@@ -466,7 +466,13 @@ fn nested_signal_writes(mode: Mode) {
     let start = Instant::now();
     let mut it = buf.iter(0).unwrap();
     let (mut seen, mut nested_seen) = (0u64, 0u64);
-    while start.elapsed() < Duration::from_millis(1500) {
+    // At least 1.5 s, and on until the iterator has returned a nested event
+    // (at most 20 s): on a loaded machine the writer may get few time slices
+    // in the first 1.5 s, and a nested event is overwritten before the
+    // iterator's turn.
+    while start.elapsed() < Duration::from_millis(1500)
+        || (nested_seen == 0 && start.elapsed() < Duration::from_secs(20))
+    {
         // Per writer kind: last number seen and losses reported since.
         let mut last: [Option<(u64, u64)>; 3] = [None; 3];
         let mut last_ts = 0;
