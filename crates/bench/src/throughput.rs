@@ -170,6 +170,12 @@ fn read_loop(done: &AtomicBool, mut poll: impl FnMut() -> u64) -> u64 {
     }
 }
 
+/// A batch below this many events means the reader caught up with the
+/// writer.
+const SMALL_BATCH: u64 = 64;
+/// Spin-loop hints the batch reader waits after catching up.
+const CAUGHT_UP_SPINS: u32 = 256;
+
 /// How the ringtrace reader reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reader {
@@ -207,11 +213,23 @@ fn ringtrace(
         |done| {
             let mut c = buf.consumer(0).expect("ring 0");
             read_loop(done, || match reader {
-                Reader::Batch => c
-                    .consume_batch(usize::MAX, |ev| {
-                        black_box(ev.payload);
-                    })
-                    .map_or(0, |n| n as u64),
+                Reader::Batch => {
+                    let n = c
+                        .consume_batch(usize::MAX, |ev| {
+                            black_box(ev.payload);
+                        })
+                        .map_or(0, |n| n as u64);
+                    // Caught up (a small batch): give the writer a moment
+                    // before polling again, so that the reader does not read
+                    // the cache line the writer is filling. Without it the
+                    // writer ran twice as slow here (44 M/s end to end).
+                    if n > 0 && n < SMALL_BATCH {
+                        for _ in 0..CAUGHT_UP_SPINS {
+                            std::hint::spin_loop();
+                        }
+                    }
+                    n
+                }
                 Reader::PerEvent => match c.consume() {
                     Ok(Some(ev)) => {
                         black_box(ev.payload);
