@@ -1,5 +1,8 @@
-//! `ringtrace demo`: records a small but complete trace and exports it
-//! while it is being recorded (a [`Drain`](ringtrace::Drain)).
+//! `ringtrace demo`: records a small but complete trace, then shows the
+//! merged trace (its first and last lines and every lost-event line) and
+//! each context's stats, the kernel's `trace_pipe` and `per_cpu/cpuN/stats`;
+//! or, with `--output`, exports it while it is being recorded (a
+//! [`Drain`](ringtrace::Drain)).
 //!
 //! Each worker thread loops: a binary printk with a string argument, a typed
 //! event (with a long label now and then, so some records take the long
@@ -7,8 +10,9 @@
 //! itself. The `SIGUSR1` handler records, then sends itself `SIGUSR2`, whose
 //! handler runs nested inside the first one and records too (depth 2).
 
-use std::io::{BufWriter, IsTerminal};
-use std::path::Path;
+use std::collections::VecDeque;
+use std::io::{BufWriter, IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -119,14 +123,28 @@ fn worker(t: &Tracer, w: u32, iterations: u32) {
     }
 }
 
-/// Runs the demo and writes `output` in `format`.
-pub fn run(output: &Path, format: Format, threads: u32, iterations: u32) -> Result<(), CliError> {
+/// Lines of the merged trace shown at each end.
+const SHOWN: usize = 12;
+/// Lost-event lines shown at most.
+const SHOWN_LOST: usize = 12;
+
+/// Runs the demo: exports to `output` when given, else prints the trace's
+/// ends, its lost-event lines and the stats.
+pub fn run(
+    output: Option<(PathBuf, Format)>,
+    threads: u32,
+    iterations: u32,
+) -> Result<(), CliError> {
     if threads == 0 {
         return Err(CliError::Usage("--threads must be at least 1".into()));
     }
+    // Shown on the terminal, the rings are small enough to overflow, so
+    // that the flight recorder's overwrites show as lost-event lines and
+    // overrun counts; exported, they keep every event of the default run.
+    let bytes = if output.is_some() { 256 } else { 64 } * 1024;
     let tracer = TracerConfig::new()
         .max_contexts(threads as usize)
-        .bytes_per_context(256 * 1024)
+        .bytes_per_context(bytes)
         .clock(Clock::mono())
         .build()
         .map_err(|e| CliError::Demo(e.to_string()))?;
@@ -141,7 +159,119 @@ pub fn run(output: &Path, format: Format, threads: u32, iterations: u32) -> Resu
     }
     install(libc::SIGUSR1, on_usr1)?;
     install(libc::SIGUSR2, on_usr2)?;
+    match output {
+        Some((path, format)) => export(t, &path, format, threads, iterations),
+        None => show(t, threads, iterations),
+    }
+}
 
+/// Runs the workers to the end; `poll` runs meanwhile, every millisecond.
+fn work(
+    t: &'static Tracer,
+    threads: u32,
+    iterations: u32,
+    mut poll: impl FnMut() -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let done = AtomicU32::new(0);
+    std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for w in 0..threads {
+            let done = &done;
+            let h = std::thread::Builder::new()
+                .name(format!("demo-w{w}"))
+                .spawn_scoped(s, move || {
+                    worker(t, w, iterations);
+                    // Release: pairs with the Acquire load of the poll loop.
+                    done.fetch_add(1, Ordering::Release);
+                })
+                .map_err(|e| CliError::Demo(format!("spawning worker {w}: {e}")))?;
+            handles.push(h);
+        }
+        while done.load(Ordering::Acquire) < threads {
+            poll()?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for h in handles {
+            h.join()
+                .map_err(|_| CliError::Demo("a worker thread panicked".into()))?;
+        }
+        Ok(())
+    })
+}
+
+/// The terminal ending: the merged trace consumed (`trace_pipe`), its first
+/// and last lines and lost-event lines printed, then each context's stats.
+fn show(t: &'static Tracer, threads: u32, iterations: u32) -> Result<(), CliError> {
+    work(t, threads, iterations, || Ok(()))?;
+    // Stats before reading: what the rings hold (entries) and lost.
+    let stats: Vec<_> = (0..t.max_contexts())
+        .filter_map(|r| t.stats_text(r).ok().map(|s| (r, s)))
+        .collect();
+    let mut pipe = t.pipe();
+    let (mut head, mut tail, mut lost) = (Vec::new(), VecDeque::new(), Vec::new());
+    let (mut lines, mut lost_lines) = (0u64, 0u64);
+    while let Some(text) = pipe
+        .next_line()
+        .map_err(|e| CliError::Demo(e.to_string()))?
+    {
+        for line in text.lines() {
+            lines += 1;
+            if line.contains(" EVENTS]") {
+                lost_lines += 1;
+                if lost.len() < SHOWN_LOST {
+                    lost.push(line.to_string());
+                }
+            }
+            if head.len() < SHOWN {
+                head.push(line.to_string());
+            } else {
+                if tail.len() == SHOWN {
+                    tail.pop_front();
+                }
+                tail.push_back(line.to_string());
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let io = |e: std::io::Error| CliError::Demo(format!("writing to stdout: {e}"));
+    writeln!(out, "# the merged trace ({lines} lines): the first {SHOWN}").map_err(io)?;
+    for l in &head {
+        writeln!(out, "{l}").map_err(io)?;
+    }
+    writeln!(
+        out,
+        "# ... lost-event lines: {lost_lines} (the first {})",
+        lost.len()
+    )
+    .map_err(io)?;
+    for l in &lost {
+        writeln!(out, "{l}").map_err(io)?;
+    }
+    writeln!(out, "# ... the last {}", tail.len()).map_err(io)?;
+    for l in &tail {
+        writeln!(out, "{l}").map_err(io)?;
+    }
+    for (r, s) in &stats {
+        writeln!(out, "# context {r} stats (before the pipe read it)").map_err(io)?;
+        write!(out, "{s}").map_err(io)?;
+    }
+    writeln!(
+        out,
+        "# {threads} threads, {} signals handled (nested handlers included)",
+        SIGNALS.load(Ordering::Relaxed)
+    )
+    .map_err(io)?;
+    Ok(())
+}
+
+/// The `--output` ending: a drain exports the trace while it is recorded.
+fn export(
+    t: &'static Tracer,
+    output: &Path,
+    format: Format,
+    threads: u32,
+    iterations: u32,
+) -> Result<(), CliError> {
     let file = std::fs::File::create(output).map_err(|source| CliError::File {
         what: "creating",
         path: output.display().to_string(),
@@ -157,7 +287,6 @@ pub fn run(output: &Path, format: Format, threads: u32, iterations: u32) -> Resu
         b.set_message("recording");
         b
     });
-    let done = AtomicU32::new(0);
     let mut drain = t.drain();
     if let Some(b) = bar.clone() {
         drain.on_progress(move |p| {
@@ -171,31 +300,10 @@ pub fn run(output: &Path, format: Format, threads: u32, iterations: u32) -> Resu
             }
         });
     }
-    let result: Result<(), CliError> = std::thread::scope(|s| {
-        let mut handles = Vec::new();
-        for w in 0..threads {
-            let done = &done;
-            let h = std::thread::Builder::new()
-                .name(format!("demo-w{w}"))
-                .spawn_scoped(s, move || {
-                    worker(t, w, iterations);
-                    // Release: pairs with the Acquire load of the drain loop.
-                    done.fetch_add(1, Ordering::Release);
-                })
-                .map_err(|e| CliError::Demo(format!("spawning worker {w}: {e}")))?;
-            handles.push(h);
-        }
-        while done.load(Ordering::Acquire) < threads {
-            drain.poll()?;
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        for h in handles {
-            h.join()
-                .map_err(|_| CliError::Demo("a worker thread panicked".into()))?;
-        }
+    work(t, threads, iterations, || {
+        drain.poll()?;
         Ok(())
-    });
-    result?;
+    })?;
     drain.poll_all()?;
     let stats = drain.stats();
     let out = drain.finish(BufWriter::new(file), format.export())?;

@@ -80,11 +80,14 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Record a demo trace (threads, a signal handler writing nested events,
-    /// binary printk with strings, typed events) and export it.
+    /// binary printk with strings, typed events); show the merged trace's
+    /// first and last lines, its lost-event lines and every context's
+    /// stats, or export it with --output.
     Demo {
-        /// Output file; the format comes from its extension or --format.
+        /// Output file (the format comes from its extension or --format);
+        /// without it the trace and the stats are printed.
         #[arg(short, long)]
-        output: PathBuf,
+        output: Option<PathBuf>,
         /// Output format (overrides the extension).
         #[arg(long, value_enum)]
         format: Option<Format>,
@@ -269,8 +272,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
             threads,
             iterations,
         } => {
-            let format = Format::resolve(&output, format)?;
-            demo::run(&output, format, threads, iterations)
+            let output = match output {
+                Some(path) => {
+                    let format = Format::resolve(&path, format)?;
+                    Some((path, format))
+                }
+                None => None,
+            };
+            demo::run(output, threads, iterations)
         }
         Cmd::Report {
             input,

@@ -382,3 +382,64 @@ fn bench_prints_the_kernel_lines() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--seconds"));
 }
+
+/// `ringtrace demo` without `--output` (the README's main job): the merged
+/// trace's first and last lines, one lost-event line per context whose
+/// count is that context's overrun, and the kernel's stats lines per
+/// context, whose entries + overrun are every event the context recorded.
+#[test]
+fn demo_shows_the_trace_its_losses_and_the_stats() {
+    let out = ok(&["demo", "--threads", "2", "--iterations", "3000"]);
+    let lines: Vec<&str> = out.lines().collect();
+    let total: u64 = lines[0]
+        .strip_prefix("# the merged trace (")
+        .and_then(|r| r.split_once(" lines)"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("header: {}", lines[0]));
+    // The first event shown is a worker's (a lost-event line may come first:
+    // the oldest events were overwritten).
+    let first = lines[1..].iter().find(|l| !l.starts_with("CPU:")).unwrap();
+    assert!(first.contains("demo-w"), "{first}");
+    // Lost-event lines: CPU -> count.
+    let lost: BTreeMap<u32, u64> = lines
+        .iter()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("CPU:")?;
+            let (cpu, rest) = rest.split_once(" [LOST ")?;
+            let n = rest.strip_suffix(" EVENTS]")?;
+            Some((cpu.parse().ok()?, n.parse().ok()?))
+        })
+        .collect();
+    // Stats per context: entries, overrun.
+    let mut stats: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    let mut ctx = None;
+    for l in &lines {
+        if let Some(r) = l.strip_prefix("# context ") {
+            ctx = r.split_once(' ').and_then(|(n, _)| n.parse::<u32>().ok());
+        } else if let (Some(c), Some(v)) = (ctx, l.strip_prefix("entries: ")) {
+            stats.entry(c).or_default().0 = v.parse().unwrap();
+        } else if let (Some(c), Some(v)) = (ctx, l.strip_prefix("overrun: ")) {
+            stats.entry(c).or_default().1 = v.parse().unwrap();
+        }
+    }
+    assert_eq!(stats.len(), 2, "two contexts' stats:\n{out}");
+    // 3000 iterations of ~45 bytes per event overflow 64 KiB rings: each
+    // context lost events, and its one lost-event line says how many.
+    for (c, &(_, overrun)) in &stats {
+        assert!(overrun > 0, "context {c} overflowed:\n{out}");
+        assert_eq!(lost.get(c), Some(&overrun), "context {c}:\n{out}");
+    }
+    // Every line of the merged trace is an event the rings held, or a
+    // lost-event line.
+    let entries: u64 = stats.values().map(|s| s.0).sum();
+    assert_eq!(total, entries + lost.len() as u64, "{out}");
+    // Each worker iteration records a printk and a typed event, every 8th a
+    // marker, every 64th a signal pair (3 events + 1 nested).
+    let per_thread = 3000 * 2 + 3000 / 8 + 3000 / 64 * 4 + 4;
+    let recorded: u64 = stats.values().map(|s| s.0 + s.1).sum();
+    assert!(
+        recorded >= 2 * (3000 * 2 + 3000 / 8) && recorded <= 2 * per_thread,
+        "recorded {recorded}:\n{out}"
+    );
+    assert!(lines.last().unwrap().contains("signals handled"), "{out}");
+}
