@@ -47,27 +47,18 @@ fn measure_n(name: &str, clock: Clock, n: u64, rounds: usize) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    if let Some(kind) = args.next() {
-        let clock = match kind.as_str() {
-            "tsc" => Clock::tsc().expect("tsc clock"),
-            "tsc-ordered" => Clock::tsc_ordered().expect("tsc clock"),
-            "mono" => Clock::mono(),
-            "counter" => Clock::counter(),
-            other => panic!("unknown clock {other:?}: tsc, tsc-ordered, mono or counter"),
-        };
+    if let Some(name) = args.next() {
+        let clock = Clock::by_name(&name).expect("a clock name");
         let n = args
             .next()
             .map_or(1_000_000, |a| a.parse().expect("a count"));
-        measure_n(&kind, clock, n, 1);
+        measure_n(&name, clock, n, 1);
         return;
     }
-    match Clock::tsc() {
-        Ok(c) => measure("tsc", c),
-        Err(e) => println!("no tsc clock: {e}"),
+    for name in ["tsc", "tsc-ordered", "mono", "counter"] {
+        match Clock::by_name(name) {
+            Ok(c) => measure(name, c),
+            Err(e) => println!("{name}: {e}"),
+        }
     }
-    if let Ok(c) = Clock::tsc_ordered() {
-        measure("tsc-ordered", c);
-    }
-    measure("mono", Clock::mono());
-    measure("counter", Clock::counter());
 }

@@ -202,6 +202,9 @@ pub enum ClockError {
     /// The TSC did not advance or the rate is out of range.
     #[error("tsc calibration failed: {0}")]
     Calibration(&'static str),
+    /// [`Clock::by_name`] was given a name it does not know.
+    #[error("unknown clock name: use tsc, tsc-ordered, mono or counter")]
+    UnknownName,
 }
 
 /// A trace clock: small, `Copy`, everything [`now`](Clock::now) needs inside.
@@ -302,6 +305,24 @@ impl Clock {
             ordered: true,
             conv: info.conversion,
         })
+    }
+
+    /// The clock called `name`: `tsc`, `tsc-ordered`, `mono` or `counter`
+    /// (for command lines and configuration files).
+    ///
+    /// ```
+    /// use ringtrace::clock::{Clock, ClockError, ClockKind};
+    /// assert_eq!(Clock::by_name("mono").unwrap().kind(), ClockKind::Mono);
+    /// assert_eq!(Clock::by_name("sundial"), Err(ClockError::UnknownName));
+    /// ```
+    pub fn by_name(name: &str) -> Result<Clock, ClockError> {
+        match name {
+            "tsc" => Clock::tsc(),
+            "tsc-ordered" => Clock::tsc_ordered(),
+            "mono" => Ok(Clock::mono()),
+            "counter" => Ok(Clock::counter()),
+            _ => Err(ClockError::UnknownName),
+        }
     }
 
     /// A clock of `kind` with a given TSC conversion, as a session header
