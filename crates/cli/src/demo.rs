@@ -11,17 +11,17 @@
 //! handler runs nested inside the first one and records too (depth 2).
 
 use std::collections::VecDeque;
-use std::io::{BufWriter, IsTerminal, Write as _};
+use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use ringtrace::clock::Clock;
 use ringtrace::context::{current_tid, signal_scope};
 use ringtrace::{Tracer, TracerConfig};
 
+use crate::session_cmds::{attach_progress, progress_bar};
 use crate::{CliError, Format};
 
 ringtrace::declare_event! {
@@ -277,29 +277,9 @@ fn export(
         path: output.display().to_string(),
         source,
     })?;
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = ProgressBar::new(0);
-        if let Ok(style) =
-            ProgressStyle::with_template("{spinner} {msg} {bytes}/{total_bytes} {bar:30}")
-        {
-            b.set_style(style);
-        }
-        b.set_message("recording");
-        b
-    });
+    let bar = progress_bar("recording");
     let mut drain = t.drain();
-    if let Some(b) = bar.clone() {
-        drain.on_progress(move |p| {
-            if p.total > 0 {
-                b.set_message("writing");
-                b.set_length(p.total);
-                b.set_position(p.written);
-            } else {
-                b.set_length(p.spooled);
-                b.set_position(p.spooled);
-            }
-        });
-    }
+    attach_progress(&mut drain, &bar);
     work(t, threads, iterations, || {
         drain.poll()?;
         Ok(())

@@ -369,7 +369,8 @@ fn create_output(path: &Path) -> Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(1 << 16, f))
 }
 
-fn progress_bar(msg: &'static str) -> Option<ProgressBar> {
+/// A byte progress bar on stderr when it is a terminal.
+pub(crate) fn progress_bar(msg: &'static str) -> Option<ProgressBar> {
     std::io::stderr().is_terminal().then(|| {
         let b = ProgressBar::new(0);
         if let Ok(style) =
@@ -382,7 +383,9 @@ fn progress_bar(msg: &'static str) -> Option<ProgressBar> {
     })
 }
 
-fn attach_progress(drain: &mut Drain<'_>, bar: &Option<ProgressBar>) {
+/// Shows a drain's progress on `bar`: spooled bytes while recording,
+/// written bytes once it writes the output.
+pub(crate) fn attach_progress(drain: &mut Drain<'_>, bar: &Option<ProgressBar>) {
     if let Some(b) = bar.clone() {
         drain.on_progress(move |p| {
             if p.total > 0 {
