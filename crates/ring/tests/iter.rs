@@ -10,7 +10,7 @@ mod common;
 
 use common::{assert_identity, check, drain, fill};
 use ringtrace_ring::{Config, Mode, RingBuffer, RingIter, WriteError};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -308,117 +308,26 @@ fn iterator_and_consumer_producer_consumer() {
 
 // ---- a signal handler writing nested events ---------------------------------
 
-mod signals {
-    use super::*;
-    use std::cell::Cell;
-    use std::sync::atomic::AtomicPtr;
+/// Payload kind of the outer writer's events (the handler's are
+/// `sigwriter::NESTED`).
+const OUTER: u8 = 1;
 
-    pub const OUTER: u8 = 1;
-    pub const NESTED: u8 = 2;
-
-    pub static BUF: AtomicPtr<RingBuffer> = AtomicPtr::new(std::ptr::null_mut());
-    pub static CLOCK: AtomicU64 = AtomicU64::new(1);
-    pub static NESTED_SEQ: AtomicU64 = AtomicU64::new(0);
-    pub static NESTED_FAILED: AtomicU64 = AtomicU64::new(0);
-    /// The signal tests share the statics above: one at a time.
-    pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-    thread_local! {
-        // const-initialised, no destructor: safe to touch in a handler.
-        pub static IS_WRITER: Cell<bool> = const { Cell::new(false) };
-    }
-
-    pub extern "C" fn on_signal(_: libc::c_int) {
-        // SAFETY: errno is thread-local; saved and restored around the handler.
-        let errno = unsafe { *libc::__errno_location() };
-        let buf = BUF.load(Acquire);
-        if IS_WRITER.with(|w| w.get()) && !buf.is_null() {
-            let seq = NESTED_SEQ.fetch_add(1, Relaxed);
-            let mut payload = [0u8; 64];
-            let len = 24 + (seq % 40) as usize;
-            fill(&mut payload[..len], NESTED, seq, 0);
-            // SAFETY: BUF points to a buffer that outlives the timer; this
-            // handler interrupts the thread holding ring 0's writer and
-            // completes before it resumes.
-            let buf = unsafe { &*buf };
-            // SAFETY: as above.
-            let result = unsafe { buf.nested_writer(0) }
-                .map_err(|_| ())
-                .and_then(|mut w| {
-                    w.write(CLOCK.fetch_add(1, Relaxed), &payload[..len])
-                        .map_err(|_| ())
-                });
-            if result.is_err() {
-                NESTED_FAILED.fetch_add(1, Relaxed);
-            }
-        }
-        // SAFETY: restore errno.
-        unsafe { *libc::__errno_location() = errno };
-    }
-
-    /// A timer sending SIGUSR1 to the calling thread every 50 us.
-    pub struct Timer(libc::timer_t);
-
-    impl Timer {
-        pub fn start() -> Timer {
-            // SAFETY: plain system calls with valid structs; the handler only
-            // touches atomics, const thread-locals and the ring's write path.
-            unsafe {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-                sa.sa_flags = libc::SA_RESTART;
-                libc::sigemptyset(&mut sa.sa_mask);
-                assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
-                let mut sev: libc::sigevent = std::mem::zeroed();
-                sev.sigev_notify = libc::SIGEV_THREAD_ID;
-                sev.sigev_signo = libc::SIGUSR1;
-                sev.sigev_notify_thread_id = libc::gettid();
-                let mut id: libc::timer_t = std::mem::zeroed();
-                assert_eq!(
-                    libc::timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut id),
-                    0,
-                    "timer_create failed"
-                );
-                let t = libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 50_000,
-                };
-                let spec = libc::itimerspec {
-                    it_interval: t,
-                    it_value: t,
-                };
-                assert_eq!(libc::timer_settime(id, 0, &spec, std::ptr::null_mut()), 0);
-                Timer(id)
-            }
-        }
-    }
-
-    impl Drop for Timer {
-        fn drop(&mut self) {
-            // SAFETY: deleting the timer we created; no signal is sent after.
-            unsafe { libc::timer_delete(self.0) };
-        }
-    }
-}
-
-/// A thread writes while a timer's signal handler writes nested events into
-/// the same ring; the iterator walks it meanwhile. Every event is intact,
+/// A thread writes while a signal handler (`common::sigwriter`, signalled
+/// every 50 us) writes nested events into the same ring; the iterator walks
+/// it meanwhile. Every event is intact,
 /// each writer's numbers strictly increase, and every number missing between
 /// two events of one writer is covered by the losses reported in between.
 fn nested_signal_writes(mode: Mode) {
-    use signals::*;
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    use common::sigwriter::{self, Signaller, CLOCK, NESTED};
+    let _serial = sigwriter::serial();
     let buf = Arc::new(RingBuffer::new(Config::new(1).pages_per_ring(4).mode(mode)).unwrap());
-    NESTED_SEQ.store(0, Relaxed);
-    NESTED_FAILED.store(0, Relaxed);
-    BUF.store(Arc::as_ptr(&buf) as *mut RingBuffer, Release);
     let stop = Arc::new(AtomicBool::new(false));
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let writer = {
         let (buf, stop) = (buf.clone(), stop.clone());
         std::thread::spawn(move || {
-            IS_WRITER.with(|w| w.set(true));
             let mut w = buf.writer(0).unwrap();
-            let timer = Timer::start();
+            tid_tx.send(sigwriter::become_writer() as usize).unwrap();
             let mut scratch = [0u8; 400];
             let (mut seq, mut refused) = (0u64, 0u64);
             while !stop.load(Relaxed) {
@@ -437,11 +346,11 @@ fn nested_signal_writes(mode: Mode) {
                 }
                 seq += 1;
             }
-            drop(timer);
-            IS_WRITER.with(|w| w.set(false));
             (seq, refused)
         })
     };
+    let tid = tid_rx.recv().unwrap() as libc::pthread_t;
+    let signaller = Signaller::start(&buf, 0, tid, Duration::from_micros(50));
     // In producer/consumer mode a consumer makes room (the iterator alone
     // would see a full ring and nothing new).
     let consumer = (mode == Mode::ProducerConsumer).then(|| {
@@ -500,15 +409,23 @@ fn nested_signal_writes(mode: Mode) {
         }
     }
     stop.store(true, Relaxed);
+    // No signal after this: the writer thread is joined only then.
+    signaller.stop();
     let (outer, refused) = writer.join().unwrap();
-    BUF.store(std::ptr::null_mut(), Release);
     let consumed = consumer.map_or(0, |c| c.join().unwrap());
-    let nested = NESTED_SEQ.load(Relaxed);
+    let nested = sigwriter::SEQ.load(Relaxed);
     let s = buf.stats(0).unwrap();
     assert_eq!(s.written, outer + nested, "{s:?}");
     assert_eq!(
+        (
+            sigwriter::REFUSED.load(Relaxed),
+            sigwriter::OTHER.load(Relaxed)
+        ),
+        (0, 0)
+    );
+    assert_eq!(
         s.dropped + s.commit_overrun,
-        refused + NESTED_FAILED.load(Relaxed)
+        refused + sigwriter::LOST.load(Relaxed)
     );
     assert_eq!(s.read, consumed, "the iterator consumed");
     let read = drain(&buf, 0);
