@@ -18,7 +18,7 @@ fn measure(name: &str, clock: Clock) {
 fn measure_n(name: &str, clock: Clock, n: u64, rounds: usize) {
     let t = TracerConfig::new()
         .max_contexts(1)
-        .bytes_per_context(4 << 20)
+        .bytes_per_context(64 << 10)
         .clock(clock)
         .build()
         .expect("tracer");

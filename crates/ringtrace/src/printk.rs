@@ -96,6 +96,7 @@
 //! Acquire load.
 
 use std::fmt::Write as _;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use crate::event::{Array, CommonFields, EncodeError, EventType, Field, Record};
@@ -1217,6 +1218,70 @@ pub trait SiteKinds {
     const KINDS: &'static [ArgKind];
 }
 
+/// Where a [`Bprint`] finds its argument kinds: a [`SiteKinds`] type (what
+/// `bprintk!` uses; the kinds and the record length are then constants in
+/// every function the record passes through, so the encoder's per-argument
+/// `match`es fold away even where the compiler does not inline the record
+/// path into the call site), or [`FromSite`] (read from the [`Site`] at run
+/// time, for hand-made sites).
+///
+/// ```
+/// use ringtrace::printk::{ArgKind, FromSite, KindsSource, Site};
+/// static S: Site = Site::new("%d", &[ArgKind::Int32], "f.rs", 1);
+/// assert_eq!(FromSite::kinds(&S), &[ArgKind::Int32]);
+/// assert_eq!(FromSite::fixed_len(&S), Some(28));
+/// ```
+pub trait KindsSource {
+    /// The kinds of `site`'s arguments.
+    fn kinds(site: &Site) -> &'static [ArgKind];
+    /// The encoded record length if no argument is a `%s` (then it does not
+    /// depend on the values).
+    fn fixed_len(site: &Site) -> Option<usize>;
+}
+
+/// [`KindsSource`] reading the kinds from the [`Site`] (what [`Bprint::new`]
+/// uses).
+///
+/// ```
+/// use ringtrace::printk::{ArgKind, FromSite, KindsSource, Site};
+/// static S: Site = Site::new("%s", &[ArgKind::Str], "f.rs", 1);
+/// assert_eq!(FromSite::fixed_len(&S), None);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct FromSite;
+
+impl KindsSource for FromSite {
+    #[inline]
+    fn kinds(site: &Site) -> &'static [ArgKind] {
+        site.kinds
+    }
+
+    #[inline]
+    fn fixed_len(site: &Site) -> Option<usize> {
+        as_fixed(fixed_len(site.kinds))
+    }
+}
+
+impl<K: SiteKinds> KindsSource for K {
+    #[inline(always)]
+    fn kinds(_: &Site) -> &'static [ArgKind] {
+        K::KINDS
+    }
+
+    #[inline(always)]
+    fn fixed_len(_: &Site) -> Option<usize> {
+        const { as_fixed(fixed_len(K::KINDS)) }
+    }
+}
+
+const fn as_fixed(len: usize) -> Option<usize> {
+    if len == VARIABLE {
+        None
+    } else {
+        Some(len)
+    }
+}
+
 /// Index of the first argument whose type (its [`BprintArg::FITS`]) does
 /// not fit its conversion's kind, if any.
 ///
@@ -1261,19 +1326,14 @@ const fn misfit_message(i: usize) -> &'static str {
 /// assert_eq!(ringtrace::printk::format_bprint(&buf[..n]).unwrap().1, "x=-4");
 /// ```
 #[derive(Debug)]
-pub struct Bprint<A> {
+pub struct Bprint<A, K = FromSite> {
     site: &'static Site,
-    /// The same as `site.kinds()`, but from the macro's `const`, so the
-    /// compiler sees the values and unrolls the per-argument `match`es
-    /// (the site is in writable memory because of its atomic id).
-    kinds: &'static [ArgKind],
-    /// The encoded length when no argument is a string (it is then the same
-    /// for every call of the site), else [`VARIABLE`].
-    fixed_len: usize,
     args: A,
+    /// Where the argument kinds come from (see [`KindsSource`]).
+    kinds: PhantomData<K>,
 }
 
-/// [`Bprint`]'s `fixed_len` of a site with a `%s` argument.
+/// `fixed_len` of a site with a `%s` argument.
 const VARIABLE: usize = usize::MAX;
 
 /// The encoded length of a bprint record whose arguments are `kinds`, if
@@ -1292,7 +1352,8 @@ const fn fixed_len(kinds: &[ArgKind]) -> usize {
 }
 
 impl<A: ArgList> Bprint<A> {
-    /// Pairs a site with its arguments (used by `bprintk!`).
+    /// Pairs a site with its arguments; the argument kinds are read from the
+    /// site when encoding (`bprintk!` uses [`Bprint::checked`] instead).
     ///
     /// ```
     /// use ringtrace::printk::{ArgKind, Bprint, Site};
@@ -1304,12 +1365,13 @@ impl<A: ArgList> Bprint<A> {
     pub fn new(site: &'static Site, args: A) -> Self {
         Bprint {
             site,
-            kinds: site.kinds,
-            fixed_len: fixed_len(site.kinds),
             args,
+            kinds: PhantomData,
         }
     }
+}
 
+impl<A: ArgList, K: KindsSource> Bprint<A, K> {
     /// What `bprintk!` uses: the kinds come from `K` (a constant), and a
     /// compile-time check refuses an argument whose type does not fit its
     /// conversion (e.g. a `&str` for `%d`).
@@ -1322,11 +1384,14 @@ impl<A: ArgList> Bprint<A> {
     ///     const KINDS: &'static [ArgKind] = &K;
     /// }
     /// static S: Site = Site::new("%lld", &K, "f.rs", 1);
-    /// let b = Bprint::checked::<Kinds>(&S, (5i64,));
+    /// let b = Bprint::<_, Kinds>::checked(&S, (5i64,));
     /// assert_eq!(ringtrace::event::Record::encoded_len(&b), 32);
     /// ```
     #[inline(always)]
-    pub fn checked<K: SiteKinds>(site: &'static Site, args: A) -> Self {
+    pub fn checked(site: &'static Site, args: A) -> Self
+    where
+        K: SiteKinds,
+    {
         const {
             if let Some(i) = first_misfit(K::KINDS, A::FITS) {
                 panic!("{}", misfit_message(i));
@@ -1334,9 +1399,8 @@ impl<A: ArgList> Bprint<A> {
         }
         Bprint {
             site,
-            kinds: K::KINDS,
-            fixed_len: const { fixed_len(K::KINDS) },
             args,
+            kinds: PhantomData,
         }
     }
 
@@ -1352,7 +1416,7 @@ impl<A: ArgList> Bprint<A> {
     /// Bytes of the packed arguments (before rounding the record to 4).
     #[inline]
     fn args_len(&self) -> usize {
-        let kinds = self.kinds;
+        let kinds = K::kinds(self.site);
         let mut pos = 0usize;
         let _ = self.args.for_each(|i, v| {
             match kinds.get(i) {
@@ -1366,7 +1430,7 @@ impl<A: ArgList> Bprint<A> {
     }
 }
 
-impl<A: ArgList> Record for Bprint<A> {
+impl<A: ArgList, K: KindsSource> Record for Bprint<A, K> {
     #[inline]
     fn event_type(&self) -> &'static EventType {
         BPRINT_EVENT
@@ -1385,10 +1449,10 @@ impl<A: ArgList> Record for Bprint<A> {
 
     #[inline(always)]
     fn encoded_len(&self) -> usize {
-        if self.fixed_len != VARIABLE {
-            return self.fixed_len;
+        match K::fixed_len(self.site) {
+            Some(len) => len,
+            None => align4(BPRINT_ARGS_OFFSET + self.args_len()),
         }
-        align4(BPRINT_ARGS_OFFSET + self.args_len())
     }
 
     #[inline(always)]
@@ -1403,7 +1467,7 @@ impl<A: ArgList> Record for Bprint<A> {
         out[8..16].copy_from_slice(&ip_addr(id).to_ne_bytes());
         out[16..24].copy_from_slice(&fmt_addr(id).to_ne_bytes());
         let args = &mut out[BPRINT_ARGS_OFFSET..];
-        let pos = self.args.encode_args(self.kinds, args)?;
+        let pos = self.args.encode_args(K::kinds(self.site), args)?;
         // Zero the tail padding (alignment gaps were zeroed by put_arg).
         if let Some(tail) = args.get_mut(pos..) {
             tail.fill(0);
@@ -1548,7 +1612,7 @@ macro_rules! bprintk {
         impl $crate::printk::SiteKinds for __BprintkKinds {
             const KINDS: &'static [$crate::printk::ArgKind] = &__BPRINTK_KINDS;
         }
-        $crate::printk::Bprint::checked::<__BprintkKinds>(&__BPRINTK_SITE, ($($arg,)*))
+        $crate::printk::Bprint::<_, __BprintkKinds>::checked(&__BPRINTK_SITE, ($($arg,)*))
     }};
 }
 
@@ -2063,7 +2127,7 @@ fn c_general(a: f64, p: usize, hash: bool, upper: bool) -> String {
 mod tests {
     use super::*;
 
-    fn roundtrip<A: ArgList>(b: Bprint<A>) -> String {
+    fn roundtrip<A: ArgList, K: KindsSource>(b: Bprint<A, K>) -> String {
         let mut buf = [0u8; 512];
         let c = CommonFields {
             flags: 0,
@@ -2378,7 +2442,7 @@ mod tests {
 
     #[test]
     fn site_ids_are_unique_and_stable() {
-        fn site_of<A: ArgList>(b: &Bprint<A>) -> &'static Site {
+        fn site_of<A: ArgList, K: KindsSource>(b: &Bprint<A, K>) -> &'static Site {
             b.site()
         }
         let mut ids = Vec::new();
