@@ -451,9 +451,42 @@ enum Backing {
     Mapped(#[allow(dead_code)] memmap2::MmapRaw),
 }
 
+/// The geometry as the write path uses it, computed once per mapping so
+/// that a writer is a few words to build (a writer is made per record by the
+/// tracer): the page metadata and data addresses, the page shift, the page
+/// count, the data capacity of a page and the largest payload.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteGeometry {
+    pub pages: *const PageMeta,
+    pub data: *mut u8,
+    pub page_shift: u32,
+    pub nr_pages: u32,
+    pub cap: usize,
+    pub max_payload: usize,
+}
+
+impl WriteGeometry {
+    /// The write geometry of `geometry` with the page metadata at `pages`
+    /// and the page data at `data`.
+    fn new(geometry: &Geometry, pages: *const PageMeta, data: *mut u8) -> WriteGeometry {
+        let page_size = geometry.page_size as usize;
+        WriteGeometry {
+            pages,
+            data,
+            page_shift: page_size.trailing_zeros(),
+            nr_pages: geometry.nr_pages,
+            cap: crate::format::data_capacity(page_size),
+            max_payload: crate::format::max_payload(page_size),
+        }
+    }
+}
+
 /// The region: metadata plus page data.
 pub(crate) struct Region {
     geometry: Geometry,
+    /// What the write path needs, derived from `geometry` and the mapping
+    /// once (see [`WriteGeometry`]).
+    write_geo: WriteGeometry,
     /// Start of the page data (page 0's header).
     data: NonNull<u8>,
     #[cfg(not(loom))]
@@ -508,6 +541,12 @@ impl Region {
             unsafe { NonNull::new_unchecked(base.as_ptr().add(geometry.data_offset as usize)) };
         let region = Region {
             geometry,
+            write_geo: WriteGeometry::new(
+                &geometry,
+                // SAFETY: the array starts at page_meta_offset inside the mapping.
+                unsafe { base.as_ptr().add(geometry.page_meta_offset as usize).cast() },
+                data.as_ptr(),
+            ),
             data,
             base,
             backing: Backing::Heap,
@@ -578,6 +617,12 @@ impl Region {
             unsafe { NonNull::new_unchecked(base.as_ptr().add(geometry.data_offset as usize)) };
         let region = Region {
             geometry,
+            write_geo: WriteGeometry::new(
+                &geometry,
+                // SAFETY: the array starts at page_meta_offset inside the mapping.
+                unsafe { base.as_ptr().add(geometry.page_meta_offset as usize).cast() },
+                data.as_ptr(),
+            ),
             data,
             base,
             backing: Backing::Mapped(map),
@@ -662,6 +707,12 @@ impl Region {
         let data = unsafe { NonNull::new_unchecked(base.as_ptr().add(g.data_offset as usize)) };
         Ok(Region {
             geometry: g,
+            write_geo: WriteGeometry::new(
+                &g,
+                // SAFETY: the array starts at page_meta_offset inside the mapping.
+                unsafe { base.as_ptr().add(g.page_meta_offset as usize).cast() },
+                data.as_ptr(),
+            ),
             data,
             base,
             backing: Backing::Mapped(map),
@@ -724,7 +775,7 @@ impl Region {
             }
         }
         let rings = (0..geometry.nr_rings).map(|_| ring_meta()).collect();
-        let pages = (0..geometry.nr_pages)
+        let pages: Box<[PageMeta]> = (0..geometry.nr_pages)
             .map(|_| PageMeta {
                 _pad_line: std::array::from_fn(|_| AtomicU64::new(0)),
                 link: AtomicU64::new(0),
@@ -742,6 +793,7 @@ impl Region {
         let data = NonNull::new(Box::into_raw(data).cast::<u8>())?;
         Some(Region {
             geometry,
+            write_geo: WriteGeometry::new(&geometry, pages.as_ptr(), data.as_ptr()),
             data,
             loom: LoomParts {
                 state: Box::new(BufferState {
@@ -754,6 +806,12 @@ impl Region {
                 pages,
             },
         })
+    }
+
+    /// The geometry as the write path uses it.
+    #[inline(always)]
+    pub(crate) fn write_geometry(&self) -> &WriteGeometry {
+        &self.write_geo
     }
 
     #[inline(always)]
@@ -810,28 +868,6 @@ impl Region {
         }
         #[cfg(loom)]
         &self.loom.pages[page as usize]
-    }
-
-    /// Pointer to the `PageMeta` array, for writers that index it on the
-    /// fast path (see `Writer::page`).
-    #[inline(always)]
-    pub(crate) fn page_meta_ptr(&self) -> *const PageMeta {
-        #[cfg(not(loom))]
-        // SAFETY: the array starts at page_meta_offset inside the allocation.
-        unsafe {
-            self.base
-                .as_ptr()
-                .add(self.geometry.page_meta_offset as usize)
-                .cast::<PageMeta>()
-        }
-        #[cfg(loom)]
-        self.loom.pages.as_ptr()
-    }
-
-    /// Pointer to the first page's bytes.
-    #[inline(always)]
-    pub(crate) fn data_ptr(&self) -> *mut u8 {
-        self.data.as_ptr()
     }
 
     /// Pointer to the first byte of page `page` (its 16-byte header).

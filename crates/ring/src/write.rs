@@ -92,7 +92,7 @@ use crate::format::{
 };
 use crate::layout::{
     link, link_flag, link_page, link_tag, write_entries, write_offset, PageMeta, Region, RingMeta,
-    ENTRY, GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL, UPDATE,
+    WriteGeometry, ENTRY, GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL, UPDATE,
 };
 use crate::sync::{light_barrier, signal_fence, AtomicU64, Ordering::*};
 use crate::{Mode, WriteError};
@@ -150,16 +150,11 @@ macro_rules! step {
 pub struct Writer<'a> {
     region: &'a Region,
     meta: &'a RingMeta,
-    /// `region.page_meta_ptr()`, cached for the fast path.
-    pages: *const PageMeta,
-    /// `region.data_ptr()`, cached for the fast path.
-    data: *mut u8,
-    /// log2 of the page size.
-    page_shift: u32,
-    nr_pages: u32,
+    /// A copy of `region.write_geometry()`, computed once per region, so
+    /// that a writer is cheap to make (the tracer makes one per record) and
+    /// a long-lived writer reads it without an indirection.
+    geo: WriteGeometry,
     ring: u32,
-    cap: usize,
-    max_payload: usize,
     claimed: bool,
     _not_send: PhantomData<*const ()>,
 }
@@ -226,18 +221,13 @@ impl std::fmt::Debug for Reservation<'_, '_> {
 }
 
 impl<'a> Writer<'a> {
+    #[inline(always)]
     pub(crate) fn new(region: &'a Region, ring: u32, claimed: bool) -> Writer<'a> {
-        let page_size = region.geometry().page_size as usize;
         Writer {
             region,
             meta: region.ring(ring),
-            pages: region.page_meta_ptr(),
-            data: region.data_ptr(),
-            page_shift: page_size.trailing_zeros(),
-            nr_pages: region.geometry().nr_pages,
+            geo: *region.write_geometry(),
             ring,
-            cap: crate::format::data_capacity(page_size),
-            max_payload: crate::format::max_payload(page_size),
             claimed,
             _not_send: PhantomData,
         }
@@ -246,19 +236,19 @@ impl<'a> Writer<'a> {
     /// The metadata of page `page`.
     #[inline(always)]
     fn page(&self, page: u32) -> &'a PageMeta {
-        debug_assert!(page < self.nr_pages);
+        debug_assert!(page < self.geo.nr_pages);
         // SAFETY: every caller checked `page < nr_pages` (an index read from
         // the shared state is range-checked where it is loaded), and the
         // array lives as long as the region.
-        unsafe { &*self.pages.add(page as usize) }
+        unsafe { &*self.geo.pages.add(page as usize) }
     }
 
     /// Pointer to the first byte of page `page`.
     #[inline(always)]
     fn page_bytes(&self, page: u32) -> *mut u8 {
-        debug_assert!(page < self.nr_pages);
+        debug_assert!(page < self.geo.nr_pages);
         // SAFETY: as in `page`: the page lies inside the data area.
-        unsafe { self.data.add((page as usize) << self.page_shift) }
+        unsafe { self.geo.data.add((page as usize) << self.geo.page_shift) }
     }
 
     /// Index of the ring this writer writes.
@@ -323,21 +313,20 @@ impl<'a> Writer<'a> {
             Some(r) => r?,
             None => self.reserve_slot(ts, len)?,
         };
-        // Discards the reservation if `fill` unwinds; disarmed below.
-        let guard = DiscardOnUnwind {
-            writer: self,
-            slot: &slot,
-        };
         // SAFETY: `slot.payload` has `len` reserved bytes that nobody else
         // touches until we commit or discard, and `self` is borrowed
         // mutably for the duration.
         let bytes = unsafe { std::slice::from_raw_parts_mut(slot.payload, len) };
+        // Discards the reservation if `fill` unwinds. It holds the slot by
+        // value: a reference would force the slot out of registers into
+        // memory on the fast path.
+        let guard = DiscardOnUnwind { writer: self, slot };
         let keep = fill(bytes);
-        std::mem::forget(guard);
+        let slot = guard.disarm();
         if keep {
             self.commit_slot(&slot);
         } else {
-            self.discard_slot(&slot);
+            self.discard_slot(slot);
         }
         Ok(keep)
     }
@@ -372,7 +361,7 @@ impl<'a> Writer<'a> {
     #[inline(always)]
     fn reserve_fast(&self, ts: u64, len: usize) -> Option<Result<Slot, WriteError>> {
         let w = &self.meta.w;
-        if len.wrapping_sub(1) >= self.max_payload || w.committing.load(Relaxed) != 0 {
+        if len.wrapping_sub(1) >= self.geo.max_payload || w.committing.load(Relaxed) != 0 {
             return None;
         }
         // Step E for depth 0. A nested writer between the load above and
@@ -389,7 +378,7 @@ impl<'a> Writer<'a> {
         step!(E);
         // Step A.
         let tail = w.tail_page.load(Acquire);
-        if tail >= self.nr_pages {
+        if tail >= self.geo.nr_pages {
             return Some(self.reserve_retry(ts, len, 0));
         }
         let after = w.write_stamp.load(Relaxed);
@@ -411,7 +400,7 @@ impl<'a> Writer<'a> {
         signal_fence();
         let start = write_offset(old);
         step!(C);
-        if start + event > self.cap {
+        if start + event > self.geo.cap {
             return Some(self.overflowed(ts, len, tail, start, event));
         }
         // Step D.
@@ -464,7 +453,7 @@ impl<'a> Writer<'a> {
 
     #[inline]
     fn reserve_slot(&self, ts: u64, len: usize) -> Result<Slot, WriteError> {
-        if len.wrapping_sub(1) >= self.max_payload {
+        if len.wrapping_sub(1) >= self.geo.max_payload {
             return Err(self.too_large(len));
         }
         let w = &self.meta.w;
@@ -491,7 +480,7 @@ impl<'a> Writer<'a> {
         let w = &self.meta.w;
         let outer = depth == 0;
         let event = event_size(len);
-        let nr_pages = self.nr_pages;
+        let nr_pages = self.geo.nr_pages;
         for _ in 0..MAX_RETRIES {
             // Step A. Acquire: pairs with the Release cmpxchg at T3, so the
             // page preparation of a tail moved by another context is visible
@@ -521,7 +510,7 @@ impl<'a> Writer<'a> {
             signal_fence();
             let start = write_offset(old);
             step!(C);
-            if start + size <= self.cap {
+            if start + size <= self.geo.cap {
                 // Step D.
                 let mut delta = delta;
                 if outer {
@@ -566,7 +555,7 @@ impl<'a> Writer<'a> {
         depth: u32,
         len: usize,
     ) -> Slot {
-        debug_assert!(start + size <= self.cap);
+        debug_assert!(start + size <= self.geo.cap);
         // SAFETY: inside the page (caller's contract).
         let base = unsafe { self.page_bytes(page).add(PAGE_HEADER_SIZE + start) };
         let mut at = base;
@@ -606,8 +595,8 @@ impl<'a> Writer<'a> {
         let w = &self.meta.w;
         let page = self.page(tail);
         // Step F: give back what we took from the full page.
-        if start < self.cap {
-            let filler = self.cap - start;
+        if start < self.geo.cap {
+            let filler = self.geo.cap - start;
             // SAFETY: [start, cap) is ours: we crossed the end, so every later
             // reservation on this page starts at or after the end.
             unsafe {
@@ -813,7 +802,7 @@ impl<'a> Writer<'a> {
     fn too_large(&self, len: usize) -> WriteError {
         WriteError::TooLarge {
             len,
-            max: self.max_payload,
+            max: self.geo.max_payload,
         }
     }
 
@@ -840,7 +829,37 @@ impl<'a> Writer<'a> {
         }
     }
 
-    fn discard_slot(&self, slot: &Slot) {
+    /// Gives a reservation back (the kernel's `rb_try_to_discard`), or turns
+    /// it into padding when something was reserved after it.
+    #[inline(always)]
+    fn discard_slot(&self, slot: Slot) {
+        self.discard_parts(
+            slot.page, slot.depth, slot.start, slot.size, slot.delta, slot.len,
+        );
+    }
+
+    /// [`Writer::discard_slot`] out of line, the slot as scalars: passed in
+    /// registers, so the fill path does not keep a copy of the slot in
+    /// memory for this rarely taken call.
+    #[inline(never)]
+    fn discard_parts(
+        &self,
+        page: u32,
+        depth: u32,
+        start: usize,
+        size: usize,
+        delta: u64,
+        len: usize,
+    ) {
+        let slot = Slot {
+            page,
+            depth,
+            start,
+            size,
+            delta,
+            payload: std::ptr::null_mut(),
+            len,
+        };
         let page = self.page(slot.page);
         // SAFETY: the slot lies within its page (reserve_in_ring).
         let base = unsafe {
@@ -894,7 +913,7 @@ impl<'a> Writer<'a> {
             return;
         }
         let tail = w.tail_page.load(Relaxed);
-        if tail < self.nr_pages {
+        if tail < self.geo.nr_pages {
             self.end_outer(tail);
         } else {
             self.end_slow();
@@ -978,19 +997,20 @@ impl<'a> Writer<'a> {
             return false;
         }
         let page = self.page(tail);
-        page.commit.load(Relaxed) as usize == write_offset(page.write.load(Relaxed)).min(self.cap)
+        page.commit.load(Relaxed) as usize
+            == write_offset(page.write.load(Relaxed)).min(self.geo.cap)
     }
 
     /// Walks the commit point to the tail (`rb_set_commit_to_write`). Only
     /// the outermost writer runs it; everything nested has finished.
     fn set_commit_to_write(&self) {
         let w = &self.meta.w;
-        let bound = self.nr_pages * 2 + 4;
+        let bound = self.geo.nr_pages * 2 + 4;
         for _ in 0..bound {
             let cp = w.commit_page.load(Relaxed);
             let tp = w.tail_page.load(Relaxed);
             let page = self.page(cp);
-            let committed = write_offset(page.write.load(Relaxed)).min(self.cap) as u32;
+            let committed = write_offset(page.write.load(Relaxed)).min(self.geo.cap) as u32;
             // Release: pairs with the Acquire load of `commit` in
             // `Consumer::next_record`: the event bytes are visible first.
             page.commit.store(committed, Release);
@@ -1002,7 +1022,7 @@ impl<'a> Writer<'a> {
                 continue;
             }
             let next = link_page(page.link.load(Acquire));
-            if next >= self.nr_pages {
+            if next >= self.geo.nr_pages {
                 self.corrupt("page link out of range");
                 return;
             }
@@ -1089,12 +1109,22 @@ pub(crate) fn head_page_set(l: &AtomicU64, target: u32, old: u64, new: u64) -> u
 
 /// `Writer::write_with`'s unwind guard: discards the slot if the fill
 /// closure panics, so the ring is not left mid-write.
-struct DiscardOnUnwind<'w, 'a, 's> {
+struct DiscardOnUnwind<'w, 'a> {
     writer: &'w Writer<'a>,
-    slot: &'s Slot,
+    slot: Slot,
 }
 
-impl Drop for DiscardOnUnwind<'_, '_, '_> {
+impl DiscardOnUnwind<'_, '_> {
+    /// The fill returned: hand the slot back without discarding it.
+    #[inline(always)]
+    fn disarm(self) -> Slot {
+        let slot = self.slot;
+        std::mem::forget(self);
+        slot
+    }
+}
+
+impl Drop for DiscardOnUnwind<'_, '_> {
     fn drop(&mut self) {
         self.writer.discard_slot(self.slot);
     }
@@ -1116,7 +1146,7 @@ impl<'w, 'a> Reservation<'w, 'a> {
     /// reserved after it, otherwise it becomes padding that readers skip.
     pub fn discard(self) {
         let this = std::mem::ManuallyDrop::new(self);
-        this.writer.discard_slot(&this.slot);
+        this.writer.discard_slot(this.slot);
     }
 
     /// Time delta stored with the event (0 for nested or page-first events).
@@ -1146,6 +1176,6 @@ impl Drop for Reservation<'_, '_> {
     #[inline(always)]
     fn drop(&mut self) {
         // Neither committed nor discarded (those skip the drop).
-        self.writer.discard_slot(&self.slot);
+        self.writer.discard_slot(self.slot);
     }
 }

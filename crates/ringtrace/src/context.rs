@@ -496,20 +496,24 @@ pub(crate) fn record_in<R: Record + ?Sized>(
     // The lease comes first and takes no `rec`, so that the record stays in
     // registers on the way to the encoder (no copy of it to memory for a
     // cold call).
-    let r = match lookup(inner.id) {
-        Some(ring) => Ok(ring),
-        None => lease_for_record(inner, depth),
+    let ring = match lookup(inner.id) {
+        Some(ring) => ring,
+        None => match lease_for_record(inner, depth) {
+            Ok(ring) => ring,
+            Err(e) => {
+                exit_write(saved);
+                return Err(e);
+            }
+        },
+    };
+    register_type(rec, depth);
+    // Formats first: a reader that sees the record finds its format in the
+    // session's tables (published before the ring's commit).
+    if let Some(l) = &inner.session {
+        rec.prepare();
+        l.before_write(rec.event_type().id, depth);
     }
-    .and_then(|ring| {
-        register_type(rec, depth);
-        // Formats first: a reader that sees the record finds its format
-        // in the session's tables (published before the ring's commit).
-        if let Some(l) = &inner.session {
-            rec.prepare();
-            l.before_write(rec.event_type().id, depth);
-        }
-        write_record(inner, ring, rec, depth)
-    });
+    let r = write_record(inner, ring, rec, depth);
     exit_write(saved);
     r
 }
@@ -519,7 +523,12 @@ pub(crate) fn record_in<R: Record + ?Sized>(
 #[inline(always)]
 fn enter_write() -> (u32, u32) {
     let saved = NEST.get();
-    let depth = ((saved & LEVEL) + u32::from(saved & WRITING != 0)).min(LEVEL);
+    // Ordinary code, no record in progress: the common case, one store.
+    let depth = if saved == 0 {
+        0
+    } else {
+        ((saved & LEVEL) + u32::from(saved & WRITING != 0)).min(LEVEL)
+    };
     NEST.set(depth | WRITING);
     // Keep the store above the ring operations: a handler interrupting them
     // must see WRITING. Same thread, so a compiler barrier is enough.
@@ -568,17 +577,14 @@ fn write_record<R: Record + ?Sized>(
     rec: &R,
     depth: u32,
 ) -> Result<(), RecordError> {
-    let mut flag_bits = 0;
-    if depth > 0 {
-        flag_bits |= flags::IN_SIGNAL_HANDLER;
-        if depth > 1 {
-            flag_bits |= flags::NESTED_SIGNAL;
+    let common = if depth == 0 {
+        CommonFields {
+            flags: 0,
+            preempt_count: 0,
+            pid: current_tid(),
         }
-    }
-    let common = CommonFields {
-        flags: flag_bits,
-        preempt_count: depth.min(255) as u8,
-        pid: current_tid(),
+    } else {
+        nested_common(depth)
     };
     let len = rec.encoded_len();
     let ts = inner.clock.now();
@@ -607,6 +613,20 @@ fn write_record<R: Record + ?Sized>(
         (Ok(_), Err(e)) => Err(refuse_other(inner, e.into())),
         (Err(e @ WriteError::TooLarge { .. }), _) => Err(refuse_other(inner, e.into())),
         (Err(e), _) => Err(e.into()),
+    }
+}
+
+/// The common fields of a record made inside a signal handler.
+#[cold]
+fn nested_common(depth: u32) -> CommonFields {
+    let mut flag_bits = flags::IN_SIGNAL_HANDLER;
+    if depth > 1 {
+        flag_bits |= flags::NESTED_SIGNAL;
+    }
+    CommonFields {
+        flags: flag_bits,
+        preempt_count: depth.min(255) as u8,
+        pid: current_tid(),
     }
 }
 

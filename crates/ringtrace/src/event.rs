@@ -176,10 +176,20 @@ impl CommonFields {
     #[inline]
     pub fn write(&self, type_id: u16, out: &mut [u8]) {
         if let Some(h) = out.get_mut(..COMMON_HEADER_SIZE) {
-            h[0..2].copy_from_slice(&type_id.to_ne_bytes());
-            h[2] = self.flags;
-            h[3] = self.preempt_count;
-            h[4..8].copy_from_slice(&self.pid.to_ne_bytes());
+            // Assembled in a register, then one 8-byte store: the native
+            // byte order of type (2 bytes), flags, preempt count, pid.
+            let (t, f, p, pid) = (
+                u64::from(type_id),
+                u64::from(self.flags),
+                u64::from(self.preempt_count),
+                u64::from(self.pid as u32),
+            );
+            let word = if cfg!(target_endian = "little") {
+                t | f << 16 | p << 24 | pid << 32
+            } else {
+                t << 48 | f << 40 | p << 32 | pid
+            };
+            h.copy_from_slice(&word.to_ne_bytes());
         }
     }
 

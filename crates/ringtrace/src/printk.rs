@@ -773,7 +773,10 @@ impl Site {
         if id != 0 {
             return Ok(id);
         }
-        self.register()
+        match register_site(self) {
+            0 => Err(EncodeError::NoFormatId { max: MAX_SITES }),
+            id => Ok(id),
+        }
     }
 
     /// The id if already assigned (does not assign one).
@@ -788,37 +791,52 @@ impl Site {
             id => Some(id),
         }
     }
+}
 
-    #[cold]
-    fn register(&'static self) -> Result<u32, EncodeError> {
-        // Bounded: each failed CAS means another thread (or process) took
-        // an id.
-        // Acquire: pairs with the Release store in `share_ids`.
-        let shared = SHARED_NEXT_ID.load(Ordering::Acquire);
-        // SAFETY: a non-null pointer was made by `share_ids` from a counter
-        // in a session mapping leaked there: valid for the whole process.
-        let new = match unsafe { shared.as_ref() } {
-            Some(counter) => {
-                let id = next_id(counter)?;
+/// Assigns `site` its id on first use: 0 when all [`MAX_SITES`] ids are
+/// taken.
+///
+/// `extern "C"` so that the compiler knows it cannot unwind (a panic in it
+/// would abort; nothing here panics): `Site::id` is called while the ring
+/// holds a reservation, and a callee that may unwind would make the record
+/// path keep an unwind guard in memory.
+#[cold]
+extern "C" fn register_site(site: &'static Site) -> u32 {
+    // Bounded: each failed CAS means another thread (or process) took
+    // an id.
+    // Acquire: pairs with the Release store in `share_ids`.
+    let shared = SHARED_NEXT_ID.load(Ordering::Acquire);
+    // SAFETY: a non-null pointer was made by `share_ids` from a counter
+    // in a session mapping leaked there: valid for the whole process.
+    let new = match unsafe { shared.as_ref() } {
+        Some(counter) => match next_id(counter) {
+            Ok(id) => {
                 // `site_count` tells session links a site registered.
                 NEXT_ID.fetch_max(id + 1, Ordering::Relaxed);
                 id
             }
-            None => next_id(&NEXT_ID)?,
-        };
-        // Slot `new` is ours alone. Release: pairs with the Acquire load in
-        // `site_by_id`; published before the id so a record never carries an
-        // id whose slot is still empty.
-        SITES[new as usize].store(self as *const Site as *mut Site, Ordering::Release);
-        match self
-            .id
-            .compare_exchange(0, new, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => Ok(new),
-            // Lost the race: slot `new` stays pointing at us, but our id is
-            // `winner`, so `site_by_id(new)` reports nothing.
-            Err(winner) => Ok(winner),
-        }
+            Err(_) => return 0,
+        },
+        None => match next_id(&NEXT_ID) {
+            Ok(id) => id,
+            Err(_) => return 0,
+        },
+    };
+    let Some(slot) = SITES.get(new as usize) else {
+        return 0;
+    };
+    // Slot `new` is ours alone. Release: pairs with the Acquire load in
+    // `site_by_id`; published before the id so a record never carries an
+    // id whose slot is still empty.
+    slot.store(site as *const Site as *mut Site, Ordering::Release);
+    match site
+        .id
+        .compare_exchange(0, new, Ordering::AcqRel, Ordering::Acquire)
+    {
+        Ok(_) => new,
+        // Lost the race: slot `new` stays pointing at us, but our id is
+        // `winner`, so `site_by_id(new)` reports nothing.
+        Err(winner) => winner,
     }
 }
 
