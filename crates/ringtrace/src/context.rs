@@ -297,7 +297,7 @@ impl Target for ContextHandle<'_> {
             return Err(RecordError::Off);
         }
         let (saved, depth) = enter_write();
-        register_type(rec, depth);
+        register_type(rec);
         if let Some(l) = &inner.session {
             rec.prepare();
             l.before_write(rec.event_type().id, depth);
@@ -506,7 +506,7 @@ pub(crate) fn record_in<R: Record + ?Sized>(
             }
         },
     };
-    register_type(rec, depth);
+    register_type(rec);
     // Formats first: a reader that sees the record finds its format in the
     // session's tables (published before the ring's commit).
     if let Some(l) = &inner.session {
@@ -556,11 +556,12 @@ fn lookup(id: u32) -> Option<usize> {
     })
 }
 
-/// Registers a user event type in the global registry on its first ordinary
-/// record (readers need it to decode). Folds away for print/bprint.
+/// Registers a user event type in the global registry on its first record
+/// (readers need it to decode); lock-free, so a signal handler may be the
+/// first to record a type. Folds away for print/bprint.
 #[inline(always)]
-fn register_type<R: Record + ?Sized>(rec: &R, depth: u32) {
-    if depth == 0 && rec.needs_registration() {
+fn register_type<R: Record + ?Sized>(rec: &R) {
+    if rec.needs_registration() {
         let ty = rec.event_type();
         let reg = Registry::global();
         if reg.get(ty.id).is_none() {

@@ -47,7 +47,8 @@
 //! Rings, clocks and threads: it only describes and encodes bytes.
 
 use std::fmt::Write as _;
-use std::sync::OnceLock;
+use std::sync::atomic::AtomicPtr;
+use std::sync::atomic::Ordering::{Acquire, Release};
 
 /// Size of ftrace's common header (`struct trace_entry`, modern 64-bit kernels).
 ///
@@ -1107,9 +1108,11 @@ const REGISTRY_SLOTS: usize = MAX_EVENT_ID as usize + 1;
 
 /// Map from event id to event type.
 ///
-/// Registration may block briefly (first writer of a slot wins); lookups are
-/// one atomic load, lock-free and allocation-free, so a reader, a crash dump
-/// or a signal handler can use them.
+/// Lock-free and allocation-free both ways: registering is one
+/// compare-and-swap on the id's slot (the first type wins), a lookup one
+/// atomic load. So a signal handler can record a typed event that ordinary
+/// code never recorded, and readers, crash dumps and handlers can look types
+/// up.
 ///
 /// ```
 /// use ringtrace::event::Registry;
@@ -1118,9 +1121,11 @@ const REGISTRY_SLOTS: usize = MAX_EVENT_ID as usize + 1;
 /// assert_eq!(REG.get(6).map(|t| t.name), Some("bprint"));
 /// ```
 pub struct Registry {
-    /// Slot `id` holds the type with that id. Written once (by `register`),
-    /// read by any thread; `OnceLock` gives the Release/Acquire pairing.
-    slots: [OnceLock<&'static EventType>; REGISTRY_SLOTS],
+    /// Slot `id` points at the type with that id, null until registered.
+    /// Written once, by the compare-and-swap in `register` (Release on
+    /// success), read by `get` (Acquire): the pair publishes the pointer; the
+    /// `&'static EventType` it came from is immutable.
+    slots: [AtomicPtr<EventType>; REGISTRY_SLOTS],
 }
 
 impl std::fmt::Debug for Registry {
@@ -1147,25 +1152,34 @@ impl Registry {
     #[must_use]
     pub const fn new() -> Self {
         Registry {
-            slots: [const { OnceLock::new() }; REGISTRY_SLOTS],
+            slots: [const { AtomicPtr::new(std::ptr::null_mut()) }; REGISTRY_SLOTS],
         }
     }
 
+    /// A registry holding just the types in `builtins`, made at compile
+    /// time.
+    const fn with(builtins: &[&'static EventType]) -> Self {
+        let mut slots = [const { AtomicPtr::new(std::ptr::null_mut()) }; REGISTRY_SLOTS];
+        let mut i = 0;
+        while i < builtins.len() {
+            let ty = builtins[i];
+            // Never written through: `get` hands out shared references only.
+            slots[ty.id as usize] = AtomicPtr::new(ty as *const EventType as *mut EventType);
+            i += 1;
+        }
+        Registry { slots }
+    }
+
     /// The process-wide registry, with ftrace's `print` and `bprint` types
-    /// already present. The first call registers those two (behind a
-    /// `std::sync::Once`, so call it once before relying on it in a signal
-    /// handler); after that it is a plain reference.
+    /// present from the start (it is made at compile time, so even the
+    /// first call is a plain reference, safe in a signal handler).
     ///
     /// ```
     /// assert!(ringtrace::event::Registry::global().get(ringtrace::printk::BPRINT_ID).is_some());
     /// ```
     pub fn global() -> &'static Registry {
-        static GLOBAL: Registry = Registry::new();
-        static BUILTINS: std::sync::Once = std::sync::Once::new();
-        BUILTINS.call_once(|| {
-            let _ = GLOBAL.register(crate::printk::PRINT_EVENT);
-            let _ = GLOBAL.register(crate::printk::BPRINT_EVENT);
-        });
+        static GLOBAL: Registry =
+            Registry::with(&[crate::printk::PRINT_EVENT, crate::printk::BPRINT_EVENT]);
         &GLOBAL
     }
 
@@ -1183,7 +1197,17 @@ impl Registry {
             Some(s) if ty.id != 0 => s,
             _ => return Err(RegistryError::IdOutOfRange { id: ty.id }),
         };
-        let held = *slot.get_or_init(|| ty);
+        let new = ty as *const EventType as *mut EventType;
+        // Release on success: pairs with the Acquire load in `get`.
+        // Acquire on failure: the holder's type is read below.
+        let held = match slot.compare_exchange(std::ptr::null_mut(), new, Release, Acquire) {
+            Ok(_) => return Ok(()),
+            Err(p) => p,
+        };
+        // SAFETY: every non-null slot pointer was made from a
+        // `&'static EventType` (here or in `with`) and is never written
+        // through.
+        let held: &'static EventType = unsafe { &*held };
         if std::ptr::eq(held, ty) || *held == *ty {
             Ok(())
         } else {
@@ -1202,9 +1226,10 @@ impl Registry {
     /// ```
     #[inline]
     pub fn get(&self, id: u16) -> Option<&'static EventType> {
-        self.slots
-            .get(usize::from(id))
-            .and_then(|s| s.get().copied())
+        let p = self.slots.get(usize::from(id))?.load(Acquire);
+        // SAFETY: as in `register`: a non-null pointer is a `&'static
+        // EventType`, never written through.
+        unsafe { p.as_ref() }
     }
 
     /// All registered types in id order.
@@ -1214,7 +1239,10 @@ impl Registry {
     /// assert!(ids.starts_with(&[5, 6]));
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = &'static EventType> + '_ {
-        self.slots.iter().filter_map(|s| s.get().copied())
+        self.slots.iter().filter_map(|s| {
+            // SAFETY: as in `get`.
+            unsafe { s.load(Acquire).as_ref() }
+        })
     }
 }
 

@@ -144,7 +144,11 @@ fn threads_and_sigalrm_merge_exactly() {
             .build()
             .expect("tracer")
     });
-    tracer.register(SigEvent::EVENT_TYPE).unwrap();
+    // `SigEvent` is recorded only in the handler: its first record
+    // registers its type from there (the registry is lock-free).
+    assert!(ringtrace::event::Registry::global()
+        .get(SigEvent::EVENT_TYPE.id)
+        .is_none());
     // The test thread is a writer too and the forwarding target.
     ringtrace::trace!(tracer: tracer, "test thread up");
     IS_WRITER.set(true);
@@ -336,4 +340,53 @@ fn threads_and_sigalrm_merge_exactly() {
         guarded: 0,
     }
     .encoded_len();
+}
+
+ringtrace::declare_event! {
+    /// Recorded only by `on_usr1`, never by ordinary code.
+    pub struct FirstInHandler: "test" / "first_in_handler" = 2003 { value: u64 }
+}
+
+static USR1_TRACER: OnceLock<Tracer> = OnceLock::new();
+
+extern "C" fn on_usr1(_sig: libc::c_int) {
+    if let Some(t) = USR1_TRACER.get() {
+        let _scope = ringtrace::signal_scope();
+        ringtrace::trace_event!(t, FirstInHandler { value: 77 });
+    }
+}
+
+/// A typed event whose first record ever is made inside a signal handler
+/// is decoded by the reader: the handler registers its type.
+#[test]
+fn a_type_first_recorded_in_a_handler_is_readable() {
+    let t =
+        USR1_TRACER.get_or_init(|| TracerConfig::new().max_contexts(2).build().expect("tracer"));
+    assert!(ringtrace::event::Registry::global()
+        .get(FirstInHandler::EVENT_TYPE.id)
+        .is_none());
+    // The thread needs its context before the handler runs (a handler
+    // cannot lease one).
+    ringtrace::trace!(tracer: t, "before");
+    // SAFETY: installs a handler that only uses async-signal-safe calls;
+    // `raise` runs it on this thread before returning.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_usr1 as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+        assert_eq!(libc::raise(libc::SIGUSR1), 0);
+    }
+    let mut p = t.pipe();
+    let first = p.next_line().unwrap().unwrap();
+    assert!(first.ends_with(": before\n"), "{first}");
+    let second = p.next_line().unwrap().unwrap();
+    assert!(
+        second.ends_with("first_in_handler: value=77\n"),
+        "the handler's event: {second}"
+    );
+    assert!(
+        second.contains(" ..h1. "),
+        "flagged as in a handler: {second}"
+    );
 }
