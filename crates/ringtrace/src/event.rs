@@ -46,7 +46,7 @@
 //!
 //! Rings, clocks and threads: it only describes and encodes bytes.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::sync::atomic::AtomicPtr;
 use std::sync::atomic::Ordering::{Acquire, Release};
 
@@ -282,26 +282,24 @@ impl Field {
     #[must_use]
     pub fn format_line(&self) -> String {
         let mut s = String::new();
-        self.write_format_line(&mut s);
+        let _ = self.write_format_line(&mut s);
         s
     }
 
-    fn write_format_line(&self, s: &mut String) {
-        let _ = write!(s, "\tfield:{} {}", self.c_type, self.name);
+    fn write_format_line<W: fmt::Write + ?Sized>(&self, s: &mut W) -> fmt::Result {
+        write!(s, "\tfield:{} {}", self.c_type, self.name)?;
         match self.array {
             Array::None => {}
-            Array::Fixed(n) => {
-                let _ = write!(s, "[{n}]");
-            }
-            Array::Flexible => s.push_str("[]"),
+            Array::Fixed(n) => write!(s, "[{n}]")?,
+            Array::Flexible => s.write_str("[]")?,
         }
-        let _ = writeln!(
+        writeln!(
             s,
             ";\toffset:{};\tsize:{};\tsigned:{};",
             self.offset,
             self.size,
             u8::from(self.signed)
-        );
+        )
     }
 
     /// Whether this is a `__data_loc` (dynamic) field.
@@ -415,19 +413,32 @@ impl EventType {
     #[must_use]
     pub fn format_text(&self) -> String {
         let mut s = String::with_capacity(512);
-        let _ = writeln!(s, "name: {}", self.name);
-        let _ = writeln!(s, "ID: {}", self.id);
-        s.push_str("format:\n");
-        for f in &COMMON_FIELDS {
-            f.write_format_line(&mut s);
-        }
-        s.push('\n');
-        for f in self.fields {
-            f.write_format_line(&mut s);
-        }
-        s.push('\n');
-        let _ = writeln!(s, "print fmt: {}", self.effective_print_fmt());
+        let _ = self.write_format(&mut s);
         s
+    }
+
+    /// [`EventType::format_text`] into any writer, without allocating (a
+    /// session publishes a type's format from a signal handler this way).
+    ///
+    /// ```
+    /// let mut s = String::new();
+    /// ringtrace::printk::BPRINT_EVENT.write_format(&mut s).unwrap();
+    /// assert_eq!(s, ringtrace::printk::BPRINT_EVENT.format_text());
+    /// ```
+    pub fn write_format<W: fmt::Write + ?Sized>(&self, s: &mut W) -> fmt::Result {
+        writeln!(s, "name: {}", self.name)?;
+        writeln!(s, "ID: {}", self.id)?;
+        s.write_str("format:\n")?;
+        for f in &COMMON_FIELDS {
+            f.write_format_line(s)?;
+        }
+        s.write_str("\n")?;
+        for f in self.fields {
+            f.write_format_line(s)?;
+        }
+        s.write_str("\nprint fmt: ")?;
+        self.write_print_fmt(s)?;
+        s.write_str("\n")
     }
 
     /// `print_fmt`, or when it is empty one derived from the fields:
@@ -445,36 +456,46 @@ impl EventType {
     /// ```
     #[must_use]
     pub fn effective_print_fmt(&self) -> String {
+        let mut s = String::new();
+        let _ = self.write_print_fmt(&mut s);
+        s
+    }
+
+    /// [`EventType::effective_print_fmt`] into a writer, without allocating:
+    /// the format string in one pass over the fields, the arguments in a
+    /// second.
+    fn write_print_fmt<W: fmt::Write + ?Sized>(&self, s: &mut W) -> fmt::Result {
         if !self.print_fmt.is_empty() {
-            return self.print_fmt.to_string();
+            return s.write_str(self.print_fmt);
         }
-        let mut fmt = String::from("\"");
-        let mut args = String::new();
+        s.write_str("\"")?;
         for (i, f) in self.fields.iter().enumerate() {
             if i > 0 {
-                fmt.push(' ');
+                s.write_str(" ")?;
             }
-            let _ = write!(fmt, "{}=", f.name);
-            if f.is_data_loc() {
-                fmt.push_str("%s");
-                let _ = write!(args, ", __get_str({})", f.name);
-            } else if f.array != Array::None {
-                fmt.push_str("%s");
-                let _ = write!(args, ", __print_hex(REC->{}, {})", f.name, f.size);
+            let spec = if f.is_data_loc() || f.array != Array::None {
+                "%s"
             } else {
-                let spec = match (f.size, f.signed) {
+                match (f.size, f.signed) {
                     (8, false) => "%llu",
                     (8, true) => "%lld",
                     (_, false) => "%u",
                     (_, true) => "%d",
-                };
-                fmt.push_str(spec);
-                let _ = write!(args, ", REC->{}", f.name);
+                }
+            };
+            write!(s, "{}={spec}", f.name)?;
+        }
+        s.write_str("\"")?;
+        for f in self.fields {
+            if f.is_data_loc() {
+                write!(s, ", __get_str({})", f.name)?;
+            } else if f.array != Array::None {
+                write!(s, ", __print_hex(REC->{}, {})", f.name, f.size)?;
+            } else {
+                write!(s, ", REC->{}", f.name)?;
             }
         }
-        fmt.push('"');
-        fmt.push_str(&args);
-        fmt
+        Ok(())
     }
 
     /// The field called `name`, common fields included.

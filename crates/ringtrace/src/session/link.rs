@@ -27,8 +27,9 @@ pub(crate) struct SessionLink {
     sites: [AtomicU64; WORDS],
     /// `printk::site_count()` when the sites were last synced.
     sites_synced: AtomicU32,
-    /// A type could not be published from a signal handler: sync all at
-    /// the next ordinary record.
+    /// Types registered before this link existed may be unpublished: sync
+    /// them all at the first ordinary record (iterating the registry is
+    /// fine there, and a one-off).
     types_pending: AtomicBool,
     /// Pid that registered in the process table (a forked child differs).
     pid: AtomicU32,
@@ -149,14 +150,11 @@ impl SessionLink {
         }
     }
 
+    /// Publishes type `id` (async-signal-safe, so a handler that is the
+    /// first to record a type publishes it before its record too).
     #[cold]
     fn publish_type(&self, id: u16, depth: u32) {
-        if depth > 0 {
-            // Formatting the text allocates: not in a handler.
-            self.types_pending.store(true, Ordering::Relaxed);
-            return;
-        }
-        if self.types_pending.swap(false, Ordering::Relaxed) {
+        if depth == 0 && self.types_pending.swap(false, Ordering::Relaxed) {
             self.sync_types();
         }
         if let Some(ty) = Registry::global().get(id) {
@@ -164,15 +162,27 @@ impl SessionLink {
         }
     }
 
+    /// Appends `ty`'s table record (system, NUL, format text) unless it is
+    /// published already. No allocation: the text is measured, then
+    /// formatted straight into the table. Async-signal-safe.
     fn put_type(&self, ty: &EventType) {
-        if claim(&self.types, usize::from(ty.id)) {
-            let text = ty.format_text();
-            super::table::append(
-                &self.map,
-                KIND_EVENT,
-                &[ty.system.as_bytes(), &[0], text.as_bytes()],
-            );
+        if !claim(&self.types, usize::from(ty.id)) {
+            return;
         }
+        let mut count = CountBytes(0);
+        let _ = ty.write_format(&mut count);
+        let system = ty.system.as_bytes();
+        let len = system.len() + 1 + count.0;
+        // A full table counts the loss itself (`table_full`); the type
+        // stays claimed, as a printk site does: a retry would fail the same
+        // way.
+        let _ = super::table::append_with(&self.map, KIND_EVENT, len, |dst| {
+            let (head, text) = dst.split_at_mut(system.len() + 1);
+            head[..system.len()].copy_from_slice(system);
+            head[system.len()] = 0;
+            let mut out = SliceWriter { buf: text, at: 0 };
+            ty.write_format(&mut out).is_ok() && out.at == out.buf.len()
+        });
     }
 
     /// Publishes every registered user event type (ordinary code only).
@@ -277,4 +287,30 @@ pub(crate) fn leak_event_type(system: &str, format: &str) -> Option<&'static Eve
         fields,
         print_fmt: leak(&f.print_fmt),
     })))
+}
+
+/// A `fmt::Write` that only counts bytes.
+struct CountBytes(usize);
+
+impl std::fmt::Write for CountBytes {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+/// A `fmt::Write` into a fixed slice; fails rather than overflow.
+struct SliceWriter<'b> {
+    buf: &'b mut [u8],
+    at: usize,
+}
+
+impl std::fmt::Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.at + s.len();
+        let dst = self.buf.get_mut(self.at..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.at = end;
+        Ok(())
+    }
 }

@@ -48,6 +48,25 @@ impl IndexEntry {
 /// Appends a record made of `parts` (async-signal-safe: atomics and a copy).
 pub(crate) fn append(map: &SessionMap, kind: u32, parts: &[&[u8]]) -> bool {
     let len: usize = parts.iter().map(|p| p.len()).sum();
+    append_with(map, kind, len, |dst| {
+        let mut at = 0;
+        for p in parts {
+            dst[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        true
+    })
+}
+
+/// Appends a record of `len` bytes that `fill` writes in place (its slice
+/// is exactly `len` bytes; it returns whether it filled them all, else the
+/// record is abandoned). Async-signal-safe if `fill` is: atomics only.
+pub(crate) fn append_with(
+    map: &SessionMap,
+    kind: u32,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]) -> bool,
+) -> bool {
     let h = map.header();
     if len > MAX_RECORD {
         h.table_full.fetch_add(1, Ordering::Relaxed);
@@ -72,16 +91,14 @@ pub(crate) fn append(map: &SessionMap, kind: u32, parts: &[&[u8]]) -> bool {
         entry.state.store(ABANDONED, Ordering::Release);
         return false;
     }
-    let mut at = off as usize;
-    for p in parts {
-        // SAFETY: [off, off + room) lies inside the data area (checked
-        // above) and was handed to this call alone by the fetch_add; the
-        // source is a caller's slice that cannot overlap the mapping's
-        // reserved bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(p.as_ptr(), map.data_ptr().add(at), p.len());
-        }
-        at += p.len();
+    // SAFETY: [off, off + room) lies inside the data area (checked above)
+    // and was handed to this call alone by the fetch_add, so nobody else
+    // reads or writes these bytes until the state below says COMMITTED.
+    let dst = unsafe { std::slice::from_raw_parts_mut(map.data_ptr().add(off as usize), len) };
+    if !fill(dst) {
+        // Release: as below; the reader skips it.
+        entry.state.store(ABANDONED, Ordering::Release);
+        return false;
     }
     entry.kind.store(kind, Ordering::Relaxed);
     entry.offset.store(off as u32, Ordering::Relaxed);

@@ -1,0 +1,99 @@
+//! A session writer whose first record of a typed event is made inside a
+//! signal handler: the handler publishes the type's format to the session
+//! tables itself (no allocation), so a reader in another process decodes
+//! the event instead of printing "Unknown type".
+//!
+//! The writer is a child process (this test binary re-run with an
+//! environment variable): the reading parent never records the type, so
+//! it knows it only from the session's tables.
+
+use std::process::Command;
+
+use ringtrace::clock::ClockKind;
+use ringtrace::session::{Session, SessionConfig};
+use ringtrace::Tracer;
+
+const ENV: &str = "RINGTRACE_HANDLER_TYPE_CHILD";
+
+ringtrace::declare_event! {
+    /// Recorded only in the child's SIGUSR1 handler.
+    pub struct HandlerFirst: "test" / "handler_first" = 2701 { value: u64, tag: u32 }
+}
+
+static CHILD_TRACER: std::sync::OnceLock<Tracer> = std::sync::OnceLock::new();
+
+extern "C" fn on_usr1(_sig: libc::c_int) {
+    if let Some(t) = CHILD_TRACER.get() {
+        let _scope = ringtrace::signal_scope();
+        ringtrace::trace_event!(t, HandlerFirst { value: 31, tag: 7 });
+    }
+}
+
+/// The child: does nothing unless run by the parent test with `ENV` set to
+/// the session file's path.
+#[test]
+fn child_entry() {
+    let Ok(path) = std::env::var(ENV) else { return };
+    let session = Session::open(std::path::Path::new(&path)).unwrap();
+    let t = CHILD_TRACER.get_or_init(|| Tracer::attach_session(session).unwrap());
+    // The thread's context is leased by an ordinary record first (a
+    // handler cannot lease one).
+    ringtrace::trace!(tracer: t, "child up");
+    // SAFETY: installs a handler that only records (async-signal-safe);
+    // `raise` runs it on this thread before returning.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_usr1 as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+        assert_eq!(libc::raise(libc::SIGUSR1), 0);
+    }
+}
+
+#[test]
+fn a_type_first_recorded_in_a_handler_reaches_another_process() {
+    if std::env::var(ENV).is_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let session = Session::create(&SessionConfig {
+        contexts: 2,
+        bytes_per_context: 3 * 4096,
+        clock: ClockKind::Mono,
+        dir: Some(dir.path().to_path_buf()),
+        ..SessionConfig::new("handler-types")
+    })
+    .unwrap();
+    let path = session.path().to_path_buf();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+        .env(ENV, &path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        ringtrace::event::Registry::global()
+            .get(HandlerFirst::EVENT_TYPE.id)
+            .is_none(),
+        "the reader must learn the type from the session only"
+    );
+    let reader = Tracer::read_session(session).unwrap();
+    let tables = reader.import_session_tables();
+    assert_eq!(
+        tables.events, 1,
+        "the handler's type was published: {tables:?}"
+    );
+    let text = reader.view().read_to_string().unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].ends_with(": child up"), "{text}");
+    assert!(
+        lines[1].ends_with("handler_first: value=31 tag=7"),
+        "the handler's event, decoded from the published format: {text}"
+    );
+    assert!(lines[1].contains(" ..h1. "), "{text}");
+}
