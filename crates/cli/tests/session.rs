@@ -340,7 +340,14 @@ fn record_threads_and_signals_trace_cmd() {
     );
     // Thread names came through the session's tables.
     for w in 0..threads {
-        assert!(rep.contains(&format!("wk{w}-")), "no thread wk{w}");
+        assert!(
+            rep.contains(&format!("wk{w}-")),
+            "no thread wk{w}; lines of unnamed threads: {:?}",
+            rep.lines()
+                .filter(|l| l.contains("<...>"))
+                .take(4)
+                .collect::<Vec<_>>()
+        );
     }
     // A typed event's fields, decoded by trace-cmd from our format text.
     assert!(

@@ -47,7 +47,7 @@
 //! A drain holds every ring's reader lock while it exists (as a
 //! [`Pipe`](crate::Pipe) does): other readers of the tracer wait.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 
@@ -335,6 +335,10 @@ struct Seen {
     ids: Vec<u64>,
     /// Thread names at first sight (a later exit or eviction keeps them).
     comms: HashMap<i32, String>,
+    /// Threads seen before their name was known (a session reader learns
+    /// names from the tables, which it imports now and then): looked up
+    /// again when the metadata is written.
+    unnamed: HashSet<i32>,
     /// The pid of the previous event: runs of one thread skip the map.
     last_pid: i32,
 }
@@ -357,8 +361,29 @@ impl Seen {
             && self.comms.len() < MAX_THREADS
             && !self.comms.contains_key(&common.pid)
         {
-            if let Some(c) = tracer.comm(common.pid) {
-                self.comms.insert(common.pid, c);
+            match tracer.comm(common.pid) {
+                Some(c) => {
+                    self.unnamed.remove(&common.pid);
+                    self.comms.insert(common.pid, c);
+                }
+                None if self.unnamed.len() < MAX_THREADS => {
+                    self.unnamed.insert(common.pid);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Names the threads seen unnamed whose names are known by now.
+    fn name_late(&mut self, tracer: &Tracer) {
+        for pid in std::mem::take(&mut self.unnamed) {
+            match tracer.comm(pid) {
+                Some(c) => {
+                    self.comms.insert(pid, c);
+                }
+                None => {
+                    self.unnamed.insert(pid);
+                }
             }
         }
     }
@@ -667,6 +692,9 @@ impl<'t> Drain<'t> {
         for c in &self.consumers {
             self.stats.lost_events += c.pending_losses();
         }
+        // Names published after their threads' first events were drained.
+        self.tracer.import_session_tables();
+        self.seen.name_late(self.tracer);
         let meta = self.meta(version);
         // The rings are no longer needed: let other readers in.
         self.consumers.clear();

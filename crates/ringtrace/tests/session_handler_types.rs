@@ -97,3 +97,64 @@ fn a_type_first_recorded_in_a_handler_reaches_another_process() {
     );
     assert!(lines[1].contains(" ..h1. "), "{text}");
 }
+
+ringtrace::declare_event! {
+    /// Recorded by the named thread of the late-name test.
+    pub struct Late: "test" / "late" = 2702 { i: u64 }
+}
+
+/// A session reader that drains a thread's events before it imported the
+/// table record naming the thread (it imports now and then) still writes
+/// the name into the trace.dat: the export looks unnamed threads up again
+/// at the end. (Before, such a thread stayed `<...>` in `trace-cmd report`
+/// whenever its events were drained in one run before the next import.)
+#[test]
+fn a_name_imported_after_the_events_is_in_the_trace_dat() {
+    if std::env::var(ENV).is_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let session = Session::create(&SessionConfig {
+        contexts: 2,
+        bytes_per_context: 3 * 4096,
+        clock: ClockKind::Mono,
+        dir: Some(dir.path().to_path_buf()),
+        ..SessionConfig::new("late-names")
+    })
+    .unwrap();
+    let path = session.path().to_path_buf();
+    let writer = Tracer::attach_session(session).unwrap();
+    let reader = Tracer::read_session(Session::open(&path).unwrap()).unwrap();
+    // The type first, as a live reader would have it. (Typed events, not
+    // printk: printk site ids are per process, and this process's sites
+    // would clash with the child's of the other test, read here too.)
+    writer.record(&Late { i: 0 }).unwrap();
+    reader.import_session_tables();
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("late-name".into())
+            .spawn_scoped(s, || {
+                for i in 1..=10u64 {
+                    writer.record(&Late { i }).unwrap();
+                }
+            })
+            .unwrap();
+    });
+    // Drain all the events without importing the thread's name.
+    let mut drain = reader.drain();
+    drain.poll_all().unwrap();
+    let out = drain
+        .finish(
+            std::io::Cursor::new(Vec::new()),
+            ringtrace::export::ExportFormat::TraceDat(ringtrace::tracedat::TraceDatVersion::V6),
+        )
+        .unwrap();
+    let dat = dir.path().join("late.dat");
+    std::fs::write(&dat, out.into_inner()).unwrap();
+    let r = ringtrace::tracedat::TraceDatReader::open(&dat).unwrap();
+    assert!(
+        r.info().cmdlines.iter().any(|(_, c)| c == "late-name"),
+        "{:?}",
+        r.info().cmdlines
+    );
+}
