@@ -39,8 +39,12 @@
 //!      delta 0 (its time = `after`), and does not touch write_stamp, so our
 //!      delta is still right; if it moved the tail, our fetch_add lands on a
 //!      full page and we retry.
-//! C  old = tail.write.fetch_add(size + 1 entry)             -- the only RMW
-//!      the reservation point: [old, old + size) is ours.
+//! C  old = tail.write += size + 1 entry                      -- the only RMW
+//!      the reservation point: [old, old + size) is ours. A local add
+//!      (`sync::local_fetch_add`, the kernel's local_add_return): one
+//!      instruction, so indivisible for nested writers, and no `lock`, so
+//!      it does not wait for the stores before it (the event bytes and
+//!      `commit`, whose lines the reader reads) to reach the other core.
 //!      nested after C: it lands after us with delta 0, so its time is ours.
 //! D  write_stamp = after + delta; first event on a page stamps the page
 //!      nested between C and D, moving the tail: it stamps the new page
@@ -94,7 +98,7 @@ use crate::layout::{
     link, link_flag, link_page, link_tag, write_entries, write_offset, PageMeta, Region, RingMeta,
     WriteGeometry, ENTRY, GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL, UPDATE,
 };
-use crate::sync::{light_barrier, signal_fence, AtomicU64, Ordering::*};
+use crate::sync::{light_barrier, local_fetch_add, signal_fence, AtomicU64, Ordering::*};
 use crate::{Mode, WriteError};
 use std::marker::PhantomData;
 
@@ -394,9 +398,11 @@ impl<'a> Writer<'a> {
         w.pending_stamp.store(full, Relaxed);
         signal_fence();
         step!(B);
-        // Step C: the reservation point.
+        // Step C: the reservation point. A local add (see
+        // `local_fetch_add`): indivisible for the handlers nested on this
+        // thread, with no barrier that would wait for the reader's lines.
         let page = self.page(tail);
-        let old = page.write.fetch_add(event as u64 + ENTRY, Relaxed);
+        let old = local_fetch_add(&page.write, event as u64 + ENTRY);
         signal_fence();
         let start = write_offset(old);
         step!(C);
@@ -504,9 +510,10 @@ impl<'a> Writer<'a> {
             }
             signal_fence();
             step!(B);
-            // Step C: the reservation point.
+            // Step C: the reservation point (a local add, as in
+            // `reserve_fast`).
             let page = self.page(tail);
-            let old = page.write.fetch_add(size as u64 | ENTRY, Relaxed);
+            let old = local_fetch_add(&page.write, size as u64 | ENTRY);
             signal_fence();
             let start = write_offset(old);
             step!(C);
