@@ -98,10 +98,16 @@ use crate::layout::{
     link, link_flag, link_page, link_tag, write_entries, write_offset, PageMeta, Region, RingMeta,
     WriteGeometry, ENTRY, GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL, UPDATE,
 };
-use crate::sync::{light_barrier, local_fetch_add, signal_fence, AtomicU64, Ordering::*};
+use crate::sync::{
+    light_barrier, local_fetch_add, prefetch_for_write, signal_fence, AtomicU64, Ordering::*,
+};
 use crate::{Mode, WriteError};
 use std::marker::PhantomData;
 
+/// How far past the start of an event the fast path prefetches for writing:
+/// the line after the next. One or two lines ahead did best in the bench's
+/// one-writer / one-reader run (`examples/tput_ab.rs` in the bench crate).
+const PREFETCH_AHEAD: usize = 128;
 /// Bound on reserve retries, as the kernel's 1000 loops of -EAGAIN.
 const MAX_RETRIES: u32 = 1000;
 
@@ -408,6 +414,16 @@ impl<'a> Writer<'a> {
         step!(C);
         if start + event > self.geo.cap {
             return Some(self.overflowed(ts, len, tail, start, event));
+        }
+        // Not a step, a hint: asks for the line after the next one for
+        // writing (`sync::prefetch_for_write`), so that taking it back from
+        // the reader, which read it a lap ago, overlaps the events written
+        // before it. Within the page only: the next page in memory is not
+        // the next one in the ring, and may be the one the reader reads.
+        let ahead = PAGE_HEADER_SIZE + start + PREFETCH_AHEAD;
+        if ahead < self.geo.page_size() {
+            // SAFETY: `ahead` is inside page `tail`.
+            prefetch_for_write(unsafe { self.page_bytes(tail).add(ahead) });
         }
         // Step D.
         let mut delta = delta;
