@@ -93,10 +93,10 @@ pub(crate) const fn link_tag(link: u64) -> u64 {
 //
 //   bits  0..24  write offset into the data area. Reservations add to it with
 //                one local add (`sync::local_fetch_add`: indivisible for the
-//                nested handlers, not `lock`ed); a reservation that overflows the page leaves it
-//                past the end until that writer subtracts its overshoot (the
-//                kernel's rb_reset_tail). 24 bits hold a 1 MiB page plus
-//                MAX_NEST overshooting events.
+//                nested handlers, not `lock`ed); a reservation that overflows
+//                the page leaves it past the end until that writer subtracts
+//                its overshoot (the kernel's rb_reset_tail). 24 bits hold a
+//                1 MiB page plus MAX_NEST overshooting events.
 //   bits 24..44  entries: events reserved on the page (discards subtract).
 //   bits 44..64  generation: bumped each time a writer prepares the page as the
 //                new tail, so a preparer interrupted by a nested writer that

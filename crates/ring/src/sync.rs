@@ -113,8 +113,9 @@ pub(crate) fn light_barrier() {
 /// barrier the stores drain in the background (x86-64 keeps them in order,
 /// so the ring's Release stores still publish them).
 ///
-/// Elsewhere (and under `cfg(loom)`, which models the same instruction's
-/// atomicity) it is a relaxed `fetch_add`.
+/// Elsewhere it is a relaxed `fetch_add`; under `cfg(loom)` too, where the
+/// models run a nested writer as another thread and the add must be
+/// indivisible for it, as the instruction is for a handler.
 #[inline(always)]
 pub(crate) fn local_fetch_add(a: &AtomicU64, v: u64) -> u64 {
     #[cfg(all(target_arch = "x86_64", not(loom)))]
