@@ -113,9 +113,10 @@ pub(crate) fn light_barrier() {
 /// barrier the stores drain in the background (x86-64 keeps them in order,
 /// so the ring's Release stores still publish them).
 ///
-/// Elsewhere it is a relaxed `fetch_add`; under `cfg(loom)` too, where the
-/// models run a nested writer as another thread and the add must be
-/// indivisible for it, as the instruction is for a handler.
+/// Elsewhere it is a relaxed `fetch_add`; under `cfg(loom)` too: the models
+/// run a nested write on the writer's own thread between two steps of the
+/// outer one, never inside the add, which is what the one instruction gives
+/// a handler; the readers' side of the word is unchanged.
 #[inline(always)]
 pub(crate) fn local_fetch_add(a: &AtomicU64, v: u64) -> u64 {
     #[cfg(all(target_arch = "x86_64", not(loom)))]
