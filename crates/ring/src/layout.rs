@@ -467,12 +467,6 @@ pub(crate) struct WriteGeometry {
 }
 
 impl WriteGeometry {
-    /// Bytes per page.
-    #[inline(always)]
-    pub(crate) fn page_size(&self) -> usize {
-        1 << self.page_shift
-    }
-
     /// The write geometry of `geometry` with the page metadata at `pages`
     /// and the page data at `data`.
     fn new(geometry: &Geometry, pages: *const PageMeta, data: *mut u8) -> WriteGeometry {

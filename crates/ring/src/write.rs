@@ -415,16 +415,6 @@ impl<'a> Writer<'a> {
         if start + event > self.geo.cap {
             return Some(self.overflowed(ts, len, tail, start, event));
         }
-        // Not a step, a hint: asks for the line after the next one for
-        // writing (`sync::prefetch_for_write`), so that taking it back from
-        // the reader, which read it a lap ago, overlaps the events written
-        // before it. Within the page only: the next page in memory is not
-        // the next one in the ring, and may be the one the reader reads.
-        let ahead = PAGE_HEADER_SIZE + start + PREFETCH_AHEAD;
-        if ahead < self.geo.page_size() {
-            // SAFETY: `ahead` is inside page `tail`.
-            prefetch_for_write(unsafe { self.page_bytes(tail).add(ahead) });
-        }
         // Step D.
         let mut delta = delta;
         if start == 0 {
@@ -437,9 +427,21 @@ impl<'a> Writer<'a> {
         step!(D);
         // SAFETY: [start, start + event) of this page is ours (step C) and
         // inside the page (checked above).
-        Some(Ok(unsafe {
-            self.fill_headers(tail, start, event, false, delta, 0, len)
-        }))
+        let slot = unsafe { self.fill_headers(tail, start, event, false, delta, 0, len) };
+        // Not a step, a hint: asks for the line after the next one for
+        // writing (`sync::prefetch_for_write`), so that taking it back from
+        // the reader, which read it a lap ago, overlaps the events written
+        // before it. Within the page's data only: the next page in memory
+        // is not the next one in the ring, and may be the one the reader
+        // reads. (After `fill_headers`, which computed the same address.)
+        if start + PREFETCH_AHEAD < self.geo.cap {
+            // SAFETY: the offset is inside page `tail`'s data area.
+            prefetch_for_write(unsafe {
+                self.page_bytes(tail)
+                    .add(PAGE_HEADER_SIZE + start + PREFETCH_AHEAD)
+            });
+        }
+        Some(Ok(slot))
     }
 
     /// The fast path's reservation did not fit: move the tail, then retry
