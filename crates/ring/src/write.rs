@@ -37,7 +37,7 @@
 //! B  pending_stamp = after + delta                          (outer only)
 //!      nested between A and C: it reserves first, at the old tail, with
 //!      delta 0 (its time = `after`), and does not touch write_stamp, so our
-//!      delta is still right; if it moved the tail, our fetch_add lands on a
+//!      delta is still right; if it moved the tail, our add lands on a
 //!      full page and we retry.
 //! C  old = tail.write += size + 1 entry                      -- the only RMW
 //!      the reservation point: [old, old + size) is ours. A local add
