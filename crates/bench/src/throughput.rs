@@ -492,3 +492,24 @@ pub fn run(s: &Settings) -> ThroughputReport {
         problems: problems.into_inner(),
     }
 }
+
+/// One repetition of one of the two lossless pairs issue 6 compares:
+/// ringtrace (producer/consumer, retry when full, `consume_batch` reader)
+/// when `ringtrace` is true, else ringbuf's typed `HeapRb`, retry. For
+/// A/B runs of just these two (`examples/tput_ab.rs`); the accounting
+/// check is the same as in [`run`].
+pub fn lossless_rep(ringtrace_side: bool, run: Duration) -> (Rep, Vec<String>) {
+    let mut problems = Vec::new();
+    let rep = if ringtrace_side {
+        ringtrace(
+            Mode::ProducerConsumer,
+            true,
+            Reader::Batch,
+            run,
+            &mut problems,
+        )
+    } else {
+        ringbuf_typed(true, run)
+    };
+    (rep, problems)
+}

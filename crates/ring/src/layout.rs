@@ -92,10 +92,11 @@ pub(crate) const fn link_tag(link: u64) -> u64 {
 // handlers nested on it) and reset by the reader while the page is its own:
 //
 //   bits  0..24  write offset into the data area. Reservations add to it with
-//                one fetch_add; a reservation that overflows the page leaves it
-//                past the end until that writer subtracts its overshoot (the
-//                kernel's rb_reset_tail). 24 bits hold a 1 MiB page plus
-//                MAX_NEST overshooting events.
+//                one local add (`sync::local_fetch_add`: indivisible for the
+//                nested handlers, not `lock`ed); a reservation that overflows
+//                the page leaves it past the end until that writer subtracts
+//                its overshoot (the kernel's rb_reset_tail). 24 bits hold a
+//                1 MiB page plus MAX_NEST overshooting events.
 //   bits 24..44  entries: events reserved on the page (discards subtract).
 //   bits 44..64  generation: bumped each time a writer prepares the page as the
 //                new tail, so a preparer interrupted by a nested writer that
@@ -389,7 +390,7 @@ pub(crate) struct RingMeta {
 /// read-modify-write on every event, has the first to itself; everything a
 /// reader loads (the commit above all, which a caught-up reader polls) is
 /// on the second. A polling reader then never takes the line of the
-/// writer's `fetch_add`, a locked instruction that would wait for it; it
+/// writer's add, which would wait for it (a load as well as a store); it
 /// takes the commit's line, whose next store by the writer is a plain one
 /// that retires through the store buffer.
 #[repr(C, align(64))]

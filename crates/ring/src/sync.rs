@@ -87,3 +87,83 @@ pub(crate) fn light_barrier() {
     #[cfg(loom)]
     fence(Ordering::SeqCst);
 }
+
+/// Adds `v` to `a` and returns the previous value, atomically with respect
+/// to signal handlers that interrupt the current thread, but not with
+/// respect to other threads: the kernel's `local_add_return` on a
+/// `local_t`, which its ring buffer uses for the same word.
+///
+/// For a word that only one thread (and the handlers nested on it) changes
+/// while others may load it, as a page's write word: only the ring's writer
+/// adds to it (the reader changes a page only once the writers have left it,
+/// and control operations only on a quiesced ring). Other threads then see
+/// an add as a relaxed load followed by a relaxed store of the sum, which
+/// is all they can tell apart; a handler cannot run between the two,
+/// because on x86-64 they are one instruction, `xadd` without the `lock`
+/// prefix, and a signal is delivered between instructions. The only
+/// read-modify-write another thread makes on the word, the iterator's
+/// `fetch_add(0)` (`iter.rs`), writes back what it read, atomically, so
+/// no add is lost to it either.
+///
+/// Why not `fetch_add`: a `lock`ed instruction is a full barrier on x86-64.
+/// It waits for every earlier store to leave the store buffer, and the
+/// writer's earlier stores are to the event bytes and the page's `commit`,
+/// whose cache lines the reader on the other core is reading: the writer
+/// then waits for those lines to come back once per event. Without the
+/// barrier the stores drain in the background (x86-64 keeps them in order,
+/// so the ring's Release stores still publish them).
+///
+/// Elsewhere it is a relaxed `fetch_add`; under `cfg(loom)` too: the models
+/// run a nested write on the writer's own thread between two steps of the
+/// outer one, never inside the add, which is what the one instruction gives
+/// a handler; the readers' side of the word is unchanged.
+#[inline(always)]
+pub(crate) fn local_fetch_add(a: &AtomicU64, v: u64) -> u64 {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    {
+        let mut old = v;
+        // SAFETY: `a.as_ptr()` is valid, aligned memory of an `AtomicU64`
+        // that lives for the call. The instruction reads and writes those
+        // 8 bytes and nothing else; it is not `nomem`, so the compiler
+        // keeps other memory accesses on their side of it, as for the
+        // signal fence that surrounds every use.
+        unsafe {
+            std::arch::asm!(
+                "xadd qword ptr [{a}], {old}",
+                a = in(reg) a.as_ptr(),
+                old = inout(reg) old,
+                options(nostack),
+            );
+        }
+        old
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    {
+        a.fetch_add(v, Ordering::Relaxed)
+    }
+}
+
+/// Asks the CPU to fetch the cache line at `p` for writing (x86-64
+/// `prefetchw`): a hint that changes no memory and never faults. The
+/// writer uses it a little ahead of the events it reserves: the ring's
+/// lines were last read by the reader, on another core, a lap ago, and
+/// taking them back then starts early instead of when the stores reach
+/// them (where it stalls the writer once its store buffer is full).
+///
+/// A no-op elsewhere and under `cfg(loom)`. On x86-64 CPUs without the
+/// instruction its encoding is a `nop`.
+#[inline(always)]
+pub(crate) fn prefetch_for_write(p: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    // SAFETY: a prefetch reads and writes no memory (it cannot fault, even
+    // on an invalid address) and touches no register but its operand.
+    unsafe {
+        std::arch::asm!(
+            "prefetchw byte ptr [{p}]",
+            p = in(reg) p,
+            options(nostack, readonly, preserves_flags),
+        );
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    let _ = p;
+}

@@ -37,10 +37,14 @@
 //! B  pending_stamp = after + delta                          (outer only)
 //!      nested between A and C: it reserves first, at the old tail, with
 //!      delta 0 (its time = `after`), and does not touch write_stamp, so our
-//!      delta is still right; if it moved the tail, our fetch_add lands on a
+//!      delta is still right; if it moved the tail, our add lands on a
 //!      full page and we retry.
-//! C  old = tail.write.fetch_add(size + 1 entry)             -- the only RMW
-//!      the reservation point: [old, old + size) is ours.
+//! C  old = tail.write += size + 1 entry                      -- the only RMW
+//!      the reservation point: [old, old + size) is ours. A local add
+//!      (`sync::local_fetch_add`, the kernel's local_add_return): one
+//!      instruction, so indivisible for nested writers, and no `lock`, so
+//!      it does not wait for the stores before it (the event bytes and
+//!      `commit`, whose lines the reader reads) to reach the other core.
 //!      nested after C: it lands after us with delta 0, so its time is ours.
 //! D  write_stamp = after + delta; first event on a page stamps the page
 //!      nested between C and D, moving the tail: it stamps the new page
@@ -94,10 +98,16 @@ use crate::layout::{
     link, link_flag, link_page, link_tag, write_entries, write_offset, PageMeta, Region, RingMeta,
     WriteGeometry, ENTRY, GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL, UPDATE,
 };
-use crate::sync::{light_barrier, signal_fence, AtomicU64, Ordering::*};
+use crate::sync::{
+    light_barrier, local_fetch_add, prefetch_for_write, signal_fence, AtomicU64, Ordering::*,
+};
 use crate::{Mode, WriteError};
 use std::marker::PhantomData;
 
+/// How far past the start of an event the fast path prefetches for writing:
+/// the line after the next. One or two lines ahead did best in the bench's
+/// one-writer / one-reader run (`examples/tput_ab.rs` in the bench crate).
+const PREFETCH_AHEAD: usize = 128;
 /// Bound on reserve retries, as the kernel's 1000 loops of -EAGAIN.
 const MAX_RETRIES: u32 = 1000;
 
@@ -394,9 +404,11 @@ impl<'a> Writer<'a> {
         w.pending_stamp.store(full, Relaxed);
         signal_fence();
         step!(B);
-        // Step C: the reservation point.
+        // Step C: the reservation point. A local add (see
+        // `local_fetch_add`): indivisible for the handlers nested on this
+        // thread, with no barrier that would wait for the reader's lines.
         let page = self.page(tail);
-        let old = page.write.fetch_add(event as u64 + ENTRY, Relaxed);
+        let old = local_fetch_add(&page.write, event as u64 + ENTRY);
         signal_fence();
         let start = write_offset(old);
         step!(C);
@@ -415,9 +427,21 @@ impl<'a> Writer<'a> {
         step!(D);
         // SAFETY: [start, start + event) of this page is ours (step C) and
         // inside the page (checked above).
-        Some(Ok(unsafe {
-            self.fill_headers(tail, start, event, false, delta, 0, len)
-        }))
+        let slot = unsafe { self.fill_headers(tail, start, event, false, delta, 0, len) };
+        // Not a step, a hint: asks for the line after the next one for
+        // writing (`sync::prefetch_for_write`), so that taking it back from
+        // the reader, which read it a lap ago, overlaps the events written
+        // before it. Within the page's data only: the next page in memory
+        // is not the next one in the ring, and may be the one the reader
+        // reads. (After `fill_headers`, which computed the same address.)
+        if start + PREFETCH_AHEAD < self.geo.cap {
+            // SAFETY: the offset is inside page `tail`'s data area.
+            prefetch_for_write(unsafe {
+                self.page_bytes(tail)
+                    .add(PAGE_HEADER_SIZE + start + PREFETCH_AHEAD)
+            });
+        }
+        Some(Ok(slot))
     }
 
     /// The fast path's reservation did not fit: move the tail, then retry
@@ -504,9 +528,10 @@ impl<'a> Writer<'a> {
             }
             signal_fence();
             step!(B);
-            // Step C: the reservation point.
+            // Step C: the reservation point (a local add, as in
+            // `reserve_fast`).
             let page = self.page(tail);
-            let old = page.write.fetch_add(size as u64 | ENTRY, Relaxed);
+            let old = local_fetch_add(&page.write, size as u64 | ENTRY);
             signal_fence();
             let start = write_offset(old);
             step!(C);
