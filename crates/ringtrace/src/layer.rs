@@ -841,16 +841,23 @@ impl Encoder<'_, '_> {
         let Some(s) = self.slot(f) else { return };
         let off = usize::from(s.offset);
         if s.kind == Kind::Str {
-            let start = self.buf.begin_str();
-            let _ = match n {
-                Num::F(x) => write!(self.buf, "{x}"),
-                Num::I(i) => write!(self.buf, "{i}"),
-                Num::U(u) => write!(self.buf, "{u}"),
-            };
-            self.buf.end_str(off, start);
-            return;
+            return self.number_as_text(off, n);
         }
         self.buf.put_u64(off, n.bits(s.kind));
+    }
+
+    /// A number given to a string field: formatted (out of line, so the
+    /// number path stays small).
+    #[cold]
+    #[inline(never)]
+    fn number_as_text(&mut self, off: usize, n: Num) {
+        let start = self.buf.begin_str();
+        let _ = match n {
+            Num::F(x) => write!(self.buf, "{x}"),
+            Num::I(i) => write!(self.buf, "{i}"),
+            Num::U(u) => write!(self.buf, "{u}"),
+        };
+        self.buf.end_str(off, start);
     }
 
     #[inline]
