@@ -22,18 +22,28 @@
 //! run only, so every contender pays the same dispatch. The target is
 //! `ringtrace_layer / nop_layer <= 2`.
 //!
-//! Measured 2026-11-27 17:52 UTC on the shared 2-core VM (load average
-//! under 1), criterion medians of one run: `ringtrace_layer` 49.7 ns,
-//! `ringtrace_layer_counter_clock` 47.7 ns, `ringtrace_trace_macro` 20.2 ns,
-//! `nop_layer` 10.0 ns, `fmt_nonblocking` 488 ns. So the layer costs 5.0x
-//! the do-nothing layer (target: at most 2x; not met) and 0.10x the fmt
-//! layer. The split: `tracing`'s dispatch (the nop layer, 10 ns) + the
-//! field visit, call-site lookup and stack encode (about 20 ns) +
-//! ringtrace's record path (`trace!`, 20 ns with its `rdtsc`). The record
-//! path alone is twice the nop layer on this machine, so the 2x target
-//! needs the record path and the visit each well under 10 ns.
-//! (Earlier the same day, before the record path work: layer 87 ns,
-//! `trace!` 47 ns, nop 13 ns, under load.)
+//! Measured 2026-11-27 19:43 UTC on the shared 2-core VM (load average
+//! 3.2: other jobs running; `--quick`), criterion medians of one run:
+//! `ringtrace_layer` 37.7 ns, `ringtrace_layer_counter_clock` 32.8 ns,
+//! `ringtrace_trace_macro` 16.9 ns, `nop_layer` 10.05 ns,
+//! `fmt_nonblocking` 508 ns. So the layer costs 3.75x the do-nothing layer
+//! (target: at most 2x; not met) and 0.07x the fmt layer. Two more runs
+//! the same minute agreed within 2%; runs while other jobs took the CPUs
+//! gave 39 to 76 ns for the layer with the nop layer at 13 to 20 ns.
+//! Under callgrind (`examples/layer_cost.rs`, counter clock) an event
+//! takes 431 instructions, 117 through the do-nothing layer. The split:
+//! `tracing`'s dispatch (the nop layer, 10 ns) + its field visit
+//! (`ValueSet::record`, about 55 instructions) and the layer's call-site
+//! look-up and encode into a small stack array (together about 10 ns: a
+//! throwaway build skipping the record path ran at 22 ns) + ringtrace's
+//! record path (clock
+//! read, reserve, copy, commit: about 20 ns, `trace!`'s 17 ns). The 2x
+//! target needs the record path itself well under 10 ns.
+//! (Before, same day 17:52 UTC, load under 1: layer 49.7 ns, counter clock
+//! 47.7 ns, `trace!` 20.2 ns, nop 10.0 ns, fmt 488 ns: 5.0x, 518
+//! instructions. Interleaved runs of the old and new `layer_cost` at
+//! 19:42: 48 ns before, 39 ns after, nop 10 ns. Earlier still, before the
+//! record path work: layer 87 ns, `trace!` 47 ns, nop 13 ns, under load.)
 //!
 //! Run: `cargo bench -p ringtrace-bench --bench layer` (add `-- --quick`).
 

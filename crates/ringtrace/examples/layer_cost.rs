@@ -4,7 +4,9 @@
 //! `cargo run --release --features tracing --example layer_cost`, or for
 //! instruction counts under callgrind, name a clock and a count:
 //! `valgrind --tool=callgrind target/release/examples/layer_cost counter 1000000`
-//! (one round; divide `Ir` by the count).
+//! (one round; divide `Ir` by the count). `layer_cost nop 1000000` runs
+//! the same loop through a do-nothing layer instead (`tracing`'s own
+//! dispatch, the bench's `nop_layer`).
 //!
 //! [`RingtraceLayer`]: ringtrace::layer::RingtraceLayer
 
@@ -51,9 +53,33 @@ fn measure(name: &str, clock: Clock, n: u64, rounds: usize) {
     );
 }
 
+/// A layer that does nothing.
+struct Nop;
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Nop {}
+
+fn measure_nop(n: u64) {
+    let sub = tracing_subscriber::registry().with(Nop);
+    tracing::subscriber::with_default(sub, || {
+        tracing::info!(n = 0u64);
+        let start = Instant::now();
+        for i in 0..n {
+            tracing::info!(n = black_box(i));
+        }
+        let per = start.elapsed().as_nanos() as f64 / n as f64;
+        println!("info!(n) through a do-nothing layer: {per:.1} ns over {n}");
+    });
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     if let Some(name) = args.next() {
+        if name == "nop" {
+            measure_nop(
+                args.next()
+                    .map_or(1_000_000, |a| a.parse().expect("a count")),
+            );
+            return;
+        }
         let clock = Clock::by_name(&name).expect("a clock name");
         let n = args
             .next()

@@ -423,16 +423,29 @@ pub fn record_global<R: Record + ?Sized>(rec: &R) -> Result<(), RecordError> {
 #[cold]
 #[inline(never)]
 fn record_global_slow<R: Record + ?Sized>(rec: &R) -> Result<(), RecordError> {
+    match global_for_record() {
+        Some(t) => record_in(&t.inner, rec),
+        None => Err(RecordError::NoTracer),
+    }
+}
+
+/// The default tracer for a record when it does not exist yet: made now
+/// from ordinary code; refused (and counted in
+/// [`global_refused`](crate::tracer::global_refused)) in a handler or
+/// mid-record, where making it would allocate, or when it cannot be made.
+#[cold]
+#[inline(never)]
+pub(crate) fn global_for_record() -> Option<&'static Tracer> {
     if NEST.get() != 0 {
         // In a handler (or mid-record): creating the tracer allocates.
         GLOBAL_REFUSED.fetch_add(1, Ordering::Relaxed);
-        return Err(RecordError::NoTracer);
+        return None;
     }
     match global() {
-        Ok(t) => record_in(&t.inner, rec),
+        Ok(t) => Some(t),
         Err(_) => {
             GLOBAL_REFUSED.fetch_add(1, Ordering::Relaxed);
-            Err(RecordError::NoTracer)
+            None
         }
     }
 }

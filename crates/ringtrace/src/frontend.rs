@@ -7,7 +7,9 @@
 //! at the end. They build the record in a bounded stack buffer first, then
 //! the tracer's record path ([`Target::record`](crate::Target::record))
 //! reserves, copies and commits as it does for every event. The extra copy
-//! is of the record's own bytes (tens of bytes for typical events).
+//! is of the record's own bytes (tens of bytes for typical events). (The
+//! `tracing` layer skips this buffer for call sites with a few numbers and
+//! no strings, whose length is fixed: see its `Small` record.)
 //!
 //! ```text
 //! buf:  [0..8)        header, left to the record path (CommonFields)
@@ -21,7 +23,9 @@
 use std::fmt;
 use std::mem::MaybeUninit;
 
-use crate::event::{CommonFields, EncodeError, EventType, Record, COMMON_HEADER_SIZE};
+use crate::event::{
+    CommonFields, EncodeError, EventType, Record, COMMON_HEADER_SIZE, FIRST_USER_ID,
+};
 
 /// Largest record a front end builds (common header included).
 pub(crate) const MAX_RECORD: usize = 1024;
@@ -169,6 +173,19 @@ impl<'s> RecordBuf<'s> {
         Encoded {
             ty,
             body: self.init().get(COMMON_HEADER_SIZE..).unwrap_or(&[]),
+            registered: false,
+        }
+    }
+
+    /// [`RecordBuf::record`] of a type the caller already registered in
+    /// the global [`Registry`](crate::event::Registry): the record path
+    /// skips its registration check.
+    #[inline]
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn record_registered(&self, ty: &'static EventType) -> Encoded<'_> {
+        Encoded {
+            registered: true,
+            ..self.record(ty)
         }
     }
 }
@@ -192,6 +209,8 @@ pub(crate) struct Encoded<'a> {
     ty: &'static EventType,
     /// The record from offset 8 (after the common header) on.
     body: &'a [u8],
+    /// `ty` is known to be in the global registry.
+    registered: bool,
 }
 
 impl Record for Encoded<'_> {
@@ -203,6 +222,11 @@ impl Record for Encoded<'_> {
     #[inline]
     fn encoded_len(&self) -> usize {
         COMMON_HEADER_SIZE + self.body.len()
+    }
+
+    #[inline]
+    fn needs_registration(&self) -> bool {
+        !self.registered && self.ty.id >= FIRST_USER_ID
     }
 
     #[inline]

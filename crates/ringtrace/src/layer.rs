@@ -63,13 +63,24 @@
 //! # Cost
 //!
 //! After a call site's first event, an event takes no lock and allocates
-//! nothing in this layer: a lock-free look-up of the call site (a hash of
-//! its metadata address in a fixed table), a visit of the fields into a
-//! stack buffer, then the tracer's record path (one clock read, reserve,
-//! copy, commit). What `tracing-subscriber`'s `Registry` itself does per
-//! event and span (span storage in a slab, thread-local span stacks) is
-//! outside this layer. `crates/bench/benches/layer.rs` measures it against
-//! a do-nothing layer and the `fmt` layer.
+//! nothing in this layer: a lock-free look-up of the call site's shape (a
+//! multiplicative hash of its metadata address into a fixed table, one
+//! compare, one load), a visit of the fields, then the tracer's record path
+//! (one clock read, reserve, copy, commit). How the visit stores the values
+//! depends on the call site:
+//!
+//! - numbers only, at most eight (a span's id counting as one): into a
+//!   64-byte zeroed stack array; the record path then copies those few
+//!   words into the reservation with 8-byte moves (no `memset` or `memcpy`
+//!   call, no registration check: the type was registered with the shape);
+//! - otherwise (strings, `Debug` values, a `message`, more numbers): into a
+//!   1024-byte stack record whose length is known only after the visit,
+//!   which the record path copies.
+//!
+//! What `tracing-subscriber`'s `Registry` itself does per event and span
+//! (span storage in a slab, thread-local span stacks) is outside this
+//! layer. `crates/bench/benches/layer.rs` measures it against a do-nothing
+//! layer and the `fmt` layer.
 //!
 //! # Not async-signal-safe
 //!
@@ -82,8 +93,8 @@
 //! allocate nothing once the thread has its context.
 
 use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record as SpanValues};
@@ -92,8 +103,11 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::event::{Array, EventType, Field as EvField, Registry, COMMON_HEADER_SIZE};
-use crate::frontend::{static_identifier, RecordBuf};
+use crate::event::{
+    Array, CommonFields, EncodeError, EventType, Field as EvField, Record, Registry,
+    COMMON_HEADER_SIZE,
+};
+use crate::frontend::{static_identifier, RecordBuf, Storage};
 use crate::span::{SpanBegin, SpanEnd, DYNAMIC_IDS};
 use crate::tracer::Tracer;
 
@@ -216,51 +230,112 @@ impl RingtraceLayer {
         NO_TYPE.load(Ordering::Relaxed)
     }
 
-    #[inline]
-    fn record<R: crate::event::Record + ?Sized>(&self, rec: &R) {
-        // Errors are counted by the tracer (see `TracerStats`).
-        let _ = match self.dest {
-            Dest::Tracer(t) => t.record(rec),
-            Dest::Global => crate::context::record_global(rec),
-        };
+    /// The tracer to record into; `None` when there is none (the default
+    /// tracer could not be made, or not here: see
+    /// [`global_for_record`](crate::context::global_for_record)).
+    #[inline(always)]
+    fn tracer(&self) -> Option<&'static Tracer> {
+        match self.dest {
+            Dest::Tracer(t) => Some(t),
+            Dest::Global => match crate::tracer::global_if_exists() {
+                Some(t) => Some(t),
+                None => crate::context::global_for_record(),
+            },
+        }
     }
 
-    fn record_values(
+    #[inline(always)]
+    fn record<R: crate::event::Record + ?Sized>(&self, rec: &R) {
+        if let Some(t) = self.tracer() {
+            // Errors are counted by the tracer (see `TracerStats`).
+            let _ = t.record(rec);
+        }
+    }
+
+    #[inline(always)]
+    fn record_values<V: RecordFields>(
         &self,
         meta: &'static Metadata<'static>,
         span_id: Option<u64>,
-        values: &dyn RecordFields,
+        values: &V,
     ) {
+        let Some(t) = self.tracer() else { return };
         // Off: skip the field visit too (the record path would refuse).
-        if let Dest::Tracer(t) = self.dest {
-            if !t.is_on() {
-                return;
-            }
+        if !t.inner.on.load(Ordering::Relaxed) {
+            return;
         }
-        let Some(site) = site(meta) else {
+        let Some(shape) = shape_of(meta, values, span_id.is_some()) else {
             NO_TYPE.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let Some(shape) = site.shape(values, span_id.is_some()) else {
-            NO_TYPE.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        let mut storage = crate::frontend::storage();
-        let mut enc = Encoder {
-            shape,
-            buf: RecordBuf::new(&mut storage, shape.fixed),
-            written: 0,
-        };
-        if let (Some(id), Some(off)) = (span_id, shape.span_id_offset) {
-            enc.buf.put_u64(off, id);
+        if !shape.small {
+            return record_staged(t, shape, span_id, values);
         }
-        values.visit(&mut enc);
-        enc.finish();
-        if enc.buf.truncated() {
-            TRUNCATED.fetch_add(1, Ordering::Relaxed);
-        }
-        self.record(&enc.buf.record(shape.ty));
+        // No strings, a few numbers: a small stack array, no copy call.
+        let mut body = [0u8; SMALL];
+        encode_small(shape, span_id, values, &mut body);
+        // Errors are counted by the tracer (see `TracerStats`).
+        let _ = t.record(&Small {
+            ty: shape.ty,
+            body: &body,
+            len: shape.fixed,
+        });
     }
+}
+
+/// Visits `values` into the body (record from offset 8 on) of a
+/// [`Small`] record of `shape`; `body` must be zeroed.
+#[inline(always)]
+fn encode_small(
+    shape: &Shape,
+    span_id: Option<u64>,
+    values: &dyn RecordFields,
+    body: &mut [u8; SMALL],
+) {
+    let mut enc = SmallEncoder {
+        slots: &shape.slots,
+        body,
+    };
+    if let Some(off) = shape.span_id_offset {
+        enc.put(off, span_id.unwrap_or(0));
+    }
+    values.visit(&mut enc);
+}
+
+/// Visits `values` into a stack record of `shape` in `storage` (any
+/// shape; the only way for shapes with strings).
+fn encode_staged<'b>(
+    shape: &Shape,
+    span_id: Option<u64>,
+    values: &dyn RecordFields,
+    storage: &'b mut Storage,
+) -> RecordBuf<'b> {
+    let mut enc = Encoder {
+        shape,
+        buf: RecordBuf::new(storage, shape.fixed),
+        written: 0,
+    };
+    if let Some(off) = shape.span_id_offset {
+        enc.buf.put_u64(off, span_id.unwrap_or(0));
+    }
+    values.visit(&mut enc);
+    enc.finish();
+    enc.buf
+}
+
+/// Call sites with strings (or more numbers than a [`Small`] record
+/// holds): the record's length is known only after the visit, so the
+/// fields go to a stack buffer first, which the record path then copies.
+#[inline(never)]
+fn record_staged(t: &Tracer, shape: &Shape, span_id: Option<u64>, values: &dyn RecordFields) {
+    let mut storage = crate::frontend::storage();
+    let buf = encode_staged(shape, span_id, values, &mut storage);
+    if buf.truncated() {
+        TRUNCATED.fetch_add(1, Ordering::Relaxed);
+    }
+    // The type was registered when the shape was made. Errors are counted
+    // by the tracer (see `TracerStats`).
+    let _ = t.record(&buf.record_registered(shape.ty));
 }
 
 impl<S> Layer<S> for RingtraceLayer
@@ -268,9 +343,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        // Registration may lock; `site` inserts the call site into the
+        // Registration may lock; this inserts the call site into the
         // table so the first event only builds its type.
-        let _ = site(meta);
+        let _ = insert(meta);
         Interest::always()
     }
 
@@ -380,89 +455,147 @@ struct Shape {
     span_id_offset: Option<usize>,
     /// Whether any field is a string (unset ones must get an empty one).
     has_str: bool,
+    /// No strings and at most [`SMALL`] bytes of numbers: recorded as a
+    /// [`Small`] record.
+    small: bool,
 }
 
-/// One call site.
-#[derive(Debug)]
-struct Site {
-    meta: &'static Metadata<'static>,
-    /// Made at the first event; `None` when no id was left.
-    shape: OnceLock<Option<Shape>>,
+/// One slot of the call-site table: a metadata address and its shape.
+///
+/// `meta` is written once (null to the call site's metadata, under
+/// `INSERT`), `shape` once (null to a leaked [`Shape`], under `MAKE`);
+/// neither changes again, so look-ups are lock-free.
+struct Entry {
+    meta: AtomicPtr<Metadata<'static>>,
+    shape: AtomicPtr<Shape>,
+    /// No shape could be made (no id left): events are counted, not retried.
+    failed: AtomicBool,
 }
 
-impl Site {
-    #[inline]
-    fn shape(&self, values: &dyn RecordFields, span: bool) -> Option<&Shape> {
-        if let Some(s) = self.shape.get() {
-            return s.as_ref();
-        }
-        self.shape
-            .get_or_init(|| make_shape(self.meta, values, span))
-            .as_ref()
+/// Open-addressing table from metadata address to call site.
+static TABLE: [Entry; MAX_CALLSITES] = [const {
+    Entry {
+        meta: AtomicPtr::new(std::ptr::null_mut()),
+        shape: AtomicPtr::new(std::ptr::null_mut()),
+        failed: AtomicBool::new(false),
     }
-}
-
-/// Open-addressing table from metadata address to call site. Slots are
-/// written once (null to a leaked `Site`), under `INSERT`; look-ups are
-/// lock-free.
-static TABLE: [AtomicPtr<Site>; MAX_CALLSITES] =
-    [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_CALLSITES];
+}; MAX_CALLSITES];
 static INSERT: Mutex<()> = Mutex::new(());
+static MAKE: Mutex<()> = Mutex::new(());
 
-#[inline]
+#[inline(always)]
 fn hash(meta: &'static Metadata<'static>) -> usize {
     let addr = meta as *const Metadata<'static> as usize as u64;
-    // Fibonacci hashing of the address (metadata are 8-aligned statics).
-    (addr.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize % MAX_CALLSITES
+    // Fibonacci hashing of the address (metadata are 8-aligned statics):
+    // the top 12 bits, an index below MAX_CALLSITES.
+    const _: () = assert!(MAX_CALLSITES == 1 << 12);
+    (addr.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize
 }
 
-/// The call site of `meta`, inserted on first sight. `None` if the table
-/// is full.
-#[inline]
-fn site(meta: &'static Metadata<'static>) -> Option<&'static Site> {
+#[inline(always)]
+fn meta_ptr(meta: &'static Metadata<'static>) -> *mut Metadata<'static> {
+    meta as *const Metadata<'static> as *mut Metadata<'static>
+}
+
+/// The shape of `meta`'s call site: a table look-up (one multiply, most
+/// often one probe) and one load. Inserts the call site and makes its shape
+/// from `values` on first sight. `None` if the table is full or the call
+/// site got no type.
+#[inline(always)]
+fn shape_of(
+    meta: &'static Metadata<'static>,
+    values: &dyn RecordFields,
+    span: bool,
+) -> Option<&'static Shape> {
     let start = hash(meta);
+    let key = meta_ptr(meta);
     for i in 0..MAX_CALLSITES {
-        let slot = &TABLE[(start + i) % MAX_CALLSITES];
-        // Acquire: pairs with the Release store in `insert`, so the Site's
-        // fields are visible.
-        let p = slot.load(Ordering::Acquire);
-        if p.is_null() {
-            return insert(meta);
+        let e = &TABLE[(start + i) % MAX_CALLSITES];
+        // Relaxed: only the address is compared, never dereferenced; what
+        // the entry publishes is in `shape` (Acquire below).
+        let m = e.meta.load(Ordering::Relaxed);
+        if m == key {
+            // Acquire: pairs with the Release store in `make`, so the
+            // Shape's fields are visible.
+            let p = e.shape.load(Ordering::Acquire);
+            if p.is_null() {
+                return make(e, meta, values, span);
+            }
+            // SAFETY: non-null shapes are leaked `Shape`s, never freed nor
+            // changed once stored.
+            return Some(unsafe { &*p });
         }
-        // SAFETY: non-null slots hold leaked `Site`s, never freed.
-        let s = unsafe { &*p };
-        if std::ptr::eq(s.meta, meta) {
-            return Some(s);
+        if m.is_null() {
+            return insert(meta).and_then(|e| make(e, meta, values, span));
         }
     }
     None
 }
 
+/// Inserts `meta`'s call site (under `INSERT`). `None` if the table is
+/// full.
 #[cold]
 #[inline(never)]
-fn insert(meta: &'static Metadata<'static>) -> Option<&'static Site> {
+fn insert(meta: &'static Metadata<'static>) -> Option<&'static Entry> {
     let _g = INSERT.lock().unwrap_or_else(|p| p.into_inner());
     let start = hash(meta);
+    let key = meta_ptr(meta);
     for i in 0..MAX_CALLSITES {
-        let slot = &TABLE[(start + i) % MAX_CALLSITES];
+        let e = &TABLE[(start + i) % MAX_CALLSITES];
         // Relaxed: only inserters (serialised by INSERT) store.
-        let p = slot.load(Ordering::Relaxed);
-        if p.is_null() {
-            let site: &'static Site = Box::leak(Box::new(Site {
-                meta,
-                shape: OnceLock::new(),
-            }));
-            // Release: pairs with the Acquire load in `site`.
-            slot.store(site as *const Site as *mut Site, Ordering::Release);
-            return Some(site);
+        let m = e.meta.load(Ordering::Relaxed);
+        if m.is_null() {
+            // Relaxed: the address is the only thing published (readers
+            // compare it, then read `shape` with Acquire).
+            e.meta.store(key, Ordering::Relaxed);
+            return Some(e);
         }
-        // SAFETY: as in `site`.
-        let s = unsafe { &*p };
-        if std::ptr::eq(s.meta, meta) {
-            return Some(s);
+        if m == key {
+            return Some(e);
         }
     }
     None
+}
+
+/// Makes the shape of entry `e` from its first values (under `MAKE`, once
+/// per call site).
+#[cold]
+#[inline(never)]
+fn make(
+    e: &'static Entry,
+    meta: &'static Metadata<'static>,
+    values: &dyn RecordFields,
+    span: bool,
+) -> Option<&'static Shape> {
+    // Acquire: pairs with the Release store below (whoever set it also
+    // gave up on the shape).
+    if e.failed.load(Ordering::Acquire) {
+        return None;
+    }
+    let _g = MAKE.lock().unwrap_or_else(|p| p.into_inner());
+    // Relaxed (both): written under MAKE, which we hold.
+    let p = e.shape.load(Ordering::Relaxed);
+    if !p.is_null() {
+        // SAFETY: as in `shape_of`.
+        return Some(unsafe { &*p });
+    }
+    if e.failed.load(Ordering::Relaxed) {
+        return None;
+    }
+    match make_shape(meta, values, span) {
+        Some(shape) => {
+            let shape: &'static Shape = Box::leak(Box::new(shape));
+            // Release: pairs with the Acquire load in `shape_of`.
+            e.shape
+                .store(shape as *const Shape as *mut Shape, Ordering::Release);
+            Some(shape)
+        }
+        None => {
+            // Release: pairs with the Acquire load above.
+            e.failed.store(true, Ordering::Release);
+            None
+        }
+    }
 }
 
 /// Learns the field kinds from the first values.
@@ -550,6 +683,7 @@ fn make_shape(
         fixed,
         span_id_offset,
         has_str,
+        small: !has_str && fixed - COMMON_HEADER_SIZE <= SMALL,
     })
 }
 
@@ -653,8 +787,39 @@ fn register(
 }
 
 // ---------------------------------------------------------------------------
-// The hot path: values into the stack record.
+// The hot path: values into the record.
 
+/// A number as `tracing` handed it over.
+#[derive(Clone, Copy)]
+enum Num {
+    U(u64),
+    I(i64),
+    F(f64),
+}
+
+impl Num {
+    /// The 8 bytes stored for this value in a number field of kind `k`
+    /// (integers to a float field, floats to an integer field converted;
+    /// `k` is never [`Kind::Str`] here).
+    #[inline(always)]
+    fn bits(self, k: Kind) -> u64 {
+        match (k, self) {
+            (Kind::F64, Num::U(u)) => (u as f64).to_bits(),
+            (Kind::F64, Num::I(i)) => (i as f64).to_bits(),
+            (Kind::F64, Num::F(x)) => x.to_bits(),
+            (Kind::Bool, Num::U(u)) => u64::from(u != 0),
+            (Kind::Bool, Num::I(i)) => u64::from(i != 0),
+            (Kind::Bool, Num::F(x)) => u64::from(x != 0.0),
+            (Kind::I64, Num::F(x)) => x as i64 as u64,
+            (_, Num::F(x)) => x as u64,
+            (_, Num::U(u)) => u,
+            (_, Num::I(i)) => i as u64,
+        }
+    }
+}
+
+/// The staging encoder: values into the stack record, for call sites
+/// with strings.
 struct Encoder<'s, 'b> {
     shape: &'s Shape,
     buf: RecordBuf<'b>,
@@ -672,48 +837,27 @@ impl Encoder<'_, '_> {
     }
 
     #[inline]
-    fn number(&mut self, f: &Field, u: u64, i: i64, x: f64, signed: bool, float: bool) {
+    fn number(&mut self, f: &Field, n: Num) {
         let Some(s) = self.slot(f) else { return };
         let off = usize::from(s.offset);
-        let v = match s.kind {
-            Kind::U64 | Kind::I64 => {
-                if float {
-                    if s.kind == Kind::I64 {
-                        x as i64 as u64
-                    } else {
-                        x as u64
-                    }
-                } else if signed {
-                    i as u64
-                } else {
-                    u
-                }
-            }
-            Kind::Bool => u64::from(if float { x != 0.0 } else { u != 0 }),
-            Kind::F64 => {
-                let x = if float {
-                    x
-                } else if signed {
-                    i as f64
-                } else {
-                    u as f64
-                };
-                x.to_bits()
-            }
-            Kind::Str => {
-                let start = self.buf.begin_str();
-                let _ = if float {
-                    write!(self.buf, "{x}")
-                } else if signed {
-                    write!(self.buf, "{i}")
-                } else {
-                    write!(self.buf, "{u}")
-                };
-                self.buf.end_str(off, start);
-                return;
-            }
+        if s.kind == Kind::Str {
+            return self.number_as_text(off, n);
+        }
+        self.buf.put_u64(off, n.bits(s.kind));
+    }
+
+    /// A number given to a string field: formatted (out of line, so the
+    /// number path stays small).
+    #[cold]
+    #[inline(never)]
+    fn number_as_text(&mut self, off: usize, n: Num) {
+        let start = self.buf.begin_str();
+        let _ = match n {
+            Num::F(x) => write!(self.buf, "{x}"),
+            Num::I(i) => write!(self.buf, "{i}"),
+            Num::U(u) => write!(self.buf, "{u}"),
         };
-        self.buf.put_u64(off, v);
+        self.buf.end_str(off, start);
     }
 
     #[inline]
@@ -761,26 +905,19 @@ enum Text<'a> {
 impl Visit for Encoder<'_, '_> {
     #[inline]
     fn record_f64(&mut self, f: &Field, v: f64) {
-        self.number(f, 0, 0, v, false, true);
+        self.number(f, Num::F(v));
     }
     #[inline]
     fn record_i64(&mut self, f: &Field, v: i64) {
-        self.number(f, v as u64, v, v as f64, true, false);
+        self.number(f, Num::I(v));
     }
     #[inline]
     fn record_u64(&mut self, f: &Field, v: u64) {
-        self.number(f, v, v as i64, v as f64, false, false);
+        self.number(f, Num::U(v));
     }
     #[inline]
     fn record_bool(&mut self, f: &Field, v: bool) {
-        self.number(
-            f,
-            u64::from(v),
-            i64::from(v),
-            f64::from(u8::from(v)),
-            false,
-            false,
-        );
+        self.number(f, Num::U(u64::from(v)));
     }
     #[inline]
     fn record_str(&mut self, f: &Field, v: &str) {
@@ -792,5 +929,324 @@ impl Visit for Encoder<'_, '_> {
     #[inline]
     fn record_debug(&mut self, f: &Field, v: &dyn fmt::Debug) {
         self.text(f, Text::Debug(v));
+    }
+}
+
+/// Largest fixed part (after the common header) a [`Small`] record has:
+/// eight numbers (or a span id and seven).
+const SMALL: usize = 64;
+
+/// The record of a call site without strings whose numbers fit [`SMALL`]
+/// bytes: its length is the shape's, so the fields are visited into a small
+/// zeroed stack array first (no memset or memcpy call: constant sizes),
+/// then the record path reserves, copies those few words and commits, with
+/// no call inside the reservation.
+struct Small<'a> {
+    ty: &'static EventType,
+    /// The record from offset 8 on, `len - 8` bytes of it used.
+    body: &'a [u8; SMALL],
+    /// Record length (common header included): `shape.fixed`.
+    len: usize,
+}
+
+impl Record for Small<'_> {
+    #[inline(always)]
+    fn event_type(&self) -> &'static EventType {
+        self.ty
+    }
+
+    #[inline(always)]
+    fn encoded_len(&self) -> usize {
+        self.len
+    }
+
+    /// Registered when the shape was made.
+    #[inline(always)]
+    fn needs_registration(&self) -> bool {
+        false
+    }
+
+    #[inline(always)]
+    fn encode(&self, common: &CommonFields, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let total = self.len;
+        let have = out.len();
+        let Some(out) = out.get_mut(..total) else {
+            return Err(EncodeError::BufferTooSmall { need: total, have });
+        };
+        common.write(self.ty.id, out);
+        // Nothing in here may panic: the ring's unwind guard would then
+        // keep the reservation in memory rather than in registers.
+        if let Some(body) = out.get_mut(COMMON_HEADER_SIZE..) {
+            copy_words(body, self.body);
+        }
+        Ok(total)
+    }
+}
+
+/// Copies `dst.len()` bytes (at most [`SMALL`]; 8 or more unless 0) of
+/// `src` with 8-byte moves, as head and tail runs that may overlap (both
+/// copy the same bytes), the way small `memcpy`s work inside. A call to
+/// `memcpy` would cost more than the copy; constant-size `copy_from_slice`s
+/// of 16 or 32 bytes, one per length, get merged back into that call by
+/// the compiler, 8-byte integer moves do not.
+#[inline(always)]
+fn copy_words(dst: &mut [u8], src: &[u8; SMALL]) {
+    #[inline(always)]
+    fn word(dst: &mut [u8], src: &[u8; SMALL], at: usize) {
+        let end = at.wrapping_add(8);
+        if let (Some(d), Some(s)) = (dst.get_mut(at..end), src.get(at..end)) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(s);
+            d.copy_from_slice(&u64::from_ne_bytes(w).to_ne_bytes());
+        }
+    }
+    let n = dst.len();
+    match n {
+        0 => {}
+        1..=16 => {
+            word(dst, src, 0);
+            word(dst, src, n.wrapping_sub(8));
+        }
+        17..=32 => {
+            word(dst, src, 0);
+            word(dst, src, 8);
+            word(dst, src, n.wrapping_sub(16));
+            word(dst, src, n.wrapping_sub(8));
+        }
+        _ => {
+            for at in [0, 8, 16, 24] {
+                word(dst, src, at);
+            }
+            for back in [32, 24, 16, 8] {
+                word(dst, src, n.wrapping_sub(back));
+            }
+        }
+    }
+}
+
+/// Visits numbers into a [`Small`] record's body.
+struct SmallEncoder<'a> {
+    slots: &'a [Slot],
+    body: &'a mut [u8; SMALL],
+}
+
+impl SmallEncoder<'_> {
+    /// Stores `v` at record offset `off` (8 or more).
+    #[inline(always)]
+    fn put(&mut self, off: usize, v: u64) {
+        let at = off.wrapping_sub(COMMON_HEADER_SIZE);
+        if let Some(d) = self.body.get_mut(at..at.wrapping_add(8)) {
+            d.copy_from_slice(&v.to_ne_bytes());
+        }
+    }
+
+    #[inline(always)]
+    fn number(&mut self, f: &Field, n: Num) {
+        let Some(&s) = self.slots.get(f.index()) else {
+            return;
+        };
+        // Small shapes have no string fields.
+        if s.kind != Kind::Str {
+            self.put(usize::from(s.offset), n.bits(s.kind));
+        }
+    }
+
+    /// A string, `Debug` value or error for a number field: stored as 0
+    /// (the field stays zeroed) and counted; nothing is formatted.
+    #[inline]
+    fn text(&mut self, f: &Field) {
+        if self.slots.get(f.index()).is_some() {
+            MISMATCHED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Visit for SmallEncoder<'_> {
+    #[inline]
+    fn record_f64(&mut self, f: &Field, v: f64) {
+        self.number(f, Num::F(v));
+    }
+    #[inline]
+    fn record_i64(&mut self, f: &Field, v: i64) {
+        self.number(f, Num::I(v));
+    }
+    #[inline]
+    fn record_u64(&mut self, f: &Field, v: u64) {
+        self.number(f, Num::U(v));
+    }
+    #[inline]
+    fn record_bool(&mut self, f: &Field, v: bool) {
+        self.number(f, Num::U(u64::from(v)));
+    }
+    #[inline]
+    fn record_str(&mut self, f: &Field, _: &str) {
+        self.text(f);
+    }
+    fn record_error(&mut self, f: &Field, _: &(dyn std::error::Error + 'static)) {
+        self.text(f);
+    }
+    #[inline]
+    fn record_debug(&mut self, f: &Field, _: &dyn fmt::Debug) {
+        self.text(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frontend::MAX_RECORD;
+    use std::sync::Arc;
+    use tracing::Value;
+    use tracing_subscriber::prelude::*;
+
+    /// One record encoded both ways: whether the shape is small, the
+    /// staged record, the small record (empty when not small), its text.
+    type Both = (bool, Vec<u8>, Vec<u8>, String);
+
+    /// Encodes every event, new span and span record both ways.
+    struct BothWays(Arc<std::sync::Mutex<Vec<Both>>>);
+
+    impl BothWays {
+        fn push(&self, meta: &'static Metadata<'static>, id: Option<u64>, v: &dyn RecordFields) {
+            let Some(shape) = shape_of(meta, v, id.is_some()) else {
+                panic!("no shape for {}", meta.name());
+            };
+            let common = CommonFields {
+                flags: 0,
+                preempt_count: 0,
+                pid: 7,
+            };
+            let mut storage = crate::frontend::storage();
+            let buf = encode_staged(shape, id, v, &mut storage);
+            let mut staged = vec![0u8; MAX_RECORD];
+            let n = buf.record(shape.ty).encode(&common, &mut staged).unwrap();
+            staged.truncate(n);
+            // Garbage first: every byte of the small record must be written.
+            let mut small = vec![0xa5u8; MAX_RECORD];
+            if shape.small {
+                let mut body = [0u8; SMALL];
+                encode_small(shape, id, v, &mut body);
+                let rec = Small {
+                    ty: shape.ty,
+                    body: &body,
+                    len: shape.fixed,
+                };
+                let n = rec.encode(&common, &mut small).unwrap();
+                small.truncate(n);
+            } else {
+                small.clear();
+            }
+            let text = shape.ty.render_fields(&staged).unwrap();
+            self.0
+                .lock()
+                .unwrap()
+                .push((shape.small, staged, small, text));
+        }
+    }
+
+    impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for BothWays {
+        fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+            self.push(event.metadata(), None, &EventFields(event));
+        }
+        fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
+            self.push(attrs.metadata(), Some(id.into_u64()), &AttrFields(attrs));
+        }
+        fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
+            let meta = ctx.metadata(id).unwrap();
+            self.push(meta, Some(id.into_u64()), &RecordValues(values));
+        }
+    }
+
+    fn run(f: impl FnOnce()) -> Vec<Both> {
+        let out = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sub = tracing_subscriber::registry().with(BothWays(Arc::clone(&out)));
+        tracing::subscriber::with_default(sub, f);
+        let v = out.lock().unwrap().clone();
+        v
+    }
+
+    #[test]
+    fn small_records_equal_staged_records() {
+        let mismatched = RingtraceLayer::mismatched();
+        let got = run(|| {
+            tracing::info!(a = 1u64, b = -2i64, c = true, d = 0.25f64);
+            // The first event fixes the kinds: a later None leaves its
+            // field unset (0), other types are converted or counted.
+            for x in [Some(5u64), None] {
+                tracing::info!(x, y = 3u64);
+            }
+            let vals: [&dyn Value; 4] = [&1u64, &"text", &2.5f64, &-1i64];
+            for v in vals {
+                tracing::info!(n = v);
+            }
+            // Eight numbers: the largest small record; nine: staged.
+            tracing::info!(
+                n1 = 1,
+                n2 = 2,
+                n3 = 3,
+                n4 = 4,
+                n5 = 5,
+                n6 = 6,
+                n7 = 7,
+                n8 = 8u64
+            );
+            tracing::info!(
+                n1 = 1,
+                n2 = 2,
+                n3 = 3,
+                n4 = 4,
+                n5 = 5,
+                n6 = 6,
+                n7 = 7,
+                n8 = 8,
+                n9 = 9
+            );
+            // Spans: the id leads; seven numbers still fit.
+            let s = tracing::info_span!("s7", a = 1, b = 2, c = 3, d = 4, e = 5, f = 6, g = 7u64);
+            let s2 = tracing::info_span!("later", k = 1u64, l = tracing::field::Empty);
+            s2.record("k", 2u64);
+            drop((s, s2));
+        });
+        let small: Vec<bool> = got.iter().map(|g| g.0).collect();
+        assert_eq!(
+            small,
+            [true, true, true, true, true, true, true, true, false, true, false, false]
+        );
+        for (is_small, staged, sm, text) in &got {
+            if *is_small {
+                assert_eq!(staged, sm, "{text}");
+            }
+        }
+        let texts: Vec<&str> = got.iter().map(|g| g.3.as_str()).collect();
+        assert_eq!(texts[0], "a=1 b=-2 c=1 d=0.25");
+        assert_eq!(texts[1], "x=5 y=3");
+        assert_eq!(texts[2], "x=0 y=3");
+        assert_eq!(
+            &texts[3..7],
+            ["n=1", "n=0", "n=2", "n=18446744073709551615"]
+        );
+        assert_eq!(texts[7], "n1=1 n2=2 n3=3 n4=4 n5=5 n6=6 n7=7 n8=8");
+        assert_eq!(texts[8], "n1=1 n2=2 n3=3 n4=4 n5=5 n6=6 n7=7 n8=8 n9=9");
+        assert!(
+            texts[9].ends_with(" a=1 b=2 c=3 d=4 e=5 f=6 g=7"),
+            "{}",
+            texts[9]
+        );
+        assert!(texts[9].starts_with("span_id="), "{}", texts[9]);
+        assert!(texts[11].ends_with(" k=2 l="), "{}", texts[11]);
+        assert_eq!(got[7].1.len(), COMMON_HEADER_SIZE + SMALL);
+        assert_eq!(got[9].1.len(), COMMON_HEADER_SIZE + SMALL);
+        // "text" for a number field, counted by both encoders.
+        assert!(RingtraceLayer::mismatched() >= mismatched + 2);
+    }
+
+    #[test]
+    fn copy_words_copies_every_length() {
+        let src: [u8; SMALL] = std::array::from_fn(|i| i as u8 + 1);
+        for n in (0..=SMALL).step_by(8) {
+            let mut dst = vec![0u8; n];
+            copy_words(&mut dst, &src);
+            assert_eq!(dst, src[..n], "{n}");
+        }
     }
 }

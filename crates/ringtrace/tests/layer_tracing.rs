@@ -243,6 +243,62 @@ fn values_of_another_type_are_converted_or_counted() {
     assert!(RingtraceLayer::truncated() >= 1);
 }
 
+/// Call sites with numbers only (at most eight, a span id counting as one)
+/// take the small-record path: encoded into a small stack array, no
+/// staging buffer. Their values must read back the same in the pipe text
+/// and in trace-cmd's report as those of the staged path.
+#[test]
+fn number_only_events_and_spans() {
+    let t = leak_tracer();
+    let sub = tracing_subscriber::registry().with(RingtraceLayer::new(t));
+    let id = tracing::subscriber::with_default(sub, || {
+        let span = tracing::info_span!("nums", a = 1u64, b = -2i64);
+        let id = span.id().expect("enabled").into_u64();
+        let _e = span.enter();
+        tracing::info!(x = 7u64, ok = false, r = 1.5f64);
+        // Nine numbers: staged.
+        tracing::info!(
+            n1 = 1,
+            n2 = 2,
+            n3 = 3,
+            n4 = 4,
+            n5 = 5,
+            n6 = 6,
+            n7 = 7,
+            n8 = 8,
+            n9 = 9
+        );
+        id
+    });
+    let events = drain(t);
+    let lines: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            let (name, text) = ringtrace::output::event_text(&e.payload);
+            (name.into_owned(), text)
+        })
+        .collect();
+    let texts: Vec<&str> = lines.iter().map(|(_, x)| x.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            format!("span_id={id} a=1 b=-2").as_str(),
+            format!("id={id} name=nums").as_str(),
+            "x=7 ok=0 r=1.5",
+            "n1=1 n2=2 n3=3 n4=4 n5=5 n6=6 n7=7 n8=8 n9=9",
+            format!("id={id} name=nums").as_str(),
+        ]
+    );
+    let report = trace_cmd_report(&trace_dat(t, &events));
+    let texts: Vec<&str> = report.iter().map(|(_, x)| x.as_str()).collect();
+    assert_eq!(texts[0], format!("span_id={id} a=1 b=-2"));
+    assert_eq!(texts[2], "INFO x=7 ok=0 r=0x3ff8000000000000");
+    assert_eq!(
+        texts[3],
+        "INFO n1=1 n2=2 n3=3 n4=4 n5=5 n6=6 n7=7 n8=8 n9=9"
+    );
+}
+
 #[derive(Clone)]
 struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 impl std::io::Write for Sink {
