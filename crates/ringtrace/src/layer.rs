@@ -896,6 +896,29 @@ impl Encoder<'_, '_> {
     }
 }
 
+/// The `Visit` methods of numbers, the same for both encoders: each hands
+/// the value to the encoder's `number`.
+macro_rules! number_visits {
+    () => {
+        #[inline]
+        fn record_f64(&mut self, f: &Field, v: f64) {
+            self.number(f, Num::F(v));
+        }
+        #[inline]
+        fn record_i64(&mut self, f: &Field, v: i64) {
+            self.number(f, Num::I(v));
+        }
+        #[inline]
+        fn record_u64(&mut self, f: &Field, v: u64) {
+            self.number(f, Num::U(v));
+        }
+        #[inline]
+        fn record_bool(&mut self, f: &Field, v: bool) {
+            self.number(f, Num::U(u64::from(v)));
+        }
+    };
+}
+
 enum Text<'a> {
     Str(&'a str),
     Debug(&'a dyn fmt::Debug),
@@ -903,22 +926,7 @@ enum Text<'a> {
 }
 
 impl Visit for Encoder<'_, '_> {
-    #[inline]
-    fn record_f64(&mut self, f: &Field, v: f64) {
-        self.number(f, Num::F(v));
-    }
-    #[inline]
-    fn record_i64(&mut self, f: &Field, v: i64) {
-        self.number(f, Num::I(v));
-    }
-    #[inline]
-    fn record_u64(&mut self, f: &Field, v: u64) {
-        self.number(f, Num::U(v));
-    }
-    #[inline]
-    fn record_bool(&mut self, f: &Field, v: bool) {
-        self.number(f, Num::U(u64::from(v)));
-    }
+    number_visits!();
     #[inline]
     fn record_str(&mut self, f: &Field, v: &str) {
         self.text(f, Text::Str(v));
@@ -1062,22 +1070,7 @@ impl SmallEncoder<'_> {
 }
 
 impl Visit for SmallEncoder<'_> {
-    #[inline]
-    fn record_f64(&mut self, f: &Field, v: f64) {
-        self.number(f, Num::F(v));
-    }
-    #[inline]
-    fn record_i64(&mut self, f: &Field, v: i64) {
-        self.number(f, Num::I(v));
-    }
-    #[inline]
-    fn record_u64(&mut self, f: &Field, v: u64) {
-        self.number(f, Num::U(v));
-    }
-    #[inline]
-    fn record_bool(&mut self, f: &Field, v: bool) {
-        self.number(f, Num::U(u64::from(v)));
-    }
+    number_visits!();
     #[inline]
     fn record_str(&mut self, f: &Field, _: &str) {
         self.text(f);

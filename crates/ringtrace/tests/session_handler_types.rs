@@ -20,6 +20,17 @@ ringtrace::declare_event! {
     pub struct HandlerFirst: "test" / "handler_first" = 2701 { value: u64, tag: u32 }
 }
 
+/// A small session (2 contexts of 3 pages) in `dir`.
+fn config(dir: &std::path::Path, name: &str) -> SessionConfig {
+    SessionConfig {
+        contexts: 2,
+        bytes_per_context: 3 * 4096,
+        clock: ClockKind::Mono,
+        dir: Some(dir.to_path_buf()),
+        ..SessionConfig::new(name)
+    }
+}
+
 static CHILD_TRACER: std::sync::OnceLock<Tracer> = std::sync::OnceLock::new();
 
 extern "C" fn on_usr1(_sig: libc::c_int) {
@@ -56,14 +67,7 @@ fn a_type_first_recorded_in_a_handler_reaches_another_process() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let session = Session::create(&SessionConfig {
-        contexts: 2,
-        bytes_per_context: 3 * 4096,
-        clock: ClockKind::Mono,
-        dir: Some(dir.path().to_path_buf()),
-        ..SessionConfig::new("handler-types")
-    })
-    .unwrap();
+    let session = Session::create(&config(dir.path(), "handler-types")).unwrap();
     let path = session.path().to_path_buf();
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
@@ -114,14 +118,7 @@ fn a_name_imported_after_the_events_is_in_the_trace_dat() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let session = Session::create(&SessionConfig {
-        contexts: 2,
-        bytes_per_context: 3 * 4096,
-        clock: ClockKind::Mono,
-        dir: Some(dir.path().to_path_buf()),
-        ..SessionConfig::new("late-names")
-    })
-    .unwrap();
+    let session = Session::create(&config(dir.path(), "late-names")).unwrap();
     let path = session.path().to_path_buf();
     let writer = Tracer::attach_session(session).unwrap();
     let reader = Tracer::read_session(Session::open(&path).unwrap()).unwrap();
