@@ -1,6 +1,6 @@
 //! The public buffer type: configuration, creation, writers, readers, stats.
 
-use crate::layout::{link, Geometry, Region, HEAD, NORMAL, NO_SLOT};
+use crate::layout::{link, Geometry, Region, WriteGeometry, HEAD, NORMAL, NO_SLOT};
 use crate::read::Consumer;
 use crate::sync::Ordering::*;
 use crate::write::Writer;
@@ -437,6 +437,30 @@ impl RingBuffer {
     /// this writer is alive. Two threads writing one ring at once corrupt it.
     pub unsafe fn nested_writer(&self, ring: usize) -> Result<Writer<'_>, RingError> {
         Ok(Writer::new(&self.region, self.check(ring)?, false))
+    }
+
+    /// Like [`RingBuffer::nested_writer`], for a writer made per write, as
+    /// a tracer makes one per record: it reads the buffer's geometry where
+    /// it lies instead of copying it, which makes it cheaper to make and a
+    /// little slower per write than a long-lived writer.
+    ///
+    /// # Safety
+    /// As for [`RingBuffer::nested_writer`].
+    ///
+    /// ```
+    /// # use ringtrace_ring::{Config, RingBuffer};
+    /// let buf = RingBuffer::new(Config::new(1)).unwrap();
+    /// // SAFETY: no other writer of ring 0 exists.
+    /// let mut w = unsafe { buf.transient_writer(0) }.unwrap();
+    /// w.write(1, b"x").unwrap();
+    /// assert_eq!(buf.stats(0).unwrap().entries, 1);
+    /// ```
+    #[inline(always)]
+    pub unsafe fn transient_writer(
+        &self,
+        ring: usize,
+    ) -> Result<Writer<'_, &WriteGeometry>, RingError> {
+        Ok(Writer::transient(&self.region, self.check(ring)?))
     }
 
     /// The consuming reader of ring `ring`; waits while another reader of

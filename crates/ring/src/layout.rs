@@ -456,14 +456,17 @@ enum Backing {
 /// that a writer is a few words to build (a writer is made per record by the
 /// tracer): the page metadata and data addresses, the page shift, the page
 /// count, the data capacity of a page and the largest payload.
+///
+/// `pub` in this private module only so that the sealed
+/// [`crate::write::GeometrySource`] can name it; not reachable from outside.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct WriteGeometry {
-    pub pages: *const PageMeta,
-    pub data: *mut u8,
-    pub page_shift: u32,
-    pub nr_pages: u32,
-    pub cap: usize,
-    pub max_payload: usize,
+pub struct WriteGeometry {
+    pub(crate) pages: *const PageMeta,
+    pub(crate) data: *mut u8,
+    pub(crate) page_shift: u32,
+    pub(crate) nr_pages: u32,
+    pub(crate) cap: usize,
+    pub(crate) max_payload: usize,
 }
 
 impl WriteGeometry {

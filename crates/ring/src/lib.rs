@@ -70,4 +70,4 @@ pub use layout::MAX_NEST;
 pub use page_read::{PageInfo, ReadPage};
 pub use read::{Consumer, Event};
 pub use wait::{WaitFor, WAIT_SLICE};
-pub use write::{Reservation, Writer};
+pub use write::{GeometrySource, Reservation, Writer};

@@ -606,7 +606,7 @@ fn write_record<R: Record + ?Sized>(
     // ContextHandle, both !Send), so only this thread writes it, and the
     // signal handlers that interrupt it, whose writes complete before the
     // interrupted write resumes: the exclusivity `nested_writer` requires.
-    let writer = unsafe { inner.buf.nested_writer(ring) };
+    let writer = unsafe { inner.buf.transient_writer(ring) };
     let mut writer = match writer {
         Ok(w) => w,
         Err(_) => return Err(refuse_other(inner, RecordError::TooManyTracers)),
