@@ -207,6 +207,26 @@ pub enum ClockError {
     UnknownName,
 }
 
+/// How a clock is read; the plain TSC first, so that its test is against 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Tsc,
+    TscOrdered,
+    Mono,
+    Counter,
+}
+
+impl Read {
+    fn of(kind: ClockKind, ordered: bool) -> Read {
+        match kind {
+            ClockKind::Tsc if ordered => Read::TscOrdered,
+            ClockKind::Tsc => Read::Tsc,
+            ClockKind::Mono => Read::Mono,
+            ClockKind::Counter => Read::Counter,
+        }
+    }
+}
+
 /// A trace clock: small, `Copy`, everything [`now`](Clock::now) needs inside.
 ///
 /// ```
@@ -220,8 +240,9 @@ pub enum ClockError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Clock {
     kind: ClockKind,
-    /// `Tsc` only: read with `lfence; rdtsc` (true) or a plain `rdtsc`.
-    ordered: bool,
+    /// How [`Clock::now`] reads it: the kind and, for `Tsc`, whether with
+    /// `lfence; rdtsc`, in one byte, so that the read is one test away.
+    read: Read,
     /// Only meaningful for `Tsc`; identity-like placeholder otherwise.
     conv: Tsc2Nsec,
 }
@@ -236,7 +257,7 @@ impl Clock {
     pub fn mono() -> Clock {
         Clock {
             kind: ClockKind::Mono,
-            ordered: false,
+            read: Read::Mono,
             conv: Tsc2Nsec {
                 mult: 1,
                 shift: 0,
@@ -255,7 +276,7 @@ impl Clock {
     pub fn counter() -> Clock {
         Clock {
             kind: ClockKind::Counter,
-            ordered: false,
+            read: Read::Counter,
             conv: Tsc2Nsec {
                 mult: 1,
                 shift: 0,
@@ -282,7 +303,7 @@ impl Clock {
         let info = tsc_info()?;
         Ok(Clock {
             kind: ClockKind::Tsc,
-            ordered: false,
+            read: Read::Tsc,
             conv: info.conversion,
         })
     }
@@ -302,7 +323,7 @@ impl Clock {
         let info = tsc_info()?;
         Ok(Clock {
             kind: ClockKind::Tsc,
-            ordered: true,
+            read: Read::TscOrdered,
             conv: info.conversion,
         })
     }
@@ -346,7 +367,7 @@ impl Clock {
         };
         Clock {
             kind,
-            ordered: ordered && kind == ClockKind::Tsc,
+            read: Read::of(kind, ordered),
             conv,
         }
     }
@@ -358,7 +379,7 @@ impl Clock {
     /// ```
     #[must_use]
     pub fn is_ordered(&self) -> bool {
-        self.ordered
+        self.read == Read::TscOrdered
     }
 
     /// The default clock: `tsc` where the TSC is invariant and was found
@@ -373,7 +394,7 @@ impl Clock {
         match tsc_info() {
             Ok(i) if i.invariant && i.monotonic_across_threads => Clock {
                 kind: ClockKind::Tsc,
-                ordered: false,
+                read: Read::Tsc,
                 conv: i.conversion,
             },
             _ => Clock::mono(),
@@ -404,11 +425,11 @@ impl Clock {
     /// ```
     #[inline(always)]
     pub fn now(&self) -> u64 {
-        match self.kind {
-            ClockKind::Tsc if self.ordered => read_tsc_ordered(),
-            ClockKind::Tsc => read_tsc(),
-            ClockKind::Mono => read_mono(),
-            ClockKind::Counter => COUNTER.fetch_add(1, Ordering::Relaxed),
+        match self.read {
+            Read::Tsc => read_tsc(),
+            Read::TscOrdered => read_tsc_ordered(),
+            Read::Mono => read_mono(),
+            Read::Counter => COUNTER.fetch_add(1, Ordering::Relaxed),
         }
     }
 
