@@ -442,25 +442,27 @@ impl RingBuffer {
     /// Like [`RingBuffer::nested_writer`], for a writer made per write, as
     /// a tracer makes one per record: it reads the buffer's geometry where
     /// it lies instead of copying it, which makes it cheaper to make and a
-    /// little slower per write than a long-lived writer.
+    /// little slower per write than a long-lived writer. The ring index is
+    /// the caller's to check (a tracer checked it once, when it leased the
+    /// ring).
     ///
     /// # Safety
-    /// As for [`RingBuffer::nested_writer`].
+    /// As for [`RingBuffer::nested_writer`], and `ring` must be less than
+    /// [`RingBuffer::rings`].
     ///
     /// ```
     /// # use ringtrace_ring::{Config, RingBuffer};
     /// let buf = RingBuffer::new(Config::new(1)).unwrap();
-    /// // SAFETY: no other writer of ring 0 exists.
-    /// let mut w = unsafe { buf.transient_writer(0) }.unwrap();
+    /// assert!(0 < buf.rings());
+    /// // SAFETY: ring 0 exists and no other writer of it exists.
+    /// let mut w = unsafe { buf.transient_writer(0) };
     /// w.write(1, b"x").unwrap();
     /// assert_eq!(buf.stats(0).unwrap().entries, 1);
     /// ```
     #[inline(always)]
-    pub unsafe fn transient_writer(
-        &self,
-        ring: usize,
-    ) -> Result<Writer<'_, &WriteGeometry>, RingError> {
-        Ok(Writer::transient(&self.region, self.check(ring)?))
+    pub unsafe fn transient_writer(&self, ring: usize) -> Writer<'_, &WriteGeometry> {
+        debug_assert!(ring < self.config.rings, "ring {ring} out of range");
+        Writer::transient(&self.region, ring as u32)
     }
 
     /// The consuming reader of ring `ring`; waits while another reader of

@@ -6,7 +6,9 @@
 //! `valgrind --tool=callgrind target/release/examples/layer_cost counter 1000000`
 //! (one round; divide `Ir` by the count). `layer_cost nop 1000000` runs
 //! the same loop through a do-nothing layer instead (`tracing`'s own
-//! dispatch, the bench's `nop_layer`).
+//! dispatch, the bench's `nop_layer`), and `layer_cost visit 1000000`
+//! through a layer that only visits the fields (the floor of any layer that
+//! records field values).
 //!
 //! [`RingtraceLayer`]: ringtrace::layer::RingtraceLayer
 
@@ -57,8 +59,31 @@ fn measure(name: &str, clock: Clock, n: u64, rounds: usize) {
 struct Nop;
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Nop {}
 
-fn measure_nop(n: u64) {
-    let sub = tracing_subscriber::registry().with(Nop);
+/// A layer that only visits each event's fields, with a visitor that
+/// keeps the u64 values: the least any layer that records field values
+/// does, whatever it records them into.
+struct VisitOnly;
+struct KeepU64(u64);
+impl tracing::field::Visit for KeepU64 {
+    fn record_u64(&mut self, _: &tracing::field::Field, v: u64) {
+        self.0 = self.0.wrapping_add(v);
+    }
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for VisitOnly {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut v = KeepU64(0);
+        event.record(&mut v);
+        black_box(v.0);
+    }
+}
+
+fn measure_floor<L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>(
+    what: &str,
+    layer: L,
+    n: u64,
+) {
+    let sub = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(sub, || {
         tracing::info!(n = 0u64);
         let start = Instant::now();
@@ -66,17 +91,23 @@ fn measure_nop(n: u64) {
             tracing::info!(n = black_box(i));
         }
         let per = start.elapsed().as_nanos() as f64 / n as f64;
-        println!("info!(n) through a do-nothing layer: {per:.1} ns over {n}");
+        println!("info!(n) through {what}: {per:.1} ns over {n}");
     });
 }
 
 fn main() {
     let mut args = std::env::args().skip(1);
     if let Some(name) = args.next() {
+        let count = |a: Option<String>| a.map_or(1_000_000, |a| a.parse().expect("a count"));
         if name == "nop" {
-            measure_nop(
-                args.next()
-                    .map_or(1_000_000, |a| a.parse().expect("a count")),
+            measure_floor("a do-nothing layer", Nop, count(args.next()));
+            return;
+        }
+        if name == "visit" {
+            measure_floor(
+                "a layer that only visits the fields",
+                VisitOnly,
+                count(args.next()),
             );
             return;
         }

@@ -606,11 +606,9 @@ fn write_record<R: Record + ?Sized>(
     // ContextHandle, both !Send), so only this thread writes it, and the
     // signal handlers that interrupt it, whose writes complete before the
     // interrupted write resumes: the exclusivity `nested_writer` requires.
-    let writer = unsafe { inner.buf.transient_writer(ring) };
-    let mut writer = match writer {
-        Ok(w) => w,
-        Err(_) => return Err(refuse_other(inner, RecordError::TooManyTracers)),
-    };
+    // The lease checked that the ring exists (`Inner::lease_ring` hands out
+    // indices below `slots.len()`, the buffer's ring count).
+    let mut writer = unsafe { inner.buf.transient_writer(ring) };
     // Encode straight into the ring: no staging copy.
     let mut encoded = Ok(0);
     let r = writer.write_with(

@@ -419,7 +419,12 @@ impl Inner {
     }
 
     fn lease_free_or_drained(&self, tid: i32, owner: usize) -> Option<usize> {
-        for (i, s) in self.slots.iter().enumerate() {
+        // Only slots of rings that exist: the record path writes a leased
+        // ring without checking its index again (a session's slot table
+        // and ring count come from one header, but a corrupt one may not
+        // agree).
+        let rings = self.buf.rings();
+        for (i, s) in self.slots.iter().enumerate().take(rings) {
             let v = s.load(Ordering::Relaxed);
             if slot_state(v) == FREE
                 && s.compare_exchange(
