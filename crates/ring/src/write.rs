@@ -301,6 +301,15 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         sealed::Sealed::get(&self.geometry)
     }
 
+    /// This writer's ring, for a call off the fast path (see [`Cold`]).
+    #[inline(always)]
+    fn cold(&self) -> Cold<'a> {
+        Cold {
+            region: self.region,
+            ring: self.ring,
+        }
+    }
+
     /// The metadata of page `page`.
     #[inline(always)]
     fn page(&self, page: u32) -> &'a PageMeta {
@@ -383,7 +392,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
     ) -> Result<bool, WriteError> {
         let slot = match self.reserve_fast(ts, len) {
             Some(r) => r?,
-            None => self.reserve_slot(ts, len)?,
+            None => self.cold().reserve_slot(ts, len)?,
         };
         // SAFETY: `slot.payload` has `len` reserved bytes that nobody else
         // touches until we commit or discard, and `self` is borrowed
@@ -392,13 +401,16 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         // Discards the reservation if `fill` unwinds. It holds the slot by
         // value: a reference would force the slot out of registers into
         // memory on the fast path.
-        let guard = DiscardOnUnwind { writer: self, slot };
+        let guard = DiscardOnUnwind {
+            writer: self.cold(),
+            slot,
+        };
         let keep = fill(bytes);
         let slot = guard.disarm();
         if keep {
             self.commit_slot(&slot);
         } else {
-            self.discard_slot(slot);
+            self.cold().discard_slot(slot);
         }
         Ok(keep)
     }
@@ -422,7 +434,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
     pub fn reserve(&mut self, ts: u64, len: usize) -> Result<Reservation<'_, 'a, G>, WriteError> {
         let slot = match self.reserve_fast(ts, len) {
             Some(r) => r?,
-            None => self.reserve_slot(ts, len)?,
+            None => self.cold().reserve_slot(ts, len)?,
         };
         Ok(Reservation { writer: self, slot })
     }
@@ -455,13 +467,13 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         // Acquire: pairs with the Release that re-enables recording at the
         // end of a control operation, so its changes to the ring are seen.
         if w.record_disabled.load(Acquire) != 0 {
-            return Some(Err(self.refuse(0)));
+            return Some(Err(self.cold().refuse(0)));
         }
         step!(E);
         // Step A.
         let tail = w.tail_page.load(Acquire);
         if tail >= nr_pages {
-            return Some(self.reserve_retry(ts, len, 0));
+            return Some(self.cold().reserve_retry(ts, len, 0));
         }
         let after = w.write_stamp.load(Relaxed);
         let full = ts.max(after);
@@ -469,7 +481,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         let event = event_size(len);
         if delta > TS_DELTA_MAX {
             // Needs a time extend: the general loop handles it.
-            return Some(self.reserve_retry(ts, len, 0));
+            return Some(self.cold().reserve_retry(ts, len, 0));
         }
         step!(A);
         // Step B.
@@ -486,7 +498,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         let start = write_offset(old);
         step!(C);
         if start + event > cap {
-            return Some(self.overflowed(ts, len, tail, start, event));
+            return Some(self.cold().overflowed(ts, len, tail, start, event));
         }
         // Step D.
         let mut delta = delta;
@@ -1031,7 +1043,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             w.committing.store(1, Relaxed);
             signal_fence();
         }
-        self.end_slow();
+        self.cold().end_slow();
     }
 
     /// The commit walk across pages, and its retries (steps K and L).
@@ -1173,6 +1185,86 @@ unsafe fn fill_headers_at(
     }
 }
 
+/// A ring to write, by value, for the calls the fast paths make off their
+/// path (retries, page moves, refusals, discards, the commit walk).
+///
+/// Those calls take this pair in two registers and rebuild a writer on
+/// their side. Were they to take `&Writer`, every record made by the
+/// tracer would first store its (per-record) writer to the stack for a call
+/// it almost never makes.
+#[derive(Clone, Copy)]
+struct Cold<'a> {
+    region: &'a Region,
+    ring: u32,
+}
+
+impl<'a> Cold<'a> {
+    /// The writer the call runs as: same ring, same region; a transient
+    /// writer, so dropping it releases no claim.
+    #[inline(always)]
+    fn writer(self) -> Writer<'a, &'a WriteGeometry> {
+        Writer::transient(self.region, self.ring)
+    }
+
+    #[inline(never)]
+    fn reserve_slot(self, ts: u64, len: usize) -> Result<Slot, WriteError> {
+        self.writer().reserve_slot(ts, len)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reserve_retry(self, ts: u64, len: usize, depth: u32) -> Result<Slot, WriteError> {
+        self.writer().reserve_retry(ts, len, depth)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn overflowed(
+        self,
+        ts: u64,
+        len: usize,
+        tail: u32,
+        start: usize,
+        size: usize,
+    ) -> Result<Slot, WriteError> {
+        self.writer().overflowed(ts, len, tail, start, size)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refuse(self, depth: u32) -> WriteError {
+        self.writer().refuse(depth)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn end_slow(self) {
+        self.writer().end_slow()
+    }
+
+    #[inline(always)]
+    fn discard_slot(self, slot: Slot) {
+        self.discard_parts(
+            slot.page, slot.depth, slot.start, slot.size, slot.delta, slot.len,
+        );
+    }
+
+    /// The slot as scalars, in registers.
+    #[inline(never)]
+    fn discard_parts(
+        self,
+        page: u32,
+        depth: u32,
+        start: usize,
+        size: usize,
+        delta: u64,
+        len: usize,
+    ) {
+        self.writer()
+            .discard_parts(page, depth, start, size, delta, len)
+    }
+}
+
 /// Copies a payload into its reservation; small payloads without a call.
 ///
 /// # Safety
@@ -1229,12 +1321,12 @@ pub(crate) fn head_page_set(l: &AtomicU64, target: u32, old: u64, new: u64) -> u
 
 /// `Writer::write_with`'s unwind guard: discards the slot if the fill
 /// closure panics, so the ring is not left mid-write.
-struct DiscardOnUnwind<'w, 'a, G: GeometrySource> {
-    writer: &'w Writer<'a, G>,
+struct DiscardOnUnwind<'a> {
+    writer: Cold<'a>,
     slot: Slot,
 }
 
-impl<G: GeometrySource> DiscardOnUnwind<'_, '_, G> {
+impl DiscardOnUnwind<'_> {
     /// The fill returned: hand the slot back without discarding it.
     #[inline(always)]
     fn disarm(self) -> Slot {
@@ -1244,7 +1336,7 @@ impl<G: GeometrySource> DiscardOnUnwind<'_, '_, G> {
     }
 }
 
-impl<G: GeometrySource> Drop for DiscardOnUnwind<'_, '_, G> {
+impl Drop for DiscardOnUnwind<'_> {
     fn drop(&mut self) {
         self.writer.discard_slot(self.slot);
     }

@@ -536,13 +536,16 @@ pub(crate) fn record_in<R: Record + ?Sized>(
 #[inline(always)]
 fn enter_write() -> (u32, u32) {
     let saved = NEST.get();
-    // Ordinary code, no record in progress: the common case, one store.
+    // Ordinary code, no record in progress: the common case, one store of
+    // a constant.
     let depth = if saved == 0 {
+        NEST.set(WRITING);
         0
     } else {
-        ((saved & LEVEL) + u32::from(saved & WRITING != 0)).min(LEVEL)
+        let depth = ((saved & LEVEL) + u32::from(saved & WRITING != 0)).min(LEVEL);
+        NEST.set(depth | WRITING);
+        depth
     };
-    NEST.set(depth | WRITING);
     // Keep the store above the ring operations: a handler interrupting them
     // must see WRITING. Same thread, so a compiler barrier is enough.
     compiler_fence(Ordering::SeqCst);
