@@ -429,6 +429,21 @@ impl Clock {
     /// ```
     #[inline(always)]
     pub fn now(&self) -> u64 {
+        // Two tests, not a `match`: a four-way match became a jump table
+        // (an indirect jump and its landing jumps), about 6 instructions
+        // more on every record with the default clock.
+        if self.read == Read::Tsc {
+            read_tsc()
+        } else if self.read == Read::Mono {
+            read_mono()
+        } else {
+            self.now_other()
+        }
+    }
+
+    /// The clocks with no speed target: the fenced TSC and the counter.
+    #[inline(never)]
+    fn now_other(&self) -> u64 {
         match self.read {
             Read::Tsc => read_tsc(),
             Read::TscOrdered => read_tsc_ordered(),
