@@ -461,6 +461,8 @@ enum Backing {
 /// [`crate::write::GeometrySource`] can name it; not reachable from outside.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteGeometry {
+    /// The ring metadata array: a writer finds its ring's with one add.
+    pub(crate) rings: *const RingMeta,
     pub(crate) pages: *const PageMeta,
     pub(crate) data: *mut u8,
     pub(crate) page_shift: u32,
@@ -472,9 +474,15 @@ pub struct WriteGeometry {
 impl WriteGeometry {
     /// The write geometry of `geometry` with the page metadata at `pages`
     /// and the page data at `data`.
-    fn new(geometry: &Geometry, pages: *const PageMeta, data: *mut u8) -> WriteGeometry {
+    fn new(
+        geometry: &Geometry,
+        rings: *const RingMeta,
+        pages: *const PageMeta,
+        data: *mut u8,
+    ) -> WriteGeometry {
         let page_size = geometry.page_size as usize;
         WriteGeometry {
+            rings,
             pages,
             data,
             page_shift: page_size.trailing_zeros(),
@@ -547,7 +555,9 @@ impl Region {
             geometry,
             write_geo: WriteGeometry::new(
                 &geometry,
-                // SAFETY: the array starts at page_meta_offset inside the mapping.
+                // SAFETY: the arrays start at these offsets inside the mapping.
+                unsafe { base.as_ptr().add(geometry.ring_meta_offset as usize).cast() },
+                // SAFETY: as above.
                 unsafe { base.as_ptr().add(geometry.page_meta_offset as usize).cast() },
                 data.as_ptr(),
             ),
@@ -623,7 +633,9 @@ impl Region {
             geometry,
             write_geo: WriteGeometry::new(
                 &geometry,
-                // SAFETY: the array starts at page_meta_offset inside the mapping.
+                // SAFETY: the arrays start at these offsets inside the mapping.
+                unsafe { base.as_ptr().add(geometry.ring_meta_offset as usize).cast() },
+                // SAFETY: as above.
                 unsafe { base.as_ptr().add(geometry.page_meta_offset as usize).cast() },
                 data.as_ptr(),
             ),
@@ -713,7 +725,9 @@ impl Region {
             geometry: g,
             write_geo: WriteGeometry::new(
                 &g,
-                // SAFETY: the array starts at page_meta_offset inside the mapping.
+                // SAFETY: the arrays start at these offsets inside the mapping.
+                unsafe { base.as_ptr().add(g.ring_meta_offset as usize).cast() },
+                // SAFETY: as above.
                 unsafe { base.as_ptr().add(g.page_meta_offset as usize).cast() },
                 data.as_ptr(),
             ),
@@ -778,7 +792,7 @@ impl Region {
                 },
             }
         }
-        let rings = (0..geometry.nr_rings).map(|_| ring_meta()).collect();
+        let rings: Box<[RingMeta]> = (0..geometry.nr_rings).map(|_| ring_meta()).collect();
         let pages: Box<[PageMeta]> = (0..geometry.nr_pages)
             .map(|_| PageMeta {
                 _pad_line: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -797,7 +811,7 @@ impl Region {
         let data = NonNull::new(Box::into_raw(data).cast::<u8>())?;
         Some(Region {
             geometry,
-            write_geo: WriteGeometry::new(&geometry, pages.as_ptr(), data.as_ptr()),
+            write_geo: WriteGeometry::new(&geometry, rings.as_ptr(), pages.as_ptr(), data.as_ptr()),
             data,
             loom: LoomParts {
                 state: Box::new(BufferState {
@@ -842,14 +856,10 @@ impl Region {
         debug_assert!(ring < self.geometry.nr_rings);
         #[cfg(not(loom))]
         // SAFETY: ring < nr_rings, so the struct lies inside the allocation at
-        // a 64-aligned offset; zeroed atomics are valid values.
+        // a 64-aligned offset (`write_geo.rings` is the array's start);
+        // zeroed atomics are valid values.
         unsafe {
-            &*self
-                .base
-                .as_ptr()
-                .add(self.geometry.ring_meta_offset as usize)
-                .cast::<RingMeta>()
-                .add(ring as usize)
+            &*self.write_geo.rings.add(ring as usize)
         }
         #[cfg(loom)]
         &self.loom.rings[ring as usize]

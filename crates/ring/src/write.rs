@@ -454,6 +454,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             nr_pages,
             cap,
             max_payload,
+            ..
         } = self.geo();
         if len.wrapping_sub(1) >= max_payload || w.committing.load(Relaxed) != 0 {
             return None;
