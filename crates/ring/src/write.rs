@@ -445,18 +445,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
     #[inline(always)]
     fn reserve_fast(&self, ts: u64, len: usize) -> Option<Result<Slot, WriteError>> {
         let w = &self.meta.w;
-        // The geometry in locals: read once, not again after each store to
-        // the page (which, as far as the compiler knows, might change it).
-        let &WriteGeometry {
-            pages,
-            data,
-            page_shift,
-            nr_pages,
-            cap,
-            max_payload,
-            ..
-        } = self.geo();
-        if len.wrapping_sub(1) >= max_payload || w.committing.load(Relaxed) != 0 {
+        if len.wrapping_sub(1) >= self.geo().max_payload || w.committing.load(Relaxed) != 0 {
             return None;
         }
         // Step E for depth 0. A nested writer between the load above and
@@ -473,7 +462,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         step!(E);
         // Step A.
         let tail = w.tail_page.load(Acquire);
-        if tail >= nr_pages {
+        if tail >= self.geo().nr_pages {
             return Some(self.cold().reserve_retry(ts, len, 0));
         }
         let after = w.write_stamp.load(Relaxed);
@@ -492,13 +481,12 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         // Step C: the reservation point. A local add (see
         // `local_fetch_add`): indivisible for the handlers nested on this
         // thread, with no barrier that would wait for the reader's lines.
-        // SAFETY: `tail < nr_pages`, checked at step A.
-        let page = unsafe { &*pages.add(tail as usize) };
+        let page = self.page(tail);
         let old = local_fetch_add(&page.write, event as u64 + ENTRY);
         signal_fence();
         let start = write_offset(old);
         step!(C);
-        if start + event > cap {
+        if start + event > self.geo().cap {
             return Some(self.cold().overflowed(ts, len, tail, start, event));
         }
         // Step D.
@@ -513,7 +501,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         step!(D);
         // SAFETY: [start, start + event) of this page is ours (step C) and
         // inside the page (checked above), so is the address.
-        let at = unsafe { data.add(((tail as usize) << page_shift) + PAGE_HEADER_SIZE + start) };
+        let at = unsafe { self.page_bytes(tail).add(PAGE_HEADER_SIZE + start) };
         // SAFETY: as above.
         let slot = unsafe { fill_headers_at(at, tail, start, event, false, delta, 0, len) };
         // Not a step, a hint: asks for the line after the next one for
@@ -522,7 +510,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         // before it. Within the page's data only: the next page in memory
         // is not the next one in the ring, and may be the one the reader
         // reads. (After the headers, so that their address is reused.)
-        if start + PREFETCH_AHEAD < cap {
+        if start + PREFETCH_AHEAD < self.geo().cap {
             // SAFETY: the offset is inside page `tail`'s data area.
             prefetch_for_write(unsafe { at.add(PREFETCH_AHEAD) });
         }
