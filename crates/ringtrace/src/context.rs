@@ -41,8 +41,9 @@
 //!
 //! The ring's [`Writer`](ringtrace_ring::Writer) borrows the buffer, so it is
 //! not kept in TLS; each record makes one with
-//! [`RingBuffer::nested_writer`](ringtrace_ring::RingBuffer::nested_writer),
-//! which claims nothing. Exclusivity comes from the lease: only the leasing
+//! [`RingBuffer::transient_writer`](ringtrace_ring::RingBuffer::transient_writer),
+//! which claims nothing and copies nothing (it reads the buffer's write
+//! geometry in place). Exclusivity comes from the lease: only the leasing
 //! thread, and the signal handlers interrupting it, ever write its ring, and
 //! a handler's write completes before the write it interrupted resumes,
 //! which is the nesting the ring supports.
