@@ -691,3 +691,64 @@ fn iterator_counts_a_push_whose_owner_is_interrupted_before_counting() {
     drain(&buf, 0);
     assert_accounting(&buf, 0);
 }
+
+/// The hook for the next test: at step K (the outermost commit has stored
+/// the page's commit, `committing` is still 1) a nested write lands past
+/// the commit and, at depth 1, leaves it to the outer write; at step L
+/// (`committing` is 0) a control operation begins: `disable_ring` raises
+/// `record_disabled` as `control::quiesce` does at Q1, and with
+/// `committing` at 0 its Q3 would pass now: the ring is the control side's.
+fn nest_at_k_control_at_l(label: Label) {
+    if ARMED.with(|a| a.get()) != Some(label) {
+        return;
+    }
+    FIRED.with(|f| f.set(f.get() + 1));
+    // SAFETY: as in `nest_once`.
+    let buf = unsafe { &*BUF.with(|b| b.get()) };
+    match label {
+        Label::K => {
+            ARMED.with(|a| a.set(Some(Label::L)));
+            // SAFETY: as in `nest_once`.
+            let mut w = unsafe { buf.nested_writer(0) }.unwrap();
+            w.write(999_999, &payload(NESTED_SEQ, 16)).unwrap();
+        }
+        _ => {
+            ARMED.with(|a| a.set(None));
+            buf.disable_ring(0).unwrap();
+        }
+    }
+}
+
+/// A control operation that begins while the outermost commit has let go of
+/// `committing` owns the ring: the writer's re-check finds the nested
+/// event's bytes but does not walk the commit to them while the control
+/// side holds the ring (it used to, racing with a reset's page counters).
+/// Once recording is back, the next commit publishes the nested event.
+#[test]
+fn the_commit_walk_waits_for_a_control_operation_begun_at_step_l() {
+    let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+    let mut w = buf.writer(0).unwrap();
+    BUF.with(|b| b.set(&buf));
+    ARMED.with(|a| a.set(Some(Label::K)));
+    FIRED.with(|f| f.set(0));
+    hook::HOOK.with(|h| h.set(Some(nest_at_k_control_at_l)));
+    w.write(1000, &payload(1, 16)).unwrap();
+    hook::HOOK.with(|h| h.set(None));
+    assert_eq!(FIRED.with(|f| f.get()), 2, "the hook ran at steps K and L");
+    let meta = buf.region().ring(0);
+    assert_eq!(
+        meta.w.committing.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "the writer let go of the ring for the control operation"
+    );
+    // Only the outer event is published: the writer left the ring alone.
+    let seen: Vec<u64> = drain(&buf, 0).iter().map(|e| e.0).collect();
+    assert_eq!(seen, vec![1], "nothing past the commit is readable");
+    // The control operation ends; the next outermost commit walks to the
+    // end of the page, the nested event included.
+    buf.enable_ring(0).unwrap();
+    w.write(3000, &payload(2, 16)).unwrap();
+    let seen: Vec<u64> = drain(&buf, 0).iter().map(|e| e.0).collect();
+    assert_eq!(seen, vec![NESTED_SEQ, 2]);
+    assert_accounting(&buf, 0);
+}

@@ -86,8 +86,11 @@
 //!      nested before K: committed by our walk.
 //! L  committing = 0; then re-check tail/write against the commit
 //!      nested between K and L saw depth 1 and did not commit: the re-check
-//!      finds uncommitted bytes and walks again. Nested after L is outermost
-//!      itself and commits on its own.
+//!      finds uncommitted bytes and walks again, after taking `committing`
+//!      back as step E does (store, then load `record_disabled`): while it
+//!      was 0 a control operation may have begun, and then the ring is the
+//!      control side's and the walk is not done. Nested after L is
+//!      outermost itself and commits on its own.
 //! ```
 
 use crate::format::{
@@ -1029,10 +1032,44 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
                 }
                 return;
             }
-            w.committing.store(1, Relaxed);
+            if !self.retake_commit() {
+                return;
+            }
             signal_fence();
         }
         self.cold().end_slow();
+    }
+
+    /// Takes `committing` back after the re-check of step L found bytes
+    /// reserved past the commit (a nested write that landed after our read
+    /// of `write` and saw depth 1). `committing` was 0 for a moment, so a
+    /// control operation may have seen that (`control::quiesce`, Q3) and
+    /// begun changing the ring: step E's handshake again, store then load,
+    /// so that either the control side waits for this commit, or this
+    /// writer sees the flag and leaves the ring alone. The control
+    /// operation then accounts for what is reserved on the commit page
+    /// (reset and swap count it; resize keeps it for the next commit), and
+    /// a plain `record_off` or `disable_ring` leaves it reserved until the
+    /// next outermost commit on the ring publishes it. Without this, the
+    /// commit walk ran during a reset, and their read-modify-writes of the
+    /// page counters lost an update (found by ThreadSanitizer's timing:
+    /// `control::reset_while_writing` saw one committed event too few).
+    #[inline]
+    fn retake_commit(&self) -> bool {
+        let w = &self.meta.w;
+        w.committing.store(1, Relaxed);
+        // As at step E: the compiler keeps the store before the load; the
+        // CPU's half is the control side's heavy barrier.
+        light_barrier();
+        // Acquire: pairs with the Release that re-enables recording at the
+        // end of a control operation.
+        if w.record_disabled.load(Acquire) == 0 {
+            return true;
+        }
+        // Release: pairs with the Acquire load of `committing` in
+        // `control::quiesce`.
+        w.committing.store(0, Release);
+        false
     }
 
     /// The commit walk across pages, and its retries (steps K and L).
@@ -1055,7 +1092,9 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
                 }
                 return;
             }
-            w.committing.store(1, Relaxed);
+            if !self.retake_commit() {
+                return;
+            }
             signal_fence();
         }
         w.committing.store(0, Release);
