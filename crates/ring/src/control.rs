@@ -12,8 +12,10 @@
 //!                                            synchronize_rcu for step E
 //! Q3 wait for committing == 0 (Acquire)   -- writes in flight finish
 //! Q4 take the reader's busy word          -- readers are between calls
+//! Q5 commit what a writer left past the commit point (see
+//!    `Writer::retake_commit`)
 //!    ... change the ring ...
-//! Q5 release busy; record_disabled -= 1 (Release)
+//! Q6 release busy; record_disabled -= 1 (Release)
 //! ```
 //!
 //! A writer stores `committing` and then loads `record_disabled` (step E in
@@ -49,7 +51,7 @@ impl Drop for Quiet<'_> {
             // Release: pairs with the reader's Acquire when it takes `busy`.
             self.meta.r.busy.store(0, Release);
         }
-        // Q5. Release: pairs with the writers' Acquire load of
+        // Q6. Release: pairs with the writers' Acquire load of
         // `record_disabled` at step E: they see the changed ring.
         self.meta.w.record_disabled.fetch_sub(1, Release);
     }
@@ -93,6 +95,11 @@ fn quiesce(buf: &RingBuffer, ring: u32) -> Result<Quiet<'_>, ControlError> {
         round = round.saturating_add(1);
     }
     quiet.busy = true;
+    // Q5. A writer that found a nested write's bytes past the commit while
+    // Q1-Q3 ran left them to us (`Writer::retake_commit`): commit them, so
+    // that the operation below sees a fully committed ring ("nothing is in
+    // flight") and counts every write that returned `Ok`.
+    crate::write::commit_quiesced(buf.region(), ring);
     Ok(quiet)
 }
 

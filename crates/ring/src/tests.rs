@@ -752,3 +752,57 @@ fn the_commit_walk_waits_for_a_control_operation_begun_at_step_l() {
     assert_eq!(seen, vec![NESTED_SEQ, 2]);
     assert_accounting(&buf, 0);
 }
+
+/// The hook for the next test: at step K a nested write that does not fit
+/// on the outer event's page moves the tail to the next page and, at depth
+/// 1, leaves its commit to the outer write; at step L (`committing` is 0) a
+/// reset runs to completion, as another thread's would in that window.
+fn nest_past_page_at_k_reset_at_l(label: Label) {
+    if ARMED.with(|a| a.get()) != Some(label) {
+        return;
+    }
+    FIRED.with(|f| f.set(f.get() + 1));
+    // SAFETY: as in `nest_once`.
+    let buf = unsafe { &*BUF.with(|b| b.get()) };
+    match label {
+        Label::K => {
+            ARMED.with(|a| a.set(Some(Label::L)));
+            // SAFETY: as in `nest_once`.
+            let mut w = unsafe { buf.nested_writer(0) }.unwrap();
+            w.write(999_999, &payload(NESTED_SEQ, 16)).unwrap();
+        }
+        _ => {
+            ARMED.with(|a| a.set(None));
+            buf.reset(0).unwrap();
+        }
+    }
+}
+
+/// A control operation that begins in the window of step L counts the
+/// events a nested write left past the commit point, even on the next page:
+/// every write that returned `Ok` is committed (read or overrun).
+#[test]
+fn a_reset_in_the_step_l_window_counts_a_nested_write_on_the_next_page() {
+    let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+    let mut w = buf.writer(0).unwrap();
+    // 16-byte payloads make 20-byte events: 204 fill a 4096-byte page's
+    // 4080 data bytes, so the 204th is the last on page one.
+    for seq in 0..203 {
+        w.write(1000, &payload(seq, 16)).unwrap();
+    }
+    BUF.with(|b| b.set(&buf));
+    ARMED.with(|a| a.set(Some(Label::K)));
+    FIRED.with(|f| f.set(0));
+    hook::HOOK.with(|h| h.set(Some(nest_past_page_at_k_reset_at_l)));
+    w.write(1000, &payload(203, 16)).unwrap();
+    hook::HOOK.with(|h| h.set(None));
+    assert_eq!(FIRED.with(|f| f.get()), 2, "the hook ran at steps K and L");
+    let s = buf.stats(0).unwrap();
+    assert_eq!(s.committed, 205, "all 205 writes that returned Ok: {s:?}");
+    assert_eq!(s.overrun, 205, "the reset discarded them all: {s:?}");
+    // The ring goes on after the reset.
+    w.write(2000, &payload(7, 16)).unwrap();
+    let seen: Vec<u64> = drain(&buf, 0).iter().map(|e| e.0).collect();
+    assert_eq!(seen, vec![7]);
+    assert_accounting(&buf, 0);
+}

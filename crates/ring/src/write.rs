@@ -1047,10 +1047,9 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
     /// begun changing the ring: step E's handshake again, store then load,
     /// so that either the control side waits for this commit, or this
     /// writer sees the flag and leaves the ring alone. The control
-    /// operation then accounts for what is reserved on the commit page
-    /// (reset and swap count it; resize keeps it for the next commit), and
-    /// a plain `record_off` or `disable_ring` leaves it reserved until the
-    /// next outermost commit on the ring publishes it. Without this, the
+    /// operation commits it first ([`commit_quiesced`]), and a plain
+    /// `record_off` or `disable_ring` leaves it reserved until the next
+    /// outermost commit on the ring publishes it. Without this, the
     /// commit walk ran during a reset, and their read-modify-writes of the
     /// page counters lost an update (found by ThreadSanitizer's timing:
     /// `control::reset_while_writing` saw one committed event too few).
@@ -1113,7 +1112,8 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
     }
 
     /// Walks the commit point to the tail (`rb_set_commit_to_write`). Only
-    /// the outermost writer runs it; everything nested has finished.
+    /// the outermost writer runs it; everything nested has finished; or a
+    /// control operation on a quiesced ring ([`commit_quiesced`]).
     fn set_commit_to_write(&self) {
         let w = &self.meta.w;
         let bound = self.geo().nr_pages * 2 + 4;
@@ -1211,6 +1211,18 @@ unsafe fn fill_headers_at(
         payload,
         len,
     }
+}
+
+/// Commits what is reserved past the commit point of a quiesced ring (no
+/// write in flight: `committing` is 0 and `record_disabled` is raised), as
+/// the outermost writer's walk would have. A writer whose re-check found a
+/// nested write's bytes (maybe on a page the nested write moved the tail
+/// to) leaves them when a control operation has begun
+/// ([`Writer::retake_commit`]); the control operation commits them here
+/// before it changes or counts the ring, so that every write that returned
+/// `Ok` is counted.
+pub(crate) fn commit_quiesced(region: &Region, ring: u32) {
+    Writer::transient(region, ring).set_commit_to_write();
 }
 
 /// A ring to write, by value, for the calls the fast paths make off their
