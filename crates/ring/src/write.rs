@@ -276,10 +276,14 @@ mod sealed {
     use crate::layout::WriteGeometry;
 
     pub trait Sealed {
+        /// Whether the fast path prefetches ahead for writing (see
+        /// `Writer::reserve_fast`).
+        const PREFETCH: bool;
         fn get(&self) -> &WriteGeometry;
     }
 
     impl Sealed for WriteGeometry {
+        const PREFETCH: bool = true;
         #[inline(always)]
         fn get(&self) -> &WriteGeometry {
             self
@@ -287,6 +291,7 @@ mod sealed {
     }
 
     impl Sealed for &WriteGeometry {
+        const PREFETCH: bool = false;
         #[inline(always)]
         fn get(&self) -> &WriteGeometry {
             self
@@ -513,7 +518,11 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         // before it. Within the page's data only: the next page in memory
         // is not the next one in the ring, and may be the one the reader
         // reads. (After the headers, so that their address is reused.)
-        if start + PREFETCH_AHEAD < self.geo().cap {
+        // A long-lived writer only: one made per record (the tracer's) reads
+        // a clock per event, which takes longer than the reader's lines
+        // take to come back, and the hint's instructions add to the
+        // record's cost instead.
+        if <G as sealed::Sealed>::PREFETCH && start + PREFETCH_AHEAD < self.geo().cap {
             // SAFETY: the offset is inside page `tail`'s data area.
             prefetch_for_write(unsafe { at.add(PREFETCH_AHEAD) });
         }
