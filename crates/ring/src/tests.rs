@@ -692,12 +692,16 @@ fn iterator_counts_a_push_whose_owner_is_interrupted_before_counting() {
     assert_accounting(&buf, 0);
 }
 
-/// The hook for the next test: at step K (the outermost commit has stored
-/// the page's commit, `committing` is still 1) a nested write lands past
-/// the commit and, at depth 1, leaves it to the outer write; at step L
-/// (`committing` is 0) a control operation begins: `disable_ring` raises
-/// `record_disabled` as `control::quiesce` does at Q1, and with
-/// `committing` at 0 its Q3 would pass now: the ring is the control side's.
+thread_local! {
+    /// What [`nest_at_k_control_at_l`] does at step L.
+    static AT_L: Cell<Option<fn(&RingBuffer)>> = const { Cell::new(None) };
+}
+
+/// The hook for the step-L tests: at step K (the outermost commit has
+/// stored the page's commit, `committing` is still 1) a nested write lands
+/// past the commit and, at depth 1, leaves it to the outer write; at step L
+/// (`committing` is 0) a control operation begins (`AT_L`): with
+/// `committing` at 0, `control::quiesce` would pass its Q3 now.
 fn nest_at_k_control_at_l(label: Label) {
     if ARMED.with(|a| a.get()) != Some(label) {
         return;
@@ -714,9 +718,24 @@ fn nest_at_k_control_at_l(label: Label) {
         }
         _ => {
             ARMED.with(|a| a.set(None));
-            buf.disable_ring(0).unwrap();
+            if let Some(op) = AT_L.with(|o| o.get()) {
+                op(buf);
+            }
         }
     }
+}
+
+/// Runs `write` with [`nest_at_k_control_at_l`] armed, `at_l` as the
+/// control operation, and checks that the hook ran at both steps.
+fn with_k_then_l(buf: &RingBuffer, at_l: fn(&RingBuffer), write: impl FnOnce()) {
+    BUF.with(|b| b.set(buf));
+    AT_L.with(|o| o.set(Some(at_l)));
+    ARMED.with(|a| a.set(Some(Label::K)));
+    FIRED.with(|f| f.set(0));
+    hook::HOOK.with(|h| h.set(Some(nest_at_k_control_at_l)));
+    write();
+    hook::HOOK.with(|h| h.set(None));
+    assert_eq!(FIRED.with(|f| f.get()), 2, "the hook ran at steps K and L");
 }
 
 /// A control operation that begins while the outermost commit has let go of
@@ -728,13 +747,12 @@ fn nest_at_k_control_at_l(label: Label) {
 fn the_commit_walk_waits_for_a_control_operation_begun_at_step_l() {
     let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
     let mut w = buf.writer(0).unwrap();
-    BUF.with(|b| b.set(&buf));
-    ARMED.with(|a| a.set(Some(Label::K)));
-    FIRED.with(|f| f.set(0));
-    hook::HOOK.with(|h| h.set(Some(nest_at_k_control_at_l)));
-    w.write(1000, &payload(1, 16)).unwrap();
-    hook::HOOK.with(|h| h.set(None));
-    assert_eq!(FIRED.with(|f| f.get()), 2, "the hook ran at steps K and L");
+    // `disable_ring` raises `record_disabled` as `quiesce` does at Q1.
+    with_k_then_l(
+        &buf,
+        |b| b.disable_ring(0).unwrap(),
+        || w.write(1000, &payload(1, 16)).unwrap(),
+    );
     let meta = buf.region().ring(0);
     assert_eq!(
         meta.w.committing.load(std::sync::atomic::Ordering::Relaxed),
@@ -753,31 +771,6 @@ fn the_commit_walk_waits_for_a_control_operation_begun_at_step_l() {
     assert_accounting(&buf, 0);
 }
 
-/// The hook for the next test: at step K a nested write that does not fit
-/// on the outer event's page moves the tail to the next page and, at depth
-/// 1, leaves its commit to the outer write; at step L (`committing` is 0) a
-/// reset runs to completion, as another thread's would in that window.
-fn nest_past_page_at_k_reset_at_l(label: Label) {
-    if ARMED.with(|a| a.get()) != Some(label) {
-        return;
-    }
-    FIRED.with(|f| f.set(f.get() + 1));
-    // SAFETY: as in `nest_once`.
-    let buf = unsafe { &*BUF.with(|b| b.get()) };
-    match label {
-        Label::K => {
-            ARMED.with(|a| a.set(Some(Label::L)));
-            // SAFETY: as in `nest_once`.
-            let mut w = unsafe { buf.nested_writer(0) }.unwrap();
-            w.write(999_999, &payload(NESTED_SEQ, 16)).unwrap();
-        }
-        _ => {
-            ARMED.with(|a| a.set(None));
-            buf.reset(0).unwrap();
-        }
-    }
-}
-
 /// A control operation that begins in the window of step L counts the
 /// events a nested write left past the commit point, even on the next page:
 /// every write that returned `Ok` is committed (read or overrun).
@@ -790,13 +783,14 @@ fn a_reset_in_the_step_l_window_counts_a_nested_write_on_the_next_page() {
     for seq in 0..203 {
         w.write(1000, &payload(seq, 16)).unwrap();
     }
-    BUF.with(|b| b.set(&buf));
-    ARMED.with(|a| a.set(Some(Label::K)));
-    FIRED.with(|f| f.set(0));
-    hook::HOOK.with(|h| h.set(Some(nest_past_page_at_k_reset_at_l)));
-    w.write(1000, &payload(203, 16)).unwrap();
-    hook::HOOK.with(|h| h.set(None));
-    assert_eq!(FIRED.with(|f| f.get()), 2, "the hook ran at steps K and L");
+    // At K the nested write does not fit on the page and moves the tail
+    // to the next one; at L a reset runs to completion, as another
+    // thread's would in that window.
+    with_k_then_l(
+        &buf,
+        |b| b.reset(0).unwrap(),
+        || w.write(1000, &payload(203, 16)).unwrap(),
+    );
     let s = buf.stats(0).unwrap();
     assert_eq!(s.committed, 205, "all 205 writes that returned Ok: {s:?}");
     assert_eq!(s.overrun, 205, "the reset discarded them all: {s:?}");

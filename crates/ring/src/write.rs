@@ -529,25 +529,6 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         Some(Ok(slot))
     }
 
-    /// The fast path's reservation did not fit: move the tail, then retry
-    /// with the general loop.
-    #[cold]
-    #[inline(never)]
-    fn overflowed(
-        &self,
-        ts: u64,
-        len: usize,
-        tail: u32,
-        start: usize,
-        size: usize,
-    ) -> Result<Slot, WriteError> {
-        if let Err(e) = self.move_tail(tail, start, size) {
-            self.end(0);
-            return Err(e);
-        }
-        self.reserve_retry(ts, len, 0)
-    }
-
     /// The general reservation loop, entered after step E.
     #[inline(never)]
     fn reserve_retry(&self, ts: u64, len: usize, depth: u32) -> Result<Slot, WriteError> {
@@ -637,39 +618,16 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
                 step!(D);
                 // SAFETY: [start, start + size) of this page's data area is
                 // ours (step C) and inside the page (checked above).
-                let slot =
-                    unsafe { self.fill_headers(tail, start, size, extended, delta, depth, len) };
+                let slot = unsafe {
+                    let at = self.page_bytes(tail).add(PAGE_HEADER_SIZE + start);
+                    fill_headers_at(at, tail, start, size, extended, delta, depth, len)
+                };
                 return Ok(slot);
             }
             self.move_tail(tail, start, size)?;
         }
         self.meta.slow.dropped.fetch_add(1, Relaxed);
         Err(WriteError::Corrupt("reserve retried 1000 times"))
-    }
-
-    /// Writes the event headers of a fresh reservation and zeroes the
-    /// alignment tail of its payload.
-    ///
-    /// # Safety
-    /// `[start, start + size)` of page `page`'s data area must be reserved by
-    /// the caller and lie within the page.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    unsafe fn fill_headers(
-        &self,
-        page: u32,
-        start: usize,
-        size: usize,
-        extended: bool,
-        delta: u64,
-        depth: u32,
-        len: usize,
-    ) -> Slot {
-        debug_assert!(start + size <= self.geo().cap);
-        // SAFETY: inside the page (caller's contract).
-        let base = unsafe { self.page_bytes(page).add(PAGE_HEADER_SIZE + start) };
-        // SAFETY: as ours.
-        unsafe { fill_headers_at(base, page, start, size, extended, delta, depth, len) }
     }
 
     /// The slow path: the event did not fit on the tail page.
@@ -911,79 +869,6 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         } else {
             self.end(slot.depth);
         }
-    }
-
-    /// Gives a reservation back (the kernel's `rb_try_to_discard`), or turns
-    /// it into padding when something was reserved after it.
-    #[inline(always)]
-    fn discard_slot(&self, slot: Slot) {
-        self.discard_parts(
-            slot.page, slot.depth, slot.start, slot.size, slot.delta, slot.len,
-        );
-    }
-
-    /// [`Writer::discard_slot`] out of line, the slot as scalars: passed in
-    /// registers, so the fill path does not keep a copy of the slot in
-    /// memory for this rarely taken call.
-    #[inline(never)]
-    fn discard_parts(
-        &self,
-        page: u32,
-        depth: u32,
-        start: usize,
-        size: usize,
-        delta: u64,
-        len: usize,
-    ) {
-        let slot = Slot {
-            page,
-            depth,
-            start,
-            size,
-            delta,
-            payload: std::ptr::null_mut(),
-            len,
-        };
-        let page = self.page(slot.page);
-        // SAFETY: the slot lies within its page (reserve_in_ring).
-        let base = unsafe {
-            self.region
-                .page_bytes(slot.page)
-                .add(PAGE_HEADER_SIZE + slot.start)
-        };
-        let end = slot.start + slot.size;
-        // Keep an 8-byte time extend when the event carried a delta, so the
-        // running time readers compute stays equal to write_stamp.
-        let keep = if slot.delta > 0 { TIME_EXTEND_SIZE } else { 0 };
-        let cur = page.write.load(Relaxed);
-        let mut reclaimed = false;
-        if write_offset(cur) == end {
-            if keep > 0 {
-                // SAFETY: the first 8 bytes of the slot are ours.
-                unsafe { write_time_extend(base, slot.delta) };
-            }
-            signal_fence();
-            let give_back = (slot.size - keep) as u64 + ENTRY;
-            reclaimed = page
-                .write
-                .compare_exchange(cur, cur - give_back, Relaxed, Relaxed)
-                .is_ok();
-        }
-        if !reclaimed {
-            // Something was reserved after us: turn the event into padding.
-            // SAFETY: the slot is ours until `end`; padding covers it exactly.
-            unsafe {
-                if slot.extended() {
-                    write_time_extend(base, slot.delta);
-                    write_padding(base.add(TIME_EXTEND_SIZE), slot.size - TIME_EXTEND_SIZE, 1);
-                } else {
-                    write_padding(base, slot.size, slot.delta.max(1));
-                }
-            }
-            page.write.fetch_sub(ENTRY, Relaxed);
-        }
-        signal_fence();
-        self.end(slot.depth);
     }
 
     /// Ends a write at `depth`: nested writes restore the depth; the
@@ -1266,6 +1151,8 @@ impl<'a> Cold<'a> {
         self.writer().reserve_retry(ts, len, depth)
     }
 
+    /// The fast path's reservation did not fit: move the tail, then retry
+    /// with the general loop.
     #[cold]
     #[inline(never)]
     fn overflowed(
@@ -1276,7 +1163,12 @@ impl<'a> Cold<'a> {
         start: usize,
         size: usize,
     ) -> Result<Slot, WriteError> {
-        self.writer().overflowed(ts, len, tail, start, size)
+        let w = self.writer();
+        if let Err(e) = w.move_tail(tail, start, size) {
+            w.end(0);
+            return Err(e);
+        }
+        w.reserve_retry(ts, len, 0)
     }
 
     #[cold]
@@ -1291,6 +1183,8 @@ impl<'a> Cold<'a> {
         self.writer().end_slow()
     }
 
+    /// Gives a reservation back (the kernel's `rb_try_to_discard`), or turns
+    /// it into padding when something was reserved after it.
     #[inline(always)]
     fn discard_slot(self, slot: Slot) {
         self.discard_parts(
@@ -1298,7 +1192,9 @@ impl<'a> Cold<'a> {
         );
     }
 
-    /// The slot as scalars, in registers.
+    /// [`Cold::discard_slot`] out of line, the slot as scalars: passed in
+    /// registers, so the fill path does not keep a copy of the slot in
+    /// memory for this rarely taken call.
     #[inline(never)]
     fn discard_parts(
         self,
@@ -1309,8 +1205,56 @@ impl<'a> Cold<'a> {
         delta: u64,
         len: usize,
     ) {
-        self.writer()
-            .discard_parts(page, depth, start, size, delta, len)
+        let w = self.writer();
+        let slot = Slot {
+            page,
+            depth,
+            start,
+            size,
+            delta,
+            payload: std::ptr::null_mut(),
+            len,
+        };
+        let page = w.page(slot.page);
+        // SAFETY: the slot lies within its page (reserve_in_ring).
+        let base = unsafe {
+            w.region
+                .page_bytes(slot.page)
+                .add(PAGE_HEADER_SIZE + slot.start)
+        };
+        let end = slot.start + slot.size;
+        // Keep an 8-byte time extend when the event carried a delta, so the
+        // running time readers compute stays equal to write_stamp.
+        let keep = if slot.delta > 0 { TIME_EXTEND_SIZE } else { 0 };
+        let cur = page.write.load(Relaxed);
+        let mut reclaimed = false;
+        if write_offset(cur) == end {
+            if keep > 0 {
+                // SAFETY: the first 8 bytes of the slot are ours.
+                unsafe { write_time_extend(base, slot.delta) };
+            }
+            signal_fence();
+            let give_back = (slot.size - keep) as u64 + ENTRY;
+            reclaimed = page
+                .write
+                .compare_exchange(cur, cur - give_back, Relaxed, Relaxed)
+                .is_ok();
+        }
+        if !reclaimed {
+            // Something was reserved after us: turn the event into padding.
+            // SAFETY: the slot is ours until `end`; padding covers it exactly.
+            unsafe {
+                if slot.extended() {
+                    write_time_extend(base, slot.delta);
+                    write_padding(base.add(TIME_EXTEND_SIZE), slot.size - TIME_EXTEND_SIZE, 1);
+                } else {
+                    write_padding(base, slot.size, slot.delta.max(1));
+                }
+            }
+            page.write.fetch_sub(ENTRY, Relaxed);
+        }
+        signal_fence();
+        w.end(slot.depth);
     }
 }
 
@@ -1407,7 +1351,7 @@ impl<G: GeometrySource> Reservation<'_, '_, G> {
     /// reserved after it, otherwise it becomes padding that readers skip.
     pub fn discard(self) {
         let this = std::mem::ManuallyDrop::new(self);
-        this.writer.discard_slot(this.slot);
+        this.writer.cold().discard_slot(this.slot);
     }
 
     /// Time delta stored with the event (0 for nested or page-first events).
@@ -1437,6 +1381,6 @@ impl<G: GeometrySource> Drop for Reservation<'_, '_, G> {
     #[inline(always)]
     fn drop(&mut self) {
         // Neither committed nor discarded (those skip the drop).
-        self.writer.discard_slot(self.slot);
+        self.writer.cold().discard_slot(self.slot);
     }
 }
