@@ -442,7 +442,8 @@ impl RingBuffer {
     /// Like [`RingBuffer::nested_writer`], for a writer made per write, as
     /// a tracer makes one per record: it reads the buffer's geometry where
     /// it lies instead of copying it, which makes it cheaper to make and a
-    /// little slower per write than a long-lived writer. The ring index is
+    /// little slower per write than a long-lived writer, and it does not
+    /// prefetch ahead (see [`crate::GeometrySource`]). The ring index is
     /// the caller's to check (a tracer checked it once, when it leased the
     /// ring).
     ///

@@ -266,10 +266,16 @@ impl<'a> Writer<'a, &'a WriteGeometry> {
     }
 }
 
-/// Where a [`Writer`] reads the ring's write geometry; sealed. The default,
-/// a copy held by the writer, suits a writer that lives across writes;
-/// [`crate::RingBuffer::transient_writer`] gives one that reads the
-/// region's, for a writer made per record.
+/// Which of the two kinds of [`Writer`] this is; sealed. The kinds differ
+/// in where they read the ring's write geometry and in whether the fast
+/// path prefetches ahead:
+///
+/// - the default, a writer that lives across writes
+///   ([`crate::RingBuffer::writer`], [`crate::RingBuffer::nested_writer`]),
+///   holds a copy of the geometry and prefetches the line after next;
+/// - a writer made per record ([`crate::RingBuffer::transient_writer`])
+///   reads the region's geometry in place and does not prefetch: its
+///   caller reads a clock per record, which outlasts the prefetch's gain.
 pub trait GeometrySource: sealed::Sealed {}
 
 mod sealed {

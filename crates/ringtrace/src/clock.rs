@@ -217,6 +217,15 @@ enum Read {
 }
 
 impl Read {
+    /// The clock's kind.
+    fn kind(self) -> ClockKind {
+        match self {
+            Read::Tsc | Read::TscOrdered => ClockKind::Tsc,
+            Read::Mono => ClockKind::Mono,
+            Read::Counter => ClockKind::Counter,
+        }
+    }
+
     fn of(kind: ClockKind, ordered: bool) -> Read {
         if kind == ClockKind::Mono {
             find_vdso_clock_gettime();
@@ -242,9 +251,9 @@ impl Read {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Clock {
-    kind: ClockKind,
     /// How [`Clock::now`] reads it: the kind and, for `Tsc`, whether with
     /// `lfence; rdtsc`, in one byte, so that the read is one test away.
+    /// The kind is derived from it ([`Clock::kind`]).
     read: Read,
     /// Only meaningful for `Tsc`; identity-like placeholder otherwise.
     conv: Tsc2Nsec,
@@ -260,7 +269,6 @@ impl Clock {
     pub fn mono() -> Clock {
         find_vdso_clock_gettime();
         Clock {
-            kind: ClockKind::Mono,
             read: Read::Mono,
             conv: Tsc2Nsec {
                 mult: 1,
@@ -279,7 +287,6 @@ impl Clock {
     #[must_use]
     pub fn counter() -> Clock {
         Clock {
-            kind: ClockKind::Counter,
             read: Read::Counter,
             conv: Tsc2Nsec {
                 mult: 1,
@@ -306,7 +313,6 @@ impl Clock {
     pub fn tsc() -> Result<Clock, ClockError> {
         let info = tsc_info()?;
         Ok(Clock {
-            kind: ClockKind::Tsc,
             read: Read::Tsc,
             conv: info.conversion,
         })
@@ -326,7 +332,6 @@ impl Clock {
     pub fn tsc_ordered() -> Result<Clock, ClockError> {
         let info = tsc_info()?;
         Ok(Clock {
-            kind: ClockKind::Tsc,
             read: Read::TscOrdered,
             conv: info.conversion,
         })
@@ -370,7 +375,6 @@ impl Clock {
             },
         };
         Clock {
-            kind,
             read: Read::of(kind, ordered),
             conv,
         }
@@ -397,7 +401,6 @@ impl Clock {
     pub fn preferred() -> Clock {
         match tsc_info() {
             Ok(i) if i.invariant && i.monotonic_across_threads => Clock {
-                kind: ClockKind::Tsc,
                 read: Read::Tsc,
                 conv: i.conversion,
             },
@@ -460,7 +463,7 @@ impl Clock {
     /// ```
     #[must_use]
     pub fn kind(&self) -> ClockKind {
-        self.kind
+        self.read.kind()
     }
 
     /// The kernel's name of this clock, as trace-cmd expects it in the
@@ -471,7 +474,7 @@ impl Clock {
     /// ```
     #[must_use]
     pub fn name(&self) -> &'static str {
-        match self.kind {
+        match self.kind() {
             ClockKind::Tsc => "x86-tsc",
             ClockKind::Mono => "mono",
             ClockKind::Counter => "counter",
@@ -487,7 +490,7 @@ impl Clock {
     /// ```
     #[must_use]
     pub fn is_nanoseconds(&self) -> bool {
-        self.kind == ClockKind::Mono
+        self.kind() == ClockKind::Mono
     }
 
     /// Converts a raw value to nanoseconds: the calibrated conversion for
@@ -500,7 +503,7 @@ impl Clock {
     #[inline]
     #[must_use]
     pub fn to_ns(&self, raw: u64) -> u64 {
-        match self.kind {
+        match self.kind() {
             ClockKind::Tsc => self.conv.to_ns(raw),
             ClockKind::Mono | ClockKind::Counter => raw,
         }
@@ -513,7 +516,7 @@ impl Clock {
     /// ```
     #[must_use]
     pub fn tsc2nsec(&self) -> Option<Tsc2Nsec> {
-        (self.kind == ClockKind::Tsc).then_some(self.conv)
+        (self.kind() == ClockKind::Tsc).then_some(self.conv)
     }
 
     /// The content of the kernel's `trace_clock` file with this clock
@@ -593,28 +596,29 @@ static VDSO_CLOCK_GETTIME: AtomicUsize = AtomicUsize::new(0);
 /// ELF. Ordinary code only (`dlopen` takes locks): [`Clock::mono`] and the
 /// other constructors of a `mono` clock call it, before any record.
 fn find_vdso_clock_gettime() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    ONCE.call_once(|| {
-        // SAFETY: plain C calls with NUL-terminated names; RTLD_NOLOAD
-        // loads nothing, it only finds an object already mapped. The handle
-        // is not closed: the vDSO stays mapped for the life of the process.
-        unsafe {
-            let h = libc::dlopen(
-                c"linux-vdso.so.1".as_ptr(),
-                libc::RTLD_LAZY | libc::RTLD_NOLOAD,
-            );
-            if h.is_null() {
-                return;
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: plain C calls with NUL-terminated names; RTLD_NOLOAD
+            // loads nothing, it only finds an object already mapped. The
+            // handle is not closed: the vDSO stays mapped for the life of
+            // the process.
+            unsafe {
+                let h = libc::dlopen(
+                    c"linux-vdso.so.1".as_ptr(),
+                    libc::RTLD_LAZY | libc::RTLD_NOLOAD,
+                );
+                if h.is_null() {
+                    return;
+                }
+                let f = libc::dlsym(h, c"__vdso_clock_gettime".as_ptr());
+                if !f.is_null() {
+                    VDSO_CLOCK_GETTIME.store(f as usize, Ordering::Relaxed);
+                }
             }
-            let f = libc::dlsym(h, c"__vdso_clock_gettime".as_ptr());
-            if !f.is_null() {
-                VDSO_CLOCK_GETTIME.store(f as usize, Ordering::Relaxed);
-            }
-        }
-    });
-    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-    ONCE.call_once(|| {});
+        });
+    }
 }
 
 /// The TSC, read with a plain `rdtsc`. On other architectures,

@@ -37,6 +37,18 @@ pub fn drain(t: &Tracer) -> Vec<OwnedEvent> {
     v
 }
 
+/// Each event's name and text as ringtrace's own text output prints them
+/// after the context columns (`Pipe::next_line` calls `event_text`).
+pub fn text_lines(events: &[OwnedEvent]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .map(|e| {
+            let (name, text) = ringtrace::output::event_text(&e.payload);
+            (name.into_owned(), text)
+        })
+        .collect()
+}
+
 /// A trace.dat (v6) holding `events`, with the formats of every type in
 /// the global registry.
 pub fn trace_dat(t: &Tracer, events: &[OwnedEvent]) -> Vec<u8> {

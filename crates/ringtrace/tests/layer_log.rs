@@ -5,7 +5,7 @@
 //! test FAILS when trace-cmd is missing: `apt-get install -y trace-cmd`).
 mod layer_common;
 
-use layer_common::{drain, leak_tracer, trace_cmd_report, trace_dat};
+use layer_common::{drain, leak_tracer, text_lines, trace_cmd_report, trace_dat};
 
 #[test]
 fn log_records_in_text_and_trace_cmd() {
@@ -23,13 +23,7 @@ fn log_records_in_text_and_trace_cmd() {
     log::info!("{long}");
 
     let events = drain(t);
-    let text: Vec<(String, String)> = events
-        .iter()
-        .map(|e| {
-            let (n, x) = ringtrace::output::event_text(&e.payload);
-            (n.into_owned(), x)
-        })
-        .collect();
+    let text = text_lines(&events);
     let m = module_path!();
     assert_eq!(text.len(), 4, "{text:?}");
     assert_eq!(

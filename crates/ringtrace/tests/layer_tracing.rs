@@ -6,7 +6,7 @@
 //! test FAILS when it is missing: `apt-get install -y trace-cmd`).
 mod layer_common;
 
-use layer_common::{drain, leak_tracer, trace_cmd_report, trace_dat};
+use layer_common::{drain, leak_tracer, text_lines, trace_cmd_report, trace_dat};
 use ringtrace::layer::RingtraceLayer;
 use tracing::Level;
 use tracing_subscriber::prelude::*;
@@ -89,15 +89,8 @@ fn tracing_and_log_events_in_text_and_trace_cmd() {
     let want = tracing::subscriber::with_default(sub, program);
 
     let events = drain(t);
-    // ringtrace's own text output: the name and text the pipe prints
-    // after its context columns (`Pipe::next_line` calls `event_text`).
-    let lines: Vec<(String, String)> = events
-        .iter()
-        .map(|e| {
-            let (name, text) = ringtrace::output::event_text(&e.payload);
-            (name.into_owned(), text)
-        })
-        .collect();
+    // ringtrace's own text output.
+    let lines = text_lines(&events);
     assert_eq!(lines, want.lines);
 
     // Span nesting: begins and ends pair up like a stack.
@@ -271,13 +264,7 @@ fn number_only_events_and_spans() {
         id
     });
     let events = drain(t);
-    let lines: Vec<(String, String)> = events
-        .iter()
-        .map(|e| {
-            let (name, text) = ringtrace::output::event_text(&e.payload);
-            (name.into_owned(), text)
-        })
-        .collect();
+    let lines = text_lines(&events);
     let texts: Vec<&str> = lines.iter().map(|(_, x)| x.as_str()).collect();
     assert_eq!(
         texts,
