@@ -143,24 +143,28 @@ pub(crate) fn local_fetch_add(a: &AtomicU64, v: u64) -> u64 {
     }
 }
 
-/// Asks the CPU to fetch the cache line at `p` for writing (x86-64
-/// `prefetchw`): a hint that changes no memory and never faults. The
-/// writer uses it a little ahead of the events it reserves: the ring's
-/// lines were last read by the reader, on another core, a lap ago, and
-/// taking them back then starts early instead of when the stores reach
-/// them (where it stalls the writer once its store buffer is full).
+/// Asks the CPU to fetch the cache line `AHEAD` bytes past `p` for writing
+/// (x86-64 `prefetchw`): a hint that changes no memory and never faults,
+/// whatever the address. The writer uses it a little ahead of the events it
+/// reserves: the ring's lines were last read by the reader, on another
+/// core, a lap ago, and taking them back then starts early instead of when
+/// the stores reach them (where it stalls the writer once its store buffer
+/// is full). The offset is the instruction's displacement: no pointer
+/// arithmetic, so an address past the region is no concern, and no
+/// instruction to compute it.
 ///
 /// A no-op elsewhere and under `cfg(loom)`. On x86-64 CPUs without the
 /// instruction its encoding is a `nop`.
 #[inline(always)]
-pub(crate) fn prefetch_for_write(p: *const u8) {
+pub(crate) fn prefetch_for_write<const AHEAD: usize>(p: *const u8) {
     #[cfg(all(target_arch = "x86_64", not(loom)))]
     // SAFETY: a prefetch reads and writes no memory (it cannot fault, even
     // on an invalid address) and touches no register but its operand.
     unsafe {
         std::arch::asm!(
-            "prefetchw byte ptr [{p}]",
+            "prefetchw byte ptr [{p} + {ahead}]",
             p = in(reg) p,
+            ahead = const AHEAD,
             options(nostack, readonly, preserves_flags),
         );
     }

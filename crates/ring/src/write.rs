@@ -480,13 +480,15 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             return Some(self.cold().reserve_retry(ts, len, 0));
         }
         let after = w.write_stamp.load(Relaxed);
-        let full = ts.max(after);
-        let delta = full - after;
+        // A stamp below the previous one wraps to a huge delta and, like a
+        // delta that needs a time extend, goes to the general loop, which
+        // raises it to the previous one: one test for both.
+        let delta = ts.wrapping_sub(after);
         let event = event_size(len);
         if delta > TS_DELTA_MAX {
-            // Needs a time extend: the general loop handles it.
             return Some(self.cold().reserve_retry(ts, len, 0));
         }
+        let full = ts;
         step!(A);
         // Step B.
         w.pending_stamp.store(full, Relaxed);
@@ -521,16 +523,16 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         // Not a step, a hint: asks for the line after the next one for
         // writing (`sync::prefetch_for_write`), so that taking it back from
         // the reader, which read it a lap ago, overlaps the events written
-        // before it. Within the page's data only: the next page in memory
-        // is not the next one in the ring, and may be the one the reader
-        // reads. (After the headers, so that their address is reused.)
-        // A long-lived writer only: one made per record (the tracer's) reads
-        // a clock per event, which takes longer than the reader's lines
-        // take to come back, and the hint's instructions add to the
-        // record's cost instead.
-        if <G as sealed::Sealed>::PREFETCH && start + PREFETCH_AHEAD < self.geo().cap {
-            // SAFETY: the offset is inside page `tail`'s data area.
-            prefetch_for_write(unsafe { at.add(PREFETCH_AHEAD) });
+        // before it. Near the page's end the line is in the next page in
+        // memory, which is not the next one in the ring and may be the
+        // reader's: then the reader loses that line once, for the page's
+        // last two lines, a cost too small to measure next to a bounds
+        // test on every write (3 instructions). A long-lived writer only:
+        // one made per record (the tracer's) reads a clock per event,
+        // which takes longer than the reader's lines take to come back, and
+        // the hint adds to the record's cost instead.
+        if <G as sealed::Sealed>::PREFETCH {
+            prefetch_for_write::<PREFETCH_AHEAD>(at);
         }
         Some(Ok(slot))
     }
@@ -871,7 +873,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         // Nothing to count here: the commit walk counts a page's events when
         // the commit point leaves it (`WriterState::closed_entries`).
         if slot.depth == 0 {
-            self.end_outer(slot.page);
+            self.end_outer(slot.page, slot.start + slot.size);
         } else {
             self.end(slot.depth);
         }
@@ -887,30 +889,28 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             w.committing.store(depth, Relaxed);
             return;
         }
-        let tail = w.tail_page.load(Relaxed);
-        if tail < self.geo().nr_pages {
-            self.end_outer(tail);
-        } else {
-            self.end_slow();
-        }
+        // The outermost end of a write that reserved nothing (refused,
+        // dropped) or gave its space back (discarded): off the fast path,
+        // so the commit walk does it.
+        self.cold().end_slow();
     }
 
-    /// Ends the outermost write, expecting `tail` (a valid page index) to be
-    /// both the tail and the commit page: steps K and L for one page. Any
-    /// other case goes to the commit walk.
+    /// Ends the outermost write, whose reservation ends at offset `end` of
+    /// page `tail`: steps K and L when `tail` is both the tail and the
+    /// commit page. Any other case goes to the commit walk.
     #[inline(always)]
-    fn end_outer(&self, tail: u32) {
+    fn end_outer(&self, tail: u32, end: usize) {
         let w = &self.meta.w;
-        // If a nested write moved the tail off `tail` already, `tail` is
-        // final and committing it is right; the re-check below then sees
-        // the moved tail and walks the rest.
         if w.commit_page.load(Relaxed) == tail {
             let page = self.page(tail);
-            let word = page.write.load(Relaxed);
+            // Everything up to `end` is final: the outer writes before ours
+            // committed themselves, and a nested write that ran before our
+            // step C reserved below us. A nested write that ran after it
+            // lies past `end`, and the re-check below finds it. (If one
+            // moved the tail off `tail`, the re-check finds that too.)
             // Release: pairs with the Acquire load of `commit` in
             // `Consumer::next_record`: the event bytes are visible first.
-            // Nothing is in flight, so the offset is within the page.
-            page.commit.store(write_offset(word) as u32, Release);
+            page.commit.store(end as u32, Release);
             signal_fence();
             step!(K);
             // Release: pairs with the Acquire load of `committing` in
@@ -919,11 +919,12 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             w.committing.store(0, Release);
             signal_fence();
             step!(L);
-            // A nested write between our read of `write` and the store above
-            // saw depth 1 and left its event uncommitted: catch it. (Both
-            // checks: a nested overflow of a full page restores the word but
-            // moves the tail.)
-            if w.tail_page.load(Relaxed) == tail && page.write.load(Relaxed) == word {
+            // A nested write after our step C, before the store above, saw
+            // depth 1 and left its event uncommitted: catch it. (Both
+            // checks: a nested overflow of a full page gives its bytes back
+            // but moves the tail; a nested discard that gave its space back
+            // left nothing to commit.)
+            if w.tail_page.load(Relaxed) == tail && write_offset(page.write.load(Relaxed)) == end {
                 // One load when nobody waits; see `wait.rs` for why the
                 // waiter's heavy barrier makes a plain load enough.
                 light_barrier();
