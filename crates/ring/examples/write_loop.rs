@@ -26,7 +26,20 @@ fn main() {
     if how == "fixed" {
         // The bench crate's loop: a fixed 8-byte record, the time stamp
         // taken once, the writer behind `&mut`.
-        fixed_loop(&mut w, n, ts);
+        // Timed too: the median of 9 rounds, ns per write (wall time is
+        // noisy here; compare builds alternately, in the same minute).
+        let mut per: Vec<f64> = (0..9)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                fixed_loop(&mut w, n, ts);
+                t.elapsed().as_nanos() as f64 / n as f64
+            })
+            .collect();
+        per.sort_by(f64::total_cmp);
+        println!(
+            "fixed 8 B write: median {:.2} ns (min {:.2})",
+            per[4], per[0]
+        );
         println!("{:?}", buf.stats(0).unwrap());
         return;
     }
