@@ -127,9 +127,16 @@ pub struct RecordArgs {
     pub contexts: usize,
     /// Flight recorder: overwrite mode keeping about the last MB megabytes
     /// (all contexts together), read only when the program ends or when
-    /// ringtrace gets SIGUSR1 (then the output file is rewritten).
+    /// ringtrace gets SIGUSR1 (then the output file is rewritten). Implies
+    /// --take-over-exited.
     #[arg(long, value_name = "MB", num_args = 0..=1, default_missing_value = "16")]
     pub flight_recorder: Option<usize>,
+    /// Overwrite mode: when every context is taken, a new thread of the
+    /// program takes over the ring of an exited thread whose events are not
+    /// read yet (the one that wrote last longest ago) instead of being
+    /// refused; its events stay until overwritten.
+    #[arg(long)]
+    pub take_over_exited: bool,
     /// Output file (trace.dat by `.dat`, JSON by `.json`, or --format).
     /// Without it the session is only created and kept, for `pipe`,
     /// `show`, `stat` and `extract` from another terminal.
@@ -478,8 +485,10 @@ pub fn record(a: RecordArgs) -> Result<()> {
         ClockArg::Mono => ClockKind::Mono,
         ClockArg::Tsc => ClockKind::Tsc,
     };
+    cfg.take_over_exited = a.take_over_exited;
     if let Some(mb) = a.flight_recorder {
         cfg.mode = Mode::Overwrite;
+        cfg.take_over_exited = true;
         cfg.bytes_per_context =
             (mb.saturating_mul(1 << 20) / a.contexts.max(1)).max(2 * a.page_size);
     }

@@ -161,6 +161,10 @@ pub struct TracerConfig {
     pub max_contexts: usize,
     /// Entries of the thread-name table (`saved_cmdlines_size`).
     pub saved_cmdlines: usize,
+    /// In overwrite mode, lets a new thread take over the ring of an exited
+    /// thread that still holds unread events when no context is free or
+    /// drained (see [`TracerConfig::take_over_exited`]).
+    pub take_over_exited: bool,
 }
 
 impl Default for TracerConfig {
@@ -186,6 +190,7 @@ impl TracerConfig {
             clock: None,
             max_contexts: 64,
             saved_cmdlines: 128,
+            take_over_exited: false,
         }
     }
 
@@ -261,6 +266,37 @@ impl TracerConfig {
         self
     }
 
+    /// A flight recorder for programs whose threads come and go: when every
+    /// context is leased or holds unread events of an exited thread, a new
+    /// thread takes over the ring of the exited thread whose newest event
+    /// is the oldest, instead of being refused. The exited thread's events
+    /// stay readable, attributed to it (each event carries its thread id),
+    /// until the new writer's pages overwrite them, which the ring counts
+    /// as overrun like any flight-recorder loss. Counted in
+    /// [`TracerStats::takeovers`].
+    ///
+    /// Overwrite mode only: in producer/consumer mode nothing unread is
+    /// ever overwritten, so a new thread is refused as without this
+    /// setting. Off by default: the kernel's rule, a ring of an exited
+    /// writer is reused once drained, keeps a finished thread's last
+    /// events until they are read.
+    ///
+    /// ```
+    /// let t: &'static ringtrace::Tracer = Box::leak(Box::new(
+    ///     ringtrace::TracerConfig::new().max_contexts(1).take_over_exited(true).build().unwrap(),
+    /// ));
+    /// std::thread::spawn(move || ringtrace::trace!(tracer: t, "first")).join().unwrap();
+    /// // Undrained, yet a second thread records: it takes the ring over.
+    /// std::thread::spawn(move || ringtrace::trace!(tracer: t, "second")).join().unwrap();
+    /// assert_eq!(t.stats().takeovers, 1);
+    /// assert_eq!(t.ring_stats(0).unwrap().entries, 2);
+    /// ```
+    #[must_use]
+    pub fn take_over_exited(mut self, on: bool) -> Self {
+        self.take_over_exited = on;
+        self
+    }
+
     /// Builds the tracer (allocates all rings now: nothing is allocated when
     /// a thread first records).
     ///
@@ -297,6 +333,9 @@ pub struct TracerStats {
     pub leases: u64,
     /// Leases that reused the drained ring of an exited writer.
     pub reuses: u64,
+    /// Leases that took over the undrained ring of an exited writer
+    /// ([`TracerConfig::take_over_exited`]).
+    pub takeovers: u64,
 }
 
 /// A bounded tid -> name table, oldest entry evicted first (the kernel's
@@ -384,6 +423,7 @@ pub(crate) struct Inner {
     pub(crate) refused_other: AtomicU64,
     pub(crate) leases: AtomicU64,
     pub(crate) reuses: AtomicU64,
+    pub(crate) takeovers: AtomicU64,
     /// Thread names. Locked on lease and by readers only, never by a write;
     /// the crash-dump signal path only `try_lock`s it.
     pub(crate) cmdlines: Mutex<Cmdlines>,
@@ -455,6 +495,43 @@ impl Inner {
                 self.slot_tid[i].store(tid as u32, Ordering::Relaxed);
                 self.leases.fetch_add(1, Ordering::Relaxed);
                 self.reuses.fetch_add(1, Ordering::Relaxed);
+                return Some(i);
+            }
+        }
+        if self.config.take_over_exited && self.buf.mode() == Mode::Overwrite {
+            return self.take_over_exited(tid, owner);
+        }
+        None
+    }
+
+    /// Leases the ring of the exited writer whose newest event is the
+    /// oldest, unread events and all ([`TracerConfig::take_over_exited`]).
+    /// Another thread may take the chosen one first: then the next oldest,
+    /// a bounded number of times.
+    fn take_over_exited(&self, tid: i32, owner: usize) -> Option<usize> {
+        for _ in 0..self.slots.len() {
+            let (i, v) = self
+                .slots
+                .iter()
+                .enumerate()
+                .take(self.buf.rings())
+                .map(|(i, s)| (i, s.load(Ordering::Relaxed)))
+                .filter(|&(_, v)| slot_state(v) == EXITED)
+                .min_by_key(|&(i, _)| self.buf.stats(i).map_or(u64::MAX, |st| st.now_ts))?;
+            // AcqRel: as in `lease_free_or_drained`; the exited writer's
+            // Release at `release_ring` makes its ring state ours.
+            if self.slots[i]
+                .compare_exchange(
+                    v,
+                    slot_leased(v, owner),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                self.slot_tid[i].store(tid as u32, Ordering::Relaxed);
+                self.leases.fetch_add(1, Ordering::Relaxed);
+                self.takeovers.fetch_add(1, Ordering::Relaxed);
                 return Some(i);
             }
         }
@@ -581,6 +658,7 @@ impl Tracer {
             clock: Some(clock),
             max_contexts: l.contexts,
             saved_cmdlines: if writer { 128 } else { 1 << 16 },
+            take_over_exited: l.take_over_exited,
         };
         let slots = SlotArray::states(map.clone());
         let slot_tid = SlotArray::tids(map.clone());
@@ -623,6 +701,7 @@ impl Tracer {
                 refused_other: AtomicU64::new(0),
                 leases: AtomicU64::new(0),
                 reuses: AtomicU64::new(0),
+                takeovers: AtomicU64::new(0),
                 cmdlines: Mutex::new(Cmdlines::new(config.saved_cmdlines)),
                 session,
             }),
@@ -737,6 +816,7 @@ impl Tracer {
             refused_other: i.refused_other.load(Ordering::Relaxed),
             leases: i.leases.load(Ordering::Relaxed),
             reuses: i.reuses.load(Ordering::Relaxed),
+            takeovers: i.takeovers.load(Ordering::Relaxed),
         }
     }
 

@@ -242,3 +242,126 @@ fn long_markers_are_split_into_events() {
     assert_eq!(total, 10_000);
     assert_eq!(n, 3);
 }
+
+#[test]
+fn a_flight_recorder_takes_over_the_stalest_exited_ring_and_keeps_the_newest_events() {
+    const MAX: usize = 3;
+    const THREADS: u32 = 300;
+    // 40 events of 36 bytes fill about a third of a page: each ring keeps
+    // its newest few threads' events and overwrites older ones.
+    const EACH: u32 = 40;
+    let t = TracerConfig::new()
+        .max_contexts(MAX)
+        .bytes_per_context(8 * 1024)
+        .take_over_exited(true)
+        .saved_cmdlines(THREADS as usize)
+        .build()
+        .unwrap();
+    // One thread at a time, each joined before the next starts, nothing
+    // read meanwhile: every ring is undrained once all have been used.
+    let mut tids = BTreeMap::new();
+    for th in 0..THREADS {
+        let t = &t;
+        let tid = std::thread::scope(|s| {
+            s.spawn(move || {
+                for k in 0..EACH {
+                    t.record(&ringtrace::bprintk!("%u %u", th, k)).unwrap();
+                }
+                ringtrace::context::current_tid()
+            })
+            .join()
+            .unwrap()
+        });
+        tids.insert(th, tid);
+        // The stalest ring is the one used longest ago: round robin.
+        assert_eq!(t.context_tid(th as usize % MAX), Some(tid), "thread {th}");
+    }
+    let st = t.stats();
+    assert_eq!(st.refused_no_context, 0, "{st:?}");
+    assert_eq!(st.leases, u64::from(THREADS), "{st:?}");
+    // The first MAX threads found free rings; every later one took over.
+    assert_eq!(st.takeovers, u64::from(THREADS) - MAX as u64, "{st:?}");
+    assert_eq!(st.reuses, 0, "{st:?}");
+
+    // Read everything: each event attributed to the thread that wrote it,
+    // each thread's events a gap-free run ending at its last one (the ring
+    // lost only the oldest events), and the newest threads complete.
+    let mut seen: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    let mut pipe = t.pipe();
+    while let Some(e) = pipe.next_event().unwrap() {
+        let (_, c) = e.common().unwrap();
+        let (_, text) = format_bprint(&e.payload).unwrap();
+        let mut it = text.split(' ');
+        let th: u32 = it.next().unwrap().parse().unwrap();
+        let k: u32 = it.next().unwrap().parse().unwrap();
+        assert_eq!(
+            tids.get(&th),
+            Some(&c.pid),
+            "event of thread {th} misattributed"
+        );
+        seen.entry(th).or_default().push(k);
+    }
+    drop(pipe);
+    for (th, ks) in &seen {
+        let first = ks[0];
+        assert_eq!(ks, &(first..EACH).collect::<Vec<_>>(), "thread {th}");
+    }
+    for th in THREADS - MAX as u32..THREADS {
+        assert_eq!(
+            seen.get(&th).map(Vec::len),
+            Some(EACH as usize),
+            "thread {th}"
+        );
+    }
+    // The losses are the ring's counted overruns, nothing else.
+    let read: usize = seen.values().map(Vec::len).sum();
+    let (mut written, mut overrun, mut consumed) = (0, 0, 0);
+    for r in 0..MAX {
+        let s = t.ring_stats(r).unwrap();
+        assert_eq!(s.entries, 0, "ring {r}: {s:?}");
+        assert_eq!(
+            s.written,
+            s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
+            "ring {r}: {s:?}"
+        );
+        assert_eq!((s.dropped, s.commit_overrun), (0, 0), "ring {r}: {s:?}");
+        written += s.written;
+        overrun += s.overrun;
+        consumed += s.read;
+    }
+    assert_eq!(written, u64::from(THREADS * EACH));
+    assert_eq!(consumed, read as u64);
+    assert_eq!(written, consumed + overrun);
+    // Names of taken-over threads are kept too.
+    assert!(t.comm(tids[&7]).is_some());
+}
+
+#[test]
+fn takeover_does_not_apply_in_producer_consumer_mode() {
+    let t: &'static ringtrace::Tracer = Box::leak(Box::new(
+        TracerConfig::new()
+            .max_contexts(1)
+            .mode(Mode::ProducerConsumer)
+            .take_over_exited(true)
+            .build()
+            .unwrap(),
+    ));
+    std::thread::spawn(|| t.record(&ringtrace::bprintk!("kept")).unwrap())
+        .join()
+        .unwrap();
+    std::thread::spawn(|| {
+        assert!(matches!(
+            t.record(&ringtrace::bprintk!("refused")),
+            Err(RecordError::NoContext { max: 1 })
+        ));
+    })
+    .join()
+    .unwrap();
+    let st = t.stats();
+    assert_eq!((st.takeovers, st.refused_no_context), (0, 1), "{st:?}");
+    let text = t.pipe().read_to_string().unwrap();
+    assert!(
+        text.ends_with(": kept\n") && text.lines().count() == 1,
+        "{text}"
+    );
+}

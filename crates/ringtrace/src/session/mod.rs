@@ -205,6 +205,10 @@ pub struct SessionConfig {
     pub table_bytes: usize,
     /// Directory; `None` is [`session_dir`].
     pub dir: Option<PathBuf>,
+    /// Overwrite mode: a new thread takes over the undrained ring of an
+    /// exited one when no other is left (the writers'
+    /// [`TracerConfig::take_over_exited`](crate::TracerConfig::take_over_exited)).
+    pub take_over_exited: bool,
 }
 
 impl SessionConfig {
@@ -221,6 +225,7 @@ impl SessionConfig {
             table_entries: 16384,
             table_bytes: 1 << 20,
             dir: None,
+            take_over_exited: false,
         }
     }
 }
@@ -251,6 +256,10 @@ fn clock_from_code(c: u32) -> Option<ClockKind> {
         _ => None,
     }
 }
+
+/// Header flag: writers take over exited threads' undrained rings
+/// ([`SessionConfig::take_over_exited`]).
+const FLAG_TAKE_OVER_EXITED: u64 = 1;
 
 /// The header: every field an atomic, so a reader racing a (buggy) writer
 /// has no data race; readers snapshot it into a [`Layout`] once.
@@ -292,7 +301,7 @@ pub(crate) struct Header {
     data_tail: AtomicU64,
     /// Table appends refused for lack of room.
     table_full: AtomicU64,
-    /// Program start (clock units) for a flight recorder's cut; unused: 0.
+    /// Session-wide switches: [`FLAG_TAKE_OVER_EXITED`]; other bits 0.
     flags: AtomicU64,
     /// Next printk format id of the session's writer processes (starts at
     /// 1; `fetch_update` by `printk`'s registration): ids are unique across
@@ -339,6 +348,8 @@ pub struct Layout {
     pub bytes_per_context: usize,
     /// Producer/consumer or overwrite, as created.
     pub mode: Mode,
+    /// Whether the writers take over exited threads' undrained rings.
+    pub take_over_exited: bool,
     /// Process-table entries.
     pub procs: usize,
     /// Offset of the lease slots.
@@ -638,6 +649,7 @@ impl Session {
                 contexts: cfg.contexts,
                 bytes_per_context: cfg.bytes_per_context,
                 mode: cfg.mode,
+                take_over_exited: cfg.take_over_exited,
                 procs: PROCS,
                 slots_offset,
                 procs_offset,
@@ -1092,6 +1104,14 @@ fn write_header(sm: &SessionMap) {
     h.ring_size.store(l.ring_size, r);
     h.total_size.store(l.total_size, r);
     h.bytes_per_context.store(l.bytes_per_context as u64, r);
+    h.flags.store(
+        if l.take_over_exited {
+            FLAG_TAKE_OVER_EXITED
+        } else {
+            0
+        },
+        r,
+    );
     let mut name = [0u8; 64];
     name[..l.name.len()].copy_from_slice(l.name.as_bytes());
     for (i, w) in h.name.iter().enumerate() {
@@ -1152,6 +1172,10 @@ fn validate(map: &MmapRaw, file_len: u64, path: &str) -> Result<Layout, SessionE
     };
     let contexts = h.contexts.load(r) as usize;
     let procs = h.procs.load(r) as usize;
+    let flags = h.flags.load(r);
+    if flags & !FLAG_TAKE_OVER_EXITED != 0 {
+        return Err(bad(format!("unknown flags {flags:#x}")));
+    }
     let l = Layout {
         uid: h.uid.load(r),
         creator_pid: h.creator_pid.load(r),
@@ -1171,6 +1195,7 @@ fn validate(map: &MmapRaw, file_len: u64, path: &str) -> Result<Layout, SessionE
         } else {
             Mode::ProducerConsumer
         },
+        take_over_exited: flags & FLAG_TAKE_OVER_EXITED != 0,
         procs,
         slots_offset: usize_of(h.slots_offset.load(r), "slots offset")?,
         procs_offset: usize_of(h.procs_offset.load(r), "process table offset")?,
@@ -1587,6 +1612,45 @@ mod tests {
         );
         // The printk record claims a 200-byte format it does not have.
         assert_eq!(r.malformed(), 2);
+    }
+
+    #[test]
+    fn the_takeover_switch_is_kept_in_the_header_and_followed_by_attached_writers() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Session::create(&SessionConfig {
+            mode: Mode::Overwrite,
+            take_over_exited: true,
+            ..cfg(d.path())
+        })
+        .unwrap();
+        let o = Session::open(s.path()).unwrap();
+        assert!(o.layout().take_over_exited);
+        let t: &'static Tracer = Box::leak(Box::new(Tracer::attach_session(s).unwrap()));
+        assert!(t.config().take_over_exited);
+        // Two contexts, five threads one after another, nothing read.
+        for i in 0..5u32 {
+            std::thread::spawn(move || {
+                t.record(&crate::bprintk!("thread %u", i)).unwrap();
+            })
+            .join()
+            .unwrap();
+        }
+        let st = t.stats();
+        assert_eq!(
+            (st.leases, st.takeovers, st.refused_no_context),
+            (5, 3, 0),
+            "{st:?}"
+        );
+        // Off by default, and unknown bits are refused.
+        let plain = Session::create(&SessionConfig {
+            name: "plain".into(),
+            ..cfg(d.path())
+        })
+        .unwrap();
+        assert!(!plain.layout().take_over_exited);
+        plain.map.header().flags.store(2, Ordering::Relaxed);
+        let e = Session::open(plain.path()).unwrap_err().to_string();
+        assert!(e.contains("unknown flags 0x2"), "{e}");
     }
 
     #[test]
