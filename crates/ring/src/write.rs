@@ -78,19 +78,23 @@
 //! ```
 //!
 //! Commit (`end`, the kernel's `rb_end_commit`): only the outermost writer
-//! moves the commit point; it walks `commit_page` to `tail_page`, storing each
-//! page's `commit` with Release.
+//! moves the commit point. When its event lies on the commit page, which is
+//! also the tail page (the common case, `end_outer`), it stores the end of
+//! its own reservation as that page's `commit`, with Release; otherwise it
+//! walks `commit_page` to `tail_page`, storing each page's `commit`.
 //!
 //! ```text
-//! K  commit walk done
-//!      nested before K: committed by our walk.
+//! K  commit stored (or the walk done)
+//!      nested between C and K: it reserved after us and saw depth 1, so
+//!      it left its event past our end, uncommitted; the re-check at L
+//!      finds it.
 //! L  committing = 0; then re-check tail/write against the commit
-//!      nested between K and L saw depth 1 and did not commit: the re-check
-//!      finds uncommitted bytes and walks again, after taking `committing`
-//!      back as step E does (store, then load `record_disabled`): while it
-//!      was 0 a control operation may have begun, and then the ring is the
-//!      control side's and the walk is not done. Nested after L is
-//!      outermost itself and commits on its own.
+//!      nested between C and L left bytes past the commit: the re-check
+//!      finds them and walks, after taking `committing` back as step E
+//!      does (store, then load `record_disabled`): while it was 0 a control
+//!      operation may have begun, and then the ring is the control side's
+//!      and the walk is not done. Nested after L is outermost itself and
+//!      commits on its own.
 //! ```
 
 use crate::format::{
