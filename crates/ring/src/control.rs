@@ -7,7 +7,7 @@
 //! `synchronize_rcu`. Here (`quiesce`):
 //!
 //! ```text
-//! Q1 record_disabled += 1
+//! Q1 record_disabled += RECORD_QUIESCE_ONE
 //! Q2 heavy_barrier()                      -- membarrier: the user-space
 //!                                            synchronize_rcu for step E
 //! Q3 wait for committing == 0 (Acquire)   -- writes in flight finish
@@ -15,7 +15,7 @@
 //! Q5 commit what a writer left past the commit point (see
 //!    `Writer::retake_commit`)
 //!    ... change the ring ...
-//! Q6 release busy; record_disabled -= 1 (Release)
+//! Q6 release busy; record_disabled -= RECORD_QUIESCE_ONE (Release)
 //! ```
 //!
 //! A writer stores `committing` and then loads `record_disabled` (step E in
@@ -28,7 +28,7 @@
 
 use crate::layout::{
     link, link_flag, link_page, link_tag, write_entries, Region, RingMeta, ENTRY, GENERATION,
-    GENERATION_MASK, HEAD, NORMAL, NO_SLOT, RECORD_COUNT_MASK, RECORD_OFF,
+    GENERATION_MASK, HEAD, NORMAL, NO_SLOT, RECORD_COUNT_MASK, RECORD_OFF, RECORD_QUIESCE_ONE,
 };
 use crate::sync::{backoff, heavy_barrier, Ordering::*};
 use crate::{ControlError, Mode, RingBuffer};
@@ -53,14 +53,19 @@ impl Drop for Quiet<'_> {
         }
         // Q6. Release: pairs with the writers' Acquire load of
         // `record_disabled` at step E: they see the changed ring.
-        self.meta.w.record_disabled.fetch_sub(1, Release);
+        self.meta
+            .w
+            .record_disabled
+            .fetch_sub(RECORD_QUIESCE_ONE, Release);
     }
 }
 
 fn quiesce(buf: &RingBuffer, ring: u32) -> Result<Quiet<'_>, ControlError> {
     let meta = buf.region().ring(ring);
-    // Q1.
-    meta.w.record_disabled.fetch_add(1, SeqCst);
+    // Q1. Its own count, apart from `disable_ring`'s: a commit that saw
+    // `committing` drop to 0 leaves the ring to a quiescing operation only
+    // (`Writer::retake_commit`).
+    meta.w.record_disabled.fetch_add(RECORD_QUIESCE_ONE, SeqCst);
     let mut quiet = Quiet { meta, busy: false };
     // Q2.
     heavy_barrier(buf.is_shared());
@@ -257,7 +262,13 @@ impl RingBuffer {
             .ring(r)
             .w
             .record_disabled
-            .fetch_add(1, Release);
+            .fetch_update(Release, Relaxed, |v| {
+                (v & RECORD_COUNT_MASK != RECORD_COUNT_MASK).then(|| v + 1)
+            })
+            .map_err(|_| ControlError::DisabledTooOften {
+                ring,
+                max: RECORD_COUNT_MASK,
+            })?;
         Ok(())
     }
 

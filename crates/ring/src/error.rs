@@ -151,6 +151,15 @@ pub enum ControlError {
         /// What differs.
         what: &'static str,
     },
+    /// [`crate::RingBuffer::disable_ring`] called `max` times more than
+    /// `enable_ring` on one ring: the count is full.
+    #[error("ring {ring}: disabled {max} times without enable_ring; the count is full")]
+    DisabledTooOften {
+        /// The ring.
+        ring: usize,
+        /// Most nested disables.
+        max: u32,
+    },
     /// The ring's state is inconsistent; see the ring's `corruptions` count.
     #[error("ring {ring}: {what}")]
     Corrupt {

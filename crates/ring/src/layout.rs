@@ -24,7 +24,7 @@ use std::ptr::NonNull;
 /// `b"RINGTRC1"` read as a little-endian u64: identifies a ringtrace region.
 pub(crate) const REGION_MAGIC: u64 = u64::from_le_bytes(*b"RINGTRC1");
 /// Layout version; bump on any change to the structs below.
-pub(crate) const LAYOUT_VERSION: u32 = 3;
+pub(crate) const LAYOUT_VERSION: u32 = 4;
 /// Page slots each ring keeps beyond its maximum ring size and its reader
 /// page, to lend to page readers (`RingBuffer::read_page_buffer`).
 pub(crate) const SPARE_SLOTS: u32 = 2;
@@ -284,10 +284,17 @@ pub(crate) struct WriterState {
     pub closed_pages: AtomicU64,
 }
 
-/// `record_disabled` bits: a nestable count in the low bits (per-ring
-/// disable, and control operations in progress), the buffer-wide switch, and
-/// the latch set after an internal inconsistency.
-pub(crate) const RECORD_COUNT_MASK: u32 = (1 << 30) - 1;
+/// `record_disabled` bits: a nestable count of per-ring disables in the low
+/// 16 bits, a count of control operations quiescing the ring in the next 14
+/// (`control::quiesce`), the buffer-wide switch, and the latch set after an
+/// internal inconsistency. Writers refuse while any bit is set; a writer's
+/// commit tells a quiescing operation, which takes the ring over, from a
+/// plain disable, which does not (`Writer::retake_commit`).
+pub(crate) const RECORD_COUNT_MASK: u32 = (1 << 16) - 1;
+/// `record_disabled`: one control operation quiescing the ring.
+pub(crate) const RECORD_QUIESCE_ONE: u32 = 1 << 16;
+/// `record_disabled`: the count of control operations quiescing the ring.
+pub(crate) const RECORD_QUIESCE_MASK: u32 = ((1 << 14) - 1) << 16;
 /// `record_disabled` bit: recording is off for the whole buffer.
 pub(crate) const RECORD_OFF: u32 = 1 << 30;
 /// `record_disabled` bit: the ring was disabled after an inconsistency.

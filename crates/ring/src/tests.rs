@@ -738,21 +738,29 @@ fn with_k_then_l(buf: &RingBuffer, at_l: fn(&RingBuffer), write: impl FnOnce()) 
     assert_eq!(FIRED.with(|f| f.get()), 2, "the hook ran at steps K and L");
 }
 
-/// A control operation that begins while the outermost commit has let go of
-/// `committing` owns the ring: the writer's re-check finds the nested
-/// event's bytes but does not walk the commit to them while the control
-/// side holds the ring (it used to, racing with a reset's page counters).
-/// Once recording is back, the next commit publishes the nested event.
+/// Raises `record_disabled` as `control::quiesce` does at Q1, without the
+/// rest of a control operation: the state a writer sees while a quiescing
+/// operation on another thread is between Q1 and Q6.
+fn begin_quiesce(buf: &RingBuffer) {
+    buf.region().ring(0).w.record_disabled.fetch_add(
+        crate::layout::RECORD_QUIESCE_ONE,
+        std::sync::atomic::Ordering::SeqCst,
+    );
+}
+
+/// A control operation that begins quiescing while the outermost commit has
+/// let go of `committing` owns the ring: the writer's re-check finds the
+/// nested event's bytes but does not walk the commit to them while the
+/// control side holds the ring (it used to, racing with a reset's page
+/// counters). Once the operation ends, the next commit publishes the nested
+/// event.
 #[test]
 fn the_commit_walk_waits_for_a_control_operation_begun_at_step_l() {
     let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
     let mut w = buf.writer(0).unwrap();
-    // `disable_ring` raises `record_disabled` as `quiesce` does at Q1.
-    with_k_then_l(
-        &buf,
-        |b| b.disable_ring(0).unwrap(),
-        || w.write(1000, &payload(1, 16)).unwrap(),
-    );
+    with_k_then_l(&buf, begin_quiesce, || {
+        w.write(1000, &payload(1, 16)).unwrap()
+    });
     let meta = buf.region().ring(0);
     assert_eq!(
         meta.w.committing.load(std::sync::atomic::Ordering::Relaxed),
@@ -762,13 +770,64 @@ fn the_commit_walk_waits_for_a_control_operation_begun_at_step_l() {
     // Only the outer event is published: the writer left the ring alone.
     let seen: Vec<u64> = drain(&buf, 0).iter().map(|e| e.0).collect();
     assert_eq!(seen, vec![1], "nothing past the commit is readable");
-    // The control operation ends; the next outermost commit walks to the
-    // end of the page, the nested event included.
-    buf.enable_ring(0).unwrap();
+    // The control operation ends (Q6); the next outermost commit walks to
+    // the end of the page, the nested event included.
+    meta.w.record_disabled.fetch_sub(
+        crate::layout::RECORD_QUIESCE_ONE,
+        std::sync::atomic::Ordering::Release,
+    );
     w.write(3000, &payload(2, 16)).unwrap();
     let seen: Vec<u64> = drain(&buf, 0).iter().map(|e| e.0).collect();
     assert_eq!(seen, vec![NESTED_SEQ, 2]);
     assert_accounting(&buf, 0);
+}
+
+/// A plain disable (`disable_ring`, `record_off`) in the window of step L
+/// changes nothing in the ring: the writer commits the nested event as
+/// usual, and readers see it while writes are refused.
+#[test]
+fn a_disable_at_step_l_does_not_hold_back_the_nested_event() {
+    for off in [false, true] {
+        let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+        let mut w = buf.writer(0).unwrap();
+        let at_l: fn(&RingBuffer) = if off {
+            |b| b.record_off()
+        } else {
+            |b| b.disable_ring(0).unwrap()
+        };
+        with_k_then_l(&buf, at_l, || w.write(1000, &payload(1, 16)).unwrap());
+        let seen: Vec<u64> = drain(&buf, 0).iter().map(|e| e.0).collect();
+        assert_eq!(seen, vec![1, NESTED_SEQ], "record_off: {off}");
+        assert_eq!(w.write(2000, &payload(2, 16)), Err(WriteError::Disabled));
+        let s = buf.stats(0).unwrap();
+        assert_eq!((s.committed, s.refused), (2, 1), "{s:?}");
+        assert_accounting(&buf, 0);
+    }
+}
+
+/// `disable_ring` nests up to its count's width, then says so.
+#[test]
+fn disable_ring_refuses_past_its_count() {
+    let buf = RingBuffer::new(Config::new(1)).unwrap();
+    let meta = buf.region().ring(0);
+    meta.w.record_disabled.store(
+        crate::layout::RECORD_COUNT_MASK - 1,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    buf.disable_ring(0).unwrap();
+    let e = buf.disable_ring(0).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("disabled 65535 times without enable_ring"),
+        "{e}"
+    );
+    // The quiesce count next to it is untouched.
+    assert_eq!(
+        meta.w
+            .record_disabled
+            .load(std::sync::atomic::Ordering::Relaxed),
+        crate::layout::RECORD_COUNT_MASK
+    );
 }
 
 /// A control operation that begins in the window of step L counts the

@@ -92,9 +92,10 @@
 //!      nested between C and L left bytes past the commit: the re-check
 //!      finds them and walks, after taking `committing` back as step E
 //!      does (store, then load `record_disabled`): while it was 0 a control
-//!      operation may have begun, and then the ring is the control side's
-//!      and the walk is not done. Nested after L is outermost itself and
-//!      commits on its own.
+//!      operation may have begun quiescing the ring, and then the ring is
+//!      the control side's and the walk is not done (the operation commits
+//!      those bytes). Nested after L is outermost itself and commits on its
+//!      own.
 //! ```
 
 use crate::format::{
@@ -103,7 +104,8 @@ use crate::format::{
 };
 use crate::layout::{
     link, link_flag, link_page, link_tag, write_entries, write_offset, PageMeta, Region, RingMeta,
-    WriteGeometry, ENTRY, GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL, UPDATE,
+    WriteGeometry, ENTRY, GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL,
+    RECORD_CORRUPT, RECORD_QUIESCE_MASK, UPDATE,
 };
 use crate::sync::{
     light_barrier, local_fetch_add, prefetch_for_write, signal_fence, AtomicU64, Ordering::*,
@@ -868,7 +870,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         self.meta
             .w
             .record_disabled
-            .fetch_or(crate::layout::RECORD_CORRUPT, Relaxed);
+            .fetch_or(RECORD_CORRUPT, Relaxed);
         WriteError::Corrupt(what)
     }
 
@@ -946,15 +948,16 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
     }
 
     /// Takes `committing` back after the re-check of step L found bytes
-    /// reserved past the commit (a nested write that landed after our read
-    /// of `write` and saw depth 1). `committing` was 0 for a moment, so a
-    /// control operation may have seen that (`control::quiesce`, Q3) and
-    /// begun changing the ring: step E's handshake again, store then load,
-    /// so that either the control side waits for this commit, or this
-    /// writer sees the flag and leaves the ring alone. The control
-    /// operation commits it first ([`commit_quiesced`]), and a plain
-    /// `record_off` or `disable_ring` leaves it reserved until the next
-    /// outermost commit on the ring publishes it. Without this, the
+    /// reserved past the commit (a nested write that landed after our step
+    /// C and saw depth 1). `committing` was 0 for a moment, so a control
+    /// operation may have seen that (`control::quiesce`, Q3) and begun
+    /// changing the ring: step E's handshake again, store then load, so
+    /// that either the control side waits for this commit, or this writer
+    /// sees the operation's count in `record_disabled` and leaves the ring
+    /// to it; the operation commits those bytes first
+    /// ([`commit_quiesced`]). A plain `record_off` or `disable_ring` changes
+    /// nothing in the ring, so the writer commits them as usual; a quiesce
+    /// that begins after our store waits for that at Q3. Without this, the
     /// commit walk ran during a reset, and their read-modify-writes of the
     /// page counters lost an update (found by ThreadSanitizer's timing:
     /// `control::reset_while_writing` saw one committed event too few).
@@ -965,9 +968,9 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         // As at step E: the compiler keeps the store before the load; the
         // CPU's half is the control side's heavy barrier.
         light_barrier();
-        // Acquire: pairs with the Release that re-enables recording at the
-        // end of a control operation.
-        if w.record_disabled.load(Acquire) == 0 {
+        // Acquire: pairs with the Release that ends a control operation.
+        // A ring disabled after an inconsistency is left alone too.
+        if w.record_disabled.load(Acquire) & (RECORD_QUIESCE_MASK | RECORD_CORRUPT) == 0 {
             return true;
         }
         // Release: pairs with the Acquire load of `committing` in
