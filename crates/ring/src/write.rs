@@ -78,10 +78,12 @@
 //! ```
 //!
 //! Commit (`end`, the kernel's `rb_end_commit`): only the outermost writer
-//! moves the commit point. When its event lies on the commit page, which is
-//! also the tail page (the common case, `end_outer`), it stores the end of
-//! its own reservation as that page's `commit`, with Release; otherwise it
-//! walks `commit_page` to `tail_page`, storing each page's `commit`.
+//! moves the commit point. Its event lies on the commit page (`end_outer`
+//! says why; a reservation the general path made after a page move first
+//! moves the commit point onto its page, closing the pages before it), so
+//! it stores the end of its own reservation as that page's `commit`, with
+//! Release. When the re-check below finds more, it walks `commit_page` to
+//! `tail_page`, storing each page's `commit` (`rb_set_commit_to_write`).
 //!
 //! ```text
 //! K  commit stored (or the walk done)
@@ -630,6 +632,10 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
                 }
                 signal_fence();
                 step!(D);
+                if outer {
+                    // Our commit expects its page to be the commit page.
+                    self.advance_commit_to(tail);
+                }
                 // SAFETY: [start, start + size) of this page's data area is
                 // ours (step C) and inside the page (checked above).
                 let slot = unsafe {
@@ -902,49 +908,60 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
     }
 
     /// Ends the outermost write, whose reservation ends at offset `end` of
-    /// page `tail`: steps K and L when `tail` is both the tail and the
-    /// commit page. Any other case goes to the commit walk.
+    /// page `tail`, the commit page: steps K and L. The commit walk runs
+    /// only when the re-check finds more to commit.
+    ///
+    /// Why `tail` is the commit page: the write began (step E) with
+    /// `committing` at 0 and recording on. Every end of an outermost write
+    /// leaves the commit point on the tail page (this one after its
+    /// re-check, `end_slow` after `fully_committed`), and so does every
+    /// control operation; while a write is in flight only its outermost
+    /// writer moves the commit point, nested writes never. So the commit
+    /// page at step E was the tail page, and still is now, for a
+    /// reservation on that page (the fast path's); the general path moves
+    /// the commit point onto its reservation's page first
+    /// (`advance_commit_to`). Where the rule was broken (a writer killed
+    /// in the middle of its commit, a corrupt buffer), the events of this
+    /// page wait for the next page move, whose reservation mends the
+    /// commit point; nothing is lost.
     #[inline(always)]
     fn end_outer(&self, tail: u32, end: usize) {
         let w = &self.meta.w;
-        if w.commit_page.load(Relaxed) == tail {
-            let page = self.page(tail);
-            // Everything up to `end` is final: the outer writes before ours
-            // committed themselves, and a nested write that ran before our
-            // step C reserved below us. A nested write that ran after it
-            // lies past `end`, and the re-check below finds it. (If one
-            // moved the tail off `tail`, the re-check finds that too.)
-            // Release: pairs with the Acquire load of `commit` in
-            // `Consumer::next_record`: the event bytes are visible first.
-            page.commit.store(end as u32, Release);
-            signal_fence();
-            step!(K);
-            // Release: pairs with the Acquire load of `committing` in
-            // `control::quiesce`: a control operation that sees 0 sees the
-            // whole write.
-            w.committing.store(0, Release);
-            signal_fence();
-            step!(L);
-            // A nested write after our step C, before the store above, saw
-            // depth 1 and left its event uncommitted: catch it. (Both
-            // checks: a nested overflow of a full page gives its bytes back
-            // but moves the tail; a nested discard that gave its space back
-            // left nothing to commit.)
-            if w.tail_page.load(Relaxed) == tail && write_offset(page.write.load(Relaxed)) == end {
-                // One load when nobody waits; see `wait.rs` for why the
-                // waiter's heavy barrier makes a plain load enough.
-                light_barrier();
-                if w.wake_armed.load(Relaxed) != 0 {
-                    crate::wait::wake_waiters(self.region, self.ring);
-                }
-                return;
+        let page = self.page(tail);
+        // Everything up to `end` is final: the outer writes before ours
+        // committed themselves, and a nested write that ran before our step
+        // C reserved below us. A nested write that ran after it lies past
+        // `end`, and the re-check below finds it. (If one moved the tail off
+        // `tail`, the re-check finds that too.)
+        // Release: pairs with the Acquire load of `commit` in
+        // `Consumer::next_record`: the event bytes are visible first.
+        page.commit.store(end as u32, Release);
+        signal_fence();
+        step!(K);
+        // Release: pairs with the Acquire load of `committing` in
+        // `control::quiesce`: a control operation that sees 0 sees the
+        // whole write.
+        w.committing.store(0, Release);
+        signal_fence();
+        step!(L);
+        // A nested write after our step C, before the store above, saw
+        // depth 1 and left its event uncommitted: catch it. (Both checks: a
+        // nested overflow of a full page gives its bytes back but moves the
+        // tail; a nested discard that gave its space back left nothing to
+        // commit.)
+        if w.tail_page.load(Relaxed) == tail && write_offset(page.write.load(Relaxed)) == end {
+            // One load when nobody waits; see `wait.rs` for why the
+            // waiter's heavy barrier makes a plain load enough.
+            light_barrier();
+            if w.wake_armed.load(Relaxed) != 0 {
+                crate::wait::wake_waiters(self.region, self.ring);
             }
-            if !self.retake_commit() {
-                return;
-            }
-            signal_fence();
+            return;
         }
-        self.cold().end_slow();
+        if self.retake_commit() {
+            signal_fence();
+            self.cold().end_slow();
+        }
     }
 
     /// Takes `committing` back after the re-check of step L found bytes
@@ -1028,35 +1045,78 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         for _ in 0..bound {
             let cp = w.commit_page.load(Relaxed);
             let tp = w.tail_page.load(Relaxed);
+            if cp != tp {
+                if !self.close_commit_page(cp) {
+                    return;
+                }
+                continue;
+            }
+            if cp >= self.geo().nr_pages {
+                self.corrupt("commit page index out of range");
+                return;
+            }
             let page = self.page(cp);
             let committed = write_offset(page.write.load(Relaxed)).min(self.geo().cap) as u32;
             // Release: pairs with the Acquire load of `commit` in
             // `Consumer::next_record`: the event bytes are visible first.
             page.commit.store(committed, Release);
-            if cp == tp {
-                signal_fence();
-                if w.tail_page.load(Relaxed) == tp {
-                    return;
-                }
-                continue;
-            }
-            let next = link_page(page.link.load(Acquire));
-            if next >= self.geo().nr_pages {
-                self.corrupt("page link out of range");
+            signal_fence();
+            if w.tail_page.load(Relaxed) == tp {
                 return;
             }
-            // The page is final: count its events and bytes.
-            let entries = write_entries(page.write.load(Relaxed));
-            w.closed_entries
-                .store(w.closed_entries.load(Relaxed) + entries, Relaxed);
-            w.closed_bytes
-                .store(w.closed_bytes.load(Relaxed) + u64::from(committed), Relaxed);
-            w.closed_pages
-                .store(w.closed_pages.load(Relaxed) + 1, Relaxed);
-            // Release: pairs with the Acquire load of `commit_page` in
-            // `Consumer::next_record`: the page's final commit is visible.
-            w.commit_page.store(next, Release);
         }
+    }
+
+    /// Moves the commit point onto `target`, the page of an outermost
+    /// reservation the general path has just made (after a page move, most
+    /// often), closing the pages before it: they are final, as the tail has
+    /// left them and nothing nested is in flight below an outermost write.
+    /// Then the commit of that reservation finds its page to be the commit
+    /// page, as the fast path's always does (`end_outer`). This also mends
+    /// a commit point left behind (a writer killed between its steps L and
+    /// E's retake, a corrupt buffer) at the next page move.
+    fn advance_commit_to(&self, target: u32) {
+        let w = &self.meta.w;
+        for _ in 0..self.geo().nr_pages * 2 + 4 {
+            if w.commit_page.load(Relaxed) == target
+                || !self.close_commit_page(w.commit_page.load(Relaxed))
+            {
+                return;
+            }
+        }
+    }
+
+    /// Commits page `cp`, the commit page, whole and moves the commit point
+    /// to the page after it; `false` (and the ring disabled) when the ring
+    /// is inconsistent.
+    fn close_commit_page(&self, cp: u32) -> bool {
+        let w = &self.meta.w;
+        if cp >= self.geo().nr_pages {
+            self.corrupt("commit page index out of range");
+            return false;
+        }
+        let page = self.page(cp);
+        let committed = write_offset(page.write.load(Relaxed)).min(self.geo().cap) as u32;
+        // Release: pairs with the Acquire load of `commit` in
+        // `Consumer::next_record`: the event bytes are visible first.
+        page.commit.store(committed, Release);
+        let next = link_page(page.link.load(Acquire));
+        if next >= self.geo().nr_pages {
+            self.corrupt("page link out of range");
+            return false;
+        }
+        // The page is final: count its events and bytes.
+        let entries = write_entries(page.write.load(Relaxed));
+        w.closed_entries
+            .store(w.closed_entries.load(Relaxed) + entries, Relaxed);
+        w.closed_bytes
+            .store(w.closed_bytes.load(Relaxed) + u64::from(committed), Relaxed);
+        w.closed_pages
+            .store(w.closed_pages.load(Relaxed) + 1, Relaxed);
+        // Release: pairs with the Acquire load of `commit_page` in
+        // `Consumer::next_record`: the page's final commit is visible.
+        w.commit_page.store(next, Release);
+        true
     }
 }
 
