@@ -303,7 +303,7 @@ impl Target for ContextHandle<'_> {
             rec.prepare();
             l.before_write(rec.event_type().id, depth);
         }
-        let r = write_record(inner, self.ring, rec, depth);
+        let r = write_record(inner, self.ring, rec, depth, current_tid());
         exit_write(saved);
         r
     }
@@ -527,7 +527,11 @@ pub(crate) fn record_in<R: Record + ?Sized>(
         rec.prepare();
         l.before_write(rec.event_type().id, depth);
     }
-    let r = write_record(inner, ring, rec, depth);
+    // The thread id is known: leasing read it first (`lease_current_thread`),
+    // and a fork resets the id and the leases together (`install_atfork`),
+    // so a thread that found its lease has its id cached. No test for an
+    // empty cache on the record path.
+    let r = write_record(inner, ring, rec, depth, TID.get());
     exit_write(saved);
     r
 }
@@ -594,15 +598,16 @@ fn write_record<R: Record + ?Sized>(
     ring: usize,
     rec: &R,
     depth: u32,
+    pid: i32,
 ) -> Result<(), RecordError> {
     let common = if depth == 0 {
         CommonFields {
             flags: 0,
             preempt_count: 0,
-            pid: current_tid(),
+            pid,
         }
     } else {
-        nested_common(depth)
+        nested_common(depth, pid)
     };
     let len = rec.encoded_len();
     let ts = inner.clock.now();
@@ -634,7 +639,7 @@ fn write_record<R: Record + ?Sized>(
 
 /// The common fields of a record made inside a signal handler.
 #[cold]
-fn nested_common(depth: u32) -> CommonFields {
+fn nested_common(depth: u32, pid: i32) -> CommonFields {
     let mut flag_bits = flags::IN_SIGNAL_HANDLER;
     if depth > 1 {
         flag_bits |= flags::NESTED_SIGNAL;
@@ -642,7 +647,7 @@ fn nested_common(depth: u32) -> CommonFields {
     CommonFields {
         flags: flag_bits,
         preempt_count: depth.min(255) as u8,
-        pid: current_tid(),
+        pid,
     }
 }
 
