@@ -78,12 +78,11 @@
 //! ```
 //!
 //! Commit (`end`, the kernel's `rb_end_commit`): only the outermost writer
-//! moves the commit point. Its event lies on the commit page (`end_outer`
-//! says why; a reservation the general path made after a page move first
-//! moves the commit point onto its page, closing the pages before it), so
-//! it stores the end of its own reservation as that page's `commit`, with
-//! Release. When the re-check below finds more, it walks `commit_page` to
-//! `tail_page`, storing each page's `commit` (`rb_set_commit_to_write`).
+//! moves the commit point. It stores the end of its own reservation as its
+//! page's `commit`, with Release (`end_outer`). When the re-check below
+//! finds more, or the commit point behind the tail (after a page move), it
+//! walks `commit_page` to `tail_page`, storing each page's `commit`
+//! (`rb_set_commit_to_write`).
 //!
 //! ```text
 //! K  commit stored (or the walk done)
@@ -632,10 +631,6 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
                 }
                 signal_fence();
                 step!(D);
-                if outer {
-                    // Our commit expects its page to be the commit page.
-                    self.advance_commit_to(tail);
-                }
                 // SAFETY: [start, start + size) of this page's data area is
                 // ours (step C) and inside the page (checked above).
                 let slot = unsafe {
@@ -908,22 +903,19 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
     }
 
     /// Ends the outermost write, whose reservation ends at offset `end` of
-    /// page `tail`, the commit page: steps K and L. The commit walk runs
-    /// only when the re-check finds more to commit.
+    /// page `tail`: steps K and L. The commit walk runs only when the
+    /// re-check finds more to commit.
     ///
-    /// Why `tail` is the commit page: the write began (step E) with
-    /// `committing` at 0 and recording on. Every end of an outermost write
-    /// leaves the commit point on the tail page (this one after its
-    /// re-check, `end_slow` after `fully_committed`), and so does every
-    /// control operation; while a write is in flight only its outermost
-    /// writer moves the commit point, nested writes never. So the commit
-    /// page at step E was the tail page, and still is now, for a
-    /// reservation on that page (the fast path's); the general path moves
-    /// the commit point onto its reservation's page first
-    /// (`advance_commit_to`). Where the rule was broken (a writer killed
-    /// in the middle of its commit, a corrupt buffer), the events of this
-    /// page wait for the next page move, whose reservation mends the
-    /// commit point; nothing is lost.
+    /// The commit is stored before anything says `tail` is the commit page.
+    /// It almost always is: every end of an outermost write leaves the
+    /// commit point on the tail page, and so does every control operation,
+    /// and only the outermost writer moves it. It is not after this write
+    /// moved the tail (a reservation by the general path), or where that
+    /// rule was broken (a writer killed in the middle of its commit, a
+    /// corrupt buffer). Then the re-check sees the commit point behind and
+    /// walks it to the tail, which commits `tail` whole again. Storing
+    /// early is harmless: no reader reads past the commit page, so none
+    /// reads `tail`'s commit before the walk has closed the pages before it.
     #[inline(always)]
     fn end_outer(&self, tail: u32, end: usize) {
         let w = &self.meta.w;
@@ -945,11 +937,15 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         signal_fence();
         step!(L);
         // A nested write after our step C, before the store above, saw
-        // depth 1 and left its event uncommitted: catch it. (Both checks: a
-        // nested overflow of a full page gives its bytes back but moves the
-        // tail; a nested discard that gave its space back left nothing to
-        // commit.)
-        if w.tail_page.load(Relaxed) == tail && write_offset(page.write.load(Relaxed)) == end {
+        // depth 1 and left its event uncommitted: catch it. (The tail test
+        // also catches a nested overflow of a full page, which gives its
+        // bytes back but moves the tail; a nested discard that gave its
+        // space back left nothing to commit.) The commit page test catches
+        // a commit point behind the tail (see above).
+        if w.tail_page.load(Relaxed) == tail
+            && w.commit_page.load(Relaxed) == tail
+            && write_offset(page.write.load(Relaxed)) == end
+        {
             // One load when nobody waits; see `wait.rs` for why the
             // waiter's heavy barrier makes a plain load enough.
             light_barrier();
@@ -1062,25 +1058,6 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             page.commit.store(committed, Release);
             signal_fence();
             if w.tail_page.load(Relaxed) == tp {
-                return;
-            }
-        }
-    }
-
-    /// Moves the commit point onto `target`, the page of an outermost
-    /// reservation the general path has just made (after a page move, most
-    /// often), closing the pages before it: they are final, as the tail has
-    /// left them and nothing nested is in flight below an outermost write.
-    /// Then the commit of that reservation finds its page to be the commit
-    /// page, as the fast path's always does (`end_outer`). This also mends
-    /// a commit point left behind (a writer killed between its steps L and
-    /// E's retake, a corrupt buffer) at the next page move.
-    fn advance_commit_to(&self, target: u32) {
-        let w = &self.meta.w;
-        for _ in 0..self.geo().nr_pages * 2 + 4 {
-            if w.commit_page.load(Relaxed) == target
-                || !self.close_commit_page(w.commit_page.load(Relaxed))
-            {
                 return;
             }
         }
