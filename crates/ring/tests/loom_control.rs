@@ -18,48 +18,64 @@ use loom::sync::Arc;
 use loom::thread;
 use ringtrace_ring::{Config, RingBuffer, WriteError};
 
+/// A ring of 2 tiny pages (two 8-byte events each) that may grow to 3.
+fn tiny() -> Arc<RingBuffer> {
+    Arc::new(
+        RingBuffer::new_unchecked_page_size(
+            Config::new(1)
+                .pages_per_ring(2)
+                .max_pages_per_ring(3)
+                .page_size(32),
+        )
+        .unwrap(),
+    )
+}
+
+/// Consumes every event (a u32 sequence number below `writes`), checking
+/// the order; returns how many were read.
+fn read_in_order(buf: &RingBuffer, writes: u32, check_time: bool) -> u64 {
+    let mut c = buf.consumer(0).unwrap();
+    let mut last = None;
+    let mut read = 0;
+    while let Some(ev) = c.consume().unwrap() {
+        let seq = u32::from_le_bytes(ev.payload.try_into().unwrap());
+        assert!(seq < writes);
+        if check_time {
+            assert_eq!(ev.timestamp, u64::from(seq) + 1, "torn time stamp");
+        }
+        assert!(last.map_or(true, |l| seq > l), "order");
+        last = Some(seq);
+        read += 1;
+    }
+    read
+}
+
+/// 1 when a write landed, 0 when it was refused.
+fn counted(r: Result<(), WriteError>) -> u64 {
+    match r {
+        Ok(()) => 1,
+        Err(WriteError::Disabled) => 0,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 fn check_model(writes: u32, op: fn(&RingBuffer)) {
     let mut model = loom::model::Builder::new();
     model.max_branches = 20_000;
     model.check(move || {
-        let buf = Arc::new(
-            RingBuffer::new_unchecked_page_size(
-                Config::new(1)
-                    .pages_per_ring(2)
-                    .max_pages_per_ring(3)
-                    .page_size(32),
-            )
-            .unwrap(),
-        );
+        let buf = tiny();
         let writer = {
             let buf = buf.clone();
             thread::spawn(move || {
                 let mut w = buf.writer(0).unwrap();
-                let mut landed = 0u64;
-                for seq in 0..writes {
-                    match w.write(u64::from(seq) + 1, &seq.to_le_bytes()) {
-                        Ok(()) => landed += 1,
-                        Err(WriteError::Disabled) => {}
-                        Err(e) => panic!("{e}"),
-                    }
-                }
-                landed
+                (0..writes)
+                    .map(|seq| counted(w.write(u64::from(seq) + 1, &seq.to_le_bytes())))
+                    .sum::<u64>()
             })
         };
         op(&buf);
         let landed = writer.join().unwrap();
-        let mut c = buf.consumer(0).unwrap();
-        let mut last = None;
-        let mut read = 0;
-        while let Some(ev) = c.consume().unwrap() {
-            let seq = u32::from_le_bytes(ev.payload.try_into().unwrap());
-            assert!(seq < writes);
-            assert_eq!(ev.timestamp, u64::from(seq) + 1, "torn time stamp");
-            assert!(last.map_or(true, |l| seq > l), "order");
-            last = Some(seq);
-            read += 1;
-        }
-        drop(c);
+        let read = read_in_order(&buf, writes, true);
         let s = buf.stats(0).unwrap();
         assert_eq!(s.committed, landed, "{s:?}");
         assert_eq!(s.committed + s.refused, u64::from(writes), "{s:?}");
@@ -91,24 +107,11 @@ fn reset_against_a_commit_with_a_nested_write() {
     let mut model = loom::model::Builder::new();
     model.max_branches = 20_000;
     model.check(|| {
-        let buf = Arc::new(
-            RingBuffer::new_unchecked_page_size(
-                Config::new(1)
-                    .pages_per_ring(2)
-                    .max_pages_per_ring(3)
-                    .page_size(32),
-            )
-            .unwrap(),
-        );
+        let buf = tiny();
         let writer = {
             let buf = buf.clone();
             thread::spawn(move || {
                 let mut w = buf.writer(0).unwrap();
-                let counted = |r: Result<(), WriteError>| match r {
-                    Ok(()) => 1,
-                    Err(WriteError::Disabled) => 0,
-                    Err(e) => panic!("{e}"),
-                };
                 // Two 8-byte events fill a page's 16 data bytes.
                 let mut landed = counted(w.write(1, &0u32.to_le_bytes()));
                 match w.reserve(2, 4) {
@@ -130,17 +133,8 @@ fn reset_against_a_commit_with_a_nested_write() {
         };
         buf.reset(0).unwrap();
         let landed = writer.join().unwrap();
-        let mut c = buf.consumer(0).unwrap();
-        let mut last = None;
-        let mut read = 0;
-        while let Some(ev) = c.consume().unwrap() {
-            let seq = u32::from_le_bytes(ev.payload.try_into().unwrap());
-            assert!(seq < 3);
-            assert!(last.map_or(true, |l| seq > l), "order");
-            last = Some(seq);
-            read += 1;
-        }
-        drop(c);
+        // The nested event carries the outer one's time stamp.
+        let read = read_in_order(&buf, 3, false);
         let s = buf.stats(0).unwrap();
         assert_eq!(s.committed, landed, "{s:?}");
         assert_eq!(s.read, read);

@@ -464,78 +464,67 @@ impl Inner {
         // and ring count come from one header, but a corrupt one may not
         // agree).
         let rings = self.buf.rings();
-        for (i, s) in self.slots.iter().enumerate().take(rings) {
-            let v = s.load(Ordering::Relaxed);
-            if slot_state(v) == FREE
-                && s.compare_exchange(
-                    v,
-                    slot_leased(v, owner),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                self.slot_tid[i].store(tid as u32, Ordering::Relaxed);
-                self.leases.fetch_add(1, Ordering::Relaxed);
+        let seen = || {
+            self.slots
+                .iter()
+                .take(rings)
+                .map(|s| s.load(Ordering::Relaxed))
+                .enumerate()
+        };
+        for (i, v) in seen() {
+            if slot_state(v) == FREE && self.claim(i, v, tid, owner, None) {
                 return Some(i);
             }
         }
-        for (i, s) in self.slots.iter().enumerate() {
-            let v = s.load(Ordering::Relaxed);
+        for (i, v) in seen() {
             if slot_state(v) == EXITED
-                && self.buf.stats(i).map(|st| st.entries == 0).unwrap_or(false)
-                && s.compare_exchange(
-                    v,
-                    slot_leased(v, owner),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
+                && self.buf.stats(i).is_ok_and(|st| st.entries == 0)
+                && self.claim(i, v, tid, owner, Some(&self.reuses))
             {
-                self.slot_tid[i].store(tid as u32, Ordering::Relaxed);
-                self.leases.fetch_add(1, Ordering::Relaxed);
-                self.reuses.fetch_add(1, Ordering::Relaxed);
                 return Some(i);
             }
         }
-        if self.config.take_over_exited && self.buf.mode() == Mode::Overwrite {
-            return self.take_over_exited(tid, owner);
+        if !(self.config.take_over_exited && self.buf.mode() == Mode::Overwrite) {
+            return None;
+        }
+        // Take over the ring of the exited writer whose newest event is the
+        // oldest, unread events and all ([`TracerConfig::take_over_exited`]).
+        // Another thread may take the chosen one first: then the next
+        // oldest, a bounded number of times.
+        for _ in 0..rings {
+            let (i, v) = seen()
+                .filter(|&(_, v)| slot_state(v) == EXITED)
+                .min_by_key(|&(i, _)| self.buf.stats(i).map_or(u64::MAX, |st| st.now_ts))?;
+            if self.claim(i, v, tid, owner, Some(&self.takeovers)) {
+                return Some(i);
+            }
         }
         None
     }
 
-    /// Leases the ring of the exited writer whose newest event is the
-    /// oldest, unread events and all ([`TracerConfig::take_over_exited`]).
-    /// Another thread may take the chosen one first: then the next oldest,
-    /// a bounded number of times.
-    fn take_over_exited(&self, tid: i32, owner: usize) -> Option<usize> {
-        for _ in 0..self.slots.len() {
-            let (i, v) = self
-                .slots
-                .iter()
-                .enumerate()
-                .take(self.buf.rings())
-                .map(|(i, s)| (i, s.load(Ordering::Relaxed)))
-                .filter(|&(_, v)| slot_state(v) == EXITED)
-                .min_by_key(|&(i, _)| self.buf.stats(i).map_or(u64::MAX, |st| st.now_ts))?;
-            // AcqRel: as in `lease_free_or_drained`; the exited writer's
-            // Release at `release_ring` makes its ring state ours.
-            if self.slots[i]
-                .compare_exchange(
-                    v,
-                    slot_leased(v, owner),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                self.slot_tid[i].store(tid as u32, Ordering::Relaxed);
-                self.leases.fetch_add(1, Ordering::Relaxed);
-                self.takeovers.fetch_add(1, Ordering::Relaxed);
-                return Some(i);
-            }
+    /// Leases slot `i`, seen as `v`, to thread `tid` of process-table entry
+    /// `owner`, if nobody changed it since; counts the lease and, when
+    /// given, its kind (a reuse, a takeover).
+    fn claim(&self, i: usize, v: u32, tid: i32, owner: usize, kind: Option<&AtomicU64>) -> bool {
+        // AcqRel: pairs with the Release store in `release_ring`: the new
+        // writer sees every write of the ring's previous one.
+        if self.slots[i]
+            .compare_exchange(
+                v,
+                slot_leased(v, owner),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return false;
         }
-        None
+        self.slot_tid[i].store(tid as u32, Ordering::Relaxed);
+        self.leases.fetch_add(1, Ordering::Relaxed);
+        if let Some(k) = kind {
+            k.fetch_add(1, Ordering::Relaxed);
+        }
+        true
     }
 
     /// Whether ring `ring`'s lease ended (its writer is gone: the ring gets

@@ -106,6 +106,30 @@ fn past_max_contexts_writes_are_refused_then_drained_rings_are_reused() {
     assert_eq!(buffered, 1);
 }
 
+/// Reads every event of `t` (consuming), each a `bprintk!("%u %u", th, k)`,
+/// checks that it is attributed to thread `th` (whose id `tids` holds) and
+/// appends `k` to `seen[th]`.
+fn read_attributed(
+    t: &ringtrace::Tracer,
+    tids: &BTreeMap<u32, i32>,
+    seen: &mut BTreeMap<u32, Vec<u32>>,
+) {
+    let mut p = t.pipe();
+    while let Some(e) = p.next_event().unwrap() {
+        let (_, c) = e.common().unwrap();
+        let (_, text) = format_bprint(&e.payload).unwrap();
+        let mut it = text.split(' ');
+        let th: u32 = it.next().unwrap().parse().unwrap();
+        let k: u32 = it.next().unwrap().parse().unwrap();
+        assert_eq!(
+            tids.get(&th),
+            Some(&c.pid),
+            "event of thread {th} misattributed"
+        );
+        seen.entry(th).or_default().push(k);
+    }
+}
+
 #[test]
 fn thread_churn_keeps_rings_bounded_and_events_attributed() {
     const MAX: usize = 4;
@@ -120,22 +144,6 @@ fn thread_churn_keeps_rings_bounded_and_events_attributed() {
         .unwrap();
     let mut tids = BTreeMap::new();
     let mut seen: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-    let drain = |seen: &mut BTreeMap<u32, Vec<u32>>, tids: &BTreeMap<u32, i32>| {
-        let mut p = t.pipe();
-        while let Some(e) = p.next_event().unwrap() {
-            let (_, c) = e.common().unwrap();
-            let (_, text) = format_bprint(&e.payload).unwrap();
-            let mut it = text.split(' ');
-            let th: u32 = it.next().unwrap().parse().unwrap();
-            let k: u32 = it.next().unwrap().parse().unwrap();
-            assert_eq!(
-                tids.get(&th),
-                Some(&c.pid),
-                "event of thread {th} misattributed"
-            );
-            seen.entry(th).or_default().push(k);
-        }
-    };
     // Batches of MAX threads at once, drained between batches. Handles
     // are joined (pthread_join waits for the thread-exit destructors, which
     // hand the rings back).
@@ -162,7 +170,7 @@ fn thread_churn_keeps_rings_bounded_and_events_attributed() {
             }
         });
         assert!(t.used_contexts() <= MAX);
-        drain(&mut seen, &tids);
+        read_attributed(&t, &tids, &mut seen);
     }
     assert_eq!(seen.len(), THREADS as usize);
     for (th, ks) in &seen {
@@ -287,21 +295,7 @@ fn a_flight_recorder_takes_over_the_stalest_exited_ring_and_keeps_the_newest_eve
     // each thread's events a gap-free run ending at its last one (the ring
     // lost only the oldest events), and the newest threads complete.
     let mut seen: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-    let mut pipe = t.pipe();
-    while let Some(e) = pipe.next_event().unwrap() {
-        let (_, c) = e.common().unwrap();
-        let (_, text) = format_bprint(&e.payload).unwrap();
-        let mut it = text.split(' ');
-        let th: u32 = it.next().unwrap().parse().unwrap();
-        let k: u32 = it.next().unwrap().parse().unwrap();
-        assert_eq!(
-            tids.get(&th),
-            Some(&c.pid),
-            "event of thread {th} misattributed"
-        );
-        seen.entry(th).or_default().push(k);
-    }
-    drop(pipe);
+    read_attributed(&t, &tids, &mut seen);
     for (th, ks) in &seen {
         let first = ks[0];
         assert_eq!(ks, &(first..EACH).collect::<Vec<_>>(), "thread {th}");
