@@ -692,18 +692,32 @@ fn record_waits_only_for_its_own_processes() {
 fn a_flight_recorder_takes_over_the_rings_of_exited_threads() {
     let d = tempfile::tempdir().unwrap();
     let me = me();
-    let run = |out: &Path| {
-        let mut args = vec!["record", "--contexts", "2", "--flight-recorder", "1"];
-        args.extend_from_slice(&["-o", out.to_str().unwrap(), "--"]);
-        args.push(me.to_str().unwrap());
-        args.extend_from_slice(&["prog", "churn", "20", "50"]);
-        ok(&args);
-        text(&ok(&["report", "-i", out.to_str().unwrap()]).stdout)
-    };
     // 20 threads through 2 contexts, nothing read until the end: the newest
     // threads' events and the final marker are there.
     let fr = d.path().join("fr.dat");
-    let rep = run(&fr);
+    let err = text(
+        &ok(&[
+            "record",
+            "--contexts",
+            "2",
+            "--flight-recorder",
+            "1",
+            "-o",
+            fr.to_str().unwrap(),
+            "--",
+            me.to_str().unwrap(),
+            "prog",
+            "churn",
+            "20",
+            "50",
+        ])
+        .stderr,
+    );
+    // Every event written is in the file or counted lost by the rings
+    // (overwritten by the threads that took the rings over).
+    let (events, _, ring_lost) = counts(&err);
+    assert_eq!(events + ring_lost, 20 * 50 + 1, "{err}");
+    let rep = text(&ok(&["report", "-i", fr.to_str().unwrap()]).stdout);
     assert!(
         rep.contains(" c19 k=49\n"),
         "{}",

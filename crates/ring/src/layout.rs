@@ -498,6 +498,26 @@ impl WriteGeometry {
             max_payload: crate::format::max_payload(page_size),
         }
     }
+
+    /// The write geometry of a region laid out as `geometry` from `base`
+    /// (a heap allocation or a mapping).
+    ///
+    /// # Safety
+    /// `base` must start the region's `geometry.total_size` bytes.
+    #[cfg(not(loom))]
+    unsafe fn at(geometry: &Geometry, base: NonNull<u8>) -> WriteGeometry {
+        let base = base.as_ptr();
+        // SAFETY: the ring and page metadata arrays and the page data start
+        // at these offsets inside the region (the caller's contract).
+        unsafe {
+            WriteGeometry::new(
+                geometry,
+                base.add(geometry.ring_meta_offset as usize).cast(),
+                base.add(geometry.page_meta_offset as usize).cast(),
+                base.add(geometry.data_offset as usize),
+            )
+        }
+    }
 }
 
 /// The region: metadata plus page data.
@@ -560,14 +580,8 @@ impl Region {
             unsafe { NonNull::new_unchecked(base.as_ptr().add(geometry.data_offset as usize)) };
         let region = Region {
             geometry,
-            write_geo: WriteGeometry::new(
-                &geometry,
-                // SAFETY: the arrays start at these offsets inside the mapping.
-                unsafe { base.as_ptr().add(geometry.ring_meta_offset as usize).cast() },
-                // SAFETY: as above.
-                unsafe { base.as_ptr().add(geometry.page_meta_offset as usize).cast() },
-                data.as_ptr(),
-            ),
+            // SAFETY: `base` starts the region's bytes.
+            write_geo: unsafe { WriteGeometry::at(&geometry, base) },
             data,
             base,
             backing: Backing::Heap,
@@ -638,14 +652,8 @@ impl Region {
             unsafe { NonNull::new_unchecked(base.as_ptr().add(geometry.data_offset as usize)) };
         let region = Region {
             geometry,
-            write_geo: WriteGeometry::new(
-                &geometry,
-                // SAFETY: the arrays start at these offsets inside the mapping.
-                unsafe { base.as_ptr().add(geometry.ring_meta_offset as usize).cast() },
-                // SAFETY: as above.
-                unsafe { base.as_ptr().add(geometry.page_meta_offset as usize).cast() },
-                data.as_ptr(),
-            ),
+            // SAFETY: `base` starts the region's bytes.
+            write_geo: unsafe { WriteGeometry::at(&geometry, base) },
             data,
             base,
             backing: Backing::Mapped(map),
@@ -730,14 +738,8 @@ impl Region {
         let data = unsafe { NonNull::new_unchecked(base.as_ptr().add(g.data_offset as usize)) };
         Ok(Region {
             geometry: g,
-            write_geo: WriteGeometry::new(
-                &g,
-                // SAFETY: the arrays start at these offsets inside the mapping.
-                unsafe { base.as_ptr().add(g.ring_meta_offset as usize).cast() },
-                // SAFETY: as above.
-                unsafe { base.as_ptr().add(g.page_meta_offset as usize).cast() },
-                data.as_ptr(),
-            ),
+            // SAFETY: `base` starts the region's bytes.
+            write_geo: unsafe { WriteGeometry::at(&g, base) },
             data,
             base,
             backing: Backing::Mapped(map),

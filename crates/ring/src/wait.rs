@@ -164,7 +164,7 @@ fn arm(region: &Region, ring: u32, need: u32) {
     let meta = region.ring(ring);
     meta.ctl.wake_pages.fetch_min(need, Relaxed);
     // Ordered before the condition check by the caller's heavy barrier;
-    // the writer's partner is its Relaxed load in `end_outer`.
+    // the writer's partner is its Relaxed load in `Writer::wake_waiters`.
     meta.w.wake_armed.store(1, Relaxed);
 }
 

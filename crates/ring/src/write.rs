@@ -105,7 +105,7 @@ use crate::format::{
 };
 use crate::layout::{
     link, link_flag, link_page, link_tag, write_entries, write_offset, PageMeta, Region, RingMeta,
-    WriteGeometry, ENTRY, GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL,
+    WriteGeometry, WriterState, ENTRY, GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL,
     RECORD_CORRUPT, RECORD_QUIESCE_MASK, UPDATE,
 };
 use crate::sync::{
@@ -946,12 +946,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             && w.commit_page.load(Relaxed) == tail
             && write_offset(page.write.load(Relaxed)) == end
         {
-            // One load when nobody waits; see `wait.rs` for why the
-            // waiter's heavy barrier makes a plain load enough.
-            light_barrier();
-            if w.wake_armed.load(Relaxed) != 0 {
-                crate::wait::wake_waiters(self.region, self.ring);
-            }
+            self.wake_waiters(w);
             return;
         }
         if self.retake_commit() {
@@ -1006,10 +1001,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             signal_fence();
             step!(L);
             if self.fully_committed() {
-                light_barrier();
-                if w.wake_armed.load(Relaxed) != 0 {
-                    crate::wait::wake_waiters(self.region, self.ring);
-                }
+                self.wake_waiters(w);
                 return;
             }
             if !self.retake_commit() {
@@ -1020,6 +1012,23 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         w.committing.store(0, Release);
     }
 
+    /// After an outermost commit: wakes the ring's blocked readers, if any
+    /// wait. One load when nobody waits; see `wait.rs` for why the waiter's
+    /// heavy barrier makes a plain load enough. `w` is the ring's writer
+    /// state, which the caller has at hand (loading it again costs an
+    /// instruction on every write).
+    #[inline(always)]
+    fn wake_waiters(&self, w: &WriterState) {
+        light_barrier();
+        if w.wake_armed.load(Relaxed) != 0 {
+            crate::wait::wake_waiters(self.region, self.ring);
+        }
+    }
+
+    /// Whether the commit point is on the tail page and covers all that is
+    /// reserved there. A tail index out of range (a corrupt shared buffer,
+    /// which the walk has reported) counts as done: there is nothing the
+    /// walk could commit.
     #[inline(always)]
     fn fully_committed(&self) -> bool {
         let w = &self.meta.w;
@@ -1027,9 +1036,19 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         if w.commit_page.load(Relaxed) != tail {
             return false;
         }
+        if tail >= self.geo().nr_pages {
+            return true;
+        }
         let page = self.page(tail);
-        page.commit.load(Relaxed) as usize
-            == write_offset(page.write.load(Relaxed)).min(self.geo().cap)
+        page.commit.load(Relaxed) == self.written(page)
+    }
+
+    /// The bytes reserved on `page` so far, at most its capacity (a writer
+    /// that crossed the end gives the excess back at step F): what
+    /// committing the page whole stores.
+    #[inline(always)]
+    fn written(&self, page: &PageMeta) -> u32 {
+        write_offset(page.write.load(Relaxed)).min(self.geo().cap) as u32
     }
 
     /// Walks the commit point to the tail (`rb_set_commit_to_write`). Only
@@ -1051,11 +1070,10 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
                 self.corrupt("commit page index out of range");
                 return;
             }
-            let page = self.page(cp);
-            let committed = write_offset(page.write.load(Relaxed)).min(self.geo().cap) as u32;
             // Release: pairs with the Acquire load of `commit` in
             // `Consumer::next_record`: the event bytes are visible first.
-            page.commit.store(committed, Release);
+            let page = self.page(cp);
+            page.commit.store(self.written(page), Release);
             signal_fence();
             if w.tail_page.load(Relaxed) == tp {
                 return;
@@ -1073,7 +1091,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             return false;
         }
         let page = self.page(cp);
-        let committed = write_offset(page.write.load(Relaxed)).min(self.geo().cap) as u32;
+        let committed = self.written(page);
         // Release: pairs with the Acquire load of `commit` in
         // `Consumer::next_record`: the event bytes are visible first.
         page.commit.store(committed, Release);

@@ -1641,6 +1641,23 @@ mod tests {
             (5, 3, 0),
             "{st:?}"
         );
+        // All five events are in the two rings (none read, none overwritten).
+        let mut buffered = 0;
+        for r in 0..2 {
+            let s = t.ring_stats(r).unwrap();
+            assert_eq!(
+                s.written,
+                s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
+                "ring {r}: {s:?}"
+            );
+            assert_eq!(
+                s.committed,
+                s.read + s.overrun + s.entries,
+                "ring {r}: {s:?}"
+            );
+            buffered += s.entries;
+        }
+        assert_eq!(buffered, 5);
         // Off by default, and unknown bits are refused.
         let plain = Session::create(&SessionConfig {
             name: "plain".into(),
