@@ -899,3 +899,161 @@ fn a_reset_in_the_step_l_window_counts_a_nested_write_on_the_next_page() {
     assert_eq!(seen, vec![7]);
     assert_accounting(&buf, 0);
 }
+
+/// `write_with_fast` then, when it says to start over, `write_with`: the
+/// tracer's record path.
+fn write_fast_or_general(
+    w: &mut crate::Writer<'_>,
+    ts: u64,
+    p: &[u8],
+) -> (bool, Result<bool, WriteError>) {
+    let fill = |b: &mut [u8]| {
+        b.copy_from_slice(p);
+        true
+    };
+    match w.write_with_fast(ts, p.len(), fill) {
+        Some(r) => (true, r),
+        None => (false, w.write_with(ts, p.len(), fill)),
+    }
+}
+
+/// The counters a start-over must leave alone.
+fn counts(buf: &RingBuffer) -> [u64; 5] {
+    let s = buf.stats(0).unwrap();
+    [s.written, s.dropped, s.refused, s.commit_overrun, s.overrun]
+}
+
+/// `write_with_fast` writes the fast case and nothing else: every other
+/// case returns `None` having written and counted nothing, and the
+/// `write_with` that follows writes it (or refuses it, counted once).
+#[test]
+fn write_with_fast_writes_its_case_or_starts_over() {
+    let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+    let mut w = buf.writer(0).unwrap();
+    let mut expect = vec![];
+    // The fast case.
+    assert_eq!(
+        write_fast_or_general(&mut w, 1000, &payload(0, 40)),
+        (true, Ok(true))
+    );
+    expect.push((0, 1000));
+    // Lengths it does not take: nothing done.
+    let before = counts(&buf);
+    assert!(w.write_with_fast(1001, 0, |_| true).is_none());
+    assert!(w.write_with_fast(1001, 1 << 20, |_| true).is_none());
+    assert_eq!(counts(&buf), before);
+    // A discard by the fill.
+    assert_eq!(w.write_with_fast(1002, 16, |_| false), Some(Ok(false)));
+    assert_eq!(counts(&buf), before);
+    // A stamp that needs a time extend, and one below the previous: the
+    // general path writes them (the second raised to the first).
+    let big = 1000 + (1 << 30);
+    assert_eq!(
+        write_fast_or_general(&mut w, big, &payload(1, 24)),
+        (false, Ok(true))
+    );
+    assert_eq!(
+        write_fast_or_general(&mut w, 5, &payload(2, 24)),
+        (false, Ok(true))
+    );
+    expect.extend([(1, big), (2, big)]);
+    // Recording off: the fast path counts nothing; the refusal counts once.
+    buf.record_off();
+    let before = counts(&buf);
+    assert_eq!(
+        write_fast_or_general(&mut w, big + 1, &payload(99, 24)),
+        (false, Err(WriteError::Disabled))
+    );
+    let after = counts(&buf);
+    assert_eq!(after[2], before[2] + 1, "one refusal");
+    assert_eq!(after[0], before[0], "a refusal is not a write");
+    buf.record_on();
+    // Inside a fill (as a signal handler would be): the nested writer's
+    // fast path does not apply; its general path writes after ours.
+    let (outer, nested) = (payload(3, 32), payload(4, 20));
+    let r = w.write_with_fast(big + 2, 32, |b| {
+        b.copy_from_slice(&outer);
+        // SAFETY: completes before the fill returns.
+        let mut n = unsafe { buf.nested_writer(0) }.unwrap();
+        assert!(n.write_with_fast(big + 3, 20, |_| true).is_none());
+        n.write(big + 3, &nested).unwrap();
+        true
+    });
+    assert_eq!(r, Some(Ok(true)));
+    expect.extend([(3, big + 2), (4, big + 2)]);
+    // Page moves: events that do not fit move the tail and start over.
+    let mut moved = 0;
+    for seq in 5..200u64 {
+        let (fast, r) = write_fast_or_general(&mut w, big + 10 + seq, &payload(seq, 100));
+        assert_eq!(r, Ok(true));
+        moved += u32::from(!fast);
+        expect.push((seq, big + 10 + seq));
+    }
+    assert!(moved >= 4, "{moved} page moves");
+    let got = drain(&buf, 0);
+    let s = buf.stats(0).unwrap();
+    assert_accounting(&buf, 0);
+    // The newest events in order, with their stamps; the rest overwritten.
+    let kept: Vec<(u64, u64)> = got.iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(kept.as_slice(), &expect[expect.len() - kept.len()..]);
+    assert_eq!(s.written, expect.len() as u64, "{s:?}");
+    assert_eq!(s.overrun + s.read, expect.len() as u64, "{s:?}");
+}
+
+/// A nested write at step E of a fast write that then stops (a time
+/// extend) is committed when `write_with_fast` returns, before the start
+/// over: the fast path ends its write with the commit walk.
+#[test]
+fn a_fast_write_that_stops_commits_the_nested_write_it_met() {
+    let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+    let mut w = buf.writer(0).unwrap();
+    w.write(1000, &payload(0, 40)).unwrap();
+    let r = with_hook(&buf, Label::E, || {
+        w.write_with_fast(1000 + (1 << 30), 16, |_| true)
+    });
+    assert!(r.is_none());
+    let got = drain(&buf, 0);
+    let seqs: Vec<u64> = got.iter().map(|e| e.0).collect();
+    assert_eq!(seqs, vec![0, NESTED_SEQ]);
+    assert_eq!(buf.stats(0).unwrap().written, 2);
+    assert_accounting(&buf, 0);
+}
+
+/// In producer/consumer mode, a fast write that cannot move the tail (the
+/// ring is full) returns the error, counted once: it does not start over.
+#[test]
+fn a_fast_write_that_cannot_move_the_tail_fails_once() {
+    let buf = RingBuffer::new(
+        Config::new(1)
+            .pages_per_ring(2)
+            .mode(Mode::ProducerConsumer),
+    )
+    .unwrap();
+    let mut w = buf.writer(0).unwrap();
+    let (mut seq, mut moves) = (0, 0);
+    loop {
+        let p = payload(seq, 100);
+        let fill = |b: &mut [u8]| {
+            b.copy_from_slice(&p);
+            true
+        };
+        match w.write_with_fast(seq, 100, fill) {
+            Some(Ok(true)) => seq += 1,
+            Some(r) => {
+                assert_eq!(r, Err(WriteError::Full));
+                break;
+            }
+            None => {
+                // The tail moved on: the start over writes on the next page.
+                moves += 1;
+                assert_eq!(w.write_with(seq, 100, fill), Ok(true));
+                seq += 1;
+            }
+        }
+    }
+    assert!(moves >= 1);
+    let s = buf.stats(0).unwrap();
+    assert_eq!((s.dropped, s.written), (1, seq + 1), "{s:?}");
+    assert_eq!(drain(&buf, 0).len() as u64, seq);
+    assert_accounting(&buf, 0);
+}

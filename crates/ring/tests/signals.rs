@@ -91,12 +91,22 @@ struct Read {
     lost: u64,
 }
 
-fn run(mode: Mode, duration: Duration) -> Result<String, String> {
+/// How the main thread writes its events.
+#[derive(Clone, Copy, Debug)]
+enum Api {
+    /// `reserve`, fill, `commit`.
+    Reserve,
+    /// `write_with_fast`, and `write_with` when it says to start over (the
+    /// tracer's record path): its page moves end the write and start again.
+    Fast,
+}
+
+fn run(mode: Mode, api: Api, duration: Duration) -> Result<String, String> {
     let ptr = Box::into_raw(Box::new(
         RingBuffer::new(Config::new(1).pages_per_ring(8).mode(mode)).unwrap(),
     ));
     // SAFETY: `ptr` stays valid until it is freed below.
-    let result = run_on(unsafe { &*ptr }, mode, duration);
+    let result = run_on(unsafe { &*ptr }, mode, api, duration);
     // The timer is stopped; a late signal on this thread sees null.
     BUF.store(std::ptr::null_mut(), Release);
     // SAFETY: nothing refers to the buffer any more.
@@ -104,7 +114,7 @@ fn run(mode: Mode, duration: Duration) -> Result<String, String> {
     result
 }
 
-fn run_on(buf: &RingBuffer, mode: Mode, duration: Duration) -> Result<String, String> {
+fn run_on(buf: &RingBuffer, mode: Mode, api: Api, duration: Duration) -> Result<String, String> {
     NESTED_SEQ.store(0, Relaxed);
     NESTED_FAILED.store(0, Relaxed);
     MID_WRITE.store(0, Relaxed);
@@ -164,16 +174,33 @@ fn run_on(buf: &RingBuffer, mode: Mode, duration: Duration) -> Result<String, St
         while start.elapsed() < duration {
             for _ in 0..256 {
                 let len = 24 + (seq.wrapping_mul(2654435761) % 500) as usize;
-                match w.reserve(CLOCK.fetch_add(1, Relaxed), len) {
-                    Ok(mut r) => {
+                let ts = CLOCK.fetch_add(1, Relaxed);
+                let written = match api {
+                    Api::Reserve => w.reserve(ts, len).map(|mut r| {
                         IN_FLIGHT.store(seq + 1, Relaxed);
                         compiler_fence(SeqCst);
                         fill(&mut scratch[..len], OUTER, seq, NO_OUTER);
                         r.copy_from_slice(&scratch[..len]);
                         r.commit();
-                        compiler_fence(SeqCst);
-                        IN_FLIGHT.store(0, Relaxed);
+                    }),
+                    Api::Fast => {
+                        let fill_in = |b: &mut [u8]| {
+                            IN_FLIGHT.store(seq + 1, Relaxed);
+                            compiler_fence(SeqCst);
+                            fill(b, OUTER, seq, NO_OUTER);
+                            true
+                        };
+                        match w.write_with_fast(ts, len, fill_in) {
+                            Some(r) => r,
+                            None => w.write_with(ts, len, fill_in),
+                        }
+                        .map(|kept| assert!(kept))
                     }
+                };
+                compiler_fence(SeqCst);
+                IN_FLIGHT.store(0, Relaxed);
+                match written {
+                    Ok(()) => {}
                     Err(WriteError::Full) => {
                         // Let the reader catch up. Not `sleep`: with a signal
                         // every 50 us and a slow (sanitized) handler, a
@@ -278,15 +305,17 @@ fn main() {
         .unwrap_or(2);
     let mut failed = 0;
     let mut passed = 0;
-    for mode in [Mode::Overwrite, Mode::ProducerConsumer] {
-        match run(mode, Duration::from_secs(seconds)) {
-            Ok(summary) => {
-                passed += 1;
-                println!("test signals::{mode:?} ... ok\n  {summary}");
-            }
-            Err(e) => {
-                failed += 1;
-                println!("test signals::{mode:?} ... FAILED\n  {e}");
+    for api in [Api::Reserve, Api::Fast] {
+        for mode in [Mode::Overwrite, Mode::ProducerConsumer] {
+            match run(mode, api, Duration::from_secs(seconds)) {
+                Ok(summary) => {
+                    passed += 1;
+                    println!("test signals::{api:?}::{mode:?} ... ok\n  {summary}");
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!("test signals::{api:?}::{mode:?} ... FAILED\n  {e}");
+                }
             }
         }
     }
