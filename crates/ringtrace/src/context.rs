@@ -297,13 +297,41 @@ impl Target for ContextHandle<'_> {
         if !inner.on.load(Ordering::Relaxed) {
             return Err(RecordError::Off);
         }
+        // The fast path, as in `record_in`.
+        let mut ts = None;
+        if NEST.get() == 0 {
+            let pid = current_tid();
+            NEST.set(WRITING);
+            compiler_fence(Ordering::SeqCst);
+            let r = record_fast(inner, self.ring, rec, pid);
+            compiler_fence(Ordering::SeqCst);
+            NEST.set(0);
+            match r {
+                Ok(r) => return r,
+                Err(t) => ts = Some(t),
+            }
+        }
+        self.record_general(rec, ts)
+    }
+}
+
+impl ContextHandle<'_> {
+    /// [`record_general`] for the handle's ring.
+    #[cold]
+    #[inline(never)]
+    fn record_general<R: Record + ?Sized>(
+        &self,
+        rec: &R,
+        ts: Option<u64>,
+    ) -> Result<(), RecordError> {
+        let inner = &*self.tracer.inner;
         let (saved, depth) = enter_write();
         register_type(rec);
         if let Some(l) = &inner.session {
             rec.prepare();
             l.before_write(rec.event_type().id, depth);
         }
-        let r = write_record(inner, self.ring, rec, depth, current_tid(), None);
+        let r = write_record(inner, self.ring, rec, depth, current_tid(), ts);
         exit_write(saved);
         r
     }
@@ -521,7 +549,8 @@ pub(crate) fn record_in<R: Record + ?Sized>(
             // Keep the store above the ring operations (as in
             // `enter_write`).
             compiler_fence(Ordering::SeqCst);
-            let r = record_fast(inner, ring, rec);
+            // The thread id is known: see `record_general`.
+            let r = record_fast(inner, ring, rec, TID.get());
             compiler_fence(Ordering::SeqCst);
             NEST.set(0);
             return match r {
@@ -542,17 +571,17 @@ fn record_fast<R: Record + ?Sized>(
     inner: &Inner,
     ring: usize,
     rec: &R,
+    pid: i32,
 ) -> Result<Result<(), RecordError>, u64> {
     register_type(rec);
     if let Some(l) = &inner.session {
         rec.prepare();
         l.before_write(rec.event_type().id, 0);
     }
-    // The thread id is known: see `record_general`.
     let common = CommonFields {
         flags: 0,
         preempt_count: 0,
-        pid: TID.get(),
+        pid,
     };
     let len = rec.encoded_len();
     let ts = inner.clock.now();
