@@ -300,10 +300,9 @@ impl Target for ContextHandle<'_> {
         // The fast path, as in `record_in`.
         let mut ts = None;
         if NEST.get() == 0 {
-            let pid = current_tid();
             NEST.set(WRITING);
             compiler_fence(Ordering::SeqCst);
-            let r = record_fast(inner, self.ring, rec, pid);
+            let r = record_fast(inner, self.ring, rec, current_tid);
             compiler_fence(Ordering::SeqCst);
             NEST.set(0);
             match r {
@@ -550,7 +549,7 @@ pub(crate) fn record_in<R: Record + ?Sized>(
             // `enter_write`).
             compiler_fence(Ordering::SeqCst);
             // The thread id is known: see `record_general`.
-            let r = record_fast(inner, ring, rec, TID.get());
+            let r = record_fast(inner, ring, rec, || TID.get());
             compiler_fence(Ordering::SeqCst);
             NEST.set(0);
             return match r {
@@ -565,24 +564,19 @@ pub(crate) fn record_in<R: Record + ?Sized>(
 /// The fast path of [`record_in`], at depth 0 on a leased `ring`. When the
 /// ring's fast path does not apply, nothing was written, and the error is
 /// the time read, which the general path then uses (a clock read once per
-/// record: the `counter` clock counts records).
+/// record: the `counter` clock counts records). `pid` gives the thread id.
 #[inline(always)]
 fn record_fast<R: Record + ?Sized>(
     inner: &Inner,
     ring: usize,
     rec: &R,
-    pid: i32,
+    pid: impl FnOnce() -> i32,
 ) -> Result<Result<(), RecordError>, u64> {
     register_type(rec);
     if let Some(l) = &inner.session {
         rec.prepare();
         l.before_write(rec.event_type().id, 0);
     }
-    let common = CommonFields {
-        flags: 0,
-        preempt_count: 0,
-        pid,
-    };
     let len = rec.encoded_len();
     let ts = inner.clock.now();
     // SAFETY: as in `write_record`.
@@ -593,6 +587,13 @@ fn record_fast<R: Record + ?Sized>(
         len,
         #[inline(always)]
         |out| {
+            // The thread id is read here, where it is stored: read before
+            // the clock, it was kept on the stack across it.
+            let common = CommonFields {
+                flags: 0,
+                preempt_count: 0,
+                pid: pid(),
+            };
             encoded = rec.encode(&common, out);
             encoded.is_ok()
         },
