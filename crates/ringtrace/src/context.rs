@@ -70,6 +70,27 @@
 //! record must call [`signal_scope`] first** (it is one TLS store). A
 //! handler on a thread without a ring is refused and counted
 //! ([`TracerStats::refused_in_signal_handler`](crate::tracer::TracerStats)).
+//!
+//! # Two record paths
+//!
+//! ```text
+//! fast:    NEST == 0 and a LEASES cell matches
+//!          NEST = WRITING ; clock ; Writer::write_with_fast(common = {0, 0, tid}) ; NEST = 0
+//!          the ring said "start over" (nothing written): general, with the time read
+//! general: out of line; the save/restore above, the lease, the ring's write_with
+//! ```
+//!
+//! The fast path is ordinary code with its ring: the depth is 0, the common
+//! fields are constants but for the thread id, and the ring's fast path has
+//! a fixed size and no time extend. The ring's
+//! [`write_with_fast`](ringtrace_ring::Writer::write_with_fast) stops before
+//! writing anything when its fast case does not apply (a page to move, a
+//! time extend, recording off), so the general path can start over rather
+//! than join it. Joined, as they were, the compiler carried the depth, the
+//! common fields and the reservation's size as run-time values through the
+//! encoder and spilled them (`trace!` with two u64: 142.7 instructions, 123.7
+//! apart). The general path takes the time the fast one read, so a record
+//! reads its clock once.
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
