@@ -13,14 +13,13 @@ use ringtrace_ring::Mode;
 
 #[test]
 fn past_max_contexts_writes_are_refused_then_drained_rings_are_reused() {
-    let t: &'static ringtrace::Tracer = Box::leak(Box::new(
-        TracerConfig::new()
-            .max_contexts(3)
-            .bytes_per_context(64 * 1024)
-            .clock(Clock::mono())
-            .build()
-            .unwrap(),
-    ));
+    let tracer = TracerConfig::new()
+        .max_contexts(3)
+        .bytes_per_context(64 * 1024)
+        .clock(Clock::mono())
+        .build()
+        .unwrap();
+    let t = &tracer;
     let holding = Arc::new(Barrier::new(4));
     let release = Arc::new(Barrier::new(4));
     std::thread::scope(|s| {
@@ -57,14 +56,16 @@ fn past_max_contexts_writes_are_refused_then_drained_rings_are_reused() {
     });
     // All three exited; their rings are not drained: still refused.
     assert_eq!(t.leased_contexts(), 0);
-    std::thread::spawn(|| {
-        assert!(matches!(
-            t.record(&ringtrace::bprintk!("too early")),
-            Err(RecordError::NoContext { .. })
-        ));
-    })
-    .join()
-    .unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(matches!(
+                t.record(&ringtrace::bprintk!("too early")),
+                Err(RecordError::NoContext { .. })
+            ));
+        })
+        .join()
+        .unwrap()
+    });
     assert_eq!(t.stats().refused_no_context, 7);
 
     // The exited threads' events are still there, with their names.
@@ -76,12 +77,14 @@ fn past_max_contexts_writes_are_refused_then_drained_rings_are_reused() {
         assert!(text.contains(&format!(": holder {i}\n")), "{text}");
     }
     // Drained: a new thread reuses a ring.
-    let ring = std::thread::spawn(|| {
-        t.record(&ringtrace::bprintk!("reuser")).unwrap();
-        t.used_contexts()
-    })
-    .join()
-    .unwrap();
+    let ring = std::thread::scope(|s| {
+        s.spawn(|| {
+            t.record(&ringtrace::bprintk!("reuser")).unwrap();
+            t.used_contexts()
+        })
+        .join()
+        .unwrap()
+    });
     assert_eq!(ring, 3, "no new ring: the drained one was reused");
     let st = t.stats();
     assert_eq!((st.leases, st.reuses), (4, 1), "{st:?}");
@@ -332,25 +335,28 @@ fn a_flight_recorder_takes_over_the_stalest_exited_ring_and_keeps_the_newest_eve
 
 #[test]
 fn takeover_does_not_apply_in_producer_consumer_mode() {
-    let t: &'static ringtrace::Tracer = Box::leak(Box::new(
-        TracerConfig::new()
-            .max_contexts(1)
-            .mode(Mode::ProducerConsumer)
-            .take_over_exited(true)
-            .build()
-            .unwrap(),
-    ));
-    std::thread::spawn(|| t.record(&ringtrace::bprintk!("kept")).unwrap())
-        .join()
+    let tracer = TracerConfig::new()
+        .max_contexts(1)
+        .mode(Mode::ProducerConsumer)
+        .take_over_exited(true)
+        .build()
         .unwrap();
-    std::thread::spawn(|| {
-        assert!(matches!(
-            t.record(&ringtrace::bprintk!("refused")),
-            Err(RecordError::NoContext { max: 1 })
-        ));
-    })
-    .join()
-    .unwrap();
+    let t = &tracer;
+    std::thread::scope(|s| {
+        s.spawn(|| t.record(&ringtrace::bprintk!("kept")).unwrap())
+            .join()
+            .unwrap()
+    });
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(matches!(
+                t.record(&ringtrace::bprintk!("refused")),
+                Err(RecordError::NoContext { max: 1 })
+            ));
+        })
+        .join()
+        .unwrap()
+    });
     let st = t.stats();
     assert_eq!((st.takeovers, st.refused_no_context), (0, 1), "{st:?}");
     let text = t.pipe().read_to_string().unwrap();
