@@ -10,6 +10,13 @@
 //!                                    time stamp goes first (ties: lower ring)
 //! ```
 //!
+//! The view ends: it shows what was written before it was made. Each ring's
+//! newest time stamp is read when the view is made, and an event stamped
+//! later ends that ring's part. (The kernel pauses writers while its `trace`
+//! file is open, the `pause-on-trace` option, for the same end; writers here
+//! go on.) Without the bound, writers faster than the view kept it going for
+//! as long as they wrote.
+//!
 //! Events the writer overwrote under the view are skipped and reported as a
 //! `CPU:N [LOST n EVENTS]` line before the next event of that ring, as the
 //! pipe reports losses. A [`crate::Pipe`] or drain may consume meanwhile: the
@@ -36,8 +43,12 @@ pub struct View<'t> {
     iters: Vec<(usize, RingIter<'t>)>,
     heads: Vec<Option<Head>>,
     /// Whether the ring's iterator reached its end once (a live writer may
-    /// add more; the view does not wait for it).
+    /// add more; the view does not wait for it), or an event stamped after
+    /// the view was made.
     done: Vec<bool>,
+    /// Each ring's newest time stamp when the view was made: its events
+    /// stamped later are not shown.
+    until: Vec<u64>,
     opts: TextOptions,
 }
 
@@ -65,11 +76,17 @@ impl Tracer {
             .filter_map(|r| buf.iter(r).ok().map(|it| (r, it)))
             .collect();
         let n = iters.len();
+        // After the iterators: an event they start on is older than this.
+        let until = iters
+            .iter()
+            .map(|(r, _)| buf.stats(*r).map_or(u64::MAX, |s| s.now_ts))
+            .collect();
         View {
             tracer: self,
             iters,
             heads: vec![None; n],
             done: vec![false; n],
+            until,
             opts,
         }
     }
@@ -77,7 +94,8 @@ impl Tracer {
 
 impl View<'_> {
     /// The next event in time-stamp order, handed to `f`; `Ok(None)` at the
-    /// end of what was committed when each ring was reached.
+    /// end of what was committed when each ring was reached, or at the
+    /// first event written after the view was made.
     ///
     /// ```
     /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
@@ -92,6 +110,7 @@ impl View<'_> {
         for i in 0..self.iters.len() {
             if self.heads[i].is_none() && !self.done[i] {
                 match self.iters[i].1.next()? {
+                    Some(e) if e.timestamp > self.until[i] => self.done[i] = true,
                     Some(e) => {
                         self.heads[i] = Some(Head {
                             timestamp: e.timestamp,
