@@ -431,10 +431,18 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             Some(r) => r?,
             None => self.cold().reserve_slot(ts, len)?,
         };
-        // SAFETY: `slot.payload` has `len` reserved bytes that nobody else
-        // touches until we commit or discard, and `self` is borrowed
+        Ok(self.fill_slot(slot, fill))
+    }
+
+    /// Lets `fill` write the reserved bytes, then commits (`fill` returned
+    /// `true`) or discards; discards if `fill` unwinds. Returns `fill`'s
+    /// answer.
+    #[inline(always)]
+    fn fill_slot(&mut self, slot: Slot, fill: impl FnOnce(&mut [u8]) -> bool) -> bool {
+        // SAFETY: `slot.payload` has `slot.len` reserved bytes that nobody
+        // else touches until we commit or discard, and `self` is borrowed
         // mutably for the duration.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(slot.payload, len) };
+        let bytes = unsafe { std::slice::from_raw_parts_mut(slot.payload, slot.len) };
         // Discards the reservation if `fill` unwinds. It holds the slot by
         // value: a reference would force the slot out of registers into
         // memory on the fast path.
@@ -449,7 +457,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         } else {
             self.cold().discard_slot(slot);
         }
-        Ok(keep)
+        keep
     }
 
     /// [`write_with`](Writer::write_with) for the case its fast path
@@ -501,20 +509,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
                 return self.cold().move_on(tail, start, event_size(len));
             }
         };
-        // SAFETY: as in `write_with`.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(slot.payload, len) };
-        let guard = DiscardOnUnwind {
-            writer: self.cold(),
-            slot,
-        };
-        let keep = fill(bytes);
-        let slot = guard.disarm();
-        if keep {
-            self.commit_slot(&slot);
-        } else {
-            self.cold().discard_slot(slot);
-        }
-        Some(Ok(keep))
+        Some(Ok(self.fill_slot(slot, fill)))
     }
 
     /// `write` for everything the fast path does not take: nested writes,
