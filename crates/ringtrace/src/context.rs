@@ -321,12 +321,7 @@ impl Target for ContextHandle<'_> {
         // The fast path, as in `record_in`.
         let mut ts = None;
         if NEST.get() == 0 {
-            NEST.set(WRITING);
-            compiler_fence(Ordering::SeqCst);
-            let r = record_fast(inner, self.ring, rec, current_tid);
-            compiler_fence(Ordering::SeqCst);
-            NEST.set(0);
-            match r {
+            match record_fast(inner, self.ring, rec, current_tid) {
                 Ok(r) => return r,
                 Err(t) => ts = Some(t),
             }
@@ -565,15 +560,8 @@ pub(crate) fn record_in<R: Record + ?Sized>(
     }
     if NEST.get() == 0 {
         if let Some(ring) = lookup(inner.id) {
-            NEST.set(WRITING);
-            // Keep the store above the ring operations (as in
-            // `enter_write`).
-            compiler_fence(Ordering::SeqCst);
             // The thread id is known: see `record_general`.
-            let r = record_fast(inner, ring, rec, || TID.get());
-            compiler_fence(Ordering::SeqCst);
-            NEST.set(0);
-            return match r {
+            return match record_fast(inner, ring, rec, || TID.get()) {
                 Ok(r) => r,
                 Err(ts) => record_general(inner, rec, Some(ts)),
             };
@@ -586,8 +574,27 @@ pub(crate) fn record_in<R: Record + ?Sized>(
 /// ring's fast path does not apply, nothing was written, and the error is
 /// the time read, which the general path then uses (a clock read once per
 /// record: the `counter` clock counts records). `pid` gives the thread id.
+/// For ordinary code (`NEST` is 0): it marks the record in progress, and
+/// `NEST` is 0 again when it returns.
 #[inline(always)]
 fn record_fast<R: Record + ?Sized>(
+    inner: &Inner,
+    ring: usize,
+    rec: &R,
+    pid: impl FnOnce() -> i32,
+) -> Result<Result<(), RecordError>, u64> {
+    NEST.set(WRITING);
+    // Keep the store above the ring operations (as in `enter_write`).
+    compiler_fence(Ordering::SeqCst);
+    let r = record_fast_in(inner, ring, rec, pid);
+    compiler_fence(Ordering::SeqCst);
+    NEST.set(0);
+    r
+}
+
+/// [`record_fast`] once the record is marked in progress.
+#[inline(always)]
+fn record_fast_in<R: Record + ?Sized>(
     inner: &Inner,
     ring: usize,
     rec: &R,
