@@ -341,11 +341,7 @@ impl ContextHandle<'_> {
     ) -> Result<(), RecordError> {
         let inner = &*self.tracer.inner;
         let (saved, depth) = enter_write();
-        register_type(rec);
-        if let Some(l) = &inner.session {
-            rec.prepare();
-            l.before_write(rec.event_type().id, depth);
-        }
+        publish_type(inner, rec, depth);
         let r = write_record(inner, self.ring, rec, depth, current_tid(), ts);
         exit_write(saved);
         r
@@ -547,9 +543,8 @@ fn marker_into<T: Target + ?Sized>(
 /// ([`Writer::write_with_fast`](ringtrace_ring::Writer::write_with_fast)).
 /// Everything else, or a fast path that stops before writing, starts over
 /// on the general one, out of line. Kept apart, the fast path's depth,
-/// common fields and reservation are constants; merged with the general
-/// path they were values chosen at run time, and spilled (measured: 20
-/// instructions per record, about 1 ns).
+/// common fields and reservation are constants (see the module docs for
+/// what joining them cost).
 #[inline(always)]
 pub(crate) fn record_in<R: Record + ?Sized>(
     inner: &Arc<Inner>,
@@ -600,11 +595,7 @@ fn record_fast_in<R: Record + ?Sized>(
     rec: &R,
     pid: impl FnOnce() -> i32,
 ) -> Result<Result<(), RecordError>, u64> {
-    register_type(rec);
-    if let Some(l) = &inner.session {
-        rec.prepare();
-        l.before_write(rec.event_type().id, 0);
-    }
+    publish_type(inner, rec, 0);
     let len = rec.encoded_len();
     let ts = inner.clock.now();
     // SAFETY: as in `write_record`.
@@ -657,13 +648,7 @@ fn record_general<R: Record + ?Sized>(
             }
         },
     };
-    register_type(rec);
-    // Formats first: a reader that sees the record finds its format in the
-    // session's tables (published before the ring's commit).
-    if let Some(l) = &inner.session {
-        rec.prepare();
-        l.before_write(rec.event_type().id, depth);
-    }
+    publish_type(inner, rec, depth);
     // The thread id is known: leasing read it first (`lease_current_thread`),
     // and a fork resets the id and the leases together (`install_atfork`),
     // so a thread that found its lease has its id cached. No test for an
@@ -712,6 +697,18 @@ fn lookup(id: u32) -> Option<usize> {
         }
         None
     })
+}
+
+/// Makes `rec`'s type and formats known to readers before the record is
+/// written: the global registry, and a session's tables (published before
+/// the ring's commit, so a reader that sees the record finds its format).
+#[inline(always)]
+fn publish_type<R: Record + ?Sized>(inner: &Inner, rec: &R, depth: u32) {
+    register_type(rec);
+    if let Some(l) = &inner.session {
+        rec.prepare();
+        l.before_write(rec.event_type().id, depth);
+    }
 }
 
 /// Registers a user event type in the global registry on its first record

@@ -300,5 +300,22 @@ fn the_view_ends_at_what_was_written_when_it_was_made() {
             t.view().read_to_string().unwrap().lines().count(),
             10 + 10 + 10 + 1
         );
+        // Nothing lost, nothing consumed: every ring still holds all it took.
+        let mut entries = 0;
+        for r in 0..3 {
+            let st = t.ring_stats(r).unwrap();
+            assert_eq!(
+                st.written,
+                st.read + st.overrun + st.dropped + st.commit_overrun + st.entries,
+                "{st:?}"
+            );
+            assert_eq!(
+                st.read + st.overrun + st.dropped + st.commit_overrun,
+                0,
+                "{st:?}"
+            );
+            entries += st.entries;
+        }
+        assert_eq!(entries, 31);
     }
 }
