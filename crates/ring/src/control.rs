@@ -741,6 +741,9 @@ impl RingBuffer {
             }
         }
         if let Some(u) = updating {
+            // The killed owner (or a helper) passed P1: count the pushed
+            // page, idempotently, whether or not it had counted already.
+            crate::write::count_push(&meta.slow);
             let l = region.page(u).link.load(Relaxed);
             let target = link_page(l);
             if !g.owns(r, target) {

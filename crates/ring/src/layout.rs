@@ -24,7 +24,7 @@ use std::ptr::NonNull;
 /// `b"RINGTRC1"` read as a little-endian u64: identifies a ringtrace region.
 pub(crate) const REGION_MAGIC: u64 = u64::from_le_bytes(*b"RINGTRC1");
 /// Layout version; bump on any change to the structs below.
-pub(crate) const LAYOUT_VERSION: u32 = 4;
+pub(crate) const LAYOUT_VERSION: u32 = 5;
 /// Page slots each ring keeps beyond its maximum ring size and its reader
 /// page, to lend to page readers (`RingBuffer::read_page_buffer`).
 pub(crate) const SPARE_SLOTS: u32 = 2;
@@ -324,7 +324,26 @@ pub(crate) struct SlowCounters {
     /// Writes refused because recording was off or the ring disabled. Not
     /// part of `written`: a refused write never reached the ring.
     pub refused: AtomicU64,
+    /// The head push in flight (overwrite mode): the values `overrun`,
+    /// `overrun_bytes`, `overrun_pages` and `overrun_noted` reach once the
+    /// pushed page is counted. The writer that is about to push stores them
+    /// before its HEAD -> UPDATE compare-and-swap (step P0 of
+    /// `Writer::handle_head_page`); whoever passes that step, the owner, a
+    /// nested writer helping it or `recover_dead_writer` after a kill,
+    /// raises the counters to them with `fetch_max`, which is idempotent,
+    /// before the new head is marked (P2). Meaningful only while a link
+    /// carries UPDATE; stale otherwise, and never read then.
+    pub push_target: [AtomicU64; 4],
 }
+
+/// Indices into `SlowCounters::push_target`.
+pub(crate) const PUSH_OVERRUN: usize = 0;
+/// See [`PUSH_OVERRUN`].
+pub(crate) const PUSH_OVERRUN_BYTES: usize = 1;
+/// See [`PUSH_OVERRUN`].
+pub(crate) const PUSH_OVERRUN_PAGES: usize = 2;
+/// See [`PUSH_OVERRUN`].
+pub(crate) const PUSH_OVERRUN_NOTED: usize = 3;
 
 /// Reader-side state, changed only under the reader lock.
 #[repr(C, align(64))]
@@ -776,6 +795,7 @@ impl Region {
                     overrun_noted: z64(),
                     overrun_pages: z64(),
                     refused: z64(),
+                    push_target: [z64(), z64(), z64(), z64()],
                 },
                 r: ReaderState {
                     lock: z32(),

@@ -188,7 +188,7 @@ fn nested_write_at_each_slow_path_step() {
         assert_eq!(times[2], 20);
         assert_accounting(&buf, 0);
     }
-    for label in [Label::P1, Label::P2] {
+    for label in [Label::P0, Label::P1, Label::P2] {
         let buf = RingBuffer::new(Config::new(1).pages_per_ring(3)).unwrap();
         let mut w = buf.writer(0).unwrap();
         for seq in 0..3 {
@@ -597,20 +597,19 @@ fn reset_after_a_drop_keeps_time_stamps_exact() {
 }
 
 /// A head push whose owner is interrupted right after winning P1, before it
-/// counts the overrun: the nested writer finds UPDATE, helps with P2 and
-/// moves the tail onto the pushed page, so the head moves on while the
-/// pushed page's events are not in `overrun` yet. The iterator, lapped on
-/// the pushed page, must not take that head's ordinal from the short count
-/// (it reported a page's worth of skipped events too few). The owner's
-/// steps are played by hand: there is no label between its P1
-/// compare-and-swap and its count.
+/// counts the overrun: the nested writer finds UPDATE, counts the push from
+/// the owner's announced targets, helps with P2 and moves the tail onto the
+/// pushed page. The iterator, lapped on the pushed page, must not report a
+/// page's worth of skipped events too few. The owner's steps (P0's
+/// announcement, P1, then its own idempotent count) are played by hand.
 #[test]
 fn iterator_counts_a_push_whose_owner_is_interrupted_before_counting() {
     use crate::layout::{
-        link_flag, link_page, write_entries, write_offset, GENERATION, HEAD, NORMAL, UPDATE,
+        link_flag, link_page, write_entries, write_offset, GENERATION, HEAD, NORMAL, PUSH_OVERRUN,
+        PUSH_OVERRUN_BYTES, PUSH_OVERRUN_NOTED, PUSH_OVERRUN_PAGES, UPDATE,
     };
     use crate::sync::Ordering::Relaxed;
-    use crate::write::head_page_set;
+    use crate::write::{count_push, head_page_set};
     const LEN: usize = 1000; // 1008-byte events: 4 on a 4096-byte page.
     let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
     let region = buf.region();
@@ -636,9 +635,19 @@ fn iterator_counts_a_push_whose_owner_is_interrupted_before_counting() {
     let l = region.page(x).link.load(Relaxed);
     assert_eq!(link_flag(l), HEAD, "the tail page links to the head");
     let y = link_page(l);
-    // The owner's P1, then the signal: nothing counted yet.
+    // The owner's P0 and P1, then the signal: nothing counted yet.
     let entries = write_entries(region.page(y).write.load(Relaxed));
     let lost_bytes = u64::from(region.page(y).commit.load(Relaxed));
+    let slow = &meta.slow;
+    let (overrun, bytes) = (slow.overrun.load(Relaxed), slow.overrun_bytes.load(Relaxed));
+    let t = &slow.push_target;
+    t[PUSH_OVERRUN].store(overrun + entries, Relaxed);
+    t[PUSH_OVERRUN_BYTES].store(bytes + lost_bytes, Relaxed);
+    t[PUSH_OVERRUN_PAGES].store(slow.overrun_pages.load(Relaxed) + 1, Relaxed);
+    t[PUSH_OVERRUN_NOTED].store(
+        slow.overrun_noted.load(Relaxed) + region.page(y).lost_at_end.load(Relaxed),
+        Relaxed,
+    );
     assert_eq!(head_page_set(&region.page(x).link, y, HEAD, UPDATE), HEAD);
     {
         // SAFETY: this thread holds ring 0's writer, which is not in a write.
@@ -665,14 +674,20 @@ fn iterator_counts_a_push_whose_owner_is_interrupted_before_counting() {
     while let Some(ev) = it.next().unwrap() {
         check(ev);
     }
-    // The owner resumes: counts the overrun, clears UPDATE (P3), and its
-    // T1 bumps the page's generation once more (the tail has moved: it
-    // stops there and retries).
-    meta.slow.overrun.fetch_add(entries, Relaxed);
-    meta.slow.overrun_bytes.fetch_add(lost_bytes, Relaxed);
-    meta.slow.overrun_pages.fetch_add(1, Relaxed);
-    let noted = region.page(y).lost_at_end.load(Relaxed);
-    meta.slow.overrun_noted.fetch_add(noted, Relaxed);
+    assert_eq!(
+        slow.overrun.load(Relaxed),
+        overrun + entries,
+        "the nested writer counted the push it helped"
+    );
+    // The owner resumes: counts the push again (no change), clears UPDATE
+    // (P3), and its T1 bumps the page's generation once more (the tail has
+    // moved: it stops there and retries).
+    count_push(slow);
+    assert_eq!(
+        slow.overrun.load(Relaxed),
+        overrun + entries,
+        "counted once"
+    );
     assert_eq!(
         head_page_set(&region.page(x).link, y, UPDATE, NORMAL),
         UPDATE
@@ -1056,4 +1071,157 @@ fn a_fast_write_that_cannot_move_the_tail_fails_once() {
     assert_eq!((s.dropped, s.written), (1, seq + 1), "{s:?}");
     assert_eq!(drain(&buf, 0).len() as u64, seq);
     assert_accounting(&buf, 0);
+}
+
+thread_local! {
+    /// Events the reader inside [`nest_push_then_read`] got: (seq, lost).
+    static READ_IN_HOOK: std::cell::RefCell<Vec<(u64, u64)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The hook for the late-report tests: at the armed step of a head push, a
+/// nested write too large for the tail page pushes the head itself (or
+/// helps the push it interrupted) and moves on; then, still before the
+/// interrupted writer resumes, a reader swaps in the new head and reads
+/// its first event.
+fn nest_push_then_read(label: Label) {
+    if ARMED.with(|a| a.get()) != Some(label) {
+        return;
+    }
+    ARMED.with(|a| a.set(None));
+    FIRED.with(|f| f.set(f.get() + 1));
+    // SAFETY: as in `nest_once`.
+    let buf = unsafe { &*BUF.with(|b| b.get()) };
+    {
+        // SAFETY: as in `nest_once`.
+        let mut w = unsafe { buf.nested_writer(0) }.unwrap();
+        let r = w.write(999_999, &payload(NESTED_SEQ, 2000));
+        assert_eq!(r, Ok(()), "{label:?}: {}", buf.debug_state(0));
+    }
+    // One event: enough to pass the push. (Draining up to the commit page
+    // would leave the outer write, whose tail now holds the nested event,
+    // facing the commit page on the reader's side: a commit overrun.)
+    let mut c = buf.consumer(0).unwrap();
+    let ev = c.consume().unwrap().expect("the new head holds an event");
+    let got = (verify(ev.payload), ev.lost_events);
+    READ_IN_HOOK.with(|r| r.borrow_mut().push(got));
+}
+
+/// Issue: a loss reported late. A nested write at each step of a head push
+/// (P0 before the HEAD -> UPDATE compare-and-swap, P1 right after it, P2
+/// after the new head is marked), then a reader that swaps in the new head
+/// before the interrupted writer resumes: the pushed page's event is
+/// already counted, so the first event the reader gets carries the loss.
+/// Counting the push only in its owner, after P1, fails this at P1: the
+/// nested writer marks the new head and the reader passes the push before
+/// the owner resumes to count it.
+#[test]
+fn a_push_is_counted_before_a_reader_can_pass_it() {
+    for label in [Label::P0, Label::P1, Label::P2] {
+        READ_IN_HOOK.with(|r| r.borrow_mut().clear());
+        // One 3000-byte event a page; the 4th pushes the head (event 0).
+        let buf = RingBuffer::new(Config::new(1).pages_per_ring(3)).unwrap();
+        let mut w = buf.writer(0).unwrap();
+        for seq in 0..3 {
+            w.write(10 + seq, &payload(seq, 3000)).unwrap();
+        }
+        BUF.with(|b| b.set(&buf));
+        ARMED.with(|a| a.set(Some(label)));
+        FIRED.with(|f| f.set(0));
+        hook::HOOK.with(|h| h.set(Some(nest_push_then_read)));
+        w.write(20, &payload(3, 3000)).unwrap();
+        hook::HOOK.with(|h| h.set(None));
+        assert_eq!(FIRED.with(|f| f.get()), 1, "{label:?}: the hook ran");
+        let mut got = READ_IN_HOOK.with(|r| r.borrow().clone());
+        got.extend(drain(&buf, 0).iter().map(|e| (e.0, e.2)));
+        assert!(!got.is_empty(), "{label:?}: nothing read");
+        // Every loss before the first event read: events 0 (and, at P0 and
+        // P1 where the nested write pushes again, more) are gone; whatever
+        // the reader got first, the events written before it that it never
+        // read are reported with it.
+        let mut reported = 0;
+        let mut outer_read = 0;
+        for &(seq, lost) in &got {
+            reported += lost;
+            if seq != NESTED_SEQ {
+                assert!(
+                    reported >= seq - outer_read,
+                    "{label:?}: event {seq} read with {reported} losses reported, \
+                     {} events lost before it: {got:?}",
+                    seq - outer_read
+                );
+                outer_read += 1;
+            }
+        }
+        let s = buf.stats(0).unwrap();
+        assert_eq!(
+            reported,
+            s.overrun + s.dropped + s.commit_overrun,
+            "{label:?}: {got:?} {s:?}"
+        );
+        assert_eq!(s.written, 5, "{label:?}: {s:?}");
+        assert_accounting(&buf, 0);
+    }
+}
+
+/// The hook that "kills" the writer at the armed label: it unwinds out of
+/// the write without running any ring code on the way (the write path has
+/// no unwind guard below the fill), so the ring's memory is left exactly as
+/// a SIGKILL at that instruction leaves it.
+fn die_at(label: Label) {
+    if ARMED.with(|a| a.get()) == Some(label) {
+        ARMED.with(|a| a.set(None));
+        FIRED.with(|f| f.set(f.get() + 1));
+        std::panic::resume_unwind(Box::new("killed"));
+    }
+}
+
+/// Issue: a kill inside the head push. A writer killed at each step of a
+/// head push (after announcing, after winning HEAD -> UPDATE, after
+/// marking the new head), then `recover_dead_writer`: the pushed page's
+/// event is counted exactly once and reported, and the ring reads and
+/// writes on with exact accounting. Without the recovery's count of the
+/// push, a kill between the compare-and-swap and the count leaves the
+/// pushed page's events as phantom entries (`committed > read + overrun`).
+#[test]
+fn recovery_counts_a_push_cut_short_by_a_kill() {
+    for label in [Label::P0, Label::P1, Label::P2] {
+        let buf = RingBuffer::new(Config::new(1).pages_per_ring(3)).unwrap();
+        let mut w = buf.writer(0).unwrap();
+        for seq in 0..3 {
+            w.write(10 + seq, &payload(seq, 3000)).unwrap();
+        }
+        ARMED.with(|a| a.set(Some(label)));
+        FIRED.with(|f| f.set(0));
+        hook::HOOK.with(|h| h.set(Some(die_at)));
+        let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = w.write(20, &payload(3, 3000));
+        }));
+        hook::HOOK.with(|h| h.set(None));
+        assert!(died.is_err() && FIRED.with(|f| f.get()) == 1, "{label:?}");
+        // SAFETY: the writer "died": it never runs again on this ring.
+        unsafe { buf.recover_dead_writer(0) }.unwrap();
+        drop(w);
+        // Another writer goes on from where the dead one stopped.
+        let mut w = buf.writer(0).unwrap();
+        for seq in 4..8 {
+            w.write(30 + seq, &payload(seq, 3000)).unwrap();
+        }
+        drop(w);
+        let got = drain(&buf, 0);
+        let s = buf.stats(0).unwrap();
+        let reported: u64 =
+            got.iter().map(|e| e.2).sum::<u64>() + buf.consumer(0).unwrap().pending_losses();
+        assert_eq!(
+            reported,
+            s.overrun + s.dropped + s.commit_overrun,
+            "{label:?}: {got:?} {s:?}"
+        );
+        // 7 events written (the killed one never reserved), 3 pages of one
+        // event each: the newest three survive, the rest are counted lost.
+        assert_eq!(s.written, 7, "{label:?}: {s:?}");
+        let seqs: Vec<u64> = got.iter().map(|e| e.0).collect();
+        assert_eq!(seqs, vec![5, 6, 7], "{label:?}");
+        assert_accounting(&buf, 0);
+    }
 }

@@ -62,11 +62,27 @@
 //! G  next = tail.link. next == commit page -> commit overrun (drop).
 //!    link carries HEAD/UPDATE: producer/consumer mode drops; overwrite mode
 //!    pushes the head page (`handle_head_page`):
-//!      P1 tail.link HEAD -> UPDATE (cmpxchg). HEAD: ours, count the overrun.
-//!         UPDATE: we interrupted the owner and help. NORMAL/MOVED: retry.
+//!      P0 if tail.link carries HEAD: announce the counts the push makes
+//!         (`push_target`: overrun + the head page's entries, bytes, one
+//!         page, its noted drops), read while the page is still the head.
+//!      P1 tail.link HEAD -> UPDATE (cmpxchg). HEAD: ours. UPDATE: we
+//!         interrupted the owner and help. NORMAL/MOVED: retry.
+//!      PC count the push: raise the counters to the announced targets
+//!         (`count_push`, fetch_max: idempotent). Owner and helpers all do
+//!         it, before P2, so the count is in `overrun` before any reader
+//!         can find the new head and read what was written after the loss.
+//!         nested between P0 and P1: it sees HEAD too, announces the same
+//!         values (nothing changed the head page) and owns the push; our
+//!         P1 then fails. Nested between P1 and PC: it sees UPDATE and
+//!         counts for us. A kill anywhere after P1 leaves UPDATE and the
+//!         targets: `recover_dead_writer` counts again, idempotently.
 //!      P2 next.link NORMAL -> HEAD (new head); undo if nested writers have
 //!         since lapped past it.
 //!      P3 owner only: tail.link UPDATE -> NORMAL.
+//!    The announced values are never stale when used: a link carries UPDATE
+//!    only after an owner announced them, and while the owner is in flight
+//!    the commit point pins the tail, so no nested writer can lap the ring
+//!    and make the same link carry HEAD again (no ABA).
 //! T1 next.write += 1 generation
 //! T2 if tail_page is still ours: cmpxchg next.write to offset 0, entries 0;
 //!    on success stamp the page with max(write_stamp, pending_stamp)
@@ -106,7 +122,8 @@ use crate::format::{
 use crate::layout::{
     link, link_flag, link_page, link_tag, write_entries, write_offset, PageMeta, Region, RingMeta,
     WriteGeometry, WriterState, ENTRY, GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL,
-    RECORD_CORRUPT, RECORD_QUIESCE_MASK, UPDATE,
+    PUSH_OVERRUN, PUSH_OVERRUN_BYTES, PUSH_OVERRUN_NOTED, PUSH_OVERRUN_PAGES, RECORD_CORRUPT,
+    RECORD_QUIESCE_MASK, UPDATE,
 };
 use crate::sync::{
     light_barrier, local_fetch_add, prefetch_for_write, signal_fence, AtomicU64, Ordering::*,
@@ -133,6 +150,7 @@ pub(crate) enum Label {
     D,
     F,
     G,
+    P0,
     P1,
     P2,
     T1,
@@ -810,29 +828,42 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
     fn handle_head_page(&self, tail: u32, next: u32) -> Result<bool, WriteError> {
         let tail_link = &self.page(tail).link;
         let next_page = self.page(next);
-        let next_word = next_page.write.load(Relaxed);
-        let lost_bytes = u64::from(next_page.commit.load(Relaxed));
+        let slow = &self.meta.slow;
+        // P0: announce what the counters reach once `next` is counted, while
+        // its events and notes are still those of the head page: only a
+        // push of `next` or the reader's swap of it changes them (writers
+        // note drops on the tail page), and either makes our P1 fail. A
+        // nested writer that pushes `next` between here and P1 announces
+        // the same values and makes our P1 fail; one that finds UPDATE
+        // after our P1 raises the counters to these values before it marks
+        // the new head, so no reader can pass the push before it is counted.
+        let seen = tail_link.load(Acquire);
+        if link_page(seen) == next && link_flag(seen) == HEAD {
+            let entries = write_entries(next_page.write.load(Relaxed));
+            let bytes = u64::from(next_page.commit.load(Relaxed));
+            let noted = next_page.lost_at_end.load(Relaxed);
+            let t = &slow.push_target;
+            let target = |counter: &AtomicU64, add: u64| counter.load(Relaxed).saturating_add(add);
+            t[PUSH_OVERRUN].store(target(&slow.overrun, entries), Relaxed);
+            t[PUSH_OVERRUN_BYTES].store(target(&slow.overrun_bytes, bytes), Relaxed);
+            t[PUSH_OVERRUN_PAGES].store(target(&slow.overrun_pages, 1), Relaxed);
+            t[PUSH_OVERRUN_NOTED].store(target(&slow.overrun_noted, noted), Relaxed);
+        }
+        signal_fence();
+        step!(P0);
         // P1: HEAD -> UPDATE on the link into the head page.
         let kind = head_page_set(tail_link, next, HEAD, UPDATE);
         match kind {
-            HEAD => {
-                // We own the move: the events on the head page are lost.
-                self.meta
-                    .slow
-                    .overrun
-                    .fetch_add(write_entries(next_word), Relaxed);
-                self.meta.slow.overrun_bytes.fetch_add(lost_bytes, Relaxed);
-                self.meta.slow.overrun_pages.fetch_add(1, Relaxed);
-                // Drops noted on the lost page are reported with the overrun.
-                let noted = next_page.lost_at_end.load(Relaxed);
-                self.meta.slow.overrun_noted.fetch_add(noted, Relaxed);
-            }
+            HEAD => {}   // We own the move: the events on the head page are lost.
             UPDATE => {} // We interrupted the owner of the move; help it.
             NORMAL | MOVED => return Ok(false), // Done by a nested writer, or the reader swapped it.
             _ => return Err(self.corrupt("unexpected link flags")),
         }
         signal_fence();
         step!(P1);
+        // PC: count the push (owner or helper; idempotent), before P2 lets
+        // a reader find the page after it.
+        count_push(slow);
         // P2: the page after the old head becomes the head.
         let new_head = link_page(next_page.link.load(Acquire));
         if new_head >= self.region.geometry().nr_pages {
@@ -1471,6 +1502,27 @@ unsafe fn copy_payload(dst: *mut u8, src: &[u8]) {
             std::ptr::copy_nonoverlapping(s, dst, len);
         }
     }
+}
+
+/// Raises the overrun counters to the targets of the head push in flight
+/// (`SlowCounters::push_target`): the push's count, done by its owner, by a
+/// nested writer that helps it, or by `recover_dead_writer` for a writer
+/// killed inside it. `fetch_max` makes it idempotent: applying it twice, or
+/// after a helper already did, counts the page once; a kill anywhere in it
+/// leaves targets that the recovery applies again. The counters only grow
+/// while a push is in flight (only pushes add to them; control operations
+/// that rewrite them wait until no write is in flight).
+pub(crate) fn count_push(slow: &crate::layout::SlowCounters) {
+    let t = &slow.push_target;
+    slow.overrun
+        .fetch_max(t[PUSH_OVERRUN].load(Relaxed), Relaxed);
+    slow.overrun_bytes
+        .fetch_max(t[PUSH_OVERRUN_BYTES].load(Relaxed), Relaxed);
+    slow.overrun_pages
+        .fetch_max(t[PUSH_OVERRUN_PAGES].load(Relaxed), Relaxed);
+    slow.overrun_noted
+        .fetch_max(t[PUSH_OVERRUN_NOTED].load(Relaxed), Relaxed);
+    signal_fence();
 }
 
 /// Changes the flag of a link from `old` to `new` if it points at `target`
