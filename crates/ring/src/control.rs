@@ -369,7 +369,7 @@ impl RingBuffer {
         let noted: u64 = list
             .iter()
             .chain(std::iter::once(&rp))
-            .map(|&p| region.page(p).lost_at_end.load(Relaxed))
+            .map(|&p| crate::layout::notes(region.page(p).lost_at_end.load(Relaxed)))
             .sum();
         let total = overrun + meta.slow.overrun_noted.load(Relaxed);
         let before = meta.r.overrun_at_swap.load(Relaxed);
@@ -507,7 +507,7 @@ impl RingBuffer {
                 meta.slow.overrun_pages.fetch_add(1, Relaxed);
                 meta.slow
                     .overrun_noted
-                    .fetch_add(p.lost_at_end.load(Relaxed), Relaxed);
+                    .fetch_add(crate::layout::notes(p.lost_at_end.load(Relaxed)), Relaxed);
             }
             if k != 0 {
                 return Err(ControlError::BadSize {

@@ -406,7 +406,7 @@ impl<'a> RingIter<'a> {
             }
             // Acquire: pairs with the writers' noting of drops, published
             // with the page by the commit walk's Release of `commit_page`.
-            let noted = pm.lost_at_end.load(Acquire);
+            let noted = crate::layout::notes(pm.lost_at_end.load(Acquire));
             if on_reader {
                 // The consumer's page is done: continue at the head page.
                 self.ord_next += noted;
@@ -537,7 +537,7 @@ impl<'a> RingIter<'a> {
                 + r.lost_known
                     .load(Relaxed)
                     .saturating_sub(r.overrun_at_swap.load(Relaxed))
-                + rpm.lost_at_end.load(Acquire);
+                + crate::layout::notes(rpm.lost_at_end.load(Acquire));
             return Ok(Some((head, gen, ord)));
         }
         Ok(None)

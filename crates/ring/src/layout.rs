@@ -440,9 +440,20 @@ pub(crate) struct PageMeta {
     /// `time_stamp`, written into the bytes when a page is handed out).
     pub time_stamp: AtomicU64,
     /// Events dropped (full, commit overrun, nesting) while this page was
-    /// the tail; readers report them once past the page. Reset when a writer
-    /// prepares the page.
+    /// the tail, in the low 44 bits ([`notes`]); readers report them once
+    /// past the page. The high 20 bits hold the generation (the write
+    /// word's, `GENERATION_MASK`) of the preparation that last reset it: a
+    /// writer preparing the page resets it with a compare-and-swap from the
+    /// value it loaded before winning the write word, so a preparer that a
+    /// nested writer interrupted after that win, and that prepared the page
+    /// again and noted drops on it, fails instead of wiping those notes.
     pub lost_at_end: AtomicU64,
+}
+
+/// The drops noted in a `PageMeta::lost_at_end` word, without its tag.
+#[inline]
+pub(crate) fn notes(word: u64) -> u64 {
+    word & !GENERATION_MASK
 }
 
 impl PageMeta {

@@ -266,7 +266,7 @@ impl Consumer<'_> {
         // Drops noted while `rp` was the tail come after its events: they
         // are lost before the next page.
         r.lost_known.store(
-            r.lost_known.load(Relaxed) + pm.lost_at_end.swap(0, Relaxed),
+            r.lost_known.load(Relaxed) + crate::layout::notes(pm.lost_at_end.swap(0, Relaxed)),
             Relaxed,
         );
         let time_stamp = pm.time_stamp.load(Relaxed);
@@ -345,7 +345,7 @@ impl Consumer<'_> {
             .store(r.read_bytes.load(Relaxed) + (new_off - off) as u64, Relaxed);
         if reached && complete {
             r.lost_known.store(
-                r.lost_known.load(Relaxed) + pm.lost_at_end.swap(0, Relaxed),
+                r.lost_known.load(Relaxed) + crate::layout::notes(pm.lost_at_end.swap(0, Relaxed)),
                 Relaxed,
             );
         }

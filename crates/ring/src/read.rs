@@ -285,7 +285,7 @@ impl<'a> Consumer<'a> {
         let r = &self.meta.r;
         let rp = r.reader_page.load(Relaxed);
         let on_page = if rp < self.region.geometry().nr_pages {
-            self.region.page(rp).lost_at_end.load(Acquire)
+            crate::layout::notes(self.region.page(rp).lost_at_end.load(Acquire))
         } else {
             0
         };
@@ -453,7 +453,7 @@ impl<'a> Consumer<'a> {
         // Drops noted while our page was the tail. Stable: no writer is on
         // our page once the commit has left it; writers reset it when they
         // prepare the page after we hand it back.
-        let noted = self.region.page(rp).lost_at_end.load(Acquire);
+        let noted = crate::layout::notes(self.region.page(rp).lost_at_end.load(Acquire));
         for round in 0..SWAP_ATTEMPTS {
             let Some((head, head_link)) = self.find_head()? else {
                 backoff(round);

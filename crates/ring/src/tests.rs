@@ -645,7 +645,8 @@ fn iterator_counts_a_push_whose_owner_is_interrupted_before_counting() {
     t[PUSH_OVERRUN_BYTES].store(bytes + lost_bytes, Relaxed);
     t[PUSH_OVERRUN_PAGES].store(slow.overrun_pages.load(Relaxed) + 1, Relaxed);
     t[PUSH_OVERRUN_NOTED].store(
-        slow.overrun_noted.load(Relaxed) + region.page(y).lost_at_end.load(Relaxed),
+        slow.overrun_noted.load(Relaxed)
+            + crate::layout::notes(region.page(y).lost_at_end.load(Relaxed)),
         Relaxed,
     );
     assert_eq!(head_page_set(&region.page(x).link, y, HEAD, UPDATE), HEAD);
@@ -1224,4 +1225,60 @@ fn recovery_counts_a_push_cut_short_by_a_kill() {
         assert_eq!(seqs, vec![5, 6, 7], "{label:?}");
         assert_accounting(&buf, 0);
     }
+}
+
+/// Nested writes at [`nest_fill_and_overrun`]'s label: one too large for
+/// the full tail page (it prepares the next page itself and lands there),
+/// then one that no longer fits anywhere (a commit overrun, noted on that
+/// page).
+fn nest_fill_and_overrun(label: Label) {
+    if ARMED.with(|a| a.get()) != Some(label) {
+        return;
+    }
+    ARMED.with(|a| a.set(None));
+    FIRED.with(|f| f.set(f.get() + 1));
+    // SAFETY: as in `nest_once`.
+    let buf = unsafe { &*BUF.with(|b| b.get()) };
+    // SAFETY: as in `nest_once`.
+    let mut w = unsafe { buf.nested_writer(0) }.unwrap();
+    w.write(999_999, &payload(NESTED_SEQ, 3000)).unwrap();
+    assert_eq!(
+        w.write(999_999, &payload(NESTED_SEQ + 1, 3000)),
+        Err(WriteError::CommitOverrun)
+    );
+}
+
+/// Issue: loss totals short under commit overruns. A writer moving the tail
+/// onto the next page is interrupted right after its T2 compare-and-swap
+/// won (label R): a nested write prepares the page again, lands on it, and
+/// the next one is dropped (commit overrun) and noted on that page. The
+/// interrupted writer's reset of the page's notes must not wipe that note:
+/// every drop is reported. (With a plain store of 0 the note was lost and
+/// 1 of the 2 losses was reported.)
+#[test]
+fn a_preparer_interrupted_after_its_reset_keeps_the_notes_made_since() {
+    let buf = RingBuffer::new(Config::new(1).pages_per_ring(2)).unwrap();
+    let mut w = buf.writer(0).unwrap();
+    w.write(10, &payload(0, 3000)).unwrap();
+    BUF.with(|b| b.set(&buf));
+    ARMED.with(|a| a.set(Some(Label::R)));
+    FIRED.with(|f| f.set(0));
+    hook::HOOK.with(|h| h.set(Some(nest_fill_and_overrun)));
+    // Does not fit after event 0: moves the tail, and meets the nested
+    // writes at R; then the page is full and the commit point (page 0,
+    // this write's own) is next: dropped.
+    let r = w.write(20, &payload(1, 3000));
+    hook::HOOK.with(|h| h.set(None));
+    assert_eq!(FIRED.with(|f| f.get()), 1, "the hook ran");
+    assert_eq!(r, Err(WriteError::CommitOverrun));
+    drop(w);
+    let got = drain(&buf, 0);
+    let seqs: Vec<u64> = got.iter().map(|e| e.0).collect();
+    assert_eq!(seqs, vec![0, NESTED_SEQ]);
+    let s = buf.stats(0).unwrap();
+    assert_eq!((s.written, s.commit_overrun), (4, 2), "{s:?}");
+    let reported: u64 =
+        got.iter().map(|e| e.2).sum::<u64>() + buf.consumer(0).unwrap().pending_losses();
+    assert_eq!(reported, 2, "every drop is reported: {got:?} {s:?}");
+    assert_accounting(&buf, 0);
 }

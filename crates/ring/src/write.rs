@@ -85,7 +85,13 @@
 //!    and make the same link carry HEAD again (no ABA).
 //! T1 next.write += 1 generation
 //! T2 if tail_page is still ours: cmpxchg next.write to offset 0, entries 0;
-//!    on success stamp the page with max(write_stamp, pending_stamp)
+//!    on success stamp the page with max(write_stamp, pending_stamp) and
+//!    reset its notes with a cmpxchg from the notes word loaded before,
+//!    tagged with our generation: a nested writer between our two
+//!    cmpxchgs prepares the page again (its T1 bumps past ours), retags
+//!    the notes and may note drops there; our notes cmpxchg then fails
+//!    instead of wiping them (a plain store lost them: reported totals
+//!    fell short of the counters under commit overruns)
 //!    nested between T1 and T2 did the same with a newer generation; our
 //!    cmpxchg fails and we do not reset the page it filled. Nested between
 //!    T2 and T3 computes the same stamp (no nested writer changes either
@@ -120,10 +126,10 @@ use crate::format::{
     TIME_EXTEND_MAX, TIME_EXTEND_SIZE, TS_DELTA_MAX,
 };
 use crate::layout::{
-    link, link_flag, link_page, link_tag, write_entries, write_offset, PageMeta, Region, RingMeta,
-    WriteGeometry, WriterState, ENTRY, GENERATION, GENERATION_MASK, HEAD, MAX_NEST, MOVED, NORMAL,
-    PUSH_OVERRUN, PUSH_OVERRUN_BYTES, PUSH_OVERRUN_NOTED, PUSH_OVERRUN_PAGES, RECORD_CORRUPT,
-    RECORD_QUIESCE_MASK, UPDATE,
+    link, link_flag, link_page, link_tag, notes, write_entries, write_offset, PageMeta, Region,
+    RingMeta, WriteGeometry, WriterState, ENTRY, GENERATION, GENERATION_MASK, HEAD, MAX_NEST,
+    MOVED, NORMAL, PUSH_OVERRUN, PUSH_OVERRUN_BYTES, PUSH_OVERRUN_NOTED, PUSH_OVERRUN_PAGES,
+    RECORD_CORRUPT, RECORD_QUIESCE_MASK, UPDATE,
 };
 use crate::sync::{
     light_barrier, local_fetch_add, prefetch_for_write, signal_fence, AtomicU64, Ordering::*,
@@ -154,6 +160,9 @@ pub(crate) enum Label {
     P1,
     P2,
     T1,
+    /// Inside T2: the write word's reset won, the page's other fields not
+    /// reset yet.
+    R,
     T2,
     K,
     L,
@@ -841,7 +850,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         if link_page(seen) == next && link_flag(seen) == HEAD {
             let entries = write_entries(next_page.write.load(Relaxed));
             let bytes = u64::from(next_page.commit.load(Relaxed));
-            let noted = next_page.lost_at_end.load(Relaxed);
+            let noted = notes(next_page.lost_at_end.load(Relaxed));
             let t = &slow.push_target;
             let target = |counter: &AtomicU64, add: u64| counter.load(Relaxed).saturating_add(add);
             t[PUSH_OVERRUN].store(target(&slow.overrun, entries), Relaxed);
@@ -913,12 +922,19 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         if w.tail_page.load(Relaxed) != tail {
             return;
         }
-        // T2: reset the page unless somebody did since T1.
+        // T2: reset the page unless somebody did since T1. The notes word is
+        // loaded first: a nested writer that prepares the page after our
+        // compare-and-swap changes its tag, so our reset of it below fails
+        // rather than wipe the drops that writer noted on the page.
+        let notes_seen = np.lost_at_end.load(Relaxed);
+        signal_fence();
         if np
             .write
             .compare_exchange(bumped, bumped & GENERATION_MASK, Relaxed, Relaxed)
             .is_ok()
         {
+            signal_fence();
+            step!(R);
             let stamp = w
                 .write_stamp
                 .load(Relaxed)
@@ -926,7 +942,12 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             np.time_stamp.store(stamp, Relaxed);
             np.real_end.store(0, Relaxed);
             np.commit.store(0, Relaxed);
-            np.lost_at_end.store(0, Relaxed);
+            let _ = np.lost_at_end.compare_exchange(
+                notes_seen,
+                bumped & GENERATION_MASK,
+                Relaxed,
+                Relaxed,
+            );
             w.write_stamp.store(stamp, Relaxed);
         }
         signal_fence();
