@@ -78,7 +78,11 @@ fn empty_and_full_traces_pass_trace_cmd_dump() {
                 .filter(|l| !l.starts_with("cpus="))
                 .count();
             let mut r = TraceDatReader::open(&f).unwrap();
-            let ours = r.records().map(|i| i.unwrap()).count();
+            let mut ours = 0;
+            for item in r.records() {
+                item.unwrap();
+                ours += 1;
+            }
             assert_eq!(lines, ours, "{name} {version:?}");
             if name != "full" {
                 assert_eq!(ours, 0);

@@ -15,6 +15,8 @@ use super::super::{Session, SessionConfig, SessionMap};
 use crate::Tracer;
 
 type Hook = fn(&Arc<SessionMap>, u32, u32);
+/// A case of the test: what the handler records, the thread's record, the hook.
+type Case = (u32, fn(&Tracer), Hook);
 
 thread_local! {
     /// Called (on this thread only) by the writer between deciding to
@@ -140,7 +142,7 @@ fn a_handler_record_made_while_its_format_is_published_finds_it_in_the_tables() 
     // The thread's context first (a handler cannot lease one).
     t.record(&crate::bprintk!("up")).unwrap();
 
-    let cases: [(u32, fn(&Tracer), Hook); 3] = [
+    let cases: [Case; 3] = [
         (1, |t| t.record(&Raced { v: 1 }).unwrap(), raise_in_window),
         (2, record_site, raise_in_window),
         (
