@@ -162,6 +162,8 @@ struct CpuCounts {
     loss_pages: u64,
     lost: u64,
     lost_unknown: u64,
+    /// Damaged pages skipped (their records are not counted).
+    damaged: u64,
     first: Option<u64>,
     last: u64,
 }
@@ -239,10 +241,21 @@ pub fn dump(path: &Path) -> Result<(), CliError> {
     }
     let _ = writeln!(s, "cpus: {}", info.cpus.len());
     let mut total = CpuCounts::default();
+    let mut first_damage = None;
     for (i, d) in info.cpus.iter().enumerate() {
         let mut c = CpuCounts::default();
         for item in r.cpu_records(i).map_err(bad(path))? {
-            match item.map_err(bad(path))? {
+            // A damaged page is counted and skipped: the rest is dumped.
+            let item = match item {
+                Ok(item) => item,
+                Err(e) if e.is_skippable() => {
+                    c.damaged += 1;
+                    first_damage.get_or_insert(e);
+                    continue;
+                }
+                Err(e) => return Err(bad(path)(e)),
+            };
+            match item {
                 TraceItem::Event(rec) => {
                     c.events += 1;
                     c.first.get_or_insert(rec.ts);
@@ -266,6 +279,9 @@ pub fn dump(path: &Path) -> Result<(), CliError> {
         if c.lost_unknown > 0 {
             let _ = write!(s, " (+{} pages with an unknown count)", c.lost_unknown);
         }
+        if c.damaged > 0 {
+            let _ = write!(s, " damaged pages {} (skipped)", c.damaged);
+        }
         if let Some(f) = c.first {
             let _ = write!(s, " ts {}..{}", f, c.last);
         }
@@ -274,6 +290,7 @@ pub fn dump(path: &Path) -> Result<(), CliError> {
         total.lost += c.lost;
         total.loss_pages += c.loss_pages;
         total.lost_unknown += c.lost_unknown;
+        total.damaged += c.damaged;
     }
     let _ = writeln!(
         s,
@@ -289,7 +306,15 @@ pub fn dump(path: &Path) -> Result<(), CliError> {
     );
     let mut out = std::io::stdout().lock();
     out.write_all(s.as_bytes()).map_err(CliError::Output)?;
-    out.flush().map_err(CliError::Output)
+    out.flush().map_err(CliError::Output)?;
+    match first_damage {
+        Some(first) => Err(CliError::Usage(format!(
+            "{}: {first}; {} damaged page(s) skipped, counted above as damaged",
+            path.display(),
+            total.damaged
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `ringtrace convert`.

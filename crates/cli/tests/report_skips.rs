@@ -165,6 +165,20 @@ fn report_prints_all_but_a_damaged_page_then_fails_naming_it() {
         full.lines().count(),
         "{stderr}"
     );
+    // `dump` counts the rest and the damaged page, then fails naming it.
+    let out = ringtrace(&["dump", "-i", bad.to_str().unwrap()]);
+    let dump_err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{dump_err}");
+    assert!(
+        dump_err.starts_with("ringtrace: error: ") && dump_err.contains("CPU 0 page 0"),
+        "{dump_err}"
+    );
+    let dump = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dump.lines()
+            .any(|l| l.starts_with("  cpu 0:") && l.contains(" damaged pages 1 (skipped)")),
+        "{dump}"
+    );
     // What was printed is the good report less that page, in its order.
     let mut rest = full.lines();
     for line in printed.lines() {
