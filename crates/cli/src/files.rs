@@ -69,21 +69,90 @@ pub fn report(path: &Path, cpus: &[u32], raw: bool, ns: bool, json: bool) -> Res
     };
     let mut out = BufWriter::new(stdout.lock());
     let mut line = String::with_capacity(256);
+    // As `trace-cmd report`: a record that cannot be decoded, or a damaged
+    // page, is skipped and counted, and the report goes on.
+    let mut skipped = Skipped::default();
     for item in r.records() {
-        let item = item.map_err(bad(path))?;
+        let item = match item {
+            Ok(item) => item,
+            Err(e) if e.is_skippable() => {
+                skipped.page(e);
+                continue;
+            }
+            Err(e) => return Err(bad(path)(e)),
+        };
         if !cpus.is_empty() && !cpus.contains(&item.cpu()) {
             continue;
         }
         line.clear();
         match &item {
             TraceItem::Lost { cpu, count, .. } => render.write_lost(&mut line, *cpu, *count),
-            TraceItem::Event(rec) => render
-                .write_line(&mut line, rec, &opts)
-                .map_err(bad(path))?,
+            TraceItem::Event(rec) => match render.write_line(&mut line, rec, &opts) {
+                Ok(()) => skipped.printed += 1,
+                Err(e) => {
+                    skipped.record(e);
+                    continue;
+                }
+            },
         }
         out.write_all(line.as_bytes()).map_err(CliError::Output)?;
     }
-    out.flush().map_err(CliError::Output)
+    out.flush().map_err(CliError::Output)?;
+    drop(out);
+    skipped.finish(path)
+}
+
+/// What `report` skipped: records it could not decode and damaged pages,
+/// with the first of each kind.
+#[derive(Debug, Default)]
+struct Skipped {
+    printed: u64,
+    records: u64,
+    first_record: Option<ringtrace::tracedat::TraceDatError>,
+    pages: u64,
+    first_page: Option<ringtrace::tracedat::TraceDatError>,
+}
+
+impl Skipped {
+    fn record(&mut self, e: ringtrace::tracedat::TraceDatError) {
+        self.records += 1;
+        self.first_record.get_or_insert(e);
+    }
+
+    fn page(&mut self, e: ringtrace::tracedat::TraceDatError) {
+        self.pages += 1;
+        self.first_page.get_or_insert(e);
+    }
+
+    /// Says what was skipped, after the records. Undecodable records are a
+    /// note on stderr (trace-cmd too prints them and goes on); damaged
+    /// pages make the report fail, naming the first, once everything
+    /// readable was printed.
+    fn finish(self, path: &Path) -> Result<(), CliError> {
+        let records = match &self.first_record {
+            Some(first) => format!(
+                "{} record(s) could not be decoded and were skipped (the first: {first})",
+                self.records
+            ),
+            None => String::new(),
+        };
+        match self.first_page {
+            Some(first) => Err(CliError::Usage(format!(
+                "{}: {first}; {} damaged page(s) skipped{}{}, {} record(s) printed",
+                path.display(),
+                self.pages,
+                if records.is_empty() { "" } else { "; " },
+                records,
+                self.printed
+            ))),
+            None => {
+                if !records.is_empty() {
+                    eprintln!("ringtrace: report {}: {records}", path.display());
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Per-CPU counts for `dump`.
@@ -93,6 +162,8 @@ struct CpuCounts {
     loss_pages: u64,
     lost: u64,
     lost_unknown: u64,
+    /// Damaged pages skipped (their records are not counted).
+    damaged: u64,
     first: Option<u64>,
     last: u64,
 }
@@ -170,10 +241,21 @@ pub fn dump(path: &Path) -> Result<(), CliError> {
     }
     let _ = writeln!(s, "cpus: {}", info.cpus.len());
     let mut total = CpuCounts::default();
+    let mut first_damage = None;
     for (i, d) in info.cpus.iter().enumerate() {
         let mut c = CpuCounts::default();
         for item in r.cpu_records(i).map_err(bad(path))? {
-            match item.map_err(bad(path))? {
+            // A damaged page is counted and skipped: the rest is dumped.
+            let item = match item {
+                Ok(item) => item,
+                Err(e) if e.is_skippable() => {
+                    c.damaged += 1;
+                    first_damage.get_or_insert(e);
+                    continue;
+                }
+                Err(e) => return Err(bad(path)(e)),
+            };
+            match item {
                 TraceItem::Event(rec) => {
                     c.events += 1;
                     c.first.get_or_insert(rec.ts);
@@ -197,6 +279,9 @@ pub fn dump(path: &Path) -> Result<(), CliError> {
         if c.lost_unknown > 0 {
             let _ = write!(s, " (+{} pages with an unknown count)", c.lost_unknown);
         }
+        if c.damaged > 0 {
+            let _ = write!(s, " damaged pages {} (skipped)", c.damaged);
+        }
         if let Some(f) = c.first {
             let _ = write!(s, " ts {}..{}", f, c.last);
         }
@@ -205,6 +290,7 @@ pub fn dump(path: &Path) -> Result<(), CliError> {
         total.lost += c.lost;
         total.loss_pages += c.loss_pages;
         total.lost_unknown += c.lost_unknown;
+        total.damaged += c.damaged;
     }
     let _ = writeln!(
         s,
@@ -220,7 +306,15 @@ pub fn dump(path: &Path) -> Result<(), CliError> {
     );
     let mut out = std::io::stdout().lock();
     out.write_all(s.as_bytes()).map_err(CliError::Output)?;
-    out.flush().map_err(CliError::Output)
+    out.flush().map_err(CliError::Output)?;
+    match first_damage {
+        Some(first) => Err(CliError::Usage(format!(
+            "{}: {first}; {} damaged page(s) skipped, counted above as damaged",
+            path.display(),
+            total.damaged
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `ringtrace convert`.

@@ -27,12 +27,10 @@ fn every_clock_is_monotonic_across_threads() {
     for clock in clocks {
         // SAFETY: no thread reads PING_CLOCK now; the ping-pong threads start after.
         unsafe { *std::ptr::addr_of_mut!(PING_CLOCK) = Some(clock) };
-        let (ok, turns) = monotonic_across_threads(now_of_ping_clock, 2000, Duration::from_secs(5));
-        assert!(
-            ok,
-            "{clock:?}: went backwards across threads (or only {turns} turns)"
-        );
-        assert!(turns >= 100, "{clock:?}: {turns} turns");
+        // No time budget: every turn is taken, however loaded the machine.
+        let (ok, turns) = monotonic_across_threads(now_of_ping_clock, 2000, Duration::MAX);
+        assert_eq!(turns, 2000, "{clock:?}");
+        assert!(ok, "{clock:?}: went backwards across threads");
     }
 }
 
@@ -57,16 +55,19 @@ fn tsc_calibration_agrees_with_monotonic() {
     let c = Clock::tsc().unwrap();
     assert_eq!(c.tsc2nsec(), Some(info.conversion));
     assert!(info.uncertainty_ppm < 2_000, "{info:?}");
-    let (m0, t0) = (read_mono(), c.now());
+    // Each TSC read is bracketed by two monotonic reads, so the TSC
+    // interval lies within the brackets' intervals whatever the scheduler
+    // does between the reads (no time budget); the calibration's rate error
+    // is allowed on top, as 0.5% of the interval.
+    let (m0a, t0, m0b) = (read_mono(), c.now(), read_mono());
     std::thread::sleep(Duration::from_millis(60));
-    let (t1, m1) = (c.now(), read_mono());
+    let (m1a, t1, m1b) = (read_mono(), c.now(), read_mono());
     let tsc_ns = c.to_ns(t1) as i128 - c.to_ns(t0) as i128;
-    let mono_ns = (m1 - m0) as i128;
-    // Allow 0.5% plus 100 us of scheduling between the paired reads.
-    let slack = mono_ns / 200 + 100_000;
+    let (shortest, longest) = ((m1a - m0b) as i128, (m1b - m0a) as i128);
+    let rate_error = longest / 200 + 1;
     assert!(
-        (tsc_ns - mono_ns).abs() < slack,
-        "tsc {tsc_ns} ns vs mono {mono_ns} ns ({info:?})"
+        shortest - rate_error <= tsc_ns && tsc_ns <= longest + rate_error,
+        "tsc {tsc_ns} ns vs mono {shortest}..={longest} ns ({info:?})"
     );
 }
 

@@ -21,10 +21,20 @@ const _: () = assert!(WORDS * 64 >= printk::MAX_SITES);
 #[derive(Debug)]
 pub(crate) struct SessionLink {
     pub(crate) map: Arc<SessionMap>,
-    /// Bit `id`: event type `id` is in the tables (claimed by fetch_or).
+    /// Bit `id`: event type `id`'s table record is committed (or the
+    /// table was full for it), set after the append (see `publish`). A
+    /// record is written only once its type's bit is set, so it never
+    /// reaches the ring before its format is in the tables.
     types: [AtomicU64; WORDS],
-    /// Bit `id`: printk site `id` is in the tables (claimed by fetch_or).
+    /// Bit `id`: a writer is publishing type `id` (claimed by fetch_or).
+    /// Another writer that finds the claim taken but the type not yet in
+    /// `types` cannot write its record yet: it publishes a copy (see
+    /// `publish`). Readers import the same format twice harmlessly.
+    types_claimed: [AtomicU64; WORDS],
+    /// Bit `id`: printk site `id`'s table record is committed (as `types`).
     sites: [AtomicU64; WORDS],
+    /// Bit `id`: a writer is publishing printk site `id` (as `types_claimed`).
+    sites_claimed: [AtomicU64; WORDS],
     /// `printk::site_count()` when the sites were last synced.
     sites_synced: AtomicU32,
     /// Types registered before this link existed may be unpublished: sync
@@ -44,19 +54,67 @@ pub(crate) struct SessionLink {
     reader: Mutex<TableReader>,
 }
 
+/// Turns that ordinary code (depth 0), finding a format claimed by another
+/// writer but not yet committed, waits for the claimant before it
+/// publishes a copy itself: the claimant is then another thread, about to
+/// commit (ordinary code never interrupts itself), and waiting saves the
+/// tables a copy per thread when threads start together. Bounded: a
+/// preempted claimant costs a copy, not a wait. A signal handler does not
+/// wait: the claimant may be the code it interrupted.
+const CLAIM_SPINS: u32 = 512;
+
+/// Publishes the format `i` of `done`/`claimed` with `append` unless it is
+/// published already: claims it, or, when another writer has claimed it
+/// but not committed it yet (see `CLAIM_SPINS`), publishes a copy, so that
+/// the caller's record never precedes its format. Async-signal-safe if
+/// `append` is.
+fn publish(
+    done: &[AtomicU64; WORDS],
+    claimed: &[AtomicU64; WORDS],
+    i: usize,
+    depth: u32,
+    append: impl FnOnce(),
+) {
+    if is_set(done, i) {
+        return;
+    }
+    if !claim(claimed, i) && depth == 0 {
+        for _ in 0..CLAIM_SPINS {
+            if is_set(done, i) {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+    }
+    append();
+    mark(done, i);
+}
+
 /// Claims bit `i` of `bits`; true if this call set it.
 fn claim(bits: &[AtomicU64; WORDS], i: usize) -> bool {
     let (w, b) = (i / 64, 1u64 << (i % 64));
     match bits.get(w) {
-        // Relaxed: a claim orders nothing (the table append publishes).
+        // Relaxed: a claim orders nothing (`mark` publishes).
         Some(word) => word.fetch_or(b, Ordering::Relaxed) & b == 0,
         None => false,
     }
 }
 
+/// Sets bit `i` of `bits` once its table record is committed.
+fn mark(bits: &[AtomicU64; WORDS], i: usize) {
+    if let Some(word) = bits.get(i / 64) {
+        // Release: pairs with the Acquire load in `is_set`, so a writer
+        // that skips publishing because of this bit writes its record
+        // after the committed table record (and a reader that sees the
+        // record sees the table record).
+        word.fetch_or(1u64 << (i % 64), Ordering::Release);
+    }
+}
+
 fn is_set(bits: &[AtomicU64; WORDS], i: usize) -> bool {
+    // Acquire: pairs with the Release in `mark`.
     bits.get(i / 64)
-        .is_some_and(|w| w.load(Ordering::Relaxed) & (1u64 << (i % 64)) != 0)
+        .is_some_and(|w| w.load(Ordering::Acquire) & (1u64 << (i % 64)) != 0)
 }
 
 impl SessionLink {
@@ -65,7 +123,9 @@ impl SessionLink {
         let link = SessionLink {
             map,
             types: [const { AtomicU64::new(0) }; WORDS],
+            types_claimed: [const { AtomicU64::new(0) }; WORDS],
             sites: [const { AtomicU64::new(0) }; WORDS],
+            sites_claimed: [const { AtomicU64::new(0) }; WORDS],
             sites_synced: AtomicU32::new(0),
             types_pending: AtomicBool::new(true),
             pid: AtomicU32::new(0),
@@ -80,7 +140,7 @@ impl SessionLink {
             printk::share_ids(&link.map);
             link.check_process();
             link.sync_types();
-            link.sync_sites();
+            link.sync_sites(0);
         }
         link
     }
@@ -142,8 +202,9 @@ impl SessionLink {
     /// (two loads, one bit test).
     #[inline(always)]
     pub(crate) fn before_write(&self, id: u16, depth: u32) {
-        if printk::site_count() != self.sites_synced.load(Ordering::Relaxed) {
-            self.sync_sites();
+        // Acquire: pairs with the Release store in `sync_sites`.
+        if printk::site_count() != self.sites_synced.load(Ordering::Acquire) {
+            self.sync_sites(depth);
         }
         if id >= FIRST_USER_ID && !is_set(&self.types, usize::from(id)) {
             self.publish_type(id, depth);
@@ -158,30 +219,33 @@ impl SessionLink {
             self.sync_types();
         }
         if let Some(ty) = Registry::global().get(id) {
-            self.put_type(ty);
+            self.put_type(ty, depth);
         }
     }
 
     /// Appends `ty`'s table record (system, NUL, format text) unless it is
-    /// published already. No allocation: the text is measured, then
-    /// formatted straight into the table. Async-signal-safe.
-    fn put_type(&self, ty: &EventType) {
-        if !claim(&self.types, usize::from(ty.id)) {
-            return;
-        }
-        let mut count = CountBytes(0);
-        let _ = ty.write_format(&mut count);
-        let system = ty.system.as_bytes();
-        let len = system.len() + 1 + count.0;
-        // A full table counts the loss itself (`table_full`); the type
-        // stays claimed, as a printk site does: a retry would fail the same
-        // way.
-        let _ = super::table::append_with(&self.map, KIND_EVENT, len, |dst| {
-            let (head, text) = dst.split_at_mut(system.len() + 1);
-            head[..system.len()].copy_from_slice(system);
-            head[system.len()] = 0;
-            let mut out = SliceWriter { buf: text, at: 0 };
-            ty.write_format(&mut out).is_ok() && out.at == out.buf.len()
+    /// published already (see `publish`); `depth` is the caller's signal
+    /// nesting. No allocation: the text is measured, then formatted
+    /// straight into the table. Async-signal-safe.
+    fn put_type(&self, ty: &EventType, depth: u32) {
+        let id = usize::from(ty.id);
+        publish(&self.types, &self.types_claimed, id, depth, || {
+            #[cfg(test)]
+            tests::publishing(&self.map, KIND_EVENT, u32::from(ty.id));
+            let mut count = CountBytes(0);
+            let _ = ty.write_format(&mut count);
+            let system = ty.system.as_bytes();
+            let len = system.len() + 1 + count.0;
+            // A full table counts the loss itself (`table_full`); the type
+            // is marked all the same, as a printk site is: a retry would
+            // fail the same way.
+            let _ = super::table::append_with(&self.map, KIND_EVENT, len, |dst| {
+                let (head, text) = dst.split_at_mut(system.len() + 1);
+                head[..system.len()].copy_from_slice(system);
+                head[system.len()] = 0;
+                let mut out = SliceWriter { buf: text, at: 0 };
+                ty.write_format(&mut out).is_ok() && out.at == out.buf.len()
+            });
         });
     }
 
@@ -189,15 +253,16 @@ impl SessionLink {
     pub(crate) fn sync_types(&self) {
         for ty in Registry::global().iter() {
             if ty.id >= FIRST_USER_ID {
-                self.put_type(ty);
+                self.put_type(ty, 0);
             }
         }
     }
 
-    /// Publishes every printk site not yet published. Async-signal-safe:
-    /// atomics and copies into the mapping.
+    /// Publishes every printk site not yet published (see `publish`);
+    /// `depth` is the caller's signal nesting. Async-signal-safe: atomics
+    /// and copies into the mapping.
     #[cold]
-    pub(crate) fn sync_sites(&self) {
+    pub(crate) fn sync_sites(&self, depth: u32) {
         let count = printk::site_count();
         for id in 1..count.min(printk::MAX_SITES as u32) {
             if is_set(&self.sites, id as usize) {
@@ -206,7 +271,9 @@ impl SessionLink {
             let Some(site) = printk::site_by_id(id) else {
                 continue;
             };
-            if claim(&self.sites, id as usize) {
+            publish(&self.sites, &self.sites_claimed, id as usize, depth, || {
+                #[cfg(test)]
+                tests::publishing(&self.map, KIND_PRINTK, id);
                 let fmt = site.format().as_bytes();
                 super::table::append(
                     &self.map,
@@ -219,9 +286,12 @@ impl SessionLink {
                         site.file().as_bytes(),
                     ],
                 );
-            }
+            });
         }
-        self.sites_synced.store(count, Ordering::Relaxed);
+        // Release: pairs with the Acquire load in `before_write`: a writer
+        // that finds the sites synced writes its record after their table
+        // records.
+        self.sites_synced.store(count, Ordering::Release);
     }
 
     /// Publishes a thread name.
@@ -233,7 +303,7 @@ impl SessionLink {
     pub(crate) fn detach(&self) {
         if self.writer && self.pid.load(Ordering::Relaxed) == std::process::id() {
             self.sync_types();
-            self.sync_sites();
+            self.sync_sites(0);
             super::mark_exited(&self.map);
         }
     }
@@ -249,6 +319,10 @@ impl SessionLink {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "link_tests.rs"]
+mod tests;
 
 /// An event type from its format text, leaked (a reader imports each type
 /// once, from a bounded table). `None` when the text does not parse or

@@ -158,6 +158,29 @@ impl TraceDatError {
         move |source| TraceDatError::Io { context, source }
     }
 
+    /// Whether reading goes on after this error: a damaged page
+    /// ([`TraceDatError::Page`]) costs only its own records (the record
+    /// iterators yield the error, then go on with the next page), and a
+    /// record that does not match its format ([`TraceDatError::Record`])
+    /// only itself. Any other error ends the read.
+    ///
+    /// ```
+    /// use ringtrace::tracedat::{PageError, TraceDatError};
+    /// let page = TraceDatError::Page {
+    ///     cpu: 0, page: 1, offset: 4096,
+    ///     source: PageError::TooShort { len: 3, header: 16 },
+    /// };
+    /// assert!(page.is_skippable());
+    /// assert!(!TraceDatError::BadMagic.is_skippable());
+    /// ```
+    #[must_use]
+    pub fn is_skippable(&self) -> bool {
+        matches!(
+            self,
+            TraceDatError::Page { .. } | TraceDatError::Record { .. }
+        )
+    }
+
     pub(crate) fn invalid(section: &'static str, offset: u64, reason: impl Into<String>) -> Self {
         TraceDatError::Invalid {
             section,

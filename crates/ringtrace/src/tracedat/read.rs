@@ -14,6 +14,14 @@
 //! [`TraceItem::Lost`] before its first record; unlike trace-cmd 3.1.6 we
 //! report it even when the page starts with a time extend or padding.
 //! Time stamps stay raw; [`TraceDatInfo::ts_ns`] applies TSC2NSEC.
+//!
+//! Damage costs only what it touches, as in `trace-cmd report`: a page
+//! whose header or events cannot be parsed yields one
+//! [`TraceDatError::Page`] in its place (after the records read before the
+//! bad event), and the iterators go on with the next page; a record that
+//! does not match its format fails [`TraceDatInfo::decode`] alone. A reader
+//! counts these ([`TraceDatError::is_skippable`]) and goes on. Errors of the
+//! file itself (I/O, data cut short) end the iteration.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -969,7 +977,9 @@ struct CpuCursor {
     page_size: u64,
     layout: PageLayout,
     next_page: u64,
-    items: VecDeque<TraceItem>,
+    /// Items of the current page in file order; a damaged page's error
+    /// takes the place of the records it lost.
+    items: VecDeque<Result<TraceItem, TraceDatError>>,
 }
 
 impl CpuCursor {
@@ -993,7 +1003,7 @@ impl CpuCursor {
     ) -> Result<Option<TraceItem>, TraceDatError> {
         loop {
             if let Some(item) = self.items.pop_front() {
-                return Ok(Some(item));
+                return item.map(Some);
             }
             let start = self.next_page.saturating_mul(self.page_size);
             if start >= self.data.size {
@@ -1023,30 +1033,37 @@ impl CpuCursor {
                 offset,
                 source,
             };
+            // A damaged page is an error in its place; the next call goes
+            // on with the next page.
             let (header, events) = parse_page(&buf, self.layout).map_err(page_err)?;
             if header.missed_events {
-                self.items.push_back(TraceItem::Lost {
+                self.items.push_back(Ok(TraceItem::Lost {
                     cpu,
                     ts: header.time_stamp,
                     page,
                     count: header.lost_count,
-                });
+                }));
             }
             for ev in events {
-                let ev = ev.map_err(page_err)?;
-                self.items.push_back(TraceItem::Event(Record {
-                    cpu,
-                    ts: ev.ts,
-                    page,
-                    file_offset: offset + ev.offset as u64,
-                    data: ev.payload.to_vec(),
+                // The page iterator stops after its error: the rest of the
+                // page is skipped.
+                self.items.push_back(ev.map_err(page_err).map(|ev| {
+                    TraceItem::Event(Record {
+                        cpu,
+                        ts: ev.ts,
+                        page,
+                        file_offset: offset + ev.offset as u64,
+                        data: ev.payload.to_vec(),
+                    })
                 }));
             }
         }
     }
 }
 
-/// Records of one CPU in file order; stops after the first error.
+/// Records of one CPU in file order. A damaged page yields one error
+/// ([`TraceDatError::is_skippable`]) and reading goes on with the next
+/// page; after any other error the iterator ends.
 #[derive(Debug)]
 pub struct CpuRecords<'a, R> {
     src: &'a mut R,
@@ -1069,14 +1086,16 @@ impl<R: Read + Seek> Iterator for CpuRecords<'_, R> {
                 None
             }
             Err(e) => {
-                self.done = true;
+                self.done = !e.is_skippable();
                 Some(Err(e))
             }
         }
     }
 }
 
-/// All CPUs merged by time stamp; stops after the first error.
+/// All CPUs merged by time stamp. A damaged page yields one error
+/// ([`TraceDatError::is_skippable`]) and reading goes on; after any other
+/// error the iterator ends.
 #[derive(Debug)]
 pub struct MergedRecords<'a, R> {
     src: &'a mut R,
@@ -1121,7 +1140,7 @@ impl<R: Read + Seek> Iterator for MergedRecords<'_, R> {
                 None
             }
             Err(e) => {
-                self.done = true;
+                self.done = !e.is_skippable();
                 Some(Err(e))
             }
         }

@@ -11,6 +11,7 @@
 //! v6: header | header_page/event | formats | kallsyms | printk | cmdlines
 //!     | u32 cpus | "options  " options u16 0 | "flyrecord" | CPU table (patched)
 //!     | trace clock | pad | CPU0 pages | pad | CPU1 pages ...
+//!     (the pad after the clock is there without pages too)
 //! v7: header (options offset patched) | STRINGS | HEADER_INFO | FTRACE_EVENTS
 //!     | EVENT_FORMATS | KALLSYMS | PRINTK | CMDLINES
 //!     | BUFFER section header (size patched) | pad | CPU0 pages | pad | CPU1 ...
@@ -515,6 +516,13 @@ impl<W: Write + Seek> TraceDatWriter<W> {
         let end;
         match self.version {
             TraceDatVersion::V6 => {
+                // The data starts at the next aligned offset after the
+                // trace clock, even when there is no page: `trace-cmd dump`
+                // reads up to it (an empty file ending at the clock "cannot
+                // read the rest of the header").
+                if self.current.is_none() {
+                    self.pad_to(self.align)?;
+                }
                 end = self.pos;
                 let mut t = Vec::with_capacity(16 * self.blocks.len());
                 for b in &self.blocks {
