@@ -257,9 +257,7 @@ impl Tracer {
                 })
             }
             None => {
-                self.inner
-                    .refused_no_context
-                    .fetch_add(1, Ordering::Relaxed);
+                self.inner.count_refused_no_context();
                 Err(RecordError::NoContext {
                     max: self.inner.slots.len(),
                 })
@@ -833,7 +831,7 @@ fn lease_current_thread(inner: &Arc<Inner>) -> Result<usize, RecordError> {
         }
     };
     let Some(ring) = inner.lease_ring(tid) else {
-        inner.refused_no_context.fetch_add(1, Ordering::Relaxed);
+        inner.count_refused_no_context();
         return Err(RecordError::NoContext {
             max: inner.slots.len(),
         });
