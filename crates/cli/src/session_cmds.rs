@@ -148,6 +148,11 @@ pub struct RecordArgs {
     /// Session name (default: the program's file name).
     #[arg(long)]
     pub name: Option<String>,
+    /// Directory of the session file (default: $RINGTRACE_SHM_DIR, else
+    /// /dev/shm): another tmpfs when /dev/shm is too small. Other commands
+    /// find it there with RINGTRACE_SHM_DIR=DIR (or the file's path).
+    #[arg(long, value_name = "DIR")]
+    pub shm_dir: Option<PathBuf>,
     /// Keep the session file after the program ends (always kept without -o).
     #[arg(long)]
     pub keep: bool,
@@ -309,6 +314,26 @@ impl Opened {
         Some(msg)
     }
 
+    /// Events the writer processes refused for want of a free context
+    /// (all of them: a forked child's too), as a sentence; `None` if none.
+    fn refusals(&self) -> Option<String> {
+        let (refused, untraced) = self.tracer.session_refused()?;
+        if refused == 0 && untraced == 0 {
+            return None;
+        }
+        let mut m = format!(
+            "{refused} event(s) lost before reaching a ring: refused for want of a free \
+             context (all {} were in use; raise --contexts)",
+            self.tracer.max_contexts()
+        );
+        if untraced > 0 {
+            m.push_str(&format!(
+                "; {untraced} process(es) ran untraced: the session's process table was full"
+            ));
+        }
+        Some(m)
+    }
+
     /// Sum over the rings of the events lost (overrun, dropped, commit
     /// overrun) according to the ring counters.
     fn ring_losses(&self) -> u64 {
@@ -438,6 +463,9 @@ fn summary(o: &Opened, stats: &DrainStats, out: &Path) {
         o.ring_losses(),
         out.display()
     );
+    if let Some(m) = o.refusals() {
+        eprintln!("ringtrace: {}: {m}", o.path.display());
+    }
 }
 
 /// `ringtrace record`.
@@ -486,6 +514,7 @@ pub fn record(a: RecordArgs) -> Result<()> {
         ClockArg::Tsc => ClockKind::Tsc,
     };
     cfg.take_over_exited = a.take_over_exited;
+    cfg.dir = a.shm_dir.clone();
     if let Some(mb) = a.flight_recorder {
         cfg.mode = Mode::Overwrite;
         cfg.take_over_exited = true;
@@ -775,9 +804,23 @@ pub fn pipe(a: SessionArg) -> Result<()> {
     let rerr = |e: ringtrace_ring::ReadError| failed(&o.path, format!("reading: {e}"));
     let mut last_import = Instant::now() - Duration::from_secs(1);
     let mut finishing = false;
+    // Refusals (no free context) belong to no ring: a line of their own.
+    let mut refused_seen = 0;
+    let mut refused_line = |out: &mut dyn Write| {
+        let now = o.tracer.session_refused().map_or(0, |r| r.0);
+        if now > refused_seen {
+            let _ = writeln!(
+                out,
+                "[LOST {} EVENTS: refused, no free context]",
+                now - refused_seen
+            );
+            refused_seen = now;
+        }
+    };
     while !STOP.load(Ordering::Relaxed) {
         if last_import.elapsed() >= Duration::from_millis(50) {
             o.tracer.import_session_tables();
+            refused_line(&mut out);
             last_import = Instant::now();
             let st = o.state().0;
             if !finishing && matches!(st, SessionState::Exited | SessionState::Dead) {
@@ -816,6 +859,7 @@ pub fn pipe(a: SessionArg) -> Result<()> {
             let _ = writeln!(out, "CPU:{r} [LOST {n} EVENTS]");
         }
     }
+    refused_line(&mut out);
     let _ = out.flush();
     if finishing {
         eprintln!(
@@ -911,6 +955,9 @@ pub fn stat(session: &str) -> Result<()> {
             "contexts reclaimed from dead writer processes: {slots} ({lost} event(s) they were \
              writing counted as dropped)"
         );
+    }
+    if let Some(m) = o.refusals() {
+        let _ = writeln!(out, "refused: {m}");
     }
     let imp = o.tracer.import_session_tables();
     if o.table_full > 0 || imp.malformed > 0 {
