@@ -10,7 +10,11 @@
 //! permitted the test FAILS, saying why, unless `RINGTRACE_TEST_NO_MOUNT=1`
 //! documents the skip (then it prints that it skipped).
 //!
-//! `harness = false`: `main` runs the test, or (`prog ...`) the traced
+//! Also (no mount needed): the events a forked child of the program could
+//! not record for want of a free context are reported by `record`'s
+//! summary, `stat` and `pipe`.
+//!
+//! `harness = false`: `main` runs the tests, or (`prog ...`) the traced
 //! program.
 
 use std::io::Write;
@@ -27,6 +31,9 @@ const HANG_GUARD: Duration = Duration::from_secs(120);
 /// writes `n` events from two threads into the default tracer (the
 /// session `record` made).
 fn prog(args: &[String]) {
+    if args[0] == "forkrefuse" {
+        return fork_refuse(args[1].parse().unwrap());
+    }
     let go = Path::new(&args[0]);
     let n: u64 = args[1].parse().unwrap();
     std::fs::write(go.with_extension("ready"), b"").unwrap();
@@ -46,6 +53,34 @@ fn prog(args: &[String]) {
     });
     let st = ringtrace::global().unwrap().stats();
     println!("wrote {} refused {}", 2 * n, st.refused_no_context);
+}
+
+/// The traced program of `refusals_are_reported`: records one event (so
+/// the only context is its), then forks a child that tries `n` events, all
+/// refused, and waits for it.
+fn fork_refuse(n: u32) {
+    ringtrace::trace!("parent");
+    // SAFETY: this program has one thread; the child only records and
+    // leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let refused = (0..n)
+            .filter(|&i| {
+                ringtrace::global()
+                    .unwrap()
+                    .record(&ringtrace::bprintk!("child %u", i))
+                    .is_err()
+            })
+            .count();
+        // SAFETY: ends the child at once (its refusals are in the session).
+        unsafe { libc::_exit(i32::from(refused != n as usize)) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child into a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    println!("child refused {n}");
 }
 
 fn ringtrace_bin() -> &'static str {
@@ -279,25 +314,94 @@ fn a_filled_file_system_never_faults_the_program(fs: &Tmpfs) {
     );
 }
 
+/// One context, taken by the program; its forked child's 500 events are
+/// refused. `record`'s summary, `stat` and `pipe` report them, from the
+/// count in the session (the child's own count died with it).
+fn refusals_are_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let dat = d.path().join("r.dat");
+    let me = std::env::current_exe().unwrap();
+    let o = Command::new(ringtrace_bin())
+        .args(["record", "--contexts", "1", "-b", "16", "--keep", "--name", "refusals", "-o"])
+        .arg(&dat)
+        .arg("--")
+        .arg(&me)
+        .args(["prog", "forkrefuse", "500"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.contains("child refused 500"), "{stdout}");
+    assert!(
+        stderr.contains("500 event(s) lost before reaching a ring: refused for want of a free context"),
+        "{stderr}"
+    );
+    let session = stderr
+        .lines()
+        .find_map(|l| l.split("session kept: ").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{stderr}"))
+        .to_string();
+    let stat = Command::new(ringtrace_bin()).args(["stat", &session]).output().unwrap();
+    let st = text(&stat.stdout);
+    assert!(st.contains("refused: 500 event(s)"), "{st}{}", text(&stat.stderr));
+    let pipe = Command::new(ringtrace_bin()).args(["pipe", &session]).output().unwrap();
+    let p = text(&pipe.stdout);
+    assert!(
+        p.lines().any(|l| l == "[LOST 500 EVENTS: refused, no free context]"),
+        "{p}{}",
+        text(&pipe.stderr)
+    );
+    let rm = Command::new(ringtrace_bin()).args(["remove", &session]).output().unwrap();
+    assert!(rm.status.success(), "{}", text(&rm.stderr));
+    println!("  500 refusals of a forked child in the summary, stat and pipe");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("prog") {
         prog(&args[2..]);
         return;
     }
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    println!("test refusals_are_reported ...");
+    if std::panic::catch_unwind(refusals_are_reported).is_ok() {
+        println!("test refusals_are_reported ... ok");
+        passed += 1;
+    } else {
+        println!("test refusals_are_reported ... FAILED");
+        failed += 1;
+    }
     println!("test small_shm ...");
-    let Some(fs) = Tmpfs::mount("16m") else {
-        println!("test small_shm ... skipped\n\ntest result: ok. 0 passed; 0 failed; 1 ignored");
-        return;
-    };
-    let r = std::panic::catch_unwind(|| {
-        default_sizes_fail_before_the_program_starts(&fs);
-        a_filled_file_system_never_faults_the_program(&fs);
-    });
-    drop(fs);
-    if r.is_err() {
-        println!("test small_shm ... FAILED\n\ntest result: FAILED. 0 passed; 1 failed");
+    match std::panic::catch_unwind(|| Tmpfs::mount("16m")) {
+        Ok(Some(fs)) => {
+            let r = std::panic::catch_unwind(|| {
+                default_sizes_fail_before_the_program_starts(&fs);
+                a_filled_file_system_never_faults_the_program(&fs);
+            });
+            drop(fs);
+            if r.is_ok() {
+                println!("test small_shm ... ok");
+                passed += 1;
+            } else {
+                println!("test small_shm ... FAILED");
+                failed += 1;
+            }
+        }
+        Ok(None) => {
+            println!("test small_shm ... skipped (RINGTRACE_TEST_NO_MOUNT=1)");
+            skipped += 1;
+        }
+        Err(_) => {
+            println!("test small_shm ... FAILED");
+            failed += 1;
+        }
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed; {skipped} ignored",
+        if failed == 0 { "ok" } else { "FAILED" }
+    );
+    if failed > 0 {
         std::process::exit(101);
     }
-    println!("test small_shm ... ok\n\ntest result: ok. 1 passed; 0 failed");
 }
