@@ -224,7 +224,16 @@ fn a_filled_file_system_never_faults_the_program(fs: &Tmpfs) {
         .arg("record")
         .arg("--shm-dir")
         .arg(fs.path())
-        .args(["-b", "64", "--contexts", "4", "--mode", "overwrite", "--name", "small"])
+        .args([
+            "-b",
+            "64",
+            "--contexts",
+            "4",
+            "--mode",
+            "overwrite",
+            "--name",
+            "small",
+        ])
         .arg("--")
         .arg(&me)
         .arg("prog")
@@ -271,7 +280,10 @@ fn a_filled_file_system_never_faults_the_program(fs: &Tmpfs) {
     let o = wait_bounded(&mut rec, "record");
     let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
     assert!(o.status.success(), "{}: {stderr}", o.status);
-    assert!(stdout.contains(&format!("wrote {} refused 0", 2 * n)), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("wrote {} refused 0", 2 * n)),
+        "{stdout}\n{stderr}"
+    );
     // The kept session is found by name in RINGTRACE_SHM_DIR and read.
     let list = Command::new(ringtrace_bin())
         .arg("list")
@@ -322,7 +334,17 @@ fn refusals_are_reported() {
     let dat = d.path().join("r.dat");
     let me = std::env::current_exe().unwrap();
     let o = Command::new(ringtrace_bin())
-        .args(["record", "--contexts", "1", "-b", "16", "--keep", "--name", "refusals", "-o"])
+        .args([
+            "record",
+            "--contexts",
+            "1",
+            "-b",
+            "16",
+            "--keep",
+            "--name",
+            "refusals",
+            "-o",
+        ])
         .arg(&dat)
         .arg("--")
         .arg(&me)
@@ -333,7 +355,9 @@ fn refusals_are_reported() {
     assert!(o.status.success(), "{stderr}");
     assert!(stdout.contains("child refused 500"), "{stdout}");
     assert!(
-        stderr.contains("500 event(s) lost before reaching a ring: refused for want of a free context"),
+        stderr.contains(
+            "500 event(s) lost before reaching a ring: refused for want of a free context"
+        ),
         "{stderr}"
     );
     let session = stderr
@@ -342,17 +366,31 @@ fn refusals_are_reported() {
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_else(|| panic!("{stderr}"))
         .to_string();
-    let stat = Command::new(ringtrace_bin()).args(["stat", &session]).output().unwrap();
+    let stat = Command::new(ringtrace_bin())
+        .args(["stat", &session])
+        .output()
+        .unwrap();
     let st = text(&stat.stdout);
-    assert!(st.contains("refused: 500 event(s)"), "{st}{}", text(&stat.stderr));
-    let pipe = Command::new(ringtrace_bin()).args(["pipe", &session]).output().unwrap();
+    assert!(
+        st.contains("refused: 500 event(s)"),
+        "{st}{}",
+        text(&stat.stderr)
+    );
+    let pipe = Command::new(ringtrace_bin())
+        .args(["pipe", &session])
+        .output()
+        .unwrap();
     let p = text(&pipe.stdout);
     assert!(
-        p.lines().any(|l| l == "[LOST 500 EVENTS: refused, no free context]"),
+        p.lines()
+            .any(|l| l == "[LOST 500 EVENTS: refused, no free context]"),
         "{p}{}",
         text(&pipe.stderr)
     );
-    let rm = Command::new(ringtrace_bin()).args(["remove", &session]).output().unwrap();
+    let rm = Command::new(ringtrace_bin())
+        .args(["remove", &session])
+        .output()
+        .unwrap();
     assert!(rm.status.success(), "{}", text(&rm.stderr));
     println!("  500 refusals of a forked child in the summary, stat and pipe");
 }

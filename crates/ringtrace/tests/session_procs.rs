@@ -199,7 +199,9 @@ fn a_full_process_table_makes_a_writer_run_untraced() {
             let t = Tracer::attach_session(Session::open(&path).unwrap()).unwrap();
             let mut refused = 0;
             for i in 0..100u32 {
-                if t.record(&ringtrace::bprintk!("unregistered %u", i)).is_err() {
+                if t.record(&ringtrace::bprintk!("unregistered %u", i))
+                    .is_err()
+                {
                     refused += 1;
                 }
             }
@@ -263,8 +265,10 @@ fn rings_of_gone_processes_are_taken_over_in_every_mode() {
             let kid = fork_child(move || {
                 let t = Tracer::attach_session(Session::open(&path).unwrap()).unwrap();
                 let me = std::process::id();
-                let ok =
-                    (0..per).all(|i| t.record(&ringtrace::bprintk!("kid %u seq %u", me, i)).is_ok());
+                let ok = (0..per).all(|i| {
+                    t.record(&ringtrace::bprintk!("kid %u seq %u", me, i))
+                        .is_ok()
+                });
                 if k % 2 == 0 {
                     drop(t);
                 } else {
@@ -272,7 +276,11 @@ fn rings_of_gone_processes_are_taken_over_in_every_mode() {
                 }
                 i32::from(!ok)
             });
-            assert_eq!(wait_child(kid), 0, "{mode:?}: child {k} was refused a context");
+            assert_eq!(
+                wait_child(kid),
+                0,
+                "{mode:?}: child {k} was refused a context"
+            );
             pids.push(kid as u32);
         }
         let (r, lines) = read_all(&path);
@@ -302,7 +310,10 @@ fn rings_of_gone_processes_are_taken_over_in_every_mode() {
             .sum();
         assert_eq!(lost, 0, "{mode:?}");
         assert_eq!(r.session_refused(), Some((0, 0)), "{mode:?}");
-        println!("  {mode:?}: {kids} processes through 2 contexts, all {} events kept", kids * per);
+        println!(
+            "  {mode:?}: {kids} processes through 2 contexts, all {} events kept",
+            kids * per
+        );
     }
 }
 
@@ -372,12 +383,25 @@ fn session_with_holes_is_refused_and_the_program_runs_untraced() {
         std::thread::sleep(Duration::from_millis(5));
     };
     let (mut out, mut err) = (String::new(), String::new());
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(status.success(), "{status}: {err}");
     assert_eq!(out, "done\n");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("allocated") && err.contains(SESSION_ENV), "{err}");
+    assert!(
+        err.contains("allocated") && err.contains(SESSION_ENV),
+        "{err}"
+    );
     println!("  a session with holes is refused; the program ran untraced");
 }
 

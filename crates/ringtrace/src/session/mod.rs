@@ -356,7 +356,8 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 /// have: a full tmpfs then refuses here, not with SIGBUS later.
 fn reserve(file: &File, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let len =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: a plain system call on an fd we own; no memory is passed.
     // (glibc emulates it by writing where the file system lacks fallocate.)
     match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
@@ -793,16 +794,14 @@ impl Session {
         let made = (|| {
             // Every byte reserved now: a writer never faults on a page
             // the file system cannot back (see `Session::open`).
-            reserve(&file, total_size).map_err(|source| {
-                match source.raw_os_error() {
-                    Some(libc::ENOSPC) | Some(libc::EFBIG) => SessionError::NoSpace {
-                        path: path.display().to_string(),
-                        dir: dir.clone(),
-                        needed: total_size,
-                        free: free_bytes(&dir).unwrap_or(0),
-                    },
-                    _ => io_err("reserving its memory (posix_fallocate)")(source),
-                }
+            reserve(&file, total_size).map_err(|source| match source.raw_os_error() {
+                Some(libc::ENOSPC) | Some(libc::EFBIG) => SessionError::NoSpace {
+                    path: path.display().to_string(),
+                    dir: dir.clone(),
+                    needed: total_size,
+                    free: free_bytes(&dir).unwrap_or(0),
+                },
+                _ => io_err("reserving its memory (posix_fallocate)")(source),
             })?;
             let map = memmap2::MmapOptions::new()
                 .len(ring_offset as usize)
