@@ -208,14 +208,14 @@ pub enum SessionError {
     /// of a hole once its file system is full.
     #[error(
         "session {path}: only {allocated} of its {size} bytes are allocated (the file has \
-         holes): refused, since writing it could fault (SIGBUS) when the file system fills"
+         holes): refused, since touching a hole could fault (SIGBUS) when the file system is full"
     )]
     NotBacked {
         /// The session file.
         path: String,
         /// Bytes allocated (`st_blocks * 512`).
         allocated: u64,
-        /// Bytes the layout needs.
+        /// Bytes of the file.
         size: u64,
     },
     /// The configuration is not valid.
@@ -904,6 +904,19 @@ impl Session {
                 reason: format!("{} bytes: too short for a session header", meta.len()),
             });
         }
+        // Every byte must be allocated (as `create` does), checked before
+        // anything is mapped: touching a hole through a mapping, even to
+        // read it, needs a page, and a full file system answers with
+        // SIGBUS, killing the traced program or the reader. (The layout
+        // must fit in the file, so all of the file is checked.)
+        let allocated = meta.blocks().saturating_mul(512);
+        if allocated < meta.len() {
+            return Err(SessionError::NotBacked {
+                path: p,
+                allocated,
+                size: meta.len(),
+            });
+        }
         let map = memmap2::MmapOptions::new()
             .len(HEADER_SIZE)
             .map_raw(&file)
@@ -916,17 +929,7 @@ impl Session {
                 me,
             });
         }
-        // Every byte must be allocated (as `create` does): a hole would be
-        // backed on first touch, and a full file system answers that touch
-        // with SIGBUS, killing the traced program or the reader.
-        let allocated = meta.blocks().saturating_mul(512);
-        if allocated < layout.total_size {
-            return Err(SessionError::NotBacked {
-                path: p,
-                allocated,
-                size: layout.total_size,
-            });
-        }
+
         drop(map);
         let map = memmap2::MmapOptions::new()
             .len(layout.ring_offset as usize)
