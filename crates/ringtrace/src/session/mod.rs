@@ -739,6 +739,10 @@ impl Session {
             .page_size(cfg.page_size)
             .bytes_per_ring(cfg.bytes_per_context)
             .mode(cfg.mode);
+        // No room to grow: a session's rings are never resized, and every
+        // byte of the file is reserved (`reserve`), so room for growth
+        // would cost memory (three times the rings) for nothing.
+        let ring_cfg = ring_cfg.max_pages_per_ring(ring_cfg.pages_per_ring);
         let ring_size =
             RingBuffer::region_size(&ring_cfg).map_err(|e| SessionError::Config(e.to_string()))?;
         let slots_offset = HEADER_SIZE;
@@ -1830,6 +1834,14 @@ mod tests {
         assert_eq!(o.state(), SessionState::Alive);
         s.mark_exited();
         assert_eq!(o.state(), SessionState::Exited);
+        // The rings have no room to grow: all of the file is reserved.
+        let rings = Config::new(2).bytes_per_ring(8192);
+        let fixed = rings.max_pages_per_ring(rings.pages_per_ring);
+        assert_eq!(
+            s.layout().ring_size,
+            RingBuffer::region_size(&fixed).unwrap()
+        );
+        assert!(s.layout().ring_size < RingBuffer::region_size(&rings).unwrap());
         // The same name again: another file (a random suffix, O_EXCL).
         let again = Session::create(&cfg(d.path())).unwrap();
         assert_ne!(again.path(), s.path());
