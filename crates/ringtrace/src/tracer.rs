@@ -482,19 +482,16 @@ impl Inner {
         }
         // Rings of gone processes, the one written longest ago first;
         // another process may take the chosen one first: then the next.
-        let mut orphans: Vec<(usize, u64)> =
+        let mut orphans: Vec<(usize, u32, u64)> =
             crate::session::orphaned_rings(&l.map, self.buf.rings(), owner)
                 .into_iter()
-                .map(|i| (i, self.buf.stats(i).map_or(u64::MAX, |st| st.now_ts)))
+                .map(|(i, v)| (i, v, self.buf.stats(i).map_or(u64::MAX, |st| st.now_ts)))
                 .collect();
-        orphans.sort_by_key(|&(_, ts)| ts);
-        for (i, _) in orphans {
-            let v = self.slots[i].load(Ordering::Relaxed);
-            if slot_state(v) == EXITED && self.claim(i, v, tid, owner, Some(&self.takeovers)) {
-                return Some(i);
-            }
-        }
-        None
+        orphans.sort_by_key(|&(_, _, ts)| ts);
+        orphans
+            .into_iter()
+            .find(|&(i, v, _)| self.claim(i, v, tid, owner, Some(&self.takeovers)))
+            .map(|(i, _, _)| i)
     }
 
     /// Counts an event refused for want of a context: here, and in the

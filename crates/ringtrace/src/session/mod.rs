@@ -1242,8 +1242,10 @@ pub(crate) fn register_process(map: &SessionMap) -> Option<usize> {
 /// after their events, which stay until read, overwritten or, in
 /// producer/consumer mode, the new writer's own events are dropped when
 /// the ring is full (each counted). `own` is the caller's entry + 1,
-/// whose rings are never in the list.
-pub(crate) fn orphaned_rings(map: &SessionMap, rings: usize, own: usize) -> Vec<usize> {
+/// whose rings are never in the list. Each ring comes with its slot word
+/// as seen, for the claim's compare-and-swap (which fails if the slot
+/// changed since, e.g. was leased and handed back by a live process).
+pub(crate) fn orphaned_rings(map: &SessionMap, rings: usize, own: usize) -> Vec<(usize, u32)> {
     use crate::tracer::{slot_owner, slot_state, EXITED};
     let procs = map.procs();
     let mut verdicts: Vec<Option<bool>> = vec![None; procs.len()];
@@ -1261,7 +1263,7 @@ pub(crate) fn orphaned_rings(map: &SessionMap, rings: usize, own: usize) -> Vec<
             o => *verdicts[o - 1].get_or_insert_with(|| entry_gone(&procs[o - 1])),
         };
         if gone {
-            out.push(i);
+            out.push((i, v));
         }
     }
     out
