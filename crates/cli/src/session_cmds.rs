@@ -314,21 +314,43 @@ impl Opened {
         Some(msg)
     }
 
-    /// Events the writer processes refused for want of a free context
-    /// (all of them: a forked child's too), as a sentence; `None` if none.
+    /// Events the writer processes refused (all of them: a forked
+    /// child's too), as a sentence saying why; `None` if none.
     fn refusals(&self) -> Option<String> {
-        let (refused, untraced) = self.tracer.session_refused()?;
-        if refused == 0 && untraced == 0 {
+        let r = self.tracer.session_refused()?;
+        if r.events() == 0 && r.untraced_processes == 0 {
             return None;
         }
+        let mut why = Vec::new();
+        if r.no_context > 0 {
+            why.push(format!(
+                "{} refused for want of a free context (all {} were in use; raise --contexts)",
+                r.no_context,
+                self.tracer.max_contexts()
+            ));
+        }
+        if r.in_signal_handler > 0 {
+            why.push(format!(
+                "{} refused in a signal handler on a thread that had no context yet \
+                 (record once on the thread before)",
+                r.in_signal_handler
+            ));
+        }
+        if r.other > 0 {
+            why.push(format!(
+                "{} refused as too large for a page or not encodable",
+                r.other
+            ));
+        }
         let mut m = format!(
-            "{refused} event(s) lost before reaching a ring: refused for want of a free \
-             context (all {} were in use; raise --contexts)",
-            self.tracer.max_contexts()
+            "{} event(s) lost before reaching a ring: {}",
+            r.events(),
+            why.join(", ")
         );
-        if untraced > 0 {
+        if r.untraced_processes > 0 {
             m.push_str(&format!(
-                "; {untraced} process(es) ran untraced: the session's process table was full"
+                "; {} process(es) ran untraced: the session's process table was full",
+                r.untraced_processes
             ));
         }
         Some(m)
@@ -804,14 +826,14 @@ pub fn pipe(a: SessionArg) -> Result<()> {
     let rerr = |e: ringtrace_ring::ReadError| failed(&o.path, format!("reading: {e}"));
     let mut last_import = Instant::now() - Duration::from_secs(1);
     let mut finishing = false;
-    // Refusals (no free context) belong to no ring: a line of their own.
+    // Refused events belong to no ring: a line of their own.
     let mut refused_seen = 0;
     let mut refused_line = |out: &mut dyn Write| {
-        let now = o.tracer.session_refused().map_or(0, |r| r.0);
+        let now = o.tracer.session_refused().map_or(0, |r| r.events());
         if now > refused_seen {
             let _ = writeln!(
                 out,
-                "[LOST {} EVENTS: refused, no free context]",
+                "[LOST {} EVENTS: refused before reaching a ring]",
                 now - refused_seen
             );
             refused_seen = now;

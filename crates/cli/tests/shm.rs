@@ -356,7 +356,7 @@ fn refusals_are_reported() {
     assert!(stdout.contains("child refused 500"), "{stdout}");
     assert!(
         stderr.contains(
-            "500 event(s) lost before reaching a ring: refused for want of a free context"
+            "500 event(s) lost before reaching a ring: 500 refused for want of a free context"
         ),
         "{stderr}"
     );
@@ -383,7 +383,7 @@ fn refusals_are_reported() {
     let p = text(&pipe.stdout);
     assert!(
         p.lines()
-            .any(|l| l == "[LOST 500 EVENTS: refused, no free context]"),
+            .any(|l| l == "[LOST 500 EVENTS: refused before reaching a ring]"),
         "{p}{}",
         text(&pipe.stderr)
     );

@@ -408,6 +408,17 @@ impl Cmdlines {
     }
 }
 
+/// Why an event was refused (the counters of [`TracerStats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `refused_no_context`.
+    NoContext,
+    /// `refused_in_signal_handler`.
+    InSignalHandler,
+    /// `refused_other`.
+    Other,
+}
+
 /// The shared state of a tracer. Threads' exit guards hold `Weak`s to it.
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -494,13 +505,19 @@ impl Inner {
             .map(|(i, _, _)| i)
     }
 
-    /// Counts an event refused for want of a context: here, and in the
-    /// session's shared memory where its readers see it.
+    /// Counts a refused event: here, and in the session's shared memory
+    /// where its readers see it. Async-signal-safe (atomics only).
     #[cold]
-    pub(crate) fn count_refused_no_context(&self) {
-        self.refused_no_context.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn count_refused(&self, why: Refusal) {
+        let local = match why {
+            Refusal::NoContext => &self.refused_no_context,
+            Refusal::InSignalHandler => &self.refused_in_signal_handler,
+            Refusal::Other => &self.refused_other,
+        };
+        // Relaxed: counters, ordering nothing.
+        local.fetch_add(1, Ordering::Relaxed);
         if let Some(l) = self.session.as_ref().filter(|l| l.writer) {
-            l.count_refused();
+            l.count_refused(why);
         }
     }
 

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ringtrace::session::{Session, SessionConfig, SessionError, SESSION_ENV};
+use ringtrace::session::{Session, SessionConfig, SessionError, SessionRefusals, SESSION_ENV};
 use ringtrace::{Mode, Tracer};
 
 /// Hang guard for waits on children (never a performance bound).
@@ -103,17 +103,35 @@ fn read_all(path: &Path) -> (Tracer, Vec<String>) {
     (t, lines)
 }
 
-/// A forked child whose every event is refused (the only context is
-/// leased by its live parent): the 500 refusals are counted in the
-/// session, where a reader in a third process sees them.
+extern "C" fn on_usr1(_: libc::c_int) {
+    let _s = ringtrace::signal_scope();
+    if let Some(t) = HANDLER_TRACER.get() {
+        let _ = t.record(&ringtrace::bprintk!("in handler"));
+    }
+}
+
+/// The tracer the SIGUSR1 handler records into.
+static HANDLER_TRACER: std::sync::OnceLock<&'static Tracer> = std::sync::OnceLock::new();
+
+/// No context for the events of a forked child (the only one is leased
+/// by its live parent), nor for its signal handler (its thread has no
+/// context yet): the child's refusals are counted in the session, where a
+/// reader sees them, each kind apart.
 fn refusals_of_a_forked_child_are_counted_in_the_session() {
     let d = tempfile::tempdir().unwrap();
     let s = Session::create(&cfg(d.path(), "refuse", 1, Mode::ProducerConsumer)).unwrap();
     let path = s.path().to_path_buf();
-    let t = Tracer::attach_session(s).unwrap();
-    ringtrace::trace!(tracer: &t, "parent %u", 7u32);
+    let t: &'static Tracer = Box::leak(Box::new(Tracer::attach_session(s).unwrap()));
+    ringtrace::trace!(tracer: t, "parent %u", 7u32);
     assert_eq!(t.stats().leases, 1);
     let kid = fork_child(|| {
+        let _ = HANDLER_TRACER.set(t);
+        // SAFETY: installs a handler that only records (async-signal-safe)
+        // and raises the signal on this thread.
+        unsafe {
+            libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t);
+            libc::raise(libc::SIGUSR1);
+        }
         let mut refused = 0;
         for i in 0..500u32 {
             if t.record(&ringtrace::bprintk!("child %u", i)).is_err() {
@@ -121,25 +139,41 @@ fn refusals_of_a_forked_child_are_counted_in_the_session() {
             }
         }
         // Its own count, and the session's (parent's none so far).
-        let own = t.stats().refused_no_context;
+        let own = t.stats();
         let shared = t.session_refused().unwrap();
-        i32::from(!(refused == 500 && own == 500 && shared == (500, 0)))
+        let want = SessionRefusals {
+            no_context: 500,
+            in_signal_handler: 1,
+            ..SessionRefusals::default()
+        };
+        i32::from(
+            !(refused == 500
+                && own.refused_no_context == 500
+                && own.refused_in_signal_handler == 1
+                && shared == want),
+        )
     });
     assert_eq!(wait_child(kid), 0, "the child's own counts");
     // The parent never refused anything itself; the session knows.
+    let want = SessionRefusals {
+        no_context: 500,
+        in_signal_handler: 1,
+        ..SessionRefusals::default()
+    };
     assert_eq!(t.stats().refused_no_context, 0);
-    assert_eq!(t.session_refused(), Some((500, 0)));
+    assert_eq!(t.session_refused(), Some(want));
     let o = Session::open(&path).unwrap();
-    assert_eq!(o.refused(), (500, 0));
+    assert_eq!(o.refused(), want);
+    assert_eq!(o.refused().events(), 501);
     drop(o);
     let (r, lines) = read_all(&path);
-    assert_eq!(r.session_refused(), Some((500, 0)));
+    assert_eq!(r.session_refused(), Some(want));
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].ends_with(": parent 7\n"), "{lines:?}");
     assert_eq!(check_accounting(&r), 0);
     let st = r.ring_stats(0).unwrap();
     assert_eq!((st.written, st.read), (1, 1), "{st:?}");
-    println!("  500 refusals of a forked child seen by a reader");
+    println!("  a forked child's 500 refusals and 1 in its signal handler seen by a reader");
 }
 
 /// 64 live processes fill the process table; a 65th writer finds no entry
@@ -216,7 +250,12 @@ fn a_full_process_table_makes_a_writer_run_untraced() {
         "{text}"
     );
     let o = Session::open(&path).unwrap();
-    assert_eq!(o.refused(), (100, 1));
+    let want = SessionRefusals {
+        no_context: 100,
+        untraced_processes: 1,
+        ..SessionRefusals::default()
+    };
+    assert_eq!(o.refused(), want);
     // No ring was leased (a reader would judge its writer by an entry it
     // does not have) and the session is alive: its 64 holders run.
     let r = Tracer::read_session(Session::open(&path).unwrap()).unwrap();
@@ -309,7 +348,11 @@ fn rings_of_gone_processes_are_taken_over_in_every_mode() {
             })
             .sum();
         assert_eq!(lost, 0, "{mode:?}");
-        assert_eq!(r.session_refused(), Some((0, 0)), "{mode:?}");
+        assert_eq!(
+            r.session_refused(),
+            Some(SessionRefusals::default()),
+            "{mode:?}"
+        );
         println!(
             "  {mode:?}: {kids} processes through 2 contexts, all {} events kept",
             kids * per

@@ -133,14 +133,19 @@ impl SessionLink {
         );
     }
 
-    /// Counts an event refused for want of a context in the session, where
-    /// every reader sees it (a forked child's refusals included).
+    /// Counts a refused event in the session, where every reader sees it
+    /// (a forked child's refusals included). Async-signal-safe.
     #[cold]
-    pub(crate) fn count_refused(&self) {
-        self.map
-            .header()
-            .refused_no_context
-            .fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn count_refused(&self, why: crate::tracer::Refusal) {
+        use crate::tracer::Refusal;
+        let h = self.map.header();
+        let c = match why {
+            Refusal::NoContext => &h.refused_no_context,
+            Refusal::InSignalHandler => &h.refused_in_signal_handler,
+            Refusal::Other => &h.refused_other,
+        };
+        // Relaxed: a counter, ordering nothing.
+        c.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The calling process's process-table entry + 1, registering it if

@@ -448,6 +448,40 @@ pub(crate) struct Header {
     /// and none of a gone process to take over) and ran untraced; their
     /// events are counted in `refused_no_context`.
     untraced_processes: AtomicU64,
+    /// Events refused in a signal handler on a thread that had no context
+    /// yet, by every writer process (as `refused_no_context`).
+    refused_in_signal_handler: AtomicU64,
+    /// Events refused for other reasons (a record that could not be
+    /// encoded or is larger than a page, a thread writing to too many
+    /// tracers), by every writer process.
+    refused_other: AtomicU64,
+}
+
+/// Events the writer processes of a session refused, so never reached a
+/// ring (the session-wide sums of each process's [`TracerStats`]
+/// refusals), and the processes that ran untraced.
+///
+/// [`TracerStats`]: crate::TracerStats
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionRefusals {
+    /// Refused for want of a free context (every one leased or holding
+    /// unread events), and every event of a process that ran untraced.
+    pub no_context: u64,
+    /// Refused in a signal handler on a thread that had no context yet.
+    pub in_signal_handler: u64,
+    /// Refused for other reasons: a record that could not be encoded or
+    /// is larger than a page, a thread writing to too many tracers.
+    pub other: u64,
+    /// Writer processes that found the session's process table full and
+    /// ran untraced.
+    pub untraced_processes: u64,
+}
+
+impl SessionRefusals {
+    /// Every refused event.
+    pub fn events(&self) -> u64 {
+        self.no_context + self.in_signal_handler + self.other
+    }
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -1035,10 +1069,9 @@ impl Session {
         )
     }
 
-    /// Events refused for want of a free context by all the session's
-    /// writer processes, and how many of those processes ran untraced
-    /// because the process table was full.
-    pub fn refused(&self) -> (u64, u64) {
+    /// Events refused by all the session's writer processes, and how many
+    /// of those processes ran untraced because the process table was full.
+    pub fn refused(&self) -> SessionRefusals {
         refused_of(&self.map)
     }
 
@@ -1074,12 +1107,14 @@ impl Session {
     }
 }
 
-fn refused_of(map: &SessionMap) -> (u64, u64) {
+fn refused_of(map: &SessionMap) -> SessionRefusals {
     let h = map.header();
-    (
-        h.refused_no_context.load(Ordering::Relaxed),
-        h.untraced_processes.load(Ordering::Relaxed),
-    )
+    SessionRefusals {
+        no_context: h.refused_no_context.load(Ordering::Relaxed),
+        in_signal_handler: h.refused_in_signal_handler.load(Ordering::Relaxed),
+        other: h.refused_other.load(Ordering::Relaxed),
+        untraced_processes: h.untraced_processes.load(Ordering::Relaxed),
+    }
 }
 
 fn processes_of(map: &SessionMap) -> Vec<ProcInfo> {
@@ -1696,11 +1731,11 @@ impl Tracer {
         ))
     }
 
-    /// Events refused for want of a free context by all the writer
-    /// processes of this tracer's session (not only this one), and how
-    /// many processes ran untraced because the session's process table was
-    /// full (`None` when not on a session). Readers report these as lost.
-    pub fn session_refused(&self) -> Option<(u64, u64)> {
+    /// Events refused by all the writer processes of this tracer's
+    /// session (not only this one), and how many processes ran untraced
+    /// because the session's process table was full (`None` when not on a
+    /// session). Readers report these as lost.
+    pub fn session_refused(&self) -> Option<SessionRefusals> {
         Some(refused_of(&self.inner.session.as_ref()?.map))
     }
 
