@@ -143,9 +143,12 @@ enum Cmd {
   ringtrace record -b 1024 --mode overwrite --clock tsc -o t.json -- ./myprog
   ringtrace record --flight-recorder 8 -o last.dat -- ./server   (kill -USR1 <ringtrace pid> dumps)
   ringtrace record -- ./myprog          (no -o: the session is kept; read it with pipe/show/extract)
+  ringtrace record --shm-dir /mnt/big -o t.dat -- ./myprog   (when /dev/shm is too small)
 
 The program attaches by itself when it uses the ringtrace library: the
-RINGTRACE_SESSION environment variable names the session file.")]
+RINGTRACE_SESSION environment variable names the session file. Sessions live
+in /dev/shm, or in RINGTRACE_SHM_DIR (or --shm-dir) when set; their memory is
+reserved up front, so a program never faults on a full /dev/shm.")]
     Record(session_cmds::RecordArgs),
     /// List the sessions on this machine: pid, state, size, owner.
     #[command(after_help = "Example:

@@ -148,6 +148,11 @@ pub struct RecordArgs {
     /// Session name (default: the program's file name).
     #[arg(long)]
     pub name: Option<String>,
+    /// Directory of the session file (default: $RINGTRACE_SHM_DIR, else
+    /// /dev/shm): another tmpfs when /dev/shm is too small. Other commands
+    /// find it there with RINGTRACE_SHM_DIR=DIR (or the file's path).
+    #[arg(long, value_name = "DIR")]
+    pub shm_dir: Option<PathBuf>,
     /// Keep the session file after the program ends (always kept without -o).
     #[arg(long)]
     pub keep: bool,
@@ -309,6 +314,48 @@ impl Opened {
         Some(msg)
     }
 
+    /// Events the writer processes refused (all of them: a forked
+    /// child's too), as a sentence saying why; `None` if none.
+    fn refusals(&self) -> Option<String> {
+        let r = self.tracer.session_refused()?;
+        if r.events() == 0 && r.untraced_processes == 0 {
+            return None;
+        }
+        let mut why = Vec::new();
+        if r.no_context > 0 {
+            why.push(format!(
+                "{} refused for want of a free context (all {} were in use; raise --contexts)",
+                r.no_context,
+                self.tracer.max_contexts()
+            ));
+        }
+        if r.in_signal_handler > 0 {
+            why.push(format!(
+                "{} refused in a signal handler on a thread that had no context yet \
+                 (record once on the thread before)",
+                r.in_signal_handler
+            ));
+        }
+        if r.other > 0 {
+            why.push(format!(
+                "{} refused as too large for a page or not encodable",
+                r.other
+            ));
+        }
+        let mut m = format!(
+            "{} event(s) lost before reaching a ring: {}",
+            r.events(),
+            why.join(", ")
+        );
+        if r.untraced_processes > 0 {
+            m.push_str(&format!(
+                "; {} process(es) ran untraced: the session's process table was full",
+                r.untraced_processes
+            ));
+        }
+        Some(m)
+    }
+
     /// Sum over the rings of the events lost (overrun, dropped, commit
     /// overrun) according to the ring counters.
     fn ring_losses(&self) -> u64 {
@@ -438,6 +485,9 @@ fn summary(o: &Opened, stats: &DrainStats, out: &Path) {
         o.ring_losses(),
         out.display()
     );
+    if let Some(m) = o.refusals() {
+        eprintln!("ringtrace: {}: {m}", o.path.display());
+    }
 }
 
 /// `ringtrace record`.
@@ -486,6 +536,7 @@ pub fn record(a: RecordArgs) -> Result<()> {
         ClockArg::Tsc => ClockKind::Tsc,
     };
     cfg.take_over_exited = a.take_over_exited;
+    cfg.dir = a.shm_dir.clone();
     if let Some(mb) = a.flight_recorder {
         cfg.mode = Mode::Overwrite;
         cfg.take_over_exited = true;
@@ -775,9 +826,23 @@ pub fn pipe(a: SessionArg) -> Result<()> {
     let rerr = |e: ringtrace_ring::ReadError| failed(&o.path, format!("reading: {e}"));
     let mut last_import = Instant::now() - Duration::from_secs(1);
     let mut finishing = false;
+    // Refused events belong to no ring: a line of their own.
+    let mut refused_seen = 0;
+    let mut refused_line = |out: &mut dyn Write| {
+        let now = o.tracer.session_refused().map_or(0, |r| r.events());
+        if now > refused_seen {
+            let _ = writeln!(
+                out,
+                "[LOST {} EVENTS: refused before reaching a ring]",
+                now - refused_seen
+            );
+            refused_seen = now;
+        }
+    };
     while !STOP.load(Ordering::Relaxed) {
         if last_import.elapsed() >= Duration::from_millis(50) {
             o.tracer.import_session_tables();
+            refused_line(&mut out);
             last_import = Instant::now();
             let st = o.state().0;
             if !finishing && matches!(st, SessionState::Exited | SessionState::Dead) {
@@ -816,6 +881,7 @@ pub fn pipe(a: SessionArg) -> Result<()> {
             let _ = writeln!(out, "CPU:{r} [LOST {n} EVENTS]");
         }
     }
+    refused_line(&mut out);
     let _ = out.flush();
     if finishing {
         eprintln!(
@@ -911,6 +977,9 @@ pub fn stat(session: &str) -> Result<()> {
             "contexts reclaimed from dead writer processes: {slots} ({lost} event(s) they were \
              writing counted as dropped)"
         );
+    }
+    if let Some(m) = o.refusals() {
+        let _ = writeln!(out, "refused: {m}");
     }
     let imp = o.tracer.import_session_tables();
     if o.table_full > 0 || imp.malformed > 0 {

@@ -257,9 +257,7 @@ impl Tracer {
                 })
             }
             None => {
-                self.inner
-                    .refused_no_context
-                    .fetch_add(1, Ordering::Relaxed);
+                self.inner.count_refused(crate::tracer::Refusal::NoContext);
                 Err(RecordError::NoContext {
                     max: self.inner.slots.len(),
                 })
@@ -801,7 +799,7 @@ fn nested_common(depth: u32, pid: i32) -> CommonFields {
 
 #[cold]
 fn refuse_other(inner: &Inner, e: RecordError) -> RecordError {
-    inner.refused_other.fetch_add(1, Ordering::Relaxed);
+    inner.count_refused(crate::tracer::Refusal::Other);
     e
 }
 
@@ -810,10 +808,9 @@ fn refuse_other(inner: &Inner, e: RecordError) -> RecordError {
 #[inline(never)]
 fn lease_for_record(inner: &Arc<Inner>, depth: u32) -> Result<usize, RecordError> {
     if depth > 0 {
-        // A handler: leasing allocates and locks. Refuse.
-        inner
-            .refused_in_signal_handler
-            .fetch_add(1, Ordering::Relaxed);
+        // A handler: leasing allocates and locks. Refuse (counting is
+        // async-signal-safe: atomics, in the session's mapping too).
+        inner.count_refused(crate::tracer::Refusal::InSignalHandler);
         return Err(RecordError::NoContextInSignalHandler);
     }
     lease_current_thread(inner)
@@ -833,7 +830,7 @@ fn lease_current_thread(inner: &Arc<Inner>) -> Result<usize, RecordError> {
         }
     };
     let Some(ring) = inner.lease_ring(tid) else {
-        inner.refused_no_context.fetch_add(1, Ordering::Relaxed);
+        inner.count_refused(crate::tracer::Refusal::NoContext);
         return Err(RecordError::NoContext {
             max: inner.slots.len(),
         });

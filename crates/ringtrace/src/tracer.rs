@@ -44,8 +44,9 @@ use crate::session::{Session, SessionLink, SlotArray};
 //
 //   bits 0-1    state: FREE, LEASED, EXITED or RECLAIMING
 //   bits 2-12   owner: the session's process-table entry + 1 of the process
-//               that leased it (0: unknown, and always for an in-process
-//               tracer)
+//               that leased it (0: none: always for an in-process tracer;
+//               in a session, a ring handed back by a process whose entry
+//               was taken over since, see `session::orphaned_rings`)
 //   bits 13-31  lease generation, bumped by every lease (wraps), so that a
 //               reclaimer's compare-and-swap fails on a slot leased again
 //               since it looked (ABA), even by a process that got the same
@@ -82,6 +83,13 @@ pub(crate) fn slot_owner(v: u32) -> usize {
 #[inline]
 pub(crate) fn slot_with_state(v: u32, state: u32) -> u32 {
     (v & !SLOT_STATE) | state
+}
+
+/// Slot word `v` naming `owner` (state and generation kept).
+#[inline]
+pub(crate) fn slot_with_owner(v: u32, owner: usize) -> u32 {
+    (v & !(SLOT_OWNER_MASK << SLOT_OWNER_SHIFT))
+        | ((owner as u32 & SLOT_OWNER_MASK) << SLOT_OWNER_SHIFT)
 }
 
 /// The word that leases a slot whose word was `v` to `owner`: the next
@@ -400,6 +408,17 @@ impl Cmdlines {
     }
 }
 
+/// Why an event was refused (the counters of [`TracerStats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `refused_no_context`.
+    NoContext,
+    /// `refused_in_signal_handler`.
+    InSignalHandler,
+    /// `refused_other`.
+    Other,
+}
+
 /// The shared state of a tracer. Threads' exit guards hold `Weak`s to it.
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -434,28 +453,72 @@ pub(crate) struct Inner {
 impl Inner {
     /// Leases a ring: a never-used one first, then a drained one of an
     /// exited writer; for a session tracer, when none is left, the slots of
-    /// processes that died holding them are reclaimed first (their rings
-    /// repaired, their committed events kept for the readers) and reused
-    /// once drained. Lock-free; `None` when all are taken.
+    /// processes that died holding them are reclaimed (their rings
+    /// repaired, their committed events kept for the readers), and a ring
+    /// handed back by a process that is gone is taken over as it is, its
+    /// events kept, in every mode (`orphaned_rings`). A session writer
+    /// that has no process-table entry, even after the entries of gone
+    /// processes were freed, leases nothing: it runs untraced
+    /// (`SessionLink::run_untraced`), since readers judge a ring's writer
+    /// alive by its entry. Lock-free; `None` when all are taken.
     pub(crate) fn lease_ring(&self, tid: i32) -> Option<usize> {
+        let writer = self.session.as_ref().filter(|l| l.writer);
+        if writer.is_some_and(|l| l.is_untraced()) {
+            return None;
+        }
         let mut owner = self.session.as_ref().map_or(0, |l| l.owner());
-        if owner == 0 {
+        if let Some(l) = writer.filter(|_| owner == 0) {
             // The process table is full: free entries of gone processes
             // by reclaiming their slots, then register again.
-            if let Some(l) = self.session.as_ref().filter(|l| l.writer) {
-                if l.reclaim_dead_slots(&self.buf) > 0 {
-                    owner = l.owner();
-                }
+            if l.reclaim_dead_slots(&self.buf).is_some_and(|n| n > 0) {
+                owner = l.owner();
+            }
+            if owner == 0 {
+                l.run_untraced();
+                return None;
             }
         }
         if let Some(i) = self.lease_free_or_drained(tid, owner) {
             return Some(i);
         }
         let l = self.session.as_ref()?;
-        if l.reclaim_dead_slots(&self.buf) == 0 {
+        let reclaimed = l.reclaim_dead_slots(&self.buf)?;
+        if reclaimed > 0 {
+            if let Some(i) = self.lease_free_or_drained(tid, owner) {
+                return Some(i);
+            }
+        }
+        if !l.writer {
             return None;
         }
-        self.lease_free_or_drained(tid, owner)
+        // Rings of gone processes, the one written longest ago first;
+        // another process may take the chosen one first: then the next.
+        let mut orphans: Vec<(usize, u32, u64)> =
+            crate::session::orphaned_rings(&l.map, self.buf.rings(), owner)
+                .into_iter()
+                .map(|(i, v)| (i, v, self.buf.stats(i).map_or(u64::MAX, |st| st.now_ts)))
+                .collect();
+        orphans.sort_by_key(|&(_, _, ts)| ts);
+        orphans
+            .into_iter()
+            .find(|&(i, v, _)| self.claim(i, v, tid, owner, Some(&self.takeovers)))
+            .map(|(i, _, _)| i)
+    }
+
+    /// Counts a refused event: here, and in the session's shared memory
+    /// where its readers see it. Async-signal-safe (atomics only).
+    #[cold]
+    pub(crate) fn count_refused(&self, why: Refusal) {
+        let local = match why {
+            Refusal::NoContext => &self.refused_no_context,
+            Refusal::InSignalHandler => &self.refused_in_signal_handler,
+            Refusal::Other => &self.refused_other,
+        };
+        // Relaxed: counters, ordering nothing.
+        local.fetch_add(1, Ordering::Relaxed);
+        if let Some(l) = self.session.as_ref().filter(|l| l.writer) {
+            l.count_refused(why);
+        }
     }
 
     fn lease_free_or_drained(&self, tid: i32, owner: usize) -> Option<usize> {

@@ -45,6 +45,9 @@ pub(crate) struct SessionLink {
     pid: AtomicU32,
     /// Its process-table entry + 1 (0: not registered: the table was full).
     entry: AtomicU32,
+    /// Pid of a process that found the process table full and runs
+    /// untraced (`run_untraced`); a forked child differs and tries anew.
+    untraced: AtomicU32,
     /// When this process last scanned for slots of dead processes
     /// (`reclaim_dead_slots`), in ms of the process's monotonic clock.
     last_reclaim_ms: AtomicU64,
@@ -130,6 +133,7 @@ impl SessionLink {
             types_pending: AtomicBool::new(true),
             pid: AtomicU32::new(0),
             entry: AtomicU32::new(0),
+            untraced: AtomicU32::new(0),
             last_reclaim_ms: AtomicU64::new(0),
             writer,
             reader: Mutex::new(reader),
@@ -149,13 +153,59 @@ impl SessionLink {
     /// it has not yet (first attach, or a forked child).
     pub(crate) fn check_process(&self) {
         let me = std::process::id();
-        if self.pid.load(Ordering::Relaxed) != me {
-            let entry = super::register_process(&self.map).map_or(0, |i| i + 1);
-            self.entry.store(entry as u32, Ordering::Relaxed);
-            if entry != 0 {
-                self.pid.store(me, Ordering::Relaxed);
-            }
+        if self.pid.load(Ordering::Relaxed) == me || self.untraced.load(Ordering::Relaxed) == me {
+            return;
         }
+        // A new process (the first attach, or a forked child): its own
+        // pace of scans for dead processes' slots, not its parent's.
+        self.last_reclaim_ms.store(0, Ordering::Relaxed);
+        let entry = super::register_process(&self.map).map_or(0, |i| i + 1);
+        self.entry.store(entry as u32, Ordering::Relaxed);
+        if entry != 0 {
+            self.pid.store(me, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the calling process gave up on the session (`run_untraced`).
+    pub(crate) fn is_untraced(&self) -> bool {
+        self.untraced.load(Ordering::Relaxed) == std::process::id()
+    }
+
+    /// The calling process found the process table full even after taking
+    /// back the slots of dead processes: it runs untraced (it leases no
+    /// ring, so no reader ever takes it for dead and repairs a ring under
+    /// it), says so once on stderr, and the session counts it.
+    #[cold]
+    pub(crate) fn run_untraced(&self) {
+        let me = std::process::id();
+        if self.untraced.swap(me, Ordering::Relaxed) == me {
+            return;
+        }
+        self.map
+            .header()
+            .untraced_processes
+            .fetch_add(1, Ordering::Relaxed);
+        eprintln!(
+            "ringtrace: session {}: its process table is full ({} writer processes): \
+             process {me} runs untraced (its events are counted as refused)",
+            self.map.path.display(),
+            self.map.layout.procs
+        );
+    }
+
+    /// Counts a refused event in the session, where every reader sees it
+    /// (a forked child's refusals included). Async-signal-safe.
+    #[cold]
+    pub(crate) fn count_refused(&self, why: crate::tracer::Refusal) {
+        use crate::tracer::Refusal;
+        let h = self.map.header();
+        let c = match why {
+            Refusal::NoContext => &h.refused_no_context,
+            Refusal::InSignalHandler => &h.refused_in_signal_handler,
+            Refusal::Other => &h.refused_other,
+        };
+        // Relaxed: a counter, ordering nothing.
+        c.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The calling process's process-table entry + 1, registering it if
@@ -175,8 +225,9 @@ impl SessionLink {
 
     /// Reclaims the lease slots of processes that died holding them (see
     /// [`super::reclaim_dead_slots`]); at most one scan per 10 ms per
-    /// process (it reads `/proc` for each leaseholder).
-    pub(crate) fn reclaim_dead_slots(&self, buf: &ringtrace_ring::RingBuffer) -> usize {
+    /// process (it reads `/proc` for each leaseholder). `None` when the
+    /// scan was skipped for that pace.
+    pub(crate) fn reclaim_dead_slots(&self, buf: &ringtrace_ring::RingBuffer) -> Option<usize> {
         static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
         let now = EPOCH
             .get_or_init(std::time::Instant::now)
@@ -190,9 +241,9 @@ impl SessionLink {
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_err()
         {
-            return 0;
+            return None;
         }
-        super::reclaim_dead_slots(&self.map, buf)
+        Some(super::reclaim_dead_slots(&self.map, buf))
     }
 
     /// Before each record of a writer (its type registered and its

@@ -58,7 +58,16 @@
 //!     recover_dead_writer(ring)          (in-flight write: a counted drop)
 //!     store EXITED(e, g)                 (committed events stay readable)
 //! EXITED --drained by a reader--> leased again (gen g + 1)
+//! EXITED, owner gone --no ring free or drained--> taken over as it is
+//!     (gen g + 1; its events kept: `orphaned_rings`), in every mode
 //! ```
+//!
+//! A writer process that finds no process-table entry, even after those
+//! of gone processes were freed, leases no ring and runs untraced (one
+//! line on stderr, counted in the header): readers judge a ring's writer
+//! alive only by its entry, so an unregistered writer would be taken for
+//! dead and its ring repaired under it. Events refused for want of a
+//! context are counted in the header too, for every process.
 //!
 //! A process-table entry whose process is gone and that no `LEASED` or
 //! `RECLAIMING` slot names is taken over by the next process to register,
@@ -98,10 +107,13 @@ pub use table::{TableEntry, TableReader, KIND_COMM, KIND_EVENT, KIND_PRINTK};
 
 /// The environment variable naming the session file a program attaches to.
 pub const SESSION_ENV: &str = "RINGTRACE_SESSION";
+/// The environment variable naming the directory of session files
+/// (instead of `/dev/shm`): where sessions are created and looked up.
+pub const SHM_DIR_ENV: &str = "RINGTRACE_SHM_DIR";
 /// First bytes of a session file.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RTSESS01");
 /// Layout version this build writes and reads.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Size of the header part.
 pub const HEADER_SIZE: usize = 4096;
 /// Entries of the process table.
@@ -112,8 +124,12 @@ pub const MAX_CONTEXTS: usize = 4096;
 pub const MAX_INDEX: usize = 1 << 20;
 /// Most table data bytes.
 pub const MAX_TABLE_DATA: usize = 1 << 30;
-/// Prefix of session file names: `ringtrace-<pid>-<name>`.
+/// Prefix of session file names: `ringtrace-<pid>-<name>@<random>`.
 pub const FILE_PREFIX: &str = "ringtrace-";
+/// Separates a session file name's random suffix (16 hex digits, so that
+/// no other user can create the next session's file first) from the name;
+/// names never contain it.
+pub const SUFFIX_SEP: char = '@';
 
 /// Process-table state: the entry is free.
 const PROC_FREE: u32 = 0;
@@ -167,6 +183,41 @@ pub enum SessionError {
         #[source]
         source: OpenError,
     },
+    /// The session's memory cannot be reserved: its file system has too
+    /// little free space (a small `/dev/shm`).
+    #[error(
+        "session {path}: needs {} of memory in {}, which has {} free: give each \
+         context less (-b KB) or fewer contexts, or put sessions in a larger \
+         directory (--shm-dir DIR, or {SHM_DIR_ENV}=DIR)",
+        mib(*needed),
+        dir.display(),
+        mib(*free)
+    )]
+    NoSpace {
+        /// The session file (removed again).
+        path: String,
+        /// Its directory.
+        dir: PathBuf,
+        /// Bytes the session needs.
+        needed: u64,
+        /// Bytes free for the caller in that file system (`statvfs`).
+        free: u64,
+    },
+    /// The file's memory is not all allocated (holes: never reserved, or
+    /// punched since): mapping it would fault (SIGBUS) on the first touch
+    /// of a hole once its file system is full.
+    #[error(
+        "session {path}: only {allocated} of its {size} bytes are allocated (the file has \
+         holes): refused, since touching a hole could fault (SIGBUS) when the file system is full"
+    )]
+    NotBacked {
+        /// The session file.
+        path: String,
+        /// Bytes allocated (`st_blocks * 512`).
+        allocated: u64,
+        /// Bytes of the file.
+        size: u64,
+    },
     /// The configuration is not valid.
     #[error("session configuration: {0}")]
     Config(String),
@@ -187,7 +238,7 @@ pub enum SessionError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
     /// Short name (letters, digits, `-`, `_`, `.`); the file is
-    /// `ringtrace-<pid>-<name>`.
+    /// `ringtrace-<pid>-<name>@<random>`.
     pub name: String,
     /// Contexts (rings): most writer threads at once.
     pub contexts: usize,
@@ -230,13 +281,88 @@ impl SessionConfig {
     }
 }
 
+/// `n` bytes in MiB for messages (one decimal).
+fn mib(n: u64) -> String {
+    format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+}
+
+/// Where sessions are created: `$RINGTRACE_SHM_DIR` when set, else
 /// `/dev/shm` when it is a directory, else `$TMPDIR` (or `/tmp`).
 pub fn session_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os(SHM_DIR_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
         shm.to_path_buf()
     } else {
         std::env::temp_dir()
+    }
+}
+
+/// The directories where sessions are looked up: [`session_dir`], and
+/// `/dev/shm` and `$TMPDIR` when they differ.
+pub fn session_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![session_dir()];
+    for d in [PathBuf::from("/dev/shm"), std::env::temp_dir()] {
+        if d.is_dir() && !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    dirs
+}
+
+/// The parts of a session file name: `ringtrace-<pid>-<name>@<suffix>`
+/// gives `(pid, name)`; `None` for other files.
+pub fn parse_file_name(file: &str) -> Option<(&str, &str)> {
+    let rest = file.strip_prefix(FILE_PREFIX)?;
+    let (pid, rest) = rest.split_once('-')?;
+    let (name, suffix) = rest.rsplit_once(SUFFIX_SEP)?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || suffix.is_empty() {
+        return None;
+    }
+    Some((pid, name))
+}
+
+/// 16 hex digits no other process can predict: SipHash with the process's
+/// random keys (std's `RandomState`) over the pid, the time and `attempt`.
+fn random_suffix(attempt: u32) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u32(attempt);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    h.write_u128(now.as_nanos());
+    format!("{:016x}", h.finish())
+}
+
+/// Bytes free for an unprivileged user in the file system of `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: all-zero bits are a valid statvfs (plain integers).
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// Allocates every byte of `file` up to `len` (extending it), so that no
+/// later write through a mapping needs memory the file system may not
+/// have: a full tmpfs then refuses here, not with SIGBUS later.
+fn reserve(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a plain system call on an fd we own; no memory is passed.
+    // (glibc emulates it by writing where the file system lacks fallocate.)
+    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
     }
 }
 
@@ -313,6 +439,49 @@ pub(crate) struct Header {
     /// Events in flight in those slots' rings when their writer died
     /// (counted as dropped in the rings too).
     reclaimed_lost: AtomicU64,
+    /// Events refused for want of a free context, by every writer process
+    /// of the session (each also counts its own in `TracerStats`), so that
+    /// readers see the refusals of processes they never talk to. Relaxed
+    /// adds: a counter, ordering nothing.
+    refused_no_context: AtomicU64,
+    /// Writer processes that found the process table full (no free entry
+    /// and none of a gone process to take over) and ran untraced; their
+    /// events are counted in `refused_no_context`.
+    untraced_processes: AtomicU64,
+    /// Events refused in a signal handler on a thread that had no context
+    /// yet, by every writer process (as `refused_no_context`).
+    refused_in_signal_handler: AtomicU64,
+    /// Events refused for other reasons (a record that could not be
+    /// encoded or is larger than a page, a thread writing to too many
+    /// tracers), by every writer process.
+    refused_other: AtomicU64,
+}
+
+/// Events the writer processes of a session refused, so never reached a
+/// ring (the session-wide sums of each process's [`TracerStats`]
+/// refusals), and the processes that ran untraced.
+///
+/// [`TracerStats`]: crate::TracerStats
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionRefusals {
+    /// Refused for want of a free context (every one leased or holding
+    /// unread events), and every event of a process that ran untraced.
+    pub no_context: u64,
+    /// Refused in a signal handler on a thread that had no context yet.
+    pub in_signal_handler: u64,
+    /// Refused for other reasons: a record that could not be encoded or
+    /// is larger than a page, a thread writing to too many tracers.
+    pub other: u64,
+    /// Writer processes that found the session's process table full and
+    /// ran untraced.
+    pub untraced_processes: u64,
+}
+
+impl SessionRefusals {
+    /// Every refused event.
+    pub fn events(&self) -> u64 {
+        self.no_context + self.in_signal_handler + self.other
+    }
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -555,8 +724,11 @@ pub struct Session {
 
 impl Session {
     /// Creates a session file (mode 0600, `O_EXCL`) named
-    /// `ringtrace-<pid>-<name>` in [`SessionConfig::dir`] or
-    /// [`session_dir`], and sets up its header, tables and rings.
+    /// `ringtrace-<pid>-<name>@<16 random hex digits>` in
+    /// [`SessionConfig::dir`] or [`session_dir`], reserves all its memory
+    /// (`posix_fallocate`: [`SessionError::NoSpace`] names the size needed
+    /// and the space free when it does not fit), and sets up its header,
+    /// tables and rings.
     pub fn create(cfg: &SessionConfig) -> Result<Session, SessionError> {
         if cfg.name.is_empty()
             || cfg.name.len() > 40
@@ -601,6 +773,10 @@ impl Session {
             .page_size(cfg.page_size)
             .bytes_per_ring(cfg.bytes_per_context)
             .mode(cfg.mode);
+        // No room to grow: a session's rings are never resized, and every
+        // byte of the file is reserved (`reserve`), so room for growth
+        // would cost memory (three times the rings) for nothing.
+        let ring_cfg = ring_cfg.max_pages_per_ring(ring_cfg.pages_per_ring);
         let ring_size =
             RingBuffer::region_size(&ring_cfg).map_err(|e| SessionError::Config(e.to_string()))?;
         let slots_offset = HEADER_SIZE;
@@ -614,7 +790,37 @@ impl Session {
         let total_size = ring_offset + ring_size;
 
         let dir = cfg.dir.clone().unwrap_or_else(session_dir);
-        let path = dir.join(format!("{FILE_PREFIX}{}-{}", std::process::id(), cfg.name));
+        // O_EXCL on a name with a random suffix: nobody can create it
+        // first (a squatter), and a file that exists (a symbolic link
+        // included) is never opened. A clash of suffixes is retried.
+        let mut attempt = 0;
+        let (path, file) = loop {
+            let path = dir.join(format!(
+                "{FILE_PREFIX}{}-{}{SUFFIX_SEP}{}",
+                std::process::id(),
+                cfg.name,
+                random_suffix(attempt)
+            ));
+            match File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(f) => break (path, f),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => {
+                    attempt += 1;
+                }
+                Err(source) => {
+                    return Err(SessionError::Io {
+                        path: path.display().to_string(),
+                        what: "creating the file",
+                        source,
+                    })
+                }
+            }
+        };
         let io_err = |what| {
             let p = path.display().to_string();
             move |source| SessionError::Io {
@@ -623,17 +829,22 @@ impl Session {
                 source,
             }
         };
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_err("creating the file"))?;
         let made = (|| {
-            file.set_len(ring_offset)
-                .map_err(io_err("sizing the file"))?;
-            let map = MmapRaw::map_raw(&file).map_err(io_err("mapping the header"))?;
+            // Every byte reserved now: a writer never faults on a page
+            // the file system cannot back (see `Session::open`).
+            reserve(&file, total_size).map_err(|source| match source.raw_os_error() {
+                Some(libc::ENOSPC) | Some(libc::EFBIG) => SessionError::NoSpace {
+                    path: path.display().to_string(),
+                    dir: dir.clone(),
+                    needed: total_size,
+                    free: free_bytes(&dir).unwrap_or(0),
+                },
+                _ => io_err("reserving its memory (posix_fallocate)")(source),
+            })?;
+            let map = memmap2::MmapOptions::new()
+                .len(ring_offset as usize)
+                .map_raw(&file)
+                .map_err(io_err("mapping the header"))?;
             let layout = Layout {
                 uid: euid(),
                 creator_pid: std::process::id(),
@@ -690,7 +901,8 @@ impl Session {
     }
 
     /// Opens an existing session file, checking the owner, the mode, the
-    /// header and the ring region.
+    /// header, that all its memory is allocated ([`SessionError::NotBacked`]
+    /// otherwise) and the ring region.
     pub fn open(path: &Path) -> Result<Session, SessionError> {
         let p = path.display().to_string();
         let io_err = |what| {
@@ -730,6 +942,19 @@ impl Session {
                 reason: format!("{} bytes: too short for a session header", meta.len()),
             });
         }
+        // Every byte must be allocated (as `create` does), checked before
+        // anything is mapped: touching a hole through a mapping, even to
+        // read it, needs a page, and a full file system answers with
+        // SIGBUS, killing the traced program or the reader. (The layout
+        // must fit in the file, so all of the file is checked.)
+        let allocated = meta.blocks().saturating_mul(512);
+        if allocated < meta.len() {
+            return Err(SessionError::NotBacked {
+                path: p,
+                allocated,
+                size: meta.len(),
+            });
+        }
         let map = memmap2::MmapOptions::new()
             .len(HEADER_SIZE)
             .map_raw(&file)
@@ -742,6 +967,7 @@ impl Session {
                 me,
             });
         }
+
         drop(map);
         let map = memmap2::MmapOptions::new()
             .len(layout.ring_offset as usize)
@@ -843,6 +1069,12 @@ impl Session {
         )
     }
 
+    /// Events refused by all the session's writer processes, and how many
+    /// of those processes ran untraced because the process table was full.
+    pub fn refused(&self) -> SessionRefusals {
+        refused_of(&self.map)
+    }
+
     /// Marks the calling process as detached cleanly.
     pub fn mark_exited(&self) {
         mark_exited(&self.map);
@@ -872,6 +1104,16 @@ impl Session {
     /// Splits into the map and the ring (for a tracer built on the session).
     pub(crate) fn into_parts(self) -> (Arc<SessionMap>, RingBuffer) {
         (self.map, self.ring)
+    }
+}
+
+fn refused_of(map: &SessionMap) -> SessionRefusals {
+    let h = map.header();
+    SessionRefusals {
+        no_context: h.refused_no_context.load(Ordering::Relaxed),
+        in_signal_handler: h.refused_in_signal_handler.load(Ordering::Relaxed),
+        other: h.refused_other.load(Ordering::Relaxed),
+        untraced_processes: h.untraced_processes.load(Ordering::Relaxed),
     }
 }
 
@@ -1000,6 +1242,23 @@ pub(crate) fn register_process(map: &SessionMap) -> Option<usize> {
                 .compare_exchange(old, PROC_CLAIMING, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         {
+            // The gone process's handed-back rings must not pass for ours:
+            // they now name no process (owner 0), which marks them as left
+            // by a gone process (`orphaned_rings`). Acquire/Release: as
+            // any slot change (pairs with `lease_ring`'s AcqRel claim).
+            for sl in slots {
+                let v = sl.load(Ordering::Acquire);
+                if crate::tracer::slot_owner(v) == i + 1
+                    && crate::tracer::slot_state(v) == crate::tracer::EXITED
+                {
+                    let _ = sl.compare_exchange(
+                        v,
+                        crate::tracer::slot_with_owner(v, 0),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    );
+                }
+            }
             e.pid.store(me, Ordering::Release);
             e.start_time.store(start, Ordering::Relaxed);
             // Release: pairs with the Acquire loads of `state` by readers.
@@ -1008,6 +1267,41 @@ pub(crate) fn register_process(map: &SessionMap) -> Option<usize> {
         }
     }
     None
+}
+
+/// The rings handed back (`EXITED`) by processes that are gone: the slot
+/// names no process (its entry was taken over since) or one that exited
+/// or died. Their events stay readable, but no reader may come to drain
+/// them (a flight recorder is read after the end), so a new writer takes
+/// them over as they are (`Inner::lease_ring`), in every mode: it writes
+/// after their events, which stay until read, overwritten or, in
+/// producer/consumer mode, the new writer's own events are dropped when
+/// the ring is full (each counted). `own` is the caller's entry + 1,
+/// whose rings are never in the list. Each ring comes with its slot word
+/// as seen, for the claim's compare-and-swap (which fails if the slot
+/// changed since, e.g. was leased and handed back by a live process).
+pub(crate) fn orphaned_rings(map: &SessionMap, rings: usize, own: usize) -> Vec<(usize, u32)> {
+    use crate::tracer::{slot_owner, slot_state, EXITED};
+    let procs = map.procs();
+    let mut verdicts: Vec<Option<bool>> = vec![None; procs.len()];
+    let mut out = Vec::new();
+    for (i, s) in map.slot_states().iter().take(rings).enumerate() {
+        let v = s.load(Ordering::Acquire);
+        if slot_state(v) != EXITED {
+            continue;
+        }
+        let owner = slot_owner(v);
+        let gone = match owner {
+            0 => true,
+            o if o == own => false,
+            o if o > procs.len() => true,
+            o => *verdicts[o - 1].get_or_insert_with(|| entry_gone(&procs[o - 1])),
+        };
+        if gone {
+            out.push((i, v));
+        }
+    }
+    out
 }
 
 pub(crate) fn mark_exited(map: &SessionMap) {
@@ -1437,6 +1731,14 @@ impl Tracer {
         ))
     }
 
+    /// Events refused by all the writer processes of this tracer's
+    /// session (not only this one), and how many processes ran untraced
+    /// because the session's process table was full (`None` when not on a
+    /// session). Readers report these as lost.
+    pub fn session_refused(&self) -> Option<SessionRefusals> {
+        Some(refused_of(&self.inner.session.as_ref()?.map))
+    }
+
     /// The writer processes of this tracer's session and the session's
     /// state (`None` when not on a session).
     pub fn session_state(&self) -> Option<(SessionState, Vec<ProcInfo>)> {
@@ -1461,25 +1763,17 @@ pub struct Listing {
     pub state: Result<(SessionState, Vec<ProcInfo>), String>,
 }
 
-/// The session files in [`session_dir`] (and `$TMPDIR` when it differs):
-/// those of the caller opened for their state, others only listed.
+/// The session files in [`session_dirs`]: those of the caller opened for
+/// their state, others only listed.
 pub fn list_sessions() -> Vec<Listing> {
-    let mut dirs = vec![session_dir()];
-    let tmp = std::env::temp_dir();
-    if !dirs.contains(&tmp) {
-        dirs.push(tmp);
-    }
     let mut out = Vec::new();
-    for d in dirs {
+    for d in session_dirs() {
         let Ok(rd) = std::fs::read_dir(&d) else {
             continue;
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(FILE_PREFIX) else {
-                continue;
-            };
-            let Some((pid, _)) = rest.split_once('-') else {
+            let Some((pid, _)) = parse_file_name(&name) else {
                 continue;
             };
             let Ok(meta) = e.metadata() else { continue };
@@ -1508,8 +1802,8 @@ pub fn list_sessions() -> Vec<Listing> {
 }
 
 /// Resolves a session argument: a path to a file, or a name matching
-/// `ringtrace-*-NAME`, `ringtrace-PID-*` or the whole file name in the
-/// session directories.
+/// `ringtrace-*-NAME@*`, `ringtrace-PID-*` or the whole file name in the
+/// session directories ([`session_dirs`]).
 pub fn resolve(arg: &str) -> Result<PathBuf, SessionError> {
     let p = Path::new(arg);
     if arg.contains('/') || p.is_file() {
@@ -1522,10 +1816,9 @@ pub fn resolve(arg: &str) -> Result<PathBuf, SessionError> {
             let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
                 return false;
             };
-            let Some(rest) = file.strip_prefix(FILE_PREFIX) else {
+            let Some((pid, name)) = parse_file_name(file) else {
                 return false;
             };
-            let (pid, name) = rest.split_once('-').unwrap_or((rest, ""));
             file == arg || name == arg || pid == arg
         })
         .collect();
@@ -1578,11 +1871,17 @@ mod tests {
         assert_eq!(o.state(), SessionState::Alive);
         s.mark_exited();
         assert_eq!(o.state(), SessionState::Exited);
-        // O_EXCL: the same name again fails.
-        assert!(matches!(
-            Session::create(&cfg(d.path())),
-            Err(SessionError::Io { .. })
-        ));
+        // The rings have no room to grow: all of the file is reserved.
+        let rings = Config::new(2).bytes_per_ring(8192);
+        let fixed = rings.max_pages_per_ring(rings.pages_per_ring);
+        assert_eq!(
+            s.layout().ring_size,
+            RingBuffer::region_size(&fixed).unwrap()
+        );
+        assert!(s.layout().ring_size < RingBuffer::region_size(&rings).unwrap());
+        // The same name again: another file (a random suffix, O_EXCL).
+        let again = Session::create(&cfg(d.path())).unwrap();
+        assert_ne!(again.path(), s.path());
     }
 
     #[test]
