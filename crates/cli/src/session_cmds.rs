@@ -663,10 +663,6 @@ fn record_in(
 ) -> Result<RecordEnd> {
     let o = Opened::from_session(session)?;
     let program_name = Path::new(&a.command[0]).display().to_string();
-    let ex = |source| SessionCmdError::Export {
-        path: path.display().to_string(),
-        source,
-    };
     // The output is made (and so checked) before the program starts: the
     // live drain spools next to it; the flight recorder only writes the
     // placeholder now and drains at the end (or on SIGUSR1).
@@ -676,9 +672,7 @@ fn record_in(
         if live {
             let mut d = o.tracer.drain();
             d.spool_next_to(out).map_err(|e| {
-                SessionCmdError::Usage(format!(
-                    "output: {e}; {program_name} was not started"
-                ))
+                SessionCmdError::Usage(format!("output: {e}; {program_name} was not started"))
             })?;
             drain = Some(d);
         } else {
@@ -851,7 +845,11 @@ fn record_in(
                     say(format_args!(
                         "ringtrace: {program_name} killed by {}{}",
                         signal_name(sig),
-                        if s.core_dumped() { " (core dumped)" } else { "" }
+                        if s.core_dumped() {
+                            " (core dumped)"
+                        } else {
+                            ""
+                        }
                     ));
                     128u8.saturating_add(sig as u8)
                 }
