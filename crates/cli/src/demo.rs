@@ -2,7 +2,8 @@
 //! merged trace (its first and last lines and every lost-event line) and
 //! each context's stats, the kernel's `trace_pipe` and `per_cpu/cpuN/stats`;
 //! or, with `--output`, exports it while it is being recorded (a
-//! [`Drain`](ringtrace::Drain)).
+//! [`Drain`](ringtrace::Drain)). Under `ringtrace record` the demo writes
+//! into the recorder's session and reads nothing itself.
 //!
 //! Each worker thread loops: a binary printk with a string argument, a typed
 //! event (with a long label now and then, so some records take the long
@@ -11,7 +12,7 @@
 //! handler runs nested inside the first one and records too (depth 2).
 
 use std::collections::VecDeque;
-use std::io::{BufWriter, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -301,13 +302,11 @@ fn export(
     threads: u32,
     iterations: u32,
 ) -> Result<(), CliError> {
-    let file = std::fs::File::create(output).map_err(|source| CliError::File {
-        what: "creating",
-        path: output.display().to_string(),
-        source,
-    })?;
-    let bar = progress_bar("recording");
     let mut drain = t.drain();
+    // Pages go to disk next to the output as they are read (see
+    // `ringtrace::export::SpoolFiles`); an unwritable output fails now.
+    drain.spool_next_to(output)?;
+    let bar = progress_bar("recording");
     attach_progress(&mut drain, &bar);
     work(t, threads, iterations, || {
         drain.poll()?;
@@ -315,19 +314,7 @@ fn export(
     })?;
     drain.poll_all()?;
     let stats = drain.stats();
-    let out = drain.finish(BufWriter::new(file), format.export())?;
-    out.into_inner()
-        .map_err(|e| CliError::File {
-            what: "writing",
-            path: output.display().to_string(),
-            source: e.into_error(),
-        })?
-        .sync_all()
-        .map_err(|source| CliError::File {
-            what: "writing",
-            path: output.display().to_string(),
-            source,
-        })?;
+    drain.finish_spooled(format.export())?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
