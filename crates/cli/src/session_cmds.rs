@@ -433,6 +433,91 @@ fn summary(o: &Opened, stats: &DrainStats, out: &Path) {
         o.ring_losses(),
         out.display()
     ));
+    for l in loss_lines(o, stats) {
+        say(format_args!("ringtrace: {l}"));
+    }
+}
+
+/// Contexts whose losses the summary explains one by one; the rest are
+/// summed in one line.
+const LOSS_LINES: usize = 16;
+
+/// Per context that lost events: what was written, what was lost and why
+/// (a full ring in producer/consumer mode, overwritten in overwrite mode,
+/// commit overruns), and the `-b` that would have held them: the ring's
+/// size plus the bytes of the lost events, at the drain's bytes per event
+/// (page overhead included, so an upper bound), rounded up to a power of
+/// two. That is enough even if nothing were read during the recording.
+fn loss_lines(o: &Opened, stats: &DrainStats) -> Vec<String> {
+    let buf = o.tracer.ring_buffer();
+    let page = buf.config().page_size as u64;
+    let per_event = if stats.events > 0 {
+        stats.page_bytes.div_ceil(stats.events)
+    } else {
+        // Nothing read: the smallest event (8 bytes) plus the common
+        // fields, a floor rather than a guess.
+        16
+    };
+    let overwrite = buf.mode() == Mode::Overwrite;
+    let mut lines = Vec::new();
+    let (mut more, mut more_lost) = (0u64, 0u64);
+    for r in 0..buf.rings() {
+        let Ok(s) = buf.stats(r) else { continue };
+        let lost = s.overrun + s.dropped + s.commit_overrun;
+        if lost == 0 {
+            continue;
+        }
+        if lines.len() >= LOSS_LINES {
+            more += 1;
+            more_lost += lost;
+            continue;
+        }
+        let who = match o.tracer.context_tid(r) {
+            Some(tid) => format!(
+                "{}-{tid}",
+                o.tracer.comm(tid).unwrap_or_else(|| "<...>".into())
+            ),
+            None => "no thread now".to_string(),
+        };
+        let ring_kb = buf.ring_pages(r).map_or(0, |p| p as u64 * page / 1024);
+        let mut why = Vec::new();
+        if s.dropped > 0 {
+            why.push(format!(
+                "{} dropped: the ring ({ring_kb} KB) was full, the reader had not emptied it \
+                 (producer/consumer mode keeps the oldest)",
+                s.dropped
+            ));
+        }
+        if s.overrun > 0 {
+            why.push(format!(
+                "{} overwritten by newer events (overwrite mode keeps the newest {ring_kb} KB)",
+                s.overrun
+            ));
+        }
+        if s.commit_overrun > 0 {
+            why.push(format!(
+                "{} commit overrun (nested writes filled the ring during a write)",
+                s.commit_overrun
+            ));
+        }
+        let need_kb = (ring_kb + (lost * per_event).div_ceil(1024)).next_power_of_two();
+        let fix = if overwrite {
+            format!("-b {need_kb} would have held them all")
+        } else {
+            format!("-b {need_kb} would have held them all, or --mode overwrite keeps the newest")
+        };
+        lines.push(format!(
+            "context {r} ({who}): {} written, {lost} lost: {}; {fix}",
+            s.written,
+            why.join(", ")
+        ));
+    }
+    if more > 0 {
+        lines.push(format!(
+            "{more} more context(s) lost {more_lost} event(s) (`ringtrace stat` shows each)"
+        ));
+    }
+    lines
 }
 
 /// Writes one line to stderr, ignoring errors: `record` must go on (and

@@ -110,6 +110,10 @@ fn prog(args: &[String]) {
                 libc::raise(libc::SIGSEGV);
             }
         }
+        Some("burst") => {
+            let threads: u32 = args[1].parse().unwrap();
+            burst(threads, 0, args[2].parse().unwrap());
+        }
         Some("touch") => std::fs::write(&args[1], b"").unwrap(),
         other => panic!("unknown prog mode {other:?}"),
     }
@@ -611,6 +615,74 @@ fn the_demo_can_be_recorded() {
     assert!(e.contains(&format!("{expected} events, 0 lost")), "{e}");
 }
 
+/// Records `n` events of one thread into a kept session of `-b kb` (no
+/// reader while it runs, so the loss is exact), extracts it; returns
+/// the extract's stderr.
+fn burst_then_extract(dir: &Path, mode: &str, kb: u64, n: u64) -> String {
+    let name = uniq(&format!("rec-loss-{mode}-{kb}"));
+    let me = me();
+    let o = ok(&[
+        "record",
+        "--mode",
+        mode,
+        "-b",
+        &kb.to_string(),
+        "--contexts",
+        "2",
+        "--name",
+        &name,
+        "--",
+        me.to_str().unwrap(),
+        "prog",
+        "burst",
+        "1",
+        &n.to_string(),
+    ]);
+    let (session, _) = session_of(&text(&o.stderr));
+    let out = dir.join(format!("{name}.dat"));
+    let o = ok(&[
+        "extract",
+        session.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    ok(&["remove", session.to_str().unwrap()]);
+    text(&o.stderr)
+}
+
+/// The summary explains each context's loss (why, in each mode) and names
+/// the `-b` that holds everything; recording again with it loses nothing.
+fn the_summary_explains_loss_and_what_holds_it() {
+    let d = tempfile::tempdir().unwrap();
+    let n = 50_000u64;
+    for (mode, why) in [
+        ("pc", "dropped: the ring ("),
+        (
+            "overwrite",
+            "overwritten by newer events (overwrite mode keeps the newest ",
+        ),
+    ] {
+        let e = burst_then_extract(d.path(), mode, 64, n);
+        let line = e
+            .lines()
+            .find(|l| l.contains(" lost: "))
+            .unwrap_or_else(|| panic!("no loss line: {e}"));
+        assert!(line.contains(&format!("{n} written")), "{line}");
+        assert!(line.contains(why), "{line}");
+        assert_eq!(mode == "pc", line.contains("--mode overwrite"), "{line}");
+        let kb: u64 = line
+            .split("; -b ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|k| k.parse().ok())
+            .unwrap_or_else(|| panic!("no -b in: {line}"));
+        println!("  {mode}: {line}");
+        let e = burst_then_extract(d.path(), mode, kb, n);
+        assert!(e.contains(&format!("{n} events, 0 lost")), "-b {kb}: {e}");
+        assert!(!e.contains(" lost: "), "{e}");
+    }
+}
+
 fn no_session_named(name: &str) -> bool {
     !std::fs::read_dir("/dev/shm")
         .map(|rd| {
@@ -736,6 +808,10 @@ fn main() {
             command_line_failures_are_clear,
         ),
         ("the_demo_can_be_recorded", the_demo_can_be_recorded),
+        (
+            "the_summary_explains_loss_and_what_holds_it",
+            the_summary_explains_loss_and_what_holds_it,
+        ),
         (
             "a_crashed_program_is_named_and_its_status_kept",
             a_crashed_program_is_named_and_its_status_kept,
