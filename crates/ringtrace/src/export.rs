@@ -576,7 +576,10 @@ fn pull_pages(
                 ..
             } = record
             {
-                seen.note(target.tracer, &data[payload_offset..payload_offset + payload_len]);
+                seen.note(
+                    target.tracer,
+                    &data[payload_offset..payload_offset + payload_len],
+                );
             }
             at += size;
         }
@@ -789,7 +792,12 @@ impl<'t> Drain<'t> {
         }
         files.write_placeholder()?;
         self.seen.refresh(self.tracer);
-        let meta = meta_for(self.tracer, &self.seen, self.rings.len(), TraceDatVersion::V6);
+        let meta = meta_for(
+            self.tracer,
+            &self.seen,
+            self.rings.len(),
+            TraceDatVersion::V6,
+        );
         if let Err(e) = files.write_meta(&meta) {
             let _ = std::fs::remove_file(out);
             return Err(e);
@@ -819,7 +827,12 @@ impl<'t> Drain<'t> {
         // The rings are no longer needed: let other readers in.
         self.consumers.clear();
         if let Some(files) = &self.files {
-            let meta = meta_for(self.tracer, &self.seen, self.rings.len(), TraceDatVersion::V6);
+            let meta = meta_for(
+                self.tracer,
+                &self.seen,
+                self.rings.len(),
+                TraceDatVersion::V6,
+            );
             files.write_meta(&meta)?;
             for r in &mut self.rings {
                 r.flush_named()?;
@@ -1221,9 +1234,8 @@ fn assemble<W: Write + Seek>(
 ) -> Result<(W, Recovered), ExportError> {
     let meta_path = files.meta();
     let f = File::open(&meta_path).map_err(file_err("opening", &meta_path))?;
-    let r = TraceDatReader::new(io::BufReader::new(f)).map_err(|e| {
-        ExportError::Recover(format!("metadata file {}: {e}", meta_path.display()))
-    })?;
+    let r = TraceDatReader::new(io::BufReader::new(f))
+        .map_err(|e| ExportError::Recover(format!("metadata file {}: {e}", meta_path.display())))?;
     let info = r.info();
     let spools = files.cpus_present();
     let cpus = info
@@ -1245,7 +1257,8 @@ fn assemble<W: Write + Seek>(
         rec.partial_bytes += len % ps as u64;
         let mut rd = io::BufReader::with_capacity(SPOOL_BUFFER, f);
         for _ in 0..len / ps as u64 {
-            rd.read_exact(&mut page).map_err(file_err("reading", path))?;
+            rd.read_exact(&mut page)
+                .map_err(file_err("reading", path))?;
             let Ok((h, events)) = parse_page(&page, PageLayout::NATIVE_64) else {
                 rec.bad_pages += 1;
                 continue;
