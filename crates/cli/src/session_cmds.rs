@@ -32,7 +32,6 @@
 //! flight is counted as lost, never shown.
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -761,21 +760,8 @@ fn record_in(
             })?;
             drain = Some(d);
         } else {
-            let files = SpoolFiles::new(out);
-            if let Some(left) = files.leftovers().first() {
-                return Err(SessionCmdError::Usage(format!(
-                    "{} is left from an unfinished recording to {}: recover it first \
-                     (`ringtrace recover {}`) or delete it",
-                    left.display(),
-                    out.display(),
-                    out.display()
-                )));
-            }
-            File::create(out).map_err(|e| {
-                SessionCmdError::Usage(format!(
-                    "output: creating {}: {e}; {program_name} was not started",
-                    out.display()
-                ))
+            SpoolFiles::new(out).prepare().map_err(|e| {
+                SessionCmdError::Usage(format!("output: {e}; {program_name} was not started"))
             })?;
         }
     }

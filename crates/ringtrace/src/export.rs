@@ -781,16 +781,7 @@ impl<'t> Drain<'t> {
             )));
         }
         let files = SpoolFiles::new(out);
-        if let Some(left) = files.leftovers().first() {
-            return Err(ExportError::Recover(format!(
-                "{} is left from an unfinished recording to {}: recover it first \
-                 (`ringtrace recover {}`) or delete it",
-                left.display(),
-                out.display(),
-                out.display()
-            )));
-        }
-        files.write_placeholder()?;
+        files.prepare()?;
         self.seen.refresh(self.tracer);
         let meta = meta_for(
             self.tracer,
@@ -1099,6 +1090,22 @@ impl SpoolFiles {
         }
         v.extend(self.cpus_present().into_iter().map(|(_, p)| p));
         v
+    }
+
+    /// Makes the output before anything is recorded: refuses when an
+    /// unfinished recording to it is left (it would be mixed in, or lost),
+    /// then writes the placeholder, so that a bad directory fails now.
+    pub fn prepare(&self) -> Result<(), ExportError> {
+        if let Some(left) = self.leftovers().first() {
+            return Err(ExportError::Recover(format!(
+                "{} is left from an unfinished recording to {}: recover it first \
+                 (`ringtrace recover {}`) or delete it",
+                left.display(),
+                self.out.display(),
+                self.out.display()
+            )));
+        }
+        self.write_placeholder()
     }
 
     fn write_placeholder(&self) -> Result<(), ExportError> {
