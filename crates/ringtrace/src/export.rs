@@ -51,6 +51,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ringtrace_ring::format::{decode, Record};
 use ringtrace_ring::format::{
@@ -364,10 +365,15 @@ struct Seen {
     unnamed: HashSet<i32>,
     /// The pid of the previous event: runs of one thread skip the map.
     last_pid: i32,
-    /// Bumped whenever the metadata gains something (a type, a name, a
+    /// Bumped whenever the metadata gains what decoding needs (a type, a
     /// printk site, a type's format): the spooled metadata file is
     /// rewritten before the next page when it changed.
     gen: u64,
+    /// Bumped when a thread name is learned: the metadata file is
+    /// rewritten for names at most every [`NAMES_REWRITE`] (a program
+    /// whose threads come and go would otherwise rewrite it per thread);
+    /// a name not in it yet shows as `<...>` in a recovered trace.
+    names: u64,
     /// Printk sites known and seen types whose format is known, at the
     /// last poll.
     known: (usize, usize),
@@ -398,7 +404,7 @@ impl Seen {
                 Some(c) => {
                     self.unnamed.remove(&common.pid);
                     self.comms.insert(common.pid, c);
-                    self.gen += 1;
+                    self.names += 1;
                 }
                 None if self.unnamed.len() < MAX_THREADS => {
                     self.unnamed.insert(common.pid);
@@ -414,7 +420,7 @@ impl Seen {
             match tracer.comm(pid) {
                 Some(c) => {
                     self.comms.insert(pid, c);
-                    self.gen += 1;
+                    self.names += 1;
                 }
                 None => {
                     self.unnamed.insert(pid);
@@ -518,10 +524,33 @@ impl RingSpool<'_> {
 struct SpoolTarget<'a> {
     tracer: &'a Tracer,
     files: Option<&'a SpoolFiles>,
-    /// `Seen::gen` when the metadata file was last written.
-    meta_gen: &'a mut Option<u64>,
+    /// When the metadata file was last written, and `Seen::gen` and
+    /// `Seen::names` then.
+    meta_gen: &'a mut Option<MetaWritten>,
     cpus: usize,
 }
+
+/// When the metadata file was last written and what it held.
+#[derive(Debug, Clone, Copy)]
+struct MetaWritten {
+    at: Instant,
+    gen: u64,
+    names: u64,
+}
+
+impl MetaWritten {
+    fn now(seen: &Seen) -> Option<MetaWritten> {
+        Some(MetaWritten {
+            at: Instant::now(),
+            gen: seen.gen,
+            names: seen.names,
+        })
+    }
+}
+
+/// Least time between two rewrites of the spooled metadata file for new
+/// thread names alone (formats are written at once).
+const NAMES_REWRITE: Duration = Duration::from_secs(1);
 
 impl SpoolTarget<'_> {
     /// Rewrites the metadata file when `seen` gained something since it
@@ -531,12 +560,15 @@ impl SpoolTarget<'_> {
         let Some(files) = self.files else {
             return Ok(());
         };
-        if *self.meta_gen == Some(seen.gen) {
-            return Ok(());
+        if let Some(w) = self.meta_gen {
+            let names_due = w.names != seen.names && w.at.elapsed() >= NAMES_REWRITE;
+            if w.gen == seen.gen && !names_due {
+                return Ok(());
+            }
         }
         let meta = meta_for(self.tracer, seen, self.cpus, TraceDatVersion::V6);
         files.write_meta(&meta)?;
-        *self.meta_gen = Some(seen.gen);
+        *self.meta_gen = MetaWritten::now(seen);
         Ok(())
     }
 }
@@ -628,8 +660,8 @@ pub struct Drain<'t> {
     /// Spooling next to the output (`spool_next_to`), else in unnamed
     /// temporary files.
     files: Option<SpoolFiles>,
-    /// `Seen::gen` when the metadata file was last written.
-    meta_gen: Option<u64>,
+    /// When the metadata file was last written, and what it held.
+    meta_gen: Option<MetaWritten>,
 }
 
 impl std::fmt::Debug for Drain<'_> {
@@ -793,7 +825,7 @@ impl<'t> Drain<'t> {
             let _ = std::fs::remove_file(out);
             return Err(e);
         }
-        self.meta_gen = Some(self.seen.gen);
+        self.meta_gen = MetaWritten::now(&self.seen);
         self.files = Some(files);
         Ok(())
     }
@@ -1000,7 +1032,8 @@ pub fn is_unfinished(path: &Path) -> bool {
 ///             recording; the finished trace.dat or JSON at the end
 /// OUT.meta    a trace.dat without pages holding the metadata (event formats,
 ///             printk formats, thread names, clock, CPUs); rewritten under a
-///             temporary name and renamed, before any page that needs it
+///             temporary name and renamed, before any page whose formats it
+///             lacks (new thread names: at most every second)
 /// OUT.cpuN    context N's pages, appended as they are consumed and handed
 ///             to the kernel after every poll
 /// ```
