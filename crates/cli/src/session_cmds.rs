@@ -834,9 +834,16 @@ fn record_in(
         poll(&mut drain, &mut write_error);
         if DUMP.swap(false, Ordering::Relaxed) {
             if let (Some(out), Some(f)) = (&a.output, format) {
-                let (_tmp, copy, _) = copy_of(&path.display().to_string())?;
-                let st = export(&copy, out, f, "snapshot")?;
-                summary(&copy, &st, out);
+                // A failed dump costs the dump, never the recording.
+                let dumped = copy_of(&path.display().to_string())
+                    .and_then(|(_tmp, copy, _)| Ok((export(&copy, out, f, "snapshot")?, copy)));
+                match dumped {
+                    Ok((st, copy)) => summary(&copy, &st, out),
+                    Err(e) => say(format_args!(
+                        "ringtrace: SIGUSR1 dump to {} failed: {e}; recording goes on",
+                        out.display()
+                    )),
+                }
             }
         }
         match child.try_wait() {

@@ -5,8 +5,9 @@
 //! # Data flow and memory
 //!
 //! ```text
-//!  ring i ──read_page──> lent page i ──as is──> spool i (temp file)
-//!           (pull_pages)    (zero-copy swap)       64 KiB write buffer
+//!  ring i ──read_page──> lent page i ──as is──> spool i (temp file, or OUT.cpui
+//!           (pull_pages)    (zero-copy swap)       next to the output: see below)
+//!                                                  64 KiB write buffer
 //!
 //!  finish: metadata (formats of the event types seen, printk formats,
 //!          kallsyms, thread names, clock)  ──> TraceDatWriter
@@ -22,6 +23,18 @@
 //! the spools' write buffers, at most `contexts * SPOOL_BUFFER` whatever
 //! the trace length (plus a table of the thread names and event types
 //! seen); the lent pages are spare slots of the ring buffer itself.
+//!
+//! # Never losing what was consumed
+//!
+//! A drain consumes: a page it read is gone from the ring. With
+//! [`Drain::spool_next_to`] the spools are named files next to the output
+//! ([`SpoolFiles`]: `OUT.cpuN`, plus `OUT.meta` with the metadata the pages
+//! need, and a placeholder in `OUT`), handed to the kernel after every
+//! poll. If the drain's process dies before [`Drain::finish_spooled`],
+//! [`recover`] (`ringtrace recover OUT`) writes the output from them: a
+//! `kill -9` loses at most the pages of the poll it interrupted, a full
+//! disk the pages whose write failed. `ringtrace record` and `extract`
+//! always spool this way.
 //!
 //! # The page source
 //!
