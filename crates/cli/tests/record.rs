@@ -516,6 +516,31 @@ fn signals_to_record_reach_the_program() {
     assert!(lines.contains("got signal 15"), "{lines}\n{e}");
     assert!(lines.contains("leaving 2"), "{lines}");
 
+    // SIGHUP (a closed terminal's) likewise.
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("t.dat");
+    let dir = d.path().to_str().unwrap();
+    let mut rec = spawn_record(
+        d.path(),
+        &[
+            "-o",
+            out.to_str().unwrap(),
+            "--contexts",
+            "4",
+            "--name",
+            &uniq("rec-hup"),
+        ],
+        &["signals", dir],
+    );
+    wait_for(&d.path().join("ready"));
+    // SAFETY: signals our own child, `record`.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGHUP) };
+    let status = wait_child(&mut rec);
+    let e = stderr_of(d.path());
+    assert_eq!(status.code(), Some(0), "{e}");
+    let lines = report_lines(&out).join("\n");
+    assert!(lines.contains("got signal 1"), "{lines}\n{e}");
+
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("t.dat");
     let dir = d.path().to_str().unwrap();
