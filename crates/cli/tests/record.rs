@@ -708,13 +708,15 @@ fn the_summary_explains_loss_and_what_holds_it() {
     }
 }
 
+/// No session file's name holds `name` (the file is `ringtrace-PID-NAME`,
+/// perhaps with a random suffix).
 fn no_session_named(name: &str) -> bool {
     !std::fs::read_dir("/dev/shm")
         .map(|rd| {
             rd.flatten().any(|e| {
                 e.file_name()
                     .to_str()
-                    .is_some_and(|n| n.starts_with("ringtrace-") && n.ends_with(name))
+                    .is_some_and(|n| n.starts_with("ringtrace-") && n.contains(name))
             })
         })
         .unwrap_or(false)
