@@ -785,6 +785,20 @@ fn command_line_failures_are_clear() {
         "session left behind"
     );
     assert!(!Path::new(out).exists(), "the placeholder stayed");
+    // Without -o (a session to keep) too.
+    let o = run(&[
+        "record",
+        "--name",
+        &uniq("rec-nostart2"),
+        "--",
+        "/no/such/prog",
+    ]);
+    let e = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        no_session_named(&uniq("-rec-nostart2")),
+        "session left behind"
+    );
 
     // A name in use is refused.
     let o = ok(&["record", "--name", &uniq("rec-taken"), "--", "true"]);
