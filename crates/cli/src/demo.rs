@@ -2,7 +2,8 @@
 //! merged trace (its first and last lines and every lost-event line) and
 //! each context's stats, the kernel's `trace_pipe` and `per_cpu/cpuN/stats`;
 //! or, with `--output`, exports it while it is being recorded (a
-//! [`Drain`](ringtrace::Drain)).
+//! [`Drain`](ringtrace::Drain)). Under `ringtrace record` the demo writes
+//! into the recorder's session and reads nothing itself.
 //!
 //! Each worker thread loops: a binary printk with a string argument, a typed
 //! event (with a long label now and then, so some records take the long
@@ -11,7 +12,7 @@
 //! handler runs nested inside the first one and records too (depth 2).
 
 use std::collections::VecDeque;
-use std::io::{BufWriter, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -33,8 +34,9 @@ ringtrace::declare_event! {
     pub struct Signal: "demo" / "signal" = 1202 { seq: u64, depth: u32 }
 }
 
-/// The demo's tracer; the signal handlers find it here.
-static TRACER: OnceLock<Tracer> = OnceLock::new();
+/// The demo's tracer (the default one: built on the session when
+/// `ringtrace record` runs the demo); the signal handlers find it here.
+static TRACER: OnceLock<&'static Tracer> = OnceLock::new();
 /// Signals handled (both handlers).
 static SIGNALS: AtomicU64 = AtomicU64::new(0);
 
@@ -142,27 +144,55 @@ pub fn run(
     // that the flight recorder's overwrites show as lost-event lines and
     // overrun counts; exported, they keep every event of the default run.
     let bytes = if output.is_some() { 256 } else { 64 } * 1024;
-    let tracer = TracerConfig::new()
+    // The default tracer: under `ringtrace record` (RINGTRACE_SESSION set)
+    // `init` builds it on the session instead of this configuration, so
+    // the events land in the recorder's file.
+    let config = TracerConfig::new()
         .max_contexts(threads as usize)
         .bytes_per_context(bytes)
-        .clock(Clock::mono())
-        .build()
-        .map_err(|e| CliError::Demo(e.to_string()))?;
-    if TRACER.set(tracer).is_err() {
+        .clock(Clock::mono());
+    let t = ringtrace::init(config).map_err(|e| CliError::Demo(e.to_string()))?;
+    if TRACER.set(t).is_err() {
         return Err(CliError::Demo("the demo tracer exists already".into()));
     }
-    let t = TRACER
-        .get()
-        .ok_or_else(|| CliError::Demo("the demo tracer is missing".into()))?;
     for ty in [Work::EVENT_TYPE, Signal::EVENT_TYPE] {
         t.register(ty).map_err(|e| CliError::Demo(e.to_string()))?;
     }
     install(libc::SIGUSR1, on_usr1)?;
     install(libc::SIGUSR2, on_usr2)?;
+    if let Some(session) = t.session_path() {
+        // The recorder reads the rings: the demo only writes.
+        return recorded(t, session, output.is_some(), threads, iterations);
+    }
     match output {
         Some((path, format)) => export(t, &path, format, threads, iterations),
         None => show(t, threads, iterations),
     }
+}
+
+/// The ending under `ringtrace record`: the workers write into the
+/// session, whose reader (the recorder) writes the file.
+fn recorded(
+    t: &'static Tracer,
+    session: &Path,
+    output: bool,
+    threads: u32,
+    iterations: u32,
+) -> Result<(), CliError> {
+    if output {
+        eprintln!(
+            "ringtrace demo: recording into session {}: --output is ignored \
+             (the recorder writes the file)",
+            session.display()
+        );
+    }
+    work(t, threads, iterations, || Ok(()))?;
+    eprintln!(
+        "ringtrace demo: {threads} threads recorded into session {} ({} signals handled)",
+        session.display(),
+        SIGNALS.load(Ordering::Relaxed)
+    );
+    Ok(())
 }
 
 /// Runs the workers to the end; `poll` runs meanwhile, every millisecond.
@@ -272,13 +302,11 @@ fn export(
     threads: u32,
     iterations: u32,
 ) -> Result<(), CliError> {
-    let file = std::fs::File::create(output).map_err(|source| CliError::File {
-        what: "creating",
-        path: output.display().to_string(),
-        source,
-    })?;
-    let bar = progress_bar("recording");
     let mut drain = t.drain();
+    // Pages go to disk next to the output as they are read (see
+    // `ringtrace::export::SpoolFiles`); an unwritable output fails now.
+    drain.spool_next_to(output)?;
+    let bar = progress_bar("recording");
     attach_progress(&mut drain, &bar);
     work(t, threads, iterations, || {
         drain.poll()?;
@@ -286,19 +314,7 @@ fn export(
     })?;
     drain.poll_all()?;
     let stats = drain.stats();
-    let out = drain.finish(BufWriter::new(file), format.export())?;
-    out.into_inner()
-        .map_err(|e| CliError::File {
-            what: "writing",
-            path: output.display().to_string(),
-            source: e.into_error(),
-        })?
-        .sync_all()
-        .map_err(|source| CliError::File {
-            what: "writing",
-            path: output.display().to_string(),
-            source,
-        })?;
+    drain.finish_spooled(format.export())?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

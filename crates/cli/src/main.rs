@@ -6,12 +6,14 @@
 //! ringtrace dump -i FILE                                   summary: sections, CPUs, counts, losses
 //! ringtrace convert -i FILE -o OUT [--format F]            trace.dat -> JSON, v6 <-> v7
 //! ringtrace record [-b KB] [--mode M] [--clock C] [-o FILE] -- PROGRAM ARGS...
+//! ringtrace recover FILE                                   write a killed record's output
 //! ringtrace list | pipe S | show S | stat S | extract S -o F | snapshot S -o F | clear S | remove S
 //! ```
 //!
 //! Every failure prints `ringtrace: error: ...` naming what and where
 //! (section, file offset, CPU, page) and exits with status 1; nothing panics
-//! on bad input.
+//! on bad input. `record` exits with its program's status (128+N when
+//! signal N killed it).
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -148,8 +150,33 @@ enum Cmd {
 The program attaches by itself when it uses the ringtrace library: the
 RINGTRACE_SESSION environment variable names the session file. Sessions live
 in /dev/shm, or in RINGTRACE_SHM_DIR (or --shm-dir) when set; their memory is
-reserved up front, so a program never faults on a full /dev/shm.")]
+reserved up front, so a program never faults on a full /dev/shm. A program
+that never attaches gives an empty trace and a warning (not an error).
+
+The output is created before the program starts; what is read goes to disk
+next to it as it is read (OUT.meta, OUT.cpuN), and becomes OUT when the
+program ends. If record is killed first, `ringtrace recover OUT` writes OUT.
+
+SIGINT, SIGTERM and SIGHUP sent to record are forwarded to the program
+(Ctrl-C reaches both already); record then reads what is left and writes
+the file. A second one stops waiting for the program. The exit status is
+the program's, or 128+N when signal N killed it; 1 (or the program's
+failure status) when the trace could not be written, the session then
+being kept with the `ringtrace extract` command that saves it.")]
     Record(session_cmds::RecordArgs),
+    /// Write the output of a recording that was stopped before it wrote it
+    /// (`ringtrace record` killed, or a full disk), from the files spooled
+    /// next to it (OUT.meta, OUT.cpuN), and delete them.
+    #[command(after_help = "Example:
+  ringtrace recover trace.dat
+  ringtrace report -i trace.dat")]
+    Recover {
+        /// The output the recording was writing (-o of `ringtrace record`).
+        output: PathBuf,
+        /// Output format (overrides the extension).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
     /// List the sessions on this machine: pid, state, size, owner.
     #[command(after_help = "Example:
   ringtrace list")]
@@ -267,8 +294,50 @@ pub enum CliError {
     Bench(#[from] ringtrace::kernel_bench::KernelBenchError),
 }
 
-fn run(cli: Cli) -> Result<(), CliError> {
+/// Refuses to read the placeholder of an unfinished recording as a trace,
+/// naming the command that recovers it.
+fn check_finished(input: &Path) -> Result<(), CliError> {
+    if ringtrace::export::is_unfinished(input) {
+        return Err(CliError::Usage(format!(
+            "{} is an unfinished recording (`ringtrace record` was stopped before it wrote \
+             the file): write it with `ringtrace recover {}`",
+            input.display(),
+            input.display()
+        )));
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.cmd {
+        Cmd::Record(a) => Ok(session_cmds::record(a)?),
+        Cmd::Recover { output, format } => {
+            let format = Format::resolve(&output, format)?;
+            let r = ringtrace::export::recover(&output, format.export())?;
+            eprintln!(
+                "ringtrace: recovered {} events ({} pages, {} lost before them) -> {}{}",
+                r.events,
+                r.pages,
+                r.lost_events,
+                output.display(),
+                if r.bad_pages > 0 || r.partial_bytes > 0 {
+                    format!(
+                        "; skipped {} damaged page(s) and {} byte(s) of a page cut short",
+                        r.bad_pages, r.partial_bytes
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            Ok(0)
+        }
+        cmd => run_other(cmd).map(|()| 0),
+    }
+}
+
+fn run_other(cmd: Cmd) -> Result<(), CliError> {
+    match cmd {
+        Cmd::Record(_) | Cmd::Recover { .. } => Ok(()),
         Cmd::Demo {
             output,
             format,
@@ -290,14 +359,22 @@ fn run(cli: Cli) -> Result<(), CliError> {
             raw,
             ns,
             json,
-        } => files::report(&input, &cpus, raw, ns, json),
-        Cmd::Dump { input } => files::dump(&input),
+        } => {
+            check_finished(&input)?;
+            files::report(&input, &cpus, raw, ns, json)
+        }
+        Cmd::Dump { input } => {
+            check_finished(&input)?;
+            files::dump(&input)
+        }
         Cmd::Convert {
             input,
             output,
             format,
-        } => files::convert(&input, &output, Format::resolve(&output, format)?),
-        Cmd::Record(a) => Ok(session_cmds::record(a)?),
+        } => {
+            check_finished(&input)?;
+            files::convert(&input, &output, Format::resolve(&output, format)?)
+        }
         Cmd::List => Ok(session_cmds::list()?),
         Cmd::Pipe(a) => Ok(session_cmds::pipe(a)?),
         Cmd::Show { session } => Ok(session_cmds::show(&session)?),
@@ -334,7 +411,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             // Every error's text includes its cause.

@@ -32,17 +32,16 @@
 //! flight is counted as lost, never shown.
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use ringtrace::clock::ClockKind;
-use ringtrace::export::{Drain, DrainStats, ExportError};
+use ringtrace::export::{Drain, DrainStats, ExportError, SpoolFiles};
 use ringtrace::session::{
     list_sessions, resolve, session_dir, ProcInfo, ProcState, Session, SessionConfig, SessionError,
     SessionState, SESSION_ENV,
@@ -161,8 +160,10 @@ pub struct RecordArgs {
     /// `record` started, directly or not, are waited for).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub wait_children: u64,
-    /// The program and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    /// The program and its arguments (after `--` when they start with a
+    /// hyphen). An unknown option before the program is an error, never
+    /// taken as the program.
+    #[arg(required = true, trailing_var_arg = true)]
     pub command: Vec<OsString>,
 }
 
@@ -417,12 +418,6 @@ fn copy_of(arg: &str) -> Result<(tempfile::NamedTempFile, Opened, String)> {
     ))
 }
 
-fn create_output(path: &Path) -> Result<BufWriter<File>> {
-    let f = File::create(path)
-        .map_err(|e| SessionCmdError::Usage(format!("creating {}: {e}", path.display())))?;
-    Ok(BufWriter::with_capacity(1 << 16, f))
-}
-
 /// A byte progress bar on stderr when it is a terminal.
 pub(crate) fn progress_bar(msg: &'static str) -> Option<ProgressBar> {
     std::io::stderr().is_terminal().then(|| {
@@ -454,22 +449,21 @@ pub(crate) fn attach_progress(drain: &mut Drain<'_>, bar: &Option<ProgressBar>) 
     }
 }
 
-/// Drains `o` completely into `out`; returns the drain's counters.
+/// Drains `o` completely into `out`, spooling next to it (see
+/// [`SpoolFiles`]); returns the drain's counters.
 fn export(o: &Opened, out: &Path, format: Format, msg: &'static str) -> Result<DrainStats> {
-    let file = create_output(out)?;
-    let bar = progress_bar(msg);
-    o.tracer.import_session_tables();
-    let mut drain = o.tracer.drain();
-    attach_progress(&mut drain, &bar);
     let ex = |source| SessionCmdError::Export {
         path: o.path.display().to_string(),
         source,
     };
+    o.tracer.import_session_tables();
+    let mut drain = o.tracer.drain();
+    drain.spool_next_to(out).map_err(ex)?;
+    let bar = progress_bar(msg);
+    attach_progress(&mut drain, &bar);
     drain.poll_all().map_err(ex)?;
     let stats = drain.stats();
-    let mut w = drain.finish(file, format.export()).map_err(ex)?;
-    w.flush()
-        .map_err(|e| SessionCmdError::Usage(format!("writing {}: {e}", out.display())))?;
+    drain.finish_spooled(format.export()).map_err(ex)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -477,21 +471,242 @@ fn export(o: &Opened, out: &Path, format: Format, msg: &'static str) -> Result<D
 }
 
 fn summary(o: &Opened, stats: &DrainStats, out: &Path) {
-    eprintln!(
+    say(format_args!(
         "ringtrace: {}: {} events, {} lost (ring counters: {} lost) -> {}",
         o.path.display(),
         stats.events,
         stats.lost_events,
         o.ring_losses(),
         out.display()
-    );
+    ));
     if let Some(m) = o.refusals() {
-        eprintln!("ringtrace: {}: {m}", o.path.display());
+        say(format_args!("ringtrace: {}: {m}", o.path.display()));
+    }
+    for l in loss_lines(o, stats) {
+        say(format_args!("ringtrace: {l}"));
     }
 }
 
-/// `ringtrace record`.
-pub fn record(a: RecordArgs) -> Result<()> {
+/// Contexts whose losses the summary explains one by one; the rest are
+/// summed in one line.
+const LOSS_LINES: usize = 16;
+
+/// Per context that lost events: what was written, what was lost and why
+/// (a full ring in producer/consumer mode, overwritten in overwrite mode,
+/// commit overruns), and the `-b` that would have held them: the ring's
+/// size plus the bytes of the lost events, at the drain's bytes per event
+/// (page overhead included, so an upper bound), rounded up to a power of
+/// two. That is enough even if nothing were read during the recording.
+fn loss_lines(o: &Opened, stats: &DrainStats) -> Vec<String> {
+    let buf = o.tracer.ring_buffer();
+    let page = buf.config().page_size as u64;
+    let per_event = if stats.events > 0 {
+        stats.page_bytes.div_ceil(stats.events)
+    } else {
+        // Nothing read: the smallest event (8 bytes) plus the common
+        // fields, a floor rather than a guess.
+        16
+    };
+    let overwrite = buf.mode() == Mode::Overwrite;
+    let mut lines = Vec::new();
+    let (mut more, mut more_lost) = (0u64, 0u64);
+    for r in 0..buf.rings() {
+        let Ok(s) = buf.stats(r) else { continue };
+        let lost = s.overrun + s.dropped + s.commit_overrun;
+        if lost == 0 {
+            continue;
+        }
+        if lines.len() >= LOSS_LINES {
+            more += 1;
+            more_lost += lost;
+            continue;
+        }
+        let who = match o.tracer.context_tid(r) {
+            Some(tid) => format!(
+                "{}-{tid}",
+                o.tracer.comm(tid).unwrap_or_else(|| "<...>".into())
+            ),
+            None => "no thread now".to_string(),
+        };
+        let ring_kb = buf.ring_pages(r).map_or(0, |p| p as u64 * page / 1024);
+        let mut why = Vec::new();
+        if s.dropped > 0 {
+            why.push(format!(
+                "{} dropped: the ring ({ring_kb} KB) was full, the reader had not emptied it \
+                 (producer/consumer mode keeps the oldest)",
+                s.dropped
+            ));
+        }
+        if s.overrun > 0 {
+            why.push(format!(
+                "{} overwritten by newer events (overwrite mode keeps the newest {ring_kb} KB)",
+                s.overrun
+            ));
+        }
+        if s.commit_overrun > 0 {
+            why.push(format!(
+                "{} commit overrun (nested writes filled the ring during a write)",
+                s.commit_overrun
+            ));
+        }
+        let need_kb = (ring_kb + (lost * per_event).div_ceil(1024)).next_power_of_two();
+        let fix = if overwrite {
+            format!("-b {need_kb} would have held them all")
+        } else {
+            format!("-b {need_kb} would have held them all, or --mode overwrite keeps the newest")
+        };
+        lines.push(format!(
+            "context {r} ({who}): {} written, {lost} lost: {}; {fix}",
+            s.written,
+            why.join(", ")
+        ));
+    }
+    if more > 0 {
+        lines.push(format!(
+            "{more} more context(s) lost {more_lost} event(s) (`ringtrace stat` shows each)"
+        ));
+    }
+    lines
+}
+
+/// Writes one line to stderr, ignoring errors: `record` must go on (and
+/// write the trace) when its terminal hung up, where `eprintln!` panics.
+fn say(line: std::fmt::Arguments<'_>) {
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_fmt(line);
+    let _ = e.write_all(b"\n");
+}
+
+/// The program `record` runs (its pid once started, else 0): the signal
+/// handler forwards SIGINT, SIGTERM and SIGHUP to it.
+static PROGRAM: AtomicI32 = AtomicI32::new(0);
+/// SIGINT, SIGTERM and SIGHUP received by `record`; from the second on,
+/// `record` stops waiting for its program.
+static STOP_SIGNALS: AtomicU32 = AtomicU32::new(0);
+/// The last of them (its number), for the exit status when the program is
+/// not waited for.
+static LAST_STOP: AtomicI32 = AtomicI32::new(0);
+/// One that arrived from another process before the program started:
+/// forwarded as soon as it runs.
+static PENDING_FORWARD: AtomicI32 = AtomicI32::new(0);
+
+/// SIGINT/SIGTERM/SIGHUP to `record`. One sent by a process (`kill`,
+/// `si_code <= 0`) is forwarded to the program; one the kernel sent (the
+/// terminal's Ctrl-C or hang-up, `si_code > 0`) reached the program's
+/// process group, the program included, already: forwarding it would
+/// deliver it twice.
+extern "C" fn on_record_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let from_process = info.is_null() || unsafe { (*info).si_code } <= 0;
+    LAST_STOP.store(sig, Ordering::Relaxed);
+    STOP_SIGNALS.fetch_add(1, Ordering::Relaxed);
+    if from_process {
+        let pid = PROGRAM.load(Ordering::Relaxed);
+        if pid > 0 {
+            // SAFETY: kill is async-signal-safe and takes plain integers.
+            unsafe { libc::kill(pid, sig) };
+        } else {
+            PENDING_FORWARD.store(sig, Ordering::Relaxed);
+        }
+    }
+}
+
+fn install_siginfo(sig: libc::c_int) {
+    let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = on_record_signal;
+    // SAFETY: the handler only touches atomics and calls kill
+    // (async-signal-safe); a zeroed sigaction is valid.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = f as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART | libc::SA_SIGINFO;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
+    }
+}
+
+/// The name of signal `sig` (`SIGSEGV`), or `signal N`.
+pub(crate) fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_string()
+}
+
+/// The session name `record` uses: `--name`, else the program's file name
+/// made safe, with `-2`, `-3` ... added when one of your sessions has it
+/// already (an explicit `--name` in use is refused instead: two sessions
+/// of one name could not be told apart by `pipe NAME`).
+fn session_name(a: &RecordArgs, program: &OsString) -> Result<String> {
+    let in_use: Vec<(String, PathBuf)> = list_sessions()
+        .into_iter()
+        .filter(|l| l.state.is_ok())
+        .filter_map(|l| {
+            let s = Session::open(&l.path).ok()?;
+            Some((s.layout().name.clone(), l.path))
+        })
+        .collect();
+    if let Some(n) = &a.name {
+        if let Some((_, path)) = in_use.iter().find(|(u, _)| u == n) {
+            return Err(SessionCmdError::Usage(format!(
+                "session name {n:?} is in use by {}: choose another --name, or delete it \
+                 with `ringtrace remove {}`",
+                path.display(),
+                path.display()
+            )));
+        }
+        return Ok(n.clone());
+    }
+    let base = Path::new(program)
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(36)
+        .collect();
+    let clean = if clean.is_empty() {
+        "session".to_string()
+    } else {
+        clean
+    };
+    let mut name = clean.clone();
+    for k in 2..1000 {
+        if !in_use.iter().any(|(u, _)| *u == name) {
+            break;
+        }
+        name = format!("{clean}-{k}");
+    }
+    Ok(name)
+}
+
+/// `ringtrace record`: returns the exit status (the program's, or
+/// 128 + the signal that killed it).
+pub fn record(a: RecordArgs) -> Result<u8> {
     let format = match &a.output {
         Some(o) => {
             Some(Format::resolve(o, a.format).map_err(|e| SessionCmdError::Usage(e.to_string()))?)
@@ -501,28 +716,7 @@ pub fn record(a: RecordArgs) -> Result<()> {
     let Some(program) = a.command.first() else {
         return Err(SessionCmdError::Usage("record: no program given".into()));
     };
-    let name = a.name.clone().unwrap_or_else(|| {
-        let base = Path::new(program)
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let clean: String = base
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(40)
-            .collect();
-        if clean.is_empty() {
-            "session".into()
-        } else {
-            clean
-        }
-    });
+    let name = session_name(&a, program)?;
     let mut cfg = SessionConfig::new(&name);
     cfg.contexts = a.contexts;
     cfg.page_size = a.page_size;
@@ -546,23 +740,85 @@ pub fn record(a: RecordArgs) -> Result<()> {
     let session = Session::create(&cfg)?;
     session.set_recorder_pid(std::process::id());
     let path = session.path().to_path_buf();
-    let keep = a.keep || a.output.is_none();
-    let result = record_in(&a, session, format, &path);
-    if !keep {
-        let _ = std::fs::remove_file(&path);
-    } else {
-        eprintln!(
+    let (result, keep_session) = match record_in(&a, session, format, &path) {
+        Ok(end) => (Ok(end.status), a.keep || a.output.is_none() || end.failed),
+        // Nothing was started or nothing was read: the session holds
+        // nothing worth keeping unless asked.
+        Err(e) => (Err(e), a.keep),
+    };
+    if keep_session {
+        say(format_args!(
             "ringtrace: session kept: {} (`ringtrace remove` deletes it)",
             path.display()
-        );
+        ));
+    } else {
+        let _ = std::fs::remove_file(&path);
     }
     result
 }
 
-fn record_in(a: &RecordArgs, session: Session, format: Option<Format>, path: &Path) -> Result<()> {
+/// How a recording ended.
+struct RecordEnd {
+    /// `record`'s exit status.
+    status: u8,
+    /// The trace could not be written whole: the session is kept.
+    failed: bool,
+}
+
+/// Removes what `record` made at the output path before the program ran
+/// (the placeholder and the first metadata file).
+fn undo_output(out: &Path) {
+    if ringtrace::export::is_unfinished(out) {
+        let _ = std::fs::remove_file(out);
+    }
+    let files = SpoolFiles::new(out);
+    if files.cpus_present().is_empty() {
+        let _ = std::fs::remove_file(files.meta());
+    }
+}
+
+/// `OUT` with `-rest` before its extension: where `extract` can save what a
+/// failed recording left in the session.
+fn rest_name(out: &Path) -> PathBuf {
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let ext = out.extension().map(|s| s.to_string_lossy().into_owned());
+    let name = match (stem, ext) {
+        (Some(s), Some(e)) => format!("{s}-rest.{e}"),
+        (Some(s), None) => format!("{s}-rest"),
+        _ => "rest.dat".to_string(),
+    };
+    out.with_file_name(name)
+}
+
+fn record_in(
+    a: &RecordArgs,
+    session: Session,
+    format: Option<Format>,
+    path: &Path,
+) -> Result<RecordEnd> {
     let o = Opened::from_session(session)?;
-    install(libc::SIGINT, on_stop);
-    install(libc::SIGTERM, on_stop);
+    let program_name = Path::new(&a.command[0]).display().to_string();
+    // The output is made (and so checked) before the program starts: the
+    // live drain spools next to it; the flight recorder only writes the
+    // placeholder now and drains at the end (or on SIGUSR1).
+    let live = a.output.is_some() && a.flight_recorder.is_none();
+    let mut drain = None;
+    if let Some(out) = &a.output {
+        if live {
+            let mut d = o.tracer.drain();
+            d.spool_next_to(out).map_err(|e| {
+                SessionCmdError::Usage(format!("output: {e}; {program_name} was not started"))
+            })?;
+            drain = Some(d);
+        } else {
+            SpoolFiles::new(out).prepare().map_err(|e| {
+                SessionCmdError::Usage(format!("output: {e}; {program_name} was not started"))
+            })?;
+        }
+    }
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        install_siginfo(sig);
+    }
     install(libc::SIGUSR1, on_dump);
     // Orphaned descendants of the program are re-parented to us (not to
     // init): they stay recognisably ours, and we reap them.
@@ -571,51 +827,88 @@ fn record_in(a: &RecordArgs, session: Session, format: Option<Format>, path: &Pa
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     }
     let me = std::process::id();
-    let mut child = Command::new(&a.command[0])
+    let spawned = Command::new(&a.command[0])
         .args(&a.command[1..])
         .env(SESSION_ENV, path)
-        .spawn()
-        .map_err(|e| {
-            failed(
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            drop(drain);
+            if let Some(out) = &a.output {
+                undo_output(out);
+            }
+            return Err(failed(
                 path,
-                format!("starting {}: {e}", Path::new(&a.command[0]).display()),
-            )
-        })?;
-    eprintln!(
+                format!("cannot start {program_name}: {e}; nothing was recorded"),
+            ));
+        }
+    };
+    PROGRAM.store(i32::try_from(child.id()).unwrap_or(0), Ordering::Relaxed);
+    let early = PENDING_FORWARD.swap(0, Ordering::Relaxed);
+    if early > 0 {
+        // SAFETY: kill takes plain integers; the pid is our child's.
+        unsafe { libc::kill(child.id() as i32, early) };
+    }
+    say(format_args!(
         "ringtrace: session {} recording pid {}",
         path.display(),
         child.id()
-    );
-    let live = a.output.is_some() && a.flight_recorder.is_none();
-    let ex = |source| SessionCmdError::Export {
-        path: path.display().to_string(),
-        source,
-    };
+    ));
     let bar = if live {
         progress_bar("recording")
     } else {
         None
     };
-    let mut drain = live.then(|| o.tracer.drain());
     if let Some(d) = &mut drain {
         attach_progress(d, &bar);
     }
+    // A write error stops the reading, never the program: its events stay
+    // in the session (kept), and the end says how to save them.
+    let mut write_error: Option<String> = None;
+    let poll = |drain: &mut Option<ringtrace::Drain<'_>>, write_error: &mut Option<String>| {
+        if let Some(d) = drain {
+            if let Err(e) = d.poll() {
+                say(format_args!(
+                    "ringtrace: session {}: {e}; reading stopped (the program goes on, \
+                     its events stay in the session)",
+                    path.display()
+                ));
+                *write_error = Some(e.to_string());
+                *drain = None;
+            }
+        }
+    };
+    let stop_waiting = || STOP_SIGNALS.load(Ordering::Relaxed) >= 2;
     let status = loop {
         o.tracer.import_session_tables();
-        if let Some(d) = &mut drain {
-            d.poll().map_err(ex)?;
-        }
+        poll(&mut drain, &mut write_error);
         if DUMP.swap(false, Ordering::Relaxed) {
             if let (Some(out), Some(f)) = (&a.output, format) {
-                let (_tmp, copy, _) = copy_of(&path.display().to_string())?;
-                let st = export(&copy, out, f, "snapshot")?;
-                summary(&copy, &st, out);
+                // A failed dump costs the dump, never the recording.
+                let dumped = copy_of(&path.display().to_string())
+                    .and_then(|(_tmp, copy, _)| Ok((export(&copy, out, f, "snapshot")?, copy)));
+                match dumped {
+                    Ok((st, copy)) => summary(&copy, &st, out),
+                    Err(e) => say(format_args!(
+                        "ringtrace: SIGUSR1 dump to {} failed: {e}; recording goes on",
+                        out.display()
+                    )),
+                }
             }
         }
         match child.try_wait() {
-            Ok(Some(s)) => break s,
+            Ok(Some(s)) => break Some(s),
             Ok(None) => {}
             Err(e) => return Err(failed(path, format!("waiting for the program: {e}"))),
+        }
+        if stop_waiting() {
+            say(format_args!(
+                "ringtrace: second signal: not waiting for {program_name} (pid {}), which \
+                 still runs; writing what it wrote so far",
+                child.id()
+            ));
+            break None;
         }
         std::thread::sleep(Duration::from_millis(if live { 2 } else { 20 }));
     };
@@ -626,7 +919,7 @@ fn record_in(a: &RecordArgs, session: Session, format: Option<Format>, path: &Pa
     let mut warned = false;
     let mut ignored: Vec<u32> = Vec::new();
     let give_up = Instant::now() + Duration::from_secs(a.wait_children);
-    loop {
+    while status.is_some() {
         reap_orphans();
         let (_, procs) = o.state();
         let mut ours = 0;
@@ -635,64 +928,129 @@ fn record_in(a: &RecordArgs, session: Session, format: Option<Format>, path: &Pa
                 ours += 1;
             } else if !ignored.contains(&p.pid) && ignored.len() < 64 {
                 ignored.push(p.pid);
-                eprintln!(
+                say(format_args!(
                     "ringtrace: session {}: writer process {} was not started by this record: \
                      not waited for",
                     path.display(),
                     p.pid
-                );
+                ));
             }
         }
-        if ours == 0 || STOP.load(Ordering::Relaxed) {
+        if ours == 0 || STOP_SIGNALS.load(Ordering::Relaxed) > 0 {
             break;
         }
         if Instant::now() >= give_up {
-            eprintln!(
+            say(format_args!(
                 "ringtrace: {ours} writer process(es) still running after --wait-children {}s: \
                  reading what they wrote so far",
                 a.wait_children
-            );
+            ));
             break;
         }
         if !warned {
-            eprintln!("ringtrace: the program exited; waiting for its other writer processes (Ctrl-C stops)");
+            say(format_args!(
+                "ringtrace: the program exited; waiting for its other writer processes \
+                 (Ctrl-C stops)"
+            ));
             warned = true;
         }
         o.tracer.import_session_tables();
-        if let Some(d) = &mut drain {
-            d.poll().map_err(ex)?;
-        }
+        poll(&mut drain, &mut write_error);
         std::thread::sleep(Duration::from_millis(20));
     }
     let msg = o.post_mortem();
     if let Some(m) = &msg {
-        eprintln!("ringtrace: {m}");
+        say(format_args!("ringtrace: {m}"));
     }
-    eprintln!(
-        "ringtrace: {} exited: {status}",
-        Path::new(&a.command[0]).display()
-    );
+    let code = match status {
+        Some(s) => {
+            use std::os::unix::process::ExitStatusExt as _;
+            match (s.code(), s.signal()) {
+                (Some(c), _) => {
+                    say(format_args!("ringtrace: {program_name} exited: {s}"));
+                    (c & 0xff) as u8
+                }
+                (None, Some(sig)) => {
+                    say(format_args!(
+                        "ringtrace: {program_name} killed by {}{}",
+                        signal_name(sig),
+                        if s.core_dumped() {
+                            " (core dumped)"
+                        } else {
+                            ""
+                        }
+                    ));
+                    128u8.saturating_add(sig as u8)
+                }
+                (None, None) => {
+                    say(format_args!("ringtrace: {program_name} ended: {s}"));
+                    1
+                }
+            }
+        }
+        None => 128u8.saturating_add(LAST_STOP.load(Ordering::Relaxed) as u8),
+    };
+    if o.state().0 == SessionState::Waiting {
+        say(format_args!(
+            "ringtrace: warning: {program_name} never attached to the session: is it linked \
+             with ringtrace, and did it record an event? (it attaches on its first event, \
+             through {SESSION_ENV}); the trace is empty"
+        ));
+    }
     let (Some(out), Some(f)) = (&a.output, format) else {
-        return Ok(());
+        return Ok(RecordEnd {
+            status: code,
+            failed: false,
+        });
     };
     o.tracer.import_session_tables();
-    let stats = match drain {
+    let finished = match drain {
         Some(mut d) => {
-            let file = create_output(out)?;
-            d.poll_all().map_err(ex)?;
-            let stats = d.stats();
-            let mut w = d.finish(file, f.export()).map_err(ex)?;
-            w.flush()
-                .map_err(|e| SessionCmdError::Usage(format!("writing {}: {e}", out.display())))?;
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-            stats
+            let r = d.poll_all().map(|_| d.stats());
+            r.and_then(|stats| d.finish_spooled(f.export()).map(|_| stats))
+                .map_err(|e| e.to_string())
         }
-        None => export(&o, out, f, "writing")?,
+        None if live => Err(write_error.unwrap_or_default()),
+        None => export(&o, out, f, "writing").map_err(|e| e.to_string()),
     };
-    summary(&o, &stats, out);
-    Ok(())
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    match finished {
+        Ok(stats) => {
+            summary(&o, &stats, out);
+            Ok(RecordEnd {
+                status: code,
+                failed: false,
+            })
+        }
+        Err(e) => {
+            let files = SpoolFiles::new(out);
+            say(format_args!(
+                "ringtrace: error: {} could not be written: {e}",
+                out.display()
+            ));
+            if files.meta().exists() {
+                say(format_args!(
+                    "ringtrace: what was read before is spooled in {}.meta and {}.cpu*: \
+                     once there is room, write it with:\n  ringtrace recover {}",
+                    out.display(),
+                    out.display(),
+                    out.display()
+                ));
+            }
+            say(format_args!(
+                "ringtrace: the events not read yet stay in the session; save them with:\n  \
+                 ringtrace extract {} -o {}",
+                path.display(),
+                rest_name(out).display()
+            ));
+            Ok(RecordEnd {
+                status: if code == 0 { 1 } else { code },
+                failed: true,
+            })
+        }
+    }
 }
 
 /// Reaps our exited children (descendants of the program re-parented to

@@ -495,7 +495,8 @@ fn sigkill_mid_storm_exact_accounting() {
             unsafe { libc::kill(pid, libc::SIGKILL) };
             let mut err = String::new();
             rec.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            assert!(rec.wait().unwrap().success(), "{err}");
+            // The program was killed: record exits 128 + SIGKILL.
+            assert_eq!(rec.wait().unwrap().code(), Some(137), "{err}");
             assert!(err.contains("died without detaching"), "{err}");
             let (path, _) = session_of(&err);
             let stat = text(&ok(&["stat", path.to_str().unwrap()]).stdout);

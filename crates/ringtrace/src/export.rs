@@ -5,8 +5,9 @@
 //! # Data flow and memory
 //!
 //! ```text
-//!  ring i ──read_page──> lent page i ──as is──> spool i (temp file)
-//!           (pull_pages)    (zero-copy swap)       64 KiB write buffer
+//!  ring i ──read_page──> lent page i ──as is──> spool i (temp file, or OUT.cpui
+//!           (pull_pages)    (zero-copy swap)       next to the output: see below)
+//!                                                  64 KiB write buffer
 //!
 //!  finish: metadata (formats of the event types seen, printk formats,
 //!          kallsyms, thread names, clock)  ──> TraceDatWriter
@@ -22,6 +23,18 @@
 //! the spools' write buffers, at most `contexts * SPOOL_BUFFER` whatever
 //! the trace length (plus a table of the thread names and event types
 //! seen); the lent pages are spare slots of the ring buffer itself.
+//!
+//! # Never losing what was consumed
+//!
+//! A drain consumes: a page it read is gone from the ring. With
+//! [`Drain::spool_next_to`] the spools are named files next to the output
+//! ([`SpoolFiles`]: `OUT.cpuN`, plus `OUT.meta` with the metadata the pages
+//! need, and a placeholder in `OUT`), handed to the kernel after every
+//! poll. If the drain's process dies before [`Drain::finish_spooled`],
+//! [`recover`] (`ringtrace recover OUT`) writes the output from them: a
+//! `kill -9` loses at most the pages of the poll it interrupted, a full
+//! disk the pages whose write failed. `ringtrace record` and `extract`
+//! always spool this way.
 //!
 //! # The page source
 //!
@@ -49,7 +62,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ringtrace_ring::format::{decode, Record};
 use ringtrace_ring::format::{
@@ -61,7 +76,10 @@ use ringtrace_ring::{Consumer, ReadError, ReadPage, RingError};
 use crate::event::{CommonFields, Registry};
 use crate::json::{JsonError, JsonOptions};
 use crate::printk;
-use crate::tracedat::{TraceDatError, TraceDatMeta, TraceDatVersion, TraceDatWriter, Tsc2Nsec};
+use crate::tracedat::page::{parse_page, PageLayout};
+use crate::tracedat::{
+    TraceDatError, TraceDatMeta, TraceDatReader, TraceDatVersion, TraceDatWriter, Tsc2Nsec,
+};
 use crate::tracer::Tracer;
 
 /// Size of each context's spool write buffer.
@@ -106,6 +124,20 @@ pub enum ExportError {
     /// Writing the JSON failed.
     #[error(transparent)]
     Json(#[from] JsonError),
+    /// A file of a recording spooled next to its output failed.
+    #[error("{what} {}: {source}", path.display())]
+    File {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// An unfinished recording cannot be recovered as asked.
+    #[error("{0}")]
+    Recover(String),
     /// An event does not fit an empty page (cannot happen with the ring's
     /// own page size; reported rather than dropped).
     #[error("event of {len} bytes on context {ring} does not fit a {page_size}-byte page")]
@@ -121,6 +153,11 @@ pub enum ExportError {
 
 fn io_err(context: &'static str) -> impl FnOnce(io::Error) -> ExportError {
     move |source| ExportError::Io { context, source }
+}
+
+fn file_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ExportError {
+    let path = path.to_path_buf();
+    move |source| ExportError::File { what, path, source }
 }
 
 /// What to write.
@@ -341,6 +378,18 @@ struct Seen {
     unnamed: HashSet<i32>,
     /// The pid of the previous event: runs of one thread skip the map.
     last_pid: i32,
+    /// Bumped whenever the metadata gains what decoding needs (a type, a
+    /// printk site, a type's format): the spooled metadata file is
+    /// rewritten before the next page when it changed.
+    gen: u64,
+    /// Bumped when a thread name is learned: the metadata file is
+    /// rewritten for names at most every [`NAMES_REWRITE`] (a program
+    /// whose threads come and go would otherwise rewrite it per thread);
+    /// a name not in it yet shows as `<...>` in a recovered trace.
+    names: u64,
+    /// Printk sites known and seen types whose format is known, at the
+    /// last poll.
+    known: (usize, usize),
 }
 
 impl Seen {
@@ -352,7 +401,10 @@ impl Seen {
         if self.ids.len() <= w {
             self.ids.resize(w + 1, 0);
         }
-        self.ids[w] |= 1 << b;
+        if self.ids[w] & (1 << b) == 0 {
+            self.ids[w] |= 1 << b;
+            self.gen += 1;
+        }
         if common.pid == self.last_pid {
             return;
         }
@@ -365,6 +417,7 @@ impl Seen {
                 Some(c) => {
                     self.unnamed.remove(&common.pid);
                     self.comms.insert(common.pid, c);
+                    self.names += 1;
                 }
                 None if self.unnamed.len() < MAX_THREADS => {
                     self.unnamed.insert(common.pid);
@@ -380,11 +433,30 @@ impl Seen {
             match tracer.comm(pid) {
                 Some(c) => {
                     self.comms.insert(pid, c);
+                    self.names += 1;
                 }
                 None => {
                     self.unnamed.insert(pid);
                 }
             }
+        }
+    }
+
+    /// Notes formats learned since the last call (printk sites and event
+    /// types imported from a session's tables, late thread names).
+    fn refresh(&mut self, tracer: &Tracer) {
+        if !self.unnamed.is_empty() {
+            self.name_late(tracer);
+        }
+        let known = (
+            printk::sites().count(),
+            self.ids()
+                .filter(|id| Registry::global().get(*id).is_some())
+                .count(),
+        );
+        if known != self.known {
+            self.known = known;
+            self.gen += 1;
         }
     }
 
@@ -401,30 +473,116 @@ impl Seen {
 struct RingSpool<'t> {
     page: ReadPage<'t>,
     spool: Option<BufWriter<File>>,
+    /// The spool's name next to the output (`None`: an unnamed temporary
+    /// file).
+    path: Option<PathBuf>,
     pages: u64,
 }
 
 impl RingSpool<'_> {
     /// Appends the page last read to the spool file (created on first
-    /// use); returns the page's size.
-    fn spool_page(&mut self) -> Result<u64, ExportError> {
+    /// use: `OUT.cpuN` when spooling next to the output, else an unnamed
+    /// temporary file); returns the page's size.
+    fn spool_page(&mut self, ring: usize, files: Option<&SpoolFiles>) -> Result<u64, ExportError> {
         let spool = match &mut self.spool {
             Some(s) => s,
             None => {
-                let f = tempfile::tempfile().map_err(io_err("creating a spool file"))?;
+                let f = match files {
+                    Some(files) => {
+                        let path = files.cpu(ring);
+                        // create_new: never appends to another recording's
+                        // spool (`spool_next_to` checked none was left).
+                        let f = File::options()
+                            .read(true)
+                            .write(true)
+                            .create_new(true)
+                            .open(&path)
+                            .map_err(file_err("creating the spool file", &path))?;
+                        self.path = Some(path);
+                        f
+                    }
+                    None => tempfile::tempfile().map_err(io_err("creating a spool file"))?,
+                };
                 self.spool.insert(BufWriter::with_capacity(SPOOL_BUFFER, f))
             }
         };
         let page = self.page.bytes();
-        spool
-            .write_all(page)
-            .map_err(io_err("writing a spool file"))?;
+        let written = spool.write_all(page);
+        if let Err(e) = written {
+            return Err(match &self.path {
+                Some(p) => file_err("writing", p)(e),
+                None => io_err("writing a spool file")(e),
+            });
+        }
         self.pages += 1;
         Ok(page.len() as u64)
     }
 
+    /// Hands the buffered pages to the kernel (named spools only), so that
+    /// a `kill -9` of the drain's process loses none of them.
+    fn flush_named(&mut self) -> Result<(), ExportError> {
+        if let (Some(s), Some(p)) = (&mut self.spool, &self.path) {
+            s.flush().map_err(file_err("writing", p))?;
+        }
+        Ok(())
+    }
+
     fn buffered(&self) -> u64 {
         self.spool.as_ref().map_or(0, |s| s.buffer().len() as u64)
+    }
+}
+
+/// Where a drain's pages go and what describes them: the spool files next
+/// to the output (when spooling there) and the metadata file's freshness.
+struct SpoolTarget<'a> {
+    tracer: &'a Tracer,
+    files: Option<&'a SpoolFiles>,
+    /// When the metadata file was last written, and `Seen::gen` and
+    /// `Seen::names` then.
+    meta_gen: &'a mut Option<MetaWritten>,
+    cpus: usize,
+}
+
+/// When the metadata file was last written and what it held.
+#[derive(Debug, Clone, Copy)]
+struct MetaWritten {
+    at: Instant,
+    gen: u64,
+    names: u64,
+}
+
+impl MetaWritten {
+    fn now(seen: &Seen) -> Option<MetaWritten> {
+        Some(MetaWritten {
+            at: Instant::now(),
+            gen: seen.gen,
+            names: seen.names,
+        })
+    }
+}
+
+/// Least time between two rewrites of the spooled metadata file for new
+/// thread names alone (formats are written at once).
+const NAMES_REWRITE: Duration = Duration::from_secs(1);
+
+impl SpoolTarget<'_> {
+    /// Rewrites the metadata file when `seen` gained something since it
+    /// was last written: before the page that needs it is spooled, so
+    /// that every spooled page can be decoded after a `kill -9`.
+    fn fresh_meta(&mut self, seen: &Seen) -> Result<(), ExportError> {
+        let Some(files) = self.files else {
+            return Ok(());
+        };
+        if let Some(w) = self.meta_gen {
+            let names_due = w.names != seen.names && w.at.elapsed() >= NAMES_REWRITE;
+            if w.gen == seen.gen && !names_due {
+                return Ok(());
+            }
+        }
+        let meta = meta_for(self.tracer, seen, self.cpus, TraceDatVersion::V6);
+        files.write_meta(&meta)?;
+        *self.meta_gen = MetaWritten::now(seen);
+        Ok(())
     }
 }
 
@@ -437,7 +595,7 @@ fn pull_pages(
     ring: usize,
     consumer: &mut Consumer<'_>,
     rs: &mut RingSpool<'_>,
-    tracer: &Tracer,
+    target: &mut SpoolTarget<'_>,
     seen: &mut Seen,
     stats: &mut DrainStats,
     max_pages: u64,
@@ -463,14 +621,21 @@ fn pull_pages(
                 ..
             } = record
             {
-                seen.note(tracer, &data[payload_offset..payload_offset + payload_len]);
+                seen.note(
+                    target.tracer,
+                    &data[payload_offset..payload_offset + payload_len],
+                );
             }
             at += size;
         }
+        target.fresh_meta(seen)?;
         stats.lost_events += info.lost;
-        stats.page_bytes += rs.spool_page()?;
+        stats.page_bytes += rs.spool_page(ring, target.files)?;
         stats.pages += 1;
         moved += info.events;
+    }
+    if moved > 0 {
+        rs.flush_named()?;
     }
     Ok(moved)
 }
@@ -505,6 +670,11 @@ pub struct Drain<'t> {
     stats: DrainStats,
     progress: Option<ProgressFn<'t>>,
     json: JsonOptions,
+    /// Spooling next to the output (`spool_next_to`), else in unnamed
+    /// temporary files.
+    files: Option<SpoolFiles>,
+    /// When the metadata file was last written, and what it held.
+    meta_gen: Option<MetaWritten>,
 }
 
 impl std::fmt::Debug for Drain<'_> {
@@ -530,6 +700,7 @@ impl Tracer {
                 rings.push(RingSpool {
                     page,
                     spool: None,
+                    path: None,
                     pages: 0,
                 });
             }
@@ -542,6 +713,8 @@ impl Tracer {
             stats: DrainStats::default(),
             progress: None,
             json: JsonOptions::default(),
+            files: None,
+            meta_gen: None,
         }
     }
 }
@@ -589,6 +762,15 @@ impl<'t> Drain<'t> {
 
     fn poll_pages(&mut self, full: bool) -> Result<u64, ExportError> {
         let max_pages = self.tracer.ring_buffer().config().max_pages() as u64;
+        if self.files.is_some() {
+            self.seen.refresh(self.tracer);
+        }
+        let mut target = SpoolTarget {
+            tracer: self.tracer,
+            files: self.files.as_ref(),
+            meta_gen: &mut self.meta_gen,
+            cpus: self.rings.len(),
+        };
         let mut moved = 0;
         for (i, c) in self.consumers.iter_mut().enumerate() {
             // A ring whose writer is gone (lease handed back, or taken back
@@ -600,7 +782,7 @@ impl<'t> Drain<'t> {
                 i,
                 c,
                 &mut self.rings[i],
-                self.tracer,
+                &mut target,
                 &mut self.seen,
                 &mut self.stats,
                 max_pages,
@@ -628,53 +810,78 @@ impl<'t> Drain<'t> {
         Ok(total)
     }
 
-    /// The file metadata for what was drained.
-    fn meta(&self, version: TraceDatVersion) -> TraceDatMeta {
-        let t = self.tracer;
-        let clock = t.clock();
-        let mut m = TraceDatMeta::new(
-            t.config().page_size as u32,
-            self.rings.len() as u32,
-            clock.name(),
+    /// Spools the pages next to `out` instead of in unnamed temporary
+    /// files, so that what was consumed is on disk as soon as it is
+    /// consumed and survives a `kill -9` of this process (see
+    /// [`SpoolFiles`]): checks that no unfinished recording to `out` is
+    /// left (it would be mixed in), writes the placeholder into `out` (so a
+    /// bad directory fails now, not at the end) and the first metadata
+    /// file. Call it before the first poll; finish with
+    /// [`finish_spooled`](Self::finish_spooled).
+    pub fn spool_next_to(&mut self, out: &Path) -> Result<(), ExportError> {
+        if self.stats.pages > 0 || self.files.is_some() {
+            return Err(ExportError::Recover(format!(
+                "spooling next to {}: the drain has spooled pages already",
+                out.display()
+            )));
+        }
+        let files = SpoolFiles::new(out);
+        files.prepare()?;
+        self.seen.refresh(self.tracer);
+        let meta = meta_for(
+            self.tracer,
+            &self.seen,
+            self.rings.len(),
+            TraceDatVersion::V6,
         );
-        m.version = version;
-        m.tsc2nsec = clock.tsc2nsec().map(|c| Tsc2Nsec {
-            mult: c.mult,
-            shift: c.shift,
-            offset: c.offset,
-        });
-        let mut systems: Vec<(String, Vec<String>)> = Vec::new();
-        for id in self.seen.ids() {
-            let Some(ty) = Registry::global().get(id) else {
-                continue;
-            };
-            match systems.iter_mut().find(|(s, _)| s == ty.system) {
-                Some((_, v)) => v.push(ty.format_text()),
-                None => systems.push((ty.system.to_string(), vec![ty.format_text()])),
+        if let Err(e) = files.write_meta(&meta) {
+            let _ = std::fs::remove_file(out);
+            return Err(e);
+        }
+        self.meta_gen = MetaWritten::now(&self.seen);
+        self.files = Some(files);
+        Ok(())
+    }
+
+    /// The spool files next to the output, when [`spool_next_to`](Self::spool_next_to)
+    /// was called.
+    pub fn spool_files(&self) -> Option<&SpoolFiles> {
+        self.files.as_ref()
+    }
+
+    /// The last drain, then the stats and names only known at the end;
+    /// with named spools, the final metadata file and every page handed
+    /// to the kernel. Lets other readers in.
+    fn settle(&mut self) -> Result<(), ExportError> {
+        self.poll_all()?;
+        for c in &self.consumers {
+            self.stats.lost_events += c.pending_losses();
+        }
+        // Names published after their threads' first events were drained.
+        self.tracer.import_session_tables();
+        self.seen.name_late(self.tracer);
+        // The rings are no longer needed: let other readers in.
+        self.consumers.clear();
+        if let Some(files) = &self.files {
+            let meta = meta_for(
+                self.tracer,
+                &self.seen,
+                self.rings.len(),
+                TraceDatVersion::V6,
+            );
+            files.write_meta(&meta)?;
+            for r in &mut self.rings {
+                r.flush_named()?;
             }
         }
-        m.events = systems;
-        m.kallsyms = printk::kallsyms_text();
-        m.printk = printk::sites()
-            .map(|(id, site)| (printk::fmt_addr(id), escape(site.format())))
-            .collect();
-        let mut comms: Vec<(i32, String)> = self
-            .seen
-            .comms
-            .iter()
-            .map(|(p, c)| (*p, c.replace('\n', " ")))
-            .collect();
-        comms.sort();
-        m.cmdlines = comms;
-        m.trace_id = Some(trace_id());
-        m.writer_version = Some(format!("ringtrace {}", env!("CARGO_PKG_VERSION")));
-        m.cpu_stats = (0..self.rings.len())
-            .map(|r| t.stats_text(r).unwrap_or_default())
-            .collect();
-        m
+        Ok(())
     }
 
     /// Drains what is left, then writes the export to `out` and returns it.
+    /// With named spools ([`spool_next_to`](Self::spool_next_to)) they are
+    /// deleted once `out` is written; the placeholder in the output path
+    /// is left to the caller ([`finish_spooled`](Self::finish_spooled)
+    /// replaces it).
     pub fn finish<W: Write + Seek>(self, out: W, format: ExportFormat) -> Result<W, ExportError> {
         match format {
             ExportFormat::TraceDat(v) => self.finish_dat(out, v),
@@ -688,16 +895,14 @@ impl<'t> Drain<'t> {
         out: W,
         version: TraceDatVersion,
     ) -> Result<W, ExportError> {
-        self.poll_all()?;
-        for c in &self.consumers {
-            self.stats.lost_events += c.pending_losses();
+        self.settle()?;
+        if let Some(files) = self.files.take() {
+            drop(self);
+            let (w, _) = assemble(&files, out, version)?;
+            files.remove_spools();
+            return Ok(w);
         }
-        // Names published after their threads' first events were drained.
-        self.tracer.import_session_tables();
-        self.seen.name_late(self.tracer);
-        let meta = self.meta(version);
-        // The rings are no longer needed: let other readers in.
-        self.consumers.clear();
+        let meta = meta_for(self.tracer, &self.seen, self.rings.len(), version);
         let total = self.stats.page_bytes;
         let mut w = TraceDatWriter::new(out, &meta)?;
         let mut written = 0u64;
@@ -728,10 +933,15 @@ impl<'t> Drain<'t> {
     }
 
     /// Drains what is left and writes Chrome JSON to `out`, by way of a
-    /// temporary trace.dat read back merged by time stamp.
+    /// temporary trace.dat read back merged by time stamp (next to the
+    /// output with named spools, else in the temporary directory).
     pub fn finish_json<W: Write>(self, out: W) -> Result<W, ExportError> {
         let opts = self.json.clone();
-        let tmp = tempfile::tempfile().map_err(io_err("creating a temporary trace.dat"))?;
+        let tmp = match &self.files {
+            Some(files) => tempfile::tempfile_in(files.dir())
+                .map_err(file_err("creating a temporary trace.dat in", &files.dir()))?,
+            None => tempfile::tempfile().map_err(io_err("creating a temporary trace.dat"))?,
+        };
         let tmp = self.finish_dat(
             BufWriter::with_capacity(SPOOL_BUFFER, tmp),
             TraceDatVersion::V6,
@@ -739,10 +949,380 @@ impl<'t> Drain<'t> {
         let tmp = tmp
             .into_inner()
             .map_err(|e| io_err("flushing the temporary trace.dat")(e.into_error()))?;
-        let mut r = crate::tracedat::TraceDatReader::new(io::BufReader::new(tmp))?;
-        let (out, _) = crate::json::tracedat_to_json(&mut r, out, &opts)?;
-        Ok(out)
+        json_from_dat(tmp, out, &opts)
     }
+
+    /// Drains what is left and writes the output named by
+    /// [`spool_next_to`](Self::spool_next_to) in `format`, as
+    /// [`recover`] does: the file is written under a temporary name and
+    /// renamed over the placeholder, then the spools are deleted. On an
+    /// error the spools stay, and `ringtrace recover OUT` (or [`recover`])
+    /// writes the output later.
+    pub fn finish_spooled(mut self, format: ExportFormat) -> Result<Recovered, ExportError> {
+        let Some(out) = self.files.as_ref().map(|f| f.output().to_path_buf()) else {
+            return Err(ExportError::Recover(
+                "finish_spooled: the drain does not spool next to an output".into(),
+            ));
+        };
+        self.settle()?;
+        let opts = self.json.clone();
+        drop(self);
+        recover_with(&out, format, &opts)
+    }
+}
+
+/// The file metadata for what `seen` noted, with `cpus` CPUs.
+fn meta_for(tracer: &Tracer, seen: &Seen, cpus: usize, version: TraceDatVersion) -> TraceDatMeta {
+    let t = tracer;
+    let clock = t.clock();
+    let mut m = TraceDatMeta::new(t.config().page_size as u32, cpus as u32, clock.name());
+    m.version = version;
+    m.tsc2nsec = clock.tsc2nsec().map(|c| Tsc2Nsec {
+        mult: c.mult,
+        shift: c.shift,
+        offset: c.offset,
+    });
+    let mut systems: Vec<(String, Vec<String>)> = Vec::new();
+    for id in seen.ids() {
+        let Some(ty) = Registry::global().get(id) else {
+            continue;
+        };
+        match systems.iter_mut().find(|(s, _)| s == ty.system) {
+            Some((_, v)) => v.push(ty.format_text()),
+            None => systems.push((ty.system.to_string(), vec![ty.format_text()])),
+        }
+    }
+    m.events = systems;
+    m.kallsyms = printk::kallsyms_text();
+    m.printk = printk::sites()
+        .map(|(id, site)| (printk::fmt_addr(id), escape(site.format())))
+        .collect();
+    let mut comms: Vec<(i32, String)> = seen
+        .comms
+        .iter()
+        .map(|(p, c)| (*p, c.replace('\n', " ")))
+        .collect();
+    comms.sort();
+    m.cmdlines = comms;
+    m.trace_id = Some(trace_id());
+    m.writer_version = Some(format!("ringtrace {}", env!("CARGO_PKG_VERSION")));
+    m.cpu_stats = (0..cpus)
+        .map(|r| t.stats_text(r).unwrap_or_default())
+        .collect();
+    m
+}
+
+/// Reads the trace.dat in `dat` back merged by time stamp and writes it to
+/// `out` as Chrome JSON.
+fn json_from_dat<W: Write>(mut dat: File, out: W, opts: &JsonOptions) -> Result<W, ExportError> {
+    dat.seek(SeekFrom::Start(0))
+        .map_err(io_err("rewinding the temporary trace.dat"))?;
+    let mut r = TraceDatReader::new(io::BufReader::new(dat))?;
+    let (out, _) = crate::json::tracedat_to_json(&mut r, out, opts)?;
+    Ok(out)
+}
+
+/// First line of the placeholder an output holds while its recording is
+/// spooled next to it (see [`SpoolFiles`]).
+pub const UNFINISHED_MAGIC: &[u8] = b"ringtrace: unfinished recording\n";
+
+/// Whether `path` holds the placeholder of an unfinished recording: the
+/// recorder was stopped before it wrote the file (`ringtrace recover PATH`
+/// writes it from the spool files).
+pub fn is_unfinished(path: &Path) -> bool {
+    let mut head = [0u8; UNFINISHED_MAGIC.len()];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == UNFINISHED_MAGIC)
+}
+
+/// The files of a recording spooled next to its output `OUT`
+/// ([`Drain::spool_next_to`]), in the output's directory so that they
+/// live on the disk the user chose:
+///
+/// ```text
+/// OUT         the placeholder (UNFINISHED_MAGIC, then how to recover) while
+///             recording; the finished trace.dat or JSON at the end
+/// OUT.meta    a trace.dat without pages holding the metadata (event formats,
+///             printk formats, thread names, clock, CPUs); rewritten under a
+///             temporary name and renamed, before any page whose formats it
+///             lacks (new thread names: at most every second)
+/// OUT.cpuN    context N's pages, appended as they are consumed and handed
+///             to the kernel after every poll
+/// ```
+///
+/// A `kill -9` of the recorder therefore loses only the pages of the poll
+/// it interrupted; a full disk loses the page being written. [`recover`]
+/// (`ringtrace recover OUT`) writes `OUT` from the others and deletes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolFiles {
+    out: PathBuf,
+}
+
+impl SpoolFiles {
+    /// The spool files of output `out`.
+    pub fn new(out: &Path) -> SpoolFiles {
+        SpoolFiles {
+            out: out.to_path_buf(),
+        }
+    }
+
+    /// The output.
+    pub fn output(&self) -> &Path {
+        &self.out
+    }
+
+    fn with_suffix(&self, suffix: &str) -> PathBuf {
+        let mut s = self.out.as_os_str().to_os_string();
+        s.push(suffix);
+        PathBuf::from(s)
+    }
+
+    /// The metadata file, `OUT.meta`.
+    pub fn meta(&self) -> PathBuf {
+        self.with_suffix(".meta")
+    }
+
+    /// Context `n`'s pages, `OUT.cpuN`.
+    pub fn cpu(&self, n: usize) -> PathBuf {
+        self.with_suffix(&format!(".cpu{n}"))
+    }
+
+    /// Where the output is written before it is renamed over `OUT`.
+    fn part(&self) -> PathBuf {
+        self.with_suffix(".part")
+    }
+
+    /// The output's directory.
+    pub fn dir(&self) -> PathBuf {
+        match self.out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// The page spools present, `(context, path)` by context; an
+    /// unreadable directory lists none.
+    pub fn cpus_present(&self) -> Vec<(u32, PathBuf)> {
+        let Some(name) = self.out.file_name() else {
+            return Vec::new();
+        };
+        let mut prefix = name.to_os_string();
+        prefix.push(".cpu");
+        let prefix = prefix.to_string_lossy().into_owned();
+        let Ok(rd) = std::fs::read_dir(self.dir()) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(u32, PathBuf)> = rd
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let digits = n.strip_prefix(&prefix)?;
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                Some((digits.parse().ok()?, e.path()))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// The metadata file and page spools present.
+    pub fn leftovers(&self) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        if self.meta().exists() {
+            v.push(self.meta());
+        }
+        v.extend(self.cpus_present().into_iter().map(|(_, p)| p));
+        v
+    }
+
+    /// Makes the output before anything is recorded: refuses when an
+    /// unfinished recording to it is left (it would be mixed in, or lost),
+    /// then writes the placeholder, so that a bad directory fails now.
+    pub fn prepare(&self) -> Result<(), ExportError> {
+        if let Some(left) = self.leftovers().first() {
+            return Err(ExportError::Recover(format!(
+                "{} is left from an unfinished recording to {}: recover it first \
+                 (`ringtrace recover {}`) or delete it",
+                left.display(),
+                self.out.display(),
+                self.out.display()
+            )));
+        }
+        self.write_placeholder()
+    }
+
+    fn write_placeholder(&self) -> Result<(), ExportError> {
+        let mut f = File::create(&self.out).map_err(file_err("creating", &self.out))?;
+        let name = self.out.display();
+        let text = format!(
+            "The trace is spooled in {name}.meta and {name}.cpu*; if ringtrace record was \
+             stopped before it wrote this file, write it with:\n  ringtrace recover {name}\n"
+        );
+        f.write_all(UNFINISHED_MAGIC)
+            .and_then(|()| f.write_all(text.as_bytes()))
+            .map_err(file_err("writing", &self.out))
+    }
+
+    /// Writes `meta` (a trace.dat without pages) under a temporary name and
+    /// renames it over `OUT.meta`: a reader sees the old or the new one,
+    /// whole.
+    fn write_meta(&self, meta: &TraceDatMeta) -> Result<(), ExportError> {
+        let path = self.meta();
+        let tmp = self.with_suffix(".meta.new");
+        let f = File::create(&tmp).map_err(file_err("creating", &tmp))?;
+        let w = TraceDatWriter::new(BufWriter::new(f), meta)?.finish()?;
+        w.into_inner()
+            .map_err(|e| file_err("writing", &tmp)(e.into_error()))?;
+        std::fs::rename(&tmp, &path).map_err(file_err("renaming the metadata file to", &path))
+    }
+
+    /// Deletes the page spools, then the metadata file (whose absence says
+    /// there is nothing to recover).
+    fn remove_spools(&self) {
+        for (_, p) in self.cpus_present() {
+            let _ = std::fs::remove_file(p);
+        }
+        let _ = std::fs::remove_file(self.with_suffix(".meta.new"));
+        let _ = std::fs::remove_file(self.meta());
+    }
+}
+
+/// What [`recover`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recovered {
+    /// Pages written.
+    pub pages: u64,
+    /// Events on them.
+    pub events: u64,
+    /// Losses the pages report (events the rings lost before them).
+    pub lost_events: u64,
+    /// Pages skipped because their header is damaged (a write cut short).
+    pub bad_pages: u64,
+    /// Bytes at the end of spools that are not a whole page (a write cut
+    /// short), skipped.
+    pub partial_bytes: u64,
+}
+
+/// Writes the output of an unfinished recording (`ringtrace record` killed,
+/// or stopped by a full disk) from its spool files ([`SpoolFiles`]), in
+/// `format`, and deletes them. Refuses when `out` holds a finished trace.
+pub fn recover(out: &Path, format: ExportFormat) -> Result<Recovered, ExportError> {
+    recover_with(out, format, &JsonOptions::default())
+}
+
+fn recover_with(
+    out: &Path,
+    format: ExportFormat,
+    opts: &JsonOptions,
+) -> Result<Recovered, ExportError> {
+    let files = SpoolFiles::new(out);
+    let meta = files.meta();
+    if !meta.exists() {
+        return Err(ExportError::Recover(format!(
+            "{}: no unfinished recording to recover ({} is missing)",
+            out.display(),
+            meta.display()
+        )));
+    }
+    if out.exists() && !is_unfinished(out) {
+        return Err(ExportError::Recover(format!(
+            "{} is a finished trace already: {} and {}.cpu* are left over from it; delete them",
+            out.display(),
+            meta.display(),
+            out.display()
+        )));
+    }
+    let part = files.part();
+    let made = (|| {
+        let f = File::create(&part).map_err(file_err("creating", &part))?;
+        let rec = match format {
+            ExportFormat::TraceDat(v) => {
+                let (w, rec) = assemble(&files, BufWriter::with_capacity(SPOOL_BUFFER, f), v)?;
+                w.into_inner()
+                    .map_err(|e| file_err("writing", &part)(e.into_error()))?;
+                rec
+            }
+            ExportFormat::Json => {
+                let dir = files.dir();
+                let tmp = tempfile::tempfile_in(&dir)
+                    .map_err(file_err("creating a temporary trace.dat in", &dir))?;
+                let (tmp, rec) = assemble(
+                    &files,
+                    BufWriter::with_capacity(SPOOL_BUFFER, tmp),
+                    TraceDatVersion::V6,
+                )?;
+                let tmp = tmp
+                    .into_inner()
+                    .map_err(|e| io_err("flushing the temporary trace.dat")(e.into_error()))?;
+                let w = json_from_dat(tmp, BufWriter::with_capacity(SPOOL_BUFFER, f), opts)?;
+                w.into_inner()
+                    .map_err(|e| file_err("writing", &part)(e.into_error()))?;
+                rec
+            }
+        };
+        std::fs::rename(&part, out).map_err(file_err("renaming the finished file to", out))?;
+        Ok(rec)
+    })();
+    match made {
+        Ok(rec) => {
+            files.remove_spools();
+            Ok(rec)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            Err(e)
+        }
+    }
+}
+
+/// Writes a trace.dat from the spool files to `out`: the metadata file's
+/// metadata, then each context's whole pages, skipping damaged ones.
+fn assemble<W: Write + Seek>(
+    files: &SpoolFiles,
+    out: W,
+    version: TraceDatVersion,
+) -> Result<(W, Recovered), ExportError> {
+    let meta_path = files.meta();
+    let f = File::open(&meta_path).map_err(file_err("opening", &meta_path))?;
+    let r = TraceDatReader::new(io::BufReader::new(f))
+        .map_err(|e| ExportError::Recover(format!("metadata file {}: {e}", meta_path.display())))?;
+    let info = r.info();
+    let spools = files.cpus_present();
+    let cpus = info
+        .cpus
+        .iter()
+        .map(|c| c.cpu + 1)
+        .chain(spools.iter().map(|(c, _)| c + 1))
+        .max()
+        .unwrap_or(0);
+    let mut meta = crate::tracedat::convert::meta_of(info, cpus);
+    meta.version = version;
+    let ps = meta.page_size as usize;
+    let mut w = TraceDatWriter::new(out, &meta)?;
+    let mut rec = Recovered::default();
+    let mut page = vec![0u8; ps];
+    for (cpu, path) in &spools {
+        let f = File::open(path).map_err(file_err("opening", path))?;
+        let len = f.metadata().map_err(file_err("reading", path))?.len();
+        rec.partial_bytes += len % ps as u64;
+        let mut rd = io::BufReader::with_capacity(SPOOL_BUFFER, f);
+        for _ in 0..len / ps as u64 {
+            rd.read_exact(&mut page)
+                .map_err(file_err("reading", path))?;
+            let Ok((h, events)) = parse_page(&page, PageLayout::NATIVE_64) else {
+                rec.bad_pages += 1;
+                continue;
+            };
+            rec.lost_events += h.lost_count.unwrap_or(0);
+            rec.events += events.filter(Result::is_ok).count() as u64;
+            w.push_page(*cpu, &page)?;
+            rec.pages += 1;
+        }
+    }
+    Ok((w.finish()?, rec))
 }
 
 /// A `printk_formats` entry escaped as the kernel escapes it.

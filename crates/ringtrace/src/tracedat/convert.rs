@@ -11,34 +11,21 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 
 use super::error::TraceDatError;
-use super::read::TraceDatReader;
+use super::read::{TraceDatInfo, TraceDatReader};
 use super::write::{TraceDatMeta, TraceDatVersion, TraceDatWriter};
 
 /// Bytes read per batch.
 const BATCH: usize = 1 << 20;
 
-/// Writes the file `reader` reads as `version` to `out`; returns `out`.
-pub fn convert<R: Read + Seek, W: Write + Seek>(
-    reader: &mut TraceDatReader<R>,
-    out: W,
-    version: TraceDatVersion,
-) -> Result<W, TraceDatError> {
-    let info = reader.info().clone();
-    if info.long_size != 8 || info.big_endian != cfg!(target_endian = "big") {
-        return Err(TraceDatError::Usage(format!(
-            "cannot rewrite pages with {}-byte longs in {}-endian order \
-             (the writer writes 8-byte longs in this machine's order)",
-            info.long_size,
-            if info.big_endian { "big" } else { "little" }
-        )));
-    }
-    let cpus = info.cpus.iter().map(|c| c.cpu + 1).max().unwrap_or(0);
+/// The metadata of a read file, for writing it again with `cpus` CPUs:
+/// everything but the pages and the version (v6); per-CPU stats only when
+/// they fit `cpus`.
+pub fn meta_of(info: &TraceDatInfo, cpus: u32) -> TraceDatMeta {
     let mut meta = TraceDatMeta::new(
         info.page_size,
         cpus,
         info.clock.clone().unwrap_or_else(|| "local".to_string()),
     );
-    meta.version = version;
     let mut systems: Vec<(String, Vec<String>)> = Vec::new();
     for e in &info.events {
         match systems.iter_mut().find(|(s, _)| *s == e.system) {
@@ -57,6 +44,27 @@ pub fn convert<R: Read + Seek, W: Write + Seek>(
     if info.cpu_stats.len() <= cpus as usize {
         meta.cpu_stats = info.cpu_stats.clone();
     }
+    meta
+}
+
+/// Writes the file `reader` reads as `version` to `out`; returns `out`.
+pub fn convert<R: Read + Seek, W: Write + Seek>(
+    reader: &mut TraceDatReader<R>,
+    out: W,
+    version: TraceDatVersion,
+) -> Result<W, TraceDatError> {
+    let info = reader.info().clone();
+    if info.long_size != 8 || info.big_endian != cfg!(target_endian = "big") {
+        return Err(TraceDatError::Usage(format!(
+            "cannot rewrite pages with {}-byte longs in {}-endian order \
+             (the writer writes 8-byte longs in this machine's order)",
+            info.long_size,
+            if info.big_endian { "big" } else { "little" }
+        )));
+    }
+    let cpus = info.cpus.iter().map(|c| c.cpu + 1).max().unwrap_or(0);
+    let mut meta = meta_of(&info, cpus);
+    meta.version = version;
     let mut w = TraceDatWriter::new(out, &meta)?;
     let mut table = info.cpus.clone();
     table.sort_by_key(|c| c.cpu);
