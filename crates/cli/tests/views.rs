@@ -343,7 +343,15 @@ fn live_views_never_tear(mode: &str) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let (mut shown, mut lost_shown, mut snapped, mut lost_snapped) = (0, 0, 0, 0);
-    for k in 0..10 {
+    // 10 of each, and more until each kind of view had a loss to count
+    // (overwritten or consumed under it); the limit is a hang guard.
+    let start = Instant::now();
+    let mut k = 0;
+    while k < 10 || lost_shown == 0 || lost_snapped == 0 {
+        assert!(
+            start.elapsed() < HANG_GUARD,
+            "{mode}: no view ever lost an event"
+        );
         let what = format!("{mode} show {k}");
         let o = ok(&["show", p]);
         let (n, l, streams) = check_show(&what, &text(&o.stdout));
@@ -358,10 +366,11 @@ fn live_views_never_tear(mode: &str) {
         assert!(n > 0, "{what}: no events");
         snapped += n;
         lost_snapped += l;
+        k += 1;
     }
     println!(
-        "  {mode}: 10 shows: {shown} events, {lost_shown} lost between them; \
-         10 snapshots: {snapped} events, {lost_snapped} lost between them"
+        "  {mode}: {k} shows: {shown} events, {lost_shown} lost between them; \
+         {k} snapshots: {snapped} events, {lost_snapped} lost between them"
     );
     // SAFETY: kills the writer program (our grandchild).
     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -393,6 +402,9 @@ struct Usage {
     io: u64,
 }
 
+/// Runs `ringtrace ARGS` with `TMPDIR` set and measures it.
+// The child is reaped by `wait4` (for its resource usage), not `wait`.
+#[allow(clippy::zombie_processes)]
 fn run_measured(args: &[&str], tmpdir: &Path) -> Usage {
     let child = Command::new(ringtrace_bin())
         .args(args)

@@ -88,7 +88,21 @@ pub struct View<'t> {
     end_lost: Vec<u64>,
     /// The ring whose iterator gave the last error.
     last_failed: Option<usize>,
+    /// Events returned per ring, and their bound: no more than a ring holds
+    /// (see `ring_bound`), so a loop over shared memory always ends.
+    returned: Vec<u64>,
+    bound: u64,
     opts: TextOptions,
+}
+
+/// Most events of one ring a view returns: those stamped no later than the
+/// ring's newest stamp when the view reached it were all written by then,
+/// and at most a ring's worth (its pages and the reader's page, 8 bytes an
+/// event at least) were still in it. A bound on a loop over shared memory
+/// that a sound ring never reaches.
+fn ring_bound(buf: &ringtrace_ring::RingBuffer) -> u64 {
+    let c = buf.config();
+    (c.max_pages() as u64 + 1) * (c.page_size as u64 / 8) + 1
 }
 
 impl Tracer {
@@ -130,6 +144,8 @@ impl Tracer {
             lost: vec![0; n],
             end_lost: vec![0; n],
             last_failed: None,
+            returned: vec![0; n],
+            bound: ring_bound(buf),
             opts,
         }
     }
@@ -171,6 +187,9 @@ impl View<'_> {
     ) -> Result<Option<T>, ReadError> {
         let mut best: Option<(u64, usize)> = None;
         for i in 0..self.iters.len() {
+            if self.heads[i].is_none() && !self.done[i] && self.returned[i] >= self.bound {
+                self.done[i] = true;
+            }
             if self.heads[i].is_none() && !self.done[i] {
                 let next = match self.iters[i].1.next() {
                     Ok(next) => next,
@@ -208,6 +227,7 @@ impl View<'_> {
             return Ok(None);
         };
         self.lost[i] += h.lost_events;
+        self.returned[i] += 1;
         Ok(Some(f(EventRef {
             ring: self.iters[i].0,
             timestamp: h.timestamp,
@@ -401,12 +421,7 @@ impl Tracer {
         let page_size = self.config().page_size;
         let mut packer = PagePacker::new(page_size);
         let mut st = ViewStats::default();
-        // Events stamped no later than the ring's newest stamp when it is
-        // reached were all written then: at most a ring's worth are still
-        // in it (pages in the ring, the reader's page, 8 bytes each at
-        // least). A bound on a loop over shared memory, not a limit that
-        // binds on a sound ring.
-        let per_ring = (buf.config().max_pages() as u64 + 1) * (page_size as u64 / 8) + 1;
+        let per_ring = ring_bound(buf);
         for ring in 0..self.max_contexts() {
             if stop.load(Ordering::Relaxed) {
                 st.stopped = true;
