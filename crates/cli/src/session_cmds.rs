@@ -827,22 +827,15 @@ pub fn show(session: &str) -> Result<()> {
             }
         }
     }
-    let mut lost = 0;
-    let mut at_end = 0;
-    for r in 0..o.tracer.max_contexts() {
-        lost += view.lost(r);
-        let l = view.lost_at_end(r);
-        at_end += l;
-        if l > 0 {
-            let _ = writeln!(out, "CPU:{r} [LOST {l} EVENTS]");
-        }
-    }
     let _ = out.flush();
+    let contexts = 0..o.tracer.max_contexts();
+    let lost: u64 = contexts.clone().map(|r| view.lost(r)).sum();
+    let at_end: u64 = contexts.map(|r| view.skipped_at_end(r)).sum();
     eprintln!(
-        "ringtrace: session {} ({state}): {n} events; {} lost while read (overwritten or \
-         consumed under the view, or dropped by the writers){}",
+        "ringtrace: session {} ({state}): {n} events; {lost} lost between them (each a \
+         [LOST] line: overwritten or consumed while read, or dropped by the writers){}{}",
         o.path.display(),
-        lost + at_end,
+        skipped_at_end_text(at_end),
         if STOP.load(Ordering::Relaxed) {
             "; interrupted"
         } else {
@@ -946,6 +939,18 @@ pub fn snapshot(a: SessionOutArg) -> Result<()> {
     Ok(())
 }
 
+/// What a view skipped after each context's last event shown: lost, or
+/// written after the view began (its reader cannot tell them apart).
+fn skipped_at_end_text(n: u64) -> String {
+    if n == 0 {
+        return String::new();
+    }
+    format!(
+        "; after the last event of their context, {n} more skipped (written after the view \
+         began, or overwritten before it reached them)"
+    )
+}
+
 /// Writes the live view of `o` to `out` (`snapshot`, and `record`'s
 /// flight-recorder dump on SIGUSR1) and prints what it read.
 fn view_to(o: &Opened, out: &Path, format: Format) -> Result<()> {
@@ -968,17 +973,15 @@ fn view_to(o: &Opened, out: &Path, format: Format) -> Result<()> {
     }
     let stats = DrainStats {
         events: st.events,
-        lost_events: st.lost + st.lost_at_end,
+        lost_events: st.lost,
         ..DrainStats::default()
     };
     summary(o, &stats, out);
     eprintln!(
-        "ringtrace: read in place: {} lost while read (overwritten or consumed under the \
-         view, or dropped by the writers: {} marked in the file, {} after the last event of \
-         their context){}{}",
-        st.lost + st.lost_at_end,
+        "ringtrace: read in place: {} lost between the events written (marked in the file: \
+         overwritten or consumed while read, or dropped by the writers){}{}{}",
         st.lost,
-        st.lost_at_end,
+        skipped_at_end_text(st.skipped_at_end),
         if st.undecodable > 0 {
             format!("; {} record(s) could not be decoded", st.undecodable)
         } else {

@@ -21,8 +21,12 @@
 //! `CPU:N [LOST n EVENTS]` line before the next event of that ring, as the
 //! pipe reports losses. A [`crate::Pipe`] or drain may consume meanwhile: the
 //! view then continues after what was consumed, counting it as skipped.
-//! Events skipped after a ring's last event shown have no event to report
-//! them with: [`View::lost_at_end`] counts them.
+//! Every such count is exact: the events written to a ring between two of
+//! its events shown and not shown. After a ring's last event shown there is
+//! no event to report a skip with, and the iterator's jump past the view's
+//! end cannot tell events overwritten under the view from events written
+//! after it began: [`View::skipped_at_end`] counts both, a bound on what
+//! was lost there.
 //!
 //! A ring the view cannot read (its iterator reports a damaged page or
 //! ring) gives that error once and is not read further; the other rings
@@ -279,9 +283,12 @@ impl View<'_> {
     }
 
     /// Events of ring `ring` skipped after the last event the view returned
-    /// and not reported with an event (the view ended first).
+    /// and not reported with an event: overwritten or consumed under the
+    /// view, or written after the view began (the ring's iterator, jumping
+    /// past the view's end, cannot tell them apart). At most this many of
+    /// the ring's events before the view's end were lost.
     #[must_use]
-    pub fn lost_at_end(&self, ring: usize) -> u64 {
+    pub fn skipped_at_end(&self, ring: usize) -> u64 {
         self.index(ring)
             .map_or(0, |i| self.end_lost[i] + self.iters[i].1.pending_lost())
     }
@@ -308,9 +315,11 @@ pub struct ViewStats {
     /// in the output, as a lost count before the next event of its
     /// context (a flagged page in `trace.dat`, a `lost events` mark in JSON).
     pub lost: u64,
-    /// Events skipped after the last event written of a context (the same
-    /// causes): the output has no event to put them before.
-    pub lost_at_end: u64,
+    /// Events skipped after the last event written of a context: lost as
+    /// above, or written after the export reached that context (its
+    /// iterator cannot tell them apart): a bound on the losses there, which
+    /// the output has no event to put before.
+    pub skipped_at_end: u64,
     /// Records read whole that the output's formats could not decode
     /// (JSON only; `trace.dat` keeps them as they are).
     pub undecodable: u64,
@@ -450,7 +459,7 @@ impl Tracer {
                     Ok(Some(e)) => e,
                 };
                 if e.timestamp > until {
-                    st.lost_at_end += e.lost_events;
+                    st.skipped_at_end += e.lost_events;
                     break;
                 }
                 let (ts, lost) = (e.timestamp, e.lost_events);
@@ -470,7 +479,7 @@ impl Tracer {
                 st.events += 1;
                 st.lost += lost;
             }
-            st.lost_at_end += it.pending_lost();
+            st.skipped_at_end += it.pending_lost();
             if !packer.is_empty() {
                 w.push_page(ring as u32, packer.finish_page())?;
             }
@@ -543,7 +552,9 @@ impl Tracer {
             st.events += 1;
             st.lost += lost;
         }
-        st.lost_at_end = (0..self.max_contexts()).map(|r| view.lost_at_end(r)).sum();
+        st.skipped_at_end = (0..self.max_contexts())
+            .map(|r| view.skipped_at_end(r))
+            .sum();
         Ok((jw.finish()?, st))
     }
 }

@@ -218,5 +218,5 @@ fn a_stop_request_ends_the_export_with_a_complete_file() {
     let go = AtomicBool::new(false);
     let (out, st) = t.export_view(Cursor::new(Vec::new()), fmt, &go).unwrap();
     assert_eq!(check_dat("v7", out.into_inner()), (50, 0));
-    assert_eq!((st.events, st.lost, st.lost_at_end), (50, 0, 0));
+    assert_eq!((st.events, st.lost, st.skipped_at_end), (50, 0, 0));
 }
