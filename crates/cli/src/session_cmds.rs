@@ -794,6 +794,7 @@ fn stop_views_on_signals() {
 pub fn show(session: &str) -> Result<()> {
     let o = Opened::open(session)?;
     let state = o.state().0;
+    say_if_dead(&o, state);
     stop_views_on_signals();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -933,10 +934,25 @@ pub fn snapshot(a: SessionOutArg) -> Result<()> {
     let format =
         Format::resolve(&a.output, a.format).map_err(|e| SessionCmdError::Usage(e.to_string()))?;
     let o = Opened::open(&a.session)?;
+    say_if_dead(&o, o.state().0);
     stop_views_on_signals();
     view_to(&o, &a.output, format)?;
     eprintln!("ringtrace: session {} is {}", o.path.display(), o.state().0);
     Ok(())
+}
+
+/// A view reads in place and repairs nothing: after a writer died in the
+/// middle of a write, the events from that write on are not committed, so
+/// not shown. Says so, and what reads them.
+fn say_if_dead(o: &Opened, state: SessionState) {
+    if state == SessionState::Dead {
+        eprintln!(
+            "ringtrace: session {}: a writer died without detaching; a write it left in \
+             flight, and the events after it on its context, are not shown here \
+             (`ringtrace extract` repairs the session and reads them)",
+            o.path.display()
+        );
+    }
 }
 
 /// What a view skipped after each context's last event shown: lost, or
