@@ -20,7 +20,9 @@
 //! writers and a live `record` go on. Every event shown was checked not
 //! overwritten while it was copied (a page generation check, as a seqlock
 //! reader does); what was overwritten or consumed meanwhile is counted and
-//! shown as lost, and each context's events keep their order. Memory is a
+//! shown as lost (exactly between two events of a context; after its last
+//! one shown, as a bound: `View::skipped_at_end`), and each context's
+//! events keep their order and time. Memory is a
 //! page per context, time is what is read, whatever the session's size. A
 //! write in flight (its writer died) is not committed, so not shown. A
 //! damaged ring is reported once and not read further. `stat` reads
