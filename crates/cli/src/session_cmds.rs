@@ -949,9 +949,9 @@ pub fn snapshot(a: SessionOutArg) -> Result<()> {
 fn say_if_dead(o: &Opened, state: SessionState) {
     if state == SessionState::Dead {
         eprintln!(
-            "ringtrace: session {}: a writer died without detaching; a write it left in \
-             flight, and the events after it on its context, are not shown here \
-             (`ringtrace extract` repairs the session and reads them)",
+            "ringtrace: session {}: a writer died without detaching; if it left a write in \
+             flight (not repaired yet), that write and the events after it on its context \
+             are not shown here (`ringtrace extract` repairs the session and reads them)",
             o.path.display()
         );
     }
