@@ -377,6 +377,25 @@ fn live_views_never_tear(mode: &str) {
     let mut rec = cleanup.rec.take().unwrap();
     wait_bounded(&mut rec, "record after its program was killed");
     let rest = err_thread.join().unwrap();
+    // The session of a killed writer: the views still read it, and say
+    // so when the session counts as dead.
+    let dead = text(&ok(&["stat", p]).stdout).contains("state: dead");
+    let o = ok(&["show", p]);
+    let (n, _, _) = check_show(&format!("{mode} show, writer dead"), &text(&o.stdout));
+    assert_eq!(
+        text(&o.stderr).contains("died without detaching"),
+        dead,
+        "{}",
+        text(&o.stderr)
+    );
+    let dat = d.path().join("dead.dat");
+    ok(&["snapshot", p, "-o", dat.to_str().unwrap()]);
+    let (m, _) = check_dat(&format!("{mode} snapshot, writer dead"), &dat);
+    assert_eq!(n, m, "show and snapshot of a quiet session differ");
+    if mode == "overwrite" {
+        // Nothing consumed them: the rings' last events are all there.
+        assert!(n > 0, "no events after the writer died");
+    }
     check_accounting(&path, mode == "pc");
     drop(cleanup);
     if mode == "pc" {
