@@ -9,17 +9,25 @@
 //!
 //! ```text
 //! consuming:      pipe, extract, record      (take every ring's reader lock)
-//! non-consuming:  show, snapshot             (read a private copy of the file)
+//! non-consuming:  show, snapshot             (the live view, read in place)
 //!                 stat, list                 (counters only)
 //! ```
 //!
-//! `show` and `snapshot` never wait on the live session: they copy the file
-//! and read the copy, after clearing its reader lock and `busy` words (a
-//! scribbled or dead holder's word would otherwise cost the 10 s takeover
-//! per ring), repairing in-flight writes and checking each ring's page
-//! structure (`check_quiet_ring`): a damaged ring is reported and not
-//! read. `stat` reads counters only. Every loop over shared data is
-//! bounded by the validated geometry, not by what the memory says.
+//! `show` and `snapshot` read the mapped session in place with each ring's
+//! non-consuming iterator (`Tracer::view`, `Tracer::export_view`): no
+//! reader lock, no copy, no repair; each call holds the ring's `busy` word
+//! only while it copies one event (as a consuming reader's call does), so
+//! writers and a live `record` go on. Every event shown was checked not
+//! overwritten while it was copied (a page generation check, as a seqlock
+//! reader does); what was overwritten or consumed meanwhile is counted and
+//! shown as lost (exactly between two events of a context; after its last
+//! one shown, as a bound: `View::skipped_at_end`), and each context's
+//! events keep their order and time. Memory is a
+//! page per context, time is what is read, whatever the session's size. A
+//! write in flight (its writer died) is not committed, so not shown. A
+//! damaged ring is reported once and not read further. `stat` reads
+//! counters only. Every loop over shared data is bounded by the validated
+//! geometry, not by what the memory says.
 //!
 //! `record` waits, after the program exits, only for writer processes it
 //! started (their start time matches and their parents lead back to it:
@@ -368,54 +376,10 @@ impl Opened {
     }
 }
 
-/// A private copy of a session file, for non-consuming reads: the copy's
-/// rings are read (consumed) instead of the live ones. Writers in flight
-/// during the copy look, in the copy, like writers that died: their
-/// events are counted as lost.
-fn copy_of(arg: &str) -> Result<(tempfile::NamedTempFile, Opened, String)> {
-    let path = resolve(arg)?;
-    // Open first: checks owner, mode and header of the original.
-    let original = Session::open(&path)?;
-    let state = original.state();
-    let tmp = tempfile::Builder::new()
-        .prefix(".ringtrace-copy-")
-        .tempfile_in(session_dir())
-        .map_err(|e| failed(&path, format!("creating a private copy: {e}")))?;
-    let mut src = original.file();
-    std::io::copy(&mut src, &mut tmp.as_file())
-        .map_err(|e| failed(&path, format!("copying the session: {e}")))?;
-    let copy = Session::open(tmp.path()).map_err(|e| failed(&path, format!("its copy: {e}")))?;
-    let opened = Opened::from_session(copy)?;
-    let buf = opened.tracer.ring_buffer();
-    buf.force_release_readers();
-    for r in 0..buf.rings() {
-        // SAFETY: the copy is private to this process and nothing writes
-        // it: a reservation in flight in the copy has no live writer.
-        let _ = unsafe { buf.recover_dead_writer(r) };
-        // A ring whose pages do not form a ring (scribbled memory) is not
-        // read: a consumer would retry on it as if a writer were moving
-        // its head (the copy has none), once per event of the other rings.
-        if let Err(e) = buf.check_quiet_ring(r) {
-            // SAFETY: the copy is private: nobody else reads or writes it.
-            let _ = unsafe { buf.mute_ring(r) };
-            let events = buf.stats(r).map(|s| s.entries).unwrap_or(0);
-            eprintln!(
-                "ringtrace: session {}: context {r} is damaged, not read ({e}; \
-                 about {events} event(s) in it)",
-                path.display()
-            );
-        }
-    }
-    // Errors name the original.
-    Ok((
-        tmp,
-        Opened {
-            tracer: opened.tracer,
-            path,
-            table_full: opened.table_full,
-        },
-        state.to_string(),
-    ))
+fn create_output(path: &Path) -> Result<BufWriter<File>> {
+    let f = File::create(path)
+        .map_err(|e| SessionCmdError::Usage(format!("creating {}: {e}", path.display())))?;
+    Ok(BufWriter::with_capacity(1 << 16, f))
 }
 
 /// A byte progress bar on stderr when it is a terminal.
@@ -886,14 +850,11 @@ fn record_in(
         if DUMP.swap(false, Ordering::Relaxed) {
             if let (Some(out), Some(f)) = (&a.output, format) {
                 // A failed dump costs the dump, never the recording.
-                let dumped = copy_of(&path.display().to_string())
-                    .and_then(|(_tmp, copy, _)| Ok((export(&copy, out, f, "snapshot")?, copy)));
-                match dumped {
-                    Ok((st, copy)) => summary(&copy, &st, out),
-                    Err(e) => say(format_args!(
+                if let Err(e) = view_to(&o, out, f) {
+                    say(format_args!(
                         "ringtrace: SIGUSR1 dump to {} failed: {e}; recording goes on",
                         out.display()
-                    )),
+                    ));
                 }
             }
         }
@@ -1250,27 +1211,30 @@ pub fn pipe(a: SessionArg) -> Result<()> {
     Ok(())
 }
 
-/// Read errors (damaged pages, each skipped) `show` reports before it
-/// stops reading.
-const MAX_READ_ERRORS: u32 = 64;
+/// Installs the stop handlers of the views: SIGINT, SIGTERM and SIGHUP end
+/// the read between two events (never while a ring's `busy` word is held,
+/// which would make the session's readers wait for it to go stale).
+fn stop_views_on_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        install(sig, on_stop);
+    }
+}
 
-/// `ringtrace show`.
+/// `ringtrace show`: the live view in text, read in place (see the module
+/// docs).
 pub fn show(session: &str) -> Result<()> {
-    let (_tmp, o, state) = copy_of(session)?;
+    let o = Opened::open(session)?;
+    let state = o.state().0;
+    say_if_dead(&o, state);
+    stop_views_on_signals();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let buf = o.tracer.ring_buffer();
-    // Bounded: no more events than the rings can hold (8 bytes the least).
-    let cap = buf.rings() as u64
-        * buf.config().pages_per_ring as u64
-        * (buf.config().page_size as u64 / 8)
-        + buf.rings() as u64;
     let _ = write!(out, "{}", o.tracer.header_text(Default::default()));
-    let mut pipe = o.tracer.pipe();
+    let mut view = o.tracer.view();
     let mut n = 0u64;
-    let mut errors = 0u32;
-    while n < cap {
-        match pipe.next_line() {
+    let mut damaged = 0usize;
+    while !STOP.load(Ordering::Relaxed) {
+        match view.next_line() {
             Ok(Some(l)) => {
                 if let Err(e) = out.write_all(l.as_bytes()) {
                     if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -1282,30 +1246,33 @@ pub fn show(session: &str) -> Result<()> {
             }
             Ok(None) => break,
             Err(e) => {
-                // The reader skips the damaged page and counts it: go on,
-                // a bounded number of times (a damaged ring may fail again).
-                errors += 1;
-                eprintln!("ringtrace: session {}: {e}", o.path.display());
-                if errors >= MAX_READ_ERRORS {
-                    eprintln!(
-                        "ringtrace: session {}: reading stopped after {errors} errors",
-                        o.path.display()
-                    );
+                // That ring is not read further; the others go on. Each
+                // ring fails at most once.
+                damaged += 1;
+                eprintln!(
+                    "ringtrace: session {}: {e}; that context is not read further",
+                    o.path.display()
+                );
+                if damaged > o.tracer.max_contexts() {
                     break;
                 }
             }
         }
     }
-    for r in 0..o.tracer.max_contexts() {
-        let lost = pipe.pending_losses(r);
-        if lost > 0 {
-            let _ = writeln!(out, "CPU:{r} [LOST {lost} EVENTS]");
-        }
-    }
     let _ = out.flush();
+    let contexts = 0..o.tracer.max_contexts();
+    let lost: u64 = contexts.clone().map(|r| view.lost(r)).sum();
+    let at_end: u64 = contexts.map(|r| view.skipped_at_end(r)).sum();
     eprintln!(
-        "ringtrace: session {} ({state}): {n} events",
-        o.path.display()
+        "ringtrace: session {} ({state}): {n} events; {lost} lost between them (each a \
+         [LOST] line: overwritten or consumed while read, or dropped by the writers){}{}",
+        o.path.display(),
+        skipped_at_end_text(at_end),
+        if STOP.load(Ordering::Relaxed) {
+            "; interrupted"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
@@ -1395,14 +1362,83 @@ pub fn extract(a: SessionOutArg) -> Result<()> {
     Ok(())
 }
 
-/// `ringtrace snapshot`.
+/// `ringtrace snapshot`: the live view to a file, read in place (see the
+/// module docs).
 pub fn snapshot(a: SessionOutArg) -> Result<()> {
     let format =
         Format::resolve(&a.output, a.format).map_err(|e| SessionCmdError::Usage(e.to_string()))?;
-    let (_tmp, o, state) = copy_of(&a.session)?;
-    let stats = export(&o, &a.output, format, "snapshot")?;
-    eprintln!("ringtrace: session {} is {state}", o.path.display());
-    summary(&o, &stats, &a.output);
+    let o = Opened::open(&a.session)?;
+    say_if_dead(&o, o.state().0);
+    stop_views_on_signals();
+    view_to(&o, &a.output, format)?;
+    eprintln!("ringtrace: session {} is {}", o.path.display(), o.state().0);
+    Ok(())
+}
+
+/// A view reads in place and repairs nothing: after a writer died in the
+/// middle of a write, the events from that write on are not committed, so
+/// not shown. Says so, and what reads them.
+fn say_if_dead(o: &Opened, state: SessionState) {
+    if state == SessionState::Dead {
+        eprintln!(
+            "ringtrace: session {}: a writer died without detaching; if it left a write in \
+             flight (not repaired yet), that write and the events after it on its context \
+             are not shown here (`ringtrace extract` repairs the session and reads them)",
+            o.path.display()
+        );
+    }
+}
+
+/// What a view skipped after each context's last event shown: lost, or
+/// written after the view began (its reader cannot tell them apart).
+fn skipped_at_end_text(n: u64) -> String {
+    if n == 0 {
+        return String::new();
+    }
+    format!(
+        "; after the last event of their context, {n} more skipped (written after the view \
+         began, or overwritten before it reached them)"
+    )
+}
+
+/// Writes the live view of `o` to `out` (`snapshot`, and `record`'s
+/// flight-recorder dump on SIGUSR1) and prints what it read.
+fn view_to(o: &Opened, out: &Path, format: Format) -> Result<()> {
+    let file = create_output(out)?;
+    o.tracer.import_session_tables();
+    let (mut w, st) = o
+        .tracer
+        .export_view(file, format.export(), &STOP)
+        .map_err(|source| SessionCmdError::Export {
+            path: o.path.display().to_string(),
+            source,
+        })?;
+    w.flush()
+        .map_err(|e| SessionCmdError::Usage(format!("writing {}: {e}", out.display())))?;
+    for (r, e) in &st.damaged {
+        eprintln!(
+            "ringtrace: session {}: context {r}: {e}; not read further",
+            o.path.display()
+        );
+    }
+    let stats = DrainStats {
+        events: st.events,
+        lost_events: st.lost,
+        ..DrainStats::default()
+    };
+    summary(o, &stats, out);
+    eprintln!(
+        "ringtrace: read in place: {} lost between the events written (marked in the file: \
+         overwritten or consumed while read, or dropped by the writers){}{}{}",
+        st.lost,
+        skipped_at_end_text(st.skipped_at_end),
+        if st.undecodable > 0 {
+            format!("; {} record(s) could not be decoded", st.undecodable)
+        } else {
+            String::new()
+        },
+        if st.stopped { "; interrupted" } else { "" }
+    );
     Ok(())
 }
 

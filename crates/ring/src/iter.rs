@@ -239,6 +239,18 @@ impl<'a> RingIter<'a> {
         self.skipped
     }
 
+    /// Events skipped since the last event returned and not reported yet:
+    /// they are reported with the next event, or are lost at the end of
+    /// what the iterator returned (a view that stops here reports them).
+    /// 0 before the first event.
+    pub fn pending_lost(&self) -> u64 {
+        if self.started {
+            self.pending_lost
+        } else {
+            0
+        }
+    }
+
     /// Restarts at the consumer's position (the oldest unread event).
     pub fn reset(&mut self) {
         self.pos = None;

@@ -1326,7 +1326,7 @@ fn assemble<W: Write + Seek>(
 }
 
 /// A `printk_formats` entry escaped as the kernel escapes it.
-fn escape(fmt: &str) -> String {
+pub(crate) fn escape(fmt: &str) -> String {
     let mut s = String::with_capacity(fmt.len());
     for c in fmt.chars() {
         match c {
@@ -1342,7 +1342,7 @@ fn escape(fmt: &str) -> String {
 }
 
 /// A trace id: the wall clock in ns mixed with the process id.
-fn trace_id() -> u64 {
+pub(crate) fn trace_id() -> u64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

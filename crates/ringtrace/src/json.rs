@@ -313,12 +313,24 @@ pub fn tracedat_to_json<R: Read + Seek, W: Write>(
     let render = FileRenderer::new(&info);
     let mut w = JsonWriter::new(out, opts)?;
     for item in reader.records() {
-        match item? {
+        w.item(&render, &item?)?;
+    }
+    let stats = w.stats();
+    Ok((w.finish()?, stats))
+}
+
+impl<W: Write> JsonWriter<W> {
+    /// Writes one record or lost-events item, decoded through `render`'s
+    /// file formats (names its thread first, on first sight).
+    pub fn item(&mut self, render: &FileRenderer<'_>, item: &TraceItem) -> Result<(), JsonError> {
+        let info = render.info();
+        let w = self;
+        match item {
             TraceItem::Lost { cpu, ts, count, .. } => {
-                w.lost(cpu, info.ts_ns(ts) as f64 / 1000.0, count)?;
+                w.lost(*cpu, info.ts_ns(*ts) as f64 / 1000.0, *count)?;
             }
             TraceItem::Event(rec) => {
-                let view = render.view(&rec)?;
+                let view = render.view(rec)?;
                 let d = &view.decoded;
                 let ts_us = info.ts_ns(rec.ts) as f64 / 1000.0;
                 if !w.has_thread(d.pid) {
@@ -347,7 +359,7 @@ pub fn tracedat_to_json<R: Read + Seek, W: Write>(
                     } else {
                         w.end(d.pid, ts_us, name, system, &rest)?;
                     }
-                    continue;
+                    return Ok(());
                 }
                 match &view.message {
                     Some(m) => {
@@ -357,7 +369,6 @@ pub fn tracedat_to_json<R: Read + Seek, W: Write>(
                 }
             }
         }
+        Ok(())
     }
-    let stats = w.stats();
-    Ok((w.finish()?, stats))
 }

@@ -406,6 +406,11 @@ impl Cmdlines {
     pub(crate) fn get(&self, tid: i32) -> Option<&Comm> {
         self.names.get(&tid)
     }
+
+    /// Every saved name (at most the table's capacity), in no order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (i32, &Comm)> + '_ {
+        self.names.iter().map(|(t, c)| (*t, c))
+    }
 }
 
 /// Why an event was refused (the counters of [`TracerStats`]).

@@ -21,11 +21,47 @@
 //! `CPU:N [LOST n EVENTS]` line before the next event of that ring, as the
 //! pipe reports losses. A [`crate::Pipe`] or drain may consume meanwhile: the
 //! view then continues after what was consumed, counting it as skipped.
+//! Every such count is exact: the events written to a ring between two of
+//! its events shown and not shown. After a ring's last event shown there is
+//! no event to report a skip with, and the iterator's jump past the view's
+//! end cannot tell events overwritten under the view from events written
+//! after it began: [`View::skipped_at_end`] counts both, a bound on what
+//! was lost there.
+//!
+//! A ring the view cannot read (its iterator reports a damaged page or
+//! ring) gives that error once and is not read further; the other rings
+//! go on.
+//!
+//! # Live export
+//!
+//! [`Tracer::export_view`] writes what the view reads to `trace.dat` or JSON
+//! without consuming anything and without a temporary copy: memory is one
+//! page plus the file's metadata, time is what is read.
+//!
+//! ```text
+//!  trace.dat: metadata (every known event format and thread name: the
+//!             file is written before the events are read) | ring 0 read by
+//!             its iterator, packed into pages (PagePacker), lost counts in
+//!             the page headers | ring 1 ... (each ring bounded by its
+//!             newest stamp when its turn came)
+//!  JSON:      the merged view, each event decoded through the same
+//!             metadata and streamed as JSON
+//! ```
+
+use std::io::{Cursor, Seek, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ringtrace_ring::{ReadError, RingIter};
 
+use crate::event::Registry;
+use crate::export::{ExportError, ExportFormat, Packed, PagePacker};
+use crate::json::{JsonError, JsonOptions, JsonWriter};
 use crate::output::TextOptions;
 use crate::reader::EventRef;
+use crate::tracedat::{
+    FileRenderer, Record, TraceDatMeta, TraceDatReader, TraceDatVersion, TraceDatWriter, TraceItem,
+    Tsc2Nsec,
+};
 use crate::tracer::Tracer;
 
 /// One ring's next event, copied out of its iterator.
@@ -49,7 +85,28 @@ pub struct View<'t> {
     /// Each ring's newest time stamp when the view was made: its events
     /// stamped later are not shown.
     until: Vec<u64>,
+    /// Losses reported with the events the view returned, per ring.
+    lost: Vec<u64>,
+    /// Losses the iterator reported with an event the view did not return
+    /// (stamped after `until`), per ring.
+    end_lost: Vec<u64>,
+    /// The ring whose iterator gave the last error.
+    last_failed: Option<usize>,
+    /// Events returned per ring, and their bound: no more than a ring holds
+    /// (see `ring_bound`), so a loop over shared memory always ends.
+    returned: Vec<u64>,
+    bound: u64,
     opts: TextOptions,
+}
+
+/// Most events of one ring a view returns: those stamped no later than the
+/// ring's newest stamp when the view reached it were all written by then,
+/// and at most a ring's worth (its pages and the reader's page, 8 bytes an
+/// event at least) were still in it. A bound on a loop over shared memory
+/// that a sound ring never reaches.
+fn ring_bound(buf: &ringtrace_ring::RingBuffer) -> u64 {
+    let c = buf.config();
+    (c.max_pages() as u64 + 1) * (c.page_size as u64 / 8) + 1
 }
 
 impl Tracer {
@@ -73,6 +130,7 @@ impl Tracer {
     pub fn view_with(&self, opts: TextOptions) -> View<'_> {
         let buf = self.ring_buffer();
         let iters: Vec<(usize, RingIter<'_>)> = (0..self.max_contexts())
+            .filter(|&r| !empty_and_quiet(buf, r))
             .filter_map(|r| buf.iter(r).ok().map(|it| (r, it)))
             .collect();
         let n = iters.len();
@@ -87,15 +145,40 @@ impl Tracer {
             heads: vec![None; n],
             done: vec![false; n],
             until,
+            lost: vec![0; n],
+            end_lost: vec![0; n],
+            last_failed: None,
+            returned: vec![0; n],
+            bound: ring_bound(buf),
             opts,
         }
+    }
+}
+
+/// Whether ring `ring` holds no unread event and no writer wrote to it
+/// between two samples of its counters: the view has nothing to read
+/// there, and leaves it alone. A ring's iterator finds the head page by
+/// walking the ring's links, so a large session's empty rings would cost
+/// memory in proportion to their size; a live ring is always read (its
+/// counters are a snapshot that a writer moving on may undercount).
+fn empty_and_quiet(buf: &ringtrace_ring::RingBuffer, ring: usize) -> bool {
+    let sample = || {
+        buf.stats(ring)
+            .ok()
+            .map(|s| (s.entries, s.committed, s.now_ts))
+    };
+    match (sample(), sample()) {
+        (Some(a), Some(b)) => a == b && a.0 == 0,
+        _ => false,
     }
 }
 
 impl View<'_> {
     /// The next event in time-stamp order, handed to `f`; `Ok(None)` at the
     /// end of what was committed when each ring was reached, or at the
-    /// first event written after the view was made.
+    /// first event written after the view was made. An error names a ring
+    /// that cannot be read ([`View::last_failed`]); that ring is not read
+    /// again, and the next call goes on with the others.
     ///
     /// ```
     /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
@@ -108,9 +191,23 @@ impl View<'_> {
     ) -> Result<Option<T>, ReadError> {
         let mut best: Option<(u64, usize)> = None;
         for i in 0..self.iters.len() {
+            if self.heads[i].is_none() && !self.done[i] && self.returned[i] >= self.bound {
+                self.done[i] = true;
+            }
             if self.heads[i].is_none() && !self.done[i] {
-                match self.iters[i].1.next()? {
-                    Some(e) if e.timestamp > self.until[i] => self.done[i] = true,
+                let next = match self.iters[i].1.next() {
+                    Ok(next) => next,
+                    Err(e) => {
+                        self.done[i] = true;
+                        self.last_failed = Some(self.iters[i].0);
+                        return Err(e);
+                    }
+                };
+                match next {
+                    Some(e) if e.timestamp > self.until[i] => {
+                        self.end_lost[i] += e.lost_events;
+                        self.done[i] = true;
+                    }
                     Some(e) => {
                         self.heads[i] = Some(Head {
                             timestamp: e.timestamp,
@@ -133,6 +230,8 @@ impl View<'_> {
         let Some(h) = self.heads[i].take() else {
             return Ok(None);
         };
+        self.lost[i] += h.lost_events;
+        self.returned[i] += 1;
         Ok(Some(f(EventRef {
             ring: self.iters[i].0,
             timestamp: h.timestamp,
@@ -166,5 +265,296 @@ impl View<'_> {
             .iter()
             .find(|(r, _)| *r == ring)
             .map_or(0, |(_, it)| it.skipped())
+    }
+
+    /// Events of ring `ring` skipped between the events the view returned
+    /// (overwritten or consumed under it, or dropped by writers and noted
+    /// in the ring): the sum of the `lost_events` it reported for `ring`.
+    ///
+    /// What is guaranteed: between two events of a ring that the view
+    /// returned, the events written to that ring and not returned number
+    /// exactly the second one's `lost_events`, with the ring iterator's two
+    /// approximations (`RingIter::skipped`: a write dropped mid-page is
+    /// counted at the page's end; a write in flight on the consumer's page
+    /// when the view jumps, and discarded later, is counted once).
+    #[must_use]
+    pub fn lost(&self, ring: usize) -> u64 {
+        self.index(ring).map_or(0, |i| self.lost[i])
+    }
+
+    /// Events of ring `ring` skipped after the last event the view returned
+    /// and not reported with an event: overwritten or consumed under the
+    /// view, or written after the view began (the ring's iterator, jumping
+    /// past the view's end, cannot tell them apart). At most this many of
+    /// the ring's events before the view's end were lost.
+    #[must_use]
+    pub fn skipped_at_end(&self, ring: usize) -> u64 {
+        self.index(ring)
+            .map_or(0, |i| self.end_lost[i] + self.iters[i].1.pending_lost())
+    }
+
+    /// The ring whose iterator gave the last error [`View::next_with`]
+    /// returned.
+    #[must_use]
+    pub fn last_failed(&self) -> Option<usize> {
+        self.last_failed
+    }
+
+    fn index(&self, ring: usize) -> Option<usize> {
+        self.iters.iter().position(|(r, _)| *r == ring)
+    }
+}
+
+/// What [`Tracer::export_view`] read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViewStats {
+    /// Events written to the output.
+    pub events: u64,
+    /// Events skipped between events written (overwritten or consumed
+    /// while read, or dropped by writers and noted in the ring): each is
+    /// in the output, as a lost count before the next event of its
+    /// context (a flagged page in `trace.dat`, a `lost events` mark in JSON).
+    pub lost: u64,
+    /// Events skipped after the last event written of a context: lost as
+    /// above, or written after the export reached that context (its
+    /// iterator cannot tell them apart): a bound on the losses there, which
+    /// the output has no event to put before.
+    pub skipped_at_end: u64,
+    /// Records read whole that the output's formats could not decode
+    /// (JSON only; `trace.dat` keeps them as they are).
+    pub undecodable: u64,
+    /// Contexts not read to their end, with the reason (a damaged page or
+    /// ring).
+    pub damaged: Vec<(usize, String)>,
+    /// Whether `stop` ended the export early (the output is complete, with
+    /// what was read until then).
+    pub stopped: bool,
+}
+
+impl Tracer {
+    /// Writes what the non-consuming view reads (see the module docs) to
+    /// `out` in `format`, while writers keep writing: nothing is consumed,
+    /// no reader lock is taken, nothing is copied first. Each ring shows
+    /// what was written before its turn came, each event checked not
+    /// overwritten while it was copied; what was overwritten or consumed
+    /// meanwhile is counted in [`ViewStats`] and marked in the output.
+    /// `stop` is checked between events: once set, the output is finished
+    /// with what was read.
+    ///
+    /// ```
+    /// use std::sync::atomic::AtomicBool;
+    /// use ringtrace::export::ExportFormat;
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.marker("kept");
+    /// let (out, st) = t
+    ///     .export_view(std::io::Cursor::new(Vec::new()), ExportFormat::Json, &AtomicBool::new(false))
+    ///     .unwrap();
+    /// assert_eq!((st.events, st.lost), (1, 0));
+    /// assert!(String::from_utf8(out.into_inner()).unwrap().contains("kept"));
+    /// assert!(t.pipe().read_to_string().unwrap().contains("kept"), "nothing consumed");
+    /// ```
+    pub fn export_view<W: Write + Seek>(
+        &self,
+        out: W,
+        format: ExportFormat,
+        stop: &AtomicBool,
+    ) -> Result<(W, ViewStats), ExportError> {
+        match format {
+            ExportFormat::TraceDat(v) => self.view_dat(out, v, stop),
+            ExportFormat::Json => self.view_json(out, stop),
+        }
+    }
+
+    /// The file's metadata, written before any event is read: every event
+    /// format and thread name this tracer knows (a superset of those the
+    /// events use), printk formats, the clock, each ring's stats now.
+    fn view_meta(&self, version: TraceDatVersion) -> TraceDatMeta {
+        let clock = self.clock();
+        let mut m = TraceDatMeta::new(
+            self.config().page_size as u32,
+            self.max_contexts() as u32,
+            clock.name(),
+        );
+        m.version = version;
+        m.tsc2nsec = clock.tsc2nsec().map(|c| Tsc2Nsec {
+            mult: c.mult,
+            shift: c.shift,
+            offset: c.offset,
+        });
+        let mut systems: Vec<(String, Vec<String>)> = Vec::new();
+        for ty in Registry::global().iter() {
+            match systems.iter_mut().find(|(s, _)| s == ty.system) {
+                Some((_, v)) => v.push(ty.format_text()),
+                None => systems.push((ty.system.to_string(), vec![ty.format_text()])),
+            }
+        }
+        m.events = systems;
+        m.kallsyms = crate::printk::kallsyms_text();
+        m.printk = crate::printk::sites()
+            .map(|(id, site)| {
+                (
+                    crate::printk::fmt_addr(id),
+                    crate::export::escape(site.format()),
+                )
+            })
+            .collect();
+        let mut comms: Vec<(i32, String)> = match self.inner.cmdlines.lock() {
+            Ok(c) => c
+                .iter()
+                .map(|(t, c)| (t, c.as_str().replace('\n', " ")))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        comms.sort();
+        m.cmdlines = comms;
+        m.trace_id = Some(crate::export::trace_id());
+        m.writer_version = Some(format!("ringtrace {}", env!("CARGO_PKG_VERSION")));
+        m.cpu_stats = (0..self.max_contexts())
+            .map(|r| self.stats_text(r).unwrap_or_default())
+            .collect();
+        m
+    }
+
+    /// `trace.dat`: ring after ring (the file keeps each CPU's pages
+    /// together), each read by its own iterator up to its newest stamp when
+    /// its turn comes, packed into pages as the ring's writer lays them out.
+    fn view_dat<W: Write + Seek>(
+        &self,
+        out: W,
+        version: TraceDatVersion,
+        stop: &AtomicBool,
+    ) -> Result<(W, ViewStats), ExportError> {
+        let meta = self.view_meta(version);
+        let mut w = TraceDatWriter::new(out, &meta)?;
+        let buf = self.ring_buffer();
+        let page_size = self.config().page_size;
+        let mut packer = PagePacker::new(page_size);
+        let mut st = ViewStats::default();
+        let per_ring = ring_bound(buf);
+        for ring in 0..self.max_contexts() {
+            if stop.load(Ordering::Relaxed) {
+                st.stopped = true;
+                break;
+            }
+            if empty_and_quiet(buf, ring) {
+                continue;
+            }
+            let Ok(mut it) = buf.iter(ring) else {
+                continue;
+            };
+            // After the iterator: an event it starts on is older than this.
+            let until = buf.stats(ring).map_or(u64::MAX, |s| s.now_ts);
+            let mut n = 0u64;
+            while n < per_ring {
+                if stop.load(Ordering::Relaxed) {
+                    st.stopped = true;
+                    break;
+                }
+                let e = match it.next() {
+                    Err(e) => {
+                        st.damaged.push((ring, e.to_string()));
+                        break;
+                    }
+                    Ok(None) => break,
+                    Ok(Some(e)) => e,
+                };
+                if e.timestamp > until {
+                    st.skipped_at_end += e.lost_events;
+                    break;
+                }
+                let (ts, lost) = (e.timestamp, e.lost_events);
+                let mut packed = packer.push(ts, lost, e.payload);
+                if packed == Packed::PageFull {
+                    w.push_page(ring as u32, packer.finish_page())?;
+                    packed = packer.push(ts, lost, e.payload);
+                }
+                if packed != Packed::Added {
+                    return Err(ExportError::EventTooLarge {
+                        ring,
+                        len: e.payload.len(),
+                        page_size,
+                    });
+                }
+                n += 1;
+                st.events += 1;
+                st.lost += lost;
+            }
+            st.skipped_at_end += it.pending_lost();
+            if !packer.is_empty() {
+                w.push_page(ring as u32, packer.finish_page())?;
+            }
+        }
+        Ok((w.finish()?, st))
+    }
+
+    /// JSON: the merged view, each event decoded through the formats of a
+    /// metadata-only `trace.dat` built in memory (the same decoding as a
+    /// file's), streamed out one event at a time.
+    fn view_json<W: Write>(
+        &self,
+        out: W,
+        stop: &AtomicBool,
+    ) -> Result<(W, ViewStats), ExportError> {
+        let meta = self.view_meta(TraceDatVersion::V6);
+        let header = TraceDatWriter::new(Cursor::new(Vec::new()), &meta)?
+            .finish()?
+            .into_inner();
+        let reader = TraceDatReader::new(Cursor::new(header))?;
+        let info = reader.info().clone();
+        let render = FileRenderer::new(&info);
+        let mut jw = JsonWriter::new(out, &JsonOptions::default())?;
+        let mut st = ViewStats::default();
+        let mut view = self.view();
+        // Each ring fails at most once (it is then not read again).
+        let mut failures = 0;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                st.stopped = true;
+                break;
+            }
+            let next = view.next_with(|e| (e.ring, e.timestamp, e.lost_events, e.payload.to_vec()));
+            let (ring, ts, lost, data) = match next {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => {
+                    st.damaged
+                        .push((view.last_failed().unwrap_or(usize::MAX), e.to_string()));
+                    failures += 1;
+                    if failures > self.max_contexts() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let cpu = ring as u32;
+            if lost > 0 {
+                let item = TraceItem::Lost {
+                    cpu,
+                    ts,
+                    page: 0,
+                    count: Some(lost),
+                };
+                jw.item(&render, &item)?;
+            }
+            let item = TraceItem::Event(Record {
+                cpu,
+                ts,
+                page: 0,
+                file_offset: 0,
+                data,
+            });
+            match jw.item(&render, &item) {
+                Ok(()) => {}
+                // Decoding failed before anything was written: skip it.
+                Err(JsonError::TraceDat(_)) => st.undecodable += 1,
+                Err(e) => return Err(e.into()),
+            }
+            st.events += 1;
+            st.lost += lost;
+        }
+        st.skipped_at_end = (0..self.max_contexts())
+            .map(|r| view.skipped_at_end(r))
+            .sum();
+        Ok((jw.finish()?, st))
     }
 }
