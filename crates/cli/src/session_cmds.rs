@@ -376,8 +376,8 @@ impl Opened {
     }
 }
 
-fn create_output(path: &Path) -> Result<BufWriter<File>> {
-    let f = File::create(path)
+fn create_output(path: &Path) -> Result<BufWriter<std::fs::File>> {
+    let f = std::fs::File::create(path)
         .map_err(|e| SessionCmdError::Usage(format!("creating {}: {e}", path.display())))?;
     Ok(BufWriter::with_capacity(1 << 16, f))
 }
