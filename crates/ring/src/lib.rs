@@ -62,6 +62,20 @@ mod write;
 #[cfg(test)]
 mod tests;
 
+/// The write path's step hook, for loom models in `tests/`: a function run
+/// at each labelled step of the write path on the calling model thread (a
+/// nested write there plays a signal handler). Not part of the API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_hook {
+    pub use crate::write::Label;
+
+    /// Sets (or clears) the current thread's hook.
+    pub fn set(f: Option<fn(Label)>) {
+        crate::write::hook::HOOK.with(|h| h.set(f));
+    }
+}
+
 pub use buffer::{Config, Mode, RingBuffer, RingStats};
 pub use control::CONTROL_TIMEOUT;
 pub use error::{ConfigError, ControlError, OpenError, ReadError, RingError, WriteError};

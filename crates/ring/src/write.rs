@@ -145,10 +145,12 @@ const PREFETCH_AHEAD: usize = 128;
 const MAX_RETRIES: u32 = 1000;
 
 /// Labels of the racy steps, for the test hook that performs a nested write
-/// at each of them.
-#[cfg(test)]
+/// at each of them (unit tests, and loom models through
+/// [`crate::loom_hook`]).
+#[cfg(any(test, loom))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Label {
+#[doc(hidden)]
+pub enum Label {
     E,
     A,
     B,
@@ -168,12 +170,20 @@ pub(crate) enum Label {
     L,
 }
 
-#[cfg(test)]
+/// The hook: a function called at each labelled step on the current
+/// thread (loom's thread-locals under loom, so each model thread has its
+/// own).
+#[cfg(any(test, loom))]
 pub(crate) mod hook {
     use super::Label;
     use std::cell::Cell;
+    #[cfg(not(loom))]
     thread_local! {
         pub(crate) static HOOK: Cell<Option<fn(Label)>> = const { Cell::new(None) };
+    }
+    #[cfg(loom)]
+    loom::thread_local! {
+        pub(crate) static HOOK: Cell<Option<fn(Label)>> = Cell::new(None);
     }
     pub(crate) fn fire(label: Label) {
         if let Some(f) = HOOK.with(|h| h.get()) {
@@ -184,7 +194,7 @@ pub(crate) mod hook {
 
 macro_rules! step {
     ($label:ident) => {
-        #[cfg(test)]
+        #[cfg(any(test, loom))]
         hook::fire(Label::$label);
     };
 }
