@@ -64,7 +64,9 @@ mod tests;
 
 pub use buffer::{Config, Mode, RingBuffer, RingStats};
 pub use control::CONTROL_TIMEOUT;
-pub use error::{ConfigError, ControlError, OpenError, ReadError, RingError, WriteError};
+pub use error::{
+    ConfigError, ControlError, OpenError, ReadError, ReaderHolder, RingError, WriteError,
+};
 pub use iter::{IterEvent, RingIter};
 pub use layout::MAX_NEST;
 pub use page_read::{PageInfo, ReadPage};
