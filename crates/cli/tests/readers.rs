@@ -129,6 +129,8 @@ fn ok(args: &[&str]) -> Output {
 
 /// Starts `ringtrace record ARGS -- PROGRAM...` keeping the session (no
 /// `-o`), and returns it with the session path and the program's pid.
+// The caller waits for the child it is given.
+#[allow(clippy::zombie_processes)]
 fn record_kept(
     name: &str,
     program: &[&str],
@@ -144,7 +146,10 @@ fn record_kept(
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "record ended early");
+        assert!(
+            err.read_line(&mut line).unwrap_or(0) > 0,
+            "record ended before it named its session"
+        );
         if let Some(rest) = line.trim_end().split("session ").nth(1) {
             if let Some((p, pid)) = rest.split_once(" recording pid ") {
                 return (rec, err, PathBuf::from(p), pid.parse().unwrap());

@@ -136,6 +136,14 @@ impl<'a> Consumer<'a> {
                     }
                 }
             }
+            // Another reader took the dead holder's word first, and so
+            // on: bounded too (only scribbled memory keeps this up).
+            if waiting.expired() {
+                return Err(RingError::ReaderHeld {
+                    ring: ring as usize,
+                    holder: lock::named((held >> 32) as u32, pid),
+                });
+            }
             backoff(round);
             round = round.saturating_add(1);
         }

@@ -151,6 +151,19 @@ pub(crate) fn this_process(pid: u32) -> ReaderHolder {
     ReaderHolder::new(pid, true, "")
 }
 
+/// The holder `pid` named as well as can be (for an error).
+pub(crate) fn named(pid: u32, me: u32) -> ReaderHolder {
+    if pid == me || pid == 0 {
+        return this_process(me);
+    }
+    #[cfg(not(loom))]
+    {
+        ReaderHolder::new(pid, false, &comm(pid))
+    }
+    #[cfg(loom)]
+    ReaderHolder::new(pid, false, "")
+}
+
 /// Whether process `pid` is gone (or a zombie): used for a `busy` word a
 /// consumer left (pids only: a recycled pid looks alive, and the word is
 /// then taken over after `STALE_BUSY` as before).
