@@ -270,3 +270,28 @@ fn a_consumer_releases_only_its_own_lock() {
     assert_eq!(lock_word(&buf), 0);
     drain_and_check(&buf, 0, 1);
 }
+
+#[test]
+fn an_iterator_does_not_wait_for_a_reader_that_died_inside_a_call() {
+    let (_f, buf) = shared(3);
+    let child = child_holding(|| {
+        let c = buf.consumer(0).unwrap();
+        // As if killed inside a reader call: `busy` holds our pid.
+        std::mem::forget(c.busy());
+        std::mem::forget(c);
+    });
+    kill_and_reap(child);
+    // The iterator takes only `busy`: it finds the dead consumer's pid in
+    // it and takes it over, not after the stale-word timeout, and without
+    // counting a corruption.
+    let mut it = buf.iter(0).unwrap();
+    let mut n = 0u64;
+    while let Some(ev) = it.next().unwrap() {
+        assert_eq!(ev.payload, &n.to_le_bytes());
+        n += 1;
+    }
+    assert_eq!(n, 3);
+    assert_eq!(buf.stats(0).unwrap().corruptions, 0);
+    drop(it);
+    drain_and_check(&buf, 0, 3);
+}
