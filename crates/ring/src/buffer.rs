@@ -481,8 +481,9 @@ impl RingBuffer {
     /// - held by a live reader of another process:
     ///   [`RingError::ReaderHeld`] at once, naming it (pid and command);
     /// - held in this process (another thread's `Consumer` about to be
-    ///   dropped, a ring swap in progress): waited for up to 2 seconds,
-    ///   then `ReaderHeld` naming this process.
+    ///   dropped), or by an unnamed holder (a ring swap in progress, which
+    ///   stores no name; a damaged word): waited for up to 2 seconds, then
+    ///   `ReaderHeld` naming it.
     ///
     /// ```
     /// # use ringtrace_ring::{Config, RingBuffer, RingError};

@@ -73,7 +73,8 @@ pub enum RingError {
 /// and command (`/proc/PID/comm`), or another reader of this process.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ReaderHolder {
-    /// Process id of the holder (this process's for an in-process reader).
+    /// Process id of the holder (this process's for an in-process reader;
+    /// 0 for an unnamed one: a ring swap in progress, or a damaged word).
     pub pid: u32,
     /// The holder is this process: another thread's `Consumer`, one not
     /// dropped yet, or a ring swap in progress.
@@ -124,7 +125,9 @@ impl std::fmt::Debug for ReaderHolder {
 
 impl std::fmt::Display for ReaderHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.this_process {
+        if self.pid == 0 {
+            f.write_str("an unnamed holder (a ring swap in progress, or a damaged lock word)")
+        } else if self.this_process {
             write!(f, "another reader in this process (pid {})", self.pid)
         } else if self.command().is_empty() {
             write!(f, "process {}", self.pid)

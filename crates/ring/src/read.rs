@@ -131,7 +131,7 @@ impl<'a> Consumer<'a> {
                     if waiting.expired() {
                         return Err(RingError::ReaderHeld {
                             ring: ring as usize,
-                            holder: lock::this_process(pid),
+                            holder: lock::named((held >> 32) as u32, pid),
                         });
                     }
                 }

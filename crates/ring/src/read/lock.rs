@@ -153,9 +153,13 @@ pub(crate) fn this_process(pid: u32) -> ReaderHolder {
     ReaderHolder::new(pid, true, "")
 }
 
-/// The holder `pid` named as well as can be (for an error).
+/// The holder `pid` named as well as can be (for an error); pid 0 is the
+/// anonymous holder (a ring swap, or a damaged word in shared memory).
 pub(crate) fn named(pid: u32, me: u32) -> ReaderHolder {
-    if pid == me || pid == 0 {
+    if pid == 0 {
+        return ReaderHolder::new(0, false, "");
+    }
+    if pid == me {
         return this_process(me);
     }
     #[cfg(not(loom))]

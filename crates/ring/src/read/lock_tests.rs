@@ -295,3 +295,18 @@ fn an_iterator_does_not_wait_for_a_reader_that_died_inside_a_call() {
     drop(it);
     drain_and_check(&buf, 0, 3);
 }
+
+#[test]
+fn an_unnamed_holder_is_waited_for_a_bounded_time_then_reported() {
+    // A ring swap holds the word without a name (or the word was damaged).
+    let (_f, buf) = shared(1);
+    buf.region().ring(0).r.lock.store(1, Release);
+    let e = buf.consumer(0).unwrap_err();
+    let RingError::ReaderHeld { ring: 0, holder } = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!((holder.pid, holder.this_process), (0, false));
+    assert!(e.to_string().contains("an unnamed holder"), "{e}");
+    buf.force_release_readers();
+    drain_and_check(&buf, 0, 1);
+}
