@@ -127,17 +127,12 @@ impl<'a> Consumer<'a> {
                         holder,
                     })
                 }
-                lock::Holder::InProcess => {
-                    if waiting.expired() {
-                        return Err(RingError::ReaderHeld {
-                            ring: ring as usize,
-                            holder: lock::named((held >> 32) as u32, pid),
-                        });
-                    }
-                }
+                // Waited for, below.
+                lock::Holder::InProcess => {}
             }
-            // Another reader took the dead holder's word first, and so
-            // on: bounded too (only scribbled memory keeps this up).
+            // A reader of this process, or (rarely) another reader took a
+            // dead holder's word first, and so on: bounded (only scribbled
+            // memory keeps the latter up).
             if waiting.expired() {
                 return Err(RingError::ReaderHeld {
                     ring: ring as usize,
