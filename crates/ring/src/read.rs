@@ -90,7 +90,6 @@ impl<'a> Consumer<'a> {
         let meta = region.ring(ring);
         let pid = std::process::id();
         let word = lock::holder_word(pid, lock::own_start());
-        let shared = region.state().shared.load(Relaxed) != 0;
         let mut waiting = lock::InProcessWait::new();
         let mut round = 0u32;
         loop {
@@ -101,6 +100,8 @@ impl<'a> Consumer<'a> {
                 Ok(_) => return Ok(Consumer::new(region, ring, word, pid, None)),
                 Err(held) => held,
             };
+            // Only when held: the free path makes one atomic access.
+            let shared = region.state().shared.load(Relaxed) != 0;
             match lock::judge(held, pid, shared) {
                 lock::Holder::Dead(dead) => {
                     // Acquire: as above (whatever the dead reader stored
