@@ -319,6 +319,77 @@ fn a_live_reader_is_named_and_a_dead_one_taken_over() {
     println!("  live reader named; killed reader {dead} taken over without --force");
 }
 
+/// `record` killed with SIGKILL while it drains (holding every ring's
+/// reader lock): the next reader takes its locks over without `--force`
+/// and reads what the program wrote.
+fn a_killed_record_leaves_nothing_that_blocks() {
+    let d = tempfile::tempdir().unwrap();
+    let dat = d.path().join("never.dat");
+    let mut rec = Command::new(ringtrace_bin())
+        .args([
+            "record",
+            "--name",
+            "readersrec",
+            "-o",
+            dat.to_str().unwrap(),
+            "--",
+        ])
+        .arg(me())
+        .args(["prog", "slow"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(rec.stderr.take().unwrap());
+    let mut line = String::new();
+    let (path, prog_pid) = loop {
+        line.clear();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            break (None, 0);
+        }
+        if let Some(rest) = line.trim_end().split("session ").nth(1) {
+            if let Some((p, pid)) = rest.split_once(" recording pid ") {
+                break (Some(PathBuf::from(p)), pid.parse::<u32>().unwrap());
+            }
+        }
+    };
+    let Some(path) = path else {
+        let _ = rec.kill();
+        let _ = rec.wait();
+        panic!("record ended before it named its session");
+    };
+    let p = path.to_str().unwrap();
+    let x = d.path().join("x.dat");
+    // Until record's drain holds the locks, a reader could get them.
+    let start = Instant::now();
+    let held = format!("is being read by process {} (ringtrace)", rec.id());
+    loop {
+        let o = run(&["extract", p, "-o", x.to_str().unwrap()]);
+        if !o.status.success() && text(&o.stderr).contains(&held) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "record never read"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dead = rec.id();
+    rec.kill().unwrap();
+    rec.wait().unwrap();
+    let o = ok(&["extract", p, "-o", x.to_str().unwrap()]);
+    let e = text(&o.stderr);
+    assert!(
+        e.contains(&format!(
+            "reader process {dead} died holding the reader lock"
+        )),
+        "{e}"
+    );
+    assert!(summary_events(&e) > 0, "{e}");
+    kill(prog_pid, libc::SIGKILL);
+    ok(&["remove", p]);
+    println!("  killed record {dead}: its locks taken over by the next reader");
+}
+
 /// A writer killed with a write in flight: `clear` repairs (the write is
 /// counted as lost) instead of waiting for a commit that never comes. The
 /// session is made here, not by `record` (whose own post-mortem would
@@ -379,6 +450,10 @@ fn main() {
         (
             "a_live_reader_is_named_and_a_dead_one_taken_over",
             a_live_reader_is_named_and_a_dead_one_taken_over,
+        ),
+        (
+            "a_killed_record_leaves_nothing_that_blocks",
+            a_killed_record_leaves_nothing_that_blocks,
         ),
         (
             "clear_after_a_writer_died_mid_write",
