@@ -258,31 +258,55 @@ impl Opened {
             .unwrap_or((SessionState::Waiting, Vec::new()))
     }
 
-    /// Fails when another reader holds a ring (unless `force`).
+    /// Takes and releases every ring's reader lock, so that the consuming
+    /// read that follows (`pipe`, `extract`) gets every ring: a reader
+    /// that died holding a lock (killed `pipe`, crashed `record`) is taken
+    /// over, and said so; a live one fails the command, named (pid and
+    /// command), unless `force` releases its locks (for a reader known to
+    /// be stuck: two live consumers of one ring corrupt it).
     fn check_readers(&self, force: bool) -> Result<()> {
         let buf = self.tracer.ring_buffer();
+        let mut dead: Vec<(u32, Vec<usize>)> = Vec::new();
         for r in 0..buf.rings() {
-            let free = buf
-                .try_consumer(r)
-                .map_err(|e| failed(&self.path, e.to_string()))?
-                .is_some();
-            if !free {
-                if force {
+            match buf.consumer(r) {
+                Ok(c) => {
+                    if let Some(pid) = c.took_over() {
+                        match dead.iter_mut().find(|(p, _)| *p == pid) {
+                            Some((_, rings)) => rings.push(r),
+                            None => dead.push((pid, vec![r])),
+                        }
+                    }
+                }
+                Err(ringtrace_ring::RingError::ReaderHeld { ring, holder }) if force => {
                     eprintln!(
-                        "ringtrace: session {}: taking over the reader locks (--force)",
+                        "ringtrace: session {}: context {ring} is being read by {holder}; \
+                         taking over the reader locks (--force)",
                         self.path.display()
                     );
                     buf.force_release_readers();
-                    return Ok(());
+                    break;
                 }
-                return Err(failed(
-                    &self.path,
-                    format!(
-                        "context {r} is being read by another reader (a `ringtrace record`, \
-                         `pipe` or `extract`); if that reader died, add --force"
-                    ),
-                ));
+                Err(ringtrace_ring::RingError::ReaderHeld { ring, holder }) => {
+                    return Err(failed(
+                        &self.path,
+                        format!(
+                            "context {ring} is being read by {holder}, a consuming reader \
+                             (`ringtrace record`, `pipe` or `extract`): stop it first, or read \
+                             without consuming with `ringtrace show` or `snapshot`"
+                        ),
+                    ));
+                }
+                Err(e) => return Err(failed(&self.path, e.to_string())),
             }
+        }
+        for (pid, rings) in dead {
+            let list: Vec<String> = rings.iter().map(usize::to_string).collect();
+            eprintln!(
+                "ringtrace: session {}: reader process {pid} died holding the reader lock of \
+                 context(s) {}; taken over (an event it was reading when it died may be lost)",
+                self.path.display(),
+                list.join(", ")
+            );
         }
         Ok(())
     }
@@ -1443,12 +1467,27 @@ fn view_to(o: &Opened, out: &Path, format: Format) -> Result<()> {
 }
 
 /// `ringtrace clear`.
+///
+/// A reset waits (bounded) for the writes in flight to commit. A writer
+/// that died mid-write never commits: when no writer process of the
+/// session runs any more and one died, the rings are repaired first
+/// (`post_mortem`: its in-flight write is counted as lost), so the reset
+/// does not wait for it.
 pub fn clear(session: &str) -> Result<()> {
     let o = Opened::open(session)?;
-    o.tracer
-        .ring_buffer()
-        .reset_all()
-        .map_err(|e| failed(&o.path, format!("clearing: {e}")))?;
+    if let Some(m) = o.post_mortem() {
+        eprintln!("ringtrace: {m}");
+    }
+    o.tracer.ring_buffer().reset_all().map_err(|e| {
+        let hint = match e {
+            ringtrace_ring::ControlError::WriteInFlight { .. } => {
+                "; a writer process of the session still runs: try again when its write \
+                 commits, or when it has exited"
+            }
+            _ => "",
+        };
+        failed(&o.path, format!("clearing: {e}{hint}"))
+    })?;
     eprintln!("ringtrace: session {}: cleared", o.path.display());
     Ok(())
 }

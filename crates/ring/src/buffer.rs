@@ -309,9 +309,11 @@ impl RingBuffer {
         Ok(Self::geometry(config)?.total_size)
     }
 
-    /// Releases the reader locks of every ring, for a reader that opened a
-    /// buffer whose previous reader process died holding them. Only sound
-    /// when no live reader uses the buffer.
+    /// Releases the reader locks of every ring, whoever holds them. Only
+    /// sound when no live reader uses the buffer (a private copy of a
+    /// shared buffer, or a reader the user knows is stuck). A reader that
+    /// died needs none of this: [`RingBuffer::consumer`] takes its lock
+    /// over.
     #[doc(hidden)]
     pub fn force_release_readers(&self) {
         for r in 0..self.config.rings as u32 {
@@ -466,14 +468,39 @@ impl RingBuffer {
         Writer::transient(&self.region, ring as u32)
     }
 
-    /// The consuming reader of ring `ring`; waits while another reader of
-    /// the ring holds the reader lock (writers never hold it).
+    /// The consuming reader of ring `ring`: it holds the ring's reader
+    /// lock until dropped (one consuming reader per ring; writers never
+    /// take the lock and never wait for readers). The lock records its
+    /// holder (process id and start time), and no wait here is unbounded:
+    ///
+    /// - free: taken;
+    /// - held by a reader that died (killed or crashed holding it, in any
+    ///   process; a recycled pid is told apart by its start time): taken
+    ///   over; [`Consumer::took_over`] names the dead reader's pid, to be
+    ///   reported;
+    /// - held by a live reader of another process:
+    ///   [`RingError::ReaderHeld`] at once, naming it (pid and command);
+    /// - held in this process (another thread's `Consumer` about to be
+    ///   dropped), or by an unnamed holder (a ring swap in progress, which
+    ///   stores no name; a damaged word): waited for up to 2 seconds, then
+    ///   `ReaderHeld` naming it.
+    ///
+    /// ```
+    /// # use ringtrace_ring::{Config, RingBuffer, RingError};
+    /// let buf = RingBuffer::new(Config::new(1)).unwrap();
+    /// let first = buf.consumer(0).unwrap();
+    /// assert!(buf.try_consumer(0).unwrap().is_none());
+    /// drop(first);
+    /// let c = buf.consumer(0).unwrap();
+    /// assert_eq!(c.took_over(), None);
+    /// ```
     pub fn consumer(&self, ring: usize) -> Result<Consumer<'_>, RingError> {
-        Ok(Consumer::lock(&self.region, self.check(ring)?))
+        Consumer::lock(&self.region, self.check(ring)?)
     }
 
-    /// The consuming reader of ring `ring`, or `None` if another reader holds
-    /// its lock.
+    /// The consuming reader of ring `ring`, or `None` if any reader (even a
+    /// dead one) holds its lock. Never waits and allocates nothing: usable
+    /// in a signal handler (the crash dump).
     pub fn try_consumer(&self, ring: usize) -> Result<Option<Consumer<'_>>, RingError> {
         Ok(Consumer::try_lock(&self.region, self.check(ring)?))
     }

@@ -53,6 +53,88 @@ pub enum RingError {
         /// The ring.
         ring: usize,
     },
+    /// Another consuming reader, alive, holds the ring's reader lock: one
+    /// [`crate::Consumer`] per ring at a time (the kernel's `reader_lock`).
+    /// Not waited for (see [`crate::RingBuffer::consumer`]). Read without
+    /// consuming instead (`RingBuffer::iter`), or stop that reader.
+    #[error(
+        "ring {ring} is being read by {holder}: one consuming reader per ring; stop that \
+         reader, or read without consuming"
+    )]
+    ReaderHeld {
+        /// The ring.
+        ring: usize,
+        /// Who holds it.
+        holder: ReaderHolder,
+    },
+}
+
+/// The live holder of a ring's reader lock: a process, named by its pid
+/// and command (`/proc/PID/comm`), or another reader of this process.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ReaderHolder {
+    /// Process id of the holder (this process's for an in-process reader;
+    /// 0 for an unnamed one: a ring swap in progress, or a damaged word).
+    pub pid: u32,
+    /// The holder is this process: another thread's `Consumer`, one not
+    /// dropped yet, or a ring swap in progress.
+    pub this_process: bool,
+    /// The command name, `/proc/PID/comm` (at most 15 bytes, UTF-8 lossy
+    /// cut at a character boundary); empty when it could not be read.
+    comm: [u8; 16],
+    comm_len: u8,
+}
+
+impl ReaderHolder {
+    /// A holder named by `pid` and its command name (cut to 15 bytes).
+    pub(crate) fn new(pid: u32, this_process: bool, command: &str) -> ReaderHolder {
+        let mut comm = [0u8; 16];
+        let mut len = 0;
+        for (i, c) in command.char_indices() {
+            let end = i + c.len_utf8();
+            if end > 15 {
+                break;
+            }
+            len = end;
+        }
+        comm[..len].copy_from_slice(&command.as_bytes()[..len]);
+        ReaderHolder {
+            pid,
+            this_process,
+            comm,
+            comm_len: len as u8,
+        }
+    }
+
+    /// The holder's command name (`/proc/PID/comm`); empty if unknown.
+    pub fn command(&self) -> &str {
+        let len = usize::from(self.comm_len).min(self.comm.len());
+        std::str::from_utf8(&self.comm[..len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for ReaderHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReaderHolder")
+            .field("pid", &self.pid)
+            .field("this_process", &self.this_process)
+            .field("command", &self.command())
+            .finish()
+    }
+}
+
+impl std::fmt::Display for ReaderHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.pid == 0 {
+            f.write_str("an unnamed holder (a ring swap in progress, or a damaged lock word)")
+        } else if self.this_process {
+            write!(f, "another reader in this process (pid {})", self.pid)
+        } else if self.command().is_empty() {
+            write!(f, "process {}", self.pid)
+        } else {
+            write!(f, "process {} ({})", self.pid, self.command())
+        }
+    }
 }
 
 /// A buffer configuration that cannot be built.
@@ -105,6 +187,19 @@ pub enum ReadError {
         ring: usize,
         /// What was wrong.
         what: &'static str,
+    },
+    /// A reader over several rings (a tracer's merged pipe) could not take
+    /// ring `ring`: another consuming reader holds it (as
+    /// [`RingError::ReaderHeld`]). Nothing was read.
+    #[error(
+        "ring {ring} is being read by {holder}: one consuming reader per ring; stop that \
+         reader, or read without consuming"
+    )]
+    ReaderHeld {
+        /// The ring.
+        ring: usize,
+        /// Who holds it.
+        holder: ReaderHolder,
     },
 }
 

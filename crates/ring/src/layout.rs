@@ -349,12 +349,12 @@ pub(crate) const PUSH_OVERRUN_NOTED: usize = 3;
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub(crate) struct ReaderState {
-    /// The reader lock word: 0 free, 1 held by a `Consumer` for its
-    /// lifetime. Writers never touch it.
-    pub lock: AtomicU32,
-    /// Held (1) by the reader for the length of each call that reads or
-    /// swaps pages, and by control operations (resize, reset) while they
-    /// change the ring: a short lock between the two, never held by writers.
+    /// Held (non-zero) by the reader for the length of each call that
+    /// reads or swaps pages, and by control operations (resize, reset) and
+    /// iterators while they look at the ring: a short lock between them,
+    /// never held by writers. A `Consumer` stores its process id (so that
+    /// the next reader can release the word of one that died in a call,
+    /// `read::take_over`); the others store 1.
     pub busy: AtomicU32,
     /// The page the reader owns, outside the ring. Read by writers only
     /// through the links (see `Ring::is_reader_page`).
@@ -364,6 +364,11 @@ pub(crate) struct ReaderState {
     /// Hint of the head page, kept by reader and writers; the truth is the
     /// HEAD flag in the links.
     pub head_page: AtomicU32,
+    /// The reader lock word: 0 free, else the holder of the consuming
+    /// reader role for a `Consumer`'s lifetime, as its process id (high 32
+    /// bits) and the low 32 bits of its start time (low bits; see
+    /// `read::holder_word`). Writers never touch it.
+    pub lock: AtomicU64,
     /// Running time stamp of the reader within its page.
     pub read_stamp: AtomicU64,
     /// Events consumed.
@@ -476,6 +481,9 @@ const _: () = {
     assert!(std::mem::offset_of!(PageMeta, write) == 0);
     assert!(std::mem::offset_of!(PageMeta, link) == 64);
     assert!(std::mem::align_of::<RingMeta>() == 64);
+    assert!(std::mem::size_of::<ReaderState>() == 128);
+    assert!(std::mem::offset_of!(ReaderState, busy) == 0);
+    assert!(std::mem::offset_of!(ReaderState, lock) == 16);
 };
 
 /// Where a region's bytes live.
@@ -809,11 +817,11 @@ impl Region {
                     push_target: [z64(), z64(), z64(), z64()],
                 },
                 r: ReaderState {
-                    lock: z32(),
                     busy: z32(),
                     reader_page: z32(),
                     read_offset: z32(),
                     head_page: z32(),
+                    lock: z64(),
                     read_stamp: z64(),
                     read: z64(),
                     read_bytes: z64(),

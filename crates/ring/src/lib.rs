@@ -78,7 +78,9 @@ pub mod loom_hook {
 
 pub use buffer::{Config, Mode, RingBuffer, RingStats};
 pub use control::CONTROL_TIMEOUT;
-pub use error::{ConfigError, ControlError, OpenError, ReadError, RingError, WriteError};
+pub use error::{
+    ConfigError, ControlError, OpenError, ReadError, ReaderHolder, RingError, WriteError,
+};
 pub use iter::{IterEvent, RingIter};
 pub use layout::MAX_NEST;
 pub use page_read::{PageInfo, ReadPage};

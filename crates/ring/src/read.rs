@@ -28,7 +28,11 @@
 use crate::format::{decode, decode_small_data, Record, PAGE_HEADER_SIZE};
 use crate::layout::{link, link_flag, link_page, link_tag, Region, RingMeta, HEAD, NORMAL};
 use crate::sync::{backoff, fence, Ordering::*};
-use crate::ReadError;
+use crate::{ReadError, RingError};
+
+mod lock;
+#[cfg(all(test, not(loom)))]
+mod lock_tests;
 
 /// Bound on swap attempts before giving up for this call (a writer keeps
 /// moving the head); the next call tries again.
@@ -59,40 +63,127 @@ pub struct Consumer<'a> {
     region: &'a Region,
     meta: &'a RingMeta,
     ring: u32,
+    /// The lock word this reader stored (`holder_word`).
+    word: u64,
+    /// This process's id: stored in `busy` for each call.
+    pid: u32,
+    /// The dead reader whose lock this one took over, if any.
+    took_over: Option<u32>,
 }
 
 impl std::fmt::Debug for Consumer<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
             .field("ring", &self.ring)
+            .field("took_over", &self.took_over)
             .finish()
     }
 }
 
 impl<'a> Consumer<'a> {
-    /// Takes the reader lock of `ring`, waiting for another reader to finish.
-    pub(crate) fn lock(region: &'a Region, ring: u32) -> Consumer<'a> {
+    /// Takes the reader lock of `ring` (see `RingBuffer::consumer` for the
+    /// contract): free, it is taken; held by a dead reader, it is taken
+    /// over; held by a live reader of another process, the error names it
+    /// at once; held in this process, waited for at most
+    /// `lock::IN_PROCESS_WAIT`. Every loop here is bounded.
+    pub(crate) fn lock(region: &'a Region, ring: u32) -> Result<Consumer<'a>, RingError> {
         let meta = region.ring(ring);
-        let mut round = 0;
-        // Acquire: pairs with the Release store in `Drop`, so this reader
-        // sees the previous reader's state.
-        while meta
-            .r
-            .lock
-            .compare_exchange(0, 1, Acquire, Relaxed)
-            .is_err()
-        {
+        let pid = std::process::id();
+        let word = lock::holder_word(pid, lock::own_start());
+        let mut waiting = lock::InProcessWait::new();
+        let mut round = 0u32;
+        loop {
+            // Acquire: pairs with the Release store in `Drop` (or the
+            // takeover below), so this reader sees the previous reader's
+            // state.
+            let held = match meta.r.lock.compare_exchange(0, word, Acquire, Relaxed) {
+                Ok(_) => return Ok(Consumer::new(region, ring, word, pid, None)),
+                Err(held) => held,
+            };
+            // Only when held: the free path makes one atomic access.
+            let shared = region.state().shared.load(Relaxed) != 0;
+            match lock::judge(held, pid, shared) {
+                lock::Holder::Dead(dead) => {
+                    // Acquire: as above (whatever the dead reader stored
+                    // before it died). The word is ours only if nobody
+                    // took it over first.
+                    if meta
+                        .r
+                        .lock
+                        .compare_exchange(held, word, Acquire, Relaxed)
+                        .is_ok()
+                    {
+                        // The dead reader may have died inside a call,
+                        // holding `busy` (its pid): release it. A `busy`
+                        // held by anything else (1: an iterator or a
+                        // control operation; another pid) is left alone.
+                        // Release: pairs with the Acquire in `Busy::take`.
+                        let _ = meta.r.busy.compare_exchange(dead, 0, Release, Relaxed);
+                        return Ok(Consumer::new(region, ring, word, pid, Some(dead)));
+                    }
+                }
+                lock::Holder::Alive(holder) => {
+                    return Err(RingError::ReaderHeld {
+                        ring: ring as usize,
+                        holder,
+                    })
+                }
+                // Waited for, below.
+                lock::Holder::InProcess => {}
+            }
+            // A reader of this process, or (rarely) another reader took a
+            // dead holder's word first, and so on: bounded (only scribbled
+            // memory keeps the latter up).
+            if waiting.expired() {
+                return Err(RingError::ReaderHeld {
+                    ring: ring as usize,
+                    holder: lock::named((held >> 32) as u32, pid),
+                });
+            }
             backoff(round);
             round = round.saturating_add(1);
         }
-        Consumer { region, meta, ring }
     }
 
-    /// Takes the reader lock if it is free.
+    /// Takes the reader lock if it is free. Never waits, never takes a
+    /// lock over, and allocates nothing (the crash dump calls it from a
+    /// signal handler): a process that never took a lock with
+    /// [`Consumer::lock`] stores its pid without a start time.
     pub(crate) fn try_lock(region: &'a Region, ring: u32) -> Option<Consumer<'a>> {
         let meta = region.ring(ring);
-        meta.r.lock.compare_exchange(0, 1, Acquire, Relaxed).ok()?;
-        Some(Consumer { region, meta, ring })
+        let pid = std::process::id();
+        let word = lock::holder_word(pid, lock::cached_start());
+        // Acquire: as in `lock`.
+        meta.r
+            .lock
+            .compare_exchange(0, word, Acquire, Relaxed)
+            .ok()?;
+        Some(Consumer::new(region, ring, word, pid, None))
+    }
+
+    fn new(
+        region: &'a Region,
+        ring: u32,
+        word: u64,
+        pid: u32,
+        took_over: Option<u32>,
+    ) -> Consumer<'a> {
+        Consumer {
+            region,
+            meta: region.ring(ring),
+            ring,
+            word,
+            pid,
+            took_over,
+        }
+    }
+
+    /// The process id of the dead reader whose reader lock this consumer
+    /// took over (it was killed or crashed holding it), if it did. Tell the
+    /// user: the dead reader's last call may have been cut short (an event
+    /// it was handing out is then consumed but never shown).
+    pub fn took_over(&self) -> Option<u32> {
+        self.took_over
     }
 
     /// The next event without consuming it.
@@ -105,7 +196,7 @@ impl<'a> Consumer<'a> {
     /// (`control.rs`) change the ring only between reader calls.
     #[inline]
     pub(crate) fn busy(&self) -> Busy<'a> {
-        Busy::take(self.meta)
+        Busy::take_as(self.meta, self.pid)
     }
 
     pub(crate) fn region(&self) -> &'a Region {
@@ -563,8 +654,14 @@ impl<'a> Consumer<'a> {
 
 impl Drop for Consumer<'_> {
     fn drop(&mut self) {
-        // Release: pairs with the Acquire in `lock`.
-        self.meta.r.lock.store(0, Release);
+        // Only our own word is released: a lock taken from us (by
+        // `force_release_readers`) belongs to its new holder.
+        // Release: pairs with the Acquire in `lock` and `try_lock`.
+        let _ = self
+            .meta
+            .r
+            .lock
+            .compare_exchange(self.word, 0, Release, Relaxed);
     }
 }
 
@@ -579,17 +676,25 @@ pub(crate) struct Busy<'a>(&'a RingMeta);
 const STALE_BUSY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl<'a> Busy<'a> {
+    /// Takes the word as an iterator or a control operation (stores 1).
     #[inline(always)]
     pub(crate) fn take(meta: &'a RingMeta) -> Busy<'a> {
+        Busy::take_as(meta, 1)
+    }
+
+    /// Takes the word storing `tag`: a `Consumer` stores its pid, so that
+    /// a reader that died inside a call can be told from a live one.
+    #[inline(always)]
+    pub(crate) fn take_as(meta: &'a RingMeta, tag: u32) -> Busy<'a> {
         // Acquire: pairs with the Release in `Drop` and in `control::Quiet`:
         // this call sees the ring as the last control operation left it.
         if meta
             .r
             .busy
-            .compare_exchange(0, 1, Acquire, Relaxed)
+            .compare_exchange(0, tag, Acquire, Relaxed)
             .is_err()
         {
-            Busy::wait(meta);
+            Busy::wait(meta, tag);
         }
         Busy(meta)
     }
@@ -598,28 +703,40 @@ impl<'a> Busy<'a> {
     /// not on every reader call: it costs as much as reading an event).
     #[cold]
     #[inline(never)]
-    fn wait(meta: &'a RingMeta) {
+    fn wait(meta: &'a RingMeta, tag: u32) {
         let mut round = 0u32;
         #[cfg(not(loom))]
         let start = std::time::Instant::now();
         // Acquire: as in `take`.
-        while meta
-            .r
-            .busy
-            .compare_exchange(0, 1, Acquire, Relaxed)
-            .is_err()
-        {
+        while let Err(held) = meta.r.busy.compare_exchange(0, tag, Acquire, Relaxed) {
+            #[cfg(loom)]
+            let _ = held;
             backoff(round);
             round = round.saturating_add(1);
             #[cfg(not(loom))]
-            if round % 1024 == 0 && start.elapsed() > STALE_BUSY {
-                // Take the stale word over (never spin forever on shared
-                // memory) and count it as a corruption.
-                meta.slow.corruptions.fetch_add(1, Relaxed);
-                // Acquire: pairs with the Release of a holder that did
-                // finish after all (its ring changes are then visible).
-                meta.r.busy.swap(1, Acquire);
-                break;
+            if round % 1024 == 0 {
+                // A consumer's pid whose process is gone: it died inside a
+                // call. Take the word over now, not after `STALE_BUSY`.
+                // Acquire: as in `take`.
+                if held > 1
+                    && lock::process_gone(held)
+                    && meta
+                        .r
+                        .busy
+                        .compare_exchange(held, tag, Acquire, Relaxed)
+                        .is_ok()
+                {
+                    break;
+                }
+                if start.elapsed() > STALE_BUSY {
+                    // Take the stale word over (never spin forever on shared
+                    // memory) and count it as a corruption.
+                    meta.slow.corruptions.fetch_add(1, Relaxed);
+                    // Acquire: pairs with the Release of a holder that did
+                    // finish after all (its ring changes are then visible).
+                    meta.r.busy.swap(tag, Acquire);
+                    break;
+                }
             }
         }
     }

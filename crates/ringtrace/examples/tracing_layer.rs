@@ -3,6 +3,8 @@
 //! then the trace is read back as ftrace text.
 //!
 //! Run: `cargo run -p ringtrace --example tracing_layer --features tracing`
+//! (under `ringtrace record -o t.dat -- PROGRAM` the events go to `t.dat`
+//! instead: `record` reads the rings).
 
 use tracing_subscriber::prelude::*;
 
@@ -25,6 +27,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok();
 
     // Field values were stored in binary; they are formatted here.
-    print!("{}", tracer.pipe().read_to_string()?);
+    match tracer.pipe().read_to_string() {
+        Ok(text) => print!("{text}"),
+        // Another consuming reader has the rings: under `ringtrace record`,
+        // that is `record`, and the events go to its output.
+        Err(e @ ringtrace_ring::ReadError::ReaderHeld { .. }) => {
+            eprintln!("tracing_layer: the trace is not printed here: {e}");
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(())
 }

@@ -163,11 +163,23 @@ pub struct Pipe<'t> {
     /// Time stamp of each ring's peeked head, `None` when not known.
     heads: Vec<Option<u64>>,
     opts: TextOptions,
+    /// Another consuming reader held a ring: every read returns this.
+    held: Option<ReadError>,
+    /// Rings whose reader lock was taken over from a dead reader, and its
+    /// pid.
+    took_over: Vec<(usize, u32)>,
 }
 
 impl Tracer {
-    /// The merged consuming pipe with default text options. Waits for any
-    /// other reader of the tracer's rings to finish.
+    /// The merged consuming pipe with default text options. It takes every
+    /// ring's reader lock (one consuming reader per ring; see
+    /// `RingBuffer::consumer`). Where another consuming reader holds a
+    /// ring, every read from the pipe fails with
+    /// [`ReadError::ReaderHeld`], naming it, and nothing is consumed: a
+    /// program run under `ringtrace record` gets this, since `record`
+    /// reads its rings (the events go to `record`'s output). A reader of
+    /// this process is waited for 2 s at most; a dead one is taken over
+    /// ([`Pipe::took_over`]).
     ///
     /// ```
     /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
@@ -203,14 +215,50 @@ impl<'t> Pipe<'t> {
         opts: TextOptions,
     ) -> Pipe<'t> {
         let n = buf.rings().min(tracer.max_contexts());
-        let consumers = (0..n).filter_map(|r| buf.consumer(r).ok()).collect();
+        let mut consumers = Vec::with_capacity(n);
+        let mut held = None;
+        let mut took_over = Vec::new();
+        for r in 0..n {
+            match buf.consumer(r) {
+                Ok(c) => {
+                    if let Some(pid) = c.took_over() {
+                        took_over.push((r, pid));
+                    }
+                    consumers.push(c);
+                }
+                Err(ringtrace_ring::RingError::ReaderHeld { ring, holder }) => {
+                    // All or nothing: a pipe without some rings would
+                    // leave their events out of the merge without a word.
+                    consumers.clear();
+                    held = Some(ReadError::ReaderHeld { ring, holder });
+                    break;
+                }
+                // `r` is in range: no other error.
+                Err(_) => {}
+            }
+        }
         Pipe {
             tracer,
             buf,
+            heads: vec![None; consumers.len()],
             consumers,
-            heads: vec![None; n],
             opts,
+            held,
+            took_over,
         }
+    }
+
+    /// The rings whose reader lock this pipe took over from a reader that
+    /// died holding it, with that reader's pid (see
+    /// `Consumer::took_over`); worth a message to the user.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// assert!(t.pipe().took_over().is_empty());
+    /// ```
+    #[must_use]
+    pub fn took_over(&self) -> &[(usize, u32)] {
+        &self.took_over
     }
 }
 
@@ -228,6 +276,9 @@ impl<'t> Pipe<'t> {
         &mut self,
         f: impl FnOnce(EventRef<'_>) -> T,
     ) -> Result<Option<T>, ReadError> {
+        if let Some(e) = &self.held {
+            return Err(e.clone());
+        }
         let mut best: Option<(u64, usize)> = None;
         for (i, c) in self.consumers.iter_mut().enumerate() {
             if self.heads[i].is_none() {
@@ -394,8 +445,9 @@ pub struct RawPipe<'t> {
 }
 
 impl Tracer {
-    /// The raw page reader of context `ring` (waits for another reader of
-    /// that ring to finish).
+    /// The raw page reader of context `ring`; `RingError::ReaderHeld`
+    /// when another consuming reader holds that ring (see
+    /// [`Tracer::pipe`]).
     pub fn raw_pipe(&self, ring: usize) -> Result<RawPipe<'_>, ringtrace_ring::RingError> {
         let buf = self.ring_buffer();
         Ok(RawPipe {

@@ -1,0 +1,49 @@
+//! A merged pipe whose rings another consuming reader holds fails with an
+//! error naming that reader, consumes nothing, and never hangs; once the
+//! reader is gone the pipe reads every event.
+
+use ringtrace::TracerConfig;
+use ringtrace_ring::ReadError;
+
+#[test]
+fn a_held_ring_fails_the_pipe_and_loses_nothing() {
+    let t = TracerConfig::new().max_contexts(2).build().unwrap();
+    for i in 0..10u32 {
+        ringtrace::trace!(tracer: &t, "ev %u", i);
+    }
+    let buf = t.ring_buffer();
+    // Ring 1 exists but has no writer: hold its reader lock.
+    let other = buf.consumer(1).unwrap();
+    let mut pipe = t.pipe();
+    for _ in 0..2 {
+        match pipe.next_line() {
+            Err(ReadError::ReaderHeld { ring: 1, holder }) => {
+                assert!(holder.this_process);
+                assert_eq!(holder.pid, std::process::id());
+            }
+            other => panic!("expected ReaderHeld on ring 1, got {other:?}"),
+        }
+    }
+    let e = pipe.next_line().unwrap_err().to_string();
+    assert!(
+        e.contains("ring 1 is being read by another reader in this process"),
+        "{e}"
+    );
+    assert!(pipe.took_over().is_empty());
+    drop(pipe);
+    // Nothing was consumed: ring 0 still holds all 10.
+    assert_eq!(buf.stats(0).unwrap().entries, 10);
+    drop(other);
+    let text = t.pipe().read_to_string().unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 10, "{text}");
+    for (i, l) in lines.iter().enumerate() {
+        assert!(l.ends_with(&format!("ev {i}")), "{l}");
+    }
+    let s = buf.stats(0).unwrap();
+    assert_eq!(
+        s.written,
+        s.read + s.overrun + s.dropped + s.commit_overrun + s.entries
+    );
+    assert_eq!((s.read, s.entries, s.overrun, s.dropped), (10, 0, 0, 0));
+}
