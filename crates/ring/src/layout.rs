@@ -24,7 +24,7 @@ use std::ptr::NonNull;
 /// `b"RINGTRC1"` read as a little-endian u64: identifies a ringtrace region.
 pub(crate) const REGION_MAGIC: u64 = u64::from_le_bytes(*b"RINGTRC1");
 /// Layout version; bump on any change to the structs below.
-pub(crate) const LAYOUT_VERSION: u32 = 5;
+pub(crate) const LAYOUT_VERSION: u32 = 6;
 /// Page slots each ring keeps beyond its maximum ring size and its reader
 /// page, to lend to page readers (`RingBuffer::read_page_buffer`).
 pub(crate) const SPARE_SLOTS: u32 = 2;
