@@ -303,6 +303,9 @@ fn export(
     iterations: u32,
 ) -> Result<(), CliError> {
     let mut drain = t.drain();
+    if let Some((r, e)) = drain.unread_rings().first() {
+        return Err(CliError::Demo(format!("cannot read context {r}: {e}")));
+    }
     // Pages go to disk next to the output as they are read (see
     // `ringtrace::export::SpoolFiles`); an unwritable output fails now.
     drain.spool_next_to(output)?;

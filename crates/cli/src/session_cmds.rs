@@ -180,8 +180,8 @@ pub struct RecordArgs {
 pub struct SessionArg {
     /// Session: a path, its name, the creator's pid, or the file name.
     pub session: String,
-    /// Take the reader locks even if another reader holds them (one that
-    /// died: a killed `ringtrace pipe`).
+    /// Take the reader locks even from a live reader known to be stuck (a
+    /// dead reader's locks are taken over without it).
     #[arg(long)]
     pub force: bool,
 }
@@ -197,7 +197,8 @@ pub struct SessionOutArg {
     /// Output format (overrides the extension).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Take the reader locks even if another reader holds them.
+    /// Take the reader locks even from a live reader known to be stuck (a
+    /// dead reader's locks are taken over without it).
     #[arg(long)]
     pub force: bool,
 }
@@ -437,6 +438,23 @@ pub(crate) fn attach_progress(drain: &mut Drain<'_>, bar: &Option<ProgressBar>) 
     }
 }
 
+/// Fails when the drain could not take every ring (another live reader
+/// holds some): the output would lack their events.
+fn unread_rings(drain: &ringtrace::Drain<'_>, path: &Path) -> Result<()> {
+    if drain.unread_rings().is_empty() {
+        return Ok(());
+    }
+    let why: Vec<String> = drain
+        .unread_rings()
+        .iter()
+        .map(|(r, e)| format!("context {r}: {e}"))
+        .collect();
+    Err(failed(
+        path,
+        format!("cannot read every context ({})", why.join("; ")),
+    ))
+}
+
 /// Drains `o` completely into `out`, spooling next to it (see
 /// [`SpoolFiles`]); returns the drain's counters.
 fn export(o: &Opened, out: &Path, format: Format, msg: &'static str) -> Result<DrainStats> {
@@ -446,6 +464,7 @@ fn export(o: &Opened, out: &Path, format: Format, msg: &'static str) -> Result<D
     };
     o.tracer.import_session_tables();
     let mut drain = o.tracer.drain();
+    unread_rings(&drain, &o.path)?;
     drain.spool_next_to(out).map_err(ex)?;
     let bar = progress_bar(msg);
     attach_progress(&mut drain, &bar);
@@ -794,6 +813,9 @@ fn record_in(
     if let Some(out) = &a.output {
         if live {
             let mut d = o.tracer.drain();
+            unread_rings(&d, path).map_err(|e| {
+                SessionCmdError::Usage(format!("{e}; {program_name} was not started"))
+            })?;
             d.spool_next_to(out).map_err(|e| {
                 SessionCmdError::Usage(format!("output: {e}; {program_name} was not started"))
             })?;

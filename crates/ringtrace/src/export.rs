@@ -675,6 +675,9 @@ pub struct Drain<'t> {
     files: Option<SpoolFiles>,
     /// When the metadata file was last written, and what it held.
     meta_gen: Option<MetaWritten>,
+    /// Rings the drain could not take (another live reader holds them):
+    /// their events are not in the output. Said, never skipped silently.
+    unread: Vec<(usize, ringtrace_ring::RingError)>,
 }
 
 impl std::fmt::Debug for Drain<'_> {
@@ -687,22 +690,32 @@ impl std::fmt::Debug for Drain<'_> {
 }
 
 impl Tracer {
-    /// A [`Drain`] of this tracer: takes every ring's reader lock (waits
-    /// for other readers to finish).
+    /// A [`Drain`] of this tracer: takes every ring's reader lock (a dead
+    /// reader's is taken over; see [`ringtrace_ring::RingBuffer::consumer`]).
+    /// A ring that another live reader holds is not read: it is listed by
+    /// [`Drain::unread_rings`], which a caller must check, since the output
+    /// then lacks that ring's events.
     pub fn drain(&self) -> Drain<'_> {
         let n = self.max_contexts();
         let buf = self.ring_buffer();
         let mut consumers = Vec::with_capacity(n);
         let mut rings = Vec::with_capacity(n);
+        let mut unread = Vec::new();
         for r in 0..n {
-            if let (Ok(c), Ok(page)) = (buf.consumer(r), buf.read_page_buffer(r)) {
-                consumers.push(c);
-                rings.push(RingSpool {
-                    page,
-                    spool: None,
-                    path: None,
-                    pages: 0,
-                });
+            let taken = buf
+                .consumer(r)
+                .and_then(|c| Ok((c, buf.read_page_buffer(r)?)));
+            match taken {
+                Ok((c, page)) => {
+                    consumers.push(c);
+                    rings.push(RingSpool {
+                        page,
+                        spool: None,
+                        path: None,
+                        pages: 0,
+                    });
+                }
+                Err(e) => unread.push((r, e)),
             }
         }
         Drain {
@@ -715,11 +728,18 @@ impl Tracer {
             json: JsonOptions::default(),
             files: None,
             meta_gen: None,
+            unread,
         }
     }
 }
 
 impl<'t> Drain<'t> {
+    /// The rings this drain could not take, and why (another live reader
+    /// holds them): their events are missing from the output.
+    pub fn unread_rings(&self) -> &[(usize, ringtrace_ring::RingError)] {
+        &self.unread
+    }
+
     /// Calls `f` with the progress after each poll and during finish.
     pub fn on_progress(&mut self, f: impl FnMut(ExportProgress) + 't) {
         self.progress = Some(Box::new(f));

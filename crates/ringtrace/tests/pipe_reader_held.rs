@@ -47,3 +47,43 @@ fn a_held_ring_fails_the_pipe_and_loses_nothing() {
     );
     assert_eq!((s.read, s.entries, s.overrun, s.dropped), (10, 0, 0, 0));
 }
+
+/// A drain whose ring another reader holds says so (`unread_rings`, naming
+/// the holder) instead of leaving that ring's events out silently; the
+/// rings it did take are drained whole.
+#[test]
+fn a_held_ring_is_named_by_the_drain() {
+    let t = TracerConfig::new().max_contexts(2).build().unwrap();
+    for i in 0..10u32 {
+        ringtrace::trace!(tracer: &t, "ev %u", i);
+    }
+    let buf = t.ring_buffer();
+    let other = buf.consumer(1).unwrap();
+    let mut drain = t.drain();
+    let unread: Vec<String> = drain
+        .unread_rings()
+        .iter()
+        .map(|(r, e)| format!("{r}: {e}"))
+        .collect();
+    assert_eq!(unread.len(), 1, "{unread:?}");
+    assert!(
+        unread[0].starts_with("1: ") && unread[0].contains("another reader"),
+        "{unread:?}"
+    );
+    drain.poll_all().unwrap();
+    let stats = drain.stats();
+    drain
+        .finish(
+            std::io::Cursor::new(Vec::new()),
+            ringtrace::ExportFormat::Json,
+        )
+        .unwrap();
+    assert_eq!(stats.events, 10);
+    drop(other);
+    let s = buf.stats(0).unwrap();
+    assert_eq!(
+        s.written,
+        s.read + s.overrun + s.dropped + s.commit_overrun + s.entries
+    );
+    assert_eq!((s.read, s.entries), (10, 0));
+}
