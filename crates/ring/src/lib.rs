@@ -60,6 +60,8 @@ mod wait;
 mod write;
 
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
 mod tests;
 
 pub use buffer::{Config, Mode, RingBuffer, RingStats};

@@ -133,6 +133,7 @@ pub(crate) enum Label {
     D,
     F,
     G,
+    M,
     P1,
     P2,
     T1,
@@ -661,8 +662,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         // depth it found before we resume.
         let depth = w.committing.load(Relaxed);
         if depth as usize >= MAX_NEST {
-            self.meta.slow.dropped.fetch_add(1, Relaxed);
-            self.note_loss(w.tail_page.load(Relaxed));
+            self.count_loss(&self.meta.slow.dropped, w.tail_page.load(Relaxed));
             return Err(WriteError::NestTooDeep);
         }
         w.committing.store(depth + 1, Relaxed);
@@ -736,7 +736,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             }
             self.move_tail(tail, start, size)?;
         }
-        self.meta.slow.dropped.fetch_add(1, Relaxed);
+        self.count_loss(&self.meta.slow.dropped, w.tail_page.load(Relaxed));
         Err(WriteError::Corrupt("reserve retried 1000 times"))
     }
 
@@ -777,16 +777,14 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         }
         let commit_page = w.commit_page.load(Relaxed);
         if next == commit_page {
-            self.meta.slow.commit_overrun.fetch_add(1, Relaxed);
-            self.note_loss(tail);
+            self.count_loss(&self.meta.slow.commit_overrun, tail);
             return Err(WriteError::CommitOverrun);
         }
         if link_flag(l) != NORMAL {
             // `next` is the head page (or a writer we interrupted is moving it).
             if !self.is_reader_page(commit_page) {
                 if self.mode() == Mode::ProducerConsumer {
-                    self.meta.slow.dropped.fetch_add(1, Relaxed);
-                    self.note_loss(tail);
+                    self.count_loss(&self.meta.slow.dropped, tail);
                     return Err(WriteError::Full);
                 }
                 if !self.handle_head_page(tail, next)? {
@@ -795,8 +793,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             } else if commit_page != tail {
                 // The commit is still on the reader's page and nested writes
                 // lapped the whole ring: nothing may be overwritten.
-                self.meta.slow.commit_overrun.fetch_add(1, Relaxed);
-                self.note_loss(tail);
+                self.count_loss(&self.meta.slow.commit_overrun, tail);
                 return Err(WriteError::CommitOverrun);
             }
         }
@@ -919,6 +916,19 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         link_page(self.page(prev).link.load(Acquire)) != page
     }
 
+    /// Counts a lost event in `counter` (`dropped` or `commit_overrun`),
+    /// then notes it on page `page` (step M between the two): every loss a
+    /// writer counts it also notes, so that recovery can tell a loss
+    /// counted but not noted by a writer killed at M (see the module docs).
+    #[cold]
+    #[inline(never)]
+    fn count_loss(&self, counter: &AtomicU64, page: u32) {
+        counter.fetch_add(1, Relaxed);
+        signal_fence();
+        step!(M);
+        self.note_loss(page);
+    }
+
     /// Notes a dropped event on the tail page, so that readers report it
     /// after that page's events: everything written later was written after
     /// the drop. The outermost commit publishes it with the page.
@@ -958,11 +968,13 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         }
     }
 
-    /// Disables the ring after an internal inconsistency, once.
+    /// Disables the ring after an internal inconsistency, once. The write
+    /// is dropped: counted and noted like any other drop, so that it is
+    /// reported too.
     #[cold]
     fn corrupt(&self, what: &'static str) -> WriteError {
         self.meta.slow.corruptions.fetch_add(1, Relaxed);
-        self.meta.slow.dropped.fetch_add(1, Relaxed);
+        self.count_loss(&self.meta.slow.dropped, self.meta.w.tail_page.load(Relaxed));
         self.meta
             .w
             .record_disabled
