@@ -62,6 +62,8 @@ mod write;
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]
+mod overflow_tests;
+#[cfg(test)]
 mod tests;
 
 pub use buffer::{Config, Mode, RingBuffer, RingStats};
