@@ -662,6 +662,14 @@ impl RingBuffer {
     /// from another thread or process. Returns the number of events lost;
     /// 0 when no write was in flight.
     ///
+    /// Exact for a writer killed at any labelled step of the write path,
+    /// nested writes included (the crash-point tests): the commit page is
+    /// closed with padding after its last committed event, so writing
+    /// resumes on the next page and every loss is reported before any
+    /// event written after the repair; drops noted on the pages past the
+    /// commit page are moved onto it; a loss the writer counted but had
+    /// not noted yet (step M in `write.rs`) is noted too.
+    ///
     /// # Safety
     /// No writer of the ring may be alive (check the writer's process is
     /// gone): a live writer's reservation would be overwritten.
@@ -808,6 +816,17 @@ impl RingBuffer {
                     .store(link(link_page(tl), link_tag(tl) + 1, HEAD), Release);
             }
         }
+        // A commit walk killed at step N counted the commit page's events as
+        // closed without moving the commit point off the page.
+        if closed_twice(region, meta, r, cp, write_entries(word)) {
+            let w = &meta.w;
+            let less = |c: &crate::sync::AtomicU64, by: u64| {
+                c.store(c.load(Relaxed).saturating_sub(by), Relaxed)
+            };
+            less(&w.closed_entries, write_entries(word));
+            less(&w.closed_bytes, commit as u64);
+            less(&w.closed_pages, 1);
+        }
         page.lost_at_end
             .fetch_add(lost.saturating_add(moved).saturating_add(unnoted), Relaxed);
         meta.slow.dropped.fetch_add(lost, Relaxed);
@@ -816,6 +835,98 @@ impl RingBuffer {
         meta.w.owner.store(0, Release);
         Ok(lost)
     }
+}
+
+/// Whether a commit walk was killed at step N (`write.rs`, "Closing a
+/// page"): it added the commit page `cp`'s `entries` to the closed totals
+/// without moving the commit point off it. With no walk in between, the
+/// events of closed pages are those read, those overrun, and those unread
+/// on closed pages (the reader's page unless it is the commit page, then
+/// the ring's pages from the head up to the commit page):
+///
+/// ```text
+/// closed_entries == read + overrun + unread(reader page)
+///                 + entries(head .. commit page)       (or, when the reader
+///                                                       page is the commit
+///                                                       page: read - its
+///                                                       events read + overrun)
+/// ```
+///
+/// The killed walk leaves exactly `entries` more. Only that exact case is
+/// taken back; a ring whose links carry UPDATE or not exactly one HEAD (a
+/// push cut short), or any other difference, is left as it is.
+fn closed_twice(region: &Region, meta: &RingMeta, ring: u32, cp: u32, entries: u64) -> bool {
+    let g = region.geometry();
+    let cap = crate::format::data_capacity(g.page_size as usize);
+    let r = &meta.r;
+    let rp = r.reader_page.load(Relaxed);
+    if entries == 0 || !g.owns(ring, rp) {
+        return false;
+    }
+    // Data events on the reader page before the reader's position.
+    let consumed = {
+        let commit = (region.page(rp).commit.load(Acquire) as usize).min(cap);
+        let end = (r.read_offset.load(Relaxed) as usize).min(commit);
+        // SAFETY: [0, commit) of the reader page is committed; the caller
+        // holds `busy` (no reader call runs) and the writer is gone.
+        let data = unsafe {
+            std::slice::from_raw_parts(
+                region.page_bytes(rp).add(crate::format::PAGE_HEADER_SIZE),
+                commit,
+            )
+        };
+        let mut at = 0;
+        let mut n = 0u64;
+        while at < end {
+            match crate::format::decode(data, at) {
+                Ok((record, size)) => {
+                    n += u64::from(matches!(record, crate::format::Record::Data { .. }));
+                    at += size;
+                }
+                Err(_) => return false,
+            }
+        }
+        n
+    };
+    let read = r.read.load(Relaxed);
+    let overrun = meta.slow.overrun.load(Relaxed);
+    let expected = if rp == cp {
+        read.checked_sub(consumed)
+            .and_then(|x| x.checked_add(overrun))
+    } else {
+        // The head: the one page a HEAD link points to.
+        let mut head = None;
+        for i in 0..g.slots_per_ring {
+            let l = region.page(g.page_index(ring, i)).link.load(Relaxed);
+            match link_flag(l) {
+                HEAD if head.is_none() => head = Some(link_page(l)),
+                NORMAL => {}
+                _ => return false,
+            }
+        }
+        let Some(mut p) = head.filter(|&h| g.owns(ring, h)) else {
+            return false;
+        };
+        let unread = write_entries(region.page(rp).write.load(Relaxed)).saturating_sub(consumed);
+        let mut sum = read
+            .checked_add(overrun)
+            .and_then(|x| x.checked_add(unread));
+        let mut reached = false;
+        for _ in 0..g.slots_per_ring {
+            if p == cp {
+                reached = true;
+                break;
+            }
+            let e = write_entries(region.page(p).write.load(Relaxed));
+            sum = sum.and_then(|x| x.checked_add(e));
+            p = link_page(region.page(p).link.load(Relaxed));
+            if !g.owns(ring, p) {
+                return false;
+            }
+        }
+        sum.filter(|_| reached)
+    };
+    expected.and_then(|x| x.checked_add(entries)) == Some(meta.w.closed_entries.load(Relaxed))
 }
 
 /// Losses a dead writer counted (`dropped`, `commit_overrun`) but did not

@@ -178,7 +178,11 @@ fn readers_never_panic_or_wrap_on_scribbled_counters() {
             buf.region().page(slot).lost_at_end.store(v, Relaxed);
             let what = format!("lost_at_end of slot {slot} = {v}");
             let s = run_readers(&buf).unwrap_or_else(|r| panic!("{what}: {r} panicked"));
-            no_wrap(&s, buf.region().ring(0).w.closed_entries.load(Relaxed), &what);
+            no_wrap(
+                &s,
+                buf.region().ring(0).w.closed_entries.load(Relaxed),
+                &what,
+            );
             runs += 1;
         }
     }

@@ -77,6 +77,50 @@
 //! T3 cmpxchg tail_page: tail -> next (whoever is first wins); retry from A.
 //! ```
 //!
+//! Counting a loss (`count_loss`): every event a writer loses (ring full
+//! in producer/consumer mode and commit overrun at step G, nesting too
+//! deep at step E, an inconsistency, the retry bound) is counted in the
+//! ring's `dropped` or `commit_overrun` and then noted on the tail page's
+//! `lost_at_end`, where readers find it in order (after that page's
+//! events). Two words: no one instruction changes both.
+//!
+//! ```text
+//!    dropped (or commit_overrun) += 1
+//! M  counted, not yet noted
+//!    tail.lost_at_end += 1
+//!      nested at M: it counts and notes its own loss whole before we
+//!      resume; the pairs do not mix.
+//!      killed at M: one loss counted and never noted (readers would never
+//!      report it). Every loss counted is also noted, so the counts and
+//!      the notes (on pages, taken by the reader, carried by pushed pages
+//!      in `overrun_noted`) differ only by the writes killed at M, one per
+//!      level in flight; `recover_dead_writer` finds the difference
+//!      (`control::unnoted_losses`) and notes it on the commit page, with
+//!      the dead write's own losses. Counting first makes the difference
+//!      never negative: a loss is never noted without being counted. The
+//!      kernel has no such window to care about (no post-mortem repair);
+//!      the order is the kernel's. The fast path loses nothing and is
+//!      unchanged.
+//! ```
+//!
+//! Closing a page in the commit walk (`close_commit_page`): the page's
+//! events are added to `closed_entries` (and its bytes and the page to
+//! `closed_bytes`, `closed_pages`), then the commit point moves off it.
+//!
+//! ```text
+//!    closed_entries += entries(cp), closed_bytes, closed_pages
+//! N  counted as closed, commit_page still cp
+//!    commit_page = next
+//!      nested at N: it does not walk (only the outermost writer does).
+//!      killed at N: the stats count cp's events twice (closed, and as
+//!      the commit page's), and the next walk would add them again.
+//!      `recover_dead_writer` finds that case exactly: with no write in
+//!      flight, `closed_entries` is what was read, overrun, and what is
+//!      unread on closed pages (the reader's, then the ring's from the
+//!      head up to the commit page); one commit page's worth more is this
+//!      window, and is taken back (`control::closed_twice`).
+//! ```
+//!
 //! Commit (`end`, the kernel's `rb_end_commit`): only the outermost writer
 //! moves the commit point. It stores the end of its own reservation as its
 //! page's `commit`, with Release (`end_outer`). When the re-check below
@@ -134,6 +178,7 @@ pub(crate) enum Label {
     F,
     G,
     M,
+    N,
     P1,
     P2,
     T1,
@@ -1215,6 +1260,8 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             .store(w.closed_bytes.load(Relaxed) + u64::from(committed), Relaxed);
         w.closed_pages
             .store(w.closed_pages.load(Relaxed) + 1, Relaxed);
+        signal_fence();
+        step!(N);
         // Release: pairs with the Acquire load of `commit_page` in
         // `Consumer::next_record`: the page's final commit is visible.
         w.commit_page.store(next, Release);
