@@ -1252,14 +1252,22 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             self.corrupt("page link out of range");
             return false;
         }
-        // The page is final: count its events and bytes.
+        // The page is final: count its events and bytes. Wrapping: a write
+        // never panics, whatever a scribbled shared counter holds (readers
+        // check these sums, `buffer::counter_sum`).
         let entries = write_entries(page.write.load(Relaxed));
-        w.closed_entries
-            .store(w.closed_entries.load(Relaxed) + entries, Relaxed);
-        w.closed_bytes
-            .store(w.closed_bytes.load(Relaxed) + u64::from(committed), Relaxed);
+        w.closed_entries.store(
+            w.closed_entries.load(Relaxed).wrapping_add(entries),
+            Relaxed,
+        );
+        w.closed_bytes.store(
+            w.closed_bytes
+                .load(Relaxed)
+                .wrapping_add(u64::from(committed)),
+            Relaxed,
+        );
         w.closed_pages
-            .store(w.closed_pages.load(Relaxed) + 1, Relaxed);
+            .store(w.closed_pages.load(Relaxed).wrapping_add(1), Relaxed);
         signal_fence();
         step!(N);
         // Release: pairs with the Acquire load of `commit_page` in
