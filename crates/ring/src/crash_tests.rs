@@ -276,10 +276,17 @@ fn on_step(label: Label) {
                 not_reached();
             } else if depth >= 1 && depth <= deepest && label == Label::E {
                 nested_write(depth + 1);
-            } else if depth == deepest + 1 && label == Label::M && plan.kill == Label::M {
-                die();
-            } else if depth == deepest && label == plan.kill && plan.kill != Label::M {
-                die();
+            } else if label == plan.kill {
+                // The refused level dies at M; the deepest accepted one at
+                // any other label.
+                let at = if plan.kill == Label::M {
+                    deepest + 1
+                } else {
+                    deepest
+                };
+                if depth == at {
+                    die();
+                }
             }
         }
     }
