@@ -1,6 +1,6 @@
 //! The public buffer type: configuration, creation, writers, readers, stats.
 
-use crate::layout::{link, Geometry, Region, WriteGeometry, HEAD, NORMAL, NO_SLOT};
+use crate::layout::{link, Geometry, Region, RingMeta, WriteGeometry, HEAD, NORMAL, NO_SLOT};
 use crate::read::Consumer;
 use crate::sync::Ordering::*;
 use crate::write::Writer;
@@ -528,13 +528,15 @@ impl RingBuffer {
         } else {
             (0, 0)
         };
-        // Wrapping/saturating: in shared memory the counters may have been
-        // scribbled on; a reader must not panic on them.
-        let committed = closed_entries.wrapping_add(open_entries);
-        let bytes = closed_bytes.wrapping_add(open_bytes);
+        // Checked sums (`counter_sum`): in shared memory the counters may
+        // have been scribbled on; a reader must not panic or wrap on them.
+        let committed = counter_sum(meta, &[closed_entries, open_entries]);
+        let bytes = counter_sum(meta, &[closed_bytes, open_bytes]);
         let dropped = meta.slow.dropped.load(Acquire);
         let commit_overrun = meta.slow.commit_overrun.load(Acquire);
-        let entries = committed.saturating_sub(read.saturating_add(overrun));
+        let entries = committed.saturating_sub(counter_sum(meta, &[read, overrun]));
+        let gone_bytes = counter_sum(meta, &[read_bytes, overrun_bytes]);
+        let written = counter_sum(meta, &[committed, dropped, commit_overrun]);
         Ok(RingStats {
             entries,
             refused: meta.slow.refused.load(Relaxed),
@@ -547,11 +549,12 @@ impl RingBuffer {
             pages: u64::from(meta.ctl.ring_pages.load(Relaxed)),
             overrun,
             commit_overrun,
-            bytes: bytes.saturating_sub(read_bytes.saturating_add(overrun_bytes)),
+            bytes: bytes.saturating_sub(gone_bytes),
             dropped,
             read,
             committed,
-            written: committed.wrapping_add(dropped).wrapping_add(commit_overrun),
+            written,
+            // Loaded after the sums: includes what they found.
             corruptions: meta.slow.corruptions.load(Acquire),
         })
     }
@@ -630,6 +633,20 @@ impl RingBuffer {
     /// Largest payload one event can carry.
     pub fn max_payload(&self) -> usize {
         format::max_payload(self.config.page_size)
+    }
+}
+
+/// The sum of counters read from ring `meta`'s shared memory, checked: a
+/// sum that overflows (a counter scribbled on) saturates at `u64::MAX` and
+/// is counted as a corruption of the ring, so that no reader panics (with
+/// overflow checks) or wraps (without) on any counter value.
+pub(crate) fn counter_sum(meta: &RingMeta, parts: &[u64]) -> u64 {
+    match parts.iter().try_fold(0u64, |s, &p| s.checked_add(p)) {
+        Some(sum) => sum,
+        None => {
+            meta.slow.corruptions.fetch_add(1, Relaxed);
+            u64::MAX
+        }
     }
 }
 

@@ -26,6 +26,7 @@
 //! refused and counted; none is torn. Nested writes (signal handlers) are
 //! covered the same way: they are writes on the same ring.
 
+use crate::buffer::counter_sum;
 use crate::layout::{
     link, link_flag, link_page, link_tag, write_entries, Region, RingMeta, ENTRY, GENERATION,
     GENERATION_MASK, HEAD, NORMAL, NO_SLOT, RECORD_COUNT_MASK, RECORD_OFF, RECORD_QUIESCE_ONE,
@@ -349,9 +350,11 @@ impl RingBuffer {
         let cpm = region.page(cp);
         let entries = write_entries(cpm.write.load(Relaxed));
         let bytes = u64::from(cpm.commit.load(Relaxed));
-        let closed = meta.w.closed_entries.load(Relaxed) + entries;
-        let closed_bytes = meta.w.closed_bytes.load(Relaxed) + bytes;
-        let closed_pages = meta.w.closed_pages.load(Relaxed) + 1;
+        // Checked sums: the counters may have been scribbled on (shared
+        // memory); they saturate and count a corruption (`counter_sum`).
+        let closed = counter_sum(meta, &[meta.w.closed_entries.load(Relaxed), entries]);
+        let closed_bytes = counter_sum(meta, &[meta.w.closed_bytes.load(Relaxed), bytes]);
+        let closed_pages = counter_sum(meta, &[meta.w.closed_pages.load(Relaxed), 1]);
         meta.w.closed_entries.store(closed, Relaxed);
         meta.w.closed_bytes.store(closed_bytes, Relaxed);
         meta.w.closed_pages.store(closed_pages, Relaxed);
@@ -366,16 +369,24 @@ impl RingBuffer {
         meta.slow.overrun_pages.store(overrun_pages, Relaxed);
         // Drops noted on pages not yet read past are reported now.
         let rp = meta.r.reader_page.load(Relaxed);
-        let noted: u64 = list
+        let notes: Vec<u64> = list
             .iter()
             .chain(std::iter::once(&rp))
             .map(|&p| crate::layout::notes(region.page(p).lost_at_end.load(Relaxed)))
-            .sum();
-        let total = overrun + meta.slow.overrun_noted.load(Relaxed);
+            .collect();
+        let noted = counter_sum(meta, &notes);
+        let total = counter_sum(meta, &[overrun, meta.slow.overrun_noted.load(Relaxed)]);
         let before = meta.r.overrun_at_swap.load(Relaxed);
         meta.r.overrun_at_swap.store(total, Relaxed);
         meta.r.lost_known.store(
-            meta.r.lost_known.load(Relaxed) + total.saturating_sub(before) + noted,
+            counter_sum(
+                meta,
+                &[
+                    meta.r.lost_known.load(Relaxed),
+                    total.saturating_sub(before),
+                    noted,
+                ],
+            ),
             Relaxed,
         );
         // Fresh pages, same circle, head = tail = commit = first.
@@ -651,6 +662,14 @@ impl RingBuffer {
     /// from another thread or process. Returns the number of events lost;
     /// 0 when no write was in flight.
     ///
+    /// Exact for a writer killed at any labelled step of the write path,
+    /// nested writes included (the crash-point tests): the commit page is
+    /// closed with padding after its last committed event, so writing
+    /// resumes on the next page and every loss is reported before any
+    /// event written after the repair; drops noted on the pages past the
+    /// commit page are moved onto it; a loss the writer counted but had
+    /// not noted yet (step M in `write.rs`) is noted too.
+    ///
     /// # Safety
     /// No writer of the ring may be alive (check the writer's process is
     /// gone): a live writer's reservation would be overwritten.
@@ -699,6 +718,37 @@ impl RingBuffer {
         }
         let word = page.write.load(Acquire);
         let mut lost = write_entries(word).saturating_sub(committed_here);
+        // A head push cut short after its P1 (a link still carries UPDATE):
+        // count the pushed page first, idempotently, whether or not the
+        // killed writer had counted it, so that the notes' reconciliation
+        // below sees the push's notes in `overrun_noted`.
+        let mut p = cp;
+        for _ in 0..g.slots_per_ring {
+            let l = region.page(p).link.load(Acquire);
+            if link_flag(l) == crate::layout::UPDATE {
+                crate::write::count_push(&meta.slow);
+                break;
+            }
+            p = link_page(l);
+            if !g.owns(r, p) {
+                return Err(corrupt("page link out of range"));
+            }
+            if p == cp {
+                break;
+            }
+        }
+        // Losses counted by a writer killed before it noted them (step M),
+        // found before anything below changes the notes.
+        let (unnoted, stale) = unnoted_losses(region, meta, r, cp, tail);
+        if let Some(p) = stale {
+            // Already counted with the push (see `unnoted_losses`), and the
+            // page is no longer next to the tail once the tail is moved
+            // back: forget them, or they would be counted twice.
+            region.page(p).lost_at_end.store(0, Relaxed);
+        }
+        // Drops noted on pages past the commit page: moved onto it (the
+        // writer resets a page's notes when it next prepares it).
+        let mut moved = 0u64;
         // Pages the tail reached past the commit page: nothing committed.
         let mut p = cp;
         for _ in 0..g.slots_per_ring {
@@ -714,12 +764,41 @@ impl RingBuffer {
             region.page(p).write.store(w & GENERATION_MASK, Relaxed);
             region.page(p).commit.store(0, Relaxed);
             region.page(p).real_end.store(0, Relaxed);
+            moved = moved.saturating_add(crate::layout::notes(
+                region.page(p).lost_at_end.swap(0, Relaxed),
+            ));
         }
-        // The commit page ends at its commit, with its committed events.
+        // The commit page ends at its commit, with its committed events, and
+        // is closed there: the rest is padding, as when a writer leaves a
+        // full page (step F). Writing resumes on the next page, so the
+        // losses noted on this one (below) are reported after its events
+        // and before anything written after the repair. Left open, events
+        // written later on this page came before the losses, which readers
+        // report at the page's end (found by the crash-point tests).
+        let mut end = commit;
+        if commit < cap {
+            // SAFETY: [commit, cap) of the page's data area lies past its
+            // commit: no reader reads it (and we hold `busy`), and its
+            // writer is gone (caller's contract).
+            unsafe {
+                crate::format::write_padding(
+                    region
+                        .page_bytes(cp)
+                        .add(crate::format::PAGE_HEADER_SIZE + commit),
+                    cap - commit,
+                    1,
+                )
+            };
+            page.real_end.store(commit as u32, Relaxed);
+            end = cap;
+        }
         page.write.store(
-            (word & GENERATION_MASK) | (committed_here * ENTRY) | commit as u64,
+            (word & GENERATION_MASK) | (committed_here * ENTRY) | end as u64,
             Relaxed,
         );
+        // Release: pairs with the readers' Acquire load of `commit`: the
+        // padding is written first.
+        page.commit.store(end as u32, Release);
         // A head push cut short (step P1 done, P3 not): finish it, so the
         // reader finds exactly one HEAD link.
         let mut updating = None;
@@ -741,9 +820,6 @@ impl RingBuffer {
             }
         }
         if let Some(u) = updating {
-            // The killed owner (or a helper) passed P1: count the pushed
-            // page, idempotently, whether or not it had counted already.
-            crate::write::count_push(&meta.slow);
             let l = region.page(u).link.load(Relaxed);
             let target = link_page(l);
             if !g.owns(r, target) {
@@ -761,13 +837,189 @@ impl RingBuffer {
                     .store(link(link_page(tl), link_tag(tl) + 1, HEAD), Release);
             }
         }
-        page.lost_at_end.fetch_add(lost, Relaxed);
+        // A commit walk killed at step N counted the commit page's events as
+        // closed without moving the commit point off the page.
+        if closed_twice(region, meta, r, cp, write_entries(word)) {
+            let w = &meta.w;
+            let less = |c: &crate::sync::AtomicU64, by: u64| {
+                c.store(c.load(Relaxed).saturating_sub(by), Relaxed)
+            };
+            less(&w.closed_entries, write_entries(word));
+            less(&w.closed_bytes, commit as u64);
+            less(&w.closed_pages, 1);
+        }
+        page.lost_at_end
+            .fetch_add(lost.saturating_add(moved).saturating_add(unnoted), Relaxed);
         meta.slow.dropped.fetch_add(lost, Relaxed);
         meta.w.tail_page.store(cp, Release);
         meta.w.committing.store(0, Release);
         meta.w.owner.store(0, Release);
         Ok(lost)
     }
+}
+
+/// Whether a commit walk was killed at step N (`write.rs`, "Closing a
+/// page"): it added the commit page `cp`'s `entries` to the closed totals
+/// without moving the commit point off it. With no walk in between, the
+/// events of closed pages are those read, those overrun, and those unread
+/// on closed pages (the reader's page unless it is the commit page, then
+/// the ring's pages from the head up to the commit page):
+///
+/// ```text
+/// closed_entries == read + overrun + unread(reader page)
+///                 + entries(head .. commit page)       (or, when the reader
+///                                                       page is the commit
+///                                                       page: read - its
+///                                                       events read + overrun)
+/// ```
+///
+/// The killed walk leaves exactly `entries` more. Only that exact case is
+/// taken back; a ring whose links carry UPDATE or not exactly one HEAD (a
+/// push cut short), or any other difference, is left as it is.
+fn closed_twice(region: &Region, meta: &RingMeta, ring: u32, cp: u32, entries: u64) -> bool {
+    let g = region.geometry();
+    let cap = crate::format::data_capacity(g.page_size as usize);
+    let r = &meta.r;
+    let rp = r.reader_page.load(Relaxed);
+    if entries == 0 || !g.owns(ring, rp) {
+        return false;
+    }
+    // Data events on the reader page before the reader's position.
+    let consumed = {
+        let commit = (region.page(rp).commit.load(Acquire) as usize).min(cap);
+        let end = (r.read_offset.load(Relaxed) as usize).min(commit);
+        // SAFETY: [0, commit) of the reader page is committed; the caller
+        // holds `busy` (no reader call runs) and the writer is gone.
+        let data = unsafe {
+            std::slice::from_raw_parts(
+                region.page_bytes(rp).add(crate::format::PAGE_HEADER_SIZE),
+                commit,
+            )
+        };
+        let mut at = 0;
+        let mut n = 0u64;
+        while at < end {
+            match crate::format::decode(data, at) {
+                Ok((record, size)) => {
+                    n += u64::from(matches!(record, crate::format::Record::Data { .. }));
+                    at += size;
+                }
+                Err(_) => return false,
+            }
+        }
+        n
+    };
+    let read = r.read.load(Relaxed);
+    let overrun = meta.slow.overrun.load(Relaxed);
+    let expected = if rp == cp {
+        read.checked_sub(consumed)
+            .and_then(|x| x.checked_add(overrun))
+    } else {
+        // The head: the one page a HEAD link points to.
+        let mut head = None;
+        for i in 0..g.slots_per_ring {
+            let l = region.page(g.page_index(ring, i)).link.load(Relaxed);
+            match link_flag(l) {
+                HEAD if head.is_none() => head = Some(link_page(l)),
+                NORMAL => {}
+                _ => return false,
+            }
+        }
+        let Some(mut p) = head.filter(|&h| g.owns(ring, h)) else {
+            return false;
+        };
+        let unread = write_entries(region.page(rp).write.load(Relaxed)).saturating_sub(consumed);
+        let mut sum = read
+            .checked_add(overrun)
+            .and_then(|x| x.checked_add(unread));
+        let mut reached = false;
+        for _ in 0..g.slots_per_ring {
+            if p == cp {
+                reached = true;
+                break;
+            }
+            let e = write_entries(region.page(p).write.load(Relaxed));
+            sum = sum.and_then(|x| x.checked_add(e));
+            p = link_page(region.page(p).link.load(Relaxed));
+            if !g.owns(ring, p) {
+                return false;
+            }
+        }
+        sum.filter(|_| reached)
+    };
+    expected.and_then(|x| x.checked_add(entries)) == Some(meta.w.closed_entries.load(Relaxed))
+}
+
+/// Losses a dead writer counted (`dropped`, `commit_overrun`) but did not
+/// note on a page: it was killed at step M, between the two (`write.rs`,
+/// "Counting a loss"). Every loss a writer counts it also notes, so with
+/// no writer between those steps the two totals are equal:
+///
+/// ```text
+/// dropped + commit_overrun
+///   == notes the reader took      lost_known - overrun_at_swap
+///    + notes of pushed pages      overrun_noted
+///    + notes still on pages       lost_at_end of every slot of the ring
+/// ```
+///
+/// (The reader's swap adds each overrun increase to both `lost_known` and
+/// `overrun_at_swap`, and a page's notes to `lost_known` alone; page reads
+/// and reset keep the same difference. Free and lent slots hold no notes.)
+///
+/// One exception: a page whose notes a head push has added to
+/// `overrun_noted` keeps them until the writer prepares it (T2). A writer
+/// killed in between (P1 to T2) left it as the page after the tail, behind
+/// a link that no longer carries HEAD; its notes are not counted again.
+/// (Any other page after the tail without HEAD holds no notes: it was
+/// emptied by the reader or never written.) A tail on the reader page links
+/// to the head without the flag: then nothing is excluded.
+///
+/// The difference is at most one per write level in flight (each was
+/// killed or interrupted at most once between the two steps); a larger or
+/// negative one (counters scribbled on) is not trusted: 0. Also returns
+/// the page whose notes were excluded, if any.
+fn unnoted_losses(
+    region: &Region,
+    meta: &RingMeta,
+    ring: u32,
+    cp: u32,
+    tail: u32,
+) -> (u64, Option<u32>) {
+    let g = region.geometry();
+    let counted = meta
+        .slow
+        .dropped
+        .load(Relaxed)
+        .checked_add(meta.slow.commit_overrun.load(Relaxed));
+    let r = &meta.r;
+    let taken = r
+        .lost_known
+        .load(Relaxed)
+        .checked_sub(r.overrun_at_swap.load(Relaxed));
+    let tail_link = region.page(tail).link.load(Relaxed);
+    let after = link_page(tail_link);
+    let stale = (link_flag(tail_link) != HEAD
+        && tail != r.reader_page.load(Relaxed)
+        && after != cp
+        && g.owns(ring, after))
+    .then_some(after);
+    let mut on_pages = Some(0u64);
+    for i in 0..g.slots_per_ring {
+        let p = g.page_index(ring, i);
+        if Some(p) != stale {
+            let n = crate::layout::notes(region.page(p).lost_at_end.load(Relaxed));
+            on_pages = on_pages.and_then(|s| s.checked_add(n));
+        }
+    }
+    let noted = taken
+        .zip(on_pages)
+        .and_then(|(t, o)| t.checked_add(o))
+        .and_then(|n| n.checked_add(meta.slow.overrun_noted.load(Relaxed)));
+    let unnoted = match counted.zip(noted) {
+        Some((c, n)) if c >= n && c - n <= crate::layout::MAX_NEST as u64 + 1 => c - n,
+        _ => 0,
+    };
+    (unnoted, stale)
 }
 
 impl RingBuffer {

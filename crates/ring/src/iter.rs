@@ -64,7 +64,7 @@
 //! see as skipped. A [`crate::Consumer`] of the ring may exist on the same
 //! thread: the word is held per call, not per reader.
 
-use crate::buffer::RingBuffer;
+use crate::buffer::{counter_sum, RingBuffer};
 use crate::format::{decode, Record, PAGE_HEADER_SIZE, TIME_EXTEND_MAX};
 use crate::layout::{
     link_flag, link_page, write_entries, PageMeta, Region, RingMeta, GENERATION_MASK, HEAD, UPDATE,
@@ -283,7 +283,7 @@ impl<'a> RingIter<'a> {
             Step::Event(timestamp, len) => {
                 let lost_events = if self.started { self.pending_lost } else { 0 };
                 if self.started {
-                    self.skipped += self.pending_lost;
+                    self.skipped = self.skipped.saturating_add(self.pending_lost);
                 }
                 self.pending_lost = 0;
                 self.started = true;
@@ -302,7 +302,9 @@ impl<'a> RingIter<'a> {
 
     /// Adds a jump of the ordinal to `to` to the lost count.
     fn jump_to(&mut self, to: u64) {
-        self.pending_lost += to.saturating_sub(self.ord_next);
+        self.pending_lost = self
+            .pending_lost
+            .saturating_add(to.saturating_sub(self.ord_next));
         self.ord_next = to;
     }
 
@@ -334,7 +336,8 @@ impl<'a> RingIter<'a> {
             read: r.read.load(Relaxed),
             read_offset: r.read_offset.load(Relaxed),
         };
-        let ord_consumer = mark.read + r.lost_known.load(Relaxed);
+        // Checked: the counters may have been scribbled on (shared memory).
+        let ord_consumer = counter_sum(self.meta, &[mark.read, r.lost_known.load(Relaxed)]);
         let moved = mark != self.mark;
         self.mark = mark;
         // Follow the consumer when it is ahead of us, or level with us after
@@ -398,7 +401,7 @@ impl<'a> RingIter<'a> {
                             Record::Data { payload_len, .. } => {
                                 let ts = record.stamp_after(stamp, 0);
                                 p.stamp = ts;
-                                self.ord_next += 1;
+                                self.ord_next = self.ord_next.saturating_add(1);
                                 return Ok(Step::Event(ts, payload_len));
                             }
                             // Already completed with the page's top bits (in
@@ -421,8 +424,8 @@ impl<'a> RingIter<'a> {
             let noted = crate::layout::notes(pm.lost_at_end.load(Acquire));
             if on_reader {
                 // The consumer's page is done: continue at the head page.
-                self.ord_next += noted;
-                self.pending_lost += noted;
+                self.ord_next = self.ord_next.saturating_add(noted);
+                self.pending_lost = self.pending_lost.saturating_add(noted);
                 if !self.go_to_head()? {
                     return Ok(Step::End);
                 }
@@ -443,8 +446,8 @@ impl<'a> RingIter<'a> {
                 }
                 continue;
             }
-            self.ord_next += noted;
-            self.pending_lost += noted;
+            self.ord_next = self.ord_next.saturating_add(noted);
+            self.pending_lost = self.pending_lost.saturating_add(noted);
             self.pos = Some(Pos {
                 page: next,
                 gen: next_gen,
@@ -521,7 +524,8 @@ impl<'a> RingIter<'a> {
             }
             let gen = self.page(head).write.load(Acquire) & GENERATION_MASK;
             let slow = &self.meta.slow;
-            let lost = slow.overrun.load(Relaxed) + slow.overrun_noted.load(Relaxed);
+            let overrun = slow.overrun.load(Relaxed);
+            let overrun_noted = slow.overrun_noted.load(Relaxed);
             if self
                 .page(prev)
                 .link
@@ -543,13 +547,20 @@ impl<'a> RingIter<'a> {
             let rpm = self.page(rp);
             let entries = write_entries(rpm.write.load(Acquire));
             let consumed = self.consumed_on_reader_page(rp)?;
-            let ord = lost
-                + r.read.load(Relaxed)
-                + entries.saturating_sub(consumed)
-                + r.lost_known
-                    .load(Relaxed)
-                    .saturating_sub(r.overrun_at_swap.load(Relaxed))
-                + crate::layout::notes(rpm.lost_at_end.load(Acquire));
+            // Checked: the counters may have been scribbled on.
+            let ord = counter_sum(
+                self.meta,
+                &[
+                    overrun,
+                    overrun_noted,
+                    r.read.load(Relaxed),
+                    entries.saturating_sub(consumed),
+                    r.lost_known
+                        .load(Relaxed)
+                        .saturating_sub(r.overrun_at_swap.load(Relaxed)),
+                    crate::layout::notes(rpm.lost_at_end.load(Acquire)),
+                ],
+            );
             return Ok(Some((head, gen, ord)));
         }
         Ok(None)

@@ -60,6 +60,10 @@ mod wait;
 mod write;
 
 #[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
+mod overflow_tests;
+#[cfg(test)]
 mod tests;
 
 /// The write path's step hook, for loom models in `tests/`: a function run

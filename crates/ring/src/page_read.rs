@@ -21,6 +21,7 @@
 //!     zeros              to the end of the page
 //! ```
 
+use crate::buffer::counter_sum;
 use crate::control::{pop_free, push_free};
 use crate::format::{
     decode, Record, COMMIT_OFFSET, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE,
@@ -260,13 +261,19 @@ impl Consumer<'_> {
         let events = write_entries(pm.write.load(Relaxed));
         r.reader_page.store(spare, Relaxed);
         r.read_offset.store(0, Relaxed);
-        r.read.store(r.read.load(Relaxed) + events, Relaxed);
-        r.read_bytes
-            .store(r.read_bytes.load(Relaxed) + commit as u64, Relaxed);
+        // Saturating and checked: the counters may have been scribbled on
+        // (shared memory); a reader must not panic or wrap on them.
+        r.read
+            .store(r.read.load(Relaxed).saturating_add(events), Relaxed);
+        r.read_bytes.store(
+            r.read_bytes.load(Relaxed).saturating_add(commit as u64),
+            Relaxed,
+        );
         // Drops noted while `rp` was the tail come after its events: they
         // are lost before the next page.
+        let noted = crate::layout::notes(pm.lost_at_end.swap(0, Relaxed));
         r.lost_known.store(
-            r.lost_known.load(Relaxed) + crate::layout::notes(pm.lost_at_end.swap(0, Relaxed)),
+            counter_sum(self.meta(), &[r.lost_known.load(Relaxed), noted]),
             Relaxed,
         );
         let time_stamp = pm.time_stamp.load(Relaxed);
@@ -340,12 +347,19 @@ impl Consumer<'_> {
         };
         r.read_offset.store(new_off as u32, Relaxed);
         r.read_stamp.store(stamp, Relaxed);
-        r.read.store(r.read.load(Relaxed) + events, Relaxed);
-        r.read_bytes
-            .store(r.read_bytes.load(Relaxed) + (new_off - off) as u64, Relaxed);
+        // As in `swap_out`: saturating and checked.
+        r.read
+            .store(r.read.load(Relaxed).saturating_add(events), Relaxed);
+        r.read_bytes.store(
+            r.read_bytes
+                .load(Relaxed)
+                .saturating_add((new_off - off) as u64),
+            Relaxed,
+        );
         if reached && complete {
+            let noted = crate::layout::notes(pm.lost_at_end.swap(0, Relaxed));
             r.lost_known.store(
-                r.lost_known.load(Relaxed) + crate::layout::notes(pm.lost_at_end.swap(0, Relaxed)),
+                counter_sum(meta, &[r.lost_known.load(Relaxed), noted]),
                 Relaxed,
             );
         }

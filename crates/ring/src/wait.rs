@@ -172,7 +172,13 @@ fn arm(region: &Region, ring: u32, need: u32) {
 pub(crate) fn filled_pages(region: &Region, ring: u32) -> u64 {
     let meta = region.ring(ring);
     let closed = meta.w.closed_pages.load(Acquire);
-    let gone = meta.r.pages_read.load(Acquire) + meta.slow.overrun_pages.load(Acquire);
+    let gone = crate::buffer::counter_sum(
+        meta,
+        &[
+            meta.r.pages_read.load(Acquire),
+            meta.slow.overrun_pages.load(Acquire),
+        ],
+    );
     closed.saturating_sub(gone)
 }
 

@@ -99,6 +99,50 @@
 //! T3 cmpxchg tail_page: tail -> next (whoever is first wins); retry from A.
 //! ```
 //!
+//! Counting a loss (`count_loss`): every event a writer loses (ring full
+//! in producer/consumer mode and commit overrun at step G, nesting too
+//! deep at step E, an inconsistency, the retry bound) is counted in the
+//! ring's `dropped` or `commit_overrun` and then noted on the tail page's
+//! `lost_at_end`, where readers find it in order (after that page's
+//! events). Two words: no one instruction changes both.
+//!
+//! ```text
+//!    dropped (or commit_overrun) += 1
+//! M  counted, not yet noted
+//!    tail.lost_at_end += 1
+//!      nested at M: it counts and notes its own loss whole before we
+//!      resume; the pairs do not mix.
+//!      killed at M: one loss counted and never noted (readers would never
+//!      report it). Every loss counted is also noted, so the counts and
+//!      the notes (on pages, taken by the reader, carried by pushed pages
+//!      in `overrun_noted`) differ only by the writes killed at M, one per
+//!      level in flight; `recover_dead_writer` finds the difference
+//!      (`control::unnoted_losses`) and notes it on the commit page, with
+//!      the dead write's own losses. Counting first makes the difference
+//!      never negative: a loss is never noted without being counted. The
+//!      kernel has no such window to care about (no post-mortem repair);
+//!      the order is the kernel's. The fast path loses nothing and is
+//!      unchanged.
+//! ```
+//!
+//! Closing a page in the commit walk (`close_commit_page`): the page's
+//! events are added to `closed_entries` (and its bytes and the page to
+//! `closed_bytes`, `closed_pages`), then the commit point moves off it.
+//!
+//! ```text
+//!    closed_entries += entries(cp), closed_bytes, closed_pages
+//! N  counted as closed, commit_page still cp
+//!    commit_page = next
+//!      nested at N: it does not walk (only the outermost writer does).
+//!      killed at N: the stats count cp's events twice (closed, and as
+//!      the commit page's), and the next walk would add them again.
+//!      `recover_dead_writer` finds that case exactly: with no write in
+//!      flight, `closed_entries` is what was read, overrun, and what is
+//!      unread on closed pages (the reader's, then the ring's from the
+//!      head up to the commit page); one commit page's worth more is this
+//!      window, and is taken back (`control::closed_twice`).
+//! ```
+//!
 //! Commit (`end`, the kernel's `rb_end_commit`): only the outermost writer
 //! moves the commit point. It stores the end of its own reservation as its
 //! page's `commit`, with Release (`end_outer`). When the re-check below
@@ -159,6 +203,8 @@ pub enum Label {
     F,
     G,
     P0,
+    M,
+    N,
     P1,
     P2,
     T1,
@@ -698,8 +744,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         // depth it found before we resume.
         let depth = w.committing.load(Relaxed);
         if depth as usize >= MAX_NEST {
-            self.meta.slow.dropped.fetch_add(1, Relaxed);
-            self.note_loss(w.tail_page.load(Relaxed));
+            self.count_loss(&self.meta.slow.dropped, w.tail_page.load(Relaxed));
             return Err(WriteError::NestTooDeep);
         }
         w.committing.store(depth + 1, Relaxed);
@@ -773,7 +818,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             }
             self.move_tail(tail, start, size)?;
         }
-        self.meta.slow.dropped.fetch_add(1, Relaxed);
+        self.count_loss(&self.meta.slow.dropped, w.tail_page.load(Relaxed));
         Err(WriteError::Corrupt("reserve retried 1000 times"))
     }
 
@@ -814,16 +859,14 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         }
         let commit_page = w.commit_page.load(Relaxed);
         if next == commit_page {
-            self.meta.slow.commit_overrun.fetch_add(1, Relaxed);
-            self.note_loss(tail);
+            self.count_loss(&self.meta.slow.commit_overrun, tail);
             return Err(WriteError::CommitOverrun);
         }
         if link_flag(l) != NORMAL {
             // `next` is the head page (or a writer we interrupted is moving it).
             if !self.is_reader_page(commit_page) {
                 if self.mode() == Mode::ProducerConsumer {
-                    self.meta.slow.dropped.fetch_add(1, Relaxed);
-                    self.note_loss(tail);
+                    self.count_loss(&self.meta.slow.dropped, tail);
                     return Err(WriteError::Full);
                 }
                 if !self.handle_head_page(tail, next)? {
@@ -832,8 +875,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             } else if commit_page != tail {
                 // The commit is still on the reader's page and nested writes
                 // lapped the whole ring: nothing may be overwritten.
-                self.meta.slow.commit_overrun.fetch_add(1, Relaxed);
-                self.note_loss(tail);
+                self.count_loss(&self.meta.slow.commit_overrun, tail);
                 return Err(WriteError::CommitOverrun);
             }
         }
@@ -981,6 +1023,19 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         link_page(self.page(prev).link.load(Acquire)) != page
     }
 
+    /// Counts a lost event in `counter` (`dropped` or `commit_overrun`),
+    /// then notes it on page `page` (step M between the two): every loss a
+    /// writer counts it also notes, so that recovery can tell a loss
+    /// counted but not noted by a writer killed at M (see the module docs).
+    #[cold]
+    #[inline(never)]
+    fn count_loss(&self, counter: &AtomicU64, page: u32) {
+        counter.fetch_add(1, Relaxed);
+        signal_fence();
+        step!(M);
+        self.note_loss(page);
+    }
+
     /// Notes a dropped event on the tail page, so that readers report it
     /// after that page's events: everything written later was written after
     /// the drop. The outermost commit publishes it with the page.
@@ -1020,11 +1075,13 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         }
     }
 
-    /// Disables the ring after an internal inconsistency, once.
+    /// Disables the ring after an internal inconsistency, once. The write
+    /// is dropped: counted and noted like any other drop, so that it is
+    /// reported too.
     #[cold]
     fn corrupt(&self, what: &'static str) -> WriteError {
         self.meta.slow.corruptions.fetch_add(1, Relaxed);
-        self.meta.slow.dropped.fetch_add(1, Relaxed);
+        self.count_loss(&self.meta.slow.dropped, self.meta.w.tail_page.load(Relaxed));
         self.meta
             .w
             .record_disabled
@@ -1257,14 +1314,24 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             self.corrupt("page link out of range");
             return false;
         }
-        // The page is final: count its events and bytes.
+        // The page is final: count its events and bytes. Wrapping: a write
+        // never panics, whatever a scribbled shared counter holds (readers
+        // check these sums, `buffer::counter_sum`).
         let entries = write_entries(page.write.load(Relaxed));
-        w.closed_entries
-            .store(w.closed_entries.load(Relaxed) + entries, Relaxed);
-        w.closed_bytes
-            .store(w.closed_bytes.load(Relaxed) + u64::from(committed), Relaxed);
+        w.closed_entries.store(
+            w.closed_entries.load(Relaxed).wrapping_add(entries),
+            Relaxed,
+        );
+        w.closed_bytes.store(
+            w.closed_bytes
+                .load(Relaxed)
+                .wrapping_add(u64::from(committed)),
+            Relaxed,
+        );
         w.closed_pages
-            .store(w.closed_pages.load(Relaxed) + 1, Relaxed);
+            .store(w.closed_pages.load(Relaxed).wrapping_add(1), Relaxed);
+        signal_fence();
+        step!(N);
         // Release: pairs with the Acquire load of `commit_page` in
         // `Consumer::next_record`: the page's final commit is visible.
         w.commit_page.store(next, Release);
