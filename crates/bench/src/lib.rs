@@ -17,6 +17,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod clock;
+pub mod drain_rate;
 /// The kernel's benchmark lives in `ringtrace` (the `ringtrace bench`
 /// command runs it); re-exported for the report.
 pub use ringtrace::kernel_bench;
