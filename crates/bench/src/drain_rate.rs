@@ -412,16 +412,18 @@ fn pipe_once(problems: &mut Vec<String>) -> Option<PipeRep> {
     let t0 = Instant::now();
     let mut pipe = t.pipe();
     let mut events = 0u64;
+    let mut line = String::with_capacity(256);
     loop {
-        match pipe.next_line() {
-            Ok(Some(l)) => {
-                if let Err(e) = out.write_all(l.as_bytes()) {
+        line.clear();
+        match pipe.next_line_into(&mut line) {
+            Ok(true) => {
+                if let Err(e) = out.write_all(line.as_bytes()) {
                     problems.push(format!("pipe: writing: {e}"));
                     return None;
                 }
                 events += 1;
             }
-            Ok(None) => break,
+            Ok(false) => break,
             Err(e) => {
                 problems.push(format!("pipe: reading: {e}"));
                 return None;

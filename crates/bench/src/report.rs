@@ -472,7 +472,7 @@ fn pipe_table(o: &mut String, p: &PipeReport) {
     let _ = writeln!(o, "## 7. `pipe`'s text formatting, one core\n");
     let _ = writeln!(
         o,
-        "What `ringtrace pipe` does: the merged consuming pipe (`Tracer::pipe`, `next_line`) over a tracer shaped as a default session (64 contexts, `mono` clock), 4 threads having written {} events in all with `trace!(\"request %llu took %u us status=%d path=%s\", ..)` (outside the timed section), each line written to `/dev/null` through a 64 KiB buffered writer ({} bytes of text per repetition, median). Events/s = events formatted ÷ time; the second column is per CPU second of the reading thread. Every repetition checks that every stored event gave a line and the rings' accounting identity.\n",
+        "What `ringtrace pipe` does: the merged consuming pipe (`Tracer::pipe`, `next_line_into` with one reused line buffer) over a tracer shaped as a default session (64 contexts, `mono` clock), 4 threads having written {} events in all with `trace!(\"request %llu took %u us status=%d path=%s\", ..)` (outside the timed section), each line written to `/dev/null` through a 64 KiB buffered writer ({} bytes of text per repetition, median). Events/s = events formatted ÷ time; the second column is per CPU second of the reading thread. Every repetition checks that every stored event gave a line and the rings' accounting identity.\n",
         num(p.events as f64),
         num(p.text_bytes.median)
     );
@@ -482,7 +482,7 @@ fn pipe_table(o: &mut String, p: &PipeReport) {
     );
     let _ = writeln!(
         o,
-        "| `Pipe::next_line` → /dev/null | {} | {} |",
+        "| `Pipe::next_line_into` → /dev/null | {} | {} |",
         p.wall, p.cpu
     );
     let _ = writeln!(
