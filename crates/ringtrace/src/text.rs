@@ -136,8 +136,15 @@ impl Digits {
                 break;
             }
         }
-        // ASCII digits only: always valid UTF-8.
-        std::str::from_utf8(&self.buf[i..]).unwrap_or("")
+        self.text(i)
+    }
+
+    /// The digits from `i` on as text.
+    fn text(&self, i: usize) -> &str {
+        // SAFETY: `unsigned` and `signed` store only ASCII digits and `-`
+        // from `i` on, and ASCII is valid UTF-8. Unchecked because this runs
+        // several times for every line the pipe prints.
+        unsafe { std::str::from_utf8_unchecked(&self.buf[i..]) }
     }
 
     /// `v` in decimal, with a `-` when negative.
@@ -148,7 +155,7 @@ impl Digits {
             i -= 1;
             self.buf[i] = b'-';
         }
-        std::str::from_utf8(&self.buf[i..]).unwrap_or("")
+        self.text(i)
     }
 }
 
