@@ -44,9 +44,9 @@ pub const DRAIN_TARGET_GBS: f64 = 1.0;
 pub const PIPE_TARGET_EPS: f64 = 3e6;
 
 /// Ring size of the filled drain (one context).
-const DRAIN_BYTES: usize = 64 << 20;
+pub const DRAIN_BYTES: usize = 64 << 20;
 /// Ring size per writer context of the live drain.
-const LIVE_BYTES: usize = 4 << 20;
+pub const LIVE_BYTES: usize = 4 << 20;
 /// Writer threads of the pipe section.
 const PIPE_THREADS: usize = 4;
 /// Events each pipe writer writes.
@@ -74,6 +74,8 @@ pub struct DrainReport {
     /// Live drain: percent of the writer's events the ring dropped (it was
     /// full: the drain fell behind).
     pub live_lost_pct: Summary,
+    /// Time the live writer wrote, per repetition, in ms.
+    pub live_ms: u128,
     /// Accounting mismatches and errors.
     pub problems: Vec<String>,
 }
@@ -358,6 +360,7 @@ pub fn run_drain(settings: &Settings) -> DrainReport {
             .map(|r| r.bytes as f64 / r.wall_secs / 1e9)
             .collect()),
         live_lost_pct: sum(live.iter().map(|r| r.lost_pct).collect()),
+        live_ms: time.as_millis(),
         problems,
     }
 }

@@ -428,10 +428,10 @@ fn drain_table(o: &mut String, d: &DrainReport) {
         o,
         "What `ringtrace record -o` does with the rings: a `Drain` spooling next to an output in {} (`spool_next_to`), `poll` until the ring is empty (whole pages swapped out of the ring, their records scanned for event types and threads, appended to the spool file). **Filled**: one producer/consumer context of {} MiB filled with `trace!(\"request %llu took %u us status=%d path=%s\", ..)` until it refused one (outside the timed section; {} bytes of page data per repetition, median), then drained. `finish_spooled` (the trace.dat written from the spool at the end) is timed apart. **Live**: one writer thread writes the same event without pause into a {} MiB producer/consumer context while this thread polls without sleeping, for {} ms, then drains the rest; its figure is per CPU second of the draining thread (the writer's CPU is not counted), and the writer's loss is what the ring dropped because the drain fell behind. GB/s = 10^9 bytes of ring pages per second. Every repetition checks the ring's accounting identity and that every stored event was drained.\n",
         d.dir,
-        64,
+        crate::drain_rate::DRAIN_BYTES >> 20,
         num(d.bytes.median),
-        4,
-        "at least 100"
+        crate::drain_rate::LIVE_BYTES >> 20,
+        d.live_ms
     );
     let _ = writeln!(
         o,
