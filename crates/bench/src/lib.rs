@@ -9,6 +9,10 @@
 //! - `src/main.rs` (`cargo run -p ringtrace-bench --release`): every table,
 //!   written to `docs/benchmarks.md`.
 //! - [`kernel_bench::run`]: the kernel's benchmark, for `ringtrace bench`.
+//! - [`drain_rate`]: issue 18's reader-side targets, `record`'s drain to
+//!   tmpfs and `pipe`'s text formatting (`-- --only drain`, `--only pipe`);
+//!   `examples/pipe_profile.rs` is a small run of the pipe's work for
+//!   callgrind.
 //!
 //! Figures on a shared 2-core machine are noisy: every table reports the
 //! median of several repetitions with min and max, and ratios against
