@@ -9,6 +9,10 @@
 //! - `src/main.rs` (`cargo run -p ringtrace-bench --release`): every table,
 //!   written to `docs/benchmarks.md`.
 //! - [`kernel_bench::run`]: the kernel's benchmark, for `ringtrace bench`.
+//! - [`drain_rate`]: issue 18's reader-side targets, `record`'s drain to
+//!   tmpfs and `pipe`'s text formatting (`-- --only drain`, `--only pipe`);
+//!   `examples/pipe_profile.rs` is a small run of the pipe's work for
+//!   callgrind.
 //!
 //! Figures on a shared 2-core machine are noisy: every table reports the
 //! median of several repetitions with min and max, and ratios against
@@ -17,6 +21,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod clock;
+pub mod drain_rate;
 /// The kernel's benchmark lives in `ringtrace` (the `ringtrace bench`
 /// command runs it); re-exported for the report.
 pub use ringtrace::kernel_bench;

@@ -9,7 +9,9 @@
 use ringtrace_bench::lttng::Lttng;
 use ringtrace_bench::machine::Machine;
 use ringtrace_bench::report::Results;
-use ringtrace_bench::{kernel_bench, nesting, scaling, throughput, write_cost, Settings};
+use ringtrace_bench::{
+    drain_rate, kernel_bench, nesting, scaling, throughput, write_cost, Settings,
+};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -59,10 +61,12 @@ fn main() {
         scaling: None,
         nesting: None,
         kernel: Vec::new(),
+        drain: None,
+        pipe: None,
         wall_secs: 0.0,
     };
     if wants("write") {
-        eprintln!("[1/5] write cost (starting LTTng if it can run here)");
+        eprintln!("[1/7] write cost (starting LTTng if it can run here)");
         let lttng = Lttng::start();
         if let Err(why) = &lttng {
             eprintln!("      LTTng-UST not measured: {why}");
@@ -71,20 +75,20 @@ fn main() {
         drop(lttng); // Stops the session and the daemon we started.
     }
     if wants("throughput") {
-        eprintln!("[2/5] one writer, one reader");
+        eprintln!("[2/7] one writer, one reader");
         results.throughput = Some(throughput::run(&settings));
     }
     if wants("scaling") {
-        eprintln!("[3/5] scaling");
+        eprintln!("[3/7] scaling");
         results.scaling = Some(scaling::run(&settings));
     }
     if wants("nesting") {
-        eprintln!("[4/5] nesting under a 20 kHz timer signal");
+        eprintln!("[4/7] nesting under a 20 kHz timer signal");
         results.nesting = Some(nesting::run(&settings));
     }
     if wants("kernel") {
         eprintln!(
-            "[5/5] the kernel's benchmark, {} × {} ms",
+            "[5/7] the kernel's benchmark, {} × {} ms",
             settings.kernel_reps,
             settings.kernel_time.as_millis()
         );
@@ -98,6 +102,14 @@ fn main() {
                 std::process::exit(1);
             }
         };
+    }
+    if wants("drain") {
+        eprintln!("[6/7] record's drain to tmpfs");
+        results.drain = Some(drain_rate::run_drain(&settings));
+    }
+    if wants("pipe") {
+        eprintln!("[7/7] pipe's text formatting");
+        results.pipe = Some(drain_rate::run_pipe(&settings));
     }
     results.wall_secs = started.elapsed().as_secs_f64();
     let md = results.markdown();
@@ -131,7 +143,7 @@ fn usage(err: &str) -> ! {
         eprintln!("error: {err}");
     }
     eprintln!(
-        "usage: cargo run -p ringtrace-bench --release [-- --quick] [--kernel-time MS] [--only write|throughput|scaling|nesting|kernel] [--stdout]"
+        "usage: cargo run -p ringtrace-bench --release [-- --quick] [--kernel-time MS] [--only write|throughput|scaling|nesting|kernel|drain|pipe] [--stdout]"
     );
     std::process::exit(if err.is_empty() { 0 } else { 2 });
 }

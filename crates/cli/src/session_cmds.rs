@@ -1173,6 +1173,9 @@ pub fn list() -> Result<()> {
     Ok(())
 }
 
+/// Output buffer of `ringtrace pipe`.
+const PIPE_BUFFER: usize = 64 * 1024;
+
 /// `ringtrace pipe`.
 pub fn pipe(a: SessionArg) -> Result<()> {
     let o = Opened::open(&a.session)?;
@@ -1180,7 +1183,12 @@ pub fn pipe(a: SessionArg) -> Result<()> {
     install(libc::SIGINT, on_stop);
     install(libc::SIGTERM, on_stop);
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Buffered: stdout alone is line-buffered, one write(2) per event,
+    // which is what kept this reader behind a busy program. The buffer
+    // is flushed whenever the rings are caught up (below) and at the end,
+    // so a live reader still sees each line as soon as no more are
+    // waiting.
+    let mut out = std::io::BufWriter::with_capacity(PIPE_BUFFER, stdout.lock());
     let werr = |e: std::io::Error| -> SessionCmdError {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             STOP.store(true, Ordering::Relaxed);
@@ -1191,6 +1199,8 @@ pub fn pipe(a: SessionArg) -> Result<()> {
     let rerr = |e: ringtrace_ring::ReadError| failed(&o.path, format!("reading: {e}"));
     let mut last_import = Instant::now() - Duration::from_secs(1);
     let mut finishing = false;
+    // One line's text, reused: no allocation per event.
+    let mut line = String::with_capacity(256);
     // Refused events belong to no ring: a line of their own.
     let mut refused_seen = 0;
     let mut refused_line = |out: &mut dyn Write| {
@@ -1219,17 +1229,18 @@ pub fn pipe(a: SessionArg) -> Result<()> {
                 finishing = true;
             }
         }
-        match pipe.next_line().map_err(rerr)? {
-            Some(l) => {
-                if let Err(e) = out.write_all(l.as_bytes()) {
+        line.clear();
+        match pipe.next_line_into(&mut line).map_err(rerr)? {
+            true => {
+                if let Err(e) = out.write_all(line.as_bytes()) {
                     return match werr(e) {
                         _ if STOP.load(Ordering::Relaxed) => Ok(()),
                         e => Err(e),
                     };
                 }
             }
-            None if finishing => break,
-            None => {
+            false if finishing => break,
+            false => {
                 let _ = out.flush();
                 if let Some(l) = pipe
                     .next_line_timeout(Duration::from_millis(20))

@@ -24,7 +24,9 @@ use std::fmt::{self, Write};
 
 use crate::event::{CommonFields, Registry};
 use crate::printk::{format_bprint, format_print, BPRINT_ID, PRINT_ID};
-use crate::text::{write_event_line, write_lost_events, LineContext, Style, TimeFormat};
+use crate::text::{
+    write_context, write_event_line, write_lost_events, LineContext, Style, TimeFormat,
+};
 use crate::tracer::{Inner, Tracer};
 
 /// How event lines are written.
@@ -104,7 +106,8 @@ pub(crate) fn write_event<W: Write>(
     }
     let common = CommonFields::read(payload).map(|x| x.1).unwrap_or_default();
     let (ts, tf) = time(inner, opts, timestamp);
-    let comm = comm_of(inner, common.pid);
+    let mut comm_buf = [0u8; COMM_BUF];
+    let comm = comm_into(inner, common.pid, &mut comm_buf);
     let ctx = LineContext {
         comm: &comm,
         pid: common.pid,
@@ -113,8 +116,47 @@ pub(crate) fn write_event<W: Write>(
         preempt_count: common.preempt_count,
         ts,
     };
+    // A binary printk, the common case, is named by its call site: written
+    // in place rather than through a `file:line` String (the same text as
+    // `event_text` gives).
+    if let Some((BPRINT_ID, _)) = CommonFields::read(payload) {
+        if let Ok((site, text)) = format_bprint(payload) {
+            write_context(w, opts.style, tf, &ctx)?;
+            write!(w, "{}:{}: ", site.file(), site.line())?;
+            w.write_str(&text)?;
+            if !text.ends_with('\n') {
+                w.write_char('\n')?;
+            }
+            return Ok(());
+        }
+    }
     let (name, text) = event_text(payload);
     write_event_line(w, opts.style, tf, &ctx, &name, &text)
+}
+
+/// Room for a thread name copied out of the name table without an
+/// allocation (longer names are allocated).
+const COMM_BUF: usize = 64;
+
+/// The name of thread `pid` as the pipe prints it (`<idle>` for 0, `<...>`
+/// when unknown), copied into `buf` while the name table is locked.
+fn comm_into<'b>(inner: &Inner, pid: i32, buf: &'b mut [u8; COMM_BUF]) -> Cow<'b, str> {
+    if pid == 0 {
+        return Cow::Borrowed("<idle>");
+    }
+    let Ok(c) = inner.cmdlines.lock() else {
+        return Cow::Borrowed("<...>");
+    };
+    let Some(name) = c.get(pid) else {
+        return Cow::Borrowed("<...>");
+    };
+    let name = name.as_str();
+    if name.len() > buf.len() {
+        return Cow::Owned(name.to_string());
+    }
+    buf[..name.len()].copy_from_slice(name.as_bytes());
+    // A copy of a whole `str`: still valid UTF-8.
+    Cow::Borrowed(std::str::from_utf8(&buf[..name.len()]).unwrap_or("<...>"))
 }
 
 /// The time stamp to print and how.
@@ -124,18 +166,6 @@ pub(crate) fn time(inner: &Inner, opts: &TextOptions, ts: u64) -> (u64, TimeForm
         (clock.to_ns(ts), TimeFormat::Nanoseconds)
     } else {
         (ts, TimeFormat::for_clock(clock.is_nanoseconds()))
-    }
-}
-
-fn comm_of(inner: &Inner, pid: i32) -> String {
-    if pid == 0 {
-        return "<idle>".to_string();
-    }
-    match inner.cmdlines.lock() {
-        Ok(c) => c
-            .get(pid)
-            .map_or_else(|| "<...>".to_string(), |c| c.as_str().to_string()),
-        Err(_) => "<...>".to_string(),
     }
 }
 

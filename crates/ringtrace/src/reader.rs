@@ -63,8 +63,20 @@ impl EventRef<'_> {
     /// were lost before it, then its `trace` line (newline included).
     pub(crate) fn line(&self, inner: &crate::tracer::Inner, opts: &TextOptions) -> String {
         let mut s = String::with_capacity(96);
+        self.write_line(inner, opts, &mut s);
+        s
+    }
+
+    /// [`EventRef::line`] appended to `s`.
+    pub(crate) fn write_line(
+        &self,
+        inner: &crate::tracer::Inner,
+        opts: &TextOptions,
+        s: &mut String,
+    ) {
+        // Writing to a String cannot fail.
         let _ = write_event(
-            &mut s,
+            s,
             inner,
             opts,
             self.ring,
@@ -72,7 +84,6 @@ impl EventRef<'_> {
             self.lost_events,
             self.payload,
         );
-        s
     }
 
     /// The record's type id and common fields.
@@ -143,6 +154,14 @@ impl OwnedEvent {
     }
 }
 
+/// Steps of a [`Pipe`] between two peeks of the rings it found empty. An
+/// event committed to such a ring in between is merged at the next peek:
+/// at most this many events of other rings with later time stamps may go
+/// before it (a live read's order across rings is only by the events seen
+/// at each step, see the module docs); rings read while the writers are
+/// stopped merge exactly as when every ring is peeked at every step.
+pub const RESCAN_STEPS: u32 = 64;
+
 /// The merged consuming reader of a tracer (`trace_pipe`). Holds every
 /// ring's reader lock while it exists: other readers of the tracer wait
 /// (a crash dump skips the rings it cannot lock). Writers are never slowed.
@@ -162,6 +181,13 @@ pub struct Pipe<'t> {
     consumers: Vec<Consumer<'t>>,
     /// Time stamp of each ring's peeked head, `None` when not known.
     heads: Vec<Option<u64>>,
+    /// Rings found empty at their last peek: peeked again every
+    /// [`RESCAN_STEPS`] steps, and always before the pipe says it is
+    /// empty (a peek of an empty ring costs about as much as formatting
+    /// an event, and a session has 64 rings, most of them empty).
+    empty: Vec<bool>,
+    /// Steps since the empty rings were last peeked.
+    since_rescan: u32,
     opts: TextOptions,
     /// Another consuming reader held a ring: every read returns this.
     held: Option<ReadError>,
@@ -241,6 +267,8 @@ impl<'t> Pipe<'t> {
             tracer,
             buf,
             heads: vec![None; consumers.len()],
+            empty: vec![false; consumers.len()],
+            since_rescan: 0,
             consumers,
             opts,
             held,
@@ -279,21 +307,35 @@ impl<'t> Pipe<'t> {
         if let Some(e) = &self.held {
             return Err(e.clone());
         }
-        let mut best: Option<(u64, usize)> = None;
-        for (i, c) in self.consumers.iter_mut().enumerate() {
-            if self.heads[i].is_none() {
-                self.heads[i] = c.peek()?.map(|e| e.timestamp);
-            }
-            if let Some(ts) = self.heads[i] {
-                if best.map_or(true, |(b, _)| ts < b) {
-                    best = Some((ts, i));
+        let mut rescan = self.since_rescan >= RESCAN_STEPS;
+        let best = loop {
+            let mut best: Option<(u64, usize)> = None;
+            for (i, c) in self.consumers.iter_mut().enumerate() {
+                if self.heads[i].is_none() && (rescan || !self.empty[i]) {
+                    self.heads[i] = c.peek()?.map(|e| e.timestamp);
+                    self.empty[i] = self.heads[i].is_none();
+                }
+                if let Some(ts) = self.heads[i] {
+                    if best.map_or(true, |(b, _)| ts < b) {
+                        best = Some((ts, i));
+                    }
                 }
             }
-        }
+            if rescan {
+                self.since_rescan = 0;
+            }
+            // "Empty" is only said after every ring was peeked now.
+            if best.is_some() || rescan {
+                break best;
+            }
+            rescan = true;
+        };
+        self.since_rescan = self.since_rescan.saturating_add(1);
         let Some((_, i)) = best else {
             return Ok(None);
         };
         self.heads[i] = None;
+        self.empty[i] = false;
         match self.consumers[i].consume()? {
             Some(e) => Ok(Some(f(EventRef {
                 ring: i,
@@ -324,17 +366,37 @@ impl<'t> Pipe<'t> {
     /// assert!(t.pipe().next_line().unwrap().unwrap().ends_with("tracing_mark_write: hello\n"));
     /// ```
     pub fn next_line(&mut self) -> Result<Option<String>, ReadError> {
+        let mut line = String::with_capacity(96);
+        Ok(self.next_line_into(&mut line)?.then_some(line))
+    }
+
+    /// [`Pipe::next_line`] appended to `line` (a buffer reused across
+    /// calls saves an allocation per event); false, with `line` untouched,
+    /// when every ring is empty now.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.marker("a");
+    /// t.marker("b");
+    /// let mut pipe = t.pipe();
+    /// let mut text = String::new();
+    /// while pipe.next_line_into(&mut text).unwrap() {}
+    /// assert!(text.ends_with("tracing_mark_write: b\n"), "{text}");
+    /// assert_eq!(text.lines().count(), 2);
+    /// ```
+    pub fn next_line_into(&mut self, line: &mut String) -> Result<bool, ReadError> {
         let tracer = self.tracer;
         let opts = self.opts;
-        self.next_with(|e| {
+        let got = self.next_with(|e| {
             // On a session, a writer publishes a format in the tables
             // before the first record that uses it: a format not known
             // here yet is imported now, not printed as unparsable.
             if tracer.inner.session.is_some() && format_missing(e.payload) {
                 tracer.import_session_tables();
             }
-            e.line(&tracer.inner, &opts)
-        })
+            e.write_line(&tracer.inner, &opts, line);
+        })?;
+        Ok(got.is_some())
     }
 
     /// [`Pipe::next_line`], waiting up to `timeout` for an event (asleep in
@@ -404,9 +466,7 @@ impl<'t> Pipe<'t> {
     /// ```
     pub fn read_to_string(&mut self) -> Result<String, ReadError> {
         let mut out = String::new();
-        while let Some(l) = self.next_line()? {
-            out.push_str(&l);
-        }
+        while self.next_line_into(&mut out)? {}
         Ok(out)
     }
 

@@ -1,0 +1,92 @@
+//! The merged pipe peeks rings it found empty only every
+//! `reader::RESCAN_STEPS` steps: an event that arrives in such a ring is
+//! still merged, and the pipe says "empty" only after peeking every ring.
+
+use ringtrace::{Mode, Tracer, TracerConfig};
+
+fn tracer() -> &'static Tracer {
+    Box::leak(Box::new(
+        TracerConfig::new()
+            .max_contexts(8)
+            .mode(Mode::ProducerConsumer)
+            .build()
+            .expect("tracer"),
+    ))
+}
+
+/// Writes `text` from a new thread (so into a context of its own).
+fn from_new_thread(t: &'static Tracer, text: &'static str, n: u32) {
+    std::thread::spawn(move || {
+        for i in 0..n {
+            ringtrace::trace!(tracer: t, "%s %u", text, i);
+        }
+    })
+    .join()
+    .expect("writer thread");
+}
+
+fn check_accounting(t: &Tracer) {
+    for r in 0..t.max_contexts() {
+        let s = t.ring_stats(r).expect("stats");
+        assert_eq!(
+            s.written,
+            s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
+            "ring {r}: {s:?}"
+        );
+        assert_eq!(s.entries, 0, "ring {r} left unread: {s:?}");
+    }
+}
+
+#[test]
+fn an_event_in_a_ring_found_empty_is_merged_and_empty_means_every_ring_empty() {
+    let t = tracer();
+    from_new_thread(t, "early", 300);
+    let mut pipe = t.pipe();
+    let mut text = String::new();
+    // The first step peeks every ring: all but the early writer's are empty.
+    assert!(pipe.next_line_into(&mut text).unwrap());
+    // A ring found empty gets an event while the pipe reads another ring.
+    from_new_thread(t, "late", 1);
+    let mut lines = 1;
+    while pipe.next_line_into(&mut text).unwrap() {
+        lines += 1;
+    }
+    assert_eq!(lines, 301, "{text}");
+    for i in 0..300 {
+        assert!(
+            text.contains(&format!(": early {i}\n")),
+            "early {i} missing"
+        );
+    }
+    assert!(text.contains(": late 0\n"), "the late event was not merged");
+    // Right after "empty", a ring that was empty at every step so far gets
+    // an event: the very next step returns it (no step is skipped).
+    from_new_thread(t, "after", 1);
+    let mut last = String::new();
+    assert!(pipe.next_line_into(&mut last).unwrap(), "event after empty");
+    assert!(last.ends_with(": after 0\n"), "{last}");
+    assert!(!pipe.next_line_into(&mut last).unwrap());
+    drop(pipe);
+    check_accounting(t);
+}
+
+#[test]
+fn writers_that_stopped_merge_in_time_stamp_order_across_many_rings() {
+    let t = tracer();
+    // Six writers, one after another: their time stamps do not overlap,
+    // so the merged order is the writing order whatever ring holds what.
+    for w in ["a", "b", "c", "d", "e", "f"] {
+        from_new_thread(t, w, 100);
+    }
+    let text = t.pipe().read_to_string().unwrap();
+    let got: Vec<&str> = text
+        .lines()
+        .map(|l| l.rsplit(": ").next().unwrap_or(""))
+        .collect();
+    let want: Vec<String> = ["a", "b", "c", "d", "e", "f"]
+        .iter()
+        .flat_map(|w| (0..100).map(move |i| format!("{w} {i}")))
+        .collect();
+    assert_eq!(got, want);
+    check_accounting(t);
+}
