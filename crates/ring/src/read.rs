@@ -353,11 +353,11 @@ impl<'a> Consumer<'a> {
             r.read_offset.store(off as u32, Relaxed);
             r.read_stamp.store(stamp, Relaxed);
             r.read
-                .store(r.read.load(Relaxed).wrapping_add(events), Relaxed);
+                .store(r.read.load(Relaxed).saturating_add(events), Relaxed);
             r.read_bytes.store(
                 r.read_bytes
                     .load(Relaxed)
-                    .wrapping_add((off - start) as u64),
+                    .saturating_add((off - start) as u64),
                 Relaxed,
             );
             r.lost_reported.store(reported, Relaxed);
@@ -488,9 +488,10 @@ impl<'a> Consumer<'a> {
                     if consume {
                         r.read_offset.store((off + size) as u32, Relaxed);
                         r.read_stamp.store(timestamp, Relaxed);
-                        r.read.store(r.read.load(Relaxed).wrapping_add(1), Relaxed);
+                        r.read
+                            .store(r.read.load(Relaxed).saturating_add(1), Relaxed);
                         r.read_bytes.store(
-                            r.read_bytes.load(Relaxed).wrapping_add(size as u64),
+                            r.read_bytes.load(Relaxed).saturating_add(size as u64),
                             Relaxed,
                         );
                         r.lost_reported
@@ -512,7 +513,7 @@ impl<'a> Consumer<'a> {
             r.read_offset.store((off + size) as u32, Relaxed);
             r.read_stamp.store(stamp, Relaxed);
             r.read_bytes.store(
-                r.read_bytes.load(Relaxed).wrapping_add(size as u64),
+                r.read_bytes.load(Relaxed).saturating_add(size as u64),
                 Relaxed,
             );
         }
@@ -580,7 +581,7 @@ impl<'a> Consumer<'a> {
             // the cmpxchg fail.
             fence(SeqCst);
             let overrun = (self.meta.slow.overrun.load(Relaxed))
-                .wrapping_add(self.meta.slow.overrun_noted.load(Relaxed));
+                .saturating_add(self.meta.slow.overrun_noted.load(Relaxed));
             // The swap. Release publishes our page's reset and links to the
             // writers that follow the link (Acquire loads in `move_tail`).
             let swapped = self
