@@ -1,6 +1,6 @@
 //! Constants and byte helpers shared by the writer and the reader.
 //!
-//! Every number here is from /work/shared/reference/trace-dat-format.md
+//! Every number here is from the project reference `trace-dat-format.md`
 //! (§1 file header, §2 v6 layout and option ids, §3 text blobs, §4 v7
 //! section ids), checked there against trace-cmd 3.1.6.
 

@@ -5,7 +5,7 @@
 //! This module owns the file format only. It works on page images (byte
 //! slices in the kernel's `buffer_data_page` layout) and must not depend on
 //! the ring-buffer crate. Format facts relied on, all from
-//! /work/shared/reference/trace-dat-format.md (checked against trace-cmd
+//! the project reference `trace-dat-format.md` (checked against trace-cmd
 //! 3.1.6) and kernel-ring-buffer.md §2:
 //!
 //! - File header: magic `17 08 44 "tracing"`, version text, endianness byte,
