@@ -18,7 +18,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
-/// Timer period: 50 µs, 20,000 signals a second.
+/// Timer period: a signal every 50 µs (20,000 a second nominally).
 pub const PERIOD: Duration = Duration::from_micros(50);
 
 /// The buffer the handler writes to; null while it must not write.

@@ -356,9 +356,9 @@ impl<'a> Writer<'a> {
 
 impl<'a> Writer<'a, &'a WriteGeometry> {
     /// A writer that reads the region's geometry: for a writer made per
-    /// record, which then skips copying it to the stack (measured: `trace!`
-    /// about 1 ns faster this way, a long-lived writer about 1 ns slower per
-    /// write).
+    /// record, which then skips copying it to the stack; a long-lived writer
+    /// keeps its own copy instead, since it reads it on every write (the
+    /// bench crate's `trace!` and `write` rows compare the two).
     #[inline(always)]
     pub(crate) fn transient(region: &'a Region, ring: u32) -> Writer<'a, &'a WriteGeometry> {
         Writer {
@@ -712,7 +712,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         // memory, which is not the next one in the ring and may be the
         // reader's: then the reader loses that line once, for the page's
         // last two lines, a cost too small to measure next to a bounds
-        // test on every write (3 instructions). A long-lived writer only:
+        // test that every write would pay. A long-lived writer only:
         // one made per record (the tracer's) reads a clock per event,
         // which takes longer than the reader's lines take to come back, and
         // the hint adds to the record's cost instead.

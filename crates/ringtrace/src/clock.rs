@@ -1,17 +1,16 @@
 //! The clocks a trace can be recorded with, and the conversion of their raw
 //! values to nanoseconds that is kept with the trace.
 //!
-//! | clock | kernel name | unit | read | cost measured here |
+//! | clock | kernel name | unit | read | relative cost |
 //! | --- | --- | --- | --- | --- |
-//! | [`Clock::tsc`] | `x86-tsc` | TSC cycles | `rdtsc` | 11.3 ns (up to 18) |
-//! | [`Clock::tsc_ordered`] | `x86-tsc` | TSC cycles | `lfence; rdtsc` | 21.5 ns (up to 34 under load) |
-//! | [`Clock::mono`] | `mono` | ns | `clock_gettime(CLOCK_MONOTONIC)` (vDSO) | 29-30 ns (up to 47) |
-//! | [`Clock::counter`] | `counter` | events | one atomic `fetch_add` on a global | 2.4 ns uncontended (up to 4) |
+//! | [`Clock::tsc`] | `x86-tsc` | TSC cycles | `rdtsc` | the cheapest real clock |
+//! | [`Clock::tsc_ordered`] | `x86-tsc` | TSC cycles | `lfence; rdtsc` | about twice `tsc` (waits for earlier loads) |
+//! | [`Clock::mono`] | `mono` | ns | `clock_gettime(CLOCK_MONOTONIC)` (vDSO) | a vDSO call: more than `tsc_ordered` |
+//! | [`Clock::counter`] | `counter` | events | one atomic `fetch_add` on a global | an atomic add (contended across threads) |
 //!
-//! Measured with a 10^7-read release loop through `Clock::now` on this 2-core
-//! AMD EPYC VM, other builds running (load average 2.1; the "up to" figures
-//! at 4-5). In the same runs `Instant::now()` took 31-32 ns (up to 55) and
-//! `rdtscp` 22.4 ns, no cheaper than `lfence; rdtsc`.
+//! The measured costs are in the bench crate's output (`docs/benchmarks.md`,
+//! "Tracers, each reading a clock per event") and `examples/trace_cost.rs`;
+//! `rdtscp` was measured no cheaper than `lfence; rdtsc`.
 //!
 //! # Contract
 //!
@@ -28,8 +27,8 @@
 //! execute before a load that precedes it in program order, so when thread B
 //! stamps an event right after observing thread A's through shared memory,
 //! B's stamp can come out below A's. Measured here with two threads on the
-//! two CPUs handing a turn back and forth 2,000,000 times: the plain read
-//! went backwards 3,869 times, by up to 78 cycles (32 ns). Within one ring
+//! two CPUs handing a turn back and forth millions of times: the plain read
+//! went backwards thousands of times, by tens of nanoseconds. Within one ring
 //! this never shows: the ring raises a stamp below its predecessor's to it,
 //! so each context's time never goes backwards. Across contexts, two events
 //! less than a few tens of nanoseconds apart may merge in either order.
@@ -320,8 +319,9 @@ impl Clock {
 
     /// The TSC read with `lfence; rdtsc` (the kernel's `rdtsc_ordered()`):
     /// ordered after every earlier load, so an event stamped after seeing
-    /// another thread's event is never stamped below it. About 10 ns dearer
-    /// than [`Clock::tsc`] here. Same name, unit and conversion.
+    /// another thread's event is never stamped below it. Dearer than
+    /// [`Clock::tsc`]: it waits for every earlier load. Same name, unit and
+    /// conversion.
     ///
     /// ```
     /// if let (Ok(a), Ok(b)) = (ringtrace::clock::Clock::tsc(), ringtrace::clock::Clock::tsc_ordered()) {
@@ -433,8 +433,8 @@ impl Clock {
     #[inline(always)]
     pub fn now(&self) -> u64 {
         // Two tests, not a `match`: a four-way match became a jump table
-        // (an indirect jump and its landing jumps), about 6 instructions
-        // more on every record with the default clock.
+        // (an indirect jump and its landing jumps), more instructions on
+        // every record with the default clock.
         if self.read == Read::Tsc {
             read_tsc()
         } else if self.read == Read::Mono {
@@ -588,7 +588,7 @@ type ClockGettime = unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -
 
 /// The vDSO's own `clock_gettime`, or 0 until found (and where there is none,
 /// as under valgrind). Calling it directly skips glibc's wrapper (its
-/// pointer check and errno handling): about 0.5 ns of `trace!` with `mono`.
+/// pointer check and errno handling) on every `trace!` with `mono`.
 static VDSO_CLOCK_GETTIME: AtomicUsize = AtomicUsize::new(0);
 
 /// Looks up the vDSO's `clock_gettime` once, through the dynamic loader

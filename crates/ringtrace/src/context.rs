@@ -88,8 +88,8 @@
 //! time extend, recording off), so the general path can start over rather
 //! than join it. Joined, as they were, the compiler carried the depth, the
 //! common fields and the reservation's size as run-time values through the
-//! encoder and spilled them (`trace!` with two u64: 142.7 instructions, 123.7
-//! apart). The general path takes the time the fast one read, so a record
+//! encoder and spilled them (the instruction counts are in the callgrind
+//! runs the bench crate documents). The general path takes the time the fast one read, so a record
 //! reads its clock once.
 
 use std::cell::{Cell, RefCell};
