@@ -15,6 +15,8 @@
 //! binary re-run as `readers prog MODE ...`). Every wait is a hang guard
 //! of 60 s or more, never a performance bound.
 
+mod harness;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -445,7 +447,6 @@ fn main() {
         prog(&args[2..]);
         return;
     }
-    let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
     let tests: &[(&str, fn())] = &[
         (
             "a_live_reader_is_named_and_a_dead_one_taken_over",
@@ -464,12 +465,5 @@ fn main() {
             examples_that_read_their_pipe_finish_under_record,
         ),
     ];
-    for (name, f) in tests {
-        if !filter.is_empty() && !filter.iter().any(|p| name.contains(p.as_str())) {
-            continue;
-        }
-        println!("test {name} ...");
-        f();
-        println!("test {name} ... ok");
-    }
+    harness::run(&args[1..], tests);
 }

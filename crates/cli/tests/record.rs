@@ -8,6 +8,8 @@
 //! `harness = false`: `main` runs the tests, or the traced program (this
 //! binary re-run as `record prog MODE ...`).
 
+mod harness;
+
 use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::os::unix::process::CommandExt as _;
@@ -842,7 +844,6 @@ fn main() {
         prog(&args[2..]);
         return;
     }
-    let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
     let tests: &[(&str, fn())] = &[
         (
             "command_line_failures_are_clear",
@@ -867,31 +868,5 @@ fn main() {
             write_error_keeps_the_session_and_says_how_to_save_it,
         ),
     ];
-    let start = Instant::now();
-    let (mut passed, mut failed, mut filtered) = (0, 0, 0);
-    for (name, f) in tests {
-        if !filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())) {
-            filtered += 1;
-            continue;
-        }
-        println!("test {name} ...");
-        match std::panic::catch_unwind(f) {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!(
-        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; {filtered} filtered out; finished in {:.2}s",
-        if failed == 0 { "ok" } else { "FAILED" },
-        start.elapsed().as_secs_f64()
-    );
-    if failed > 0 {
-        std::process::exit(101);
-    }
+    harness::run(&args[1..], tests);
 }

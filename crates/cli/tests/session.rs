@@ -11,6 +11,8 @@
 //! These tests FAIL (never skip) when `trace-cmd` is not on PATH
 //! (Debian: `apt-get install -y trace-cmd`).
 
+mod harness;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -1217,7 +1219,6 @@ fn main() {
         prog(&args[2..]);
         return;
     }
-    let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
     let tests: &[(&str, fn())] = &[
         ("errors_name_the_session", errors_name_the_session),
         (
@@ -1262,31 +1263,5 @@ fn main() {
             corrupt_live_session_never_crashes_readers,
         ),
     ];
-    let start = Instant::now();
-    let (mut passed, mut failed, mut filtered) = (0, 0, 0);
-    for (name, f) in tests {
-        if !filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())) {
-            filtered += 1;
-            continue;
-        }
-        println!("test {name} ...");
-        match std::panic::catch_unwind(f) {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!(
-        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; {filtered} filtered out; finished in {:.2}s",
-        if failed == 0 { "ok" } else { "FAILED" },
-        start.elapsed().as_secs_f64()
-    );
-    if failed > 0 {
-        std::process::exit(101);
-    }
+    harness::run(&args[1..], tests);
 }

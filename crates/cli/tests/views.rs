@@ -16,6 +16,8 @@
 //!
 //! `harness = false`: `main` runs the tests, or the traced program.
 
+mod harness;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -548,7 +550,6 @@ fn main() {
         prog(&args[2..]);
         return;
     }
-    let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
     let tests: &[(&str, fn())] = &[
         ("live_views_overwrite", live_views_overwrite),
         (
@@ -560,32 +561,5 @@ fn main() {
             large_empty_session_is_read_in_place,
         ),
     ];
-    let start = Instant::now();
-    let (mut passed, mut failed, mut filtered) = (0, 0, 0);
-    for (name, f) in tests {
-        if !filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())) {
-            filtered += 1;
-            continue;
-        }
-        println!("test {name} ...");
-        match std::panic::catch_unwind(f) {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!(
-        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; \
-         {filtered} filtered out; finished in {:.2}s",
-        if failed == 0 { "ok" } else { "FAILED" },
-        start.elapsed().as_secs_f64()
-    );
-    if failed > 0 {
-        std::process::exit(101);
-    }
+    harness::run(&args[1..], tests);
 }
