@@ -12,7 +12,9 @@
 //!
 //! The view ends: it shows what was written before it was made. Each ring's
 //! newest time stamp is read when the view is made, and an event stamped
-//! later ends that ring's part. (The kernel pauses writers while its `trace`
+//! later ends that ring's part. A ring whose writer lapped the view before
+//! the view reached it holds nothing that old: its part then starts at its
+//! oldest surviving event and ends at its newest stamp at that moment. (The kernel pauses writers while its `trace`
 //! file is open, the `pause-on-trace` option, for the same end; writers here
 //! go on.) Without the bound, writers faster than the view kept it going for
 //! as long as they wrote.
@@ -195,6 +197,8 @@ impl View<'_> {
                 self.done[i] = true;
             }
             if self.heads[i].is_none() && !self.done[i] {
+                let ring = self.iters[i].0;
+                let tracer = self.tracer;
                 let next = match self.iters[i].1.next() {
                     Ok(next) => next,
                     Err(e) => {
@@ -203,6 +207,16 @@ impl View<'_> {
                         return Err(e);
                     }
                 };
+                // Writers that lapped the view before it reached this ring
+                // left nothing as old as its bound: the ring's part then
+                // starts at its oldest surviving event and ends at its
+                // newest stamp now (still at most a ring's worth).
+                if let Some(e) = &next {
+                    if self.returned[i] == 0 && e.timestamp > self.until[i] {
+                        let now = tracer.ring_buffer().stats(ring);
+                        self.until[i] = now.map_or(u64::MAX, |s| s.now_ts).max(e.timestamp);
+                    }
+                }
                 match next {
                     Some(e) if e.timestamp > self.until[i] => {
                         self.end_lost[i] += e.lost_events;
@@ -443,7 +457,7 @@ impl Tracer {
                 continue;
             };
             // After the iterator: an event it starts on is older than this.
-            let until = buf.stats(ring).map_or(u64::MAX, |s| s.now_ts);
+            let mut until = buf.stats(ring).map_or(u64::MAX, |s| s.now_ts);
             let mut n = 0u64;
             while n < per_ring {
                 if stop.load(Ordering::Relaxed) {
@@ -458,6 +472,15 @@ impl Tracer {
                     Ok(None) => break,
                     Ok(Some(e)) => e,
                 };
+                if e.timestamp > until && n == 0 {
+                    // Lapped before the view reached the ring: as in
+                    // `View::next_with`, its part starts at the oldest
+                    // surviving event and ends at its newest stamp now.
+                    until = buf
+                        .stats(ring)
+                        .map_or(u64::MAX, |s| s.now_ts)
+                        .max(e.timestamp);
+                }
                 if e.timestamp > until {
                     st.skipped_at_end += e.lost_events;
                     break;
