@@ -1,6 +1,9 @@
 //! Nesting with real signals: the main thread writes in a loop while
 //! `setitimer(ITIMER_REAL)` fires thousands of times a second and the
-//! SIGALRM handler writes into the same ring; a reader thread consumes
+//! SIGALRM handler writes into the same ring (one-shot, re-armed by the
+//! handler as it returns, so the writer always runs between two handlers
+//! however loaded the machine: a periodic timer can outpace a descheduled
+//! thread and starve it); a reader thread consumes
 //! concurrently. Afterwards every event is intact and accounted for, each
 //! nested event sits after the reservation it interrupted and before the
 //! next one, and time stamps never go backwards.
@@ -28,6 +31,10 @@ static NESTED_SEQ: AtomicU64 = AtomicU64::new(0);
 static NESTED_FAILED: AtomicU64 = AtomicU64::new(0);
 static MID_WRITE: AtomicU64 = AtomicU64::new(0);
 static FOREIGN: AtomicU64 = AtomicU64::new(0);
+/// The handler arms the next shot while this is set.
+static TIMER_ON: AtomicBool = AtomicBool::new(false);
+/// The wait between a handler's end and the next signal.
+const PERIOD_US: i64 = 50;
 
 thread_local! {
     // const-initialised, no destructor: safe to touch in a handler.
@@ -64,23 +71,39 @@ extern "C" fn on_alarm(_: libc::c_int) {
                 NESTED_FAILED.fetch_add(1, Relaxed);
             }
         }
+        if TIMER_ON.load(Relaxed) {
+            arm(PERIOD_US);
+        }
     }
     // SAFETY: restore errno.
     unsafe { *libc::__errno_location() = errno };
 }
 
-fn set_timer(interval_us: i64) {
-    let t = libc::timeval {
-        tv_sec: 0,
-        tv_usec: interval_us as libc::suseconds_t,
-    };
+/// Starts (a shot in `PERIOD_US`, re-armed by each handler) or stops the
+/// writer's signals. Called by the writer thread, the only one that takes
+/// SIGALRM: a handler interrupting `set_timer(false)` either sees
+/// `TIMER_ON` clear and does not re-arm, or re-arms before the disarm.
+fn set_timer(on: bool) {
+    TIMER_ON.store(on, Relaxed);
+    compiler_fence(SeqCst);
+    arm(if on { PERIOD_US } else { 0 });
+}
+
+/// One `ITIMER_REAL` shot in `us` microseconds (0 disarms).
+fn arm(us: i64) {
     let it = libc::itimerval {
-        it_interval: t,
-        it_value: t,
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: libc::timeval {
+            tv_sec: 0,
+            tv_usec: us as libc::suseconds_t,
+        },
     };
-    // SAFETY: plain system call with a valid struct.
+    // SAFETY: plain system call with a valid struct (async-signal-safe).
     let rc = unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
-    assert_eq!(rc, 0, "setitimer failed");
+    debug_assert_eq!(rc, 0, "setitimer failed");
 }
 
 struct Read {
@@ -130,7 +153,6 @@ fn run_on(buf: &RingBuffer, mode: Mode, api: Api, duration: Duration) -> Result<
                 libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             }
             let mut out = Vec::new();
-            let mut idle_since = Instant::now();
             loop {
                 let finished = done.load(Acquire);
                 let mut c = buf.consumer(0).unwrap();
@@ -155,19 +177,15 @@ fn run_on(buf: &RingBuffer, mode: Mode, api: Api, duration: Duration) -> Result<
                 }
                 drop(c);
                 if !any {
-                    if idle_since.elapsed() > Duration::from_secs(5) {
-                        eprintln!("reader stalled: {:?}\n{}", buf.stats(0), buf.debug_state(0));
-                        std::process::abort();
-                    }
+                    // An empty ring while the writer writes: a reader that
+                    // missed events shows in the final accounting.
                     std::thread::yield_now();
-                } else {
-                    idle_since = Instant::now();
                 }
             }
         });
         IS_WRITER.with(|w| w.set(true));
         let mut w = buf.writer(0).unwrap();
-        set_timer(50);
+        set_timer(true);
         let start = Instant::now();
         let mut scratch = [0u8; 600];
         let (mut seq, mut failed) = (0u64, 0u64);
@@ -213,7 +231,7 @@ fn run_on(buf: &RingBuffer, mode: Mode, api: Api, duration: Duration) -> Result<
                 seq += 1;
             }
         }
-        set_timer(0);
+        set_timer(false);
         drop(w);
         done.store(true, Release);
         (seq, failed, reader.join().unwrap())

@@ -1,17 +1,20 @@
-//! Several threads plus a `setitimer(ITIMER_REAL)` SIGALRM handler record
-//! `trace!` and typed events; the merged pipe must return every event
-//! intact, in time-stamp order, with the right thread ids, names and flags,
-//! and every ring's accounting must balance.
+//! Several threads each get a timer signal about every 50 µs, whose
+//! handler records `trace!` and typed events into the thread's own ring; the
+//! merged pipe must return every event intact, in time-stamp order, with the
+//! right thread ids, names and flags, and every ring's accounting must
+//! balance.
 //!
-//! SIGALRM is process-directed: the kernel delivers it to any thread that
-//! does not block it, including the test harness's own main thread, which
-//! never records. A handler that lands on a thread that is not (yet, or any
-//! more) a writer forwards the signal to the test thread with `tgkill`, so
-//! every handler that records runs on a thread with a context.
+//! Each writer thread has its own `timer_create(CLOCK_MONOTONIC,
+//! SIGEV_THREAD_ID)` timer aimed at itself, one-shot, and the handler arms
+//! the next shot as it returns. So the thread always runs for a while
+//! between two handlers, however loaded the machine: a periodic
+//! process-wide timer (`ITIMER_REAL`) can deliver signals faster than a
+//! descheduled thread handles them, and then the thread never runs its own
+//! code again (a livelock seen on a loaded two-CPU machine).
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -31,31 +34,29 @@ ringtrace::declare_event! {
 
 static TRACER: OnceLock<Tracer> = OnceLock::new();
 static HANDLER_RUNS: AtomicU64 = AtomicU64::new(0);
-static FORWARDS: AtomicU64 = AtomicU64::new(0);
-static FORWARD_TID: AtomicI32 = AtomicI32::new(0);
-static STOP: AtomicBool = AtomicBool::new(false);
+/// Signals that arrived after their thread stopped recording.
+static LATE: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
+    // Const-initialised, no destructor: safe to touch in a handler.
     static IS_WRITER: Cell<bool> = const { Cell::new(false) };
+    /// This thread's timer (a `timer_t`), or null.
+    static TIMER: Cell<usize> = const { Cell::new(0) };
 }
 
 const WRITERS: u32 = 4;
 const PER_WRITER: u64 = 30_000;
 const PACE: Duration = Duration::from_micros(15);
+/// The wait between a handler's end and the next signal.
+const PERIOD_NS: i64 = 50_000;
 
 extern "C" fn on_alarm(_sig: libc::c_int) {
     // SAFETY: errno location is always valid; saved and restored around
     // the handler so the interrupted code never sees it change.
     let errno = unsafe { *libc::__errno_location() };
     if !IS_WRITER.get() {
-        let tid = FORWARD_TID.load(Ordering::Relaxed);
-        if tid != 0 {
-            FORWARDS.fetch_add(1, Ordering::Relaxed);
-            // SAFETY: tgkill is async-signal-safe; arguments are plain ints.
-            unsafe {
-                libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGALRM);
-            }
-        }
+        // Delivered after the thread disarmed its timer.
+        LATE.fetch_add(1, Ordering::Relaxed);
     } else if let Some(t) = TRACER.get() {
         let seq = HANDLER_RUNS.fetch_add(1, Ordering::Relaxed);
         let tid = ringtrace::context::current_tid();
@@ -85,25 +86,66 @@ extern "C" fn on_alarm(_sig: libc::c_int) {
                 );
             }
         }
+        // The next shot, counted from now (timer_settime is
+        // async-signal-safe).
+        arm(TIMER.get(), PERIOD_NS);
     }
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = errno };
 }
 
-fn set_timer(usec: i64) {
-    let v = libc::itimerval {
-        it_interval: libc::timeval {
+/// Arms `timer` (a `timer_t`) for one shot in `ns`, or disarms it (0).
+fn arm(timer: usize, ns: i64) {
+    if timer == 0 {
+        return;
+    }
+    let shot = libc::itimerspec {
+        it_interval: libc::timespec {
             tv_sec: 0,
-            tv_usec: usec,
+            tv_nsec: 0,
         },
-        it_value: libc::timeval {
+        it_value: libc::timespec {
             tv_sec: 0,
-            tv_usec: usec,
+            tv_nsec: ns,
         },
     };
-    // SAFETY: valid itimerval; old value not wanted.
-    let rc = unsafe { libc::setitimer(libc::ITIMER_REAL, &v, std::ptr::null_mut()) };
-    assert_eq!(rc, 0, "setitimer failed");
+    // SAFETY: `timer` came from timer_create on this thread and is deleted
+    // only by this thread after IS_WRITER is cleared; valid struct.
+    unsafe { libc::timer_settime(timer as libc::timer_t, 0, &shot, std::ptr::null_mut()) };
+}
+
+/// Starts recording in signal handlers on this thread: a one-shot timer
+/// aimed at it, re-armed by each handler.
+fn start_signals() {
+    // SAFETY: plain system calls with valid structs; the thread id is the
+    // caller's own.
+    let timer = unsafe {
+        let mut sev: libc::sigevent = std::mem::zeroed();
+        sev.sigev_notify = libc::SIGEV_THREAD_ID;
+        sev.sigev_signo = libc::SIGALRM;
+        sev.sigev_notify_thread_id = libc::gettid();
+        let mut id: libc::timer_t = std::mem::zeroed();
+        let rc = libc::timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut id);
+        assert_eq!(rc, 0, "timer_create: {}", std::io::Error::last_os_error());
+        id as usize
+    };
+    TIMER.set(timer);
+    IS_WRITER.set(true);
+    arm(timer, PERIOD_NS);
+}
+
+/// Stops this thread's signals: a signal still pending is counted as late.
+fn stop_signals() {
+    IS_WRITER.set(false);
+    // Keep the store above the disarm: a handler that runs after it must
+    // see the thread stopped (same thread: a compiler barrier suffices).
+    compiler_fence(Ordering::SeqCst);
+    let timer = TIMER.get();
+    arm(timer, 0);
+    TIMER.set(0);
+    // SAFETY: created by `start_signals` on this thread, disarmed above,
+    // and no handler uses it any more (IS_WRITER is clear).
+    unsafe { libc::timer_delete(timer as libc::timer_t) };
 }
 
 fn writer(t: &'static Tracer, index: u32) -> i32 {
@@ -121,10 +163,11 @@ fn writer(t: &'static Tracer, index: u32) -> i32 {
             ringtrace::trace_event!(t, Work { thread: index, seq });
         }
         if seq == 0 {
-            IS_WRITER.set(true);
+            // The thread has its context: handlers may record now.
+            start_signals();
         }
     }
-    IS_WRITER.set(false);
+    stop_signals();
     tid
 }
 
@@ -149,10 +192,8 @@ fn threads_and_sigalrm_merge_exactly() {
     assert!(ringtrace::event::Registry::global()
         .get(SigEvent::EVENT_TYPE.id)
         .is_none());
-    // The test thread is a writer too and the forwarding target.
+    // The test thread is a writer too.
     ringtrace::trace!(tracer: tracer, "test thread up");
-    IS_WRITER.set(true);
-    FORWARD_TID.store(ringtrace::context::current_tid(), Ordering::Relaxed);
 
     // SAFETY: installs a handler that only uses async-signal-safe calls.
     unsafe {
@@ -162,7 +203,7 @@ fn threads_and_sigalrm_merge_exactly() {
         libc::sigemptyset(&mut sa.sa_mask);
         assert_eq!(libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()), 0);
     }
-    set_timer(50);
+    start_signals();
 
     let handles: Vec<_> = (0..WRITERS)
         .map(|i| {
@@ -173,20 +214,13 @@ fn threads_and_sigalrm_merge_exactly() {
         })
         .collect();
     let mut test_seq = 0u64;
-    let started = Instant::now();
     while !handles.iter().all(|h| h.is_finished()) {
         ringtrace::trace!(tracer: tracer, "main %llu", test_seq);
         test_seq += 1;
         std::thread::sleep(Duration::from_micros(100));
-        if started.elapsed() > Duration::from_secs(60) {
-            break;
-        }
     }
     let tids: Vec<i32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    set_timer(0);
-    STOP.store(true, Ordering::Relaxed);
-    std::thread::sleep(Duration::from_millis(20));
-    IS_WRITER.set(false);
+    stop_signals();
     let main_tid = ringtrace::context::current_tid();
 
     // Read everything through the merged pipe.
@@ -325,10 +359,10 @@ fn threads_and_sigalrm_merge_exactly() {
         "{ts:?}"
     );
     eprintln!(
-        "{} events, {} handler runs ({} forwarded; unguarded: {} nested in a write, {} not), {} main-thread events",
+        "{} events, {} handler runs ({} late signals ignored; unguarded: {} nested in a write, {} not), {} main-thread events",
         events.len(),
         runs,
-        FORWARDS.load(Ordering::Relaxed),
+        LATE.load(Ordering::Relaxed),
         nested_unguarded,
         plain_unguarded,
         test_seq
