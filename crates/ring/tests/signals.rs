@@ -71,9 +71,11 @@ extern "C" fn on_alarm(_: libc::c_int) {
                 NESTED_FAILED.fetch_add(1, Relaxed);
             }
         }
-        if TIMER_ON.load(Relaxed) {
-            arm(PERIOD_US);
-        }
+    }
+    // Re-armed whichever thread took the signal, so that no shot can end
+    // the chain.
+    if TIMER_ON.load(Relaxed) {
+        arm(PERIOD_US);
     }
     // SAFETY: restore errno.
     unsafe { *libc::__errno_location() = errno };
@@ -87,6 +89,17 @@ fn set_timer(on: bool) {
     TIMER_ON.store(on, Relaxed);
     compiler_fence(SeqCst);
     arm(if on { PERIOD_US } else { 0 });
+}
+
+/// Blocks or unblocks SIGALRM in the calling thread.
+fn sigalrm_mask(how: libc::c_int) {
+    // SAFETY: plain system calls on a local signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGALRM);
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
 }
 
 /// One `ITIMER_REAL` shot in `us` microseconds (0 disarms).
@@ -105,6 +118,20 @@ fn arm(us: i64) {
     let rc = unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
     debug_assert_eq!(rc, 0, "setitimer failed");
 }
+
+/// How many signals must land inside a write. In producer/consumer mode
+/// the writer mostly waits for the reader (a full ring refuses at once), so
+/// fewer signals land inside a write.
+fn mid_write_wanted(mode: Mode) -> u64 {
+    if mode == Mode::Overwrite {
+        1000
+    } else {
+        100
+    }
+}
+
+/// Stops a run that cannot reach its count (a hang, not a slow machine).
+const HANG_GUARD: Duration = Duration::from_secs(600);
 
 struct Read {
     kind: u8,
@@ -144,14 +171,10 @@ fn run_on(buf: &RingBuffer, mode: Mode, api: Api, duration: Duration) -> Result<
     BUF.store(buf as *const RingBuffer as *mut RingBuffer, Release);
     let done = AtomicBool::new(false);
     let (outer_written, outer_failed, read) = std::thread::scope(|s| {
+        // The reader starts with SIGALRM blocked (a new thread inherits the
+        // mask), so every shot lands on the writer.
+        sigalrm_mask(libc::SIG_BLOCK);
         let reader = s.spawn(|| {
-            // SAFETY: blocking SIGALRM in this thread only.
-            unsafe {
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, libc::SIGALRM);
-                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            }
             let mut out = Vec::new();
             loop {
                 let finished = done.load(Acquire);
@@ -183,13 +206,25 @@ fn run_on(buf: &RingBuffer, mode: Mode, api: Api, duration: Duration) -> Result<
                 }
             }
         });
+        sigalrm_mask(libc::SIG_UNBLOCK);
         IS_WRITER.with(|w| w.set(true));
         let mut w = buf.writer(0).unwrap();
         set_timer(true);
         let start = Instant::now();
         let mut scratch = [0u8; 600];
         let (mut seq, mut failed) = (0u64, 0u64);
-        while start.elapsed() < duration {
+        // Write for at least `duration`, and on until enough signals
+        // landed inside a write: a loaded machine gives the writer less
+        // CPU, so the end is a count, not a time (the hang guard only
+        // stops a run that can never get there).
+        let wanted = mid_write_wanted(mode);
+        while start.elapsed() < duration || MID_WRITE.load(Relaxed) < wanted {
+            assert!(
+                start.elapsed() < HANG_GUARD,
+                "hang guard: {} signals mid-write after {:?}",
+                MID_WRITE.load(Relaxed),
+                HANG_GUARD
+            );
             for _ in 0..256 {
                 let len = 24 + (seq.wrapping_mul(2654435761) % 500) as usize;
                 let ts = CLOCK.fetch_add(1, Relaxed);
@@ -294,10 +329,7 @@ fn run_on(buf: &RingBuffer, mode: Mode, api: Api, duration: Duration) -> Result<
         }
     }
     let mid = MID_WRITE.load(Relaxed);
-    // In producer/consumer mode the writer mostly waits for the reader (a
-    // full ring refuses at once), so fewer signals land inside a write.
-    let wanted = if mode == Mode::Overwrite { 1000 } else { 100 };
-    if mid < wanted {
+    if mid < mid_write_wanted(mode) {
         return Err(format!("only {mid} signals landed mid-write"));
     }
     Ok(format!(
