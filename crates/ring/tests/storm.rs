@@ -36,12 +36,14 @@ const NESTED: u8 = 2;
 const MAX_WRITERS: usize = 4;
 /// Real-time signals used by the timers, offsets from SIGRTMIN.
 const SIGNALS: [i32; 3] = [0, 1, 2];
-/// Timer period: with three timers, about 20,000 signals a second or more
-/// reach each thread. Each timer is one-shot, re-armed by its handler, so
-/// a period always starts after the handler ran: a descheduled thread
-/// resumes with at most one signal per timer pending and always gets time
-/// for its own writes (a periodic timer could outpace it on a loaded
-/// machine and leave it running handlers only).
+/// Timer period: three timers per thread, each firing at most once a
+/// period, so signals land inside outer writes and inside each other's
+/// handlers throughout a run (the summary counts those that found the
+/// thread inside a write). Each timer is one-shot, re-armed by its
+/// handler, so a period always starts after the handler ran: a descheduled
+/// thread resumes with at most one signal per timer pending and always
+/// gets time for its own writes (a periodic timer could outpace it on a
+/// loaded machine and leave it running handlers only).
 const PERIOD_NS: i64 = 50_000;
 
 static BUF: AtomicPtr<RingBuffer> = AtomicPtr::new(std::ptr::null_mut());
