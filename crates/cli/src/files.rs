@@ -43,12 +43,18 @@ pub fn report(path: &Path, cpus: &[u32], raw: bool, ns: bool, json: bool) -> Res
     let mut r = open(path)?;
     let stdout = std::io::stdout();
     if json {
-        let (mut out, _) = tracedat_to_json(&mut r, stdout.lock(), &JsonOptions::default())
+        let (mut out, stats) = tracedat_to_json(&mut r, stdout.lock(), &JsonOptions::default())
             .map_err(|source| CliError::Json {
                 path: path.display().to_string(),
                 source,
             })?;
-        return out.flush().map_err(CliError::Output);
+        out.flush().map_err(CliError::Output)?;
+        // As the text report: what was skipped is a note, and the rest is
+        // in the output.
+        if let Some(note) = stats.skipped_note() {
+            eprintln!("ringtrace: report {}: {note}", path.display());
+        }
+        return Ok(());
     }
     if let Some(c) = cpus
         .iter()
@@ -327,13 +333,16 @@ pub fn convert(input: &Path, output: &Path, format: Format) -> Result<(), CliErr
     })?;
     let f = match format {
         Format::Json => {
-            let (f, _) =
+            let (f, stats) =
                 tracedat_to_json(&mut r, f, &JsonOptions::default()).map_err(|source| {
                     CliError::Json {
                         path: input.display().to_string(),
                         source,
                     }
                 })?;
+            if let Some(note) = stats.skipped_note() {
+                eprintln!("ringtrace: convert {}: {note}", input.display());
+            }
             f
         }
         Format::Dat | Format::Dat7 => {

@@ -315,7 +315,7 @@ fn run(cli: Cli) -> Result<u8, CliError> {
             let format = Format::resolve(&output, format)?;
             let r = ringtrace::export::recover(&output, format.export())?;
             eprintln!(
-                "ringtrace: recovered {} events ({} pages, {} lost before them) -> {}{}",
+                "ringtrace: recovered {} events ({} pages, {} lost before them) -> {}{}{}",
                 r.events,
                 r.pages,
                 r.lost_events,
@@ -324,6 +324,14 @@ fn run(cli: Cli) -> Result<u8, CliError> {
                     format!(
                         "; skipped {} damaged page(s) and {} byte(s) of a page cut short",
                         r.bad_pages, r.partial_bytes
+                    )
+                } else {
+                    String::new()
+                },
+                if r.undecodable > 0 {
+                    format!(
+                        "; {} record(s) could not be decoded for JSON and were skipped",
+                        r.undecodable
                     )
                 } else {
                     String::new()

@@ -470,7 +470,8 @@ fn export(o: &Opened, out: &Path, format: Format, msg: &'static str) -> Result<D
     attach_progress(&mut drain, &bar);
     drain.poll_all().map_err(ex)?;
     let stats = drain.stats();
-    drain.finish_spooled(format.export()).map_err(ex)?;
+    let rec = drain.finish_spooled(format.export()).map_err(ex)?;
+    note_undecodable(&rec, out);
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -578,6 +579,19 @@ fn loss_lines(o: &Opened, stats: &DrainStats) -> Vec<String> {
 
 /// Writes one line to stderr, ignoring errors: `record` must go on (and
 /// write the trace) when its terminal hung up, where `eprintln!` panics.
+/// Says how many records the JSON output skipped because no format
+/// decodes them (they are not in `out`; the session or a trace.dat export
+/// keeps them).
+fn note_undecodable(rec: &ringtrace::export::Recovered, out: &Path) {
+    if rec.undecodable > 0 {
+        say(format_args!(
+            "ringtrace: {}: {} record(s) could not be decoded for JSON and were skipped",
+            out.display(),
+            rec.undecodable
+        ));
+    }
+}
+
 fn say(line: std::fmt::Arguments<'_>) {
     let mut e = std::io::stderr().lock();
     let _ = e.write_fmt(line);
@@ -1014,8 +1028,13 @@ fn record_in(
     let finished = match drain {
         Some(mut d) => {
             let r = d.poll_all().map(|_| d.stats());
-            r.and_then(|stats| d.finish_spooled(f.export()).map(|_| stats))
-                .map_err(|e| e.to_string())
+            r.and_then(|stats| {
+                d.finish_spooled(f.export()).map(|rec| {
+                    note_undecodable(&rec, out);
+                    stats
+                })
+            })
+            .map_err(|e| e.to_string())
         }
         None if live => Err(write_error.unwrap_or_default()),
         None => export(&o, out, f, "writing").map_err(|e| e.to_string()),

@@ -130,6 +130,61 @@ fn report_skips_undecodable_records_counts_them_and_goes_on() {
     assert!(out.stderr.is_empty(), "{out:?}");
 }
 
+/// `report --json` and `convert` to JSON skip the same records, say how
+/// many (naming the first), and write every other record: the JSON export
+/// used to stop at the first record it could not decode.
+#[test]
+fn json_report_and_convert_skip_undecodable_records_and_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, mut bytes) = demo(dir.path());
+    let events = |json: &[u8]| -> usize {
+        let v: serde_json::Value = serde_json::from_slice(json).expect("the JSON parses");
+        v["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["ph"] != "M")
+            .count()
+    };
+    let out = ringtrace(&["report", "--json", "-i", good.to_str().unwrap()]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    let all = events(&out.stdout);
+    let offsets = common_type_offsets(&good, &bytes, 0);
+    assert!(offsets.len() > 10, "{offsets:?}");
+    // Two records in the middle get an event id the file has no format for.
+    for at in [offsets[offsets.len() / 3], offsets[2 * offsets.len() / 3]] {
+        bytes[at..at + 2].copy_from_slice(&1999u16.to_ne_bytes());
+    }
+    let bad = dir.path().join("unknown-ids.dat");
+    std::fs::write(&bad, &bytes).unwrap();
+
+    let out = ringtrace(&["report", "--json", "-i", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+    assert_eq!(events(&out.stdout) + 2, all, "{stderr}");
+    assert!(
+        stderr.contains("2 record(s) could not be decoded and were skipped")
+            && stderr.contains("1999"),
+        "{stderr}"
+    );
+
+    let json = dir.path().join("out.json");
+    let out = ringtrace(&[
+        "convert",
+        "-i",
+        bad.to_str().unwrap(),
+        "-o",
+        json.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+    assert_eq!(events(&std::fs::read(&json).unwrap()) + 2, all, "{stderr}");
+    assert!(
+        stderr.contains("2 record(s) could not be decoded and were skipped"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn report_prints_all_but_a_damaged_page_then_fails_naming_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,6 +19,24 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// Longest wait for a state a test needs (a child started, a file made, a
+/// command ended): a hang guard only, never a performance bound; waits end
+/// on the state itself, however slow the machine.
+const HANG_GUARD: Duration = Duration::from_secs(300);
+
+/// Waits (bounded by the hang guard) until `path` exists.
+fn wait_for_file(path: &Path, what: &str) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < HANG_GUARD,
+            "hung: {what}: no {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 ringtrace::declare_event! {
     /// A unit of work.
     pub struct Job: "sess" / "job" = 1700 { worker: u32, seq: u64 }
@@ -156,7 +174,7 @@ fn prog(args: &[String]) {
                         ))
                         .is_err()
                         {
-                            if start.elapsed() > Duration::from_secs(30) {
+                            if start.elapsed() > HANG_GUARD {
                                 // SAFETY: ends the child without unwinding
                                 // into the parent's code.
                                 unsafe { libc::_exit(3) };
@@ -202,7 +220,7 @@ fn prog(args: &[String]) {
             unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) };
             let go = Path::new(&args[1]);
             let start = Instant::now();
-            while !go.exists() && start.elapsed() < Duration::from_secs(60) {
+            while !go.exists() && start.elapsed() < HANG_GUARD {
                 std::thread::sleep(Duration::from_millis(10));
             }
             for i in 0..10u32 {
@@ -219,8 +237,17 @@ fn prog(args: &[String]) {
             std::thread::sleep(Duration::from_secs(args[2].parse().unwrap()));
         }
         Some("slow") => {
+            // `slow N [GATE]`: N ticks, 10 ms apart. With a gate directory,
+            // after a third of them it makes GATE/ready and waits for
+            // GATE/go: a test knows the program has written and still runs
+            // without guessing from the time.
             let n: u32 = args[1].parse().unwrap();
+            let gate = args.get(2).map(Path::new);
             for i in 0..n {
+                if let Some(gate) = gate.filter(|_| i == n / 3) {
+                    std::fs::write(gate.join("ready"), b"").unwrap();
+                    wait_for_file(&gate.join("go"), "the test never opened the gate");
+                }
                 ringtrace::trace!("tick %u", i);
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -399,10 +426,12 @@ fn record_threads_and_signals_trace_cmd() {
 /// when it exits, having shown every tick.
 fn pipe_reads_a_running_program() {
     let me = me();
+    let gate = tempfile::tempdir().unwrap();
     let mut rec = Command::new(ringtrace_bin())
         .args(["record", "--name", "pipetest", "--"])
         .arg(&me)
         .args(["prog", "slow", "200"])
+        .arg(gate.path())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -436,13 +465,18 @@ fn pipe_reads_a_running_program() {
         }
         if l.contains("tick ") {
             ticks += 1;
+            // The program waits at its gate (tick 66) until tick 5 has
+            // been seen here: it runs now, whatever the machine's load.
             // SAFETY: kill 0 only probes the pid.
             if ticks == 5 && unsafe { libc::kill(pid as i32, 0) } == 0 {
                 seen_live = true;
             }
+            if ticks == 5 {
+                std::fs::write(gate.path().join("go"), b"").unwrap();
+            }
         }
         l.clear();
-        assert!(start.elapsed() < Duration::from_secs(60), "pipe hangs");
+        assert!(start.elapsed() < HANG_GUARD, "pipe hangs");
     }
     assert!(pipe.wait().unwrap().success());
     let mut rest = String::new();
@@ -485,10 +519,7 @@ fn sigkill_mid_storm_exact_accounting() {
             let c: &[AtomicU64; 8] = unsafe { &*(map.as_ptr() as *const [AtomicU64; 8]) };
             let start = Instant::now();
             while c[1].load(Ordering::SeqCst) + c[3].load(Ordering::SeqCst) < 200_000 {
-                assert!(
-                    start.elapsed() < Duration::from_secs(60),
-                    "storm does not start"
-                );
+                assert!(start.elapsed() < HANG_GUARD, "storm does not start");
                 std::thread::sleep(Duration::from_millis(5));
             }
             std::thread::sleep(Duration::from_millis(7 * round as u64));
@@ -857,7 +888,7 @@ fn bounded(args: &[&str], what: &str) -> bool {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        if start.elapsed() > Duration::from_secs(20) {
+        if start.elapsed() > HANG_GUARD {
             // Where it hangs, for the report (gdb when installed).
             let stacks = Command::new("gdb")
                 .args([
@@ -1006,7 +1037,7 @@ fn corrupt_live_session_never_crashes_readers() {
     }
     let start = Instant::now();
     while rec.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(30) {
+        if start.elapsed() > HANG_GUARD {
             let _ = rec.kill();
             panic!("record does not stop on SIGINT");
         }
@@ -1151,6 +1182,7 @@ fn flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1() {
     // SIGUSR1 to ringtrace while the program runs: the file appears before
     // the program ends.
     let dump = d.path().join("dump.dat");
+    let gate = tempfile::tempdir().unwrap();
     let mut rec = Command::new(ringtrace_bin())
         .args([
             "record",
@@ -1164,6 +1196,7 @@ fn flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1() {
         ])
         .arg(&me)
         .args(["prog", "slow", "150"])
+        .arg(gate.path())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -1176,20 +1209,24 @@ fn flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1() {
             break session_of(&line);
         }
     };
-    std::thread::sleep(Duration::from_millis(400));
+    // The program has written its first 50 ticks and waits at its gate:
+    // the dump is taken while it runs, with some of its events, whatever
+    // the machine's load.
+    wait_for_file(
+        &gate.path().join("ready"),
+        "the program never reached its gate",
+    );
     // SAFETY: signals our child, the recorder.
     unsafe { libc::kill(rec.id() as i32, libc::SIGUSR1) };
     let start = Instant::now();
     while !dump.exists() || count_events_maybe(&dump).is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no dump on SIGUSR1"
-        );
+        assert!(start.elapsed() < HANG_GUARD, "no dump on SIGUSR1");
         std::thread::sleep(Duration::from_millis(20));
     }
     let mid = count_events_maybe(&dump).unwrap();
     // SAFETY: kill 0 only probes the pid.
     let running = unsafe { libc::kill(pid as i32, 0) } == 0;
+    std::fs::write(gate.path().join("go"), b"").unwrap();
     let mut rest = String::new();
     err.read_to_string(&mut rest).unwrap();
     assert!(rec.wait().unwrap().success(), "{rest}");

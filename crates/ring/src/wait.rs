@@ -245,3 +245,56 @@ fn futex_wait(word: &AtomicU32, seq: u32, _slice: Duration) {
 
 #[cfg(loom)]
 fn futex_wake(_word: &AtomicU32) {}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::sync::Ordering::Relaxed;
+    use crate::{Config, RingBuffer, WaitFor};
+    use std::time::{Duration, Instant};
+
+    /// Hang guard for the waiter to arm: never a performance bound.
+    const HANG_GUARD: Duration = Duration::from_secs(300);
+
+    /// A commit that finds a waiter armed wakes it itself (bumps the wake
+    /// sequence and calls futex wake) before the write returns, so the
+    /// waiter never depends on its periodic re-check. Shown without a
+    /// clock: the test waits until the waiter has armed, writes, and reads
+    /// the sequence.
+    #[test]
+    fn a_commit_wakes_an_armed_waiter() {
+        let buf = RingBuffer::new(Config::new(2)).unwrap();
+        let meta = buf.region().ring(1);
+        for round in 0..50u64 {
+            std::thread::scope(|s| {
+                let waiter = s.spawn(|| buf.wait(1, WaitFor::Data, None));
+                let start = Instant::now();
+                // Armed: from here on, the writer's load of `wake_armed`
+                // in its commit sees 1 (read-read coherence with this load).
+                while meta.w.wake_armed.load(Relaxed) == 0 {
+                    assert!(start.elapsed() < HANG_GUARD, "the waiter never armed");
+                    std::thread::yield_now();
+                }
+                let seq = meta.ctl.wake_seq.load(Relaxed);
+                buf.writer(1)
+                    .unwrap()
+                    .write(round, &round.to_le_bytes())
+                    .unwrap();
+                assert_ne!(
+                    meta.ctl.wake_seq.load(Relaxed),
+                    seq,
+                    "round {round}: the commit did not wake the armed waiter"
+                );
+                assert_eq!(meta.w.wake_armed.load(Relaxed), 0, "round {round}");
+                assert!(waiter.join().unwrap().unwrap());
+            });
+            let mut c = buf.consumer(1).unwrap();
+            assert_eq!(c.consume().unwrap().unwrap().payload, &round.to_le_bytes());
+        }
+        let s = buf.stats(1).unwrap();
+        assert_eq!(
+            s.written,
+            s.read + s.overrun + s.dropped + s.commit_overrun + s.entries
+        );
+        assert_eq!((s.written, s.read), (50, 50));
+    }
+}

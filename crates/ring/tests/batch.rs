@@ -11,7 +11,7 @@ use common::sigwriter::serial;
 use common::{assert_identity, check, fill, Decoded};
 use ringtrace_ring::{Config, Consumer, Mode, RingBuffer, WriteError};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a reader saw of one event.
 type Seen = (Decoded, u64, u64);
@@ -301,9 +301,12 @@ fn batch_under_load_with_signal_writer() {
         let buf = owned.get();
         let load = Load::start(buf, 0, Duration::from_micros(100));
         let mut check = Checker::default();
-        let start = Instant::now();
+        // Until 50 batches have found events and the writers have done a
+        // run's worth: counted, not timed.
+        let hang = common::Hang::guard("50 batches under load");
         let mut batches = 0u64;
-        while start.elapsed() < Duration::from_millis(600) {
+        while batches <= 50 || load.progress().0 < 200_000 || load.progress().1 < 2_000 {
+            hang.check(|| format!("{batches} batches, load {:?}", load.progress()));
             let mut c = buf.consumer(0).unwrap();
             for max in [1, 7, 100, usize::MAX] {
                 let n = c

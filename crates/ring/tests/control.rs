@@ -10,10 +10,22 @@ use common::load::{Checker, Load, Outcome};
 use common::sigwriter::serial;
 use ringtrace_ring::{Config, ControlError, Mode, RingBuffer, RingStats};
 use std::sync::atomic::{AtomicBool, Ordering::*};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SIGNAL_PERIOD: Duration = Duration::from_micros(100);
-const RUN: Duration = Duration::from_millis(600);
+/// How much each run does, counted rather than timed (a loaded machine
+/// takes longer, never fails): control operations, writes the thread
+/// attempted, and writes its signal handler attempted.
+const OPS: u64 = 500;
+const OUTER_WRITES: u64 = 200_000;
+const NESTED_WRITES: u64 = 2_000;
+
+/// Whether `load` and the test's `ops` operations have reached the run's
+/// counts.
+fn done(load: &Load, ops: u64) -> bool {
+    let (outer, nested) = load.progress();
+    ops >= OPS && outer >= OUTER_WRITES && nested >= NESTED_WRITES
+}
 
 /// Reads ring 0 with a consumer until `stop`, then drains it.
 fn reader(buf: &RingBuffer, stop: &AtomicBool) -> Checker {
@@ -76,14 +88,14 @@ fn run_with(
     let load = Load::start(buf, 0, SIGNAL_PERIOD);
     let (check, out) = std::thread::scope(|s| {
         let r = s.spawn(|| reader(buf, &stop));
-        let start = Instant::now();
+        let hang = common::Hang::guard("the control operations' run");
         let mut i = 0;
-        while start.elapsed() < RUN {
+        while !done(&load, i) {
+            hang.check(|| format!("{i} operations, load {:?}", load.progress()));
             op(buf, i);
             i += 1;
             std::thread::sleep(Duration::from_micros(300));
         }
-        assert!(i > 20, "only {i} operations ran");
         let out = load.stop();
         stop.store(true, Release);
         (r.join().unwrap(), out)
@@ -238,10 +250,11 @@ fn swap_while_writing() {
         let spare = RingBuffer::new(Config::new(1).pages_per_ring(4).mode(mode)).unwrap();
         let load = Load::start(live, 0, SIGNAL_PERIOD);
         let mut check = Checker::default();
-        let start = Instant::now();
+        let hang = common::Hang::guard("the swaps' run");
         let mut swaps = 0;
         let mut refused_with_reader = false;
-        while start.elapsed() < RUN {
+        while !done(&load, swaps) {
+            hang.check(|| format!("{swaps} swaps, load {:?}", load.progress()));
             live.swap_ring(&spare, 0).unwrap();
             swaps += 1;
             // The snapshot is read at leisure while the live ring fills.

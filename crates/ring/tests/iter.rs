@@ -12,7 +12,12 @@ use common::{assert_identity, check, drain, fill};
 use ringtrace_ring::{Config, Mode, RingBuffer, RingIter, WriteError};
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// How much each live run does, counted rather than timed: passes of the
+/// iterator, and writes attempted.
+const PASSES: u64 = 200;
+const WRITES: u64 = 300_000;
 
 fn size_of(seq: u64) -> usize {
     24 + (seq.wrapping_mul(2654435761) % 300) as usize
@@ -177,10 +182,28 @@ fn live_writer(mode: Mode) {
         let (buf, stop) = (buf.clone(), stop.clone());
         std::thread::spawn(move || write_loop(&buf, &stop, u64::MAX))
     };
-    let start = Instant::now();
+    // Until enough passes have seen events while the writer wrote: in
+    // overwrite mode a run's worth, having lapped the iterator at least
+    // once; in producer/consumer mode until the ring was full and refused
+    // a write (nothing is consumed, so nothing changes after that, and a
+    // writer that yields at each refusal makes slow progress on a loaded
+    // machine). Counted, not timed: a descheduled writer only makes the
+    // run longer.
+    let hang = common::Hang::guard("the iterator's passes over a live writer");
     let (mut passes, mut seen, mut lost, mut laps) = (0u64, 0u64, 0u64, 0u64);
     let mut it = buf.iter(0).unwrap();
-    while start.elapsed() < Duration::from_millis(1500) {
+    loop {
+        let s = buf.stats(0).unwrap();
+        let written = s.written;
+        let wrote = if mode == Mode::Overwrite {
+            written >= WRITES && laps > 0
+        } else {
+            s.dropped > 0
+        };
+        if passes >= PASSES && seen > 0 && wrote {
+            break;
+        }
+        hang.check(|| format!("{passes} passes, {seen} seen, {laps} laps, {written} written"));
         let p = pass(&mut it, 20_000);
         seen += p.seen;
         lost += p.lost;
@@ -274,13 +297,23 @@ fn with_consumer(mode: Mode) {
             }
         })
     };
-    let start = Instant::now();
+    // Until enough passes have seen events while the writer wrote and the
+    // consumer read a run's worth (a tenth of the lone writer's: in
+    // producer/consumer mode the writer yields at each refusal, slow on a
+    // loaded machine): counted, not timed.
+    let hang = common::Hang::guard("the iterator's passes beside a consumer");
     let mut it = buf.iter(0).unwrap();
-    let (mut seen, mut skipped) = (0, 0);
-    while start.elapsed() < Duration::from_millis(1500) {
+    let (mut passes, mut seen, mut skipped) = (0u64, 0, 0);
+    loop {
+        let s = buf.stats(0).unwrap();
+        if passes >= PASSES && seen > 0 && s.written >= WRITES / 10 && s.read >= WRITES / 100 {
+            break;
+        }
+        hang.check(|| format!("{passes} passes, {seen} seen, {s:?}"));
         let p = pass(&mut it, 5_000);
         seen += p.seen;
         skipped += p.lost;
+        passes += 1;
     }
     stop.store(true, Relaxed);
     let (written, refused) = writer.join().unwrap();
@@ -372,16 +405,21 @@ fn nested_signal_writes(mode: Mode) {
             read
         })
     });
-    let start = Instant::now();
     let mut it = buf.iter(0).unwrap();
-    let (mut seen, mut nested_seen) = (0u64, 0u64);
-    // At least 1.5 s, and on until the iterator has returned a nested event
-    // (at most 20 s): on a loaded machine the writer may get few time slices
-    // in the first 1.5 s, and a nested event is overwritten before the
-    // iterator's turn.
-    while start.elapsed() < Duration::from_millis(1500)
-        || (nested_seen == 0 && start.elapsed() < Duration::from_secs(20))
-    {
+    let (mut passes, mut seen, mut nested_seen) = (0u64, 0u64, 0u64);
+    // Until the iterator has returned a nested event, the handler has
+    // written 2,000 and the writer a tenth of a run's worth (it yields at
+    // each refusal in producer/consumer mode): counted, not timed (on a
+    // loaded machine the writer gets few time slices, and a nested event
+    // may be overwritten before the iterator's turn).
+    let hang = common::Hang::guard("a nested event seen by the iterator");
+    loop {
+        let (nested, written) = (sigwriter::SEQ.load(Relaxed), buf.stats(0).unwrap().written);
+        if passes >= PASSES && nested_seen > 0 && nested >= 2_000 && written >= WRITES / 10 {
+            break;
+        }
+        hang.check(|| format!("{passes} passes, {seen} seen ({nested_seen} nested); {nested} nested and {written} in all written"));
+        passes += 1;
         // Per writer kind: last number seen and losses reported since.
         let mut last: [Option<(u64, u64)>; 3] = [None; 3];
         let mut last_ts = 0;

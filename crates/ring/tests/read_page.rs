@@ -9,7 +9,7 @@ use common::load::{Checker, Load};
 use common::sigwriter::serial;
 use common::{check, fill};
 use ringtrace_ring::{Config, Mode, RingBuffer};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One page decoded from raw bytes.
 #[derive(Debug)]
@@ -202,7 +202,7 @@ fn page_reads_under_load_with_signal_writer() {
         };
         assert!(!heap.is_slot());
         let (mut pages, mut zc, mut lost_flagged) = (0u64, 0u64, 0u64);
-        let start = Instant::now();
+        let hang = common::Hang::guard("50 pages read under load");
         let read = |c: &mut ringtrace_ring::Consumer<'_>,
                     p: &mut ringtrace_ring::ReadPage<'_>,
                     full: bool,
@@ -226,7 +226,10 @@ fn page_reads_under_load_with_signal_writer() {
             }
             Some(info)
         };
-        while start.elapsed() < Duration::from_millis(600) {
+        // Until 50 pages (one zero-copy) have been read and the writers
+        // have done a run's worth: counted, not timed.
+        while pages <= 50 || zc == 0 || load.progress().0 < 200_000 || load.progress().1 < 2_000 {
+            hang.check(|| format!("{pages} pages, {zc} zero-copy, load {:?}", load.progress()));
             let mut c = buf.consumer(0).unwrap();
             for i in 0..8 {
                 let p = if i % 3 == 2 { &mut heap } else { &mut page };

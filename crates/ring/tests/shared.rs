@@ -78,7 +78,7 @@ fn live_cross_process() {
     let mut c = buf.consumer(1).unwrap();
     while check_.total < CHILD_EVENTS {
         assert!(
-            start.elapsed() < Duration::from_secs(60),
+            start.elapsed() < common::HANG_GUARD,
             "stalled at {}",
             check_.total
         );
@@ -112,7 +112,14 @@ fn survives_kill_9() {
         let buf =
             RingBuffer::create_shared(f.as_file(), 4096, Config::new(1).pages_per_ring(8)).unwrap();
         let mut kid = spawn_child(f.path(), 0, true);
-        std::thread::sleep(Duration::from_millis(30 + round * 20));
+        // Killed once it has written (however long a loaded machine takes
+        // to start it), at a point that varies with the round.
+        let hang = common::Hang::guard("the child's first writes");
+        while buf.stats(0).unwrap().written < 1000 {
+            hang.check(|| format!("{:?}", buf.stats(0)));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(round * 20));
         // SAFETY: plain kill(2) of our own child.
         unsafe { libc::kill(kid.id() as i32, libc::SIGKILL) };
         let status = kid.wait().unwrap();

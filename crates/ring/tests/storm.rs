@@ -28,7 +28,7 @@ mod common;
 use common::check;
 use ringtrace_ring::{Config, Mode, RingBuffer, WriteError};
 use std::cell::Cell;
-use std::sync::atomic::{compiler_fence, AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
+use std::sync::atomic::{compiler_fence, AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering::*};
 use std::sync::Mutex;
 
 const OUTER: u8 = 1;
@@ -36,8 +36,14 @@ const NESTED: u8 = 2;
 const MAX_WRITERS: usize = 4;
 /// Real-time signals used by the timers, offsets from SIGRTMIN.
 const SIGNALS: [i32; 3] = [0, 1, 2];
-/// Timer period: with three timers, about 20,000 signals a second or more
-/// reach each thread.
+/// Timer period: three timers per thread, each firing at most once a
+/// period, so signals land inside outer writes and inside each other's
+/// handlers throughout a run (the summary counts those that found the
+/// thread inside a write). Each timer is one-shot, re-armed by its
+/// handler, so a period always starts after the handler ran: a descheduled
+/// thread resumes with at most one signal per timer pending and always
+/// gets time for its own writes (a periodic timer could outpace it on a
+/// loaded machine and leave it running handlers only).
 const PERIOD_NS: i64 = 50_000;
 
 static BUF: AtomicPtr<RingBuffer> = AtomicPtr::new(std::ptr::null_mut());
@@ -68,15 +74,21 @@ const ZERO_COUNTS: RingCounts = RingCounts {
 };
 static COUNTS: [RingCounts; MAX_WRITERS] = [ZERO_COUNTS; MAX_WRITERS];
 
+/// `SIGRTMIN`, read once before any timer starts (the handler maps its
+/// signal to its timer with it).
+static SIGRTMIN: AtomicI32 = AtomicI32::new(0);
+
 thread_local! {
     // const-initialised, no destructor: safe to touch in a handler.
     static RING: Cell<usize> = const { Cell::new(usize::MAX) };
     static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// This thread's timers (`timer_t` as usize, 0: none), by signal.
+    static TIMERS: [Cell<usize>; SIGNALS.len()] = const { [const { Cell::new(0) }; SIGNALS.len()] };
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(signal: libc::c_int) {
     // SAFETY: errno is thread-local; saved and restored around the handler.
     let errno = unsafe { *libc::__errno_location() };
     let ring = RING.with(|r| r.get());
@@ -118,11 +130,17 @@ extern "C" fn on_signal(_: libc::c_int) {
         compiler_fence(SeqCst);
         DEPTH.with(|d| d.set(d.get() - 1));
     }
+    // The next shot, counted from now (timer_settime is async-signal-safe).
+    let slot = (signal - SIGRTMIN.load(Relaxed)) as usize;
+    if let Some(timer) = TIMERS.with(|t| t.get(slot).map(Cell::get)) {
+        arm(timer, PERIOD_NS);
+    }
     // SAFETY: restore errno.
     unsafe { *libc::__errno_location() = errno };
 }
 
 fn install_handlers() {
+    SIGRTMIN.store(libc::SIGRTMIN(), Relaxed);
     for s in SIGNALS {
         // SAFETY: installs a handler that touches only atomics, const
         // thread-locals and the ring's write path (async-signal-safe). No
@@ -141,17 +159,39 @@ fn install_handlers() {
     }
 }
 
-/// A `timer_create` timer aimed at the calling thread.
-struct Timer(libc::timer_t);
+/// Arms `timer` (a `timer_t` as usize) for one shot in `ns` nanoseconds;
+/// 0 (no timer) does nothing.
+fn arm(timer: usize, ns: i64) {
+    if timer == 0 {
+        return;
+    }
+    let shot = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: ns,
+        },
+    };
+    // SAFETY: `timer` came from timer_create on this thread and is deleted
+    // only by this thread after its slot in TIMERS was cleared; valid struct.
+    unsafe { libc::timer_settime(timer as libc::timer_t, 0, &shot, std::ptr::null_mut()) };
+}
+
+/// A one-shot `timer_create` timer aimed at the calling thread, re-armed
+/// by the handler of its signal (`SIGRTMIN + SIGNALS[slot]`).
+struct Timer(usize);
 
 impl Timer {
-    fn start(signal: i32, period_ns: i64) -> Timer {
+    fn start(slot: usize, period_ns: i64) -> Timer {
         // SAFETY: plain system calls with valid structs; the thread id is
         // the caller's own.
-        unsafe {
+        let id = unsafe {
             let mut sev: libc::sigevent = std::mem::zeroed();
             sev.sigev_notify = libc::SIGEV_THREAD_ID;
-            sev.sigev_signo = signal;
+            sev.sigev_signo = SIGRTMIN.load(Relaxed) + SIGNALS[slot];
             sev.sigev_notify_thread_id = libc::gettid();
             let mut id: libc::timer_t = std::mem::zeroed();
             assert_eq!(
@@ -160,24 +200,22 @@ impl Timer {
                 "timer_create: {}",
                 std::io::Error::last_os_error()
             );
-            let ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: period_ns,
-            };
-            let spec = libc::itimerspec {
-                it_interval: ts,
-                it_value: ts,
-            };
-            assert_eq!(libc::timer_settime(id, 0, &spec, std::ptr::null_mut()), 0);
-            Timer(id)
-        }
+            id as usize
+        };
+        TIMERS.with(|t| t[slot].set(id));
+        arm(id, period_ns);
+        Timer(slot)
     }
 }
 
 impl Drop for Timer {
     fn drop(&mut self) {
-        // SAFETY: the timer was created by `start` and is deleted once.
-        unsafe { libc::timer_delete(self.0) };
+        // Cleared first: a handler that runs after this does not re-arm.
+        let id = TIMERS.with(|t| t[self.0].replace(0));
+        compiler_fence(SeqCst);
+        // SAFETY: the timer was created by `start` on this thread and is
+        // deleted once.
+        unsafe { libc::timer_delete(id as libc::timer_t) };
     }
 }
 
@@ -403,9 +441,8 @@ fn block_signals() {
 fn write_storm(buf: &'static RingBuffer, ring: usize, n: u64) -> Result<(u64, u64), String> {
     let mut w = buf.writer(ring).map_err(|e| e.to_string())?;
     RING.with(|r| r.set(ring));
-    let timers: Vec<Timer> = SIGNALS
-        .iter()
-        .map(|&s| Timer::start(libc::SIGRTMIN() + s, PERIOD_NS))
+    let timers: Vec<Timer> = (0..SIGNALS.len())
+        .map(|slot| Timer::start(slot, PERIOD_NS))
         .collect();
     let mut scratch = [0u8; 128];
     let mut lost = 0;

@@ -74,7 +74,7 @@ use ringtrace_ring::format::{
 use ringtrace_ring::{Consumer, ReadError, ReadPage, RingError};
 
 use crate::event::{CommonFields, Registry};
-use crate::json::{JsonError, JsonOptions};
+use crate::json::{JsonError, JsonOptions, JsonStats};
 use crate::printk;
 use crate::tracedat::page::{parse_page, PageLayout};
 use crate::tracedat::{
@@ -954,8 +954,18 @@ impl<'t> Drain<'t> {
 
     /// Drains what is left and writes Chrome JSON to `out`, by way of a
     /// temporary trace.dat read back merged by time stamp (next to the
-    /// output with named spools, else in the temporary directory).
+    /// output with named spools, else in the temporary directory). Records
+    /// the JSON cannot decode are skipped and counted:
+    /// [`finish_json_counted`](Self::finish_json_counted) returns the count.
     pub fn finish_json<W: Write>(self, out: W) -> Result<W, ExportError> {
+        Ok(self.finish_json_counted(out)?.0)
+    }
+
+    /// [`finish_json`](Self::finish_json), returning the export's counters
+    /// too: records that could not be decoded (skipped, not in the output)
+    /// are in [`JsonStats::undecodable`], the first named in
+    /// [`JsonStats::first_skipped`].
+    pub fn finish_json_counted<W: Write>(self, out: W) -> Result<(W, JsonStats), ExportError> {
         let opts = self.json.clone();
         let tmp = match &self.files {
             Some(files) => tempfile::tempfile_in(files.dir())
@@ -1033,13 +1043,17 @@ fn meta_for(tracer: &Tracer, seen: &Seen, cpus: usize, version: TraceDatVersion)
 }
 
 /// Reads the trace.dat in `dat` back merged by time stamp and writes it to
-/// `out` as Chrome JSON.
-fn json_from_dat<W: Write>(mut dat: File, out: W, opts: &JsonOptions) -> Result<W, ExportError> {
+/// `out` as Chrome JSON; records it cannot decode are skipped and counted
+/// in the returned stats.
+fn json_from_dat<W: Write>(
+    mut dat: File,
+    out: W,
+    opts: &JsonOptions,
+) -> Result<(W, JsonStats), ExportError> {
     dat.seek(SeekFrom::Start(0))
         .map_err(io_err("rewinding the temporary trace.dat"))?;
     let mut r = TraceDatReader::new(io::BufReader::new(dat))?;
-    let (out, _) = crate::json::tracedat_to_json(&mut r, out, opts)?;
-    Ok(out)
+    Ok(crate::json::tracedat_to_json(&mut r, out, opts)?)
 }
 
 /// First line of the placeholder an output holds while its recording is
@@ -1224,6 +1238,10 @@ pub struct Recovered {
     /// Bytes at the end of spools that are not a whole page (a write cut
     /// short), skipped.
     pub partial_bytes: u64,
+    /// Records the JSON output could not decode (JSON only), skipped: not
+    /// in the output, counted here (as `trace-cmd report` shows them only
+    /// as `[UNKNOWN EVENT]`); the trace.dat output keeps them as they are.
+    pub undecodable: u64,
 }
 
 /// Writes the output of an unfinished recording (`ringtrace record` killed,
@@ -1277,10 +1295,14 @@ fn recover_with(
                 let tmp = tmp
                     .into_inner()
                     .map_err(|e| io_err("flushing the temporary trace.dat")(e.into_error()))?;
-                let w = json_from_dat(tmp, BufWriter::with_capacity(SPOOL_BUFFER, f), opts)?;
+                let (w, stats) =
+                    json_from_dat(tmp, BufWriter::with_capacity(SPOOL_BUFFER, f), opts)?;
                 w.into_inner()
                     .map_err(|e| file_err("writing", &part)(e.into_error()))?;
-                rec
+                Recovered {
+                    undecodable: stats.undecodable,
+                    ..rec
+                }
             }
         };
         std::fs::rename(&part, out).map_err(file_err("renaming the finished file to", out))?;

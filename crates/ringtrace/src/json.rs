@@ -77,7 +77,7 @@ impl Default for JsonOptions {
 }
 
 /// Counters of a JSON export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct JsonStats {
     /// Instant events written.
     pub instants: u64,
@@ -89,6 +89,40 @@ pub struct JsonStats {
     pub threads: u64,
     /// Lost-event markers written.
     pub lost_markers: u64,
+    /// Records skipped because the file's formats cannot decode them (an
+    /// unknown event id, fields past the record's end): not in the
+    /// output, as `trace-cmd report` shows them only as `[UNKNOWN EVENT]`.
+    pub undecodable: u64,
+    /// Damaged pages skipped (a header or an event past the page's data):
+    /// their records are not in the output; the export goes on with the
+    /// next page.
+    pub damaged_pages: u64,
+    /// The first record or page skipped, and why (for the note a caller
+    /// prints when anything was skipped).
+    pub first_skipped: Option<String>,
+}
+
+impl JsonStats {
+    /// Records and pages skipped, for a caller's note: `None` when nothing
+    /// was, else a sentence such as "2 record(s) could not be decoded and
+    /// were skipped (the first: ...)".
+    pub fn skipped_note(&self) -> Option<String> {
+        let first = self.first_skipped.as_deref()?;
+        let mut parts = Vec::new();
+        if self.undecodable > 0 {
+            parts.push(format!(
+                "{} record(s) could not be decoded and were skipped",
+                self.undecodable
+            ));
+        }
+        if self.damaged_pages > 0 {
+            parts.push(format!(
+                "{} damaged page(s) were skipped",
+                self.damaged_pages
+            ));
+        }
+        Some(format!("{} (the first: {first})", parts.join("; ")))
+    }
 }
 
 /// Writes a JSON value of a decoded field.
@@ -158,7 +192,23 @@ impl<W: Write> JsonWriter<W> {
 
     /// Counters so far.
     pub fn stats(&self) -> JsonStats {
+        self.stats.clone()
+    }
+
+    /// Counts a record that `item` could not decode (skipped, not written).
+    pub fn skipped_record(&mut self, why: &TraceDatError) {
+        self.stats.undecodable += 1;
         self.stats
+            .first_skipped
+            .get_or_insert_with(|| why.to_string());
+    }
+
+    /// Counts a damaged page the reader skipped.
+    pub fn skipped_page(&mut self, why: &TraceDatError) {
+        self.stats.damaged_pages += 1;
+        self.stats
+            .first_skipped
+            .get_or_insert_with(|| why.to_string());
     }
 
     /// Names thread `tid` (once: later calls for the same tid do nothing).
@@ -302,8 +352,13 @@ impl<W: Write> JsonWriter<W> {
 
 /// Writes every record of a trace.dat file as JSON (merged by time stamp,
 /// decoded through the file's own event formats); returns the output and
-/// the counters. A record that cannot be decoded stops the export with an
-/// error naming it.
+/// the counters. As `trace-cmd report` does, a record that cannot be
+/// decoded, or a damaged page, is skipped, counted in
+/// [`JsonStats::undecodable`] or [`JsonStats::damaged_pages`] (the first
+/// named in [`JsonStats::first_skipped`]), and the export goes on: the
+/// output is complete JSON with every other record. Only an error that
+/// leaves nothing to read past it (a damaged file header, an I/O error)
+/// stops it.
 pub fn tracedat_to_json<R: Read + Seek, W: Write>(
     reader: &mut TraceDatReader<R>,
     out: W,
@@ -313,7 +368,25 @@ pub fn tracedat_to_json<R: Read + Seek, W: Write>(
     let render = FileRenderer::new(&info);
     let mut w = JsonWriter::new(out, opts)?;
     for item in reader.records() {
-        w.item(&render, &item?)?;
+        let item = match item {
+            Ok(item) => item,
+            Err(e @ TraceDatError::Page { .. }) => {
+                w.skipped_page(&e);
+                continue;
+            }
+            Err(e) if e.is_skippable() => {
+                w.skipped_record(&e);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match w.item(&render, &item) {
+            Ok(()) => {}
+            // Decoding fails before anything of the record is written
+            // (see `item`): skip it.
+            Err(JsonError::TraceDat(e)) if e.is_skippable() => w.skipped_record(&e),
+            Err(e) => return Err(e),
+        }
     }
     let stats = w.stats();
     Ok((w.finish()?, stats))
@@ -321,7 +394,9 @@ pub fn tracedat_to_json<R: Read + Seek, W: Write>(
 
 impl<W: Write> JsonWriter<W> {
     /// Writes one record or lost-events item, decoded through `render`'s
-    /// file formats (names its thread first, on first sight).
+    /// file formats (names its thread first, on first sight). A record
+    /// that cannot be decoded gives [`JsonError::TraceDat`] before anything
+    /// of it is written, so a caller may skip it and go on.
     pub fn item(&mut self, render: &FileRenderer<'_>, item: &TraceItem) -> Result<(), JsonError> {
         let info = render.info();
         let w = self;

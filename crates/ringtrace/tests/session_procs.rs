@@ -17,6 +17,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+// The runner the CLI's `harness = false` tests share (one copy for the
+// workspace).
+#[path = "../../cli/tests/harness/mod.rs"]
+mod harness;
+
 use ringtrace::session::{Session, SessionConfig, SessionError, SessionRefusals, SESSION_ENV};
 use ringtrace::{Mode, Tracer};
 
@@ -502,7 +507,6 @@ fn main() {
         untraced_prog();
         return;
     }
-    let filter: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with('-')).collect();
     let tests: &[(&str, fn())] = &[
         (
             "refusals_of_a_forked_child_are_counted_in_the_session",
@@ -525,31 +529,5 @@ fn main() {
             session_file_names_cannot_be_squatted,
         ),
     ];
-    let start = Instant::now();
-    let (mut passed, mut failed, mut filtered) = (0, 0, 0);
-    for (name, f) in tests {
-        if !filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())) {
-            filtered += 1;
-            continue;
-        }
-        println!("test {name} ...");
-        match std::panic::catch_unwind(f) {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!(
-        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; {filtered} filtered out; finished in {:.2}s",
-        if failed == 0 { "ok" } else { "FAILED" },
-        start.elapsed().as_secs_f64()
-    );
-    if failed > 0 {
-        std::process::exit(101);
-    }
+    harness::run(&args[1..], tests);
 }

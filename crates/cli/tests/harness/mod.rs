@@ -1,6 +1,8 @@
-//! The runner of the CLI's `harness = false` tests: they run on the
-//! process's main thread (they fork, send signals and re-execute the test
-//! binary as the traced program), so libtest's threads are not used.
+//! The runner of the workspace's `harness = false` process tests (the CLI's,
+//! and `ringtrace`'s `session_procs`, which includes this file by path):
+//! they run on the process's main thread (they fork, send signals and
+//! re-execute the test binary as the traced program), so libtest's threads
+//! are not used.
 
 use std::time::Instant;
 

@@ -9,7 +9,7 @@ use super::sigwriter::{self, Signaller, CLOCK};
 use super::{check, fill, Decoded};
 use ringtrace_ring::{RingBuffer, WriteError};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ pub struct Outcome {
 /// The writer thread plus its signaller.
 pub struct Load {
     stop: Arc<AtomicBool>,
+    /// Writes the thread has attempted so far (its next sequence number).
+    outer: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<(u64, u64, u64, u64)>>,
     signaller: Option<Signaller>,
 }
@@ -46,6 +48,8 @@ impl Load {
     pub fn start(buf: &'static RingBuffer, ring: usize, signal_period: Duration) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
+        let outer = Arc::new(AtomicU64::new(0));
+        let progress = outer.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let mut w = buf.writer(ring).unwrap();
@@ -72,6 +76,7 @@ impl Load {
                     Err(e) => panic!("unexpected write error {e}"),
                 }
                 seq += 1;
+                progress.store(seq, Relaxed);
                 if seq % 64 == 0 {
                     std::thread::yield_now();
                 }
@@ -82,9 +87,17 @@ impl Load {
         let signaller = Signaller::start(buf, ring, target, signal_period);
         Load {
             stop,
+            outer,
             thread: Some(thread),
             signaller: Some(signaller),
         }
+    }
+
+    /// What the writers have done so far: (writes the thread attempted,
+    /// writes its signal handler attempted). A test runs its operations
+    /// until these reach the load it needs, instead of for a fixed time.
+    pub fn progress(&self) -> (u64, u64) {
+        (self.outer.load(Relaxed), sigwriter::SEQ.load(Relaxed))
     }
 
     /// Stops the signaller, then the writer; returns what they did.

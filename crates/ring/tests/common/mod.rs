@@ -94,6 +94,40 @@ pub fn drain(buf: &RingBuffer, ring: usize) -> Vec<(Decoded, u64, u64)> {
 pub mod load;
 pub mod sigwriter;
 
+/// How long a test waits for a state it needs before it calls itself hung.
+/// A hang guard only, never a performance bound: a test loops until its
+/// condition (a count of events, passes, signals) is reached, however slow
+/// the machine, and this is minutes beyond any plausible load.
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Fails a test that has waited [`HANG_GUARD`] for `what`, with the
+/// diagnostics `state` gives; the tests' loops call `check` once a turn.
+pub struct Hang {
+    start: std::time::Instant,
+    what: &'static str,
+}
+
+impl Hang {
+    /// Starts guarding a wait for `what`.
+    pub fn guard(what: &'static str) -> Hang {
+        Hang {
+            start: std::time::Instant::now(),
+            what,
+        }
+    }
+
+    /// Panics with `state()` once the guard has expired.
+    pub fn check(&self, state: impl FnOnce() -> String) {
+        if self.start.elapsed() > HANG_GUARD {
+            panic!(
+                "hung: waited {HANG_GUARD:?} for {} (a hang guard, not a time budget): {}",
+                self.what,
+                state()
+            );
+        }
+    }
+}
+
 /// A buffer with a `'static` address for writer threads and signal
 /// handlers, freed when dropped (after the test has joined its threads).
 pub struct Static(&'static RingBuffer);
