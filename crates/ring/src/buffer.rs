@@ -113,6 +113,13 @@ impl Config {
             .max(self.pages_per_ring)
     }
 
+    /// The most pages one ring can link: [`Config::max_pages`] plus every
+    /// page of the shared pool ([`Config::pool_pages`]), which one ring
+    /// may take alone.
+    pub fn max_ring_pages(&self) -> usize {
+        self.max_pages().saturating_add(self.pool_pages)
+    }
+
     /// Sets the page size.
     pub fn page_size(mut self, page_size: usize) -> Config {
         self.page_size = page_size;

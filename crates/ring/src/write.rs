@@ -83,6 +83,35 @@
 //!    only after an owner announced them, and while the owner is in flight
 //!    the commit point pins the tail, so no nested writer can lap the ring
 //!    and make the same link carry HEAD again (no ABA).
+//!    With a shared page pool (`Config::pool_pages`, `pool.rs`), a link
+//!    into the head page that carries HEAD (not UPDATE: then we help the
+//!    push) first grows the ring (`splice_pool_page`), in both modes; only
+//!    an empty pool goes on to the drop or the push above:
+//!      S0 pop a page X off the pool (a compare-and-swap on the pool's
+//!         tagged top). X is ours alone: in no ring, in no pool. Prepare it:
+//!         owner = this ring, emptied, X.link = head|HEAD, X.prev = tail.
+//!      S1 cmpxchg tail.link: head|HEAD (the exact word step G loaded,
+//!         tag included) -> X. This is the word the reader's swap
+//!         compare-and-swaps (`Consumer::swap`), so exactly one of the two
+//!         wins: if the reader swapped the head out first, or a nested
+//!         writer spliced or pushed first, ours fails, X goes back to the
+//!         pool, and the write retries from A. If ours wins, the reader's
+//!         fails and it looks for the head again: it finds HEAD on X.link
+//!         (`pool::link_into` walks on from the head's stale `prev`).
+//!      S2 head.prev = X (`fix_prev`: a compare-and-swap from the value
+//!         loaded before walking from X to the page that links to head).
+//!      then ring_pages += 1, and T1-T3 move the tail onto X.
+//!         nested between S0 and S1: it splices its own page (or pushes)
+//!         and our S1 fails. Nested between S1 and S2: it sees a NORMAL
+//!         link to X and moves the tail there; filling X it may splice Y
+//!         before head and fix head.prev to Y; our S2 then finds head.prev
+//!         == Y at the end of its walk (X -> Y -> head) and leaves it.
+//!         Nested after S2: our T1-T3 find the tail moved and leave it.
+//!         Killed between S0 and S1: X is leaked (one page of memory, no
+//!         event; see `pool.rs`). Killed after S1: X is in the ring and
+//!         holds nothing; `recover_dead_writer` fixes prev and the page
+//!         count from the links (`control::relink_prevs`).
+//!    The fast path never gets here: it never consults the pool.
 //! T1 next.write += 1 generation
 //! T2 if tail_page is still ours: cmpxchg next.write to offset 0, entries 0;
 //!    on success stamp the page with max(write_stamp, pending_stamp) and

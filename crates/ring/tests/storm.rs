@@ -72,13 +72,26 @@ thread_local! {
     // const-initialised, no destructor: safe to touch in a handler.
     static RING: Cell<usize> = const { Cell::new(usize::MAX) };
     static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// The thread's one-shot timers (`timer_t` as an address), one per
+    /// entry of `SIGNALS`, re-armed by their handler while `REARM` is set.
+    static TIMERS: Cell<[usize; 3]> = const { Cell::new([0; 3]) };
+    static REARM: Cell<bool> = const { Cell::new(false) };
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-extern "C" fn on_signal(_: libc::c_int) {
+extern "C" fn on_signal(signal: libc::c_int) {
     // SAFETY: errno is thread-local; saved and restored around the handler.
     let errno = unsafe { *libc::__errno_location() };
+    // The next shot, armed first: a one-shot timer re-armed by its handler
+    // fires only while the thread runs its handlers, so a descheduled
+    // thread is not flooded when it comes back (a periodic timer let
+    // signals pile up faster than a loaded machine ran the writer).
+    if REARM.with(|r| r.get()) {
+        if let Some(i) = SIGNALS.iter().position(|&s| libc::SIGRTMIN() + s == signal) {
+            Timer::arm(TIMERS.with(|t| t.get())[i] as libc::timer_t, PERIOD_NS);
+        }
+    }
     let ring = RING.with(|r| r.get());
     let buf = BUF.load(Acquire);
     if ring < MAX_WRITERS && !buf.is_null() {
@@ -160,17 +173,27 @@ impl Timer {
                 "timer_create: {}",
                 std::io::Error::last_os_error()
             );
-            let ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: period_ns,
-            };
-            let spec = libc::itimerspec {
-                it_interval: ts,
-                it_value: ts,
-            };
-            assert_eq!(libc::timer_settime(id, 0, &spec, std::ptr::null_mut()), 0);
+            Timer::arm(id, period_ns);
             Timer(id)
         }
+    }
+
+    /// One shot in `period_ns` (no interval: the handler re-arms).
+    /// Async-signal-safe: `timer_settime` only.
+    fn arm(id: libc::timer_t, period_ns: i64) {
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: period_ns,
+            },
+        };
+        // SAFETY: a timer of this thread, alive until `REARM` is cleared
+        // and the timers are deleted (`write_storm`).
+        unsafe { libc::timer_settime(id, 0, &spec, std::ptr::null_mut()) };
     }
 }
 
@@ -397,16 +420,42 @@ fn block_signals() {
     }
 }
 
+fn unblock_signals() {
+    // SAFETY: changes this thread's signal mask only.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in SIGNALS {
+            libc::sigaddset(&mut set, libc::SIGRTMIN() + s);
+        }
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// The thread's side: `n` events on ring `ring`, half through `reserve`
 /// and half through `write_with_fast` (with `write_with` when it says to
 /// start over). Returns (writes attempted, writes lost).
 fn write_storm(buf: &'static RingBuffer, ring: usize, n: u64) -> Result<(u64, u64), String> {
     let mut w = buf.writer(ring).map_err(|e| e.to_string())?;
     RING.with(|r| r.set(ring));
+    // Re-arming on from the first shot; the ids are in place before any
+    // timer exists (a handler of a timer not made yet is never run).
+    REARM.with(|r| r.set(true));
+    block_signals();
+    let mut ids = [0usize; 3];
     let timers: Vec<Timer> = SIGNALS
         .iter()
-        .map(|&s| Timer::start(libc::SIGRTMIN() + s, PERIOD_NS))
+        .enumerate()
+        .map(|(i, &s)| {
+            // Blocked until every id is stored, so that no handler reads
+            // the id of a timer before it is there.
+            let t = Timer::start(libc::SIGRTMIN() + s, PERIOD_NS);
+            ids[i] = t.0 as usize;
+            TIMERS.with(|c| c.set(ids));
+            t
+        })
         .collect();
+    unblock_signals();
     let mut scratch = [0u8; 128];
     let mut lost = 0;
     for seq in 0..n {
@@ -445,6 +494,8 @@ fn write_storm(buf: &'static RingBuffer, ring: usize, n: u64) -> Result<(u64, u6
             Err(e) => return Err(format!("ring {ring}: thread write {seq} failed: {e}")),
         }
     }
+    REARM.with(|r| r.set(false));
+    compiler_fence(SeqCst);
     drop(timers);
     RING.with(|r| r.set(usize::MAX));
     Ok((n, lost))

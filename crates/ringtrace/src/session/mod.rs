@@ -244,6 +244,12 @@ pub struct SessionConfig {
     pub contexts: usize,
     /// Data bytes per context ring (rounded up to whole pages, at least 2).
     pub bytes_per_context: usize,
+    /// Bytes of a page pool shared by all contexts (rounded up to whole
+    /// pages; 0: none): a context whose ring is full takes pages from it
+    /// before it overwrites or drops, so the pool goes to the contexts in
+    /// use, in proportion to what they write (`Config::pool_pages` of the
+    /// ring crate). Reserved with the rest of the session.
+    pub pool_bytes: usize,
     /// Page size (power of two, 4096 to 1 MiB).
     pub page_size: usize,
     /// Overwrite (flight recorder) or producer/consumer.
@@ -270,6 +276,7 @@ impl SessionConfig {
             name: name.to_string(),
             contexts: 64,
             bytes_per_context: 256 * 1024,
+            pool_bytes: 0,
             page_size: 4096,
             mode: Mode::ProducerConsumer,
             clock: ClockKind::Mono,
@@ -772,6 +779,10 @@ impl Session {
         let ring_cfg = Config::new(cfg.contexts)
             .page_size(cfg.page_size)
             .bytes_per_ring(cfg.bytes_per_context)
+            .pool_pages(
+                cfg.pool_bytes
+                    .div_ceil(ringtrace_ring::format::data_capacity(cfg.page_size.max(ringtrace_ring::format::MIN_PAGE_SIZE))),
+            )
             .mode(cfg.mode);
         // No room to grow: a session's rings are never resized, and every
         // byte of the file is reserved (`reserve`), so room for growth
