@@ -1,7 +1,8 @@
-//! Long storms in overwrite mode: several writer threads, each on its own
-//! ring of two or three pages, write as fast as they can while three
-//! `timer_create(SIGEV_THREAD_ID)` timers per thread fire real-time signals
-//! at them. Each signal's handler writes into the interrupted thread's ring
+//! Long storms in overwrite mode (and, with a shared page pool, in both
+//! modes): several writer threads, each on its own ring of two or three
+//! pages, write as fast as they can while three one-shot
+//! `timer_create(SIGEV_THREAD_ID)` timers per thread, re-armed by their
+//! handler, fire real-time signals at them. Each signal's handler writes into the interrupted thread's ring
 //! and may itself be interrupted by the other two signals, so writes nest up
 //! to four deep (the thread and three handlers). A reader thread consumes
 //! every ring while they write.
@@ -262,7 +263,14 @@ impl Seen {
 
 /// One storm: `writers` threads on rings of `pages` pages, `per_writer`
 /// thread events each. Returns a summary line, or what went wrong.
-fn storm(writers: usize, pages: usize, per_writer: u64, large: bool) -> Result<String, String> {
+fn storm(
+    writers: usize,
+    pages: usize,
+    per_writer: u64,
+    large: bool,
+    mode: Mode,
+    pool: usize,
+) -> Result<String, String> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     LARGE_NESTED.store(large, Relaxed);
     install_handlers();
@@ -281,7 +289,8 @@ fn storm(writers: usize, pages: usize, per_writer: u64, large: bool) -> Result<S
     let buf = common::Static::new(
         Config::new(writers)
             .pages_per_ring(pages)
-            .mode(Mode::Overwrite),
+            .pool_pages(pool)
+            .mode(mode),
     );
     let buf = buf_ref(&buf);
     BUF.store(buf as *const RingBuffer as *mut RingBuffer, Release);
@@ -385,9 +394,23 @@ fn storm(writers: usize, pages: usize, per_writer: u64, large: bool) -> Result<S
         if s.corruptions != 0 {
             return Err(format!("{ctx}: corruption"));
         }
-        if c.in_write.load(Relaxed) == 0 || s.overrun == 0 {
+        let full = match mode {
+            Mode::Overwrite => s.overrun,
+            Mode::ProducerConsumer => s.dropped,
+        };
+        // In producer/consumer mode most thread writes are drops once the
+        // pool is empty, which end before a signal can find them inside a
+        // write: there the run as a whole must have nested writes.
+        let nested_in_write = match mode {
+            Mode::Overwrite => c.in_write.load(Relaxed),
+            Mode::ProducerConsumer => COUNTS[..writers]
+                .iter()
+                .map(|c| c.in_write.load(Relaxed))
+                .sum(),
+        };
+        if nested_in_write == 0 || c.nested_ok.load(Relaxed) == 0 || full == 0 {
             return Err(format!(
-                "{ctx}: the storm did not storm (no nested write, or no overrun)"
+                "{ctx}: the storm did not storm (no nested write, or no overrun or drop)"
             ));
         }
         summary.push(format!(
@@ -400,6 +423,20 @@ fn storm(writers: usize, pages: usize, per_writer: u64, large: bool) -> Result<S
             c.signals.load(Relaxed),
             c.in_write.load(Relaxed)
         ));
+    }
+    // The pool went to the rings (every ring filled, so it is empty), and
+    // no page was lost or linked twice.
+    let ring_pages: usize = (0..writers).map(|r| buf.ring_pages(r).unwrap()).sum();
+    if pool != 0 && (buf.pool_free_pages() != 0 || ring_pages != writers * pages + pool) {
+        return Err(format!(
+            "pool: {} pages free, {ring_pages} in the rings, of {}",
+            buf.pool_free_pages(),
+            writers * pages + pool
+        ));
+    }
+    for ring in 0..writers {
+        buf.check_quiet_ring(ring)
+            .map_err(|e| format!("ring {ring}: {e}"))?;
     }
     Ok(summary.join("\n"))
 }
@@ -509,8 +546,12 @@ fn total_events() -> u64 {
 }
 
 fn run(writers: usize, pages: usize, large: bool) {
+    run_with(writers, pages, large, Mode::Overwrite, 0);
+}
+
+fn run_with(writers: usize, pages: usize, large: bool, mode: Mode, pool: usize) {
     let per_writer = total_events() / writers as u64;
-    match storm(writers, pages, per_writer, large) {
+    match storm(writers, pages, per_writer, large, mode, pool) {
         Ok(summary) => println!("{writers} writers, {pages} pages:\n{summary}"),
         Err(e) => panic!("{writers} writers, {pages} pages: {e}"),
     }
@@ -540,4 +581,18 @@ fn storm_with_commit_overruns() {
     run(2, 2, true);
     run(4, 2, true);
     run(3, 3, true);
+}
+
+/// Rings of 2 pages growing from a shared pool (`Config::pool_pages`)
+/// while the handlers nest into the writes, in both modes: the splice's
+/// steps are taken by outer and nested writers alike, against the reader's
+/// swaps; then, the pool empty, the rings overwrite or drop as before. No
+/// late report, exact totals, every byte; the pool's pages all end up in
+/// the rings, each linked once.
+#[test]
+fn storm_with_a_page_pool() {
+    for mode in [Mode::Overwrite, Mode::ProducerConsumer] {
+        run_with(3, 2, false, mode, 24);
+        run_with(2, 2, true, mode, 10);
+    }
 }
