@@ -1090,7 +1090,6 @@ impl RingBuffer {
     /// one that fails should not be read (see [`RingBuffer::mute_ring`]).
     ///
     /// Bounded: at most two walks of the ring's slots.
-    #[cfg(not(loom))]
     pub fn check_quiet_ring(&self, ring: usize) -> Result<(), ControlError> {
         let r = self.check(ring)?;
         let region = self.region();

@@ -463,7 +463,8 @@ fn check_after_kill(buf: &RingBuffer, log: &Log) -> Result<(), String> {
         // count behind: repaired. The ring's pages, the pool's free ones
         // and the pages writers killed between S0 and S1 held (one per
         // write level in flight, at most) add up to all pages.
-        buf.check_quiet_ring(0).map_err(|e| format!("after repair: {e}"))?;
+        buf.check_quiet_ring(0)
+            .map_err(|e| format!("after repair: {e}"))?;
         let pages = buf.ring_pages(0).map_err(|e| e.to_string())? + buf.pool_free_pages();
         let all = buf.config().pages_per_ring + buf.config().pool_pages;
         let in_flight = log.in_flight.load(SeqCst) as usize;

@@ -599,12 +599,11 @@ impl<'a> Consumer<'a> {
             // a pool page in before `after` since our swap (`after` is the
             // head now) has set the true predecessor (`write::fix_prev`),
             // which we must not overwrite.
-            let _ = self.region.page(after).prev.compare_exchange(
-                head,
-                rp,
-                Release,
-                Relaxed,
-            );
+            let _ = self
+                .region
+                .page(after)
+                .prev
+                .compare_exchange(head, rp, Release, Relaxed);
             r.head_page.store(after, Relaxed);
             r.reader_page.store(head, Relaxed);
             r.pages_read

@@ -1773,10 +1773,7 @@ pub(crate) fn fix_prev(region: &Region, from: u32, head: u32) {
         }
         // Release: pairs with the Acquire load of `prev` in
         // `Writer::is_reader_page`: the link of `q` into `head` is seen.
-        if hp.prev
-            .compare_exchange(seen, q, Release, Relaxed)
-            .is_ok()
-        {
+        if hp.prev.compare_exchange(seen, q, Release, Relaxed).is_ok() {
             return;
         }
     }

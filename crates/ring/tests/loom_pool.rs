@@ -15,7 +15,8 @@
 //! each reported loss; the losses reported plus the pending ones equal
 //! `overrun + dropped + commit_overrun`; `written == read + overrun +
 //! dropped + commit_overrun` once drained; no page is lost or linked twice
-//! (the ring's pages plus the pool's free ones are all the pages).
+//! (the ring's pages plus the pool's free ones are all the pages; the
+//! links close a ring with one HEAD and every `prev` right).
 //!
 //! Run with `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test
 //! --release -p ringtrace-ring --test loom_pool`.
@@ -130,13 +131,16 @@ fn model(mode: Mode, label: Option<Label>, writes: u32) {
         assert_eq!(s.entries, 0, "{s:?}");
         assert_eq!(s.corruptions, 0, "{s:?}");
         // No page lost or linked twice: the ring's pages and the pool's
-        // free ones are all 3.
+        // free ones are all 3, and the links close a ring with one HEAD,
+        // every `prev` right.
         assert_eq!(
             buf.ring_pages(0).unwrap() + buf.pool_free_pages(),
             3,
             "{}",
             buf.debug_state(0)
         );
+        buf.check_quiet_ring(0)
+            .unwrap_or_else(|e| panic!("{e}: {}", buf.debug_state(0)));
     });
 }
 

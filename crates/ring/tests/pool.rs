@@ -60,7 +60,10 @@ fn pc_ring_takes_the_whole_pool_before_it_drops() {
     let events = drain(&buf, 2);
     assert_eq!(events.len() as u64, attempted - 1);
     for (i, (d, ts, lost)) in events.iter().enumerate() {
-        assert_eq!((d.seq, d.reference, *ts, *lost), (i as u64, 2, i as u64 + 1, 0));
+        assert_eq!(
+            (d.seq, d.reference, *ts, *lost),
+            (i as u64, 2, i as u64 + 1, 0)
+        );
     }
     assert_eq!(buf.consumer(2).unwrap().pending_losses(), 1);
     assert_identity(&buf.stats(2).unwrap(), 0);
@@ -161,13 +164,8 @@ fn overwrite_ring_grows_then_overwrites() {
 #[test]
 fn reader_during_growth() {
     for mode in [Mode::Overwrite, Mode::ProducerConsumer] {
-        let buf = RingBuffer::new(
-            Config::new(2)
-                .pages_per_ring(2)
-                .pool_pages(30)
-                .mode(mode),
-        )
-        .unwrap();
+        let buf =
+            RingBuffer::new(Config::new(2).pages_per_ring(2).pool_pages(30).mode(mode)).unwrap();
         let done = AtomicBool::new(false);
         const EVENTS: u64 = 200_000;
         let (written, read, lost) = std::thread::scope(|s| {

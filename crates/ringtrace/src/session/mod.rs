@@ -781,7 +781,9 @@ impl Session {
             .bytes_per_ring(cfg.bytes_per_context)
             .pool_pages(
                 cfg.pool_bytes
-                    .div_ceil(ringtrace_ring::format::data_capacity(cfg.page_size.max(ringtrace_ring::format::MIN_PAGE_SIZE))),
+                    .div_ceil(ringtrace_ring::format::data_capacity(
+                        cfg.page_size.max(ringtrace_ring::format::MIN_PAGE_SIZE),
+                    )),
             )
             .mode(cfg.mode);
         // No room to grow: a session's rings are never resized, and every
