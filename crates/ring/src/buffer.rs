@@ -659,8 +659,12 @@ impl RingBuffer {
             m.r.head_page.load(Relaxed),
             m.r.read_offset.load(Relaxed)
         );
-        for i in 0..g.slots_per_ring {
-            let p = g.page_index(ring as u32, i);
+        // Its own slots, then the pool pages it took.
+        let pool = (g.pool_first()..g.nr_pages).filter(|&p| self.region.owns(ring as u32, p));
+        for p in (0..g.slots_per_ring)
+            .map(|i| g.page_index(ring as u32, i))
+            .chain(pool)
+        {
             let pm = self.region.page(p);
             let l = pm.link.load(Relaxed);
             out += &format!(
