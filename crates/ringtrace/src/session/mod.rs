@@ -1897,6 +1897,61 @@ mod tests {
         assert_ne!(again.path(), s.path());
     }
 
+    /// A session with a page pool: the pool is in the ring region, whose
+    /// every byte is reserved with the rest; a process that opens the
+    /// session sees it, and one context can take all of it.
+    #[test]
+    fn pool_bytes_are_reserved_and_shared() {
+        use std::os::unix::fs::MetadataExt as _;
+        let d = tempfile::tempdir().unwrap();
+        let cap = ringtrace_ring::format::data_capacity(4096);
+        let s = Session::create(&SessionConfig {
+            pool_bytes: 10 * cap,
+            mode: Mode::ProducerConsumer,
+            ..cfg(d.path())
+        })
+        .unwrap();
+        let rings = Config::new(2)
+            .bytes_per_ring(8192)
+            .pool_pages(10)
+            .mode(Mode::ProducerConsumer);
+        let fixed = rings.max_pages_per_ring(rings.pages_per_ring);
+        assert_eq!(
+            s.layout().ring_size,
+            RingBuffer::region_size(&fixed).unwrap()
+        );
+        let meta = s.file().metadata().unwrap();
+        assert!(
+            meta.blocks() * 512 >= meta.len(),
+            "all of the file is reserved"
+        );
+        let o = Session::open(s.path()).unwrap();
+        let buf = o.ring_buffer();
+        assert_eq!(buf.config().pool_pages, 10);
+        let own = buf.ring_pages(1).unwrap();
+        let mut w = buf.writer(1).unwrap();
+        let mut n = 0u64;
+        while w.write(n, &[9; 200]).is_ok() {
+            n += 1;
+        }
+        assert_eq!(buf.ring_pages(1).unwrap(), own + 10);
+        assert_eq!(s.ring_buffer().pool_free_pages(), 0);
+        drop(w);
+        let mut c = buf.consumer(1).unwrap();
+        let mut read = 0;
+        while let Some(ev) = c.consume().unwrap() {
+            assert_eq!((ev.timestamp, &ev.payload[..200]), (read, &[9u8; 200][..]));
+            read += 1;
+        }
+        assert_eq!(read, n);
+        let st = buf.stats(1).unwrap();
+        assert_eq!((st.committed, st.read, st.dropped), (n, n, 1));
+        assert_eq!(
+            st.written,
+            st.read + st.overrun + st.dropped + st.commit_overrun + st.entries
+        );
+    }
+
     #[test]
     fn full_tables_refuse_and_count_and_bad_entries_are_skipped() {
         let d = tempfile::tempdir().unwrap();
