@@ -138,8 +138,9 @@ pub(crate) fn free_pages(region: &Region) -> u32 {
 /// `from` that points to `page`. A pool splice links a page in before the
 /// head page and only then fixes the head's `prev` (step S2 in `write.rs`),
 /// so a reader may find `prev` one splice behind (or one per write level
-/// in flight, nested); the walk covers those. `None` when no page within
-/// that reach links to `page`.
+/// in flight, nested: each level's own S2 is pending at most once); the
+/// walk covers those. `None` when no page within that reach links to
+/// `page`.
 pub(crate) fn link_into(region: &Region, page: u32, from: u32) -> Option<(u32, u64)> {
     let nr_pages = region.geometry().nr_pages;
     let mut q = from;

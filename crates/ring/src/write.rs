@@ -1746,8 +1746,11 @@ enum Splice {
 /// compare-and-swap from the old head, so neither side overwrites the
 /// other's newer answer. When the walk does not find `head` (the reader
 /// swapped it out of the ring: its `prev` then matters to nobody until the
-/// reader splices it back, and sets it), nothing is stored. Bounded: at
-/// most one splice per write level lies between `from` and `head`.
+/// reader splices it back, and sets it), nothing is stored. Bounded walk:
+/// pages between `from` and `head` were spliced by nested writes that
+/// interrupted us, each of which fixed `prev` itself (the last one's walk
+/// is one link); a walk that does not reach `head` within the bound
+/// leaves their answer.
 pub(crate) fn fix_prev(region: &Region, from: u32, head: u32) {
     let nr_pages = region.geometry().nr_pages;
     let hp = region.page(head);
