@@ -133,9 +133,11 @@ pub struct RecordArgs {
     #[arg(long, default_value_t = 64)]
     pub contexts: usize,
     /// Flight recorder: overwrite mode keeping about the last MB megabytes
-    /// (all contexts together), read only when the program ends or when
-    /// ringtrace gets SIGUSR1 (then the output file is rewritten). Implies
-    /// --take-over-exited.
+    /// in total over the contexts in use, whatever their number (each
+    /// context starts with a ring of 2 pages and grows from a pool shared
+    /// by all, so a context that writes more keeps more); read only when
+    /// the program ends or when ringtrace gets SIGUSR1 (then the output
+    /// file is rewritten). Implies --take-over-exited; -b is ignored.
     #[arg(long, value_name = "MB", num_args = 0..=1, default_missing_value = "16")]
     pub flight_recorder: Option<usize>,
     /// Overwrite mode: when every context is taken, a new thread of the
@@ -755,8 +757,9 @@ pub fn record(a: RecordArgs) -> Result<u8> {
     if let Some(mb) = a.flight_recorder {
         cfg.mode = Mode::Overwrite;
         cfg.take_over_exited = true;
-        cfg.bytes_per_context =
-            (mb.saturating_mul(1 << 20) / a.contexts.max(1)).max(2 * a.page_size);
+        let (per_context, pool) = flight_recorder_split(mb, a.contexts, a.page_size);
+        cfg.bytes_per_context = per_context;
+        cfg.pool_bytes = pool;
     }
     let session = Session::create(&cfg)?;
     session.set_recorder_pid(std::process::id());
@@ -776,6 +779,22 @@ pub fn record(a: RecordArgs) -> Result<u8> {
         let _ = std::fs::remove_file(&path);
     }
     result
+}
+
+/// `--flight-recorder MB` over `contexts` contexts of `page_size`-byte
+/// pages: (data bytes of each context's ring, data bytes of the shared
+/// pool). Each ring has the least the write protocol needs, 2 pages (the
+/// kernel's minimum); the pool holds the rest of the MB megabytes' pages,
+/// and a ring that fills takes pages from it before it overwrites: the MB
+/// are shared by the contexts in use. (Each context's reader page and the
+/// spare slots of the ring layout come on top, as a fixed cost per
+/// context.) With fewer pages than 2 per context, there is no pool.
+fn flight_recorder_split(mb: usize, contexts: usize, page_size: usize) -> (usize, usize) {
+    let page_size = page_size.max(ringtrace_ring::format::MIN_PAGE_SIZE);
+    let cap = ringtrace_ring::format::data_capacity(page_size);
+    let pages = mb.saturating_mul(1 << 20) / page_size;
+    let pool = pages.saturating_sub(contexts.max(1).saturating_mul(2));
+    (2 * cap, pool.saturating_mul(cap))
 }
 
 /// How a recording ended.

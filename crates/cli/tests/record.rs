@@ -710,6 +710,64 @@ fn the_summary_explains_loss_and_what_holds_it() {
     }
 }
 
+/// `record --flight-recorder MB -o OUT` of `threads` threads writing
+/// `n` events each, far more than MB megabytes; returns the trace's size
+/// in bytes and each thread's kept sequence numbers.
+fn flight_record(dir: &Path, mb: u64, threads: u32, n: u64) -> (u64, BTreeMap<u32, Vec<u64>>) {
+    let out = dir.join(format!("fr-{threads}.dat"));
+    let me = me();
+    ok(&[
+        "record",
+        "--flight-recorder",
+        &mb.to_string(),
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+        me.to_str().unwrap(),
+        "prog",
+        "burst",
+        &threads.to_string(),
+        &n.to_string(),
+    ]);
+    let size = std::fs::metadata(&out).unwrap().len();
+    (size, by_thread(&seqs(&report_lines(&out))))
+}
+
+/// `--flight-recorder N` keeps about N MB in total over the contexts in
+/// use, whatever their number: with 4 threads of the 64 possible
+/// contexts, and with 1, the trace holds close to N MB of pages (split
+/// over 64 contexts, 4 threads kept 4/64 = 1/16 of it, 1 thread 1/64),
+/// and each thread's newest events, without a gap.
+fn flight_recorder_keeps_n_mb_over_the_contexts_in_use() {
+    let d = tempfile::tempdir().unwrap();
+    let mb = 4u64;
+    let asked = mb << 20;
+    for (threads, n) in [(4u32, 250_000u64), (1, 1_000_000)] {
+        let (size, kept) = flight_record(d.path(), mb, threads, n);
+        let events: usize = kept.values().map(Vec::len).sum();
+        println!(
+            "  {threads} threads: trace of {size} bytes for {mb} MB asked ({events} events \
+             kept; split over 64 contexts it would hold {} bytes of pages)",
+            asked * u64::from(threads) / 64
+        );
+        // The trace holds the pages kept plus some KB of formats and
+        // metadata; the pages are N MB less the 2-page rings of the
+        // contexts not in use and the pages being written.
+        assert!(size >= asked * 3 / 4, "{threads} threads: {size} bytes");
+        assert!(size <= asked + (1 << 20), "{threads} threads: {size} bytes");
+        assert_eq!(kept.len(), threads as usize);
+        for (w, seqs) in &kept {
+            assert_eq!(*seqs.last().unwrap(), n - 1, "thread {w}: the newest kept");
+            let first = seqs[0];
+            assert_eq!(
+                seqs.len() as u64,
+                n - first,
+                "thread {w}: no gap from {first} on"
+            );
+        }
+    }
+}
+
 /// No session file's name holds `name` (the file is `ringtrace-PID-NAME`,
 /// perhaps with a random suffix).
 fn no_session_named(name: &str) -> bool {
@@ -850,6 +908,10 @@ fn main() {
             command_line_failures_are_clear,
         ),
         ("the_demo_can_be_recorded", the_demo_can_be_recorded),
+        (
+            "flight_recorder_keeps_n_mb_over_the_contexts_in_use",
+            flight_recorder_keeps_n_mb_over_the_contexts_in_use,
+        ),
         (
             "the_summary_explains_loss_and_what_holds_it",
             the_summary_explains_loss_and_what_holds_it,

@@ -1150,7 +1150,8 @@ fn flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1() {
     let d = tempfile::tempdir().unwrap();
     let dat = d.path().join("fr.dat");
     let me = me();
-    // 1 MB over 8 contexts: 128 KiB per ring, far less than 60000 events.
+    // 1 MB in all (a pool shared by the contexts in use), far less than
+    // 60000 events.
     let o = ok(&[
         "record",
         "--flight-recorder",

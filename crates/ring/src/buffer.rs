@@ -34,6 +34,8 @@ pub struct Config {
     pub page_size: usize,
     /// Overwrite or producer/consumer.
     pub mode: Mode,
+    /// Pages of the shared pool (see [`Config::pool_pages`]); 0: none.
+    pub pool_pages: usize,
 }
 
 impl Config {
@@ -45,7 +47,44 @@ impl Config {
             max_pages_per_ring: None,
             page_size: 4096,
             mode: Mode::Overwrite,
+            pool_pages: 0,
         }
+    }
+
+    /// Sets the pages of a pool shared by all rings. A writer whose ring is
+    /// full takes a page from the pool and splices it into its ring,
+    /// instead of overwriting its oldest page (overwrite mode) or dropping
+    /// the event (producer/consumer mode); only once the pool is empty does
+    /// it overwrite or drop. A page taken stays in its ring for good (also
+    /// when another thread later writes that ring). So with small rings and
+    /// a large pool, the memory goes to the rings that write, in
+    /// proportion to what they write, whatever their number: the flight
+    /// recorder of a few busy threads among many possible ones.
+    ///
+    /// Resizing and snapshot swaps ([`RingBuffer::resize`],
+    /// [`RingBuffer::swap_ring`]) are refused on a buffer with a pool.
+    ///
+    /// ```
+    /// use ringtrace_ring::{Config, Mode, RingBuffer};
+    /// // 4 rings of 2 pages each, and 12 pages for whichever rings need them.
+    /// let buf = RingBuffer::new(Config::new(4).pages_per_ring(2).pool_pages(12)
+    ///     .mode(Mode::ProducerConsumer)).unwrap();
+    /// let mut w = buf.writer(0).unwrap();
+    /// let mut n = 0u64;
+    /// while w.write(n, &[7; 100]).is_ok() {
+    ///     n += 1;
+    /// }
+    /// // Ring 0 took the whole pool before it dropped: 14 pages of events.
+    /// assert_eq!(buf.ring_pages(0).unwrap(), 14);
+    /// assert_eq!(buf.pool_free_pages(), 0);
+    /// let s = buf.stats(0).unwrap();
+    /// assert_eq!(s.dropped, 1);
+    /// assert_eq!(s.entries, n);
+    /// assert_eq!(s.written, s.read + s.overrun + s.dropped + s.commit_overrun + s.entries);
+    /// ```
+    pub fn pool_pages(mut self, pages: usize) -> Config {
+        self.pool_pages = pages;
+        self
     }
 
     /// Sets the number of pages per ring.
@@ -72,6 +111,13 @@ impl Config {
         self.max_pages_per_ring
             .unwrap_or(self.pages_per_ring.saturating_mul(4))
             .max(self.pages_per_ring)
+    }
+
+    /// The most pages one ring can link: [`Config::max_pages`] plus every
+    /// page of the shared pool ([`Config::pool_pages`]), which one ring
+    /// may take alone.
+    pub fn max_ring_pages(&self) -> usize {
+        self.max_pages().saturating_add(self.pool_pages)
     }
 
     /// Sets the page size.
@@ -294,6 +340,7 @@ impl RingBuffer {
             pages_per_ring: g.pages_per_ring as usize,
             max_pages_per_ring: Some(g.max_pages_per_ring as usize),
             page_size: g.page_size as usize,
+            pool_pages: g.pool_pages as usize,
             mode: if region.state().mode.load(Relaxed) == 0 {
                 Mode::Overwrite
             } else {
@@ -340,6 +387,7 @@ impl RingBuffer {
             u32::try_from(config.pages_per_ring).map_err(|_| too_large())?,
             u32::try_from(config.max_pages()).map_err(|_| too_large())?,
             config.page_size as u32,
+            u32::try_from(config.pool_pages).map_err(|_| too_large())?,
         )
         .ok_or_else(too_large)
     }
@@ -354,6 +402,7 @@ impl RingBuffer {
         for ring in 0..geometry.nr_rings {
             buf.init_ring(ring);
         }
+        crate::pool::init(&buf.region);
         buf
     }
 
@@ -397,6 +446,12 @@ impl RingBuffer {
             free = slot;
         }
         meta.ctl.free_head.store(free, Relaxed);
+    }
+
+    /// Pages left in the shared pool ([`Config::pool_pages`]): a snapshot,
+    /// which writers taking pages make stale at once.
+    pub fn pool_free_pages(&self) -> usize {
+        crate::pool::free_pages(&self.region) as usize
     }
 
     pub(crate) fn region(&self) -> &Region {
@@ -604,8 +659,12 @@ impl RingBuffer {
             m.r.head_page.load(Relaxed),
             m.r.read_offset.load(Relaxed)
         );
-        for i in 0..g.slots_per_ring {
-            let p = g.page_index(ring as u32, i);
+        // Its own slots, then the pool pages it took.
+        let pool = (g.pool_first()..g.nr_pages).filter(|&p| self.region.owns(ring as u32, p));
+        for p in (0..g.slots_per_ring)
+            .map(|i| g.page_index(ring as u32, i))
+            .chain(pool)
+        {
             let pm = self.region.page(p);
             let l = pm.link.load(Relaxed);
             out += &format!(

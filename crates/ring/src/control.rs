@@ -133,8 +133,8 @@ fn ring_list(buf: &RingBuffer, ring: u32) -> Result<(Vec<u32>, u64), ControlErro
     // Any ring page leads to the head; start from the hint.
     let mut p = meta.r.head_page.load(Relaxed);
     let mut head = None;
-    for _ in 0..=g.slots_per_ring {
-        if !g.owns(ring, p) {
+    for _ in 0..=g.ring_bound() {
+        if !region.owns(ring, p) {
             return Err(corrupt("page link out of range"));
         }
         let l = region.page(p).link.load(Acquire);
@@ -145,14 +145,14 @@ fn ring_list(buf: &RingBuffer, ring: u32) -> Result<(Vec<u32>, u64), ControlErro
         p = link_page(l);
     }
     let (head, tag) = head.ok_or_else(|| corrupt("no page carries the HEAD flag"))?;
-    if !g.owns(ring, head) {
+    if !region.owns(ring, head) {
         return Err(corrupt("page link out of range"));
     }
     let mut list = vec![head];
     let mut p = head;
-    for _ in 0..=g.slots_per_ring {
+    for _ in 0..=g.ring_bound() {
         let next = link_page(region.page(p).link.load(Acquire));
-        if !g.owns(ring, next) {
+        if !region.owns(ring, next) {
             return Err(corrupt("page link out of range"));
         }
         if next == head {
@@ -162,6 +162,15 @@ fn ring_list(buf: &RingBuffer, ring: u32) -> Result<(Vec<u32>, u64), ControlErro
         p = next;
     }
     Err(corrupt("page links do not close the ring"))
+}
+
+/// Every page ring `ring` owns: its own slots (in the ring, the reader's,
+/// free or lent) and the pool pages spliced into it.
+fn ring_pages_all(region: &Region, ring: u32) -> impl Iterator<Item = u32> + '_ {
+    let g = *region.geometry();
+    (0..g.slots_per_ring)
+        .map(move |i| g.page_index(ring, i))
+        .chain((g.pool_first()..g.nr_pages).filter(move |&p| region.owns(ring, p)))
 }
 
 /// Links `list` into a circle with HEAD (tag `tag`) on the link into
@@ -191,7 +200,7 @@ pub(crate) fn pop_free(meta: &RingMeta, region: &Region, ring: u32) -> Option<u3
     if head == NO_SLOT {
         return None;
     }
-    if !region.geometry().owns(ring, head) {
+    if !region.geometry().owns_slot(ring, head) {
         meta.slow.corruptions.fetch_add(1, Relaxed);
         meta.ctl.free_head.store(NO_SLOT, Relaxed);
         return None;
@@ -339,8 +348,7 @@ impl RingBuffer {
         // Close the commit page into the writer-side totals: its events are
         // committed (nothing is in flight).
         let cp = meta.w.commit_page.load(Relaxed);
-        let g = region.geometry();
-        if !g.owns(ring, cp) || !g.owns(ring, meta.r.reader_page.load(Relaxed)) {
+        if !region.owns(ring, cp) || !region.owns(ring, meta.r.reader_page.load(Relaxed)) {
             meta.slow.corruptions.fetch_add(1, Relaxed);
             return Err(ControlError::Corrupt {
                 ring: ring as usize,
@@ -439,6 +447,12 @@ impl RingBuffer {
     pub fn resize(&self, ring: usize, pages: usize) -> Result<(), ControlError> {
         let r = self.check(ring)?;
         let g = *self.region().geometry();
+        if g.pool_pages != 0 {
+            return Err(ControlError::HasPool {
+                ring,
+                what: "resize",
+            });
+        }
         let lent = self.region().ring(r).ctl.lent.load(Relaxed) as usize;
         let max = (g.max_pages_per_ring as usize)
             .saturating_sub(lent.saturating_sub(crate::layout::SPARE_SLOTS as usize));
@@ -543,7 +557,7 @@ impl RingBuffer {
                 // The tail is on the reader's page, which links to the head.
                 let rp = meta.r.reader_page.load(Relaxed);
                 // Checked: shared memory may have been scribbled on.
-                if region.geometry().owns(ring, rp) {
+                if region.geometry().owns_slot(ring, rp) {
                     region
                         .page(rp)
                         .link
@@ -577,6 +591,9 @@ impl RingBuffer {
         let r = self.check(ring)?;
         other.check(ring)?;
         let (ga, gb) = (self.region().geometry(), other.region().geometry());
+        if ga.pool_pages != 0 || gb.pool_pages != 0 {
+            return Err(ControlError::HasPool { ring, what: "swap" });
+        }
         if ga.slots_per_ring != gb.slots_per_ring || ga.page_size != gb.page_size {
             return Err(ControlError::Mismatch {
                 ring,
@@ -616,7 +633,7 @@ impl RingBuffer {
             let (list, _) = ring_list(buf, r)?;
             let reader = m.r.reader_page.load(Relaxed);
             for p in list.into_iter().chain(std::iter::once(reader)) {
-                if ga.owns(r, p) {
+                if ga.owns_slot(r, p) {
                     used[(p - first) as usize] = true;
                 }
             }
@@ -690,7 +707,7 @@ impl RingBuffer {
         };
         let cp = meta.w.commit_page.load(Acquire);
         let tail = meta.w.tail_page.load(Acquire);
-        if !g.owns(r, cp) || !g.owns(r, tail) {
+        if !region.owns(r, cp) || !region.owns(r, tail) {
             return Err(corrupt("commit or tail page out of range"));
         }
         // Events committed on the commit page: decode up to its commit.
@@ -723,14 +740,14 @@ impl RingBuffer {
         // killed writer had counted it, so that the notes' reconciliation
         // below sees the push's notes in `overrun_noted`.
         let mut p = cp;
-        for _ in 0..g.slots_per_ring {
+        for _ in 0..g.ring_bound() {
             let l = region.page(p).link.load(Acquire);
             if link_flag(l) == crate::layout::UPDATE {
                 crate::write::count_push(&meta.slow);
                 break;
             }
             p = link_page(l);
-            if !g.owns(r, p) {
+            if !region.owns(r, p) {
                 return Err(corrupt("page link out of range"));
             }
             if p == cp {
@@ -751,12 +768,12 @@ impl RingBuffer {
         let mut moved = 0u64;
         // Pages the tail reached past the commit page: nothing committed.
         let mut p = cp;
-        for _ in 0..g.slots_per_ring {
+        for _ in 0..g.ring_bound() {
             if p == tail {
                 break;
             }
             p = link_page(region.page(p).link.load(Acquire));
-            if !g.owns(r, p) {
+            if !region.owns(r, p) {
                 return Err(corrupt("page link out of range"));
             }
             lost += write_entries(region.page(p).write.load(Relaxed));
@@ -804,7 +821,7 @@ impl RingBuffer {
         let mut updating = None;
         let mut heads = 0;
         let mut p = cp;
-        for _ in 0..g.slots_per_ring {
+        for _ in 0..g.ring_bound() {
             let l = region.page(p).link.load(Acquire);
             match link_flag(l) {
                 HEAD => heads += 1,
@@ -812,7 +829,7 @@ impl RingBuffer {
                 _ => {}
             }
             p = link_page(l);
-            if !g.owns(r, p) {
+            if !region.owns(r, p) {
                 return Err(corrupt("page link out of range"));
             }
             if p == cp {
@@ -822,7 +839,7 @@ impl RingBuffer {
         if let Some(u) = updating {
             let l = region.page(u).link.load(Relaxed);
             let target = link_page(l);
-            if !g.owns(r, target) {
+            if !region.owns(r, target) {
                 return Err(corrupt("page link out of range"));
             }
             region
@@ -848,6 +865,9 @@ impl RingBuffer {
             less(&w.closed_bytes, commit as u64);
             less(&w.closed_pages, 1);
         }
+        // A pool splice cut short after its S1 (the head page's `prev` not
+        // fixed, the page count not raised): fix both from the links.
+        relink_prevs(region, meta, r);
         page.lost_at_end
             .fetch_add(lost.saturating_add(moved).saturating_add(unnoted), Relaxed);
         meta.slow.dropped.fetch_add(lost, Relaxed);
@@ -855,6 +875,44 @@ impl RingBuffer {
         meta.w.committing.store(0, Release);
         meta.w.owner.store(0, Release);
         Ok(lost)
+    }
+}
+
+/// Sets every ring page's `prev` to the page that links to it, and the
+/// ring's page count to the pages linked, walking from the page whose link
+/// carries HEAD: the repair of a writer killed inside a pool splice (steps
+/// S1 and S2 in `write.rs`). Under `busy`, with the ring's writer dead.
+/// Leaves the ring as it is when its links do not close a ring.
+fn relink_prevs(region: &Region, meta: &RingMeta, ring: u32) {
+    let g = region.geometry();
+    let mut p = meta.r.head_page.load(Relaxed);
+    let mut start = None;
+    for _ in 0..=g.ring_bound() {
+        if !region.owns(ring, p) {
+            return;
+        }
+        let l = region.page(p).link.load(Acquire);
+        if link_flag(l) == HEAD {
+            start = Some(p);
+            break;
+        }
+        p = link_page(l);
+    }
+    let Some(start) = start else { return };
+    let mut p = start;
+    let mut pages = 0u32;
+    for _ in 0..=g.ring_bound() {
+        let next = link_page(region.page(p).link.load(Acquire));
+        if !region.owns(ring, next) {
+            return;
+        }
+        region.page(next).prev.store(p, Release);
+        pages += 1;
+        if next == start {
+            meta.ctl.ring_pages.store(pages, Relaxed);
+            return;
+        }
+        p = next;
     }
 }
 
@@ -881,7 +939,7 @@ fn closed_twice(region: &Region, meta: &RingMeta, ring: u32, cp: u32, entries: u
     let cap = crate::format::data_capacity(g.page_size as usize);
     let r = &meta.r;
     let rp = r.reader_page.load(Relaxed);
-    if entries == 0 || !g.owns(ring, rp) {
+    if entries == 0 || !region.owns(ring, rp) {
         return false;
     }
     // Data events on the reader page before the reader's position.
@@ -917,15 +975,15 @@ fn closed_twice(region: &Region, meta: &RingMeta, ring: u32, cp: u32, entries: u
     } else {
         // The head: the one page a HEAD link points to.
         let mut head = None;
-        for i in 0..g.slots_per_ring {
-            let l = region.page(g.page_index(ring, i)).link.load(Relaxed);
+        for p in ring_pages_all(region, ring) {
+            let l = region.page(p).link.load(Relaxed);
             match link_flag(l) {
                 HEAD if head.is_none() => head = Some(link_page(l)),
                 NORMAL => {}
                 _ => return false,
             }
         }
-        let Some(mut p) = head.filter(|&h| g.owns(ring, h)) else {
+        let Some(mut p) = head.filter(|&h| region.owns(ring, h)) else {
             return false;
         };
         let unread = write_entries(region.page(rp).write.load(Relaxed)).saturating_sub(consumed);
@@ -933,7 +991,7 @@ fn closed_twice(region: &Region, meta: &RingMeta, ring: u32, cp: u32, entries: u
             .checked_add(overrun)
             .and_then(|x| x.checked_add(unread));
         let mut reached = false;
-        for _ in 0..g.slots_per_ring {
+        for _ in 0..g.ring_bound() {
             if p == cp {
                 reached = true;
                 break;
@@ -941,7 +999,7 @@ fn closed_twice(region: &Region, meta: &RingMeta, ring: u32, cp: u32, entries: u
             let e = write_entries(region.page(p).write.load(Relaxed));
             sum = sum.and_then(|x| x.checked_add(e));
             p = link_page(region.page(p).link.load(Relaxed));
-            if !g.owns(ring, p) {
+            if !region.owns(ring, p) {
                 return false;
             }
         }
@@ -985,7 +1043,6 @@ fn unnoted_losses(
     cp: u32,
     tail: u32,
 ) -> (u64, Option<u32>) {
-    let g = region.geometry();
     let counted = meta
         .slow
         .dropped
@@ -1001,11 +1058,10 @@ fn unnoted_losses(
     let stale = (link_flag(tail_link) != HEAD
         && tail != r.reader_page.load(Relaxed)
         && after != cp
-        && g.owns(ring, after))
+        && region.owns(ring, after))
     .then_some(after);
     let mut on_pages = Some(0u64);
-    for i in 0..g.slots_per_ring {
-        let p = g.page_index(ring, i);
+    for p in ring_pages_all(region, ring) {
         if Some(p) != stale {
             let n = crate::layout::notes(region.page(p).lost_at_end.load(Relaxed));
             on_pages = on_pages.and_then(|s| s.checked_add(n));
@@ -1034,11 +1090,9 @@ impl RingBuffer {
     /// one that fails should not be read (see [`RingBuffer::mute_ring`]).
     ///
     /// Bounded: at most two walks of the ring's slots.
-    #[cfg(not(loom))]
     pub fn check_quiet_ring(&self, ring: usize) -> Result<(), ControlError> {
         let r = self.check(ring)?;
         let region = self.region();
-        let g = *region.geometry();
         let meta = region.ring(r);
         let corrupt = |what| {
             meta.slow.corruptions.fetch_add(1, Relaxed);
@@ -1062,7 +1116,7 @@ impl RingBuffer {
             return Err(corrupt("not exactly one HEAD link"));
         }
         let rp = meta.r.reader_page.load(Relaxed);
-        if !g.owns(r, rp) || list.contains(&rp) {
+        if !region.owns(r, rp) || list.contains(&rp) {
             return Err(corrupt("reader page out of range or inside the ring"));
         }
         for (what, p) in [
@@ -1095,7 +1149,7 @@ impl RingBuffer {
         let g = *region.geometry();
         let meta = region.ring(r);
         let mut rp = meta.r.reader_page.load(Relaxed);
-        if !g.owns(r, rp) {
+        if !region.owns(r, rp) {
             rp = g.page_index(r, 0);
             meta.r.reader_page.store(rp, Relaxed);
         }

@@ -63,7 +63,7 @@ use crate::write::{hook, Label};
 use crate::{Config, Mode, RingBuffer, WriteError};
 use std::cell::Cell;
 
-const LABELS: [Label; 17] = [
+const LABELS: [Label; 20] = [
     Label::E,
     Label::A,
     Label::B,
@@ -76,6 +76,9 @@ const LABELS: [Label; 17] = [
     Label::P0,
     Label::P1,
     Label::P2,
+    Label::S0,
+    Label::S1,
+    Label::S2,
     Label::T1,
     Label::R,
     Label::T2,
@@ -402,6 +405,8 @@ enum Outcome {
 #[derive(Debug, Clone, Copy)]
 struct Case {
     pages: usize,
+    /// Pages of the shared pool (`Config::pool_pages`).
+    pool: usize,
     mode: Mode,
     drain_every: u64,
     plan: Plan,
@@ -410,7 +415,10 @@ struct Case {
 /// Runs one case: fork, kill, repair, drain, check. `Err` says what failed.
 fn run(case: Case) -> Result<Outcome, String> {
     let file = tempfile::tempfile().map_err(|e| e.to_string())?;
-    let config = Config::new(1).pages_per_ring(case.pages).mode(case.mode);
+    let config = Config::new(1)
+        .pages_per_ring(case.pages)
+        .pool_pages(case.pool)
+        .mode(case.mode);
     let log = shared_log();
     let status = {
         let buf = RingBuffer::create_shared(&file, 0, config).map_err(|e| e.to_string())?;
@@ -450,6 +458,22 @@ fn run(case: Case) -> Result<Outcome, String> {
 fn check_after_kill(buf: &RingBuffer, log: &Log) -> Result<(), String> {
     // SAFETY: the ring's only writer, the child, is dead and reaped.
     let recovered = unsafe { buf.recover_dead_writer(0) }.map_err(|e| e.to_string())?;
+    if buf.config().pool_pages != 0 {
+        // A splice cut short (S1, S2) left the head's `prev` or the page
+        // count behind: repaired. The ring's pages, the pool's free ones
+        // and the pages writers killed between S0 and S1 held (one per
+        // write level in flight, at most) add up to all pages.
+        buf.check_quiet_ring(0)
+            .map_err(|e| format!("after repair: {e}"))?;
+        let pages = buf.ring_pages(0).map_err(|e| e.to_string())? + buf.pool_free_pages();
+        let all = buf.config().pages_per_ring + buf.config().pool_pages;
+        let in_flight = log.in_flight.load(SeqCst) as usize;
+        if pages > all || all - pages > in_flight {
+            return Err(format!(
+                "{pages} pages in ring and pool of {all}, {in_flight} writes in flight"
+            ));
+        }
+    }
     let in_flight = log.in_flight.load(SeqCst);
     let finished = log.finished.load(SeqCst);
     let s = buf.stats(0).map_err(|e| e.to_string())?;
@@ -615,7 +639,7 @@ fn ns() -> impl Iterator<Item = u32> {
 
 /// Every case of the enumeration whose kill label passes `want`, run in
 /// turn; returns the failures, and checks every label was reached.
-fn enumerate(want: fn(Label) -> bool, modes: &[Mode]) -> Vec<String> {
+fn enumerate(want: fn(Label) -> bool, shapes: &[(usize, usize)], modes: &[Mode]) -> Vec<String> {
     let mut failures = Vec::new();
     let mut reached = std::collections::BTreeSet::new();
     let mut cases = 0;
@@ -633,11 +657,12 @@ fn enumerate(want: fn(Label) -> bool, modes: &[Mode]) -> Vec<String> {
             }
         }
     };
-    for pages in [2, 3, 16] {
+    for &(pages, pool) in shapes {
         for &mode in modes {
             for drain_every in [0, 7] {
                 let base = |shape, trigger, n, kill, kill_n| Case {
                     pages,
+                    pool,
                     mode,
                     drain_every,
                     plan: Plan {
@@ -656,7 +681,7 @@ fn enumerate(want: fn(Label) -> bool, modes: &[Mode]) -> Vec<String> {
                             break;
                         }
                     }
-                    for trigger in LABELS {
+                    for trigger in LABELS.into_iter().filter(|&t| pool != 0 || !is_splice(t)) {
                         for n in [1, 5, 300] {
                             let case = base(Shape::Nested, trigger, n, kill, 1);
                             if !record(case, &mut failures) && n > 1 {
@@ -677,7 +702,7 @@ fn enumerate(want: fn(Label) -> bool, modes: &[Mode]) -> Vec<String> {
                     }
                 }
                 eprintln!(
-                    "{pages} pages {mode:?} drain {drain_every}: {} failures, {:?}",
+                    "{pages} pages, pool {pool}, {mode:?} drain {drain_every}: {} failures, {:?}",
                     failures.len() - c0,
                     t0.elapsed()
                 );
@@ -687,8 +712,9 @@ fn enumerate(want: fn(Label) -> bool, modes: &[Mode]) -> Vec<String> {
     // Every label that can run in a mode was a kill point in it.
     for &mode in modes {
         for kill in LABELS.into_iter().filter(|&l| want(l)) {
-            let possible =
-                mode == Mode::Overwrite || !matches!(kill, Label::P0 | Label::P1 | Label::P2);
+            let possible = (mode == Mode::Overwrite
+                || !matches!(kill, Label::P0 | Label::P1 | Label::P2))
+                && (shapes.iter().any(|&(_, pool)| pool != 0) || !is_splice(kill));
             let key = (format!("{mode:?}"), format!("{kill:?}"));
             if possible && !reached.contains(&key) {
                 failures.push(format!("{mode:?}: never killed at {kill:?}"));
@@ -706,23 +732,48 @@ fn report(failures: &[String]) {
     assert!(failures.is_empty(), "{} failing cases", failures.len());
 }
 
-/// A writer killed at every step outside the head push, in overwrite mode.
-/// (One test per mode, so that the test harness runs them side by side.)
+/// The ring shapes without a pool: (pages, pool pages).
+const NO_POOL: [(usize, usize); 3] = [(2, 0), (3, 0), (16, 0)];
+
+/// Whether `l` is a step of the pool splice.
+fn is_splice(l: Label) -> bool {
+    matches!(l, Label::S0 | Label::S1 | Label::S2)
+}
+
+/// A writer killed at every step outside the head push and the splice, in
+/// overwrite mode. (One test per mode, so that the test harness runs them
+/// side by side.)
 #[test]
 fn recovery_is_exact_after_a_kill_at_every_step_overwrite() {
     report(&enumerate(
-        |l| !matches!(l, Label::P0 | Label::P1 | Label::P2),
+        |l| !matches!(l, Label::P0 | Label::P1 | Label::P2) && !is_splice(l),
+        &NO_POOL,
         &[Mode::Overwrite],
     ));
 }
 
-/// A writer killed at every step, in producer/consumer mode (which has no
-/// head push).
+/// A writer killed at every step outside the splice, in producer/consumer
+/// mode (which has no head push).
 #[test]
 fn recovery_is_exact_after_a_kill_at_every_step_producer_consumer() {
     report(&enumerate(
-        |l| !matches!(l, Label::P0 | Label::P1 | Label::P2),
+        |l| !matches!(l, Label::P0 | Label::P1 | Label::P2) && !is_splice(l),
+        &NO_POOL,
         &[Mode::ProducerConsumer],
+    ));
+}
+
+/// A writer killed inside a pool splice (steps S0, S1 and S2; S1 lies
+/// between the splice's compare-and-swap and the fix of the head's
+/// `prev`), outermost and nested at every step, in rings that grow from
+/// a pool and then, once it is empty, push or drop; and at the steps of
+/// the head push in a ring whose pool is used up.
+#[test]
+fn recovery_is_exact_after_a_kill_inside_a_pool_splice() {
+    report(&enumerate(
+        |l| is_splice(l) || matches!(l, Label::P0 | Label::P1 | Label::P2),
+        &[(2, 1), (2, 3), (3, 2)],
+        &[Mode::Overwrite, Mode::ProducerConsumer],
     ));
 }
 
@@ -732,6 +783,7 @@ fn recovery_is_exact_after_a_kill_at_every_step_producer_consumer() {
 fn recovery_is_exact_after_a_kill_inside_the_head_push() {
     report(&enumerate(
         |l| matches!(l, Label::P0 | Label::P1 | Label::P2),
+        &NO_POOL,
         &[Mode::Overwrite, Mode::ProducerConsumer],
     ));
 }

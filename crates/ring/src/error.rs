@@ -246,6 +246,16 @@ pub enum ControlError {
         /// What differs.
         what: &'static str,
     },
+    /// Resize and swap are refused on a buffer with a shared page pool
+    /// ([`crate::Config::pool_pages`]): its rings hold pool pages, which
+    /// neither operation knows how to move.
+    #[error("ring {ring}: cannot {what} a ring of a buffer with a page pool (Config::pool_pages)")]
+    HasPool {
+        /// The ring.
+        ring: usize,
+        /// The operation refused.
+        what: &'static str,
+    },
     /// [`crate::RingBuffer::disable_ring`] called `max` times more than
     /// `enable_ring` on one ring: the count is full.
     #[error("ring {ring}: disabled {max} times without enable_ring; the count is full")]

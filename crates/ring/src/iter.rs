@@ -354,7 +354,7 @@ impl<'a> RingIter<'a> {
             self.go_to_consumer()?;
         }
 
-        let bound = (self.region.geometry().slots_per_ring as usize + 2) * (self.cap / 4 + 2);
+        let bound = (self.region.geometry().ring_bound() as usize + 2) * (self.cap / 4 + 2);
         for _ in 0..bound {
             let Some(pos) = self.pos else {
                 return Ok(Step::End);
@@ -574,7 +574,7 @@ impl<'a> RingIter<'a> {
     fn push_in_flight(&self, head: u32) -> Result<bool, ReadError> {
         let nr_pages = self.region.geometry().nr_pages;
         let mut p = head;
-        for _ in 0..self.region.geometry().slots_per_ring {
+        for _ in 0..self.region.geometry().ring_bound() {
             // Acquire: pairs with the Release half of the owner's P3
             // (UPDATE -> NORMAL), which follows its overrun count.
             let l = self.page(p).link.load(Acquire);
@@ -628,7 +628,7 @@ impl<'a> RingIter<'a> {
     fn find_head(&self) -> Result<Option<(u32, u32, u64)>, ReadError> {
         let nr_pages = self.region.geometry().nr_pages;
         let mut p = self.meta.r.head_page.load(Relaxed);
-        for _ in 0..3 * self.region.geometry().slots_per_ring {
+        for _ in 0..3 * self.region.geometry().ring_bound() {
             if p >= nr_pages {
                 return Err(self.corrupt_ring("head page index out of range"));
             }
@@ -636,11 +636,14 @@ impl<'a> RingIter<'a> {
             if prev >= nr_pages {
                 return Err(self.corrupt_ring("page prev index out of range"));
             }
-            // Acquire: pairs with the AcqRel compare-and-swap that set HEAD
-            // (writer's push P2, or the consumer's swap).
-            let l = self.page(prev).link.load(Acquire);
-            if link_page(l) == p && link_flag(l) == HEAD {
-                return Ok(Some((p, prev, l)));
+            // Acquire (in `link_into`): pairs with the AcqRel
+            // compare-and-swap that set HEAD (writer's push P2, a pool
+            // splice, or the consumer's swap). The marking page is `prev`,
+            // or a pool page spliced in after it (`pool::link_into`).
+            if let Some((before, l)) = crate::pool::link_into(self.region, p, prev) {
+                if link_flag(l) == HEAD {
+                    return Ok(Some((p, before, l)));
+                }
             }
             p = link_page(self.page(p).link.load(Acquire));
         }

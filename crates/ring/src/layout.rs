@@ -24,7 +24,7 @@ use std::ptr::NonNull;
 /// `b"RINGTRC1"` read as a little-endian u64: identifies a ringtrace region.
 pub(crate) const REGION_MAGIC: u64 = u64::from_le_bytes(*b"RINGTRC1");
 /// Layout version; bump on any change to the structs below.
-pub(crate) const LAYOUT_VERSION: u32 = 6;
+pub(crate) const LAYOUT_VERSION: u32 = 7;
 /// Page slots each ring keeps beyond its maximum ring size and its reader
 /// page, to lend to page readers (`RingBuffer::read_page_buffer`).
 pub(crate) const SPARE_SLOTS: u32 = 2;
@@ -142,8 +142,13 @@ pub(crate) struct Geometry {
     pub slots_per_ring: u32,
     /// Bytes per page, a power of two.
     pub page_size: u32,
-    /// Total page slots: `nr_rings * slots_per_ring`.
+    /// Total page slots: `nr_rings * slots_per_ring + pool_pages`.
     pub nr_pages: u32,
+    /// Pages of the shared pool (`crate::pool`), after every ring's slots:
+    /// indices `nr_rings * slots_per_ring .. nr_pages`. A writer whose ring
+    /// is full takes one and splices it into its ring for good.
+    pub pool_pages: u32,
+    _pad: u32,
     /// Byte offset of the `RingMeta` array.
     pub ring_meta_offset: u64,
     /// Byte offset of the `PageMeta` array.
@@ -160,10 +165,13 @@ impl Geometry {
         pages_per_ring: u32,
         max_pages_per_ring: u32,
         page_size: u32,
+        pool_pages: u32,
     ) -> Option<Geometry> {
         let max_pages_per_ring = max_pages_per_ring.max(pages_per_ring);
         let slots_per_ring = max_pages_per_ring.checked_add(1 + SPARE_SLOTS)?;
-        let nr_pages = nr_rings.checked_mul(slots_per_ring)?;
+        let nr_pages = nr_rings
+            .checked_mul(slots_per_ring)?
+            .checked_add(pool_pages)?;
         if nr_pages >= 1 << 30 {
             return None;
         }
@@ -185,6 +193,8 @@ impl Geometry {
             slots_per_ring,
             page_size,
             nr_pages,
+            pool_pages,
+            _pad: 0,
             ring_meta_offset,
             page_meta_offset,
             data_offset,
@@ -198,10 +208,30 @@ impl Geometry {
         ring * self.slots_per_ring + i
     }
 
-    /// Whether page index `page` is one of ring `ring`'s slots.
+    /// Whether page index `page` is one of ring `ring`'s own slots (not a
+    /// pool page: see [`Region::owns`]).
     #[inline]
-    pub(crate) fn owns(&self, ring: u32, page: u32) -> bool {
-        page / self.slots_per_ring == ring && page < self.nr_pages
+    pub(crate) fn owns_slot(&self, ring: u32, page: u32) -> bool {
+        page < self.pool_first() && page / self.slots_per_ring == ring
+    }
+
+    /// Index of the first pool page (`nr_pages` when there is no pool).
+    #[inline]
+    pub(crate) fn pool_first(&self) -> u32 {
+        self.nr_pages - self.pool_pages
+    }
+
+    /// Whether `page` is a pool page.
+    #[inline]
+    pub(crate) fn is_pool_page(&self, page: u32) -> bool {
+        page >= self.pool_first() && page < self.nr_pages
+    }
+
+    /// Bound on the pages one ring can link: its own slots plus every pool
+    /// page (walks of a ring's links are bounded by it).
+    #[inline]
+    pub(crate) fn ring_bound(&self) -> u32 {
+        self.slots_per_ring + self.pool_pages
     }
 }
 
@@ -238,6 +268,12 @@ pub(crate) struct BufferState {
     /// 1 when the region is shared with other processes: control operations
     /// then use the global memory barrier.
     pub shared: AtomicU32,
+    /// The shared page pool's free stack (`crate::pool`): the index of the
+    /// top free pool page in the low 32 bits (`NO_SLOT`: empty), a tag in
+    /// the high 32 bits bumped by every change, so that a compare-and-swap
+    /// prepared against an older top fails (ABA). Changed by writers of
+    /// every ring, with compare-and-swap only.
+    pub pool_top: AtomicU64,
 }
 
 /// Writer-side state of a ring, touched by its writer thread and the signal
@@ -440,7 +476,11 @@ pub(crate) struct PageMeta {
     /// Where the events end when the page was closed with a filler (0 = the
     /// page ends at `commit`). Handed-out pages use it as their commit.
     pub real_end: AtomicU32,
-    _pad32: AtomicU32,
+    /// For a pool page: 1 + the ring it was spliced into (stored by the
+    /// writer that took it, before its splice), 0 while it is in the pool.
+    /// Always 0 for a ring's own slots. A pool page stays with its ring for
+    /// good.
+    pub pool_owner: AtomicU32,
     /// Full time stamp of the page's first event (the page header's
     /// `time_stamp`, written into the bytes when a page is handed out).
     pub time_stamp: AtomicU64,
@@ -754,6 +794,7 @@ impl Region {
             g.pages_per_ring,
             g.max_pages_per_ring,
             g.page_size,
+            g.pool_pages,
         )
         .ok_or(OpenError::Layout("geometry too large"))?;
         if expect != g {
@@ -848,7 +889,7 @@ impl Region {
                 prev: AtomicU32::new(0),
                 commit: AtomicU32::new(0),
                 real_end: AtomicU32::new(0),
-                _pad32: AtomicU32::new(0),
+                pool_owner: AtomicU32::new(0),
                 write: AtomicU64::new(0),
                 time_stamp: AtomicU64::new(0),
                 lost_at_end: AtomicU64::new(0),
@@ -867,6 +908,7 @@ impl Region {
                     any_seq: AtomicU32::new(0),
                     record_off: AtomicU32::new(0),
                     shared: AtomicU32::new(0),
+                    pool_top: AtomicU64::new(0),
                 }),
                 rings,
                 pages,
@@ -930,6 +972,16 @@ impl Region {
         }
         #[cfg(loom)]
         &self.loom.pages[page as usize]
+    }
+
+    /// Whether page `page` belongs to ring `ring`: one of its own slots, or
+    /// a pool page spliced into it (or taken for it). Validates indices
+    /// read from shared state before they are followed.
+    #[inline]
+    pub(crate) fn owns(&self, ring: u32, page: u32) -> bool {
+        let g = &self.geometry;
+        g.owns_slot(ring, page)
+            || (g.is_pool_page(page) && self.page(page).pool_owner.load(Relaxed) == ring + 1)
     }
 
     /// Pointer to the first byte of page `page` (its 16-byte header).

@@ -76,6 +76,7 @@ pub mod format;
 mod iter;
 mod layout;
 mod page_read;
+mod pool;
 mod read;
 mod sync;
 mod wait;

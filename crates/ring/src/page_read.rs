@@ -177,7 +177,7 @@ impl Consumer<'_> {
         let meta = self.meta();
         let r = &meta.r;
         let cap = crate::format::data_capacity(region.geometry().page_size as usize);
-        for _ in 0..region.geometry().slots_per_ring * 2 + 4 {
+        for _ in 0..region.geometry().ring_bound() * 2 + 4 {
             let rp = r.reader_page.load(Relaxed);
             if rp >= region.geometry().nr_pages {
                 return Err(self.corrupt_ring("reader page index out of range"));

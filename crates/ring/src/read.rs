@@ -275,7 +275,7 @@ impl<'a> Consumer<'a> {
         let mut n = 0usize;
         // Bounded: each round reads a stretch or swaps a page; a writer that
         // keeps committing on our page cannot keep the reader here forever.
-        for _ in 0..(g.slots_per_ring * 4 + 16) {
+        for _ in 0..(g.ring_bound() * 4 + 16) {
             if n >= max {
                 break;
             }
@@ -450,7 +450,7 @@ impl<'a> Consumer<'a> {
         let r = &self.meta.r;
         let nr_pages = self.region.geometry().nr_pages;
         let cap = crate::format::data_capacity(self.region.geometry().page_size as usize);
-        for _ in 0..(self.region.geometry().slots_per_ring * 4 + 16) {
+        for _ in 0..(self.region.geometry().ring_bound() * 4 + 16) {
             let rp = r.reader_page.load(Relaxed);
             if rp >= nr_pages {
                 return Err(self.corrupt_ring("reader page index out of range"));
@@ -547,7 +547,7 @@ impl<'a> Consumer<'a> {
         // prepare the page after we hand it back.
         let noted = crate::layout::notes(self.region.page(rp).lost_at_end.load(Acquire));
         for round in 0..SWAP_ATTEMPTS {
-            let Some((head, head_link)) = self.find_head()? else {
+            let Some((head, before, head_link)) = self.find_head()? else {
                 backoff(round);
                 continue;
             };
@@ -558,7 +558,6 @@ impl<'a> Consumer<'a> {
                 return Ok(false);
             }
             let after = link_page(hp.link.load(Acquire));
-            let before = hp.prev.load(Relaxed);
             if after >= self.region.geometry().nr_pages || before >= self.region.geometry().nr_pages
             {
                 return Err(self.corrupt_ring("page link out of range"));
@@ -596,7 +595,15 @@ impl<'a> Consumer<'a> {
             }
             // Release: pairs with the Acquire load in `is_reader_page`: a
             // writer that sees this `prev` sees our page's link to `after`.
-            self.region.page(after).prev.store(rp, Release);
+            // A compare-and-swap from the old head: a writer that spliced
+            // a pool page in before `after` since our swap (`after` is the
+            // head now) has set the true predecessor (`write::fix_prev`),
+            // which we must not overwrite.
+            let _ = self
+                .region
+                .page(after)
+                .prev
+                .compare_exchange(head, rp, Release, Relaxed);
             r.head_page.store(after, Relaxed);
             r.reader_page.store(head, Relaxed);
             r.pages_read
@@ -620,13 +627,15 @@ impl<'a> Consumer<'a> {
 
     /// Finds the head page: the page whose ring predecessor's link carries
     /// HEAD (`rb_set_head_page`). None while a writer is moving it.
-    /// Returns the head page and the link word (with its tag) that marks it;
-    /// the swap's compare-and-swap expects exactly that word.
-    fn find_head(&self) -> Result<Option<(u32, u64)>, ReadError> {
+    /// Returns the head page, the page whose link marks it and that link
+    /// word (with its tag); the swap's compare-and-swap expects exactly
+    /// that word. The marking page is the head's `prev`, or a pool page a
+    /// writer spliced in after it (`pool::link_into`).
+    fn find_head(&self) -> Result<Option<(u32, u32, u64)>, ReadError> {
         let nr_pages = self.region.geometry().nr_pages;
         let r = &self.meta.r;
         let mut p = r.head_page.load(Relaxed);
-        for _ in 0..3 * self.region.geometry().slots_per_ring {
+        for _ in 0..3 * self.region.geometry().ring_bound() {
             if p >= nr_pages {
                 return Err(self.corrupt_ring("head page index out of range"));
             }
@@ -634,10 +643,11 @@ impl<'a> Consumer<'a> {
             if prev >= nr_pages {
                 return Err(self.corrupt_ring("page prev index out of range"));
             }
-            let l = self.region.page(prev).link.load(Acquire);
-            if link_page(l) == p && link_flag(l) == HEAD {
-                r.head_page.store(p, Relaxed);
-                return Ok(Some((p, l)));
+            if let Some((before, l)) = crate::pool::link_into(self.region, p, prev) {
+                if link_flag(l) == HEAD {
+                    r.head_page.store(p, Relaxed);
+                    return Ok(Some((p, before, l)));
+                }
             }
             p = link_page(self.region.page(p).link.load(Acquire));
         }

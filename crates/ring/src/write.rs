@@ -83,6 +83,35 @@
 //!    only after an owner announced them, and while the owner is in flight
 //!    the commit point pins the tail, so no nested writer can lap the ring
 //!    and make the same link carry HEAD again (no ABA).
+//!    With a shared page pool (`Config::pool_pages`, `pool.rs`), a link
+//!    into the head page that carries HEAD (not UPDATE: then we help the
+//!    push) first grows the ring (`splice_pool_page`), in both modes; only
+//!    an empty pool goes on to the drop or the push above:
+//!      S0 pop a page X off the pool (a compare-and-swap on the pool's
+//!         tagged top). X is ours alone: in no ring, in no pool. Prepare it:
+//!         owner = this ring, emptied, X.link = head|HEAD, X.prev = tail.
+//!      S1 cmpxchg tail.link: head|HEAD (the exact word step G loaded,
+//!         tag included) -> X. This is the word the reader's swap
+//!         compare-and-swaps (`Consumer::swap`), so exactly one of the two
+//!         wins: if the reader swapped the head out first, or a nested
+//!         writer spliced or pushed first, ours fails, X goes back to the
+//!         pool, and the write retries from A. If ours wins, the reader's
+//!         fails and it looks for the head again: it finds HEAD on X.link
+//!         (`pool::link_into` walks on from the head's stale `prev`).
+//!      S2 head.prev = X (`fix_prev`: a compare-and-swap from the value
+//!         loaded before walking from X to the page that links to head).
+//!      then ring_pages += 1, and T1-T3 move the tail onto X.
+//!         nested between S0 and S1: it splices its own page (or pushes)
+//!         and our S1 fails. Nested between S1 and S2: it sees a NORMAL
+//!         link to X and moves the tail there; filling X it may splice Y
+//!         before head and fix head.prev to Y; our S2 then finds head.prev
+//!         == Y at the end of its walk (X -> Y -> head) and leaves it.
+//!         Nested after S2: our T1-T3 find the tail moved and leave it.
+//!         Killed between S0 and S1: X is leaked (one page of memory, no
+//!         event; see `pool.rs`). Killed after S1: X is in the ring and
+//!         holds nothing; `recover_dead_writer` fixes prev and the page
+//!         count from the links (`control::relink_prevs`).
+//!    The fast path never gets here: it never consults the pool.
 //! T1 next.write += 1 generation
 //! T2 if tail_page is still ours: cmpxchg next.write to offset 0, entries 0;
 //!    on success stamp the page with max(write_stamp, pending_stamp) and
@@ -207,6 +236,13 @@ pub enum Label {
     N,
     P1,
     P2,
+    /// Pool splice: a page taken from the pool, not spliced yet.
+    S0,
+    /// Pool splice: the page linked in after the tail, the head page's
+    /// `prev` not fixed yet.
+    S1,
+    /// Pool splice: `prev` fixed, the ring's page count not raised yet.
+    S2,
     T1,
     /// Inside T2: the write word's reset won, the page's other fields not
     /// reset yet.
@@ -865,6 +901,20 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
         if link_flag(l) != NORMAL {
             // `next` is the head page (or a writer we interrupted is moving it).
             if !self.is_reader_page(commit_page) {
+                // The ring is full: grow it from the pool first (steps S),
+                // and lose nothing. Not while a writer we interrupted moves
+                // the head (UPDATE): we help it instead, below.
+                if link_flag(l) == HEAD && self.region.geometry().pool_pages != 0 {
+                    match self.splice_pool_page(tail, l) {
+                        Splice::Done(page) => {
+                            step!(G);
+                            self.tail_page_update(tail, page);
+                            return Ok(());
+                        }
+                        Splice::Lost => return Ok(()), // Retry from step A.
+                        Splice::Empty => {}
+                    }
+                }
                 if self.mode() == Mode::ProducerConsumer {
                     self.count_loss(&self.meta.slow.dropped, tail);
                     return Err(WriteError::Full);
@@ -953,6 +1003,56 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
             return Err(self.corrupt("UPDATE flag lost during a head push"));
         }
         Ok(true)
+    }
+
+    /// Grows the full ring by a page from the shared pool, spliced in
+    /// between the tail page and the head page (steps S0 to S2 in the
+    /// module docs). `seen` is the tail page's link as step G loaded it:
+    /// into the head page, with HEAD.
+    #[cold]
+    #[inline(never)]
+    fn splice_pool_page(&self, tail: u32, seen: u64) -> Splice {
+        let head = link_page(seen);
+        let Some(page) = crate::pool::pop(self.region) else {
+            return Splice::Empty;
+        };
+        signal_fence();
+        step!(S0);
+        // The page is ours alone until the splice: nobody else can reach
+        // it (it left the pool, and no link points to it yet).
+        let pm = self.page(page);
+        pm.pool_owner.store(self.ring + 1, Relaxed);
+        pm.clear();
+        pm.link
+            .store(link(head, link_tag(seen).wrapping_add(1), HEAD), Relaxed);
+        pm.prev.store(tail, Relaxed);
+        signal_fence();
+        // S1: the link into the head page, from HEAD to our page. The same
+        // word the reader's swap compares and swaps: exactly one of the two
+        // wins. If the reader won (the head left the ring) or a nested
+        // writer changed the link (spliced or pushed first), ours fails,
+        // the page goes back to the pool and the write retries from A.
+        // AcqRel: Release publishes the page's preparation (its link to the
+        // head, `prev`, the cleared fields) to the reader that follows the
+        // link (its Acquire load in `find_head`); Acquire pairs with the
+        // reader's Release compare-and-swap of the same link.
+        let tail_link = &self.page(tail).link;
+        if tail_link
+            .compare_exchange(seen, link(page, link_tag(seen), NORMAL), AcqRel, Acquire)
+            .is_err()
+        {
+            crate::pool::push(self.region, page);
+            return Splice::Lost;
+        }
+        signal_fence();
+        step!(S1);
+        // S2: the head page's predecessor is now our page (or a page a
+        // nested writer spliced after it).
+        fix_prev(self.region, page, head);
+        signal_fence();
+        step!(S2);
+        self.meta.ctl.ring_pages.fetch_add(1, Relaxed);
+        Splice::Done(page)
     }
 
     /// Moves the tail onto `next` (the kernel's `rb_tail_page_update`).
@@ -1621,6 +1721,65 @@ pub(crate) fn count_push(slow: &crate::layout::SlowCounters) {
     slow.overrun_noted
         .fetch_max(t[PUSH_OVERRUN_NOTED].load(Relaxed), Relaxed);
     signal_fence();
+}
+
+/// What `Writer::splice_pool_page` did.
+enum Splice {
+    /// Page spliced in after the tail: move the tail onto it.
+    Done(u32),
+    /// The pool is empty: overwrite or drop as without a pool.
+    Empty,
+    /// The link changed under us (the reader swapped the head, or a nested
+    /// writer spliced or pushed): the page went back; retry from step A.
+    Lost,
+}
+
+/// Sets `head`'s `prev` to the page that links to it, found from `from`
+/// (a page spliced in before `head`) along the links: step S2 of the pool
+/// splice, also run by whoever finds `prev` stale.
+///
+/// A compare-and-swap from the value loaded before the walk: a nested
+/// writer that splices again before `head` between our walk and our
+/// store fixes `prev` itself, and our compare-and-swap then fails and we
+/// walk again, rather than store our stale answer over its right one. The
+/// reader's swap sets `prev` of the page after the old head with a
+/// compare-and-swap from the old head, so neither side overwrites the
+/// other's newer answer. When the walk does not find `head` (the reader
+/// swapped it out of the ring: its `prev` then matters to nobody until the
+/// reader splices it back, and sets it), nothing is stored. Bounded walk:
+/// pages between `from` and `head` were spliced by nested writes that
+/// interrupted us, each of which fixed `prev` itself (the last one's walk
+/// is one link); a walk that does not reach `head` within the bound
+/// leaves their answer.
+pub(crate) fn fix_prev(region: &Region, from: u32, head: u32) {
+    let nr_pages = region.geometry().nr_pages;
+    let hp = region.page(head);
+    for _ in 0..MAX_RETRIES {
+        let seen = hp.prev.load(Acquire);
+        let mut q = from;
+        let mut found = false;
+        for _ in 0..MAX_NEST + 2 {
+            // Acquire: pairs with the Release compare-and-swap that made
+            // this link (a splice, or the reader's swap).
+            let l = region.page(q).link.load(Acquire);
+            if link_page(l) == head {
+                found = true;
+                break;
+            }
+            q = link_page(l);
+            if q >= nr_pages {
+                return;
+            }
+        }
+        if !found || seen == q {
+            return;
+        }
+        // Release: pairs with the Acquire load of `prev` in
+        // `Writer::is_reader_page`: the link of `q` into `head` is seen.
+        if hp.prev.compare_exchange(seen, q, Release, Relaxed).is_ok() {
+            return;
+        }
+    }
 }
 
 /// Changes the flag of a link from `old` to `new` if it points at `target`

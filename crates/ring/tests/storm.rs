@@ -1,7 +1,8 @@
-//! Long storms in overwrite mode: several writer threads, each on its own
-//! ring of two or three pages, write as fast as they can while three
-//! `timer_create(SIGEV_THREAD_ID)` timers per thread fire real-time signals
-//! at them. Each signal's handler writes into the interrupted thread's ring
+//! Long storms in overwrite mode (and, with a shared page pool, in both
+//! modes): several writer threads, each on its own ring of two or three
+//! pages, write as fast as they can while three one-shot
+//! `timer_create(SIGEV_THREAD_ID)` timers per thread, re-armed by their
+//! handler, fire real-time signals at them. Each signal's handler writes into the interrupted thread's ring
 //! and may itself be interrupted by the other two signals, so writes nest up
 //! to four deep (the thread and three handlers). A reader thread consumes
 //! every ring while they write.
@@ -28,7 +29,7 @@ mod common;
 use common::check;
 use ringtrace_ring::{Config, Mode, RingBuffer, WriteError};
 use std::cell::Cell;
-use std::sync::atomic::{compiler_fence, AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering::*};
+use std::sync::atomic::{compiler_fence, AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
 use std::sync::Mutex;
 
 const OUTER: u8 = 1;
@@ -36,14 +37,8 @@ const NESTED: u8 = 2;
 const MAX_WRITERS: usize = 4;
 /// Real-time signals used by the timers, offsets from SIGRTMIN.
 const SIGNALS: [i32; 3] = [0, 1, 2];
-/// Timer period: three timers per thread, each firing at most once a
-/// period, so signals land inside outer writes and inside each other's
-/// handlers throughout a run (the summary counts those that found the
-/// thread inside a write). Each timer is one-shot, re-armed by its
-/// handler, so a period always starts after the handler ran: a descheduled
-/// thread resumes with at most one signal per timer pending and always
-/// gets time for its own writes (a periodic timer could outpace it on a
-/// loaded machine and leave it running handlers only).
+/// Timer period: with three timers, about 20,000 signals a second or more
+/// reach each thread.
 const PERIOD_NS: i64 = 50_000;
 
 static BUF: AtomicPtr<RingBuffer> = AtomicPtr::new(std::ptr::null_mut());
@@ -74,16 +69,14 @@ const ZERO_COUNTS: RingCounts = RingCounts {
 };
 static COUNTS: [RingCounts; MAX_WRITERS] = [ZERO_COUNTS; MAX_WRITERS];
 
-/// `SIGRTMIN`, read once before any timer starts (the handler maps its
-/// signal to its timer with it).
-static SIGRTMIN: AtomicI32 = AtomicI32::new(0);
-
 thread_local! {
     // const-initialised, no destructor: safe to touch in a handler.
     static RING: Cell<usize> = const { Cell::new(usize::MAX) };
     static DEPTH: Cell<u32> = const { Cell::new(0) };
-    /// This thread's timers (`timer_t` as usize, 0: none), by signal.
-    static TIMERS: [Cell<usize>; SIGNALS.len()] = const { [const { Cell::new(0) }; SIGNALS.len()] };
+    /// The thread's one-shot timers (`timer_t` as an address), one per
+    /// entry of `SIGNALS`, re-armed by their handler while `REARM` is set.
+    static TIMERS: Cell<[usize; 3]> = const { Cell::new([0; 3]) };
+    static REARM: Cell<bool> = const { Cell::new(false) };
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -91,6 +84,15 @@ static SERIAL: Mutex<()> = Mutex::new(());
 extern "C" fn on_signal(signal: libc::c_int) {
     // SAFETY: errno is thread-local; saved and restored around the handler.
     let errno = unsafe { *libc::__errno_location() };
+    // The next shot, armed first: a one-shot timer re-armed by its handler
+    // fires only while the thread runs its handlers, so a descheduled
+    // thread is not flooded when it comes back (a periodic timer let
+    // signals pile up faster than a loaded machine ran the writer).
+    if REARM.with(|r| r.get()) {
+        if let Some(i) = SIGNALS.iter().position(|&s| libc::SIGRTMIN() + s == signal) {
+            Timer::arm(TIMERS.with(|t| t.get())[i] as libc::timer_t, PERIOD_NS);
+        }
+    }
     let ring = RING.with(|r| r.get());
     let buf = BUF.load(Acquire);
     if ring < MAX_WRITERS && !buf.is_null() {
@@ -130,17 +132,11 @@ extern "C" fn on_signal(signal: libc::c_int) {
         compiler_fence(SeqCst);
         DEPTH.with(|d| d.set(d.get() - 1));
     }
-    // The next shot, counted from now (timer_settime is async-signal-safe).
-    let slot = (signal - SIGRTMIN.load(Relaxed)) as usize;
-    if let Some(timer) = TIMERS.with(|t| t.get(slot).map(Cell::get)) {
-        arm(timer, PERIOD_NS);
-    }
     // SAFETY: restore errno.
     unsafe { *libc::__errno_location() = errno };
 }
 
 fn install_handlers() {
-    SIGRTMIN.store(libc::SIGRTMIN(), Relaxed);
     for s in SIGNALS {
         // SAFETY: installs a handler that touches only atomics, const
         // thread-locals and the ring's write path (async-signal-safe). No
@@ -159,39 +155,17 @@ fn install_handlers() {
     }
 }
 
-/// Arms `timer` (a `timer_t` as usize) for one shot in `ns` nanoseconds;
-/// 0 (no timer) does nothing.
-fn arm(timer: usize, ns: i64) {
-    if timer == 0 {
-        return;
-    }
-    let shot = libc::itimerspec {
-        it_interval: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
-        it_value: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: ns,
-        },
-    };
-    // SAFETY: `timer` came from timer_create on this thread and is deleted
-    // only by this thread after its slot in TIMERS was cleared; valid struct.
-    unsafe { libc::timer_settime(timer as libc::timer_t, 0, &shot, std::ptr::null_mut()) };
-}
-
-/// A one-shot `timer_create` timer aimed at the calling thread, re-armed
-/// by the handler of its signal (`SIGRTMIN + SIGNALS[slot]`).
-struct Timer(usize);
+/// A `timer_create` timer aimed at the calling thread.
+struct Timer(libc::timer_t);
 
 impl Timer {
-    fn start(slot: usize, period_ns: i64) -> Timer {
+    fn start(signal: i32, period_ns: i64) -> Timer {
         // SAFETY: plain system calls with valid structs; the thread id is
         // the caller's own.
-        let id = unsafe {
+        unsafe {
             let mut sev: libc::sigevent = std::mem::zeroed();
             sev.sigev_notify = libc::SIGEV_THREAD_ID;
-            sev.sigev_signo = SIGRTMIN.load(Relaxed) + SIGNALS[slot];
+            sev.sigev_signo = signal;
             sev.sigev_notify_thread_id = libc::gettid();
             let mut id: libc::timer_t = std::mem::zeroed();
             assert_eq!(
@@ -200,22 +174,34 @@ impl Timer {
                 "timer_create: {}",
                 std::io::Error::last_os_error()
             );
-            id as usize
+            Timer::arm(id, period_ns);
+            Timer(id)
+        }
+    }
+
+    /// One shot in `period_ns` (no interval: the handler re-arms).
+    /// Async-signal-safe: `timer_settime` only.
+    fn arm(id: libc::timer_t, period_ns: i64) {
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: period_ns,
+            },
         };
-        TIMERS.with(|t| t[slot].set(id));
-        arm(id, period_ns);
-        Timer(slot)
+        // SAFETY: a timer of this thread, alive until `REARM` is cleared
+        // and the timers are deleted (`write_storm`).
+        unsafe { libc::timer_settime(id, 0, &spec, std::ptr::null_mut()) };
     }
 }
 
 impl Drop for Timer {
     fn drop(&mut self) {
-        // Cleared first: a handler that runs after this does not re-arm.
-        let id = TIMERS.with(|t| t[self.0].replace(0));
-        compiler_fence(SeqCst);
-        // SAFETY: the timer was created by `start` on this thread and is
-        // deleted once.
-        unsafe { libc::timer_delete(id as libc::timer_t) };
+        // SAFETY: the timer was created by `start` and is deleted once.
+        unsafe { libc::timer_delete(self.0) };
     }
 }
 
@@ -277,7 +263,14 @@ impl Seen {
 
 /// One storm: `writers` threads on rings of `pages` pages, `per_writer`
 /// thread events each. Returns a summary line, or what went wrong.
-fn storm(writers: usize, pages: usize, per_writer: u64, large: bool) -> Result<String, String> {
+fn storm(
+    writers: usize,
+    pages: usize,
+    per_writer: u64,
+    large: bool,
+    mode: Mode,
+    pool: usize,
+) -> Result<String, String> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     LARGE_NESTED.store(large, Relaxed);
     install_handlers();
@@ -296,7 +289,8 @@ fn storm(writers: usize, pages: usize, per_writer: u64, large: bool) -> Result<S
     let buf = common::Static::new(
         Config::new(writers)
             .pages_per_ring(pages)
-            .mode(Mode::Overwrite),
+            .pool_pages(pool)
+            .mode(mode),
     );
     let buf = buf_ref(&buf);
     BUF.store(buf as *const RingBuffer as *mut RingBuffer, Release);
@@ -400,9 +394,23 @@ fn storm(writers: usize, pages: usize, per_writer: u64, large: bool) -> Result<S
         if s.corruptions != 0 {
             return Err(format!("{ctx}: corruption"));
         }
-        if c.in_write.load(Relaxed) == 0 || s.overrun == 0 {
+        let full = match mode {
+            Mode::Overwrite => s.overrun,
+            Mode::ProducerConsumer => s.dropped,
+        };
+        // In producer/consumer mode most thread writes are drops once the
+        // pool is empty, which end before a signal can find them inside a
+        // write: there the run as a whole must have nested writes.
+        let nested_in_write = match mode {
+            Mode::Overwrite => c.in_write.load(Relaxed),
+            Mode::ProducerConsumer => COUNTS[..writers]
+                .iter()
+                .map(|c| c.in_write.load(Relaxed))
+                .sum(),
+        };
+        if nested_in_write == 0 || c.nested_ok.load(Relaxed) == 0 || full == 0 {
             return Err(format!(
-                "{ctx}: the storm did not storm (no nested write, or no overrun)"
+                "{ctx}: the storm did not storm (no nested write, or no overrun or drop)"
             ));
         }
         summary.push(format!(
@@ -415,6 +423,20 @@ fn storm(writers: usize, pages: usize, per_writer: u64, large: bool) -> Result<S
             c.signals.load(Relaxed),
             c.in_write.load(Relaxed)
         ));
+    }
+    // The pool went to the rings (every ring filled, so it is empty), and
+    // no page was lost or linked twice.
+    let ring_pages: usize = (0..writers).map(|r| buf.ring_pages(r).unwrap()).sum();
+    if pool != 0 && (buf.pool_free_pages() != 0 || ring_pages != writers * pages + pool) {
+        return Err(format!(
+            "pool: {} pages free, {ring_pages} in the rings, of {}",
+            buf.pool_free_pages(),
+            writers * pages + pool
+        ));
+    }
+    for ring in 0..writers {
+        buf.check_quiet_ring(ring)
+            .map_err(|e| format!("ring {ring}: {e}"))?;
     }
     Ok(summary.join("\n"))
 }
@@ -435,15 +457,42 @@ fn block_signals() {
     }
 }
 
+fn unblock_signals() {
+    // SAFETY: changes this thread's signal mask only.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in SIGNALS {
+            libc::sigaddset(&mut set, libc::SIGRTMIN() + s);
+        }
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// The thread's side: `n` events on ring `ring`, half through `reserve`
 /// and half through `write_with_fast` (with `write_with` when it says to
 /// start over). Returns (writes attempted, writes lost).
 fn write_storm(buf: &'static RingBuffer, ring: usize, n: u64) -> Result<(u64, u64), String> {
     let mut w = buf.writer(ring).map_err(|e| e.to_string())?;
     RING.with(|r| r.set(ring));
-    let timers: Vec<Timer> = (0..SIGNALS.len())
-        .map(|slot| Timer::start(slot, PERIOD_NS))
+    // Re-arming on from the first shot; the ids are in place before any
+    // timer exists (a handler of a timer not made yet is never run).
+    REARM.with(|r| r.set(true));
+    block_signals();
+    let mut ids = [0usize; 3];
+    let timers: Vec<Timer> = SIGNALS
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            // Blocked until every id is stored, so that no handler reads
+            // the id of a timer before it is there.
+            let t = Timer::start(libc::SIGRTMIN() + s, PERIOD_NS);
+            ids[i] = t.0 as usize;
+            TIMERS.with(|c| c.set(ids));
+            t
+        })
         .collect();
+    unblock_signals();
     let mut scratch = [0u8; 128];
     let mut lost = 0;
     for seq in 0..n {
@@ -482,6 +531,8 @@ fn write_storm(buf: &'static RingBuffer, ring: usize, n: u64) -> Result<(u64, u6
             Err(e) => return Err(format!("ring {ring}: thread write {seq} failed: {e}")),
         }
     }
+    REARM.with(|r| r.set(false));
+    compiler_fence(SeqCst);
     drop(timers);
     RING.with(|r| r.set(usize::MAX));
     Ok((n, lost))
@@ -495,8 +546,12 @@ fn total_events() -> u64 {
 }
 
 fn run(writers: usize, pages: usize, large: bool) {
+    run_with(writers, pages, large, Mode::Overwrite, 0);
+}
+
+fn run_with(writers: usize, pages: usize, large: bool, mode: Mode, pool: usize) {
     let per_writer = total_events() / writers as u64;
-    match storm(writers, pages, per_writer, large) {
+    match storm(writers, pages, per_writer, large, mode, pool) {
         Ok(summary) => println!("{writers} writers, {pages} pages:\n{summary}"),
         Err(e) => panic!("{writers} writers, {pages} pages: {e}"),
     }
@@ -526,4 +581,18 @@ fn storm_with_commit_overruns() {
     run(2, 2, true);
     run(4, 2, true);
     run(3, 3, true);
+}
+
+/// Rings of 2 pages growing from a shared pool (`Config::pool_pages`)
+/// while the handlers nest into the writes, in both modes: the splice's
+/// steps are taken by outer and nested writers alike, against the reader's
+/// swaps; then, the pool empty, the rings overwrite or drop as before. No
+/// late report, exact totals, every byte; the pool's pages all end up in
+/// the rings, each linked once.
+#[test]
+fn storm_with_a_page_pool() {
+    for mode in [Mode::Overwrite, Mode::ProducerConsumer] {
+        run_with(3, 2, false, mode, 24);
+        run_with(2, 2, true, mode, 10);
+    }
 }

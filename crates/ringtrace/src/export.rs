@@ -781,7 +781,7 @@ impl<'t> Drain<'t> {
     }
 
     fn poll_pages(&mut self, full: bool) -> Result<u64, ExportError> {
-        let max_pages = self.tracer.ring_buffer().config().max_pages() as u64;
+        let max_pages = self.tracer.ring_buffer().config().max_ring_pages() as u64;
         if self.files.is_some() {
             self.seen.refresh(self.tracer);
         }

@@ -103,12 +103,12 @@ pub struct View<'t> {
 
 /// Most events of one ring a view returns: those stamped no later than the
 /// ring's newest stamp when the view reached it were all written by then,
-/// and at most a ring's worth (its pages and the reader's page, 8 bytes an
-/// event at least) were still in it. A bound on a loop over shared memory
+/// and at most a ring's worth (its pages, pool pages included, and the
+/// reader's page, 8 bytes an event at least) were still in it. A bound on a loop over shared memory
 /// that a sound ring never reaches.
 fn ring_bound(buf: &ringtrace_ring::RingBuffer) -> u64 {
     let c = buf.config();
-    (c.max_pages() as u64 + 1) * (c.page_size as u64 / 8) + 1
+    (c.max_ring_pages() as u64 + 1) * (c.page_size as u64 / 8) + 1
 }
 
 impl Tracer {

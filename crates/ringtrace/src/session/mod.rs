@@ -244,6 +244,12 @@ pub struct SessionConfig {
     pub contexts: usize,
     /// Data bytes per context ring (rounded up to whole pages, at least 2).
     pub bytes_per_context: usize,
+    /// Bytes of a page pool shared by all contexts (rounded up to whole
+    /// pages; 0: none): a context whose ring is full takes pages from it
+    /// before it overwrites or drops, so the pool goes to the contexts in
+    /// use, in proportion to what they write (`Config::pool_pages` of the
+    /// ring crate). Reserved with the rest of the session.
+    pub pool_bytes: usize,
     /// Page size (power of two, 4096 to 1 MiB).
     pub page_size: usize,
     /// Overwrite (flight recorder) or producer/consumer.
@@ -270,6 +276,7 @@ impl SessionConfig {
             name: name.to_string(),
             contexts: 64,
             bytes_per_context: 256 * 1024,
+            pool_bytes: 0,
             page_size: 4096,
             mode: Mode::ProducerConsumer,
             clock: ClockKind::Mono,
@@ -772,6 +779,12 @@ impl Session {
         let ring_cfg = Config::new(cfg.contexts)
             .page_size(cfg.page_size)
             .bytes_per_ring(cfg.bytes_per_context)
+            .pool_pages(
+                cfg.pool_bytes
+                    .div_ceil(ringtrace_ring::format::data_capacity(
+                        cfg.page_size.max(ringtrace_ring::format::MIN_PAGE_SIZE),
+                    )),
+            )
             .mode(cfg.mode);
         // No room to grow: a session's rings are never resized, and every
         // byte of the file is reserved (`reserve`), so room for growth
@@ -1882,6 +1895,61 @@ mod tests {
         // The same name again: another file (a random suffix, O_EXCL).
         let again = Session::create(&cfg(d.path())).unwrap();
         assert_ne!(again.path(), s.path());
+    }
+
+    /// A session with a page pool: the pool is in the ring region, whose
+    /// every byte is reserved with the rest; a process that opens the
+    /// session sees it, and one context can take all of it.
+    #[test]
+    fn pool_bytes_are_reserved_and_shared() {
+        use std::os::unix::fs::MetadataExt as _;
+        let d = tempfile::tempdir().unwrap();
+        let cap = ringtrace_ring::format::data_capacity(4096);
+        let s = Session::create(&SessionConfig {
+            pool_bytes: 10 * cap,
+            mode: Mode::ProducerConsumer,
+            ..cfg(d.path())
+        })
+        .unwrap();
+        let rings = Config::new(2)
+            .bytes_per_ring(8192)
+            .pool_pages(10)
+            .mode(Mode::ProducerConsumer);
+        let fixed = rings.max_pages_per_ring(rings.pages_per_ring);
+        assert_eq!(
+            s.layout().ring_size,
+            RingBuffer::region_size(&fixed).unwrap()
+        );
+        let meta = s.file().metadata().unwrap();
+        assert!(
+            meta.blocks() * 512 >= meta.len(),
+            "all of the file is reserved"
+        );
+        let o = Session::open(s.path()).unwrap();
+        let buf = o.ring_buffer();
+        assert_eq!(buf.config().pool_pages, 10);
+        let own = buf.ring_pages(1).unwrap();
+        let mut w = buf.writer(1).unwrap();
+        let mut n = 0u64;
+        while w.write(n, &[9; 200]).is_ok() {
+            n += 1;
+        }
+        assert_eq!(buf.ring_pages(1).unwrap(), own + 10);
+        assert_eq!(s.ring_buffer().pool_free_pages(), 0);
+        drop(w);
+        let mut c = buf.consumer(1).unwrap();
+        let mut read = 0;
+        while let Some(ev) = c.consume().unwrap() {
+            assert_eq!((ev.timestamp, &ev.payload[..200]), (read, &[9u8; 200][..]));
+            read += 1;
+        }
+        assert_eq!(read, n);
+        let st = buf.stats(1).unwrap();
+        assert_eq!((st.committed, st.read, st.dropped), (n, n, 1));
+        assert_eq!(
+            st.written,
+            st.read + st.overrun + st.dropped + st.commit_overrun + st.entries
+        );
     }
 
     #[test]
