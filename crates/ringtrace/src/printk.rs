@@ -101,6 +101,9 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use crate::event::{Array, CommonFields, EncodeError, EventType, Field, Record};
 
+mod render;
+pub use render::write_record;
+
 /// ftrace's type id of `print` events (kernel `TRACE_PRINT`).
 ///
 /// ```
@@ -1720,7 +1723,7 @@ pub enum FormatError {
         /// Argument index.
         index: usize,
         /// The conversion, e.g. `%d`.
-        conv: String,
+        conv: ConvText,
         /// Offset of the argument in the argument bytes.
         at: usize,
         /// Bytes it needs.
@@ -1764,6 +1767,68 @@ pub enum FormatError {
     /// No registered site has this `fmt` address.
     #[error("unknown format address {0:#x}")]
     UnknownFormat(u64),
+    /// The writer given to [`write_record`] refused the text (a fixed
+    /// buffer is full).
+    #[error("the output refused the text")]
+    Output,
+}
+
+/// The text of one conversion (`%-08llx`), held inline so that a
+/// [`FormatError`] never allocates (the crash dump formats in a signal
+/// handler). A conversion is ASCII; one longer than 24 bytes (repeated
+/// flags) keeps its first 21 and `...`.
+///
+/// ```
+/// use ringtrace::printk::ConvText;
+/// assert_eq!(ConvText::new("%-08llx").as_str(), "%-08llx");
+/// assert_eq!(ConvText::new("%----------------------d").as_str(), "%--------------------...");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvText {
+    bytes: [u8; 24],
+    len: u8,
+}
+
+impl ConvText {
+    /// `conv`, cut to 24 bytes as said above.
+    #[must_use]
+    pub fn new(conv: &str) -> Self {
+        let mut bytes = [0u8; 24];
+        let src = conv.as_bytes();
+        let len = if src.len() <= bytes.len() && conv.is_ascii() {
+            bytes[..src.len()].copy_from_slice(src);
+            src.len()
+        } else {
+            let mut n = 0;
+            for &b in src.iter().filter(|b| b.is_ascii()).take(21) {
+                bytes[n] = b;
+                n += 1;
+            }
+            bytes[n..n + 3].copy_from_slice(b"...");
+            n + 3
+        };
+        ConvText {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    /// The text.
+    ///
+    /// ```
+    /// assert_eq!(ringtrace::printk::ConvText::new("%d").as_str(), "%d");
+    /// ```
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // Only ASCII bytes are stored.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("%?")
+    }
+}
+
+impl std::fmt::Display for ConvText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Formats the packed argument bytes `args` with the C format `fmt`, as the
@@ -1805,7 +1870,7 @@ pub fn format_record(fmt: &str, args: &[u8]) -> Result<String, FormatError> {
             Piece::End => break,
             Piece::Literal(a, b) => out.push_str(&fmt[a..b]),
             Piece::Conv(spec) => {
-                let conv_text = || fmt[i..next].to_string();
+                let conv_text = || ConvText::new(&fmt[i..next]);
                 let kind = spec.kind();
                 if kind == ArgKind::Str {
                     let rest = &args[pos.min(args.len())..];
