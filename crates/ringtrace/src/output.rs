@@ -22,11 +22,12 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write};
 
-use crate::event::{CommonFields, Registry};
-use crate::printk::{format_bprint, format_print, BPRINT_ID, PRINT_ID};
-use crate::text::{
-    write_context, write_event_line, write_lost_events, LineContext, Style, TimeFormat,
+use crate::event::{write_lossy, CommonFields, Registry};
+use crate::printk::{
+    format_bprint, format_print, site_by_fmt_addr, write_record, BprintFields, FormatError,
+    BPRINT_ID, PRINT_ID,
 };
+use crate::text::{write_context, write_lost_events, FixedWriter, LineContext, Style, TimeFormat};
 use crate::tracer::{Inner, Tracer};
 
 /// How event lines are written.
@@ -92,7 +93,7 @@ pub(crate) fn format_missing(payload: &[u8]) -> bool {
 
 /// Writes one event as the pipe prints it: a `CPU:N [LOST n EVENTS]` line
 /// first when events were lost before it, then the event line.
-pub(crate) fn write_event<W: Write>(
+pub(crate) fn write_event<W: LineBuf>(
     w: &mut W,
     inner: &Inner,
     opts: &TextOptions,
@@ -116,22 +117,122 @@ pub(crate) fn write_event<W: Write>(
         preempt_count: common.preempt_count,
         ts,
     };
-    // A binary printk, the common case, is named by its call site: written
-    // in place rather than through a `file:line` String (the same text as
-    // `event_text` gives).
-    if let Some((BPRINT_ID, _)) = CommonFields::read(payload) {
-        if let Ok((site, text)) = format_bprint(payload) {
-            write_context(w, opts.style, tf, &ctx)?;
-            write!(w, "{}:{}: ", site.file(), site.line())?;
-            w.write_str(&text)?;
-            if !text.ends_with('\n') {
-                w.write_char('\n')?;
-            }
-            return Ok(());
+    write_context(w, opts.style, tf, &ctx)?;
+    write_event_body(w, payload)
+}
+
+/// A text buffer an event line goes into, whose end can be cut back: a
+/// record found malformed halfway through is shown as `[FAILED TO PARSE]`
+/// instead of its partial text.
+pub(crate) trait LineBuf: Write {
+    /// Bytes in the buffer.
+    fn len(&self) -> usize;
+    /// Drops the bytes after the first `len`.
+    fn truncate(&mut self, len: usize);
+    /// Whether the last byte is a newline.
+    fn ends_with_newline(&self) -> bool;
+}
+
+impl LineBuf for String {
+    fn len(&self) -> usize {
+        String::len(self)
+    }
+    fn truncate(&mut self, len: usize) {
+        // Only ever cut back to a length it had: a character boundary.
+        if self.is_char_boundary(len) {
+            String::truncate(self, len);
         }
     }
-    let (name, text) = event_text(payload);
-    write_event_line(w, opts.style, tf, &ctx, &name, &text)
+    fn ends_with_newline(&self) -> bool {
+        self.ends_with('\n')
+    }
+}
+
+impl LineBuf for FixedWriter<'_> {
+    fn len(&self) -> usize {
+        FixedWriter::len(self)
+    }
+    fn truncate(&mut self, len: usize) {
+        FixedWriter::truncate(self, len);
+    }
+    fn ends_with_newline(&self) -> bool {
+        self.as_bytes().last() == Some(&b'\n')
+    }
+}
+
+/// Writes an event's `name: text` and a newline (not doubled when the
+/// text ends with one, as binary printk formats often do): the text that
+/// [`event_text`] gives, written in place without allocating (the pipe
+/// into its reused buffer, the crash dump into a fixed one).
+pub(crate) fn write_event_body<W: LineBuf>(w: &mut W, payload: &[u8]) -> fmt::Result {
+    let Some((ty, _)) = CommonFields::read(payload) else {
+        return w.write_str("<truncated record>: \n");
+    };
+    let start = w.len();
+    match ty {
+        BPRINT_ID => {
+            let r = BprintFields::parse(payload).and_then(|f| {
+                let site = site_by_fmt_addr(f.fmt).ok_or(FormatError::UnknownFormat(f.fmt))?;
+                write_site(w, site.file(), site.line()).map_err(|_| FormatError::Output)?;
+                write_record(w, site.format(), f.args)
+            });
+            match r {
+                Ok(()) => {}
+                Err(FormatError::Output) => return Err(fmt::Error),
+                Err(e) => {
+                    w.truncate(start);
+                    write!(w, "bprint: [FAILED TO PARSE] {e}")?;
+                }
+            }
+        }
+        PRINT_ID => match payload.get(16..) {
+            Some(text) => {
+                let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+                w.write_str("tracing_mark_write: ")?;
+                write_lossy(w, &text[..end])?;
+            }
+            None => write!(
+                w,
+                "print: [FAILED TO PARSE] {}",
+                FormatError::NotBprint("shorter than 16 bytes")
+            )?,
+        },
+        id => match Registry::global().get(id) {
+            Some(t) => {
+                w.write_str(t.name)?;
+                w.write_str(": ")?;
+                match t.write_fields(w, payload) {
+                    Ok(r) => r?,
+                    Err(e) => write!(w, "[FAILED TO PARSE] {e}")?,
+                }
+            }
+            None => write!(w, "Unknown type {id}: ")?,
+        },
+    }
+    if !w.ends_with_newline() {
+        w.write_char('\n')?;
+    }
+    Ok(())
+}
+
+/// `file:line: `, the name of a binary printk's line.
+fn write_site<W: Write + ?Sized>(w: &mut W, file: &str, line: u32) -> fmt::Result {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut v = line;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    w.write_str(file)?;
+    w.write_char(':')?;
+    // Only ASCII digits from `i` on.
+    w.write_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"))?;
+    w.write_str(": ")
 }
 
 /// Room for a thread name copied out of the name table without an

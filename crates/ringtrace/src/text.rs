@@ -599,6 +599,46 @@ impl<'b> FixedWriter<'b> {
     pub fn clear(&mut self) {
         self.len = 0;
     }
+
+    /// Bytes written so far.
+    ///
+    /// ```
+    /// use core::fmt::Write;
+    /// let mut b = [0u8; 4];
+    /// let mut w = ringtrace::text::FixedWriter::new(&mut b);
+    /// w.write_str("abc").unwrap();
+    /// assert_eq!(w.len(), 3);
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was written.
+    ///
+    /// ```
+    /// let mut b = [0u8; 4];
+    /// assert!(ringtrace::text::FixedWriter::new(&mut b).is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets what was written after the first `len` bytes.
+    ///
+    /// ```
+    /// use core::fmt::Write;
+    /// let mut b = [0u8; 8];
+    /// let mut w = ringtrace::text::FixedWriter::new(&mut b);
+    /// w.write_str("abc").unwrap();
+    /// w.truncate(1);
+    /// w.write_str("z").unwrap();
+    /// assert_eq!(w.as_bytes(), b"az");
+    /// ```
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
 }
 
 impl Write for FixedWriter<'_> {
