@@ -557,7 +557,7 @@ impl EventType {
     ) -> Result<fmt::Result, DecodeError> {
         for f in self.fields {
             if f.array != Array::Flexible {
-                let _ = field_text(f, record, &mut Discard)?;
+                check_field(f, record)?;
             }
         }
         let mut first = true;
@@ -582,13 +582,47 @@ impl EventType {
     }
 }
 
-/// Drops what is written (the check pass of `write_fields`).
-struct Discard;
-
-impl fmt::Write for Discard {
-    fn write_str(&mut self, _: &str) -> fmt::Result {
-        Ok(())
+/// The errors `field_text` can meet, found without writing.
+fn check_field(f: &Field, record: &[u8]) -> Result<(), DecodeError> {
+    let start = usize::from(f.offset);
+    let bytes = record
+        .get(start..start + usize::from(f.size))
+        .ok_or(DecodeError::Truncated {
+            field: f.name,
+            need: start + usize::from(f.size),
+            have: record.len(),
+        })?;
+    if f.is_data_loc() {
+        read_data_loc(record, bytes, f.name)?;
+    } else if !matches!(f.array, Array::Fixed(_)) && !f.is_float() && ![1, 2, 4, 8].contains(&bytes.len()) {
+        return Err(DecodeError::BadFieldSize {
+            field: f.name,
+            size: bytes.len(),
+        });
     }
+    Ok(())
+}
+
+/// `v` in decimal, with its sign, without the `fmt` machinery (this runs
+/// for every field of every typed event the pipe prints).
+fn write_decimal<W: fmt::Write + ?Sized>(w: &mut W, v: u64, negative: bool) -> fmt::Result {
+    let mut buf = [0u8; 21];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if negative {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    // Only ASCII digits and `-` from `i` on.
+    w.write_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"))
 }
 
 /// Writes `name=value` of field `f` of `record`.
@@ -647,9 +681,10 @@ fn field_text<W: fmt::Write + ?Sized>(
         };
         Ok(if f.signed {
             let shift = 64 - 8 * bytes.len() as u32;
-            write!(out, "{}", ((unsigned << shift) as i64) >> shift)
+            let v = ((unsigned << shift) as i64) >> shift;
+            write_decimal(out, v.unsigned_abs(), v < 0)
         } else {
-            write!(out, "{unsigned}")
+            write_decimal(out, unsigned, false)
         })
     };
     text(out)

@@ -186,6 +186,8 @@ pub struct Pipe<'t> {
     /// empty (a peek of an empty ring costs about as much as formatting
     /// an event, and a session has 64 rings, most of them empty).
     empty: Vec<bool>,
+    /// The rings not in `empty`, in no particular order.
+    active: Vec<usize>,
     /// Steps since the empty rings were last peeked.
     since_rescan: u32,
     opts: TextOptions,
@@ -268,6 +270,7 @@ impl<'t> Pipe<'t> {
             buf,
             heads: vec![None; consumers.len()],
             empty: vec![false; consumers.len()],
+            active: (0..consumers.len()).collect(),
             since_rescan: 0,
             consumers,
             opts,
@@ -309,20 +312,37 @@ impl<'t> Pipe<'t> {
         }
         let mut rescan = self.since_rescan >= RESCAN_STEPS;
         let best = loop {
-            let mut best: Option<(u64, usize)> = None;
-            for (i, c) in self.consumers.iter_mut().enumerate() {
-                if self.heads[i].is_none() && (rescan || !self.empty[i]) {
-                    self.heads[i] = c.peek()?.map(|e| e.timestamp);
-                    self.empty[i] = self.heads[i].is_none();
-                }
-                if let Some(ts) = self.heads[i] {
-                    if best.map_or(true, |(b, _)| ts < b) {
-                        best = Some((ts, i));
+            if rescan {
+                for i in 0..self.consumers.len() {
+                    if self.empty[i] {
+                        self.heads[i] = self.consumers[i].peek()?.map(|e| e.timestamp);
+                        if self.heads[i].is_some() {
+                            self.empty[i] = false;
+                            self.active.push(i);
+                        }
                     }
                 }
-            }
-            if rescan {
                 self.since_rescan = 0;
+            }
+            // Only the rings not found empty are looked at: a session has
+            // 64 rings, most of them empty.
+            let mut best: Option<(u64, usize)> = None;
+            let mut k = 0;
+            while k < self.active.len() {
+                let i = self.active[k];
+                if self.heads[i].is_none() {
+                    self.heads[i] = self.consumers[i].peek()?.map(|e| e.timestamp);
+                }
+                let Some(ts) = self.heads[i] else {
+                    self.empty[i] = true;
+                    self.active.swap_remove(k);
+                    continue;
+                };
+                // Ties go to the lower ring, whatever the order of `active`.
+                if best.map_or(true, |(b, bi)| ts < b || (ts == b && i < bi)) {
+                    best = Some((ts, i));
+                }
+                k += 1;
             }
             // "Empty" is only said after every ring was peeked now.
             if best.is_some() || rescan {
@@ -335,7 +355,6 @@ impl<'t> Pipe<'t> {
             return Ok(None);
         };
         self.heads[i] = None;
-        self.empty[i] = false;
         match self.consumers[i].consume()? {
             Some(e) => Ok(Some(f(EventRef {
                 ring: i,
@@ -397,6 +416,38 @@ impl<'t> Pipe<'t> {
             e.write_line(&tracer.inner, &opts, line);
         })?;
         Ok(got.is_some())
+    }
+
+    /// Appends the lines of the events there are now to `text`, in the
+    /// order [`Pipe::next_line_into`] gives them, until `text` holds
+    /// `max_bytes` bytes or more (a line is never split) or every ring is
+    /// empty; returns how many events it appended. One call per batch of
+    /// lines lets a reader write them out in one large write: what
+    /// `ringtrace pipe` does.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// for i in 0..10 {
+    ///     ringtrace::trace!(tracer: &t, "i=%d", i);
+    /// }
+    /// let mut pipe = t.pipe();
+    /// let mut text = String::new();
+    /// let first = pipe.read_lines_into(&mut text, 1).unwrap();
+    /// assert_eq!(first, 1, "one line reaches 1 byte");
+    /// let rest = pipe.read_lines_into(&mut text, 1 << 16).unwrap();
+    /// assert_eq!((rest, text.lines().count()), (9, 10));
+    /// assert_eq!(pipe.read_lines_into(&mut text, 1 << 16).unwrap(), 0);
+    /// ```
+    pub fn read_lines_into(
+        &mut self,
+        text: &mut String,
+        max_bytes: usize,
+    ) -> Result<usize, ReadError> {
+        let mut n = 0;
+        while text.len() < max_bytes && self.next_line_into(text)? {
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// [`Pipe::next_line`], waiting up to `timeout` for an event (asleep in

@@ -96,23 +96,35 @@ fn secs_usecs(ns: u64) -> (u64, u64) {
 /// assert_eq!(s, "     0.000005");
 /// ```
 pub fn write_timestamp<W: Write>(w: &mut W, ts: u64, tf: TimeFormat) -> fmt::Result {
-    // By hand rather than through `write!`: this runs for every line the
-    // pipe prints, and the formatting machinery cost more than the rest
-    // of the line (same text as `" {s:5}.{us:06}"` and `" {ts:12}"`).
-    let mut d = Digits::new();
-    match tf {
+    // Built on the stack and written at once rather than through `write!`:
+    // this runs for every line the pipe prints (same text as
+    // `" {s:5}.{us:06}"` and `" {ts:12}"`).
+    let mut buf = [b' '; 32];
+    let end = buf.len();
+    let digits = |buf: &mut [u8; 32], mut i: usize, mut v: u64, min: usize| -> usize {
+        let stop = i - min;
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 && i <= stop {
+                return i;
+            }
+        }
+    };
+    let first = match tf {
         TimeFormat::Nanoseconds => {
             let (s, us) = secs_usecs(ts);
-            w.write_char(' ')?;
-            pad_left(w, d.unsigned(s), 5, ' ')?;
-            w.write_char('.')?;
-            pad_left(w, d.unsigned(us), 6, '0')
+            let i = digits(&mut buf, end, us, 6);
+            buf[i - 1] = b'.';
+            let i = digits(&mut buf, i - 1, s, 1);
+            // Width 5, spaces already there; then the leading space.
+            i.min(end - 7 - 5) - 1
         }
-        TimeFormat::Raw => {
-            w.write_char(' ')?;
-            pad_left(w, d.unsigned(ts), 12, ' ')
-        }
-    }
+        TimeFormat::Raw => digits(&mut buf, end, ts, 1).min(end - 12) - 1,
+    };
+    // SAFETY: `buf` holds only ASCII digits, spaces and a point.
+    w.write_str(unsafe { std::str::from_utf8_unchecked(&buf[first..]) })
 }
 
 /// Decimal digits of an integer, formatted without the `fmt` machinery.
