@@ -27,7 +27,12 @@ use crate::printk::{
     format_bprint, format_print, site_by_fmt_addr, write_record, BprintFields, FormatError,
     BPRINT_ID, PRINT_ID,
 };
-use crate::text::{write_context, write_lost_events, FixedWriter, LineContext, Style, TimeFormat};
+use crate::text::{
+    write_context, write_context_head, write_lost_events, write_timestamp, FixedWriter,
+    LineContext, Style, TimeFormat,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use crate::tracer::{Inner, Tracer};
 
 /// How event lines are written.
@@ -118,6 +123,100 @@ pub(crate) fn write_event<W: LineBuf>(
         ts,
     };
     write_context(w, opts.style, tf, &ctx)?;
+    write_event_body(w, payload)
+}
+
+/// The context columns of the last line of each ring (`comm-pid [CPU]
+/// flags`), kept by a pipe: the next event of the ring mostly has the same
+/// thread and flags, and its line then starts with a copy instead of a
+/// name lookup (a lock and a hash) and the columns' formatting.
+#[derive(Debug, Default)]
+pub(crate) struct HeadCache {
+    /// The thread-name table's change counter; `None` when the table's
+    /// lock was poisoned (nothing is kept then).
+    generation: Option<Arc<AtomicU64>>,
+    heads: Vec<Option<CachedHead>>,
+}
+
+#[derive(Debug)]
+struct CachedHead {
+    pid: i32,
+    flags: u8,
+    preempt_count: u8,
+    /// The table's change counter when `text` was made.
+    generation: u64,
+    text: String,
+}
+
+impl HeadCache {
+    /// An empty cache for a tracer's rings.
+    pub(crate) fn new(inner: &Inner) -> Self {
+        HeadCache {
+            generation: inner.cmdlines.lock().ok().map(|c| c.generation()),
+            heads: Vec::new(),
+        }
+    }
+}
+
+/// [`write_event`] into a `String`, the context columns taken from `cache`
+/// when the ring's last line had the same thread, flags and thread name.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_event_cached(
+    w: &mut String,
+    inner: &Inner,
+    opts: &TextOptions,
+    cache: &mut HeadCache,
+    ring: usize,
+    timestamp: u64,
+    lost_events: u64,
+    payload: &[u8],
+) -> fmt::Result {
+    // Acquire: pairs with the Release increment in `Cmdlines::insert`.
+    let Some(generation) = cache.generation.as_ref().map(|g| g.load(Ordering::Acquire)) else {
+        return write_event(w, inner, opts, ring, timestamp, lost_events, payload);
+    };
+    if lost_events > 0 {
+        write_lost_events(w, ring as u32, Some(lost_events))?;
+    }
+    let common = CommonFields::read(payload).map(|x| x.1).unwrap_or_default();
+    if cache.heads.len() <= ring {
+        cache.heads.resize_with(ring + 1, || None);
+    }
+    let slot = &mut cache.heads[ring];
+    let hit = slot.as_ref().is_some_and(|h| {
+        h.pid == common.pid
+            && h.flags == common.flags
+            && h.preempt_count == common.preempt_count
+            && h.generation == generation
+    });
+    if !hit {
+        let mut comm_buf = [0u8; COMM_BUF];
+        let comm = comm_into(inner, common.pid, &mut comm_buf);
+        let ctx = LineContext {
+            comm: &comm,
+            pid: common.pid,
+            cpu: ring as u32,
+            flags: common.flags,
+            preempt_count: common.preempt_count,
+            ts: 0,
+        };
+        let mut text = slot.take().map(|h| h.text).unwrap_or_default();
+        text.clear();
+        write_context_head(&mut text, opts.style, &ctx)?;
+        *slot = Some(CachedHead {
+            pid: common.pid,
+            flags: common.flags,
+            preempt_count: common.preempt_count,
+            generation,
+            text,
+        });
+    }
+    if let Some(h) = slot {
+        w.push_str(&h.text);
+    }
+    let (ts, tf) = time(inner, opts, timestamp);
+    write_timestamp(w, ts, tf)?;
+    w.push_str(": ");
     write_event_body(w, payload)
 }
 

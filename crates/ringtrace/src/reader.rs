@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use ringtrace_ring::{Consumer, ReadError, WaitFor};
 
 use crate::event::CommonFields;
-use crate::output::{format_missing, write_event, TextOptions};
+use crate::output::{format_missing, write_event, write_event_cached, HeadCache, TextOptions};
 use crate::tracer::Tracer;
 
 /// One event read from a [`Pipe`], borrowed from the ring.
@@ -190,6 +190,8 @@ pub struct Pipe<'t> {
     active: Vec<usize>,
     /// Steps since the empty rings were last peeked.
     since_rescan: u32,
+    /// Each ring's last context columns, for the next line.
+    line_heads: HeadCache,
     opts: TextOptions,
     /// Another consuming reader held a ring: every read returns this.
     held: Option<ReadError>,
@@ -272,6 +274,7 @@ impl<'t> Pipe<'t> {
             empty: vec![false; consumers.len()],
             active: (0..consumers.len()).collect(),
             since_rescan: 0,
+            line_heads: HeadCache::new(&tracer.inner),
             consumers,
             opts,
             held,
@@ -406,6 +409,7 @@ impl<'t> Pipe<'t> {
     pub fn next_line_into(&mut self, line: &mut String) -> Result<bool, ReadError> {
         let tracer = self.tracer;
         let opts = self.opts;
+        let mut heads = std::mem::take(&mut self.line_heads);
         let got = self.next_with(|e| {
             // On a session, a writer publishes a format in the tables
             // before the first record that uses it: a format not known
@@ -413,8 +417,20 @@ impl<'t> Pipe<'t> {
             if tracer.inner.session.is_some() && format_missing(e.payload) {
                 tracer.import_session_tables();
             }
-            e.write_line(&tracer.inner, &opts, line);
-        })?;
+            // Writing to a String cannot fail.
+            let _ = write_event_cached(
+                line,
+                &tracer.inner,
+                &opts,
+                &mut heads,
+                e.ring,
+                e.timestamp,
+                e.lost_events,
+                e.payload,
+            );
+        });
+        self.line_heads = heads;
+        let got = got?;
         Ok(got.is_some())
     }
 
@@ -586,5 +602,83 @@ impl RawPipe<'_> {
     #[must_use]
     pub fn last(&self) -> Option<ringtrace_ring::PageInfo> {
         self.page.info()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::event::{CommonFields, Record};
+    use crate::output::{write_event, write_event_cached, HeadCache};
+    use crate::tracer::Comm;
+    use crate::TracerConfig;
+
+    /// Lines whose context columns come from the pipe's cache are the
+    /// lines written from scratch: across rings, threads, flags, nesting
+    /// depths, and thread names that change between two events.
+    #[test]
+    fn cached_context_columns_are_the_columns_written_from_scratch() {
+        let t = TracerConfig::new().max_contexts(3).build().unwrap();
+        let inner = &t.inner;
+        let mut writers: Vec<_> = (0..3).map(|r| t.ring_buffer().writer(r).unwrap()).collect();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut names = 0;
+        let mut opts = crate::output::TextOptions::default();
+        for round in 0..4 {
+            opts.style = match round {
+                0 | 1 => crate::text::Style::Modern { irq_info: true },
+                2 => crate::text::Style::Modern { irq_info: false },
+                _ => crate::text::Style::Legacy2009,
+            };
+            let mut pipe = t.pipe_with(opts);
+            let mut cache = HeadCache::new(inner);
+            let mut stamp = 0u64;
+            for step in 0..600 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let c = CommonFields {
+                    pid: 100 + (x % 3) as i32,
+                    flags: if x & 0x30 == 0 { 0x08 } else { 0 },
+                    preempt_count: ((x >> 8) % 3) as u8,
+                };
+                if x & 0x700 == 0 {
+                    // A thread gets a (new) name between two of its events.
+                    names += 1;
+                    inner.save_comm(c.pid, Comm::new(&format!("name{names}")));
+                }
+                let mut rec = [0u8; 64];
+                let n = crate::bprintk!("step %d", step).encode(&c, &mut rec).unwrap();
+                stamp += 1 + (x >> 20) % 5;
+                writers[((x >> 12) % 3) as usize].write(stamp, &rec[..n]).unwrap();
+                let (cached, plain) = pipe
+                    .next_with(|e| {
+                        let mut cached = String::new();
+                        write_event_cached(
+                            &mut cached,
+                            inner,
+                            &opts,
+                            &mut cache,
+                            e.ring,
+                            e.timestamp,
+                            e.lost_events,
+                            e.payload,
+                        )
+                        .unwrap();
+                        let mut plain = String::new();
+                        write_event(&mut plain, inner, &opts, e.ring, e.timestamp, e.lost_events, e.payload)
+                            .unwrap();
+                        (cached, plain)
+                    })
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(cached, plain, "round {round} step {step}");
+            }
+        }
+        assert!(names > 5, "names changed between events");
+        for r in 0..3 {
+            let s = t.ring_stats(r).unwrap();
+            assert_eq!(s.written, s.read + s.overrun + s.dropped + s.commit_overrun + s.entries);
+            assert_eq!(s.entries, 0);
+        }
     }
 }

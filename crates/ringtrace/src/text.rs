@@ -308,6 +308,23 @@ pub fn write_context<W: Write>(
     tf: TimeFormat,
     c: &LineContext<'_>,
 ) -> fmt::Result {
+    write_context_head(w, style, c)?;
+    write_timestamp(w, c.ts, tf)?;
+    w.write_str(": ")
+}
+
+/// The part of [`write_context`] before the time stamp: it depends only on
+/// the thread, the ring and the flags, so a reader may keep it for the
+/// next event of the same ring.
+///
+/// ```
+/// use ringtrace::text::{write_context_head, LineContext, Style};
+/// let c = LineContext { comm: "bash", pid: 1234, cpu: 1, flags: 0, preempt_count: 0, ts: 0 };
+/// let mut s = String::new();
+/// write_context_head(&mut s, Style::Modern { irq_info: true }, &c).unwrap();
+/// assert_eq!(s, "            bash-1234    [001] .....");
+/// ```
+pub fn write_context_head<W: Write>(w: &mut W, style: Style, c: &LineContext<'_>) -> fmt::Result {
     // By hand, as `write_timestamp`: the same text as
     // `"{:>16}-{:<7} [{:03}] "` (modern) and `"{:>16}-{:<5} [{:03}]"`.
     let pid_width = match style {
@@ -329,8 +346,7 @@ pub fn write_context<W: Write>(
             w.write_str(std::str::from_utf8(&block).unwrap_or("....."))?;
         }
     }
-    write_timestamp(w, c.ts, tf)?;
-    w.write_str(": ")
+    Ok(())
 }
 
 /// Writes one whole event line: context, `name: `, the text, and a newline
