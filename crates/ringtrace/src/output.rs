@@ -24,8 +24,8 @@ use std::fmt::{self, Write};
 
 use crate::event::{write_lossy, CommonFields, Registry};
 use crate::printk::{
-    format_bprint, format_print, site_by_fmt_addr, write_record, BprintFields, FormatError,
-    BPRINT_ID, PRINT_ID,
+    format_bprint, format_print, site_by_fmt_addr, write_record, BprintFields, FormatCache,
+    FormatError, BPRINT_ID, FMT_ADDR_BASE, PRINT_ID,
 };
 use crate::text::{
     write_context, write_context_head, write_lost_events, write_timestamp, FixedWriter,
@@ -136,6 +136,8 @@ pub(crate) struct HeadCache {
     /// lock was poisoned (nothing is kept then).
     generation: Option<Arc<AtomicU64>>,
     heads: Vec<Option<CachedHead>>,
+    /// Printk formats parsed once.
+    formats: FormatCache,
 }
 
 #[derive(Debug)]
@@ -154,6 +156,7 @@ impl HeadCache {
         HeadCache {
             generation: inner.cmdlines.lock().ok().map(|c| c.generation()),
             heads: Vec::new(),
+            formats: FormatCache::default(),
         }
     }
 }
@@ -217,7 +220,7 @@ pub(crate) fn write_event_cached(
     let (ts, tf) = time(inner, opts, timestamp);
     write_timestamp(w, ts, tf)?;
     w.push_str(": ");
-    write_event_body(w, payload)
+    write_event_body_with(w, payload, Some(&mut cache.formats))
 }
 
 /// A text buffer an event line goes into, whose end can be cut back: a
@@ -264,6 +267,16 @@ impl LineBuf for FixedWriter<'_> {
 /// [`event_text`] gives, written in place without allocating (the pipe
 /// into its reused buffer, the crash dump into a fixed one).
 pub(crate) fn write_event_body<W: LineBuf>(w: &mut W, payload: &[u8]) -> fmt::Result {
+    write_event_body_with(w, payload, None)
+}
+
+/// [`write_event_body`], printk formats parsed once in `formats` (a
+/// reader's cache; the crash dump, which must not allocate, has none).
+pub(crate) fn write_event_body_with<W: LineBuf>(
+    w: &mut W,
+    payload: &[u8],
+    formats: Option<&mut FormatCache>,
+) -> fmt::Result {
     let Some((ty, _)) = CommonFields::read(payload) else {
         return w.write_str("<truncated record>: \n");
     };
@@ -273,7 +286,11 @@ pub(crate) fn write_event_body<W: LineBuf>(w: &mut W, payload: &[u8]) -> fmt::Re
             let r = BprintFields::parse(payload).and_then(|f| {
                 let site = site_by_fmt_addr(f.fmt).ok_or(FormatError::UnknownFormat(f.fmt))?;
                 write_site(w, site.file(), site.line()).map_err(|_| FormatError::Output)?;
-                write_record(w, site.format(), f.args)
+                match formats {
+                    // The id is in range: `site_by_fmt_addr` found it.
+                    Some(c) => c.write(w, ((f.fmt - FMT_ADDR_BASE) >> 4) as u32, site.format(), f.args),
+                    None => write_record(w, site.format(), f.args),
+                }
             });
             match r {
                 Ok(()) => {}

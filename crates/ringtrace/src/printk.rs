@@ -102,6 +102,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use crate::event::{Array, CommonFields, EncodeError, EventType, Field, Record};
 
 mod render;
+pub(crate) use render::FormatCache;
 pub use render::write_record;
 
 /// ftrace's type id of `print` events (kernel `TRACE_PRINT`).

@@ -17,6 +17,7 @@ use super::{
     F_PLUS, F_SPACE, F_ZERO,
 };
 
+
 /// Formats the packed argument bytes `args` with the C format `fmt` into
 /// `w`, as the kernel's `bstr_printf` does, without allocating. Never
 /// panics: a malformed format or record gives a [`FormatError`], and `w`
@@ -47,37 +48,7 @@ pub fn write_record<W: Write + ?Sized>(
             Piece::End => break,
             Piece::Literal(a, b) => out(w.write_str(&fmt[a..b]))?,
             Piece::Conv(spec) => {
-                let kind = spec.kind();
-                if kind == ArgKind::Str {
-                    let rest = args.get(pos..).unwrap_or(&[]);
-                    let nul = rest
-                        .iter()
-                        .position(|&b| b == 0)
-                        .ok_or(FormatError::Unterminated { index, at: pos })?;
-                    let s = core::str::from_utf8(&rest[..nul])
-                        .map_err(|_| FormatError::InvalidUtf8 { index, at: pos })?;
-                    out(write_str_spec(w, &spec, s))?;
-                    pos += nul + 1;
-                } else {
-                    let at = align4(pos);
-                    let n = kind.fixed_size();
-                    let b = args
-                        .get(at..at + n)
-                        .ok_or_else(|| FormatError::Truncated {
-                            index,
-                            conv: ConvText::new(&fmt[i..next]),
-                            at,
-                            need: n,
-                            have: args.len(),
-                        })?;
-                    let raw = if n == 4 {
-                        u64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                    } else {
-                        u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-                    };
-                    write_scalar(w, &spec, raw, index)?;
-                    pos = at + n;
-                }
+                write_conv(w, &spec, &fmt[i..next], args, &mut pos, index)?;
                 index += 1;
             }
         }
@@ -88,6 +59,146 @@ pub fn write_record<W: Write + ?Sized>(
         return Err(FormatError::TrailingBytes { extra });
     }
     Ok(())
+}
+
+/// One conversion (`conv` is its text, for errors) of the argument at
+/// `*pos`, which it moves past the argument.
+fn write_conv<W: Write + ?Sized>(
+    w: &mut W,
+    spec: &Spec,
+    conv: &str,
+    args: &[u8],
+    pos: &mut usize,
+    index: usize,
+) -> Result<(), FormatError> {
+    let kind = spec.kind();
+    if kind == ArgKind::Str {
+        let at = *pos;
+        let rest = args.get(at..).unwrap_or(&[]);
+        let nul = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(FormatError::Unterminated { index, at })?;
+        let s = core::str::from_utf8(&rest[..nul])
+            .map_err(|_| FormatError::InvalidUtf8 { index, at })?;
+        out(write_str_spec(w, spec, s))?;
+        *pos = at + nul + 1;
+    } else {
+        let at = align4(*pos);
+        let n = kind.fixed_size();
+        let b = args
+            .get(at..at + n)
+            .ok_or_else(|| FormatError::Truncated {
+                index,
+                conv: ConvText::new(conv),
+                at,
+                need: n,
+                have: args.len(),
+            })?;
+        let raw = if n == 4 {
+            u64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        } else {
+            u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+        };
+        write_scalar(w, spec, raw, index)?;
+        *pos = at + n;
+    }
+    Ok(())
+}
+
+/// A format parsed once: its literals and conversions, as byte ranges of
+/// the format text.
+#[derive(Debug)]
+pub(crate) struct ParsedFormat {
+    /// The format it was parsed from (compared by address and length:
+    /// a site's format text is `'static` and never changes).
+    fmt: &'static str,
+    pieces: Box<[(Piece, usize, usize)]>,
+}
+
+impl ParsedFormat {
+    /// `None` for a malformed format (rendering it gives the error).
+    pub(crate) fn parse(fmt: &'static str) -> Option<ParsedFormat> {
+        let mut pieces = Vec::new();
+        let mut i = 0;
+        loop {
+            let (piece, next) = next_piece(fmt.as_bytes(), i).ok()?;
+            if let Piece::End = piece {
+                break;
+            }
+            pieces.push((piece, i, next));
+            i = next;
+        }
+        Some(ParsedFormat {
+            fmt,
+            pieces: pieces.into_boxed_slice(),
+        })
+    }
+
+    /// Whether this was parsed from `fmt` (the same text in memory).
+    pub(crate) fn is_of(&self, fmt: &str) -> bool {
+        core::ptr::eq(self.fmt.as_ptr(), fmt.as_ptr()) && self.fmt.len() == fmt.len()
+    }
+
+    /// [`write_record`] of this format: the same text and errors.
+    pub(crate) fn write<W: Write + ?Sized>(
+        &self,
+        w: &mut W,
+        args: &[u8],
+    ) -> Result<(), FormatError> {
+        let mut pos = 0;
+        let mut index = 0;
+        for &(piece, i, next) in self.pieces.iter() {
+            match piece {
+                Piece::End => break,
+                Piece::Literal(a, b) => out(w.write_str(&self.fmt[a..b]))?,
+                Piece::Conv(spec) => {
+                    write_conv(w, &spec, &self.fmt[i..next], args, &mut pos, index)?;
+                    index += 1;
+                }
+            }
+        }
+        let extra = args.len().saturating_sub(pos);
+        if extra > 3 {
+            return Err(FormatError::TrailingBytes { extra });
+        }
+        Ok(())
+    }
+}
+
+/// Formats parsed once, by site id, kept by a reader (the pipe) so that
+/// a format is not parsed again for every record. Looked up by index; the
+/// entry is checked to be of the site's format text (an id's site may be
+/// replaced, see `import_site`).
+#[derive(Debug, Default)]
+pub(crate) struct FormatCache {
+    by_id: Vec<Option<ParsedFormat>>,
+}
+
+impl FormatCache {
+    /// [`write_record`] of `fmt`, the format of site `id`.
+    pub(crate) fn write<W: Write + ?Sized>(
+        &mut self,
+        w: &mut W,
+        id: u32,
+        fmt: &'static str,
+        args: &[u8],
+    ) -> Result<(), FormatError> {
+        let i = id as usize;
+        if i < super::MAX_SITES {
+            if self.by_id.len() <= i {
+                self.by_id.resize_with(i + 1, || None);
+            }
+            let slot = &mut self.by_id[i];
+            if !slot.as_ref().is_some_and(|p| p.is_of(fmt)) {
+                *slot = ParsedFormat::parse(fmt);
+            }
+            if let Some(p) = slot {
+                return p.write(w, args);
+            }
+        }
+        write_record(w, fmt, args)
+    }
 }
 
 fn out(r: fmt::Result) -> Result<(), FormatError> {
@@ -753,6 +864,28 @@ mod tests {
             }
         }
         assert!(cut_short > 1000);
+    }
+
+    /// A format parsed once renders as `write_record` does, text and
+    /// errors, for records whole, cut and grown.
+    #[test]
+    fn a_parsed_format_renders_as_write_record() {
+        let mut g = Gen(0x1234_5678_9abc_def1);
+        for _ in 0..20_000 {
+            let (fmt, mut args) = case(&mut g);
+            match g.below(3) {
+                0 => args.truncate(g.below(args.len() as u64 + 1) as usize),
+                1 => args.extend_from_slice(&[0; 8][..g.below(9) as usize]),
+                _ => {}
+            }
+            let fmt: &'static str = Box::leak(fmt.into_boxed_str());
+            let p = ParsedFormat::parse(fmt).unwrap();
+            assert!(p.is_of(fmt) && !p.is_of(&fmt.to_string()));
+            let mut got = String::new();
+            let got = p.write(&mut got, &args).map(|()| got);
+            assert_eq!(got, new(fmt, &args), "{fmt:?}");
+        }
+        assert!(ParsedFormat::parse("%q").is_none());
     }
 
     #[test]
