@@ -19,6 +19,18 @@
 //! may return an event of one ring before a smaller-stamped event another
 //! ring commits later.
 //!
+//! # The live merge's bound
+//!
+//! Rings found empty are peeked again only every [`RESCAN_STEPS`] steps
+//! (and always before the pipe says it is empty): a peek of an empty ring
+//! costs about as much as formatting an event, and a session has 64 rings,
+//! most of them empty. So, while writers write, an event committed to a
+//! ring the pipe found empty goes after **at most [`RESCAN_STEPS`] events
+//! of other rings stamped later than it**, and after every event stamped
+//! earlier. Exact order at each step would need a peek of every ring per
+//! event; rings read while their writers are stopped (a dump, a finished
+//! program, a snapshot) merge exactly.
+//!
 //! Where a ring lost events (overwritten, dropped), the event after the loss
 //! is preceded by a `CPU:N [LOST n EVENTS]` line.
 //!
@@ -154,17 +166,22 @@ impl OwnedEvent {
     }
 }
 
-/// Steps of a [`Pipe`] between two peeks of the rings it found empty. An
-/// event committed to such a ring in between is merged at the next peek:
-/// at most this many events of other rings with later time stamps may go
-/// before it (a live read's order across rings is only by the events seen
-/// at each step, see the module docs); rings read while the writers are
-/// stopped merge exactly as when every ring is peeked at every step.
+/// Steps of a [`Pipe`] between two peeks of the rings it found empty: the
+/// bound of the live merge's disorder. An event committed to such a ring
+/// in between is merged at the next peek: at most this many events of
+/// other rings with later time stamps go before it (see "The live merge's
+/// bound" in the module docs); rings read while the writers are stopped
+/// merge exactly as when every ring is peeked at every step.
 pub const RESCAN_STEPS: u32 = 64;
 
 /// The merged consuming reader of a tracer (`trace_pipe`). Holds every
 /// ring's reader lock while it exists: other readers of the tracer wait
 /// (a crash dump skips the rings it cannot lock). Writers are never slowed.
+///
+/// Order: by time stamp across rings, ring order within one; while
+/// writers write, an event of a ring found empty may follow up to
+/// [`RESCAN_STEPS`] later-stamped events of other rings (see the module
+/// docs).
 ///
 /// ```
 /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
