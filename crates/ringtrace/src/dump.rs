@@ -383,11 +383,27 @@ mod tests {
             records.push(b);
         };
         push(&crate::bprintk!("a=%llu b=%llu", 1u64, 2u64));
-        push(&crate::bprintk!("%s|%5d|%-4x|%05u|%c", "str", -12, 255, 7u32, 'Z'));
-        push(&crate::bprintk!("%lld %zu %p %o%%", -5i64, 9usize, 0x1000 as *const u8, 8));
+        push(&crate::bprintk!(
+            "%s|%5d|%-4x|%05u|%c",
+            "str",
+            -12,
+            255,
+            7u32,
+            'Z'
+        ));
+        push(&crate::bprintk!(
+            "%lld %zu %p %o%%",
+            -5i64,
+            9usize,
+            0x1000 as *const u8,
+            8
+        ));
         push(&crate::bprintk!("%.2s %8.3f %g\n", "abcdef", 2.71, 1e-7));
         push(&crate::bprintk!("%#x %+d % d", 255, 3, 4));
-        push(&crate::printk::Print { ip: 0, text: "mark\n" });
+        push(&crate::printk::Print {
+            ip: 0,
+            text: "mark\n",
+        });
         push(&DumpTyped { n: 7, s: "seven" });
         let good = records.len();
         // Malformed: a cut bprint, an unknown format, invalid UTF-8 in a
@@ -414,7 +430,14 @@ mod tests {
             }
             let got = std::str::from_utf8(w.as_bytes()).unwrap();
             assert_eq!(got, want, "record {i}");
-            assert_eq!(i >= good, got.contains("FAILED") || got.contains("Unknown") || got.contains('\u{fffd}') || got.starts_with('<'), "record {i}: {got}");
+            assert_eq!(
+                i >= good,
+                got.contains("FAILED")
+                    || got.contains("Unknown")
+                    || got.contains('\u{fffd}')
+                    || got.starts_with('<'),
+                "record {i}: {got}"
+            );
         }
     }
 

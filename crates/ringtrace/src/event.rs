@@ -594,7 +594,10 @@ fn check_field(f: &Field, record: &[u8]) -> Result<(), DecodeError> {
         })?;
     if f.is_data_loc() {
         read_data_loc(record, bytes, f.name)?;
-    } else if !matches!(f.array, Array::Fixed(_)) && !f.is_float() && ![1, 2, 4, 8].contains(&bytes.len()) {
+    } else if !matches!(f.array, Array::Fixed(_))
+        && !f.is_float()
+        && ![1, 2, 4, 8].contains(&bytes.len())
+    {
         return Err(DecodeError::BadFieldSize {
             field: f.name,
             size: bytes.len(),

@@ -31,9 +31,9 @@ use crate::text::{
     write_context, write_context_head, write_lost_events, write_timestamp, FixedWriter,
     LineContext, Style, TimeFormat,
 };
+use crate::tracer::{Inner, Tracer};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use crate::tracer::{Inner, Tracer};
 
 /// How event lines are written.
 ///
@@ -288,7 +288,12 @@ pub(crate) fn write_event_body_with<W: LineBuf>(
                 write_site(w, site.file(), site.line()).map_err(|_| FormatError::Output)?;
                 match formats {
                     // The id is in range: `site_by_fmt_addr` found it.
-                    Some(c) => c.write(w, ((f.fmt - FMT_ADDR_BASE) >> 4) as u32, site.format(), f.args),
+                    Some(c) => c.write(
+                        w,
+                        ((f.fmt - FMT_ADDR_BASE) >> 4) as u32,
+                        site.format(),
+                        f.args,
+                    ),
                     None => write_record(w, site.format(), f.args),
                 }
             });

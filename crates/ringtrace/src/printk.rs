@@ -102,8 +102,8 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use crate::event::{Array, CommonFields, EncodeError, EventType, Field, Record};
 
 mod render;
-pub(crate) use render::FormatCache;
 pub use render::write_record;
+pub(crate) use render::FormatCache;
 
 /// ftrace's type id of `print` events (kernel `TRACE_PRINT`).
 ///

@@ -664,9 +664,13 @@ mod tests {
                     inner.save_comm(c.pid, Comm::new(&format!("name{names}")));
                 }
                 let mut rec = [0u8; 64];
-                let n = crate::bprintk!("step %d", step).encode(&c, &mut rec).unwrap();
+                let n = crate::bprintk!("step %d", step)
+                    .encode(&c, &mut rec)
+                    .unwrap();
                 stamp += 1 + (x >> 20) % 5;
-                writers[((x >> 12) % 3) as usize].write(stamp, &rec[..n]).unwrap();
+                writers[((x >> 12) % 3) as usize]
+                    .write(stamp, &rec[..n])
+                    .unwrap();
                 let (cached, plain) = pipe
                     .next_with(|e| {
                         let mut cached = String::new();
@@ -682,8 +686,16 @@ mod tests {
                         )
                         .unwrap();
                         let mut plain = String::new();
-                        write_event(&mut plain, inner, &opts, e.ring, e.timestamp, e.lost_events, e.payload)
-                            .unwrap();
+                        write_event(
+                            &mut plain,
+                            inner,
+                            &opts,
+                            e.ring,
+                            e.timestamp,
+                            e.lost_events,
+                            e.payload,
+                        )
+                        .unwrap();
                         (cached, plain)
                     })
                     .unwrap()
@@ -694,7 +706,10 @@ mod tests {
         assert!(names > 5, "names changed between events");
         for r in 0..3 {
             let s = t.ring_stats(r).unwrap();
-            assert_eq!(s.written, s.read + s.overrun + s.dropped + s.commit_overrun + s.entries);
+            assert_eq!(
+                s.written,
+                s.read + s.overrun + s.dropped + s.commit_overrun + s.entries
+            );
             assert_eq!(s.entries, 0);
         }
     }

@@ -142,7 +142,10 @@ fn a_late_event_in_a_ring_found_empty_is_at_most_rescan_steps_late() {
     let busy_seen: Vec<&str> = bodies.iter().filter(|b| **b != "late 0").copied().collect();
     let want: Vec<String> = (0..300).map(|i| format!("busy {i}")).collect();
     assert_eq!(busy_seen, want);
-    assert!(late >= 100, "late at {late}, before an earlier-stamped event");
+    assert!(
+        late >= 100,
+        "late at {late}, before an earlier-stamped event"
+    );
     // At most RESCAN_STEPS events stamped after it went before it.
     assert!(
         late - 100 <= ringtrace::reader::RESCAN_STEPS as usize,

@@ -17,7 +17,6 @@ use super::{
     F_PLUS, F_SPACE, F_ZERO,
 };
 
-
 /// Formats the packed argument bytes `args` with the C format `fmt` into
 /// `w`, as the kernel's `bstr_printf` does, without allocating. Never
 /// panics: a malformed format or record gives a [`FormatError`], and `w`
@@ -86,15 +85,13 @@ fn write_conv<W: Write + ?Sized>(
     } else {
         let at = align4(*pos);
         let n = kind.fixed_size();
-        let b = args
-            .get(at..at + n)
-            .ok_or_else(|| FormatError::Truncated {
-                index,
-                conv: ConvText::new(conv),
-                at,
-                need: n,
-                have: args.len(),
-            })?;
+        let b = args.get(at..at + n).ok_or_else(|| FormatError::Truncated {
+            index,
+            conv: ConvText::new(conv),
+            at,
+            need: n,
+            have: args.len(),
+        })?;
         let raw = if n == 4 {
             u64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
         } else {
@@ -240,7 +237,13 @@ fn write_scalar<W: Write + ?Sized>(
             } else {
                 ""
             };
-            pad_number(w, spec, sign, "", d.radix(v.unsigned_abs(), 10, false, false))
+            pad_number(
+                w,
+                spec,
+                sign,
+                "",
+                d.radix(v.unsigned_abs(), 10, false, false),
+            )
         }
         b'u' | b'x' | b'X' | b'o' => {
             let v = if wide { raw } else { u64::from(raw as u32) };
@@ -577,7 +580,10 @@ impl<W: Write + ?Sized> Write for FloatSink<'_, W> {
                 match b {
                     b'-' => self.exp_neg = true,
                     b'0'..=b'9' => {
-                        self.exp = self.exp.saturating_mul(10).saturating_add(i32::from(b - b'0'))
+                        self.exp = self
+                            .exp
+                            .saturating_mul(10)
+                            .saturating_add(i32::from(b - b'0'))
                     }
                     _ => {}
                 }
@@ -880,7 +886,8 @@ mod tests {
             }
             let fmt: &'static str = Box::leak(fmt.into_boxed_str());
             let p = ParsedFormat::parse(fmt).unwrap();
-            assert!(p.is_of(fmt) && !p.is_of(&fmt.to_string()));
+            let copy = String::from(fmt);
+            assert!(p.is_of(fmt) && !p.is_of(&copy));
             let mut got = String::new();
             let got = p.write(&mut got, &args).map(|()| got);
             assert_eq!(got, new(fmt, &args), "{fmt:?}");
@@ -890,7 +897,15 @@ mod tests {
 
     #[test]
     fn malformed_formats_are_errors() {
-        for (fmt, at) in [("%", 0), ("ab%hd", 2), ("%*d", 0), ("%4097d", 0), ("%lls", 0), ("x%q", 1), ("%5", 0)] {
+        for (fmt, at) in [
+            ("%", 0),
+            ("ab%hd", 2),
+            ("%*d", 0),
+            ("%4097d", 0),
+            ("%lls", 0),
+            ("x%q", 1),
+            ("%5", 0),
+        ] {
             assert!(
                 matches!(new(fmt, &[0; 16]), Err(FormatError::BadFormat { at: a, .. }) if a == at),
                 "{fmt}"
