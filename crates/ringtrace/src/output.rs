@@ -24,8 +24,8 @@ use std::fmt::{self, Write};
 
 use crate::event::{write_lossy, CommonFields, Registry};
 use crate::printk::{
-    format_bprint, format_print, site_by_fmt_addr, write_record, BprintFields, FormatCache,
-    FormatError, BPRINT_ID, FMT_ADDR_BASE, PRINT_ID,
+    format_bprint, format_print, site_by_fmt_addr, write_record, write_site, BprintFields,
+    FormatCache, FormatError, BPRINT_ID, FMT_ADDR_BASE, PRINT_ID,
 };
 use crate::text::{
     write_context, write_context_head, write_lost_events, write_timestamp, FixedWriter,
@@ -285,16 +285,13 @@ pub(crate) fn write_event_body_with<W: LineBuf>(
         BPRINT_ID => {
             let r = BprintFields::parse(payload).and_then(|f| {
                 let site = site_by_fmt_addr(f.fmt).ok_or(FormatError::UnknownFormat(f.fmt))?;
-                write_site(w, site.file(), site.line()).map_err(|_| FormatError::Output)?;
                 match formats {
                     // The id is in range: `site_by_fmt_addr` found it.
-                    Some(c) => c.write(
-                        w,
-                        ((f.fmt - FMT_ADDR_BASE) >> 4) as u32,
-                        site.format(),
-                        f.args,
-                    ),
-                    None => write_record(w, site.format(), f.args),
+                    Some(c) => c.write(w, ((f.fmt - FMT_ADDR_BASE) >> 4) as u32, site, f.args),
+                    None => {
+                        write_site(w, site.file(), site.line()).map_err(|_| FormatError::Output)?;
+                        write_record(w, site.format(), f.args)
+                    }
                 }
             });
             match r {
@@ -334,26 +331,6 @@ pub(crate) fn write_event_body_with<W: LineBuf>(
         w.write_char('\n')?;
     }
     Ok(())
-}
-
-/// `file:line: `, the name of a binary printk's line.
-fn write_site<W: Write + ?Sized>(w: &mut W, file: &str, line: u32) -> fmt::Result {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    let mut v = line;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    w.write_str(file)?;
-    w.write_char(':')?;
-    // Only ASCII digits from `i` on.
-    w.write_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"))?;
-    w.write_str(": ")
 }
 
 /// Room for a thread name copied out of the name table without an

@@ -103,7 +103,7 @@ use crate::event::{Array, CommonFields, EncodeError, EventType, Field, Record};
 
 mod render;
 pub use render::write_record;
-pub(crate) use render::FormatCache;
+pub(crate) use render::{write_site, FormatCache};
 
 /// ftrace's type id of `print` events (kernel `TRACE_PRINT`).
 ///

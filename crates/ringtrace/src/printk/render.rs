@@ -13,8 +13,8 @@
 use core::fmt::{self, Write};
 
 use super::{
-    align4, next_piece, ArgKind, ConvText, FormatError, ParseError, Piece, Spec, F_HASH, F_MINUS,
-    F_PLUS, F_SPACE, F_ZERO,
+    align4, next_piece, ArgKind, ConvText, FormatError, ParseError, Piece, Site, Spec, F_HASH,
+    F_MINUS, F_PLUS, F_SPACE, F_ZERO,
 };
 
 /// Formats the packed argument bytes `args` with the C format `fmt` into
@@ -107,8 +107,7 @@ fn write_conv<W: Write + ?Sized>(
 /// the format text.
 #[derive(Debug)]
 pub(crate) struct ParsedFormat {
-    /// The format it was parsed from (compared by address and length:
-    /// a site's format text is `'static` and never changes).
+    /// The format it was parsed from.
     fmt: &'static str,
     pieces: Box<[(Piece, usize, usize)]>,
 }
@@ -130,11 +129,6 @@ impl ParsedFormat {
             fmt,
             pieces: pieces.into_boxed_slice(),
         })
-    }
-
-    /// Whether this was parsed from `fmt` (the same text in memory).
-    pub(crate) fn is_of(&self, fmt: &str) -> bool {
-        core::ptr::eq(self.fmt.as_ptr(), fmt.as_ptr()) && self.fmt.len() == fmt.len()
     }
 
     /// [`write_record`] of this format: the same text and errors.
@@ -164,21 +158,21 @@ impl ParsedFormat {
 }
 
 /// Formats parsed once, by site id, kept by a reader (the pipe) so that
-/// a format is not parsed again for every record. Looked up by index; the
-/// entry is checked to be of the site's format text (an id's site may be
-/// replaced, see `import_site`).
+/// a format is not parsed again for every record, nor its line's
+/// `file:line: ` written again. Looked up by index; the entry is checked
+/// to be the site's (an id's site may be replaced, see `import_site`).
 #[derive(Debug, Default)]
 pub(crate) struct FormatCache {
-    by_id: Vec<Option<ParsedFormat>>,
+    by_id: Vec<Option<(&'static Site, String, ParsedFormat)>>,
 }
 
 impl FormatCache {
-    /// [`write_record`] of `fmt`, the format of site `id`.
+    /// `file:line: ` of site `id`, then [`write_record`] of its format.
     pub(crate) fn write<W: Write + ?Sized>(
         &mut self,
         w: &mut W,
         id: u32,
-        fmt: &'static str,
+        site: &'static Site,
         args: &[u8],
     ) -> Result<(), FormatError> {
         let i = id as usize;
@@ -187,15 +181,34 @@ impl FormatCache {
                 self.by_id.resize_with(i + 1, || None);
             }
             let slot = &mut self.by_id[i];
-            if !slot.as_ref().is_some_and(|p| p.is_of(fmt)) {
-                *slot = ParsedFormat::parse(fmt);
+            if !slot
+                .as_ref()
+                .is_some_and(|(s, _, _)| core::ptr::eq(*s, site))
+            {
+                *slot = ParsedFormat::parse(site.format()).map(|p| {
+                    let mut head = String::new();
+                    // Writing to a String cannot fail.
+                    let _ = write_site(&mut head, site.file(), site.line());
+                    (site, head, p)
+                });
             }
-            if let Some(p) = slot {
+            if let Some((_, head, p)) = slot {
+                out(w.write_str(head))?;
                 return p.write(w, args);
             }
         }
-        write_record(w, fmt, args)
+        out(write_site(w, site.file(), site.line()))?;
+        write_record(w, site.format(), args)
     }
+}
+
+/// `file:line: `, the name of a binary printk's line.
+pub(crate) fn write_site<W: Write + ?Sized>(w: &mut W, file: &str, line: u32) -> fmt::Result {
+    let mut d = Digits::new();
+    w.write_str(file)?;
+    w.write_char(':')?;
+    w.write_str(d.radix(u64::from(line), 10, false, false))?;
+    w.write_str(": ")
 }
 
 fn out(r: fmt::Result) -> Result<(), FormatError> {
@@ -886,8 +899,6 @@ mod tests {
             }
             let fmt: &'static str = Box::leak(fmt.into_boxed_str());
             let p = ParsedFormat::parse(fmt).unwrap();
-            let copy = String::from(fmt);
-            assert!(p.is_of(fmt) && !p.is_of(&copy));
             let mut got = String::new();
             let got = p.write(&mut got, &args).map(|()| got);
             assert_eq!(got, new(fmt, &args), "{fmt:?}");
