@@ -14,10 +14,12 @@
 //!   bytes spooled ÷ drain-thread CPU time, with the loss the ring counted.
 //! - **pipe** (`--only pipe`): `ringtrace pipe` formats 3 million events
 //!   per second or more. A tracer shaped as a default session (64
-//!   contexts, `mono` clock) holds `trace!` events with typical arguments
-//!   written by 4 threads (outside the timed section); timed: the merged
-//!   consuming pipe turning all of them into ftrace text written to
-//!   `/dev/null` through a buffered writer, as `ringtrace pipe` does.
+//!   contexts, `mono` clock) holds a mix of events written by 4 threads
+//!   (outside the timed section, [`mixed_event`]): `trace!` with two and
+//!   with three arguments, a typed event, markers. Timed: the merged
+//!   consuming pipe turning all of them into ftrace text, as `ringtrace
+//!   pipe` does (batches of lines in one reused buffer, each batch written
+//!   at once), into `/dev/null` and into a file on tmpfs.
 //!
 //! Every figure is the median of several repetitions, each on freshly
 //! filled rings. Both the wall-clock figure and the figure per CPU second
@@ -87,12 +89,50 @@ pub struct PipeReport {
     pub events: u64,
     /// Bytes of text per repetition (median).
     pub text_bytes: Summary,
-    /// Events per second by wall time.
+    /// Where the file sink went.
+    pub dir: String,
+    /// Into `/dev/null`: events per second by wall time.
     pub wall: Summary,
-    /// Events per CPU second of the reading thread.
+    /// Into `/dev/null`: events per CPU second of the reading thread.
     pub cpu: Summary,
+    /// Into a file on tmpfs: events per second by wall time.
+    pub file_wall: Summary,
+    /// Into a file on tmpfs: events per CPU second of the reading thread.
+    pub file_cpu: Summary,
     /// Accounting mismatches and errors.
     pub problems: Vec<String>,
+}
+
+ringtrace::declare_event! {
+    /// The typed event of the pipe section's mix.
+    pub struct RequestDone: "bench" / "request_done" = 1801 { id: u64, status: u32, micros: u32 }
+}
+
+/// The pipe section's mix, by `i % 4`: `trace!` with two arguments, with
+/// three (a string among them), a typed event, a marker.
+pub fn mixed_event(t: &Tracer, i: u64) -> Result<(), ringtrace::RecordError> {
+    match i % 4 {
+        0 => t.record(&ringtrace::bprintk!(
+            "request %llu took %u us",
+            i,
+            (i % 977) as u32
+        )),
+        1 => t.record(&ringtrace::bprintk!(
+            "request %llu status=%d path=%s",
+            i,
+            200i32,
+            "/api/v1/items"
+        )),
+        2 => t.record(&RequestDone {
+            id: i,
+            status: 200,
+            micros: (i % 977) as u32,
+        }),
+        _ => {
+            t.marker("checkpoint reached");
+            Ok(())
+        }
+    }
 }
 
 /// One `trace!` with the arguments a server logs: a request id, a
@@ -366,7 +406,8 @@ pub fn run_drain(settings: &Settings) -> DrainReport {
 }
 
 /// A tracer shaped as a default session (64 contexts, `mono` clock) whose
-/// first `PIPE_THREADS` contexts hold `PIPE_EVENTS` events each.
+/// first `PIPE_THREADS` contexts hold `PIPE_EVENTS` events each, of the
+/// mix of [`mixed_event`].
 fn pipe_tracer() -> Tracer {
     let t = TracerConfig::new()
         .max_contexts(64)
@@ -379,7 +420,7 @@ fn pipe_tracer() -> Tracer {
         for _ in 0..PIPE_THREADS {
             s.spawn(|| {
                 for i in 0..PIPE_EVENTS {
-                    let _ = one_event(&t, i);
+                    let _ = mixed_event(&t, i);
                 }
             });
         }
@@ -394,47 +435,56 @@ struct PipeRep {
     cpu_secs: f64,
 }
 
-fn pipe_once(problems: &mut Vec<String>) -> Option<PipeRep> {
+/// Bytes of text `ringtrace pipe` collects before each write.
+const PIPE_BATCH: usize = 64 * 1024;
+
+/// One repetition: a freshly filled tracer, all of it formatted into
+/// `sink` (created before the timed section) as `ringtrace pipe` does.
+fn pipe_once(sink: &Path, problems: &mut Vec<String>) -> Option<PipeRep> {
     let t = pipe_tracer();
     let written: u64 = (0..t.max_contexts())
         .filter_map(|r| t.ring_stats(r).ok())
         .map(|s| s.written - s.dropped)
         .sum();
-    let null = match std::fs::File::create("/dev/null") {
+    let mut out = match std::fs::File::create(sink) {
         Ok(f) => f,
         Err(e) => {
-            problems.push(format!("pipe: opening /dev/null: {e}"));
+            problems.push(format!("pipe: creating {}: {e}", sink.display()));
             return None;
         }
-    };
-    let mut out = CountingWriter {
-        inner: std::io::BufWriter::with_capacity(64 * 1024, null),
-        bytes: 0,
     };
     let cpu0 = thread_cpu_secs();
     let t0 = Instant::now();
     let mut pipe = t.pipe();
     let mut events = 0u64;
-    let mut line = String::with_capacity(256);
+    let mut text_bytes = 0u64;
+    let mut text = String::with_capacity(PIPE_BATCH + 4096);
     loop {
-        line.clear();
-        match pipe.next_line_into(&mut line) {
-            Ok(true) => {
-                if let Err(e) = out.write_all(line.as_bytes()) {
-                    problems.push(format!("pipe: writing: {e}"));
+        // What `Pipe::read_lines_into` does, written out so that this
+        // section also runs against builds without it.
+        text.clear();
+        let mut empty = false;
+        while text.len() < PIPE_BATCH {
+            match pipe.next_line_into(&mut text) {
+                Ok(true) => events += 1,
+                Ok(false) => {
+                    empty = true;
+                    break;
+                }
+                Err(e) => {
+                    problems.push(format!("pipe: reading: {e}"));
                     return None;
                 }
-                events += 1;
-            }
-            Ok(false) => break,
-            Err(e) => {
-                problems.push(format!("pipe: reading: {e}"));
-                return None;
             }
         }
-    }
-    if let Err(e) = out.flush() {
-        problems.push(format!("pipe: writing: {e}"));
+        if let Err(e) = out.write_all(text.as_bytes()) {
+            problems.push(format!("pipe: writing {}: {e}", sink.display()));
+            return None;
+        }
+        text_bytes += text.len() as u64;
+        if empty {
+            break;
+        }
     }
     let secs = t0.elapsed().as_secs_f64();
     let cpu_secs = thread_cpu_secs() - cpu0;
@@ -442,52 +492,61 @@ fn pipe_once(problems: &mut Vec<String>) -> Option<PipeRep> {
     if events != written {
         problems.push(format!("pipe: {events} lines for {written} events stored"));
     }
+    let on_disk = std::fs::metadata(sink).map(|m| m.len()).unwrap_or(0);
+    if sink != Path::new("/dev/null") && on_disk != text_bytes {
+        problems.push(format!(
+            "pipe: {} holds {on_disk} bytes of {text_bytes} written",
+            sink.display()
+        ));
+    }
     for r in 0..t.max_contexts() {
         check_ring(&t, r, problems, "pipe");
     }
     Some(PipeRep {
         events,
-        text_bytes: out.bytes,
+        text_bytes,
         secs,
         cpu_secs,
     })
 }
 
-/// Counts what passes through to `inner`.
-struct CountingWriter<W> {
-    inner: W,
-    bytes: u64,
-}
-
-impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(b)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Runs the pipe section.
+/// Runs the pipe section: repetitions alternate between the two sinks.
 pub fn run_pipe(settings: &Settings) -> PipeReport {
+    let (dir, dir_name) = spool_dir();
+    let file = dir.path().join("pipe.txt");
     let mut problems = Vec::new();
     let reps = settings.reps.max(5);
-    let mut runs = Vec::new();
+    let mut null = Vec::new();
+    let mut to_file = Vec::new();
+    // One discarded warm-up of each.
     for rep in 0..=reps {
-        if let Some(r) = pipe_once(&mut problems) {
+        if let Some(r) = pipe_once(Path::new("/dev/null"), &mut problems) {
             if rep > 0 {
-                runs.push(r);
+                null.push(r);
             }
         }
+        if let Some(r) = pipe_once(&file, &mut problems) {
+            if rep > 0 {
+                to_file.push(r);
+            }
+        }
+        let _ = std::fs::remove_file(&file);
     }
     let sum = |v: Vec<f64>| Summary::of(&v).unwrap_or_else(Summary::nan);
+    let eps = |runs: &[PipeRep], cpu: bool| {
+        sum(runs
+            .iter()
+            .map(|r| r.events as f64 / if cpu { r.cpu_secs } else { r.secs })
+            .collect())
+    };
     PipeReport {
-        events: runs.first().map_or(0, |r| r.events),
-        text_bytes: sum(runs.iter().map(|r| r.text_bytes as f64).collect()),
-        wall: sum(runs.iter().map(|r| r.events as f64 / r.secs).collect()),
-        cpu: sum(runs.iter().map(|r| r.events as f64 / r.cpu_secs).collect()),
+        events: null.first().map_or(0, |r| r.events),
+        text_bytes: sum(null.iter().map(|r| r.text_bytes as f64).collect()),
+        dir: dir_name,
+        wall: eps(&null, false),
+        cpu: eps(&null, true),
+        file_wall: eps(&to_file, false),
+        file_cpu: eps(&to_file, true),
         problems,
     }
 }

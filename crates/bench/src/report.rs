@@ -472,26 +472,26 @@ fn pipe_table(o: &mut String, p: &PipeReport) {
     let _ = writeln!(o, "## 7. `pipe`'s text formatting, one core\n");
     let _ = writeln!(
         o,
-        "What `ringtrace pipe` does: the merged consuming pipe (`Tracer::pipe`, `next_line_into` with one reused line buffer) over a tracer shaped as a default session (64 contexts, `mono` clock), 4 threads having written {} events in all with `trace!(\"request %llu took %u us status=%d path=%s\", ..)` (outside the timed section), each line written to `/dev/null` through a 64 KiB buffered writer ({} bytes of text per repetition, median). Events/s = events formatted ÷ time; the second column is per CPU second of the reading thread. Every repetition checks that every stored event gave a line and the rings' accounting identity.\n",
+        "What `ringtrace pipe` does: the merged consuming pipe (`Tracer::pipe`) over a tracer shaped as a default session (64 contexts, `mono` clock), 4 threads having written {} events in all (outside the timed section), a mix by quarters: `trace!(\"request %llu took %u us\", ..)`, `trace!(\"request %llu status=%d path=%s\", ..)`, a typed event of three fields, a marker. Lines are collected in one reused buffer and written 64 KiB at a time, into `/dev/null` and into a file in {} ({} bytes of text per repetition, median). Events/s = events formatted ÷ time; per CPU second counts the reading thread's CPU time. Every repetition checks that every stored event gave a line, that the file holds every byte written, and the rings' accounting identity.\n",
         num(p.events as f64),
+        p.dir,
         num(p.text_bytes.median)
     );
     let _ = writeln!(
         o,
         "| pipe | events/s, wall time | events/s per CPU second |\n| --- | --- | --- |"
     );
+    let _ = writeln!(o, "| → /dev/null | {} | {} |", p.wall, p.cpu);
+    let _ = writeln!(o, "| → file on tmpfs | {} | {} |", p.file_wall, p.file_cpu);
+    let worst = p.cpu.median.min(p.file_cpu.median);
     let _ = writeln!(
         o,
-        "| `Pipe::next_line_into` → /dev/null | {} | {} |",
-        p.wall, p.cpu
-    );
-    let _ = writeln!(
-        o,
-        "\n**Issue 18's target: `pipe` formats at least {} events/s on one core: {} per CPU second, {} by wall time: {} (judged per CPU second: the machine is shared).**\n",
+        "\n**Issue 18's target: `pipe` formats at least {} events/s on one core: {} per CPU second into /dev/null, {} into a file; {} by wall time into /dev/null: {} (judged per CPU second, on the slower sink: the machine is shared).**\n",
         num(PIPE_TARGET_EPS),
         num(p.cpu.median),
+        num(p.file_cpu.median),
         num(p.wall.median),
-        verdict(p.cpu.median, PIPE_TARGET_EPS)
+        verdict(worst, PIPE_TARGET_EPS)
     );
     problems_list(o, &p.problems);
 }

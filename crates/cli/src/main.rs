@@ -183,9 +183,14 @@ being kept with the `ringtrace extract` command that saves it.")]
     List,
     /// Read a session's events live (consuming), as text with lost-event
     /// lines, until Ctrl-C or until its program ends.
-    #[command(after_help = "Examples:
+    #[command(
+        after_help = "Order: by time stamp across threads; while the program writes, an event of a \
+thread that was idle may follow up to 64 later events of other threads.
+
+Examples:
   ringtrace pipe myprog
-  ringtrace pipe /dev/shm/ringtrace-4242-myprog | grep worker")]
+  ringtrace pipe /dev/shm/ringtrace-4242-myprog | grep worker"
+    )]
     Pipe(session_cmds::SessionArg),
     /// Print every event a session holds, merged by time, without consuming
     /// them (reads a private copy).

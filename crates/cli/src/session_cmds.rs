@@ -1221,11 +1221,12 @@ pub fn pipe(a: SessionArg) -> Result<()> {
     install(libc::SIGINT, on_stop);
     install(libc::SIGTERM, on_stop);
     let stdout = std::io::stdout();
-    // Buffered: stdout alone is line-buffered, one write(2) per event,
-    // which is what kept this reader behind a busy program. The buffer
-    // is flushed whenever the rings are caught up (below) and at the end,
-    // so a live reader still sees each line as soon as no more are
-    // waiting.
+    // Lines are collected in one reused buffer (`Pipe::read_lines_into`)
+    // and written PIPE_BUFFER bytes at a time: stdout alone is
+    // line-buffered, one write(2) per event, which is what kept this reader
+    // behind a busy program. What is collected is written whenever the
+    // rings are caught up (below) and at the end, so a live reader still
+    // sees each line as soon as no more are waiting.
     let mut out = std::io::BufWriter::with_capacity(PIPE_BUFFER, stdout.lock());
     let werr = |e: std::io::Error| -> SessionCmdError {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -1237,8 +1238,8 @@ pub fn pipe(a: SessionArg) -> Result<()> {
     let rerr = |e: ringtrace_ring::ReadError| failed(&o.path, format!("reading: {e}"));
     let mut last_import = Instant::now() - Duration::from_secs(1);
     let mut finishing = false;
-    // One line's text, reused: no allocation per event.
-    let mut line = String::with_capacity(256);
+    // A batch of lines, reused: no allocation per event.
+    let mut text = String::with_capacity(PIPE_BUFFER + 4096);
     // Refused events belong to no ring: a line of their own.
     let mut refused_seen = 0;
     let mut refused_line = |out: &mut dyn Write| {
@@ -1267,18 +1268,19 @@ pub fn pipe(a: SessionArg) -> Result<()> {
                 finishing = true;
             }
         }
-        line.clear();
-        match pipe.next_line_into(&mut line).map_err(rerr)? {
-            true => {
-                if let Err(e) = out.write_all(line.as_bytes()) {
-                    return match werr(e) {
-                        _ if STOP.load(Ordering::Relaxed) => Ok(()),
-                        e => Err(e),
-                    };
-                }
-            }
-            false if finishing => break,
-            false => {
+        text.clear();
+        let got = pipe.read_lines_into(&mut text, PIPE_BUFFER).map_err(rerr)?;
+        // A batch as large as the buffer goes past it in one write(2).
+        if let Err(e) = out.write_all(text.as_bytes()) {
+            return match werr(e) {
+                _ if STOP.load(Ordering::Relaxed) => Ok(()),
+                e => Err(e),
+            };
+        }
+        match got {
+            0 if finishing => break,
+            n if n > 0 && text.len() >= PIPE_BUFFER => {}
+            _ => {
                 let _ = out.flush();
                 if let Some(l) = pipe
                     .next_line_timeout(Duration::from_millis(20))

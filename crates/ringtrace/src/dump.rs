@@ -21,9 +21,8 @@
 //! overflow; the calling thread gets one if it has none). The handler:
 //!
 //! - formats without allocating: each line goes into a static buffer
-//!   through [`FixedWriter`], and binary printk and typed events are rendered
-//!   by the allocation-free formatter below (not the allocating
-//!   [`crate::output`] one);
+//!   through [`FixedWriter`], written by the pipe's own allocation-free
+//!   line writer (so a dump line reads as the pipe's);
 //! - takes no lock a crashed thread might hold: rings are read through
 //!   `try_consumer`, and a ring whose reader lock is held (say the crash hit
 //!   a thread inside a [`Pipe`](crate::Pipe)) is skipped and said so; thread
@@ -42,8 +41,8 @@ use std::fmt::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Arc;
 
-use crate::event::{Array, CommonFields, Registry};
-use crate::printk::{site_by_fmt_addr, BprintFields, BPRINT_ID, PRINT_ID};
+use crate::event::CommonFields;
+use crate::output::write_event_body;
 use crate::text::{write_context, write_lost_events, FixedWriter, LineContext, Style};
 use crate::tracer::{Inner, Tracer};
 
@@ -336,7 +335,7 @@ fn write_dump_line(
     if lost > 0 {
         write_lost_events(w, ring as u32, Some(lost))?;
     }
-    let (ty, common) = CommonFields::read(payload).unwrap_or_default();
+    let (_, common) = CommonFields::read(payload).unwrap_or_default();
     let (ts, tf) = crate::output::time(inner, &Default::default(), ts);
     // Thread name: only if the table's lock is free.
     let guard = inner.cmdlines.try_lock().ok();
@@ -355,311 +354,7 @@ fn write_dump_line(
     };
     write_context(w, Style::default(), tf, &ctx)?;
     drop(guard);
-    write_event_body(w, ty, payload)?;
-    w.write_char('\n')
-}
-
-/// `name: text` of an event, without allocating.
-fn write_event_body<W: Write>(w: &mut W, ty: u16, payload: &[u8]) -> fmt::Result {
-    match ty {
-        BPRINT_ID => {
-            let Ok(f) = BprintFields::parse(payload) else {
-                return w.write_str("bprint: [FAILED TO PARSE]");
-            };
-            match site_by_fmt_addr(f.fmt) {
-                Some(site) => {
-                    write!(w, "{}:{}: ", site.file(), site.line())?;
-                    let mut t = TrimNewline { w, pending: false };
-                    write_bprint_noalloc(&mut t, site.format(), f.args)
-                }
-                None => write!(w, "bprint: [unknown format {:#x}]", f.fmt),
-            }
-        }
-        PRINT_ID => {
-            w.write_str("tracing_mark_write: ")?;
-            let text = payload.get(16..).unwrap_or(&[]);
-            let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
-            let mut t = TrimNewline { w, pending: false };
-            write_lossy(&mut t, &text[..end])
-        }
-        id => match Registry::global().get(id) {
-            Some(t) => {
-                write!(w, "{}: ", t.name)?;
-                write_fields_noalloc(w, t.fields, payload)
-            }
-            None => write!(w, "Unknown type {id}"),
-        },
-    }
-}
-
-/// Drops one trailing newline (the dump adds its own).
-struct TrimNewline<'a, W: Write> {
-    w: &'a mut W,
-    pending: bool,
-}
-
-impl<W: Write> Write for TrimNewline<'_, W> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        if s.is_empty() {
-            return Ok(());
-        }
-        if self.pending {
-            self.w.write_char('\n')?;
-            self.pending = false;
-        }
-        match s.strip_suffix('\n') {
-            Some(head) => {
-                self.pending = true;
-                self.w.write_str(head)
-            }
-            None => self.w.write_str(s),
-        }
-    }
-}
-
-/// Bytes as text, invalid UTF-8 replaced, without allocating.
-fn write_lossy<W: Write>(w: &mut W, mut b: &[u8]) -> fmt::Result {
-    while !b.is_empty() {
-        match std::str::from_utf8(b) {
-            Ok(s) => return w.write_str(s),
-            Err(e) => {
-                let good = e.valid_up_to();
-                // SAFETY-free: `good` bytes were validated.
-                w.write_str(std::str::from_utf8(&b[..good]).unwrap_or(""))?;
-                w.write_char('\u{fffd}')?;
-                b = &b[good + e.error_len().unwrap_or(b.len() - good)..];
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Typed fields as `name=value`, like `EventType::render_fields`, without
-/// allocating.
-fn write_fields_noalloc<W: Write>(
-    w: &mut W,
-    fields: &[crate::event::Field],
-    rec: &[u8],
-) -> fmt::Result {
-    let mut first = true;
-    for f in fields {
-        if f.array == Array::Flexible {
-            continue;
-        }
-        if !first {
-            w.write_char(' ')?;
-        }
-        first = false;
-        write!(w, "{}=", f.name)?;
-        let start = usize::from(f.offset);
-        let Some(bytes) = rec.get(start..start + usize::from(f.size)) else {
-            return w.write_str("<truncated>");
-        };
-        if f.is_data_loc() {
-            let v = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-            let (off, len) = ((v & 0xffff) as usize, (v >> 16) as usize);
-            let s = rec.get(off..off + len).unwrap_or(&[]);
-            let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
-            write_lossy(w, &s[..end])?;
-        } else if let Array::Fixed(_) = f.array {
-            for (j, b) in bytes.iter().enumerate() {
-                if j > 0 {
-                    w.write_char(' ')?;
-                }
-                write!(w, "{b:02x}")?;
-            }
-        } else if f.is_float() {
-            let mut raw = [0u8; 8];
-            raw.copy_from_slice(bytes);
-            write!(w, "{}", f64::from_ne_bytes(raw))?;
-        } else {
-            let mut raw = [0u8; 8];
-            let n = bytes.len().min(8);
-            raw[..n].copy_from_slice(&bytes[..n]);
-            let u = u64::from_ne_bytes(raw);
-            if f.signed && n > 0 {
-                let shift = 64 - 8 * n as u32;
-                write!(w, "{}", ((u << shift) as i64) >> shift)?;
-            } else {
-                write!(w, "{u}")?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Formats a binary printk without allocating: the conversions
-/// `d i u x X o c s p` and `e E f F g G` with lengths `l ll z`, flags
-/// `- 0 + space #`, width and precision. (The read-side formatter in
-/// [`crate::printk`] is the reference; this one trades exactness of rare
-/// combinations for no allocation.)
-fn write_bprint_noalloc<W: Write>(w: &mut W, fmt: &str, args: &[u8]) -> fmt::Result {
-    let f = fmt.as_bytes();
-    let mut i = 0;
-    let mut pos = 0usize;
-    let mut lit_start = 0;
-    while i < f.len() {
-        if f[i] != b'%' {
-            i += 1;
-            continue;
-        }
-        w.write_str(fmt.get(lit_start..i).unwrap_or(""))?;
-        i += 1;
-        if f.get(i) == Some(&b'%') {
-            w.write_char('%')?;
-            i += 1;
-            lit_start = i;
-            continue;
-        }
-        let (mut left, mut zero, mut plus, mut space, mut alt) =
-            (false, false, false, false, false);
-        while let Some(&c) = f.get(i) {
-            match c {
-                b'-' => left = true,
-                b'0' => zero = true,
-                b'+' => plus = true,
-                b' ' => space = true,
-                b'#' => alt = true,
-                _ => break,
-            }
-            i += 1;
-        }
-        let mut width = 0usize;
-        while let Some(d) = f.get(i).filter(|c| c.is_ascii_digit()) {
-            width = (width * 10 + usize::from(d - b'0')).min(4096);
-            i += 1;
-        }
-        let mut prec = None;
-        if f.get(i) == Some(&b'.') {
-            i += 1;
-            let mut p = 0usize;
-            while let Some(d) = f.get(i).filter(|c| c.is_ascii_digit()) {
-                p = (p * 10 + usize::from(d - b'0')).min(4096);
-                i += 1;
-            }
-            prec = Some(p);
-        }
-        let mut long = false;
-        while let Some(&c) = f.get(i) {
-            if matches!(c, b'l' | b'z') {
-                long = true;
-                i += 1;
-            } else {
-                break;
-            }
-        }
-        let Some(&conv) = f.get(i) else { break };
-        i += 1;
-        lit_start = i;
-        let mut num = [0u8; 72];
-        match conv {
-            b's' => {
-                let rest = args.get(pos..).unwrap_or(&[]);
-                let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-                let s = std::str::from_utf8(&rest[..end]).unwrap_or("<bad utf-8>");
-                pos += end + 1;
-                let s = match prec {
-                    Some(p) => s.char_indices().nth(p).map_or(s, |(at, _)| &s[..at]),
-                    None => s,
-                };
-                pad(w, s, width, left, false)?;
-            }
-            b'd' | b'i' | b'u' | b'x' | b'X' | b'o' | b'c' | b'p' => {
-                let wide = long || conv == b'p';
-                pos = (pos + 3) & !3;
-                let n = if wide { 8 } else { 4 };
-                let Some(b) = args.get(pos..pos + n) else {
-                    return w.write_str("[truncated]");
-                };
-                pos += n;
-                let mut raw = [0u8; 8];
-                raw[..n].copy_from_slice(b);
-                let v = u64::from_ne_bytes(raw);
-                let mut nw = FixedWriter::new(&mut num);
-                let _ = match conv {
-                    b'd' | b'i' => {
-                        let s = if wide {
-                            v as i64
-                        } else {
-                            i64::from(v as u32 as i32)
-                        };
-                        if s >= 0 && plus {
-                            nw.write_char('+')?;
-                        } else if s >= 0 && space {
-                            nw.write_char(' ')?;
-                        }
-                        write!(nw, "{s}")
-                    }
-                    b'u' => write!(nw, "{v}"),
-                    b'x' if alt && v != 0 => write!(nw, "{v:#x}"),
-                    b'x' => write!(nw, "{v:x}"),
-                    b'X' if alt && v != 0 => write!(nw, "0X{v:X}"),
-                    b'X' => write!(nw, "{v:X}"),
-                    b'o' if alt => write!(nw, "0{v:o}"),
-                    b'o' => write!(nw, "{v:o}"),
-                    b'p' => write!(nw, "{v:#x}"),
-                    _ => write!(nw, "{}", char::from_u32(v as u32).unwrap_or('\u{fffd}')),
-                };
-                let len = nw.as_bytes().len();
-                let s = std::str::from_utf8(&num[..len]).unwrap_or("");
-                let zero_ok = zero && !left && conv != b'c';
-                pad(w, s, width, left, zero_ok)?;
-            }
-            b'e' | b'E' | b'f' | b'F' | b'g' | b'G' => {
-                pos = (pos + 3) & !3;
-                let Some(b) = args.get(pos..pos + 8) else {
-                    return w.write_str("[truncated]");
-                };
-                pos += 8;
-                let mut raw = [0u8; 8];
-                raw.copy_from_slice(b);
-                let v = f64::from_bits(u64::from_ne_bytes(raw));
-                let p = prec.unwrap_or(6);
-                let mut nw = FixedWriter::new(&mut num);
-                let _ = match conv {
-                    b'e' | b'E' => write!(nw, "{v:.p$e}"),
-                    _ => write!(nw, "{v:.p$}"),
-                };
-                let len = nw.as_bytes().len();
-                pad(
-                    w,
-                    std::str::from_utf8(&num[..len]).unwrap_or(""),
-                    width,
-                    left,
-                    zero && !left,
-                )?;
-            }
-            _ => {}
-        }
-    }
-    w.write_str(fmt.get(lit_start..).unwrap_or(""))
-}
-
-fn pad<W: Write>(w: &mut W, s: &str, width: usize, left: bool, zero: bool) -> fmt::Result {
-    let n = s.chars().count();
-    let fill = width.saturating_sub(n);
-    if left {
-        w.write_str(s)?;
-        for _ in 0..fill {
-            w.write_char(' ')?;
-        }
-        return Ok(());
-    }
-    if zero {
-        let (sign, digits) = match s.as_bytes().first() {
-            Some(b'-' | b'+' | b' ') => s.split_at(1),
-            _ => ("", s),
-        };
-        w.write_str(sign)?;
-        for _ in 0..fill {
-            w.write_char('0')?;
-        }
-        return w.write_str(digits);
-    }
-    for _ in 0..fill {
-        w.write_char(' ')?;
-    }
-    w.write_str(s)
+    write_event_body(w, payload)
 }
 
 #[cfg(test)]
@@ -667,51 +362,96 @@ mod tests {
     use super::*;
     use crate::event::Record;
 
-    type Encode<'a> = &'a dyn Fn(&mut [u8]) -> usize;
+    crate::declare_event! {
+        /// A typed event with a string.
+        struct DumpTyped<'a>: "test" / "dump_typed" = 1771 {
+            n: u32,
+            s: &'a str,
+        }
+    }
 
-    fn noalloc(rec: Encode<'_>) -> (String, String) {
-        let mut buf = [0u8; 256];
-        let n = rec(&mut buf);
-        let (_, reference) = crate::printk::format_bprint(&buf[..n]).unwrap();
-        let f = BprintFields::parse(&buf[..n]).unwrap();
-        let site = site_by_fmt_addr(f.fmt).unwrap();
-        let mut out = String::new();
-        write_bprint_noalloc(&mut out, site.format(), f.args).unwrap();
-        (out, reference)
+    /// The dump's line body (into a fixed buffer, without allocating) is
+    /// the pipe's: `event_text`, byte for byte, malformed records included.
+    #[test]
+    fn dump_body_is_the_pipes_text() {
+        let _ = crate::event::Registry::global().register(DumpTyped::EVENT_TYPE);
+        let mut records: Vec<Vec<u8>> = Vec::new();
+        let mut push = |r: &dyn Record| {
+            let mut b = vec![0u8; r.encoded_len()];
+            let n = r.encode(&Default::default(), &mut b).unwrap();
+            b.truncate(n);
+            records.push(b);
+        };
+        push(&crate::bprintk!("a=%llu b=%llu", 1u64, 2u64));
+        push(&crate::bprintk!(
+            "%s|%5d|%-4x|%05u|%c",
+            "str",
+            -12,
+            255,
+            7u32,
+            'Z'
+        ));
+        push(&crate::bprintk!(
+            "%lld %zu %p %o%%",
+            -5i64,
+            9usize,
+            0x1000 as *const u8,
+            8
+        ));
+        push(&crate::bprintk!("%.2s %8.3f %g\n", "abcdef", 2.71, 1e-7));
+        push(&crate::bprintk!("%#x %+d % d", 255, 3, 4));
+        push(&crate::printk::Print {
+            ip: 0,
+            text: "mark\n",
+        });
+        push(&DumpTyped { n: 7, s: "seven" });
+        let good = records.len();
+        // Malformed: a cut bprint, an unknown format, invalid UTF-8 in a
+        // marker, a cut typed event, an unknown type, a cut header.
+        let mut cut = records[1].clone();
+        cut.truncate(30);
+        let mut unknown = records[0].clone();
+        unknown[16..24].copy_from_slice(&(crate::printk::FMT_ADDR_BASE + 0xfff_0000).to_ne_bytes());
+        let mut bad_utf8 = records[5].clone();
+        bad_utf8[16] = 0xff;
+        let mut cut_typed = records[6].clone();
+        cut_typed.truncate(10);
+        let mut no_type = records[6].clone();
+        no_type[0..2].copy_from_slice(&4321u16.to_ne_bytes());
+        records.extend([cut, unknown, bad_utf8, cut_typed, no_type, vec![6, 0, 0]]);
+        let mut line = [0u8; LINE];
+        for (i, rec) in records.iter().enumerate() {
+            let mut w = FixedWriter::new(&mut line);
+            crate::output::write_event_body(&mut w, rec).unwrap();
+            let (name, text) = crate::output::event_text(rec);
+            let mut want = format!("{name}: {text}");
+            if !want.ends_with('\n') {
+                want.push('\n');
+            }
+            let got = std::str::from_utf8(w.as_bytes()).unwrap();
+            assert_eq!(got, want, "record {i}");
+            assert_eq!(
+                i >= good,
+                got.contains("FAILED")
+                    || got.contains("Unknown")
+                    || got.contains('\u{fffd}')
+                    || got.starts_with('<'),
+                "record {i}: {got}"
+            );
+        }
     }
 
     #[test]
-    fn noalloc_formatter_matches_the_reference() {
-        let cases: [Encode<'_>; 5] = [
-            &|b| {
-                crate::bprintk!("a=%llu b=%llu", 1u64, 2u64)
-                    .encode(&Default::default(), b)
-                    .unwrap()
-            },
-            &|b| {
-                crate::bprintk!("%s|%5d|%-4x|%05u|%c", "str", -12, 255, 7u32, 'Z')
-                    .encode(&Default::default(), b)
-                    .unwrap()
-            },
-            &|b| {
-                crate::bprintk!("%lld %zu %p %o%%", -5i64, 9usize, 0x1000 as *const u8, 8)
-                    .encode(&Default::default(), b)
-                    .unwrap()
-            },
-            &|b| {
-                crate::bprintk!("%.2s %8.3f", "abcdef", 2.71)
-                    .encode(&Default::default(), b)
-                    .unwrap()
-            },
-            &|b| {
-                crate::bprintk!("%#x %+d % d", 255, 3, 4)
-                    .encode(&Default::default(), b)
-                    .unwrap()
-            },
-        ];
-        for c in cases {
-            let (mine, reference) = noalloc(c);
-            assert_eq!(mine, reference);
-        }
+    fn a_line_too_long_is_cut_not_an_error_of_the_record() {
+        let long = "x".repeat(300);
+        let mut b = vec![0u8; 512];
+        let n = crate::bprintk!("%s", long.as_str())
+            .encode(&Default::default(), &mut b)
+            .unwrap();
+        let mut small = [0u8; 64];
+        let mut w = FixedWriter::new(&mut small);
+        assert!(crate::output::write_event_body(&mut w, &b[..n]).is_err());
+        assert_eq!(w.len(), 64);
+        assert!(!w.as_bytes().windows(6).any(|x| x == b"FAILED"));
     }
 }

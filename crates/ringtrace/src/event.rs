@@ -46,7 +46,7 @@
 //!
 //! Rings, clocks and threads: it only describes and encodes bytes.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::atomic::AtomicPtr;
 use std::sync::atomic::Ordering::{Acquire, Release};
 
@@ -527,66 +527,195 @@ impl EventType {
     /// ```
     pub fn render_fields(&self, record: &[u8]) -> Result<String, DecodeError> {
         let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_fields(&mut out, record)?;
+        Ok(out)
+    }
+
+    /// [`EventType::render_fields`] into `w`, without allocating (the pipe
+    /// writes into its line buffer, the crash dump into a fixed one). The
+    /// record is checked first: on a [`DecodeError`] nothing was written.
+    /// The inner result is `w`'s.
+    ///
+    /// ```
+    /// use ringtrace::event::{Array, CommonFields, EventType, Field};
+    /// static F: [Field; 1] = [Field { name: "v", c_type: "u8", offset: 8, size: 1, signed: false, array: Array::None }];
+    /// static E: EventType = EventType { name: "v", system: "demo", id: 42, fields: &F, print_fmt: "" };
+    /// let mut rec = [0u8; 12];
+    /// CommonFields::default().write(42, &mut rec);
+    /// rec[8] = 200;
+    /// let mut s = String::from("v: ");
+    /// E.write_fields(&mut s, &rec).unwrap().unwrap();
+    /// assert_eq!(s, "v: v=200");
+    /// assert!(E.write_fields(&mut s, &rec[..8]).is_err());
+    /// assert_eq!(s, "v: v=200");
+    /// ```
+    pub fn write_fields<W: fmt::Write + ?Sized>(
+        &self,
+        w: &mut W,
+        record: &[u8],
+    ) -> Result<fmt::Result, DecodeError> {
+        for f in self.fields {
+            if f.array != Array::Flexible {
+                check_field(f, record)?;
+            }
+        }
+        let mut first = true;
         for f in self.fields {
             if f.array == Array::Flexible {
                 continue;
             }
-            if !out.is_empty() {
-                out.push(' ');
+            if !first {
+                if let Err(e) = w.write_char(' ') {
+                    return Ok(Err(e));
+                }
             }
-            let start = usize::from(f.offset);
-            let bytes =
-                record
-                    .get(start..start + usize::from(f.size))
-                    .ok_or(DecodeError::Truncated {
-                        field: f.name,
-                        need: start + usize::from(f.size),
-                        have: record.len(),
-                    })?;
-            let _ = write!(out, "{}=", f.name);
-            if f.is_data_loc() {
-                let s = read_data_loc(record, bytes, f.name)?;
-                out.push_str(&String::from_utf8_lossy(s));
-            } else if let Array::Fixed(_) = f.array {
-                for (j, b) in bytes.iter().enumerate() {
-                    if j > 0 {
-                        out.push(' ');
-                    }
-                    let _ = write!(out, "{b:02x}");
-                }
-            } else if f.is_float() {
-                let mut raw = [0u8; 8];
-                raw.copy_from_slice(bytes);
-                let _ = write!(out, "{}", f64::from_ne_bytes(raw));
-            } else {
-                let mut raw = [0u8; 8];
-                raw[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
-                let unsigned = match bytes.len() {
-                    1 => u64::from(raw[0]),
-                    2 => u64::from(u16::from_ne_bytes([raw[0], raw[1]])),
-                    4 => u64::from(u32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]])),
-                    8 => u64::from_ne_bytes(raw),
-                    n => {
-                        return Err(DecodeError::BadFieldSize {
-                            field: f.name,
-                            size: n,
-                        })
-                    }
-                };
-                if f.signed {
-                    let shift = 64 - 8 * bytes.len() as u32;
-                    let v = ((unsigned << shift) as i64) >> shift;
-                    let _ = write!(out, "{v}");
-                } else {
-                    let _ = write!(out, "{unsigned}");
-                }
+            first = false;
+            match field_text(f, record, w) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Ok(Err(e)),
+                // Checked above.
+                Err(e) => return Err(e),
             }
         }
-        Ok(out)
+        Ok(Ok(()))
     }
 }
 
-/// Reads the string a `__data_loc` word points at (without its NUL).
+/// The errors `field_text` can meet, found without writing.
+fn check_field(f: &Field, record: &[u8]) -> Result<(), DecodeError> {
+    let start = usize::from(f.offset);
+    let bytes = record
+        .get(start..start + usize::from(f.size))
+        .ok_or(DecodeError::Truncated {
+            field: f.name,
+            need: start + usize::from(f.size),
+            have: record.len(),
+        })?;
+    if f.is_data_loc() {
+        read_data_loc(record, bytes, f.name)?;
+    } else if !matches!(f.array, Array::Fixed(_))
+        && !f.is_float()
+        && ![1, 2, 4, 8].contains(&bytes.len())
+    {
+        return Err(DecodeError::BadFieldSize {
+            field: f.name,
+            size: bytes.len(),
+        });
+    }
+    Ok(())
+}
+
+/// `v` in decimal, with its sign, without the `fmt` machinery (this runs
+/// for every field of every typed event the pipe prints).
+fn write_decimal<W: fmt::Write + ?Sized>(w: &mut W, v: u64, negative: bool) -> fmt::Result {
+    let mut buf = [0u8; 21];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if negative {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    // Only ASCII digits and `-` from `i` on.
+    w.write_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"))
+}
+
+/// Writes `name=value` of field `f` of `record`.
+fn field_text<W: fmt::Write + ?Sized>(
+    f: &Field,
+    record: &[u8],
+    out: &mut W,
+) -> Result<fmt::Result, DecodeError> {
+    let start = usize::from(f.offset);
+    let bytes = record
+        .get(start..start + usize::from(f.size))
+        .ok_or(DecodeError::Truncated {
+            field: f.name,
+            need: start + usize::from(f.size),
+            have: record.len(),
+        })?;
+    let text = |out: &mut W| -> Result<fmt::Result, DecodeError> {
+        if let Err(e) = out.write_str(f.name).and_then(|()| out.write_char('=')) {
+            return Ok(Err(e));
+        }
+        if f.is_data_loc() {
+            let s = read_data_loc(record, bytes, f.name)?;
+            return Ok(write_lossy(out, s));
+        }
+        if let Array::Fixed(_) = f.array {
+            for (j, b) in bytes.iter().enumerate() {
+                if j > 0 {
+                    if let Err(e) = out.write_char(' ') {
+                        return Ok(Err(e));
+                    }
+                }
+                if let Err(e) = write!(out, "{b:02x}") {
+                    return Ok(Err(e));
+                }
+            }
+            return Ok(Ok(()));
+        }
+        if f.is_float() {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(bytes);
+            return Ok(write!(out, "{}", f64::from_ne_bytes(raw)));
+        }
+        let mut raw = [0u8; 8];
+        raw[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
+        let unsigned = match bytes.len() {
+            1 => u64::from(raw[0]),
+            2 => u64::from(u16::from_ne_bytes([raw[0], raw[1]])),
+            4 => u64::from(u32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]])),
+            8 => u64::from_ne_bytes(raw),
+            n => {
+                return Err(DecodeError::BadFieldSize {
+                    field: f.name,
+                    size: n,
+                })
+            }
+        };
+        Ok(if f.signed {
+            let shift = 64 - 8 * bytes.len() as u32;
+            let v = ((unsigned << shift) as i64) >> shift;
+            write_decimal(out, v.unsigned_abs(), v < 0)
+        } else {
+            write_decimal(out, unsigned, false)
+        })
+    };
+    text(out)
+}
+
+/// Bytes as text, each invalid UTF-8 sequence replaced by U+FFFD as
+/// `String::from_utf8_lossy` does, without allocating.
+///
+/// ```
+/// let mut s = String::new();
+/// ringtrace::event::write_lossy(&mut s, b"a\xffb\xe2\x82").unwrap();
+/// assert_eq!(s, String::from_utf8_lossy(b"a\xffb\xe2\x82"));
+/// ```
+pub fn write_lossy<W: fmt::Write + ?Sized>(w: &mut W, mut b: &[u8]) -> fmt::Result {
+    while !b.is_empty() {
+        match std::str::from_utf8(b) {
+            Ok(s) => return w.write_str(s),
+            Err(e) => {
+                let good = e.valid_up_to();
+                w.write_str(std::str::from_utf8(&b[..good]).unwrap_or(""))?;
+                w.write_char('\u{fffd}')?;
+                b = &b[good + e.error_len().unwrap_or(b.len() - good)..];
+            }
+        }
+    }
+    Ok(())
+}
+
 fn read_data_loc<'r>(
     record: &'r [u8],
     word: &[u8],

@@ -22,12 +22,18 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write};
 
-use crate::event::{CommonFields, Registry};
-use crate::printk::{format_bprint, format_print, BPRINT_ID, PRINT_ID};
+use crate::event::{write_lossy, CommonFields, Registry};
+use crate::printk::{
+    format_bprint, format_print, site_by_fmt_addr, write_record, write_site, BprintFields,
+    FormatCache, FormatError, BPRINT_ID, FMT_ADDR_BASE, PRINT_ID,
+};
 use crate::text::{
-    write_context, write_event_line, write_lost_events, LineContext, Style, TimeFormat,
+    write_context, write_context_head, write_lost_events, write_timestamp, FixedWriter,
+    LineContext, Style, TimeFormat,
 };
 use crate::tracer::{Inner, Tracer};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// How event lines are written.
 ///
@@ -92,7 +98,7 @@ pub(crate) fn format_missing(payload: &[u8]) -> bool {
 
 /// Writes one event as the pipe prints it: a `CPU:N [LOST n EVENTS]` line
 /// first when events were lost before it, then the event line.
-pub(crate) fn write_event<W: Write>(
+pub(crate) fn write_event<W: LineBuf>(
     w: &mut W,
     inner: &Inner,
     opts: &TextOptions,
@@ -116,22 +122,215 @@ pub(crate) fn write_event<W: Write>(
         preempt_count: common.preempt_count,
         ts,
     };
-    // A binary printk, the common case, is named by its call site: written
-    // in place rather than through a `file:line` String (the same text as
-    // `event_text` gives).
-    if let Some((BPRINT_ID, _)) = CommonFields::read(payload) {
-        if let Ok((site, text)) = format_bprint(payload) {
-            write_context(w, opts.style, tf, &ctx)?;
-            write!(w, "{}:{}: ", site.file(), site.line())?;
-            w.write_str(&text)?;
-            if !text.ends_with('\n') {
-                w.write_char('\n')?;
-            }
-            return Ok(());
+    write_context(w, opts.style, tf, &ctx)?;
+    write_event_body(w, payload)
+}
+
+/// The context columns of the last line of each ring (`comm-pid [CPU]
+/// flags`), kept by a pipe: the next event of the ring mostly has the same
+/// thread and flags, and its line then starts with a copy instead of a
+/// name lookup (a lock and a hash) and the columns' formatting.
+#[derive(Debug, Default)]
+pub(crate) struct HeadCache {
+    /// The thread-name table's change counter; `None` when the table's
+    /// lock was poisoned (nothing is kept then).
+    generation: Option<Arc<AtomicU64>>,
+    heads: Vec<Option<CachedHead>>,
+    /// Printk formats parsed once.
+    formats: FormatCache,
+}
+
+#[derive(Debug)]
+struct CachedHead {
+    pid: i32,
+    flags: u8,
+    preempt_count: u8,
+    /// The table's change counter when `text` was made.
+    generation: u64,
+    text: String,
+}
+
+impl HeadCache {
+    /// An empty cache for a tracer's rings.
+    pub(crate) fn new(inner: &Inner) -> Self {
+        HeadCache {
+            generation: inner.cmdlines.lock().ok().map(|c| c.generation()),
+            heads: Vec::new(),
+            formats: FormatCache::default(),
         }
     }
-    let (name, text) = event_text(payload);
-    write_event_line(w, opts.style, tf, &ctx, &name, &text)
+}
+
+/// [`write_event`] into a `String`, the context columns taken from `cache`
+/// when the ring's last line had the same thread, flags and thread name.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_event_cached(
+    w: &mut String,
+    inner: &Inner,
+    opts: &TextOptions,
+    cache: &mut HeadCache,
+    ring: usize,
+    timestamp: u64,
+    lost_events: u64,
+    payload: &[u8],
+) -> fmt::Result {
+    // Acquire: pairs with the Release increment in `Cmdlines::insert`.
+    let Some(generation) = cache.generation.as_ref().map(|g| g.load(Ordering::Acquire)) else {
+        return write_event(w, inner, opts, ring, timestamp, lost_events, payload);
+    };
+    if lost_events > 0 {
+        write_lost_events(w, ring as u32, Some(lost_events))?;
+    }
+    let common = CommonFields::read(payload).map(|x| x.1).unwrap_or_default();
+    if cache.heads.len() <= ring {
+        cache.heads.resize_with(ring + 1, || None);
+    }
+    let slot = &mut cache.heads[ring];
+    let hit = slot.as_ref().is_some_and(|h| {
+        h.pid == common.pid
+            && h.flags == common.flags
+            && h.preempt_count == common.preempt_count
+            && h.generation == generation
+    });
+    if !hit {
+        let mut comm_buf = [0u8; COMM_BUF];
+        let comm = comm_into(inner, common.pid, &mut comm_buf);
+        let ctx = LineContext {
+            comm: &comm,
+            pid: common.pid,
+            cpu: ring as u32,
+            flags: common.flags,
+            preempt_count: common.preempt_count,
+            ts: 0,
+        };
+        let mut text = slot.take().map(|h| h.text).unwrap_or_default();
+        text.clear();
+        write_context_head(&mut text, opts.style, &ctx)?;
+        *slot = Some(CachedHead {
+            pid: common.pid,
+            flags: common.flags,
+            preempt_count: common.preempt_count,
+            generation,
+            text,
+        });
+    }
+    if let Some(h) = slot {
+        w.push_str(&h.text);
+    }
+    let (ts, tf) = time(inner, opts, timestamp);
+    write_timestamp(w, ts, tf)?;
+    w.push_str(": ");
+    write_event_body_with(w, payload, Some(&mut cache.formats))
+}
+
+/// A text buffer an event line goes into, whose end can be cut back: a
+/// record found malformed halfway through is shown as `[FAILED TO PARSE]`
+/// instead of its partial text.
+pub(crate) trait LineBuf: Write {
+    /// Bytes in the buffer.
+    fn len(&self) -> usize;
+    /// Drops the bytes after the first `len`.
+    fn truncate(&mut self, len: usize);
+    /// Whether the last byte is a newline.
+    fn ends_with_newline(&self) -> bool;
+}
+
+impl LineBuf for String {
+    fn len(&self) -> usize {
+        String::len(self)
+    }
+    fn truncate(&mut self, len: usize) {
+        // Only ever cut back to a length it had: a character boundary.
+        if self.is_char_boundary(len) {
+            String::truncate(self, len);
+        }
+    }
+    fn ends_with_newline(&self) -> bool {
+        self.ends_with('\n')
+    }
+}
+
+impl LineBuf for FixedWriter<'_> {
+    fn len(&self) -> usize {
+        FixedWriter::len(self)
+    }
+    fn truncate(&mut self, len: usize) {
+        FixedWriter::truncate(self, len);
+    }
+    fn ends_with_newline(&self) -> bool {
+        self.as_bytes().last() == Some(&b'\n')
+    }
+}
+
+/// Writes an event's `name: text` and a newline (not doubled when the
+/// text ends with one, as binary printk formats often do): the text that
+/// [`event_text`] gives, written in place without allocating (the pipe
+/// into its reused buffer, the crash dump into a fixed one).
+pub(crate) fn write_event_body<W: LineBuf>(w: &mut W, payload: &[u8]) -> fmt::Result {
+    write_event_body_with(w, payload, None)
+}
+
+/// [`write_event_body`], printk formats parsed once in `formats` (a
+/// reader's cache; the crash dump, which must not allocate, has none).
+pub(crate) fn write_event_body_with<W: LineBuf>(
+    w: &mut W,
+    payload: &[u8],
+    formats: Option<&mut FormatCache>,
+) -> fmt::Result {
+    let Some((ty, _)) = CommonFields::read(payload) else {
+        return w.write_str("<truncated record>: \n");
+    };
+    let start = w.len();
+    match ty {
+        BPRINT_ID => {
+            let r = BprintFields::parse(payload).and_then(|f| {
+                let site = site_by_fmt_addr(f.fmt).ok_or(FormatError::UnknownFormat(f.fmt))?;
+                match formats {
+                    // The id is in range: `site_by_fmt_addr` found it.
+                    Some(c) => c.write(w, ((f.fmt - FMT_ADDR_BASE) >> 4) as u32, site, f.args),
+                    None => {
+                        write_site(w, site.file(), site.line()).map_err(|_| FormatError::Output)?;
+                        write_record(w, site.format(), f.args)
+                    }
+                }
+            });
+            match r {
+                Ok(()) => {}
+                Err(FormatError::Output) => return Err(fmt::Error),
+                Err(e) => {
+                    w.truncate(start);
+                    write!(w, "bprint: [FAILED TO PARSE] {e}")?;
+                }
+            }
+        }
+        PRINT_ID => match payload.get(16..) {
+            Some(text) => {
+                let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+                w.write_str("tracing_mark_write: ")?;
+                write_lossy(w, &text[..end])?;
+            }
+            None => write!(
+                w,
+                "print: [FAILED TO PARSE] {}",
+                FormatError::NotBprint("shorter than 16 bytes")
+            )?,
+        },
+        id => match Registry::global().get(id) {
+            Some(t) => {
+                w.write_str(t.name)?;
+                w.write_str(": ")?;
+                match t.write_fields(w, payload) {
+                    Ok(r) => r?,
+                    Err(e) => write!(w, "[FAILED TO PARSE] {e}")?,
+                }
+            }
+            None => write!(w, "Unknown type {id}: ")?,
+        },
+    }
+    if !w.ends_with_newline() {
+        w.write_char('\n')?;
+    }
+    Ok(())
 }
 
 /// Room for a thread name copied out of the name table without an

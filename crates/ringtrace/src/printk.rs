@@ -101,6 +101,10 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use crate::event::{Array, CommonFields, EncodeError, EventType, Field, Record};
 
+mod render;
+pub use render::write_record;
+pub(crate) use render::{write_site, FormatCache};
+
 /// ftrace's type id of `print` events (kernel `TRACE_PRINT`).
 ///
 /// ```
@@ -1720,7 +1724,7 @@ pub enum FormatError {
         /// Argument index.
         index: usize,
         /// The conversion, e.g. `%d`.
-        conv: String,
+        conv: ConvText,
         /// Offset of the argument in the argument bytes.
         at: usize,
         /// Bytes it needs.
@@ -1764,6 +1768,69 @@ pub enum FormatError {
     /// No registered site has this `fmt` address.
     #[error("unknown format address {0:#x}")]
     UnknownFormat(u64),
+    /// The writer given to [`write_record`] refused the text (a fixed
+    /// buffer is full).
+    #[error("the output refused the text")]
+    Output,
+}
+
+/// The text of one conversion (`%-08llx`), held inline so that a
+/// [`FormatError`] never allocates (the crash dump formats in a signal
+/// handler). A conversion is ASCII; one longer than 24 bytes (repeated
+/// flags) keeps its first 21 and `...`.
+///
+/// ```
+/// use ringtrace::printk::ConvText;
+/// assert_eq!(ConvText::new("%-08llx").as_str(), "%-08llx");
+/// let long = format!("%{}d", "-".repeat(30));
+/// assert_eq!(ConvText::new(&long).as_str(), format!("%{}...", "-".repeat(20)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvText {
+    bytes: [u8; 24],
+    len: u8,
+}
+
+impl ConvText {
+    /// `conv`, cut to 24 bytes as said above.
+    #[must_use]
+    pub fn new(conv: &str) -> Self {
+        let mut bytes = [0u8; 24];
+        let src = conv.as_bytes();
+        let len = if src.len() <= bytes.len() && conv.is_ascii() {
+            bytes[..src.len()].copy_from_slice(src);
+            src.len()
+        } else {
+            let mut n = 0;
+            for &b in src.iter().filter(|b| b.is_ascii()).take(21) {
+                bytes[n] = b;
+                n += 1;
+            }
+            bytes[n..n + 3].copy_from_slice(b"...");
+            n + 3
+        };
+        ConvText {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    /// The text.
+    ///
+    /// ```
+    /// assert_eq!(ringtrace::printk::ConvText::new("%d").as_str(), "%d");
+    /// ```
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // Only ASCII bytes are stored.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("%?")
+    }
+}
+
+impl std::fmt::Display for ConvText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Formats the packed argument bytes `args` with the C format `fmt`, as the
@@ -1777,73 +1844,8 @@ pub enum FormatError {
 /// assert_eq!(ringtrace::printk::format_record("%+04d %-4s|", &args).unwrap(), "-007 ok  |");
 /// ```
 pub fn format_record(fmt: &str, args: &[u8]) -> Result<String, FormatError> {
-    let f = fmt.as_bytes();
     let mut out = String::with_capacity(fmt.len() + 16);
-    let mut i = 0;
-    let mut pos = 0;
-    let mut index = 0;
-    loop {
-        let (piece, next) = next_piece(f, i).map_err(|e| match e {
-            ParseError::Truncated(at) => FormatError::BadFormat {
-                at,
-                what: "format ends inside a conversion",
-            },
-            ParseError::BadConversion(at) => FormatError::BadFormat {
-                at,
-                what: "unknown conversion",
-            },
-            ParseError::Unsupported(at) => FormatError::BadFormat {
-                at,
-                what: "unsupported conversion",
-            },
-            ParseError::TooWide(at) => FormatError::BadFormat {
-                at,
-                what: "width or precision above MAX_WIDTH",
-            },
-        })?;
-        match piece {
-            Piece::End => break,
-            Piece::Literal(a, b) => out.push_str(&fmt[a..b]),
-            Piece::Conv(spec) => {
-                let conv_text = || fmt[i..next].to_string();
-                let kind = spec.kind();
-                if kind == ArgKind::Str {
-                    let rest = &args[pos.min(args.len())..];
-                    let nul = rest
-                        .iter()
-                        .position(|&b| b == 0)
-                        .ok_or(FormatError::Unterminated { index, at: pos })?;
-                    let s = std::str::from_utf8(&rest[..nul])
-                        .map_err(|_| FormatError::InvalidUtf8 { index, at: pos })?;
-                    render_str(&mut out, &spec, s);
-                    pos += nul + 1;
-                } else {
-                    let at = align4(pos);
-                    let n = kind.fixed_size();
-                    let b = args.get(at..at + n).ok_or_else(|| FormatError::Truncated {
-                        index,
-                        conv: conv_text(),
-                        at,
-                        need: n,
-                        have: args.len(),
-                    })?;
-                    let raw = if n == 4 {
-                        u64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                    } else {
-                        u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-                    };
-                    render_scalar(&mut out, &spec, raw, index)?;
-                    pos = at + n;
-                }
-                index += 1;
-            }
-        }
-        i = next;
-    }
-    let extra = args.len().saturating_sub(pos);
-    if extra > 3 {
-        return Err(FormatError::TrailingBytes { extra });
-    }
+    write_record(&mut out, fmt, args)?;
     Ok(out)
 }
 
@@ -1929,216 +1931,6 @@ pub fn format_print(record: &[u8]) -> Result<String, FormatError> {
         .ok_or(FormatError::NotBprint("shorter than 16 bytes"))?;
     let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
     Ok(String::from_utf8_lossy(&text[..end]).into_owned())
-}
-
-// --- C printf rendering -----------------------------------------------------
-
-fn render_scalar(out: &mut String, spec: &Spec, raw: u64, index: usize) -> Result<(), FormatError> {
-    let wide = spec.length != 0;
-    match spec.conv {
-        b'd' | b'i' => {
-            let v: i64 = if wide {
-                raw as i64
-            } else {
-                i64::from(raw as u32 as i32)
-            };
-            let digits = v.unsigned_abs().to_string();
-            let sign = if v < 0 {
-                "-"
-            } else if spec.flags & F_PLUS != 0 {
-                "+"
-            } else if spec.flags & F_SPACE != 0 {
-                " "
-            } else {
-                ""
-            };
-            pad_number(out, spec, sign, "", &digits);
-        }
-        b'u' | b'x' | b'X' | b'o' => {
-            let v = if wide { raw } else { u64::from(raw as u32) };
-            let mut digits = match spec.conv {
-                b'u' => v.to_string(),
-                b'x' => format!("{v:x}"),
-                b'X' => format!("{v:X}"),
-                _ => format!("{v:o}"),
-            };
-            let mut prefix = "";
-            if spec.flags & F_HASH != 0 && v != 0 {
-                match spec.conv {
-                    b'x' => prefix = "0x",
-                    b'X' => prefix = "0X",
-                    b'o' => digits.insert(0, '0'),
-                    _ => {}
-                }
-            }
-            pad_number(out, spec, "", prefix, &digits);
-        }
-        b'p' => {
-            let digits = format!("{raw:x}");
-            let s = Spec {
-                precision: None,
-                ..*spec
-            };
-            pad_number(out, &s, "", "0x", &digits);
-        }
-        b'c' => {
-            let v = raw as u32;
-            let c = char::from_u32(v).ok_or(FormatError::InvalidChar { index, value: v })?;
-            let mut buf = [0u8; 4];
-            let s = Spec {
-                precision: None,
-                ..*spec
-            };
-            render_str(out, &s, c.encode_utf8(&mut buf));
-        }
-        _ => render_float(out, spec, f64::from_bits(raw)),
-    }
-    Ok(())
-}
-
-/// Applies precision (minimum digits), then width with `-` / `0` flags.
-fn pad_number(out: &mut String, spec: &Spec, sign: &str, prefix: &str, digits: &str) {
-    let mut body = String::new();
-    match spec.precision {
-        Some(0) if digits == "0" => {}
-        Some(p) => {
-            for _ in digits.len()..p as usize {
-                body.push('0');
-            }
-            body.push_str(digits);
-        }
-        None => body.push_str(digits),
-    }
-    let len = sign.len() + prefix.len() + body.len();
-    let width = spec.width.unwrap_or(0) as usize;
-    let fill = width.saturating_sub(len);
-    if spec.flags & F_MINUS != 0 {
-        out.push_str(sign);
-        out.push_str(prefix);
-        out.push_str(&body);
-        push_n(out, ' ', fill);
-    } else if spec.flags & F_ZERO != 0 && spec.precision.is_none() {
-        out.push_str(sign);
-        out.push_str(prefix);
-        push_n(out, '0', fill);
-        out.push_str(&body);
-    } else {
-        push_n(out, ' ', fill);
-        out.push_str(sign);
-        out.push_str(prefix);
-        out.push_str(&body);
-    }
-}
-
-fn push_n(out: &mut String, c: char, n: usize) {
-    for _ in 0..n {
-        out.push(c);
-    }
-}
-
-/// `%s` / `%c`: precision truncates (in chars), width pads with spaces.
-fn render_str(out: &mut String, spec: &Spec, s: &str) {
-    let s = match spec.precision {
-        Some(p) => match s.char_indices().nth(p as usize) {
-            Some((cut, _)) => &s[..cut],
-            None => s,
-        },
-        None => s,
-    };
-    let fill = (spec.width.unwrap_or(0) as usize).saturating_sub(s.chars().count());
-    if spec.flags & F_MINUS != 0 {
-        out.push_str(s);
-        push_n(out, ' ', fill);
-    } else {
-        push_n(out, ' ', fill);
-        out.push_str(s);
-    }
-}
-
-fn render_float(out: &mut String, spec: &Spec, v: f64) {
-    let upper = spec.conv.is_ascii_uppercase();
-    let sign = if v.is_sign_negative() && !v.is_nan() {
-        "-"
-    } else if spec.flags & F_PLUS != 0 {
-        "+"
-    } else if spec.flags & F_SPACE != 0 {
-        " "
-    } else {
-        ""
-    };
-    let a = v.abs();
-    let body = if !a.is_finite() {
-        let t = if a.is_nan() { "nan" } else { "inf" };
-        let t = if upper {
-            t.to_uppercase()
-        } else {
-            t.to_string()
-        };
-        // Zero padding does not apply to inf/nan.
-        let s = Spec {
-            flags: spec.flags & !F_ZERO,
-            precision: None,
-            ..*spec
-        };
-        pad_number(out, &s, sign, "", &t);
-        return;
-    } else {
-        let p = spec.precision.unwrap_or(6) as usize;
-        match spec.conv {
-            b'f' | b'F' => format!("{a:.p$}"),
-            b'e' | b'E' => c_exp(a, p, upper),
-            _ => c_general(a, p, spec.flags & F_HASH != 0, upper),
-        }
-    };
-    let s = Spec {
-        precision: None,
-        ..*spec
-    };
-    pad_number(out, &s, sign, "", &body);
-}
-
-/// C `%e`: mantissa with `p` decimals, exponent signed and at least 2 digits.
-fn c_exp(a: f64, p: usize, upper: bool) -> String {
-    let s = format!("{a:.p$e}");
-    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let e = if upper { 'E' } else { 'e' };
-    let sign = if exp < 0 { '-' } else { '+' };
-    format!("{mant}{e}{sign}{:02}", exp.unsigned_abs())
-}
-
-/// C `%g`: `%e` if the exponent is < -4 or >= precision, else `%f`; trailing
-/// zeros removed unless `#`.
-fn c_general(a: f64, p: usize, hash: bool, upper: bool) -> String {
-    let p = if p == 0 { 1 } else { p };
-    // The exponent after rounding to p significant digits.
-    let exp = if a == 0.0 {
-        0
-    } else {
-        let s = format!("{:.*e}", p - 1, a);
-        s.split_once('e')
-            .and_then(|(_, e)| e.parse::<i32>().ok())
-            .unwrap_or(0)
-    };
-    let mut s = if exp < -4 || exp >= p as i32 {
-        c_exp(a, p - 1, upper)
-    } else {
-        let decimals = (p as i32 - 1 - exp).max(0) as usize;
-        format!("{a:.decimals$}")
-    };
-    if !hash {
-        let (mant, rest) = match s.find(['e', 'E']) {
-            Some(i) => (s[..i].to_string(), s[i..].to_string()),
-            None => (s.clone(), String::new()),
-        };
-        let mant = if mant.contains('.') {
-            mant.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            mant
-        };
-        s = mant + &rest;
-    }
-    s
 }
 
 #[cfg(test)]

@@ -19,6 +19,18 @@
 //! may return an event of one ring before a smaller-stamped event another
 //! ring commits later.
 //!
+//! # The live merge's bound
+//!
+//! Rings found empty are peeked again only every [`RESCAN_STEPS`] steps
+//! (and always before the pipe says it is empty): a peek of an empty ring
+//! costs about as much as formatting an event, and a session has 64 rings,
+//! most of them empty. So, while writers write, an event committed to a
+//! ring the pipe found empty goes after **at most [`RESCAN_STEPS`] events
+//! of other rings stamped later than it**, and after every event stamped
+//! earlier. Exact order at each step would need a peek of every ring per
+//! event; rings read while their writers are stopped (a dump, a finished
+//! program, a snapshot) merge exactly.
+//!
 //! Where a ring lost events (overwritten, dropped), the event after the loss
 //! is preceded by a `CPU:N [LOST n EVENTS]` line.
 //!
@@ -35,7 +47,7 @@ use std::time::{Duration, Instant};
 use ringtrace_ring::{Consumer, ReadError, WaitFor};
 
 use crate::event::CommonFields;
-use crate::output::{format_missing, write_event, TextOptions};
+use crate::output::{format_missing, write_event, write_event_cached, HeadCache, TextOptions};
 use crate::tracer::Tracer;
 
 /// One event read from a [`Pipe`], borrowed from the ring.
@@ -154,17 +166,22 @@ impl OwnedEvent {
     }
 }
 
-/// Steps of a [`Pipe`] between two peeks of the rings it found empty. An
-/// event committed to such a ring in between is merged at the next peek:
-/// at most this many events of other rings with later time stamps may go
-/// before it (a live read's order across rings is only by the events seen
-/// at each step, see the module docs); rings read while the writers are
-/// stopped merge exactly as when every ring is peeked at every step.
+/// Steps of a [`Pipe`] between two peeks of the rings it found empty: the
+/// bound of the live merge's disorder. An event committed to such a ring
+/// in between is merged at the next peek: at most this many events of
+/// other rings with later time stamps go before it (see "The live merge's
+/// bound" in the module docs); rings read while the writers are stopped
+/// merge exactly as when every ring is peeked at every step.
 pub const RESCAN_STEPS: u32 = 64;
 
 /// The merged consuming reader of a tracer (`trace_pipe`). Holds every
 /// ring's reader lock while it exists: other readers of the tracer wait
 /// (a crash dump skips the rings it cannot lock). Writers are never slowed.
+///
+/// Order: by time stamp across rings, ring order within one; while
+/// writers write, an event of a ring found empty may follow up to
+/// [`RESCAN_STEPS`] later-stamped events of other rings (see the module
+/// docs).
 ///
 /// ```
 /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
@@ -186,8 +203,12 @@ pub struct Pipe<'t> {
     /// empty (a peek of an empty ring costs about as much as formatting
     /// an event, and a session has 64 rings, most of them empty).
     empty: Vec<bool>,
+    /// The rings not in `empty`, in no particular order.
+    active: Vec<usize>,
     /// Steps since the empty rings were last peeked.
     since_rescan: u32,
+    /// Each ring's last context columns, for the next line.
+    line_heads: HeadCache,
     opts: TextOptions,
     /// Another consuming reader held a ring: every read returns this.
     held: Option<ReadError>,
@@ -268,7 +289,9 @@ impl<'t> Pipe<'t> {
             buf,
             heads: vec![None; consumers.len()],
             empty: vec![false; consumers.len()],
+            active: (0..consumers.len()).collect(),
             since_rescan: 0,
+            line_heads: HeadCache::new(&tracer.inner),
             consumers,
             opts,
             held,
@@ -309,20 +332,37 @@ impl<'t> Pipe<'t> {
         }
         let mut rescan = self.since_rescan >= RESCAN_STEPS;
         let best = loop {
-            let mut best: Option<(u64, usize)> = None;
-            for (i, c) in self.consumers.iter_mut().enumerate() {
-                if self.heads[i].is_none() && (rescan || !self.empty[i]) {
-                    self.heads[i] = c.peek()?.map(|e| e.timestamp);
-                    self.empty[i] = self.heads[i].is_none();
-                }
-                if let Some(ts) = self.heads[i] {
-                    if best.map_or(true, |(b, _)| ts < b) {
-                        best = Some((ts, i));
+            if rescan {
+                for i in 0..self.consumers.len() {
+                    if self.empty[i] {
+                        self.heads[i] = self.consumers[i].peek()?.map(|e| e.timestamp);
+                        if self.heads[i].is_some() {
+                            self.empty[i] = false;
+                            self.active.push(i);
+                        }
                     }
                 }
-            }
-            if rescan {
                 self.since_rescan = 0;
+            }
+            // Only the rings not found empty are looked at: a session has
+            // 64 rings, most of them empty.
+            let mut best: Option<(u64, usize)> = None;
+            let mut k = 0;
+            while k < self.active.len() {
+                let i = self.active[k];
+                if self.heads[i].is_none() {
+                    self.heads[i] = self.consumers[i].peek()?.map(|e| e.timestamp);
+                }
+                let Some(ts) = self.heads[i] else {
+                    self.empty[i] = true;
+                    self.active.swap_remove(k);
+                    continue;
+                };
+                // Ties go to the lower ring, whatever the order of `active`.
+                if best.map_or(true, |(b, bi)| ts < b || (ts == b && i < bi)) {
+                    best = Some((ts, i));
+                }
+                k += 1;
             }
             // "Empty" is only said after every ring was peeked now.
             if best.is_some() || rescan {
@@ -335,7 +375,6 @@ impl<'t> Pipe<'t> {
             return Ok(None);
         };
         self.heads[i] = None;
-        self.empty[i] = false;
         match self.consumers[i].consume()? {
             Some(e) => Ok(Some(f(EventRef {
                 ring: i,
@@ -387,6 +426,7 @@ impl<'t> Pipe<'t> {
     pub fn next_line_into(&mut self, line: &mut String) -> Result<bool, ReadError> {
         let tracer = self.tracer;
         let opts = self.opts;
+        let mut heads = std::mem::take(&mut self.line_heads);
         let got = self.next_with(|e| {
             // On a session, a writer publishes a format in the tables
             // before the first record that uses it: a format not known
@@ -394,9 +434,53 @@ impl<'t> Pipe<'t> {
             if tracer.inner.session.is_some() && format_missing(e.payload) {
                 tracer.import_session_tables();
             }
-            e.write_line(&tracer.inner, &opts, line);
-        })?;
+            // Writing to a String cannot fail.
+            let _ = write_event_cached(
+                line,
+                &tracer.inner,
+                &opts,
+                &mut heads,
+                e.ring,
+                e.timestamp,
+                e.lost_events,
+                e.payload,
+            );
+        });
+        self.line_heads = heads;
+        let got = got?;
         Ok(got.is_some())
+    }
+
+    /// Appends the lines of the events there are now to `text`, in the
+    /// order [`Pipe::next_line_into`] gives them, until `text` holds
+    /// `max_bytes` bytes or more (a line is never split) or every ring is
+    /// empty; returns how many events it appended. One call per batch of
+    /// lines lets a reader write them out in one large write: what
+    /// `ringtrace pipe` does.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// for i in 0..10 {
+    ///     ringtrace::trace!(tracer: &t, "i=%d", i);
+    /// }
+    /// let mut pipe = t.pipe();
+    /// let mut text = String::new();
+    /// let first = pipe.read_lines_into(&mut text, 1).unwrap();
+    /// assert_eq!(first, 1, "one line reaches 1 byte");
+    /// let rest = pipe.read_lines_into(&mut text, 1 << 16).unwrap();
+    /// assert_eq!((rest, text.lines().count()), (9, 10));
+    /// assert_eq!(pipe.read_lines_into(&mut text, 1 << 16).unwrap(), 0);
+    /// ```
+    pub fn read_lines_into(
+        &mut self,
+        text: &mut String,
+        max_bytes: usize,
+    ) -> Result<usize, ReadError> {
+        let mut n = 0;
+        while text.len() < max_bytes && self.next_line_into(text)? {
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// [`Pipe::next_line`], waiting up to `timeout` for an event (asleep in
@@ -535,5 +619,98 @@ impl RawPipe<'_> {
     #[must_use]
     pub fn last(&self) -> Option<ringtrace_ring::PageInfo> {
         self.page.info()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::event::{CommonFields, Record};
+    use crate::output::{write_event, write_event_cached, HeadCache};
+    use crate::tracer::Comm;
+    use crate::TracerConfig;
+
+    /// Lines whose context columns come from the pipe's cache are the
+    /// lines written from scratch: across rings, threads, flags, nesting
+    /// depths, and thread names that change between two events.
+    #[test]
+    fn cached_context_columns_are_the_columns_written_from_scratch() {
+        let t = TracerConfig::new().max_contexts(3).build().unwrap();
+        let inner = &t.inner;
+        let mut writers: Vec<_> = (0..3).map(|r| t.ring_buffer().writer(r).unwrap()).collect();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut names = 0;
+        let mut opts = crate::output::TextOptions::default();
+        for round in 0..4 {
+            opts.style = match round {
+                0 | 1 => crate::text::Style::Modern { irq_info: true },
+                2 => crate::text::Style::Modern { irq_info: false },
+                _ => crate::text::Style::Legacy2009,
+            };
+            let mut pipe = t.pipe_with(opts);
+            let mut cache = HeadCache::new(inner);
+            let mut stamp = 0u64;
+            for step in 0..600 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let c = CommonFields {
+                    pid: 100 + (x % 3) as i32,
+                    flags: if x & 0x30 == 0 { 0x08 } else { 0 },
+                    preempt_count: ((x >> 8) % 3) as u8,
+                };
+                if x & 0x700 == 0 {
+                    // A thread gets a (new) name between two of its events.
+                    names += 1;
+                    inner.save_comm(c.pid, Comm::new(&format!("name{names}")));
+                }
+                let mut rec = [0u8; 64];
+                let n = crate::bprintk!("step %d", step)
+                    .encode(&c, &mut rec)
+                    .unwrap();
+                stamp += 1 + (x >> 20) % 5;
+                writers[((x >> 12) % 3) as usize]
+                    .write(stamp, &rec[..n])
+                    .unwrap();
+                let (cached, plain) = pipe
+                    .next_with(|e| {
+                        let mut cached = String::new();
+                        write_event_cached(
+                            &mut cached,
+                            inner,
+                            &opts,
+                            &mut cache,
+                            e.ring,
+                            e.timestamp,
+                            e.lost_events,
+                            e.payload,
+                        )
+                        .unwrap();
+                        let mut plain = String::new();
+                        write_event(
+                            &mut plain,
+                            inner,
+                            &opts,
+                            e.ring,
+                            e.timestamp,
+                            e.lost_events,
+                            e.payload,
+                        )
+                        .unwrap();
+                        (cached, plain)
+                    })
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(cached, plain, "round {round} step {step}");
+            }
+        }
+        assert!(names > 5, "names changed between events");
+        for r in 0..3 {
+            let s = t.ring_stats(r).unwrap();
+            assert_eq!(
+                s.written,
+                s.read + s.overrun + s.dropped + s.commit_overrun + s.entries
+            );
+            assert_eq!(s.entries, 0);
+        }
     }
 }

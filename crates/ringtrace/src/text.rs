@@ -96,23 +96,35 @@ fn secs_usecs(ns: u64) -> (u64, u64) {
 /// assert_eq!(s, "     0.000005");
 /// ```
 pub fn write_timestamp<W: Write>(w: &mut W, ts: u64, tf: TimeFormat) -> fmt::Result {
-    // By hand rather than through `write!`: this runs for every line the
-    // pipe prints, and the formatting machinery cost more than the rest
-    // of the line (same text as `" {s:5}.{us:06}"` and `" {ts:12}"`).
-    let mut d = Digits::new();
-    match tf {
+    // Built on the stack and written at once rather than through `write!`:
+    // this runs for every line the pipe prints (same text as
+    // `" {s:5}.{us:06}"` and `" {ts:12}"`).
+    let mut buf = [b' '; 32];
+    let end = buf.len();
+    let digits = |buf: &mut [u8; 32], mut i: usize, mut v: u64, min: usize| -> usize {
+        let stop = i - min;
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 && i <= stop {
+                return i;
+            }
+        }
+    };
+    let first = match tf {
         TimeFormat::Nanoseconds => {
             let (s, us) = secs_usecs(ts);
-            w.write_char(' ')?;
-            pad_left(w, d.unsigned(s), 5, ' ')?;
-            w.write_char('.')?;
-            pad_left(w, d.unsigned(us), 6, '0')
+            let i = digits(&mut buf, end, us, 6);
+            buf[i - 1] = b'.';
+            let i = digits(&mut buf, i - 1, s, 1);
+            // Width 5, spaces already there; then the leading space.
+            i.min(end - 7 - 5) - 1
         }
-        TimeFormat::Raw => {
-            w.write_char(' ')?;
-            pad_left(w, d.unsigned(ts), 12, ' ')
-        }
-    }
+        TimeFormat::Raw => digits(&mut buf, end, ts, 1).min(end - 12) - 1,
+    };
+    // SAFETY: `buf` holds only ASCII digits, spaces and a point.
+    w.write_str(unsafe { std::str::from_utf8_unchecked(&buf[first..]) })
 }
 
 /// Decimal digits of an integer, formatted without the `fmt` machinery.
@@ -296,6 +308,23 @@ pub fn write_context<W: Write>(
     tf: TimeFormat,
     c: &LineContext<'_>,
 ) -> fmt::Result {
+    write_context_head(w, style, c)?;
+    write_timestamp(w, c.ts, tf)?;
+    w.write_str(": ")
+}
+
+/// The part of [`write_context`] before the time stamp: it depends only on
+/// the thread, the ring and the flags, so a reader may keep it for the
+/// next event of the same ring.
+///
+/// ```
+/// use ringtrace::text::{write_context_head, LineContext, Style};
+/// let c = LineContext { comm: "bash", pid: 1234, cpu: 1, flags: 0, preempt_count: 0, ts: 0 };
+/// let mut s = String::new();
+/// write_context_head(&mut s, Style::Modern { irq_info: true }, &c).unwrap();
+/// assert_eq!(s, "            bash-1234    [001] .....");
+/// ```
+pub fn write_context_head<W: Write>(w: &mut W, style: Style, c: &LineContext<'_>) -> fmt::Result {
     // By hand, as `write_timestamp`: the same text as
     // `"{:>16}-{:<7} [{:03}] "` (modern) and `"{:>16}-{:<5} [{:03}]"`.
     let pid_width = match style {
@@ -317,8 +346,7 @@ pub fn write_context<W: Write>(
             w.write_str(std::str::from_utf8(&block).unwrap_or("....."))?;
         }
     }
-    write_timestamp(w, c.ts, tf)?;
-    w.write_str(": ")
+    Ok(())
 }
 
 /// Writes one whole event line: context, `name: `, the text, and a newline
@@ -598,6 +626,46 @@ impl<'b> FixedWriter<'b> {
     /// ```
     pub fn clear(&mut self) {
         self.len = 0;
+    }
+
+    /// Bytes written so far.
+    ///
+    /// ```
+    /// use core::fmt::Write;
+    /// let mut b = [0u8; 4];
+    /// let mut w = ringtrace::text::FixedWriter::new(&mut b);
+    /// w.write_str("abc").unwrap();
+    /// assert_eq!(w.len(), 3);
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was written.
+    ///
+    /// ```
+    /// let mut b = [0u8; 4];
+    /// assert!(ringtrace::text::FixedWriter::new(&mut b).is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets what was written after the first `len` bytes.
+    ///
+    /// ```
+    /// use core::fmt::Write;
+    /// let mut b = [0u8; 8];
+    /// let mut w = ringtrace::text::FixedWriter::new(&mut b);
+    /// w.write_str("abc").unwrap();
+    /// w.truncate(1);
+    /// w.write_str("z").unwrap();
+    /// assert_eq!(w.as_bytes(), b"az");
+    /// ```
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
     }
 }
 

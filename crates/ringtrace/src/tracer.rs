@@ -353,6 +353,10 @@ pub(crate) struct Cmdlines {
     cap: usize,
     names: HashMap<i32, Comm>,
     order: VecDeque<i32>,
+    /// Bumped by every change of the table, so that a reader keeping
+    /// names it looked up (the pipe's `output::HeadCache`) knows when they
+    /// may be stale without taking the table's lock.
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A thread name of at most [`COMM_LEN`] bytes, stored inline.
@@ -389,10 +393,21 @@ impl Cmdlines {
             cap: cap.max(1),
             names: HashMap::new(),
             order: VecDeque::new(),
+            generation: Default::default(),
         }
     }
 
+    /// The table's change counter (see the field).
+    pub(crate) fn generation(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.generation.clone()
+    }
+
     pub(crate) fn insert(&mut self, tid: i32, comm: Comm) {
+        // Release: pairs with the Acquire load in `output::HeadCache`; a
+        // reader that sees the new count looks the name up again (under
+        // the lock, so it then sees the change).
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         if self.names.insert(tid, comm).is_none() {
             self.order.push_back(tid);
             while self.order.len() > self.cap {

@@ -90,3 +90,68 @@ fn writers_that_stopped_merge_in_time_stamp_order_across_many_rings() {
     assert_eq!(got, want);
     check_accounting(t);
 }
+
+/// The live merge's bound (see `RESCAN_STEPS`): an event committed to a
+/// ring the pipe found empty, while another ring keeps getting events, is
+/// shown after at most `RESCAN_STEPS` events stamped later than it, and
+/// after every event stamped earlier.
+#[test]
+fn a_late_event_in_a_ring_found_empty_is_at_most_rescan_steps_late() {
+    use std::sync::mpsc;
+    let t = tracer();
+    let (go, wait) = mpsc::channel::<u32>();
+    let (done, written) = mpsc::channel::<()>();
+    // One writer thread, so one ring that stays busy: it writes a batch
+    // each time it is told to.
+    let busy = std::thread::spawn(move || {
+        let mut next = 0;
+        while let Ok(n) = wait.recv() {
+            for _ in 0..n {
+                ringtrace::trace!(tracer: t, "busy %u", next);
+                next += 1;
+            }
+            done.send(()).unwrap();
+        }
+    });
+    go.send(100).unwrap();
+    written.recv().unwrap();
+    let mut pipe = t.pipe();
+    let mut text = String::new();
+    // Read part of the batch: every other ring is found empty by now.
+    for _ in 0..90 {
+        assert!(pipe.next_line_into(&mut text).unwrap());
+    }
+    // A ring found empty gets an event, then the busy ring 200 more, all
+    // stamped after it.
+    from_new_thread(t, "late", 1);
+    go.send(200).unwrap();
+    written.recv().unwrap();
+    drop(go);
+    busy.join().unwrap();
+    while pipe.next_line_into(&mut text).unwrap() {}
+    let bodies: Vec<&str> = text
+        .lines()
+        .map(|l| l.rsplit(": ").next().unwrap_or(""))
+        .collect();
+    assert_eq!(bodies.len(), 301, "{text}");
+    let late = bodies
+        .iter()
+        .position(|b| *b == "late 0")
+        .expect("the late event was merged");
+    // Every event stamped before it goes first, in order.
+    let busy_seen: Vec<&str> = bodies.iter().filter(|b| **b != "late 0").copied().collect();
+    let want: Vec<String> = (0..300).map(|i| format!("busy {i}")).collect();
+    assert_eq!(busy_seen, want);
+    assert!(
+        late >= 100,
+        "late at {late}, before an earlier-stamped event"
+    );
+    // At most RESCAN_STEPS events stamped after it went before it.
+    assert!(
+        late - 100 <= ringtrace::reader::RESCAN_STEPS as usize,
+        "late at {late}: {} later events before it",
+        late - 100
+    );
+    drop(pipe);
+    check_accounting(t);
+}
