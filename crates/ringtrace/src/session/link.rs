@@ -140,8 +140,11 @@ impl SessionLink {
         };
         if writer {
             // Printk ids come from the session from now on: unique across
-            // its processes (a parent and its forked children).
-            printk::share_ids(&link.map);
+            // its processes (a parent and its forked children). The
+            // mapping is kept for the rest of the process, so the counter
+            // in it is `'static`.
+            let keep: &'static SessionMap = Box::leak(Box::new(link.map.clone()));
+            printk::share_ids(keep.printk_next_id());
             link.check_process();
             link.sync_types();
             link.sync_sites(0);
