@@ -94,41 +94,28 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-#[path = "tracer/clock.rs"]
-pub mod clock;
-#[path = "record/event.rs"]
-pub mod event;
-#[path = "record/printk.rs"]
-pub mod printk;
-pub mod text;
-pub mod tracedat;
+mod frontends;
+mod record;
+pub mod session;
+pub mod tracer;
 
-#[path = "tracer/context.rs"]
-pub mod context;
 pub mod dump;
 pub mod export;
 pub mod json;
 pub mod kernel_bench;
-#[path = "tracer/macros.rs"]
-mod macros;
 pub mod output;
 pub mod reader;
-pub mod session;
 pub mod snapshot;
-#[path = "record/span.rs"]
-pub mod span;
-pub mod tracer;
+pub mod text;
+pub mod tracedat;
 pub mod view;
 
-#[cfg(any(feature = "tracing", feature = "log"))]
-#[path = "frontends/frontend.rs"]
-mod frontend;
 #[cfg(feature = "tracing")]
-#[path = "frontends/layer.rs"]
-pub mod layer;
+pub use frontends::layer;
 #[cfg(feature = "log")]
-#[path = "frontends/log_backend.rs"]
-pub mod log_backend;
+pub use frontends::log_backend;
+pub use record::{event, printk, span};
+pub use tracer::{clock, context};
 
 pub use context::{signal_scope, trace_marker, ContextHandle, RecordError, Target};
 pub use export::{Drain, ExportFormat};

@@ -1624,7 +1624,7 @@ pub(crate) fn attach_from_env() -> Option<Tracer> {
         Ok(t) => {
             extern "C" fn at_exit() {
                 if let Some(t) = crate::tracer::global_if_exists() {
-                    if let Some(l) = &t.inner.session {
+                    if let Some(l) = t.inner.session() {
                         l.detach();
                     }
                 }
@@ -1664,7 +1664,7 @@ pub struct ImportStats {
 impl Tracer {
     /// The session this tracer is built on, if any: its file.
     pub fn session_path(&self) -> Option<&Path> {
-        self.inner.session.as_ref().map(|l| l.map.path.as_path())
+        self.inner.session().map(|l| l.map.path.as_path())
     }
 
     /// Reader side of a session: imports the table records committed since
@@ -1675,7 +1675,7 @@ impl Tracer {
     /// Does nothing for a tracer that is not on a session.
     pub fn import_session_tables(&self) -> ImportStats {
         let mut st = ImportStats::default();
-        let Some(l) = &self.inner.session else {
+        let Some(l) = self.inner.session() else {
             return st;
         };
         let (entries, malformed) = l.poll_tables();
@@ -1710,7 +1710,7 @@ impl Tracer {
                     }
                 }
                 TableEntry::Comm { tid, comm } => {
-                    if let Ok(mut c) = self.inner.cmdlines.lock() {
+                    if let Ok(mut c) = self.inner.cmdlines().lock() {
                         c.insert(tid, crate::tracer::Comm::new(&comm));
                     }
                     st.comms += 1;
@@ -1724,7 +1724,7 @@ impl Tracer {
     /// died holding them, and the events those had in flight (`None` when
     /// not on a session).
     pub fn session_reclaimed(&self) -> Option<(u64, u64)> {
-        let h = self.inner.session.as_ref()?.map.header();
+        let h = self.inner.session()?.map.header();
         Some((
             h.reclaimed_slots.load(Ordering::Relaxed),
             h.reclaimed_lost.load(Ordering::Relaxed),
@@ -1736,13 +1736,13 @@ impl Tracer {
     /// because the session's process table was full (`None` when not on a
     /// session). Readers report these as lost.
     pub fn session_refused(&self) -> Option<SessionRefusals> {
-        Some(refused_of(&self.inner.session.as_ref()?.map))
+        Some(refused_of(&self.inner.session()?.map))
     }
 
     /// The writer processes of this tracer's session and the session's
     /// state (`None` when not on a session).
     pub fn session_state(&self) -> Option<(SessionState, Vec<ProcInfo>)> {
-        let l = self.inner.session.as_ref()?;
+        let l = self.inner.session()?;
         let p = processes_of(&l.map);
         Some((state_of(&p), p))
     }

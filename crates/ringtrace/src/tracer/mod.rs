@@ -30,6 +30,10 @@
 //! The ring's internals (it only uses `ringtrace-ring`'s public API) and the
 //! per-thread state (that is [`crate::context`]).
 
+pub mod clock;
+pub mod context;
+mod macros;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -428,34 +432,61 @@ pub(crate) enum Refusal {
 #[derive(Debug)]
 pub(crate) struct Inner {
     /// Unique in the process, never reused; lease cells store it.
-    pub(crate) id: u32,
-    pub(crate) buf: RingBuffer,
-    pub(crate) clock: Clock,
-    pub(crate) config: TracerConfig,
+    id: u32,
+    buf: RingBuffer,
+    clock: Clock,
+    config: TracerConfig,
     /// Recording on/off (`tracing_on`). Relaxed: a switch, ordering nothing.
-    pub(crate) on: AtomicBool,
+    on: AtomicBool,
     /// Lease state of each ring (`FREE`, `LEASED`, `EXITED`). Changed by
     /// compare-and-swap on lease (AcqRel: the new writer sees the previous
     /// writer's ring state; pairs with the Release store at release).
     /// In the session's shared memory for a session tracer (so that every
     /// process of the session leases from one table).
-    pub(crate) slots: SlotArray,
+    slots: SlotArray,
     /// Thread id of each ring's current or last writer (0: none). For stats.
-    pub(crate) slot_tid: SlotArray,
-    pub(crate) refused_no_context: AtomicU64,
-    pub(crate) refused_in_signal_handler: AtomicU64,
-    pub(crate) refused_other: AtomicU64,
-    pub(crate) leases: AtomicU64,
-    pub(crate) reuses: AtomicU64,
-    pub(crate) takeovers: AtomicU64,
+    slot_tid: SlotArray,
+    refused_no_context: AtomicU64,
+    refused_in_signal_handler: AtomicU64,
+    refused_other: AtomicU64,
+    leases: AtomicU64,
+    reuses: AtomicU64,
+    takeovers: AtomicU64,
     /// Thread names. Locked on lease and by readers only, never by a write;
     /// the crash-dump signal path only `try_lock`s it.
-    pub(crate) cmdlines: Mutex<Cmdlines>,
+    cmdlines: Mutex<Cmdlines>,
     /// The session this tracer's rings live in, if any.
-    pub(crate) session: Option<SessionLink>,
+    session: Option<SessionLink>,
 }
 
 impl Inner {
+    /// The ring buffer that holds this tracer's rings.
+    pub(crate) fn buf(&self) -> &RingBuffer {
+        &self.buf
+    }
+
+    /// The clock this tracer's time stamps are read from.
+    pub(crate) fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Thread names (tid to comm). Readers `lock` it; the crash-dump
+    /// signal path only `try_lock`s it; a write never takes it.
+    pub(crate) fn cmdlines(&self) -> &Mutex<Cmdlines> {
+        &self.cmdlines
+    }
+
+    /// Turns recording on or off (`tracing_on`); the crash dump turns it
+    /// off before it reads. Relaxed: a switch, ordering nothing.
+    pub(crate) fn set_on(&self, on: bool) {
+        self.on.store(on, Ordering::Relaxed);
+    }
+
+    /// The session this tracer's rings live in, if any.
+    pub(crate) fn session(&self) -> Option<&SessionLink> {
+        self.session.as_ref()
+    }
+
     /// Leases a ring: a never-used one first, then a drained one of an
     /// exited writer; for a session tracer, when none is left, the slots of
     /// processes that died holding them are reclaimed (their rings
