@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::table::{TableEntry, TableReader, KIND_COMM, KIND_EVENT, KIND_PRINTK};
 use super::SessionMap;
+use crate::tracer::storage::SharedStorage;
 use crate::event::{Array, EventType, Field, Registry, FIRST_USER_ID, MAX_EVENT_ID};
 use crate::printk;
 use crate::tracedat::format::{parse_format, FieldKind};
@@ -377,6 +378,49 @@ impl SessionLink {
 #[cfg(test)]
 #[path = "link_tests.rs"]
 mod tests;
+
+impl SharedStorage for SessionLink {
+    fn slot_states(&self) -> &[AtomicU32] {
+        self.map.slot_states()
+    }
+    fn slot_tids(&self) -> &[AtomicU32] {
+        self.map.slot_tids()
+    }
+    fn is_writer(&self) -> bool {
+        self.writer
+    }
+    fn is_untraced(&self) -> bool {
+        SessionLink::is_untraced(self)
+    }
+    fn run_untraced(&self) {
+        SessionLink::run_untraced(self);
+    }
+    fn owner(&self) -> usize {
+        SessionLink::owner(self)
+    }
+    fn reclaim_dead_slots(&self, buf: &ringtrace_ring::RingBuffer) -> Option<usize> {
+        SessionLink::reclaim_dead_slots(self, buf)
+    }
+    fn orphaned_rings(&self, rings: usize, own: usize) -> Vec<(usize, u32)> {
+        super::orphaned_rings(&self.map, rings, own)
+    }
+    fn count_refused(&self, why: crate::tracer::Refusal) {
+        SessionLink::count_refused(self, why);
+    }
+    fn check_process(&self) {
+        SessionLink::check_process(self);
+    }
+    fn put_comm(&self, tid: i32, comm: &str) {
+        SessionLink::put_comm(self, tid, comm);
+    }
+    fn before_write(&self, id: u16, depth: u32) {
+        SessionLink::before_write(self, id, depth);
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 
 /// An event type from its format text, leaked (a reader imports each type
 /// once, from a bounded table). `None` when the text does not parse or

@@ -33,6 +33,7 @@
 pub mod clock;
 pub mod context;
 mod macros;
+pub(crate) mod storage;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -42,7 +43,7 @@ use ringtrace_ring::{Config, ConfigError, Mode, RingBuffer, RingError, RingStats
 
 use crate::clock::Clock;
 use crate::event::{EventType, Registry, RegistryError};
-use crate::session::{Session, SessionLink, SlotArray};
+use storage::{SharedStorage, SlotArray};
 
 // A lease slot is one u32 word:
 //
@@ -455,8 +456,9 @@ pub(crate) struct Inner {
     /// Thread names. Locked on lease and by readers only, never by a write;
     /// the crash-dump signal path only `try_lock`s it.
     cmdlines: Mutex<Cmdlines>,
-    /// The session this tracer's rings live in, if any.
-    session: Option<SessionLink>,
+    /// The shared storage (a session) this tracer's rings live in, if
+    /// any; `None` for the heap flavor.
+    session: Option<Arc<dyn SharedStorage>>,
 }
 
 impl Inner {
@@ -482,9 +484,9 @@ impl Inner {
         self.on.store(on, Ordering::Relaxed);
     }
 
-    /// The session this tracer's rings live in, if any.
-    pub(crate) fn session(&self) -> Option<&SessionLink> {
-        self.session.as_ref()
+    /// The shared storage (a session) this tracer's rings live in, if any.
+    pub(crate) fn session(&self) -> Option<&dyn SharedStorage> {
+        self.session.as_deref()
     }
 
     /// Leases a ring: a never-used one first, then a drained one of an
@@ -498,7 +500,7 @@ impl Inner {
     /// (`SessionLink::run_untraced`), since readers judge a ring's writer
     /// alive by its entry. Lock-free; `None` when all are taken.
     pub(crate) fn lease_ring(&self, tid: i32) -> Option<usize> {
-        let writer = self.session.as_ref().filter(|l| l.writer);
+        let writer = self.session.as_ref().filter(|l| l.is_writer());
         if writer.is_some_and(|l| l.is_untraced()) {
             return None;
         }
@@ -524,13 +526,13 @@ impl Inner {
                 return Some(i);
             }
         }
-        if !l.writer {
+        if !l.is_writer() {
             return None;
         }
         // Rings of gone processes, the one written longest ago first;
         // another process may take the chosen one first: then the next.
         let mut orphans: Vec<(usize, u32, u64)> =
-            crate::session::orphaned_rings(&l.map, self.buf.rings(), owner)
+            l.orphaned_rings(self.buf.rings(), owner)
                 .into_iter()
                 .map(|(i, v)| (i, v, self.buf.stats(i).map_or(u64::MAX, |st| st.now_ts)))
                 .collect();
@@ -552,7 +554,7 @@ impl Inner {
         };
         // Relaxed: counters, ordering nothing.
         local.fetch_add(1, Ordering::Relaxed);
-        if let Some(l) = self.session.as_ref().filter(|l| l.writer) {
+        if let Some(l) = self.session.as_ref().filter(|l| l.is_writer()) {
             l.count_refused(why);
         }
     }
@@ -716,49 +718,12 @@ impl Tracer {
         Self::assemble(config, buf, None)
     }
 
-    /// Builds a tracer on the rings of `session` (created by `ringtrace
-    /// record` or [`Session::create`]): its geometry, mode and clock come
-    /// from the session; `saved_cmdlines` is this process's own table size.
-    /// This process registers as a writer of the session; the event
-    /// formats, printk formats and thread names it uses are published in
-    /// the session's tables. Programs rarely call this: the default tracer
-    /// attaches by itself when `RINGTRACE_SESSION` names a session file.
-    pub fn attach_session(session: Session) -> Result<Tracer, TracerError> {
-        Self::on_session(session, true)
-    }
-
-    /// Builds a tracer that reads `session` from outside (the `ringtrace`
-    /// command): nothing is registered; call
-    /// [`Tracer::import_session_tables`] to learn the writers' event
-    /// formats, printk formats and thread names before reading.
-    pub fn read_session(session: Session) -> Result<Tracer, TracerError> {
-        Self::on_session(session, false)
-    }
-
-    fn on_session(session: Session, writer: bool) -> Result<Tracer, TracerError> {
-        let l = session.layout().clone();
-        let clock = session.clock();
-        let (map, buf) = session.into_parts();
-        let config = TracerConfig {
-            bytes_per_context: l.bytes_per_context,
-            page_size: l.page_size,
-            mode: l.mode,
-            clock: Some(clock),
-            max_contexts: l.contexts,
-            saved_cmdlines: if writer { 128 } else { 1 << 16 },
-            take_over_exited: l.take_over_exited,
-        };
-        let slots = SlotArray::states(map.clone());
-        let slot_tid = SlotArray::tids(map.clone());
-        let link = SessionLink::new(map, writer);
-        let t = Self::assemble(config, buf, Some((slots, slot_tid, link)))?;
-        Ok(t)
-    }
-
-    fn assemble(
+    /// A tracer on `buf`, in the heap flavor (`shared` is `None`) or on
+    /// the shared storage `shared` (a session, whose lease slots it uses).
+    pub(crate) fn assemble(
         config: TracerConfig,
         buf: RingBuffer,
-        session: Option<(SlotArray, SlotArray, SessionLink)>,
+        shared: Option<Arc<dyn SharedStorage>>,
     ) -> Result<Tracer, TracerError> {
         let id = NEXT_ID
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_add(1))
@@ -768,9 +733,9 @@ impl Tracer {
         let _ = Registry::global();
         let clock = config.clock.unwrap_or_else(Clock::preferred);
         let n = config.max_contexts;
-        let (slots, slot_tid, session) = match session {
-            Some((a, b, l)) => (a, b, Some(l)),
-            None => (SlotArray::owned(n), SlotArray::owned(n), None),
+        let (slots, slot_tid) = match &shared {
+            Some(s) => (SlotArray::States(s.clone()), SlotArray::Tids(s.clone())),
+            None => (SlotArray::owned(n), SlotArray::owned(n)),
         };
         Ok(Tracer {
             inner: Arc::new(Inner {
@@ -791,7 +756,7 @@ impl Tracer {
                 reuses: AtomicU64::new(0),
                 takeovers: AtomicU64::new(0),
                 cmdlines: Mutex::new(Cmdlines::new(config.saved_cmdlines)),
-                session,
+                session: shared,
             }),
         })
     }
