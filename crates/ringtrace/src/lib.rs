@@ -94,6 +94,7 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod default_tracer;
 mod frontends;
 mod record;
 pub mod session;
@@ -115,14 +116,23 @@ pub use frontends::layer;
 #[cfg(feature = "log")]
 pub use frontends::log_backend;
 pub use record::{event, printk, span};
-pub use tracer::{clock, context};
+pub use tracer::clock;
 
-pub use context::{signal_scope, trace_marker, ContextHandle, RecordError, Target};
+/// Per-thread contexts, signal-handler nesting, the record path
+/// ([`tracer::context`]), and [`record_global`](context::record_global),
+/// what `trace!` without a tracer expands to.
+pub mod context {
+    pub use crate::default_tracer::record_global;
+    pub use crate::tracer::context::*;
+}
+
+pub use context::{signal_scope, ContextHandle, RecordError, Target};
+pub use default_tracer::{global, init, trace_marker};
 pub use export::{Drain, ExportFormat};
 pub use reader::{Pipe, RawPipe};
 /// The ring mode ([`TracerConfig::mode`]): `Overwrite` (flight recorder) or
 /// `ProducerConsumer` (new events are dropped when a ring is full).
 pub use ringtrace_ring::Mode;
 pub use snapshot::{Snapshot, SnapshotError};
-pub use tracer::{global, init, Tracer, TracerConfig, TracerError, TracerStats};
+pub use tracer::{Tracer, TracerConfig, TracerError, TracerStats};
 pub use view::View;

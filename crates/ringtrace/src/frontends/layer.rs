@@ -232,14 +232,14 @@ impl RingtraceLayer {
 
     /// The tracer to record into; `None` when there is none (the default
     /// tracer could not be made, or not here: see
-    /// [`global_for_record`](crate::context::global_for_record)).
+    /// [`global_for_record`](crate::default_tracer::global_for_record)).
     #[inline(always)]
     fn tracer(&self) -> Option<&'static Tracer> {
         match self.dest {
             Dest::Tracer(t) => Some(t),
             Dest::Global => match crate::tracer::global_if_exists() {
                 Some(t) => Some(t),
-                None => crate::context::global_for_record(),
+                None => crate::default_tracer::global_for_record(),
             },
         }
     }

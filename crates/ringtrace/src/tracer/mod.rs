@@ -979,70 +979,15 @@ impl Tracer {
     }
 }
 
-/// The process-wide default tracer.
-static GLOBAL: OnceLock<Tracer> = OnceLock::new();
+/// The process-wide default tracer: the cell. Which tracer goes in it
+/// (in process, or on the session named by `RINGTRACE_SESSION`) is decided
+/// above the session room, in `crate::default_tracer`.
+pub(crate) static GLOBAL: OnceLock<Tracer> = OnceLock::new();
 
 /// Counts events refused because the default tracer did not exist yet and
 /// the write came from a signal handler (creating it allocates), or because
 /// it could not be created.
 pub(crate) static GLOBAL_REFUSED: AtomicU64 = AtomicU64::new(0);
-
-/// Serializes creation of the default tracer (never taken by a write).
-static GLOBAL_INIT: Mutex<()> = Mutex::new(());
-
-/// Configures and creates the default tracer. Call it before the first
-/// event recorded through [`global`]; afterwards it fails with
-/// [`TracerError::AlreadyInitialized`].
-///
-/// When the environment variable `RINGTRACE_SESSION` names a session file
-/// (`ringtrace record` sets it), the default tracer is built on that
-/// session instead, with the session's geometry, mode and clock; `config`
-/// is then not used. A session that cannot be opened is reported on
-/// stderr and `config` is used.
-///
-/// ```
-/// # // (doc tests run in their own process)
-/// let t = ringtrace::init(ringtrace::TracerConfig::new().max_contexts(8)).unwrap();
-/// assert_eq!(t.max_contexts(), 8);
-/// assert!(ringtrace::init(ringtrace::TracerConfig::new()).is_err());
-/// ```
-pub fn init(config: TracerConfig) -> Result<&'static Tracer, TracerError> {
-    let _g = GLOBAL_INIT.lock().unwrap_or_else(|p| p.into_inner());
-    if GLOBAL.get().is_some() {
-        return Err(TracerError::AlreadyInitialized);
-    }
-    let t = match crate::session::attach_from_env() {
-        Some(t) => t,
-        None => Tracer::new(config)?,
-    };
-    let _ = GLOBAL.set(t);
-    GLOBAL.get().ok_or(TracerError::AlreadyInitialized)
-}
-
-/// The default tracer, created with [`TracerConfig::new`] on first use
-/// unless [`init`] configured it. When `RINGTRACE_SESSION` names a session file, the
-/// default tracer is built on that session (see [`init`]): the program is
-/// traced from outside by `ringtrace record`.
-///
-/// ```
-/// ringtrace::trace!("made on first use: %d", 1);
-/// assert!(ringtrace::global().unwrap().used_contexts() >= 1);
-/// ```
-pub fn global() -> Result<&'static Tracer, TracerError> {
-    if let Some(t) = GLOBAL.get() {
-        return Ok(t);
-    }
-    let _g = GLOBAL_INIT.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(t) = GLOBAL.get() {
-        return Ok(t);
-    }
-    let t = match crate::session::attach_from_env() {
-        Some(t) => t,
-        None => Tracer::new(TracerConfig::new())?,
-    };
-    let _ = GLOBAL.set(t);
-    GLOBAL.get().ok_or(TracerError::AlreadyInitialized)
-}
 
 /// The default tracer if it exists; never creates it (signal-safe).
 ///
