@@ -91,6 +91,23 @@
 //! - [`RawPipe`] ([`Tracer::raw_pipe`]): whole pages of one context
 //!   (`trace_pipe_raw`).
 //! - [`kernel_bench`]: the kernel's ring-buffer benchmark (`ringtrace bench`).
+//!
+//! # Rooms (the source layout)
+//!
+//! The source is being reshaped into rooms whose imports run one way,
+//! from the top down (`docs/rooms-progress.md` says how far):
+//!
+//! - `frontends/`: the `tracing` layer and the `log` backend.
+//! - `default_tracer`: which tracer `trace!` without a tracer records into
+//!   (in process, or on the session named by `RINGTRACE_SESSION`).
+//! - `session/`: the shared-memory flavor of a tracer's storage.
+//! - the read side and export (for now at the root: `reader`, `view`,
+//!   `snapshot`, `dump`, `output`, `text`, `export`, `json`, `tracedat`).
+//! - `tracer/`: the [`Tracer`], its clock, the record path
+//!   ([`context`]), the record macros and the storage seam that the session
+//!   implements; it never names a session.
+//! - `record/`: event types, the registry, binary printk sites and
+//!   arguments, spans; it knows no tracer and no session.
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 

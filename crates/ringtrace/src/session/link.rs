@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use super::table::{TableEntry, TableReader, KIND_COMM, KIND_EVENT, KIND_PRINTK};
 use super::SessionMap;
-use crate::tracer::storage::SharedStorage;
 use crate::event::{Array, EventType, Field, Registry, FIRST_USER_ID, MAX_EVENT_ID};
 use crate::printk;
 use crate::tracedat::format::{parse_format, FieldKind};
+use crate::tracer::storage::SharedStorage;
 
 const WORDS: usize = 64;
 const _: () = assert!(WORDS * 64 > MAX_EVENT_ID as usize);
@@ -420,7 +420,6 @@ impl SharedStorage for SessionLink {
         self
     }
 }
-
 
 /// An event type from its format text, leaked (a reader imports each type
 /// once, from a bounded table). `None` when the text does not parse or

@@ -531,11 +531,11 @@ impl Inner {
         }
         // Rings of gone processes, the one written longest ago first;
         // another process may take the chosen one first: then the next.
-        let mut orphans: Vec<(usize, u32, u64)> =
-            l.orphaned_rings(self.buf.rings(), owner)
-                .into_iter()
-                .map(|(i, v)| (i, v, self.buf.stats(i).map_or(u64::MAX, |st| st.now_ts)))
-                .collect();
+        let mut orphans: Vec<(usize, u32, u64)> = l
+            .orphaned_rings(self.buf.rings(), owner)
+            .into_iter()
+            .map(|(i, v)| (i, v, self.buf.stats(i).map_or(u64::MAX, |st| st.now_ts)))
+            .collect();
         orphans.sort_by_key(|&(_, _, ts)| ts);
         orphans
             .into_iter()
