@@ -147,6 +147,19 @@ pub use context::{signal_scope, ContextHandle, RecordError, Target};
 pub use default_tracer::{global, init, trace_marker};
 pub use export::{Drain, ExportFormat};
 pub use reader::{Pipe, RawPipe};
+/// The lockless ring buffer the tracer is built on (the `ringtrace-ring`
+/// crate): pages, writers, readers, exact accounting. Use it directly for a
+/// ring without the tracing core.
+///
+/// ```
+/// use ringtrace::ring::{Config, RingBuffer};
+/// let buf = RingBuffer::new(Config::new(1)).unwrap();
+/// buf.writer(0).unwrap().write(1, b"event").unwrap();
+/// let s = buf.stats(0).unwrap();
+/// assert_eq!(s.written, s.read + s.overrun + s.dropped + s.commit_overrun + s.entries);
+/// assert_eq!(s.entries, 1);
+/// ```
+pub use ringtrace_ring as ring;
 /// The ring mode ([`TracerConfig::mode`]): `Overwrite` (flight recorder) or
 /// `ProducerConsumer` (new events are dropped when a ring is full).
 pub use ringtrace_ring::Mode;
