@@ -239,15 +239,15 @@ fn write_fd(fd: libc::c_int, mut b: &[u8]) {
 
 /// The dump. Caller holds `DUMPING`, so the scratch space is ours.
 fn dump_inner(inner: &Inner, out: &mut dyn FnMut(&[u8])) {
-    inner.on.store(false, Ordering::Relaxed);
+    inner.set_on(false);
     // SAFETY: the caller won `DUMPING`: no other code uses SCRATCH now.
     let (line, heads) = unsafe { (&mut *SCRATCH.line.get(), &mut *SCRATCH.heads.get()) };
     heads.fill(UNKNOWN);
     out(b"Dumping ftrace buffer:\n---------------------------------\n");
-    let rings = inner.buf.rings();
+    let rings = inner.buf().rings();
     let mut any = false;
     for r in 0..rings {
-        if inner.buf.try_consumer(r).ok().flatten().is_none() {
+        if inner.buf().try_consumer(r).ok().flatten().is_none() {
             let mut w = FixedWriter::new(&mut line[..]);
             let _ = writeln!(w, "CPU:{r} [reader busy: ring skipped]");
             out(w.as_bytes());
@@ -267,7 +267,7 @@ fn dump_inner(inner: &Inner, out: &mut dyn FnMut(&[u8])) {
             let ts = if cached != UNKNOWN {
                 Some(cached)
             } else {
-                match inner.buf.try_consumer(r) {
+                match inner.buf().try_consumer(r) {
                     Ok(Some(mut c)) => match c.peek() {
                         Ok(Some(e)) => Some(e.timestamp),
                         _ => None,
@@ -295,7 +295,7 @@ fn dump_inner(inner: &Inner, out: &mut dyn FnMut(&[u8])) {
         if let Some(h) = heads.get_mut(r) {
             *h = UNKNOWN;
         }
-        let Ok(Some(mut c)) = inner.buf.try_consumer(r) else {
+        let Ok(Some(mut c)) = inner.buf().try_consumer(r) else {
             if let Some(h) = heads.get_mut(r) {
                 *h = DONE;
             }
@@ -338,7 +338,7 @@ fn write_dump_line(
     let (_, common) = CommonFields::read(payload).unwrap_or_default();
     let (ts, tf) = crate::output::time(inner, &Default::default(), ts);
     // Thread name: only if the table's lock is free.
-    let guard = inner.cmdlines.try_lock().ok();
+    let guard = inner.cmdlines().try_lock().ok();
     let comm = match &guard {
         _ if common.pid == 0 => "<idle>",
         Some(g) => g.get(common.pid).map_or("<...>", |c| c.as_str()),

@@ -91,42 +91,78 @@
 //! - [`RawPipe`] ([`Tracer::raw_pipe`]): whole pages of one context
 //!   (`trace_pipe_raw`).
 //! - [`kernel_bench`]: the kernel's ring-buffer benchmark (`ringtrace bench`).
+//!
+//! # Rooms (the source layout)
+//!
+//! The source is being reshaped into rooms whose imports run one way,
+//! from the top down (`docs/rooms-progress.md` says how far):
+//!
+//! - `frontends/`: the `tracing` layer and the `log` backend.
+//! - `default_tracer`: which tracer `trace!` without a tracer records into
+//!   (in process, or on the session named by `RINGTRACE_SESSION`).
+//! - `session/`: the shared-memory flavor of a tracer's storage.
+//! - the read side and export (for now at the root: `reader`, `view`,
+//!   `snapshot`, `dump`, `output`, `text`, `export`, `json`, `tracedat`).
+//! - `tracer/`: the [`Tracer`], its clock, the record path
+//!   ([`context`]), the record macros and the storage seam that the session
+//!   implements; it never names a session.
+//! - `record/`: event types, the registry, binary printk sites and
+//!   arguments, spans; it knows no tracer and no session.
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-pub mod clock;
-pub mod event;
-pub mod printk;
-pub mod text;
-pub mod tracedat;
+mod default_tracer;
+mod frontends;
+mod record;
+pub mod session;
+pub mod tracer;
 
-pub mod context;
 pub mod dump;
 pub mod export;
 pub mod json;
 pub mod kernel_bench;
-mod macros;
 pub mod output;
 pub mod reader;
-pub mod session;
 pub mod snapshot;
-pub mod span;
-pub mod tracer;
+pub mod text;
+pub mod tracedat;
 pub mod view;
 
-#[cfg(any(feature = "tracing", feature = "log"))]
-mod frontend;
 #[cfg(feature = "tracing")]
-pub mod layer;
+pub use frontends::layer;
 #[cfg(feature = "log")]
-pub mod log_backend;
+pub use frontends::log_backend;
+pub use record::{event, printk, span};
+pub use tracer::clock;
 
-pub use context::{signal_scope, trace_marker, ContextHandle, RecordError, Target};
+/// Per-thread contexts, signal-handler nesting, the record path
+/// ([`tracer::context`]), and [`record_global`](context::record_global),
+/// what `trace!` without a tracer expands to.
+pub mod context {
+    pub use crate::default_tracer::record_global;
+    pub use crate::tracer::context::*;
+}
+
+pub use context::{signal_scope, ContextHandle, RecordError, Target};
+pub use default_tracer::{global, init, trace_marker};
 pub use export::{Drain, ExportFormat};
 pub use reader::{Pipe, RawPipe};
+/// The lockless ring buffer the tracer is built on (the `ringtrace-ring`
+/// crate): pages, writers, readers, exact accounting. Use it directly for a
+/// ring without the tracing core.
+///
+/// ```
+/// use ringtrace::ring::{Config, RingBuffer};
+/// let buf = RingBuffer::new(Config::new(1)).unwrap();
+/// buf.writer(0).unwrap().write(1, b"event").unwrap();
+/// let s = buf.stats(0).unwrap();
+/// assert_eq!(s.written, s.read + s.overrun + s.dropped + s.commit_overrun + s.entries);
+/// assert_eq!(s.entries, 1);
+/// ```
+pub use ringtrace_ring as ring;
 /// The ring mode ([`TracerConfig::mode`]): `Overwrite` (flight recorder) or
 /// `ProducerConsumer` (new events are dropped when a ring is full).
 pub use ringtrace_ring::Mode;
 pub use snapshot::{Snapshot, SnapshotError};
-pub use tracer::{global, init, Tracer, TracerConfig, TracerError, TracerStats};
+pub use tracer::{Tracer, TracerConfig, TracerError, TracerStats};
 pub use view::View;

@@ -343,7 +343,7 @@ fn comm_into<'b>(inner: &Inner, pid: i32, buf: &'b mut [u8; COMM_BUF]) -> Cow<'b
     if pid == 0 {
         return Cow::Borrowed("<idle>");
     }
-    let Ok(c) = inner.cmdlines.lock() else {
+    let Ok(c) = inner.cmdlines().lock() else {
         return Cow::Borrowed("<...>");
     };
     let Some(name) = c.get(pid) else {
@@ -360,7 +360,7 @@ fn comm_into<'b>(inner: &Inner, pid: i32, buf: &'b mut [u8; COMM_BUF]) -> Cow<'b
 
 /// The time stamp to print and how.
 pub(crate) fn time(inner: &Inner, opts: &TextOptions, ts: u64) -> (u64, TimeFormat) {
-    let clock = inner.clock;
+    let clock = inner.clock();
     if opts.ns_timestamps && clock.tsc2nsec().is_some() {
         (clock.to_ns(ts), TimeFormat::Nanoseconds)
     } else {
@@ -381,7 +381,7 @@ impl Tracer {
         let mut entries = 0;
         let mut written = 0;
         for r in 0..self.max_contexts() {
-            if let Ok(s) = self.inner.buf.stats(r) {
+            if let Ok(s) = self.inner.buf().stats(r) {
                 entries += s.entries;
                 // The kernel's `entries-written`: unread plus overwritten
                 // (`get_total_entries`); events already read are not counted.

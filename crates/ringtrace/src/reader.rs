@@ -249,7 +249,7 @@ impl Tracer {
     /// ```
     #[must_use]
     pub fn pipe_with(&self, opts: TextOptions) -> Pipe<'_> {
-        Pipe::over(self, &self.inner.buf, opts)
+        Pipe::over(self, self.inner.buf(), opts)
     }
 }
 
@@ -431,7 +431,7 @@ impl<'t> Pipe<'t> {
             // On a session, a writer publishes a format in the tables
             // before the first record that uses it: a format not known
             // here yet is imported now, not printed as unparsable.
-            if tracer.inner.session.is_some() && format_missing(e.payload) {
+            if tracer.inner.session().is_some() && format_missing(e.payload) {
                 tracer.import_session_tables();
             }
             // Writing to a String cannot fail.

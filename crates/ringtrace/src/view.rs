@@ -412,7 +412,7 @@ impl Tracer {
                 )
             })
             .collect();
-        let mut comms: Vec<(i32, String)> = match self.inner.cmdlines.lock() {
+        let mut comms: Vec<(i32, String)> = match self.inner.cmdlines().lock() {
             Ok(c) => c
                 .iter()
                 .map(|(t, c)| (t, c.as_str().replace('\n', " ")))

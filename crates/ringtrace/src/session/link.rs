@@ -12,6 +12,7 @@ use super::SessionMap;
 use crate::event::{Array, EventType, Field, Registry, FIRST_USER_ID, MAX_EVENT_ID};
 use crate::printk;
 use crate::tracedat::format::{parse_format, FieldKind};
+use crate::tracer::storage::SharedStorage;
 
 const WORDS: usize = 64;
 const _: () = assert!(WORDS * 64 > MAX_EVENT_ID as usize);
@@ -140,8 +141,11 @@ impl SessionLink {
         };
         if writer {
             // Printk ids come from the session from now on: unique across
-            // its processes (a parent and its forked children).
-            printk::share_ids(&link.map);
+            // its processes (a parent and its forked children). The
+            // mapping is kept for the rest of the process, so the counter
+            // in it is `'static`.
+            let keep: &'static SessionMap = Box::leak(Box::new(link.map.clone()));
+            printk::share_ids(keep.printk_next_id());
             link.check_process();
             link.sync_types();
             link.sync_sites(0);
@@ -374,6 +378,48 @@ impl SessionLink {
 #[cfg(test)]
 #[path = "link_tests.rs"]
 mod tests;
+
+impl SharedStorage for SessionLink {
+    fn slot_states(&self) -> &[AtomicU32] {
+        self.map.slot_states()
+    }
+    fn slot_tids(&self) -> &[AtomicU32] {
+        self.map.slot_tids()
+    }
+    fn is_writer(&self) -> bool {
+        self.writer
+    }
+    fn is_untraced(&self) -> bool {
+        SessionLink::is_untraced(self)
+    }
+    fn run_untraced(&self) {
+        SessionLink::run_untraced(self);
+    }
+    fn owner(&self) -> usize {
+        SessionLink::owner(self)
+    }
+    fn reclaim_dead_slots(&self, buf: &ringtrace_ring::RingBuffer) -> Option<usize> {
+        SessionLink::reclaim_dead_slots(self, buf)
+    }
+    fn orphaned_rings(&self, rings: usize, own: usize) -> Vec<(usize, u32)> {
+        super::orphaned_rings(&self.map, rings, own)
+    }
+    fn count_refused(&self, why: crate::tracer::Refusal) {
+        SessionLink::count_refused(self, why);
+    }
+    fn check_process(&self) {
+        SessionLink::check_process(self);
+    }
+    fn put_comm(&self, tid: i32, comm: &str) {
+        SessionLink::put_comm(self, tid, comm);
+    }
+    fn before_write(&self, id: u16, depth: u32) {
+        SessionLink::before_write(self, id, depth);
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
 
 /// An event type from its format text, leaked (a reader imports each type
 /// once, from a bounded table). `None` when the text does not parse or

@@ -100,7 +100,8 @@ use ringtrace_ring::{Config, Mode, OpenError, RingBuffer};
 
 use crate::clock::{Clock, ClockKind, Tsc2Nsec};
 use crate::event::Registry;
-use crate::tracer::Tracer;
+use crate::tracer::storage::SharedStorage;
+use crate::tracer::{Tracer, TracerConfig, TracerError};
 
 pub(crate) use link::SessionLink;
 pub use table::{TableEntry, TableReader, KIND_COMM, KIND_EVENT, KIND_PRINTK};
@@ -1581,40 +1582,6 @@ fn validate(map: &MmapRaw, file_len: u64, path: &str) -> Result<Layout, SessionE
     Ok(l)
 }
 
-/// A tracer's lease slots: its own memory, or the session's.
-#[derive(Debug)]
-pub(crate) enum SlotArray {
-    /// In-process tracer.
-    Owned(Box<[AtomicU32]>),
-    /// The session's lease states.
-    States(Arc<SessionMap>),
-    /// The session's writer tids.
-    Tids(Arc<SessionMap>),
-}
-
-impl SlotArray {
-    pub(crate) fn owned(n: usize) -> SlotArray {
-        SlotArray::Owned((0..n).map(|_| AtomicU32::new(0)).collect())
-    }
-    pub(crate) fn states(map: Arc<SessionMap>) -> SlotArray {
-        SlotArray::States(map)
-    }
-    pub(crate) fn tids(map: Arc<SessionMap>) -> SlotArray {
-        SlotArray::Tids(map)
-    }
-}
-
-impl std::ops::Deref for SlotArray {
-    type Target = [AtomicU32];
-    fn deref(&self) -> &[AtomicU32] {
-        match self {
-            SlotArray::Owned(b) => b,
-            SlotArray::States(m) => m.slot_states(),
-            SlotArray::Tids(m) => m.slot_tids(),
-        }
-    }
-}
-
 impl Drop for SessionLink {
     fn drop(&mut self) {
         self.detach();
@@ -1637,7 +1604,7 @@ pub(crate) fn attach_from_env() -> Option<Tracer> {
         Ok(t) => {
             extern "C" fn at_exit() {
                 if let Some(t) = crate::tracer::global_if_exists() {
-                    if let Some(l) = &t.inner.session {
+                    if let Some(l) = link_of(t) {
                         l.detach();
                     }
                 }
@@ -1659,6 +1626,30 @@ pub(crate) fn attach_from_env() -> Option<Tracer> {
     }
 }
 
+/// A tracer on the rings of `session`, as a writer (registered in its
+/// process table, publishing its formats) or as a reader from outside.
+fn on_session(session: Session, writer: bool) -> Result<Tracer, TracerError> {
+    let l = session.layout().clone();
+    let clock = session.clock();
+    let (map, buf) = session.into_parts();
+    let config = TracerConfig {
+        bytes_per_context: l.bytes_per_context,
+        page_size: l.page_size,
+        mode: l.mode,
+        clock: Some(clock),
+        max_contexts: l.contexts,
+        saved_cmdlines: if writer { 128 } else { 1 << 16 },
+        take_over_exited: l.take_over_exited,
+    };
+    let link: Arc<dyn SharedStorage> = Arc::new(SessionLink::new(map, writer));
+    Tracer::assemble(config, buf, Some(link))
+}
+
+/// The session link of `t`, if `t` is on a session.
+fn link_of(t: &Tracer) -> Option<&SessionLink> {
+    t.inner.session()?.as_any().downcast_ref::<SessionLink>()
+}
+
 /// What [`Tracer::import_session_tables`] learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImportStats {
@@ -1675,9 +1666,28 @@ pub struct ImportStats {
 }
 
 impl Tracer {
+    /// Builds a tracer on the rings of `session` (created by `ringtrace
+    /// record` or [`Session::create`]): its geometry, mode and clock come
+    /// from the session; `saved_cmdlines` is this process's own table size.
+    /// This process registers as a writer of the session; the event
+    /// formats, printk formats and thread names it uses are published in
+    /// the session's tables. Programs rarely call this: the default tracer
+    /// attaches by itself when `RINGTRACE_SESSION` names a session file.
+    pub fn attach_session(session: Session) -> Result<Tracer, TracerError> {
+        on_session(session, true)
+    }
+
+    /// Builds a tracer that reads `session` from outside (the `ringtrace`
+    /// command): nothing is registered; call
+    /// [`Tracer::import_session_tables`] to learn the writers' event
+    /// formats, printk formats and thread names before reading.
+    pub fn read_session(session: Session) -> Result<Tracer, TracerError> {
+        on_session(session, false)
+    }
+
     /// The session this tracer is built on, if any: its file.
     pub fn session_path(&self) -> Option<&Path> {
-        self.inner.session.as_ref().map(|l| l.map.path.as_path())
+        link_of(self).map(|l| l.map.path.as_path())
     }
 
     /// Reader side of a session: imports the table records committed since
@@ -1688,7 +1698,7 @@ impl Tracer {
     /// Does nothing for a tracer that is not on a session.
     pub fn import_session_tables(&self) -> ImportStats {
         let mut st = ImportStats::default();
-        let Some(l) = &self.inner.session else {
+        let Some(l) = link_of(self) else {
             return st;
         };
         let (entries, malformed) = l.poll_tables();
@@ -1723,7 +1733,7 @@ impl Tracer {
                     }
                 }
                 TableEntry::Comm { tid, comm } => {
-                    if let Ok(mut c) = self.inner.cmdlines.lock() {
+                    if let Ok(mut c) = self.inner.cmdlines().lock() {
                         c.insert(tid, crate::tracer::Comm::new(&comm));
                     }
                     st.comms += 1;
@@ -1737,7 +1747,7 @@ impl Tracer {
     /// died holding them, and the events those had in flight (`None` when
     /// not on a session).
     pub fn session_reclaimed(&self) -> Option<(u64, u64)> {
-        let h = self.inner.session.as_ref()?.map.header();
+        let h = link_of(self)?.map.header();
         Some((
             h.reclaimed_slots.load(Ordering::Relaxed),
             h.reclaimed_lost.load(Ordering::Relaxed),
@@ -1749,13 +1759,13 @@ impl Tracer {
     /// because the session's process table was full (`None` when not on a
     /// session). Readers report these as lost.
     pub fn session_refused(&self) -> Option<SessionRefusals> {
-        Some(refused_of(&self.inner.session.as_ref()?.map))
+        Some(refused_of(&link_of(self)?.map))
     }
 
     /// The writer processes of this tracer's session and the session's
     /// state (`None` when not on a session).
     pub fn session_state(&self) -> Option<(SessionState, Vec<ProcInfo>)> {
-        let l = self.inner.session.as_ref()?;
+        let l = link_of(self)?;
         let p = processes_of(&l.map);
         Some((state_of(&p), p))
     }

@@ -670,12 +670,12 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 /// kept for the rest of the process.
 static SHARED_NEXT_ID: AtomicPtr<AtomicU32> = AtomicPtr::new(std::ptr::null_mut());
 
-/// Makes this process take printk ids from `map`'s shared counter from now
-/// on (ids it already handed out stay below it). The mapping is kept for
-/// the rest of the process.
-pub(crate) fn share_ids(map: &std::sync::Arc<crate::session::SessionMap>) {
-    let keep: &'static crate::session::SessionMap = Box::leak(Box::new(map.clone()));
-    let counter = keep.printk_next_id();
+/// Makes this process take printk ids from `counter` from now on (ids it
+/// already handed out stay below it). The counter is a session's shared
+/// one; its owner keeps it mapped for the rest of the process, which the
+/// `'static` states. Taking the counter, not the session, keeps this room
+/// free of sessions.
+pub(crate) fn share_ids(counter: &'static AtomicU32) {
     // Relaxed: ids order nothing; the table append publishes each site.
     counter.fetch_max(NEXT_ID.load(Ordering::Relaxed), Ordering::Relaxed);
     // Release: pairs with the Acquire load in `register`.

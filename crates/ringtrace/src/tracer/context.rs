@@ -100,7 +100,7 @@ use std::sync::{Arc, Weak};
 use ringtrace_ring::WriteError;
 
 use crate::event::{flags, CommonFields, EncodeError, Record, Registry};
-use crate::tracer::{global, global_if_exists, Comm, Inner, Tracer, GLOBAL_REFUSED};
+use crate::tracer::{Comm, Inner, Tracer};
 
 /// How many tracers one thread can write (lease cells per thread).
 ///
@@ -125,6 +125,13 @@ thread_local! {
     /// Leases to return at thread exit. Has a destructor: touched only
     /// when leasing, from ordinary (non-handler) code.
     static EXIT: ExitGuard = const { ExitGuard { leases: RefCell::new(Vec::new()) } };
+}
+
+/// Whether this thread is in a signal handler or mid-record (where making
+/// the default tracer would allocate).
+#[inline]
+pub(crate) fn nested() -> bool {
+    NEST.get() != 0
 }
 
 /// Why an event was not recorded.
@@ -437,70 +444,6 @@ fn read_tid() -> i32 {
     let t = unsafe { libc::gettid() };
     TID.set(t);
     t
-}
-
-/// Records into the default tracer ([`crate::global`]), creating it on first
-/// use from ordinary code. What `trace!` and `trace_event!` without a tracer
-/// expand to.
-///
-/// ```
-/// ringtrace::declare_event! {
-///     /// A demo event.
-///     pub struct Tick: "demo" / "tick" = 1301 { n: u32 }
-/// }
-/// ringtrace::context::record_global(&Tick { n: 1 }).unwrap();
-/// ```
-#[inline(always)]
-pub fn record_global<R: Record + ?Sized>(rec: &R) -> Result<(), RecordError> {
-    match global_if_exists() {
-        Some(t) => record_in(&t.inner, rec),
-        None => record_global_slow(rec),
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn record_global_slow<R: Record + ?Sized>(rec: &R) -> Result<(), RecordError> {
-    match global_for_record() {
-        Some(t) => record_in(&t.inner, rec),
-        None => Err(RecordError::NoTracer),
-    }
-}
-
-/// The default tracer for a record when it does not exist yet: made now
-/// from ordinary code; refused (and counted in
-/// [`global_refused`](crate::tracer::global_refused)) in a handler or
-/// mid-record, where making it would allocate, or when it cannot be made.
-#[cold]
-#[inline(never)]
-pub(crate) fn global_for_record() -> Option<&'static Tracer> {
-    if NEST.get() != 0 {
-        // In a handler (or mid-record): creating the tracer allocates.
-        GLOBAL_REFUSED.fetch_add(1, Ordering::Relaxed);
-        return None;
-    }
-    match global() {
-        Ok(t) => Some(t),
-        Err(_) => {
-            GLOBAL_REFUSED.fetch_add(1, Ordering::Relaxed);
-            None
-        }
-    }
-}
-
-/// A marker into the default tracer (`echo text > trace_marker`).
-///
-/// ```
-/// ringtrace::trace_marker("hello");
-/// ```
-pub fn trace_marker(text: &str) {
-    if let Some(t) = global_if_exists() {
-        t.marker(text);
-    } else if NEST.get() != 0 {
-        GLOBAL_REFUSED.fetch_add(1, Ordering::Relaxed);
-    } else if let Ok(t) = global() {
-        t.marker(text);
-    }
 }
 
 /// Splits `text` into events that fit `max_payload` (cut at char

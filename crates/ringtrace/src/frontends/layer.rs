@@ -107,7 +107,7 @@ use crate::event::{
     Array, CommonFields, EncodeError, EventType, Field as EvField, Record, Registry,
     COMMON_HEADER_SIZE,
 };
-use crate::frontend::{static_identifier, RecordBuf, Storage};
+use crate::frontends::frontend::{static_identifier, RecordBuf, Storage};
 use crate::span::{SpanBegin, SpanEnd, DYNAMIC_IDS};
 use crate::tracer::Tracer;
 
@@ -232,14 +232,14 @@ impl RingtraceLayer {
 
     /// The tracer to record into; `None` when there is none (the default
     /// tracer could not be made, or not here: see
-    /// [`global_for_record`](crate::context::global_for_record)).
+    /// [`global_for_record`](crate::default_tracer::global_for_record)).
     #[inline(always)]
     fn tracer(&self) -> Option<&'static Tracer> {
         match self.dest {
             Dest::Tracer(t) => Some(t),
             Dest::Global => match crate::tracer::global_if_exists() {
                 Some(t) => Some(t),
-                None => crate::context::global_for_record(),
+                None => crate::default_tracer::global_for_record(),
             },
         }
     }
@@ -261,7 +261,7 @@ impl RingtraceLayer {
     ) {
         let Some(t) = self.tracer() else { return };
         // Off: skip the field visit too (the record path would refuse).
-        if !t.inner.on.load(Ordering::Relaxed) {
+        if !t.is_on() {
             return;
         }
         let Some(shape) = shape_of(meta, values, span_id.is_some()) else {
@@ -328,7 +328,7 @@ fn encode_staged<'b>(
 /// fields go to a stack buffer first, which the record path then copies.
 #[inline(never)]
 fn record_staged(t: &Tracer, shape: &Shape, span_id: Option<u64>, values: &dyn RecordFields) {
-    let mut storage = crate::frontend::storage();
+    let mut storage = crate::frontends::frontend::storage();
     let buf = encode_staged(shape, span_id, values, &mut storage);
     if buf.truncated() {
         TRUNCATED.fetch_add(1, Ordering::Relaxed);
@@ -709,7 +709,7 @@ fn event_name(meta: &'static Metadata<'static>) -> &'static str {
             None => meta.name().to_string(),
         }
     };
-    let s = crate::frontend::c_identifier(&raw).unwrap_or(raw);
+    let s = crate::frontends::frontend::c_identifier(&raw).unwrap_or(raw);
     Box::leak(s.into_boxed_str())
 }
 
@@ -1087,7 +1087,7 @@ impl Visit for SmallEncoder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frontend::MAX_RECORD;
+    use crate::frontends::frontend::MAX_RECORD;
     use std::sync::Arc;
     use tracing::Value;
     use tracing_subscriber::prelude::*;
@@ -1109,7 +1109,7 @@ mod tests {
                 preempt_count: 0,
                 pid: 7,
             };
-            let mut storage = crate::frontend::storage();
+            let mut storage = crate::frontends::frontend::storage();
             let buf = encode_staged(shape, id, v, &mut storage);
             let mut staged = vec![0u8; MAX_RECORD];
             let n = buf.record(shape.ty).encode(&common, &mut staged).unwrap();

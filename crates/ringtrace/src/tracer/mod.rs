@@ -30,6 +30,11 @@
 //! The ring's internals (it only uses `ringtrace-ring`'s public API) and the
 //! per-thread state (that is [`crate::context`]).
 
+pub mod clock;
+pub mod context;
+mod macros;
+pub(crate) mod storage;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -38,7 +43,7 @@ use ringtrace_ring::{Config, ConfigError, Mode, RingBuffer, RingError, RingStats
 
 use crate::clock::Clock;
 use crate::event::{EventType, Registry, RegistryError};
-use crate::session::{Session, SessionLink, SlotArray};
+use storage::{SharedStorage, SlotArray};
 
 // A lease slot is one u32 word:
 //
@@ -443,34 +448,62 @@ pub(crate) enum Refusal {
 #[derive(Debug)]
 pub(crate) struct Inner {
     /// Unique in the process, never reused; lease cells store it.
-    pub(crate) id: u32,
-    pub(crate) buf: RingBuffer,
-    pub(crate) clock: Clock,
-    pub(crate) config: TracerConfig,
+    id: u32,
+    buf: RingBuffer,
+    clock: Clock,
+    config: TracerConfig,
     /// Recording on/off (`tracing_on`). Relaxed: a switch, ordering nothing.
-    pub(crate) on: AtomicBool,
+    on: AtomicBool,
     /// Lease state of each ring (`FREE`, `LEASED`, `EXITED`). Changed by
     /// compare-and-swap on lease (AcqRel: the new writer sees the previous
     /// writer's ring state; pairs with the Release store at release).
     /// In the session's shared memory for a session tracer (so that every
     /// process of the session leases from one table).
-    pub(crate) slots: SlotArray,
+    slots: SlotArray,
     /// Thread id of each ring's current or last writer (0: none). For stats.
-    pub(crate) slot_tid: SlotArray,
-    pub(crate) refused_no_context: AtomicU64,
-    pub(crate) refused_in_signal_handler: AtomicU64,
-    pub(crate) refused_other: AtomicU64,
-    pub(crate) leases: AtomicU64,
-    pub(crate) reuses: AtomicU64,
-    pub(crate) takeovers: AtomicU64,
+    slot_tid: SlotArray,
+    refused_no_context: AtomicU64,
+    refused_in_signal_handler: AtomicU64,
+    refused_other: AtomicU64,
+    leases: AtomicU64,
+    reuses: AtomicU64,
+    takeovers: AtomicU64,
     /// Thread names. Locked on lease and by readers only, never by a write;
     /// the crash-dump signal path only `try_lock`s it.
-    pub(crate) cmdlines: Mutex<Cmdlines>,
-    /// The session this tracer's rings live in, if any.
-    pub(crate) session: Option<SessionLink>,
+    cmdlines: Mutex<Cmdlines>,
+    /// The shared storage (a session) this tracer's rings live in, if
+    /// any; `None` for the heap flavor.
+    session: Option<Arc<dyn SharedStorage>>,
 }
 
 impl Inner {
+    /// The ring buffer that holds this tracer's rings.
+    pub(crate) fn buf(&self) -> &RingBuffer {
+        &self.buf
+    }
+
+    /// The clock this tracer's time stamps are read from.
+    pub(crate) fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Thread names (tid to comm). Readers `lock` it; the crash-dump
+    /// signal path only `try_lock`s it; a write never takes it.
+    pub(crate) fn cmdlines(&self) -> &Mutex<Cmdlines> {
+        &self.cmdlines
+    }
+
+    /// Turns recording on or off (`tracing_on`); the crash dump turns it
+    /// off before it reads. Relaxed: a switch, ordering nothing.
+    pub(crate) fn set_on(&self, on: bool) {
+        self.on.store(on, Ordering::Relaxed);
+    }
+
+    /// The shared storage (a session) this tracer's rings live in, if any.
+    pub(crate) fn session(&self) -> Option<&dyn SharedStorage> {
+        self.session.as_deref()
+    }
+
     /// Leases a ring: a never-used one first, then a drained one of an
     /// exited writer; for a session tracer, when none is left, the slots of
     /// processes that died holding them are reclaimed (their rings
@@ -482,7 +515,7 @@ impl Inner {
     /// (`SessionLink::run_untraced`), since readers judge a ring's writer
     /// alive by its entry. Lock-free; `None` when all are taken.
     pub(crate) fn lease_ring(&self, tid: i32) -> Option<usize> {
-        let writer = self.session.as_ref().filter(|l| l.writer);
+        let writer = self.session.as_ref().filter(|l| l.is_writer());
         if writer.is_some_and(|l| l.is_untraced()) {
             return None;
         }
@@ -508,16 +541,16 @@ impl Inner {
                 return Some(i);
             }
         }
-        if !l.writer {
+        if !l.is_writer() {
             return None;
         }
         // Rings of gone processes, the one written longest ago first;
         // another process may take the chosen one first: then the next.
-        let mut orphans: Vec<(usize, u32, u64)> =
-            crate::session::orphaned_rings(&l.map, self.buf.rings(), owner)
-                .into_iter()
-                .map(|(i, v)| (i, v, self.buf.stats(i).map_or(u64::MAX, |st| st.now_ts)))
-                .collect();
+        let mut orphans: Vec<(usize, u32, u64)> = l
+            .orphaned_rings(self.buf.rings(), owner)
+            .into_iter()
+            .map(|(i, v)| (i, v, self.buf.stats(i).map_or(u64::MAX, |st| st.now_ts)))
+            .collect();
         orphans.sort_by_key(|&(_, _, ts)| ts);
         orphans
             .into_iter()
@@ -536,7 +569,7 @@ impl Inner {
         };
         // Relaxed: counters, ordering nothing.
         local.fetch_add(1, Ordering::Relaxed);
-        if let Some(l) = self.session.as_ref().filter(|l| l.writer) {
+        if let Some(l) = self.session.as_ref().filter(|l| l.is_writer()) {
             l.count_refused(why);
         }
     }
@@ -700,49 +733,12 @@ impl Tracer {
         Self::assemble(config, buf, None)
     }
 
-    /// Builds a tracer on the rings of `session` (created by `ringtrace
-    /// record` or [`Session::create`]): its geometry, mode and clock come
-    /// from the session; `saved_cmdlines` is this process's own table size.
-    /// This process registers as a writer of the session; the event
-    /// formats, printk formats and thread names it uses are published in
-    /// the session's tables. Programs rarely call this: the default tracer
-    /// attaches by itself when `RINGTRACE_SESSION` names a session file.
-    pub fn attach_session(session: Session) -> Result<Tracer, TracerError> {
-        Self::on_session(session, true)
-    }
-
-    /// Builds a tracer that reads `session` from outside (the `ringtrace`
-    /// command): nothing is registered; call
-    /// [`Tracer::import_session_tables`] to learn the writers' event
-    /// formats, printk formats and thread names before reading.
-    pub fn read_session(session: Session) -> Result<Tracer, TracerError> {
-        Self::on_session(session, false)
-    }
-
-    fn on_session(session: Session, writer: bool) -> Result<Tracer, TracerError> {
-        let l = session.layout().clone();
-        let clock = session.clock();
-        let (map, buf) = session.into_parts();
-        let config = TracerConfig {
-            bytes_per_context: l.bytes_per_context,
-            page_size: l.page_size,
-            mode: l.mode,
-            clock: Some(clock),
-            max_contexts: l.contexts,
-            saved_cmdlines: if writer { 128 } else { 1 << 16 },
-            take_over_exited: l.take_over_exited,
-        };
-        let slots = SlotArray::states(map.clone());
-        let slot_tid = SlotArray::tids(map.clone());
-        let link = SessionLink::new(map, writer);
-        let t = Self::assemble(config, buf, Some((slots, slot_tid, link)))?;
-        Ok(t)
-    }
-
-    fn assemble(
+    /// A tracer on `buf`, in the heap flavor (`shared` is `None`) or on
+    /// the shared storage `shared` (a session, whose lease slots it uses).
+    pub(crate) fn assemble(
         config: TracerConfig,
         buf: RingBuffer,
-        session: Option<(SlotArray, SlotArray, SessionLink)>,
+        shared: Option<Arc<dyn SharedStorage>>,
     ) -> Result<Tracer, TracerError> {
         let id = NEXT_ID
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_add(1))
@@ -752,9 +748,9 @@ impl Tracer {
         let _ = Registry::global();
         let clock = config.clock.unwrap_or_else(Clock::preferred);
         let n = config.max_contexts;
-        let (slots, slot_tid, session) = match session {
-            Some((a, b, l)) => (a, b, Some(l)),
-            None => (SlotArray::owned(n), SlotArray::owned(n), None),
+        let (slots, slot_tid) = match &shared {
+            Some(s) => (SlotArray::States(s.clone()), SlotArray::Tids(s.clone())),
+            None => (SlotArray::owned(n), SlotArray::owned(n)),
         };
         Ok(Tracer {
             inner: Arc::new(Inner {
@@ -775,7 +771,7 @@ impl Tracer {
                 reuses: AtomicU64::new(0),
                 takeovers: AtomicU64::new(0),
                 cmdlines: Mutex::new(Cmdlines::new(config.saved_cmdlines)),
-                session,
+                session: shared,
             }),
         })
     }
@@ -998,70 +994,15 @@ impl Tracer {
     }
 }
 
-/// The process-wide default tracer.
-static GLOBAL: OnceLock<Tracer> = OnceLock::new();
+/// The process-wide default tracer: the cell. Which tracer goes in it
+/// (in process, or on the session named by `RINGTRACE_SESSION`) is decided
+/// above the session room, in `crate::default_tracer`.
+pub(crate) static GLOBAL: OnceLock<Tracer> = OnceLock::new();
 
 /// Counts events refused because the default tracer did not exist yet and
 /// the write came from a signal handler (creating it allocates), or because
 /// it could not be created.
 pub(crate) static GLOBAL_REFUSED: AtomicU64 = AtomicU64::new(0);
-
-/// Serializes creation of the default tracer (never taken by a write).
-static GLOBAL_INIT: Mutex<()> = Mutex::new(());
-
-/// Configures and creates the default tracer. Call it before the first
-/// event recorded through [`global`]; afterwards it fails with
-/// [`TracerError::AlreadyInitialized`].
-///
-/// When the environment variable `RINGTRACE_SESSION` names a session file
-/// (`ringtrace record` sets it), the default tracer is built on that
-/// session instead, with the session's geometry, mode and clock; `config`
-/// is then not used. A session that cannot be opened is reported on
-/// stderr and `config` is used.
-///
-/// ```
-/// # // (doc tests run in their own process)
-/// let t = ringtrace::init(ringtrace::TracerConfig::new().max_contexts(8)).unwrap();
-/// assert_eq!(t.max_contexts(), 8);
-/// assert!(ringtrace::init(ringtrace::TracerConfig::new()).is_err());
-/// ```
-pub fn init(config: TracerConfig) -> Result<&'static Tracer, TracerError> {
-    let _g = GLOBAL_INIT.lock().unwrap_or_else(|p| p.into_inner());
-    if GLOBAL.get().is_some() {
-        return Err(TracerError::AlreadyInitialized);
-    }
-    let t = match crate::session::attach_from_env() {
-        Some(t) => t,
-        None => Tracer::new(config)?,
-    };
-    let _ = GLOBAL.set(t);
-    GLOBAL.get().ok_or(TracerError::AlreadyInitialized)
-}
-
-/// The default tracer, created with [`TracerConfig::new`] on first use
-/// unless [`init`] configured it. When `RINGTRACE_SESSION` names a session file, the
-/// default tracer is built on that session (see [`init`]): the program is
-/// traced from outside by `ringtrace record`.
-///
-/// ```
-/// ringtrace::trace!("made on first use: %d", 1);
-/// assert!(ringtrace::global().unwrap().used_contexts() >= 1);
-/// ```
-pub fn global() -> Result<&'static Tracer, TracerError> {
-    if let Some(t) = GLOBAL.get() {
-        return Ok(t);
-    }
-    let _g = GLOBAL_INIT.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(t) = GLOBAL.get() {
-        return Ok(t);
-    }
-    let t = match crate::session::attach_from_env() {
-        Some(t) => t,
-        None => Tracer::new(TracerConfig::new())?,
-    };
-    let _ = GLOBAL.set(t);
-    GLOBAL.get().ok_or(TracerError::AlreadyInitialized)
-}
 
 /// The default tracer if it exists; never creates it (signal-safe).
 ///

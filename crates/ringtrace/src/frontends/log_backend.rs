@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use log::{LevelFilter, Log, Metadata, Record as LogRecord, SetLoggerError};
 
 use crate::event::{Array, EventType, Field};
-use crate::frontend::RecordBuf;
+use crate::frontends::frontend::RecordBuf;
 use crate::span::LOG_ID;
 use crate::tracer::Tracer;
 
@@ -163,7 +163,7 @@ impl Log for RingtraceLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let mut storage = crate::frontend::storage();
+        let mut storage = crate::frontends::frontend::storage();
         let mut buf = RecordBuf::new(&mut storage, FIXED);
         buf.put_str(8, record.level().as_str());
         buf.put_str(12, record.target());

@@ -1,0 +1,99 @@
+//! The storage seam: where a tracer's rings and lease slots live.
+//!
+//! # Terms
+//!
+//! - **Heap flavor**: an in-process tracer. Its ring buffer is on the heap
+//!   and its lease slots are boxes of its own ([`SlotArray::Owned`]).
+//! - **Shared flavor**: a tracer on a session. Its rings, lease slots,
+//!   process table and type tables are in one shared-memory file, so that
+//!   every process of the session leases from one table and readers in
+//!   other processes decode what it writes. `crate::session` implements
+//!   it through [`SharedStorage`].
+//!
+//! # Contract
+//!
+//! This room defines the seam and never names the session: the session
+//! depends on the tracer, never the reverse. The methods of
+//! [`SharedStorage`] that the record path calls (`before_write`,
+//! `count_refused`) are async-signal-safe: atomics only, no lock, no
+//! allocation. The others run on the lease path, in ordinary code.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+
+use ringtrace_ring::RingBuffer;
+
+use super::Refusal;
+
+/// The shared flavor's side of a tracer: what the tracer asks of the
+/// shared memory its rings live in. One per tracer on a session.
+pub(crate) trait SharedStorage: Any + Send + Sync + fmt::Debug {
+    /// Lease state of each ring (the tracer's slot words), in the shared
+    /// memory, so that all the processes of the session lease from one
+    /// table.
+    fn slot_states(&self) -> &[AtomicU32];
+    /// Thread id of each ring's current or last writer, in the shared
+    /// memory.
+    fn slot_tids(&self) -> &[AtomicU32];
+    /// Whether this process writes into the storage (registers itself and
+    /// publishes its formats) rather than only reading it.
+    fn is_writer(&self) -> bool;
+    /// Whether this process found the process table full and runs
+    /// untraced.
+    fn is_untraced(&self) -> bool;
+    /// Makes this process run untraced (said once on stderr).
+    fn run_untraced(&self);
+    /// This process's owner number for the slot words (0: none).
+    fn owner(&self) -> usize;
+    /// Takes back the slots of processes that died holding them, repairing
+    /// their rings; how many (`None` when not due yet).
+    fn reclaim_dead_slots(&self, buf: &RingBuffer) -> Option<usize>;
+    /// Rings handed back by processes that are gone, with their slot
+    /// words, for a takeover by owner `own`.
+    fn orphaned_rings(&self, rings: usize, own: usize) -> Vec<(usize, u32)>;
+    /// Counts a refused event where the storage's readers see it.
+    fn count_refused(&self, why: Refusal);
+    /// Registers this process anew when it is not the one that registered
+    /// (a forked child).
+    fn check_process(&self);
+    /// Publishes thread `tid`'s name.
+    fn put_comm(&self, tid: i32, comm: &str);
+    /// Publishes event type `id`'s format (and any new printk site) before
+    /// a record of it is written, so that a reader that sees the record
+    /// finds its format. Async-signal-safe.
+    fn before_write(&self, id: u16, depth: u32);
+    /// The implementing type, for the shared flavor's own methods.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A tracer's lease slots: its own memory (heap flavor), or the shared
+/// storage's (shared flavor).
+#[derive(Debug)]
+pub(crate) enum SlotArray {
+    /// In-process tracer.
+    Owned(Box<[AtomicU32]>),
+    /// The shared storage's lease states.
+    States(Arc<dyn SharedStorage>),
+    /// The shared storage's writer tids.
+    Tids(Arc<dyn SharedStorage>),
+}
+
+impl SlotArray {
+    /// `n` slots of the heap flavor, all 0 (`FREE`, no tid).
+    pub(crate) fn owned(n: usize) -> SlotArray {
+        SlotArray::Owned((0..n).map(|_| AtomicU32::new(0)).collect())
+    }
+}
+
+impl std::ops::Deref for SlotArray {
+    type Target = [AtomicU32];
+    fn deref(&self) -> &[AtomicU32] {
+        match self {
+            SlotArray::Owned(b) => b,
+            SlotArray::States(s) => s.slot_states(),
+            SlotArray::Tids(s) => s.slot_tids(),
+        }
+    }
+}
