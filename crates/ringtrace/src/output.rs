@@ -154,7 +154,7 @@ impl HeadCache {
     /// An empty cache for a tracer's rings.
     pub(crate) fn new(inner: &Inner) -> Self {
         HeadCache {
-            generation: inner.cmdlines.lock().ok().map(|c| c.generation()),
+            generation: inner.cmdlines().lock().ok().map(|c| c.generation()),
             heads: Vec::new(),
             formats: FormatCache::default(),
         }
