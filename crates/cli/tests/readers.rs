@@ -169,6 +169,31 @@ fn kill(pid: u32, sig: libc::c_int) {
     unsafe { libc::kill(pid as i32, sig) };
 }
 
+/// Kills `pid` and waits until it is gone or a zombie: SIGKILL takes effect
+/// only when the process next runs, and until then a session counts it as a
+/// live writer (so `remove` would refuse).
+fn kill_and_wait_dead(pid: u32) {
+    kill(pid, libc::SIGKILL);
+    let start = Instant::now();
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.chars().next())
+            });
+        // A zombie leader whose other threads still exit counts as live.
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| d.take(2).count())
+            .unwrap_or(0);
+        if state.is_none() || (matches!(state, Some('Z' | 'X')) && threads <= 1) {
+            return;
+        }
+        assert!(start.elapsed() < HANG_GUARD, "process {pid} never died");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The `target/<profile>` directory this test binary was built in.
 fn profile_dir() -> PathBuf {
     // target/<profile>/deps/readers-HASH
@@ -273,7 +298,10 @@ fn examples_that_read_their_pipe_finish_under_record() {
 /// A live consuming reader is named to the next one, which fails at once;
 /// killed with SIGKILL, it is taken over without `--force`, and said so.
 fn a_live_reader_is_named_and_a_dead_one_taken_over() {
-    let (mut rec, mut rec_err, path, prog_pid) = record_kept("readerslock", &["prog", "slow"]);
+    let (mut rec, mut rec_err, path, prog_pid) = record_kept(
+        &format!("readerslock-{}", std::process::id()),
+        &["prog", "slow"],
+    );
     let p = path.to_str().unwrap();
     let mut pipe = Command::new(ringtrace_bin())
         .args(["pipe", p])
@@ -317,7 +345,7 @@ fn a_live_reader_is_named_and_a_dead_one_taken_over() {
     // And the next reader finds the locks free: no message, no wait.
     let o = ok(&["extract", p, "-o", dat.to_str().unwrap()]);
     assert!(!text(&o.stderr).contains("died holding"));
-    kill(prog_pid, libc::SIGKILL);
+    kill_and_wait_dead(prog_pid);
     let mut rest = String::new();
     rec_err.read_to_string(&mut rest).unwrap();
     let _ = rec.wait();
@@ -335,7 +363,7 @@ fn a_killed_record_leaves_nothing_that_blocks() {
         .args([
             "record",
             "--name",
-            "readersrec",
+            &format!("readersrec-{}", std::process::id()),
             "-o",
             dat.to_str().unwrap(),
             "--",
@@ -388,7 +416,7 @@ fn a_killed_record_leaves_nothing_that_blocks() {
         "{e}"
     );
     assert!(summary_events(&e) > 0, "{e}");
-    kill(prog_pid, libc::SIGKILL);
+    kill_and_wait_dead(prog_pid);
     ok(&["remove", p]);
     println!("  killed record {dead}: its locks taken over by the next reader");
 }
