@@ -18,7 +18,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
-/// Timer period: a signal every 50 µs (20,000 a second nominally).
+/// Timer period: short enough that many signals land inside a write.
 pub const PERIOD: Duration = Duration::from_micros(50);
 
 /// The buffer the handler writes to; null while it must not write.

@@ -1367,21 +1367,7 @@ fn assemble<W: Write + Seek>(
     Ok((w.finish()?, rec))
 }
 
-/// A `printk_formats` entry escaped as the kernel escapes it.
-pub(crate) fn escape(fmt: &str) -> String {
-    let mut s = String::with_capacity(fmt.len());
-    for c in fmt.chars() {
-        match c {
-            '\n' => s.push_str("\\n"),
-            '\t' => s.push_str("\\t"),
-            '\r' => s.push_str("\\r"),
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            c => s.push(c),
-        }
-    }
-    s
-}
+pub(crate) use crate::printk::escape;
 
 /// A trace id: the wall clock in ns mixed with the process id.
 pub(crate) fn trace_id() -> u64 {

@@ -974,18 +974,24 @@ pub fn sites() -> impl Iterator<Item = (u32, &'static Site)> {
 pub fn printk_formats_text() -> String {
     let mut s = String::new();
     for (id, site) in sites() {
-        let _ = write!(s, "0x{:x} : \"", fmt_addr(id));
-        for c in site.fmt.chars() {
-            match c {
-                '\n' => s.push_str("\\n"),
-                '\t' => s.push_str("\\t"),
-                '\r' => s.push_str("\\r"),
-                '\\' => s.push_str("\\\\"),
-                '"' => s.push_str("\\\""),
-                c => s.push(c),
-            }
+        let _ = writeln!(s, "0x{:x} : \"{}\"", fmt_addr(id), escape(site.fmt));
+    }
+    s
+}
+
+/// A `printk_formats` entry escaped as the kernel escapes it (`\n`, `\t`,
+/// `\r`, `\\`, `\"`).
+pub(crate) fn escape(fmt: &str) -> String {
+    let mut s = String::with_capacity(fmt.len());
+    for c in fmt.chars() {
+        match c {
+            '\n' => s.push_str("\\n"),
+            '\t' => s.push_str("\\t"),
+            '\r' => s.push_str("\\r"),
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            c => s.push(c),
         }
-        s.push_str("\"\n");
     }
     s
 }
