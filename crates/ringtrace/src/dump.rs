@@ -344,14 +344,7 @@ fn write_dump_line(
         Some(g) => g.get(common.pid).map_or("<...>", |c| c.as_str()),
         None => "<...>",
     };
-    let ctx = LineContext {
-        comm,
-        pid: common.pid,
-        cpu: ring as u32,
-        flags: common.flags,
-        preempt_count: common.preempt_count,
-        ts,
-    };
+    let ctx = LineContext::of(comm, &common, ring as u32, ts);
     write_context(w, Style::default(), tf, &ctx)?;
     drop(guard);
     write_event_body(w, payload)

@@ -114,14 +114,7 @@ pub(crate) fn write_event<W: LineBuf>(
     let (ts, tf) = time(inner, opts, timestamp);
     let mut comm_buf = [0u8; COMM_BUF];
     let comm = comm_into(inner, common.pid, &mut comm_buf);
-    let ctx = LineContext {
-        comm: &comm,
-        pid: common.pid,
-        cpu: ring as u32,
-        flags: common.flags,
-        preempt_count: common.preempt_count,
-        ts,
-    };
+    let ctx = LineContext::of(&comm, &common, ring as u32, ts);
     write_context(w, opts.style, tf, &ctx)?;
     write_event_body(w, payload)
 }
@@ -195,14 +188,7 @@ pub(crate) fn write_event_cached(
     if !hit {
         let mut comm_buf = [0u8; COMM_BUF];
         let comm = comm_into(inner, common.pid, &mut comm_buf);
-        let ctx = LineContext {
-            comm: &comm,
-            pid: common.pid,
-            cpu: ring as u32,
-            flags: common.flags,
-            preempt_count: common.preempt_count,
-            ts: 0,
-        };
+        let ctx = LineContext::of(&comm, &common, ring as u32, 0);
         let mut text = slot.take().map(|h| h.text).unwrap_or_default();
         text.clear();
         write_context_head(&mut text, opts.style, &ctx)?;

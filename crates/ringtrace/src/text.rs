@@ -292,6 +292,22 @@ pub struct LineContext<'a> {
     pub ts: u64,
 }
 
+impl<'a> LineContext<'a> {
+    /// The context of a record with common fields `common`, written by
+    /// thread `comm` into ring `cpu` at `ts`.
+    #[must_use]
+    pub fn of(comm: &'a str, common: &crate::event::CommonFields, cpu: u32, ts: u64) -> Self {
+        LineContext {
+            comm,
+            pid: common.pid,
+            cpu,
+            flags: common.flags,
+            preempt_count: common.preempt_count,
+            ts,
+        }
+    }
+}
+
 /// Writes the context part of an event line, up to and including `": "`
 /// (`trace_print_context`).
 ///
