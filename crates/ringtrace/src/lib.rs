@@ -117,16 +117,14 @@ mod record;
 pub mod session;
 pub mod tracer;
 
-pub mod dump;
 pub mod export;
-pub mod json;
+mod fmt;
+mod read;
 pub mod kernel_bench;
-pub mod output;
-pub mod reader;
-pub mod snapshot;
-pub mod text;
-pub mod tracedat;
-pub mod view;
+
+pub use export::{json, tracedat};
+pub use fmt::{line as output, text};
+pub use read::{dump, pipe as reader, snapshot, view};
 
 #[cfg(feature = "tracing")]
 pub use frontends::layer;

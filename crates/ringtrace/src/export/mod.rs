@@ -1,0 +1,21 @@
+//! The export room: recorded events written as files other tools open.
+//!
+//! # Terms
+//!
+//! - **Drain** ([`Drain`], in `drain.rs`): a streaming export of a live tracer (or of a
+//!   snapshot) to trace.dat or Chrome JSON with bounded memory.
+//! - **JSON** ([`json`]): Chrome trace-event JSON, streamed.
+//! - **trace.dat** ([`tracedat`]): trace-cmd's file format, versions 6 and
+//!   7: writer, bounded reader, page decoder, `format` parser.
+//!
+//! # Contract
+//!
+//! The export room sits above the read, fmt, tracer and record rooms; the
+//! sessions use its trace.dat format parser. It writes page images as the
+//! ring holds them, so the files carry exactly what was committed.
+
+mod drain;
+pub mod json;
+pub mod tracedat;
+
+pub use drain::*;

@@ -1,0 +1,19 @@
+//! The fmt room: what people read. ftrace's text line formats, rendered
+//! into any `fmt::Write` or `io::Write` without allocating per event.
+//!
+//! # Terms
+//!
+//! - **Text** ([`text`]): pure functions over plain values: the `trace`
+//!   file's header lines and per-event lines, `[LOST n EVENTS]` lines,
+//!   time stamps and the per-ring `stats` text.
+//! - **Line** ([`line`]): a recorded event (its common fields, its type's
+//!   format or its printk site) rendered as one of those lines.
+//!
+//! # Contract
+//!
+//! The fmt room imports the record room and nothing above it but the
+//! tracer's read-only accessors used by [`line`]; readers, exporters and
+//! the CLI render through it, so each line format has one definition.
+
+pub mod line;
+pub mod text;
