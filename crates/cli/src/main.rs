@@ -19,6 +19,7 @@
 
 mod demo;
 mod files;
+#[path = "session_cmds/record.rs"]
 mod session_cmds;
 
 use std::io::Write as _;
