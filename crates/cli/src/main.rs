@@ -19,8 +19,8 @@
 
 mod demo;
 mod files;
-#[path = "session_cmds/record.rs"]
 mod session_cmds;
+mod signals;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,100 +1,46 @@
-//! Session commands: `record`, `list`, `pipe`, `show`, `stat`, `extract`,
-//! `snapshot`, `clear`, `remove`.
+//! `ringtrace record`: runs a program with a new session in its
+//! environment, reads the session while it runs, and writes the output.
 //!
-//! A session is a shared-memory file (`/dev/shm/ringtrace-<pid>-<name>`)
-//! holding a program's rings and tables (see `ringtrace::session`). Every
-//! command here opens it as a *reader*: it imports the writers' event
-//! formats, printk formats and thread names, then reads the rings with the
-//! ordinary pipe and drain.
+//! Terms: the *program* is `record`'s child; *writer processes* are the
+//! processes that attached to the session (the program and what it forks);
+//! the *live drain* reads the session while the program runs and spools to
+//! the output, the *flight recorder* (`--flight-recorder`) reads only at
+//! the end and on SIGUSR1.
 //!
-//! ```text
-//! consuming:      pipe, extract, record      (take every ring's reader lock)
-//! non-consuming:  show, snapshot             (the live view, read in place)
-//!                 stat, list                 (counters only)
-//! ```
-//!
-//! `show` and `snapshot` read the mapped session in place with each ring's
-//! non-consuming iterator (`Tracer::view`, `Tracer::export_view`): no
-//! reader lock, no copy, no repair; each call holds the ring's `busy` word
-//! only while it copies one event (as a consuming reader's call does), so
-//! writers and a live `record` go on. Every event shown was checked not
-//! overwritten while it was copied (a page generation check, as a seqlock
-//! reader does); what was overwritten or consumed meanwhile is counted and
-//! shown as lost (exactly between two events of a context; after its last
-//! one shown, as a bound: `View::skipped_at_end`), and each context's
-//! events keep their order and time. Memory is a
-//! page per context, time is what is read, whatever the session's size. A
-//! write in flight (its writer died) is not committed, so not shown. A
-//! damaged ring is reported once and not read further. `stat` reads
-//! counters only. Every loop over shared data is bounded by the validated
-//! geometry, not by what the memory says.
-//!
-//! `record` waits, after the program exits, only for writer processes it
-//! started (their start time matches and their parents lead back to it:
-//! it is the subreaper of the program's orphans), and at most
-//! `--wait-children` seconds.
-//!
-//! Post-mortem: when no writer process of the session runs any more and at
-//! least one died without detaching (SIGKILL, a crash), the reader says so
-//! and repairs each ring with `recover_dead_writer`: a write that was in
-//! flight is counted as lost, never shown.
+//! Contract: the output is made before the program starts (a bad output
+//! path fails before anything runs); a failed write stops the reading,
+//! never the program, and the session is then kept with the commands that
+//! save what was read and what is left. SIGINT, SIGTERM and SIGHUP are
+//! forwarded to the program once (the terminal's already reached it); a
+//! second one stops waiting for it. After the program exits, `record`
+//! waits only for writer processes it started (their start time matches
+//! and their parents lead back to it: it is the subreaper of the program's
+//! orphans), and at most `--wait-children` seconds. Its exit status is the
+//! program's (128 + N when signal N killed it).
 
 use std::ffi::OsString;
-use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use ringtrace::clock::ClockKind;
-use ringtrace::export::{Drain, DrainStats, ExportError, SpoolFiles};
+use ringtrace::export::{Drain, DrainStats, SpoolFiles};
+use ringtrace::ring::Mode;
 use ringtrace::session::{
-    list_sessions, resolve, session_dir, ProcInfo, ProcState, Session, SessionConfig, SessionError,
-    SessionState, SESSION_ENV,
+    list_sessions, ProcInfo, ProcState, Session, SessionConfig, SessionState, SESSION_ENV,
 };
-use ringtrace::Tracer;
-use ringtrace_ring::Mode;
 
+use super::opened::Opened;
+use super::output::{
+    attach_progress, export, note_undecodable, progress_bar, say, summary, unread_rings,
+};
+use super::views::view_to;
+use super::{failed, install, on_dump, Result, SessionCmdError, DUMP};
+use crate::signals::{self, signal_name, Handler};
 use crate::Format;
-
-/// Why a session command failed; each names the session and the cause.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionCmdError {
-    /// Opening or creating the session failed.
-    #[error(transparent)]
-    Session(#[from] SessionError),
-    /// An operation on the session failed.
-    #[error("session {path}: {what}")]
-    Failed {
-        /// The session file.
-        path: String,
-        /// What failed and why.
-        what: String,
-    },
-    /// Exporting the session failed.
-    #[error("session {path}: export: {source}")]
-    Export {
-        /// The session file.
-        path: String,
-        /// The exporter's error.
-        #[source]
-        source: ExportError,
-    },
-    /// Bad arguments.
-    #[error("{0}")]
-    Usage(String),
-}
-
-type Result<T> = std::result::Result<T, SessionCmdError>;
-
-fn failed(path: &Path, what: impl Into<String>) -> SessionCmdError {
-    SessionCmdError::Failed {
-        path: path.display().to_string(),
-        what: what.into(),
-    }
-}
 
 /// Ring mode on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -177,429 +123,6 @@ pub struct RecordArgs {
     pub command: Vec<OsString>,
 }
 
-/// A session argument with the dead-reader override.
-#[derive(Debug, Args)]
-pub struct SessionArg {
-    /// Session: a path, its name, the creator's pid, or the file name.
-    pub session: String,
-    /// Take the reader locks even from a live reader known to be stuck (a
-    /// dead reader's locks are taken over without it).
-    #[arg(long)]
-    pub force: bool,
-}
-
-/// A session argument and an output file.
-#[derive(Debug, Args)]
-pub struct SessionOutArg {
-    /// Session: a path, its name, the creator's pid, or the file name.
-    pub session: String,
-    /// Output file (trace.dat by `.dat`, JSON by `.json`, or --format).
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// Output format (overrides the extension).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-    /// Take the reader locks even from a live reader known to be stuck (a
-    /// dead reader's locks are taken over without it).
-    #[arg(long)]
-    pub force: bool,
-}
-
-/// Set by SIGINT/SIGTERM (stop) and SIGUSR1 (flight-recorder dump).
-static STOP: AtomicBool = AtomicBool::new(false);
-static DUMP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-extern "C" fn on_dump(_: libc::c_int) {
-    DUMP.store(true, Ordering::Relaxed);
-}
-
-fn install(sig: libc::c_int, f: extern "C" fn(libc::c_int)) {
-    // SAFETY: the handlers only store to atomics (async-signal-safe).
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = f as *const () as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(sig, &sa, std::ptr::null_mut());
-    }
-}
-
-/// An opened session, as a reading tracer.
-struct Opened {
-    tracer: Tracer,
-    path: PathBuf,
-    /// Table appends the writers could not make (tables full), at open.
-    table_full: u64,
-}
-
-impl Opened {
-    fn open(arg: &str) -> Result<Opened> {
-        let path = resolve(arg)?;
-        let session = Session::open(&path)?;
-        Self::from_session(session)
-    }
-
-    fn from_session(session: Session) -> Result<Opened> {
-        let path = session.path().to_path_buf();
-        let table_full = session.table_full();
-        let tracer = Tracer::read_session(session).map_err(|e| failed(&path, e.to_string()))?;
-        tracer.import_session_tables();
-        Ok(Opened {
-            tracer,
-            path,
-            table_full,
-        })
-    }
-
-    fn state(&self) -> (SessionState, Vec<ProcInfo>) {
-        self.tracer
-            .session_state()
-            .unwrap_or((SessionState::Waiting, Vec::new()))
-    }
-
-    /// Takes and releases every ring's reader lock, so that the consuming
-    /// read that follows (`pipe`, `extract`) gets every ring: a reader
-    /// that died holding a lock (killed `pipe`, crashed `record`) is taken
-    /// over, and said so; a live one fails the command, named (pid and
-    /// command), unless `force` releases its locks (for a reader known to
-    /// be stuck: two live consumers of one ring corrupt it).
-    fn check_readers(&self, force: bool) -> Result<()> {
-        let buf = self.tracer.ring_buffer();
-        let mut dead: Vec<(u32, Vec<usize>)> = Vec::new();
-        for r in 0..buf.rings() {
-            match buf.consumer(r) {
-                Ok(c) => {
-                    if let Some(pid) = c.took_over() {
-                        match dead.iter_mut().find(|(p, _)| *p == pid) {
-                            Some((_, rings)) => rings.push(r),
-                            None => dead.push((pid, vec![r])),
-                        }
-                    }
-                }
-                Err(ringtrace_ring::RingError::ReaderHeld { ring, holder }) if force => {
-                    eprintln!(
-                        "ringtrace: session {}: context {ring} is being read by {holder}; \
-                         taking over the reader locks (--force)",
-                        self.path.display()
-                    );
-                    buf.force_release_readers();
-                    break;
-                }
-                Err(ringtrace_ring::RingError::ReaderHeld { ring, holder }) => {
-                    return Err(failed(
-                        &self.path,
-                        format!(
-                            "context {ring} is being read by {holder}, a consuming reader \
-                             (`ringtrace record`, `pipe` or `extract`): stop it first, or read \
-                             without consuming with `ringtrace show` or `snapshot`"
-                        ),
-                    ));
-                }
-                Err(e) => return Err(failed(&self.path, e.to_string())),
-            }
-        }
-        for (pid, rings) in dead {
-            let list: Vec<String> = rings.iter().map(usize::to_string).collect();
-            eprintln!(
-                "ringtrace: session {}: reader process {pid} died holding the reader lock of \
-                 context(s) {}; taken over (an event it was reading when it died may be lost)",
-                self.path.display(),
-                list.join(", ")
-            );
-        }
-        Ok(())
-    }
-
-    /// Post-mortem: when no writer runs and one died, repairs every ring
-    /// (in-flight writes become losses) and says so. Returns the message.
-    fn post_mortem(&self) -> Option<String> {
-        let (state, procs) = self.state();
-        if state != SessionState::Dead {
-            return None;
-        }
-        let buf = self.tracer.ring_buffer();
-        let mut lost = 0;
-        let mut errors = Vec::new();
-        for r in 0..buf.rings() {
-            // SAFETY: no writer process of the session is alive (every
-            // registered process is dead or detached), so no live writer
-            // holds a reservation in any ring.
-            match unsafe { buf.recover_dead_writer(r) } {
-                Ok(n) => lost += n,
-                Err(e) => errors.push(format!("context {r}: {e}")),
-            }
-        }
-        let dead: Vec<String> = procs
-            .iter()
-            .filter(|p| p.state == ProcState::Dead)
-            .map(|p| p.pid.to_string())
-            .collect();
-        let mut msg = format!(
-            "session {}: writer process {} died without detaching (killed or crashed); \
-             {lost} event(s) it was writing counted as lost",
-            self.path.display(),
-            dead.join(", ")
-        );
-        if !errors.is_empty() {
-            msg.push_str(&format!("; could not repair {}", errors.join("; ")));
-        }
-        Some(msg)
-    }
-
-    /// Events the writer processes refused (all of them: a forked
-    /// child's too), as a sentence saying why; `None` if none.
-    fn refusals(&self) -> Option<String> {
-        let r = self.tracer.session_refused()?;
-        if r.events() == 0 && r.untraced_processes == 0 {
-            return None;
-        }
-        let mut why = Vec::new();
-        if r.no_context > 0 {
-            why.push(format!(
-                "{} refused for want of a free context (all {} were in use; raise --contexts)",
-                r.no_context,
-                self.tracer.max_contexts()
-            ));
-        }
-        if r.in_signal_handler > 0 {
-            why.push(format!(
-                "{} refused in a signal handler on a thread that had no context yet \
-                 (record once on the thread before)",
-                r.in_signal_handler
-            ));
-        }
-        if r.other > 0 {
-            why.push(format!(
-                "{} refused as too large for a page or not encodable",
-                r.other
-            ));
-        }
-        let mut m = format!(
-            "{} event(s) lost before reaching a ring: {}",
-            r.events(),
-            why.join(", ")
-        );
-        if r.untraced_processes > 0 {
-            m.push_str(&format!(
-                "; {} process(es) ran untraced: the session's process table was full",
-                r.untraced_processes
-            ));
-        }
-        Some(m)
-    }
-
-    /// Sum over the rings of the events lost (overrun, dropped, commit
-    /// overrun) according to the ring counters.
-    fn ring_losses(&self) -> u64 {
-        let buf = self.tracer.ring_buffer();
-        (0..buf.rings())
-            .filter_map(|r| buf.stats(r).ok())
-            .map(|s| s.overrun + s.dropped + s.commit_overrun)
-            .sum()
-    }
-}
-
-fn create_output(path: &Path) -> Result<BufWriter<std::fs::File>> {
-    let f = std::fs::File::create(path)
-        .map_err(|e| SessionCmdError::Usage(format!("creating {}: {e}", path.display())))?;
-    Ok(BufWriter::with_capacity(1 << 16, f))
-}
-
-/// A byte progress bar on stderr when it is a terminal.
-pub(crate) fn progress_bar(msg: &'static str) -> Option<ProgressBar> {
-    std::io::stderr().is_terminal().then(|| {
-        let b = ProgressBar::new(0);
-        if let Ok(style) =
-            ProgressStyle::with_template("{spinner} {msg} {bytes}/{total_bytes} {bar:30}")
-        {
-            b.set_style(style);
-        }
-        b.set_message(msg);
-        b
-    })
-}
-
-/// Shows a drain's progress on `bar`: spooled bytes while recording,
-/// written bytes once it writes the output.
-pub(crate) fn attach_progress(drain: &mut Drain<'_>, bar: &Option<ProgressBar>) {
-    if let Some(b) = bar.clone() {
-        drain.on_progress(move |p| {
-            if p.total > 0 {
-                b.set_message("writing");
-                b.set_length(p.total);
-                b.set_position(p.written);
-            } else {
-                b.set_length(p.spooled);
-                b.set_position(p.spooled);
-            }
-        });
-    }
-}
-
-/// Fails when the drain could not take every ring (another live reader
-/// holds some): the output would lack their events.
-fn unread_rings(drain: &ringtrace::Drain<'_>, path: &Path) -> Result<()> {
-    if drain.unread_rings().is_empty() {
-        return Ok(());
-    }
-    let why: Vec<String> = drain
-        .unread_rings()
-        .iter()
-        .map(|(r, e)| format!("context {r}: {e}"))
-        .collect();
-    Err(failed(
-        path,
-        format!("cannot read every context ({})", why.join("; ")),
-    ))
-}
-
-/// Drains `o` completely into `out`, spooling next to it (see
-/// [`SpoolFiles`]); returns the drain's counters.
-fn export(o: &Opened, out: &Path, format: Format, msg: &'static str) -> Result<DrainStats> {
-    let ex = |source| SessionCmdError::Export {
-        path: o.path.display().to_string(),
-        source,
-    };
-    o.tracer.import_session_tables();
-    let mut drain = o.tracer.drain();
-    unread_rings(&drain, &o.path)?;
-    drain.spool_next_to(out).map_err(ex)?;
-    let bar = progress_bar(msg);
-    attach_progress(&mut drain, &bar);
-    drain.poll_all().map_err(ex)?;
-    let stats = drain.stats();
-    let rec = drain.finish_spooled(format.export()).map_err(ex)?;
-    note_undecodable(&rec, out);
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    Ok(stats)
-}
-
-fn summary(o: &Opened, stats: &DrainStats, out: &Path) {
-    say(format_args!(
-        "ringtrace: {}: {} events, {} lost (ring counters: {} lost) -> {}",
-        o.path.display(),
-        stats.events,
-        stats.lost_events,
-        o.ring_losses(),
-        out.display()
-    ));
-    if let Some(m) = o.refusals() {
-        say(format_args!("ringtrace: {}: {m}", o.path.display()));
-    }
-    for l in loss_lines(o, stats) {
-        say(format_args!("ringtrace: {l}"));
-    }
-}
-
-/// Contexts whose losses the summary explains one by one; the rest are
-/// summed in one line.
-const LOSS_LINES: usize = 16;
-
-/// Per context that lost events: what was written, what was lost and why
-/// (a full ring in producer/consumer mode, overwritten in overwrite mode,
-/// commit overruns), and the `-b` that would have held them: the ring's
-/// size plus the bytes of the lost events, at the drain's bytes per event
-/// (page overhead included, so an upper bound), rounded up to a power of
-/// two. That is enough even if nothing were read during the recording.
-fn loss_lines(o: &Opened, stats: &DrainStats) -> Vec<String> {
-    let buf = o.tracer.ring_buffer();
-    let page = buf.config().page_size as u64;
-    let per_event = if stats.events > 0 {
-        stats.page_bytes.div_ceil(stats.events)
-    } else {
-        // Nothing read: the smallest event (8 bytes) plus the common
-        // fields, a floor rather than a guess.
-        16
-    };
-    let overwrite = buf.mode() == Mode::Overwrite;
-    let mut lines = Vec::new();
-    let (mut more, mut more_lost) = (0u64, 0u64);
-    for r in 0..buf.rings() {
-        let Ok(s) = buf.stats(r) else { continue };
-        let lost = s.overrun + s.dropped + s.commit_overrun;
-        if lost == 0 {
-            continue;
-        }
-        if lines.len() >= LOSS_LINES {
-            more += 1;
-            more_lost += lost;
-            continue;
-        }
-        let who = match o.tracer.context_tid(r) {
-            Some(tid) => format!(
-                "{}-{tid}",
-                o.tracer.comm(tid).unwrap_or_else(|| "<...>".into())
-            ),
-            None => "no thread now".to_string(),
-        };
-        let ring_kb = buf.ring_pages(r).map_or(0, |p| p as u64 * page / 1024);
-        let mut why = Vec::new();
-        if s.dropped > 0 {
-            why.push(format!(
-                "{} dropped: the ring ({ring_kb} KB) was full, the reader had not emptied it \
-                 (producer/consumer mode keeps the oldest)",
-                s.dropped
-            ));
-        }
-        if s.overrun > 0 {
-            why.push(format!(
-                "{} overwritten by newer events (overwrite mode keeps the newest {ring_kb} KB)",
-                s.overrun
-            ));
-        }
-        if s.commit_overrun > 0 {
-            why.push(format!(
-                "{} commit overrun (nested writes filled the ring during a write)",
-                s.commit_overrun
-            ));
-        }
-        let need_kb = (ring_kb + (lost * per_event).div_ceil(1024)).next_power_of_two();
-        let fix = if overwrite {
-            format!("-b {need_kb} would have held them all")
-        } else {
-            format!("-b {need_kb} would have held them all, or --mode overwrite keeps the newest")
-        };
-        lines.push(format!(
-            "context {r} ({who}): {} written, {lost} lost: {}; {fix}",
-            s.written,
-            why.join(", ")
-        ));
-    }
-    if more > 0 {
-        lines.push(format!(
-            "{more} more context(s) lost {more_lost} event(s) (`ringtrace stat` shows each)"
-        ));
-    }
-    lines
-}
-
-/// Writes one line to stderr, ignoring errors: `record` must go on (and
-/// write the trace) when its terminal hung up, where `eprintln!` panics.
-/// Says how many records the JSON output skipped because no format
-/// decodes them (they are not in `out`; the session or a trace.dat export
-/// keeps them).
-fn note_undecodable(rec: &ringtrace::export::Recovered, out: &Path) {
-    if rec.undecodable > 0 {
-        say(format_args!(
-            "ringtrace: {}: {} record(s) could not be decoded for JSON and were skipped",
-            out.display(),
-            rec.undecodable
-        ));
-    }
-}
-
-fn say(line: std::fmt::Arguments<'_>) {
-    let mut e = std::io::stderr().lock();
-    let _ = e.write_fmt(line);
-    let _ = e.write_all(b"\n");
-}
-
 /// The program `record` runs (its pid once started, else 0): the signal
 /// handler forwards SIGINT, SIGTERM and SIGHUP to it.
 static PROGRAM: AtomicI32 = AtomicI32::new(0);
@@ -632,45 +155,6 @@ extern "C" fn on_record_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: 
             PENDING_FORWARD.store(sig, Ordering::Relaxed);
         }
     }
-}
-
-fn install_siginfo(sig: libc::c_int) {
-    let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = on_record_signal;
-    // SAFETY: the handler only touches atomics and calls kill
-    // (async-signal-safe); a zeroed sigaction is valid.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = f as *const () as usize;
-        sa.sa_flags = libc::SA_RESTART | libc::SA_SIGINFO;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(sig, &sa, std::ptr::null_mut());
-    }
-}
-
-/// The name of signal `sig` (`SIGSEGV`), or `signal N`.
-pub(crate) fn signal_name(sig: i32) -> String {
-    let name = match sig {
-        libc::SIGHUP => "SIGHUP",
-        libc::SIGINT => "SIGINT",
-        libc::SIGQUIT => "SIGQUIT",
-        libc::SIGILL => "SIGILL",
-        libc::SIGTRAP => "SIGTRAP",
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGUSR1 => "SIGUSR1",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGUSR2 => "SIGUSR2",
-        libc::SIGPIPE => "SIGPIPE",
-        libc::SIGALRM => "SIGALRM",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGXCPU => "SIGXCPU",
-        libc::SIGXFSZ => "SIGXFSZ",
-        libc::SIGSYS => "SIGSYS",
-        _ => return format!("signal {sig}"),
-    };
-    name.to_string()
 }
 
 /// The session name `record` uses: `--name`, else the program's file name
@@ -790,8 +274,8 @@ pub fn record(a: RecordArgs) -> Result<u8> {
 /// spare slots of the ring layout come on top, as a fixed cost per
 /// context.) With fewer pages than 2 per context, there is no pool.
 fn flight_recorder_split(mb: usize, contexts: usize, page_size: usize) -> (usize, usize) {
-    let page_size = page_size.max(ringtrace_ring::format::MIN_PAGE_SIZE);
-    let cap = ringtrace_ring::format::data_capacity(page_size);
+    let page_size = page_size.max(ringtrace::ring::format::MIN_PAGE_SIZE);
+    let cap = ringtrace::ring::format::data_capacity(page_size);
     let pages = mb.saturating_mul(1 << 20) / page_size;
     let pool = pages.saturating_sub(contexts.max(1).saturating_mul(2));
     (2 * cap, pool.saturating_mul(cap))
@@ -830,6 +314,28 @@ fn rest_name(out: &Path) -> PathBuf {
     out.with_file_name(name)
 }
 
+/// One recording in progress: the program's command line, the session read
+/// while it runs, and the output being written.
+struct Recording<'a> {
+    a: &'a RecordArgs,
+    o: &'a Opened,
+    /// The session file.
+    path: &'a Path,
+    /// The output's format, when there is an output.
+    format: Option<Format>,
+    /// The program as named on the command line, for messages.
+    program_name: String,
+    /// The output is drained while the program runs (not the flight
+    /// recorder, which reads only at the end and on SIGUSR1).
+    live: bool,
+    /// The live drain; gone once writing failed.
+    drain: Option<Drain<'a>>,
+    /// Why the live drain stopped. A write error stops the reading, never
+    /// the program: its events stay in the session (kept), and the end
+    /// says how to save them.
+    write_error: Option<String>,
+}
+
 fn record_in(
     a: &RecordArgs,
     session: Session,
@@ -837,99 +343,172 @@ fn record_in(
     path: &Path,
 ) -> Result<RecordEnd> {
     let o = Opened::from_session(session)?;
-    let program_name = Path::new(&a.command[0]).display().to_string();
-    // The output is made (and so checked) before the program starts: the
-    // live drain spools next to it; the flight recorder only writes the
-    // placeholder now and drains at the end (or on SIGUSR1).
-    let live = a.output.is_some() && a.flight_recorder.is_none();
-    let mut drain = None;
-    if let Some(out) = &a.output {
-        if live {
-            let mut d = o.tracer.drain();
-            unread_rings(&d, path).map_err(|e| {
-                SessionCmdError::Usage(format!("{e}; {program_name} was not started"))
-            })?;
-            d.spool_next_to(out).map_err(|e| {
-                SessionCmdError::Usage(format!("output: {e}; {program_name} was not started"))
-            })?;
-            drain = Some(d);
-        } else {
-            SpoolFiles::new(out).prepare().map_err(|e| {
-                SessionCmdError::Usage(format!("output: {e}; {program_name} was not started"))
-            })?;
-        }
-    }
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        install_siginfo(sig);
-    }
-    install(libc::SIGUSR1, on_dump);
-    // Orphaned descendants of the program are re-parented to us (not to
-    // init): they stay recognisably ours, and we reap them.
-    // SAFETY: prctl with an integer argument; no memory is passed.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    }
-    let me = std::process::id();
-    let spawned = Command::new(&a.command[0])
-        .args(&a.command[1..])
-        .env(SESSION_ENV, path)
-        .spawn();
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            drop(drain);
-            if let Some(out) = &a.output {
-                undo_output(out);
-            }
-            return Err(failed(
-                path,
-                format!("cannot start {program_name}: {e}; nothing was recorded"),
-            ));
-        }
-    };
-    PROGRAM.store(i32::try_from(child.id()).unwrap_or(0), Ordering::Relaxed);
-    let early = PENDING_FORWARD.swap(0, Ordering::Relaxed);
-    if early > 0 {
-        // SAFETY: kill takes plain integers; the pid is our child's.
-        unsafe { libc::kill(child.id() as i32, early) };
-    }
-    say(format_args!(
-        "ringtrace: session {} recording pid {}",
-        path.display(),
-        child.id()
-    ));
-    let bar = if live {
+    let mut rec = Recording::prepare_output(a, &o, format, path)?;
+    install_record_signals();
+    let mut child = rec.start_program()?;
+    let bar = if rec.live {
         progress_bar("recording")
     } else {
         None
     };
-    if let Some(d) = &mut drain {
+    if let Some(d) = &mut rec.drain {
         attach_progress(d, &bar);
     }
-    // A write error stops the reading, never the program: its events stay
-    // in the session (kept), and the end says how to save them.
-    let mut write_error: Option<String> = None;
-    let poll = |drain: &mut Option<ringtrace::Drain<'_>>, write_error: &mut Option<String>| {
-        if let Some(d) = drain {
+    let status = rec.wait_for_program(&mut child)?;
+    if status.is_some() {
+        rec.wait_for_other_writers();
+    }
+    if let Some(m) = o.post_mortem() {
+        say(format_args!("ringtrace: {m}"));
+    }
+    let code = rec.exit_code(status);
+    rec.warn_if_never_attached();
+    rec.write_output(code, bar)
+}
+
+/// `record`'s handlers: SIGINT, SIGTERM and SIGHUP are forwarded to the
+/// program ([`on_record_signal`]), SIGUSR1 asks for a flight-recorder dump.
+fn install_record_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // A failure leaves the default action: record then ends with the
+        // signal, and the session is kept for `extract`.
+        let _ = signals::install(sig, Handler::Info(on_record_signal));
+    }
+    install(libc::SIGUSR1, on_dump);
+}
+
+impl<'a> Recording<'a> {
+    /// Makes (and so checks) the output before the program starts: the
+    /// live drain spools next to it; the flight recorder only writes the
+    /// placeholder now and drains at the end (or on SIGUSR1).
+    fn prepare_output(
+        a: &'a RecordArgs,
+        o: &'a Opened,
+        format: Option<Format>,
+        path: &'a Path,
+    ) -> Result<Recording<'a>> {
+        let program_name = Path::new(&a.command[0]).display().to_string();
+        let live = a.output.is_some() && a.flight_recorder.is_none();
+        let mut drain = None;
+        if let Some(out) = &a.output {
+            if live {
+                let mut d = o.tracer.drain();
+                unread_rings(&d, path).map_err(|e| {
+                    SessionCmdError::Usage(format!("{e}; {program_name} was not started"))
+                })?;
+                d.spool_next_to(out).map_err(|e| {
+                    SessionCmdError::Usage(format!("output: {e}; {program_name} was not started"))
+                })?;
+                drain = Some(d);
+            } else {
+                SpoolFiles::new(out).prepare().map_err(|e| {
+                    SessionCmdError::Usage(format!("output: {e}; {program_name} was not started"))
+                })?;
+            }
+        }
+        Ok(Recording {
+            a,
+            o,
+            path,
+            format,
+            program_name,
+            live,
+            drain,
+            write_error: None,
+        })
+    }
+
+    /// Starts the program with the session in its environment, as our
+    /// child; forwards a stop signal that arrived before it ran. A program
+    /// that cannot start undoes the output made for it.
+    fn start_program(&mut self) -> Result<Child> {
+        // Orphaned descendants of the program are re-parented to us (not to
+        // init): they stay recognisably ours, and we reap them.
+        // SAFETY: prctl with an integer argument; no memory is passed.
+        unsafe {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        }
+        let spawned = Command::new(&self.a.command[0])
+            .args(&self.a.command[1..])
+            .env(SESSION_ENV, self.path)
+            .spawn();
+        let child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                self.drain = None;
+                if let Some(out) = &self.a.output {
+                    undo_output(out);
+                }
+                return Err(failed(
+                    self.path,
+                    format!(
+                        "cannot start {}: {e}; nothing was recorded",
+                        self.program_name
+                    ),
+                ));
+            }
+        };
+        PROGRAM.store(i32::try_from(child.id()).unwrap_or(0), Ordering::Relaxed);
+        let early = PENDING_FORWARD.swap(0, Ordering::Relaxed);
+        if early > 0 {
+            // SAFETY: kill takes plain integers; the pid is our child's.
+            unsafe { libc::kill(child.id() as i32, early) };
+        }
+        say(format_args!(
+            "ringtrace: session {} recording pid {}",
+            self.path.display(),
+            child.id()
+        ));
+        Ok(child)
+    }
+
+    /// Reads the session while the program runs, until it exits (its
+    /// status) or a second stop signal says not to wait for it (`None`).
+    fn wait_for_program(&mut self, child: &mut Child) -> Result<Option<ExitStatus>> {
+        loop {
+            self.o.tracer.import_session_tables();
+            self.poll();
+            self.dump_if_asked();
+            match child.try_wait() {
+                Ok(Some(s)) => return Ok(Some(s)),
+                Ok(None) => {}
+                Err(e) => return Err(failed(self.path, format!("waiting for the program: {e}"))),
+            }
+            if STOP_SIGNALS.load(Ordering::Relaxed) >= 2 {
+                say(format_args!(
+                    "ringtrace: second signal: not waiting for {} (pid {}), which \
+                     still runs; writing what it wrote so far",
+                    self.program_name,
+                    child.id()
+                ));
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(if self.live { 2 } else { 20 }));
+        }
+    }
+
+    /// Reads what the writers committed since the last call, into the
+    /// live drain; a failed write stops the reading (said once).
+    fn poll(&mut self) {
+        if let Some(d) = &mut self.drain {
             if let Err(e) = d.poll() {
                 say(format_args!(
                     "ringtrace: session {}: {e}; reading stopped (the program goes on, \
                      its events stay in the session)",
-                    path.display()
+                    self.path.display()
                 ));
-                *write_error = Some(e.to_string());
-                *drain = None;
+                self.write_error = Some(e.to_string());
+                self.drain = None;
             }
         }
-    };
-    let stop_waiting = || STOP_SIGNALS.load(Ordering::Relaxed) >= 2;
-    let status = loop {
-        o.tracer.import_session_tables();
-        poll(&mut drain, &mut write_error);
+    }
+
+    /// The flight recorder's dump on SIGUSR1: the live view to the output.
+    fn dump_if_asked(&self) {
         if DUMP.swap(false, Ordering::Relaxed) {
-            if let (Some(out), Some(f)) = (&a.output, format) {
+            if let (Some(out), Some(f)) = (&self.a.output, self.format) {
                 // A failed dump costs the dump, never the recording.
-                if let Err(e) = view_to(&o, out, f) {
+                if let Err(e) = view_to(self.o, out, f) {
                     say(format_args!(
                         "ringtrace: SIGUSR1 dump to {} failed: {e}; recording goes on",
                         out.display()
@@ -937,31 +516,48 @@ fn record_in(
                 }
             }
         }
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) => {}
-            Err(e) => return Err(failed(path, format!("waiting for the program: {e}"))),
+    }
+
+    /// Forked children of the program may still write: waits for them
+    /// (until interrupted, or `--wait-children`), reading meanwhile.
+    fn wait_for_other_writers(&mut self) {
+        let me = std::process::id();
+        let mut warned = false;
+        let mut ignored: Vec<u32> = Vec::new();
+        let give_up = Instant::now() + Duration::from_secs(self.a.wait_children);
+        loop {
+            reap_orphans();
+            let ours = self.our_running_writers(me, &mut ignored);
+            if ours == 0 || STOP_SIGNALS.load(Ordering::Relaxed) > 0 {
+                break;
+            }
+            if Instant::now() >= give_up {
+                say(format_args!(
+                    "ringtrace: {ours} writer process(es) still running after \
+                     --wait-children {}s: reading what they wrote so far",
+                    self.a.wait_children
+                ));
+                break;
+            }
+            if !warned {
+                say(format_args!(
+                    "ringtrace: the program exited; waiting for its other writer processes \
+                     (Ctrl-C stops)"
+                ));
+                warned = true;
+            }
+            self.o.tracer.import_session_tables();
+            self.poll();
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if stop_waiting() {
-            say(format_args!(
-                "ringtrace: second signal: not waiting for {program_name} (pid {}), which \
-                 still runs; writing what it wrote so far",
-                child.id()
-            ));
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(if live { 2 } else { 20 }));
-    };
-    // Forked children of the program may still write: wait for them (until
-    // interrupted, or `--wait-children`). Only for processes we started:
-    // a process-table entry naming another live process (scribbled memory,
-    // or an unrelated program that attached) is not waited for.
-    let mut warned = false;
-    let mut ignored: Vec<u32> = Vec::new();
-    let give_up = Instant::now() + Duration::from_secs(a.wait_children);
-    while status.is_some() {
-        reap_orphans();
-        let (_, procs) = o.state();
+    }
+
+    /// The running writer processes of the session that this process `me`
+    /// started. Only those are waited for: a process-table entry naming
+    /// another live process (scribbled memory, or an unrelated program that
+    /// attached) is said once (up to 64 of them, in `ignored`) and skipped.
+    fn our_running_writers(&self, me: u32, ignored: &mut Vec<u32>) -> usize {
+        let (_, procs) = self.o.state();
         let mut ours = 0;
         for p in procs.iter().filter(|p| p.state == ProcState::Running) {
             if started_by(me, p) {
@@ -971,131 +567,136 @@ fn record_in(
                 say(format_args!(
                     "ringtrace: session {}: writer process {} was not started by this record: \
                      not waited for",
-                    path.display(),
+                    self.path.display(),
                     p.pid
                 ));
             }
         }
-        if ours == 0 || STOP_SIGNALS.load(Ordering::Relaxed) > 0 {
-            break;
-        }
-        if Instant::now() >= give_up {
-            say(format_args!(
-                "ringtrace: {ours} writer process(es) still running after --wait-children {}s: \
-                 reading what they wrote so far",
-                a.wait_children
-            ));
-            break;
-        }
-        if !warned {
-            say(format_args!(
-                "ringtrace: the program exited; waiting for its other writer processes \
-                 (Ctrl-C stops)"
-            ));
-            warned = true;
-        }
-        o.tracer.import_session_tables();
-        poll(&mut drain, &mut write_error);
-        std::thread::sleep(Duration::from_millis(20));
+        ours
     }
-    let msg = o.post_mortem();
-    if let Some(m) = &msg {
-        say(format_args!("ringtrace: {m}"));
-    }
-    let code = match status {
-        Some(s) => {
-            use std::os::unix::process::ExitStatusExt as _;
-            match (s.code(), s.signal()) {
-                (Some(c), _) => {
-                    say(format_args!("ringtrace: {program_name} exited: {s}"));
-                    (c & 0xff) as u8
-                }
-                (None, Some(sig)) => {
-                    say(format_args!(
-                        "ringtrace: {program_name} killed by {}{}",
-                        signal_name(sig),
-                        if s.core_dumped() {
-                            " (core dumped)"
-                        } else {
-                            ""
-                        }
-                    ));
-                    128u8.saturating_add(sig as u8)
-                }
-                (None, None) => {
-                    say(format_args!("ringtrace: {program_name} ended: {s}"));
-                    1
-                }
+
+    /// `record`'s exit status, said: the program's, 128 + the signal that
+    /// killed it, or 128 + the stop signal when it was not waited for.
+    fn exit_code(&self, status: Option<ExitStatus>) -> u8 {
+        use std::os::unix::process::ExitStatusExt as _;
+        let program_name = &self.program_name;
+        let Some(s) = status else {
+            return 128u8.saturating_add(LAST_STOP.load(Ordering::Relaxed) as u8);
+        };
+        match (s.code(), s.signal()) {
+            (Some(c), _) => {
+                say(format_args!("ringtrace: {program_name} exited: {s}"));
+                (c & 0xff) as u8
+            }
+            (None, Some(sig)) => {
+                say(format_args!(
+                    "ringtrace: {program_name} killed by {}{}",
+                    signal_name(sig),
+                    if s.core_dumped() {
+                        " (core dumped)"
+                    } else {
+                        ""
+                    }
+                ));
+                128u8.saturating_add(sig as u8)
+            }
+            (None, None) => {
+                say(format_args!("ringtrace: {program_name} ended: {s}"));
+                1
             }
         }
-        None => 128u8.saturating_add(LAST_STOP.load(Ordering::Relaxed) as u8),
-    };
-    if o.state().0 == SessionState::Waiting {
-        say(format_args!(
-            "ringtrace: warning: {program_name} never attached to the session: is it linked \
-             with ringtrace, and did it record an event? (it attaches on its first event, \
-             through {SESSION_ENV}); the trace is empty"
-        ));
     }
-    let (Some(out), Some(f)) = (&a.output, format) else {
-        return Ok(RecordEnd {
-            status: code,
-            failed: false,
-        });
-    };
-    o.tracer.import_session_tables();
-    let finished = match drain {
-        Some(mut d) => {
-            let r = d.poll_all().map(|_| d.stats());
-            r.and_then(|stats| {
-                d.finish_spooled(f.export()).map(|rec| {
-                    note_undecodable(&rec, out);
-                    stats
-                })
-            })
-            .map_err(|e| e.to_string())
+
+    /// Says when the program never attached to the session: an empty trace
+    /// is then no surprise.
+    fn warn_if_never_attached(&self) {
+        if self.o.state().0 == SessionState::Waiting {
+            say(format_args!(
+                "ringtrace: warning: {} never attached to the session: is it linked \
+                 with ringtrace, and did it record an event? (it attaches on its first \
+                 event, through {SESSION_ENV}); the trace is empty",
+                self.program_name
+            ));
         }
-        None if live => Err(write_error.unwrap_or_default()),
-        None => export(&o, out, f, "writing").map_err(|e| e.to_string()),
-    };
-    if let Some(b) = bar {
-        b.finish_and_clear();
     }
-    match finished {
-        Ok(stats) => {
-            summary(&o, &stats, out);
-            Ok(RecordEnd {
+
+    /// Writes the output (when there is one) and its summary; when it
+    /// cannot be written whole, says how to save what was read and what is
+    /// left, and fails `record`'s status.
+    fn write_output(mut self, code: u8, bar: Option<ProgressBar>) -> Result<RecordEnd> {
+        let (Some(out), Some(f)) = (&self.a.output, self.format) else {
+            return Ok(RecordEnd {
                 status: code,
                 failed: false,
-            })
+            });
+        };
+        self.o.tracer.import_session_tables();
+        let finished = self.finish(out, f);
+        if let Some(b) = bar {
+            b.finish_and_clear();
         }
-        Err(e) => {
-            let files = SpoolFiles::new(out);
-            say(format_args!(
-                "ringtrace: error: {} could not be written: {e}",
-                out.display()
-            ));
-            if files.meta().exists() {
-                say(format_args!(
-                    "ringtrace: what was read before is spooled in {}.meta and {}.cpu*: \
-                     once there is room, write it with:\n  ringtrace recover {}",
-                    out.display(),
-                    out.display(),
-                    out.display()
-                ));
+        match finished {
+            Ok(stats) => {
+                summary(self.o, &stats, out);
+                Ok(RecordEnd {
+                    status: code,
+                    failed: false,
+                })
             }
-            say(format_args!(
-                "ringtrace: the events not read yet stay in the session; save them with:\n  \
-                 ringtrace extract {} -o {}",
-                path.display(),
-                rest_name(out).display()
-            ));
-            Ok(RecordEnd {
-                status: if code == 0 { 1 } else { code },
-                failed: true,
-            })
+            Err(e) => {
+                say_how_to_save(out, self.path, &e);
+                Ok(RecordEnd {
+                    status: if code == 0 { 1 } else { code },
+                    failed: true,
+                })
+            }
         }
     }
+
+    /// Drains what is left and writes `out` in format `f`: from the live
+    /// drain's spool, or (flight recorder) by draining the session now.
+    fn finish(&mut self, out: &Path, f: Format) -> std::result::Result<DrainStats, String> {
+        match self.drain.take() {
+            Some(mut d) => {
+                let r = d.poll_all().map(|_| d.stats());
+                r.and_then(|stats| {
+                    d.finish_spooled(f.export()).map(|rec| {
+                        note_undecodable(&rec, out);
+                        stats
+                    })
+                })
+                .map_err(|e| e.to_string())
+            }
+            None if self.live => Err(self.write_error.take().unwrap_or_default()),
+            None => export(self.o, out, f, "writing").map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// After `out` could not be written (`e`): where what was read is spooled
+/// and how to write it, and how to save what is still in the session at
+/// `path`.
+fn say_how_to_save(out: &Path, path: &Path, e: &str) {
+    let files = SpoolFiles::new(out);
+    say(format_args!(
+        "ringtrace: error: {} could not be written: {e}",
+        out.display()
+    ));
+    if files.meta().exists() {
+        say(format_args!(
+            "ringtrace: what was read before is spooled in {}.meta and {}.cpu*: \
+             once there is room, write it with:\n  ringtrace recover {}",
+            out.display(),
+            out.display(),
+            out.display()
+        ));
+    }
+    say(format_args!(
+        "ringtrace: the events not read yet stay in the session; save them with:\n  \
+         ringtrace extract {} -o {}",
+        path.display(),
+        rest_name(out).display()
+    ));
 }
 
 /// Reaps our exited children (descendants of the program re-parented to
@@ -1143,448 +744,4 @@ fn started_by(me: u32, p: &ProcInfo) -> bool {
         }
     }
     false
-}
-
-fn human(bytes: u64) -> String {
-    if bytes >= 1 << 20 {
-        format!("{:.1}M", bytes as f64 / (1u64 << 20) as f64)
-    } else {
-        format!("{}K", bytes.div_ceil(1024))
-    }
-}
-
-/// `ringtrace list`.
-pub fn list() -> Result<()> {
-    let all = list_sessions();
-    let mut out = std::io::stdout().lock();
-    let w = |out: &mut std::io::StdoutLock<'_>, s: String| {
-        let _ = writeln!(out, "{s}");
-    };
-    if all.is_empty() {
-        w(
-            &mut out,
-            format!("no sessions in {}", session_dir().display()),
-        );
-        return Ok(());
-    }
-    w(
-        &mut out,
-        format!(
-            "{:<44} {:>8} {:<8} {:>8} {:>6}  PROCESSES",
-            "SESSION", "PID", "STATE", "SIZE", "OWNER"
-        ),
-    );
-    for l in all {
-        let (state, procs) = match &l.state {
-            Ok((s, p)) => (
-                s.to_string(),
-                p.iter()
-                    .map(|p| {
-                        format!(
-                            "{}:{}",
-                            p.pid,
-                            match p.state {
-                                ProcState::Running => "running",
-                                ProcState::Exited => "exited",
-                                ProcState::Dead => "dead",
-                            }
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-            Err(e) => ("?".to_string(), e.clone()),
-        };
-        w(
-            &mut out,
-            format!(
-                "{:<44} {:>8} {:<8} {:>8} {:>6}  {}",
-                l.path.display(),
-                l.creator_pid.map_or("-".into(), |p| p.to_string()),
-                state,
-                human(l.size),
-                l.owner,
-                procs
-            ),
-        );
-    }
-    Ok(())
-}
-
-/// Output buffer of `ringtrace pipe`.
-const PIPE_BUFFER: usize = 64 * 1024;
-
-/// `ringtrace pipe`.
-pub fn pipe(a: SessionArg) -> Result<()> {
-    let o = Opened::open(&a.session)?;
-    o.check_readers(a.force)?;
-    install(libc::SIGINT, on_stop);
-    install(libc::SIGTERM, on_stop);
-    let stdout = std::io::stdout();
-    // Lines are collected in one reused buffer (`Pipe::read_lines_into`)
-    // and written PIPE_BUFFER bytes at a time: stdout alone is
-    // line-buffered, one write(2) per event, which is what kept this reader
-    // behind a busy program. What is collected is written whenever the
-    // rings are caught up (below) and at the end, so a live reader still
-    // sees each line as soon as no more are waiting.
-    let mut out = std::io::BufWriter::with_capacity(PIPE_BUFFER, stdout.lock());
-    let werr = |e: std::io::Error| -> SessionCmdError {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            STOP.store(true, Ordering::Relaxed);
-        }
-        SessionCmdError::Usage(format!("writing output: {e}"))
-    };
-    let mut pipe = o.tracer.pipe();
-    let rerr = |e: ringtrace_ring::ReadError| failed(&o.path, format!("reading: {e}"));
-    let mut last_import = Instant::now() - Duration::from_secs(1);
-    let mut finishing = false;
-    // A batch of lines, reused: no allocation per event.
-    let mut text = String::with_capacity(PIPE_BUFFER + 4096);
-    // Refused events belong to no ring: a line of their own.
-    let mut refused_seen = 0;
-    let mut refused_line = |out: &mut dyn Write| {
-        let now = o.tracer.session_refused().map_or(0, |r| r.events());
-        if now > refused_seen {
-            let _ = writeln!(
-                out,
-                "[LOST {} EVENTS: refused before reaching a ring]",
-                now - refused_seen
-            );
-            refused_seen = now;
-        }
-    };
-    while !STOP.load(Ordering::Relaxed) {
-        if last_import.elapsed() >= Duration::from_millis(50) {
-            o.tracer.import_session_tables();
-            refused_line(&mut out);
-            last_import = Instant::now();
-            let st = o.state().0;
-            if !finishing && matches!(st, SessionState::Exited | SessionState::Dead) {
-                // Read what is left after the repair, then stop.
-                if let Some(m) = o.post_mortem() {
-                    eprintln!("ringtrace: {m}");
-                }
-                o.tracer.import_session_tables();
-                finishing = true;
-            }
-        }
-        text.clear();
-        let got = pipe.read_lines_into(&mut text, PIPE_BUFFER).map_err(rerr)?;
-        // A batch as large as the buffer goes past it in one write(2).
-        if let Err(e) = out.write_all(text.as_bytes()) {
-            return match werr(e) {
-                _ if STOP.load(Ordering::Relaxed) => Ok(()),
-                e => Err(e),
-            };
-        }
-        match got {
-            0 if finishing => break,
-            n if n > 0 && text.len() >= PIPE_BUFFER => {}
-            _ => {
-                let _ = out.flush();
-                if let Some(l) = pipe
-                    .next_line_timeout(Duration::from_millis(20))
-                    .map_err(rerr)?
-                {
-                    out.write_all(l.as_bytes()).map_err(werr)?;
-                }
-            }
-        }
-    }
-    for r in 0..o.tracer.max_contexts() {
-        let n = pipe.pending_losses(r);
-        if n > 0 {
-            let _ = writeln!(out, "CPU:{r} [LOST {n} EVENTS]");
-        }
-    }
-    refused_line(&mut out);
-    let _ = out.flush();
-    if finishing {
-        eprintln!(
-            "ringtrace: session {}: no writer left; end of trace",
-            o.path.display()
-        );
-    }
-    Ok(())
-}
-
-/// Installs the stop handlers of the views: SIGINT, SIGTERM and SIGHUP end
-/// the read between two events (never while a ring's `busy` word is held,
-/// which would make the session's readers wait for it to go stale).
-fn stop_views_on_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        install(sig, on_stop);
-    }
-}
-
-/// `ringtrace show`: the live view in text, read in place (see the module
-/// docs).
-pub fn show(session: &str) -> Result<()> {
-    let o = Opened::open(session)?;
-    let state = o.state().0;
-    say_if_dead(&o, state);
-    stop_views_on_signals();
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let _ = write!(out, "{}", o.tracer.header_text(Default::default()));
-    let mut view = o.tracer.view();
-    let mut n = 0u64;
-    let mut damaged = 0usize;
-    while !STOP.load(Ordering::Relaxed) {
-        match view.next_line() {
-            Ok(Some(l)) => {
-                if let Err(e) = out.write_all(l.as_bytes()) {
-                    if e.kind() == std::io::ErrorKind::BrokenPipe {
-                        return Ok(());
-                    }
-                    return Err(SessionCmdError::Usage(format!("writing output: {e}")));
-                }
-                n += 1;
-            }
-            Ok(None) => break,
-            Err(e) => {
-                // That ring is not read further; the others go on. Each
-                // ring fails at most once.
-                damaged += 1;
-                eprintln!(
-                    "ringtrace: session {}: {e}; that context is not read further",
-                    o.path.display()
-                );
-                if damaged > o.tracer.max_contexts() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = out.flush();
-    let contexts = 0..o.tracer.max_contexts();
-    let lost: u64 = contexts.clone().map(|r| view.lost(r)).sum();
-    let at_end: u64 = contexts.map(|r| view.skipped_at_end(r)).sum();
-    eprintln!(
-        "ringtrace: session {} ({state}): {n} events; {lost} lost between them (each a \
-         [LOST] line: overwritten or consumed while read, or dropped by the writers){}{}",
-        o.path.display(),
-        skipped_at_end_text(at_end),
-        if STOP.load(Ordering::Relaxed) {
-            "; interrupted"
-        } else {
-            ""
-        }
-    );
-    Ok(())
-}
-
-/// `ringtrace stat`.
-pub fn stat(session: &str) -> Result<()> {
-    let o = Opened::open(session)?;
-    let (state, procs) = o.state();
-    let mut out = std::io::stdout().lock();
-    let l = o.tracer.config();
-    let _ = writeln!(out, "session: {}", o.path.display());
-    let _ = writeln!(
-        out,
-        "state: {state}{}",
-        if state == SessionState::Dead {
-            " (a writer died without detaching: read it with show or extract)"
-        } else {
-            ""
-        }
-    );
-    for p in &procs {
-        let _ = writeln!(out, "process {}: {:?}", p.pid, p.state);
-    }
-    if let Some((slots, lost)) = o.tracer.session_reclaimed().filter(|r| r.0 > 0) {
-        let _ = writeln!(
-            out,
-            "contexts reclaimed from dead writer processes: {slots} ({lost} event(s) they were \
-             writing counted as dropped)"
-        );
-    }
-    if let Some(m) = o.refusals() {
-        let _ = writeln!(out, "refused: {m}");
-    }
-    let imp = o.tracer.import_session_tables();
-    if o.table_full > 0 || imp.malformed > 0 {
-        let _ = writeln!(
-            out,
-            "tables: {} records the writers could not add (full), {} malformed skipped",
-            o.table_full, imp.malformed
-        );
-    }
-    let _ = writeln!(
-        out,
-        "clock: {}  page size: {}  contexts: {}  mode: {:?}",
-        o.tracer.clock().name(),
-        l.page_size,
-        l.max_contexts,
-        o.tracer.ring_buffer().mode()
-    );
-    for r in 0..o.tracer.max_contexts() {
-        let Ok(s) = o.tracer.ring_stats(r) else {
-            continue;
-        };
-        if s.committed == 0 && s.dropped == 0 && s.refused == 0 && s.corruptions == 0 {
-            continue;
-        }
-        let tid = o.tracer.context_tid(r).unwrap_or(0);
-        let comm = o.tracer.comm(tid).unwrap_or_else(|| "<...>".into());
-        let _ = writeln!(out, "CPU {r} ({comm}-{tid}):");
-        match o.tracer.stats_text(r) {
-            Ok(t) => {
-                let _ = write!(out, "{t}");
-            }
-            Err(e) => {
-                let _ = writeln!(out, "  unreadable: {e}");
-            }
-        }
-        if s.corruptions > 0 {
-            let _ = writeln!(out, "corruptions: {}", s.corruptions);
-        }
-    }
-    let _ = out.flush();
-    Ok(())
-}
-
-/// `ringtrace extract`.
-pub fn extract(a: SessionOutArg) -> Result<()> {
-    let format =
-        Format::resolve(&a.output, a.format).map_err(|e| SessionCmdError::Usage(e.to_string()))?;
-    let o = Opened::open(&a.session)?;
-    o.check_readers(a.force)?;
-    if let Some(m) = o.post_mortem() {
-        eprintln!("ringtrace: {m}");
-    }
-    let stats = export(&o, &a.output, format, "extracting")?;
-    summary(&o, &stats, &a.output);
-    Ok(())
-}
-
-/// `ringtrace snapshot`: the live view to a file, read in place (see the
-/// module docs).
-pub fn snapshot(a: SessionOutArg) -> Result<()> {
-    let format =
-        Format::resolve(&a.output, a.format).map_err(|e| SessionCmdError::Usage(e.to_string()))?;
-    let o = Opened::open(&a.session)?;
-    say_if_dead(&o, o.state().0);
-    stop_views_on_signals();
-    view_to(&o, &a.output, format)?;
-    eprintln!("ringtrace: session {} is {}", o.path.display(), o.state().0);
-    Ok(())
-}
-
-/// A view reads in place and repairs nothing: after a writer died in the
-/// middle of a write, the events from that write on are not committed, so
-/// not shown. Says so, and what reads them.
-fn say_if_dead(o: &Opened, state: SessionState) {
-    if state == SessionState::Dead {
-        eprintln!(
-            "ringtrace: session {}: a writer died without detaching; if it left a write in \
-             flight (not repaired yet), that write and the events after it on its context \
-             are not shown here (`ringtrace extract` repairs the session and reads them)",
-            o.path.display()
-        );
-    }
-}
-
-/// What a view skipped after each context's last event shown: lost, or
-/// written after the view began (its reader cannot tell them apart).
-fn skipped_at_end_text(n: u64) -> String {
-    if n == 0 {
-        return String::new();
-    }
-    format!(
-        "; after the last event of their context, {n} more skipped (written after the view \
-         began, or overwritten before it reached them)"
-    )
-}
-
-/// Writes the live view of `o` to `out` (`snapshot`, and `record`'s
-/// flight-recorder dump on SIGUSR1) and prints what it read.
-fn view_to(o: &Opened, out: &Path, format: Format) -> Result<()> {
-    let file = create_output(out)?;
-    o.tracer.import_session_tables();
-    let (mut w, st) = o
-        .tracer
-        .export_view(file, format.export(), &STOP)
-        .map_err(|source| SessionCmdError::Export {
-            path: o.path.display().to_string(),
-            source,
-        })?;
-    w.flush()
-        .map_err(|e| SessionCmdError::Usage(format!("writing {}: {e}", out.display())))?;
-    for (r, e) in &st.damaged {
-        eprintln!(
-            "ringtrace: session {}: context {r}: {e}; not read further",
-            o.path.display()
-        );
-    }
-    let stats = DrainStats {
-        events: st.events,
-        lost_events: st.lost,
-        ..DrainStats::default()
-    };
-    summary(o, &stats, out);
-    eprintln!(
-        "ringtrace: read in place: {} lost between the events written (marked in the file: \
-         overwritten or consumed while read, or dropped by the writers){}{}{}",
-        st.lost,
-        skipped_at_end_text(st.skipped_at_end),
-        if st.undecodable > 0 {
-            format!("; {} record(s) could not be decoded", st.undecodable)
-        } else {
-            String::new()
-        },
-        if st.stopped { "; interrupted" } else { "" }
-    );
-    Ok(())
-}
-
-/// `ringtrace clear`.
-///
-/// A reset waits (bounded) for the writes in flight to commit. A writer
-/// that died mid-write never commits: when no writer process of the
-/// session runs any more and one died, the rings are repaired first
-/// (`post_mortem`: its in-flight write is counted as lost), so the reset
-/// does not wait for it.
-pub fn clear(session: &str) -> Result<()> {
-    let o = Opened::open(session)?;
-    if let Some(m) = o.post_mortem() {
-        eprintln!("ringtrace: {m}");
-    }
-    o.tracer.ring_buffer().reset_all().map_err(|e| {
-        let hint = match e {
-            ringtrace_ring::ControlError::WriteInFlight { .. } => {
-                "; a writer process of the session still runs: try again when its write \
-                 commits, or when it has exited"
-            }
-            _ => "",
-        };
-        failed(&o.path, format!("clearing: {e}{hint}"))
-    })?;
-    eprintln!("ringtrace: session {}: cleared", o.path.display());
-    Ok(())
-}
-
-/// `ringtrace remove`.
-pub fn remove(a: SessionArg) -> Result<()> {
-    let path = resolve(&a.session)?;
-    let s = Session::open(&path)?;
-    if s.state() == SessionState::Alive && !a.force {
-        let pids: Vec<String> = s
-            .processes()
-            .iter()
-            .filter(|p| p.state == ProcState::Running)
-            .map(|p| p.pid.to_string())
-            .collect();
-        return Err(failed(
-            &path,
-            format!(
-                "process {} still writes it; remove it anyway with --force",
-                pids.join(", ")
-            ),
-        ));
-    }
-    s.remove()?;
-    eprintln!("ringtrace: removed {}", path.display());
-    Ok(())
 }
