@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{
-    install_handler, kill, me, ok, ringtrace_bin, run, session_of, text, wait_exit, wait_for_file,
-    HANG_GUARD,
+    install_handler, kill, me, ok, record_ok, ringtrace_bin, run, session_of, text, wait_exit,
+    wait_for_file, HANG_GUARD,
 };
 
 // --- the traced program -----------------------------------------------------
@@ -586,24 +586,19 @@ fn the_demo_can_be_recorded() {
 /// the extract's stderr.
 fn burst_then_extract(dir: &Path, mode: &str, kb: u64, n: u64) -> String {
     let name = uniq(&format!("rec-loss-{mode}-{kb}"));
-    let me = me();
-    let o = ok(&[
-        "record",
-        "--mode",
-        mode,
-        "-b",
-        &kb.to_string(),
-        "--contexts",
-        "2",
-        "--name",
-        &name,
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "burst",
-        "1",
-        &n.to_string(),
-    ]);
+    let o = record_ok(
+        &[
+            "--mode",
+            mode,
+            "-b",
+            &kb.to_string(),
+            "--contexts",
+            "2",
+            "--name",
+            &name,
+        ],
+        &["burst", "1", &n.to_string()],
+    );
     let (session, _) = session_of(&text(&o.stderr));
     let out = dir.join(format!("{name}.dat"));
     let o = ok(&[
@@ -654,20 +649,15 @@ fn the_summary_explains_loss_and_what_holds_it() {
 /// in bytes and each thread's kept sequence numbers.
 fn flight_record(dir: &Path, mb: u64, threads: u32, n: u64) -> (u64, BTreeMap<u32, Vec<u64>>) {
     let out = dir.join(format!("fr-{threads}.dat"));
-    let me = me();
-    ok(&[
-        "record",
-        "--flight-recorder",
-        &mb.to_string(),
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "burst",
-        &threads.to_string(),
-        &n.to_string(),
-    ]);
+    record_ok(
+        &[
+            "--flight-recorder",
+            &mb.to_string(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &["burst", &threads.to_string(), &n.to_string()],
+    );
     let size = std::fs::metadata(&out).unwrap().len();
     (size, by_thread(&seqs(&report_lines(&out))))
 }

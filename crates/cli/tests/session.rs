@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{
-    count_events_maybe, install_handler, kill, me, ok, record_piped, ringtrace_bin, run,
+    count_events_maybe, install_handler, kill, me, ok, record_ok, record_piped, ringtrace_bin, run,
     session_of, text, trace_cmd, wait_exit, wait_for_file, Recording, HANG_GUARD,
 };
 
@@ -306,18 +306,10 @@ fn record_threads_and_signals_trace_cmd() {
     let d = tempfile::tempdir().unwrap();
     let dat = d.path().join("t.dat");
     let (threads, n) = (4u64, 3000u64);
-    let me = me();
-    let o = ok(&[
-        "record",
-        "-o",
-        dat.to_str().unwrap(),
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "threads",
-        &threads.to_string(),
-        &n.to_string(),
-    ]);
+    let o = record_ok(
+        &["-o", dat.to_str().unwrap()],
+        &["threads", &threads.to_string(), &n.to_string()],
+    );
     let err = text(&o.stderr);
     let (events, lost, ring_lost) = counts(&err);
     let signals = threads * (n / 100);
@@ -517,16 +509,7 @@ fn sigkill_mid_storm_exact_accounting() {
 fn fork_attributes_events_to_each_process() {
     let d = tempfile::tempdir().unwrap();
     let dat = d.path().join("f.dat");
-    let me = me();
-    let o = ok(&[
-        "record",
-        "-o",
-        dat.to_str().unwrap(),
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "fork",
-    ]);
+    let o = record_ok(&["-o", dat.to_str().unwrap()], &["fork"]);
     let stdout = text(&o.stdout);
     let l = stdout
         .lines()
@@ -570,24 +553,19 @@ fn fork_attributes_events_to_each_process() {
 fn forked_children_reuse_dead_contexts() {
     let d = tempfile::tempdir().unwrap();
     let dat = d.path().join("k.dat");
-    let me = me();
     let (kids, per) = (80u64, 20u64);
-    let o = ok(&[
-        "record",
-        "--contexts",
-        "4",
-        "-b",
-        "16",
-        "--keep",
-        "-o",
-        dat.to_str().unwrap(),
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "forkmany",
-        &kids.to_string(),
-        &per.to_string(),
-    ]);
+    let o = record_ok(
+        &[
+            "--contexts",
+            "4",
+            "-b",
+            "16",
+            "--keep",
+            "-o",
+            dat.to_str().unwrap(),
+        ],
+        &["forkmany", &kids.to_string(), &per.to_string()],
+    );
     let stdout = text(&o.stdout);
     let stderr = text(&o.stderr);
     assert!(stdout.contains("children failed: 0"), "{stdout}\n{stderr}");
@@ -670,26 +648,21 @@ fn record_waits_only_for_its_own_processes() {
 /// normally (0 or a clean error) within a timeout.
 fn a_flight_recorder_takes_over_the_rings_of_exited_threads() {
     let d = tempfile::tempdir().unwrap();
-    let me = me();
     // 20 threads through 2 contexts, nothing read until the end: the newest
     // threads' events and the final marker are there.
     let fr = d.path().join("fr.dat");
     let err = text(
-        &ok(&[
-            "record",
-            "--contexts",
-            "2",
-            "--flight-recorder",
-            "1",
-            "-o",
-            fr.to_str().unwrap(),
-            "--",
-            me.to_str().unwrap(),
-            "prog",
-            "churn",
-            "20",
-            "50",
-        ])
+        &record_ok(
+            &[
+                "--contexts",
+                "2",
+                "--flight-recorder",
+                "1",
+                "-o",
+                fr.to_str().unwrap(),
+            ],
+            &["churn", "20", "50"],
+        )
         .stderr,
     );
     // Every event written is in the file or counted lost by the rings
@@ -716,22 +689,10 @@ fn a_flight_recorder_takes_over_the_rings_of_exited_threads() {
 }
 
 fn corrupt_sessions_never_crash_or_hang() {
-    let me = me();
-    let o = ok(&[
-        "record",
-        "--name",
-        "fuzzbase",
-        "--contexts",
-        "4",
-        "-b",
-        "16",
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "threads",
-        "2",
-        "400",
-    ]);
+    let o = record_ok(
+        &["--name", "fuzzbase", "--contexts", "4", "-b", "16"],
+        &["threads", "2", "400"],
+    );
     let (base, _) = session_of(&text(&o.stderr));
     let pristine = std::fs::read(&base).unwrap();
     ok(&["remove", base.to_str().unwrap()]);
@@ -1057,18 +1018,7 @@ fn errors_name_the_session() {
 /// show and snapshot do not consume; extract does; list lists.
 fn show_snapshot_extract_list_clear() {
     let d = tempfile::tempdir().unwrap();
-    let me = me();
-    let o = ok(&[
-        "record",
-        "--name",
-        "viewtest",
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "threads",
-        "2",
-        "200",
-    ]);
+    let o = record_ok(&["--name", "viewtest"], &["threads", "2", "200"]);
     let (path, _) = session_of(&text(&o.stderr));
     let p = path.to_str().unwrap();
     let list = text(&ok(&["list"]).stdout);
@@ -1102,24 +1052,19 @@ fn show_snapshot_extract_list_clear() {
 fn flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1() {
     let d = tempfile::tempdir().unwrap();
     let dat = d.path().join("fr.dat");
-    let me = me();
     // 1 MB in all (a pool shared by the contexts in use), far less than
     // 60000 events.
-    let o = ok(&[
-        "record",
-        "--flight-recorder",
-        "1",
-        "--contexts",
-        "8",
-        "-o",
-        dat.to_str().unwrap(),
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "threads",
-        "1",
-        "60000",
-    ]);
+    let o = record_ok(
+        &[
+            "--flight-recorder",
+            "1",
+            "--contexts",
+            "8",
+            "-o",
+            dat.to_str().unwrap(),
+        ],
+        &["threads", "1", "60000"],
+    );
     let err = text(&o.stderr);
     let (events, _, ring_lost) = counts(&err);
     assert_eq!(events + ring_lost, 60000 + 600 + 1, "{err}");

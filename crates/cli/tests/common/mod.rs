@@ -249,3 +249,14 @@ pub fn count_events_maybe(dat: &Path) -> Option<u64> {
     }
     Some(n)
 }
+
+/// Runs `ringtrace record ARGS -- <this binary> prog PROG...` to its end
+/// (under the hang guard) and fails unless it succeeded.
+pub fn record_ok(args: &[&str], prog: &[&str]) -> Output {
+    let me = me();
+    let mut all = vec!["record"];
+    all.extend_from_slice(args);
+    all.extend(["--", me.to_str().unwrap(), "prog"]);
+    all.extend_from_slice(prog);
+    ok(&all)
+}
