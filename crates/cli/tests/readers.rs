@@ -19,8 +19,8 @@ mod common;
 mod harness;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
@@ -136,6 +136,26 @@ fn summary_events(stderr: &str) -> u64 {
         .unwrap()
 }
 
+/// Kills `reader`, a consuming reader of session `p` (its locks stay
+/// behind, held by a dead process), then extracts `p` into `dat`: the
+/// extract names the dead reader whose locks it took over, and reads
+/// events. Returns the extract's stderr.
+fn kill_reader_then_extract(reader: &mut Child, p: &str, dat: &Path) -> String {
+    let dead = reader.id();
+    reader.kill().unwrap();
+    reader.wait().unwrap();
+    let o = ok(&["extract", p, "-o", dat.to_str().unwrap()]);
+    let e = text(&o.stderr);
+    assert!(
+        e.contains(&format!(
+            "reader process {dead} died holding the reader lock"
+        )),
+        "{e}"
+    );
+    assert!(summary_events(&e) > 0, "{e}");
+    e
+}
+
 // --- tests --------------------------------------------------------------------
 
 /// `tracer_demo` and `tracing_layer` read their own pipe at the end; under
@@ -223,17 +243,8 @@ fn a_live_reader_is_named_and_a_dead_one_taken_over() {
     assert!(text(&o.stderr).contains(&format!("process {} (ringtrace)", pipe.id())));
     // Kill the reader: its locks stay behind, held by a dead process.
     let dead = pipe.id();
-    pipe.kill().unwrap();
-    pipe.wait().unwrap();
-    let o = ok(&["extract", p, "-o", dat.to_str().unwrap()]);
-    let e = text(&o.stderr);
-    assert!(
-        e.contains(&format!(
-            "reader process {dead} died holding the reader lock"
-        )) && e.contains("taken over"),
-        "the takeover is said: {e}"
-    );
-    assert!(summary_events(&e) > 0, "{e}");
+    let e = kill_reader_then_extract(&mut pipe, p, &dat);
+    assert!(e.contains("taken over"), "the takeover is said: {e}");
     // And the next reader finds the locks free: no message, no wait.
     let o = ok(&["extract", p, "-o", dat.to_str().unwrap()]);
     assert!(!text(&o.stderr).contains("died holding"));
@@ -273,17 +284,7 @@ fn a_killed_record_leaves_nothing_that_blocks() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let dead = rec.id();
-    rec.kill().unwrap();
-    rec.wait().unwrap();
-    let o = ok(&["extract", p, "-o", x.to_str().unwrap()]);
-    let e = text(&o.stderr);
-    assert!(
-        e.contains(&format!(
-            "reader process {dead} died holding the reader lock"
-        )),
-        "{e}"
-    );
-    assert!(summary_events(&e) > 0, "{e}");
+    kill_reader_then_extract(&mut rec, p, &x);
     kill_and_wait_dead(prog_pid);
     ok(&["remove", p]);
     println!("  killed record {dead}: its locks taken over by the next reader");

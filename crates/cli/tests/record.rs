@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{
-    install_handler, kill, me, ok, record_ok, ringtrace_bin, run, session_of, text, wait_exit,
-    wait_for_file, HANG_GUARD,
+    install_handler, kill, me, ok, record_command, record_ok, ringtrace_bin, run, session_of, text,
+    wait_exit, wait_for_file, HANG_GUARD,
 };
 
 // --- the traced program -----------------------------------------------------
@@ -134,17 +134,15 @@ fn uniq(base: &str) -> String {
 
 /// `record ARGS -- this binary prog PROG...`, stderr to `DIR/err`.
 fn spawn_record(dir: &Path, args: &[&str], prog: &[&str]) -> Child {
+    record_to_err(dir, args, prog).spawn().unwrap()
+}
+
+/// The command of [`spawn_record`], to start.
+fn record_to_err(dir: &Path, args: &[&str], prog: &[&str]) -> Command {
     let err = std::fs::File::create(dir.join("err")).unwrap();
-    Command::new(ringtrace_bin())
-        .arg("record")
-        .args(args)
-        .arg("--")
-        .arg(me())
-        .arg("prog")
-        .args(prog)
-        .stderr(err)
-        .spawn()
-        .unwrap()
+    let mut c = record_command(args, prog);
+    c.stderr(err);
+    c
 }
 
 fn stderr_of(dir: &Path) -> String {
@@ -309,6 +307,20 @@ fn check_recovery(dir: &Path, out: &Path, session: &Path, threads: u32, total_pe
     );
 }
 
+/// Once the `phases` program's phase 1 is written (`DIR/phase1`), waits
+/// until `record` spooled some of its pages next to `out` (phase 1 filled
+/// whole pages; no timing: the recorder takes complete pages as it finds
+/// them); returns the session `record` named.
+fn phase1_spooled(dir: &Path, out: &Path) -> PathBuf {
+    wait_for(&dir.join("phase1"));
+    let start = Instant::now();
+    while spool_bytes(out) < 16 * 4096 {
+        assert!(start.elapsed() < HANG_GUARD, "nothing spooled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    wait_session(dir).0
+}
+
 /// Waits until `record` printed its session line; returns it parsed.
 fn wait_session(dir: &Path) -> (PathBuf, u32) {
     let start = Instant::now();
@@ -352,15 +364,7 @@ fn kill9_of_record_then_recover() {
             &n2.to_string(),
         ],
     );
-    wait_for(&d.path().join("phase1"));
-    // Phase 1 filled whole pages: wait until some are spooled (no timing:
-    // the recorder takes complete pages as it finds them).
-    let start = Instant::now();
-    while spool_bytes(&out) < 16 * 4096 {
-        assert!(start.elapsed() < HANG_GUARD, "nothing spooled");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let (session, _) = wait_session(d.path());
+    let session = phase1_spooled(d.path(), &out);
     rec.kill().unwrap();
     rec.wait().unwrap();
     // The program goes on without its reader.
@@ -383,14 +387,19 @@ fn write_error_keeps_the_session_and_says_how_to_save_it() {
     let out = d.path().join("t.dat");
     let dir = d.path().to_str().unwrap();
     let (threads, n1, n2) = (2u32, 20_000u64, 5_000u64);
-    let err = std::fs::File::create(d.path().join("err")).unwrap();
-    let mut cmd = Command::new(ringtrace_bin());
-    cmd.args(["record", "-o", out.to_str().unwrap(), "--contexts", "4"])
-        .args(["-b", "2048", "--name", &uniq("rec-efbig"), "--"])
-        .arg(me())
-        .args(["prog", "phases", dir, &threads.to_string()])
-        .args([n1.to_string(), n2.to_string()])
-        .stderr(err);
+    let name = uniq("rec-efbig");
+    let args = [
+        "-o",
+        out.to_str().unwrap(),
+        "--contexts",
+        "4",
+        "-b",
+        "2048",
+        "--name",
+        &name,
+    ];
+    let (threads_s, n1_s, n2_s) = (threads.to_string(), n1.to_string(), n2.to_string());
+    let mut cmd = record_to_err(d.path(), &args, &["phases", dir, &threads_s, &n1_s, &n2_s]);
     // SAFETY: between fork and exec: signal is async-signal-safe. With
     // SIGXFSZ ignored a write past the size limit fails with EFBIG instead
     // of killing.
@@ -401,13 +410,7 @@ fn write_error_keeps_the_session_and_says_how_to_save_it() {
         });
     }
     let mut rec = cmd.spawn().unwrap();
-    wait_for(&d.path().join("phase1"));
-    let start = Instant::now();
-    while spool_bytes(&out) < 16 * 4096 {
-        assert!(start.elapsed() < HANG_GUARD, "nothing spooled");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let (session, _) = wait_session(d.path());
+    let session = phase1_spooled(d.path(), &out);
     // From now on `record`'s writes past 64 KiB of a file fail (its
     // stderr file stays below that); phase 2 writes 200 KB per thread.
     let lim = libc::rlimit {

@@ -25,7 +25,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use common::{me, ringtrace_bin, text, wait_for_file, wait_output, HANG_GUARD};
+use common::{me, ringtrace_bin, run, text, wait_for_file, wait_output, HANG_GUARD};
 
 /// The traced program: creates `GO.ready` (the session exists: `record`
 /// starts the program after making it), waits for the file `GO`, then
@@ -340,20 +340,14 @@ fn refusals_are_reported() {
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_else(|| panic!("{stderr}"))
         .to_string();
-    let stat = Command::new(ringtrace_bin())
-        .args(["stat", &session])
-        .output()
-        .unwrap();
+    let stat = run(&["stat", &session]);
     let st = text(&stat.stdout);
     assert!(
         st.contains("refused: 500 event(s)"),
         "{st}{}",
         text(&stat.stderr)
     );
-    let pipe = Command::new(ringtrace_bin())
-        .args(["pipe", &session])
-        .output()
-        .unwrap();
+    let pipe = run(&["pipe", &session]);
     let p = text(&pipe.stdout);
     assert!(
         p.lines()
@@ -361,10 +355,7 @@ fn refusals_are_reported() {
         "{p}{}",
         text(&pipe.stderr)
     );
-    let rm = Command::new(ringtrace_bin())
-        .args(["remove", &session])
-        .output()
-        .unwrap();
+    let rm = run(&["remove", &session]);
     assert!(rm.status.success(), "{}", text(&rm.stderr));
     println!("  500 refusals of a forked child in the summary, stat and pipe");
 }

@@ -170,22 +170,28 @@ pub struct Recording {
     pub pid: u32,
 }
 
-/// Starts `ringtrace record ARGS -- <this binary> prog PROG...` with
-/// stderr piped, and reads until it names its session.
-pub fn record_piped<A, P>(args: A, prog: P) -> Recording
-where
-    A: IntoIterator,
-    A::Item: AsRef<OsStr>,
-    P: IntoIterator,
-    P::Item: AsRef<OsStr>,
-{
-    let mut child = Command::new(ringtrace_bin())
-        .arg("record")
+/// The command `ringtrace record ARGS -- <this binary> prog PROG...`.
+pub fn record_command(
+    args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+    prog: impl IntoIterator<Item = impl AsRef<OsStr>>,
+) -> Command {
+    let mut c = Command::new(ringtrace_bin());
+    c.arg("record")
         .args(args)
         .arg("--")
         .arg(me())
         .arg("prog")
-        .args(prog)
+        .args(prog);
+    c
+}
+
+/// Starts `ringtrace record ARGS -- <this binary> prog PROG...` with
+/// stderr piped, and reads until it names its session.
+pub fn record_piped(
+    args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+    prog: impl IntoIterator<Item = impl AsRef<OsStr>>,
+) -> Recording {
+    let mut child = record_command(args, prog)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
