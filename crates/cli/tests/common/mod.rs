@@ -187,6 +187,8 @@ pub fn record_command(
 
 /// Starts `ringtrace record ARGS -- <this binary> prog PROG...` with
 /// stderr piped, and reads until it names its session.
+// The caller waits for the child it is given.
+#[allow(clippy::zombie_processes)]
 pub fn record_piped(
     args: impl IntoIterator<Item = impl AsRef<OsStr>>,
     prog: impl IntoIterator<Item = impl AsRef<OsStr>>,
