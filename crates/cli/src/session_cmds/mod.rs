@@ -13,7 +13,8 @@
 //!                 stat, list                 (counters only)
 //! ```
 //!
-//! One file per family: `record.rs` (record), `pipe.rs` (pipe, extract),
+//! One file per family: `record.rs` and `recording.rs` (record: its
+//! command line, and the recording), `pipe.rs` (pipe, extract),
 //! `views.rs` (show, snapshot), `list.rs` (list, stat), `manage.rs`
 //! (clear, remove); `opened.rs` is the opened session every command reads
 //! through, `output.rs` the export to a file and the summary that explains
@@ -34,6 +35,7 @@ mod opened;
 mod output;
 mod pipe;
 mod record;
+mod recording;
 mod views;
 
 use std::path::{Path, PathBuf};
