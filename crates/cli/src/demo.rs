@@ -23,6 +23,7 @@ use ringtrace::context::{current_tid, signal_scope};
 use ringtrace::{Tracer, TracerConfig};
 
 use crate::session_cmds::{attach_progress, progress_bar};
+use crate::signals::{self, Handler};
 use crate::{CliError, Format};
 
 ringtrace::declare_event! {
@@ -79,24 +80,11 @@ extern "C" fn on_usr2(_sig: libc::c_int) {
     unsafe { *libc::__errno_location() = errno };
 }
 
+/// Installs `handler` (it does only async-signal-safe work: atomics, and
+/// ringtrace records into an existing context).
 fn install(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) -> Result<(), CliError> {
-    // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the
-    // handler is an `extern "C" fn(c_int)` that only does async-signal-safe
-    // work (atomics, ringtrace records into an existing context).
-    let rc = unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = handler as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(sig, &sa, std::ptr::null_mut())
-    };
-    if rc != 0 {
-        return Err(CliError::Demo(format!(
-            "installing the handler of signal {sig}: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    Ok(())
+    signals::install(sig, Handler::Plain(handler))
+        .map_err(|e| CliError::Demo(format!("installing the handler of signal {sig}: {e}")))
 }
 
 fn worker(t: &Tracer, w: u32, iterations: u32) {

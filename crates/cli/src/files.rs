@@ -1,12 +1,13 @@
 //! `report`, `dump` and `convert`: everything that reads a trace.dat file.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
 use ringtrace::json::{tracedat_to_json, JsonOptions};
 use ringtrace::tracedat::{
-    FileRenderer, RenderOptions, TraceDatReader, TraceDatVersion, TraceItem,
+    CpuData, FileRenderer, RenderOptions, TraceDatInfo, TraceDatReader, TraceDatVersion, TraceItem,
 };
 
 use crate::{CliError, Format};
@@ -174,12 +175,118 @@ struct CpuCounts {
     last: u64,
 }
 
+impl CpuCounts {
+    /// Counts CPU `i`'s records of `r`. A damaged page is counted and
+    /// skipped (the first damage kept in `first_damage`): the rest is
+    /// dumped.
+    fn of_cpu(
+        r: &mut Reader,
+        path: &Path,
+        i: usize,
+        first_damage: &mut Option<ringtrace::tracedat::TraceDatError>,
+    ) -> Result<CpuCounts, CliError> {
+        let mut c = CpuCounts::default();
+        for item in r.cpu_records(i).map_err(bad(path))? {
+            let item = match item {
+                Ok(item) => item,
+                Err(e) if e.is_skippable() => {
+                    c.damaged += 1;
+                    first_damage.get_or_insert(e);
+                    continue;
+                }
+                Err(e) => return Err(bad(path)(e)),
+            };
+            match item {
+                TraceItem::Event(rec) => {
+                    c.events += 1;
+                    c.first.get_or_insert(rec.ts);
+                    c.last = rec.ts;
+                }
+                TraceItem::Lost { count, .. } => {
+                    c.loss_pages += 1;
+                    match count {
+                        Some(n) => c.lost += n,
+                        None => c.lost_unknown += 1,
+                    }
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// The line of CPU section `d` (of `page_size`-byte pages).
+    fn write_line(&self, s: &mut String, d: &CpuData, page_size: u32) {
+        let pages = d.size.div_ceil(u64::from(page_size));
+        let _ = write!(
+            s,
+            "  cpu {}: offset {} size {} ({} pages) events {} lost {}",
+            d.cpu, d.offset, d.size, pages, self.events, self.lost
+        );
+        if self.lost_unknown > 0 {
+            let _ = write!(s, " (+{} pages with an unknown count)", self.lost_unknown);
+        }
+        if self.damaged > 0 {
+            let _ = write!(s, " damaged pages {} (skipped)", self.damaged);
+        }
+        if let Some(f) = self.first {
+            let _ = write!(s, " ts {}..{}", f, self.last);
+        }
+        s.push('\n');
+    }
+
+    /// Adds `c`'s counts (not its time stamps) to these totals.
+    fn add(&mut self, c: &CpuCounts) {
+        self.events += c.events;
+        self.lost += c.lost;
+        self.loss_pages += c.loss_pages;
+        self.lost_unknown += c.lost_unknown;
+        self.damaged += c.damaged;
+    }
+}
+
 /// `ringtrace dump`.
 pub fn dump(path: &Path) -> Result<(), CliError> {
     let mut r = open(path)?;
     let info = r.info().clone();
     let mut s = String::new();
-    use std::fmt::Write as _;
+    dump_header(&mut s, path, &info);
+    dump_sections(&mut s, &info);
+    let _ = writeln!(s, "cpus: {}", info.cpus.len());
+    let mut total = CpuCounts::default();
+    let mut first_damage = None;
+    for (i, d) in info.cpus.iter().enumerate() {
+        let c = CpuCounts::of_cpu(&mut r, path, i, &mut first_damage)?;
+        c.write_line(&mut s, d, info.page_size);
+        total.add(&c);
+    }
+    let _ = writeln!(
+        s,
+        "total: events {} lost {} (in {} flagged pages{})",
+        total.events,
+        total.lost,
+        total.loss_pages,
+        if total.lost_unknown > 0 {
+            format!(", {} without a count", total.lost_unknown)
+        } else {
+            String::new()
+        }
+    );
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes()).map_err(CliError::Output)?;
+    out.flush().map_err(CliError::Output)?;
+    match first_damage {
+        Some(first) => Err(CliError::Usage(format!(
+            "{}: {first}; {} damaged page(s) skipped, counted above as damaged",
+            path.display(),
+            total.damaged
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `dump`'s first lines: the file, its version, byte order, sizes, clock
+/// and the optional identity fields.
+fn dump_header(s: &mut String, path: &Path, info: &TraceDatInfo) {
     let _ = writeln!(s, "file: {}", path.display());
     let _ = writeln!(
         s,
@@ -207,6 +314,11 @@ pub fn dump(path: &Path) -> Result<(), CliError> {
     if let Some(u) = &info.uname {
         let _ = writeln!(s, "uname: {u}");
     }
+}
+
+/// `dump`'s `sections:` block: the size or count of each section, event
+/// formats by system.
+fn dump_sections(s: &mut String, info: &TraceDatInfo) {
     let _ = writeln!(s, "sections:");
     let _ = writeln!(
         s,
@@ -244,82 +356,6 @@ pub fn dump(path: &Path) -> Result<(), CliError> {
     }
     if !info.instances.is_empty() {
         let _ = writeln!(s, "  other instances (not read): {:?}", info.instances);
-    }
-    let _ = writeln!(s, "cpus: {}", info.cpus.len());
-    let mut total = CpuCounts::default();
-    let mut first_damage = None;
-    for (i, d) in info.cpus.iter().enumerate() {
-        let mut c = CpuCounts::default();
-        for item in r.cpu_records(i).map_err(bad(path))? {
-            // A damaged page is counted and skipped: the rest is dumped.
-            let item = match item {
-                Ok(item) => item,
-                Err(e) if e.is_skippable() => {
-                    c.damaged += 1;
-                    first_damage.get_or_insert(e);
-                    continue;
-                }
-                Err(e) => return Err(bad(path)(e)),
-            };
-            match item {
-                TraceItem::Event(rec) => {
-                    c.events += 1;
-                    c.first.get_or_insert(rec.ts);
-                    c.last = rec.ts;
-                }
-                TraceItem::Lost { count, .. } => {
-                    c.loss_pages += 1;
-                    match count {
-                        Some(n) => c.lost += n,
-                        None => c.lost_unknown += 1,
-                    }
-                }
-            }
-        }
-        let pages = d.size.div_ceil(u64::from(info.page_size));
-        let _ = write!(
-            s,
-            "  cpu {}: offset {} size {} ({} pages) events {} lost {}",
-            d.cpu, d.offset, d.size, pages, c.events, c.lost
-        );
-        if c.lost_unknown > 0 {
-            let _ = write!(s, " (+{} pages with an unknown count)", c.lost_unknown);
-        }
-        if c.damaged > 0 {
-            let _ = write!(s, " damaged pages {} (skipped)", c.damaged);
-        }
-        if let Some(f) = c.first {
-            let _ = write!(s, " ts {}..{}", f, c.last);
-        }
-        s.push('\n');
-        total.events += c.events;
-        total.lost += c.lost;
-        total.loss_pages += c.loss_pages;
-        total.lost_unknown += c.lost_unknown;
-        total.damaged += c.damaged;
-    }
-    let _ = writeln!(
-        s,
-        "total: events {} lost {} (in {} flagged pages{})",
-        total.events,
-        total.lost,
-        total.loss_pages,
-        if total.lost_unknown > 0 {
-            format!(", {} without a count", total.lost_unknown)
-        } else {
-            String::new()
-        }
-    );
-    let mut out = std::io::stdout().lock();
-    out.write_all(s.as_bytes()).map_err(CliError::Output)?;
-    out.flush().map_err(CliError::Output)?;
-    match first_damage {
-        Some(first) => Err(CliError::Usage(format!(
-            "{}: {first}; {} damaged page(s) skipped, counted above as damaged",
-            path.display(),
-            total.damaged
-        ))),
-        None => Ok(()),
     }
 }
 

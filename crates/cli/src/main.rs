@@ -20,6 +20,7 @@
 mod demo;
 mod files;
 mod session_cmds;
+mod signals;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

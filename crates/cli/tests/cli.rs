@@ -7,39 +7,21 @@
 //! Fails (never skips) when `trace-cmd` is not on PATH
 //! (Debian: `apt-get install -y trace-cmd`).
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::trace_cmd;
+
 fn ringtrace(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringtrace"))
-        .args(args)
-        .output()
-        .expect("running ringtrace")
+    common::run(args)
 }
 
+/// `ringtrace ARGS`, which must succeed: its stdout.
 fn ok(args: &[&str]) -> String {
-    let out = ringtrace(args);
-    assert!(
-        out.status.success(),
-        "ringtrace {args:?}: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn trace_cmd() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("trace-cmd"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`trace-cmd` is not on PATH: these tests need the real trace-cmd \
-                 (Debian: apt-get install -y trace-cmd)"
-            )
-        })
+    String::from_utf8(common::ok(args).stdout).expect("utf-8")
 }
 
 fn trace_cmd_ok(args: &[&str], file: &Path) -> String {
@@ -100,9 +82,54 @@ fn demo_report_round_trip_and_trace_cmd_agrees() {
         "{}",
         &ours[..ours.len().min(2000)]
     );
+    check_our_lines(&lines);
+    trace_cmd_prints_the_same(&lines, &dat);
+    time_stamps_agree_to_the_ns(&dat);
+    // --cpu filters.
+    let one = ok(&["report", "--cpu", "1", "-i", dat.to_str().unwrap()]);
+    assert_eq!(one.lines().count(), per_thread);
+    assert!(one.lines().all(|l| l.contains(" [001] ")));
+    // -R prints the raw fields of binary printk too.
+    let raw = ok(&["report", "-R", "-i", dat.to_str().unwrap()]);
+    assert!(raw
+        .lines()
+        .any(|l| l.contains("bprint: ip=") && l.contains(" fmt=")));
+
+    assert!(trace_cmd_ok(&["dump", "-v"], &dat).contains("is a valid trace-cmd file"));
+    let d7 = demo(
+        dir.path(),
+        "demo7.dat",
+        &["--format", "dat7", "--threads", "2", "--iterations", "100"],
+    );
+    assert!(trace_cmd_ok(&["dump", "-v"], &d7).contains("is a valid trace-cmd file"));
+    let theirs7 = trace_cmd_ok(&["report"], &d7);
+    let ours7 = ok(&["report", "-i", d7.to_str().unwrap()]);
+    assert_eq!(
+        theirs7.lines().filter(|l| l.contains(" [0")).count(),
+        ours7.lines().count()
+    );
+    convert_round_trips(dir.path(), &dat, &ours);
+
+    // dump: versions, CPUs, counts.
+    let dump = ok(&["dump", "-i", dat.to_str().unwrap()]);
+    assert!(dump.contains("version: 6 "), "{dump}");
+    assert!(dump.contains("page size: 4096"), "{dump}");
+    assert!(dump.contains("clock: mono"), "{dump}");
+    assert!(dump.contains("cpus: 3"), "{dump}");
+    assert!(
+        dump.contains(&format!("total: events {} lost 0", lines.len())),
+        "{dump}"
+    );
+    let dump7 = ok(&["dump", "-i", d7.to_str().unwrap()]);
+    assert!(dump7.contains("version: 7 "), "{dump7}");
+}
+
+/// Our report of the demo: 3 threads, each keeping its pid and context;
+/// every kind of event counted; the handler flags of nested signals.
+fn check_our_lines(lines: &[&str]) {
     let mut threads: BTreeMap<String, (i32, u32)> = BTreeMap::new();
     let mut kinds: HashMap<String, usize> = HashMap::new();
-    for l in &lines {
+    for l in lines {
         let (comm, pid, cpu, name, text) = parse_ours(l).unwrap_or_else(|| panic!("{l}"));
         assert!(comm.starts_with("demo-w"), "{l}");
         let e = threads.entry(comm).or_insert((pid, cpu));
@@ -125,10 +152,12 @@ fn demo_report_round_trip_and_trace_cmd_agrees() {
     assert_eq!(kinds["tracing_mark_write"], 3 * 63);
     assert_eq!(kinds["signal"], 3 * 8 * 2);
     assert_eq!(kinds["printk"], 3 * (500 + 8 * 2));
+}
 
-    // trace-cmd prints the same events in the same order, with the same
-    // thread, pid, CPU and text.
-    let theirs = trace_cmd_ok(&["report"], &dat);
+/// trace-cmd prints the same events as our `lines` of `dat`, in the same
+/// order, with the same thread, pid, CPU and text.
+fn trace_cmd_prints_the_same(lines: &[&str], dat: &Path) {
+    let theirs = trace_cmd_ok(&["report"], dat);
     let theirs: Vec<&str> = theirs.lines().filter(|l| l.contains(" [0")).collect();
     assert_eq!(theirs.len(), lines.len());
     for (a, b) in lines.iter().zip(&theirs) {
@@ -153,9 +182,13 @@ fn demo_report_round_trip_and_trace_cmd_agrees() {
             assert!(tail_squeezed.ends_with(&text), "ours:   {a}\ntheirs: {b}");
         }
     }
-    // The same with raw fields and ns stamps: time stamps agree to the ns.
+}
+
+/// `report -t` of `dat`, ours and trace-cmd's: the time stamps agree to
+/// the ns.
+fn time_stamps_agree_to_the_ns(dat: &Path) {
     let ours_t = ok(&["report", "-t", "-i", dat.to_str().unwrap()]);
-    let theirs_t = trace_cmd_ok(&["report", "-t"], &dat);
+    let theirs_t = trace_cmd_ok(&["report", "-t"], dat);
     let stamp = |l: &str| -> String {
         let after = l.split_once("] ").unwrap().1;
         let before_colon = after.split_once(": ").unwrap().0;
@@ -166,33 +199,13 @@ fn demo_report_round_trip_and_trace_cmd_agrees() {
         assert_eq!(stamp(a), stamp(b), "ours:   {a}\ntheirs: {b}");
         assert_eq!(stamp(a).split_once('.').unwrap().1.len(), 9, "{a}");
     }
-    // --cpu filters.
-    let one = ok(&["report", "--cpu", "1", "-i", dat.to_str().unwrap()]);
-    assert_eq!(one.lines().count(), per_thread);
-    assert!(one.lines().all(|l| l.contains(" [001] ")));
-    // -R prints the raw fields of binary printk too.
-    let raw = ok(&["report", "-R", "-i", dat.to_str().unwrap()]);
-    assert!(raw
-        .lines()
-        .any(|l| l.contains("bprint: ip=") && l.contains(" fmt=")));
+}
 
-    assert!(trace_cmd_ok(&["dump", "-v"], &dat).contains("is a valid trace-cmd file"));
-    let d7 = demo(
-        dir.path(),
-        "demo7.dat",
-        &["--format", "dat7", "--threads", "2", "--iterations", "100"],
-    );
-    assert!(trace_cmd_ok(&["dump", "-v"], &d7).contains("is a valid trace-cmd file"));
-    let theirs7 = trace_cmd_ok(&["report"], &d7);
-    let ours7 = ok(&["report", "-i", d7.to_str().unwrap()]);
-    assert_eq!(
-        theirs7.lines().filter(|l| l.contains(" [0")).count(),
-        ours7.lines().count()
-    );
-
-    // convert v6 -> v7 -> v6: the same report, valid for trace-cmd.
-    let c7 = dir.path().join("conv7.dat");
-    let c6 = dir.path().join("conv6.dat");
+/// convert v6 -> v7 -> v6 (in `dir`): the same report as `ours` of `dat`,
+/// valid for trace-cmd, which reads the converted files alike.
+fn convert_round_trips(dir: &Path, dat: &Path, ours: &str) {
+    let c7 = dir.join("conv7.dat");
+    let c6 = dir.join("conv6.dat");
     ok(&[
         "convert",
         "-i",
@@ -213,26 +226,13 @@ fn demo_report_round_trip_and_trace_cmd_agrees() {
         assert_eq!(ok(&["report", "-i", c.to_str().unwrap()]), ours);
         assert!(trace_cmd_ok(&["dump", "-v"], c).contains("is a valid trace-cmd file"));
         let theirs_c = trace_cmd_ok(&["report"], c);
-        let theirs_o = trace_cmd_ok(&["report"], &dat);
+        let theirs_o = trace_cmd_ok(&["report"], dat);
         assert_eq!(
             theirs_c, theirs_o,
             "trace-cmd reads the converted file alike"
         );
     }
     assert!(ok(&["dump", "-i", c7.to_str().unwrap()]).contains("version: 7 "));
-
-    // dump: versions, CPUs, counts.
-    let dump = ok(&["dump", "-i", dat.to_str().unwrap()]);
-    assert!(dump.contains("version: 6 "), "{dump}");
-    assert!(dump.contains("page size: 4096"), "{dump}");
-    assert!(dump.contains("clock: mono"), "{dump}");
-    assert!(dump.contains("cpus: 3"), "{dump}");
-    assert!(
-        dump.contains(&format!("total: events {} lost 0", lines.len())),
-        "{dump}"
-    );
-    let dump7 = ok(&["dump", "-i", d7.to_str().unwrap()]);
-    assert!(dump7.contains("version: 7 "), "{dump7}");
 }
 
 #[test]

@@ -15,16 +15,17 @@
 //! binary re-run as `readers prog MODE ...`). Every wait is a hang guard
 //! of 60 s or more, never a performance bound.
 
+mod common;
 mod harness;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Longest wait for a state a test needs: a hang guard only, never a
-/// performance bound.
-const HANG_GUARD: Duration = Duration::from_secs(300);
+use common::{
+    kill, me, ok, record_piped, ringtrace_bin, run, text, wait_output, Recording, HANG_GUARD,
+};
 
 // --- the traced program -----------------------------------------------------
 
@@ -56,118 +57,6 @@ fn prog(args: &[String]) {
 }
 
 // --- helpers ------------------------------------------------------------------
-
-fn ringtrace_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ringtrace")
-}
-
-fn me() -> PathBuf {
-    std::env::current_exe().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Waits for `child` to end, killing it and failing after `limit` (a hang
-/// guard). Returns its output, read as it comes (a full pipe would stop
-/// the child).
-fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> Output {
-    fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut v);
-            }
-            v
-        })
-    }
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            let err = err.join().unwrap();
-            panic!(
-                "{what} hangs: killed after {limit:?}\nstderr: {}",
-                text(&err)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
-
-/// Runs `ringtrace ARGS` under a 120 s hang guard.
-fn run(args: &[&str]) -> Output {
-    let child = Command::new(ringtrace_bin())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_bounded(
-        child,
-        Duration::from_secs(120),
-        &format!("ringtrace {args:?}"),
-    )
-}
-
-fn ok(args: &[&str]) -> Output {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "ringtrace {args:?} failed: {}\nstderr: {}",
-        o.status,
-        text(&o.stderr)
-    );
-    o
-}
-
-/// Starts `ringtrace record ARGS -- PROGRAM...` keeping the session (no
-/// `-o`), and returns it with the session path and the program's pid.
-// The caller waits for the child it is given.
-#[allow(clippy::zombie_processes)]
-fn record_kept(
-    name: &str,
-    program: &[&str],
-) -> (Child, BufReader<std::process::ChildStderr>, PathBuf, u32) {
-    let mut rec = Command::new(ringtrace_bin())
-        .args(["record", "--name", name, "--"])
-        .arg(me())
-        .args(program)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(rec.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap_or(0) > 0,
-            "record ended before it named its session"
-        );
-        if let Some(rest) = line.trim_end().split("session ").nth(1) {
-            if let Some((p, pid)) = rest.split_once(" recording pid ") {
-                return (rec, err, PathBuf::from(p), pid.parse().unwrap());
-            }
-        }
-    }
-}
-
-fn kill(pid: u32, sig: libc::c_int) {
-    // SAFETY: sends a signal to a process this test started.
-    unsafe { libc::kill(pid as i32, sig) };
-}
 
 /// Kills `pid` and waits until it is gone or a zombie: SIGKILL takes effect
 /// only when the process next runs, and until then a session counts it as a
@@ -225,7 +114,7 @@ fn example(name: &str) -> PathBuf {
         .spawn()
         .unwrap();
     // Compiling the examples on a loaded machine: a generous guard.
-    let out = wait_bounded(child, Duration::from_secs(1800), "cargo build --examples");
+    let out = wait_output(child, Duration::from_secs(1800), "cargo build --examples");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let p = dir.join("examples").join(name);
     assert!(p.is_file(), "{} not built", p.display());
@@ -245,6 +134,26 @@ fn summary_events(stderr: &str) -> u64 {
         .unwrap()
         .parse()
         .unwrap()
+}
+
+/// Kills `reader`, a consuming reader of session `p` (its locks stay
+/// behind, held by a dead process), then extracts `p` into `dat`: the
+/// extract names the dead reader whose locks it took over, and reads
+/// events. Returns the extract's stderr.
+fn kill_reader_then_extract(reader: &mut Child, p: &str, dat: &Path) -> String {
+    let dead = reader.id();
+    reader.kill().unwrap();
+    reader.wait().unwrap();
+    let o = ok(&["extract", p, "-o", dat.to_str().unwrap()]);
+    let e = text(&o.stderr);
+    assert!(
+        e.contains(&format!(
+            "reader process {dead} died holding the reader lock"
+        )),
+        "{e}"
+    );
+    assert!(summary_events(&e) > 0, "{e}");
+    e
 }
 
 // --- tests --------------------------------------------------------------------
@@ -268,7 +177,7 @@ fn examples_that_read_their_pipe_finish_under_record() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let out = wait_bounded(
+        let out = wait_output(
             child,
             Duration::from_secs(120),
             &format!("record -- {name}"),
@@ -298,10 +207,13 @@ fn examples_that_read_their_pipe_finish_under_record() {
 /// A live consuming reader is named to the next one, which fails at once;
 /// killed with SIGKILL, it is taken over without `--force`, and said so.
 fn a_live_reader_is_named_and_a_dead_one_taken_over() {
-    let (mut rec, mut rec_err, path, prog_pid) = record_kept(
-        &format!("readerslock-{}", std::process::id()),
-        &["prog", "slow"],
-    );
+    let name = format!("readerslock-{}", std::process::id());
+    let Recording {
+        child: mut rec,
+        err: mut rec_err,
+        path,
+        pid: prog_pid,
+    } = record_piped(["--name", &name], ["slow"]);
     let p = path.to_str().unwrap();
     let mut pipe = Command::new(ringtrace_bin())
         .args(["pipe", p])
@@ -331,17 +243,8 @@ fn a_live_reader_is_named_and_a_dead_one_taken_over() {
     assert!(text(&o.stderr).contains(&format!("process {} (ringtrace)", pipe.id())));
     // Kill the reader: its locks stay behind, held by a dead process.
     let dead = pipe.id();
-    pipe.kill().unwrap();
-    pipe.wait().unwrap();
-    let o = ok(&["extract", p, "-o", dat.to_str().unwrap()]);
-    let e = text(&o.stderr);
-    assert!(
-        e.contains(&format!(
-            "reader process {dead} died holding the reader lock"
-        )) && e.contains("taken over"),
-        "the takeover is said: {e}"
-    );
-    assert!(summary_events(&e) > 0, "{e}");
+    let e = kill_reader_then_extract(&mut pipe, p, &dat);
+    assert!(e.contains("taken over"), "the takeover is said: {e}");
     // And the next reader finds the locks free: no message, no wait.
     let o = ok(&["extract", p, "-o", dat.to_str().unwrap()]);
     assert!(!text(&o.stderr).contains("died holding"));
@@ -359,38 +262,14 @@ fn a_live_reader_is_named_and_a_dead_one_taken_over() {
 fn a_killed_record_leaves_nothing_that_blocks() {
     let d = tempfile::tempdir().unwrap();
     let dat = d.path().join("never.dat");
-    let mut rec = Command::new(ringtrace_bin())
-        .args([
-            "record",
-            "--name",
-            &format!("readersrec-{}", std::process::id()),
-            "-o",
-            dat.to_str().unwrap(),
-            "--",
-        ])
-        .arg(me())
-        .args(["prog", "slow"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(rec.stderr.take().unwrap());
-    let mut line = String::new();
-    let (path, prog_pid) = loop {
-        line.clear();
-        if err.read_line(&mut line).unwrap_or(0) == 0 {
-            break (None, 0);
-        }
-        if let Some(rest) = line.trim_end().split("session ").nth(1) {
-            if let Some((p, pid)) = rest.split_once(" recording pid ") {
-                break (Some(PathBuf::from(p)), pid.parse::<u32>().unwrap());
-            }
-        }
-    };
-    let Some(path) = path else {
-        let _ = rec.kill();
-        let _ = rec.wait();
-        panic!("record ended before it named its session");
-    };
+    let name = format!("readersrec-{}", std::process::id());
+    // Its stderr stays open (unread) until the end, as a terminal would.
+    let Recording {
+        child: mut rec,
+        err: _err,
+        path,
+        pid: prog_pid,
+    } = record_piped(["--name", &name, "-o", dat.to_str().unwrap()], ["slow"]);
     let p = path.to_str().unwrap();
     let x = d.path().join("x.dat");
     // Until record's drain holds the locks, a reader could get them.
@@ -405,17 +284,7 @@ fn a_killed_record_leaves_nothing_that_blocks() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let dead = rec.id();
-    rec.kill().unwrap();
-    rec.wait().unwrap();
-    let o = ok(&["extract", p, "-o", x.to_str().unwrap()]);
-    let e = text(&o.stderr);
-    assert!(
-        e.contains(&format!(
-            "reader process {dead} died holding the reader lock"
-        )),
-        "{e}"
-    );
-    assert!(summary_events(&e) > 0, "{e}");
+    kill_reader_then_extract(&mut rec, p, &x);
     kill_and_wait_dead(prog_pid);
     ok(&["remove", p]);
     println!("  killed record {dead}: its locks taken over by the next reader");
@@ -471,11 +340,6 @@ fn clear_after_a_writer_died_mid_write() {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("prog") {
-        prog(&args[2..]);
-        return;
-    }
     let tests: &[(&str, fn())] = &[
         (
             "a_live_reader_is_named_and_a_dead_one_taken_over",
@@ -494,5 +358,5 @@ fn main() {
             examples_that_read_their_pipe_finish_under_record,
         ),
     ];
-    harness::run(&args[1..], tests);
+    harness::main_or_prog(prog, tests);
 }

@@ -8,18 +8,21 @@
 //! `harness = false`: `main` runs the tests, or the traced program (this
 //! binary re-run as `record prog MODE ...`).
 
+mod common;
 mod harness;
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Hang guard of every wait (never a performance budget).
-const HANG_GUARD: Duration = Duration::from_secs(120);
+use common::{
+    install_handler, kill, me, ok, record_command, record_ok, ringtrace_bin, run, session_of, text,
+    wait_exit, wait_for_file, HANG_GUARD,
+};
 
 // --- the traced program -----------------------------------------------------
 
@@ -31,16 +34,9 @@ extern "C" fn on_stop_signal(sig: libc::c_int) {
     GOT.store(true, Ordering::SeqCst);
 }
 
+/// Waits (bounded by the hang guard) until `path` exists.
 fn wait_for(path: &Path) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < HANG_GUARD,
-            "{} never came",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_file(path, "never came");
 }
 
 /// `threads` threads each record `n` events `t<w> i=<seq>` from `from`.
@@ -61,64 +57,71 @@ fn burst(threads: u32, from: u64, n: u64) {
 
 fn prog(args: &[String]) {
     match args.first().map(String::as_str) {
-        Some("phases") => {
-            // Phase 1, then `DIR/phase1`, then wait for `DIR/go`, phase 2,
-            // then `DIR/done`. Threads are spawned per phase, so each
-            // phase's thread w may use another context: the sequence
-            // numbers tell the events apart.
-            let dir = Path::new(&args[1]);
-            let threads: u32 = args[2].parse().unwrap();
-            let (n1, n2): (u64, u64) = (args[3].parse().unwrap(), args[4].parse().unwrap());
-            burst(threads, 0, n1);
-            std::fs::write(dir.join("phase1"), b"").unwrap();
-            wait_for(&dir.join("go"));
-            burst(threads, n1, n2);
-            std::fs::write(dir.join("done"), b"").unwrap();
-        }
-        Some("signals") => {
-            // Records each SIGINT/SIGTERM/SIGHUP; exits after one unless
-            // told to stay.
-            let dir = Path::new(&args[1]);
-            let stay = args.get(2).map(String::as_str) == Some("stay");
-            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                // SAFETY: the handler records and stores an atomic
-                // (async-signal-safe); a zeroed sigaction is valid.
-                unsafe {
-                    let mut sa: libc::sigaction = std::mem::zeroed();
-                    sa.sa_sigaction = on_stop_signal as *const () as usize;
-                    sa.sa_flags = libc::SA_RESTART;
-                    libc::sigemptyset(&mut sa.sa_mask);
-                    libc::sigaction(sig, &sa, std::ptr::null_mut());
-                }
-            }
-            ringtrace::trace!("ready %d", 1);
-            std::fs::write(dir.join("ready"), b"").unwrap();
-            let start = Instant::now();
-            while (stay || !GOT.load(Ordering::SeqCst)) && start.elapsed() < HANG_GUARD {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            ringtrace::trace!("leaving %d", 2);
-        }
-        Some("crash") => {
-            ringtrace::trace!("about to crash %d", 11);
-            // SAFETY: no core file, then the default action of SIGSEGV.
-            unsafe {
-                let no_core = libc::rlimit {
-                    rlim_cur: 0,
-                    rlim_max: 0,
-                };
-                libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-                libc::signal(libc::SIGSEGV, libc::SIG_DFL);
-                libc::raise(libc::SIGSEGV);
-            }
-        }
-        Some("burst") => {
-            let threads: u32 = args[1].parse().unwrap();
-            burst(threads, 0, args[2].parse().unwrap());
-        }
+        Some("phases") => prog_phases(args),
+        Some("signals") => prog_signals(args),
+        Some("crash") => prog_crash(args),
+        Some("burst") => prog_burst(args),
         Some("touch") => std::fs::write(&args[1], b"").unwrap(),
         other => panic!("unknown prog mode {other:?}"),
     }
+}
+
+/// `phases DIR T N1 N2`: T threads write N1 events each, then N2 more
+/// once the test says go (see below).
+fn prog_phases(args: &[String]) {
+    // Phase 1, then `DIR/phase1`, then wait for `DIR/go`, phase 2,
+    // then `DIR/done`. Threads are spawned per phase, so each
+    // phase's thread w may use another context: the sequence
+    // numbers tell the events apart.
+    let dir = Path::new(&args[1]);
+    let threads: u32 = args[2].parse().unwrap();
+    let (n1, n2): (u64, u64) = (args[3].parse().unwrap(), args[4].parse().unwrap());
+    burst(threads, 0, n1);
+    std::fs::write(dir.join("phase1"), b"").unwrap();
+    wait_for(&dir.join("go"));
+    burst(threads, n1, n2);
+    std::fs::write(dir.join("done"), b"").unwrap();
+}
+
+/// `signals DIR [stay]`: records each SIGINT/SIGTERM/SIGHUP it gets.
+fn prog_signals(args: &[String]) {
+    // Records each SIGINT/SIGTERM/SIGHUP; exits after one unless
+    // told to stay.
+    let dir = Path::new(&args[1]);
+    let stay = args.get(2).map(String::as_str) == Some("stay");
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // The handler records and stores an atomic
+        // (async-signal-safe).
+        install_handler(sig, on_stop_signal);
+    }
+    ringtrace::trace!("ready %d", 1);
+    std::fs::write(dir.join("ready"), b"").unwrap();
+    let start = Instant::now();
+    while (stay || !GOT.load(Ordering::SeqCst)) && start.elapsed() < HANG_GUARD {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    ringtrace::trace!("leaving %d", 2);
+}
+
+/// `crash`: records an event, then dies of SIGSEGV (no core file).
+fn prog_crash(_: &[String]) {
+    ringtrace::trace!("about to crash %d", 11);
+    // SAFETY: no core file, then the default action of SIGSEGV.
+    unsafe {
+        let no_core = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        libc::raise(libc::SIGSEGV);
+    }
+}
+
+/// `burst T N`: T threads write N events each.
+fn prog_burst(args: &[String]) {
+    let threads: u32 = args[1].parse().unwrap();
+    burst(threads, 0, args[2].parse().unwrap());
 }
 
 // --- helpers ------------------------------------------------------------------
@@ -129,72 +132,25 @@ fn uniq(base: &str) -> String {
     format!("{base}-{}", std::process::id())
 }
 
-fn ringtrace_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ringtrace")
-}
-
-fn me() -> PathBuf {
-    std::env::current_exe().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(ringtrace_bin()).args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> Output {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "ringtrace {args:?} failed: {}\nstderr: {}",
-        o.status,
-        text(&o.stderr)
-    );
-    o
-}
-
 /// `record ARGS -- this binary prog PROG...`, stderr to `DIR/err`.
 fn spawn_record(dir: &Path, args: &[&str], prog: &[&str]) -> Child {
+    record_to_err(dir, args, prog).spawn().unwrap()
+}
+
+/// The command of [`spawn_record`], to start.
+fn record_to_err(dir: &Path, args: &[&str], prog: &[&str]) -> Command {
     let err = std::fs::File::create(dir.join("err")).unwrap();
-    Command::new(ringtrace_bin())
-        .arg("record")
-        .args(args)
-        .arg("--")
-        .arg(me())
-        .arg("prog")
-        .args(prog)
-        .stderr(err)
-        .spawn()
-        .unwrap()
+    let mut c = record_command(args, prog);
+    c.stderr(err);
+    c
 }
 
 fn stderr_of(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("err")).unwrap()
 }
 
-/// The session path and program pid `record` printed.
-fn session_of(stderr: &str) -> (PathBuf, i32) {
-    let l = stderr
-        .lines()
-        .find(|l| l.contains(" recording pid "))
-        .unwrap_or_else(|| panic!("no session line in: {stderr}"));
-    let rest = l.split("session ").nth(1).unwrap();
-    let (p, pid) = rest.split_once(" recording pid ").unwrap();
-    (PathBuf::from(p), pid.trim().parse().unwrap())
-}
-
 fn wait_child(c: &mut Child) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = c.try_wait().unwrap() {
-            return s;
-        }
-        assert!(start.elapsed() < HANG_GUARD, "record never ended");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_exit(c, "record")
 }
 
 /// The events of a trace.dat as their text (`ringtrace report`), and the
@@ -351,8 +307,22 @@ fn check_recovery(dir: &Path, out: &Path, session: &Path, threads: u32, total_pe
     );
 }
 
+/// Once the `phases` program's phase 1 is written (`DIR/phase1`), waits
+/// until `record` spooled some of its pages next to `out` (phase 1 filled
+/// whole pages; no timing: the recorder takes complete pages as it finds
+/// them); returns the session `record` named.
+fn phase1_spooled(dir: &Path, out: &Path) -> PathBuf {
+    wait_for(&dir.join("phase1"));
+    let start = Instant::now();
+    while spool_bytes(out) < 16 * 4096 {
+        assert!(start.elapsed() < HANG_GUARD, "nothing spooled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    wait_session(dir).0
+}
+
 /// Waits until `record` printed its session line; returns it parsed.
-fn wait_session(dir: &Path) -> (PathBuf, i32) {
+fn wait_session(dir: &Path) -> (PathBuf, u32) {
     let start = Instant::now();
     loop {
         let e = stderr_of(dir);
@@ -394,15 +364,7 @@ fn kill9_of_record_then_recover() {
             &n2.to_string(),
         ],
     );
-    wait_for(&d.path().join("phase1"));
-    // Phase 1 filled whole pages: wait until some are spooled (no timing:
-    // the recorder takes complete pages as it finds them).
-    let start = Instant::now();
-    while spool_bytes(&out) < 16 * 4096 {
-        assert!(start.elapsed() < HANG_GUARD, "nothing spooled");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let (session, _) = wait_session(d.path());
+    let session = phase1_spooled(d.path(), &out);
     rec.kill().unwrap();
     rec.wait().unwrap();
     // The program goes on without its reader.
@@ -425,14 +387,19 @@ fn write_error_keeps_the_session_and_says_how_to_save_it() {
     let out = d.path().join("t.dat");
     let dir = d.path().to_str().unwrap();
     let (threads, n1, n2) = (2u32, 20_000u64, 5_000u64);
-    let err = std::fs::File::create(d.path().join("err")).unwrap();
-    let mut cmd = Command::new(ringtrace_bin());
-    cmd.args(["record", "-o", out.to_str().unwrap(), "--contexts", "4"])
-        .args(["-b", "2048", "--name", &uniq("rec-efbig"), "--"])
-        .arg(me())
-        .args(["prog", "phases", dir, &threads.to_string()])
-        .args([n1.to_string(), n2.to_string()])
-        .stderr(err);
+    let name = uniq("rec-efbig");
+    let args = [
+        "-o",
+        out.to_str().unwrap(),
+        "--contexts",
+        "4",
+        "-b",
+        "2048",
+        "--name",
+        &name,
+    ];
+    let (threads_s, n1_s, n2_s) = (threads.to_string(), n1.to_string(), n2.to_string());
+    let mut cmd = record_to_err(d.path(), &args, &["phases", dir, &threads_s, &n1_s, &n2_s]);
     // SAFETY: between fork and exec: signal is async-signal-safe. With
     // SIGXFSZ ignored a write past the size limit fails with EFBIG instead
     // of killing.
@@ -443,13 +410,7 @@ fn write_error_keeps_the_session_and_says_how_to_save_it() {
         });
     }
     let mut rec = cmd.spawn().unwrap();
-    wait_for(&d.path().join("phase1"));
-    let start = Instant::now();
-    while spool_bytes(&out) < 16 * 4096 {
-        assert!(start.elapsed() < HANG_GUARD, "nothing spooled");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let (session, _) = wait_session(d.path());
+    let session = phase1_spooled(d.path(), &out);
     // From now on `record`'s writes past 64 KiB of a file fail (its
     // stderr file stays below that); phase 2 writes 200 KB per thread.
     let lim = libc::rlimit {
@@ -490,78 +451,60 @@ fn write_error_keeps_the_session_and_says_how_to_save_it() {
 
 /// SIGTERM sent to `record` alone reaches the program, which records it
 /// and exits; `record` writes the file and exits with the program's 0.
-/// Two SIGINTs: the first reaches the program (which stays), the second
-/// stops the waiting: the file is written, the status is 130.
+/// SIGHUP (a closed terminal's) likewise. Two SIGINTs: the first reaches
+/// the program (which stays), the second stops the waiting: the file is
+/// written, the status is 130.
 fn signals_to_record_reach_the_program() {
-    let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("t.dat");
-    let dir = d.path().to_str().unwrap();
-    let mut rec = spawn_record(
-        d.path(),
-        &[
-            "-o",
-            out.to_str().unwrap(),
-            "--contexts",
-            "4",
-            "--name",
-            &uniq("rec-term"),
-        ],
-        &["signals", dir],
-    );
-    wait_for(&d.path().join("ready"));
-    // SAFETY: signals our own child, `record`.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGTERM) };
-    let status = wait_child(&mut rec);
-    let e = stderr_of(d.path());
-    assert_eq!(status.code(), Some(0), "{e}");
-    let lines = report_lines(&out).join("\n");
-    assert!(lines.contains("got signal 15"), "{lines}\n{e}");
+    let lines = one_signal_reaches_the_program(libc::SIGTERM, "rec-term");
     assert!(lines.contains("leaving 2"), "{lines}");
+    one_signal_reaches_the_program(libc::SIGHUP, "rec-hup");
+    a_second_sigint_stops_the_waiting();
+}
 
-    // SIGHUP (a closed terminal's) likewise.
+/// `record -o DIR/t.dat` of the `signals` program (which stays after a
+/// signal when `stay`), once the program is ready for signals.
+fn record_signals(d: &Path, name: &str, stay: bool) -> Child {
+    let out = d.join("t.dat");
+    let dir = d.to_str().unwrap();
+    let mut prog = vec!["signals", dir];
+    if stay {
+        prog.push("stay");
+    }
+    let name = uniq(name);
+    let args = [
+        "-o",
+        out.to_str().unwrap(),
+        "--contexts",
+        "4",
+        "--name",
+        &name,
+    ];
+    let rec = spawn_record(d, &args, &prog);
+    wait_for(&d.join("ready"));
+    rec
+}
+
+/// `sig` sent to `record` alone reaches the program, which records it and
+/// exits; `record` exits 0. Returns the trace's lines.
+fn one_signal_reaches_the_program(sig: libc::c_int, name: &str) -> String {
     let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("t.dat");
-    let dir = d.path().to_str().unwrap();
-    let mut rec = spawn_record(
-        d.path(),
-        &[
-            "-o",
-            out.to_str().unwrap(),
-            "--contexts",
-            "4",
-            "--name",
-            &uniq("rec-hup"),
-        ],
-        &["signals", dir],
-    );
-    wait_for(&d.path().join("ready"));
-    // SAFETY: signals our own child, `record`.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGHUP) };
+    let mut rec = record_signals(d.path(), name, false);
+    kill(rec.id(), sig);
     let status = wait_child(&mut rec);
     let e = stderr_of(d.path());
     assert_eq!(status.code(), Some(0), "{e}");
-    let lines = report_lines(&out).join("\n");
-    assert!(lines.contains("got signal 1"), "{lines}\n{e}");
+    let lines = report_lines(&d.path().join("t.dat")).join("\n");
+    assert!(lines.contains(&format!("got signal {sig}")), "{lines}\n{e}");
+    lines
+}
 
+/// Two SIGINTs to `record`: the first reaches the program (which stays),
+/// the second stops the waiting: the file is written, the status is 130.
+fn a_second_sigint_stops_the_waiting() {
     let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("t.dat");
-    let dir = d.path().to_str().unwrap();
-    let mut rec = spawn_record(
-        d.path(),
-        &[
-            "-o",
-            out.to_str().unwrap(),
-            "--contexts",
-            "4",
-            "--name",
-            &uniq("rec-int"),
-        ],
-        &["signals", dir, "stay"],
-    );
-    wait_for(&d.path().join("ready"));
+    let mut rec = record_signals(d.path(), "rec-int", true);
     let (session, pid) = wait_session(d.path());
-    // SAFETY: signals our own child, `record`.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    kill(rec.id(), libc::SIGINT);
     // The program recorded the forwarded signal (its own ring, read live).
     let start = Instant::now();
     loop {
@@ -576,17 +519,16 @@ fn signals_to_record_reach_the_program() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    // SAFETY: as above.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
+    kill(rec.id(), libc::SIGINT);
     let status = wait_child(&mut rec);
     let e = stderr_of(d.path());
     assert_eq!(status.code(), Some(130), "{e}");
     assert!(e.contains("not waiting for"), "{e}");
-    let lines = report_lines(&out).join("\n");
+    let lines = report_lines(&d.path().join("t.dat")).join("\n");
     assert!(lines.contains("ready 1"), "{lines}");
     assert!(lines.contains("got signal 2"), "{lines}\n{e}");
-    // SAFETY: ends the program we left running (our grandchild).
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // Ends the program we left running (our grandchild).
+    kill(pid, libc::SIGKILL);
 }
 
 /// A program killed by a signal: named, and 128 + its number; the events
@@ -647,24 +589,19 @@ fn the_demo_can_be_recorded() {
 /// the extract's stderr.
 fn burst_then_extract(dir: &Path, mode: &str, kb: u64, n: u64) -> String {
     let name = uniq(&format!("rec-loss-{mode}-{kb}"));
-    let me = me();
-    let o = ok(&[
-        "record",
-        "--mode",
-        mode,
-        "-b",
-        &kb.to_string(),
-        "--contexts",
-        "2",
-        "--name",
-        &name,
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "burst",
-        "1",
-        &n.to_string(),
-    ]);
+    let o = record_ok(
+        &[
+            "--mode",
+            mode,
+            "-b",
+            &kb.to_string(),
+            "--contexts",
+            "2",
+            "--name",
+            &name,
+        ],
+        &["burst", "1", &n.to_string()],
+    );
     let (session, _) = session_of(&text(&o.stderr));
     let out = dir.join(format!("{name}.dat"));
     let o = ok(&[
@@ -715,20 +652,15 @@ fn the_summary_explains_loss_and_what_holds_it() {
 /// in bytes and each thread's kept sequence numbers.
 fn flight_record(dir: &Path, mb: u64, threads: u32, n: u64) -> (u64, BTreeMap<u32, Vec<u64>>) {
     let out = dir.join(format!("fr-{threads}.dat"));
-    let me = me();
-    ok(&[
-        "record",
-        "--flight-recorder",
-        &mb.to_string(),
-        "-o",
-        out.to_str().unwrap(),
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "burst",
-        &threads.to_string(),
-        &n.to_string(),
-    ]);
+    record_ok(
+        &[
+            "--flight-recorder",
+            &mb.to_string(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &["burst", &threads.to_string(), &n.to_string()],
+    );
     let size = std::fs::metadata(&out).unwrap().len();
     (size, by_thread(&seqs(&report_lines(&out))))
 }
@@ -786,13 +718,27 @@ fn no_session_named(name: &str) -> bool {
 /// output cannot be made, no session file left behind.
 fn command_line_failures_are_clear() {
     let d = tempfile::tempdir().unwrap();
-    let started = d.path().join("started");
     let me = me();
     let me = me.to_str().unwrap();
     let out = d.path().join("t.dat");
     let out = out.to_str().unwrap();
+    an_unknown_option_is_not_a_program(me, out);
+    a_bad_output_directory_starts_nothing(d.path(), me);
+    a_program_that_cannot_start_leaves_nothing(out);
+    a_name_in_use_is_refused(out);
+    a_program_that_never_attached_is_said(out);
+}
 
-    // An unknown option is clap's error, not a program to run.
+/// `ringtrace ARGS` fails with status 1; returns its stderr.
+fn fails(args: &[&str]) -> String {
+    let o = run(args);
+    let e = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    e
+}
+
+/// An unknown option is clap's error, not a program to run.
+fn an_unknown_option_is_not_a_program(me: &str, out: &str) {
     let o = run(&["record", "-e", "x", "-o", out, "--", me, "prog", "touch"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
@@ -800,10 +746,13 @@ fn command_line_failures_are_clear() {
         "{}",
         text(&o.stderr)
     );
+}
 
-    // A bad output directory: the program is not started, no session left.
-    let bad = d.path().join("no/such/dir/t.dat");
-    let o = run(&[
+/// A bad output directory: the program is not started, no session left.
+fn a_bad_output_directory_starts_nothing(d: &Path, me: &str) {
+    let started = d.join("started");
+    let bad = d.join("no/such/dir/t.dat");
+    let e = fails(&[
         "record",
         "--name",
         &uniq("rec-baddir"),
@@ -815,8 +764,6 @@ fn command_line_failures_are_clear() {
         "touch",
         started.to_str().unwrap(),
     ]);
-    let e = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(
         e.contains("no/such/dir/t.dat") && e.contains("was not started"),
         "{e}"
@@ -826,19 +773,13 @@ fn command_line_failures_are_clear() {
         no_session_named(&uniq("-rec-baddir")),
         "session left behind"
     );
+}
 
-    // A program that cannot be started: a clear error, no session left.
-    let o = run(&[
-        "record",
-        "--name",
-        &uniq("rec-nostart"),
-        "-o",
-        out,
-        "--",
-        "/no/such/prog",
-    ]);
-    let e = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{e}");
+/// A program that cannot be started: a clear error, no session left, with
+/// `-o` (no placeholder left either) and without.
+fn a_program_that_cannot_start_leaves_nothing(out: &str) {
+    let name = uniq("rec-nostart");
+    let e = fails(&["record", "--name", &name, "-o", out, "--", "/no/such/prog"]);
     assert!(e.contains("cannot start /no/such/prog"), "{e}");
     assert!(
         no_session_named(&uniq("-rec-nostart")),
@@ -846,25 +787,24 @@ fn command_line_failures_are_clear() {
     );
     assert!(!Path::new(out).exists(), "the placeholder stayed");
     // Without -o (a session to keep) too.
-    let o = run(&[
+    fails(&[
         "record",
         "--name",
         &uniq("rec-nostart2"),
         "--",
         "/no/such/prog",
     ]);
-    let e = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(
         no_session_named(&uniq("-rec-nostart2")),
         "session left behind"
     );
+}
 
-    // A name in use is refused.
+/// A name in use is refused.
+fn a_name_in_use_is_refused(out: &str) {
     let o = ok(&["record", "--name", &uniq("rec-taken"), "--", "true"]);
-    let e = text(&o.stderr);
-    let (kept, _) = session_of(&e);
-    let o = run(&[
+    let (kept, _) = session_of(&text(&o.stderr));
+    let e = fails(&[
         "record",
         "--name",
         &uniq("rec-taken"),
@@ -873,15 +813,15 @@ fn command_line_failures_are_clear() {
         "--",
         "true",
     ]);
-    let e = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(
         e.contains(&format!("{:?} is in use", uniq("rec-taken"))),
         "{e}"
     );
     ok(&["remove", kept.to_str().unwrap()]);
+}
 
-    // A program that never attached: said, with the reason to check.
+/// A program that never attached: said, with the reason to check.
+fn a_program_that_never_attached_is_said(out: &str) {
     let o = ok(&[
         "record",
         "--name",
@@ -897,11 +837,6 @@ fn command_line_failures_are_clear() {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("prog") {
-        prog(&args[2..]);
-        return;
-    }
     let tests: &[(&str, fn())] = &[
         (
             "command_line_failures_are_clear",
@@ -930,5 +865,5 @@ fn main() {
             write_error_keeps_the_session_and_says_how_to_save_it,
         ),
     ];
-    harness::run(&args[1..], tests);
+    harness::main_or_prog(prog, tests);
 }

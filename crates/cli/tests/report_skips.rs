@@ -7,29 +7,16 @@
 //! Fails (never skips) when `trace-cmd` is not on PATH
 //! (Debian: `apt-get install -y trace-cmd`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::trace_cmd;
 use ringtrace::tracedat::{TraceDatReader, TraceItem};
 
 fn ringtrace(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ringtrace"))
-        .args(args)
-        .output()
-        .expect("running ringtrace")
-}
-
-fn trace_cmd() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("trace-cmd"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`trace-cmd` is not on PATH: this test needs the real trace-cmd \
-                 (Debian: apt-get install -y trace-cmd)"
-            )
-        })
+    common::run(args)
 }
 
 /// Event lines of `trace-cmd report` (the `cpus=` header left out).

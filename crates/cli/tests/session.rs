@@ -11,31 +11,20 @@
 //! These tests FAIL (never skip) when `trace-cmd` is not on PATH
 //! (Debian: `apt-get install -y trace-cmd`).
 
+mod common;
 mod harness;
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Longest wait for a state a test needs (a child started, a file made, a
-/// command ended): a hang guard only, never a performance bound; waits end
-/// on the state itself, however slow the machine.
-const HANG_GUARD: Duration = Duration::from_secs(300);
-
-/// Waits (bounded by the hang guard) until `path` exists.
-fn wait_for_file(path: &Path, what: &str) {
-    let start = Instant::now();
-    while !path.exists() {
-        assert!(
-            start.elapsed() < HANG_GUARD,
-            "hung: {what}: no {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+use common::{
+    count_events_maybe, install_handler, kill, me, ok, record_ok, record_piped, ringtrace_bin, run,
+    session_of, text, trace_cmd, wait_exit, wait_for_file, Recording, HANG_GUARD,
+};
 
 ringtrace::declare_event! {
     /// A unit of work.
@@ -51,263 +40,233 @@ extern "C" fn on_usr1(_: libc::c_int) {
 
 fn prog(args: &[String]) {
     match args.first().map(String::as_str) {
-        Some("threads") => {
-            let threads: u32 = args[1].parse().unwrap();
-            let n: u64 = args[2].parse().unwrap();
-            // SAFETY: the handler only records (async-signal-safe).
-            unsafe {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_usr1 as *const () as usize;
-                sa.sa_flags = libc::SA_RESTART;
-                libc::sigemptyset(&mut sa.sa_mask);
-                libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
-            }
-            std::thread::scope(|s| {
-                for w in 0..threads {
-                    std::thread::Builder::new()
-                        .name(format!("wk{w}"))
-                        .spawn_scoped(s, move || {
-                            for i in 0..n {
-                                if i % 2 == 0 {
-                                    ringtrace::trace!("w%u i=%llu", w, i);
-                                } else {
-                                    ringtrace::trace_event!(Job { worker: w, seq: i });
-                                }
-                                if i % 100 == 50 {
-                                    // SAFETY: raise delivers to this thread.
-                                    unsafe { libc::raise(libc::SIGUSR1) };
-                                }
-                            }
-                        })
-                        .unwrap();
-                }
-            });
-            ringtrace::trace_marker("done");
-        }
-        Some("churn") => {
-            // Threads one after another, each joined before the next.
-            let threads: u32 = args[1].parse().unwrap();
-            let n: u32 = args[2].parse().unwrap();
-            for c in 0..threads {
-                std::thread::spawn(move || {
-                    for k in 0..n {
-                        ringtrace::trace!("c%u k=%u", c, k);
-                    }
-                })
-                .join()
-                .unwrap();
-            }
-            ringtrace::trace_marker("done");
-        }
-        Some("storm") => {
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&args[1])
-                .unwrap();
-            let map = memmap2::MmapOptions::new().len(64).map_raw(&f).unwrap();
-            // SAFETY: a 64-byte shared file mapping, page-aligned; AtomicU64
-            // is valid for any bits; the test reads it only after we died.
-            let c: &[AtomicU64; 8] = unsafe { &*(map.as_ptr() as *const [AtomicU64; 8]) };
-            c[7].store(u64::from(std::process::id()), Ordering::SeqCst);
-            std::thread::scope(|s| {
-                for w in 0..2usize {
-                    let c = &c;
-                    s.spawn(move || {
-                        let mut i = 0u64;
-                        loop {
-                            c[2 * w].fetch_add(1, Ordering::SeqCst);
-                            ringtrace::trace!("storm %u %llu", w as u32, i);
-                            c[2 * w + 1].fetch_add(1, Ordering::SeqCst);
-                            i += 1;
-                        }
-                    });
-                }
-            });
-        }
-        Some("fork") => {
-            ringtrace::trace_marker("before fork");
-            // SAFETY: single-threaded here; the child only records and exits.
-            let pid = unsafe { libc::fork() };
-            assert!(pid >= 0);
-            let who = if pid == 0 { "child" } else { "parent" };
-            for i in 0..100u32 {
-                ringtrace::trace!("%s %u", who, i);
-            }
-            // Call sites first used after the fork, one in each process:
-            // their printk ids come from the session, so they differ.
-            for i in 0..10u32 {
-                if pid == 0 {
-                    ringtrace::trace!("solo-c %u", i);
-                } else {
-                    ringtrace::trace!("solo-p %u", i);
-                }
-            }
-            if pid == 0 {
-                std::process::exit(0);
-            }
-            let mut st = 0;
-            // SAFETY: waits for our own child.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
-            println!("parent {} child {pid}", std::process::id());
-        }
-        Some("forkmany") => {
-            // Many short-lived children, one after another, more than the
-            // session's contexts: each leases a context (waiting until one
-            // is free), writes, and exits; the even ones with `_exit`, as a
-            // killed process would (no lease handed back, no detach).
-            let kids: u32 = args[1].parse().unwrap();
-            let per: u32 = args[2].parse().unwrap();
-            ringtrace::trace_marker("forkmany start");
-            let mut failed = 0;
-            for k in 0..kids {
-                // SAFETY: single-threaded; the child records and exits.
-                let pid = unsafe { libc::fork() };
-                assert!(pid >= 0);
-                if pid == 0 {
-                    let start = Instant::now();
-                    for i in 0..per {
-                        while ringtrace::context::record_global(&ringtrace::bprintk!(
-                            "kid %u %u",
-                            k,
-                            i
-                        ))
-                        .is_err()
-                        {
-                            if start.elapsed() > HANG_GUARD {
-                                // SAFETY: ends the child without unwinding
-                                // into the parent's code.
-                                unsafe { libc::_exit(3) };
-                            }
-                            std::thread::sleep(Duration::from_millis(2));
-                        }
-                    }
-                    if k % 2 == 0 {
-                        // SAFETY: as a crash would: no exit handlers.
-                        unsafe { libc::_exit(0) };
-                    }
-                    std::process::exit(0);
-                }
-                let mut st = 0;
-                // SAFETY: waits for our own child.
-                unsafe { libc::waitpid(pid, &mut st, 0) };
-                if !libc::WIFEXITED(st) || libc::WEXITSTATUS(st) != 0 {
-                    failed += 1;
-                }
-            }
-            println!("children failed: {failed}");
-        }
-        Some("orphan") => {
-            // The program exits at once; the child it forked writes later
-            // (when the test says so) and must still be waited for.
-            ringtrace::trace_marker("orphan-parent");
-            let mut fds = [0; 2];
-            // SAFETY: `fds` has room for the two descriptors.
-            assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-            // SAFETY: single-threaded; the child records and exits.
-            let pid = unsafe { libc::fork() };
-            assert!(pid >= 0);
-            if pid != 0 {
-                // Exit once the child is a writer of the session (its first
-                // event registered it).
-                let mut b = [0u8; 1];
-                // SAFETY: reads one byte into `b`.
-                unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
-                std::process::exit(0);
-            }
-            ringtrace::trace_marker("orphan-child");
-            // SAFETY: writes one byte from a valid buffer.
-            unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) };
-            let go = Path::new(&args[1]);
-            let start = Instant::now();
-            while !go.exists() && start.elapsed() < HANG_GUARD {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            for i in 0..10u32 {
-                ringtrace::trace!("orphan %u", i);
-            }
-            std::process::exit(0);
-        }
-        Some("register") => {
-            // An unrelated process that registers in a session's process
-            // table (as scribbled memory could make it name any live pid).
-            let s = ringtrace::session::Session::open(Path::new(&args[1])).unwrap();
-            assert!(s.register_process());
-            println!("registered");
-            std::thread::sleep(Duration::from_secs(args[2].parse().unwrap()));
-        }
-        Some("slow") => {
-            // `slow N [GATE]`: N ticks, 10 ms apart. With a gate directory,
-            // after a third of them it makes GATE/ready and waits for
-            // GATE/go: a test knows the program has written and still runs
-            // without guessing from the time.
-            let n: u32 = args[1].parse().unwrap();
-            let gate = args.get(2).map(Path::new);
-            for i in 0..n {
-                if let Some(gate) = gate.filter(|_| i == n / 3) {
-                    std::fs::write(gate.join("ready"), b"").unwrap();
-                    wait_for_file(&gate.join("go"), "the test never opened the gate");
-                }
-                ringtrace::trace!("tick %u", i);
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
+        Some("threads") => prog_threads(args),
+        Some("churn") => prog_churn(args),
+        Some("storm") => prog_storm(args),
+        Some("fork") => prog_fork(args),
+        Some("forkmany") => prog_forkmany(args),
+        Some("orphan") => prog_orphan(args),
+        Some("register") => prog_register(args),
+        Some("slow") => prog_slow(args),
         other => panic!("unknown prog mode {other:?}"),
     }
 }
 
-// --- helpers ------------------------------------------------------------------
-
-fn ringtrace_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ringtrace")
+/// `threads T N`: T named threads each record N events, printk and typed
+/// in turn, and raise SIGUSR1 (its handler records) every 100th; then a
+/// `done` marker.
+fn prog_threads(args: &[String]) {
+    let threads: u32 = args[1].parse().unwrap();
+    let n: u64 = args[2].parse().unwrap();
+    // The handler only records (async-signal-safe).
+    install_handler(libc::SIGUSR1, on_usr1);
+    std::thread::scope(|s| {
+        for w in 0..threads {
+            std::thread::Builder::new()
+                .name(format!("wk{w}"))
+                .spawn_scoped(s, move || {
+                    for i in 0..n {
+                        if i % 2 == 0 {
+                            ringtrace::trace!("w%u i=%llu", w, i);
+                        } else {
+                            ringtrace::trace_event!(Job { worker: w, seq: i });
+                        }
+                        if i % 100 == 50 {
+                            // SAFETY: raise delivers to this thread.
+                            unsafe { libc::raise(libc::SIGUSR1) };
+                        }
+                    }
+                })
+                .unwrap();
+        }
+    });
+    ringtrace::trace_marker("done");
 }
 
-fn me() -> PathBuf {
-    std::env::current_exe().unwrap()
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(ringtrace_bin()).args(args).output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(args: &[&str]) -> Output {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "ringtrace {args:?} failed: {}\nstderr: {}",
-        o.status,
-        text(&o.stderr)
-    );
-    o
-}
-
-fn trace_cmd() -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("trace-cmd"))
-                .find(|p| p.is_file())
+/// `churn T N`: T threads one after another, each recording N events;
+/// then a `done` marker.
+fn prog_churn(args: &[String]) {
+    // Threads one after another, each joined before the next.
+    let threads: u32 = args[1].parse().unwrap();
+    let n: u32 = args[2].parse().unwrap();
+    for c in 0..threads {
+        std::thread::spawn(move || {
+            for k in 0..n {
+                ringtrace::trace!("c%u k=%u", c, k);
+            }
         })
-        .expect(
-            "`trace-cmd` is not on PATH: these tests need the real trace-cmd \
-             (Debian: apt-get install -y trace-cmd)",
-        )
+        .join()
+        .unwrap();
+    }
+    ringtrace::trace_marker("done");
 }
 
-/// The session path `record` printed (`session PATH recording pid N`).
-fn session_of(stderr: &str) -> (PathBuf, u32) {
-    let l = stderr
-        .lines()
-        .find(|l| l.contains(" recording pid "))
-        .unwrap_or_else(|| panic!("no session line in: {stderr}"));
-    let rest = l.split("session ").nth(1).unwrap();
-    let (p, pid) = rest.split_once(" recording pid ").unwrap();
-    (PathBuf::from(p), pid.trim().parse().unwrap())
+/// `storm FILE`: two threads write until killed, counting the start and
+/// the end of each write in FILE's shared counters (the pid in the last).
+fn prog_storm(args: &[String]) {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&args[1])
+        .unwrap();
+    let map = memmap2::MmapOptions::new().len(64).map_raw(&f).unwrap();
+    // SAFETY: a 64-byte shared file mapping, page-aligned; AtomicU64
+    // is valid for any bits; the test reads it only after we died.
+    let c: &[AtomicU64; 8] = unsafe { &*(map.as_ptr() as *const [AtomicU64; 8]) };
+    c[7].store(u64::from(std::process::id()), Ordering::SeqCst);
+    std::thread::scope(|s| {
+        for w in 0..2usize {
+            let c = &c;
+            s.spawn(move || {
+                let mut i = 0u64;
+                loop {
+                    c[2 * w].fetch_add(1, Ordering::SeqCst);
+                    ringtrace::trace!("storm %u %llu", w as u32, i);
+                    c[2 * w + 1].fetch_add(1, Ordering::SeqCst);
+                    i += 1;
+                }
+            });
+        }
+    });
 }
+
+/// `fork`: forks; each process records 100 events and 10 from a call site
+/// first used after the fork; the parent prints both pids.
+fn prog_fork(_: &[String]) {
+    ringtrace::trace_marker("before fork");
+    // SAFETY: single-threaded here; the child only records and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    let who = if pid == 0 { "child" } else { "parent" };
+    for i in 0..100u32 {
+        ringtrace::trace!("%s %u", who, i);
+    }
+    // Call sites first used after the fork, one in each process:
+    // their printk ids come from the session, so they differ.
+    for i in 0..10u32 {
+        if pid == 0 {
+            ringtrace::trace!("solo-c %u", i);
+        } else {
+            ringtrace::trace!("solo-p %u", i);
+        }
+    }
+    if pid == 0 {
+        std::process::exit(0);
+    }
+    let mut st = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    println!("parent {} child {pid}", std::process::id());
+}
+
+/// `forkmany K N`: K children one after another, each recording N events.
+fn prog_forkmany(args: &[String]) {
+    // Many short-lived children, one after another, more than the
+    // session's contexts: each leases a context (waiting until one
+    // is free), writes, and exits; the even ones with `_exit`, as a
+    // killed process would (no lease handed back, no detach).
+    let kids: u32 = args[1].parse().unwrap();
+    let per: u32 = args[2].parse().unwrap();
+    ringtrace::trace_marker("forkmany start");
+    let mut failed = 0;
+    for k in 0..kids {
+        // SAFETY: single-threaded; the child records and exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let start = Instant::now();
+            for i in 0..per {
+                while ringtrace::context::record_global(&ringtrace::bprintk!("kid %u %u", k, i))
+                    .is_err()
+                {
+                    if start.elapsed() > HANG_GUARD {
+                        // SAFETY: ends the child without unwinding
+                        // into the parent's code.
+                        unsafe { libc::_exit(3) };
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            if k % 2 == 0 {
+                // SAFETY: as a crash would: no exit handlers.
+                unsafe { libc::_exit(0) };
+            }
+            std::process::exit(0);
+        }
+        let mut st = 0;
+        // SAFETY: waits for our own child.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        if !libc::WIFEXITED(st) || libc::WEXITSTATUS(st) != 0 {
+            failed += 1;
+        }
+    }
+    println!("children failed: {failed}");
+}
+
+/// `orphan GO`: forks a child that outlives the program and writes once
+/// GO exists.
+fn prog_orphan(args: &[String]) {
+    // The program exits at once; the child it forked writes later
+    // (when the test says so) and must still be waited for.
+    ringtrace::trace_marker("orphan-parent");
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: single-threaded; the child records and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid != 0 {
+        // Exit once the child is a writer of the session (its first
+        // event registered it).
+        let mut b = [0u8; 1];
+        // SAFETY: reads one byte into `b`.
+        unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
+        std::process::exit(0);
+    }
+    ringtrace::trace_marker("orphan-child");
+    // SAFETY: writes one byte from a valid buffer.
+    unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) };
+    let go = Path::new(&args[1]);
+    let start = Instant::now();
+    while !go.exists() && start.elapsed() < HANG_GUARD {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for i in 0..10u32 {
+        ringtrace::trace!("orphan %u", i);
+    }
+    std::process::exit(0);
+}
+
+/// `register SESSION SECS`: registers in SESSION's process table without
+/// being its program's descendant, then sleeps SECS.
+fn prog_register(args: &[String]) {
+    // An unrelated process that registers in a session's process
+    // table (as scribbled memory could make it name any live pid).
+    let s = ringtrace::session::Session::open(Path::new(&args[1])).unwrap();
+    assert!(s.register_process());
+    println!("registered");
+    std::thread::sleep(Duration::from_secs(args[2].parse().unwrap()));
+}
+
+/// `slow N [GATE]`: N ticks, 10 ms apart, waiting at GATE (see below).
+fn prog_slow(args: &[String]) {
+    // `slow N [GATE]`: N ticks, 10 ms apart. With a gate directory,
+    // after a third of them it makes GATE/ready and waits for
+    // GATE/go: a test knows the program has written and still runs
+    // without guessing from the time.
+    let n: u32 = args[1].parse().unwrap();
+    let gate = args.get(2).map(Path::new);
+    for i in 0..n {
+        if let Some(gate) = gate.filter(|_| i == n / 3) {
+            std::fs::write(gate.join("ready"), b"").unwrap();
+            wait_for_file(&gate.join("go"), "the test never opened the gate");
+        }
+        ringtrace::trace!("tick %u", i);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// --- helpers ------------------------------------------------------------------
 
 /// `N events, L lost (ring counters: R lost)` from a summary line.
 fn counts(stderr: &str) -> (u64, u64, u64) {
@@ -347,18 +306,10 @@ fn record_threads_and_signals_trace_cmd() {
     let d = tempfile::tempdir().unwrap();
     let dat = d.path().join("t.dat");
     let (threads, n) = (4u64, 3000u64);
-    let me = me();
-    let o = ok(&[
-        "record",
-        "-o",
-        dat.to_str().unwrap(),
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "threads",
-        &threads.to_string(),
-        &n.to_string(),
-    ]);
+    let o = record_ok(
+        &["-o", dat.to_str().unwrap()],
+        &["threads", &threads.to_string(), &n.to_string()],
+    );
     let err = text(&o.stderr);
     let (events, lost, ring_lost) = counts(&err);
     let signals = threads * (n / 100);
@@ -425,25 +376,20 @@ fn record_threads_and_signals_trace_cmd() {
 /// `pipe` shows events while the program still runs, and ends by itself
 /// when it exits, having shown every tick.
 fn pipe_reads_a_running_program() {
-    let me = me();
     let gate = tempfile::tempdir().unwrap();
-    let mut rec = Command::new(ringtrace_bin())
-        .args(["record", "--name", "pipetest", "--"])
-        .arg(&me)
-        .args(["prog", "slow", "200"])
-        .arg(gate.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(rec.stderr.take().unwrap());
-    let mut line = String::new();
-    let (path, pid) = loop {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "record ended early");
-        if line.contains(" recording pid ") {
-            break session_of(&line);
-        }
-    };
+    let Recording {
+        child: mut rec,
+        mut err,
+        path,
+        pid,
+    } = record_piped(
+        ["--name", "pipetest"],
+        [
+            OsStr::new("slow"),
+            OsStr::new("200"),
+            gate.path().as_os_str(),
+        ],
+    );
     let mut pipe = Command::new(ringtrace_bin())
         .arg("pipe")
         .arg(&path)
@@ -498,17 +444,16 @@ fn sigkill_mid_storm_exact_accounting() {
             let d = tempfile::tempdir().unwrap();
             let cnt = d.path().join("counters");
             std::fs::write(&cnt, [0u8; 64]).unwrap();
-            let me = me();
             let name = format!("storm{mode}{round}");
-            let mut rec = Command::new(ringtrace_bin())
-                .args(["record", "-b", "64", "--mode", mode, "--name", &name, "--"])
-                .arg(&me)
-                .arg("prog")
-                .arg("storm")
-                .arg(&cnt)
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let Recording {
+                child: mut rec,
+                err: mut err_pipe,
+                path,
+                ..
+            } = record_piped(
+                ["-b", "64", "--mode", mode, "--name", &name],
+                [OsStr::new("storm"), cnt.as_os_str()],
+            );
             let f = std::fs::File::options()
                 .read(true)
                 .write(true)
@@ -527,11 +472,10 @@ fn sigkill_mid_storm_exact_accounting() {
             // SAFETY: kills the storm program (our grandchild).
             unsafe { libc::kill(pid, libc::SIGKILL) };
             let mut err = String::new();
-            rec.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            err_pipe.read_to_string(&mut err).unwrap();
             // The program was killed: record exits 128 + SIGKILL.
             assert_eq!(rec.wait().unwrap().code(), Some(137), "{err}");
             assert!(err.contains("died without detaching"), "{err}");
-            let (path, _) = session_of(&err);
             let stat = text(&ok(&["stat", path.to_str().unwrap()]).stdout);
             assert!(stat.contains("state: dead"), "{stat}");
             assert!(stat.contains("entries:") && stat.contains("read events:"));
@@ -565,16 +509,7 @@ fn sigkill_mid_storm_exact_accounting() {
 fn fork_attributes_events_to_each_process() {
     let d = tempfile::tempdir().unwrap();
     let dat = d.path().join("f.dat");
-    let me = me();
-    let o = ok(&[
-        "record",
-        "-o",
-        dat.to_str().unwrap(),
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "fork",
-    ]);
+    let o = record_ok(&["-o", dat.to_str().unwrap()], &["fork"]);
     let stdout = text(&o.stdout);
     let l = stdout
         .lines()
@@ -618,24 +553,19 @@ fn fork_attributes_events_to_each_process() {
 fn forked_children_reuse_dead_contexts() {
     let d = tempfile::tempdir().unwrap();
     let dat = d.path().join("k.dat");
-    let me = me();
     let (kids, per) = (80u64, 20u64);
-    let o = ok(&[
-        "record",
-        "--contexts",
-        "4",
-        "-b",
-        "16",
-        "--keep",
-        "-o",
-        dat.to_str().unwrap(),
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "forkmany",
-        &kids.to_string(),
-        &per.to_string(),
-    ]);
+    let o = record_ok(
+        &[
+            "--contexts",
+            "4",
+            "-b",
+            "16",
+            "--keep",
+            "-o",
+            dat.to_str().unwrap(),
+        ],
+        &["forkmany", &kids.to_string(), &per.to_string()],
+    );
     let stdout = text(&o.stdout);
     let stderr = text(&o.stderr);
     assert!(stdout.contains("children failed: 0"), "{stdout}\n{stderr}");
@@ -669,24 +599,17 @@ fn record_waits_only_for_its_own_processes() {
     let d = tempfile::tempdir().unwrap();
     let dat = d.path().join("o.dat");
     let go = d.path().join("go");
-    let me = me();
-    let mut rec = Command::new(ringtrace_bin())
-        .args(["record", "-o", dat.to_str().unwrap(), "--"])
-        .arg(&me)
-        .args(["prog", "orphan", go.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(rec.stderr.take().unwrap());
+    let Recording {
+        child: mut rec,
+        mut err,
+        path,
+        ..
+    } = record_piped(
+        ["-o", dat.to_str().unwrap()],
+        ["orphan", go.to_str().unwrap()],
+    );
     let mut line = String::new();
-    let path = loop {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "record ended early");
-        if line.contains(" recording pid ") {
-            break session_of(&line).0;
-        }
-    };
-    let mut stranger = Command::new(&me)
+    let mut stranger = Command::new(me())
         .args(["prog", "register", path.to_str().unwrap(), "600"])
         .stdout(Stdio::piped())
         .spawn()
@@ -725,26 +648,21 @@ fn record_waits_only_for_its_own_processes() {
 /// normally (0 or a clean error) within a timeout.
 fn a_flight_recorder_takes_over_the_rings_of_exited_threads() {
     let d = tempfile::tempdir().unwrap();
-    let me = me();
     // 20 threads through 2 contexts, nothing read until the end: the newest
     // threads' events and the final marker are there.
     let fr = d.path().join("fr.dat");
     let err = text(
-        &ok(&[
-            "record",
-            "--contexts",
-            "2",
-            "--flight-recorder",
-            "1",
-            "-o",
-            fr.to_str().unwrap(),
-            "--",
-            me.to_str().unwrap(),
-            "prog",
-            "churn",
-            "20",
-            "50",
-        ])
+        &record_ok(
+            &[
+                "--contexts",
+                "2",
+                "--flight-recorder",
+                "1",
+                "-o",
+                fr.to_str().unwrap(),
+            ],
+            &["churn", "20", "50"],
+        )
         .stderr,
     );
     // Every event written is in the file or counted lost by the rings
@@ -771,30 +689,15 @@ fn a_flight_recorder_takes_over_the_rings_of_exited_threads() {
 }
 
 fn corrupt_sessions_never_crash_or_hang() {
-    let me = me();
-    let o = ok(&[
-        "record",
-        "--name",
-        "fuzzbase",
-        "--contexts",
-        "4",
-        "-b",
-        "16",
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "threads",
-        "2",
-        "400",
-    ]);
+    let o = record_ok(
+        &["--name", "fuzzbase", "--contexts", "4", "-b", "16"],
+        &["threads", "2", "400"],
+    );
     let (base, _) = session_of(&text(&o.stderr));
     let pristine = std::fs::read(&base).unwrap();
     ok(&["remove", base.to_str().unwrap()]);
     let dir = tempfile::tempdir().unwrap();
-    let seeds: u64 = std::env::var("SESSION_FUZZ_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(400);
+    let seeds: u64 = env_or("SESSION_FUZZ_SEEDS", 400);
     let ring_off = {
         // The ring region follows the tables; find it from the header word
         // at its known place by opening the pristine copy.
@@ -805,13 +708,7 @@ fn corrupt_sessions_never_crash_or_hang() {
     };
     let mut outcomes = [0u32; 2];
     for seed in 0..seeds {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rnd = xorshift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let mut bytes = pristine.clone();
         let hits = 1 + rnd() % 8;
         for _ in 0..hits {
@@ -933,10 +830,13 @@ fn corrupt_live_session_never_crashes_readers() {
     let d = tempfile::tempdir().unwrap();
     let cnt = d.path().join("counters");
     std::fs::write(&cnt, [0u8; 64]).unwrap();
-    let me = me();
-    let mut rec = Command::new(ringtrace_bin())
-        .args([
-            "record",
+    let Recording {
+        child: mut rec,
+        err,
+        path,
+        pid,
+    } = record_piped(
+        [
             "--name",
             "livefuzz",
             "--contexts",
@@ -945,75 +845,17 @@ fn corrupt_live_session_never_crashes_readers() {
             "16",
             "--mode",
             "overwrite",
-            "--",
-        ])
-        .arg(&me)
-        .arg("prog")
-        .arg("storm")
-        .arg(&cnt)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(rec.stderr.take().unwrap());
-    let mut line = String::new();
-    let (path, pid) = loop {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "record ended early");
-        if line.contains(" recording pid ") {
-            break session_of(&line);
-        }
-    };
+        ],
+        [OsStr::new("storm"), cnt.as_os_str()],
+    );
     std::thread::sleep(Duration::from_millis(200));
-    let f = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
-    let len = f.metadata().unwrap().len() as usize;
-    let map = memmap2::MmapOptions::new().len(len).map_raw(&f).unwrap();
-    let ring_off = ringtrace::session::Session::open(&path)
-        .unwrap()
-        .layout()
-        .ring_offset as usize;
+    let live = LiveMapping::of(&path);
     let snap = d.path().join("s.dat");
-    let mut x = 0x1234_5678_9abc_def1u64
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-    if let Some(seed) = std::env::var("SESSION_LIVE_FUZZ_SEED")
-        .ok()
-        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-    {
-        x = seed;
-    }
-    println!("  live fuzz seed {x:#x} (SESSION_LIVE_FUZZ_SEED repeats it)");
-    let mut rnd = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let rounds: u32 = std::env::var("SESSION_LIVE_FUZZ_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+    let mut rnd = xorshift(live_fuzz_seed());
+    let rounds: u32 = env_or("SESSION_LIVE_FUZZ_ROUNDS", 60);
     let mut ok_runs = 0;
     for round in 0..rounds {
-        for _ in 0..1 + rnd() % 4 {
-            let at = match rnd() % 3 {
-                0 => 4096 + (rnd() as usize) % (ring_off - 4096),
-                1 => ring_off + (rnd() as usize) % 65536.min(len - ring_off),
-                _ => ring_off + (rnd() as usize) % (len - ring_off),
-            } & !7;
-            let v = rnd();
-            // SAFETY: `at + 8 <= len` (at is below len - 8 rounded down to 8);
-            // a deliberate racy scribble on shared memory, as a hostile
-            // writer would do; volatile so it is not elided.
-            unsafe {
-                std::ptr::write_volatile(map.as_mut_ptr().add(at.min(len - 8)) as *mut u64, v)
-            };
-        }
+        live.scribble(&mut rnd);
         let p = path.to_str().unwrap();
         if let Ok(keep) = std::env::var("SESSION_FUZZ_KEEP") {
             let _ = std::fs::copy(&path, Path::new(&keep).join(format!("round{round}")));
@@ -1028,21 +870,12 @@ fn corrupt_live_session_never_crashes_readers() {
             }
         }
     }
-    // SAFETY: kills the storm program (our grandchild), if still alive,
-    // then interrupts the recorder: a scribbled process table may name a
-    // live pid as a writer, which `record` would wait for until interrupted.
-    unsafe {
-        libc::kill(pid as i32, libc::SIGKILL);
-        libc::kill(rec.id() as i32, libc::SIGINT);
-    }
-    let start = Instant::now();
-    while rec.try_wait().unwrap().is_none() {
-        if start.elapsed() > HANG_GUARD {
-            let _ = rec.kill();
-            panic!("record does not stop on SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // Kills the storm program (our grandchild), if still alive, then
+    // interrupts the recorder: a scribbled process table may name a live
+    // pid as a writer, which `record` would wait for until interrupted.
+    kill(pid, libc::SIGKILL);
+    kill(rec.id(), libc::SIGINT);
+    wait_exit(&mut rec, "record on SIGINT");
     drop(err);
     let _ = std::fs::remove_file(&path);
     println!(
@@ -1051,6 +884,87 @@ fn corrupt_live_session_never_crashes_readers() {
         3 * rounds,
         SLOWEST_READ_MS.load(Ordering::Relaxed)
     );
+}
+
+/// A live session file mapped shared, to scribble on under its writers.
+struct LiveMapping {
+    map: memmap2::MmapRaw,
+    len: usize,
+    /// Where the rings start (the tables end).
+    ring_off: usize,
+}
+
+impl LiveMapping {
+    fn of(path: &Path) -> LiveMapping {
+        let f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let len = f.metadata().unwrap().len() as usize;
+        let map = memmap2::MmapOptions::new().len(len).map_raw(&f).unwrap();
+        let ring_off = ringtrace::session::Session::open(path)
+            .unwrap()
+            .layout()
+            .ring_offset as usize;
+        LiveMapping { map, len, ring_off }
+    }
+
+    /// 1 to 4 random words past the header: in the tables, the ring
+    /// metadata, or anywhere in the rings.
+    fn scribble(&self, rnd: &mut impl FnMut() -> u64) {
+        let (len, ring_off) = (self.len, self.ring_off);
+        for _ in 0..1 + rnd() % 4 {
+            let at = match rnd() % 3 {
+                0 => 4096 + (rnd() as usize) % (ring_off - 4096),
+                1 => ring_off + (rnd() as usize) % 65536.min(len - ring_off),
+                _ => ring_off + (rnd() as usize) % (len - ring_off),
+            } & !7;
+            let v = rnd();
+            // SAFETY: `at + 8 <= len` (at is below len - 8 rounded down to 8);
+            // a deliberate racy scribble on shared memory, as a hostile
+            // writer would do; volatile so it is not elided.
+            unsafe {
+                std::ptr::write_volatile(self.map.as_mut_ptr().add(at.min(len - 8)) as *mut u64, v)
+            };
+        }
+    }
+}
+
+/// The live fuzz's seed: `SESSION_LIVE_FUZZ_SEED` (hex), else from the
+/// time; printed so that a failure can be repeated.
+fn live_fuzz_seed() -> u64 {
+    let mut x = 0x1234_5678_9abc_def1u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+    if let Some(seed) = std::env::var("SESSION_LIVE_FUZZ_SEED")
+        .ok()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+    {
+        x = seed;
+    }
+    println!("  live fuzz seed {x:#x} (SESSION_LIVE_FUZZ_SEED repeats it)");
+    x
+}
+
+/// A xorshift64 generator from `x` (non-zero).
+fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+/// The number in environment variable `name`, else `default`.
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 fn write_0600(p: &Path, bytes: &[u8]) {
@@ -1104,18 +1018,7 @@ fn errors_name_the_session() {
 /// show and snapshot do not consume; extract does; list lists.
 fn show_snapshot_extract_list_clear() {
     let d = tempfile::tempdir().unwrap();
-    let me = me();
-    let o = ok(&[
-        "record",
-        "--name",
-        "viewtest",
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "threads",
-        "2",
-        "200",
-    ]);
+    let o = record_ok(&["--name", "viewtest"], &["threads", "2", "200"]);
     let (path, _) = session_of(&text(&o.stderr));
     let p = path.to_str().unwrap();
     let list = text(&ok(&["list"]).stdout);
@@ -1149,24 +1052,19 @@ fn show_snapshot_extract_list_clear() {
 fn flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1() {
     let d = tempfile::tempdir().unwrap();
     let dat = d.path().join("fr.dat");
-    let me = me();
     // 1 MB in all (a pool shared by the contexts in use), far less than
     // 60000 events.
-    let o = ok(&[
-        "record",
-        "--flight-recorder",
-        "1",
-        "--contexts",
-        "8",
-        "-o",
-        dat.to_str().unwrap(),
-        "--",
-        me.to_str().unwrap(),
-        "prog",
-        "threads",
-        "1",
-        "60000",
-    ]);
+    let o = record_ok(
+        &[
+            "--flight-recorder",
+            "1",
+            "--contexts",
+            "8",
+            "-o",
+            dat.to_str().unwrap(),
+        ],
+        &["threads", "1", "60000"],
+    );
     let err = text(&o.stderr);
     let (events, _, ring_lost) = counts(&err);
     assert_eq!(events + ring_lost, 60000 + 600 + 1, "{err}");
@@ -1184,32 +1082,26 @@ fn flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1() {
     // the program ends.
     let dump = d.path().join("dump.dat");
     let gate = tempfile::tempdir().unwrap();
-    let mut rec = Command::new(ringtrace_bin())
-        .args([
-            "record",
+    let Recording {
+        child: mut rec,
+        mut err,
+        pid,
+        ..
+    } = record_piped(
+        [
             "--flight-recorder",
             "1",
             "--contexts",
             "4",
             "-o",
             dump.to_str().unwrap(),
-            "--",
-        ])
-        .arg(&me)
-        .args(["prog", "slow", "150"])
-        .arg(gate.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(rec.stderr.take().unwrap());
-    let mut line = String::new();
-    let (_, pid) = loop {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "record ended early");
-        if line.contains(" recording pid ") {
-            break session_of(&line);
-        }
-    };
+        ],
+        [
+            OsStr::new("slow"),
+            OsStr::new("150"),
+            gate.path().as_os_str(),
+        ],
+    );
     // The program has written its first 50 ticks and waits at its gate:
     // the dump is taken while it runs, with some of its events, whatever
     // the machine's load.
@@ -1239,24 +1131,7 @@ fn flight_recorder_keeps_the_last_events_and_dumps_on_sigusr1() {
     println!("  kept {events} newest of 60601 ({ring_lost} overwritten); SIGUSR1 dump had {mid}");
 }
 
-fn count_events_maybe(dat: &Path) -> Option<u64> {
-    let f = std::fs::File::open(dat).ok()?;
-    let mut r = ringtrace::tracedat::TraceDatReader::new(BufReader::new(f)).ok()?;
-    let mut n = 0;
-    for i in r.records() {
-        if matches!(i.ok()?, ringtrace::tracedat::TraceItem::Event(_)) {
-            n += 1;
-        }
-    }
-    Some(n)
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("prog") {
-        prog(&args[2..]);
-        return;
-    }
     let tests: &[(&str, fn())] = &[
         ("errors_name_the_session", errors_name_the_session),
         (
@@ -1301,5 +1176,5 @@ fn main() {
             corrupt_live_session_never_crashes_readers,
         ),
     ];
-    harness::run(&args[1..], tests);
+    harness::main_or_prog(prog, tests);
 }

@@ -17,14 +17,15 @@
 //! `harness = false`: `main` runs the tests, or (`prog ...`) the traced
 //! program.
 
+mod common;
+
+use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-/// Hang guard for waits on processes (never a performance bound).
-const HANG_GUARD: Duration = Duration::from_secs(120);
+use common::{me, ringtrace_bin, run, text, wait_for_file, wait_output, HANG_GUARD};
 
 /// The traced program: creates `GO.ready` (the session exists: `record`
 /// starts the program after making it), waits for the file `GO`, then
@@ -37,11 +38,7 @@ fn prog(args: &[String]) {
     let go = Path::new(&args[0]);
     let n: u64 = args[1].parse().unwrap();
     std::fs::write(go.with_extension("ready"), b"").unwrap();
-    let start = Instant::now();
-    while !go.exists() {
-        assert!(start.elapsed() < HANG_GUARD, "never told to go");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_file(go, "never told to go");
     std::thread::scope(|s| {
         for w in 0..2u32 {
             s.spawn(move || {
@@ -81,14 +78,6 @@ fn fork_refuse(n: u32) {
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
     println!("child refused {n}");
-}
-
-fn ringtrace_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ringtrace")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// A tmpfs mounted on a temporary directory; unmounted when dropped.
@@ -145,29 +134,13 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn wait_bounded(child: &mut Child, what: &str) -> Output {
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > HANG_GUARD {
-            let _ = child.kill();
-            panic!("{what} hung");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    use std::io::Read;
-    if let Some(mut s) = child.stdout.take() {
-        s.read_to_end(&mut out).unwrap();
-    }
-    if let Some(mut s) = child.stderr.take() {
-        s.read_to_end(&mut err).unwrap();
-    }
-    Output {
-        status: child.try_wait().unwrap().unwrap(),
-        stdout: out,
-        stderr: err,
-    }
+/// `ringtrace ARGS` with `RINGTRACE_SHM_DIR=dir`.
+fn ringtrace_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(ringtrace_bin())
+        .args(args)
+        .env("RINGTRACE_SHM_DIR", dir)
+        .output()
+        .unwrap()
 }
 
 /// With default sizes the session does not fit in 16 MiB: `record` fails
@@ -218,9 +191,42 @@ fn default_sizes_fail_before_the_program_starts(fs: &Tmpfs) {
 fn a_filled_file_system_never_faults_the_program(fs: &Tmpfs) {
     let d = tempfile::tempdir().unwrap();
     let go = d.path().join("go");
-    let me = std::env::current_exe().unwrap();
     let n = 20_000u64;
-    let mut rec = Command::new(ringtrace_bin())
+    let rec = record_small_session(fs, &go, n);
+    // The program runs: the session is made.
+    wait_for_file(&go.with_extension("ready"), "the program never started");
+    let session = the_one_session_fully_allocated(fs);
+    let filled = fill_to_the_last_byte(fs);
+    std::fs::write(&go, b"").unwrap();
+    let o = wait_output(rec, HANG_GUARD, "record");
+    let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "{}: {stderr}", o.status);
+    assert!(
+        stdout.contains(&format!("wrote {} refused 0", 2 * n)),
+        "{stdout}\n{stderr}"
+    );
+    // The kept session is found by name in RINGTRACE_SHM_DIR and read.
+    let list = ringtrace_in(fs.path(), &["list"]);
+    assert!(
+        text(&list.stdout).contains(&session.display().to_string()),
+        "{}{}",
+        text(&list.stdout),
+        text(&list.stderr)
+    );
+    the_rings_wrapped_over_every_event(fs, 2 * n);
+    let rm = ringtrace_in(fs.path(), &["remove", "small"]);
+    assert!(rm.status.success(), "{}", text(&rm.stderr));
+    assert!(!session.exists());
+    println!(
+        "  {} events written into a session after {filled} bytes filled the rest",
+        2 * n
+    );
+}
+
+/// `record` into `fs` of a session `small` that fits, of the program
+/// writing `n` events per thread once `go` exists.
+fn record_small_session(fs: &Tmpfs, go: &Path, n: u64) -> Child {
+    Command::new(ringtrace_bin())
         .arg("record")
         .arg("--shm-dir")
         .arg(fs.path())
@@ -235,20 +241,17 @@ fn a_filled_file_system_never_faults_the_program(fs: &Tmpfs) {
             "small",
         ])
         .arg("--")
-        .arg(&me)
+        .arg(me())
         .arg("prog")
-        .arg(&go)
-        .arg(n.to_string())
+        .args([go.as_os_str(), OsStr::new(&n.to_string())])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    // The program runs: the session is made.
-    let start = Instant::now();
-    while !go.with_extension("ready").exists() {
-        assert!(start.elapsed() < HANG_GUARD, "the program never started");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        .unwrap()
+}
+
+/// The only file in `fs`, the session, with every block allocated.
+fn the_one_session_fully_allocated(fs: &Tmpfs) -> PathBuf {
     let files = files_in(fs.path());
     assert_eq!(files.len(), 1, "{files:?}");
     let session = files[0].clone();
@@ -260,7 +263,11 @@ fn a_filled_file_system_never_faults_the_program(fs: &Tmpfs) {
         meta.blocks() * 512,
         meta.len()
     );
-    // Fill the file system to the last byte.
+    session
+}
+
+/// Fills `fs` to the last byte; returns the bytes written.
+fn fill_to_the_last_byte(fs: &Tmpfs) -> u64 {
     let filler = fs.path().join("filler");
     let mut f = std::fs::File::create(&filler).unwrap();
     let chunk = vec![0x5au8; 4096];
@@ -275,55 +282,23 @@ fn a_filled_file_system_never_faults_the_program(fs: &Tmpfs) {
             }
         }
     }
-    drop(f);
-    std::fs::write(&go, b"").unwrap();
-    let o = wait_bounded(&mut rec, "record");
-    let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
-    assert!(o.status.success(), "{}: {stderr}", o.status);
-    assert!(
-        stdout.contains(&format!("wrote {} refused 0", 2 * n)),
-        "{stdout}\n{stderr}"
-    );
-    // The kept session is found by name in RINGTRACE_SHM_DIR and read.
-    let list = Command::new(ringtrace_bin())
-        .arg("list")
-        .env("RINGTRACE_SHM_DIR", fs.path())
-        .output()
-        .unwrap();
-    assert!(
-        text(&list.stdout).contains(&session.display().to_string()),
-        "{}{}",
-        text(&list.stdout),
-        text(&list.stderr)
-    );
-    let stat = Command::new(ringtrace_bin())
-        .args(["stat", "small"])
-        .env("RINGTRACE_SHM_DIR", fs.path())
-        .output()
-        .unwrap();
+    filled
+}
+
+/// `stat small` in `fs`: the rings wrapped (overwrite), and entries +
+/// overrun account for every one of the `written` events.
+fn the_rings_wrapped_over_every_event(fs: &Tmpfs, written: u64) {
+    let stat = ringtrace_in(fs.path(), &["stat", "small"]);
     let st = text(&stat.stdout);
     assert!(stat.status.success(), "{st}{}", text(&stat.stderr));
-    // The rings wrapped (overwrite): entries + overrun account for every
-    // event the program wrote.
     let sum = |key: &str| -> u64 {
         st.lines()
             .filter_map(|l| l.trim().strip_prefix(key))
             .map(|v| v.trim().parse::<u64>().unwrap())
             .sum()
     };
-    assert_eq!(sum("entries:") + sum("overrun:"), 2 * n, "{st}");
+    assert_eq!(sum("entries:") + sum("overrun:"), written, "{st}");
     assert!(sum("overrun:") > 0, "the rings did not wrap: {st}");
-    let rm = Command::new(ringtrace_bin())
-        .args(["remove", "small"])
-        .env("RINGTRACE_SHM_DIR", fs.path())
-        .output()
-        .unwrap();
-    assert!(rm.status.success(), "{}", text(&rm.stderr));
-    assert!(!session.exists());
-    println!(
-        "  {} events written into a session after {filled} bytes filled the rest",
-        2 * n
-    );
 }
 
 /// One context, taken by the program; its forked child's 500 events are
@@ -332,7 +307,6 @@ fn a_filled_file_system_never_faults_the_program(fs: &Tmpfs) {
 fn refusals_are_reported() {
     let d = tempfile::tempdir().unwrap();
     let dat = d.path().join("r.dat");
-    let me = std::env::current_exe().unwrap();
     let o = Command::new(ringtrace_bin())
         .args([
             "record",
@@ -347,7 +321,7 @@ fn refusals_are_reported() {
         ])
         .arg(&dat)
         .arg("--")
-        .arg(&me)
+        .arg(me())
         .args(["prog", "forkrefuse", "500"])
         .output()
         .unwrap();
@@ -366,20 +340,14 @@ fn refusals_are_reported() {
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_else(|| panic!("{stderr}"))
         .to_string();
-    let stat = Command::new(ringtrace_bin())
-        .args(["stat", &session])
-        .output()
-        .unwrap();
+    let stat = run(&["stat", &session]);
     let st = text(&stat.stdout);
     assert!(
         st.contains("refused: 500 event(s)"),
         "{st}{}",
         text(&stat.stderr)
     );
-    let pipe = Command::new(ringtrace_bin())
-        .args(["pipe", &session])
-        .output()
-        .unwrap();
+    let pipe = run(&["pipe", &session]);
     let p = text(&pipe.stdout);
     assert!(
         p.lines()
@@ -387,10 +355,7 @@ fn refusals_are_reported() {
         "{p}{}",
         text(&pipe.stderr)
     );
-    let rm = Command::new(ringtrace_bin())
-        .args(["remove", &session])
-        .output()
-        .unwrap();
+    let rm = run(&["remove", &session]);
     assert!(rm.status.success(), "{}", text(&rm.stderr));
     println!("  500 refusals of a forked child in the summary, stat and pipe");
 }

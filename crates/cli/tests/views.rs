@@ -16,13 +16,16 @@
 //!
 //! `harness = false`: `main` runs the tests, or the traced program.
 
+mod common;
 mod harness;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{kill, ok, record_piped, ringtrace_bin, text, wait_exit, Recording, HANG_GUARD};
 
 use ringtrace::tracedat::{FieldValue, TraceDatReader, TraceItem};
 
@@ -30,9 +33,6 @@ ringtrace::declare_event! {
     /// One write of a writer that never stops: its worker and number.
     pub struct Seq: "views" / "seq" = 1800 { worker: u32, seq: u64 }
 }
-
-/// Hang guard of every wait (never a performance bound).
-const HANG_GUARD: Duration = Duration::from_secs(120);
 
 // --- the traced program -----------------------------------------------------
 
@@ -76,25 +76,6 @@ fn prog(args: &[String]) {
 }
 
 // --- helpers ------------------------------------------------------------------
-
-fn ringtrace_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ringtrace")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(args: &[&str]) -> std::process::Output {
-    let o = Command::new(ringtrace_bin()).args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "ringtrace {args:?} failed: {}\nstderr: {}",
-        o.status,
-        text(&o.stderr)
-    );
-    o
-}
 
 /// One context's stream as a view showed it.
 #[derive(Debug, Default)]
@@ -227,21 +208,6 @@ fn check_dat(what: &str, dat: &Path) -> (u64, u64) {
     )
 }
 
-/// Waits for `child` with the hang guard; kills it and panics past it.
-fn wait_bounded(child: &mut Child, what: &str) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if start.elapsed() > HANG_GUARD {
-            let _ = child.kill();
-            panic!("{what} hangs");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Each ring's accounting identity, and no event read by anyone but the
 /// consumer `consumed` says there is.
 fn check_accounting(path: &Path, consumed: bool) {
@@ -266,16 +232,15 @@ fn check_accounting(path: &Path, consumed: bool) {
 /// Kills the writer program and the recorder if a check fails midway (they
 /// would otherwise write forever), and removes the session file.
 struct Cleanup {
-    prog: i32,
+    prog: u32,
     rec: Option<Child>,
     path: PathBuf,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        // SAFETY: kill has no memory preconditions; `prog` is the writer
-        // program this test started (through `record`).
-        unsafe { libc::kill(self.prog, libc::SIGKILL) };
+        // The writer program this test started (through `record`).
+        kill(self.prog, libc::SIGKILL);
         if let Some(mut rec) = self.rec.take() {
             let _ = rec.kill();
             let _ = rec.wait();
@@ -289,10 +254,9 @@ impl Drop for Cleanup {
 /// 10 `show`s and 10 `snapshot`s of a session whose 2 writers never stop.
 fn live_views_never_tear(mode: &str) {
     let d = tempfile::tempdir().unwrap();
-    let me = std::env::current_exe().unwrap();
     let name = format!("views-{mode}-{}", std::process::id());
     let rec_out = d.path().join("rec.dat");
-    let mut args: Vec<String> = ["record", "--mode", mode, "--name", &name, "--keep"]
+    let mut args: Vec<String> = ["--mode", mode, "--name", &name, "--keep"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -301,27 +265,12 @@ fn live_views_never_tear(mode: &str) {
         // A live consumer: the views follow it.
         args.extend(["-o".to_string(), rec_out.display().to_string()]);
     }
-    let mut rec = Command::new(ringtrace_bin())
-        .args(&args)
-        .arg("--")
-        .arg(&me)
-        .args(["prog", "seq", "2"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(rec.stderr.take().unwrap());
-    let (path, pid) = {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(err.read_line(&mut line).unwrap() > 0, "record ended early");
-            if let Some(rest) = line.split("session ").nth(1) {
-                if let Some((p, pid)) = rest.split_once(" recording pid ") {
-                    break (PathBuf::from(p), pid.trim().parse::<i32>().unwrap());
-                }
-            }
-        }
-    };
+    let Recording {
+        child: rec,
+        mut err,
+        path,
+        pid,
+    } = record_piped(&args, ["seq", "2"]);
     let mut cleanup = Cleanup {
         prog: pid,
         rec: Some(rec),
@@ -334,7 +283,24 @@ fn live_views_never_tear(mode: &str) {
         rest
     });
     let p = path.to_str().unwrap();
-    // Until both writers show in a view (hang guard only).
+    wait_until_both_writers_show(p);
+    views_until_each_kind_lost(mode, d.path(), p);
+    // Kills the writer program (our grandchild).
+    kill(pid, libc::SIGKILL);
+    let mut rec = cleanup.rec.take().unwrap();
+    wait_exit(&mut rec, "record after its program was killed");
+    let rest = err_thread.join().unwrap();
+    views_of_a_dead_writer(mode, d.path(), p);
+    check_accounting(&path, mode == "pc");
+    drop(cleanup);
+    if mode == "pc" {
+        assert!(rec_out.exists(), "record wrote nothing: {rest}");
+    }
+}
+
+/// Waits until both writers show in a view of session `p` (hang guard
+/// only).
+fn wait_until_both_writers_show(p: &str) {
     let start = Instant::now();
     loop {
         let (_, _, streams) = check_show("warm-up", &text(&ok(&["show", p]).stdout));
@@ -344,9 +310,13 @@ fn live_views_never_tear(mode: &str) {
         assert!(start.elapsed() < HANG_GUARD, "the writers never show");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// `show`s and `snapshot`s (into `dir`) of live session `p`: 10 of each,
+/// and more until each kind of view had a loss to count (overwritten or
+/// consumed under it); the limit is a hang guard. Each is checked whole.
+fn views_until_each_kind_lost(mode: &str, dir: &Path, p: &str) {
     let (mut shown, mut lost_shown, mut snapped, mut lost_snapped) = (0, 0, 0, 0);
-    // 10 of each, and more until each kind of view had a loss to count
-    // (overwritten or consumed under it); the limit is a hang guard.
     let start = Instant::now();
     let mut k = 0;
     while k < 10 || lost_shown == 0 || lost_snapped == 0 {
@@ -362,7 +332,7 @@ fn live_views_never_tear(mode: &str) {
         lost_shown += l;
 
         let what = format!("{mode} snapshot {k}");
-        let dat = d.path().join(format!("s{k}.dat"));
+        let dat = dir.join(format!("s{k}.dat"));
         ok(&["snapshot", p, "-o", dat.to_str().unwrap()]);
         let (n, l) = check_dat(&what, &dat);
         assert!(n > 0, "{what}: no events");
@@ -374,13 +344,11 @@ fn live_views_never_tear(mode: &str) {
         "  {mode}: {k} shows: {shown} events, {lost_shown} lost between them; \
          {k} snapshots: {snapped} events, {lost_snapped} lost between them"
     );
-    // SAFETY: kills the writer program (our grandchild).
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    let mut rec = cleanup.rec.take().unwrap();
-    wait_bounded(&mut rec, "record after its program was killed");
-    let rest = err_thread.join().unwrap();
-    // The session of a killed writer: the views still read it, and say
-    // so when the session counts as dead.
+}
+
+/// The session `p` of a killed writer: the views still read it, alike,
+/// and say so when the session counts as dead.
+fn views_of_a_dead_writer(mode: &str, dir: &Path, p: &str) {
     let dead = text(&ok(&["stat", p]).stdout).contains("state: dead");
     let o = ok(&["show", p]);
     let (n, _, _) = check_show(&format!("{mode} show, writer dead"), &text(&o.stdout));
@@ -390,18 +358,13 @@ fn live_views_never_tear(mode: &str) {
         "{}",
         text(&o.stderr)
     );
-    let dat = d.path().join("dead.dat");
+    let dat = dir.join("dead.dat");
     ok(&["snapshot", p, "-o", dat.to_str().unwrap()]);
     let (m, _) = check_dat(&format!("{mode} snapshot, writer dead"), &dat);
     assert_eq!(n, m, "show and snapshot of a quiet session differ");
     if mode == "overwrite" {
         // Nothing consumed them: the rings' last events are all there.
         assert!(n > 0, "no events after the writer died");
-    }
-    check_accounting(&path, mode == "pc");
-    drop(cleanup);
-    if mode == "pc" {
-        assert!(rec_out.exists(), "record wrote nothing: {rest}");
     }
 }
 
@@ -545,11 +508,6 @@ fn large_empty_session_is_read_in_place() {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("prog") {
-        prog(&args[2..]);
-        return;
-    }
     let tests: &[(&str, fn())] = &[
         ("live_views_overwrite", live_views_overwrite),
         (
@@ -561,5 +519,5 @@ fn main() {
             large_empty_session_is_read_in_place,
         ),
     ];
-    harness::run(&args[1..], tests);
+    harness::main_or_prog(prog, tests);
 }

@@ -39,3 +39,17 @@ pub fn run(args: &[String], tests: &[(&str, fn())]) {
         std::process::exit(101);
     }
 }
+
+/// The `main` of a process test whose binary is also its traced program:
+/// `BIN prog ARGS...` runs `prog(ARGS)`, anything else runs the tests.
+// ringtrace's session_procs (which includes this file) has a main of its
+// own: unused there.
+#[allow(dead_code)]
+pub fn main_or_prog(prog: fn(&[String]), tests: &[(&str, fn())]) {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("prog") {
+        prog(&args[2..]);
+        return;
+    }
+    run(&args[1..], tests);
+}

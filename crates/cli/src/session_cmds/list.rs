@@ -1,0 +1,155 @@
+//! The counters: `list` (every session in the session directory, its state and
+//! writer processes) and `stat` (one session's per-context counters in
+//! the kernel's `per_cpu/cpuN/stats` format, its refusals and table
+//! overflows).
+//!
+//! Contract: neither reads an event nor takes a reader lock: both work
+//! while writers and readers run, and on a dead session. A session that
+//! cannot be opened is listed with the reason; a context whose stats
+//! cannot be formatted is named as unreadable, the others shown.
+
+use std::io::Write;
+
+use ringtrace::session::{list_sessions, session_dir, ProcState, SessionState};
+
+use super::opened::Opened;
+use super::Result;
+
+/// `bytes` as the list shows a size: `K` below a MiB, `M` with one decimal
+/// from there.
+fn human(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1}M", bytes as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{}K", bytes.div_ceil(1024))
+    }
+}
+
+/// `ringtrace list`.
+pub fn list() -> Result<()> {
+    let all = list_sessions();
+    let mut out = std::io::stdout().lock();
+    let w = |out: &mut std::io::StdoutLock<'_>, s: String| {
+        let _ = writeln!(out, "{s}");
+    };
+    if all.is_empty() {
+        w(
+            &mut out,
+            format!("no sessions in {}", session_dir().display()),
+        );
+        return Ok(());
+    }
+    w(
+        &mut out,
+        format!(
+            "{:<44} {:>8} {:<8} {:>8} {:>6}  PROCESSES",
+            "SESSION", "PID", "STATE", "SIZE", "OWNER"
+        ),
+    );
+    for l in all {
+        let (state, procs) = match &l.state {
+            Ok((s, p)) => (
+                s.to_string(),
+                p.iter()
+                    .map(|p| {
+                        format!(
+                            "{}:{}",
+                            p.pid,
+                            match p.state {
+                                ProcState::Running => "running",
+                                ProcState::Exited => "exited",
+                                ProcState::Dead => "dead",
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            Err(e) => ("?".to_string(), e.clone()),
+        };
+        w(
+            &mut out,
+            format!(
+                "{:<44} {:>8} {:<8} {:>8} {:>6}  {}",
+                l.path.display(),
+                l.creator_pid.map_or("-".into(), |p| p.to_string()),
+                state,
+                human(l.size),
+                l.owner,
+                procs
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// `ringtrace stat`.
+pub fn stat(session: &str) -> Result<()> {
+    let o = Opened::open(session)?;
+    let (state, procs) = o.state();
+    let mut out = std::io::stdout().lock();
+    let l = o.tracer.config();
+    let _ = writeln!(out, "session: {}", o.path.display());
+    let _ = writeln!(
+        out,
+        "state: {state}{}",
+        if state == SessionState::Dead {
+            " (a writer died without detaching: read it with show or extract)"
+        } else {
+            ""
+        }
+    );
+    for p in &procs {
+        let _ = writeln!(out, "process {}: {:?}", p.pid, p.state);
+    }
+    if let Some((slots, lost)) = o.tracer.session_reclaimed().filter(|r| r.0 > 0) {
+        let _ = writeln!(
+            out,
+            "contexts reclaimed from dead writer processes: {slots} ({lost} event(s) they were \
+             writing counted as dropped)"
+        );
+    }
+    if let Some(m) = o.refusals() {
+        let _ = writeln!(out, "refused: {m}");
+    }
+    let imp = o.tracer.import_session_tables();
+    if o.table_full > 0 || imp.malformed > 0 {
+        let _ = writeln!(
+            out,
+            "tables: {} records the writers could not add (full), {} malformed skipped",
+            o.table_full, imp.malformed
+        );
+    }
+    let _ = writeln!(
+        out,
+        "clock: {}  page size: {}  contexts: {}  mode: {:?}",
+        o.tracer.clock().name(),
+        l.page_size,
+        l.max_contexts,
+        o.tracer.ring_buffer().mode()
+    );
+    for r in 0..o.tracer.max_contexts() {
+        let Ok(s) = o.tracer.ring_stats(r) else {
+            continue;
+        };
+        if s.committed == 0 && s.dropped == 0 && s.refused == 0 && s.corruptions == 0 {
+            continue;
+        }
+        let tid = o.tracer.context_tid(r).unwrap_or(0);
+        let comm = o.tracer.comm(tid).unwrap_or_else(|| "<...>".into());
+        let _ = writeln!(out, "CPU {r} ({comm}-{tid}):");
+        match o.tracer.stats_text(r) {
+            Ok(t) => {
+                let _ = write!(out, "{t}");
+            }
+            Err(e) => {
+                let _ = writeln!(out, "  unreadable: {e}");
+            }
+        }
+        if s.corruptions > 0 {
+            let _ = writeln!(out, "corruptions: {}", s.corruptions);
+        }
+    }
+    let _ = out.flush();
+    Ok(())
+}
