@@ -314,7 +314,8 @@ pub(super) fn write_header(sm: &SessionMap) {
     h.magic.store(MAGIC, r);
 }
 
-/// Checks the header of a mapped file of `file_len` bytes.
+/// Checks the header of a mapped file of `file_len` bytes at `path`: what
+/// it is, then its geometry, each count's range, and where the parts lie.
 pub(super) fn validate(map: &MmapRaw, file_len: u64, path: &str) -> Result<Layout, SessionError> {
     let bad = |reason: String| SessionError::Invalid {
         path: path.to_string(),
@@ -323,50 +324,68 @@ pub(super) fn validate(map: &MmapRaw, file_len: u64, path: &str) -> Result<Layou
     // SAFETY: the mapping is HEADER_SIZE bytes, page-aligned; Header is
     // atomics only (any bits are valid).
     let h = unsafe { &*(map.as_ptr() as *const Header) };
+    check_identity(h).map_err(bad)?;
+    let l = read_layout(h).map_err(bad)?;
+    check_ranges(&l).map_err(bad)?;
+    check_parts(&l, file_len).map_err(bad)?;
+    Ok(l)
+}
+
+/// Whether `h` is the header of a ready session of this layout version;
+/// the reason when not.
+fn check_identity(h: &Header) -> Result<(), String> {
     let r = Ordering::Relaxed;
     let magic = h.magic.load(r);
     if magic != MAGIC {
-        return Err(bad(format!(
-            "not a ringtrace session (magic {magic:#018x})"
-        )));
+        return Err(format!("not a ringtrace session (magic {magic:#018x})"));
     }
-    // Acquire: pairs with the Release store of `ready` by the creator.
+    // Acquire: pairs with the Release store of `ready` by the creator
+    // (`file::set_up`): the fields read after it are the creator's.
     if h.ready.load(Ordering::Acquire) != 1 {
-        return Err(bad(
-            "not ready: the creator is still setting it up (or died doing so)".into(),
-        ));
+        return Err("not ready: the creator is still setting it up (or died doing so)".into());
     }
     let version = h.version.load(r);
     if version != VERSION {
-        return Err(bad(format!(
+        return Err(format!(
             "layout version {version}, this ringtrace reads {VERSION}"
-        )));
+        ));
     }
     if h.header_size.load(r) as usize != std::mem::size_of::<Header>() {
-        return Err(bad(format!(
+        return Err(format!(
             "header size {} (this build: {})",
             h.header_size.load(r),
             std::mem::size_of::<Header>()
-        )));
+        ));
     }
-    let clock = clock_from_code(h.clock.load(r))
-        .ok_or_else(|| bad(format!("unknown clock code {}", h.clock.load(r))))?;
+    Ok(())
+}
+
+/// The session's name, NUL-padded in the header's name words.
+fn read_name(h: &Header) -> String {
     let mut name_bytes = Vec::with_capacity(64);
     for w in &h.name {
-        name_bytes.extend_from_slice(&w.load(r).to_le_bytes());
+        name_bytes.extend_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
     }
     let end = name_bytes.iter().position(|&b| b == 0).unwrap_or(64);
-    let name = String::from_utf8_lossy(&name_bytes[..end]).into_owned();
+    String::from_utf8_lossy(&name_bytes[..end]).into_owned()
+}
+
+/// The header's fields, each read once, as a [`Layout`]: known codes and
+/// flags, and offsets and sizes that fit this machine's `usize`; their
+/// ranges and placement are checked after.
+fn read_layout(h: &Header) -> Result<Layout, String> {
+    let r = Ordering::Relaxed;
+    let clock = clock_from_code(h.clock.load(r))
+        .ok_or_else(|| format!("unknown clock code {}", h.clock.load(r)))?;
+    let name = read_name(h);
     let usize_of = |v: u64, what: &str| {
-        usize::try_from(v).map_err(|_| bad(format!("{what} {v} does not fit this machine")))
+        usize::try_from(v).map_err(|_| format!("{what} {v} does not fit this machine"))
     };
-    let contexts = h.contexts.load(r) as usize;
-    let procs = h.procs.load(r) as usize;
     let flags = h.flags.load(r);
     if flags & !FLAG_TAKE_OVER_EXITED != 0 {
-        return Err(bad(format!("unknown flags {flags:#x}")));
+        return Err(format!("unknown flags {flags:#x}"));
     }
-    let l = Layout {
+    Ok(Layout {
         uid: h.uid.load(r),
         creator_pid: h.creator_pid.load(r),
         name,
@@ -378,7 +397,7 @@ pub(super) fn validate(map: &MmapRaw, file_len: u64, path: &str) -> Result<Layou
             offset: h.tsc_offset.load(r),
         },
         page_size: h.page_size.load(r) as usize,
-        contexts,
+        contexts: h.contexts.load(r) as usize,
         bytes_per_context: usize_of(h.bytes_per_context.load(r), "bytes per context")?,
         mode: if h.mode.load(r) == 0 {
             Mode::Overwrite
@@ -386,7 +405,7 @@ pub(super) fn validate(map: &MmapRaw, file_len: u64, path: &str) -> Result<Layou
             Mode::ProducerConsumer
         },
         take_over_exited: flags & FLAG_TAKE_OVER_EXITED != 0,
-        procs,
+        procs: h.procs.load(r) as usize,
         slots_offset: usize_of(h.slots_offset.load(r), "slots offset")?,
         procs_offset: usize_of(h.procs_offset.load(r), "process table offset")?,
         index_offset: usize_of(h.index_offset.load(r), "index offset")?,
@@ -396,29 +415,40 @@ pub(super) fn validate(map: &MmapRaw, file_len: u64, path: &str) -> Result<Layou
         ring_offset: h.ring_offset.load(r),
         ring_size: h.ring_size.load(r),
         total_size: h.total_size.load(r),
-    };
+    })
+}
+
+/// Whether each count and size of `l` is in its range.
+fn check_ranges(l: &Layout) -> Result<(), String> {
+    let (contexts, procs) = (l.contexts, l.procs);
     if contexts == 0 || contexts > MAX_CONTEXTS {
-        return Err(bad(format!("{contexts} contexts (1 to {MAX_CONTEXTS})")));
+        return Err(format!("{contexts} contexts (1 to {MAX_CONTEXTS})"));
     }
     if procs == 0 || procs > 1024 {
-        return Err(bad(format!("{procs} process entries (1 to 1024)")));
+        return Err(format!("{procs} process entries (1 to 1024)"));
     }
     if l.index_capacity == 0 || l.index_capacity > MAX_INDEX {
-        return Err(bad(format!("table index of {} entries", l.index_capacity)));
+        return Err(format!("table index of {} entries", l.index_capacity));
     }
     if l.data_size > MAX_TABLE_DATA {
-        return Err(bad(format!("table data of {} bytes", l.data_size)));
+        return Err(format!("table data of {} bytes", l.data_size));
     }
     if !l.page_size.is_power_of_two() || !(4096..=1 << 20).contains(&l.page_size) {
-        return Err(bad(format!("page size {}", l.page_size)));
+        return Err(format!("page size {}", l.page_size));
     }
     if l.tsc2nsec.shift > 63 {
-        return Err(bad(format!("TSC shift {}", l.tsc2nsec.shift)));
+        return Err(format!("TSC shift {}", l.tsc2nsec.shift));
     }
-    // The parts, in order, each aligned and inside the file.
+    Ok(())
+}
+
+/// Whether the parts of `l` lie after the header in order, each aligned,
+/// then the ring region, page-aligned, ending the layout, all inside a
+/// file of `file_len` bytes.
+fn check_parts(l: &Layout, file_len: u64) -> Result<(), String> {
     let parts = [
-        ("slots", l.slots_offset, 8 * contexts, 4),
-        ("process table", l.procs_offset, 16 * procs, 8),
+        ("slots", l.slots_offset, 8 * l.contexts, 4),
+        ("process table", l.procs_offset, 16 * l.procs, 8),
         (
             "table index",
             l.index_offset,
@@ -430,38 +460,39 @@ pub(super) fn validate(map: &MmapRaw, file_len: u64, path: &str) -> Result<Layou
     let mut at = HEADER_SIZE;
     for (what, off, len, align) in parts {
         if off < at || off % align != 0 {
-            return Err(bad(format!(
+            return Err(format!(
                 "{what} at offset {off}: overlaps the part before (ends at {at}) or misaligned"
-            )));
+            ));
         }
         at = off
             .checked_add(len)
-            .ok_or_else(|| bad(format!("{what} size overflows")))?;
+            .ok_or_else(|| format!("{what} size overflows"))?;
     }
     if l.ring_offset % 4096 != 0 || (l.ring_offset as u128) < at as u128 {
-        return Err(bad(format!(
+        return Err(format!(
             "ring region at offset {} (tables end at {at})",
             l.ring_offset
-        )));
+        ));
     }
     let end = l
         .ring_offset
         .checked_add(l.ring_size)
-        .ok_or_else(|| bad("ring region size overflows".into()))?;
+        .ok_or_else(|| "ring region size overflows".to_string())?;
     if end != l.total_size {
-        return Err(bad(format!(
+        return Err(format!(
             "total size {} but the ring region ends at {end}",
             l.total_size
-        )));
+        ));
     }
     if file_len < l.total_size {
-        return Err(bad(format!(
+        return Err(format!(
             "truncated: the layout needs {} bytes, the file has {file_len}",
             l.total_size
-        )));
+        ));
     }
-    usize_of(l.ring_offset, "ring offset")?;
-    Ok(l)
+    usize::try_from(l.ring_offset)
+        .map_err(|_| format!("ring offset {} does not fit this machine", l.ring_offset))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -489,5 +520,55 @@ mod tests {
         h.magic.store(1, Ordering::Relaxed);
         let e = Session::open(&path).unwrap_err().to_string();
         assert!(e.contains("not a ringtrace session"), "{e}");
+    }
+
+    /// Each step of `validate` refuses its field with a reason naming it,
+    /// and the same header with the field put back opens again.
+    #[test]
+    fn every_header_check_names_its_field() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Session::create(&cfg(d.path())).unwrap();
+        let path = s.path().to_path_buf();
+        let h = s.map.header();
+        let r = Ordering::Relaxed;
+        let u32s = [
+            (&h.ready, 0, "not ready"),
+            (&h.version, 99, "layout version 99"),
+            (&h.header_size, 7, "header size 7"),
+            (&h.clock, 9, "unknown clock code 9"),
+            (&h.procs, 2000, "2000 process entries"),
+            (&h.page_size, 1000, "page size 1000"),
+            (&h.tsc_shift, 64, "TSC shift 64"),
+        ];
+        for (field, bad, reason) in u32s {
+            let good = field.swap(bad, r);
+            let e = Session::open(&path).unwrap_err().to_string();
+            assert!(e.contains(reason), "{reason}: {e}");
+            field.store(good, r);
+            Session::open(&path).unwrap();
+        }
+        let u64s = [
+            (&h.index_capacity, 0, "table index of 0 entries"),
+            (&h.data_size, u64::MAX >> 1, "table data of"),
+            (&h.slots_offset, 8, "slots at offset 8"),
+            (&h.ring_offset, 4097, "ring region at offset 4097"),
+            (&h.ring_size, u64::MAX, "ring region size overflows"),
+            (&h.total_size, 1, "total size 1"),
+            (&h.flags, 4, "unknown flags 0x4"),
+        ];
+        for (field, bad, reason) in u64s {
+            let good = field.swap(bad, r);
+            let e = Session::open(&path).unwrap_err().to_string();
+            assert!(e.contains(reason), "{reason}: {e}");
+            field.store(good, r);
+            Session::open(&path).unwrap();
+        }
+        // A layout larger than the file: truncated.
+        let len = std::fs::metadata(&path).unwrap().len();
+        let (ring_size, total) = (h.ring_size.load(r), h.total_size.load(r));
+        h.ring_size.store(ring_size + 4096, r);
+        h.total_size.store(total + 4096, r);
+        let e = Session::open(&path).unwrap_err().to_string();
+        assert!(e.contains(&format!("the file has {len}")), "{e}");
     }
 }
