@@ -531,36 +531,65 @@ mod tests {
         let path = s.path().to_path_buf();
         let h = s.map.header();
         let r = Ordering::Relaxed;
-        let u32s = [
-            (&h.ready, 0, "not ready"),
-            (&h.version, 99, "layout version 99"),
-            (&h.header_size, 7, "header size 7"),
-            (&h.clock, 9, "unknown clock code 9"),
-            (&h.procs, 2000, "2000 process entries"),
-            (&h.page_size, 1000, "page size 1000"),
-            (&h.tsc_shift, 64, "TSC shift 64"),
+        // Each field as a swap: stores a value, returns the one before.
+        type Swap<'a> = &'a dyn Fn(u64) -> u64;
+        let fields: [(Swap, u64, &str); 14] = [
+            (&|v| h.ready.swap(v as u32, r).into(), 0, "not ready"),
+            (
+                &|v| h.version.swap(v as u32, r).into(),
+                99,
+                "layout version 99",
+            ),
+            (
+                &|v| h.header_size.swap(v as u32, r).into(),
+                7,
+                "header size 7",
+            ),
+            (
+                &|v| h.clock.swap(v as u32, r).into(),
+                9,
+                "unknown clock code 9",
+            ),
+            (
+                &|v| h.procs.swap(v as u32, r).into(),
+                2000,
+                "2000 process entries",
+            ),
+            (
+                &|v| h.page_size.swap(v as u32, r).into(),
+                1000,
+                "page size 1000",
+            ),
+            (
+                &|v| h.tsc_shift.swap(v as u32, r).into(),
+                64,
+                "TSC shift 64",
+            ),
+            (
+                &|v| h.index_capacity.swap(v, r),
+                0,
+                "table index of 0 entries",
+            ),
+            (&|v| h.data_size.swap(v, r), u64::MAX >> 1, "table data of"),
+            (&|v| h.slots_offset.swap(v, r), 8, "slots at offset 8"),
+            (
+                &|v| h.ring_offset.swap(v, r),
+                4097,
+                "ring region at offset 4097",
+            ),
+            (
+                &|v| h.ring_size.swap(v, r),
+                u64::MAX,
+                "ring region size overflows",
+            ),
+            (&|v| h.total_size.swap(v, r), 1, "total size 1"),
+            (&|v| h.flags.swap(v, r), 4, "unknown flags 0x4"),
         ];
-        for (field, bad, reason) in u32s {
-            let good = field.swap(bad, r);
+        for (swap, bad, reason) in fields {
+            let good = swap(bad);
             let e = Session::open(&path).unwrap_err().to_string();
             assert!(e.contains(reason), "{reason}: {e}");
-            field.store(good, r);
-            Session::open(&path).unwrap();
-        }
-        let u64s = [
-            (&h.index_capacity, 0, "table index of 0 entries"),
-            (&h.data_size, u64::MAX >> 1, "table data of"),
-            (&h.slots_offset, 8, "slots at offset 8"),
-            (&h.ring_offset, 4097, "ring region at offset 4097"),
-            (&h.ring_size, u64::MAX, "ring region size overflows"),
-            (&h.total_size, 1, "total size 1"),
-            (&h.flags, 4, "unknown flags 0x4"),
-        ];
-        for (field, bad, reason) in u64s {
-            let good = field.swap(bad, r);
-            let e = Session::open(&path).unwrap_err().to_string();
-            assert!(e.contains(reason), "{reason}: {e}");
-            field.store(good, r);
+            swap(good);
             Session::open(&path).unwrap();
         }
         // A layout larger than the file: truncated.

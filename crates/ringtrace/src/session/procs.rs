@@ -437,7 +437,7 @@ pub(crate) fn reclaim_dead_slots(map: &SessionMap, buf: &RingBuffer) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::cfg;
+    use super::super::tests::{cfg, dead_pid};
     use super::*;
     use crate::session::{Session, SessionConfig};
 
@@ -446,10 +446,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Session::create(&cfg(d.path())).unwrap();
         let e = &s.map.procs()[0];
-        let mut kid = std::process::Command::new("true").spawn().unwrap();
-        let pid = kid.id();
-        kid.wait().unwrap();
-        e.pid.store(pid, Ordering::Release);
+        e.pid.store(dead_pid(), Ordering::Release);
         e.state.store(PROC_RUNNING, Ordering::Release);
         assert_eq!(s.state(), SessionState::Dead);
     }
@@ -463,9 +460,7 @@ mod tests {
             ..cfg(d.path())
         })
         .unwrap();
-        let mut kid = std::process::Command::new("true").spawn().unwrap();
-        let dead = kid.id();
-        kid.wait().unwrap();
+        let dead = dead_pid();
         let me = std::process::id();
         // Every entry names a process: entry 0 ours (alive), the rest the
         // dead one.

@@ -6,6 +6,14 @@ use super::*;
 use crate::tracer::Tracer;
 use ringtrace_ring::Config;
 
+/// The pid of a process that has exited and been waited for: gone.
+pub(super) fn dead_pid() -> u32 {
+    let mut kid = std::process::Command::new("true").spawn().unwrap();
+    let pid = kid.id();
+    kid.wait().unwrap();
+    pid
+}
+
 /// A small session (2 contexts of 8 KiB) in `dir`.
 pub(super) fn cfg(dir: &Path) -> SessionConfig {
     SessionConfig {
