@@ -497,14 +497,13 @@ fn check_parts(l: &Layout, file_len: u64) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::cfg;
+    use super::super::tests::session_with;
     use crate::session::Session;
     use std::sync::atomic::Ordering;
 
     #[test]
     fn bad_headers_are_refused_with_a_reason() {
-        let d = tempfile::tempdir().unwrap();
-        let s = Session::create(&cfg(d.path())).unwrap();
+        let (_d, s) = session_with(|_| {});
         let path = s.path().to_path_buf();
         let h = s.map.header();
         h.contexts.store(0, Ordering::Relaxed);
@@ -526,8 +525,7 @@ mod tests {
     /// and the same header with the field put back opens again.
     #[test]
     fn every_header_check_names_its_field() {
-        let d = tempfile::tempdir().unwrap();
-        let s = Session::create(&cfg(d.path())).unwrap();
+        let (_d, s) = session_with(|_| {});
         let path = s.path().to_path_buf();
         let h = s.map.header();
         let r = Ordering::Relaxed;

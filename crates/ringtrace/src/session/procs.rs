@@ -437,14 +437,12 @@ pub(crate) fn reclaim_dead_slots(map: &SessionMap, buf: &RingBuffer) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{cfg, dead_pid};
+    use super::super::tests::{dead_pid, session_with};
     use super::*;
-    use crate::session::{Session, SessionConfig};
 
     #[test]
     fn a_dead_pid_is_reported_dead() {
-        let d = tempfile::tempdir().unwrap();
-        let s = Session::create(&cfg(d.path())).unwrap();
+        let (_d, s) = session_with(|_| {});
         let e = &s.map.procs()[0];
         e.pid.store(dead_pid(), Ordering::Release);
         e.state.store(PROC_RUNNING, Ordering::Release);
@@ -454,12 +452,7 @@ mod tests {
     #[test]
     fn slots_of_gone_processes_are_reclaimed_and_their_entries_taken_over() {
         use crate::tracer::{slot_owner, slot_state, EXITED, LEASED};
-        let d = tempfile::tempdir().unwrap();
-        let s = Session::create(&SessionConfig {
-            contexts: 3,
-            ..cfg(d.path())
-        })
-        .unwrap();
+        let (_d, s) = session_with(|c| c.contexts = 3);
         let dead = dead_pid();
         let me = std::process::id();
         // Every entry names a process: entry 0 ours (alive), the rest the

@@ -6,6 +6,26 @@ use super::*;
 use crate::tracer::Tracer;
 use ringtrace_ring::Config;
 
+/// A new small session ([`cfg`]) in a new directory, its configuration
+/// first changed by `adjust`.
+pub(super) fn session_with(
+    adjust: impl FnOnce(&mut SessionConfig),
+) -> (tempfile::TempDir, Session) {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path());
+    adjust(&mut c);
+    let s = Session::create(&c).unwrap();
+    (d, s)
+}
+
+/// A thread-name table record.
+fn comm(tid: i32, comm: &str) -> TableEntry {
+    TableEntry::Comm {
+        tid,
+        comm: comm.into(),
+    }
+}
+
 /// The pid of a process that has exited and been waited for: gone.
 pub(super) fn dead_pid() -> u32 {
     let mut kid = std::process::Command::new("true").spawn().unwrap();
@@ -26,21 +46,13 @@ pub(super) fn cfg(dir: &Path) -> SessionConfig {
 
 #[test]
 fn create_open_tables_and_processes() {
-    let d = tempfile::tempdir().unwrap();
-    let s = Session::create(&cfg(d.path())).unwrap();
+    let (d, s) = session_with(|_| {});
     assert_eq!(s.state(), SessionState::Waiting);
     assert!(s.append(table::KIND_COMM, &[&7i32.to_le_bytes(), b"worker"]));
     let o = Session::open(s.path()).unwrap();
     assert_eq!(o.layout(), s.layout());
     let mut r = o.table_reader();
-    let got = r.poll();
-    assert_eq!(
-        got,
-        vec![TableEntry::Comm {
-            tid: 7,
-            comm: "worker".into()
-        }]
-    );
+    assert_eq!(r.poll(), vec![comm(7, "worker")]);
     assert!(r.poll().is_empty());
     assert!(s.register_process());
     assert_eq!(o.state(), SessionState::Alive);
@@ -65,14 +77,11 @@ fn create_open_tables_and_processes() {
 #[test]
 fn pool_bytes_are_reserved_and_shared() {
     use std::os::unix::fs::MetadataExt as _;
-    let d = tempfile::tempdir().unwrap();
     let cap = ringtrace_ring::format::data_capacity(4096);
-    let s = Session::create(&SessionConfig {
-        pool_bytes: 10 * cap,
-        mode: Mode::ProducerConsumer,
-        ..cfg(d.path())
-    })
-    .unwrap();
+    let (_d, s) = session_with(|c| {
+        c.pool_bytes = 10 * cap;
+        c.mode = Mode::ProducerConsumer;
+    });
     let rings = Config::new(2)
         .bytes_per_ring(8192)
         .pool_pages(10)
@@ -116,12 +125,7 @@ fn pool_bytes_are_reserved_and_shared() {
 
 #[test]
 fn full_tables_refuse_and_count_and_bad_entries_are_skipped() {
-    let d = tempfile::tempdir().unwrap();
-    let s = Session::create(&SessionConfig {
-        table_entries: 3,
-        ..cfg(d.path())
-    })
-    .unwrap();
+    let (_d, s) = session_with(|c| c.table_entries = 3);
     assert!(s.append(KIND_COMM, &[&1i32.to_le_bytes(), b"a"]));
     assert!(s.append(KIND_COMM, &[&2i32.to_le_bytes(), b"b"]));
     assert!(s.append(KIND_PRINTK, &[&[1, 0, 0, 0], &[0; 4], &[200, 0, 0, 0]]));
@@ -131,27 +135,17 @@ fn full_tables_refuse_and_count_and_bad_entries_are_skipped() {
     // Entry 1 points outside the data area.
     s.map.index()[1].offset_for_test(u32::MAX - 2);
     let mut r = s.table_reader();
-    let got = r.poll();
-    assert_eq!(
-        got,
-        vec![TableEntry::Comm {
-            tid: 1,
-            comm: "a".into()
-        }]
-    );
+    assert_eq!(r.poll(), vec![comm(1, "a")]);
     // The printk record claims a 200-byte format it does not have.
     assert_eq!(r.malformed(), 2);
 }
 
 #[test]
 fn the_takeover_switch_is_kept_in_the_header_and_followed_by_attached_writers() {
-    let d = tempfile::tempdir().unwrap();
-    let s = Session::create(&SessionConfig {
-        mode: Mode::Overwrite,
-        take_over_exited: true,
-        ..cfg(d.path())
-    })
-    .unwrap();
+    let (d, s) = session_with(|c| {
+        c.mode = Mode::Overwrite;
+        c.take_over_exited = true;
+    });
     let o = Session::open(s.path()).unwrap();
     assert!(o.layout().take_over_exited);
     let t: &'static Tracer = Box::leak(Box::new(Tracer::attach_session(s).unwrap()));
