@@ -56,7 +56,7 @@
 //! # Leases of dead processes
 //!
 //! A lease slot's word names its leaseholder (process-table entry + 1) and
-//! a lease generation (see `tracer.rs`). A process that dies holding
+//! a lease generation (see `tracer/mod.rs`). A process that dies holding
 //! leases (killed, `_exit`, a crash) hands nothing back; a writer that
 //! finds no free context takes such slots back (`reclaim_dead_slots`):
 //!
