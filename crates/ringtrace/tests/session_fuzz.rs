@@ -5,11 +5,12 @@
 //! imported and their rings read (a bounded number of events) and
 //! counted; each step gives data or an error, never a panic or a hang.
 
+mod session_common;
+
 use proptest::prelude::*;
-use ringtrace::clock::ClockKind;
 use ringtrace::session::{Session, SessionConfig, SessionState};
 use ringtrace::Tracer;
-use std::os::unix::fs::OpenOptionsExt;
+use session_common::{check_accounting, write_0600};
 use std::path::Path;
 
 ringtrace::declare_event! {
@@ -17,14 +18,9 @@ ringtrace::declare_event! {
     pub struct Sample: "fuzz" / "sample" = 1800 { a: u32, b: u64 }
 }
 
+/// 3 contexts of 3 pages.
 fn config(dir: &Path, name: &str) -> SessionConfig {
-    SessionConfig {
-        contexts: 3,
-        bytes_per_context: 3 * 4096,
-        clock: ClockKind::Mono,
-        dir: Some(dir.to_path_buf()),
-        ..SessionConfig::new(name)
-    }
+    session_common::config(dir, name, 3, 3 * 4096)
 }
 
 /// A session file with events of two threads, printk and typed.
@@ -47,16 +43,6 @@ fn sample_session(dir: &Path) -> Vec<u8> {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     bytes
-}
-
-fn write_0600(p: &Path, bytes: &[u8]) {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(p)
-        .unwrap();
-    std::io::Write::write_all(&mut f, bytes).unwrap();
 }
 
 /// The attach-and-read path; returns the events read, or the open error.
@@ -106,6 +92,9 @@ fn writer_and_reader_tracers_share_a_session() {
     // The thread name came through the table.
     let me = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
     assert!(lines[0].trim_start().starts_with(me.trim()), "{text}");
+    // Both events written once and read by the reader, nothing left.
+    assert_eq!(check_accounting(&r), 0);
+    assert_eq!(session_common::written_and_read(&r), (2, 2));
     drop(w);
     assert_eq!(r.session_state().unwrap().0, SessionState::Exited);
 }

@@ -7,11 +7,11 @@
 //! environment variable): the reading parent never records the type, so
 //! it knows it only from the session's tables.
 
-use std::process::Command;
+mod session_common;
 
-use ringtrace::clock::ClockKind;
-use ringtrace::session::{Session, SessionConfig};
+use ringtrace::session::Session;
 use ringtrace::Tracer;
+use session_common::check_accounting;
 
 const ENV: &str = "RINGTRACE_HANDLER_TYPE_CHILD";
 
@@ -20,15 +20,15 @@ ringtrace::declare_event! {
     pub struct HandlerFirst: "test" / "handler_first" = 2701 { value: u64, tag: u32 }
 }
 
-/// A small session (2 contexts of 3 pages) in `dir`.
-fn config(dir: &std::path::Path, name: &str) -> SessionConfig {
-    SessionConfig {
-        contexts: 2,
-        bytes_per_context: 3 * 4096,
-        clock: ClockKind::Mono,
-        dir: Some(dir.to_path_buf()),
-        ..SessionConfig::new(name)
+/// In the parent test (not the child run with `ENV`): a small session
+/// (2 contexts of 3 pages) named `name` in a new directory.
+fn parent_session(name: &str) -> Option<(tempfile::TempDir, Session)> {
+    if std::env::var(ENV).is_ok() {
+        return None;
     }
+    let dir = tempfile::tempdir().unwrap();
+    let session = Session::create(&session_common::config(dir.path(), name, 2, 3 * 4096)).unwrap();
+    Some((dir, session))
 }
 
 static CHILD_TRACER: std::sync::OnceLock<Tracer> = std::sync::OnceLock::new();
@@ -63,22 +63,10 @@ fn child_entry() {
 
 #[test]
 fn a_type_first_recorded_in_a_handler_reaches_another_process() {
-    if std::env::var(ENV).is_ok() {
+    let Some((_dir, session)) = parent_session("handler-types") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let session = Session::create(&config(dir.path(), "handler-types")).unwrap();
-    let path = session.path().to_path_buf();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-        .env(ENV, &path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "child failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    };
+    session_common::run_child_test("child_entry", ENV, session.path());
     assert!(
         ringtrace::event::Registry::global()
             .get(HandlerFirst::EVENT_TYPE.id)
@@ -100,6 +88,8 @@ fn a_type_first_recorded_in_a_handler_reaches_another_process() {
         "the handler's event, decoded from the published format: {text}"
     );
     assert!(lines[1].contains(" ..h1. "), "{text}");
+    // The view consumed nothing: both events are still buffered.
+    assert_eq!(check_accounting(&reader), 2);
 }
 
 ringtrace::declare_event! {
@@ -114,11 +104,9 @@ ringtrace::declare_event! {
 /// whenever its events were drained in one run before the next import.)
 #[test]
 fn a_name_imported_after_the_events_is_in_the_trace_dat() {
-    if std::env::var(ENV).is_ok() {
+    let Some((dir, session)) = parent_session("late-names") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let session = Session::create(&config(dir.path(), "late-names")).unwrap();
+    };
     let path = session.path().to_path_buf();
     let writer = Tracer::attach_session(session).unwrap();
     let reader = Tracer::read_session(Session::open(&path).unwrap()).unwrap();
@@ -148,6 +136,9 @@ fn a_name_imported_after_the_events_is_in_the_trace_dat() {
         .unwrap();
     let dat = dir.path().join("late.dat");
     std::fs::write(&dat, out.into_inner()).unwrap();
+    // All 11 events drained, nothing lost.
+    assert_eq!(check_accounting(&reader), 0);
+    assert_eq!(session_common::written_and_read(&reader), (11, 11));
     let r = ringtrace::tracedat::TraceDatReader::open(&dat).unwrap();
     assert!(
         r.info().cmdlines.iter().any(|(_, c)| c == "late-name"),

@@ -21,20 +21,20 @@ use std::time::{Duration, Instant};
 // workspace).
 #[path = "../../cli/tests/harness/mod.rs"]
 mod harness;
+mod session_common;
 
 use ringtrace::session::{Session, SessionConfig, SessionError, SessionRefusals, SESSION_ENV};
 use ringtrace::{Mode, Tracer};
+use session_common::{check_accounting, read_all};
 
 /// Hang guard for waits on children (never a performance bound).
 const HANG_GUARD: Duration = Duration::from_secs(120);
 
+/// A session of `contexts` rings of 8 KiB in `mode`.
 fn cfg(dir: &Path, name: &str, contexts: usize, mode: Mode) -> SessionConfig {
     SessionConfig {
-        contexts,
-        bytes_per_context: 8192,
         mode,
-        dir: Some(dir.to_path_buf()),
-        ..SessionConfig::new(name)
+        ..session_common::config(dir, name, contexts, 8192)
     }
 }
 
@@ -76,36 +76,6 @@ fn wait_child(pid: libc::pid_t) -> i32 {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-/// Every ring's accounting identity; returns the events still buffered.
-fn check_accounting(t: &Tracer) -> u64 {
-    let mut buffered = 0;
-    for r in 0..t.max_contexts() {
-        let s = t.ring_stats(r).unwrap();
-        assert_eq!(
-            s.written,
-            s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
-            "ring {r}: {s:?}"
-        );
-        buffered += s.entries;
-    }
-    buffered
-}
-
-/// All text lines of a session, read (consumed) by a reader in this
-/// process after its writers are done.
-fn read_all(path: &Path) -> (Tracer, Vec<String>) {
-    let t = Tracer::read_session(Session::open(path).unwrap()).unwrap();
-    t.import_session_tables();
-    let mut lines = Vec::new();
-    {
-        let mut p = t.pipe();
-        while let Some(l) = p.next_line().unwrap() {
-            lines.push(l);
-        }
-    }
-    (t, lines)
 }
 
 extern "C" fn on_usr1(_: libc::c_int) {
@@ -189,48 +159,103 @@ fn a_full_process_table_makes_a_writer_run_untraced() {
     let d = tempfile::tempdir().unwrap();
     let s = Session::create(&cfg(d.path(), "full", 4, Mode::ProducerConsumer)).unwrap();
     let path = s.path().to_path_buf();
-    let procs = ringtrace::session::PROCS;
-    // Each holder registers, says so on its pipe, then waits for the
-    // parent to close the other pipe.
-    let mut go = [0; 2];
-    let mut ready = [0; 2];
-    // SAFETY: two valid out-arrays of two fds each.
-    unsafe {
-        assert_eq!(libc::pipe(go.as_mut_ptr()), 0);
-        assert_eq!(libc::pipe(ready.as_mut_ptr()), 0);
-    }
-    let mut holders = Vec::new();
-    for _ in 0..procs {
-        let path = path.clone();
-        holders.push(fork_child(move || {
-            // SAFETY: closing inherited fds and reading/writing one byte
-            // through valid buffers.
-            unsafe {
-                libc::close(go[1]);
-                libc::close(ready[0]);
-                let ok = Session::open(&path).is_ok_and(|s| s.register_process());
-                let b = [u8::from(ok)];
-                libc::write(ready[1], b.as_ptr().cast(), 1);
-                let mut x = [0u8; 1];
-                libc::read(go[0], x.as_mut_ptr().cast(), 1);
-            }
-            0
-        }));
-    }
-    // SAFETY: closing our copies of the ends the children use.
-    unsafe {
-        libc::close(go[0]);
-        libc::close(ready[1]);
-    }
-    for _ in 0..procs {
-        let mut b = [0u8; 1];
-        // SAFETY: reads one byte into a valid buffer.
-        let n = unsafe { libc::read(ready[0], b.as_mut_ptr().cast(), 1) };
-        assert_eq!((n, b[0]), (1, 1), "a holder could not register");
-    }
+    let holders = Holders::fill_the_process_table(&path);
     let err = d.path().join("stderr");
+    an_unregistered_writer_runs_untraced(&path, &err);
+    let o = Session::open(&path).unwrap();
+    let want = SessionRefusals {
+        no_context: 100,
+        untraced_processes: 1,
+        ..SessionRefusals::default()
+    };
+    assert_eq!(o.refused(), want);
+    // No ring was leased (a reader would judge its writer by an entry it
+    // does not have) and the session is alive: its 64 holders run.
+    let r = Tracer::read_session(Session::open(&path).unwrap()).unwrap();
+    assert_eq!(r.leased_contexts(), 0);
+    assert_eq!(o.state(), ringtrace::session::SessionState::Alive);
+    holders.release();
+    // They are gone without detaching: a new writer takes over an entry.
+    a_later_writer_takes_over_an_entry(&path);
+    println!("  the 65th writer ran untraced; a later one got a gone process's entry");
+}
+
+/// Forked processes that each hold a process-table entry until released.
+struct Holders {
+    pids: Vec<libc::pid_t>,
+    /// Write end of the pipe whose closing releases the holders.
+    go: libc::c_int,
+    /// Read end of the pipe the holders report on.
+    ready: libc::c_int,
+}
+
+impl Holders {
+    /// Forks one holder per process-table entry of the session at `path`:
+    /// each registers, says so on a pipe, then waits for the parent to
+    /// close the other pipe. Returns once every one has registered.
+    fn fill_the_process_table(path: &Path) -> Holders {
+        let mut go = [0; 2];
+        let mut ready = [0; 2];
+        // SAFETY: two valid out-arrays of two fds each.
+        unsafe {
+            assert_eq!(libc::pipe(go.as_mut_ptr()), 0);
+            assert_eq!(libc::pipe(ready.as_mut_ptr()), 0);
+        }
+        let mut pids = Vec::new();
+        for _ in 0..ringtrace::session::PROCS {
+            let path = path.to_path_buf();
+            pids.push(fork_child(move || {
+                // SAFETY: closing inherited fds and reading/writing one byte
+                // through valid buffers.
+                unsafe {
+                    libc::close(go[1]);
+                    libc::close(ready[0]);
+                    let ok = Session::open(&path).is_ok_and(|s| s.register_process());
+                    let b = [u8::from(ok)];
+                    libc::write(ready[1], b.as_ptr().cast(), 1);
+                    let mut x = [0u8; 1];
+                    libc::read(go[0], x.as_mut_ptr().cast(), 1);
+                }
+                0
+            }));
+        }
+        // SAFETY: closing our copies of the ends the children use.
+        unsafe {
+            libc::close(go[0]);
+            libc::close(ready[1]);
+        }
+        for _ in 0..pids.len() {
+            let mut b = [0u8; 1];
+            // SAFETY: reads one byte into a valid buffer.
+            let n = unsafe { libc::read(ready[0], b.as_mut_ptr().cast(), 1) };
+            assert_eq!((n, b[0]), (1, 1), "a holder could not register");
+        }
+        Holders {
+            pids,
+            go: go[1],
+            ready: ready[0],
+        }
+    }
+
+    /// Lets every holder go (they end without detaching) and waits for
+    /// each.
+    fn release(self) {
+        // SAFETY: closing the write end releases every holder.
+        unsafe { libc::close(self.go) };
+        for h in self.pids {
+            assert_eq!(wait_child(h), 0);
+        }
+        // SAFETY: closing our read end.
+        unsafe { libc::close(self.ready) };
+    }
+}
+
+/// A writer forked while the process table of the session at `path` is
+/// full: its 100 records are refused, it leases no context, and it says
+/// so in one line on its stderr (redirected to `err`).
+fn an_unregistered_writer_runs_untraced(path: &Path, err: &Path) {
     let writer = {
-        let (path, err) = (path.clone(), err.clone());
+        let (path, err) = (path.to_path_buf(), err.to_path_buf());
         fork_child(move || {
             let f = std::fs::File::create(&err).unwrap();
             // SAFETY: redirects this child's stderr to the file.
@@ -248,34 +273,20 @@ fn a_full_process_table_makes_a_writer_run_untraced() {
         })
     };
     assert_eq!(wait_child(writer), 0, "the 65th writer recorded something");
-    let text = std::fs::read_to_string(&err).unwrap();
+    let text = std::fs::read_to_string(err).unwrap();
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(
         text.contains("process table is full") && text.contains("runs untraced"),
         "{text}"
     );
-    let o = Session::open(&path).unwrap();
-    let want = SessionRefusals {
-        no_context: 100,
-        untraced_processes: 1,
-        ..SessionRefusals::default()
-    };
-    assert_eq!(o.refused(), want);
-    // No ring was leased (a reader would judge its writer by an entry it
-    // does not have) and the session is alive: its 64 holders run.
-    let r = Tracer::read_session(Session::open(&path).unwrap()).unwrap();
-    assert_eq!(r.leased_contexts(), 0);
-    assert_eq!(o.state(), ringtrace::session::SessionState::Alive);
-    // SAFETY: closing the write end releases every holder.
-    unsafe { libc::close(go[1]) };
-    for h in holders {
-        assert_eq!(wait_child(h), 0);
-    }
-    // SAFETY: closing our read end.
-    unsafe { libc::close(ready[0]) };
-    // They are gone without detaching: a new writer takes over an entry.
+}
+
+/// A writer forked once the holders of the session at `path` are gone
+/// records its 10 events; they are all there, and none of the untraced
+/// writer's.
+fn a_later_writer_takes_over_an_entry(path: &Path) {
     let kid = {
-        let path = path.clone();
+        let path = path.to_path_buf();
         fork_child(move || {
             let t = Tracer::attach_session(Session::open(&path).unwrap()).unwrap();
             let ok = (0..10u32).all(|i| t.record(&ringtrace::bprintk!("late %u", i)).is_ok());
@@ -283,12 +294,11 @@ fn a_full_process_table_makes_a_writer_run_untraced() {
         })
     };
     assert_eq!(wait_child(kid), 0, "a writer after the holders are gone");
-    let (r, lines) = read_all(&path);
+    let (r, lines) = read_all(path);
     let late: Vec<&String> = lines.iter().filter(|l| l.contains(": late ")).collect();
     assert_eq!(late.len(), 10, "{lines:?}");
     assert!(!lines.iter().any(|l| l.contains("unregistered")));
     assert_eq!(check_accounting(&r), 0);
-    println!("  the 65th writer ran untraced; a later one got a gone process's entry");
 }
 
 /// 8 short-lived processes, one after another, through 2 contexts and no

@@ -163,7 +163,7 @@ impl SessionLink {
         // A new process (the first attach, or a forked child): its own
         // pace of scans for dead processes' slots, not its parent's.
         self.last_reclaim_ms.store(0, Ordering::Relaxed);
-        let entry = super::register_process(&self.map).map_or(0, |i| i + 1);
+        let entry = super::procs::register_process(&self.map).map_or(0, |i| i + 1);
         self.entry.store(entry as u32, Ordering::Relaxed);
         if entry != 0 {
             self.pid.store(me, Ordering::Relaxed);
@@ -228,7 +228,7 @@ impl SessionLink {
     }
 
     /// Reclaims the lease slots of processes that died holding them (see
-    /// [`super::reclaim_dead_slots`]); at most one scan per 10 ms per
+    /// [`super::procs::reclaim_dead_slots`]); at most one scan per 10 ms per
     /// process (it reads `/proc` for each leaseholder). `None` when the
     /// scan was skipped for that pace.
     pub(crate) fn reclaim_dead_slots(&self, buf: &ringtrace_ring::RingBuffer) -> Option<usize> {
@@ -247,7 +247,7 @@ impl SessionLink {
         {
             return None;
         }
-        Some(super::reclaim_dead_slots(&self.map, buf))
+        Some(super::procs::reclaim_dead_slots(&self.map, buf))
     }
 
     /// Before each record of a writer (its type registered and its
@@ -359,7 +359,7 @@ impl SessionLink {
         if self.writer && self.pid.load(Ordering::Relaxed) == std::process::id() {
             self.sync_types();
             self.sync_sites(0);
-            super::mark_exited(&self.map);
+            super::procs::mark_exited(&self.map);
         }
     }
 
@@ -372,6 +372,12 @@ impl SessionLink {
             }
             Err(_) => (Vec::new(), 0),
         }
+    }
+}
+
+impl Drop for SessionLink {
+    fn drop(&mut self) {
+        self.detach();
     }
 }
 
@@ -402,7 +408,7 @@ impl SharedStorage for SessionLink {
         SessionLink::reclaim_dead_slots(self, buf)
     }
     fn orphaned_rings(&self, rings: usize, own: usize) -> Vec<(usize, u32)> {
-        super::orphaned_rings(&self.map, rings, own)
+        super::procs::orphaned_rings(&self.map, rings, own)
     }
     fn count_refused(&self, why: crate::tracer::Refusal) {
         SessionLink::count_refused(self, why);
