@@ -101,6 +101,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use crate::event::{Array, CommonFields, EncodeError, EventType, Field, Record};
 
+#[path = "../../fmt/printf.rs"]
 mod render;
 pub use render::write_record;
 pub(crate) use render::{write_site, FormatCache};
