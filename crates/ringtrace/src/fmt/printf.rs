@@ -1,9 +1,23 @@
 //! The C printf renderer of binary printk records, the kernel's
-//! `bstr_printf`: one renderer for every reader (the pipe, the views, the
-//! trace.dat report and the crash dump). It writes into any
-//! [`core::fmt::Write`] and never allocates, not even on an error, so the
-//! crash dump can run it in a signal handler and the pipe can run it into
-//! one reused buffer.
+//! `bstr_printf`.
+//!
+//! # Terms
+//!
+//! - **Format**: a C printf format, parsed by the record room's parser
+//!   (`record::printk::parse`), the one the compile-time checks use.
+//! - **Arguments**: the packed bytes of a `bprint` record, as the write
+//!   side's `args` module packs them.
+//! - **Parsed format** / **format cache**: a format's pieces kept by a
+//!   reader that renders it many times (the pipe).
+//!
+//! # Contract
+//!
+//! One renderer for every reader (the pipe, the views, the trace.dat
+//! report and the crash dump). It writes into any [`core::fmt::Write`] and
+//! never allocates, not even on an error, so the crash dump can run it in
+//! a signal handler and the pipe can run it into one reused buffer. It
+//! never panics: a malformed format or record gives a [`FormatError`]
+//! naming the argument and the offset.
 //!
 //! Padding needs the length of what it pads: integers and strings know it
 //! before writing; a float's text is produced twice, once into a counter and
@@ -388,15 +402,7 @@ fn write_scalar<W: Write + ?Sized>(
             } else {
                 i64::from(raw as u32 as i32)
             };
-            let sign = if v < 0 {
-                "-"
-            } else if spec.flags & F_PLUS != 0 {
-                "+"
-            } else if spec.flags & F_SPACE != 0 {
-                " "
-            } else {
-                ""
-            };
+            let sign = sign(spec, v < 0);
             pad_number(
                 w,
                 spec,
@@ -562,10 +568,11 @@ fn write_str_spec<W: Write + ?Sized>(w: &mut W, spec: &Spec, s: &str) -> fmt::Re
     }
 }
 
-/// `%f %F %e %E %g %G` of `v`, as C prints them.
-fn write_float<W: Write + ?Sized>(w: &mut W, spec: &Spec, v: f64) -> fmt::Result {
-    let upper = spec.conv.is_ascii_uppercase();
-    let sign = if v.is_sign_negative() && !v.is_nan() {
+/// The sign a signed conversion prints: `-` for a negative value, else
+/// `+` with the `+` flag, a space with the space flag, or nothing.
+#[inline]
+fn sign(spec: &Spec, negative: bool) -> &'static str {
+    if negative {
         "-"
     } else if spec.flags & F_PLUS != 0 {
         "+"
@@ -573,7 +580,13 @@ fn write_float<W: Write + ?Sized>(w: &mut W, spec: &Spec, v: f64) -> fmt::Result
         " "
     } else {
         ""
-    };
+    }
+}
+
+/// `%f %F %e %E %g %G` of `v`, as C prints them.
+fn write_float<W: Write + ?Sized>(w: &mut W, spec: &Spec, v: f64) -> fmt::Result {
+    let upper = spec.conv.is_ascii_uppercase();
+    let sign = sign(spec, v.is_sign_negative() && !v.is_nan());
     let a = v.abs();
     if !a.is_finite() {
         let t = match (a.is_nan(), upper) {

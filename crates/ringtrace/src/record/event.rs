@@ -1248,6 +1248,22 @@ pub const PRINT_ID: u16 = 5;
 /// ```
 pub const BPRINT_ID: u16 = 6;
 
+/// An event type of the `ftrace` system (the kernel's built-in entries).
+const fn ftrace_type(
+    name: &'static str,
+    id: u16,
+    fields: &'static [Field],
+    print_fmt: &'static str,
+) -> EventType {
+    EventType {
+        name,
+        system: "ftrace",
+        id,
+        fields,
+        print_fmt,
+    }
+}
+
 /// `ip`, the first field of both: the address `%ps` prints.
 const IP_FIELD: Field = field("ip", "unsigned long", 8, 8, false, Array::None);
 
@@ -1265,13 +1281,12 @@ static BPRINT_FIELDS: [Field; 3] = [
 /// let t = ringtrace::printk::BPRINT_EVENT.format_text();
 /// assert!(t.ends_with("print fmt: \"%ps: %s\", (void *)REC->ip, REC->fmt\n"));
 /// ```
-pub static BPRINT_EVENT: &EventType = &EventType {
-    name: "bprint",
-    system: "ftrace",
-    id: BPRINT_ID,
-    fields: &BPRINT_FIELDS,
-    print_fmt: "\"%ps: %s\", (void *)REC->ip, REC->fmt",
-};
+pub static BPRINT_EVENT: &EventType = &ftrace_type(
+    "bprint",
+    BPRINT_ID,
+    &BPRINT_FIELDS,
+    "\"%ps: %s\", (void *)REC->ip, REC->fmt",
+);
 
 static PRINT_FIELDS: [Field; 2] = [IP_FIELD, field("buf", "char", 16, 0, true, Array::Flexible)];
 
@@ -1282,13 +1297,12 @@ static PRINT_FIELDS: [Field; 2] = [IP_FIELD, field("buf", "char", 16, 0, true, A
 /// let t = ringtrace::printk::PRINT_EVENT.format_text();
 /// assert!(t.contains("\tfield:char buf[];\toffset:16;\tsize:0;\tsigned:1;\n"));
 /// ```
-pub static PRINT_EVENT: &EventType = &EventType {
-    name: "print",
-    system: "ftrace",
-    id: PRINT_ID,
-    fields: &PRINT_FIELDS,
-    print_fmt: "\"%ps: %s\", (void *)REC->ip, REC->buf",
-};
+pub static PRINT_EVENT: &EventType = &ftrace_type(
+    "print",
+    PRINT_ID,
+    &PRINT_FIELDS,
+    "\"%ps: %s\", (void *)REC->ip, REC->buf",
+);
 
 /// Error from [`Registry::register`].
 ///
