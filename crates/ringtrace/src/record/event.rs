@@ -1239,6 +1239,7 @@ macro_rules! __event_print_fmt {
 /// ```
 /// assert_eq!(ringtrace::printk::PRINT_ID, 5);
 /// ```
+#[doc(hidden)] // public as `printk::PRINT_ID`
 pub const PRINT_ID: u16 = 5;
 
 /// ftrace's type id of `bprint` events (kernel `TRACE_BPRINT`).
@@ -1246,6 +1247,7 @@ pub const PRINT_ID: u16 = 5;
 /// ```
 /// assert_eq!(ringtrace::printk::BPRINT_ID, 6);
 /// ```
+#[doc(hidden)] // public as `printk::BPRINT_ID`
 pub const BPRINT_ID: u16 = 6;
 
 /// An event type of the `ftrace` system (the kernel's built-in entries).
@@ -1281,6 +1283,7 @@ static BPRINT_FIELDS: [Field; 3] = [
 /// let t = ringtrace::printk::BPRINT_EVENT.format_text();
 /// assert!(t.ends_with("print fmt: \"%ps: %s\", (void *)REC->ip, REC->fmt\n"));
 /// ```
+#[doc(hidden)] // public as `printk::BPRINT_EVENT`
 pub static BPRINT_EVENT: &EventType = &ftrace_type(
     "bprint",
     BPRINT_ID,
@@ -1297,6 +1300,7 @@ static PRINT_FIELDS: [Field; 2] = [IP_FIELD, field("buf", "char", 16, 0, true, A
 /// let t = ringtrace::printk::PRINT_EVENT.format_text();
 /// assert!(t.contains("\tfield:char buf[];\toffset:16;\tsize:0;\tsigned:1;\n"));
 /// ```
+#[doc(hidden)] // public as `printk::PRINT_EVENT`
 pub static PRINT_EVENT: &EventType = &ftrace_type(
     "print",
     PRINT_ID,

@@ -31,6 +31,9 @@ mod marker;
 mod parse;
 mod site;
 
+// Defined beside the registry they seed; documented here, their home
+// for users.
+#[doc(inline)]
 pub use crate::event::{BPRINT_EVENT, BPRINT_ID, PRINT_EVENT, PRINT_ID};
 pub use args::{first_misfit, ArgList, ArgValue, BprintArg, BPRINT_ARGS_OFFSET};
 pub use bprint::{Bprint, FromSite, KindsSource, SiteKinds};
