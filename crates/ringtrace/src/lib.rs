@@ -119,8 +119,8 @@ pub mod tracer;
 
 pub mod export;
 mod fmt;
-mod read;
 pub mod kernel_bench;
+mod read;
 
 pub use export::{json, tracedat};
 pub use fmt::{line as output, text};
@@ -130,7 +130,107 @@ pub use read::{dump, pipe as reader, snapshot, view};
 pub use frontends::layer;
 #[cfg(feature = "log")]
 pub use frontends::log_backend;
-pub use record::{event, printk, span};
+pub use record::{event, span};
+pub mod printk {
+    //! Binary printk: the write side stores a format id and the raw argument
+    //! bytes; formatting happens when the record is read, like the kernel's
+    //! `trace_bprintk` / `vbin_printf` / `bstr_printf`.
+    //!
+    //! # Placeholder syntax: C printf
+    //!
+    //! Formats use printf conversions, not Rust's `{}`: the same format text is
+    //! exported in trace.dat's `printk_formats` section and evaluated there by
+    //! libtraceevent (trace-cmd, KernelShark), so it must be C. Supported:
+    //!
+    //! ```text
+    //! %[flags][width][.precision][length]conversion
+    //! flags: - + space # 0      width, precision: decimal, at most 4096 (no `*`)
+    //! length: (none) = 32-bit, l / ll / z = 64-bit   (h, hh, j, t, L are refused)
+    //! conversion: d i u x X o   integers      c  char      s  string
+    //!             p             pointer       f F e E g G  f64
+    //!             %%            a percent sign
+    //! ```
+    //!
+    //! Width and precision count characters for `%s` and `%c` (C counts bytes;
+    //! the two agree on ASCII).
+    //!
+    //! Everything about a call site is checked at **compile time**: the format
+    //! is parsed by a `const fn` (a malformed one does not compile), the number
+    //! of arguments must match, and each argument's type must fit its conversion
+    //! (checked in an inline `const` block against [`BprintArg::FITS`], so it
+    //! fails at `cargo build`, naming the argument; `cargo check` alone does not
+    //! evaluate it): integers fit `d i u x X o p c`, `bool` fits the integer
+    //! conversions and `s` (as `true`/`false`), `char` fits `c` and the integer
+    //! conversions, `&str`/`String` fit `s`, `f32`/`f64` fit the float
+    //! conversions, raw pointers fit `p` and the 64-bit integer conversions.
+    //! Integers are cut to the conversion's width, as C's varargs would (`%d` of
+    //! `-1i64` stores `-1`, of `u64::MAX` too). What only a value can break is
+    //! checked when encoding: an integer given to `%c` must be a Unicode scalar
+    //! value ([`EncodeError::ArgMismatch`](crate::event::EncodeError::ArgMismatch)).
+    //!
+    //! Cost: encoding a record with two `u64` arguments (`"a=%llu b=%llu"`) is
+    //! a small part of `trace!`'s cost (see the bench crate's output): the macro
+    //! hands the encoder the argument kinds as a constant, so
+    //! the per-argument checks fold away.
+    //!
+    //! # Record layout: the kernel's `bprint` entry (ftrace type 6)
+    //!
+    //! ```text
+    //! 0   common header (8 bytes, common_type = 6)
+    //! 8   u64 ip     call-site "address"  = IP_BASE + (id << 4)
+    //! 16  u64 fmt    format "address"     = FMT_ADDR_BASE + (id << 4)
+    //! 24  u32 buf[]  arguments, packed like vbin_printf:
+    //!       32-bit ints: 4 bytes, 4-aligned      64-bit ints, %p: 8 bytes, 4-aligned
+    //!       %s: the bytes up to the first NUL, then NUL, unaligned
+    //!       %c: u32 code point, 4-aligned         floats: f64 bits, 8 bytes, 4-aligned
+    //!     record length rounded up to 4, padding zeroed
+    //! ```
+    //!
+    //! Alignment is relative to `buf`, which sits at offset 24 of a 4-aligned
+    //! record, so it equals the absolute alignment libtraceevent computes.
+    //!
+    //! # What trace-cmd 3.1.6 (libtraceevent 1.7.1) can print
+    //!
+    //! trace-cmd knows this event when its format (from [`BPRINT_EVENT`]) is in
+    //! trace.dat's *ftrace* events section (system `ftrace`, which makes
+    //! libtraceevent treat `bprint` specially), and it finds the format text by
+    //! the `fmt` address in the `printk_formats` section
+    //! ([`printk_formats_text`]). The `ip` prints as `file:line` through the
+    //! kallsyms section ([`kallsyms_text`]). libtraceevent's `make_bprint_args`
+    //! then walks the format and reads the arguments with the same packing as
+    //! above. Checked with the Debian trace-cmd 3.1.6 on a hand-made v6 file:
+    //!
+    //! ```text
+    //! demo-1234 [000] 1.000000: bprint: src/main.rs:114: ints -5 7 ff -9 18446744073709551615 00042 003 end
+    //! demo-1234 [000] 1.000001: bprint: src/main.rs:115: strs [hello] [] 17 [ab] [   right] 0x1234
+    //! demo-1234 [000] 1.000002: bprint: src/main.rs:116: bool true int 0
+    //! demo-1234 [000] 1.000003: bprint: src/main.rs:117: flags >+<d 0x5 0377        <- "%+d %#x %#o" of 5, 255, 8
+    //! demo-1234 [000] 1.000004: bprint: src/main.rs:118: left [1    ] then d       <- "[%-5d] then %d" of 1, 2
+    //! demo-1234 [000] 1.000005: bprint: [FAILED TO PARSE] ip=... fmt=... buf=ARRAY[] <- %c
+    //! demo-1234 [000] 1.000006: bprint: [FAILED TO PARSE] ...                      <- %f
+    //! demo-1234 [000] 1.000007: bprint: [FAILED TO PARSE] ...                      <- "% d"
+    //! demo-1234 [000] 1.000008: print: tracing_mark_write: marker text             <- Print
+    //! ```
+    //!
+    //! So trace-cmd prints `d i u x X o p s` with lengths `l ll z`, the `0` flag,
+    //! width and precision; it misreads the `+`, `#`, `-` and space flags and
+    //! fails on `%c` and the float conversions (libtraceevent consumes no
+    //! argument for them). [`trace_cmd_compatible`] tells whether a format is in
+    //! the safe subset; ringtrace's own reader ([`format_record`]) handles the
+    //! whole syntax.
+    //!
+    //! A call site's id is taken on first use, with atomics only, so even a
+    //! first use in a signal handler is safe ([`Site::id`]).
+
+    pub use crate::fmt::printf::{format_record, write_record, ConvText, FormatError};
+    pub use crate::fmt::printk::{
+        format_bprint, format_print, kallsyms_text, printk_formats_text, BprintFields,
+    };
+    pub use crate::record::printk::*;
+
+    pub(crate) use crate::fmt::printf::{write_site, FormatCache};
+    pub(crate) use crate::fmt::printk::escape;
+}
 pub use tracer::clock;
 
 /// Per-thread contexts, signal-handler nesting, the record path

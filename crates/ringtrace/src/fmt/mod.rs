@@ -8,6 +8,10 @@
 //!   time stamps and the per-ring `stats` text.
 //! - **Line** ([`line`]): a recorded event (its common fields, its type's
 //!   format or its printk site) rendered as one of those lines.
+//! - **Printf** ([`printf`]): the one C-printf renderer of binary printk
+//!   arguments (the kernel's `bstr_printf`), allocation-free.
+//! - **Printk** ([`printk`]): printk and marker records read back, and
+//!   trace.dat's `printk_formats` and `kallsyms` texts.
 //!
 //! # Contract
 //!
@@ -16,4 +20,6 @@
 //! the CLI render through it, so each line format has one definition.
 
 pub mod line;
+pub mod printf;
+pub mod printk;
 pub mod text;

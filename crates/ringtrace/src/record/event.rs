@@ -335,39 +335,38 @@ impl Field {
 /// assert_eq!(ringtrace::event::COMMON_FIELDS[3].name, "common_pid");
 /// ```
 pub const COMMON_FIELDS: [Field; 4] = [
-    Field {
-        name: "common_type",
-        c_type: "unsigned short",
-        offset: 0,
-        size: 2,
-        signed: false,
-        array: Array::None,
-    },
-    Field {
-        name: "common_flags",
-        c_type: "unsigned char",
-        offset: 2,
-        size: 1,
-        signed: false,
-        array: Array::None,
-    },
-    Field {
-        name: "common_preempt_count",
-        c_type: "unsigned char",
-        offset: 3,
-        size: 1,
-        signed: false,
-        array: Array::None,
-    },
-    Field {
-        name: "common_pid",
-        c_type: "int",
-        offset: 4,
-        size: 4,
-        signed: true,
-        array: Array::None,
-    },
+    field("common_type", "unsigned short", 0, 2, false, Array::None),
+    field("common_flags", "unsigned char", 2, 1, false, Array::None),
+    field(
+        "common_preempt_count",
+        "unsigned char",
+        3,
+        1,
+        false,
+        Array::None,
+    ),
+    field("common_pid", "int", 4, 4, true, Array::None),
 ];
+
+/// A [`Field`] from its parts, one line per field in the tables of
+/// ftrace's fixed layouts.
+const fn field(
+    name: &'static str,
+    c_type: &'static str,
+    offset: u16,
+    size: u16,
+    signed: bool,
+    array: Array,
+) -> Field {
+    Field {
+        name,
+        c_type,
+        offset,
+        size,
+        signed,
+        array,
+    }
+}
 
 /// Static metadata of one event type.
 ///
@@ -1231,6 +1230,84 @@ macro_rules! __event_print_fmt {
     };
 }
 
+// ftrace's built-in event types. They are the registry's from the start
+// (`Registry::global`), so they are defined here; the printk module
+// encodes records of them.
+
+/// ftrace's type id of `print` events (kernel `TRACE_PRINT`).
+///
+/// ```
+/// assert_eq!(ringtrace::printk::PRINT_ID, 5);
+/// ```
+#[doc(hidden)] // public as `printk::PRINT_ID`
+pub const PRINT_ID: u16 = 5;
+
+/// ftrace's type id of `bprint` events (kernel `TRACE_BPRINT`).
+///
+/// ```
+/// assert_eq!(ringtrace::printk::BPRINT_ID, 6);
+/// ```
+#[doc(hidden)] // public as `printk::BPRINT_ID`
+pub const BPRINT_ID: u16 = 6;
+
+/// An event type of the `ftrace` system (the kernel's built-in entries).
+const fn ftrace_type(
+    name: &'static str,
+    id: u16,
+    fields: &'static [Field],
+    print_fmt: &'static str,
+) -> EventType {
+    EventType {
+        name,
+        system: "ftrace",
+        id,
+        fields,
+        print_fmt,
+    }
+}
+
+/// `ip`, the first field of both: the address `%ps` prints.
+const IP_FIELD: Field = field("ip", "unsigned long", 8, 8, false, Array::None);
+
+static BPRINT_FIELDS: [Field; 3] = [
+    IP_FIELD,
+    field("fmt", "const char *", 16, 8, false, Array::None),
+    // Offset: `printk::BPRINT_ARGS_OFFSET` (a test checks they agree).
+    field("buf", "u32", 24, 0, false, Array::Flexible),
+];
+
+/// The kernel's `ftrace/bprint` event type; its `format_text()` is the text of
+/// `events/ftrace/bprint/format`.
+///
+/// ```
+/// let t = ringtrace::printk::BPRINT_EVENT.format_text();
+/// assert!(t.ends_with("print fmt: \"%ps: %s\", (void *)REC->ip, REC->fmt\n"));
+/// ```
+#[doc(hidden)] // public as `printk::BPRINT_EVENT`
+pub static BPRINT_EVENT: &EventType = &ftrace_type(
+    "bprint",
+    BPRINT_ID,
+    &BPRINT_FIELDS,
+    "\"%ps: %s\", (void *)REC->ip, REC->fmt",
+);
+
+static PRINT_FIELDS: [Field; 2] = [IP_FIELD, field("buf", "char", 16, 0, true, Array::Flexible)];
+
+/// The kernel's `ftrace/print` event type (trace_marker writes and
+/// non-constant trace_printk).
+///
+/// ```
+/// let t = ringtrace::printk::PRINT_EVENT.format_text();
+/// assert!(t.contains("\tfield:char buf[];\toffset:16;\tsize:0;\tsigned:1;\n"));
+/// ```
+#[doc(hidden)] // public as `printk::PRINT_EVENT`
+pub static PRINT_EVENT: &EventType = &ftrace_type(
+    "print",
+    PRINT_ID,
+    &PRINT_FIELDS,
+    "\"%ps: %s\", (void *)REC->ip, REC->buf",
+);
+
 /// Error from [`Registry::register`].
 ///
 /// ```
@@ -1331,8 +1408,7 @@ impl Registry {
     /// assert!(ringtrace::event::Registry::global().get(ringtrace::printk::BPRINT_ID).is_some());
     /// ```
     pub fn global() -> &'static Registry {
-        static GLOBAL: Registry =
-            Registry::with(&[crate::printk::PRINT_EVENT, crate::printk::BPRINT_EVENT]);
+        static GLOBAL: Registry = Registry::with(&[PRINT_EVENT, BPRINT_EVENT]);
         &GLOBAL
     }
 
@@ -1402,6 +1478,33 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_formats_match_the_kernel() {
+        let want = "name: bprint\nID: 6\nformat:\n\
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n\
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;\n\
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\
+\n\
+\tfield:unsigned long ip;\toffset:8;\tsize:8;\tsigned:0;\n\
+\tfield:const char * fmt;\toffset:16;\tsize:8;\tsigned:0;\n\
+\tfield:u32 buf[];\toffset:24;\tsize:0;\tsigned:0;\n\
+\n\
+print fmt: \"%ps: %s\", (void *)REC->ip, REC->fmt\n";
+        assert_eq!(BPRINT_EVENT.format_text(), want);
+        let want = "name: print\nID: 5\nformat:\n\
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n\
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;\n\
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\
+\n\
+\tfield:unsigned long ip;\toffset:8;\tsize:8;\tsigned:0;\n\
+\tfield:char buf[];\toffset:16;\tsize:0;\tsigned:1;\n\
+\n\
+print fmt: \"%ps: %s\", (void *)REC->ip, REC->buf\n";
+        assert_eq!(PRINT_EVENT.format_text(), want);
+    }
 
     crate::declare_event! {
         /// Fixed fields only.

@@ -1,21 +1,182 @@
 //! The C printf renderer of binary printk records, the kernel's
-//! `bstr_printf`: one renderer for every reader (the pipe, the views, the
-//! trace.dat report and the crash dump). It writes into any
-//! [`core::fmt::Write`] and never allocates, not even on an error, so the
-//! crash dump can run it in a signal handler and the pipe can run it into
-//! one reused buffer.
+//! `bstr_printf`.
+//!
+//! # Terms
+//!
+//! - **Format**: a C printf format, parsed by the record room's parser
+//!   (`record::printk::parse`), the one the compile-time checks use.
+//! - **Arguments**: the packed bytes of a `bprint` record, as the write
+//!   side's `args` module packs them.
+//! - **Parsed format** / **format cache**: a format's pieces kept by a
+//!   reader that renders it many times (the pipe).
+//!
+//! # Contract
+//!
+//! One renderer for every reader (the pipe, the views, the trace.dat
+//! report and the crash dump). It writes into any [`core::fmt::Write`] and
+//! never allocates, not even on an error, so the crash dump can run it in
+//! a signal handler and the pipe can run it into one reused buffer. It
+//! never panics: a malformed format or record gives a [`FormatError`]
+//! naming the argument and the offset.
 //!
 //! Padding needs the length of what it pads: integers and strings know it
 //! before writing; a float's text is produced twice, once into a counter and
 //! once for real, rather than into a buffer (a precision of up to
-//! [`MAX_WIDTH`](super::MAX_WIDTH) digits would need a large one).
+//! [`MAX_WIDTH`](crate::record::printk::MAX_WIDTH) digits would need a large one).
 
 use core::fmt::{self, Write};
 
-use super::{
-    align4, next_piece, ArgKind, ConvText, FormatError, ParseError, Piece, Site, Spec, F_HASH,
-    F_MINUS, F_PLUS, F_SPACE, F_ZERO,
+use crate::record::printk::{
+    align4, next_piece, ArgKind, ParseError, Piece, Site, Spec, F_HASH, F_MINUS, F_PLUS, F_SPACE,
+    F_ZERO, MAX_SITES,
 };
+
+/// Why a record could not be formatted.
+///
+/// ```
+/// let e = ringtrace::printk::format_record("%d", &[1, 2]).unwrap_err();
+/// assert_eq!(e.to_string(), "argument 0 (%d) needs 4 bytes at offset 0, record has 2");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// The format text is malformed.
+    #[error("malformed format at byte {at}: {what}")]
+    BadFormat {
+        /// Byte offset of the conversion.
+        at: usize,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// The argument bytes end before an argument does.
+    #[error("argument {index} ({conv}) needs {need} bytes at offset {at}, record has {have}")]
+    Truncated {
+        /// Argument index.
+        index: usize,
+        /// The conversion, e.g. `%d`.
+        conv: ConvText,
+        /// Offset of the argument in the argument bytes.
+        at: usize,
+        /// Bytes it needs.
+        need: usize,
+        /// Argument bytes present.
+        have: usize,
+    },
+    /// A `%s` argument has no terminating NUL.
+    #[error("argument {index} (%s) at offset {at} has no terminating NUL")]
+    Unterminated {
+        /// Argument index.
+        index: usize,
+        /// Offset of the string.
+        at: usize,
+    },
+    /// A `%s` argument is not UTF-8.
+    #[error("argument {index} (%s) at offset {at} is not valid UTF-8")]
+    InvalidUtf8 {
+        /// Argument index.
+        index: usize,
+        /// Offset of the string.
+        at: usize,
+    },
+    /// A `%c` argument is not a Unicode scalar value.
+    #[error("argument {index} (%c) holds {value:#x}, not a char")]
+    InvalidChar {
+        /// Argument index.
+        index: usize,
+        /// The stored value.
+        value: u32,
+    },
+    /// More bytes follow the last argument than padding explains.
+    #[error("{extra} bytes left after the last argument (at most 3 bytes of padding expected)")]
+    TrailingBytes {
+        /// Bytes left.
+        extra: usize,
+    },
+    /// The record is not a bprint record or is too short for its header.
+    #[error("not a bprint record: {0}")]
+    NotBprint(&'static str),
+    /// No registered site has this `fmt` address.
+    #[error("unknown format address {0:#x}")]
+    UnknownFormat(u64),
+    /// The writer given to [`write_record`] refused the text (a fixed
+    /// buffer is full).
+    #[error("the output refused the text")]
+    Output,
+}
+
+/// The text of one conversion (`%-08llx`), held inline so that a
+/// [`FormatError`] never allocates (the crash dump formats in a signal
+/// handler). A conversion is ASCII; one longer than 24 bytes (repeated
+/// flags) keeps its first 21 and `...`.
+///
+/// ```
+/// use ringtrace::printk::ConvText;
+/// assert_eq!(ConvText::new("%-08llx").as_str(), "%-08llx");
+/// let long = format!("%{}d", "-".repeat(30));
+/// assert_eq!(ConvText::new(&long).as_str(), format!("%{}...", "-".repeat(20)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvText {
+    bytes: [u8; 24],
+    len: u8,
+}
+
+impl ConvText {
+    /// `conv`, cut to 24 bytes as said above.
+    #[must_use]
+    pub fn new(conv: &str) -> Self {
+        let mut bytes = [0u8; 24];
+        let src = conv.as_bytes();
+        let len = if src.len() <= bytes.len() && conv.is_ascii() {
+            bytes[..src.len()].copy_from_slice(src);
+            src.len()
+        } else {
+            let mut n = 0;
+            for &b in src.iter().filter(|b| b.is_ascii()).take(21) {
+                bytes[n] = b;
+                n += 1;
+            }
+            bytes[n..n + 3].copy_from_slice(b"...");
+            n + 3
+        };
+        ConvText {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    /// The text.
+    ///
+    /// ```
+    /// assert_eq!(ringtrace::printk::ConvText::new("%d").as_str(), "%d");
+    /// ```
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // Only ASCII bytes are stored.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("%?")
+    }
+}
+
+impl std::fmt::Display for ConvText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Formats the packed argument bytes `args` with the C format `fmt`, as the
+/// kernel's `bstr_printf` does. Never panics: a malformed format or record
+/// gives a [`FormatError`].
+///
+/// ```
+/// let mut args = Vec::new();
+/// args.extend_from_slice(&(-7i32).to_ne_bytes());
+/// args.extend_from_slice(b"ok\0");
+/// assert_eq!(ringtrace::printk::format_record("%+04d %-4s|", &args).unwrap(), "-007 ok  |");
+/// ```
+pub fn format_record(fmt: &str, args: &[u8]) -> Result<String, FormatError> {
+    let mut out = String::with_capacity(fmt.len() + 16);
+    write_record(&mut out, fmt, args)?;
+    Ok(out)
+}
 
 /// Formats the packed argument bytes `args` with the C format `fmt` into
 /// `w`, as the kernel's `bstr_printf` does, without allocating. Never
@@ -176,7 +337,7 @@ impl FormatCache {
         args: &[u8],
     ) -> Result<(), FormatError> {
         let i = id as usize;
-        if i < super::MAX_SITES {
+        if i < MAX_SITES {
             if self.by_id.len() <= i {
                 self.by_id.resize_with(i + 1, || None);
             }
@@ -241,15 +402,7 @@ fn write_scalar<W: Write + ?Sized>(
             } else {
                 i64::from(raw as u32 as i32)
             };
-            let sign = if v < 0 {
-                "-"
-            } else if spec.flags & F_PLUS != 0 {
-                "+"
-            } else if spec.flags & F_SPACE != 0 {
-                " "
-            } else {
-                ""
-            };
+            let sign = sign(spec, v < 0);
             pad_number(
                 w,
                 spec,
@@ -273,20 +426,14 @@ fn write_scalar<W: Write + ?Sized>(
             pad_number(w, spec, "", prefix, digits)
         }
         b'p' => {
-            let s = Spec {
-                precision: None,
-                ..*spec
-            };
+            let s = spec.without_precision();
             pad_number(w, &s, "", "0x", d.radix(raw, 16, false, false))
         }
         b'c' => {
             let v = raw as u32;
             let c = char::from_u32(v).ok_or(FormatError::InvalidChar { index, value: v })?;
             let mut buf = [0u8; 4];
-            let s = Spec {
-                precision: None,
-                ..*spec
-            };
+            let s = spec.without_precision();
             write_str_spec(w, &s, c.encode_utf8(&mut buf))
         }
         _ => write_float(w, spec, f64::from_bits(raw)),
@@ -421,10 +568,11 @@ fn write_str_spec<W: Write + ?Sized>(w: &mut W, spec: &Spec, s: &str) -> fmt::Re
     }
 }
 
-/// `%f %F %e %E %g %G` of `v`, as C prints them.
-fn write_float<W: Write + ?Sized>(w: &mut W, spec: &Spec, v: f64) -> fmt::Result {
-    let upper = spec.conv.is_ascii_uppercase();
-    let sign = if v.is_sign_negative() && !v.is_nan() {
+/// The sign a signed conversion prints: `-` for a negative value, else
+/// `+` with the `+` flag, a space with the space flag, or nothing.
+#[inline]
+fn sign(spec: &Spec, negative: bool) -> &'static str {
+    if negative {
         "-"
     } else if spec.flags & F_PLUS != 0 {
         "+"
@@ -432,7 +580,13 @@ fn write_float<W: Write + ?Sized>(w: &mut W, spec: &Spec, v: f64) -> fmt::Result
         " "
     } else {
         ""
-    };
+    }
+}
+
+/// `%f %F %e %E %g %G` of `v`, as C prints them.
+fn write_float<W: Write + ?Sized>(w: &mut W, spec: &Spec, v: f64) -> fmt::Result {
+    let upper = spec.conv.is_ascii_uppercase();
+    let sign = sign(spec, v.is_sign_negative() && !v.is_nan());
     let a = v.abs();
     if !a.is_finite() {
         let t = match (a.is_nan(), upper) {
@@ -444,8 +598,7 @@ fn write_float<W: Write + ?Sized>(w: &mut W, spec: &Spec, v: f64) -> fmt::Result
         // Zero padding does not apply to inf/nan.
         let s = Spec {
             flags: spec.flags & !F_ZERO,
-            precision: None,
-            ..*spec
+            ..spec.without_precision()
         };
         return pad_number(w, &s, sign, "", t);
     }
@@ -453,10 +606,7 @@ fn write_float<W: Write + ?Sized>(w: &mut W, spec: &Spec, v: f64) -> fmt::Result
     let hash = spec.flags & F_HASH != 0;
     let mut count = Count(0);
     float_body(&mut count, a, spec.conv, p, hash, upper)?;
-    let s = Spec {
-        precision: None,
-        ..*spec
-    };
+    let s = spec.without_precision();
     pad_with(w, &s, sign, "", count.0, |w| {
         float_body(w, a, spec.conv, p, hash, upper)
     })
