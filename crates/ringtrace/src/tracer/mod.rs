@@ -976,19 +976,11 @@ impl Tracer {
     /// assert!(t.stats_text(0).unwrap().contains("entries: 0"));
     /// ```
     pub fn stats_text(&self, ring: usize) -> Result<String, RingError> {
-        let s = self.inner.buf.stats(ring)?;
-        let text_stats = crate::text::RingStats {
-            entries: s.entries,
-            overrun: s.overrun,
-            commit_overrun: s.commit_overrun,
-            bytes: s.bytes,
-            oldest_event_ts: s.oldest_ts.unwrap_or(0),
-            now_ts: self.inner.clock.now(),
-            dropped_events: s.dropped,
-            read_events: s.read,
-        };
+        let mut s = self.inner.buf.stats(ring)?;
+        // The kernel's `now ts` is the clock's reading, not the newest event.
+        s.now_ts = self.inner.clock.now();
         Ok(crate::text::stats(
-            &text_stats,
+            &s,
             crate::text::TimeFormat::for_clock(self.inner.clock.is_nanoseconds()),
         ))
     }
