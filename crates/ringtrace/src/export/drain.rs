@@ -73,12 +73,12 @@ use ringtrace_ring::format::{
 };
 use ringtrace_ring::{Consumer, ReadError, ReadPage, RingError};
 
-use crate::event::{CommonFields, Registry};
+use crate::event::{CommonFields, EventType, Registry};
 use crate::json::{JsonError, JsonOptions, JsonStats};
 use crate::printk;
 use crate::tracedat::page::{parse_page, PageLayout};
 use crate::tracedat::{
-    TraceDatError, TraceDatMeta, TraceDatReader, TraceDatVersion, TraceDatWriter, Tsc2Nsec,
+    TraceDatError, TraceDatMeta, TraceDatReader, TraceDatVersion, TraceDatWriter,
 };
 use crate::tracer::Tracer;
 
@@ -1003,20 +1003,29 @@ impl<'t> Drain<'t> {
 
 /// The file metadata for what `seen` noted, with `cpus` CPUs.
 fn meta_for(tracer: &Tracer, seen: &Seen, cpus: usize, version: TraceDatVersion) -> TraceDatMeta {
-    let t = tracer;
-    let clock = t.clock();
-    let mut m = TraceDatMeta::new(t.config().page_size as u32, cpus as u32, clock.name());
+    let types = seen.ids().filter_map(|id| Registry::global().get(id));
+    let comms = seen.comms.iter().map(|(p, c)| (*p, c.as_str()));
+    tracer_meta(tracer, cpus, version, types, comms)
+}
+
+/// A tracer's trace.dat metadata: the formats of the event types `types`
+/// grouped by system, the printk formats, the thread names `comms` (sorted;
+/// a newline in a name would end its cmdlines line, so it becomes a space),
+/// the clock and its TSC conversion, and the stats of the first `cpus`
+/// rings now. The one builder for drains and views.
+pub(crate) fn tracer_meta<'c>(
+    tracer: &Tracer,
+    cpus: usize,
+    version: TraceDatVersion,
+    types: impl Iterator<Item = &'static EventType>,
+    comms: impl Iterator<Item = (i32, &'c str)>,
+) -> TraceDatMeta {
+    let clock = tracer.clock();
+    let mut m = TraceDatMeta::new(tracer.config().page_size as u32, cpus as u32, clock.name());
     m.version = version;
-    m.tsc2nsec = clock.tsc2nsec().map(|c| Tsc2Nsec {
-        mult: c.mult,
-        shift: c.shift,
-        offset: c.offset,
-    });
+    m.tsc2nsec = clock.tsc2nsec();
     let mut systems: Vec<(String, Vec<String>)> = Vec::new();
-    for id in seen.ids() {
-        let Some(ty) = Registry::global().get(id) else {
-            continue;
-        };
+    for ty in types {
         match systems.iter_mut().find(|(s, _)| s == ty.system) {
             Some((_, v)) => v.push(ty.format_text()),
             None => systems.push((ty.system.to_string(), vec![ty.format_text()])),
@@ -1027,17 +1036,13 @@ fn meta_for(tracer: &Tracer, seen: &Seen, cpus: usize, version: TraceDatVersion)
     m.printk = printk::sites()
         .map(|(id, site)| (printk::fmt_addr(id), escape(site.format())))
         .collect();
-    let mut comms: Vec<(i32, String)> = seen
-        .comms
-        .iter()
-        .map(|(p, c)| (*p, c.replace('\n', " ")))
-        .collect();
+    let mut comms: Vec<(i32, String)> = comms.map(|(p, c)| (p, c.replace('\n', " "))).collect();
     comms.sort();
     m.cmdlines = comms;
     m.trace_id = Some(trace_id());
     m.writer_version = Some(format!("ringtrace {}", env!("CARGO_PKG_VERSION")));
     m.cpu_stats = (0..cpus)
-        .map(|r| t.stats_text(r).unwrap_or_default())
+        .map(|r| tracer.stats_text(r).unwrap_or_default())
         .collect();
     m
 }

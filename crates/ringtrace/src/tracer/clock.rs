@@ -117,8 +117,16 @@ impl Tsc2Nsec {
     #[inline]
     #[must_use]
     pub fn to_ns(&self, raw: u64) -> u64 {
-        let scaled = (u128::from(raw) * u128::from(self.mult)) >> self.shift;
-        (scaled as u64).wrapping_add(self.offset)
+        self.scale(raw).wrapping_add(self.offset)
+    }
+
+    /// `(raw * mult) >> shift` without the offset: what trace-cmd 3.1.6
+    /// prints for a trace.dat's stamps. A `shift` of 128 or more (only a
+    /// corrupt file carries one) would overflow the shift: callers reading
+    /// untrusted triples check it first.
+    #[inline]
+    pub(crate) fn scale(&self, raw: u64) -> u64 {
+        ((u128::from(raw) * u128::from(self.mult)) >> self.shift) as u64
     }
 
     /// The conversion for a counter that ticks `dticks` times in `dns`

@@ -1224,11 +1224,13 @@ impl TraceDatInfo {
     }
 
     /// A raw time stamp in nanoseconds: through TSC2NSEC if recorded
-    /// (`(ts * mult) >> shift`, computed as trace-cmd does), else unchanged.
+    /// (`(ts * mult) >> shift`, computed as trace-cmd does, which leaves the
+    /// offset out), else unchanged. A file's shift past 63 is corrupt and
+    /// leaves the stamp unchanged too.
     #[must_use]
     pub fn ts_ns(&self, ts: u64) -> u64 {
         match self.tsc2nsec {
-            Some(t) if t.shift < 64 => ((u128::from(ts) * u128::from(t.mult)) >> t.shift) as u64,
+            Some(t) if t.shift < 64 => t.scale(ts),
             _ => ts,
         }
     }
