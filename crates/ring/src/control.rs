@@ -715,12 +715,7 @@ impl RingBuffer {
         let commit = (page.commit.load(Acquire) as usize).min(cap);
         // SAFETY: [0, commit) of the page is committed; the writer is gone
         // (caller's contract), and readers only read it.
-        let data = unsafe {
-            std::slice::from_raw_parts(
-                region.page_bytes(cp).add(crate::format::PAGE_HEADER_SIZE),
-                commit,
-            )
-        };
+        let data = unsafe { region.committed_data(cp, commit) };
         let mut at = 0;
         let mut committed_here = 0u64;
         while at < commit {
@@ -948,12 +943,7 @@ fn closed_twice(region: &Region, meta: &RingMeta, ring: u32, cp: u32, entries: u
         let end = (r.read_offset.load(Relaxed) as usize).min(commit);
         // SAFETY: [0, commit) of the reader page is committed; the caller
         // holds `busy` (no reader call runs) and the writer is gone.
-        let data = unsafe {
-            std::slice::from_raw_parts(
-                region.page_bytes(rp).add(crate::format::PAGE_HEADER_SIZE),
-                commit,
-            )
-        };
+        let data = unsafe { region.committed_data(rp, commit) };
         let mut at = 0;
         let mut n = 0u64;
         while at < end {
