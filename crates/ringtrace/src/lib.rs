@@ -121,6 +121,8 @@ pub mod export;
 mod fmt;
 pub mod kernel_bench;
 mod read;
+#[doc(hidden)]
+pub mod signal;
 
 pub use export::{json, tracedat};
 pub use fmt::{line as output, text};

@@ -45,10 +45,8 @@ fn formats_first_used_in_a_handler_decode_live_and_in_trace_dat() {
     // `raise` runs it on this thread before returning. Nothing else in
     // this test binary uses SIGUSR2.
     unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_usr2 as *const () as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
+        ringtrace::signal::install(libc::SIGUSR2, ringtrace::signal::Handler::Plain(on_usr2), 0)
+            .unwrap();
         assert_eq!(libc::raise(libc::SIGUSR2), 0);
     }
     ringtrace::trace!(tracer: t, "after");
