@@ -68,8 +68,8 @@ use std::time::{Duration, Instant};
 
 use ringtrace_ring::format::{decode, Record};
 use ringtrace_ring::format::{
-    event_size, MAX_SMALL_DATA, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE, TS_DELTA_MAX,
-    TYPE_TIME_EXTEND,
+    event_size, header, MAX_SMALL_DATA, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE,
+    TS_DELTA_MAX, TS_SHIFT, TYPE_TIME_EXTEND,
 };
 use ringtrace_ring::{Consumer, ReadError, ReadPage, RingError};
 
@@ -321,16 +321,16 @@ impl PagePacker {
         }
         let mut hdr_delta = delta as u32;
         if extend > 0 {
-            self.put_u32(TYPE_TIME_EXTEND | (((delta & TS_DELTA_MAX) as u32) << 5));
-            self.put_u32((delta >> 27) as u32);
+            self.put_u32(header(TYPE_TIME_EXTEND, (delta & TS_DELTA_MAX) as u32));
+            self.put_u32((delta >> TS_SHIFT) as u32);
             hdr_delta = 0;
         }
         let stored = size - 4 - if payload.len() > MAX_SMALL_DATA { 4 } else { 0 };
         if payload.len() > MAX_SMALL_DATA {
-            self.put_u32(hdr_delta << 5);
+            self.put_u32(header(0, hdr_delta));
             self.put_u32((size - 4) as u32);
         } else {
-            self.put_u32(((size - 4) / 4) as u32 | (hdr_delta << 5));
+            self.put_u32(header(((size - 4) / 4) as u32, hdr_delta));
         }
         let at = PAGE_HEADER_SIZE + self.len;
         let n = payload.len().min(stored);
