@@ -168,7 +168,8 @@ pub struct TracerConfig {
     pub mode: Mode,
     /// The clock; `None` picks [`Clock::preferred`] when the tracer is built
     /// (the first time in a process that calibrates the TSC and runs its
-    /// cross-thread check: about 15 ms, two short-lived threads).
+    /// cross-thread check: the calibration's 10 ms wait, two short-lived
+    /// threads).
     pub clock: Option<Clock>,
     /// Most contexts (rings) at once; more writers are refused and counted.
     pub max_contexts: usize,
