@@ -2,15 +2,22 @@
 //! error naming that reader, consumes nothing, and never hangs; once the
 //! reader is gone the pipe reads every event.
 
-use ringtrace::TracerConfig;
+use ringtrace::{Tracer, TracerConfig};
 use ringtrace_ring::ReadError;
 
-#[test]
-fn a_held_ring_fails_the_pipe_and_loses_nothing() {
+/// A tracer of two rings whose ring 0 holds the ten events `ev 0` ..
+/// `ev 9`; ring 1 exists but has no writer.
+fn ten_events() -> Tracer {
     let t = TracerConfig::new().max_contexts(2).build().unwrap();
     for i in 0..10u32 {
         ringtrace::trace!(tracer: &t, "ev %u", i);
     }
+    t
+}
+
+#[test]
+fn a_held_ring_fails_the_pipe_and_loses_nothing() {
+    let t = ten_events();
     let buf = t.ring_buffer();
     // Ring 1 exists but has no writer: hold its reader lock.
     let other = buf.consumer(1).unwrap();
@@ -53,10 +60,7 @@ fn a_held_ring_fails_the_pipe_and_loses_nothing() {
 /// rings it did take are drained whole.
 #[test]
 fn a_held_ring_is_named_by_the_drain() {
-    let t = TracerConfig::new().max_contexts(2).build().unwrap();
-    for i in 0..10u32 {
-        ringtrace::trace!(tracer: &t, "ev %u", i);
-    }
+    let t = ten_events();
     let buf = t.ring_buffer();
     let other = buf.consumer(1).unwrap();
     let mut drain = t.drain();
