@@ -13,8 +13,8 @@ use std::io::Cursor;
 use ringtrace::clock::Clock;
 use ringtrace::export::{export_snapshot, ExportFormat};
 use ringtrace::json::{tracedat_to_json, JsonOptions};
-use ringtrace::tracedat::{TraceDatReader, TraceDatVersion};
 use ringtrace::ring::Mode;
+use ringtrace::tracedat::{TraceDatReader, TraceDatVersion};
 use ringtrace::Tracer;
 use serde_json::Value;
 
