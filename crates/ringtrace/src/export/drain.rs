@@ -967,19 +967,9 @@ impl<'t> Drain<'t> {
     /// [`JsonStats::first_skipped`].
     pub fn finish_json_counted<W: Write>(self, out: W) -> Result<(W, JsonStats), ExportError> {
         let opts = self.json.clone();
-        let tmp = match &self.files {
-            Some(files) => tempfile::tempfile_in(files.dir())
-                .map_err(file_err("creating a temporary trace.dat in", &files.dir()))?,
-            None => tempfile::tempfile().map_err(io_err("creating a temporary trace.dat"))?,
-        };
-        let tmp = self.finish_dat(
-            BufWriter::with_capacity(SPOOL_BUFFER, tmp),
-            TraceDatVersion::V6,
-        )?;
-        let tmp = tmp
-            .into_inner()
-            .map_err(|e| io_err("flushing the temporary trace.dat")(e.into_error()))?;
-        json_from_dat(tmp, out, &opts)
+        let tmp = temp_dat(self.files.as_ref().map(|f| f.dir()).as_deref())?;
+        let tmp = self.finish_dat(tmp, TraceDatVersion::V6)?;
+        json_from_temp_dat(tmp, out, &opts)
     }
 
     /// Drains what is left and writes the output named by
@@ -1045,6 +1035,29 @@ pub(crate) fn tracer_meta<'c>(
         .map(|r| tracer.stats_text(r).unwrap_or_default())
         .collect();
     m
+}
+
+/// A temporary trace.dat for a JSON export, in `dir` (beside the spools)
+/// or the system's temporary directory; deleted when closed.
+fn temp_dat(dir: Option<&Path>) -> Result<BufWriter<File>, ExportError> {
+    let f = match dir {
+        Some(dir) => tempfile::tempfile_in(dir)
+            .map_err(file_err("creating a temporary trace.dat in", dir))?,
+        None => tempfile::tempfile().map_err(io_err("creating a temporary trace.dat"))?,
+    };
+    Ok(BufWriter::with_capacity(SPOOL_BUFFER, f))
+}
+
+/// Flushes the temporary trace.dat `tmp` and converts it to JSON in `out`.
+fn json_from_temp_dat<W: Write>(
+    tmp: BufWriter<File>,
+    out: W,
+    opts: &JsonOptions,
+) -> Result<(W, JsonStats), ExportError> {
+    let tmp = tmp
+        .into_inner()
+        .map_err(|e| io_err("flushing the temporary trace.dat")(e.into_error()))?;
+    json_from_dat(tmp, out, opts)
 }
 
 /// Reads the trace.dat in `dat` back merged by time stamp and writes it to
@@ -1289,19 +1302,10 @@ fn recover_with(
                 rec
             }
             ExportFormat::Json => {
-                let dir = files.dir();
-                let tmp = tempfile::tempfile_in(&dir)
-                    .map_err(file_err("creating a temporary trace.dat in", &dir))?;
-                let (tmp, rec) = assemble(
-                    &files,
-                    BufWriter::with_capacity(SPOOL_BUFFER, tmp),
-                    TraceDatVersion::V6,
-                )?;
-                let tmp = tmp
-                    .into_inner()
-                    .map_err(|e| io_err("flushing the temporary trace.dat")(e.into_error()))?;
+                let tmp = temp_dat(Some(&files.dir()))?;
+                let (tmp, rec) = assemble(&files, tmp, TraceDatVersion::V6)?;
                 let (w, stats) =
-                    json_from_dat(tmp, BufWriter::with_capacity(SPOOL_BUFFER, f), opts)?;
+                    json_from_temp_dat(tmp, BufWriter::with_capacity(SPOOL_BUFFER, f), opts)?;
                 w.into_inner()
                     .map_err(|e| file_err("writing", &part)(e.into_error()))?;
                 Recovered {
