@@ -194,6 +194,29 @@ impl<'a> PageEvents<'a> {
         self.done = true;
         Some(Err(e))
     }
+
+    /// The data event whose header is at `at` and whose payload runs from
+    /// `payload_at` to `end` (`payload_at <= end`); one that runs past the
+    /// commit fails with `overrun`.
+    fn data_event(
+        &mut self,
+        at: usize,
+        payload_at: usize,
+        end: usize,
+        delta: u32,
+        overrun: PageError,
+    ) -> Option<Result<PageEvent<'a>, PageError>> {
+        if end > self.data.len() {
+            return self.fail(overrun);
+        }
+        self.ts = self.ts.wrapping_add(u64::from(delta));
+        self.pos = end;
+        Some(Ok(PageEvent {
+            ts: self.ts,
+            offset: self.header_size + at,
+            payload: &self.data[payload_at..end],
+        }))
+    }
 }
 
 impl<'a> Iterator for PageEvents<'a> {
@@ -265,30 +288,11 @@ impl<'a> Iterator for PageEvents<'a> {
                             length: len,
                         });
                     }
-                    let end = at + 4 + len as usize;
-                    if end > commit {
-                        return self.fail(overrun);
-                    }
-                    self.ts = self.ts.wrapping_add(u64::from(delta));
-                    self.pos = end;
-                    return Some(Ok(PageEvent {
-                        ts: self.ts,
-                        offset: self.header_size + at,
-                        payload: &self.data[at + 8..end],
-                    }));
+                    return self.data_event(at, at + 8, at + 4 + len as usize, delta, overrun);
                 }
                 _ => {
                     let end = at + 4 + 4 * type_len as usize;
-                    if end > commit {
-                        return self.fail(overrun);
-                    }
-                    self.ts = self.ts.wrapping_add(u64::from(delta));
-                    self.pos = end;
-                    return Some(Ok(PageEvent {
-                        ts: self.ts,
-                        offset: self.header_size + at,
-                        payload: &self.data[at + 4..end],
-                    }));
+                    return self.data_event(at, at + 4, end, delta, overrun);
                 }
             }
         }
