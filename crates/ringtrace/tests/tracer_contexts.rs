@@ -308,11 +308,7 @@ fn a_flight_recorder_takes_over_the_stalest_exited_ring_and_keeps_the_newest_eve
     for r in 0..MAX {
         let s = t.ring_stats(r).unwrap();
         assert_eq!(s.entries, 0, "ring {r}: {s:?}");
-        assert_eq!(
-            s.written,
-            s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
-            "ring {r}: {s:?}"
-        );
+        common::assert_identity(r, &s);
         assert_eq!((s.dropped, s.commit_overrun), (0, 0), "ring {r}: {s:?}");
         written += s.written;
         overrun += s.overrun;

@@ -5,7 +5,7 @@
 
 use ringtrace::clock::Clock;
 use ringtrace::{Tracer, TracerConfig};
-use ringtrace_ring::Mode;
+use ringtrace_ring::{Mode, RingStats};
 
 /// The configuration most tests start from: `contexts` rings of `bytes`
 /// each in `mode`, on `clock` (`None`: the preferred clock, picked when
@@ -26,16 +26,22 @@ pub fn tracer(contexts: usize, bytes: usize, mode: Mode, clock: Option<Clock>) -
 }
 
 /// Checks `written == read + overrun + dropped + commit_overrun + entries`
-/// on every ring of `t`, and returns the events read in all.
+/// on the stats `s` of ring `ring`.
+pub fn assert_identity(ring: usize, s: &RingStats) {
+    assert_eq!(
+        s.written,
+        s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
+        "ring {ring}: {s:?}"
+    );
+}
+
+/// [`assert_identity`] on every ring of `t`; returns the events read in
+/// all.
 pub fn assert_accounts(t: &Tracer) -> u64 {
     let mut read = 0;
     for r in 0..t.max_contexts() {
         let s = t.ring_stats(r).unwrap();
-        assert_eq!(
-            s.written,
-            s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
-            "ring {r}: {s:?}"
-        );
+        assert_identity(r, &s);
         read += s.read;
     }
     read
