@@ -115,14 +115,14 @@ mod default_tracer;
 mod frontends;
 mod record;
 pub mod session;
+#[doc(hidden)]
+pub mod signal;
 pub mod tracer;
 
 pub mod export;
 mod fmt;
 pub mod kernel_bench;
 mod read;
-#[doc(hidden)]
-pub mod signal;
 
 pub use export::{json, tracedat};
 pub use fmt::{line as output, text};
