@@ -343,7 +343,11 @@ fn main() {
     // SAFETY: installing a handler that only touches atomics, const
     // thread-locals and the ring's write path (async-signal-safe).
     unsafe {
-        common::install_handler(libc::SIGALRM, on_alarm);
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()), 0);
     }
     let seconds = std::env::var("RINGTRACE_SIGNAL_SECS")
         .ok()

@@ -152,24 +152,3 @@ impl Drop for Static {
         drop(unsafe { Box::from_raw(self.0 as *const RingBuffer as *mut RingBuffer) });
     }
 }
-
-/// Installs `handler` for `sig` with an empty mask and `SA_RESTART`, and
-/// asserts that `sigaction` took it: the ring tests' one installer (the
-/// ring crate has no libc; ringtrace's programs use
-/// `ringtrace::signal::install`).
-///
-/// # Safety
-/// `handler` must do only async-signal-safe work (atomics, const
-/// thread-locals, the ring's write path).
-pub unsafe fn install_handler(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) {
-    // SAFETY: all-zero is a valid `sigaction` (no flags, empty mask).
-    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-    sa.sa_sigaction = handler as usize;
-    sa.sa_flags = libc::SA_RESTART;
-    // SAFETY: `sa.sa_mask` is a valid sigset_t to initialise; the handler
-    // is signal-safe by the caller's contract.
-    unsafe {
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(sig, &sa, std::ptr::null_mut()), 0);
-    }
-}
