@@ -715,7 +715,12 @@ impl RingBuffer {
         let commit = (page.commit.load(Acquire) as usize).min(cap);
         // SAFETY: [0, commit) of the page is committed; the writer is gone
         // (caller's contract), and readers only read it.
-        let data = unsafe { region.committed_data(cp, commit) };
+        let data = unsafe {
+            std::slice::from_raw_parts(
+                region.page_bytes(cp).add(crate::format::PAGE_HEADER_SIZE),
+                commit,
+            )
+        };
         let mut at = 0;
         let mut committed_here = 0u64;
         while at < commit {
