@@ -948,12 +948,7 @@ fn closed_twice(region: &Region, meta: &RingMeta, ring: u32, cp: u32, entries: u
         let end = (r.read_offset.load(Relaxed) as usize).min(commit);
         // SAFETY: [0, commit) of the reader page is committed; the caller
         // holds `busy` (no reader call runs) and the writer is gone.
-        let data = unsafe {
-            std::slice::from_raw_parts(
-                region.page_bytes(rp).add(crate::format::PAGE_HEADER_SIZE),
-                commit,
-            )
-        };
+        let data = unsafe { region.committed_data(rp, commit) };
         let mut at = 0;
         let mut n = 0u64;
         while at < end {

@@ -603,9 +603,7 @@ impl<'a> RingIter<'a> {
         // SAFETY: [0, commit) of the reader page is committed: writers never
         // change it, and the consumer cannot swap the page away while we
         // hold the reader lock.
-        let data = unsafe {
-            std::slice::from_raw_parts(self.region.page_bytes(rp).add(PAGE_HEADER_SIZE), commit)
-        };
+        let data = unsafe { self.region.committed_data(rp, commit) };
         let mut off = 0;
         let mut n = 0;
         while off < end {

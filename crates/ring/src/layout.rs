@@ -995,6 +995,32 @@ impl Region {
                 .add(page as usize * self.geometry.page_size as usize)
         }
     }
+
+    /// The committed bytes of page `page`: its data area cut at `commit`.
+    /// The one place that turns a page and a commit into a slice; readers,
+    /// the live iterator and the post-mortem tools all call it.
+    ///
+    /// # Safety
+    /// `commit` must be at most the page's data capacity, and `[0, commit)`
+    /// of the page's data must stay unchanged while the slice lives: the
+    /// bytes are committed (writers never rewrite committed bytes of a
+    /// page) and nothing may swap the page away, reset or reuse it before
+    /// the caller's last use of the slice. Each caller names the lock or
+    /// contract that gives it this.
+    #[inline(always)]
+    pub(crate) unsafe fn committed_data(&self, page: u32, commit: usize) -> &[u8] {
+        debug_assert!(commit <= crate::format::data_capacity(self.geometry.page_size as usize));
+        // SAFETY: `page_bytes` points inside the data area, and
+        // `PAGE_HEADER_SIZE + commit <= page_size` keeps the slice inside
+        // the page; the bytes are initialised (pages are zeroed at creation)
+        // and stable for the slice's life by the caller's contract.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.page_bytes(page).add(crate::format::PAGE_HEADER_SIZE),
+                commit,
+            )
+        }
+    }
 }
 
 impl Drop for Region {

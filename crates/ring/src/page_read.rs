@@ -307,9 +307,7 @@ impl Consumer<'_> {
         let pm = region.page(rp);
         // SAFETY: [0, commit) of the reader page is committed and only this
         // reader (holding `busy`) can swap the page away.
-        let data = unsafe {
-            std::slice::from_raw_parts(region.page_bytes(rp).add(PAGE_HEADER_SIZE), commit)
-        };
+        let data = unsafe { region.committed_data(rp, commit) };
         let page_ts = pm.time_stamp.load(Relaxed);
         let start_stamp = if off == 0 {
             page_ts

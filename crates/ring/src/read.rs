@@ -25,7 +25,7 @@
 //! is still filling (head == tail); it reads up to the commit and waits for
 //! the commit to move on before swapping again.
 
-use crate::format::{decode, decode_small_data, Record, PAGE_HEADER_SIZE};
+use crate::format::{decode, decode_small_data, Record};
 use crate::layout::{link, link_flag, link_page, link_tag, Region, RingMeta, HEAD, NORMAL};
 use crate::sync::{backoff, fence, Ordering::*};
 use crate::{ReadError, RingError};
@@ -441,9 +441,7 @@ impl<'a> Consumer<'a> {
         // (`readable`): writers never change it, and only this reader
         // (holding the reader lock and `busy`) can swap the page away or
         // reset it, which callers do only after the last use of the slice.
-        unsafe {
-            std::slice::from_raw_parts(self.region.page_bytes(rp).add(PAGE_HEADER_SIZE), commit)
-        }
+        unsafe { self.region.committed_data(rp, commit) }
     }
 
     pub(crate) fn next_record(&mut self, consume: bool) -> Result<Option<Event<'_>>, ReadError> {

@@ -12,6 +12,8 @@
 //!
 //! [`RingtraceLayer`]: ringtrace::layer::RingtraceLayer
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -40,19 +42,14 @@ fn measure(name: &str, clock: Clock, n: u64, rounds: usize) {
             per.push(start.elapsed().as_nanos() as f64 / n as f64);
         }
     });
-    per.sort_by(f64::total_cmp);
-    println!(
-        "info!(n) through the layer, {name:11}: median {:.1} ns (min {:.1}, max {:.1}) over {rounds} rounds of {n}",
-        per[rounds / 2],
-        per[0],
-        per[rounds - 1]
+    common::print_rounds(
+        &format!("info!(n) through the layer, {name:11}"),
+        &mut per,
+        n,
     );
     let s = tracer.ring_stats(0).expect("stats");
     assert_eq!(s.written, 1 + n * rounds as u64, "{s:?}");
-    assert_eq!(
-        s.written,
-        s.read + s.overrun + s.dropped + s.commit_overrun + s.entries
-    );
+    common::assert_accounts(&s);
 }
 
 /// A layer that does nothing.

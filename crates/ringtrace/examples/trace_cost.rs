@@ -6,6 +6,8 @@
 //! `valgrind --tool=callgrind target/release/examples/trace_cost counter 1000000`
 //! (one round; divide `Ir` by the count).
 
+mod common;
+
 use std::time::Instant;
 
 use ringtrace::clock::Clock;
@@ -31,18 +33,8 @@ fn measure_n(name: &str, clock: Clock, n: u64, rounds: usize) {
         }
         per.push(start.elapsed().as_nanos() as f64 / n as f64);
     }
-    per.sort_by(f64::total_cmp);
-    println!(
-        "trace! two u64, {name:8}: median {:.1} ns (min {:.1}, max {:.1}) over {rounds} rounds of {n}",
-        per[rounds / 2],
-        per[0],
-        per[rounds - 1]
-    );
-    let s = t.ring_stats(0).expect("stats");
-    assert_eq!(
-        s.written,
-        s.read + s.overrun + s.dropped + s.commit_overrun + s.entries
-    );
+    common::print_rounds(&format!("trace! two u64, {name:8}"), &mut per, n);
+    common::assert_accounts(&t.ring_stats(0).expect("stats"));
 }
 
 fn main() {

@@ -31,22 +31,58 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // SAFETY: the handler only records (async-signal-safe).
     unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_alarm as *const () as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
-        let tick = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 2_000,
-        };
-        let v = libc::itimerval {
-            it_interval: tick,
-            it_value: tick,
-        };
-        libc::setitimer(libc::ITIMER_REAL, &v, std::ptr::null_mut());
+        ringtrace::signal::install(
+            libc::SIGALRM,
+            ringtrace::signal::Handler::Plain(on_alarm),
+            libc::SA_RESTART,
+        )?;
     }
+    set_timer(2_000);
+    run_workers();
+    set_timer(0);
+    ringtrace::trace_marker("demo end");
 
+    print!("{}", tracer.header_text(Style::default()));
+    let lines = read_lines(tracer)?;
+    for l in lines.iter().take(8) {
+        print!("{l}");
+    }
+    println!("  ... {} lines in all ...", lines.len());
+    for l in lines.iter().filter(|l| l.starts_with("CPU:")) {
+        print!("{l}");
+    }
+    for l in lines.iter().filter(|l| l.contains(" ..h")).take(3) {
+        print!("{l}");
+    }
+    for l in lines.iter().skip(lines.len().saturating_sub(4)) {
+        print!("{l}");
+    }
+    for ring in 0..tracer.used_contexts() {
+        println!("\n# context {ring} (tid {:?}):", tracer.context_tid(ring));
+        print!("{}", tracer.stats_text(ring)?);
+    }
+    println!("\n{:?}", tracer.stats());
+    Ok(())
+}
+
+/// Arms the process's `ITIMER_REAL` to fire SIGALRM every `usec`
+/// microseconds, or stops it (0).
+fn set_timer(usec: libc::suseconds_t) {
+    let tick = libc::timeval {
+        tv_sec: 0,
+        tv_usec: usec,
+    };
+    let v = libc::itimerval {
+        it_interval: tick,
+        it_value: tick,
+    };
+    // SAFETY: a valid itimerval; the old value is not asked for.
+    unsafe { libc::setitimer(libc::ITIMER_REAL, &v, std::ptr::null_mut()) };
+}
+
+/// Three workers record a `Job` per unit of work and a `trace!` every
+/// 500th, while the timer interrupts them.
+fn run_workers() {
     std::thread::scope(|s| {
         for w in 0..3u32 {
             std::thread::Builder::new()
@@ -70,54 +106,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .unwrap_or_else(|e| eprintln!("spawn failed: {e}"));
         }
     });
-    // SAFETY: stops the timer.
-    unsafe {
-        let zero = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        };
-        let v = libc::itimerval {
-            it_interval: zero,
-            it_value: zero,
-        };
-        libc::setitimer(libc::ITIMER_REAL, &v, std::ptr::null_mut());
-    }
-    ringtrace::trace_marker("demo end");
+}
 
-    print!("{}", tracer.header_text(Style::default()));
+/// The merged trace's lines; none, said once on stderr, when another
+/// consuming reader has the rings: under `ringtrace record`, that is
+/// `record`, and the events go to its output.
+fn read_lines(tracer: &ringtrace::Tracer) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let mut pipe = tracer.pipe();
     let mut lines = Vec::new();
     loop {
         match pipe.next_line() {
             Ok(Some(l)) => lines.push(l),
-            Ok(None) => break,
-            // Another consuming reader has the rings: under `ringtrace
-            // record`, that is `record`, and the events go to its output.
+            Ok(None) => return Ok(lines),
             Err(e @ ringtrace_ring::ReadError::ReaderHeld { .. }) => {
                 eprintln!("tracer_demo: the trace is not printed here: {e}");
-                break;
+                return Ok(lines);
             }
             Err(e) => return Err(e.into()),
         }
     }
-    drop(pipe);
-    for l in lines.iter().take(8) {
-        print!("{l}");
-    }
-    println!("  ... {} lines in all ...", lines.len());
-    for l in lines.iter().filter(|l| l.starts_with("CPU:")) {
-        print!("{l}");
-    }
-    for l in lines.iter().filter(|l| l.contains(" ..h")).take(3) {
-        print!("{l}");
-    }
-    for l in lines.iter().skip(lines.len().saturating_sub(4)) {
-        print!("{l}");
-    }
-    for ring in 0..tracer.used_contexts() {
-        println!("\n# context {ring} (tid {:?}):", tracer.context_tid(ring));
-        print!("{}", tracer.stats_text(ring)?);
-    }
-    println!("\n{:?}", tracer.stats());
-    Ok(())
 }

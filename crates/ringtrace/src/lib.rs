@@ -115,6 +115,8 @@ mod default_tracer;
 mod frontends;
 mod record;
 pub mod session;
+#[doc(hidden)]
+pub mod signal;
 pub mod tracer;
 
 pub mod export;

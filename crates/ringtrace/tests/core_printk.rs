@@ -93,10 +93,12 @@ fn first_use_inside_a_signal_handler() {
     // SAFETY: installs a handler that only uses atomics and the static buffer;
     // `raise` delivers SIGUSR1 synchronously to this thread.
     unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+        ringtrace::signal::install(
+            libc::SIGUSR1,
+            ringtrace::signal::Handler::Plain(on_signal),
+            0,
+        )
+        .unwrap();
         assert_eq!(libc::raise(libc::SIGUSR1), 0);
     }
     assert_eq!(IN_HANDLER.load(Ordering::SeqCst), 1);

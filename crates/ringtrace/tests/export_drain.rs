@@ -8,9 +8,12 @@
 //! Fails (never skips) when `trace-cmd` is not on PATH
 //! (Debian: `apt-get install -y trace-cmd`).
 
+mod common;
+
 mod tracedat_common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -18,9 +21,8 @@ use tracedat_common::trace_cmd;
 
 use ringtrace::clock::Clock;
 use ringtrace::context::RecordError;
-use ringtrace::export::{ExportFormat, SPOOL_BUFFER};
+use ringtrace::export::{DrainStats, ExportFormat, SPOOL_BUFFER};
 use ringtrace::tracedat::{FieldValue, TraceDatReader, TraceDatVersion, TraceItem};
-use ringtrace::TracerConfig;
 use ringtrace_ring::{Mode, WriteError};
 
 ringtrace::declare_event! {
@@ -57,76 +59,19 @@ fn checksum(writer: u32, seq: u64, msg: &str) -> u64 {
 
 #[test]
 fn drain_exports_a_trace_far_larger_than_the_rings() {
-    let t = TracerConfig::new()
-        .max_contexts(WRITERS as usize)
-        .page_size(PAGE_SIZE)
-        .bytes_per_context(RING_BYTES)
-        .mode(Mode::ProducerConsumer)
-        .clock(Clock::mono())
-        .build()
-        .unwrap();
+    let t = common::config(
+        WRITERS as usize,
+        RING_BYTES,
+        Mode::ProducerConsumer,
+        Some(Clock::mono()),
+    )
+    .page_size(PAGE_SIZE)
+    .build()
+    .unwrap();
     t.register(DrainRec::EVENT_TYPE).unwrap();
-    let done = AtomicU32::new(0);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("drain.dat");
-    let mut retries = 0u64;
-    let stats = std::thread::scope(|s| {
-        let mut handles = Vec::new();
-        for w in 0..WRITERS {
-            let (t, done) = (&t, &done);
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("drain-w{w}"))
-                    .spawn_scoped(s, move || {
-                        let mut retries = 0u64;
-                        for seq in 0..PER_WRITER {
-                            // One gap longer than 2^27 ns: a time extend.
-                            if w == 0 && seq == PER_WRITER / 2 {
-                                std::thread::sleep(Duration::from_millis(150));
-                            }
-                            let msg = message(w, seq);
-                            let rec = DrainRec {
-                                writer: w,
-                                seq,
-                                msg: &msg,
-                                check: checksum(w, seq, &msg),
-                            };
-                            loop {
-                                match t.record(&rec) {
-                                    Ok(()) => break,
-                                    Err(RecordError::Write(WriteError::Full)) => {
-                                        retries += 1;
-                                        std::thread::yield_now();
-                                    }
-                                    Err(e) => panic!("record: {e}"),
-                                }
-                            }
-                        }
-                        done.fetch_add(1, Ordering::Release);
-                        retries
-                    })
-                    .unwrap(),
-            );
-        }
-        let mut drain = t.drain();
-        let mut last_progress = 0u64;
-        drain.on_progress(|p| last_progress = p.spooled.max(last_progress));
-        // Acquire: pairs with each writer's Release increment.
-        while done.load(Ordering::Acquire) < WRITERS {
-            drain.poll().unwrap();
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        for h in handles {
-            retries += h.join().unwrap();
-        }
-        drain.poll_all().unwrap();
-        let stats = drain.stats();
-        let f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        drain
-            .finish(f, ExportFormat::TraceDat(TraceDatVersion::V6))
-            .unwrap();
-        stats
-    });
+    let (stats, retries) = write_while_draining(&t, &path);
 
     // Far more than the rings hold went through, with bounded buffering.
     let ring_total = (WRITERS as usize * RING_BYTES) as u64;
@@ -144,10 +89,119 @@ fn drain_exports_a_trace_far_larger_than_the_rings() {
     assert!(stats.max_buffered_bytes > 0);
     assert_eq!(stats.events, u64::from(WRITERS) * PER_WRITER);
 
-    // Read back: every event, in order per writer, payload intact. Losses:
-    // the full-ring attempts the writers retried are what the rings
-    // counted as dropped, and the file carries exactly those.
-    let mut r = TraceDatReader::open(&path).unwrap();
+    // Losses: the full-ring attempts the writers retried are what the
+    // rings counted as dropped, and the file carries exactly those; drops
+    // after a ring's last page are still pending in the ring.
+    let lost = read_back_every_event(&path);
+    let pending: u64 = (0..WRITERS as usize)
+        .map(|i| t.ring_buffer().consumer(i).unwrap().pending_losses())
+        .sum();
+    assert_eq!(
+        lost + pending,
+        retries,
+        "losses in the file + pending = retried full-ring writes"
+    );
+    assert_eq!(
+        common::assert_accounts(&t),
+        stats.events,
+        "the drain read all"
+    );
+
+    let dropped_lines = trace_cmd_shows_every_event(&path);
+    // Every loss page starts with a data event, so trace-cmd shows each
+    // (it does not when a page starts otherwise: trace-dat-format.md
+    // pitfall 5).
+    let ours = {
+        let mut r = TraceDatReader::open(&path).unwrap();
+        r.records()
+            .filter(|i| matches!(i, Ok(TraceItem::Lost { .. })))
+            .count()
+    };
+    assert_eq!(dropped_lines, ours);
+    eprintln!(
+        "{} events, {} page bytes, {retries} retried writes, {ours} loss pages, \
+         max buffered {} bytes",
+        stats.events, stats.page_bytes, stats.max_buffered_bytes
+    );
+    if retries > 0 {
+        assert!(dropped_lines > 0, "trace-cmd shows the drops");
+    }
+}
+
+/// Runs the writer threads while a drain polls, then finishes the drain
+/// into a v6 trace.dat at `path`. Returns the drain's stats and the
+/// writers' full-ring retries.
+fn write_while_draining(t: &ringtrace::Tracer, path: &Path) -> (DrainStats, u64) {
+    let done = AtomicU32::new(0);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let done = &done;
+                std::thread::Builder::new()
+                    .name(format!("drain-w{w}"))
+                    .spawn_scoped(s, move || {
+                        let retries = write_records(t, w);
+                        // Release: pairs with the drain loop's Acquire load.
+                        done.fetch_add(1, Ordering::Release);
+                        retries
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let mut drain = t.drain();
+        let mut last_progress = 0u64;
+        drain.on_progress(|p| last_progress = p.spooled.max(last_progress));
+        // Acquire: pairs with each writer's Release increment.
+        while done.load(Ordering::Acquire) < WRITERS {
+            drain.poll().unwrap();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let retries = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        drain.poll_all().unwrap();
+        let stats = drain.stats();
+        let f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+        drain
+            .finish(f, ExportFormat::TraceDat(TraceDatVersion::V6))
+            .unwrap();
+        (stats, retries)
+    })
+}
+
+/// Writer `w`'s records, each retried while its ring is full; returns the
+/// number of retries.
+fn write_records(t: &ringtrace::Tracer, w: u32) -> u64 {
+    let mut retries = 0u64;
+    for seq in 0..PER_WRITER {
+        // One gap longer than 2^27 ns: a time extend.
+        if w == 0 && seq == PER_WRITER / 2 {
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        let msg = message(w, seq);
+        let rec = DrainRec {
+            writer: w,
+            seq,
+            msg: &msg,
+            check: checksum(w, seq, &msg),
+        };
+        loop {
+            match t.record(&rec) {
+                Ok(()) => break,
+                Err(RecordError::Write(WriteError::Full)) => {
+                    retries += 1;
+                    std::thread::yield_now();
+                }
+                Err(e) => panic!("record: {e}"),
+            }
+        }
+    }
+    retries
+}
+
+/// Reads the file back: every event, in merged order and in order per
+/// writer, fields and checksum intact, one thread (and its name) per
+/// writer. Returns the lost-event count the file carries.
+fn read_back_every_event(path: &Path) -> u64 {
+    let mut r = TraceDatReader::open(path).unwrap();
     let info = r.info().clone();
     let mut next = vec![0u64; WRITERS as usize];
     let mut lost = 0u64;
@@ -185,20 +239,16 @@ fn drain_exports_a_trace_far_larger_than_the_rings() {
         }
     }
     assert_eq!(next, vec![PER_WRITER; WRITERS as usize]);
-    // Drops after a ring's last page are still pending in the ring.
-    let pending: u64 = (0..WRITERS as usize)
-        .map(|i| t.ring_buffer().consumer(i).unwrap().pending_losses())
-        .sum();
-    assert_eq!(
-        lost + pending,
-        retries,
-        "losses in the file + pending = retried full-ring writes"
-    );
+    lost
+}
 
-    // trace-cmd prints the same events, per writer in order.
+/// `trace-cmd report` prints the same events, per writer in order, with
+/// the thread names and messages; returns its count of `EVENTS DROPPED`
+/// lines.
+fn trace_cmd_shows_every_event(path: &Path) -> usize {
     let out = Command::new(trace_cmd())
         .args(["report", "-R", "-i"])
-        .arg(&path)
+        .arg(path)
         .output()
         .unwrap();
     assert!(
@@ -233,24 +283,7 @@ fn drain_exports_a_trace_far_larger_than_the_rings() {
         assert!(line.contains(&format!("msg={msg} ")), "{line}");
     }
     assert_eq!(next, vec![PER_WRITER; WRITERS as usize]);
-    // Every loss page starts with a data event, so trace-cmd shows each
-    // (it does not when a page starts otherwise: trace-dat-format.md
-    // pitfall 5).
-    let ours = {
-        let mut r = TraceDatReader::open(&path).unwrap();
-        r.records()
-            .filter(|i| matches!(i, Ok(TraceItem::Lost { .. })))
-            .count()
-    };
-    assert_eq!(dropped_lines, ours);
-    eprintln!(
-        "{} events, {} page bytes, {retries} retried writes, {ours} loss pages, \
-         max buffered {} bytes",
-        stats.events, stats.page_bytes, stats.max_buffered_bytes
-    );
-    if retries > 0 {
-        assert!(dropped_lines > 0, "trace-cmd shows the drops");
-    }
+    dropped_lines
 }
 
 ringtrace::declare_event! {
@@ -265,12 +298,8 @@ ringtrace::declare_event! {
 #[test]
 fn overwrite_drain_accounts_for_every_lost_event() {
     const N: u64 = 200_000;
-    let t = TracerConfig::new()
-        .max_contexts(1)
+    let t = common::config(1, RING_BYTES, Mode::Overwrite, Some(Clock::mono()))
         .page_size(PAGE_SIZE)
-        .bytes_per_context(RING_BYTES)
-        .mode(Mode::Overwrite)
-        .clock(Clock::mono())
         .build()
         .unwrap();
     t.register(Numbered::EVENT_TYPE).unwrap();

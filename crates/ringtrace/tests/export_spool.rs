@@ -5,6 +5,8 @@
 //! event and payload, and nothing is ever mixed with or written over
 //! another recording.
 
+mod common;
+
 use std::io::BufReader;
 use std::path::Path;
 
@@ -47,12 +49,7 @@ fn seqs(path: &Path) -> Vec<u64> {
 fn a_drain_that_never_finished_is_recovered_with_every_polled_event() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("t.dat");
-    let t = TracerConfig::new()
-        .max_contexts(1)
-        .bytes_per_context(64 * 1024)
-        .mode(Mode::ProducerConsumer)
-        .build()
-        .unwrap();
+    let t = common::tracer(1, 64 * 1024, Mode::ProducerConsumer, None);
     t.register(SpoolRec::EVENT_TYPE).unwrap();
     let mut drain = t.drain();
     drain.spool_next_to(&out).unwrap();
@@ -108,12 +105,7 @@ fn a_drain_that_never_finished_is_recovered_with_every_polled_event() {
 fn a_spool_cut_short_loses_only_the_cut_page() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("t.json");
-    let t = TracerConfig::new()
-        .max_contexts(1)
-        .bytes_per_context(64 * 1024)
-        .mode(Mode::ProducerConsumer)
-        .build()
-        .unwrap();
+    let t = common::tracer(1, 64 * 1024, Mode::ProducerConsumer, None);
     t.register(SpoolRec::EVENT_TYPE).unwrap();
     let mut drain = t.drain();
     drain.spool_next_to(&out).unwrap();

@@ -5,14 +5,17 @@
 //! `tracing` layer's contract) become `B`/`E` slices. The same JSON comes
 //! from a live snapshot and from a trace.dat file read back.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::Cursor;
 
 use ringtrace::clock::Clock;
 use ringtrace::export::{export_snapshot, ExportFormat};
 use ringtrace::json::{tracedat_to_json, JsonOptions};
+use ringtrace::ring::Mode;
 use ringtrace::tracedat::{TraceDatReader, TraceDatVersion};
-use ringtrace::{Tracer, TracerConfig};
+use ringtrace::Tracer;
 use serde_json::Value;
 
 ringtrace::declare_event! {
@@ -126,12 +129,7 @@ fn check(json: &[u8], tids: &HashMap<i32, String>) {
 }
 
 fn traced() -> (Tracer, HashMap<i32, String>) {
-    let t = TracerConfig::new()
-        .max_contexts(4)
-        .bytes_per_context(256 * 1024)
-        .clock(Clock::mono())
-        .build()
-        .unwrap();
+    let t = common::tracer(4, 256 * 1024, Mode::Overwrite, Some(Clock::mono()));
     let mut tids = HashMap::new();
     std::thread::scope(|s| {
         let hs: Vec<_> = ["json-a", "json-b", "json-c"]

@@ -2,6 +2,8 @@
 //! page in the middle: as `trace-cmd report` and `ringtrace report` do, the
 //! export skips each, counts it, names the first, and goes on, so every
 //! other record is in the output. (It used to stop at the first of them.)
+
+mod common;
 mod tracedat_common;
 
 use ringtrace::export::{recover, ExportFormat, SpoolFiles};
@@ -9,16 +11,6 @@ use ringtrace::json::{tracedat_to_json, JsonOptions};
 use ringtrace::tracedat::{TraceDatReader, TraceDatVersion, TraceDatWriter};
 use serde_json::Value;
 use tracedat_common::*;
-
-/// A record of an event id the file has no format for.
-fn unknown_type(pid: i32, id: u16) -> Vec<u8> {
-    let mut p = Vec::new();
-    p.extend_from_slice(&id.to_le_bytes());
-    p.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(&pid.to_le_bytes());
-    p.extend_from_slice(&[0xab; 8]);
-    p
-}
 
 /// Sequence numbers of the good records on CPU 0's damaged page (page 1).
 const ON_DAMAGED_PAGE: [u64; 2] = [100, 101];
@@ -177,12 +169,7 @@ fn first_payload(page: &[u8]) -> usize {
 fn recovered_json_counts_a_record_it_cannot_decode() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("t.json");
-    let t = ringtrace::TracerConfig::new()
-        .max_contexts(1)
-        .bytes_per_context(64 * 1024)
-        .mode(ringtrace_ring::Mode::ProducerConsumer)
-        .build()
-        .unwrap();
+    let t = common::tracer(1, 64 * 1024, ringtrace_ring::Mode::ProducerConsumer, None);
     t.register(SkipRec::EVENT_TYPE).unwrap();
     let mut drain = t.drain();
     drain.spool_next_to(&out).unwrap();

@@ -2,6 +2,8 @@
 //! `reader::RESCAN_STEPS` steps: an event that arrives in such a ring is
 //! still merged, and the pipe says "empty" only after peeking every ring.
 
+mod common;
+
 use ringtrace::{Mode, Tracer, TracerConfig};
 
 fn tracer() -> &'static Tracer {
@@ -28,11 +30,7 @@ fn from_new_thread(t: &'static Tracer, text: &'static str, n: u32) {
 fn check_accounting(t: &Tracer) {
     for r in 0..t.max_contexts() {
         let s = t.ring_stats(r).expect("stats");
-        assert_eq!(
-            s.written,
-            s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
-            "ring {r}: {s:?}"
-        );
+        common::assert_identity(r, &s);
         assert_eq!(s.entries, 0, "ring {r} left unread: {s:?}");
     }
 }

@@ -4,7 +4,7 @@
 //! Compiled on its own too (it has no tests then).
 #![allow(dead_code)]
 
-use ringtrace::tracedat::{TraceDatMeta, TraceDatVersion, TraceDatWriter};
+use ringtrace::tracedat::{TraceDatMeta, TraceDatVersion, TraceDatWriter, TraceItem};
 use std::io::Cursor;
 
 /// The `trace-cmd` on PATH; panics (fails the test) when there is none:
@@ -194,6 +194,13 @@ pub fn big(pid: i32, name: &str, seq: u64) -> Vec<u8> {
     p
 }
 
+/// A payload of event type `id`, which the demo formats do not describe.
+pub fn unknown_type(pid: i32, id: u16) -> Vec<u8> {
+    let mut p = common(id, pid);
+    p.extend_from_slice(&[0xab; 8]);
+    p
+}
+
 /// One record as the encoder stored it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
@@ -203,6 +210,21 @@ pub struct Expected {
     pub ts: u64,
     /// Payload, rounded up to 4 bytes.
     pub data: Vec<u8>,
+}
+
+/// The data events of `items` as [`Expected`] records (losses left out).
+pub fn events_of(items: &[TraceItem]) -> Vec<Expected> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            TraceItem::Event(rec) => Some(Expected {
+                cpu: rec.cpu,
+                ts: rec.ts,
+                data: rec.data.clone(),
+            }),
+            TraceItem::Lost { .. } => None,
+        })
+        .collect()
 }
 
 /// The sample trace: 4 CPUs (CPU 2 empty), pages per CPU, and the records

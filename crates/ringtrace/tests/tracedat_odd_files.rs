@@ -91,16 +91,6 @@ fn empty_and_full_traces_pass_trace_cmd_dump() {
     }
 }
 
-/// A payload of event type `id`, which the file has no format for.
-fn unknown_type(pid: i32, id: u16) -> Vec<u8> {
-    let mut p = Vec::new();
-    p.extend_from_slice(&id.to_le_bytes());
-    p.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(&pid.to_le_bytes());
-    p.extend_from_slice(&[0xab; 8]);
-    p
-}
-
 /// Time stamps (µs after [`T0`], as both reports print them) of the
 /// records of [`undecodable_trace`] that no format decodes.
 const UNDECODABLE_US: [u64; 3] = [4, 6, 8];

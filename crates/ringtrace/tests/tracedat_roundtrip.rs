@@ -77,17 +77,7 @@ fn per_cpu_records_are_what_the_encoder_stored() {
                 .unwrap()
                 .collect::<Result<_, _>>()
                 .unwrap();
-            let got: Vec<Expected> = items
-                .iter()
-                .filter_map(|i| match i {
-                    TraceItem::Event(rec) => Some(Expected {
-                        cpu: rec.cpu,
-                        ts: rec.ts,
-                        data: rec.data.clone(),
-                    }),
-                    TraceItem::Lost { .. } => None,
-                })
-                .collect();
+            let got = events_of(&items);
             let want: Vec<Expected> = s.records.iter().filter(|e| e.cpu == cpu).cloned().collect();
             assert_eq!(got, want, "{v:?} CPU {cpu}");
             if cpu == 3 {

@@ -82,28 +82,27 @@ const RAW_NS_REPORT: &[&str] = &[
     "           <...>-201   [001]     5.750003000: demo_fixed:            seq=2 value=22 delta=1",
 ];
 
-#[test]
-fn report_default_v6_and_v7() {
+/// `trace-cmd report ARGS` of the sample, written as v6 and as v7, prints
+/// `want` for both.
+fn report_both_versions(args: &[&str], want: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     for (v, name) in [
-        (TraceDatVersion::V6, "a6.dat"),
-        (TraceDatVersion::V7, "a7.dat"),
+        (TraceDatVersion::V6, "6.dat"),
+        (TraceDatVersion::V7, "7.dat"),
     ] {
         let f = write_tmp(dir.path(), name, v);
-        assert_eq!(report(&f, &[]), DEFAULT_REPORT, "{v:?}");
+        assert_eq!(report(&f, args), want, "{v:?}");
     }
 }
 
 #[test]
+fn report_default_v6_and_v7() {
+    report_both_versions(&[], DEFAULT_REPORT);
+}
+
+#[test]
 fn report_raw_ns_v6_and_v7() {
-    let dir = tempfile::tempdir().unwrap();
-    for (v, name) in [
-        (TraceDatVersion::V6, "b6.dat"),
-        (TraceDatVersion::V7, "b7.dat"),
-    ] {
-        let f = write_tmp(dir.path(), name, v);
-        assert_eq!(report(&f, &["-t", "-R"]), RAW_NS_REPORT, "{v:?}");
-    }
+    report_both_versions(&["-t", "-R"], RAW_NS_REPORT);
 }
 
 #[test]
@@ -192,6 +191,24 @@ fn tsc2nsec_option_scales_stamps_in_v6_and_v7() {
         let r = TraceDatReader::open(&p).unwrap();
         assert_eq!(r.info().ts_ns(T0 + 500), 7_500_000_750);
     }
+}
+
+/// A file whose TSC2NSEC shift is past 63 is corrupt: its stamps stay raw
+/// (no overflowing shift, no panic).
+#[test]
+fn a_corrupt_tsc2nsec_shift_leaves_stamps_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = meta(TraceDatVersion::V6);
+    m.clock = "x86-tsc".into();
+    m.tsc2nsec = Some(Tsc2Nsec {
+        mult: 3,
+        shift: 200,
+        offset: 0,
+    });
+    let p = dir.path().join("tsc-corrupt.dat");
+    std::fs::write(&p, write_file(&m, &sample())).unwrap();
+    let r = TraceDatReader::open(&p).unwrap();
+    assert_eq!(r.info().ts_ns(T0 + 500), T0 + 500);
 }
 
 #[test]
@@ -308,17 +325,7 @@ fn reader_reads_files_written_by_trace_cmd() {
         assert_eq!(with_data, [0, 1, 3]);
 
         let items: Vec<TraceItem> = r.records().collect::<Result<_, _>>().unwrap();
-        let got: Vec<Expected> = items
-            .iter()
-            .filter_map(|i| match i {
-                TraceItem::Event(rec) => Some(Expected {
-                    cpu: rec.cpu,
-                    ts: rec.ts,
-                    data: rec.data.clone(),
-                }),
-                TraceItem::Lost { .. } => None,
-            })
-            .collect();
+        let got = events_of(&items);
         assert_eq!(got, expected, "{path:?}");
         let lost: Vec<(u32, Option<u64>)> = items
             .iter()

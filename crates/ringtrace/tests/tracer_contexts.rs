@@ -3,6 +3,8 @@
 //! thread churn keeps the number of rings bounded and attributes every event
 //! to its thread.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 
@@ -13,12 +15,7 @@ use ringtrace_ring::Mode;
 
 #[test]
 fn past_max_contexts_writes_are_refused_then_drained_rings_are_reused() {
-    let tracer = TracerConfig::new()
-        .max_contexts(3)
-        .bytes_per_context(64 * 1024)
-        .clock(Clock::mono())
-        .build()
-        .unwrap();
+    let tracer = common::tracer(3, 64 * 1024, Mode::Overwrite, Some(Clock::mono()));
     let t = &tracer;
     let holding = Arc::new(Barrier::new(4));
     let release = Arc::new(Barrier::new(4));
@@ -138,10 +135,7 @@ fn thread_churn_keeps_rings_bounded_and_events_attributed() {
     const MAX: usize = 4;
     const THREADS: u32 = 2000;
     const EACH: u32 = 5;
-    let t = TracerConfig::new()
-        .max_contexts(MAX)
-        .bytes_per_context(16 * 1024)
-        .mode(Mode::ProducerConsumer)
+    let t = common::config(MAX, 16 * 1024, Mode::ProducerConsumer, None)
         .saved_cmdlines(THREADS as usize)
         .build()
         .unwrap();
@@ -261,9 +255,7 @@ fn a_flight_recorder_takes_over_the_stalest_exited_ring_and_keeps_the_newest_eve
     // 40 events of 36 bytes fill about a third of a page: each ring keeps
     // its newest few threads' events and overwrites older ones.
     const EACH: u32 = 40;
-    let t = TracerConfig::new()
-        .max_contexts(MAX)
-        .bytes_per_context(8 * 1024)
+    let t = common::config(MAX, 8 * 1024, Mode::Overwrite, None)
         .take_over_exited(true)
         .saved_cmdlines(THREADS as usize)
         .build()
@@ -316,11 +308,7 @@ fn a_flight_recorder_takes_over_the_stalest_exited_ring_and_keeps_the_newest_eve
     for r in 0..MAX {
         let s = t.ring_stats(r).unwrap();
         assert_eq!(s.entries, 0, "ring {r}: {s:?}");
-        assert_eq!(
-            s.written,
-            s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
-            "ring {r}: {s:?}"
-        );
+        common::assert_identity(r, &s);
         assert_eq!((s.dropped, s.commit_overrun), (0, 0), "ring {r}: {s:?}");
         written += s.written;
         overrun += s.overrun;
@@ -335,9 +323,7 @@ fn a_flight_recorder_takes_over_the_stalest_exited_ring_and_keeps_the_newest_eve
 
 #[test]
 fn takeover_does_not_apply_in_producer_consumer_mode() {
-    let tracer = TracerConfig::new()
-        .max_contexts(1)
-        .mode(Mode::ProducerConsumer)
+    let tracer = common::config(1, 256 * 1024, Mode::ProducerConsumer, None)
         .take_over_exited(true)
         .build()
         .unwrap();

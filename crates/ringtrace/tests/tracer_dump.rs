@@ -3,11 +3,13 @@
 //! the parent checks that the child's stderr holds the merged dump and that
 //! the child died of the right signal.
 
+mod common;
+
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 
 use ringtrace::clock::Clock;
-use ringtrace::TracerConfig;
+use ringtrace::Mode;
 
 const ENV: &str = "RINGTRACE_DUMP_CHILD";
 
@@ -20,13 +22,12 @@ ringtrace::declare_event! {
 #[test]
 fn child_entry() {
     let Ok(mode) = std::env::var(ENV) else { return };
-    let t: &'static ringtrace::Tracer = Box::leak(Box::new(
-        TracerConfig::new()
-            .max_contexts(4)
-            .clock(Clock::counter())
-            .build()
-            .unwrap(),
-    ));
+    let t: &'static ringtrace::Tracer = Box::leak(Box::new(common::tracer(
+        4,
+        256 * 1024,
+        Mode::Overwrite,
+        Some(Clock::counter()),
+    )));
     std::thread::Builder::new()
         .name("early".into())
         .spawn(move || ringtrace::trace!(tracer: t, "early thread %d", 1))

@@ -9,6 +9,8 @@
 //! Fails (never skips) when `trace-cmd` is not on PATH
 //! (Debian: `apt-get install -y trace-cmd`).
 
+mod common;
+
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -45,10 +47,8 @@ fn formats_first_used_in_a_handler_decode_live_and_in_trace_dat() {
     // `raise` runs it on this thread before returning. Nothing else in
     // this test binary uses SIGUSR2.
     unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_usr2 as *const () as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
+        ringtrace::signal::install(libc::SIGUSR2, ringtrace::signal::Handler::Plain(on_usr2), 0)
+            .unwrap();
         assert_eq!(libc::raise(libc::SIGUSR2), 0);
     }
     ringtrace::trace!(tracer: t, "after");
@@ -78,12 +78,8 @@ fn formats_first_used_in_a_handler_decode_live_and_in_trace_dat() {
     std::fs::write(&f, out.into_inner()).unwrap();
     let s = t.ring_stats(0).unwrap();
     let s1 = t.ring_stats(1).unwrap();
-    for s in [s, s1] {
-        assert_eq!(
-            s.written,
-            s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
-            "{s:?}"
-        );
+    for (r, s) in [s, s1].iter().enumerate() {
+        common::assert_identity(r, s);
         assert_eq!(s.overrun + s.dropped + s.commit_overrun, 0, "{s:?}");
     }
 

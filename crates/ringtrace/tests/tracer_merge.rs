@@ -1,25 +1,21 @@
 //! Merge order across threads for each clock, and the live (polling) pipe.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ringtrace::clock::Clock;
 use ringtrace::printk::format_bprint;
-use ringtrace::{Tracer, TracerConfig};
+use ringtrace::Tracer;
 use ringtrace_ring::Mode;
 
 const THREADS: u32 = 3;
 const EACH: u64 = 20_000;
 
 fn tracer(clock: Clock) -> Tracer {
-    TracerConfig::new()
-        .max_contexts(4)
-        .bytes_per_context(2 << 20)
-        .mode(Mode::ProducerConsumer)
-        .clock(clock)
-        .build()
-        .unwrap()
+    common::tracer(4, 2 << 20, Mode::ProducerConsumer, Some(clock))
 }
 
 fn write_all(t: &Tracer) {

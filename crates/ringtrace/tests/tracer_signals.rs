@@ -192,19 +192,66 @@ fn threads_and_sigalrm_merge_exactly() {
     assert!(ringtrace::event::Registry::global()
         .get(SigEvent::EVENT_TYPE.id)
         .is_none());
+    let (tids, test_seq) = run_writers_under_signals(tracer);
+    let main_tid = ringtrace::context::current_tid();
+
+    // Read everything through the merged pipe, in time-stamp order.
+    let mut pipe = tracer.pipe();
+    let mut events = Vec::new();
+    while let Some(e) = pipe.next_event().unwrap() {
+        events.push(e);
+    }
+    drop(pipe);
+    for w in events.windows(2) {
+        assert!(
+            w[0].timestamp <= w[1].timestamp,
+            "out of order: {:?} then {:?}",
+            (w[0].ring, w[0].timestamp),
+            (w[1].ring, w[1].timestamp)
+        );
+    }
+
+    let mut tally = Tally::default();
+    for e in &events {
+        tally.check(e, &tids, main_tid);
+    }
+    tally.check_complete(tracer, &tids, test_seq);
+    check_accounting(tracer, events.len() as u64);
+    eprintln!(
+        "{} events, {} handler runs ({} late signals ignored; unguarded: {} nested in a write, {} not), {} main-thread events",
+        events.len(),
+        HANDLER_RUNS.load(Ordering::Relaxed),
+        LATE.load(Ordering::Relaxed),
+        tally.nested_unguarded,
+        tally.plain_unguarded,
+        test_seq
+    );
+    let _ = Work::EVENT_TYPE.id;
+    let _ = SigEvent {
+        seq: 0,
+        tid: 0,
+        guarded: 0,
+    }
+    .encoded_len();
+}
+
+/// Installs the handler, runs the writer threads under their timer
+/// signals while the test thread (signalled too) records its own
+/// numbered events; returns the writers' thread ids and the test thread's
+/// event count.
+fn run_writers_under_signals(tracer: &'static Tracer) -> (Vec<i32>, u64) {
     // The test thread is a writer too.
     ringtrace::trace!(tracer: tracer, "test thread up");
-
     // SAFETY: installs a handler that only uses async-signal-safe calls.
     unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_alarm as *const () as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()), 0);
+        ringtrace::signal::install(
+            libc::SIGALRM,
+            ringtrace::signal::Handler::Plain(on_alarm),
+            libc::SA_RESTART,
+        )
+        .unwrap();
     }
     start_signals();
-
     let handles: Vec<_> = (0..WRITERS)
         .map(|i| {
             std::thread::Builder::new()
@@ -221,38 +268,35 @@ fn threads_and_sigalrm_merge_exactly() {
     }
     let tids: Vec<i32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     stop_signals();
-    let main_tid = ringtrace::context::current_tid();
+    (tids, test_seq)
+}
 
-    // Read everything through the merged pipe.
-    let mut pipe = tracer.pipe();
-    let mut events = Vec::new();
-    while let Some(e) = pipe.next_event().unwrap() {
-        events.push(e);
-    }
-    drop(pipe);
+/// What the merged events showed, per kind of writer.
+#[derive(Default)]
+struct Tally {
+    /// Writer thread index -> its sequence numbers, in read order.
+    per_thread: BTreeMap<u32, Vec<u64>>,
+    /// Sequence numbers of the handlers' events.
+    handler_seqs: BTreeSet<u64>,
+    /// The test thread's numbered events, in read order.
+    main_seqs: Vec<u64>,
+    /// Unguarded handler events that interrupted a write (flagged anyway).
+    nested_unguarded: u64,
+    /// Unguarded handler events that interrupted no write.
+    plain_unguarded: u64,
+    /// Thread id -> the ring its events went to.
+    ring_of_tid: BTreeMap<i32, usize>,
+}
 
-    // Order.
-    for w in events.windows(2) {
-        assert!(
-            w[0].timestamp <= w[1].timestamp,
-            "out of order: {:?} then {:?}",
-            (w[0].ring, w[0].timestamp),
-            (w[1].ring, w[1].timestamp)
-        );
-    }
-
-    let mut per_thread: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-    let mut handler_seqs = BTreeSet::new();
-    let mut main_seqs = Vec::new();
-    let mut nested_unguarded = 0u64;
-    let mut plain_unguarded = 0u64;
-    let mut ring_of_tid: BTreeMap<i32, usize> = BTreeMap::new();
-    for e in &events {
+impl Tally {
+    /// Checks one event: no loss, one ring per thread, consistent handler
+    /// flags, attributed to the right thread; and notes its sequence.
+    fn check(&mut self, e: &ringtrace::reader::OwnedEvent, tids: &[i32], main_tid: i32) {
         assert_eq!(e.lost_events, 0, "no event may be lost");
         let (ty, c) = e.common().expect("common header");
         // A thread's ordinary events and its handlers' events all go to
         // the thread's one ring.
-        let ring = *ring_of_tid.entry(c.pid).or_insert(e.ring);
+        let ring = *self.ring_of_tid.entry(c.pid).or_insert(e.ring);
         assert_eq!(ring, e.ring, "thread {} wrote two rings", c.pid);
         let in_handler = c.flags & flags::IN_SIGNAL_HANDLER != 0;
         assert_eq!(in_handler, c.preempt_count > 0, "flag and depth disagree");
@@ -262,34 +306,13 @@ fn threads_and_sigalrm_merge_exactly() {
             "no nested handlers here"
         );
         match ty {
-            BPRINT_ID => {
-                let (_, text) = format_bprint(&e.payload).unwrap();
-                if let Some(rest) = text.strip_prefix("sig ") {
-                    assert!(in_handler, "guarded handler event not flagged: {text}");
-                    assert_eq!(c.preempt_count, 1);
-                    let mut it = rest.split(" tid ");
-                    let seq: u64 = it.next().unwrap().parse().unwrap();
-                    let tid: i32 = it.next().unwrap().parse().unwrap();
-                    assert_eq!(tid, c.pid, "handler event attributed to another thread");
-                    assert!(handler_seqs.insert(seq), "duplicate handler event {seq}");
-                } else if let Some((thread, seq)) = parse_w(&text) {
-                    assert!(!in_handler);
-                    assert_eq!(c.pid, tids[thread as usize], "misattributed");
-                    per_thread.entry(thread).or_default().push(seq);
-                } else if let Some(n) = text.strip_prefix("main ") {
-                    assert!(!in_handler);
-                    assert_eq!(c.pid, main_tid);
-                    main_seqs.push(n.parse::<u64>().unwrap());
-                } else {
-                    assert_eq!(text, "test thread up");
-                }
-            }
+            BPRINT_ID => self.check_bprint(e, c.pid, in_handler, c.preempt_count, tids, main_tid),
             2001 => {
                 assert!(!in_handler);
                 let thread = u32::from_ne_bytes(e.payload[8..12].try_into().unwrap());
                 let seq = u64::from_ne_bytes(e.payload[16..24].try_into().unwrap());
                 assert_eq!(c.pid, tids[thread as usize], "misattributed");
-                per_thread.entry(thread).or_default().push(seq);
+                self.per_thread.entry(thread).or_default().push(seq);
             }
             2002 => {
                 let seq = u64::from_ne_bytes(e.payload[8..16].try_into().unwrap());
@@ -302,38 +325,81 @@ fn threads_and_sigalrm_merge_exactly() {
                 } else if in_handler {
                     // Interrupted a write: detected by the nesting word.
                     assert_eq!(c.preempt_count, 1);
-                    nested_unguarded += 1;
+                    self.nested_unguarded += 1;
                 } else {
-                    plain_unguarded += 1;
+                    self.plain_unguarded += 1;
                 }
-                assert!(handler_seqs.insert(seq), "duplicate handler event {seq}");
+                assert!(
+                    self.handler_seqs.insert(seq),
+                    "duplicate handler event {seq}"
+                );
             }
             other => panic!("unexpected type {other}"),
         }
     }
 
-    // Every writer event, in order, on the right thread.
-    assert_eq!(per_thread.len(), WRITERS as usize);
-    for (thread, seqs) in &per_thread {
-        assert_eq!(
-            seqs,
-            &(0..PER_WRITER).collect::<Vec<_>>(),
-            "thread {thread} events incomplete or out of order"
-        );
-        let name = tracer.comm(tids[*thread as usize]).unwrap();
-        assert_eq!(name, format!("w{thread}"));
+    /// A `trace!` event: a handler's (`sig`), a writer's (`w`), the test
+    /// thread's (`main`) or its first.
+    fn check_bprint(
+        &mut self,
+        e: &ringtrace::reader::OwnedEvent,
+        pid: i32,
+        in_handler: bool,
+        depth: u8,
+        tids: &[i32],
+        main_tid: i32,
+    ) {
+        let (_, text) = format_bprint(&e.payload).unwrap();
+        if let Some(rest) = text.strip_prefix("sig ") {
+            assert!(in_handler, "guarded handler event not flagged: {text}");
+            assert_eq!(depth, 1);
+            let mut it = rest.split(" tid ");
+            let seq: u64 = it.next().unwrap().parse().unwrap();
+            let tid: i32 = it.next().unwrap().parse().unwrap();
+            assert_eq!(tid, pid, "handler event attributed to another thread");
+            assert!(
+                self.handler_seqs.insert(seq),
+                "duplicate handler event {seq}"
+            );
+        } else if let Some((thread, seq)) = parse_w(&text) {
+            assert!(!in_handler);
+            assert_eq!(pid, tids[thread as usize], "misattributed");
+            self.per_thread.entry(thread).or_default().push(seq);
+        } else if let Some(n) = text.strip_prefix("main ") {
+            assert!(!in_handler);
+            assert_eq!(pid, main_tid);
+            self.main_seqs.push(n.parse::<u64>().unwrap());
+        } else {
+            assert_eq!(text, "test thread up");
+        }
     }
-    assert_eq!(main_seqs, (0..test_seq).collect::<Vec<_>>());
-    // Every handler that ran recorded exactly one event.
-    let runs = HANDLER_RUNS.load(Ordering::Relaxed);
-    assert_eq!(handler_seqs.len() as u64, runs);
-    assert_eq!(
-        handler_seqs.iter().copied().collect::<Vec<_>>(),
-        (0..runs).collect::<Vec<_>>()
-    );
-    assert!(runs > 100, "only {runs} handler runs");
 
-    // Accounting: every attempt read, nothing else.
+    /// Every writer event, in order, on the right (named) thread; every
+    /// test-thread event; every handler that ran recorded exactly one.
+    fn check_complete(&self, tracer: &Tracer, tids: &[i32], test_seq: u64) {
+        assert_eq!(self.per_thread.len(), WRITERS as usize);
+        for (thread, seqs) in &self.per_thread {
+            assert_eq!(
+                seqs,
+                &(0..PER_WRITER).collect::<Vec<_>>(),
+                "thread {thread} events incomplete or out of order"
+            );
+            let name = tracer.comm(tids[*thread as usize]).unwrap();
+            assert_eq!(name, format!("w{thread}"));
+        }
+        assert_eq!(self.main_seqs, (0..test_seq).collect::<Vec<_>>());
+        let runs = HANDLER_RUNS.load(Ordering::Relaxed);
+        assert_eq!(self.handler_seqs.len() as u64, runs);
+        assert_eq!(
+            self.handler_seqs.iter().copied().collect::<Vec<_>>(),
+            (0..runs).collect::<Vec<_>>()
+        );
+        assert!(runs > 100, "only {runs} handler runs");
+    }
+}
+
+/// Accounting: every attempt read, nothing else, and no refusal.
+fn check_accounting(tracer: &Tracer, events_read: u64) {
     let mut total_read = 0;
     for r in 0..tracer.max_contexts() {
         let s = tracer.ring_stats(r).unwrap();
@@ -347,7 +413,7 @@ fn threads_and_sigalrm_merge_exactly() {
         );
         total_read += s.read;
     }
-    assert_eq!(total_read, events.len() as u64);
+    assert_eq!(total_read, events_read);
     let ts = tracer.stats();
     assert_eq!(
         (
@@ -358,22 +424,6 @@ fn threads_and_sigalrm_merge_exactly() {
         (0, 0, 0),
         "{ts:?}"
     );
-    eprintln!(
-        "{} events, {} handler runs ({} late signals ignored; unguarded: {} nested in a write, {} not), {} main-thread events",
-        events.len(),
-        runs,
-        LATE.load(Ordering::Relaxed),
-        nested_unguarded,
-        plain_unguarded,
-        test_seq
-    );
-    let _ = Work::EVENT_TYPE.id;
-    let _ = SigEvent {
-        seq: 0,
-        tid: 0,
-        guarded: 0,
-    }
-    .encoded_len();
 }
 
 ringtrace::declare_event! {
@@ -405,10 +455,8 @@ fn a_type_first_recorded_in_a_handler_is_readable() {
     // SAFETY: installs a handler that only uses async-signal-safe calls;
     // `raise` runs it on this thread before returning.
     unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_usr1 as *const () as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+        ringtrace::signal::install(libc::SIGUSR1, ringtrace::signal::Handler::Plain(on_usr1), 0)
+            .unwrap();
         assert_eq!(libc::raise(libc::SIGUSR1), 0);
     }
     let mut p = t.pipe();

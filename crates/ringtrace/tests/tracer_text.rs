@@ -3,9 +3,10 @@
 //! `counter` clock. One test in this binary, so nothing else advances the
 //! process-wide counter.
 
+mod common;
+
 use ringtrace::clock::Clock;
 use ringtrace::text::Style;
-use ringtrace::TracerConfig;
 use ringtrace_ring::Mode;
 
 ringtrace::declare_event! {
@@ -50,18 +51,8 @@ const EXPECTED_LOST_TAIL: &str =
 
 #[test]
 fn pipe_text_matches_kernel_format() {
-    let t = TracerConfig::new()
-        .max_contexts(2)
-        .clock(Clock::counter())
-        .build()
-        .unwrap();
-    let t2 = TracerConfig::new()
-        .max_contexts(1)
-        .bytes_per_context(8192)
-        .mode(Mode::Overwrite)
-        .clock(Clock::counter())
-        .build()
-        .unwrap();
+    let t = common::tracer(2, 256 * 1024, Mode::Overwrite, Some(Clock::counter()));
+    let t2 = common::tracer(1, 8192, Mode::Overwrite, Some(Clock::counter()));
     let mut lines = [0u32; 4];
     let (tid_a, tid_b) = std::thread::scope(|s| {
         let a = std::thread::Builder::new()

@@ -2,12 +2,13 @@
 //! the pipe would, consumes nothing, and reads safely while threads write
 //! and overwrite (every event intact, per-thread order kept, gaps reported).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ringtrace::clock::Clock;
 use ringtrace::printk::format_bprint;
-use ringtrace::TracerConfig;
 use ringtrace_ring::Mode;
 
 fn parse(payload: &[u8]) -> (u32, u64) {
@@ -18,12 +19,12 @@ fn parse(payload: &[u8]) -> (u32, u64) {
 
 #[test]
 fn view_shows_what_the_pipe_consumes() {
-    let t = TracerConfig::new()
-        .max_contexts(4)
-        .mode(Mode::ProducerConsumer)
-        .clock(Clock::counter())
-        .build()
-        .unwrap();
+    let t = common::tracer(
+        4,
+        256 * 1024,
+        Mode::ProducerConsumer,
+        Some(Clock::counter()),
+    );
     std::thread::scope(|s| {
         for th in 0..3u32 {
             let t = &t;
@@ -49,13 +50,7 @@ fn view_shows_what_the_pipe_consumes() {
 
 #[test]
 fn view_reads_while_threads_overwrite() {
-    let t = TracerConfig::new()
-        .max_contexts(3)
-        .bytes_per_context(16 << 10)
-        .mode(Mode::Overwrite)
-        .clock(Clock::counter())
-        .build()
-        .unwrap();
+    let t = common::tracer(3, 16 << 10, Mode::Overwrite, Some(Clock::counter()));
     let done = AtomicBool::new(false);
     let (mut seen, mut skipped_lines, mut passes) = (0u64, 0u64, 0u64);
     std::thread::scope(|s| {
@@ -119,13 +114,7 @@ fn view_reads_while_threads_overwrite() {
 #[test]
 fn raw_pipe_hands_out_kernel_pages_with_loss_counts() {
     use ringtrace_ring::format::{decode, Record};
-    let t = TracerConfig::new()
-        .max_contexts(1)
-        .bytes_per_context(16 << 10)
-        .mode(Mode::Overwrite)
-        .clock(Clock::counter())
-        .build()
-        .unwrap();
+    let t = common::tracer(1, 16 << 10, Mode::Overwrite, Some(Clock::counter()));
     let mut raw = t.raw_pipe(0).unwrap();
     let (mut next, mut seen, mut lost_total) = (0u64, 0u64, 0u64);
     for round in 0..20u64 {
@@ -172,13 +161,7 @@ fn raw_pipe_hands_out_kernel_pages_with_loss_counts() {
 
 #[test]
 fn snapshots_while_threads_write_account_for_everything() {
-    let t = TracerConfig::new()
-        .max_contexts(3)
-        .bytes_per_context(256 << 10)
-        .mode(Mode::ProducerConsumer)
-        .clock(Clock::counter())
-        .build()
-        .unwrap();
+    let t = common::tracer(3, 256 << 10, Mode::ProducerConsumer, Some(Clock::counter()));
     const EACH: u64 = 200_000;
     let mut last: BTreeMap<u32, u64> = BTreeMap::new();
     let (mut read, mut dropped, mut refused, mut snaps) = (0u64, 0u64, 0u64, 0u64);
@@ -260,12 +243,7 @@ fn snapshots_while_threads_write_account_for_everything() {
 #[test]
 fn the_view_ends_at_what_was_written_when_it_was_made() {
     for clock in [Clock::counter(), Clock::mono()] {
-        let t = TracerConfig::new()
-            .max_contexts(3)
-            .mode(Mode::Overwrite)
-            .clock(clock)
-            .build()
-            .unwrap();
+        let t = common::tracer(3, 256 * 1024, Mode::Overwrite, Some(clock));
         // This thread writes ring 0; another thread ring 1, and exits (its
         // undrained ring is not reused).
         for i in 0..10u64 {

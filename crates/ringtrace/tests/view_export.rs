@@ -4,6 +4,8 @@
 //! numbers missing between two events exactly the losses marked before the
 //! second, the counts in `ViewStats` those of the file, and nothing consumed.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -141,13 +143,7 @@ fn slow() -> Slow {
 fn export_view_while_threads_overwrite() {
     // Small rings and a strictly increasing clock: the writers lap the
     // export, and time never ties.
-    let t = TracerConfig::new()
-        .max_contexts(3)
-        .bytes_per_context(16 << 10)
-        .mode(Mode::Overwrite)
-        .clock(Clock::counter())
-        .build()
-        .unwrap();
+    let t = common::tracer(3, 16 << 10, Mode::Overwrite, Some(Clock::counter()));
     let stop = AtomicBool::new(false);
     let never = AtomicBool::new(false);
     let (mut lost_dat, mut lost_json) = (0, 0);
@@ -199,11 +195,7 @@ fn export_view_while_threads_overwrite() {
     for r in 0..3 {
         let s = t.ring_stats(r).unwrap();
         assert_eq!(s.read, 0, "the exports consumed: {s:?}");
-        assert_eq!(
-            s.written,
-            s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
-            "{s:?}"
-        );
+        common::assert_identity(r, &s);
     }
 }
 

@@ -68,17 +68,17 @@ use std::time::{Duration, Instant};
 
 use ringtrace_ring::format::{decode, Record};
 use ringtrace_ring::format::{
-    event_size, MAX_SMALL_DATA, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE, TS_DELTA_MAX,
-    TYPE_TIME_EXTEND,
+    event_size, header, MAX_SMALL_DATA, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE,
+    TS_DELTA_MAX, TS_SHIFT, TYPE_TIME_EXTEND,
 };
 use ringtrace_ring::{Consumer, ReadError, ReadPage, RingError};
 
-use crate::event::{CommonFields, Registry};
+use crate::event::{CommonFields, EventType, Registry};
 use crate::json::{JsonError, JsonOptions, JsonStats};
 use crate::printk;
 use crate::tracedat::page::{parse_page, PageLayout};
 use crate::tracedat::{
-    TraceDatError, TraceDatMeta, TraceDatReader, TraceDatVersion, TraceDatWriter, Tsc2Nsec,
+    TraceDatError, TraceDatMeta, TraceDatReader, TraceDatVersion, TraceDatWriter,
 };
 use crate::tracer::Tracer;
 
@@ -321,16 +321,16 @@ impl PagePacker {
         }
         let mut hdr_delta = delta as u32;
         if extend > 0 {
-            self.put_u32(TYPE_TIME_EXTEND | (((delta & TS_DELTA_MAX) as u32) << 5));
-            self.put_u32((delta >> 27) as u32);
+            self.put_u32(header(TYPE_TIME_EXTEND, (delta & TS_DELTA_MAX) as u32));
+            self.put_u32((delta >> TS_SHIFT) as u32);
             hdr_delta = 0;
         }
         let stored = size - 4 - if payload.len() > MAX_SMALL_DATA { 4 } else { 0 };
         if payload.len() > MAX_SMALL_DATA {
-            self.put_u32(hdr_delta << 5);
+            self.put_u32(header(0, hdr_delta));
             self.put_u32((size - 4) as u32);
         } else {
-            self.put_u32(((size - 4) / 4) as u32 | (hdr_delta << 5));
+            self.put_u32(header(((size - 4) / 4) as u32, hdr_delta));
         }
         let at = PAGE_HEADER_SIZE + self.len;
         let n = payload.len().min(stored);
@@ -967,19 +967,9 @@ impl<'t> Drain<'t> {
     /// [`JsonStats::first_skipped`].
     pub fn finish_json_counted<W: Write>(self, out: W) -> Result<(W, JsonStats), ExportError> {
         let opts = self.json.clone();
-        let tmp = match &self.files {
-            Some(files) => tempfile::tempfile_in(files.dir())
-                .map_err(file_err("creating a temporary trace.dat in", &files.dir()))?,
-            None => tempfile::tempfile().map_err(io_err("creating a temporary trace.dat"))?,
-        };
-        let tmp = self.finish_dat(
-            BufWriter::with_capacity(SPOOL_BUFFER, tmp),
-            TraceDatVersion::V6,
-        )?;
-        let tmp = tmp
-            .into_inner()
-            .map_err(|e| io_err("flushing the temporary trace.dat")(e.into_error()))?;
-        json_from_dat(tmp, out, &opts)
+        let tmp = temp_dat(self.files.as_ref().map(|f| f.dir()).as_deref())?;
+        let tmp = self.finish_dat(tmp, TraceDatVersion::V6)?;
+        json_from_temp_dat(tmp, out, &opts)
     }
 
     /// Drains what is left and writes the output named by
@@ -1003,20 +993,29 @@ impl<'t> Drain<'t> {
 
 /// The file metadata for what `seen` noted, with `cpus` CPUs.
 fn meta_for(tracer: &Tracer, seen: &Seen, cpus: usize, version: TraceDatVersion) -> TraceDatMeta {
-    let t = tracer;
-    let clock = t.clock();
-    let mut m = TraceDatMeta::new(t.config().page_size as u32, cpus as u32, clock.name());
+    let types = seen.ids().filter_map(|id| Registry::global().get(id));
+    let comms = seen.comms.iter().map(|(p, c)| (*p, c.as_str()));
+    tracer_meta(tracer, cpus, version, types, comms)
+}
+
+/// A tracer's trace.dat metadata: the formats of the event types `types`
+/// grouped by system, the printk formats, the thread names `comms` (sorted;
+/// a newline in a name would end its cmdlines line, so it becomes a space),
+/// the clock and its TSC conversion, and the stats of the first `cpus`
+/// rings now. The one builder for drains and views.
+pub(crate) fn tracer_meta<'c>(
+    tracer: &Tracer,
+    cpus: usize,
+    version: TraceDatVersion,
+    types: impl Iterator<Item = &'static EventType>,
+    comms: impl Iterator<Item = (i32, &'c str)>,
+) -> TraceDatMeta {
+    let clock = tracer.clock();
+    let mut m = TraceDatMeta::new(tracer.config().page_size as u32, cpus as u32, clock.name());
     m.version = version;
-    m.tsc2nsec = clock.tsc2nsec().map(|c| Tsc2Nsec {
-        mult: c.mult,
-        shift: c.shift,
-        offset: c.offset,
-    });
+    m.tsc2nsec = clock.tsc2nsec();
     let mut systems: Vec<(String, Vec<String>)> = Vec::new();
-    for id in seen.ids() {
-        let Some(ty) = Registry::global().get(id) else {
-            continue;
-        };
+    for ty in types {
         match systems.iter_mut().find(|(s, _)| s == ty.system) {
             Some((_, v)) => v.push(ty.format_text()),
             None => systems.push((ty.system.to_string(), vec![ty.format_text()])),
@@ -1027,19 +1026,38 @@ fn meta_for(tracer: &Tracer, seen: &Seen, cpus: usize, version: TraceDatVersion)
     m.printk = printk::sites()
         .map(|(id, site)| (printk::fmt_addr(id), escape(site.format())))
         .collect();
-    let mut comms: Vec<(i32, String)> = seen
-        .comms
-        .iter()
-        .map(|(p, c)| (*p, c.replace('\n', " ")))
-        .collect();
+    let mut comms: Vec<(i32, String)> = comms.map(|(p, c)| (p, c.replace('\n', " "))).collect();
     comms.sort();
     m.cmdlines = comms;
     m.trace_id = Some(trace_id());
     m.writer_version = Some(format!("ringtrace {}", env!("CARGO_PKG_VERSION")));
     m.cpu_stats = (0..cpus)
-        .map(|r| t.stats_text(r).unwrap_or_default())
+        .map(|r| tracer.stats_text(r).unwrap_or_default())
         .collect();
     m
+}
+
+/// A temporary trace.dat for a JSON export, in `dir` (beside the spools)
+/// or the system's temporary directory; deleted when closed.
+fn temp_dat(dir: Option<&Path>) -> Result<BufWriter<File>, ExportError> {
+    let f = match dir {
+        Some(dir) => tempfile::tempfile_in(dir)
+            .map_err(file_err("creating a temporary trace.dat in", dir))?,
+        None => tempfile::tempfile().map_err(io_err("creating a temporary trace.dat"))?,
+    };
+    Ok(BufWriter::with_capacity(SPOOL_BUFFER, f))
+}
+
+/// Flushes the temporary trace.dat `tmp` and converts it to JSON in `out`.
+fn json_from_temp_dat<W: Write>(
+    tmp: BufWriter<File>,
+    out: W,
+    opts: &JsonOptions,
+) -> Result<(W, JsonStats), ExportError> {
+    let tmp = tmp
+        .into_inner()
+        .map_err(|e| io_err("flushing the temporary trace.dat")(e.into_error()))?;
+    json_from_dat(tmp, out, opts)
 }
 
 /// Reads the trace.dat in `dat` back merged by time stamp and writes it to
@@ -1284,19 +1302,10 @@ fn recover_with(
                 rec
             }
             ExportFormat::Json => {
-                let dir = files.dir();
-                let tmp = tempfile::tempfile_in(&dir)
-                    .map_err(file_err("creating a temporary trace.dat in", &dir))?;
-                let (tmp, rec) = assemble(
-                    &files,
-                    BufWriter::with_capacity(SPOOL_BUFFER, tmp),
-                    TraceDatVersion::V6,
-                )?;
-                let tmp = tmp
-                    .into_inner()
-                    .map_err(|e| io_err("flushing the temporary trace.dat")(e.into_error()))?;
+                let tmp = temp_dat(Some(&files.dir()))?;
+                let (tmp, rec) = assemble(&files, tmp, TraceDatVersion::V6)?;
                 let (w, stats) =
-                    json_from_dat(tmp, BufWriter::with_capacity(SPOOL_BUFFER, f), opts)?;
+                    json_from_temp_dat(tmp, BufWriter::with_capacity(SPOOL_BUFFER, f), opts)?;
                 w.into_inner()
                     .map_err(|e| file_err("writing", &part)(e.into_error()))?;
                 Recovered {

@@ -300,8 +300,7 @@ impl<W: Write> JsonWriter<W> {
         cat: &str,
         fields: &[(&str, FieldValue)],
     ) -> Result<(), JsonError> {
-        self.head("B", tid, ts_us, name, cat)?;
-        self.args(&[], fields)?;
+        self.slice_edge("B", tid, ts_us, name, cat, fields)?;
         self.stats.begins += 1;
         Ok(())
     }
@@ -315,10 +314,23 @@ impl<W: Write> JsonWriter<W> {
         cat: &str,
         fields: &[(&str, FieldValue)],
     ) -> Result<(), JsonError> {
-        self.head("E", tid, ts_us, name, cat)?;
-        self.args(&[], fields)?;
+        self.slice_edge("E", tid, ts_us, name, cat, fields)?;
         self.stats.ends += 1;
         Ok(())
+    }
+
+    /// One edge of a slice (`ph` "B" or "E") with its fields as args.
+    fn slice_edge(
+        &mut self,
+        ph: &str,
+        tid: i32,
+        ts_us: f64,
+        name: &str,
+        cat: &str,
+        fields: &[(&str, FieldValue)],
+    ) -> io::Result<()> {
+        self.head(ph, tid, ts_us, name, cat)?;
+        self.args(&[], fields)
     }
 
     /// A global marker: `count` events (if known) were lost on `cpu`.

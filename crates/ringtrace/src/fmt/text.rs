@@ -518,38 +518,18 @@ pub fn lost_events(cpu: u32, lost: Option<u64>) -> String {
     s
 }
 
-/// One ring's counters, as `per_cpu/cpuN/stats` shows them.
-///
-/// ```
-/// let s = ringtrace::text::RingStats { entries: 1, ..Default::default() };
-/// assert_eq!(s.entries, 1);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RingStats {
-    /// Events in the ring now.
-    pub entries: u64,
-    /// Events lost to overwrite.
-    pub overrun: u64,
-    /// Events lost because a nested writer filled the ring mid-commit.
-    pub commit_overrun: u64,
-    /// Bytes of events in the ring.
-    pub bytes: u64,
-    /// Time stamp of the oldest event, in clock units.
-    pub oldest_event_ts: u64,
-    /// The clock now.
-    pub now_ts: u64,
-    /// Events refused because the ring was full (producer/consumer mode).
-    pub dropped_events: u64,
-    /// Events consumed by readers.
-    pub read_events: u64,
-}
+/// One ring's counters: the ring's own [`ringtrace_ring::RingStats`],
+/// re-exported so the text formats name one type.
+pub use ringtrace_ring::RingStats;
 
 /// Writes the eight stats lines (`tracing_stats_read`); the two time stamps
 /// print `secs.usecs` for nanosecond clocks, the raw count otherwise.
+/// `oldest event ts` is 0 when nothing is unread; `now ts` is
+/// [`RingStats::now_ts`], which a tracer sets to its clock's reading.
 ///
 /// ```
 /// use ringtrace::text::{stats, RingStats, TimeFormat};
-/// let s = stats(&RingStats { entries: 2, oldest_event_ts: 1_000_000_000, now_ts: 2_500_000_000, ..Default::default() }, TimeFormat::Nanoseconds);
+/// let s = stats(&RingStats { entries: 2, oldest_ts: Some(1_000_000_000), now_ts: 2_500_000_000, ..Default::default() }, TimeFormat::Nanoseconds);
 /// assert!(s.starts_with("entries: 2\noverrun: 0\n"));
 /// assert!(s.contains("oldest event ts:     1.000000\nnow ts:     2.500000\n"));
 /// ```
@@ -560,18 +540,18 @@ pub fn write_stats<W: Write>(w: &mut W, s: &RingStats, tf: TimeFormat) -> fmt::R
     writeln!(w, "bytes: {}", s.bytes)?;
     match tf {
         TimeFormat::Nanoseconds => {
-            let (a, au) = secs_usecs(s.oldest_event_ts);
+            let (a, au) = secs_usecs(s.oldest_ts.unwrap_or(0));
             writeln!(w, "oldest event ts: {a:5}.{au:06}")?;
             let (b, bu) = secs_usecs(s.now_ts);
             writeln!(w, "now ts: {b:5}.{bu:06}")?;
         }
         TimeFormat::Raw => {
-            writeln!(w, "oldest event ts: {}", s.oldest_event_ts)?;
+            writeln!(w, "oldest event ts: {}", s.oldest_ts.unwrap_or(0))?;
             writeln!(w, "now ts: {}", s.now_ts)?;
         }
     }
-    writeln!(w, "dropped events: {}", s.dropped_events)?;
-    writeln!(w, "read events: {}", s.read_events)
+    writeln!(w, "dropped events: {}", s.dropped)?;
+    writeln!(w, "read events: {}", s.read)
 }
 
 /// [`write_stats`] into a new `String`.
@@ -864,10 +844,11 @@ mod tests {
             overrun: 2,
             commit_overrun: 1,
             bytes: 4096,
-            oldest_event_ts: 5_000_001_000,
+            oldest_ts: Some(5_000_001_000),
             now_ts: 6_123_456_789,
-            dropped_events: 3,
-            read_events: 4,
+            dropped: 3,
+            read: 4,
+            ..Default::default()
         };
         assert_eq!(
             stats(&s, TimeFormat::Nanoseconds),

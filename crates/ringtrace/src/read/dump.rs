@@ -136,16 +136,11 @@ impl Tracer {
         SIGNAL_TRACER.swap(raw, Ordering::AcqRel);
         ensure_alt_stack()?;
         for sig in FATAL_SIGNALS {
-            // SAFETY: a zeroed sigaction is valid; we fill the fields we use.
-            let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-            sa.sa_sigaction = on_fatal_signal as *const () as usize;
-            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESETHAND;
-            // SAFETY: `sa.sa_mask` is a valid sigset_t to initialise.
-            unsafe { libc::sigemptyset(&mut sa.sa_mask) };
-            // SAFETY: valid signal number and sigaction; old action unused.
-            if unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) } != 0 {
-                return Err(std::io::Error::last_os_error().into());
-            }
+            let handler = crate::signal::Handler::Info(on_fatal_signal);
+            let flags = libc::SA_ONSTACK | libc::SA_RESETHAND;
+            // SAFETY: `on_fatal_signal` does only async-signal-safe work
+            // (atomics, the allocation-free dump, `write`, re-raising).
+            unsafe { crate::signal::install(sig, handler, flags) }?;
         }
         Ok(())
     }

@@ -492,10 +492,19 @@ impl<'t> Pipe<'t> {
     /// assert!(t.pipe().next_line_timeout(Duration::from_millis(1)).unwrap().is_none());
     /// ```
     pub fn next_line_timeout(&mut self, timeout: Duration) -> Result<Option<String>, ReadError> {
+        self.next_within(timeout, Self::next_line)
+    }
+
+    /// `next` until it yields or `timeout` passes, asleep in between.
+    fn next_within<T>(
+        &mut self,
+        timeout: Duration,
+        mut next: impl FnMut(&mut Self) -> Result<Option<T>, ReadError>,
+    ) -> Result<Option<T>, ReadError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(l) = self.next_line()? {
-                return Ok(Some(l));
+            if let Some(v) = next(self)? {
+                return Ok(Some(v));
             }
             if !self.wait_until(deadline) {
                 return Ok(None);
@@ -529,15 +538,7 @@ impl<'t> Pipe<'t> {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<OwnedEvent>, ReadError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(e) = self.next_event()? {
-                return Ok(Some(e));
-            }
-            if !self.wait_until(deadline) {
-                return Ok(None);
-            }
-        }
+        self.next_within(timeout, Self::next_event)
     }
 
     /// Consumes everything there is now and returns it as text.

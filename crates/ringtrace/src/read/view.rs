@@ -62,7 +62,6 @@ use crate::output::TextOptions;
 use crate::reader::EventRef;
 use crate::tracedat::{
     FileRenderer, Record, TraceDatMeta, TraceDatReader, TraceDatVersion, TraceDatWriter, TraceItem,
-    Tsc2Nsec,
 };
 use crate::tracer::Tracer;
 
@@ -383,50 +382,17 @@ impl Tracer {
     /// format and thread name this tracer knows (a superset of those the
     /// events use), printk formats, the clock, each ring's stats now.
     fn view_meta(&self, version: TraceDatVersion) -> TraceDatMeta {
-        let clock = self.clock();
-        let mut m = TraceDatMeta::new(
-            self.config().page_size as u32,
-            self.max_contexts() as u32,
-            clock.name(),
-        );
-        m.version = version;
-        m.tsc2nsec = clock.tsc2nsec().map(|c| Tsc2Nsec {
-            mult: c.mult,
-            shift: c.shift,
-            offset: c.offset,
-        });
-        let mut systems: Vec<(String, Vec<String>)> = Vec::new();
-        for ty in Registry::global().iter() {
-            match systems.iter_mut().find(|(s, _)| s == ty.system) {
-                Some((_, v)) => v.push(ty.format_text()),
-                None => systems.push((ty.system.to_string(), vec![ty.format_text()])),
-            }
-        }
-        m.events = systems;
-        m.kallsyms = crate::printk::kallsyms_text();
-        m.printk = crate::printk::sites()
-            .map(|(id, site)| {
-                (
-                    crate::printk::fmt_addr(id),
-                    crate::export::escape(site.format()),
-                )
-            })
-            .collect();
-        let mut comms: Vec<(i32, String)> = match self.inner.cmdlines().lock() {
-            Ok(c) => c
-                .iter()
-                .map(|(t, c)| (t, c.as_str().replace('\n', " ")))
-                .collect(),
+        let comms: Vec<(i32, String)> = match self.inner.cmdlines().lock() {
+            Ok(c) => c.iter().map(|(t, c)| (t, c.as_str().to_string())).collect(),
             Err(_) => Vec::new(),
         };
-        comms.sort();
-        m.cmdlines = comms;
-        m.trace_id = Some(crate::export::trace_id());
-        m.writer_version = Some(format!("ringtrace {}", env!("CARGO_PKG_VERSION")));
-        m.cpu_stats = (0..self.max_contexts())
-            .map(|r| self.stats_text(r).unwrap_or_default())
-            .collect();
-        m
+        crate::export::tracer_meta(
+            self,
+            self.max_contexts(),
+            version,
+            Registry::global().iter(),
+            comms.iter().map(|(t, c)| (*t, c.as_str())),
+        )
     }
 
     /// `trace.dat`: ring after ring (the file keeps each CPU's pages

@@ -46,7 +46,7 @@
 //! kept at most `i32::MAX` because trace-cmd holds it in an `int`.
 //!
 //! Calibration ([`tsc_info`]) runs once per process, on the first request,
-//! and takes about 12 ms: it pairs TSC and CLOCK_MONOTONIC reads 10 ms apart
+//! and waits for it: it pairs TSC and CLOCK_MONOTONIC reads 10 ms apart
 //! (each pair bracketed by two monotonic reads; the tightest of several
 //! attempts is kept) and derives the rate; the bracket widths bound the error,
 //! reported as [`TscInfo::uncertainty_ppm`].
@@ -117,8 +117,16 @@ impl Tsc2Nsec {
     #[inline]
     #[must_use]
     pub fn to_ns(&self, raw: u64) -> u64 {
-        let scaled = (u128::from(raw) * u128::from(self.mult)) >> self.shift;
-        (scaled as u64).wrapping_add(self.offset)
+        self.scale(raw).wrapping_add(self.offset)
+    }
+
+    /// `(raw * mult) >> shift` without the offset: what trace-cmd 3.1.6
+    /// prints for a trace.dat's stamps. A `shift` of 128 or more (only a
+    /// corrupt file carries one) would overflow the shift: callers reading
+    /// untrusted triples check it first.
+    #[inline]
+    pub(crate) fn scale(&self, raw: u64) -> u64 {
+        ((u128::from(raw) * u128::from(self.mult)) >> self.shift) as u64
     }
 
     /// The conversion for a counter that ticks `dticks` times in `dns`
@@ -297,7 +305,7 @@ impl Clock {
 
     /// The TSC, read with a plain `rdtsc`, with its calibrated conversion,
     /// whatever the start-up checks said (see [`Clock::preferred`] for the
-    /// checked choice). The first call in a process calibrates (about 12 ms);
+    /// checked choice). The first call in a process calibrates (a 10 ms wait);
     /// later calls reuse the result. A stamp may come out a few tens of
     /// nanoseconds below one taken just before on another thread (see the
     /// module docs); [`Clock::tsc_ordered`] rules that out at about twice
@@ -697,9 +705,9 @@ pub fn tsc_is_invariant() -> bool {
 }
 
 /// The TSC checks and calibration (the cross-thread check uses the fenced
-/// read of [`Clock::tsc`]), done once per process (about 12 ms on the
-/// first call, then free). Fails on non-x86_64 machines or if the TSC does
-/// not advance.
+/// read of [`Clock::tsc`]), done once per process (the calibration's 10 ms
+/// wait on the first call, then free). Fails on non-x86_64 machines or if
+/// the TSC does not advance.
 ///
 /// ```
 /// if let Ok(i) = ringtrace::clock::tsc_info() {

@@ -168,7 +168,8 @@ pub struct TracerConfig {
     pub mode: Mode,
     /// The clock; `None` picks [`Clock::preferred`] when the tracer is built
     /// (the first time in a process that calibrates the TSC and runs its
-    /// cross-thread check: about 15 ms, two short-lived threads).
+    /// cross-thread check: the calibration's 10 ms wait, two short-lived
+    /// threads).
     pub clock: Option<Clock>,
     /// Most contexts (rings) at once; more writers are refused and counted.
     pub max_contexts: usize,
@@ -976,19 +977,11 @@ impl Tracer {
     /// assert!(t.stats_text(0).unwrap().contains("entries: 0"));
     /// ```
     pub fn stats_text(&self, ring: usize) -> Result<String, RingError> {
-        let s = self.inner.buf.stats(ring)?;
-        let text_stats = crate::text::RingStats {
-            entries: s.entries,
-            overrun: s.overrun,
-            commit_overrun: s.commit_overrun,
-            bytes: s.bytes,
-            oldest_event_ts: s.oldest_ts.unwrap_or(0),
-            now_ts: self.inner.clock.now(),
-            dropped_events: s.dropped,
-            read_events: s.read,
-        };
+        let mut s = self.inner.buf.stats(ring)?;
+        // The kernel's `now ts` is the clock's reading, not the newest event.
+        s.now_ts = self.inner.clock.now();
         Ok(crate::text::stats(
-            &text_stats,
+            &s,
             crate::text::TimeFormat::for_clock(self.inner.clock.is_nanoseconds()),
         ))
     }

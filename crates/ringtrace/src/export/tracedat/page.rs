@@ -25,24 +25,17 @@
 
 use super::error::PageError;
 
-/// `type_len` of a padding / discarded event.
-pub const TYPE_PADDING: u32 = 29;
-/// `type_len` of a time extend.
-pub const TYPE_TIME_EXTEND: u32 = 30;
-/// `type_len` of an absolute time stamp.
-pub const TYPE_TIME_STAMP: u32 = 31;
-/// Largest `type_len` of a data event with an inline length (`RB_MAX_SMALL_DATA` = 28 * 4).
-pub const TYPE_DATA_MAX: u32 = 28;
-/// `commit` bit 31: events were lost before this page (`RB_MISSED_EVENTS`).
-pub const MISSED_EVENTS: u64 = 1 << 31;
-/// `commit` bit 30: the lost count is stored after the data (`RB_MISSED_STORED`).
-pub const MISSED_STORED: u64 = 1 << 30;
-/// Mask of the data length in `commit` (trace-cmd's `COMMIT_MASK`, 27 bits).
+use ringtrace_ring::format::TIME_EXTEND_MAX;
+/// The event and page constants are the ring's, one definition for the
+/// writer and every reader (`ringtrace::ring::format`).
+pub use ringtrace_ring::format::{
+    MISSED_EVENTS, MISSED_STORED, TS_SHIFT, TYPE_DATA_MAX, TYPE_PADDING, TYPE_TIME_EXTEND,
+    TYPE_TIME_STAMP,
+};
+/// Mask of the data length in `commit` as a file reader applies it
+/// (trace-cmd's `COMMIT_MASK`, 27 bits): wider than the ring's page sizes
+/// need, so a file from a kernel with larger sub-buffers still reads.
 pub const COMMIT_MASK: u64 = (1 << 27) - 1;
-/// Bits of `time_delta` in an event header (`TS_SHIFT`).
-pub const TS_SHIFT: u32 = 27;
-/// Mask of the 59 bits an absolute stamp carries.
-const TS_59_MASK: u64 = (1 << 59) - 1;
 
 /// Byte order and `long` size of the pages in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +194,29 @@ impl<'a> PageEvents<'a> {
         self.done = true;
         Some(Err(e))
     }
+
+    /// The data event whose header is at `at` and whose payload runs from
+    /// `payload_at` to `end` (`payload_at <= end`); one that runs past the
+    /// commit fails with `overrun`.
+    fn data_event(
+        &mut self,
+        at: usize,
+        payload_at: usize,
+        end: usize,
+        delta: u32,
+        overrun: PageError,
+    ) -> Option<Result<PageEvent<'a>, PageError>> {
+        if end > self.data.len() {
+            return self.fail(overrun);
+        }
+        self.ts = self.ts.wrapping_add(u64::from(delta));
+        self.pos = end;
+        Some(Ok(PageEvent {
+            ts: self.ts,
+            offset: self.header_size + at,
+            payload: &self.data[payload_at..end],
+        }))
+    }
 }
 
 impl<'a> Iterator for PageEvents<'a> {
@@ -257,7 +273,7 @@ impl<'a> Iterator for PageEvents<'a> {
                     if type_len == TYPE_TIME_EXTEND {
                         self.ts = self.ts.wrapping_add(value);
                     } else {
-                        self.ts = (self.ts & !TS_59_MASK) | (value & TS_59_MASK);
+                        self.ts = (self.ts & !TIME_EXTEND_MAX) | (value & TIME_EXTEND_MAX);
                     }
                     pending_extend = Some(at);
                     self.pos = at + 8;
@@ -272,30 +288,11 @@ impl<'a> Iterator for PageEvents<'a> {
                             length: len,
                         });
                     }
-                    let end = at + 4 + len as usize;
-                    if end > commit {
-                        return self.fail(overrun);
-                    }
-                    self.ts = self.ts.wrapping_add(u64::from(delta));
-                    self.pos = end;
-                    return Some(Ok(PageEvent {
-                        ts: self.ts,
-                        offset: self.header_size + at,
-                        payload: &self.data[at + 8..end],
-                    }));
+                    return self.data_event(at, at + 8, at + 4 + len as usize, delta, overrun);
                 }
                 _ => {
                     let end = at + 4 + 4 * type_len as usize;
-                    if end > commit {
-                        return self.fail(overrun);
-                    }
-                    self.ts = self.ts.wrapping_add(u64::from(delta));
-                    self.pos = end;
-                    return Some(Ok(PageEvent {
-                        ts: self.ts,
-                        offset: self.header_size + at,
-                        payload: &self.data[at + 4..end],
-                    }));
+                    return self.data_event(at, at + 4, end, delta, overrun);
                 }
             }
         }

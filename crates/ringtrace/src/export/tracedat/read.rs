@@ -841,8 +841,44 @@ fn parse_v7<R: Read + Seek>(
     if compression != "none" && !compression.is_empty() {
         return Err(TraceDatError::Compressed(compression));
     }
-    let mut next = s.u64("file header")?;
+    let first = s.u64("file header")?;
     let mut o = Options::default();
+    read_options_chain(s, info, &mut o, first)?;
+    if let Some(text) = &o.traceclock_text {
+        if let Some(c) = bracketed_clock(text) {
+            info.clock = Some(c);
+        }
+    }
+    parse_v7_sections(s, info, &o)?;
+    let Some((section, cpus)) = o.buffer.take() else {
+        return Err(TraceDatError::invalid(
+            "options",
+            0,
+            "no BUFFER option for the top instance",
+        ));
+    };
+    s.seek(section, "BUFFER section")?;
+    let (id, _, _) = section_header(s, "BUFFER section")?;
+    if id != opt::BUFFER {
+        return Err(TraceDatError::invalid(
+            "BUFFER section",
+            section,
+            format!("section id {id}, expected {}", opt::BUFFER),
+        ));
+    }
+    info.cpus = cpus;
+    check_cpu_table(info, s.len, 0)
+}
+
+/// Follows the chain of v7 options sections from `next` (each ends with a
+/// DONE option giving the next one's offset, 0 for the last), handling
+/// every option; a loop or an overlong chain is an error.
+fn read_options_chain<R: Read + Seek>(
+    s: &mut Src<'_, R>,
+    info: &mut TraceDatInfo,
+    o: &mut Options,
+    mut next: u64,
+) -> Result<(), TraceDatError> {
     let mut seen = HashSet::new();
     while next != 0 {
         if !seen.insert(next) || seen.len() > MAX_OPTION_SECTIONS {
@@ -852,60 +888,75 @@ fn parse_v7<R: Read + Seek>(
                 "options sections form a loop",
             ));
         }
-        s.seek(next, "options")?;
-        let (id, flags, size) = section_header(s, "options")?;
-        if id != opt::DONE {
+        next = read_options_section(s, info, o, next)?;
+    }
+    Ok(())
+}
+
+/// Reads the options section at `at` and returns the offset its DONE
+/// option names (the next section, or 0).
+fn read_options_section<R: Read + Seek>(
+    s: &mut Src<'_, R>,
+    info: &mut TraceDatInfo,
+    o: &mut Options,
+    at: u64,
+) -> Result<u64, TraceDatError> {
+    s.seek(at, "options")?;
+    let (id, flags, size) = section_header(s, "options")?;
+    if id != opt::DONE {
+        return Err(TraceDatError::invalid(
+            "options",
+            at,
+            format!("section id {id}, expected 0 (options)"),
+        ));
+    }
+    if flags & layout::SECTION_COMPRESSED != 0 {
+        return Err(TraceDatError::Compressed("options section".into()));
+    }
+    let body_at = s.pos;
+    s.need(size, "options")?;
+    let end = body_at + size;
+    loop {
+        if s.pos >= end {
             return Err(TraceDatError::invalid(
                 "options",
-                next,
-                format!("section id {id}, expected 0 (options)"),
+                s.pos,
+                "options section ends without a DONE option",
             ));
         }
-        if flags & layout::SECTION_COMPRESSED != 0 {
-            return Err(TraceDatError::Compressed("options section".into()));
+        let id = s.u16("options")?;
+        let n = s.u32("options")?;
+        let at = s.pos;
+        if at + u64::from(n) > end {
+            return Err(TraceDatError::invalid(
+                "options",
+                at,
+                format!("option {id} of {n} bytes overruns its section"),
+            ));
         }
-        let body_at = s.pos;
-        s.need(size, "options")?;
-        let end = body_at + size;
-        loop {
-            if s.pos >= end {
-                return Err(TraceDatError::invalid(
-                    "options",
-                    s.pos,
-                    "options section ends without a DONE option",
-                ));
-            }
-            let id = s.u16("options")?;
-            let n = s.u32("options")?;
-            let at = s.pos;
-            if at + u64::from(n) > end {
-                return Err(TraceDatError::invalid(
-                    "options",
-                    at,
-                    format!("option {id} of {n} bytes overruns its section"),
-                ));
-            }
-            let data = s.bytes(u64::from(n), "options")?;
-            if id == opt::DONE {
-                let mut d = OptData {
-                    d: &data,
-                    at: 0,
-                    enc: s.enc,
-                    offset: at,
-                };
-                next = d.u64("DONE")?;
-                break;
-            }
-            handle_option(id, &data, at, s.enc, true, info, &mut o)?;
+        let data = s.bytes(u64::from(n), "options")?;
+        if id == opt::DONE {
+            let mut d = OptData {
+                d: &data,
+                at: 0,
+                enc: s.enc,
+                offset: at,
+            };
+            return d.u64("DONE");
         }
+        handle_option(id, &data, at, s.enc, true, info, o)?;
     }
-    if let Some(text) = &o.traceclock_text {
-        if let Some(c) = bracketed_clock(text) {
-            info.clock = Some(c);
-        }
-    }
+}
+
+/// Parses the metadata sections the options pointed at (headers, event
+/// formats, kallsyms, printk, cmdlines); HEADER_INFO must be among them.
+fn parse_v7_sections<R: Read + Seek>(
+    s: &mut Src<'_, R>,
+    info: &mut TraceDatInfo,
+    o: &Options,
+) -> Result<(), TraceDatError> {
     let mut have_headers = false;
-    for (id, offset) in o.sections.clone() {
+    for &(id, offset) in &o.sections {
         const SEC: &str = "section header";
         s.seek(offset, SEC)?;
         let (sid, flags, _size) = section_header(s, SEC)?;
@@ -939,24 +990,7 @@ fn parse_v7<R: Read + Seek>(
             "no HEADER_INFO section",
         ));
     }
-    let Some((section, cpus)) = o.buffer.take() else {
-        return Err(TraceDatError::invalid(
-            "options",
-            0,
-            "no BUFFER option for the top instance",
-        ));
-    };
-    s.seek(section, "BUFFER section")?;
-    let (id, _, _) = section_header(s, "BUFFER section")?;
-    if id != opt::BUFFER {
-        return Err(TraceDatError::invalid(
-            "BUFFER section",
-            section,
-            format!("section id {id}, expected {}", opt::BUFFER),
-        ));
-    }
-    info.cpus = cpus;
-    check_cpu_table(info, s.len, 0)
+    Ok(())
 }
 
 fn section_header<R: Read + Seek>(
@@ -1224,11 +1258,13 @@ impl TraceDatInfo {
     }
 
     /// A raw time stamp in nanoseconds: through TSC2NSEC if recorded
-    /// (`(ts * mult) >> shift`, computed as trace-cmd does), else unchanged.
+    /// (`(ts * mult) >> shift`, computed as trace-cmd does, which leaves the
+    /// offset out), else unchanged. A file's shift past 63 is corrupt and
+    /// leaves the stamp unchanged too.
     #[must_use]
     pub fn ts_ns(&self, ts: u64) -> u64 {
         match self.tsc2nsec {
-            Some(t) if t.shift < 64 => ((u128::from(ts) * u128::from(t.mult)) >> t.shift) as u64,
+            Some(t) if t.shift < 64 => t.scale(ts),
             _ => ts,
         }
     }

@@ -40,18 +40,9 @@ pub enum TraceDatVersion {
     V7,
 }
 
-/// TSC-to-nanoseconds conversion (`TRACECMD_OPTION_TSC2NSEC`, id 14):
-/// `ns = (ts * mult) >> shift`, applied by trace-cmd to every time stamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tsc2Nsec {
-    /// Multiplier.
-    pub mult: u32,
-    /// Right shift.
-    pub shift: u32,
-    /// Offset stored with the conversion (trace-cmd 3.1.6 reads it but does
-    /// not apply it when printing).
-    pub offset: u64,
-}
+/// TSC-to-nanoseconds conversion (`TRACECMD_OPTION_TSC2NSEC`, id 14): the
+/// clock's own [`crate::clock::Tsc2Nsec`], re-exported under the file's name.
+pub use crate::clock::Tsc2Nsec;
 
 /// File-level metadata for [`TraceDatWriter::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
