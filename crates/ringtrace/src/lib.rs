@@ -119,8 +119,8 @@ pub mod tracer;
 
 pub mod export;
 mod fmt;
-mod read;
 pub mod kernel_bench;
+mod read;
 
 pub use export::{json, tracedat};
 pub use fmt::{line as output, text};

@@ -689,15 +689,11 @@ impl std::fmt::Debug for Drain<'_> {
     }
 }
 
-impl Tracer {
-    /// A [`Drain`] of this tracer: takes every ring's reader lock (a dead
-    /// reader's is taken over; see [`ringtrace_ring::RingBuffer::consumer`]).
-    /// A ring that another live reader holds is not read: it is listed by
-    /// [`Drain::unread_rings`], which a caller must check, since the output
-    /// then lacks that ring's events.
-    pub fn drain(&self) -> Drain<'_> {
-        let n = self.max_contexts();
-        let buf = self.ring_buffer();
+impl<'t> Drain<'t> {
+    /// A drain of every ring of `tracer` ([`Tracer::drain`]).
+    pub(crate) fn new(tracer: &'t Tracer) -> Drain<'t> {
+        let n = tracer.max_contexts();
+        let buf = tracer.ring_buffer();
         let mut consumers = Vec::with_capacity(n);
         let mut rings = Vec::with_capacity(n);
         let mut unread = Vec::new();
@@ -719,7 +715,7 @@ impl Tracer {
             }
         }
         Drain {
-            tracer: self,
+            tracer,
             consumers,
             rings,
             seen: Seen::default(),

@@ -14,8 +14,10 @@
 //! sessions use its trace.dat format parser. It writes page images as the
 //! ring holds them, so the files carry exactly what was committed.
 
+mod access;
 mod drain;
 pub mod json;
 pub mod tracedat;
+mod view;
 
 pub use drain::*;

@@ -1027,8 +1027,8 @@ pub fn global_refused() -> u64 {
 
 // The record side of a tracer: the record path itself is `context`'s
 // (`record_in`); these are its entry points on `Tracer`.
-use context::{current_tid, marker_into, read_comm, record_in, ContextHandle, RecordError};
 use crate::event::Record;
+use context::{current_tid, marker_into, read_comm, record_in, ContextHandle, RecordError};
 use std::marker::PhantomData;
 
 impl Tracer {
