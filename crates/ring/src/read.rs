@@ -25,7 +25,7 @@
 //! is still filling (head == tail); it reads up to the commit and waits for
 //! the commit to move on before swapping again.
 
-use crate::format::{decode, decode_small_data, Record, PAGE_HEADER_SIZE};
+use crate::format::{decode, decode_small_data, PageRecord, PAGE_HEADER_SIZE};
 use crate::layout::{link, link_flag, link_page, link_tag, Region, RingMeta, HEAD, NORMAL};
 use crate::sync::{backoff, fence, Ordering::*};
 use crate::{ReadError, RingError};
@@ -329,7 +329,7 @@ impl<'a> Consumer<'a> {
                 };
                 off += size;
                 match record {
-                    Record::Data {
+                    PageRecord::Data {
                         payload_offset,
                         payload_len,
                         ..
@@ -477,7 +477,7 @@ impl<'a> Consumer<'a> {
                 Err(source) => return Err(self.skip_corrupt_page(rp, commit, source)),
             };
             match record {
-                Record::Data {
+                PageRecord::Data {
                     payload_offset,
                     payload_len,
                     ..

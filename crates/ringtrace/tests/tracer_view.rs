@@ -118,7 +118,7 @@ fn view_reads_while_threads_overwrite() {
 
 #[test]
 fn raw_pipe_hands_out_kernel_pages_with_loss_counts() {
-    use ringtrace_ring::format::{decode, Record};
+    use ringtrace_ring::format::{decode, PageRecord};
     let t = TracerConfig::new()
         .max_contexts(1)
         .bytes_per_context(16 << 10)
@@ -151,7 +151,7 @@ fn raw_pipe_hands_out_kernel_pages_with_loss_counts() {
             let mut at = 0;
             while at < data.len() {
                 let (rec, size) = decode(data, at).unwrap();
-                if let Record::Data {
+                if let PageRecord::Data {
                     payload_offset,
                     payload_len,
                     ..

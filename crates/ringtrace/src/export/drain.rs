@@ -66,7 +66,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ringtrace_ring::format::{decode, Record};
+use ringtrace_ring::format::{decode, PageRecord};
 use ringtrace_ring::format::{
     event_size, MAX_SMALL_DATA, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE, TS_DELTA_MAX,
     TYPE_TIME_EXTEND,
@@ -615,7 +615,7 @@ fn pull_pages(
             let Ok((record, size)) = decode(data, at) else {
                 break;
             };
-            if let Record::Data {
+            if let PageRecord::Data {
                 payload_offset,
                 payload_len,
                 ..
