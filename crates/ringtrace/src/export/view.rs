@@ -19,8 +19,8 @@ use crate::export::{ExportError, ExportFormat, Packed, PagePacker};
 use crate::json::{JsonError, JsonOptions, JsonWriter};
 use crate::read::view::{empty_and_quiet, ring_bound};
 use crate::tracedat::{
-    FileRenderer, Record, TraceDatMeta, TraceDatReader, TraceDatVersion, TraceDatWriter, TraceItem,
-    Tsc2Nsec,
+    FileRenderer, TraceDatMeta, TraceDatReader, TraceDatRecord, TraceDatVersion, TraceDatWriter,
+    TraceItem, Tsc2Nsec,
 };
 use crate::tracer::Tracer;
 use crate::view::ViewStats;
@@ -218,7 +218,7 @@ fn view_json<W: Write>(
             };
             jw.item(&render, &item)?;
         }
-        let item = TraceItem::Event(Record {
+        let item = TraceItem::Event(TraceDatRecord {
             cpu,
             ts,
             page: 0,
