@@ -190,7 +190,7 @@ pub enum PageRecord {
 
 /// A page or event that does not follow the format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-pub enum FormatError {
+pub enum PageFormatError {
     /// The event header at `offset` does not fit in the `len` bytes of data.
     #[error("event at data offset {offset} runs past the end of the committed data ({len} bytes)")]
     Truncated {
@@ -267,12 +267,12 @@ pub(crate) fn decode_small_data(data: &[u8], offset: usize) -> Option<(u64, usiz
 /// commit) and returns it with its total length in bytes. For
 /// [`PageRecord::NullPadding`] the length is the rest of `data`.
 #[inline]
-pub fn decode(data: &[u8], offset: usize) -> Result<(PageRecord, usize), FormatError> {
+pub fn decode(data: &[u8], offset: usize) -> Result<(PageRecord, usize), PageFormatError> {
     if offset % ALIGNMENT != 0 {
-        return Err(FormatError::Misaligned { offset });
+        return Err(PageFormatError::Misaligned { offset });
     }
     let len = data.len();
-    let truncated = FormatError::Truncated { offset, len };
+    let truncated = PageFormatError::Truncated { offset, len };
     let word = read_u32(data, offset).ok_or(truncated)?;
     let type_len = word & 31;
     let delta = u64::from(word >> 5);
@@ -292,7 +292,7 @@ pub fn decode(data: &[u8], offset: usize) -> Result<(PageRecord, usize), FormatE
         0 => {
             let a = array0()? as usize;
             if a < 8 || a % 4 != 0 {
-                return Err(FormatError::BadLength { offset, length: a });
+                return Err(PageFormatError::BadLength { offset, length: a });
             }
             (
                 PageRecord::Data {
@@ -307,7 +307,7 @@ pub fn decode(data: &[u8], offset: usize) -> Result<(PageRecord, usize), FormatE
         TYPE_PADDING => {
             let a = array0()? as usize;
             if a < 4 || a % 4 != 0 {
-                return Err(FormatError::BadLength { offset, length: a });
+                return Err(PageFormatError::BadLength { offset, length: a });
             }
             (PageRecord::Padding { delta }, a + 4)
         }
@@ -455,7 +455,10 @@ mod tests {
         let stamp = (5u64 << 27) | 77;
         let words = [header(TYPE_TIME_STAMP, 77), 5];
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-        assert_eq!(decode(&bytes, 0).unwrap(), (PageRecord::TimeStamp { stamp }, 8));
+        assert_eq!(
+            decode(&bytes, 0).unwrap(),
+            (PageRecord::TimeStamp { stamp }, 8)
+        );
     }
 
     #[test]
@@ -500,25 +503,25 @@ mod tests {
         // Truncated header.
         assert!(matches!(
             decode(&[1, 0], 0),
-            Err(FormatError::Truncated { .. })
+            Err(PageFormatError::Truncated { .. })
         ));
         // Length past the end.
         let words = [header(0, 0), 4000];
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
         assert!(matches!(
             decode(&bytes, 0),
-            Err(FormatError::Truncated { .. })
+            Err(PageFormatError::Truncated { .. })
         ));
         // Impossible length.
         let words = [header(0, 0), 3];
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
         assert!(matches!(
             decode(&bytes, 0),
-            Err(FormatError::BadLength { .. })
+            Err(PageFormatError::BadLength { .. })
         ));
         assert!(matches!(
             decode(&bytes, 2),
-            Err(FormatError::Misaligned { .. })
+            Err(PageFormatError::Misaligned { .. })
         ));
     }
 

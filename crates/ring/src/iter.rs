@@ -663,7 +663,7 @@ impl<'a> RingIter<'a> {
         if pos.off % 4 != 0 || commit % 4 != 0 {
             return Err(self.corrupt_event(
                 pos.page,
-                crate::format::FormatError::Misaligned { offset: pos.off },
+                crate::format::PageFormatError::Misaligned { offset: pos.off },
             ));
         }
         // The page's stamp (read before the generation check, so it belongs
@@ -694,7 +694,7 @@ impl<'a> RingIter<'a> {
                 }
                 return Err(self.corrupt_event(
                     pos.page,
-                    crate::format::FormatError::Truncated {
+                    crate::format::PageFormatError::Truncated {
                         offset: pos.off,
                         len: commit,
                     },
@@ -717,7 +717,7 @@ impl<'a> RingIter<'a> {
         let (record, _) = decode(&self.buf[..copied], 0)
             .or_else(|e| match e {
                 // Padding: only its header was copied.
-                crate::format::FormatError::Truncated { .. } if copied < size => {
+                crate::format::PageFormatError::Truncated { .. } if copied < size => {
                     Ok((PageRecord::Padding { delta: 0 }, size))
                 }
                 e => Err(e),
@@ -758,7 +758,7 @@ impl<'a> RingIter<'a> {
         Ok(Some((record, size, stamp)))
     }
 
-    fn corrupt_event(&self, page: u32, source: crate::format::FormatError) -> ReadError {
+    fn corrupt_event(&self, page: u32, source: crate::format::PageFormatError) -> ReadError {
         self.meta.slow.corruptions.fetch_add(1, Relaxed);
         ReadError::CorruptEvent {
             ring: self.ring as usize,

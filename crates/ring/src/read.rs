@@ -527,7 +527,7 @@ impl<'a> Consumer<'a> {
         &self,
         rp: u32,
         commit: usize,
-        source: crate::format::FormatError,
+        source: crate::format::PageFormatError,
     ) -> ReadError {
         self.meta.r.read_offset.store(commit as u32, Relaxed);
         self.meta.slow.corruptions.fetch_add(1, Relaxed);
