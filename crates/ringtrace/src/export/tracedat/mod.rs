@@ -62,7 +62,7 @@ pub mod render;
 pub mod write;
 
 pub use convert::convert;
-pub use error::{FormatError, PageError, TraceDatError};
+pub use error::{EventFormatError, PageError, TraceDatError};
 pub use format::{parse_format, EventFormat, FieldFormat, FieldKind};
 pub use layout::FTRACE_SYSTEM;
 pub use read::{
