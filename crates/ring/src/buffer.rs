@@ -356,13 +356,10 @@ impl RingBuffer {
         Ok(Self::geometry(config)?.total_size)
     }
 
-    /// Releases the reader locks of every ring, whoever holds them. Only
-    /// sound when no live reader uses the buffer (a private copy of a
-    /// shared buffer, or a reader the user knows is stuck). A reader that
-    /// died needs none of this: [`RingBuffer::consumer`] takes its lock
-    /// over.
-    #[doc(hidden)]
-    pub fn force_release_readers(&self) {
+    /// Releases the reader locks of every ring, whoever holds them: the
+    /// body of [`crate::repair::force_release_readers`], whose safety
+    /// contract its callers keep.
+    pub(crate) fn force_release_readers(&self) {
         for r in 0..self.config.rings as u32 {
             let meta = self.region.ring(r);
             meta.r.lock.store(0, Release);
@@ -517,6 +514,7 @@ impl RingBuffer {
     /// w.write(1, b"x").unwrap();
     /// assert_eq!(buf.stats(0).unwrap().entries, 1);
     /// ```
+    #[doc(hidden)] // the tracer's record path; users call `writer`
     #[inline(always)]
     pub unsafe fn transient_writer(&self, ring: usize) -> Writer<'_, &WriteGeometry> {
         debug_assert!(ring < self.config.rings, "ring {ring} out of range");
