@@ -119,6 +119,9 @@ pub mod tracer;
 
 pub mod export;
 mod fmt;
+// The kernel's ring-buffer benchmark, for `ringtrace bench`: not part of
+// the API.
+#[doc(hidden)]
 pub mod kernel_bench;
 mod read;
 
@@ -130,13 +133,87 @@ pub use read::{dump, pipe as reader, snapshot, view};
 pub use frontends::layer;
 #[cfg(feature = "log")]
 pub use frontends::log_backend;
-pub use record::{event, printk, span};
+pub use record::span;
+
+/// Binary printk ([`trace!`]): the write side stores the call site's format
+/// id and the raw argument bytes; the text is formatted when read, like the
+/// kernel's `trace_bprintk`.
+///
+/// Formats are C printf, not Rust's `{}`, since trace.dat's
+/// `printk_formats` section carries them to libtraceevent (trace-cmd,
+/// KernelShark):
+///
+/// ```text
+/// %[flags][width][.precision][length]conversion
+/// flags: - + space # 0      width, precision: decimal, at most 4096 (no `*`)
+/// length: (none) = 32-bit, l / ll / z = 64-bit   (h, hh, j, t, L are refused)
+/// conversion: d i u x X o   integers      c  char      s  string
+///             p             pointer       f F e E g G  f64
+///             %%            a percent sign
+/// ```
+///
+/// A call site is checked when it is built: a malformed format, a wrong
+/// number of arguments or an argument that does not fit its conversion
+/// does not compile. [`trace_cmd_compatible`](printk::trace_cmd_compatible)
+/// tells whether trace-cmd prints a format as ringtrace does; records are
+/// read back as text with [`format_bprint`](printk::format_bprint) and
+/// [`format_print`](printk::format_print).
+///
+/// ```
+/// let t = ringtrace::TracerConfig::new().max_contexts(1).build().unwrap();
+/// ringtrace::trace!(tracer: &t, "%s=%-4d|", "n", 7);
+/// assert!(t.pipe().next_line().unwrap().unwrap().ends_with(": n=7   |\n"));
+/// assert!(ringtrace::printk::trace_cmd_compatible("n=%d id=%08llx"));
+/// ```
+pub mod printk {
+    pub use crate::record::printk::*;
+    // What the record macros expand to and the read side's internals:
+    // public because macro expansions and the other rooms need a path, not
+    // part of the API.
+    #[doc(hidden)]
+    pub use crate::record::printk::{
+        arg_kinds, count_args, first_misfit, fmt_addr, import_site, ip_addr, kallsyms_text,
+        printk_formats_text, site_by_fmt_addr, site_by_id, sites, write_record, ArgKind, ArgList,
+        ArgValue, Bprint, BprintArg, ConvText, FromSite, KindsSource, Site, SiteKinds,
+        AMBIGUOUS_FORMAT, BPRINT_ARGS_OFFSET, BPRINT_EVENT, FMT_ADDR_BASE, IP_BASE, MAX_SITES,
+        MAX_WIDTH, PRINT_EVENT,
+    };
+    #[doc(hidden)]
+    pub mod fits {
+        pub use crate::record::printk::fits::*;
+    }
+}
+
+/// Event types: static metadata (ftrace's `format` text), the [`Record`]
+/// trait every recordable value implements, the registry of ids, and the
+/// common fields every record starts with. Typed events are declared with
+/// [`declare_event!`](crate::declare_event).
+///
+/// [`Record`]: event::Record
+///
+/// ```
+/// ringtrace::declare_event! {
+///     /// A packet seen.
+///     pub struct Packet: "net" / "packet" = 1200 { len: u32, port: u16 }
+/// }
+/// use ringtrace::event::Record;
+/// let ty = Packet { len: 0, port: 0 }.event_type();
+/// assert!(ty.format_text().contains("field:u32 len;"));
+/// ```
+pub mod event {
+    pub use crate::record::event::*;
+    // `declare_event!`'s expansion (field layout at compile time): public
+    // because the macro needs a path, not part of the API.
+    #[doc(hidden)]
+    pub use crate::record::event::{layout, valid_user_id, FieldDecl, Layout};
+}
 pub use tracer::clock;
 
 /// Per-thread contexts, signal-handler nesting, the record path
-/// ([`tracer::context`]), and [`record_global`](context::record_global),
-/// what `trace!` without a tracer expands to.
+/// ([`tracer::context`]).
 pub mod context {
+    // What `trace!` without a tracer expands to: the macro needs a path.
+    #[doc(hidden)]
     pub use crate::default_tracer::record_global;
     pub use crate::tracer::context::*;
 }
@@ -144,6 +221,7 @@ pub mod context {
 pub use context::{signal_scope, ContextHandle, RecordError, Target};
 pub use default_tracer::{global, init, trace_marker};
 pub use export::{Drain, ExportFormat};
+#[doc(no_inline)]
 pub use reader::{Pipe, RawPipe};
 /// The lockless ring buffer the tracer is built on (the `ringtrace-ring`
 /// crate): pages, writers, readers, exact accounting. Use it directly for a
@@ -160,7 +238,10 @@ pub use reader::{Pipe, RawPipe};
 pub use ringtrace_ring as ring;
 /// The ring mode ([`TracerConfig::mode`]): `Overwrite` (flight recorder) or
 /// `ProducerConsumer` (new events are dropped when a ring is full).
+#[doc(no_inline)]
 pub use ringtrace_ring::Mode;
+#[doc(no_inline)]
 pub use snapshot::{Snapshot, SnapshotError};
 pub use tracer::{Tracer, TracerConfig, TracerError, TracerStats};
+#[doc(no_inline)]
 pub use view::View;

@@ -21,3 +21,7 @@ pub mod tracedat;
 mod view;
 
 pub use drain::*;
+// The drain's and the view export's internals: public for the other
+// rooms and the CLI's recovery, not part of the API.
+#[doc(hidden)]
+pub use drain::{Packed, PagePacker, MAX_FINAL_POLLS, UNFINISHED_MAGIC};

@@ -1624,6 +1624,7 @@ fn unreachable_str() -> ([u8; 8], usize) {
 /// let n = b.encode(&Default::default(), &mut buf).unwrap();
 /// assert!(ringtrace::printk::format_bprint(&buf[..n]).unwrap().1.ends_with("] 1"));
 /// ```
+#[doc(hidden)] // the record macros' plumbing: `trace!` records what it builds
 #[macro_export]
 macro_rules! bprintk {
     ($fmt:expr $(, $arg:expr)* $(,)?) => {{
