@@ -16,6 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 if [ "${1:-}" != "--no-build" ]; then
+    # A fresh tree: rustdoc leaves the pages of items gone since the last run.
+    rm -rf "$target/doc/ringtrace_ring" "$target/doc/ringtrace"
     cargo doc --no-deps -q -p ringtrace-ring -p ringtrace >&2
 fi
 total=0

@@ -18,7 +18,18 @@ pub enum Mode {
     ProducerConsumer,
 }
 
-/// Shape of a [`RingBuffer`].
+/// Shape of a [`RingBuffer`]: rings, pages per ring, page size, mode, and
+/// an optional shared pool that full rings grow from.
+///
+/// ```
+/// use ringtrace_ring::{Config, Mode, RingBuffer};
+/// let cfg = Config::new(2).pages_per_ring(4).page_size(4096).mode(Mode::ProducerConsumer);
+/// let buf = RingBuffer::new(cfg).unwrap();
+/// assert_eq!((buf.rings(), buf.config().page_size), (2, 4096));
+/// // A page size that is not a power of two is refused, naming it.
+/// let err = RingBuffer::new(Config::new(1).page_size(3000)).unwrap_err();
+/// assert!(err.to_string().contains("3000"), "{err}");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
     /// Number of rings, one per writer context.

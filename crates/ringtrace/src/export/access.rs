@@ -39,7 +39,7 @@ impl Tracer {
     /// ring's reader lock (one consuming reader per ring; see
     /// `RingBuffer::consumer`). Where another consuming reader holds a
     /// ring, every read from the pipe fails with
-    /// [`ReadError::ReaderHeld`], naming it, and nothing is consumed: a
+    /// [`ReadError::ReaderHeld`](ringtrace_ring::ReadError::ReaderHeld), naming it, and nothing is consumed: a
     /// program run under `ringtrace record` gets this, since `record`
     /// reads its rings (the events go to `record`'s output). A reader of
     /// this process is waited for 2 s at most; a dead one is taken over

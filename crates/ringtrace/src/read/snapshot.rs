@@ -35,6 +35,17 @@ pub enum SnapshotError {
 
 /// The events of a tracer at the moment of [`Tracer::snapshot`], in spare
 /// rings owned by this value.
+///
+/// ```
+/// let t = ringtrace::TracerConfig::new().max_contexts(1).build().unwrap();
+/// t.marker("kept");
+/// let snap = t.snapshot().unwrap();
+/// assert_eq!(t.ring_stats(0).unwrap().entries, 0, "the live ring starts empty");
+/// let s = snap.ring_buffer().stats(0).unwrap();
+/// assert_eq!(s.written, s.read + s.overrun + s.dropped + s.commit_overrun + s.entries);
+/// assert_eq!(s.entries, 1);
+/// assert!(snap.pipe().read_to_string().unwrap().ends_with("tracing_mark_write: kept\n"));
+/// ```
 #[derive(Debug)]
 pub struct Snapshot<'t> {
     tracer: &'t Tracer,

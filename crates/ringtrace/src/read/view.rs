@@ -64,7 +64,22 @@ struct Head {
     payload: Vec<u8>,
 }
 
-/// The merged non-consuming view of a tracer; see the module docs.
+/// The merged non-consuming view of a tracer ([`Tracer::view`]); see the
+/// module docs. It reads every ring's events in time-stamp order, up to
+/// what was written when it was made, and consumes nothing.
+///
+/// ```
+/// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+/// t.marker("one");
+/// t.marker("two");
+/// let mut view = t.view();
+/// assert!(view.next_line().unwrap().unwrap().ends_with("tracing_mark_write: one\n"));
+/// assert!(view.next_line().unwrap().unwrap().ends_with("tracing_mark_write: two\n"));
+/// assert!(view.next_line().unwrap().is_none());
+/// assert_eq!(view.lost(0) + view.lost(1), 0);
+/// // Nothing was consumed: the next view shows both again.
+/// assert_eq!(t.view().read_to_string().unwrap().lines().count(), 2);
+/// ```
 #[derive(Debug)]
 pub struct View<'t> {
     tracer: &'t Tracer,

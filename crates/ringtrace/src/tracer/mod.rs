@@ -6,7 +6,7 @@
 //!
 //! - **Context**: a ring of the tracer's buffer leased to one writer: a
 //!   thread (with the signal handlers that interrupt it) or an explicit
-//!   [`ContextHandle`](crate::context::ContextHandle). The kernel's CPU.
+//!   [`ContextHandle`]. The kernel's CPU.
 //! - **Slot**: the lease state of one ring (below).
 //!
 //! ```text
