@@ -124,7 +124,7 @@ fn run_pair(
 /// The writer's loop: calls `one(i)` with a check of the clock every 1024
 /// events; returns the number of events.
 #[inline(always)]
-fn write_loop(time_up: &dyn Fn() -> bool, mut one: impl FnMut(u64)) -> u64 {
+pub(crate) fn write_loop(time_up: &dyn Fn() -> bool, mut one: impl FnMut(u64)) -> u64 {
     let mut i = 0u64;
     loop {
         for _ in 0..1024 {
