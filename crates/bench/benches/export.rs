@@ -32,8 +32,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringtrace::clock::Clock;
 use ringtrace::export::{ExportFormat, Packed, PagePacker};
 use ringtrace::tracedat::{TraceDatMeta, TraceDatVersion, TraceDatWriter};
-use ringtrace::{Tracer, TracerConfig};
-use ringtrace_ring::Mode;
+use ringtrace::Tracer;
 
 /// Page data per run.
 const SIZE: usize = 64 << 20;
@@ -88,13 +87,7 @@ fn copy_dat(src: &Path, path: &Path) -> Duration {
 }
 
 fn filled_tracer() -> Tracer {
-    let t = TracerConfig::new()
-        .max_contexts(1)
-        .bytes_per_context(SIZE)
-        .mode(Mode::ProducerConsumer)
-        .clock(Clock::counter())
-        .build()
-        .expect("tracer");
+    let t = ringtrace_bench::pc_tracer(1, SIZE, Clock::counter());
     t.register(Sample::EVENT_TYPE).expect("register");
     let s = Sample {
         a: 1,

@@ -53,18 +53,25 @@ use tracing_subscriber::prelude::*;
 struct Nop;
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Nop {}
 
-fn benches(c: &mut Criterion) {
-    let mut g = c.benchmark_group("tracing_info_one_u64__ringtrace_vs_nop_vs_fmt");
-    g.throughput(Throughput::Elements(1));
+/// A two-context overwrite tracer that lives as long as the benches, with
+/// `clock` (the default clock when `None`).
+fn leak_tracer(clock: Option<ringtrace::clock::Clock>) -> &'static ringtrace::Tracer {
+    let mut cfg = ringtrace::TracerConfig::new()
+        .max_contexts(2)
+        .mode(ringtrace_ring::Mode::Overwrite);
+    if let Some(clock) = clock {
+        cfg = cfg.clock(clock);
+    }
+    Box::leak(Box::new(cfg.build().expect("tracer")))
+}
 
-    let tracer: &'static ringtrace::Tracer = Box::leak(Box::new(
-        ringtrace::TracerConfig::new()
-            .max_contexts(2)
-            .mode(ringtrace_ring::Mode::Overwrite)
-            .build()
-            .expect("tracer"),
-    ));
-    g.bench_function("ringtrace_layer", |b| {
+/// `tracing::info!` of one u64 through ringtrace's layer into `tracer`.
+fn bench_layer(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    tracer: &'static ringtrace::Tracer,
+) {
+    g.bench_function(name, |b| {
         let sub =
             tracing_subscriber::registry().with(ringtrace::layer::RingtraceLayer::new(tracer));
         tracing::subscriber::with_default(sub, || {
@@ -75,6 +82,14 @@ fn benches(c: &mut Criterion) {
             });
         });
     });
+}
+
+fn benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tracing_info_one_u64__ringtrace_vs_nop_vs_fmt");
+    g.throughput(Throughput::Elements(1));
+
+    let tracer = leak_tracer(None);
+    bench_layer(&mut g, "ringtrace_layer", tracer);
     // The events really went to the rings (overwrite mode: most were
     // overwritten) and none was refused.
     let recorded: u64 = (0..tracer.max_contexts())
@@ -86,25 +101,8 @@ fn benches(c: &mut Criterion) {
     let st = tracer.stats();
     assert_eq!(st.refused_no_context + st.refused_other, 0, "{st:?}");
 
-    let counter: &'static ringtrace::Tracer = Box::leak(Box::new(
-        ringtrace::TracerConfig::new()
-            .max_contexts(2)
-            .mode(ringtrace_ring::Mode::Overwrite)
-            .clock(ringtrace::clock::Clock::counter())
-            .build()
-            .expect("tracer"),
-    ));
-    g.bench_function("ringtrace_layer_counter_clock", |b| {
-        let sub =
-            tracing_subscriber::registry().with(ringtrace::layer::RingtraceLayer::new(counter));
-        tracing::subscriber::with_default(sub, || {
-            let mut i = 0u64;
-            b.iter(|| {
-                i += 1;
-                tracing::info!(n = black_box(i));
-            });
-        });
-    });
+    let counter = leak_tracer(Some(ringtrace::clock::Clock::counter()));
+    bench_layer(&mut g, "ringtrace_layer_counter_clock", counter);
 
     g.bench_function("ringtrace_trace_macro", |b| {
         let mut i = 0u64;

@@ -4,17 +4,10 @@
 //! buffer, each batch written at once.
 
 use ringtrace::clock::Clock;
-use ringtrace::{Mode, TracerConfig};
 use std::io::Write as _;
 
 fn main() {
-    let t = TracerConfig::new()
-        .max_contexts(64)
-        .bytes_per_context(4 << 20)
-        .mode(Mode::ProducerConsumer)
-        .clock(Clock::mono())
-        .build()
-        .expect("tracer");
+    let t = ringtrace_bench::pc_tracer(64, 4 << 20, Clock::mono());
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {

@@ -33,8 +33,7 @@ use crate::Settings;
 use ringtrace::clock::Clock;
 use ringtrace::export::ExportFormat;
 use ringtrace::tracedat::TraceDatVersion;
-use ringtrace::{Tracer, TracerConfig};
-use ringtrace_ring::Mode;
+use ringtrace::Tracer;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -192,13 +191,7 @@ fn spool_dir() -> (tempfile::TempDir, String) {
 /// with events until the ring refuses one; returns it and the events
 /// stored.
 fn filled_tracer() -> (Tracer, u64) {
-    let t = TracerConfig::new()
-        .max_contexts(1)
-        .bytes_per_context(DRAIN_BYTES)
-        .mode(Mode::ProducerConsumer)
-        .clock(Clock::counter())
-        .build()
-        .expect("tracer");
+    let t = crate::pc_tracer(1, DRAIN_BYTES, Clock::counter());
     let mut n = 0u64;
     // Bounded: a ring of DRAIN_BYTES holds fewer events than bytes.
     while n < DRAIN_BYTES as u64 && one_event(&t, n).is_ok() {
@@ -281,13 +274,7 @@ fn live_once(
     time: Duration,
     problems: &mut Vec<String>,
 ) -> Option<LiveRep> {
-    let t = TracerConfig::new()
-        .max_contexts(2)
-        .bytes_per_context(LIVE_BYTES)
-        .mode(Mode::ProducerConsumer)
-        .clock(Clock::counter())
-        .build()
-        .expect("tracer");
+    let t = crate::pc_tracer(2, LIVE_BYTES, Clock::counter());
     let out = dir.join(format!("live-{rep}.dat"));
     let mut d = t.drain();
     if let Err(e) = d.spool_next_to(&out) {
@@ -376,29 +363,16 @@ pub fn run_drain(settings: &Settings) -> DrainReport {
         }
     }
     let sum = |v: Vec<f64>| Summary::of(&v).unwrap_or_else(Summary::nan);
+    // GB/s of each repetition's (bytes, seconds).
+    let rate = |v: Vec<(u64, f64)>| sum(v.into_iter().map(|(b, s)| b as f64 / s / 1e9).collect());
     DrainReport {
         dir: dir_name,
         bytes: sum(filled.iter().map(|r| r.bytes as f64).collect()),
-        wall: sum(filled
-            .iter()
-            .map(|r| r.bytes as f64 / r.secs / 1e9)
-            .collect()),
-        cpu: sum(filled
-            .iter()
-            .map(|r| r.bytes as f64 / r.cpu_secs / 1e9)
-            .collect()),
-        finish: sum(filled
-            .iter()
-            .map(|r| r.bytes as f64 / r.finish_secs / 1e9)
-            .collect()),
-        live_cpu: sum(live
-            .iter()
-            .map(|r| r.bytes as f64 / r.cpu_secs / 1e9)
-            .collect()),
-        live_wall: sum(live
-            .iter()
-            .map(|r| r.bytes as f64 / r.wall_secs / 1e9)
-            .collect()),
+        wall: rate(filled.iter().map(|r| (r.bytes, r.secs)).collect()),
+        cpu: rate(filled.iter().map(|r| (r.bytes, r.cpu_secs)).collect()),
+        finish: rate(filled.iter().map(|r| (r.bytes, r.finish_secs)).collect()),
+        live_cpu: rate(live.iter().map(|r| (r.bytes, r.cpu_secs)).collect()),
+        live_wall: rate(live.iter().map(|r| (r.bytes, r.wall_secs)).collect()),
         live_lost_pct: sum(live.iter().map(|r| r.lost_pct).collect()),
         live_ms: time.as_millis(),
         problems,
@@ -409,13 +383,7 @@ pub fn run_drain(settings: &Settings) -> DrainReport {
 /// first `PIPE_THREADS` contexts hold `PIPE_EVENTS` events each, of the
 /// mix of [`mixed_event`].
 fn pipe_tracer() -> Tracer {
-    let t = TracerConfig::new()
-        .max_contexts(64)
-        .bytes_per_context(16 << 20)
-        .mode(Mode::ProducerConsumer)
-        .clock(Clock::mono())
-        .build()
-        .expect("tracer");
+    let t = crate::pc_tracer(64, 16 << 20, Clock::mono());
     std::thread::scope(|s| {
         for _ in 0..PIPE_THREADS {
             s.spawn(|| {

@@ -76,3 +76,20 @@ impl Settings {
         }
     }
 }
+
+/// A producer/consumer tracer of `contexts` contexts of `bytes` each,
+/// recording with `clock`: the shape the drain and pipe figures read (a
+/// full ring refuses new events, so nothing stored is overwritten).
+pub fn pc_tracer(
+    contexts: usize,
+    bytes: usize,
+    clock: ringtrace::clock::Clock,
+) -> ringtrace::Tracer {
+    ringtrace::TracerConfig::new()
+        .max_contexts(contexts)
+        .bytes_per_context(bytes)
+        .mode(ringtrace::Mode::ProducerConsumer)
+        .clock(clock)
+        .build()
+        .expect("tracer")
+}

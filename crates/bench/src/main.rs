@@ -15,83 +15,86 @@ use ringtrace_bench::{
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-fn main() {
-    let mut settings = Settings::full();
-    let mut quick = false;
-    let mut to_stdout = false;
-    let mut only: Option<String> = None;
+/// The command line.
+struct Args {
+    settings: Settings,
+    quick: bool,
+    to_stdout: bool,
+    /// Only this section (and print the report instead of writing it).
+    only: Option<String>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        settings: Settings::full(),
+        quick: false,
+        to_stdout: false,
+        only: None,
+    };
     let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
             "--quick" => {
-                settings = Settings {
-                    kernel_time: Settings::quick().kernel_time.min(settings.kernel_time),
+                a.settings = Settings {
+                    kernel_time: Settings::quick().kernel_time.min(a.settings.kernel_time),
                     ..Settings::quick()
                 };
-                quick = true;
+                a.quick = true;
             }
             "--kernel-time" => {
                 let ms: u64 = args
                     .next()
                     .and_then(|v| v.parse().ok())
                     .unwrap_or_else(|| usage("--kernel-time needs milliseconds"));
-                settings.kernel_time = Duration::from_millis(ms);
+                a.settings.kernel_time = Duration::from_millis(ms);
             }
-            "--only" => only = args.next(),
-            "--stdout" => to_stdout = true,
+            "--only" => a.only = args.next(),
+            "--stdout" => a.to_stdout = true,
             "--bench" => {} // cargo bench passes it to every target.
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
     }
-    let wants = |name: &str| only.as_deref().map_or(true, |o| o == name);
-    let started = Instant::now();
-    let machine = Machine::read();
-    eprintln!(
-        "ringtrace-bench: {} on {} ({} CPUs)",
-        machine.rustc, machine.cpu, machine.cores
-    );
+    a
+}
 
-    let mut results = Results {
-        machine,
-        settings,
-        quick,
-        write: None,
-        throughput: None,
-        scaling: None,
-        nesting: None,
-        kernel: Vec::new(),
-        drain: None,
-        pipe: None,
-        wall_secs: 0.0,
+/// Measures the sections `a` asks for into `results`.
+fn measure(a: &Args, results: &mut Results) {
+    let settings = &a.settings;
+    // Whether section `name` runs; says so, numbered, when it does.
+    let step = |name: &str, what: &str| {
+        let run = a.only.as_deref().map_or(true, |o| o == name);
+        if run {
+            eprintln!("{what}");
+        }
+        run
     };
-    if wants("write") {
-        eprintln!("[1/7] write cost (starting LTTng if it can run here)");
+    if step(
+        "write",
+        "[1/7] write cost (starting LTTng if it can run here)",
+    ) {
         let lttng = Lttng::start();
         if let Err(why) = &lttng {
             eprintln!("      LTTng-UST not measured: {why}");
         }
-        results.write = Some(write_cost::run(&settings, &lttng));
+        results.write = Some(write_cost::run(settings, &lttng));
         drop(lttng); // Stops the session and the daemon we started.
     }
-    if wants("throughput") {
-        eprintln!("[2/7] one writer, one reader");
-        results.throughput = Some(throughput::run(&settings));
+    if step("throughput", "[2/7] one writer, one reader") {
+        results.throughput = Some(throughput::run(settings));
     }
-    if wants("scaling") {
-        eprintln!("[3/7] scaling");
-        results.scaling = Some(scaling::run(&settings));
+    if step("scaling", "[3/7] scaling") {
+        results.scaling = Some(scaling::run(settings));
     }
-    if wants("nesting") {
-        eprintln!("[4/7] nesting under a 20 kHz timer signal");
-        results.nesting = Some(nesting::run(&settings));
+    if step("nesting", "[4/7] nesting under a 20 kHz timer signal") {
+        results.nesting = Some(nesting::run(settings));
     }
-    if wants("kernel") {
-        eprintln!(
-            "[5/7] the kernel's benchmark, {} × {} ms",
-            settings.kernel_reps,
-            settings.kernel_time.as_millis()
-        );
+    let kernel = format!(
+        "[5/7] the kernel's benchmark, {} × {} ms",
+        settings.kernel_reps,
+        settings.kernel_time.as_millis()
+    );
+    if step("kernel", &kernel) {
         results.kernel = match (0..settings.kernel_reps)
             .map(|_| kernel_bench::run(settings.kernel_time))
             .collect::<Result<Vec<_>, _>>()
@@ -103,20 +106,18 @@ fn main() {
             }
         };
     }
-    if wants("drain") {
-        eprintln!("[6/7] record's drain to tmpfs");
-        results.drain = Some(drain_rate::run_drain(&settings));
+    if step("drain", "[6/7] record's drain to tmpfs") {
+        results.drain = Some(drain_rate::run_drain(settings));
     }
-    if wants("pipe") {
-        eprintln!("[7/7] pipe's text formatting");
-        results.pipe = Some(drain_rate::run_pipe(&settings));
+    if step("pipe", "[7/7] pipe's text formatting") {
+        results.pipe = Some(drain_rate::run_pipe(settings));
     }
-    results.wall_secs = started.elapsed().as_secs_f64();
-    let md = results.markdown();
-    if to_stdout || only.is_some() {
-        println!("{md}");
-        return;
-    }
+}
+
+/// Prints the report and writes it to `docs/benchmarks.md` at the
+/// workspace root; exits 1 when it cannot be written.
+fn write_report(md: &str, wall_secs: f64) {
+    println!("{md}");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let path = root
         .canonicalize()
@@ -125,17 +126,44 @@ fn main() {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    match std::fs::write(&path, &md) {
-        Ok(()) => {
-            println!("{md}");
-            eprintln!("wrote {} in {:.0} s", path.display(), results.wall_secs);
-        }
+    match std::fs::write(&path, md) {
+        Ok(()) => eprintln!("wrote {} in {:.0} s", path.display(), wall_secs),
         Err(e) => {
-            println!("{md}");
             eprintln!("could not write {}: {e}", path.display());
             std::process::exit(1);
         }
     }
+}
+
+fn main() {
+    let a = parse_args();
+    let started = Instant::now();
+    let machine = Machine::read();
+    eprintln!(
+        "ringtrace-bench: {} on {} ({} CPUs)",
+        machine.rustc, machine.cpu, machine.cores
+    );
+    let mut results = Results {
+        machine,
+        settings: a.settings,
+        quick: a.quick,
+        write: None,
+        throughput: None,
+        scaling: None,
+        nesting: None,
+        kernel: Vec::new(),
+        drain: None,
+        pipe: None,
+        wall_secs: 0.0,
+    };
+    measure(&a, &mut results);
+    results.wall_secs = started.elapsed().as_secs_f64();
+    let md = results.markdown();
+    if a.to_stdout || a.only.is_some() {
+        println!("{md}");
+        return;
+    }
+    write_report(&md, results.wall_secs);
 }
 
 fn usage(err: &str) -> ! {

@@ -189,6 +189,21 @@ fn write_for(w: &mut ringtrace_ring::Writer<'_>, time: Duration) -> f64 {
     (thread_cpu_ns() - cpu0) / n as f64
 }
 
+/// [`write_for`] with the timer signal aimed at this thread; returns its
+/// figure and the signals delivered per second meanwhile.
+fn write_under_timer(
+    w: &mut ringtrace_ring::Writer<'_>,
+    time: Duration,
+) -> Result<(f64, f64), String> {
+    let sig0 = SIGNALS.load(Relaxed);
+    let t0 = Instant::now();
+    let timer = ThreadTimer::start(PERIOD)?;
+    let ns = write_for(w, time);
+    drop(timer);
+    let rate = (SIGNALS.load(Relaxed) - sig0) as f64 / t0.elapsed().as_secs_f64();
+    Ok((ns, rate))
+}
+
 fn measure(s: &Settings, buf: &RingBuffer) -> Result<NestingReport, String> {
     let mut w = buf.writer(0).map_err(|e| e.to_string())?;
     let (mut quiet, mut only, mut nested, mut rate) = (vec![], vec![], vec![], vec![]);
@@ -197,21 +212,11 @@ fn measure(s: &Settings, buf: &RingBuffer) -> Result<NestingReport, String> {
     for rep in 0..=s.reps {
         let q = write_for(&mut w, s.rep_time);
 
-        let sig0 = SIGNALS.load(Relaxed);
-        let t0 = Instant::now();
-        let timer = ThreadTimer::start(PERIOD)?;
-        let o = write_for(&mut w, s.rep_time);
-        drop(timer);
-        let r1 = (SIGNALS.load(Relaxed) - sig0) as f64 / t0.elapsed().as_secs_f64();
+        let (o, r1) = write_under_timer(&mut w, s.rep_time)?;
 
         // Release: pairs with the handler's Acquire load.
         NEST_BUF.store(buf as *const RingBuffer as *mut RingBuffer, Release);
-        let sig0 = SIGNALS.load(Relaxed);
-        let t0 = Instant::now();
-        let timer = ThreadTimer::start(PERIOD)?;
-        let n = write_for(&mut w, s.rep_time);
-        drop(timer);
-        let r2 = (SIGNALS.load(Relaxed) - sig0) as f64 / t0.elapsed().as_secs_f64();
+        let (n, r2) = write_under_timer(&mut w, s.rep_time)?;
         NEST_BUF.store(ptr::null_mut(), Release);
 
         if rep > 0 {

@@ -124,109 +124,9 @@ impl Results {
     }
 
     fn write_tables(&self, o: &mut String, w: &WriteCost) {
-        let _ = writeln!(o, "## 1. Write cost, one thread (ns per event)\n");
-        let _ = writeln!(
-            o,
-            "One ring (or queue) of 64 KiB, no reader. Record = 8-byte time stamp + payload; the time stamp is taken once before the loop (no clock read per event), except where a row says it reads a clock. ringtrace runs in overwrite mode, so it keeps pushing its head page over old events; the queues would fill up, so each timed batch writes at most what they hold and they are drained **outside** the timed section (they always write into room, their best case). All contenders of one payload size run round-robin, one repetition each per round. `× write` = the median over rounds of (this row ÷ ringtrace `write` in the same round), for the same payload (above 1: slower than ringtrace).\n"
-        );
-        let _ = writeln!(
-            o,
-            "| writer | 8 B | × write | 32 B | × write | 128 B | × write |\n| --- | --- | --- | --- | --- | --- | --- |"
-        );
-        let reference: Vec<f64> = (0..3).map(|i| median(&w.rows[0].cost[i])).collect();
-        let base = &w.rows[0].raw;
-        for r in &w.rows {
-            let _ = write!(o, "| {} ", r.name);
-            for ((cost, raw), base) in r.cost.iter().zip(&r.raw).zip(base) {
-                let _ = write!(o, "| {} | {} ", cell(cost), times(paired(raw, base)));
-            }
-            let _ = writeln!(o, "|");
-        }
-        let find = |name: &str| w.rows.iter().find(|r| r.name.starts_with(name));
-        if let (Some(rtrb), Some(mc)) = (find("rtrb"), find("floor: `memcpy`")) {
-            let p =
-                |i: usize, other: &crate::write_cost::Row| times(paired(&base[i], &other.raw[i]));
-            let _ = writeln!(
-                o,
-                "\n**Issue 2's target: ring `write` of 8 bytes ÷ rtrb's chunked write of the same record = {}** (median of per-round ratios; ratio of the medians: {}; target at most 0.70). 32 B: {}, 128 B: {}. ring `write` ÷ `memcpy` floor: {} (8 B), {} (32 B), {} (128 B).",
-                p(0, rtrb),
-                ratio(reference[0], median(&rtrb.cost[0])),
-                p(1, rtrb),
-                p(2, rtrb),
-                p(0, mc),
-                p(1, mc),
-                p(2, mc),
-            );
-        }
-        let _ = writeln!(o, "\n### Tracers, each reading a clock per event\n");
-        let _ = writeln!(
-            o,
-            "One thread, an event with two u64 values, the clock read included; ringtrace's tracers have one context of 64 KiB in overwrite mode. Run round-robin; `× trace!` = median over rounds of (this row ÷ ringtrace `trace!` with the `tsc` clock in the same round): above 1, slower than ringtrace.\n"
-        );
-        let _ = writeln!(
-            o,
-            "| tracer | ns per event | × trace! | notes |\n| --- | --- | --- | --- |"
-        );
-        let first: &[f64] = w.tracers.first().map_or(&[], |t| &t.raw[..]);
-        for t in &w.tracers {
-            match &t.cost {
-                Ok(c) => {
-                    let _ = writeln!(
-                        o,
-                        "| {} | {} | {} | {} |",
-                        t.name,
-                        c,
-                        times(paired(&t.raw, first)),
-                        t.note
-                    );
-                }
-                Err(why) => {
-                    let _ = writeln!(o, "| {} | not measured | | {} |", t.name, why);
-                }
-            }
-        }
-        let row = |name: &str| w.tracers.iter().find(|t| t.name.starts_with(name));
-        if let Some(Ok(tsc)) = row(crate::write_cost::TRACE_TSC).map(|t| &t.cost) {
-            let vs = |name: &str| {
-                row(name).filter(|t| !t.raw.is_empty()).map_or_else(
-                    || "not measured".to_string(),
-                    |t| times(paired(&t.raw, first)),
-                )
-            };
-            let mono = row("ringtrace `trace!`, two u64, `mono`")
-                .and_then(|t| t.cost.as_ref().ok())
-                .map_or_else(
-                    || "not measured".to_string(),
-                    |c| format!("{:.1} ns", c.median),
-                );
-            let _ = writeln!(
-                o,
-                "\n**Targets** (issues 4 and 6): `trace!` with `tsc` {:.1} ns (at most 15), with `mono` {} (at most 35); `tracing` + fmt ÷ `trace!` = {} (at least 25); LTTng-UST ÷ `trace!` = {} (at least 5).",
-                tsc.median,
-                mono,
-                vs("`tracing`"),
-                vs("LTTng-UST tracepoint, one u64"),
-            );
-        }
-        let _ = writeln!(o, "\n### Floors\n");
-        let _ = writeln!(
-            o,
-            "Measured round-robin among themselves, after the tables above; `× ring write 8 B` is a ratio of medians.\n\n| operation | ns | × ring `write` 8 B |\n| --- | --- | --- |"
-        );
-        for f in &w.floors {
-            if let Ok(c) = &f.cost {
-                let _ = writeln!(
-                    o,
-                    "| {} | {} | {} |",
-                    f.name,
-                    c,
-                    ratio(c.median, reference[0])
-                );
-            }
-        }
-        if !w.problems.is_empty() {
-            let _ = writeln!(o, "\n**Problems:** {}", w.problems.join("; "));
-        }
+        let reference = write_sizes_table(o, w);
+        tracers_table(o, w);
+        floors_table(o, w, reference[0]);
         let _ = writeln!(o);
     }
 
@@ -494,4 +394,115 @@ fn pipe_table(o: &mut String, p: &PipeReport) {
         verdict(worst, PIPE_TARGET_EPS)
     );
     problems_list(o, &p.problems);
+}
+
+/// Section 1's table of write costs per payload size, and issue 2's
+/// target line; returns the reference row's medians (8, 32, 128 bytes).
+fn write_sizes_table(o: &mut String, w: &WriteCost) -> Vec<f64> {
+    let _ = writeln!(o, "## 1. Write cost, one thread (ns per event)\n");
+    let _ = writeln!(
+        o,
+        "One ring (or queue) of 64 KiB, no reader. Record = 8-byte time stamp + payload; the time stamp is taken once before the loop (no clock read per event), except where a row says it reads a clock. ringtrace runs in overwrite mode, so it keeps pushing its head page over old events; the queues would fill up, so each timed batch writes at most what they hold and they are drained **outside** the timed section (they always write into room, their best case). All contenders of one payload size run round-robin, one repetition each per round. `× write` = the median over rounds of (this row ÷ ringtrace `write` in the same round), for the same payload (above 1: slower than ringtrace).\n"
+    );
+    let _ = writeln!(
+        o,
+        "| writer | 8 B | × write | 32 B | × write | 128 B | × write |\n| --- | --- | --- | --- | --- | --- | --- |"
+    );
+    let reference: Vec<f64> = (0..3).map(|i| median(&w.rows[0].cost[i])).collect();
+    let base = &w.rows[0].raw;
+    for r in &w.rows {
+        let _ = write!(o, "| {} ", r.name);
+        for ((cost, raw), base) in r.cost.iter().zip(&r.raw).zip(base) {
+            let _ = write!(o, "| {} | {} ", cell(cost), times(paired(raw, base)));
+        }
+        let _ = writeln!(o, "|");
+    }
+    let find = |name: &str| w.rows.iter().find(|r| r.name.starts_with(name));
+    if let (Some(rtrb), Some(mc)) = (find("rtrb"), find("floor: `memcpy`")) {
+        let p = |i: usize, other: &crate::write_cost::Row| times(paired(&base[i], &other.raw[i]));
+        let _ = writeln!(
+            o,
+            "\n**Issue 2's target: ring `write` of 8 bytes ÷ rtrb's chunked write of the same record = {}** (median of per-round ratios; ratio of the medians: {}; target at most 0.70). 32 B: {}, 128 B: {}. ring `write` ÷ `memcpy` floor: {} (8 B), {} (32 B), {} (128 B).",
+            p(0, rtrb),
+            ratio(reference[0], median(&rtrb.cost[0])),
+            p(1, rtrb),
+            p(2, rtrb),
+            p(0, mc),
+            p(1, mc),
+            p(2, mc),
+        );
+    }
+    reference
+}
+
+/// Section 1's tracers, each reading a clock per event, and their targets.
+fn tracers_table(o: &mut String, w: &WriteCost) {
+    let _ = writeln!(o, "\n### Tracers, each reading a clock per event\n");
+    let _ = writeln!(
+        o,
+        "One thread, an event with two u64 values, the clock read included; ringtrace's tracers have one context of 64 KiB in overwrite mode. Run round-robin; `× trace!` = median over rounds of (this row ÷ ringtrace `trace!` with the `tsc` clock in the same round): above 1, slower than ringtrace.\n"
+    );
+    let _ = writeln!(
+        o,
+        "| tracer | ns per event | × trace! | notes |\n| --- | --- | --- | --- |"
+    );
+    let first: &[f64] = w.tracers.first().map_or(&[], |t| &t.raw[..]);
+    for t in &w.tracers {
+        match &t.cost {
+            Ok(c) => {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} |",
+                    t.name,
+                    c,
+                    times(paired(&t.raw, first)),
+                    t.note
+                );
+            }
+            Err(why) => {
+                let _ = writeln!(o, "| {} | not measured | | {} |", t.name, why);
+            }
+        }
+    }
+    let row = |name: &str| w.tracers.iter().find(|t| t.name.starts_with(name));
+    if let Some(Ok(tsc)) = row(crate::write_cost::TRACE_TSC).map(|t| &t.cost) {
+        let vs = |name: &str| {
+            row(name).filter(|t| !t.raw.is_empty()).map_or_else(
+                || "not measured".to_string(),
+                |t| times(paired(&t.raw, first)),
+            )
+        };
+        let mono = row("ringtrace `trace!`, two u64, `mono`")
+            .and_then(|t| t.cost.as_ref().ok())
+            .map_or_else(
+                || "not measured".to_string(),
+                |c| format!("{:.1} ns", c.median),
+            );
+        let _ = writeln!(
+            o,
+            "\n**Targets** (issues 4 and 6): `trace!` with `tsc` {:.1} ns (at most 15), with `mono` {} (at most 35); `tracing` + fmt ÷ `trace!` = {} (at least 25); LTTng-UST ÷ `trace!` = {} (at least 5).",
+            tsc.median,
+            mono,
+            vs("`tracing`"),
+            vs("LTTng-UST tracepoint, one u64"),
+        );
+    }
+}
+
+/// Section 1's floors, against the ring's `write` of 8 bytes, and the
+/// problems met (`reference`: the ring write's median).
+fn floors_table(o: &mut String, w: &WriteCost, reference: f64) {
+    let _ = writeln!(o, "\n### Floors\n");
+    let _ = writeln!(
+        o,
+        "Measured round-robin among themselves, after the tables above; `× ring write 8 B` is a ratio of medians.\n\n| operation | ns | × ring `write` 8 B |\n| --- | --- | --- |"
+    );
+    for f in &w.floors {
+        if let Ok(c) = &f.cost {
+            let _ = writeln!(o, "| {} | {} | {} |", f.name, c, ratio(c.median, reference));
+        }
+    }
+    if !w.problems.is_empty() {
+        let _ = writeln!(o, "\n**Problems:** {}", w.problems.join("; "));
+    }
 }

@@ -11,6 +11,7 @@
 use crate::record::Record;
 use crate::sinks::QUEUE_BYTES;
 use crate::stats::Summary;
+use crate::throughput::write_loop;
 use crate::Settings;
 use crossbeam_queue::ArrayQueue;
 use ringtrace_ring::{Config, Mode, RingBuffer};
@@ -80,20 +81,6 @@ fn run_threads(
     let secs = results.iter().map(|r| r.1).fold(0.0, f64::max);
     let cpus = (crate::machine::process_cpu_secs() - cpu0) / wall0.elapsed().as_secs_f64();
     (events as f64 / secs, cpus)
-}
-
-#[inline(always)]
-fn write_loop(time_up: &dyn Fn() -> bool, mut one: impl FnMut(u64)) -> u64 {
-    let mut i = 0u64;
-    loop {
-        for _ in 0..1024 {
-            one(i);
-            i += 1;
-        }
-        if time_up() {
-            return i;
-        }
-    }
 }
 
 /// Runs every peer with 1 and 2 threads, round-robin over repetitions.

@@ -33,8 +33,11 @@ pub const RING_PAGES: usize = QUEUE_BYTES / 4096;
 
 /// Something that stores a record of an 8-byte time stamp and `N` bytes.
 pub trait Sink<const N: usize> {
-    /// How many records one timed batch may write before [`Sink::drain`].
-    fn batch(&self) -> usize;
+    /// How many records one timed batch may write before [`Sink::drain`]:
+    /// by default, what [`QUEUE_BYTES`] holds.
+    fn batch(&self) -> usize {
+        records::<N>()
+    }
     /// Stores one record.
     fn write(&mut self, ts: u64, payload: &[u8; N]);
     /// Empties the sink; runs outside the timed section.
@@ -129,9 +132,6 @@ impl<'a> RingWrite<'a> {
 }
 
 impl<const N: usize> Sink<N> for RingWrite<'_> {
-    fn batch(&self) -> usize {
-        records::<N>()
-    }
     #[inline(always)]
     fn write(&mut self, ts: u64, payload: &[u8; N]) {
         if self.writer.write(ts, payload).is_err() {
@@ -156,9 +156,6 @@ impl<'a> RingReserve<'a> {
 }
 
 impl<const N: usize> Sink<N> for RingReserve<'_> {
-    fn batch(&self) -> usize {
-        records::<N>()
-    }
     #[inline(always)]
     fn write(&mut self, ts: u64, payload: &[u8; N]) {
         match self.writer.reserve(ts, N) {
@@ -193,9 +190,6 @@ impl<'a, C: FnMut() -> u64> RingWriteClocked<'a, C> {
 }
 
 impl<const N: usize, C: FnMut() -> u64> Sink<N> for RingWriteClocked<'_, C> {
-    fn batch(&self) -> usize {
-        records::<N>()
-    }
     #[inline(always)]
     fn write(&mut self, _ts: u64, payload: &[u8; N]) {
         let ts = (self.clock)();
@@ -336,9 +330,6 @@ impl<const N: usize> Default for RingbufTyped<N> {
 }
 
 impl<const N: usize> Sink<N> for RingbufTyped<N> {
-    fn batch(&self) -> usize {
-        records::<N>()
-    }
     #[inline(always)]
     fn write(&mut self, ts: u64, payload: &[u8; N]) {
         let _ = self.producer.try_push(Record::new(ts, payload));
@@ -370,9 +361,6 @@ impl<const N: usize> Default for ArrayQueueSink<N> {
 }
 
 impl<const N: usize> Sink<N> for ArrayQueueSink<N> {
-    fn batch(&self) -> usize {
-        records::<N>()
-    }
     #[inline(always)]
     fn write(&mut self, ts: u64, payload: &[u8; N]) {
         black_box(self.queue.force_push(Record::new(ts, payload)));
@@ -404,9 +392,6 @@ impl<const N: usize> Default for SyncChannel<N> {
 }
 
 impl<const N: usize> Sink<N> for SyncChannel<N> {
-    fn batch(&self) -> usize {
-        records::<N>()
-    }
     #[inline(always)]
     fn write(&mut self, ts: u64, payload: &[u8; N]) {
         let _ = self.sender.try_send(Record::new(ts, payload));
@@ -438,9 +423,6 @@ impl<const N: usize> Default for MutexDeque<N> {
 }
 
 impl<const N: usize> Sink<N> for MutexDeque<N> {
-    fn batch(&self) -> usize {
-        records::<N>()
-    }
     #[inline(always)]
     fn write(&mut self, ts: u64, payload: &[u8; N]) {
         self.queue
@@ -478,9 +460,6 @@ impl Default for Memcpy {
 }
 
 impl<const N: usize> Sink<N> for Memcpy {
-    fn batch(&self) -> usize {
-        records::<N>()
-    }
     #[inline(always)]
     fn write(&mut self, ts: u64, payload: &[u8; N]) {
         let rec = Record::new(ts, payload);

@@ -124,7 +124,7 @@ fn run_pair(
 /// The writer's loop: calls `one(i)` with a check of the clock every 1024
 /// events; returns the number of events.
 #[inline(always)]
-fn write_loop(time_up: &dyn Fn() -> bool, mut one: impl FnMut(u64)) -> u64 {
+pub(crate) fn write_loop(time_up: &dyn Fn() -> bool, mut one: impl FnMut(u64)) -> u64 {
     let mut i = 0u64;
     loop {
         for _ in 0..1024 {
@@ -402,95 +402,64 @@ fn row(name: &str, lossless: bool, reps: &[Rep]) -> Row {
     }
 }
 
-/// A peer: one call runs one repetition.
-type Peer<'a> = (&'static str, bool, Box<dyn FnMut() -> Rep + 'a>);
+/// Who a peer is: ringtrace in a mode, with a reader, or a queue crate.
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    Ring(Mode, Reader),
+    Rtrb,
+    RingbufTyped,
+    RingbufBytes,
+    ArrayQueue,
+}
+
+const OVERWRITE: Who = Who::Ring(Mode::Overwrite, Reader::Batch);
+const PC: Who = Who::Ring(Mode::ProducerConsumer, Reader::Batch);
+const PC_EACH: Who = Who::Ring(Mode::ProducerConsumer, Reader::PerEvent);
+
+/// The peers in the report's order: name, whether it retries when full
+/// (lossless), who.
+#[rustfmt::skip] // a table: one peer a line
+const PEERS: [(&str, bool, Who); 11] = [
+    ("ringtrace, overwrite (overrun when full)", false, OVERWRITE),
+    ("ringtrace, producer/consumer (drop when full)", false, PC),
+    ("rtrb `u8`, chunk per record (drop when full)", false, Who::Rtrb),
+    ("ringbuf `HeapRb<Record>` (drop when full)", false, Who::RingbufTyped),
+    ("crossbeam `ArrayQueue`, `force_push` (overwrite)", false, Who::ArrayQueue),
+    ("ringtrace, producer/consumer, retry when full", true, PC),
+    ("ringtrace, producer/consumer, retry, reader `consume` per event", true, PC_EACH),
+    ("rtrb `u8`, chunk per record, retry", true, Who::Rtrb),
+    ("ringbuf `HeapRb<Record>`, retry", true, Who::RingbufTyped),
+    ("ringbuf `HeapRb<u8>`, `push_slice`, retry", true, Who::RingbufBytes),
+    ("crossbeam `ArrayQueue`, `push`, retry", true, Who::ArrayQueue),
+];
 
 /// Runs every peer `s.reps` times after one warm-up round, round-robin, so
 /// that the machine's load drifts over all of them alike.
 pub fn run(s: &Settings) -> ThroughputReport {
-    let problems = std::cell::RefCell::new(Vec::new());
+    let mut problems = Vec::new();
     let t = s.thread_rep_time;
-    let ring = |mode: Mode, retry: bool, reader: Reader| {
-        let problems = &problems;
-        Box::new(move || ringtrace(mode, retry, reader, t, &mut problems.borrow_mut()))
-            as Box<dyn FnMut() -> Rep>
+    let mut one = |who: Who, retry: bool| match who {
+        Who::Ring(mode, reader) => ringtrace(mode, retry, reader, t, &mut problems),
+        Who::Rtrb => rtrb(retry, t),
+        Who::RingbufTyped => ringbuf_typed(retry, t),
+        Who::RingbufBytes => ringbuf_bytes(retry, t),
+        Who::ArrayQueue => array_queue(retry, t),
     };
-    let mut peers: Vec<Peer<'_>> = vec![
-        (
-            "ringtrace, overwrite (overrun when full)",
-            false,
-            ring(Mode::Overwrite, false, Reader::Batch),
-        ),
-        (
-            "ringtrace, producer/consumer (drop when full)",
-            false,
-            ring(Mode::ProducerConsumer, false, Reader::Batch),
-        ),
-        (
-            "rtrb `u8`, chunk per record (drop when full)",
-            false,
-            Box::new(move || rtrb(false, t)),
-        ),
-        (
-            "ringbuf `HeapRb<Record>` (drop when full)",
-            false,
-            Box::new(move || ringbuf_typed(false, t)),
-        ),
-        (
-            "crossbeam `ArrayQueue`, `force_push` (overwrite)",
-            false,
-            Box::new(move || array_queue(false, t)),
-        ),
-        (
-            "ringtrace, producer/consumer, retry when full",
-            true,
-            ring(Mode::ProducerConsumer, true, Reader::Batch),
-        ),
-        (
-            "ringtrace, producer/consumer, retry, reader `consume` per event",
-            true,
-            ring(Mode::ProducerConsumer, true, Reader::PerEvent),
-        ),
-        (
-            "rtrb `u8`, chunk per record, retry",
-            true,
-            Box::new(move || rtrb(true, t)),
-        ),
-        (
-            "ringbuf `HeapRb<Record>`, retry",
-            true,
-            Box::new(move || ringbuf_typed(true, t)),
-        ),
-        (
-            "ringbuf `HeapRb<u8>`, `push_slice`, retry",
-            true,
-            Box::new(move || ringbuf_bytes(true, t)),
-        ),
-        (
-            "crossbeam `ArrayQueue`, `push`, retry",
-            true,
-            Box::new(move || array_queue(true, t)),
-        ),
-    ];
-    let mut reps: Vec<Vec<Rep>> = vec![Vec::new(); peers.len()];
+    let mut reps: Vec<Vec<Rep>> = vec![Vec::new(); PEERS.len()];
     for rep in 0..=s.reps {
-        for (i, (_, _, f)) in peers.iter_mut().enumerate() {
-            let r = f();
+        for (i, &(_, retry, who)) in PEERS.iter().enumerate() {
+            let r = one(who, retry);
             if rep > 0 {
                 reps[i].push(r);
             }
         }
     }
-    let rows = peers
+    let rows = PEERS
         .iter()
         .zip(&reps)
         .map(|((name, lossless, _), r)| row(name, *lossless, r))
         .collect();
-    drop(peers);
-    ThroughputReport {
-        rows,
-        problems: problems.into_inner(),
-    }
+    ThroughputReport { rows, problems }
 }
 
 /// One repetition of one of the two lossless pairs issue 6 compares:

@@ -200,24 +200,26 @@ fn tracer(
         .map_err(|e| format!("tracer: {e}"))
 }
 
-/// The tracers, interleaved: ringtrace plus a clock read, `tracing` with the
-/// fmt layer and a non-blocking file appender, LTTng-UST.
-fn tracers(s: &Settings, lttng: &Result<Lttng, String>) -> Vec<Single> {
-    let budget = s.rep_time;
-    let ring_tsc = bench_ring(Mode::Overwrite);
-    let ring_mono = bench_ring(Mode::Overwrite);
-    let mut tsc_sink = RingWriteClocked::new(ring_tsc.writer(0).expect("fresh ring"), clock::tsc);
-    let start = Instant::now();
-    let mut mono_sink =
-        RingWriteClocked::new(ring_mono.writer(0).expect("fresh ring"), move || {
-            start.elapsed().as_nanos() as u64
-        });
-    let trace_tsc = tracer(ringtrace::clock::Clock::tsc());
-    let trace_mono = tracer(Ok(ringtrace::clock::Clock::mono()));
-    let mut contenders: Vec<Contender<'_>> = Vec::new();
-    let mut notes = Vec::new();
-    let mut trace_errs = Vec::new();
-    for (name, t) in [(TRACE_TSC, &trace_tsc), (TRACE_MONO, &trace_mono)] {
+/// A figure that could not be measured, and why.
+fn failed(name: &str, why: String) -> Single {
+    Single {
+        name: name.into(),
+        cost: Err(why),
+        note: String::new(),
+        raw: Vec::new(),
+    }
+}
+
+/// The `trace!` rows, one per tracer that could be built; the others'
+/// reasons go to `errs`.
+fn push_trace<'a>(
+    budget: std::time::Duration,
+    tracers: [(&'static str, &'a Result<ringtrace::Tracer, String>); 2],
+    contenders: &mut Vec<Contender<'a>>,
+    notes: &mut Vec<String>,
+    errs: &mut Vec<(&'static str, String)>,
+) {
+    for (name, t) in tracers {
         match t {
             Ok(t) => {
                 let mut i = 0u64;
@@ -235,9 +237,106 @@ fn tracers(s: &Settings, lttng: &Result<Lttng, String>) -> Vec<Single> {
                     t.clock().name()
                 ));
             }
-            Err(e) => trace_errs.push((name, e.clone())),
+            Err(e) => errs.push((name, e.clone())),
         }
     }
+}
+
+/// What the `tracing` row keeps alive while it is measured: the default
+/// subscriber's guard, the appender's worker guard and its drop counter.
+type TracingState = (
+    tracing::subscriber::DefaultGuard,
+    tracing_appender::non_blocking::WorkerGuard,
+    tracing_appender::non_blocking::ErrorCounter,
+);
+
+/// The `tracing` row: the subscriber is this thread's default while we
+/// measure, writing to `bench.log` in `dir`.
+fn push_tracing(
+    budget: std::time::Duration,
+    dir: &std::path::Path,
+    contenders: &mut Vec<Contender<'_>>,
+    notes: &mut Vec<String>,
+) -> TracingState {
+    let appender = tracing_appender::rolling::never(dir, "bench.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let dropped = writer.error_counter();
+    let subscriber = tracing_subscriber::fmt().with_writer(writer).finish();
+    let default = tracing::subscriber::set_default(subscriber);
+    contenders.push((
+        TRACING,
+        Box::new(move || {
+            op_ns(budget, || {
+                let v = black_box(42u64);
+                tracing::info!(v);
+            })
+        }),
+    ));
+    notes.push(String::new());
+    (default, guard, dropped)
+}
+
+/// Ends the `tracing` row's subscriber (flushing its appender) and notes
+/// what the appender dropped and wrote.
+fn finish_tracing(state: TracingState, dir: &std::path::Path, out: &mut [Single]) {
+    let (default, guard, dropped) = state;
+    drop(default);
+    drop(guard); // Flushes and joins the appender's worker.
+    let bytes = std::fs::metadata(dir.join("bench.log")).map_or(0, |m| m.len());
+    if let Some(t) = out.iter_mut().find(|t| t.name == TRACING) {
+        t.note = format!(
+            "formats on the calling thread and reads the wall clock; default lossy appender: {} lines dropped, {} MiB written",
+            dropped.dropped_lines(),
+            bytes >> 20
+        );
+    }
+}
+
+/// The LTTng-UST row, or why there is none.
+fn push_lttng<'a>(
+    s: &Settings,
+    lttng: &'a Result<Lttng, String>,
+    contenders: &mut Vec<Contender<'a>>,
+    notes: &mut Vec<String>,
+) -> Option<String> {
+    match lttng {
+        Ok(l) => match l.u64_sink() {
+            Some(sink) => {
+                contenders.push((LTTNG_U64, self::sink::<8, _>(s, sink)));
+                notes.push(l.describe());
+                None
+            }
+            None => Some("tracepoint not enabled".to_string()),
+        },
+        Err(why) => Some(why.clone()),
+    }
+}
+
+/// The tracers, interleaved: ringtrace plus a clock read, `tracing` with the
+/// fmt layer and a non-blocking file appender, LTTng-UST.
+fn tracers(s: &Settings, lttng: &Result<Lttng, String>) -> Vec<Single> {
+    let budget = s.rep_time;
+    let ring_tsc = bench_ring(Mode::Overwrite);
+    let ring_mono = bench_ring(Mode::Overwrite);
+    let mut tsc_sink = RingWriteClocked::new(ring_tsc.writer(0).expect("fresh ring"), clock::tsc);
+    let start = Instant::now();
+    let mut mono_sink =
+        RingWriteClocked::new(ring_mono.writer(0).expect("fresh ring"), move || {
+            start.elapsed().as_nanos() as u64
+        });
+    let trace_tsc = tracer(ringtrace::clock::Clock::tsc());
+    let trace_mono = tracer(Ok(ringtrace::clock::Clock::mono()));
+    let mut contenders: Vec<Contender<'_>> = Vec::new();
+    let mut notes = Vec::new();
+    let mut trace_errs = Vec::new();
+    let trace_rows = [(TRACE_TSC, &trace_tsc), (TRACE_MONO, &trace_mono)];
+    push_trace(
+        budget,
+        trace_rows,
+        &mut contenders,
+        &mut notes,
+        &mut trace_errs,
+    );
     contenders.extend::<[Contender<'_>; 2]>([
         (
             "ringtrace `write` 8 B + `rdtsc` per event",
@@ -251,43 +350,12 @@ fn tracers(s: &Settings, lttng: &Result<Lttng, String>) -> Vec<Single> {
     notes
         .push("the ring alone, one 8-byte record + one `rdtsc`: the floor of `trace!`".to_string());
     notes.push("the same with `Instant::now()`".to_string());
-
-    // tracing: the subscriber is this thread's default while we measure.
-    let dir = tempfile::tempdir();
-    let mut tracing_state = None;
-    let mut tracing_err = None;
-    match &dir {
-        Ok(dir) => {
-            let appender = tracing_appender::rolling::never(dir.path(), "bench.log");
-            let (writer, guard) = tracing_appender::non_blocking(appender);
-            let dropped = writer.error_counter();
-            let subscriber = tracing_subscriber::fmt().with_writer(writer).finish();
-            let default = tracing::subscriber::set_default(subscriber);
-            tracing_state = Some((default, guard, dropped));
-            contenders.push((
-                TRACING,
-                Box::new(move || {
-                    op_ns(budget, || {
-                        let v = black_box(42u64);
-                        tracing::info!(v);
-                    })
-                }),
-            ));
-            notes.push(String::new());
-        }
-        Err(e) => tracing_err = Some(format!("no temp dir: {e}")),
-    }
-    let mut lttng_err = None;
-    match lttng {
-        Ok(l) => match l.u64_sink() {
-            Some(sink) => {
-                contenders.push((LTTNG_U64, self::sink::<8, _>(s, sink)));
-                notes.push(l.describe());
-            }
-            None => lttng_err = Some("tracepoint not enabled".to_string()),
-        },
-        Err(why) => lttng_err = Some(why.clone()),
-    }
+    let dir = tempfile::tempdir().map_err(|e| format!("no temp dir: {e}"));
+    let tracing_state = dir
+        .as_ref()
+        .ok()
+        .map(|d| push_tracing(budget, d.path(), &mut contenders, &mut notes));
+    let lttng_err = push_lttng(s, lttng, &mut contenders, &mut notes);
     let figures = interleaved(s, &mut contenders);
     let names: Vec<&'static str> = contenders.iter().map(|c| c.0).collect();
     drop(contenders);
@@ -302,48 +370,16 @@ fn tracers(s: &Settings, lttng: &Result<Lttng, String>) -> Vec<Single> {
             raw,
         })
         .collect();
-    if let Some((default, guard, dropped)) = tracing_state {
-        drop(default);
-        drop(guard); // Flushes and joins the appender's worker.
-        let bytes = dir
-            .as_ref()
-            .ok()
-            .and_then(|d| std::fs::metadata(d.path().join("bench.log")).ok())
-            .map_or(0, |m| m.len());
-        if let Some(t) = out.iter_mut().find(|t| t.name == TRACING) {
-            t.note = format!(
-                "formats on the calling thread and reads the wall clock; default lossy appender: {} lines dropped, {} MiB written",
-                dropped.dropped_lines(),
-                bytes >> 20
-            );
-        }
+    match (tracing_state, &dir) {
+        (Some(state), Ok(d)) => finish_tracing(state, d.path(), &mut out),
+        (_, Err(e)) => out.push(failed(TRACING, e.clone())),
+        (None, Ok(_)) => {}
     }
     for (name, e) in trace_errs {
-        out.insert(
-            0,
-            Single {
-                name: name.into(),
-                cost: Err(e),
-                note: String::new(),
-                raw: Vec::new(),
-            },
-        );
-    }
-    if let Some(e) = tracing_err {
-        out.push(Single {
-            name: TRACING.into(),
-            cost: Err(e),
-            note: String::new(),
-            raw: Vec::new(),
-        });
+        out.insert(0, failed(name, e));
     }
     if let Some(e) = lttng_err {
-        out.push(Single {
-            name: LTTNG_U64.into(),
-            cost: Err(e),
-            note: String::new(),
-            raw: Vec::new(),
-        });
+        out.push(failed(LTTNG_U64, e));
     }
     out
 }

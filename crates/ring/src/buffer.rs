@@ -18,7 +18,18 @@ pub enum Mode {
     ProducerConsumer,
 }
 
-/// Shape of a [`RingBuffer`].
+/// Shape of a [`RingBuffer`]: rings, pages per ring, page size, mode, and
+/// an optional shared pool that full rings grow from.
+///
+/// ```
+/// use ringtrace_ring::{Config, Mode, RingBuffer};
+/// let cfg = Config::new(2).pages_per_ring(4).page_size(4096).mode(Mode::ProducerConsumer);
+/// let buf = RingBuffer::new(cfg).unwrap();
+/// assert_eq!((buf.rings(), buf.config().page_size), (2, 4096));
+/// // A page size that is not a power of two is refused, naming it.
+/// let err = RingBuffer::new(Config::new(1).page_size(3000)).unwrap_err();
+/// assert!(err.to_string().contains("3000"), "{err}");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
     /// Number of rings, one per writer context.
@@ -356,13 +367,10 @@ impl RingBuffer {
         Ok(Self::geometry(config)?.total_size)
     }
 
-    /// Releases the reader locks of every ring, whoever holds them. Only
-    /// sound when no live reader uses the buffer (a private copy of a
-    /// shared buffer, or a reader the user knows is stuck). A reader that
-    /// died needs none of this: [`RingBuffer::consumer`] takes its lock
-    /// over.
-    #[doc(hidden)]
-    pub fn force_release_readers(&self) {
+    /// Releases the reader locks of every ring, whoever holds them: the
+    /// body of [`crate::repair::force_release_readers`], whose safety
+    /// contract its callers keep.
+    pub(crate) fn force_release_readers(&self) {
         for r in 0..self.config.rings as u32 {
             let meta = self.region.ring(r);
             meta.r.lock.store(0, Release);
@@ -517,6 +525,7 @@ impl RingBuffer {
     /// w.write(1, b"x").unwrap();
     /// assert_eq!(buf.stats(0).unwrap().entries, 1);
     /// ```
+    #[doc(hidden)] // the tracer's record path; users call `writer`
     #[inline(always)]
     pub unsafe fn transient_writer(&self, ring: usize) -> Writer<'_, &WriteGeometry> {
         debug_assert!(ring < self.config.rings, "ring {ring} out of range");

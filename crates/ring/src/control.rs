@@ -725,7 +725,7 @@ impl RingBuffer {
         let mut committed_here = 0u64;
         while at < commit {
             match crate::format::decode(data, at) {
-                Ok((crate::format::Record::Data { .. }, size)) => {
+                Ok((crate::format::PageRecord::Data { .. }, size)) => {
                     committed_here += 1;
                     at += size;
                 }
@@ -954,7 +954,7 @@ fn closed_twice(region: &Region, meta: &RingMeta, ring: u32, cp: u32, entries: u
         while at < end {
             match crate::format::decode(data, at) {
                 Ok((record, size)) => {
-                    n += u64::from(matches!(record, crate::format::Record::Data { .. }));
+                    n += u64::from(matches!(record, crate::format::PageRecord::Data { .. }));
                     at += size;
                 }
                 Err(_) => return false,

@@ -1,6 +1,6 @@
 //! Errors of the ring buffer, each saying what was wrong and what to do.
 
-use crate::format::FormatError;
+use crate::format::PageFormatError;
 use thiserror::Error;
 
 /// Why a write did not land. Every variant but [`WriteError::TooLarge`] and
@@ -178,7 +178,7 @@ pub enum ReadError {
         /// Page index in the buffer.
         page: u32,
         /// What was wrong.
-        source: FormatError,
+        source: PageFormatError,
     },
     /// A page link or index points outside the buffer.
     #[error("ring {ring}: {what}")]

@@ -157,7 +157,7 @@ pub(crate) unsafe fn write_padding(dst: *mut u8, len: usize, delta: u64) {
 
 /// One decoded record of a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Record {
+pub enum PageRecord {
     /// A data event: its time delta, where its payload starts (relative to the
     /// start of the data area) and how long the payload is (rounded up to 4).
     Data {
@@ -190,7 +190,7 @@ pub enum Record {
 
 /// A page or event that does not follow the format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-pub enum FormatError {
+pub enum PageFormatError {
     /// The event header at `offset` does not fit in the `len` bytes of data.
     #[error("event at data offset {offset} runs past the end of the committed data ({len} bytes)")]
     Truncated {
@@ -220,24 +220,24 @@ fn read_u32(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
 }
 
-impl Record {
+impl PageRecord {
     /// The running time stamp after this record, given the one before it
     /// and the page's stamp (whose top bits complete an absolute stamp).
     /// For a data record, this is the event's time stamp.
     ///
     /// ```
-    /// use ringtrace_ring::format::Record;
-    /// assert_eq!(Record::TimeExtend { delta: 5 }.stamp_after(10, 0), 15);
-    /// assert_eq!(Record::TimeStamp { stamp: 7 }.stamp_after(10, 1 << 60), (1 << 60) | 7);
+    /// use ringtrace_ring::format::PageRecord;
+    /// assert_eq!(PageRecord::TimeExtend { delta: 5 }.stamp_after(10, 0), 15);
+    /// assert_eq!(PageRecord::TimeStamp { stamp: 7 }.stamp_after(10, 1 << 60), (1 << 60) | 7);
     /// ```
     #[must_use]
     pub fn stamp_after(&self, stamp: u64, page_stamp: u64) -> u64 {
         match *self {
-            Record::Data { delta, .. }
-            | Record::Padding { delta }
-            | Record::TimeExtend { delta } => stamp.wrapping_add(delta),
-            Record::NullPadding => stamp,
-            Record::TimeStamp { stamp: low } => (page_stamp & !TIME_EXTEND_MAX) | low,
+            PageRecord::Data { delta, .. }
+            | PageRecord::Padding { delta }
+            | PageRecord::TimeExtend { delta } => stamp.wrapping_add(delta),
+            PageRecord::NullPadding => stamp,
+            PageRecord::TimeStamp { stamp: low } => (page_stamp & !TIME_EXTEND_MAX) | low,
         }
     }
 }
@@ -265,14 +265,14 @@ pub(crate) fn decode_small_data(data: &[u8], offset: usize) -> Option<(u64, usiz
 
 /// Decodes the record at `offset` of `data` (a page's data area cut at its
 /// commit) and returns it with its total length in bytes. For
-/// [`Record::NullPadding`] the length is the rest of `data`.
+/// [`PageRecord::NullPadding`] the length is the rest of `data`.
 #[inline]
-pub fn decode(data: &[u8], offset: usize) -> Result<(Record, usize), FormatError> {
+pub fn decode(data: &[u8], offset: usize) -> Result<(PageRecord, usize), PageFormatError> {
     if offset % ALIGNMENT != 0 {
-        return Err(FormatError::Misaligned { offset });
+        return Err(PageFormatError::Misaligned { offset });
     }
     let len = data.len();
-    let truncated = FormatError::Truncated { offset, len };
+    let truncated = PageFormatError::Truncated { offset, len };
     let word = read_u32(data, offset).ok_or(truncated)?;
     let type_len = word & 31;
     let delta = u64::from(word >> 5);
@@ -281,7 +281,7 @@ pub fn decode(data: &[u8], offset: usize) -> Result<(Record, usize), FormatError
         1..=TYPE_DATA_MAX => {
             let payload_len = type_len as usize * 4;
             (
-                Record::Data {
+                PageRecord::Data {
                     delta,
                     payload_offset: offset + 4,
                     payload_len,
@@ -292,10 +292,10 @@ pub fn decode(data: &[u8], offset: usize) -> Result<(Record, usize), FormatError
         0 => {
             let a = array0()? as usize;
             if a < 8 || a % 4 != 0 {
-                return Err(FormatError::BadLength { offset, length: a });
+                return Err(PageFormatError::BadLength { offset, length: a });
             }
             (
-                Record::Data {
+                PageRecord::Data {
                     delta,
                     payload_offset: offset + 8,
                     payload_len: a - 4,
@@ -303,18 +303,18 @@ pub fn decode(data: &[u8], offset: usize) -> Result<(Record, usize), FormatError
                 a + 4,
             )
         }
-        TYPE_PADDING if delta == 0 => (Record::NullPadding, len - offset),
+        TYPE_PADDING if delta == 0 => (PageRecord::NullPadding, len - offset),
         TYPE_PADDING => {
             let a = array0()? as usize;
             if a < 4 || a % 4 != 0 {
-                return Err(FormatError::BadLength { offset, length: a });
+                return Err(PageFormatError::BadLength { offset, length: a });
             }
-            (Record::Padding { delta }, a + 4)
+            (PageRecord::Padding { delta }, a + 4)
         }
         TYPE_TIME_EXTEND => {
             let hi = u64::from(array0()?);
             (
-                Record::TimeExtend {
+                PageRecord::TimeExtend {
                     delta: (hi << TS_SHIFT) | delta,
                 },
                 TIME_EXTEND_SIZE,
@@ -323,7 +323,7 @@ pub fn decode(data: &[u8], offset: usize) -> Result<(Record, usize), FormatError
         _ => {
             let hi = u64::from(array0()?);
             (
-                Record::TimeStamp {
+                PageRecord::TimeStamp {
                     stamp: (hi << TS_SHIFT) | delta,
                 },
                 TIME_EXTEND_SIZE,
@@ -379,7 +379,7 @@ mod tests {
             assert_eq!(size, 4 + payload);
             assert_eq!(
                 rec,
-                Record::Data {
+                PageRecord::Data {
                     delta: 12345,
                     payload_offset: 4,
                     payload_len: payload
@@ -397,7 +397,7 @@ mod tests {
             let (rec, size) = decode(&bytes, 0).unwrap();
             assert_eq!(size, event_size(payload));
             match rec {
-                Record::Data {
+                PageRecord::Data {
                     delta,
                     payload_offset,
                     payload_len,
@@ -419,7 +419,7 @@ mod tests {
         let fits = encode(4, TS_DELTA_MAX);
         assert_eq!(
             decode(&fits, 0).unwrap().0,
-            Record::Data {
+            PageRecord::Data {
                 delta: TS_DELTA_MAX,
                 payload_offset: 4,
                 payload_len: 4
@@ -436,7 +436,7 @@ mod tests {
         let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
         assert_eq!(
             decode(&bytes, 0).unwrap(),
-            (Record::TimeExtend { delta }, 8)
+            (PageRecord::TimeExtend { delta }, 8)
         );
         let mut buf = [0u32; 2];
         // SAFETY: 8 aligned bytes.
@@ -444,7 +444,7 @@ mod tests {
         let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
         assert_eq!(
             decode(&bytes, 0).unwrap().0,
-            Record::TimeExtend {
+            PageRecord::TimeExtend {
                 delta: TIME_EXTEND_MAX
             }
         );
@@ -455,7 +455,10 @@ mod tests {
         let stamp = (5u64 << 27) | 77;
         let words = [header(TYPE_TIME_STAMP, 77), 5];
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-        assert_eq!(decode(&bytes, 0).unwrap(), (Record::TimeStamp { stamp }, 8));
+        assert_eq!(
+            decode(&bytes, 0).unwrap(),
+            (PageRecord::TimeStamp { stamp }, 8)
+        );
     }
 
     #[test]
@@ -466,13 +469,13 @@ mod tests {
         let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
         assert_eq!(
             decode(&bytes, 0).unwrap(),
-            (Record::Padding { delta: 3 }, 24)
+            (PageRecord::Padding { delta: 3 }, 24)
         );
         let mut buf = [0u32; 1];
         // SAFETY: 4 aligned bytes.
         unsafe { write_padding(buf.as_mut_ptr().cast(), 4, 1) };
         let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
-        assert_eq!(decode(&bytes, 0).unwrap(), (Record::NullPadding, 4));
+        assert_eq!(decode(&bytes, 0).unwrap(), (PageRecord::NullPadding, 4));
     }
 
     #[test]
@@ -492,7 +495,7 @@ mod tests {
         let (_, a) = decode(&page, 0).unwrap();
         let (rec, b) = decode(&page, a).unwrap();
         assert_eq!(a + b, cap);
-        assert!(matches!(rec, Record::Data { .. }));
+        assert!(matches!(rec, PageRecord::Data { .. }));
     }
 
     #[test]
@@ -500,25 +503,25 @@ mod tests {
         // Truncated header.
         assert!(matches!(
             decode(&[1, 0], 0),
-            Err(FormatError::Truncated { .. })
+            Err(PageFormatError::Truncated { .. })
         ));
         // Length past the end.
         let words = [header(0, 0), 4000];
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
         assert!(matches!(
             decode(&bytes, 0),
-            Err(FormatError::Truncated { .. })
+            Err(PageFormatError::Truncated { .. })
         ));
         // Impossible length.
         let words = [header(0, 0), 3];
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
         assert!(matches!(
             decode(&bytes, 0),
-            Err(FormatError::BadLength { .. })
+            Err(PageFormatError::BadLength { .. })
         ));
         assert!(matches!(
             decode(&bytes, 2),
-            Err(FormatError::Misaligned { .. })
+            Err(PageFormatError::Misaligned { .. })
         ));
     }
 
@@ -534,7 +537,7 @@ mod tests {
             let (rec, size) = decode(&bytes, 0).unwrap();
             proptest::prop_assert_eq!(size, event_size(payload));
             match rec {
-                Record::Data { delta: d, payload_len, .. } => {
+                PageRecord::Data { delta: d, payload_len, .. } => {
                     proptest::prop_assert_eq!(d, delta);
                     proptest::prop_assert_eq!(payload_len, (payload + 3) & !3);
                 }

@@ -65,7 +65,7 @@
 //! thread: the word is held per call, not per reader.
 
 use crate::buffer::{counter_sum, RingBuffer};
-use crate::format::{decode, Record, PAGE_HEADER_SIZE, TIME_EXTEND_MAX};
+use crate::format::{decode, PageRecord, PAGE_HEADER_SIZE, TIME_EXTEND_MAX};
 use crate::layout::{
     link_flag, link_page, write_entries, PageMeta, Region, RingMeta, GENERATION_MASK, HEAD, UPDATE,
 };
@@ -398,7 +398,7 @@ impl<'a> RingIter<'a> {
                         })?;
                         p.off += size;
                         match record {
-                            Record::Data { payload_len, .. } => {
+                            PageRecord::Data { payload_len, .. } => {
                                 let ts = record.stamp_after(stamp, 0);
                                 p.stamp = ts;
                                 self.ord_next = self.ord_next.saturating_add(1);
@@ -406,7 +406,7 @@ impl<'a> RingIter<'a> {
                             }
                             // Already completed with the page's top bits (in
                             // the copy step, inside the generation check).
-                            Record::TimeStamp { stamp: s } => p.stamp = s,
+                            PageRecord::TimeStamp { stamp: s } => p.stamp = s,
                             _ => p.stamp = record.stamp_after(stamp, 0),
                         }
                         continue;
@@ -612,7 +612,7 @@ impl<'a> RingIter<'a> {
                 page: rp,
                 source,
             })?;
-            if matches!(record, Record::Data { .. }) {
+            if matches!(record, PageRecord::Data { .. }) {
                 n += 1;
             }
             off += size;
@@ -656,12 +656,12 @@ impl<'a> RingIter<'a> {
         &mut self,
         pos: Pos,
         commit: usize,
-    ) -> Result<Option<(Record, usize, u64)>, ReadError> {
+    ) -> Result<Option<(PageRecord, usize, u64)>, ReadError> {
         let pm = self.page(pos.page);
         if pos.off % 4 != 0 || commit % 4 != 0 {
             return Err(self.corrupt_event(
                 pos.page,
-                crate::format::FormatError::Misaligned { offset: pos.off },
+                crate::format::PageFormatError::Misaligned { offset: pos.off },
             ));
         }
         // The page's stamp (read before the generation check, so it belongs
@@ -692,7 +692,7 @@ impl<'a> RingIter<'a> {
                 }
                 return Err(self.corrupt_event(
                     pos.page,
-                    crate::format::FormatError::Truncated {
+                    crate::format::PageFormatError::Truncated {
                         offset: pos.off,
                         len: commit,
                     },
@@ -715,24 +715,24 @@ impl<'a> RingIter<'a> {
         let (record, _) = decode(&self.buf[..copied], 0)
             .or_else(|e| match e {
                 // Padding: only its header was copied.
-                crate::format::FormatError::Truncated { .. } if copied < size => {
-                    Ok((Record::Padding { delta: 0 }, size))
+                crate::format::PageFormatError::Truncated { .. } if copied < size => {
+                    Ok((PageRecord::Padding { delta: 0 }, size))
                 }
                 e => Err(e),
             })
             .map_err(|source| self.corrupt_event(pos.page, source))?;
         let record = match record {
             // Re-decode padding deltas from the header alone.
-            Record::Padding { .. } if copied < size => Record::Padding {
+            PageRecord::Padding { .. } if copied < size => PageRecord::Padding {
                 delta: u64::from(
                     u32::from_ne_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) >> 5,
                 ),
             },
             // An absolute stamp: restore its top bits from the page stamp.
-            Record::TimeStamp { stamp: low } => Record::TimeStamp {
+            PageRecord::TimeStamp { stamp: low } => PageRecord::TimeStamp {
                 stamp: (page_stamp & !TIME_EXTEND_MAX) | low,
             },
-            Record::Data {
+            PageRecord::Data {
                 delta,
                 payload_offset,
                 payload_len,
@@ -740,7 +740,7 @@ impl<'a> RingIter<'a> {
                 // Move the payload to the start of the buffer.
                 self.buf
                     .copy_within(payload_offset..payload_offset + payload_len, 0);
-                Record::Data {
+                PageRecord::Data {
                     delta,
                     payload_offset: 0,
                     payload_len,
@@ -748,7 +748,7 @@ impl<'a> RingIter<'a> {
             }
             other => other,
         };
-        let size = if matches!(record, Record::NullPadding) {
+        let size = if matches!(record, PageRecord::NullPadding) {
             avail
         } else {
             size
@@ -756,7 +756,7 @@ impl<'a> RingIter<'a> {
         Ok(Some((record, size, stamp)))
     }
 
-    fn corrupt_event(&self, page: u32, source: crate::format::FormatError) -> ReadError {
+    fn corrupt_event(&self, page: u32, source: crate::format::PageFormatError) -> ReadError {
         self.meta.slow.corruptions.fetch_add(1, Relaxed);
         ReadError::CorruptEvent {
             ring: self.ring as usize,

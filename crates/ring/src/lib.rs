@@ -78,6 +78,7 @@ mod layout;
 mod page_read;
 mod pool;
 mod read;
+pub mod repair;
 mod sync;
 mod wait;
 mod write;
@@ -113,4 +114,6 @@ pub use layout::MAX_NEST;
 pub use page_read::{PageInfo, ReadPage};
 pub use read::{Consumer, Event};
 pub use wait::{WaitFor, WAIT_SLICE};
-pub use write::{GeometrySource, Reservation, Writer};
+#[doc(hidden)]
+pub use write::GeometrySource;
+pub use write::{Reservation, Writer};

@@ -24,7 +24,7 @@
 use crate::buffer::counter_sum;
 use crate::control::{pop_free, push_free};
 use crate::format::{
-    decode, Record, COMMIT_OFFSET, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE,
+    decode, PageRecord, COMMIT_OFFSET, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE,
 };
 use crate::layout::{write_entries, Region, RingMeta};
 use crate::read::{Busy, Consumer};
@@ -159,7 +159,7 @@ impl Consumer<'_> {
     /// let info = c.read_page(&mut page, false).unwrap().unwrap();
     /// assert_eq!((info.events, info.time_stamp), (1, 5));
     /// let (rec, _) = format::decode(&page.bytes()[16..16 + info.data_len], 0).unwrap();
-    /// assert!(matches!(rec, format::Record::Data { payload_len: 4, .. }));
+    /// assert!(matches!(rec, format::PageRecord::Data { payload_len: 4, .. }));
     /// ```
     pub fn read_page(
         &mut self,
@@ -334,7 +334,7 @@ impl Consumer<'_> {
                 break;
             }
             stamp = record.stamp_after(stamp, page_ts);
-            events += u64::from(matches!(record, Record::Data { .. }));
+            events += u64::from(matches!(record, PageRecord::Data { .. }));
             at += size;
         }
         let reached = at >= data_end;

@@ -25,7 +25,7 @@
 //! is still filling (head == tail); it reads up to the commit and waits for
 //! the commit to move on before swapping again.
 
-use crate::format::{decode, decode_small_data, Record};
+use crate::format::{decode, decode_small_data, PageRecord};
 use crate::layout::{link, link_flag, link_page, link_tag, Region, RingMeta, HEAD, NORMAL};
 use crate::sync::{backoff, fence, Ordering::*};
 use crate::{ReadError, RingError};
@@ -329,7 +329,7 @@ impl<'a> Consumer<'a> {
                 };
                 off += size;
                 match record {
-                    Record::Data {
+                    PageRecord::Data {
                         payload_offset,
                         payload_len,
                         ..
@@ -475,7 +475,7 @@ impl<'a> Consumer<'a> {
                 Err(source) => return Err(self.skip_corrupt_page(rp, commit, source)),
             };
             match record {
-                Record::Data {
+                PageRecord::Data {
                     payload_offset,
                     payload_len,
                     ..
@@ -525,7 +525,7 @@ impl<'a> Consumer<'a> {
         &self,
         rp: u32,
         commit: usize,
-        source: crate::format::FormatError,
+        source: crate::format::PageFormatError,
     ) -> ReadError {
         self.meta.r.read_offset.store(commit as u32, Relaxed);
         self.meta.slow.corruptions.fetch_add(1, Relaxed);

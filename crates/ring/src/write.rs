@@ -418,6 +418,7 @@ impl<'a> Writer<'a, &'a WriteGeometry> {
 /// - a writer made per record ([`crate::RingBuffer::transient_writer`])
 ///   reads the region's geometry in place and does not prefetch: its
 ///   caller reads a clock per record, which outlasts the prefetch's gain.
+#[doc(hidden)] // a benchmark seam of the tracer's record path, not for users
 pub trait GeometrySource: sealed::Sealed {}
 
 mod sealed {
@@ -606,6 +607,7 @@ impl<'a, G: GeometrySource> Writer<'a, G> {
     /// assert!(done.unwrap());
     /// assert!(w.write_with_fast(8, 0, |_| true).is_none()); // not a valid length
     /// ```
+    #[doc(hidden)] // the tracer's record path; users call `write_with`
     #[inline(always)]
     pub fn write_with_fast(
         &mut self,

@@ -19,7 +19,7 @@
 //! partly filled page is read too.
 
 use crate::clock;
-use ringtrace_ring::format::{decode, Record, PAGE_HEADER_SIZE};
+use ringtrace_ring::format::{decode, PageRecord, PAGE_HEADER_SIZE};
 use ringtrace_ring::{Config, Mode, RingBuffer};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering::*};
@@ -200,7 +200,7 @@ pub fn run(time: Duration) -> Result<KernelBenchReport, KernelBenchError> {
                                 let mut at = 0;
                                 while at < data.len() {
                                     match decode(data, at) {
-                                        Ok((Record::Data { payload_offset, .. }, size)) => {
+                                        Ok((PageRecord::Data { payload_offset, .. }, size)) => {
                                             read += 1;
                                             by_pages += 1;
                                             if data.get(payload_offset..payload_offset + 4)

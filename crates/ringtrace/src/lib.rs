@@ -121,6 +121,9 @@ pub mod tracer;
 
 pub mod export;
 mod fmt;
+// The kernel's ring-buffer benchmark, for `ringtrace bench`: not part of
+// the API.
+#[doc(hidden)]
 pub mod kernel_bench;
 mod read;
 
@@ -132,7 +135,7 @@ pub use read::{dump, pipe as reader, snapshot, view};
 pub use frontends::layer;
 #[cfg(feature = "log")]
 pub use frontends::log_backend;
-pub use record::{event, span};
+pub use record::span;
 pub mod printk {
     //! Binary printk: the write side stores a format id and the raw argument
     //! bytes; formatting happens when the record is read, like the kernel's
@@ -159,7 +162,7 @@ pub mod printk {
     //! Everything about a call site is checked at **compile time**: the format
     //! is parsed by a `const fn` (a malformed one does not compile), the number
     //! of arguments must match, and each argument's type must fit its conversion
-    //! (checked in an inline `const` block against [`BprintArg::FITS`], so it
+    //! (checked in an inline `const` block against `BprintArg::FITS`, so it
     //! fails at `cargo build`, naming the argument; `cargo check` alone does not
     //! evaluate it): integers fit `d i u x X o p c`, `bool` fits the integer
     //! conversions and `s` (as `true`/`false`), `char` fits `c` and the integer
@@ -197,8 +200,8 @@ pub mod printk {
     //! trace.dat's *ftrace* events section (system `ftrace`, which makes
     //! libtraceevent treat `bprint` specially), and it finds the format text by
     //! the `fmt` address in the `printk_formats` section
-    //! ([`printk_formats_text`]). The `ip` prints as `file:line` through the
-    //! kallsyms section ([`kallsyms_text`]). libtraceevent's `make_bprint_args`
+    //! (`printk_formats_text`). The `ip` prints as `file:line` through the
+    //! kallsyms section (`kallsyms_text`). libtraceevent's `make_bprint_args`
     //! then walks the format and reads the arguments with the same packing as
     //! above. Checked with the Debian trace-cmd 3.1.6 on a hand-made v6 file:
     //!
@@ -222,23 +225,72 @@ pub mod printk {
     //! whole syntax.
     //!
     //! A call site's id is taken on first use, with atomics only, so even a
-    //! first use in a signal handler is safe ([`Site::id`]).
+    //! first use in a signal handler is safe (`Site::id`).
+    //!
+    //! ```
+    //! let t = ringtrace::TracerConfig::new().max_contexts(1).build().unwrap();
+    //! ringtrace::trace!(tracer: &t, "%s=%-4d|", "n", 7);
+    //! assert!(t.pipe().next_line().unwrap().unwrap().ends_with(": n=7   |\n"));
+    //! assert!(ringtrace::printk::trace_cmd_compatible("n=%d id=%08llx"));
+    //! ```
 
-    pub use crate::fmt::printf::{format_record, write_record, ConvText, FormatError};
-    pub use crate::fmt::printk::{
-        format_bprint, format_print, kallsyms_text, printk_formats_text, BprintFields,
-    };
+    pub use crate::fmt::printf::{format_record, FormatError};
+    pub use crate::fmt::printk::{format_bprint, format_print, BprintFields};
     pub use crate::record::printk::*;
+
+    // What the record macros expand to and the read side's internals:
+    // public because macro expansions and the other rooms need a path, not
+    // part of the API.
+    #[doc(hidden)]
+    pub use crate::fmt::printf::{write_record, ConvText};
+    #[doc(hidden)]
+    pub use crate::fmt::printk::{kallsyms_text, printk_formats_text};
+    #[doc(hidden)]
+    pub use crate::record::printk::{
+        arg_kinds, count_args, first_misfit, fmt_addr, import_site, ip_addr, site_by_fmt_addr,
+        site_by_id, sites, ArgKind, ArgList, ArgValue, Bprint, BprintArg, FromSite, KindsSource,
+        Site, SiteKinds, AMBIGUOUS_FORMAT, BPRINT_ARGS_OFFSET, BPRINT_EVENT, FMT_ADDR_BASE, IP_BASE,
+        MAX_SITES, MAX_WIDTH, PRINT_EVENT,
+    };
+    #[doc(hidden)]
+    pub mod fits {
+        pub use crate::record::printk::fits::*;
+    }
 
     pub(crate) use crate::fmt::printf::{write_site, FormatCache};
     pub(crate) use crate::fmt::printk::escape;
 }
+
+/// Event types: static metadata (ftrace's `format` text), the [`Record`]
+/// trait every recordable value implements, the registry of ids, and the
+/// common fields every record starts with. Typed events are declared with
+/// [`declare_event!`](crate::declare_event).
+///
+/// [`Record`]: event::Record
+///
+/// ```
+/// ringtrace::declare_event! {
+///     /// A packet seen.
+///     pub struct Packet: "net" / "packet" = 1200 { len: u32, port: u16 }
+/// }
+/// use ringtrace::event::Record;
+/// let ty = Packet { len: 0, port: 0 }.event_type();
+/// assert!(ty.format_text().contains("field:u32 len;"));
+/// ```
+pub mod event {
+    pub use crate::record::event::*;
+    // `declare_event!`'s expansion (field layout at compile time): public
+    // because the macro needs a path, not part of the API.
+    #[doc(hidden)]
+    pub use crate::record::event::{layout, valid_user_id, FieldDecl, Layout};
+}
 pub use tracer::clock;
 
 /// Per-thread contexts, signal-handler nesting, the record path
-/// ([`tracer::context`]), and [`record_global`](context::record_global),
-/// what `trace!` without a tracer expands to.
+/// ([`tracer::context`]).
 pub mod context {
+    // What `trace!` without a tracer expands to: the macro needs a path.
+    #[doc(hidden)]
     pub use crate::default_tracer::record_global;
     pub use crate::tracer::context::*;
 }
@@ -246,6 +298,7 @@ pub mod context {
 pub use context::{signal_scope, ContextHandle, RecordError, Target};
 pub use default_tracer::{global, init, trace_marker};
 pub use export::{Drain, ExportFormat};
+#[doc(no_inline)]
 pub use reader::{Pipe, RawPipe};
 /// The lockless ring buffer the tracer is built on (the `ringtrace-ring`
 /// crate): pages, writers, readers, exact accounting. Use it directly for a
@@ -262,7 +315,10 @@ pub use reader::{Pipe, RawPipe};
 pub use ringtrace_ring as ring;
 /// The ring mode ([`TracerConfig::mode`]): `Overwrite` (flight recorder) or
 /// `ProducerConsumer` (new events are dropped when a ring is full).
+#[doc(no_inline)]
 pub use ringtrace_ring::Mode;
+#[doc(no_inline)]
 pub use snapshot::{Snapshot, SnapshotError};
 pub use tracer::{Tracer, TracerConfig, TracerError, TracerStats};
+#[doc(no_inline)]
 pub use view::View;

@@ -51,7 +51,9 @@ fn attach_and_read(path: &Path) -> Result<u64, String> {
     let _ = s.state();
     let t = Tracer::read_session(s).map_err(|e| e.to_string())?;
     let buf = t.ring_buffer();
-    buf.force_release_readers();
+    // SAFETY: this process alone opened the private copy, and reads it
+    // below with one reader at a time.
+    unsafe { ringtrace::ring::repair::force_release_readers(buf) };
     for r in 0..buf.rings() {
         // SAFETY: nothing writes this private file.
         let _ = unsafe { buf.recover_dead_writer(r) };

@@ -113,7 +113,7 @@ fn view_reads_while_threads_overwrite() {
 
 #[test]
 fn raw_pipe_hands_out_kernel_pages_with_loss_counts() {
-    use ringtrace_ring::format::{decode, Record};
+    use ringtrace_ring::format::{decode, PageRecord};
     let t = common::tracer(1, 16 << 10, Mode::Overwrite, Some(Clock::counter()));
     let mut raw = t.raw_pipe(0).unwrap();
     let (mut next, mut seen, mut lost_total) = (0u64, 0u64, 0u64);
@@ -140,7 +140,7 @@ fn raw_pipe_hands_out_kernel_pages_with_loss_counts() {
             let mut at = 0;
             while at < data.len() {
                 let (rec, size) = decode(data, at).unwrap();
-                if let Record::Data {
+                if let PageRecord::Data {
                     payload_offset,
                     payload_len,
                     ..

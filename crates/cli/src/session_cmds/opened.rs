@@ -85,7 +85,10 @@ impl Opened {
                          taking over the reader locks (--force)",
                         self.path.display()
                     );
-                    buf.force_release_readers();
+                    // SAFETY: --force is the user's statement that the
+                    // holder is stuck and reads no more (its help says so);
+                    // the session cannot check that of a live process.
+                    unsafe { ringtrace::ring::repair::force_release_readers(buf) };
                     break;
                 }
                 Err(RingError::ReaderHeld { ring, holder }) => {

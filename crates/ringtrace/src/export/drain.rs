@@ -66,7 +66,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ringtrace_ring::format::{decode, Record};
+use ringtrace_ring::format::{decode, PageRecord};
 use ringtrace_ring::format::{
     event_size, header, MAX_SMALL_DATA, MISSED_EVENTS, MISSED_STORED, PAGE_HEADER_SIZE,
     TS_DELTA_MAX, TS_SHIFT, TYPE_TIME_EXTEND,
@@ -615,7 +615,7 @@ fn pull_pages(
             let Ok((record, size)) = decode(data, at) else {
                 break;
             };
-            if let Record::Data {
+            if let PageRecord::Data {
                 payload_offset,
                 payload_len,
                 ..
@@ -689,15 +689,11 @@ impl std::fmt::Debug for Drain<'_> {
     }
 }
 
-impl Tracer {
-    /// A [`Drain`] of this tracer: takes every ring's reader lock (a dead
-    /// reader's is taken over; see [`ringtrace_ring::RingBuffer::consumer`]).
-    /// A ring that another live reader holds is not read: it is listed by
-    /// [`Drain::unread_rings`], which a caller must check, since the output
-    /// then lacks that ring's events.
-    pub fn drain(&self) -> Drain<'_> {
-        let n = self.max_contexts();
-        let buf = self.ring_buffer();
+impl<'t> Drain<'t> {
+    /// A drain of every ring of `tracer` ([`Tracer::drain`]).
+    pub(crate) fn new(tracer: &'t Tracer) -> Drain<'t> {
+        let n = tracer.max_contexts();
+        let buf = tracer.ring_buffer();
         let mut consumers = Vec::with_capacity(n);
         let mut rings = Vec::with_capacity(n);
         let mut unread = Vec::new();
@@ -719,7 +715,7 @@ impl Tracer {
             }
         }
         Drain {
-            tracer: self,
+            tracer,
             consumers,
             rings,
             seen: Seen::default(),

@@ -14,8 +14,14 @@
 //! sessions use its trace.dat format parser. It writes page images as the
 //! ring holds them, so the files carry exactly what was committed.
 
+mod access;
 mod drain;
 pub mod json;
 pub mod tracedat;
+mod view;
 
 pub use drain::*;
+// The drain's and the view export's internals: public for the other
+// rooms and the CLI's recovery, not part of the API.
+#[doc(hidden)]
+pub use drain::{Packed, PagePacker, MAX_FINAL_POLLS, UNFINISHED_MAGIC};

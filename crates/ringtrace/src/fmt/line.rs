@@ -354,34 +354,25 @@ pub(crate) fn time(inner: &Inner, opts: &TextOptions, ts: u64) -> (u64, TimeForm
     }
 }
 
-impl Tracer {
-    /// The `trace` file header for this tracer (`# tracer: nop`, the
-    /// entries line, the column legend), with the current counters.
-    ///
-    /// ```
-    /// let t = ringtrace::TracerConfig::new().max_contexts(3).build().unwrap();
-    /// assert!(t.header_text(ringtrace::text::Style::default()).contains("#P:3\n"));
-    /// ```
-    #[must_use]
-    pub fn header_text(&self, style: Style) -> String {
-        let mut entries = 0;
-        let mut written = 0;
-        for r in 0..self.max_contexts() {
-            if let Ok(s) = self.inner.buf().stats(r) {
-                entries += s.entries;
-                // The kernel's `entries-written`: unread plus overwritten
-                // (`get_total_entries`); events already read are not counted.
-                written += s.entries + s.overrun;
-            }
+/// [`Tracer::header_text`].
+pub(crate) fn header_text(tracer: &Tracer, style: Style) -> String {
+    let mut entries = 0;
+    let mut written = 0;
+    for r in 0..tracer.max_contexts() {
+        if let Ok(s) = tracer.inner.buf().stats(r) {
+            entries += s.entries;
+            // The kernel's `entries-written`: unread plus overwritten
+            // (`get_total_entries`); events already read are not counted.
+            written += s.entries + s.overrun;
         }
-        crate::text::header(
-            style,
-            &crate::text::Header {
-                tracer: "nop",
-                entries,
-                written,
-                contexts: self.max_contexts() as u32,
-            },
-        )
     }
+    crate::text::header(
+        style,
+        &crate::text::Header {
+            tracer: "nop",
+            entries,
+            written,
+            contexts: tracer.max_contexts() as u32,
+        },
+    )
 }

@@ -101,69 +101,40 @@ pub enum DumpError {
     Install(#[from] std::io::Error),
 }
 
-impl Tracer {
-    /// Dumps every ring, merged, to stderr when a thread panics (after the
-    /// previous panic hook ran). Recording stops at the dump.
-    ///
-    /// ```
-    /// let t: &'static ringtrace::Tracer = Box::leak(Box::new(ringtrace::Tracer::new(Default::default()).unwrap()));
-    /// t.dump_on_panic(); // a panic from here on prints the trace after the message
-    /// ```
-    pub fn dump_on_panic(&self) {
-        let inner = Arc::clone(&self.inner);
-        let prev = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            prev(info);
-            if !DUMPING.swap(true, Ordering::AcqRel) {
-                dump_inner(&inner, &mut |b| write_fd(2, b));
-            }
-        }));
-    }
-
-    /// Dumps every ring, merged, to stderr on SIGSEGV, SIGBUS, SIGABRT,
-    /// SIGILL or SIGFPE, then dies of the signal. Replaces the handlers
-    /// already installed for those signals (std's stack-overflow message
-    /// among them). The last tracer to call this is the one dumped.
-    ///
-    /// ```
-    /// let t: &'static ringtrace::Tracer = Box::leak(Box::new(ringtrace::Tracer::new(Default::default()).unwrap()));
-    /// t.dump_on_fatal_signal().unwrap(); // SIGSEGV etc. now dump the trace first
-    /// ```
-    pub fn dump_on_fatal_signal(&self) -> Result<(), DumpError> {
-        let raw = Arc::into_raw(Arc::clone(&self.inner)) as *mut Inner;
-        // Release: pairs with the Acquire load in `on_fatal_signal`. The
-        // previous pointer is leaked on purpose (a handler may be using it).
-        SIGNAL_TRACER.swap(raw, Ordering::AcqRel);
-        ensure_alt_stack()?;
-        for sig in FATAL_SIGNALS {
-            let handler = crate::signal::Handler::Info(on_fatal_signal);
-            let flags = libc::SA_ONSTACK | libc::SA_RESETHAND;
-            // SAFETY: `on_fatal_signal` does only async-signal-safe work
-            // (atomics, the allocation-free dump, `write`, re-raising).
-            unsafe { crate::signal::install(sig, handler, flags) }?;
-        }
-        Ok(())
-    }
-
-    /// Writes the dump (recording stops first) to `out`, as the crash paths
-    /// do; for tests and for a program's own "dump now" command. Allocates
-    /// nothing.
-    ///
-    /// ```
-    /// let t = ringtrace::TracerConfig::new().max_contexts(1).build().unwrap();
-    /// t.marker("last words");
-    /// let mut out = Vec::new();
-    /// t.dump_to(&mut |b: &[u8]| out.extend_from_slice(b));
-    /// let text = String::from_utf8(out).unwrap();
-    /// assert!(text.starts_with("Dumping ftrace buffer:\n---------------------------------\n"));
-    /// assert!(text.contains("tracing_mark_write: last words\n"));
-    /// assert!(!t.is_on());
-    /// ```
-    pub fn dump_to(&self, out: &mut dyn FnMut(&[u8])) {
+/// [`Tracer::dump_on_panic`].
+pub(crate) fn dump_on_panic(tracer: &Tracer) {
+    let inner = Arc::clone(&tracer.inner);
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        prev(info);
         if !DUMPING.swap(true, Ordering::AcqRel) {
-            dump_inner(&self.inner, out);
-            DUMPING.store(false, Ordering::Release);
+            dump_inner(&inner, &mut |b| write_fd(2, b));
         }
+    }));
+}
+
+/// [`Tracer::dump_on_fatal_signal`].
+pub(crate) fn dump_on_fatal_signal(tracer: &Tracer) -> Result<(), DumpError> {
+    let raw = Arc::into_raw(Arc::clone(&tracer.inner)) as *mut Inner;
+    // Release: pairs with the Acquire load in `on_fatal_signal`. The
+    // previous pointer is leaked on purpose (a handler may be using it).
+    SIGNAL_TRACER.swap(raw, Ordering::AcqRel);
+    ensure_alt_stack()?;
+    for sig in FATAL_SIGNALS {
+        let handler = crate::signal::Handler::Info(on_fatal_signal);
+        let flags = libc::SA_ONSTACK | libc::SA_RESETHAND;
+        // SAFETY: `on_fatal_signal` does only async-signal-safe work
+        // (atomics, the allocation-free dump, `write`, re-raising).
+        unsafe { crate::signal::install(sig, handler, flags) }?;
+    }
+    Ok(())
+}
+
+/// [`Tracer::dump_to`].
+pub(crate) fn dump_to(tracer: &Tracer, out: &mut dyn FnMut(&[u8])) {
+    if !DUMPING.swap(true, Ordering::AcqRel) {
+        dump_inner(&tracer.inner, out);
+        DUMPING.store(false, Ordering::Release);
     }
 }
 

@@ -217,42 +217,6 @@ pub struct Pipe<'t> {
     took_over: Vec<(usize, u32)>,
 }
 
-impl Tracer {
-    /// The merged consuming pipe with default text options. It takes every
-    /// ring's reader lock (one consuming reader per ring; see
-    /// `RingBuffer::consumer`). Where another consuming reader holds a
-    /// ring, every read from the pipe fails with
-    /// [`ReadError::ReaderHeld`], naming it, and nothing is consumed: a
-    /// program run under `ringtrace record` gets this, since `record`
-    /// reads its rings (the events go to `record`'s output). A reader of
-    /// this process is waited for 2 s at most; a dead one is taken over
-    /// ([`Pipe::took_over`]).
-    ///
-    /// ```
-    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
-    /// t.marker("x");
-    /// assert_eq!(t.pipe().read_to_string().unwrap().lines().count(), 1);
-    /// ```
-    #[must_use]
-    pub fn pipe(&self) -> Pipe<'_> {
-        self.pipe_with(TextOptions::default())
-    }
-
-    /// The merged consuming pipe with the given text options.
-    ///
-    /// ```
-    /// use ringtrace::output::TextOptions;
-    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
-    /// t.marker("x");
-    /// let opts = TextOptions { ns_timestamps: true, ..Default::default() };
-    /// assert!(t.pipe_with(opts).next_line().unwrap().is_some());
-    /// ```
-    #[must_use]
-    pub fn pipe_with(&self, opts: TextOptions) -> Pipe<'_> {
-        Pipe::over(self, self.inner.buf(), opts)
-    }
-}
-
 impl<'t> Pipe<'t> {
     /// A pipe over `buf`: the tracer's rings or a snapshot of them (same
     /// shape); the tracer gives the event formats and thread names.
@@ -589,12 +553,12 @@ pub struct RawPipe<'t> {
     page: ringtrace_ring::ReadPage<'t>,
 }
 
-impl Tracer {
-    /// The raw page reader of context `ring`; `RingError::ReaderHeld`
-    /// when another consuming reader holds that ring (see
-    /// [`Tracer::pipe`]).
-    pub fn raw_pipe(&self, ring: usize) -> Result<RawPipe<'_>, ringtrace_ring::RingError> {
-        let buf = self.ring_buffer();
+impl<'t> RawPipe<'t> {
+    /// The raw page reader of ring `ring` of `buf` ([`Tracer::raw_pipe`]).
+    pub(crate) fn open(
+        buf: &'t ringtrace_ring::RingBuffer,
+        ring: usize,
+    ) -> Result<RawPipe<'t>, ringtrace_ring::RingError> {
         Ok(RawPipe {
             consumer: buf.consumer(ring)?,
             page: buf.read_page_buffer(ring)?,

@@ -35,30 +35,27 @@ pub enum SnapshotError {
 
 /// The events of a tracer at the moment of [`Tracer::snapshot`], in spare
 /// rings owned by this value.
+///
+/// ```
+/// let t = ringtrace::TracerConfig::new().max_contexts(1).build().unwrap();
+/// t.marker("kept");
+/// let snap = t.snapshot().unwrap();
+/// assert_eq!(t.ring_stats(0).unwrap().entries, 0, "the live ring starts empty");
+/// let s = snap.ring_buffer().stats(0).unwrap();
+/// assert_eq!(s.written, s.read + s.overrun + s.dropped + s.commit_overrun + s.entries);
+/// assert_eq!(s.entries, 1);
+/// assert!(snap.pipe().read_to_string().unwrap().ends_with("tracing_mark_write: kept\n"));
+/// ```
 #[derive(Debug)]
 pub struct Snapshot<'t> {
     tracer: &'t Tracer,
     buf: RingBuffer,
 }
 
-impl Tracer {
-    /// Takes a snapshot: every context's ring is swapped with an empty spare
-    /// one; the returned [`Snapshot`] holds what was recorded, and recording
-    /// continues into the emptied rings. On error, the rings already swapped
-    /// are swapped back (if that fails too, their events stay in the
-    /// returned error's spare: the error says which context failed).
-    ///
-    /// ```
-    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
-    /// t.marker("before");
-    /// let snap = t.snapshot().unwrap();
-    /// t.marker("after");
-    /// assert!(snap.pipe().read_to_string().unwrap().contains("before"));
-    /// let live = t.pipe().read_to_string().unwrap();
-    /// assert!(live.contains("after") && !live.contains("before"));
-    /// ```
-    pub fn snapshot(&self) -> Result<Snapshot<'_>, SnapshotError> {
-        let live = self.ring_buffer();
+impl<'t> Snapshot<'t> {
+    /// Swaps every ring of `tracer` with a spare one ([`Tracer::snapshot`]).
+    pub(crate) fn take(tracer: &'t Tracer) -> Result<Snapshot<'t>, SnapshotError> {
+        let live = tracer.ring_buffer();
         let spare = RingBuffer::new(*live.config())?;
         for ring in 0..live.rings() {
             if let Err(source) = live.swap_ring(&spare, ring) {
@@ -68,14 +65,9 @@ impl Tracer {
                 return Err(SnapshotError::Swap { ring, source });
             }
         }
-        Ok(Snapshot {
-            tracer: self,
-            buf: spare,
-        })
+        Ok(Snapshot { tracer, buf: spare })
     }
-}
 
-impl Snapshot<'_> {
     /// The snapshot's events, merged and consumed, as the tracer's pipe
     /// reads the live rings.
     #[must_use]

@@ -50,19 +50,10 @@
 //!             metadata and streamed as JSON
 //! ```
 
-use std::io::{Cursor, Seek, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use ringtrace_ring::{ReadError, RingIter};
 
-use crate::event::Registry;
-use crate::export::{ExportError, ExportFormat, Packed, PagePacker};
-use crate::json::{JsonError, JsonOptions, JsonWriter};
 use crate::output::TextOptions;
 use crate::reader::EventRef;
-use crate::tracedat::{
-    FileRenderer, Record, TraceDatMeta, TraceDatReader, TraceDatVersion, TraceDatWriter, TraceItem,
-};
 use crate::tracer::Tracer;
 
 /// One ring's next event, copied out of its iterator.
@@ -73,7 +64,22 @@ struct Head {
     payload: Vec<u8>,
 }
 
-/// The merged non-consuming view of a tracer; see the module docs.
+/// The merged non-consuming view of a tracer ([`Tracer::view`]); see the
+/// module docs. It reads every ring's events in time-stamp order, up to
+/// what was written when it was made, and consumes nothing.
+///
+/// ```
+/// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+/// t.marker("one");
+/// t.marker("two");
+/// let mut view = t.view();
+/// assert!(view.next_line().unwrap().unwrap().ends_with("tracing_mark_write: one\n"));
+/// assert!(view.next_line().unwrap().unwrap().ends_with("tracing_mark_write: two\n"));
+/// assert!(view.next_line().unwrap().is_none());
+/// assert_eq!(view.lost(0) + view.lost(1), 0);
+/// // Nothing was consumed: the next view shows both again.
+/// assert_eq!(t.view().read_to_string().unwrap().lines().count(), 2);
+/// ```
 #[derive(Debug)]
 pub struct View<'t> {
     tracer: &'t Tracer,
@@ -105,32 +111,17 @@ pub struct View<'t> {
 /// and at most a ring's worth (its pages, pool pages included, and the
 /// reader's page, 8 bytes an event at least) were still in it. A bound on a loop over shared memory
 /// that a sound ring never reaches.
-fn ring_bound(buf: &ringtrace_ring::RingBuffer) -> u64 {
+pub(crate) fn ring_bound(buf: &ringtrace_ring::RingBuffer) -> u64 {
     let c = buf.config();
     (c.max_ring_pages() as u64 + 1) * (c.page_size as u64 / 8) + 1
 }
 
-impl Tracer {
-    /// The merged non-consuming view (the kernel's `trace` file) with
-    /// default text options. Nothing is consumed: a pipe or a drain still
-    /// gets every event.
-    ///
-    /// ```
-    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
-    /// t.marker("seen twice");
-    /// assert!(t.view().read_to_string().unwrap().contains("seen twice"));
-    /// assert!(t.pipe().read_to_string().unwrap().contains("seen twice"));
-    /// ```
-    #[must_use]
-    pub fn view(&self) -> View<'_> {
-        self.view_with(TextOptions::default())
-    }
-
-    /// The merged non-consuming view with the given text options.
-    #[must_use]
-    pub fn view_with(&self, opts: TextOptions) -> View<'_> {
-        let buf = self.ring_buffer();
-        let iters: Vec<(usize, RingIter<'_>)> = (0..self.max_contexts())
+impl<'t> View<'t> {
+    /// The merged non-consuming view of `tracer`'s rings
+    /// ([`Tracer::view_with`]).
+    pub(crate) fn over(tracer: &'t Tracer, opts: TextOptions) -> View<'t> {
+        let buf = tracer.ring_buffer();
+        let iters: Vec<(usize, RingIter<'_>)> = (0..tracer.max_contexts())
             .filter(|&r| !empty_and_quiet(buf, r))
             .filter_map(|r| buf.iter(r).ok().map(|it| (r, it)))
             .collect();
@@ -141,7 +132,7 @@ impl Tracer {
             .map(|(r, _)| buf.stats(*r).map_or(u64::MAX, |s| s.now_ts))
             .collect();
         View {
-            tracer: self,
+            tracer,
             iters,
             heads: vec![None; n],
             done: vec![false; n],
@@ -162,7 +153,7 @@ impl Tracer {
 /// walking the ring's links, so a large session's empty rings would cost
 /// memory in proportion to their size; a live ring is always read (its
 /// counters are a snapshot that a writer moving on may undercount).
-fn empty_and_quiet(buf: &ringtrace_ring::RingBuffer, ring: usize) -> bool {
+pub(crate) fn empty_and_quiet(buf: &ringtrace_ring::RingBuffer, ring: usize) -> bool {
     let sample = || {
         buf.stats(ring)
             .ok()
@@ -342,208 +333,4 @@ pub struct ViewStats {
     /// Whether `stop` ended the export early (the output is complete, with
     /// what was read until then).
     pub stopped: bool,
-}
-
-impl Tracer {
-    /// Writes what the non-consuming view reads (see the module docs) to
-    /// `out` in `format`, while writers keep writing: nothing is consumed,
-    /// no reader lock is taken, nothing is copied first. Each ring shows
-    /// what was written before its turn came, each event checked not
-    /// overwritten while it was copied; what was overwritten or consumed
-    /// meanwhile is counted in [`ViewStats`] and marked in the output.
-    /// `stop` is checked between events: once set, the output is finished
-    /// with what was read.
-    ///
-    /// ```
-    /// use std::sync::atomic::AtomicBool;
-    /// use ringtrace::export::ExportFormat;
-    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
-    /// t.marker("kept");
-    /// let (out, st) = t
-    ///     .export_view(std::io::Cursor::new(Vec::new()), ExportFormat::Json, &AtomicBool::new(false))
-    ///     .unwrap();
-    /// assert_eq!((st.events, st.lost), (1, 0));
-    /// assert!(String::from_utf8(out.into_inner()).unwrap().contains("kept"));
-    /// assert!(t.pipe().read_to_string().unwrap().contains("kept"), "nothing consumed");
-    /// ```
-    pub fn export_view<W: Write + Seek>(
-        &self,
-        out: W,
-        format: ExportFormat,
-        stop: &AtomicBool,
-    ) -> Result<(W, ViewStats), ExportError> {
-        match format {
-            ExportFormat::TraceDat(v) => self.view_dat(out, v, stop),
-            ExportFormat::Json => self.view_json(out, stop),
-        }
-    }
-
-    /// The file's metadata, written before any event is read: every event
-    /// format and thread name this tracer knows (a superset of those the
-    /// events use), printk formats, the clock, each ring's stats now.
-    fn view_meta(&self, version: TraceDatVersion) -> TraceDatMeta {
-        let comms: Vec<(i32, String)> = match self.inner.cmdlines().lock() {
-            Ok(c) => c.iter().map(|(t, c)| (t, c.as_str().to_string())).collect(),
-            Err(_) => Vec::new(),
-        };
-        crate::export::tracer_meta(
-            self,
-            self.max_contexts(),
-            version,
-            Registry::global().iter(),
-            comms.iter().map(|(t, c)| (*t, c.as_str())),
-        )
-    }
-
-    /// `trace.dat`: ring after ring (the file keeps each CPU's pages
-    /// together), each read by its own iterator up to its newest stamp when
-    /// its turn comes, packed into pages as the ring's writer lays them out.
-    fn view_dat<W: Write + Seek>(
-        &self,
-        out: W,
-        version: TraceDatVersion,
-        stop: &AtomicBool,
-    ) -> Result<(W, ViewStats), ExportError> {
-        let meta = self.view_meta(version);
-        let mut w = TraceDatWriter::new(out, &meta)?;
-        let buf = self.ring_buffer();
-        let page_size = self.config().page_size;
-        let mut packer = PagePacker::new(page_size);
-        let mut st = ViewStats::default();
-        let per_ring = ring_bound(buf);
-        for ring in 0..self.max_contexts() {
-            if stop.load(Ordering::Relaxed) {
-                st.stopped = true;
-                break;
-            }
-            if empty_and_quiet(buf, ring) {
-                continue;
-            }
-            let Ok(mut it) = buf.iter(ring) else {
-                continue;
-            };
-            // After the iterator: an event it starts on is older than this.
-            let mut until = buf.stats(ring).map_or(u64::MAX, |s| s.now_ts);
-            let mut n = 0u64;
-            while n < per_ring {
-                if stop.load(Ordering::Relaxed) {
-                    st.stopped = true;
-                    break;
-                }
-                let e = match it.next() {
-                    Err(e) => {
-                        st.damaged.push((ring, e.to_string()));
-                        break;
-                    }
-                    Ok(None) => break,
-                    Ok(Some(e)) => e,
-                };
-                if e.timestamp > until && n == 0 {
-                    // Lapped before the view reached the ring: as in
-                    // `View::next_with`, its part starts at the oldest
-                    // surviving event and ends at its newest stamp now.
-                    until = buf
-                        .stats(ring)
-                        .map_or(u64::MAX, |s| s.now_ts)
-                        .max(e.timestamp);
-                }
-                if e.timestamp > until {
-                    st.skipped_at_end += e.lost_events;
-                    break;
-                }
-                let (ts, lost) = (e.timestamp, e.lost_events);
-                let mut packed = packer.push(ts, lost, e.payload);
-                if packed == Packed::PageFull {
-                    w.push_page(ring as u32, packer.finish_page())?;
-                    packed = packer.push(ts, lost, e.payload);
-                }
-                if packed != Packed::Added {
-                    return Err(ExportError::EventTooLarge {
-                        ring,
-                        len: e.payload.len(),
-                        page_size,
-                    });
-                }
-                n += 1;
-                st.events += 1;
-                st.lost += lost;
-            }
-            st.skipped_at_end += it.pending_lost();
-            if !packer.is_empty() {
-                w.push_page(ring as u32, packer.finish_page())?;
-            }
-        }
-        Ok((w.finish()?, st))
-    }
-
-    /// JSON: the merged view, each event decoded through the formats of a
-    /// metadata-only `trace.dat` built in memory (the same decoding as a
-    /// file's), streamed out one event at a time.
-    fn view_json<W: Write>(
-        &self,
-        out: W,
-        stop: &AtomicBool,
-    ) -> Result<(W, ViewStats), ExportError> {
-        let meta = self.view_meta(TraceDatVersion::V6);
-        let header = TraceDatWriter::new(Cursor::new(Vec::new()), &meta)?
-            .finish()?
-            .into_inner();
-        let reader = TraceDatReader::new(Cursor::new(header))?;
-        let info = reader.info().clone();
-        let render = FileRenderer::new(&info);
-        let mut jw = JsonWriter::new(out, &JsonOptions::default())?;
-        let mut st = ViewStats::default();
-        let mut view = self.view();
-        // Each ring fails at most once (it is then not read again).
-        let mut failures = 0;
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                st.stopped = true;
-                break;
-            }
-            let next = view.next_with(|e| (e.ring, e.timestamp, e.lost_events, e.payload.to_vec()));
-            let (ring, ts, lost, data) = match next {
-                Ok(Some(e)) => e,
-                Ok(None) => break,
-                Err(e) => {
-                    st.damaged
-                        .push((view.last_failed().unwrap_or(usize::MAX), e.to_string()));
-                    failures += 1;
-                    if failures > self.max_contexts() {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            let cpu = ring as u32;
-            if lost > 0 {
-                let item = TraceItem::Lost {
-                    cpu,
-                    ts,
-                    page: 0,
-                    count: Some(lost),
-                };
-                jw.item(&render, &item)?;
-            }
-            let item = TraceItem::Event(Record {
-                cpu,
-                ts,
-                page: 0,
-                file_offset: 0,
-                data,
-            });
-            match jw.item(&render, &item) {
-                Ok(()) => {}
-                // Decoding failed before anything was written: skip it.
-                Err(JsonError::TraceDat(_)) => st.undecodable += 1,
-                Err(e) => return Err(e.into()),
-            }
-            st.events += 1;
-            st.lost += lost;
-        }
-        st.skipped_at_end = (0..self.max_contexts())
-            .map(|r| view.skipped_at_end(r))
-            .sum();
-        Ok((jw.finish()?, st))
-    }
 }

@@ -202,77 +202,6 @@ impl Target for Tracer {
     }
 }
 
-impl Tracer {
-    /// Records `rec` in the calling thread's context (leased on first use).
-    ///
-    /// ```
-    /// ringtrace::declare_event! {
-    ///     /// A tick.
-    ///     pub struct Tick: "demo" / "tick" = 900 { n: u32 }
-    /// }
-    /// let t = ringtrace::TracerConfig::new().max_contexts(1).build().unwrap();
-    /// t.record(&Tick { n: 1 }).unwrap();
-    /// assert_eq!(t.ring_stats(0).unwrap().entries, 1);
-    /// ```
-    #[inline(always)]
-    pub fn record<R: Record + ?Sized>(&self, rec: &R) -> Result<(), RecordError> {
-        record_in(&self.inner, rec)
-    }
-
-    /// Records a marker (`trace_marker`): an `ftrace/print` event shown as
-    /// `tracing_mark_write: text`. Text longer than one event is split into
-    /// several events, as the kernel does; errors are counted, not returned.
-    ///
-    /// ```
-    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
-    /// t.marker("hello");
-    /// assert!(t.pipe().next_line().unwrap().unwrap().ends_with("tracing_mark_write: hello\n"));
-    /// ```
-    pub fn marker(&self, text: &str) {
-        let _ = self.try_marker(text);
-    }
-
-    /// [`Tracer::marker`], returning the first error.
-    ///
-    /// ```
-    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
-    /// t.try_marker("checked").unwrap();
-    /// ```
-    pub fn try_marker(&self, text: &str) -> Result<(), RecordError> {
-        marker_into(self, text, self.inner.buf.max_payload())
-    }
-
-    /// An explicit context for the calling thread, for thread-per-core
-    /// programs: it leases a ring of its own (independent of the thread's
-    /// implicit context) and hands it back when dropped.
-    ///
-    /// ```
-    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
-    /// let ctx = t.context().unwrap();
-    /// ringtrace::trace!(tracer: &ctx, "core %d up", 0);
-    /// assert_eq!(t.ring_stats(ctx.ring()).unwrap().entries, 1);
-    /// ```
-    pub fn context(&self) -> Result<ContextHandle<'_>, RecordError> {
-        let tid = current_tid();
-        match self.inner.lease_ring(tid) {
-            Some(ring) => {
-                self.inner.save_comm(tid, read_comm(tid));
-                Ok(ContextHandle {
-                    tracer: self,
-                    ring,
-                    _not_send: PhantomData,
-                })
-            }
-            None => {
-                self.inner.count_refused(crate::tracer::Refusal::NoContext);
-                Err(RecordError::NoContext {
-                    max: self.inner.slots.len(),
-                })
-            }
-        }
-    }
-}
-
 /// An explicitly leased context (ring), for programs that pin one thread per
 /// core and want to choose. Not `Send`/`Sync`: its ring is written by the
 /// thread that made it (and that thread's signal handlers) only.
@@ -285,9 +214,9 @@ impl Tracer {
 /// ```
 #[derive(Debug)]
 pub struct ContextHandle<'t> {
-    tracer: &'t Tracer,
-    ring: usize,
-    _not_send: PhantomData<*const ()>,
+    pub(super) tracer: &'t Tracer,
+    pub(super) ring: usize,
+    pub(super) _not_send: PhantomData<*const ()>,
 }
 
 impl ContextHandle<'_> {
@@ -448,7 +377,7 @@ fn read_tid() -> i32 {
 
 /// Splits `text` into events that fit `max_payload` (cut at char
 /// boundaries) and records each.
-fn marker_into<T: Target + ?Sized>(
+pub(super) fn marker_into<T: Target + ?Sized>(
     target: &T,
     text: &str,
     max_payload: usize,
@@ -819,7 +748,7 @@ fn prune_dead_leases() {
 /// The kernel's name of thread `tid` (`/proc/self/task/TID/comm`), which is
 /// what std sets for named threads (cut to 15 bytes) and the program name
 /// for the main thread; `<...>` when unreadable.
-fn read_comm(tid: i32) -> Comm {
+pub(super) fn read_comm(tid: i32) -> Comm {
     match std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")) {
         Ok(s) => Comm::new(s.trim_end_matches('\n')),
         Err(_) => Comm::new("<...>"),

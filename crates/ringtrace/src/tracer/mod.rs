@@ -6,7 +6,7 @@
 //!
 //! - **Context**: a ring of the tracer's buffer leased to one writer: a
 //!   thread (with the signal handlers that interrupt it) or an explicit
-//!   [`ContextHandle`](crate::context::ContextHandle). The kernel's CPU.
+//!   [`ContextHandle`]. The kernel's CPU.
 //! - **Slot**: the lease state of one ring (below).
 //!
 //! ```text
@@ -1016,4 +1016,81 @@ pub fn global_if_exists() -> Option<&'static Tracer> {
 /// ```
 pub fn global_refused() -> u64 {
     GLOBAL_REFUSED.load(Ordering::Relaxed)
+}
+
+// The record side of a tracer: the record path itself is `context`'s
+// (`record_in`); these are its entry points on `Tracer`.
+use crate::event::Record;
+use context::{current_tid, marker_into, read_comm, record_in, ContextHandle, RecordError};
+use std::marker::PhantomData;
+
+impl Tracer {
+    /// Records `rec` in the calling thread's context (leased on first use).
+    ///
+    /// ```
+    /// ringtrace::declare_event! {
+    ///     /// A tick.
+    ///     pub struct Tick: "demo" / "tick" = 900 { n: u32 }
+    /// }
+    /// let t = ringtrace::TracerConfig::new().max_contexts(1).build().unwrap();
+    /// t.record(&Tick { n: 1 }).unwrap();
+    /// assert_eq!(t.ring_stats(0).unwrap().entries, 1);
+    /// ```
+    #[inline(always)]
+    pub fn record<R: Record + ?Sized>(&self, rec: &R) -> Result<(), RecordError> {
+        record_in(&self.inner, rec)
+    }
+
+    /// Records a marker (`trace_marker`): an `ftrace/print` event shown as
+    /// `tracing_mark_write: text`. Text longer than one event is split into
+    /// several events, as the kernel does; errors are counted, not returned.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.marker("hello");
+    /// assert!(t.pipe().next_line().unwrap().unwrap().ends_with("tracing_mark_write: hello\n"));
+    /// ```
+    pub fn marker(&self, text: &str) {
+        let _ = self.try_marker(text);
+    }
+
+    /// [`Tracer::marker`], returning the first error.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.try_marker("checked").unwrap();
+    /// ```
+    pub fn try_marker(&self, text: &str) -> Result<(), RecordError> {
+        marker_into(self, text, self.inner.buf.max_payload())
+    }
+
+    /// An explicit context for the calling thread, for thread-per-core
+    /// programs: it leases a ring of its own (independent of the thread's
+    /// implicit context) and hands it back when dropped.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// let ctx = t.context().unwrap();
+    /// ringtrace::trace!(tracer: &ctx, "core %d up", 0);
+    /// assert_eq!(t.ring_stats(ctx.ring()).unwrap().entries, 1);
+    /// ```
+    pub fn context(&self) -> Result<ContextHandle<'_>, RecordError> {
+        let tid = current_tid();
+        match self.inner.lease_ring(tid) {
+            Some(ring) => {
+                self.inner.save_comm(tid, read_comm(tid));
+                Ok(ContextHandle {
+                    tracer: self,
+                    ring,
+                    _not_send: PhantomData,
+                })
+            }
+            None => {
+                self.inner.count_refused(crate::tracer::Refusal::NoContext);
+                Err(RecordError::NoContext {
+                    max: self.inner.slots.len(),
+                })
+            }
+        }
+    }
 }

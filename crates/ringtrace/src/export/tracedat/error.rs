@@ -58,7 +58,7 @@ pub enum PageError {
 /// An ftrace `format` text that cannot be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {reason}")]
-pub struct FormatError {
+pub struct EventFormatError {
     /// 1-based line number in the format text.
     pub line: usize,
     /// What is wrong.
@@ -120,7 +120,7 @@ pub enum TraceDatError {
         offset: u64,
         /// The parse error.
         #[source]
-        source: FormatError,
+        source: EventFormatError,
     },
     /// A page in a CPU's data cannot be decoded.
     #[error("CPU {cpu} page {page} (file offset {offset}): {source}")]

@@ -17,7 +17,7 @@
 //! Offsets are from the start of the record payload (`common_type`). The
 //! `print fmt` is kept as text, not evaluated.
 
-use super::error::FormatError;
+use super::error::EventFormatError;
 
 /// How a field's bytes are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,15 +142,15 @@ impl EventFormat {
     }
 }
 
-fn err(line: usize, reason: impl Into<String>) -> FormatError {
-    FormatError {
+fn err(line: usize, reason: impl Into<String>) -> EventFormatError {
+    EventFormatError {
         line,
         reason: reason.into(),
     }
 }
 
 /// Parses one `format` text. `system` is recorded as is.
-pub fn parse_format(system: &str, text: &str) -> Result<EventFormat, FormatError> {
+pub fn parse_format(system: &str, text: &str) -> Result<EventFormat, EventFormatError> {
     let mut name = None;
     let mut id = None;
     let mut common_fields = Vec::new();

@@ -62,12 +62,12 @@ pub mod render;
 pub mod write;
 
 pub use convert::convert;
-pub use error::{FormatError, PageError, TraceDatError};
+pub use error::{EventFormatError, PageError, TraceDatError};
 pub use format::{parse_format, EventFormat, FieldFormat, FieldKind};
 pub use layout::FTRACE_SYSTEM;
 pub use read::{
-    CpuData, CpuRecords, DecodedRecord, FieldValue, MergedRecords, Record, TraceDatInfo,
-    TraceDatReader, TraceItem,
+    CpuData, CpuRecords, DecodedRecord, FieldValue, MergedRecords, TraceDatInfo, TraceDatReader,
+    TraceDatRecord, TraceItem,
 };
 pub use render::{EventView, FileRenderer, RenderOptions};
 pub use write::{TraceDatMeta, TraceDatVersion, TraceDatWriter, Tsc2Nsec};

@@ -101,7 +101,7 @@ pub struct TraceDatInfo {
 
 /// A data record of one CPU.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub struct TraceDatRecord {
     /// CPU number.
     pub cpu: u32,
     /// Raw time stamp (clock units; see [`TraceDatInfo::ts_ns`]).
@@ -118,7 +118,7 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TraceItem {
     /// A data record.
-    Event(Record),
+    Event(TraceDatRecord),
     /// Events were lost before this page (`RB_MISSED_EVENTS`).
     Lost {
         /// CPU number.
@@ -1082,7 +1082,7 @@ impl CpuCursor {
                 // The page iterator stops after its error: the rest of the
                 // page is skipped.
                 self.items.push_back(ev.map_err(page_err).map(|ev| {
-                    TraceItem::Event(Record {
+                    TraceItem::Event(TraceDatRecord {
                         cpu,
                         ts: ev.ts,
                         page,
@@ -1270,7 +1270,7 @@ impl TraceDatInfo {
     }
 
     /// Decodes a record's common and own fields by its format.
-    pub fn decode<'a>(&'a self, rec: &Record) -> Result<DecodedRecord<'a>, TraceDatError> {
+    pub fn decode<'a>(&'a self, rec: &TraceDatRecord) -> Result<DecodedRecord<'a>, TraceDatError> {
         let bad = |event: &str, reason: String| TraceDatError::Record {
             event: event.to_string(),
             cpu: rec.cpu,

@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 
 use super::error::TraceDatError;
 use super::format::FieldKind;
-use super::read::{DecodedRecord, FieldValue, Record, TraceDatInfo};
+use super::read::{DecodedRecord, FieldValue, TraceDatInfo, TraceDatRecord};
 use crate::printk::{format_record, BPRINT_ARGS_OFFSET};
 use crate::text::{
     write_context, write_event_line, write_lost_events, LineContext, Style, TimeFormat,
@@ -178,7 +178,7 @@ impl<'a> FileRenderer<'a> {
     /// A printk record whose format is not in the file gets a
     /// `[FAILED TO PARSE]` message (as the live reader prints), not an error;
     /// a record that does not match its format is an error.
-    pub fn view(&self, rec: &Record) -> Result<EventView<'a>, TraceDatError> {
+    pub fn view(&self, rec: &TraceDatRecord) -> Result<EventView<'a>, TraceDatError> {
         let decoded = self.info.decode(rec)?;
         let format = decoded.format;
         let u64_field = |name: &str| {
@@ -263,7 +263,7 @@ impl<'a> FileRenderer<'a> {
     pub fn write_line(
         &self,
         out: &mut String,
-        rec: &Record,
+        rec: &TraceDatRecord,
         opts: &RenderOptions,
     ) -> Result<(), TraceDatError> {
         let view = self.view(rec)?;

@@ -66,7 +66,7 @@ pub enum ArgValue<'a> {
 /// assert_eq!("hi".value(), ArgValue::Str("hi"));
 /// ```
 pub trait BprintArg {
-    /// The conversions this type fits ([`fits`] bits).
+    /// The conversions this type fits (`fits` bits).
     const FITS: u8;
     /// The value to encode.
     fn value(&self) -> ArgValue<'_>;

@@ -309,6 +309,7 @@ impl<A: ArgList, K: KindsSource> Record for Bprint<A, K> {
 /// let n = b.encode(&Default::default(), &mut buf).unwrap();
 /// assert!(ringtrace::printk::format_bprint(&buf[..n]).unwrap().1.ends_with("] 1"));
 /// ```
+#[doc(hidden)] // the record macros' plumbing: `trace!` records what it builds
 #[macro_export]
 macro_rules! bprintk {
     ($fmt:expr $(, $arg:expr)* $(,)?) => {{

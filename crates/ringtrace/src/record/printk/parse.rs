@@ -98,7 +98,7 @@ pub mod fits {
 }
 
 impl ArgKind {
-    /// The [`fits`] bit of this kind: one bit per kind, in declaration
+    /// The `fits` bit of this kind: one bit per kind, in declaration
     /// order (the `fits` constants are defined from it).
     ///
     /// ```
