@@ -14,7 +14,7 @@ ALIAS = {
     'event': 'record/event', 'printk': 'record/printk', 'span': 'record/span',
     'clock': 'tracer/clock', 'context': 'tracer/context',
     'layer': 'frontends/layer', 'log_backend': 'frontends/log_backend',
-    'output': 'fmt/line', 'text': 'fmt/text',
+    'output': 'read/line', 'text': 'fmt/text',
     'reader': 'read/pipe', 'view': 'read/view', 'snapshot': 'read/snapshot', 'dump': 'read/dump',
     'json': 'export/json', 'tracedat': 'export/tracedat',
 }

@@ -128,7 +128,8 @@ pub mod kernel_bench;
 mod read;
 
 pub use export::{json, tracedat};
-pub use fmt::{line as output, text};
+pub use fmt::text;
+pub use read::line as output;
 pub use read::{dump, pipe as reader, snapshot, view};
 
 #[cfg(feature = "tracing")]

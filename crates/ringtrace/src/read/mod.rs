@@ -12,6 +12,10 @@
 //! - **Dump**: every ring to stderr on panic or fatal signal, the kernel's
 //!   `ftrace_dump_on_oops` ([`dump`]).
 //!
+//! - **Line** ([`line`]): a recorded event (its common fields, its type's
+//!   format or its printk site) rendered as an ftrace text line, with the
+//!   tracer's thread names and clock.
+//!
 //! # Contract
 //!
 //! The read room sits above the tracer and the record room and below the
@@ -19,6 +23,7 @@
 //! and nothing imports it but the rooms above.
 
 pub mod dump;
+pub mod line;
 pub mod pipe;
 pub mod snapshot;
 pub mod view;

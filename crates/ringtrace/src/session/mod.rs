@@ -7,8 +7,9 @@
 //! file), `procs` (writer processes: liveness, refusals, taking back what
 //! a gone process held), `table` (the lock-free tables), `link` (a
 //! tracer's tie to its session: publishing and importing formats),
-//! `attach` (tracers on a session, the default tracer's attach, the
-//! session's `impl Tracer`), `find` (session directories, names, listing).
+//! `attach` (tracers on a session, the default tracer's attach,
+//! the session's methods on `Tracer`), `find` (session directories,
+//! names, listing).
 //!
 //! # File layout
 //!
