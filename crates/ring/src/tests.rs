@@ -760,7 +760,7 @@ fn with_k_then_l(buf: &RingBuffer, at_l: fn(&RingBuffer), write: impl FnOnce()) 
 fn begin_quiesce(buf: &RingBuffer) {
     buf.region().ring(0).w.record_disabled.fetch_add(
         crate::layout::RECORD_QUIESCE_ONE,
-        std::sync::atomic::Ordering::SeqCst,
+        crate::sync::Ordering::SeqCst,
     );
 }
 
@@ -779,7 +779,7 @@ fn the_commit_walk_waits_for_a_control_operation_begun_at_step_l() {
     });
     let meta = buf.region().ring(0);
     assert_eq!(
-        meta.w.committing.load(std::sync::atomic::Ordering::Relaxed),
+        meta.w.committing.load(crate::sync::Ordering::Relaxed),
         0,
         "the writer let go of the ring for the control operation"
     );
@@ -790,7 +790,7 @@ fn the_commit_walk_waits_for_a_control_operation_begun_at_step_l() {
     // the end of the page, the nested event included.
     meta.w.record_disabled.fetch_sub(
         crate::layout::RECORD_QUIESCE_ONE,
-        std::sync::atomic::Ordering::Release,
+        crate::sync::Ordering::Release,
     );
     w.write(3000, &payload(2, 16)).unwrap();
     let seen: Vec<u64> = drain(&buf, 0).iter().map(|e| e.0).collect();
@@ -818,9 +818,9 @@ fn a_commit_point_left_behind_is_mended_by_the_next_commit() {
     let meta = buf.region().ring(0);
     meta.w.record_disabled.fetch_sub(
         crate::layout::RECORD_QUIESCE_ONE,
-        std::sync::atomic::Ordering::Release,
+        crate::sync::Ordering::Release,
     );
-    let at = |what: &crate::sync::AtomicU32| what.load(std::sync::atomic::Ordering::Relaxed);
+    let at = |what: &crate::sync::AtomicU32| what.load(crate::sync::Ordering::Relaxed);
     assert_ne!(
         at(&meta.w.commit_page),
         at(&meta.w.tail_page),
@@ -868,7 +868,7 @@ fn disable_ring_refuses_past_its_count() {
     let meta = buf.region().ring(0);
     meta.w.record_disabled.store(
         crate::layout::RECORD_COUNT_MASK - 1,
-        std::sync::atomic::Ordering::Relaxed,
+        crate::sync::Ordering::Relaxed,
     );
     buf.disable_ring(0).unwrap();
     let e = buf.disable_ring(0).unwrap_err();
@@ -881,7 +881,7 @@ fn disable_ring_refuses_past_its_count() {
     assert_eq!(
         meta.w
             .record_disabled
-            .load(std::sync::atomic::Ordering::Relaxed),
+            .load(crate::sync::Ordering::Relaxed),
         crate::layout::RECORD_COUNT_MASK
     );
 }

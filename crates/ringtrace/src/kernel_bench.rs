@@ -22,7 +22,7 @@ use crate::clock;
 use ringtrace_ring::format::{decode, Record, PAGE_HEADER_SIZE};
 use ringtrace_ring::{Config, Mode, RingBuffer};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering::*};
+use crate::sync::{AtomicBool, Ordering::*};
 use std::time::{Duration, Instant};
 
 /// Bytes per context (the kernel's

@@ -114,6 +114,7 @@
 mod default_tracer;
 mod frontends;
 mod record;
+mod sync;
 pub mod session;
 pub mod tracer;
 

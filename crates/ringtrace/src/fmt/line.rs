@@ -32,7 +32,7 @@ use crate::text::{
     LineContext, Style, TimeFormat,
 };
 use crate::tracer::{Inner, Tracer};
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// How event lines are written.

@@ -93,7 +93,7 @@
 //! allocate nothing once the thread has its context.
 
 use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use tracing_core::field::{Field, Visit};

@@ -39,7 +39,7 @@
 //! nothing once the thread has its context.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 
 use log::{LevelFilter, Log, Metadata, Record as LogRecord, SetLoggerError};
 

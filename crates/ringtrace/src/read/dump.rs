@@ -38,7 +38,7 @@
 
 use std::cell::UnsafeCell;
 use std::fmt::{self, Write};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use crate::sync::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Arc;
 
 use crate::event::CommonFields;

@@ -51,7 +51,7 @@
 //! ```
 
 use std::io::{Cursor, Seek, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{AtomicBool, Ordering};
 
 use ringtrace_ring::{ReadError, RingIter};
 
@@ -356,7 +356,7 @@ impl Tracer {
     /// with what was read.
     ///
     /// ```
-    /// use std::sync::atomic::AtomicBool;
+    /// use core::sync::atomic::AtomicBool;
     /// use ringtrace::export::ExportFormat;
     /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
     /// t.marker("kept");

@@ -47,8 +47,8 @@
 //! Rings, clocks and threads: it only describes and encodes bytes.
 
 use std::fmt;
-use std::sync::atomic::AtomicPtr;
-use std::sync::atomic::Ordering::{Acquire, Release};
+use crate::sync::AtomicPtr;
+use crate::sync::Ordering::{Acquire, Release};
 
 /// Size of ftrace's common header (`struct trace_entry`, modern 64-bit kernels).
 ///

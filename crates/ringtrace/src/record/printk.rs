@@ -97,7 +97,7 @@
 
 use std::fmt::Write as _;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use crate::sync::{AtomicPtr, AtomicU32, Ordering};
 
 use crate::event::{Array, CommonFields, EncodeError, EventType, Field, Record};
 

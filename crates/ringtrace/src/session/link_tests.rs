@@ -7,7 +7,7 @@
 //! type" (or no printk format).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use crate::sync::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::super::table::{TableEntry, TableReader, KIND_EVENT, KIND_PRINTK};

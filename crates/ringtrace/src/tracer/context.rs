@@ -94,7 +94,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
-use std::sync::atomic::{compiler_fence, Ordering};
+use crate::sync::{compiler_fence, Ordering};
 use std::sync::{Arc, Weak};
 
 use ringtrace_ring::WriteError;

@@ -36,7 +36,7 @@ mod macros;
 pub(crate) mod storage;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ringtrace_ring::{Config, ConfigError, Mode, RingBuffer, RingError, RingStats};
@@ -361,7 +361,7 @@ pub(crate) struct Cmdlines {
     /// Bumped by every change of the table, so that a reader keeping
     /// names it looked up (the pipe's `output::HeadCache`) knows when they
     /// may be stale without taking the table's lock.
-    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    generation: std::sync::Arc<AtomicU64>,
 }
 
 /// A thread name of at most [`COMM_LEN`] bytes, stored inline.
@@ -403,7 +403,7 @@ impl Cmdlines {
     }
 
     /// The table's change counter (see the field).
-    pub(crate) fn generation(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    pub(crate) fn generation(&self) -> std::sync::Arc<AtomicU64> {
         self.generation.clone()
     }
 
@@ -412,7 +412,7 @@ impl Cmdlines {
         // reader that sees the new count looks the name up again (under
         // the lock, so it then sees the change).
         self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
+            .fetch_add(1, Ordering::Release);
         if self.names.insert(tid, comm).is_none() {
             self.order.push_back(tid);
             while self.order.len() > self.cap {

@@ -20,7 +20,7 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::atomic::AtomicU32;
+use crate::sync::AtomicU32;
 use std::sync::Arc;
 
 use ringtrace_ring::RingBuffer;
