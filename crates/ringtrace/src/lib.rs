@@ -114,14 +114,14 @@
 mod default_tracer;
 mod frontends;
 mod record;
-mod sync;
 pub mod session;
+mod sync;
 pub mod tracer;
 
 pub mod export;
 mod fmt;
-mod read;
 pub mod kernel_bench;
+mod read;
 
 pub use export::{json, tracedat};
 pub use fmt::{line as output, text};

@@ -50,8 +50,8 @@
 //!             metadata and streamed as JSON
 //! ```
 
-use std::io::{Cursor, Seek, Write};
 use crate::sync::{AtomicBool, Ordering};
+use std::io::{Cursor, Seek, Write};
 
 use ringtrace_ring::{ReadError, RingIter};
 

@@ -46,9 +46,9 @@
 //!
 //! Rings, clocks and threads: it only describes and encodes bytes.
 
-use std::fmt;
 use super::publish;
 use crate::sync::AtomicPtr;
+use std::fmt;
 
 /// Size of ftrace's common header (`struct trace_entry`, modern 64-bit kernels).
 ///

@@ -95,10 +95,10 @@
 //! so even the first use is async-signal-safe; after it, getting the id is one
 //! Acquire load.
 
-use std::fmt::Write as _;
-use std::marker::PhantomData;
 use super::publish;
 use crate::sync::{AtomicPtr, AtomicU32, Ordering};
+use std::fmt::Write as _;
+use std::marker::PhantomData;
 
 use crate::event::{Array, CommonFields, EncodeError, EventType, Field, Record};
 

@@ -46,8 +46,13 @@ pub(crate) fn publish_once<T>(slot: &AtomicPtr<T>, item: *mut T) -> Result<(), *
     // Release on success: pairs with the Acquire load in `published`: the
     // item's contents are visible with the pointer. Acquire on failure:
     // pairs with the winner's Release: the holder's contents are visible.
-    slot.compare_exchange(std::ptr::null_mut(), item, Ordering::Release, Ordering::Acquire)
-        .map(|_| ())
+    slot.compare_exchange(
+        std::ptr::null_mut(),
+        item,
+        Ordering::Release,
+        Ordering::Acquire,
+    )
+    .map(|_| ())
 }
 
 /// The item published in `slot` (null: none yet).
@@ -73,7 +78,12 @@ pub(crate) fn replace<T>(slot: &AtomicPtr<T>, item: *mut T) {
 /// race is lost, `slot` keeps pointing at the item, which does not own that
 /// id: [`owns_id`] tells.
 #[inline]
-pub(crate) fn assign_id<T>(slot: &AtomicPtr<T>, id_word: &AtomicU32, item: *mut T, new: u32) -> u32 {
+pub(crate) fn assign_id<T>(
+    slot: &AtomicPtr<T>,
+    id_word: &AtomicU32,
+    item: *mut T,
+    new: u32,
+) -> u32 {
     // Release: pairs with the Acquire load in `published`; stored before
     // the id is published, so a record never carries an id whose slot is
     // still empty.

@@ -88,11 +88,11 @@
 mod link;
 mod table;
 
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use memmap2::MmapRaw;

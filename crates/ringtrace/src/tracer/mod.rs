@@ -36,8 +36,8 @@ pub(crate) mod lease;
 mod macros;
 pub(crate) mod storage;
 
-use std::collections::{HashMap, VecDeque};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ringtrace_ring::{Config, ConfigError, Mode, RingBuffer, RingError, RingStats};
@@ -48,9 +48,7 @@ use storage::{SharedStorage, SlotArray};
 
 // The slot words and their protocol (claim, release, reclaim) are in
 // `lease`; the session reaches them through these names.
-pub(crate) use lease::{
-    slot_owner, slot_state, EXITED, FREE, LEASED, MAX_SLOT_OWNERS, RECLAIMING,
-};
+pub(crate) use lease::{slot_owner, slot_state, EXITED, FREE, LEASED, MAX_SLOT_OWNERS, RECLAIMING};
 
 /// The kernel's `TASK_COMM_LEN` minus the NUL: names are cut to 15 bytes.
 ///
@@ -354,8 +352,7 @@ impl Cmdlines {
         // Release: pairs with the Acquire load in `output::HeadCache`; a
         // reader that sees the new count looks the name up again (under
         // the lock, so it then sees the change).
-        self.generation
-            .fetch_add(1, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::Release);
         if self.names.insert(tid, comm).is_none() {
             self.order.push_back(tid);
             while self.order.len() > self.cap {
