@@ -54,6 +54,27 @@ fn assert_accounting(buf: &RingBuffer, ring: usize) {
     assert_eq!(s.corruptions, 0, "{s:?}");
 }
 
+/// One ring of 2 pages in producer/consumer mode.
+fn two_page_producer_consumer() -> RingBuffer {
+    RingBuffer::new(
+        Config::new(1)
+            .pages_per_ring(2)
+            .mode(Mode::ProducerConsumer),
+    )
+    .unwrap()
+}
+
+/// Writes 100-byte events (sequence numbers from 0, time stamps from
+/// `ts0` on) until a write fails (the ring is full, in producer/consumer
+/// mode); returns how many landed.
+fn fill_until_full(w: &mut crate::Writer<'_>, ts0: u64) -> u64 {
+    let mut seq = 0;
+    while w.write(ts0 + seq, &payload(seq, 100)).is_ok() {
+        seq += 1;
+    }
+    seq
+}
+
 thread_local! {
     static ARMED: Cell<Option<Label>> = const { Cell::new(None) };
     static BUF: Cell<*const RingBuffer> = const { Cell::new(std::ptr::null()) };
@@ -300,17 +321,9 @@ fn commit_overrun_when_nested_writes_lap_the_ring() {
 
 #[test]
 fn producer_consumer_drops_and_resumes_after_reading() {
-    let buf = RingBuffer::new(
-        Config::new(1)
-            .pages_per_ring(2)
-            .mode(Mode::ProducerConsumer),
-    )
-    .unwrap();
+    let buf = two_page_producer_consumer();
     let mut w = buf.writer(0).unwrap();
-    let mut seq = 0;
-    while w.write(seq, &payload(seq, 100)).is_ok() {
-        seq += 1;
-    }
+    let seq = fill_until_full(&mut w, 0);
     assert_eq!(w.write(seq, &payload(seq, 100)), Err(WriteError::Full));
     let first = drain(&buf, 0);
     assert_eq!(
@@ -552,17 +565,9 @@ fn pages_the_commit_left_are_committed_to_the_end() {
 /// back and the outer event has its own stamp.
 #[test]
 fn reset_after_a_drop_keeps_time_stamps_exact() {
-    let buf = RingBuffer::new(
-        Config::new(1)
-            .pages_per_ring(2)
-            .mode(Mode::ProducerConsumer),
-    )
-    .unwrap();
+    let buf = two_page_producer_consumer();
     let mut w = buf.writer(0).unwrap();
-    let mut seq = 0;
-    while w.write(1000 + seq, &payload(seq, 100)).is_ok() {
-        seq += 1;
-    }
+    let seq = fill_until_full(&mut w, 1000);
     // Dropped, 5000 ticks later than the last event written.
     assert_eq!(
         w.write(1000 + seq + 5000, &payload(seq, 100)),
@@ -596,6 +601,32 @@ fn reset_after_a_drop_keeps_time_stamps_exact() {
     }
 }
 
+/// Writes `len`-byte events on ring 0 (sequence numbers from 0) until the
+/// ring has wrapped and the tail page is full: the next write pushes the
+/// head. Returns the next sequence number.
+fn fill_until_the_next_write_pushes(
+    buf: &RingBuffer,
+    w: &mut crate::Writer<'_>,
+    len: usize,
+) -> u64 {
+    use crate::layout::write_offset;
+    use crate::sync::Ordering::Relaxed;
+    let region = buf.region();
+    let meta = region.ring(0);
+    let cap = crate::format::data_capacity(region.geometry().page_size as usize);
+    let event = crate::format::event_size(len);
+    let mut seq = 0u64;
+    loop {
+        w.write(seq + 1, &payload(seq, len)).unwrap();
+        seq += 1;
+        let tail = meta.w.tail_page.load(Relaxed);
+        let off = write_offset(region.page(tail).write.load(Relaxed));
+        if meta.slow.overrun.load(Relaxed) > 0 && off + event > cap {
+            return seq;
+        }
+    }
+}
+
 /// A head push whose owner is interrupted right after winning P1, before it
 /// counts the overrun: the nested writer finds UPDATE, counts the push from
 /// the owner's announced targets, helps with P2 and moves the tail onto the
@@ -605,7 +636,7 @@ fn reset_after_a_drop_keeps_time_stamps_exact() {
 #[test]
 fn iterator_counts_a_push_whose_owner_is_interrupted_before_counting() {
     use crate::layout::{
-        link_flag, link_page, write_entries, write_offset, GENERATION, HEAD, NORMAL, PUSH_OVERRUN,
+        link_flag, link_page, write_entries, GENERATION, HEAD, NORMAL, PUSH_OVERRUN,
         PUSH_OVERRUN_BYTES, PUSH_OVERRUN_NOTED, PUSH_OVERRUN_PAGES, UPDATE,
     };
     use crate::sync::Ordering::Relaxed;
@@ -614,20 +645,8 @@ fn iterator_counts_a_push_whose_owner_is_interrupted_before_counting() {
     let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
     let region = buf.region();
     let meta = region.ring(0);
-    let cap = crate::format::data_capacity(4096);
     let mut w = buf.writer(0).unwrap();
-    let mut seq = 0u64;
-    // Fill until the ring has wrapped and the tail page is full: the next
-    // write pushes the head.
-    loop {
-        w.write(seq + 1, &payload(seq, LEN)).unwrap();
-        seq += 1;
-        let tail = meta.w.tail_page.load(Relaxed);
-        let off = write_offset(region.page(tail).write.load(Relaxed));
-        if meta.slow.overrun.load(Relaxed) > 0 && off + 1008 > cap {
-            break;
-        }
-    }
+    let mut seq = fill_until_the_next_write_pushes(&buf, &mut w, LEN);
     // The iterator stands on the head page after its first event.
     let mut it = buf.iter(0).unwrap();
     let mut last = verify(it.next().unwrap().unwrap().payload);
@@ -879,9 +898,7 @@ fn disable_ring_refuses_past_its_count() {
     );
     // The quiesce count next to it is untouched.
     assert_eq!(
-        meta.w
-            .record_disabled
-            .load(crate::sync::Ordering::Relaxed),
+        meta.w.record_disabled.load(crate::sync::Ordering::Relaxed),
         crate::layout::RECORD_COUNT_MASK
     );
 }
@@ -1039,12 +1056,7 @@ fn a_fast_write_that_stops_commits_the_nested_write_it_met() {
 /// ring is full) returns the error, counted once: it does not start over.
 #[test]
 fn a_fast_write_that_cannot_move_the_tail_fails_once() {
-    let buf = RingBuffer::new(
-        Config::new(1)
-            .pages_per_ring(2)
-            .mode(Mode::ProducerConsumer),
-    )
-    .unwrap();
+    let buf = two_page_producer_consumer();
     let mut w = buf.writer(0).unwrap();
     let (mut seq, mut moves) = (0, 0);
     loop {
