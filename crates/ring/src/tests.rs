@@ -86,6 +86,17 @@ const NESTED_SEQ: u64 = 1_000_000;
 /// The hook: at the armed label, perform one nested write (as a signal
 /// handler would), once.
 fn nest_once(label: Label) {
+    fire_once(label, |buf| {
+        // SAFETY: this nested write completes before the interrupted one
+        // resumes.
+        let mut w = unsafe { buf.nested_writer(0) }.unwrap();
+        w.write(999_999, &payload(NESTED_SEQ, 16)).unwrap();
+    });
+}
+
+/// Inside a hook: at the armed label, once (counted in `FIRED`), runs
+/// `nested` on the buffer under test, as a signal handler would.
+fn fire_once(label: Label, nested: impl FnOnce(&RingBuffer)) {
     if ARMED.with(|a| a.get()) != Some(label) {
         return;
     }
@@ -94,10 +105,7 @@ fn nest_once(label: Label) {
     let buf = BUF.with(|b| b.get());
     // SAFETY: the test keeps the buffer alive while the hook is installed;
     // we are "inside a handler" of the thread that holds ring 0's writer.
-    let buf = unsafe { &*buf };
-    // SAFETY: this nested write completes before the interrupted one resumes.
-    let mut w = unsafe { buf.nested_writer(0) }.unwrap();
-    w.write(999_999, &payload(NESTED_SEQ, 16)).unwrap();
+    nested(unsafe { &*buf });
 }
 
 fn with_hook<R>(buf: &RingBuffer, label: Label, f: impl FnOnce() -> R) -> R {
@@ -742,7 +750,7 @@ fn nest_at_k_control_at_l(label: Label) {
         return;
     }
     FIRED.with(|f| f.set(f.get() + 1));
-    // SAFETY: as in `nest_once`.
+    // SAFETY: as in `fire_once`.
     let buf = unsafe { &*BUF.with(|b| b.get()) };
     match label {
         Label::K => {
@@ -1098,13 +1106,11 @@ thread_local! {
 /// interrupted writer resumes, a reader swaps in the new head and reads
 /// its first event.
 fn nest_push_then_read(label: Label) {
-    if ARMED.with(|a| a.get()) != Some(label) {
-        return;
-    }
-    ARMED.with(|a| a.set(None));
-    FIRED.with(|f| f.set(f.get() + 1));
-    // SAFETY: as in `nest_once`.
-    let buf = unsafe { &*BUF.with(|b| b.get()) };
+    fire_once(label, |buf| push_then_read(label, buf));
+}
+
+/// `nest_push_then_read`'s nested write and read.
+fn push_then_read(label: Label, buf: &RingBuffer) {
     {
         // SAFETY: as in `nest_once`.
         let mut w = unsafe { buf.nested_writer(0) }.unwrap();
@@ -1244,20 +1250,15 @@ fn recovery_counts_a_push_cut_short_by_a_kill() {
 /// then one that no longer fits anywhere (a commit overrun, noted on that
 /// page).
 fn nest_fill_and_overrun(label: Label) {
-    if ARMED.with(|a| a.get()) != Some(label) {
-        return;
-    }
-    ARMED.with(|a| a.set(None));
-    FIRED.with(|f| f.set(f.get() + 1));
-    // SAFETY: as in `nest_once`.
-    let buf = unsafe { &*BUF.with(|b| b.get()) };
-    // SAFETY: as in `nest_once`.
-    let mut w = unsafe { buf.nested_writer(0) }.unwrap();
-    w.write(999_999, &payload(NESTED_SEQ, 3000)).unwrap();
-    assert_eq!(
-        w.write(999_999, &payload(NESTED_SEQ + 1, 3000)),
-        Err(WriteError::CommitOverrun)
-    );
+    fire_once(label, |buf| {
+        // SAFETY: as in `nest_once`.
+        let mut w = unsafe { buf.nested_writer(0) }.unwrap();
+        w.write(999_999, &payload(NESTED_SEQ, 3000)).unwrap();
+        assert_eq!(
+            w.write(999_999, &payload(NESTED_SEQ + 1, 3000)),
+            Err(WriteError::CommitOverrun)
+        );
+    });
 }
 
 /// Issue: loss totals short under commit overruns. A writer moving the tail

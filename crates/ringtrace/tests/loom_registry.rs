@@ -122,7 +122,11 @@ fn one_item_per_slot_and_never_half_published() {
             got.iter().all(|&(_, g)| g == winner),
             "both registrants get the one item"
         );
-        free(&got.iter().map(|&(mine, _)| mine as *mut Item).collect::<Vec<_>>());
+        free(
+            &got.iter()
+                .map(|&(mine, _)| mine as *mut Item)
+                .collect::<Vec<_>>(),
+        );
     });
 }
 
