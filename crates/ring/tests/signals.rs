@@ -93,13 +93,7 @@ fn set_timer(on: bool) {
 
 /// Blocks or unblocks SIGALRM in the calling thread.
 fn sigalrm_mask(how: libc::c_int) {
-    // SAFETY: plain system calls on a local signal set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGALRM);
-        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
-    }
+    common::mask_signals(how, [libc::SIGALRM]);
 }
 
 /// One `ITIMER_REAL` shot in `us` microseconds (0 disarms).

@@ -474,27 +474,11 @@ fn buf_ref(s: &common::Static) -> &'static RingBuffer {
 }
 
 fn block_signals() {
-    // SAFETY: changes this thread's signal mask only.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in SIGNALS {
-            libc::sigaddset(&mut set, libc::SIGRTMIN() + s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
+    common::mask_signals(libc::SIG_BLOCK, SIGNALS.map(|s| libc::SIGRTMIN() + s));
 }
 
 fn unblock_signals() {
-    // SAFETY: changes this thread's signal mask only.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in SIGNALS {
-            libc::sigaddset(&mut set, libc::SIGRTMIN() + s);
-        }
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-    }
+    common::mask_signals(libc::SIG_UNBLOCK, SIGNALS.map(|s| libc::SIGRTMIN() + s));
 }
 
 /// The thread's side: `n` events on ring `ring`, half through `reserve`

@@ -183,3 +183,18 @@ pub unsafe fn install_handler(signal: libc::c_int, handler: extern "C" fn(libc::
         assert_eq!(libc::sigaction(signal, &sa, std::ptr::null_mut()), 0);
     }
 }
+
+/// Blocks (`how` = `SIG_BLOCK`) or unblocks (`SIG_UNBLOCK`) `signals` for
+/// the calling thread only.
+pub fn mask_signals(how: libc::c_int, signals: impl IntoIterator<Item = libc::c_int>) {
+    // SAFETY: plain system calls on a local signal set; changes this
+    // thread's signal mask only.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
