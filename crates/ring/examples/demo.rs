@@ -72,15 +72,7 @@ fn main() {
         RingBuffer::new(Config::new(rings).pages_per_ring(8).mode(Mode::Overwrite)).unwrap(),
     ));
     BUF.store(buf as *const _ as *mut _, Release);
-    // SAFETY: the handler only touches atomics, a const thread-local and the
-    // ring's async-signal-safe write path.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
-    }
+    install_handler();
     // Block SIGALRM everywhere (threads inherit the mask); ring 0's writer
     // unblocks it, so the process-directed signal always lands on it.
     set_alarm_blocked(true);
@@ -90,89 +82,9 @@ fn main() {
     let mut read = vec![0u64; rings];
     let mut samples: Vec<String> = Vec::new();
     std::thread::scope(|s| {
-        let reader = s.spawn(|| {
-            let mut counts = vec![0u64; rings];
-            let mut lost = vec![0u64; rings];
-            let mut samples = Vec::new();
-            loop {
-                let finished = done.load(Acquire);
-                let mut any = false;
-                for ring in 0..rings {
-                    let mut c = buf.consumer(ring).unwrap();
-                    while let Some(ev) = c.consume().unwrap() {
-                        any = true;
-                        counts[ring] += 1;
-                        lost[ring] += ev.lost_events;
-                        if counts[ring] % 50_000 == 1
-                            || ev.payload.starts_with(b"signal") && samples.len() < 12
-                        {
-                            let text = String::from_utf8_lossy(ev.payload)
-                                .trim_end_matches('\0')
-                                .to_string();
-                            let lost_note = if ev.lost_events > 0 {
-                                format!(" [LOST {} EVENTS]", ev.lost_events)
-                            } else {
-                                String::new()
-                            };
-                            samples.push(format!(
-                                "ring {ring} {:>12} ns: {text}{lost_note}",
-                                ev.timestamp
-                            ));
-                        }
-                    }
-                }
-                if finished && !any {
-                    return (counts, samples);
-                }
-                if !any {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            }
-        });
+        let reader = s.spawn(|| read_rings(buf, rings, &done));
         let writers: Vec<_> = (0..rings)
-            .map(|ring| {
-                s.spawn(move || {
-                    let mut w = buf.writer(ring).unwrap();
-                    if ring == 0 {
-                        IS_RING0_WRITER.with(|f| f.set(true));
-                        set_alarm_blocked(false);
-                        let t = libc::timeval {
-                            tv_sec: 0,
-                            tv_usec: 100,
-                        };
-                        let it = libc::itimerval {
-                            it_interval: t,
-                            it_value: t,
-                        };
-                        // SAFETY: arms the process timer; SIGALRM is blocked elsewhere
-                        // or ignored by the handler on other threads.
-                        unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
-                    }
-                    let start = Instant::now();
-                    let mut n = 0u64;
-                    while start.elapsed() < run_for {
-                        let msg = format!("thread {ring} event {n:08}");
-                        if w.write(now_ns(), msg.as_bytes()).is_ok() {
-                            n += 1;
-                        }
-                    }
-                    if ring == 0 {
-                        let zero = libc::itimerval {
-                            it_interval: libc::timeval {
-                                tv_sec: 0,
-                                tv_usec: 0,
-                            },
-                            it_value: libc::timeval {
-                                tv_sec: 0,
-                                tv_usec: 0,
-                            },
-                        };
-                        // SAFETY: disarms the timer.
-                        unsafe { libc::setitimer(libc::ITIMER_REAL, &zero, std::ptr::null_mut()) };
-                    }
-                    n
-                })
-            })
+            .map(|ring| s.spawn(move || write_ring(buf, ring, run_for)))
             .collect();
         for (ring, w) in writers.into_iter().enumerate() {
             written[ring] = w.join().unwrap();
@@ -187,6 +99,118 @@ fn main() {
         println!("  {line}");
     }
     println!();
+    let ok = print_stats(buf, &read);
+    println!(
+        "\n{} events written by threads, {} by the signal handler on ring 0; accounting identity {}",
+        written.iter().sum::<u64>(),
+        NESTED.load(Relaxed),
+        if ok { "holds on every ring" } else { "BROKEN" }
+    );
+    if !ok {
+        std::process::exit(1);
+    }
+}
+
+/// Installs `on_alarm` for SIGALRM.
+fn install_handler() {
+    // SAFETY: the handler only touches atomics, a const thread-local and the
+    // ring's async-signal-safe write path.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+    }
+}
+
+/// The reader thread: consumes every ring until the writers are `done` and
+/// the rings are empty; returns each ring's count of events read and a few
+/// sample lines.
+fn read_rings(buf: &RingBuffer, rings: usize, done: &AtomicBool) -> (Vec<u64>, Vec<String>) {
+    let mut counts = vec![0u64; rings];
+    let mut lost = vec![0u64; rings];
+    let mut samples = Vec::new();
+    loop {
+        let finished = done.load(Acquire);
+        let mut any = false;
+        for ring in 0..rings {
+            let mut c = buf.consumer(ring).unwrap();
+            while let Some(ev) = c.consume().unwrap() {
+                any = true;
+                counts[ring] += 1;
+                lost[ring] += ev.lost_events;
+                if counts[ring] % 50_000 == 1
+                    || ev.payload.starts_with(b"signal") && samples.len() < 12
+                {
+                    samples.push(sample_line(ring, &ev));
+                }
+            }
+        }
+        if finished && !any {
+            return (counts, samples);
+        }
+        if !any {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+/// One event of ring `ring` as a sample line, with its loss note.
+fn sample_line(ring: usize, ev: &ringtrace_ring::Event<'_>) -> String {
+    let text = String::from_utf8_lossy(ev.payload)
+        .trim_end_matches('\0')
+        .to_string();
+    let lost_note = if ev.lost_events > 0 {
+        format!(" [LOST {} EVENTS]", ev.lost_events)
+    } else {
+        String::new()
+    };
+    format!("ring {ring} {:>12} ns: {text}{lost_note}", ev.timestamp)
+}
+
+/// A writer thread: writes ring `ring` for `run_for` (ring 0's with the
+/// timer armed, so the handler nests writes into it); returns how many
+/// writes landed.
+fn write_ring(buf: &RingBuffer, ring: usize, run_for: Duration) -> u64 {
+    let mut w = buf.writer(ring).unwrap();
+    if ring == 0 {
+        IS_RING0_WRITER.with(|f| f.set(true));
+        set_alarm_blocked(false);
+        set_timer(100);
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < run_for {
+        let msg = format!("thread {ring} event {n:08}");
+        if w.write(now_ns(), msg.as_bytes()).is_ok() {
+            n += 1;
+        }
+    }
+    if ring == 0 {
+        set_timer(0);
+    }
+    n
+}
+
+/// Arms the process timer to fire every `usec` microseconds (0 disarms it).
+fn set_timer(usec: libc::suseconds_t) {
+    let t = libc::timeval {
+        tv_sec: 0,
+        tv_usec: usec,
+    };
+    let it = libc::itimerval {
+        it_interval: t,
+        it_value: t,
+    };
+    // SAFETY: arms (or disarms) the process timer; SIGALRM is blocked
+    // elsewhere or ignored by the handler on other threads.
+    unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
+}
+
+/// Prints each ring's counters; true when the accounting identity holds on
+/// every ring and each ring's reader count (`read`) agrees.
+fn print_stats(buf: &RingBuffer, read: &[u64]) -> bool {
     println!(
         "{:<6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "ring", "written", "read", "overrun", "dropped", "c-overrun", "buffered"
@@ -202,13 +226,5 @@ fn main() {
         // plus what was overwritten, and the reader's own count agrees.
         ok &= s.committed == s.read + s.overrun && s.entries == 0 && s.read == read;
     }
-    println!(
-        "\n{} events written by threads, {} by the signal handler on ring 0; accounting identity {}",
-        written.iter().sum::<u64>(),
-        NESTED.load(Relaxed),
-        if ok { "holds on every ring" } else { "BROKEN" }
-    );
-    if !ok {
-        std::process::exit(1);
-    }
+    ok
 }

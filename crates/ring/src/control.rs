@@ -710,50 +710,13 @@ impl RingBuffer {
         if !region.owns(r, cp) || !region.owns(r, tail) {
             return Err(corrupt("commit or tail page out of range"));
         }
-        // Events committed on the commit page: decode up to its commit.
         let page = region.page(cp);
         let commit = (page.commit.load(Acquire) as usize).min(cap);
-        // SAFETY: [0, commit) of the page is committed; the writer is gone
-        // (caller's contract), and readers only read it.
-        let data = unsafe {
-            std::slice::from_raw_parts(
-                region.page_bytes(cp).add(crate::format::PAGE_HEADER_SIZE),
-                commit,
-            )
-        };
-        let mut at = 0;
-        let mut committed_here = 0u64;
-        while at < commit {
-            match crate::format::decode(data, at) {
-                Ok((crate::format::PageRecord::Data { .. }, size)) => {
-                    committed_here += 1;
-                    at += size;
-                }
-                Ok((_, size)) => at += size,
-                Err(_) => return Err(corrupt("committed event does not decode")),
-            }
-        }
+        // SAFETY: the writer is gone (our caller's contract).
+        let committed_here = unsafe { committed_on(region, cp, commit) }.map_err(corrupt)?;
         let word = page.write.load(Acquire);
         let mut lost = write_entries(word).saturating_sub(committed_here);
-        // A head push cut short after its P1 (a link still carries UPDATE):
-        // count the pushed page first, idempotently, whether or not the
-        // killed writer had counted it, so that the notes' reconciliation
-        // below sees the push's notes in `overrun_noted`.
-        let mut p = cp;
-        for _ in 0..g.ring_bound() {
-            let l = region.page(p).link.load(Acquire);
-            if link_flag(l) == crate::layout::UPDATE {
-                crate::write::count_push(&meta.slow);
-                break;
-            }
-            p = link_page(l);
-            if !region.owns(r, p) {
-                return Err(corrupt("page link out of range"));
-            }
-            if p == cp {
-                break;
-            }
-        }
+        count_cut_push(region, meta, r, cp).map_err(corrupt)?;
         // Losses counted by a writer killed before it noted them (step M),
         // found before anything below changes the notes.
         let (unnoted, stale) = unnoted_losses(region, meta, r, cp, tail);
@@ -763,97 +726,12 @@ impl RingBuffer {
             // back: forget them, or they would be counted twice.
             region.page(p).lost_at_end.store(0, Relaxed);
         }
-        // Drops noted on pages past the commit page: moved onto it (the
-        // writer resets a page's notes when it next prepares it).
-        let mut moved = 0u64;
-        // Pages the tail reached past the commit page: nothing committed.
-        let mut p = cp;
-        for _ in 0..g.ring_bound() {
-            if p == tail {
-                break;
-            }
-            p = link_page(region.page(p).link.load(Acquire));
-            if !region.owns(r, p) {
-                return Err(corrupt("page link out of range"));
-            }
-            lost += write_entries(region.page(p).write.load(Relaxed));
-            let w = region.page(p).write.load(Relaxed);
-            region.page(p).write.store(w & GENERATION_MASK, Relaxed);
-            region.page(p).commit.store(0, Relaxed);
-            region.page(p).real_end.store(0, Relaxed);
-            moved = moved.saturating_add(crate::layout::notes(
-                region.page(p).lost_at_end.swap(0, Relaxed),
-            ));
-        }
-        // The commit page ends at its commit, with its committed events, and
-        // is closed there: the rest is padding, as when a writer leaves a
-        // full page (step F). Writing resumes on the next page, so the
-        // losses noted on this one (below) are reported after its events
-        // and before anything written after the repair. Left open, events
-        // written later on this page came before the losses, which readers
-        // report at the page's end (found by the crash-point tests).
-        let mut end = commit;
-        if commit < cap {
-            // SAFETY: [commit, cap) of the page's data area lies past its
-            // commit: no reader reads it (and we hold `busy`), and its
-            // writer is gone (caller's contract).
-            unsafe {
-                crate::format::write_padding(
-                    region
-                        .page_bytes(cp)
-                        .add(crate::format::PAGE_HEADER_SIZE + commit),
-                    cap - commit,
-                    1,
-                )
-            };
-            page.real_end.store(commit as u32, Relaxed);
-            end = cap;
-        }
-        page.write.store(
-            (word & GENERATION_MASK) | (committed_here * ENTRY) | end as u64,
-            Relaxed,
-        );
-        // Release: pairs with the readers' Acquire load of `commit`: the
-        // padding is written first.
-        page.commit.store(end as u32, Release);
-        // A head push cut short (step P1 done, P3 not): finish it, so the
-        // reader finds exactly one HEAD link.
-        let mut updating = None;
-        let mut heads = 0;
-        let mut p = cp;
-        for _ in 0..g.ring_bound() {
-            let l = region.page(p).link.load(Acquire);
-            match link_flag(l) {
-                HEAD => heads += 1,
-                crate::layout::UPDATE => updating = Some(p),
-                _ => {}
-            }
-            p = link_page(l);
-            if !region.owns(r, p) {
-                return Err(corrupt("page link out of range"));
-            }
-            if p == cp {
-                break;
-            }
-        }
-        if let Some(u) = updating {
-            let l = region.page(u).link.load(Relaxed);
-            let target = link_page(l);
-            if !region.owns(r, target) {
-                return Err(corrupt("page link out of range"));
-            }
-            region
-                .page(u)
-                .link
-                .store(link(target, link_tag(l), NORMAL), Release);
-            if heads == 0 {
-                let tl = region.page(target).link.load(Relaxed);
-                region
-                    .page(target)
-                    .link
-                    .store(link(link_page(tl), link_tag(tl) + 1, HEAD), Release);
-            }
-        }
+        let (past, moved) = clear_pages_past_commit(region, r, cp, tail).map_err(corrupt)?;
+        lost += past;
+        // SAFETY: the writer is gone (our caller's contract) and we hold
+        // `busy`.
+        unsafe { close_commit_page(region, cp, commit, cap, word, committed_here) };
+        finish_cut_push(region, r, cp).map_err(corrupt)?;
         // A commit walk killed at step N counted the commit page's events as
         // closed without moving the commit point off the page.
         if closed_twice(region, meta, r, cp, write_entries(word)) {
@@ -876,6 +754,174 @@ impl RingBuffer {
         meta.w.owner.store(0, Release);
         Ok(lost)
     }
+}
+
+/// `recover_dead_writer`: the events committed on the commit page `cp`:
+/// decoded up to its commit `commit`.
+///
+/// # Safety
+/// The ring's writer is gone; readers only read `[0, commit)`.
+unsafe fn committed_on(region: &Region, cp: u32, commit: usize) -> Result<u64, &'static str> {
+    // SAFETY: `commit` was capped at the page's capacity by the caller;
+    // [0, commit) of the page is committed, the writer is gone (caller's
+    // contract), and readers only read it.
+    let data = unsafe { region.committed_data(cp, commit) };
+    let mut at = 0;
+    let mut committed_here = 0u64;
+    while at < commit {
+        match crate::format::decode(data, at) {
+            Ok((crate::format::PageRecord::Data { .. }, size)) => {
+                committed_here += 1;
+                at += size;
+            }
+            Ok((_, size)) => at += size,
+            Err(_) => return Err("committed event does not decode"),
+        }
+    }
+    Ok(committed_here)
+}
+
+/// `recover_dead_writer`: a head push cut short after its P1 (a link still
+/// carries UPDATE): count the pushed page first, idempotently, whether or
+/// not the killed writer had counted it, so that the notes' reconciliation
+/// sees the push's notes in `overrun_noted`.
+fn count_cut_push(region: &Region, meta: &RingMeta, r: u32, cp: u32) -> Result<(), &'static str> {
+    let mut p = cp;
+    for _ in 0..region.geometry().ring_bound() {
+        let l = region.page(p).link.load(Acquire);
+        if link_flag(l) == crate::layout::UPDATE {
+            crate::write::count_push(&meta.slow);
+            break;
+        }
+        p = link_page(l);
+        if !region.owns(r, p) {
+            return Err("page link out of range");
+        }
+        if p == cp {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// `recover_dead_writer`: the pages the tail reached past the commit page
+/// `cp` hold nothing committed: their events are lost (the first number),
+/// and the drops noted on them are moved onto the commit page (the second;
+/// the writer resets a page's notes when it next prepares it).
+fn clear_pages_past_commit(
+    region: &Region,
+    r: u32,
+    cp: u32,
+    tail: u32,
+) -> Result<(u64, u64), &'static str> {
+    let mut lost = 0u64;
+    let mut moved = 0u64;
+    let mut p = cp;
+    for _ in 0..region.geometry().ring_bound() {
+        if p == tail {
+            break;
+        }
+        p = link_page(region.page(p).link.load(Acquire));
+        if !region.owns(r, p) {
+            return Err("page link out of range");
+        }
+        lost += write_entries(region.page(p).write.load(Relaxed));
+        let w = region.page(p).write.load(Relaxed);
+        region.page(p).write.store(w & GENERATION_MASK, Relaxed);
+        region.page(p).commit.store(0, Relaxed);
+        region.page(p).real_end.store(0, Relaxed);
+        moved = moved.saturating_add(crate::layout::notes(
+            region.page(p).lost_at_end.swap(0, Relaxed),
+        ));
+    }
+    Ok((lost, moved))
+}
+
+/// `recover_dead_writer`: the commit page `cp` ends at its commit, with its
+/// committed events, and is closed there: the rest is padding, as when a
+/// writer leaves a full page (step F). Writing resumes on the next page,
+/// so the losses noted on this one are reported after its events and
+/// before anything written after the repair. Left open, events written
+/// later on this page came before the losses, which readers report at the
+/// page's end (found by the crash-point tests).
+///
+/// # Safety
+/// The ring's writer is gone and the caller holds the ring's `busy`.
+unsafe fn close_commit_page(
+    region: &Region,
+    cp: u32,
+    commit: usize,
+    cap: usize,
+    word: u64,
+    committed_here: u64,
+) {
+    let page = region.page(cp);
+    let mut end = commit;
+    if commit < cap {
+        // SAFETY: [commit, cap) of the page's data area lies past its
+        // commit: no reader reads it (and the caller holds `busy`), and its
+        // writer is gone (caller's contract).
+        unsafe {
+            crate::format::write_padding(
+                region
+                    .page_bytes(cp)
+                    .add(crate::format::PAGE_HEADER_SIZE + commit),
+                cap - commit,
+                1,
+            )
+        };
+        page.real_end.store(commit as u32, Relaxed);
+        end = cap;
+    }
+    page.write.store(
+        (word & GENERATION_MASK) | (committed_here * ENTRY) | end as u64,
+        Relaxed,
+    );
+    // Release: pairs with the readers' Acquire load of `commit`: the
+    // padding is written first.
+    page.commit.store(end as u32, Release);
+}
+
+/// `recover_dead_writer`: a head push cut short (step P1 done, P3 not):
+/// finish it, so the reader finds exactly one HEAD link.
+fn finish_cut_push(region: &Region, r: u32, cp: u32) -> Result<(), &'static str> {
+    let mut updating = None;
+    let mut heads = 0;
+    let mut p = cp;
+    for _ in 0..region.geometry().ring_bound() {
+        let l = region.page(p).link.load(Acquire);
+        match link_flag(l) {
+            HEAD => heads += 1,
+            crate::layout::UPDATE => updating = Some(p),
+            _ => {}
+        }
+        p = link_page(l);
+        if !region.owns(r, p) {
+            return Err("page link out of range");
+        }
+        if p == cp {
+            break;
+        }
+    }
+    if let Some(u) = updating {
+        let l = region.page(u).link.load(Relaxed);
+        let target = link_page(l);
+        if !region.owns(r, target) {
+            return Err("page link out of range");
+        }
+        region
+            .page(u)
+            .link
+            .store(link(target, link_tag(l), NORMAL), Release);
+        if heads == 0 {
+            let tl = region.page(target).link.load(Relaxed);
+            region
+                .page(target)
+                .link
+                .store(link(link_page(tl), link_tag(tl) + 1, HEAD), Release);
+        }
+    }
+    Ok(())
 }
 
 /// Sets every ring page's `prev` to the page that links to it, and the

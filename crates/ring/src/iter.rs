@@ -327,8 +327,20 @@ impl<'a> RingIter<'a> {
 
     /// One call's walk, with the reader lock held.
     fn step(&mut self) -> Result<Step, ReadError> {
+        let mark = self.follow_consumer()?;
+        let bound = (self.region.geometry().ring_bound() as usize + 2) * (self.cap / 4 + 2);
+        for _ in 0..bound {
+            if let Some(step) = self.walk_once(mark)? {
+                return Ok(step);
+            }
+        }
+        Ok(Step::End)
+    }
+
+    /// `step`, first: takes the consumer's mark, and follows the consumer
+    /// when it is ahead of us.
+    fn follow_consumer(&mut self) -> Result<ConsumerMark, ReadError> {
         let r = &self.meta.r;
-        let nr_pages = self.region.geometry().nr_pages;
         // The consumer's state is stable while we hold the lock (its
         // changes were published by its unlock, Acquire in `LockGuard`).
         let mark = ConsumerMark {
@@ -353,109 +365,122 @@ impl<'a> RingIter<'a> {
             }
             self.go_to_consumer()?;
         }
+        Ok(mark)
+    }
 
-        let bound = (self.region.geometry().ring_bound() as usize + 2) * (self.cap / 4 + 2);
-        for _ in 0..bound {
-            let Some(pos) = self.pos else {
-                return Ok(Step::End);
+    /// `step`, one round of the walk: the next record of our page, else the
+    /// move to the next page. `None`: walk on (a new position is set).
+    fn walk_once(&mut self, mark: ConsumerMark) -> Result<Option<Step>, ReadError> {
+        let nr_pages = self.region.geometry().nr_pages;
+        let Some(pos) = self.pos else {
+            return Ok(Some(Step::End));
+        };
+        if pos.page >= nr_pages {
+            return Err(self.corrupt_ring("iterator page index out of range"));
+        }
+        let pm = self.page(pos.page);
+        // Acquire: pairs with the Release store of `commit_page` in the
+        // commit walk: if the commit has left this page, the `commit`
+        // loaded below is final.
+        let commit_page = self.meta.w.commit_page.load(Acquire);
+        // Acquire: keeps the loads below after it (the seqlock's first
+        // read). It has no Release partner (the writer's bump at T1 is
+        // an Acquire read-modify-write); the second read,
+        // `same_generation`, is what decides.
+        let word = pm.write.load(Acquire);
+        if word & GENERATION_MASK != pos.gen {
+            // The writer rewrote the page under us: restart at the head.
+            return self.restart_at_head();
+        }
+        // Acquire: pairs with the writer's Release store of `commit`:
+        // the bytes below it are written.
+        let commit = (pm.commit.load(Acquire) as usize).min(self.cap);
+        if pos.off < commit {
+            return match self.copy_record(pos, commit)? {
+                None => self.restart_at_head(),
+                Some((record, size, stamp)) => self.take_record(record, size, stamp),
             };
-            if pos.page >= nr_pages {
-                return Err(self.corrupt_ring("iterator page index out of range"));
+        }
+        // Everything committed on this page is behind us.
+        if commit_page == pos.page || commit_page == mark.reader_page {
+            // Caught up with the writer (or the commit is still on the
+            // consumer's page: nothing in the ring is newer).
+            return Ok(Some(Step::End));
+        }
+        self.leave_page(pos, mark)
+    }
+
+    /// `walk_once`: moves to the first event of the head page; `End` when
+    /// writers kept moving it (see `go_to_head`).
+    fn restart_at_head(&mut self) -> Result<Option<Step>, ReadError> {
+        Ok((!self.go_to_head()?).then_some(Step::End))
+    }
+
+    /// `walk_once`: steps over a record copied from our page (`size` bytes,
+    /// after running stamp `stamp`); a data event ends the step.
+    fn take_record(
+        &mut self,
+        record: PageRecord,
+        size: usize,
+        stamp: u64,
+    ) -> Result<Option<Step>, ReadError> {
+        let p = self.pos.as_mut().ok_or(ReadError::CorruptRing {
+            ring: self.ring as usize,
+            what: "iterator lost its position",
+        })?;
+        p.off += size;
+        match record {
+            PageRecord::Data { payload_len, .. } => {
+                let ts = record.stamp_after(stamp, 0);
+                p.stamp = ts;
+                self.ord_next = self.ord_next.saturating_add(1);
+                return Ok(Some(Step::Event(ts, payload_len)));
             }
-            let pm = self.page(pos.page);
-            let on_reader = pos.page == mark.reader_page;
-            // Acquire: pairs with the Release store of `commit_page` in the
-            // commit walk: if the commit has left this page, the `commit`
-            // loaded below is final.
-            let commit_page = self.meta.w.commit_page.load(Acquire);
-            // Acquire: keeps the loads below after it (the seqlock's first
-            // read). It has no Release partner (the writer's bump at T1 is
-            // an Acquire read-modify-write); the second read,
-            // `same_generation`, is what decides.
-            let word = pm.write.load(Acquire);
-            if word & GENERATION_MASK != pos.gen {
-                // The writer rewrote the page under us: restart at the head.
-                if !self.go_to_head()? {
-                    return Ok(Step::End);
-                }
-                continue;
-            }
-            // Acquire: pairs with the writer's Release store of `commit`:
-            // the bytes below it are written.
-            let commit = (pm.commit.load(Acquire) as usize).min(self.cap);
-            if pos.off < commit {
-                match self.copy_record(pos, commit)? {
-                    None => {
-                        if !self.go_to_head()? {
-                            return Ok(Step::End);
-                        }
-                        continue;
-                    }
-                    Some((record, size, stamp)) => {
-                        let p = self.pos.as_mut().ok_or(ReadError::CorruptRing {
-                            ring: self.ring as usize,
-                            what: "iterator lost its position",
-                        })?;
-                        p.off += size;
-                        match record {
-                            PageRecord::Data { payload_len, .. } => {
-                                let ts = record.stamp_after(stamp, 0);
-                                p.stamp = ts;
-                                self.ord_next = self.ord_next.saturating_add(1);
-                                return Ok(Step::Event(ts, payload_len));
-                            }
-                            // Already completed with the page's top bits (in
-                            // the copy step, inside the generation check).
-                            PageRecord::TimeStamp { stamp: s } => p.stamp = s,
-                            _ => p.stamp = record.stamp_after(stamp, 0),
-                        }
-                        continue;
-                    }
-                }
-            }
-            // Everything committed on this page is behind us.
-            if commit_page == pos.page || commit_page == mark.reader_page {
-                // Caught up with the writer (or the commit is still on the
-                // consumer's page: nothing in the ring is newer).
-                return Ok(Step::End);
-            }
-            // Acquire: pairs with the writers' noting of drops, published
-            // with the page by the commit walk's Release of `commit_page`.
-            let noted = crate::layout::notes(pm.lost_at_end.load(Acquire));
-            if on_reader {
-                // The consumer's page is done: continue at the head page.
-                self.ord_next = self.ord_next.saturating_add(noted);
-                self.pending_lost = self.pending_lost.saturating_add(noted);
-                if !self.go_to_head()? {
-                    return Ok(Step::End);
-                }
-                continue;
-            }
-            // Acquire: pairs with the Release compare-and-swaps that change
-            // links (the consumer's swap, the writer's head push).
-            let next = link_page(pm.link.load(Acquire));
-            if next >= nr_pages {
-                return Err(self.corrupt_ring("page link out of range"));
-            }
-            let next_gen = self.page(next).write.load(Acquire) & GENERATION_MASK;
-            // The loads above belong to the generation we read unless the
-            // page was rewritten meanwhile (the seqlock's second read).
-            if !same_generation(pm, pos.gen) {
-                if !self.go_to_head()? {
-                    return Ok(Step::End);
-                }
-                continue;
-            }
+            // Already completed with the page's top bits (in
+            // the copy step, inside the generation check).
+            PageRecord::TimeStamp { stamp: s } => p.stamp = s,
+            _ => p.stamp = record.stamp_after(stamp, 0),
+        }
+        Ok(None)
+    }
+
+    /// `walk_once`, at the end of what is committed on our page `pos.page`
+    /// (which the commit has left): counts the drops noted on it and moves
+    /// to the next page, or to the head page from the consumer's.
+    fn leave_page(&mut self, pos: Pos, mark: ConsumerMark) -> Result<Option<Step>, ReadError> {
+        let nr_pages = self.region.geometry().nr_pages;
+        let pm = self.page(pos.page);
+        let on_reader = pos.page == mark.reader_page;
+        // Acquire: pairs with the writers' noting of drops, published
+        // with the page by the commit walk's Release of `commit_page`.
+        let noted = crate::layout::notes(pm.lost_at_end.load(Acquire));
+        if on_reader {
+            // The consumer's page is done: continue at the head page.
             self.ord_next = self.ord_next.saturating_add(noted);
             self.pending_lost = self.pending_lost.saturating_add(noted);
-            self.pos = Some(Pos {
-                page: next,
-                gen: next_gen,
-                off: 0,
-                stamp: 0,
-            });
+            return self.restart_at_head();
         }
-        Ok(Step::End)
+        // Acquire: pairs with the Release compare-and-swaps that change
+        // links (the consumer's swap, the writer's head push).
+        let next = link_page(pm.link.load(Acquire));
+        if next >= nr_pages {
+            return Err(self.corrupt_ring("page link out of range"));
+        }
+        let next_gen = self.page(next).write.load(Acquire) & GENERATION_MASK;
+        // The loads above belong to the generation we read unless the
+        // page was rewritten meanwhile (the seqlock's second read).
+        if !same_generation(pm, pos.gen) {
+            return self.restart_at_head();
+        }
+        self.ord_next = self.ord_next.saturating_add(noted);
+        self.pending_lost = self.pending_lost.saturating_add(noted);
+        self.pos = Some(Pos {
+            page: next,
+            gen: next_gen,
+            off: 0,
+            stamp: 0,
+        });
+        Ok(None)
     }
 
     /// Moves to the first event of the head page, counting the events
@@ -712,6 +737,22 @@ impl<'a> RingIter<'a> {
             return Ok(None);
         }
         // The copy is of one generation, below its commit: decode it.
+        let (record, size) = self.decode_copy(pos, copied, size, avail, page_stamp)?;
+        Ok(Some((record, size, stamp)))
+    }
+
+    /// `copy_record`, once the copy is known to be of one generation:
+    /// decodes the `copied` bytes of the record of `size` bytes at
+    /// `pos.off` (`avail` bytes to the page's commit) and returns it with
+    /// the size to step over.
+    fn decode_copy(
+        &mut self,
+        pos: Pos,
+        copied: usize,
+        size: usize,
+        avail: usize,
+        page_stamp: u64,
+    ) -> Result<(PageRecord, usize), ReadError> {
         let (record, _) = decode(&self.buf[..copied], 0)
             .or_else(|e| match e {
                 // Padding: only its header was copied.
@@ -753,7 +794,7 @@ impl<'a> RingIter<'a> {
         } else {
             size
         };
-        Ok(Some((record, size, stamp)))
+        Ok((record, size))
     }
 
     fn corrupt_event(&self, page: u32, source: crate::format::PageFormatError) -> ReadError {

@@ -244,7 +244,7 @@ const fn round_up(n: u64, to: u64) -> u64 {
 pub(crate) struct RegionHeader {
     /// `REGION_MAGIC`, stored last (Release) when the region is ready, so a
     /// process that maps a region being created sees it incomplete.
-    pub magic: std::sync::atomic::AtomicU64,
+    pub magic: AtomicU64,
     pub version: u32,
     pub header_size: u32,
     pub ring_meta_size: u32,
@@ -695,7 +695,7 @@ impl Region {
     pub(crate) fn publish(&self) {
         self.header()
             .magic
-            .store(REGION_MAGIC, std::sync::atomic::Ordering::Release);
+            .store(REGION_MAGIC, crate::sync::Ordering::Release);
     }
 
     #[cfg(not(loom))]
@@ -764,7 +764,7 @@ impl Region {
         // are valid values of every field (integers and atomics).
         let h = unsafe { &*head.as_ptr().cast::<RegionHeader>() };
         // Acquire: pairs with the Release in `publish`.
-        let magic = h.magic.load(std::sync::atomic::Ordering::Acquire);
+        let magic = h.magic.load(crate::sync::Ordering::Acquire);
         if magic != REGION_MAGIC {
             return Err(OpenError::NotABuffer { found: magic });
         }

@@ -54,6 +54,27 @@ fn assert_accounting(buf: &RingBuffer, ring: usize) {
     assert_eq!(s.corruptions, 0, "{s:?}");
 }
 
+/// One ring of 2 pages in producer/consumer mode.
+fn two_page_producer_consumer() -> RingBuffer {
+    RingBuffer::new(
+        Config::new(1)
+            .pages_per_ring(2)
+            .mode(Mode::ProducerConsumer),
+    )
+    .unwrap()
+}
+
+/// Writes 100-byte events (sequence numbers from 0, time stamps from
+/// `ts0` on) until a write fails (the ring is full, in producer/consumer
+/// mode); returns how many landed.
+fn fill_until_full(w: &mut crate::Writer<'_>, ts0: u64) -> u64 {
+    let mut seq = 0;
+    while w.write(ts0 + seq, &payload(seq, 100)).is_ok() {
+        seq += 1;
+    }
+    seq
+}
+
 thread_local! {
     static ARMED: Cell<Option<Label>> = const { Cell::new(None) };
     static BUF: Cell<*const RingBuffer> = const { Cell::new(std::ptr::null()) };
@@ -65,6 +86,17 @@ const NESTED_SEQ: u64 = 1_000_000;
 /// The hook: at the armed label, perform one nested write (as a signal
 /// handler would), once.
 fn nest_once(label: Label) {
+    fire_once(label, |buf| {
+        // SAFETY: this nested write completes before the interrupted one
+        // resumes.
+        let mut w = unsafe { buf.nested_writer(0) }.unwrap();
+        w.write(999_999, &payload(NESTED_SEQ, 16)).unwrap();
+    });
+}
+
+/// Inside a hook: at the armed label, once (counted in `FIRED`), runs
+/// `nested` on the buffer under test, as a signal handler would.
+fn fire_once(label: Label, nested: impl FnOnce(&RingBuffer)) {
     if ARMED.with(|a| a.get()) != Some(label) {
         return;
     }
@@ -73,10 +105,7 @@ fn nest_once(label: Label) {
     let buf = BUF.with(|b| b.get());
     // SAFETY: the test keeps the buffer alive while the hook is installed;
     // we are "inside a handler" of the thread that holds ring 0's writer.
-    let buf = unsafe { &*buf };
-    // SAFETY: this nested write completes before the interrupted one resumes.
-    let mut w = unsafe { buf.nested_writer(0) }.unwrap();
-    w.write(999_999, &payload(NESTED_SEQ, 16)).unwrap();
+    nested(unsafe { &*buf });
 }
 
 fn with_hook<R>(buf: &RingBuffer, label: Label, f: impl FnOnce() -> R) -> R {
@@ -300,17 +329,9 @@ fn commit_overrun_when_nested_writes_lap_the_ring() {
 
 #[test]
 fn producer_consumer_drops_and_resumes_after_reading() {
-    let buf = RingBuffer::new(
-        Config::new(1)
-            .pages_per_ring(2)
-            .mode(Mode::ProducerConsumer),
-    )
-    .unwrap();
+    let buf = two_page_producer_consumer();
     let mut w = buf.writer(0).unwrap();
-    let mut seq = 0;
-    while w.write(seq, &payload(seq, 100)).is_ok() {
-        seq += 1;
-    }
+    let seq = fill_until_full(&mut w, 0);
     assert_eq!(w.write(seq, &payload(seq, 100)), Err(WriteError::Full));
     let first = drain(&buf, 0);
     assert_eq!(
@@ -552,17 +573,9 @@ fn pages_the_commit_left_are_committed_to_the_end() {
 /// back and the outer event has its own stamp.
 #[test]
 fn reset_after_a_drop_keeps_time_stamps_exact() {
-    let buf = RingBuffer::new(
-        Config::new(1)
-            .pages_per_ring(2)
-            .mode(Mode::ProducerConsumer),
-    )
-    .unwrap();
+    let buf = two_page_producer_consumer();
     let mut w = buf.writer(0).unwrap();
-    let mut seq = 0;
-    while w.write(1000 + seq, &payload(seq, 100)).is_ok() {
-        seq += 1;
-    }
+    let seq = fill_until_full(&mut w, 1000);
     // Dropped, 5000 ticks later than the last event written.
     assert_eq!(
         w.write(1000 + seq + 5000, &payload(seq, 100)),
@@ -596,6 +609,32 @@ fn reset_after_a_drop_keeps_time_stamps_exact() {
     }
 }
 
+/// Writes `len`-byte events on ring 0 (sequence numbers from 0) until the
+/// ring has wrapped and the tail page is full: the next write pushes the
+/// head. Returns the next sequence number.
+fn fill_until_the_next_write_pushes(
+    buf: &RingBuffer,
+    w: &mut crate::Writer<'_>,
+    len: usize,
+) -> u64 {
+    use crate::layout::write_offset;
+    use crate::sync::Ordering::Relaxed;
+    let region = buf.region();
+    let meta = region.ring(0);
+    let cap = crate::format::data_capacity(region.geometry().page_size as usize);
+    let event = crate::format::event_size(len);
+    let mut seq = 0u64;
+    loop {
+        w.write(seq + 1, &payload(seq, len)).unwrap();
+        seq += 1;
+        let tail = meta.w.tail_page.load(Relaxed);
+        let off = write_offset(region.page(tail).write.load(Relaxed));
+        if meta.slow.overrun.load(Relaxed) > 0 && off + event > cap {
+            return seq;
+        }
+    }
+}
+
 /// A head push whose owner is interrupted right after winning P1, before it
 /// counts the overrun: the nested writer finds UPDATE, counts the push from
 /// the owner's announced targets, helps with P2 and moves the tail onto the
@@ -605,7 +644,7 @@ fn reset_after_a_drop_keeps_time_stamps_exact() {
 #[test]
 fn iterator_counts_a_push_whose_owner_is_interrupted_before_counting() {
     use crate::layout::{
-        link_flag, link_page, write_entries, write_offset, GENERATION, HEAD, NORMAL, PUSH_OVERRUN,
+        link_flag, link_page, write_entries, GENERATION, HEAD, NORMAL, PUSH_OVERRUN,
         PUSH_OVERRUN_BYTES, PUSH_OVERRUN_NOTED, PUSH_OVERRUN_PAGES, UPDATE,
     };
     use crate::sync::Ordering::Relaxed;
@@ -614,20 +653,8 @@ fn iterator_counts_a_push_whose_owner_is_interrupted_before_counting() {
     let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
     let region = buf.region();
     let meta = region.ring(0);
-    let cap = crate::format::data_capacity(4096);
     let mut w = buf.writer(0).unwrap();
-    let mut seq = 0u64;
-    // Fill until the ring has wrapped and the tail page is full: the next
-    // write pushes the head.
-    loop {
-        w.write(seq + 1, &payload(seq, LEN)).unwrap();
-        seq += 1;
-        let tail = meta.w.tail_page.load(Relaxed);
-        let off = write_offset(region.page(tail).write.load(Relaxed));
-        if meta.slow.overrun.load(Relaxed) > 0 && off + 1008 > cap {
-            break;
-        }
-    }
+    let mut seq = fill_until_the_next_write_pushes(&buf, &mut w, LEN);
     // The iterator stands on the head page after its first event.
     let mut it = buf.iter(0).unwrap();
     let mut last = verify(it.next().unwrap().unwrap().payload);
@@ -723,7 +750,7 @@ fn nest_at_k_control_at_l(label: Label) {
         return;
     }
     FIRED.with(|f| f.set(f.get() + 1));
-    // SAFETY: as in `nest_once`.
+    // SAFETY: as in `fire_once`.
     let buf = unsafe { &*BUF.with(|b| b.get()) };
     match label {
         Label::K => {
@@ -760,7 +787,7 @@ fn with_k_then_l(buf: &RingBuffer, at_l: fn(&RingBuffer), write: impl FnOnce()) 
 fn begin_quiesce(buf: &RingBuffer) {
     buf.region().ring(0).w.record_disabled.fetch_add(
         crate::layout::RECORD_QUIESCE_ONE,
-        std::sync::atomic::Ordering::SeqCst,
+        crate::sync::Ordering::SeqCst,
     );
 }
 
@@ -779,7 +806,7 @@ fn the_commit_walk_waits_for_a_control_operation_begun_at_step_l() {
     });
     let meta = buf.region().ring(0);
     assert_eq!(
-        meta.w.committing.load(std::sync::atomic::Ordering::Relaxed),
+        meta.w.committing.load(crate::sync::Ordering::Relaxed),
         0,
         "the writer let go of the ring for the control operation"
     );
@@ -790,7 +817,7 @@ fn the_commit_walk_waits_for_a_control_operation_begun_at_step_l() {
     // the end of the page, the nested event included.
     meta.w.record_disabled.fetch_sub(
         crate::layout::RECORD_QUIESCE_ONE,
-        std::sync::atomic::Ordering::Release,
+        crate::sync::Ordering::Release,
     );
     w.write(3000, &payload(2, 16)).unwrap();
     let seen: Vec<u64> = drain(&buf, 0).iter().map(|e| e.0).collect();
@@ -818,9 +845,9 @@ fn a_commit_point_left_behind_is_mended_by_the_next_commit() {
     let meta = buf.region().ring(0);
     meta.w.record_disabled.fetch_sub(
         crate::layout::RECORD_QUIESCE_ONE,
-        std::sync::atomic::Ordering::Release,
+        crate::sync::Ordering::Release,
     );
-    let at = |what: &crate::sync::AtomicU32| what.load(std::sync::atomic::Ordering::Relaxed);
+    let at = |what: &crate::sync::AtomicU32| what.load(crate::sync::Ordering::Relaxed);
     assert_ne!(
         at(&meta.w.commit_page),
         at(&meta.w.tail_page),
@@ -868,7 +895,7 @@ fn disable_ring_refuses_past_its_count() {
     let meta = buf.region().ring(0);
     meta.w.record_disabled.store(
         crate::layout::RECORD_COUNT_MASK - 1,
-        std::sync::atomic::Ordering::Relaxed,
+        crate::sync::Ordering::Relaxed,
     );
     buf.disable_ring(0).unwrap();
     let e = buf.disable_ring(0).unwrap_err();
@@ -879,9 +906,7 @@ fn disable_ring_refuses_past_its_count() {
     );
     // The quiesce count next to it is untouched.
     assert_eq!(
-        meta.w
-            .record_disabled
-            .load(std::sync::atomic::Ordering::Relaxed),
+        meta.w.record_disabled.load(crate::sync::Ordering::Relaxed),
         crate::layout::RECORD_COUNT_MASK
     );
 }
@@ -1039,12 +1064,7 @@ fn a_fast_write_that_stops_commits_the_nested_write_it_met() {
 /// ring is full) returns the error, counted once: it does not start over.
 #[test]
 fn a_fast_write_that_cannot_move_the_tail_fails_once() {
-    let buf = RingBuffer::new(
-        Config::new(1)
-            .pages_per_ring(2)
-            .mode(Mode::ProducerConsumer),
-    )
-    .unwrap();
+    let buf = two_page_producer_consumer();
     let mut w = buf.writer(0).unwrap();
     let (mut seq, mut moves) = (0, 0);
     loop {
@@ -1086,13 +1106,11 @@ thread_local! {
 /// interrupted writer resumes, a reader swaps in the new head and reads
 /// its first event.
 fn nest_push_then_read(label: Label) {
-    if ARMED.with(|a| a.get()) != Some(label) {
-        return;
-    }
-    ARMED.with(|a| a.set(None));
-    FIRED.with(|f| f.set(f.get() + 1));
-    // SAFETY: as in `nest_once`.
-    let buf = unsafe { &*BUF.with(|b| b.get()) };
+    fire_once(label, |buf| push_then_read(label, buf));
+}
+
+/// `nest_push_then_read`'s nested write and read.
+fn push_then_read(label: Label, buf: &RingBuffer) {
     {
         // SAFETY: as in `nest_once`.
         let mut w = unsafe { buf.nested_writer(0) }.unwrap();
@@ -1232,20 +1250,15 @@ fn recovery_counts_a_push_cut_short_by_a_kill() {
 /// then one that no longer fits anywhere (a commit overrun, noted on that
 /// page).
 fn nest_fill_and_overrun(label: Label) {
-    if ARMED.with(|a| a.get()) != Some(label) {
-        return;
-    }
-    ARMED.with(|a| a.set(None));
-    FIRED.with(|f| f.set(f.get() + 1));
-    // SAFETY: as in `nest_once`.
-    let buf = unsafe { &*BUF.with(|b| b.get()) };
-    // SAFETY: as in `nest_once`.
-    let mut w = unsafe { buf.nested_writer(0) }.unwrap();
-    w.write(999_999, &payload(NESTED_SEQ, 3000)).unwrap();
-    assert_eq!(
-        w.write(999_999, &payload(NESTED_SEQ + 1, 3000)),
-        Err(WriteError::CommitOverrun)
-    );
+    fire_once(label, |buf| {
+        // SAFETY: as in `nest_once`.
+        let mut w = unsafe { buf.nested_writer(0) }.unwrap();
+        w.write(999_999, &payload(NESTED_SEQ, 3000)).unwrap();
+        assert_eq!(
+            w.write(999_999, &payload(NESTED_SEQ + 1, 3000)),
+            Err(WriteError::CommitOverrun)
+        );
+    });
 }
 
 /// Issue: loss totals short under commit overruns. A writer moving the tail

@@ -345,13 +345,92 @@ fn iterator_and_consumer_producer_consumer() {
 /// `sigwriter::NESTED`).
 const OUTER: u8 = 1;
 
+/// The outer writer of `nested_signal_writes`: writes events of kind
+/// `OUTER` until `stop`; returns the writes attempted and the refused.
+fn write_outer_until(w: &mut ringtrace_ring::Writer<'_>, stop: &AtomicBool) -> (u64, u64) {
+    use common::sigwriter::CLOCK;
+    let mut scratch = [0u8; 400];
+    let (mut seq, mut refused) = (0u64, 0u64);
+    while !stop.load(Relaxed) {
+        let len = size_of(seq);
+        match w.reserve(CLOCK.fetch_add(1, Relaxed), len) {
+            Ok(mut r) => {
+                fill(&mut scratch[..len], OUTER, seq, 0);
+                r.copy_from_slice(&scratch[..len]);
+                r.commit();
+            }
+            Err(WriteError::Full) => {
+                refused += 1;
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("outer write failed: {e}"),
+        }
+        seq += 1;
+    }
+    (seq, refused)
+}
+
+/// The consumer of `nested_signal_writes` in producer/consumer mode: makes
+/// room until `stop`, checking each event; returns how many it read.
+fn consume_until(buf: &RingBuffer, stop: &AtomicBool) -> u64 {
+    let mut read = 0u64;
+    while !stop.load(Relaxed) {
+        let mut c = buf.consumer(0).unwrap();
+        for _ in 0..16 {
+            let Some(ev) = c.consume().unwrap() else {
+                break;
+            };
+            check(ev.payload).unwrap();
+            read += 1;
+        }
+        drop(c);
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    read
+}
+
+/// One pass of the iterator in `nested_signal_writes`: every event intact,
+/// time never backwards, each writer kind's numbers increasing with every
+/// gap covered by the losses reported since. Returns the events seen and
+/// the nested ones among them.
+fn nested_pass(it: &mut RingIter<'_>) -> (u64, u64) {
+    use common::sigwriter::NESTED;
+    let (mut seen, mut nested_seen) = (0u64, 0u64);
+    // Per writer kind: last number seen and losses reported since.
+    let mut last: [Option<(u64, u64)>; 3] = [None; 3];
+    let mut last_ts = 0;
+    for _ in 0..20_000 {
+        let Some(ev) = it.next().unwrap() else { break };
+        let d = check(ev.payload).unwrap_or_else(|e| panic!("torn or corrupt event: {e}"));
+        assert!(ev.timestamp >= last_ts, "time went backwards");
+        last_ts = ev.timestamp;
+        for slot in last.iter_mut().flatten() {
+            slot.1 += ev.lost_events;
+        }
+        let k = d.kind as usize;
+        if let Some((prev, lost_since)) = last[k] {
+            assert!(d.seq > prev, "kind {k}: {} after {prev}", d.seq);
+            assert!(
+                d.seq - prev - 1 <= lost_since,
+                "kind {k}: {} missing between {prev} and {}, {lost_since} reported",
+                d.seq - prev - 1,
+                d.seq
+            );
+        }
+        last[k] = Some((d.seq, 0));
+        seen += 1;
+        nested_seen += u64::from(d.kind == NESTED);
+    }
+    (seen, nested_seen)
+}
+
 /// A thread writes while a signal handler (`common::sigwriter`, signalled
 /// every 50 us) writes nested events into the same ring; the iterator walks
 /// it meanwhile. Every event is intact,
 /// each writer's numbers strictly increase, and every number missing between
 /// two events of one writer is covered by the losses reported in between.
 fn nested_signal_writes(mode: Mode) {
-    use common::sigwriter::{self, Signaller, CLOCK, NESTED};
+    use common::sigwriter::{self, Signaller};
     let _serial = sigwriter::serial();
     let buf = Arc::new(RingBuffer::new(Config::new(1).pages_per_ring(4).mode(mode)).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
@@ -361,25 +440,7 @@ fn nested_signal_writes(mode: Mode) {
         std::thread::spawn(move || {
             let mut w = buf.writer(0).unwrap();
             tid_tx.send(sigwriter::become_writer() as usize).unwrap();
-            let mut scratch = [0u8; 400];
-            let (mut seq, mut refused) = (0u64, 0u64);
-            while !stop.load(Relaxed) {
-                let len = size_of(seq);
-                match w.reserve(CLOCK.fetch_add(1, Relaxed), len) {
-                    Ok(mut r) => {
-                        fill(&mut scratch[..len], OUTER, seq, 0);
-                        r.copy_from_slice(&scratch[..len]);
-                        r.commit();
-                    }
-                    Err(WriteError::Full) => {
-                        refused += 1;
-                        std::thread::yield_now();
-                    }
-                    Err(e) => panic!("outer write failed: {e}"),
-                }
-                seq += 1;
-            }
-            (seq, refused)
+            write_outer_until(&mut w, &stop)
         })
     };
     let tid = tid_rx.recv().unwrap() as libc::pthread_t;
@@ -388,22 +449,7 @@ fn nested_signal_writes(mode: Mode) {
     // would see a full ring and nothing new).
     let consumer = (mode == Mode::ProducerConsumer).then(|| {
         let (buf, stop) = (buf.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut read = 0u64;
-            while !stop.load(Relaxed) {
-                let mut c = buf.consumer(0).unwrap();
-                for _ in 0..16 {
-                    let Some(ev) = c.consume().unwrap() else {
-                        break;
-                    };
-                    check(ev.payload).unwrap();
-                    read += 1;
-                }
-                drop(c);
-                std::thread::sleep(Duration::from_micros(200));
-            }
-            read
-        })
+        std::thread::spawn(move || consume_until(&buf, &stop))
     });
     let mut it = buf.iter(0).unwrap();
     let (mut passes, mut seen, mut nested_seen) = (0u64, 0u64, 0u64);
@@ -420,31 +466,9 @@ fn nested_signal_writes(mode: Mode) {
         }
         hang.check(|| format!("{passes} passes, {seen} seen ({nested_seen} nested); {nested} nested and {written} in all written"));
         passes += 1;
-        // Per writer kind: last number seen and losses reported since.
-        let mut last: [Option<(u64, u64)>; 3] = [None; 3];
-        let mut last_ts = 0;
-        for _ in 0..20_000 {
-            let Some(ev) = it.next().unwrap() else { break };
-            let d = check(ev.payload).unwrap_or_else(|e| panic!("torn or corrupt event: {e}"));
-            assert!(ev.timestamp >= last_ts, "time went backwards");
-            last_ts = ev.timestamp;
-            for slot in last.iter_mut().flatten() {
-                slot.1 += ev.lost_events;
-            }
-            let k = d.kind as usize;
-            if let Some((prev, lost_since)) = last[k] {
-                assert!(d.seq > prev, "kind {k}: {} after {prev}", d.seq);
-                assert!(
-                    d.seq - prev - 1 <= lost_since,
-                    "kind {k}: {} missing between {prev} and {}, {lost_since} reported",
-                    d.seq - prev - 1,
-                    d.seq
-                );
-            }
-            last[k] = Some((d.seq, 0));
-            seen += 1;
-            nested_seen += u64::from(d.kind == NESTED);
-        }
+        let (s, n) = nested_pass(&mut it);
+        seen += s;
+        nested_seen += n;
     }
     stop.store(true, Relaxed);
     // No signal after this: the writer thread is joined only then.

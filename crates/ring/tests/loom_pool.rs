@@ -22,45 +22,32 @@
 //! --release -p ringtrace-ring --test loom_pool`.
 #![cfg(loom)]
 
+#[path = "common/loom_nest.rs"]
+mod loom_nest;
+
 use loom::sync::Arc;
 use loom::thread;
-use ringtrace_ring::loom_hook::{self, Label};
+use ringtrace_ring::loom_hook::Label;
 use ringtrace_ring::{Config, Mode, RingBuffer, WriteError};
-use std::cell::Cell;
 
 /// Sequence numbers of nested events start here.
 const NESTED: u32 = 1000;
 
-loom::thread_local! {
-    static ARMED: Cell<Option<Label>> = Cell::new(None);
-    static BUF: Cell<*const RingBuffer> = Cell::new(std::ptr::null());
-}
-
 /// At the armed label, once: a nested write of two events (enough to fill
 /// a page and make the nested writer move the tail itself).
 fn nest(label: Label) {
-    if ARMED.with(|a| a.get()) != Some(label) {
-        return;
-    }
-    ARMED.with(|a| a.set(None));
-    // SAFETY: the model's writer thread keeps the buffer alive while its
-    // hook is set, and the hook runs on that thread only.
-    let buf = unsafe { &*BUF.with(|b| b.get()) };
-    // SAFETY: these nested writes complete before the interrupted one
-    // resumes: they play a signal handler of the thread holding the writer.
-    let mut w = unsafe { buf.nested_writer(0) }.unwrap();
-    for i in 0..2 {
-        match w.write(100, &(NESTED + i).to_le_bytes()) {
-            Ok(()) | Err(WriteError::Full | WriteError::CommitOverrun) => {}
-            Err(e) => panic!("nested write: {e}"),
+    loom_nest::fire(label, |w| {
+        for i in 0..2 {
+            match w.write(100, &(NESTED + i).to_le_bytes()) {
+                Ok(()) | Err(WriteError::Full | WriteError::CommitOverrun) => {}
+                Err(e) => panic!("nested write: {e}"),
+            }
         }
-    }
+    });
 }
 
 fn model(mode: Mode, label: Option<Label>, writes: u32) {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 20_000;
-    builder.check(move || {
+    loom_nest::builder().check(move || {
         let buf = Arc::new(
             RingBuffer::new_unchecked_page_size(
                 Config::new(1)
@@ -75,43 +62,21 @@ fn model(mode: Mode, label: Option<Label>, writes: u32) {
             let buf = buf.clone();
             thread::spawn(move || {
                 let mut w = buf.writer(0).unwrap();
-                BUF.with(|b| b.set(&*buf));
-                ARMED.with(|a| a.set(label));
-                loom_hook::set(Some(nest));
+                loom_nest::arm(&buf, label, nest);
                 for seq in 0..writes {
                     match w.write(u64::from(seq) + 1, &seq.to_le_bytes()) {
                         Ok(()) | Err(WriteError::Full | WriteError::CommitOverrun) => {}
                         Err(e) => panic!("write: {e}"),
                     }
                 }
-                loom_hook::set(None);
+                loom_nest::disarm();
             })
         };
         // (seq, lost) of each event read.
-        let mut seen: Vec<(u32, u64)> = Vec::new();
-        let read = |c: &mut ringtrace_ring::Consumer<'_>, seen: &mut Vec<(u32, u64)>| {
-            if let Some(ev) = c.consume().unwrap() {
-                let seq = u32::from_le_bytes(ev.payload.try_into().unwrap());
-                seen.push((seq, ev.lost_events));
-                true
-            } else {
-                false
-            }
-        };
-        let pending = {
-            let mut c = buf.consumer(0).unwrap();
-            read(&mut c, &mut seen);
-            drop(c);
-            writer.join().unwrap();
-            let mut c = buf.consumer(0).unwrap();
-            while read(&mut c, &mut seen) {}
-            c.pending_losses()
-        };
+        let (seen, pending) = loom_nest::read_around(&buf, 1, writer);
         // Outer events are read in order, each after the losses before it.
         let mut next = 0u64;
-        let mut reported = 0;
-        for &(seq, lost) in &seen {
-            reported += lost;
+        for &(seq, _) in &seen {
             if seq < NESTED {
                 assert!(
                     u64::from(seq) >= next,
@@ -120,15 +85,8 @@ fn model(mode: Mode, label: Option<Label>, writes: u32) {
                 next = u64::from(seq) + 1;
             }
         }
+        loom_nest::assert_totals(&buf, &seen, pending, &format!("{mode:?} {label:?}"));
         let s = buf.stats(0).unwrap();
-        assert_eq!(
-            reported + pending,
-            s.overrun + s.dropped + s.commit_overrun,
-            "{mode:?} {label:?}: {seen:?} {s:?}"
-        );
-        assert_eq!(s.written, s.read + s.overrun + s.dropped + s.commit_overrun);
-        assert_eq!(s.read, seen.len() as u64, "{s:?}");
-        assert_eq!(s.entries, 0, "{s:?}");
         assert_eq!(s.corruptions, 0, "{s:?}");
         // No page lost or linked twice: the ring's pages and the pool's
         // free ones are all 3, and the links close a ring with one HEAD,

@@ -21,40 +21,25 @@
 //! --release -p ringtrace-ring --test loom_push`.
 #![cfg(loom)]
 
+#[path = "common/loom_nest.rs"]
+mod loom_nest;
+
 use loom::sync::Arc;
 use loom::thread;
-use ringtrace_ring::loom_hook::{self, Label};
+use ringtrace_ring::loom_hook::Label;
 use ringtrace_ring::{Config, RingBuffer};
-use std::cell::Cell;
 
 /// Sequence number marking the nested event.
 const NESTED: u32 = 1000;
 
-loom::thread_local! {
-    static ARMED: Cell<Option<Label>> = Cell::new(None);
-    static BUF: Cell<*const RingBuffer> = Cell::new(std::ptr::null());
-}
-
 /// At the armed label, once: a nested write. The outer write is moving the
 /// tail because the tail page is full, so the nested one must move too.
 fn nest(label: Label) {
-    if ARMED.with(|a| a.get()) != Some(label) {
-        return;
-    }
-    ARMED.with(|a| a.set(None));
-    // SAFETY: the model's writer thread keeps the buffer alive while its
-    // hook is set, and the hook runs on that thread only.
-    let buf = unsafe { &*BUF.with(|b| b.get()) };
-    // SAFETY: this nested write completes before the interrupted one
-    // resumes: it plays a signal handler of the thread holding the writer.
-    let mut w = unsafe { buf.nested_writer(0) }.unwrap();
-    w.write(100, &NESTED.to_le_bytes()).unwrap();
+    loom_nest::fire(label, |w| w.write(100, &NESTED.to_le_bytes()).unwrap());
 }
 
 fn model(label: Label) {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 20_000;
-    builder.check(move || {
+    loom_nest::builder().check(move || {
         let buf = Arc::new(
             RingBuffer::new_unchecked_page_size(Config::new(1).pages_per_ring(2).page_size(32))
                 .unwrap(),
@@ -67,35 +52,13 @@ fn model(label: Label) {
                 for seq in 0..4u32 {
                     w.write(u64::from(seq) + 1, &seq.to_le_bytes()).unwrap();
                 }
-                BUF.with(|b| b.set(&*buf));
-                ARMED.with(|a| a.set(Some(label)));
-                loom_hook::set(Some(nest));
+                loom_nest::arm(&buf, Some(label), nest);
                 let _ = w.write(5, &4u32.to_le_bytes());
-                loom_hook::set(None);
+                loom_nest::disarm();
             })
         };
         // (seq, lost) of each event read.
-        let mut seen: Vec<(u32, u64)> = Vec::new();
-        let read = |c: &mut ringtrace_ring::Consumer<'_>, seen: &mut Vec<(u32, u64)>| {
-            if let Some(ev) = c.consume().unwrap() {
-                let seq = u32::from_le_bytes(ev.payload.try_into().unwrap());
-                seen.push((seq, ev.lost_events));
-                true
-            } else {
-                false
-            }
-        };
-        let pending = {
-            let mut c = buf.consumer(0).unwrap();
-            for _ in 0..2 {
-                read(&mut c, &mut seen);
-            }
-            drop(c);
-            writer.join().unwrap();
-            let mut c = buf.consumer(0).unwrap();
-            while read(&mut c, &mut seen) {}
-            c.pending_losses()
-        };
+        let (seen, pending) = loom_nest::read_around(&buf, 2, writer);
         // No late report: thread events before each one read that were not
         // read are lost, and reported by then.
         let mut reported = 0;
@@ -110,15 +73,7 @@ fn model(label: Label) {
                 outer_read += 1;
             }
         }
-        let s = buf.stats(0).unwrap();
-        assert_eq!(
-            reported + pending,
-            s.overrun + s.dropped + s.commit_overrun,
-            "{label:?}: {seen:?} {s:?}"
-        );
-        assert_eq!(s.written, s.read + s.overrun + s.dropped + s.commit_overrun);
-        assert_eq!(s.read, seen.len() as u64, "{s:?}");
-        assert_eq!(s.entries, 0, "{s:?}");
+        loom_nest::assert_totals(&buf, &seen, pending, &format!("{label:?}"));
     });
 }
 

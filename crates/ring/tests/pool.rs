@@ -9,6 +9,18 @@ use common::{assert_identity, check, drain, fill};
 use ringtrace_ring::{Config, ControlError, Mode, RingBuffer, WriteError};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// `rings` rings of 2 pages in producer/consumer mode, with a pool of
+/// `pool` pages (0: none).
+fn pc_two_page_rings(rings: usize, pool: usize) -> RingBuffer {
+    RingBuffer::new(
+        Config::new(rings)
+            .pages_per_ring(2)
+            .pool_pages(pool)
+            .mode(Mode::ProducerConsumer),
+    )
+    .unwrap()
+}
+
 fn size_of(seq: u64) -> usize {
     24 + (seq.wrapping_mul(2654435761) % 300) as usize
 }
@@ -37,13 +49,7 @@ fn write_until(
 /// holds every event written before the first drop.
 #[test]
 fn pc_ring_takes_the_whole_pool_before_it_drops() {
-    let buf = RingBuffer::new(
-        Config::new(4)
-            .pages_per_ring(2)
-            .pool_pages(20)
-            .mode(Mode::ProducerConsumer),
-    )
-    .unwrap();
+    let buf = pc_two_page_rings(4, 20);
     let attempted = write_until(&buf, 2, |_, r| match r {
         Ok(()) => false,
         Err(WriteError::Full) => true,
@@ -74,21 +80,10 @@ fn pc_ring_takes_the_whole_pool_before_it_drops() {
 /// shows is the pool's doing.
 #[test]
 fn pc_ring_without_pool_drops_early() {
-    let buf = RingBuffer::new(
-        Config::new(4)
-            .pages_per_ring(2)
-            .mode(Mode::ProducerConsumer),
-    )
-    .unwrap();
+    let buf = pc_two_page_rings(4, 0);
     let without = write_until(&buf, 2, |_, r| r.is_err());
     assert_eq!(buf.ring_pages(2).unwrap(), 2);
-    let pooled = RingBuffer::new(
-        Config::new(4)
-            .pages_per_ring(2)
-            .pool_pages(20)
-            .mode(Mode::ProducerConsumer),
-    )
-    .unwrap();
+    let pooled = pc_two_page_rings(4, 20);
     let with = write_until(&pooled, 2, |_, r| r.is_err());
     // 2 ring pages (and the reader's) against 22: at least 5 times more.
     assert!(with > 5 * without, "{with} vs {without}");
@@ -98,13 +93,7 @@ fn pc_ring_without_pool_drops_early() {
 /// pages add up to what was configured.
 #[test]
 fn rings_share_the_pool() {
-    let buf = RingBuffer::new(
-        Config::new(3)
-            .pages_per_ring(2)
-            .pool_pages(12)
-            .mode(Mode::ProducerConsumer),
-    )
-    .unwrap();
+    let buf = pc_two_page_rings(3, 12);
     // Ring 0: about 4 pages of events; ring 1: until full.
     let cap = 4096 - 16;
     let mut bytes = 0;
@@ -219,13 +208,7 @@ fn reader_during_growth() {
 /// with a clear error.
 #[test]
 fn reset_keeps_pool_pages_and_resize_is_refused() {
-    let buf = RingBuffer::new(
-        Config::new(1)
-            .pages_per_ring(2)
-            .pool_pages(4)
-            .mode(Mode::ProducerConsumer),
-    )
-    .unwrap();
+    let buf = pc_two_page_rings(1, 4);
     write_until(&buf, 0, |_, r| r.is_err());
     assert_eq!(buf.ring_pages(0).unwrap(), 6);
     buf.reset(0).unwrap();

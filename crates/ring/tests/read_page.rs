@@ -80,12 +80,7 @@ fn decode_page(bytes: &[u8]) -> Page {
 #[test]
 fn quiet_ring_pages_are_exact_and_zero_copy() {
     let _g = serial();
-    let buf = RingBuffer::new(
-        Config::new(1)
-            .pages_per_ring(16)
-            .mode(Mode::ProducerConsumer),
-    )
-    .unwrap();
+    let buf = common::one_ring_producer_consumer(16);
     let mut w = buf.writer(0).unwrap();
     let mut payload = [0u8; 300];
     let n = 200u64;

@@ -14,7 +14,7 @@
 mod common;
 
 use common::{assert_identity, check, fill};
-use ringtrace_ring::{Config, Mode, RingBuffer, WriteError};
+use ringtrace_ring::{Config, Mode, RingBuffer, RingStats, WriteError, Writer};
 use std::cell::Cell;
 use std::sync::atomic::{compiler_fence, AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
@@ -93,13 +93,7 @@ fn set_timer(on: bool) {
 
 /// Blocks or unblocks SIGALRM in the calling thread.
 fn sigalrm_mask(how: libc::c_int) {
-    // SAFETY: plain system calls on a local signal set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGALRM);
-        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
-    }
+    common::mask_signals(how, [libc::SIGALRM]);
 }
 
 /// One `ITIMER_REAL` shot in `us` microseconds (0 disarms).
@@ -174,106 +168,155 @@ fn run_on(buf: &RingBuffer, mode: Mode, api: Api, duration: Duration) -> Result<
         // The reader starts with SIGALRM blocked (a new thread inherits the
         // mask), so every shot lands on the writer.
         sigalrm_mask(libc::SIG_BLOCK);
-        let reader = s.spawn(|| {
-            let mut out = Vec::new();
-            loop {
-                let finished = done.load(Acquire);
-                let mut c = buf.consumer(0).unwrap();
-                let mut any = false;
-                for _ in 0..256 {
-                    let Some(ev) = c.consume().unwrap() else {
-                        break;
-                    };
-                    any = true;
-                    let d = check(ev.payload).unwrap();
-                    out.push(Read {
-                        kind: d.kind,
-                        seq: d.seq,
-                        reference: d.reference,
-                        ts: ev.timestamp,
-                        lost: ev.lost_events,
-                    });
-                }
-                if finished && !any {
-                    let pending = c.pending_losses();
-                    return (out, pending);
-                }
-                drop(c);
-                if !any {
-                    // An empty ring while the writer writes: a reader that
-                    // missed events shows in the final accounting.
-                    std::thread::yield_now();
-                }
-            }
-        });
+        let reader = s.spawn(|| read_until_done(buf, &done));
         sigalrm_mask(libc::SIG_UNBLOCK);
-        IS_WRITER.with(|w| w.set(true));
-        let mut w = buf.writer(0).unwrap();
-        set_timer(true);
-        let start = Instant::now();
-        let mut scratch = [0u8; 600];
-        let (mut seq, mut failed) = (0u64, 0u64);
-        // Write for at least `duration`, and on until enough signals
-        // landed inside a write: a loaded machine gives the writer less
-        // CPU, so the end is a count, not a time (the hang guard only
-        // stops a run that can never get there).
-        let wanted = mid_write_wanted(mode);
-        while start.elapsed() < duration || MID_WRITE.load(Relaxed) < wanted {
-            assert!(
-                start.elapsed() < HANG_GUARD,
-                "hang guard: {} signals mid-write after {:?}",
-                MID_WRITE.load(Relaxed),
-                HANG_GUARD
-            );
-            for _ in 0..256 {
-                let len = 24 + (seq.wrapping_mul(2654435761) % 500) as usize;
-                let ts = CLOCK.fetch_add(1, Relaxed);
-                let written = match api {
-                    Api::Reserve => w.reserve(ts, len).map(|mut r| {
-                        IN_FLIGHT.store(seq + 1, Relaxed);
-                        compiler_fence(SeqCst);
-                        fill(&mut scratch[..len], OUTER, seq, NO_OUTER);
-                        r.copy_from_slice(&scratch[..len]);
-                        r.commit();
-                    }),
-                    Api::Fast => {
-                        let fill_in = |b: &mut [u8]| {
-                            IN_FLIGHT.store(seq + 1, Relaxed);
-                            compiler_fence(SeqCst);
-                            fill(b, OUTER, seq, NO_OUTER);
-                            true
-                        };
-                        match w.write_with_fast(ts, len, fill_in) {
-                            Some(r) => r,
-                            None => w.write_with(ts, len, fill_in),
-                        }
-                        .map(|kept| assert!(kept))
-                    }
-                };
-                compiler_fence(SeqCst);
-                IN_FLIGHT.store(0, Relaxed);
-                match written {
-                    Ok(()) => {}
-                    Err(WriteError::Full) => {
-                        // Let the reader catch up. Not `sleep`: with a signal
-                        // every 50 us and a slow (sanitized) handler, a
-                        // nanosleep restarted after each signal never ends.
-                        failed += 1;
-                        std::thread::yield_now();
-                    }
-                    Err(e) => panic!("outer write failed: {e}"),
-                }
-                seq += 1;
-            }
-        }
-        set_timer(false);
-        drop(w);
+        let (seq, failed) = write_outer(buf, mode, api, duration);
         done.store(true, Release);
         (seq, failed, reader.join().unwrap())
     });
     let (events, pending) = read;
     let s = buf.stats(0).unwrap();
     assert_identity(&s, 0);
+    let nested_written = NESTED_SEQ.load(Relaxed);
+    check_counts(&s, outer_written, outer_failed, &events, pending)?;
+    let checked = check_order(&events)?;
+    let mid = MID_WRITE.load(Relaxed);
+    if mid < mid_write_wanted(mode) {
+        return Err(format!("only {mid} signals landed mid-write"));
+    }
+    Ok(format!(
+        "{mode:?}: {outer_written} outer + {nested_written} nested writes, {mid} signals mid-write \
+         ({checked} order-checked), read {}, overrun {}, dropped {}, commit overrun {}, foreign {}",
+        s.read, s.overrun, s.dropped, s.commit_overrun, FOREIGN.load(Relaxed)
+    ))
+}
+
+/// The reader thread: consumes (and checks) every event until the writer
+/// is `done` and the ring is empty; returns the events and the losses
+/// still pending at the end.
+fn read_until_done(buf: &RingBuffer, done: &AtomicBool) -> (Vec<Read>, u64) {
+    let mut out = Vec::new();
+    loop {
+        let finished = done.load(Acquire);
+        let mut c = buf.consumer(0).unwrap();
+        let mut any = false;
+        for _ in 0..256 {
+            let Some(ev) = c.consume().unwrap() else {
+                break;
+            };
+            any = true;
+            let d = check(ev.payload).unwrap();
+            out.push(Read {
+                kind: d.kind,
+                seq: d.seq,
+                reference: d.reference,
+                ts: ev.timestamp,
+                lost: ev.lost_events,
+            });
+        }
+        if finished && !any {
+            let pending = c.pending_losses();
+            return (out, pending);
+        }
+        drop(c);
+        if !any {
+            // An empty ring while the writer writes: a reader that
+            // missed events shows in the final accounting.
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// The writer (this thread, which the timer's signals interrupt): writes
+/// outer events through `api` for at least `duration` and until enough
+/// signals landed mid-write; returns the writes attempted and the failed.
+fn write_outer(buf: &RingBuffer, mode: Mode, api: Api, duration: Duration) -> (u64, u64) {
+    IS_WRITER.with(|w| w.set(true));
+    let mut w = buf.writer(0).unwrap();
+    set_timer(true);
+    let start = Instant::now();
+    let mut scratch = [0u8; 600];
+    let (mut seq, mut failed) = (0u64, 0u64);
+    // Write for at least `duration`, and on until enough signals
+    // landed inside a write: a loaded machine gives the writer less
+    // CPU, so the end is a count, not a time (the hang guard only
+    // stops a run that can never get there).
+    let wanted = mid_write_wanted(mode);
+    while start.elapsed() < duration || MID_WRITE.load(Relaxed) < wanted {
+        assert!(
+            start.elapsed() < HANG_GUARD,
+            "hang guard: {} signals mid-write after {:?}",
+            MID_WRITE.load(Relaxed),
+            HANG_GUARD
+        );
+        for _ in 0..256 {
+            let len = 24 + (seq.wrapping_mul(2654435761) % 500) as usize;
+            let ts = CLOCK.fetch_add(1, Relaxed);
+            let written = write_one(&mut w, api, ts, seq, &mut scratch[..len]);
+            compiler_fence(SeqCst);
+            IN_FLIGHT.store(0, Relaxed);
+            match written {
+                Ok(()) => {}
+                Err(WriteError::Full) => {
+                    // Let the reader catch up. Not `sleep`: with a signal
+                    // every 50 us and a slow (sanitized) handler, a
+                    // nanosleep restarted after each signal never ends.
+                    failed += 1;
+                    std::thread::yield_now();
+                }
+                Err(e) => panic!("outer write failed: {e}"),
+            }
+            seq += 1;
+        }
+    }
+    set_timer(false);
+    drop(w);
+    (seq, failed)
+}
+
+/// One outer write of `scratch.len()` bytes through `api`, announcing it in
+/// `IN_FLIGHT` once reserved (the handler's nested events refer to it).
+fn write_one(
+    w: &mut Writer<'_>,
+    api: Api,
+    ts: u64,
+    seq: u64,
+    scratch: &mut [u8],
+) -> Result<(), WriteError> {
+    let len = scratch.len();
+    match api {
+        Api::Reserve => w.reserve(ts, len).map(|mut r| {
+            IN_FLIGHT.store(seq + 1, Relaxed);
+            compiler_fence(SeqCst);
+            fill(scratch, OUTER, seq, NO_OUTER);
+            r.copy_from_slice(scratch);
+            r.commit();
+        }),
+        Api::Fast => {
+            let fill_in = |b: &mut [u8]| {
+                IN_FLIGHT.store(seq + 1, Relaxed);
+                compiler_fence(SeqCst);
+                fill(b, OUTER, seq, NO_OUTER);
+                true
+            };
+            match w.write_with_fast(ts, len, fill_in) {
+                Some(r) => r,
+                None => w.write_with(ts, len, fill_in),
+            }
+            .map(|kept| assert!(kept))
+        }
+    }
+}
+
+/// The totals: every write counted once, everything read, every loss
+/// reported, every failed write counted as dropped.
+fn check_counts(
+    s: &RingStats,
+    outer_written: u64,
+    outer_failed: u64,
+    events: &[Read],
+    pending: u64,
+) -> Result<(), String> {
     let nested_written = NESTED_SEQ.load(Relaxed);
     if s.written != outer_written + nested_written {
         return Err(format!(
@@ -294,8 +337,13 @@ fn run_on(buf: &RingBuffer, mode: Mode, api: Api, duration: Duration) -> Result<
             NESTED_FAILED.load(Relaxed)
         ));
     }
-    // Order: each nested event after the reservation it interrupted and
-    // before the next outer event; time never goes backwards.
+    Ok(())
+}
+
+/// Order: each nested event after the reservation it interrupted and
+/// before the next outer event; time never goes backwards. Returns how
+/// many nested events were checked against their outer one.
+fn check_order(events: &[Read]) -> Result<usize, String> {
     let mut outer_pos = std::collections::HashMap::new();
     for (i, e) in events.iter().enumerate() {
         if e.kind == OUTER {
@@ -328,27 +376,13 @@ fn run_on(buf: &RingBuffer, mode: Mode, api: Api, duration: Duration) -> Result<
             }
         }
     }
-    let mid = MID_WRITE.load(Relaxed);
-    if mid < mid_write_wanted(mode) {
-        return Err(format!("only {mid} signals landed mid-write"));
-    }
-    Ok(format!(
-        "{mode:?}: {outer_written} outer + {nested_written} nested writes, {mid} signals mid-write \
-         ({checked} order-checked), read {}, overrun {}, dropped {}, commit overrun {}, foreign {}",
-        s.read, s.overrun, s.dropped, s.commit_overrun, FOREIGN.load(Relaxed)
-    ))
+    Ok(checked)
 }
 
 fn main() {
     // SAFETY: installing a handler that only touches atomics, const
     // thread-locals and the ring's write path (async-signal-safe).
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()), 0);
-    }
+    unsafe { common::install_handler(libc::SIGALRM, on_alarm) };
     let seconds = std::env::var("RINGTRACE_SIGNAL_SECS")
         .ok()
         .and_then(|s| s.parse().ok())

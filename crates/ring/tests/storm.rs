@@ -142,16 +142,7 @@ fn install_handlers() {
         // thread-locals and the ring's write path (async-signal-safe). No
         // SA_NODEFER: a signal does not nest in itself, but the three
         // signals nest in each other (empty sa_mask).
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            assert_eq!(
-                libc::sigaction(libc::SIGRTMIN() + s, &sa, std::ptr::null_mut()),
-                0
-            );
-        }
+        unsafe { common::install_handler(libc::SIGRTMIN() + s, on_signal) };
     }
 }
 
@@ -274,18 +265,7 @@ fn storm(
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     LARGE_NESTED.store(large, Relaxed);
     install_handlers();
-    for c in &COUNTS {
-        for a in [
-            &c.nested_seq,
-            &c.nested_ok,
-            &c.nested_lost,
-            &c.nested_other,
-            &c.in_write,
-            &c.signals,
-        ] {
-            a.store(0, Relaxed);
-        }
-    }
+    reset_counts();
     let buf = common::Static::new(
         Config::new(writers)
             .pages_per_ring(pages)
@@ -297,37 +277,7 @@ fn storm(
     let running = AtomicU64::new(writers as u64);
     let stop_reader = AtomicBool::new(false);
     let (outer, seen) = std::thread::scope(|s| {
-        let reader = s.spawn(|| {
-            block_signals();
-            let mut seen: Vec<Seen> = (0..writers).map(|_| Seen::default()).collect();
-            let mut error = None;
-            loop {
-                let finished = running.load(Acquire) == 0;
-                let mut any = false;
-                for (ring, st) in seen.iter_mut().enumerate() {
-                    let mut c = buf.consumer(ring).unwrap();
-                    let n = c
-                        .consume_batch(4096, |ev| {
-                            if error.is_none() {
-                                if let Err(e) = st.event(ev.payload, ev.timestamp, ev.lost_events) {
-                                    error = Some(format!("ring {ring}: {e}"));
-                                }
-                            }
-                        })
-                        .unwrap();
-                    any |= n > 0;
-                    if finished && n == 0 {
-                        st.pending = c.pending_losses();
-                    }
-                }
-                if (finished && !any) || stop_reader.load(Relaxed) {
-                    return (seen, error);
-                }
-                if !any {
-                    std::thread::yield_now();
-                }
-            }
-        });
+        let reader = s.spawn(|| read_storm(buf, writers, &running, &stop_reader));
         let threads: Vec<_> = (0..writers)
             .map(|ring| {
                 let running = &running;
@@ -351,78 +301,14 @@ fn storm(
     let mut summary = Vec::new();
     for ring in 0..writers {
         let (outer_written, outer_lost) = outer[ring].clone()?;
-        let c = &COUNTS[ring];
-        let st = &seen[ring];
-        let s = buf.stats(ring).unwrap();
-        let nested = c.nested_seq.load(Relaxed);
-        if c.nested_other.load(Relaxed) != 0 {
-            return Err(format!("ring {ring}: handler writes failed oddly"));
-        }
-        if c.nested_ok.load(Relaxed) + c.nested_lost.load(Relaxed) != nested {
-            return Err(format!("ring {ring}: handler counts do not add up"));
-        }
-        let ctx = format!("ring {ring}: {s:?}, reader {st:?}");
-        if let Some(late) = &st.first_late {
-            return Err(format!(
-                "ring {ring}: {} late loss reports (worst by {}); first: {late}",
-                st.late_reports, st.worst_late
-            ));
-        }
-        if s.written != outer_written + nested {
-            return Err(format!(
-                "{ctx}: written != {outer_written} thread + {nested} handler writes"
-            ));
-        }
-        if s.read != st.read || s.entries != 0 {
-            return Err(format!("{ctx}: not drained, or read miscounted"));
-        }
-        if s.written != s.read + s.overrun + s.dropped + s.commit_overrun {
-            return Err(format!("{ctx}: written != read + losses"));
-        }
-        if st.reported + st.pending != s.overrun + s.dropped + s.commit_overrun {
-            return Err(format!(
-                "{ctx}: {} losses reported + {} pending != overrun + dropped + commit overrun",
-                st.reported, st.pending
-            ));
-        }
-        if outer_lost + c.nested_lost.load(Relaxed) != s.dropped + s.commit_overrun {
-            return Err(format!(
-                "{ctx}: {outer_lost} + {} failed writes != dropped + commit overrun",
-                c.nested_lost.load(Relaxed)
-            ));
-        }
-        if s.corruptions != 0 {
-            return Err(format!("{ctx}: corruption"));
-        }
-        let full = match mode {
-            Mode::Overwrite => s.overrun,
-            Mode::ProducerConsumer => s.dropped,
-        };
-        // In producer/consumer mode most thread writes are drops once the
-        // pool is empty, which end before a signal can find them inside a
-        // write: there the run as a whole must have nested writes.
-        let nested_in_write = match mode {
-            Mode::Overwrite => c.in_write.load(Relaxed),
-            Mode::ProducerConsumer => COUNTS[..writers]
-                .iter()
-                .map(|c| c.in_write.load(Relaxed))
-                .sum(),
-        };
-        if nested_in_write == 0 || c.nested_ok.load(Relaxed) == 0 || full == 0 {
-            return Err(format!(
-                "{ctx}: the storm did not storm (no nested write, or no overrun or drop)"
-            ));
-        }
-        summary.push(format!(
-            "ring {ring}: {outer_written} + {nested} written, {} read, {} overrun, {} dropped, \
-             {} commit overrun, {} signals ({} inside a write)",
-            s.read,
-            s.overrun,
-            s.dropped,
-            s.commit_overrun,
-            c.signals.load(Relaxed),
-            c.in_write.load(Relaxed)
-        ));
+        summary.push(check_ring(
+            buf,
+            ring,
+            writers,
+            mode,
+            (outer_written, outer_lost),
+            &seen[ring],
+        )?);
     }
     // The pool went to the rings (every ring filled, so it is empty), and
     // no page was lost or linked twice.
@@ -441,32 +327,158 @@ fn storm(
     Ok(summary.join("\n"))
 }
 
+/// Zeroes the handlers' counters of every ring before a storm.
+fn reset_counts() {
+    for c in &COUNTS {
+        for a in [
+            &c.nested_seq,
+            &c.nested_ok,
+            &c.nested_lost,
+            &c.nested_other,
+            &c.in_write,
+            &c.signals,
+        ] {
+            a.store(0, Relaxed);
+        }
+    }
+}
+
+/// The reader thread: consumes every ring in batches until no writer is
+/// `running` and the rings are empty (or `stop` is set); returns what it
+/// saw of each ring and the first error found.
+fn read_storm(
+    buf: &RingBuffer,
+    writers: usize,
+    running: &AtomicU64,
+    stop: &AtomicBool,
+) -> (Vec<Seen>, Option<String>) {
+    block_signals();
+    let mut seen: Vec<Seen> = (0..writers).map(|_| Seen::default()).collect();
+    let mut error = None;
+    loop {
+        let finished = running.load(Acquire) == 0;
+        let mut any = false;
+        for (ring, st) in seen.iter_mut().enumerate() {
+            let mut c = buf.consumer(ring).unwrap();
+            let n = c
+                .consume_batch(4096, |ev| {
+                    if error.is_none() {
+                        if let Err(e) = st.event(ev.payload, ev.timestamp, ev.lost_events) {
+                            error = Some(format!("ring {ring}: {e}"));
+                        }
+                    }
+                })
+                .unwrap();
+            any |= n > 0;
+            if finished && n == 0 {
+                st.pending = c.pending_losses();
+            }
+        }
+        if (finished && !any) || stop.load(Relaxed) {
+            return (seen, error);
+        }
+        if !any {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Checks ring `ring` after a storm: its thread's `(written, lost)` writes
+/// `outer`, the reader's view `st`, the handler's counts and the ring's
+/// stats all agree, and the storm did storm. Returns the ring's summary
+/// line.
+fn check_ring(
+    buf: &RingBuffer,
+    ring: usize,
+    writers: usize,
+    mode: Mode,
+    outer: (u64, u64),
+    st: &Seen,
+) -> Result<String, String> {
+    let (outer_written, outer_lost) = outer;
+    let c = &COUNTS[ring];
+    let s = buf.stats(ring).unwrap();
+    let nested = c.nested_seq.load(Relaxed);
+    if c.nested_other.load(Relaxed) != 0 {
+        return Err(format!("ring {ring}: handler writes failed oddly"));
+    }
+    if c.nested_ok.load(Relaxed) + c.nested_lost.load(Relaxed) != nested {
+        return Err(format!("ring {ring}: handler counts do not add up"));
+    }
+    let ctx = format!("ring {ring}: {s:?}, reader {st:?}");
+    if let Some(late) = &st.first_late {
+        return Err(format!(
+            "ring {ring}: {} late loss reports (worst by {}); first: {late}",
+            st.late_reports, st.worst_late
+        ));
+    }
+    if s.written != outer_written + nested {
+        return Err(format!(
+            "{ctx}: written != {outer_written} thread + {nested} handler writes"
+        ));
+    }
+    if s.read != st.read || s.entries != 0 {
+        return Err(format!("{ctx}: not drained, or read miscounted"));
+    }
+    if s.written != s.read + s.overrun + s.dropped + s.commit_overrun {
+        return Err(format!("{ctx}: written != read + losses"));
+    }
+    if st.reported + st.pending != s.overrun + s.dropped + s.commit_overrun {
+        return Err(format!(
+            "{ctx}: {} losses reported + {} pending != overrun + dropped + commit overrun",
+            st.reported, st.pending
+        ));
+    }
+    if outer_lost + c.nested_lost.load(Relaxed) != s.dropped + s.commit_overrun {
+        return Err(format!(
+            "{ctx}: {outer_lost} + {} failed writes != dropped + commit overrun",
+            c.nested_lost.load(Relaxed)
+        ));
+    }
+    if s.corruptions != 0 {
+        return Err(format!("{ctx}: corruption"));
+    }
+    let full = match mode {
+        Mode::Overwrite => s.overrun,
+        Mode::ProducerConsumer => s.dropped,
+    };
+    // In producer/consumer mode most thread writes are drops once the
+    // pool is empty, which end before a signal can find them inside a
+    // write: there the run as a whole must have nested writes.
+    let nested_in_write = match mode {
+        Mode::Overwrite => c.in_write.load(Relaxed),
+        Mode::ProducerConsumer => COUNTS[..writers]
+            .iter()
+            .map(|c| c.in_write.load(Relaxed))
+            .sum(),
+    };
+    if nested_in_write == 0 || c.nested_ok.load(Relaxed) == 0 || full == 0 {
+        return Err(format!(
+            "{ctx}: the storm did not storm (no nested write, or no overrun or drop)"
+        ));
+    }
+    Ok(format!(
+        "ring {ring}: {outer_written} + {nested} written, {} read, {} overrun, {} dropped, \
+         {} commit overrun, {} signals ({} inside a write)",
+        s.read,
+        s.overrun,
+        s.dropped,
+        s.commit_overrun,
+        c.signals.load(Relaxed),
+        c.in_write.load(Relaxed)
+    ))
+}
+
 fn buf_ref(s: &common::Static) -> &'static RingBuffer {
     s.get()
 }
 
 fn block_signals() {
-    // SAFETY: changes this thread's signal mask only.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in SIGNALS {
-            libc::sigaddset(&mut set, libc::SIGRTMIN() + s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
+    common::mask_signals(libc::SIG_BLOCK, SIGNALS.map(|s| libc::SIGRTMIN() + s));
 }
 
 fn unblock_signals() {
-    // SAFETY: changes this thread's signal mask only.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in SIGNALS {
-            libc::sigaddset(&mut set, libc::SIGRTMIN() + s);
-        }
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-    }
+    common::mask_signals(libc::SIG_UNBLOCK, SIGNALS.map(|s| libc::SIGRTMIN() + s));
 }
 
 /// The thread's side: `n` events on ring `ring`, half through `reserve`

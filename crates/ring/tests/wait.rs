@@ -4,7 +4,7 @@
 mod common;
 
 use common::sigwriter::{self, serial, Signaller};
-use ringtrace_ring::{Config, Mode, RingBuffer, WaitFor};
+use ringtrace_ring::{Config, RingBuffer, WaitFor};
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::time::{Duration, Instant};
 
@@ -61,12 +61,7 @@ fn timeout_without_data() {
 #[test]
 fn watermark_waits_for_filled_pages() {
     let _g = serial();
-    let buf = RingBuffer::new(
-        Config::new(1)
-            .pages_per_ring(8)
-            .mode(Mode::ProducerConsumer),
-    )
-    .unwrap();
+    let buf = common::one_ring_producer_consumer(8);
     let payload = [7u8; 1000];
     let woke = AtomicBool::new(false);
     std::thread::scope(|s| {

@@ -20,7 +20,7 @@
 //! record nested in another) that finds no default tracer refuses its
 //! event and counts it ([`global_refused`](crate::tracer::global_refused)).
 
-use std::sync::atomic::Ordering;
+use crate::sync::Ordering;
 use std::sync::Mutex;
 
 use crate::event::Record;

@@ -19,10 +19,10 @@
 //! partly filled page is read too.
 
 use crate::clock;
+use crate::sync::{AtomicBool, Ordering::*};
 use ringtrace_ring::format::{decode, PageRecord, PAGE_HEADER_SIZE};
 use ringtrace_ring::{Config, Mode, RingBuffer};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::time::{Duration, Instant};
 
 /// Bytes per context (the kernel's

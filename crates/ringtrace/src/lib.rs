@@ -117,6 +117,7 @@ mod record;
 pub mod session;
 #[doc(hidden)]
 pub mod signal;
+mod sync;
 pub mod tracer;
 
 pub mod export;
@@ -250,8 +251,8 @@ pub mod printk {
     pub use crate::record::printk::{
         arg_kinds, count_args, first_misfit, fmt_addr, import_site, ip_addr, site_by_fmt_addr,
         site_by_id, sites, ArgKind, ArgList, ArgValue, Bprint, BprintArg, FromSite, KindsSource,
-        Site, SiteKinds, AMBIGUOUS_FORMAT, BPRINT_ARGS_OFFSET, BPRINT_EVENT, FMT_ADDR_BASE, IP_BASE,
-        MAX_SITES, MAX_WIDTH, PRINT_EVENT,
+        Site, SiteKinds, AMBIGUOUS_FORMAT, BPRINT_ARGS_OFFSET, BPRINT_EVENT, FMT_ADDR_BASE,
+        IP_BASE, MAX_SITES, MAX_WIDTH, PRINT_EVENT,
     };
     #[doc(hidden)]
     pub mod fits {

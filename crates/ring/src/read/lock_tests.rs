@@ -177,16 +177,20 @@ fn a_live_reader_of_another_process_is_named_at_once() {
     drain_and_check(&buf, 1, 5);
 }
 
+/// A child process that took ring 0's consumer and stopped inside a reader
+/// call: `busy` holds its pid (as if killed there), and the lock too.
+fn child_inside_a_call(buf: &RingBuffer) -> i32 {
+    child_holding(|| {
+        let c = buf.consumer(0).unwrap();
+        std::mem::forget(c.busy());
+        std::mem::forget(c);
+    })
+}
+
 #[test]
 fn a_reader_killed_inside_a_call_leaves_nothing_that_blocks() {
     let (_f, buf) = shared(4);
-    let child = child_holding(|| {
-        let c = buf.consumer(0).unwrap();
-        // As if killed inside a reader call: `busy` holds our pid.
-        let _busy = c.busy();
-        std::mem::forget(_busy);
-        std::mem::forget(c);
-    });
+    let child = child_inside_a_call(&buf);
     assert_eq!(
         buf.region().ring(0).r.busy.load(Acquire),
         child as u32,
@@ -275,12 +279,7 @@ fn a_consumer_releases_only_its_own_lock() {
 #[test]
 fn an_iterator_does_not_wait_for_a_reader_that_died_inside_a_call() {
     let (_f, buf) = shared(3);
-    let child = child_holding(|| {
-        let c = buf.consumer(0).unwrap();
-        // As if killed inside a reader call: `busy` holds our pid.
-        std::mem::forget(c.busy());
-        std::mem::forget(c);
-    });
+    let child = child_inside_a_call(&buf);
     kill_and_reap(child);
     // The iterator takes only `busy`: it finds the dead consumer's pid in
     // it and takes it over, not after the stale-word timeout, and without

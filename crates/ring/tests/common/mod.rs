@@ -1,7 +1,7 @@
 //! Shared test helpers: the payload pattern and the checks every test runs.
 #![allow(dead_code)]
 
-use ringtrace_ring::{RingBuffer, RingStats};
+use ringtrace_ring::{Config, Mode, RingBuffer, RingStats};
 
 /// Payload of `len >= 24` bytes: kind, length, seq, reference, pattern.
 pub fn fill(buf: &mut [u8], kind: u8, seq: u64, reference: u64) {
@@ -150,5 +150,51 @@ impl Drop for Static {
         // and handlers that used it have stopped (the tests join them and
         // stop their signallers first).
         drop(unsafe { Box::from_raw(self.0 as *const RingBuffer as *mut RingBuffer) });
+    }
+}
+
+/// One ring of `pages` pages in producer/consumer mode (nothing is
+/// overwritten: a full ring refuses writes).
+pub fn one_ring_producer_consumer(pages: usize) -> RingBuffer {
+    RingBuffer::new(
+        Config::new(1)
+            .pages_per_ring(pages)
+            .mode(Mode::ProducerConsumer),
+    )
+    .unwrap()
+}
+
+/// Installs `handler` for `signal` with `SA_RESTART` and an empty mask
+/// (other signals nest in it; the same one does not), asserting it took.
+///
+/// # Safety
+///
+/// `handler` must be async-signal-safe: touch only atomics, `const`
+/// thread-locals without destructors and the ring's write path, and save
+/// and restore `errno`.
+pub unsafe fn install_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: a zeroed `sigaction` is a valid value; the caller vouches for
+    // the handler.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(signal, &sa, std::ptr::null_mut()), 0);
+    }
+}
+
+/// Blocks (`how` = `SIG_BLOCK`) or unblocks (`SIG_UNBLOCK`) `signals` for
+/// the calling thread only.
+pub fn mask_signals(how: libc::c_int, signals: impl IntoIterator<Item = libc::c_int>) {
+    // SAFETY: plain system calls on a local signal set; changes this
+    // thread's signal mask only.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
 }

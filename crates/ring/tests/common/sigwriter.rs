@@ -91,13 +91,7 @@ impl Signaller {
         static INSTALL: Once = Once::new();
         INSTALL.call_once(|| {
             // SAFETY: installs a handler that only does async-signal-safe work.
-            unsafe {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_usr1 as extern "C" fn(libc::c_int) as usize;
-                sa.sa_flags = libc::SA_RESTART;
-                libc::sigemptyset(&mut sa.sa_mask);
-                assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
-            }
+            unsafe { super::install_handler(libc::SIGUSR1, on_usr1) };
         });
         for c in [&SEQ, &OK, &REFUSED, &LOST, &OTHER] {
             c.store(0, Relaxed);

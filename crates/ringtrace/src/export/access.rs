@@ -20,8 +20,8 @@
 //! `tracer/`, only the session room has an `impl Tracer` (attaching a
 //! tracer to a shared-memory session).
 
+use crate::sync::AtomicBool;
 use std::io::{Seek, Write};
-use std::sync::atomic::AtomicBool;
 
 use crate::dump::DumpError;
 use crate::export::{Drain, ExportError, ExportFormat};
@@ -107,7 +107,7 @@ impl Tracer {
     /// with what was read.
     ///
     /// ```
-    /// use std::sync::atomic::AtomicBool;
+    /// use core::sync::atomic::AtomicBool;
     /// use ringtrace::export::ExportFormat;
     /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
     /// t.marker("kept");

@@ -11,8 +11,8 @@
 //! loop over shared memory always ends. Losses are counted in
 //! [`ViewStats`] and marked in the output.
 
+use crate::sync::{AtomicBool, Ordering};
 use std::io::{Cursor, Seek, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::event::Registry;
 use crate::export::{ExportError, ExportFormat, Packed, PagePacker};

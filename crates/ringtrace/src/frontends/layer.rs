@@ -92,8 +92,8 @@
 //! [`signal_scope`](crate::signal_scope) first): they take no lock and
 //! allocate nothing once the thread has its context.
 
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use tracing_core::field::{Field, Visit};

@@ -38,8 +38,8 @@
 //! [`signal_scope`](crate::signal_scope)), which take no lock and allocate
 //! nothing once the thread has its context.
 
+use crate::sync::{AtomicU64, Ordering};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use log::{LevelFilter, Log, Metadata, Record as LogRecord, SetLoggerError};
 

@@ -36,9 +36,9 @@
 //! The panic path ([`Tracer::dump_on_panic`]) runs the previous hook first
 //! (the panic message), then the same dump.
 
+use crate::sync::{AtomicBool, AtomicPtr, Ordering};
 use std::cell::UnsafeCell;
 use std::fmt::{self, Write};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::Arc;
 
 use crate::event::CommonFields;

@@ -27,12 +27,12 @@ use crate::printk::{
     format_bprint, format_print, site_by_fmt_addr, write_record, write_site, BprintFields,
     FormatCache, FormatError, BPRINT_ID, FMT_ADDR_BASE, PRINT_ID,
 };
+use crate::sync::{AtomicU64, Ordering};
 use crate::text::{
     write_context, write_context_head, write_lost_events, write_timestamp, FixedWriter,
     LineContext, Style, TimeFormat,
 };
 use crate::tracer::{Inner, Tracer};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// How event lines are written.

@@ -46,9 +46,9 @@
 //!
 //! Rings, clocks and threads: it only describes and encodes bytes.
 
+use super::publish;
+use crate::sync::AtomicPtr;
 use std::fmt;
-use std::sync::atomic::AtomicPtr;
-use std::sync::atomic::Ordering::{Acquire, Release};
 
 /// Size of ftrace's common header (`struct trace_entry`, modern 64-bit kernels).
 ///
@@ -1427,9 +1427,8 @@ impl Registry {
             _ => return Err(RegistryError::IdOutOfRange { id: ty.id }),
         };
         let new = ty as *const EventType as *mut EventType;
-        // Release on success: pairs with the Acquire load in `get`.
-        // Acquire on failure: the holder's type is read below.
-        let held = match slot.compare_exchange(std::ptr::null_mut(), new, Release, Acquire) {
+        // The holder's type is visible on failure (`publish_once`).
+        let held = match publish::publish_once(slot, new) {
             Ok(_) => return Ok(()),
             Err(p) => p,
         };
@@ -1455,7 +1454,7 @@ impl Registry {
     /// ```
     #[inline]
     pub fn get(&self, id: u16) -> Option<&'static EventType> {
-        let p = self.slots.get(usize::from(id))?.load(Acquire);
+        let p = publish::published(self.slots.get(usize::from(id))?);
         // SAFETY: as in `register`: a non-null pointer is a `&'static
         // EventType`, never written through.
         unsafe { p.as_ref() }
@@ -1470,7 +1469,7 @@ impl Registry {
     pub fn iter(&self) -> impl Iterator<Item = &'static EventType> + '_ {
         self.slots.iter().filter_map(|s| {
             // SAFETY: as in `get`.
-            unsafe { s.load(Acquire).as_ref() }
+            unsafe { publish::published(s).as_ref() }
         })
     }
 }

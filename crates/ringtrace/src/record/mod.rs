@@ -19,4 +19,5 @@
 
 pub mod event;
 pub mod printk;
+pub(crate) mod publish;
 pub mod span;

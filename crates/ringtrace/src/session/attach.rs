@@ -21,8 +21,8 @@
 //!   records in process instead.
 //! - Every `impl Tracer` item of the session room is in this file.
 
+use crate::sync::Ordering;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::link;

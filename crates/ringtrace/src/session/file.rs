@@ -22,11 +22,11 @@
 //!   header ([`super::layout::validate`]), and the ring region against
 //!   the header.
 
+use crate::sync::Ordering;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ringtrace_ring::{Config, RingBuffer};

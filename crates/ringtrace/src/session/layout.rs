@@ -25,8 +25,8 @@
 //!   [`SessionMap`] come from a validated [`Layout`] only.
 //! - The layout version ([`VERSION`]) changes whenever the layout does.
 
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use memmap2::MmapRaw;
 use ringtrace_ring::Mode;
@@ -499,7 +499,7 @@ fn check_parts(l: &Layout, file_len: u64) -> Result<(), String> {
 mod tests {
     use super::super::tests::session_with;
     use crate::session::Session;
-    use std::sync::atomic::Ordering;
+    use crate::sync::Ordering;
 
     #[test]
     fn bad_headers_are_refused_with_a_reason() {

@@ -4,7 +4,7 @@
 //! site table, the tracer's thread names) so the ordinary readers and
 //! exporters decode the writer's records.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::table::{TableEntry, TableReader, KIND_COMM, KIND_EVENT, KIND_PRINTK};

@@ -6,8 +6,8 @@
 //! another process that sees the record would otherwise print "Unknown
 //! type" (or no printk format).
 
+use crate::sync::{AtomicU32, Ordering};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::super::table::{TableEntry, TableReader, KIND_EVENT, KIND_PRINTK};

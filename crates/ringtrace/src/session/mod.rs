@@ -104,10 +104,10 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+use crate::sync::Ordering;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ringtrace_ring::{Mode, OpenError, RingBuffer};

@@ -29,8 +29,8 @@
 //!   at exit, or in a reader; never on a write's path once the thread has
 //!   its context.
 
+use crate::sync::Ordering;
 use std::io;
-use std::sync::atomic::Ordering;
 
 use ringtrace_ring::RingBuffer;
 
@@ -308,19 +308,11 @@ pub(crate) fn register_process(map: &SessionMap) -> Option<usize> {
         {
             // The gone process's handed-back rings must not pass for ours:
             // they now name no process (owner 0), which marks them as left
-            // by a gone process (`orphaned_rings`). Acquire/Release: as
-            // any slot change (pairs with `lease_ring`'s AcqRel claim).
+            // by a gone process (`orphaned_rings`), by `lease::disown`.
             for sl in slots {
                 let v = sl.load(Ordering::Acquire);
-                if crate::tracer::slot_owner(v) == i + 1
-                    && crate::tracer::slot_state(v) == crate::tracer::EXITED
-                {
-                    let _ = sl.compare_exchange(
-                        v,
-                        crate::tracer::slot_with_owner(v, 0),
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    );
+                if crate::tracer::slot_owner(v) == i + 1 {
+                    let _ = crate::tracer::lease::disown(sl, v);
                 }
             }
             e.pid.store(me, Ordering::Release);
@@ -392,7 +384,7 @@ pub(crate) fn mark_exited(map: &SessionMap) {
 /// generation changes on every lease), so a slot leased again meanwhile is
 /// left alone.
 pub(crate) fn reclaim_dead_slots(map: &SessionMap, buf: &RingBuffer) -> usize {
-    use crate::tracer::{slot_owner, slot_state, slot_with_state, EXITED, LEASED, RECLAIMING};
+    use crate::tracer::{slot_owner, slot_state, LEASED};
     let procs = map.procs();
     let mut verdicts: Vec<Option<bool>> = vec![None; procs.len()];
     let mut n = 0;
@@ -403,17 +395,9 @@ pub(crate) fn reclaim_dead_slots(map: &SessionMap, buf: &RingBuffer) -> usize {
             continue;
         }
         let gone = *verdicts[owner - 1].get_or_insert_with(|| entry_gone(&procs[owner - 1]));
-        // AcqRel: the Acquire half sees the dead writer's last stores
-        // (as far as they reached memory); one reclaimer wins.
-        if !gone
-            || s.compare_exchange(
-                v,
-                slot_with_state(v, RECLAIMING),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
+        // The dead writer's last stores are seen; one reclaimer wins
+        // (`lease::begin_reclaim`'s AcqRel compare-and-swap).
+        if !gone || !crate::tracer::lease::begin_reclaim(s, v) {
             continue;
         }
         // A ring that cannot be repaired (damaged) stays out of use
@@ -426,9 +410,8 @@ pub(crate) fn reclaim_dead_slots(map: &SessionMap, buf: &RingBuffer) -> usize {
             let h = map.header();
             h.reclaimed_slots.fetch_add(1, Ordering::Relaxed);
             h.reclaimed_lost.fetch_add(lost, Ordering::Relaxed);
-            // Release: pairs with the AcqRel lease in `lease_ring`: the
-            // next leaseholder sees the repaired ring.
-            s.store(slot_with_state(v, EXITED), Ordering::Release);
+            // The next leaseholder sees the repaired ring.
+            crate::tracer::lease::finish_reclaim(s, v);
             n += 1;
         }
     }

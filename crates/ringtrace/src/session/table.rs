@@ -2,7 +2,7 @@
 //! thread names (see the module docs of [`crate::session`] for the
 //! protocol).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use crate::sync::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use super::SessionMap;

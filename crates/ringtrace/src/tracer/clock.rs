@@ -62,7 +62,7 @@
 //! On other architectures there is no TSC clock ([`Clock::tsc`] fails) and
 //! [`Clock::preferred`] is `mono`.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 

@@ -92,9 +92,9 @@
 //! runs the bench crate documents). The general path takes the time the fast one read, so a record
 //! reads its clock once.
 
+use crate::sync::{compiler_fence, Ordering};
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
-use std::sync::atomic::{compiler_fence, Ordering};
 use std::sync::{Arc, Weak};
 
 use ringtrace_ring::WriteError;

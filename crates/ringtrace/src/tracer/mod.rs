@@ -32,11 +32,12 @@
 
 pub mod clock;
 pub mod context;
+pub(crate) mod lease;
 mod macros;
 pub(crate) mod storage;
 
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ringtrace_ring::{Config, ConfigError, Mode, RingBuffer, RingError, RingStats};
@@ -45,69 +46,9 @@ use crate::clock::Clock;
 use crate::event::{EventType, Registry, RegistryError};
 use storage::{SharedStorage, SlotArray};
 
-// A lease slot is one u32 word:
-//
-//   bits 0-1    state: FREE, LEASED, EXITED or RECLAIMING
-//   bits 2-12   owner: the session's process-table entry + 1 of the process
-//               that leased it (0: none: always for an in-process tracer;
-//               in a session, a ring handed back by a process whose entry
-//               was taken over since, see `session::orphaned_rings`)
-//   bits 13-31  lease generation, bumped by every lease (wraps), so that a
-//               reclaimer's compare-and-swap fails on a slot leased again
-//               since it looked (ABA), even by a process that got the same
-//               process-table entry.
-
-/// Slot state: never leased.
-pub(crate) const FREE: u32 = 0;
-/// Slot state: a thread or handle writes this ring.
-pub(crate) const LEASED: u32 = 1;
-/// Slot state: the writer is gone; the ring is reused once drained.
-pub(crate) const EXITED: u32 = 2;
-/// Slot state: its leasing process died; a reader of the session repairs
-/// the ring (`recover_dead_writer`) and then marks it `EXITED`.
-pub(crate) const RECLAIMING: u32 = 3;
-/// The state bits of a slot word.
-pub(crate) const SLOT_STATE: u32 = 3;
-const SLOT_OWNER_SHIFT: u32 = 2;
-const SLOT_OWNER_MASK: u32 = 0x7ff;
-const SLOT_GEN_ONE: u32 = 1 << 13;
-
-/// The state of slot word `v`.
-#[inline]
-pub(crate) fn slot_state(v: u32) -> u32 {
-    v & SLOT_STATE
-}
-
-/// The owner (process-table entry + 1, 0 for none) of slot word `v`.
-#[inline]
-pub(crate) fn slot_owner(v: u32) -> usize {
-    ((v >> SLOT_OWNER_SHIFT) & SLOT_OWNER_MASK) as usize
-}
-
-/// Slot word `v` with state `state` (owner and generation kept).
-#[inline]
-pub(crate) fn slot_with_state(v: u32, state: u32) -> u32 {
-    (v & !SLOT_STATE) | state
-}
-
-/// Slot word `v` naming `owner` (state and generation kept).
-#[inline]
-pub(crate) fn slot_with_owner(v: u32, owner: usize) -> u32 {
-    (v & !(SLOT_OWNER_MASK << SLOT_OWNER_SHIFT))
-        | ((owner as u32 & SLOT_OWNER_MASK) << SLOT_OWNER_SHIFT)
-}
-
-/// The word that leases a slot whose word was `v` to `owner`: the next
-/// generation.
-#[inline]
-fn slot_leased(v: u32, owner: usize) -> u32 {
-    let gen =
-        (v & !((SLOT_OWNER_MASK << SLOT_OWNER_SHIFT) | SLOT_STATE)).wrapping_add(SLOT_GEN_ONE);
-    gen | ((owner as u32 & SLOT_OWNER_MASK) << SLOT_OWNER_SHIFT) | LEASED
-}
-
-/// Most process-table entries a slot word can name.
-pub(crate) const MAX_SLOT_OWNERS: usize = SLOT_OWNER_MASK as usize;
+// The slot words and their protocol (claim, release, reclaim) are in
+// `lease`; the session reaches them through these names.
+pub(crate) use lease::{slot_owner, slot_state, EXITED, FREE, LEASED, MAX_SLOT_OWNERS, RECLAIMING};
 
 /// The kernel's `TASK_COMM_LEN` minus the NUL: names are cut to 15 bytes.
 ///
@@ -362,7 +303,7 @@ pub(crate) struct Cmdlines {
     /// Bumped by every change of the table, so that a reader keeping
     /// names it looked up (the pipe's `output::HeadCache`) knows when they
     /// may be stale without taking the table's lock.
-    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    generation: std::sync::Arc<AtomicU64>,
 }
 
 /// A thread name of at most [`COMM_LEN`] bytes, stored inline.
@@ -404,7 +345,7 @@ impl Cmdlines {
     }
 
     /// The table's change counter (see the field).
-    pub(crate) fn generation(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    pub(crate) fn generation(&self) -> std::sync::Arc<AtomicU64> {
         self.generation.clone()
     }
 
@@ -412,8 +353,7 @@ impl Cmdlines {
         // Release: pairs with the Acquire load in `output::HeadCache`; a
         // reader that sees the new count looks the name up again (under
         // the lock, so it then sees the change).
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.generation.fetch_add(1, Ordering::Release);
         if self.names.insert(tid, comm).is_none() {
             self.order.push_back(tid);
             while self.order.len() > self.cap {
@@ -623,17 +563,9 @@ impl Inner {
     /// `owner`, if nobody changed it since; counts the lease and, when
     /// given, its kind (a reuse, a takeover).
     fn claim(&self, i: usize, v: u32, tid: i32, owner: usize, kind: Option<&AtomicU64>) -> bool {
-        // AcqRel: pairs with the Release store in `release_ring`: the new
-        // writer sees every write of the ring's previous one.
-        if self.slots[i]
-            .compare_exchange(
-                v,
-                slot_leased(v, owner),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
+        // The new writer sees every write of the ring's previous one
+        // (`lease::claim`'s AcqRel, paired with `release_ring`'s Release).
+        if !lease::claim(&self.slots[i], v, owner) {
             return false;
         }
         self.slot_tid[i].store(tid as u32, Ordering::Relaxed);
@@ -647,27 +579,17 @@ impl Inner {
     /// Whether ring `ring`'s lease ended (its writer is gone: the ring gets
     /// no more events until it is leased again, once drained).
     pub(crate) fn ring_handed_back(&self, ring: usize) -> bool {
-        self.slots
-            .get(ring)
-            .is_some_and(|s| slot_state(s.load(Ordering::Relaxed)) == EXITED)
+        self.slots.get(ring).is_some_and(lease::handed_back)
     }
 
     /// Ends a lease: the ring stays readable and is reused once drained.
     pub(crate) fn release_ring(&self, ring: usize) {
+        // The next writer of this ring sees every write of this one
+        // (`lease::release`'s Release, paired with the claim's AcqRel).
+        // Only the leaseholder ends a lease; a reclaimer takes only the
+        // slots of dead processes.
         if let Some(s) = self.slots.get(ring) {
-            let v = s.load(Ordering::Relaxed);
-            if slot_state(v) == LEASED {
-                // Release: pairs with the AcqRel compare-and-swap in
-                // `lease_ring`: the next writer of this ring sees every
-                // write of this one. (Only the leaseholder ends a lease; a
-                // reclaimer takes only the slots of dead processes.)
-                let _ = s.compare_exchange(
-                    v,
-                    slot_with_state(v, EXITED),
-                    Ordering::Release,
-                    Ordering::Relaxed,
-                );
-            }
+            lease::release(s);
         }
     }
 

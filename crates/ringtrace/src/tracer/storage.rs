@@ -18,9 +18,9 @@
 //! `count_refused`) are async-signal-safe: atomics only, no lock, no
 //! allocation. The others run on the lease path, in ordinary code.
 
+use crate::sync::AtomicU32;
 use std::any::Any;
 use std::fmt;
-use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use ringtrace_ring::RingBuffer;

@@ -26,7 +26,8 @@
 //! reader's ids agree with a writer process's, and marks an id two
 //! processes used for different formats as [`AMBIGUOUS_FORMAT`].
 
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use crate::record::publish;
+use crate::sync::{AtomicPtr, AtomicU32, Ordering};
 
 use super::parse::ArgKind;
 use crate::event::EncodeError;
@@ -212,9 +213,9 @@ impl Site {
     /// ```
     #[inline]
     pub fn id(&'static self) -> Result<u32, EncodeError> {
-        // Acquire: pairs with the AcqRel CAS in `register`, so the table slot
-        // store made before it is visible to whoever reads the records we write.
-        let id = self.id.load(Ordering::Acquire);
+        // The table slot stored before the id is visible to whoever reads
+        // the records we write (`publish::assigned`'s Acquire).
+        let id = publish::assigned(&self.id);
         if id != 0 {
             return Ok(id);
         }
@@ -231,7 +232,7 @@ impl Site {
     /// assert_eq!(S.assigned_id(), None);
     /// ```
     pub fn assigned_id(&self) -> Option<u32> {
-        match self.id.load(Ordering::Acquire) {
+        match publish::assigned(&self.id) {
             0 => None,
             id => Some(id),
         }
@@ -270,19 +271,11 @@ extern "C" fn register_site(site: &'static Site) -> u32 {
     let Some(slot) = SITES.get(new as usize) else {
         return 0;
     };
-    // Slot `new` is ours alone. Release: pairs with the Acquire load in
-    // `site_by_id`; published before the id so a record never carries an
-    // id whose slot is still empty.
-    slot.store(site as *const Site as *mut Site, Ordering::Release);
-    match site
-        .id
-        .compare_exchange(0, new, Ordering::AcqRel, Ordering::Acquire)
-    {
-        Ok(_) => new,
-        // Lost the race: slot `new` stays pointing at us, but our id is
-        // `winner`, so `site_by_id(new)` reports nothing.
-        Err(winner) => winner,
-    }
+    // Slot `new` is ours alone; filled before the id is published, so a
+    // record never carries an id whose slot is still empty. Lost the race:
+    // slot `new` stays pointing at us, but our id is the winner's, so
+    // `site_by_id(new)` reports nothing.
+    publish::assign_id(slot, &site.id, site as *const Site as *mut Site, new)
 }
 
 /// The site that owns `id`, if any.
@@ -291,12 +284,12 @@ extern "C" fn register_site(site: &'static Site) -> u32 {
 /// assert!(ringtrace::printk::site_by_id(0).is_none());
 /// ```
 pub fn site_by_id(id: u32) -> Option<&'static Site> {
-    let p = SITES.get(id as usize)?.load(Ordering::Acquire);
+    let p = publish::published(SITES.get(id as usize)?);
     // SAFETY: every non-null pointer in SITES was made from a `&'static Site`
     // in `Site::register` and is never written through, so it is valid for
     // shared access for the rest of the program.
     let site: &'static Site = unsafe { p.as_ref() }?;
-    (site.id.load(Ordering::Acquire) == id).then_some(site)
+    publish::owns_id(&site.id, id).then_some(site)
 }
 
 /// Number of site ids handed out so far plus one (the next id): a cheap
@@ -346,25 +339,17 @@ pub fn import_site(id: u32, fmt: &str, file: &str, line: u32) -> bool {
         if s.fmt == fmt || s.fmt == AMBIGUOUS_FORMAT {
             return s.fmt == fmt;
         }
-        // Release: pairs with the Acquire load in `site_by_id`. The old
-        // site stays valid (leaked or static), only no longer found.
-        SITES[id as usize].store(
+        // The old site stays valid (leaked or static), only no longer
+        // found.
+        publish::replace(
+            &SITES[id as usize],
             leak(AMBIGUOUS_FORMAT) as *const Site as *mut Site,
-            Ordering::Release,
         );
         return false;
     }
     let site = leak(fmt);
-    // AcqRel: pairs with the Acquire load in `site_by_id` (the site's
-    // fields are visible with the pointer).
-    let ok = SITES[id as usize]
-        .compare_exchange(
-            std::ptr::null_mut(),
-            site as *const Site as *mut Site,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
-        .is_ok();
+    // The site's fields are visible with the pointer (`publish_once`).
+    let ok = publish::publish_once(&SITES[id as usize], site as *const Site as *mut Site).is_ok();
     if ok {
         // Later local sites take ids above the imported ones.
         NEXT_ID.fetch_max(id + 1, Ordering::Relaxed);
