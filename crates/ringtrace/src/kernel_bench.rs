@@ -21,7 +21,7 @@
 use crate::clock;
 use crate::sync::{AtomicBool, Ordering::*};
 use ringtrace_ring::format::{decode, PageRecord, PAGE_HEADER_SIZE};
-use ringtrace_ring::{Config, Mode, RingBuffer};
+use ringtrace_ring::{Config, Consumer, Mode, ReadPage, RingBuffer, Writer};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -170,58 +170,18 @@ pub fn run(time: Duration) -> Result<KernelBenchReport, KernelBenchError> {
     std::thread::scope(|s| {
         let finish = &finish;
         let consumer = s.spawn(move || {
-            let id = context.to_le_bytes();
-            let (mut read, mut by_pages, mut bad, mut errors) = (0u64, 0u64, 0u64, 0u64);
-            let (mut pages, mut zero_copy) = (0u64, 0u64);
+            let mut tally = Tally {
+                id: context.to_le_bytes(),
+                ..Tally::default()
+            };
             let mut read_events = true;
             loop {
                 // Acquire: pairs with the producer's Release store.
                 let finishing = finish.load(Acquire);
                 if read_events || finishing {
-                    loop {
-                        match c.consume() {
-                            Ok(Some(ev)) => {
-                                read += 1;
-                                if ev.payload.get(..4) != Some(&id[..]) {
-                                    bad += 1;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(_) => errors += 1,
-                        }
-                    }
+                    tally.consume_events(&mut c);
                 } else {
-                    loop {
-                        match c.read_page(&mut page, true) {
-                            Ok(Some(info)) => {
-                                pages += 1;
-                                zero_copy += u64::from(info.zero_copy);
-                                let data = &page.bytes()[PAGE_HEADER_SIZE..][..info.data_len];
-                                let mut at = 0;
-                                while at < data.len() {
-                                    match decode(data, at) {
-                                        Ok((PageRecord::Data { payload_offset, .. }, size)) => {
-                                            read += 1;
-                                            by_pages += 1;
-                                            if data.get(payload_offset..payload_offset + 4)
-                                                != Some(&id[..])
-                                            {
-                                                bad += 1;
-                                            }
-                                            at += size;
-                                        }
-                                        Ok((_, size)) => at += size,
-                                        Err(_) => {
-                                            errors += 1;
-                                            break;
-                                        }
-                                    }
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(_) => errors += 1,
-                        }
-                    }
+                    tally.consume_pages(&mut c, &mut page);
                 }
                 if finishing {
                     break;
@@ -229,54 +189,134 @@ pub fn run(time: Duration) -> Result<KernelBenchReport, KernelBenchError> {
                 read_events = !read_events;
                 std::thread::park_timeout(Duration::from_millis(10));
             }
-            (read, by_pages, bad, errors, (pages, zero_copy))
+            tally
         });
         let consumer_thread = consumer.thread().clone();
-        let (hit, missed, time_us) = {
-            let w = &mut w;
-            let mut entry = [0u8; PAYLOAD];
-            entry[..4].copy_from_slice(&context.to_le_bytes());
-            let (mut hit, mut missed, mut bursts) = (0u64, 0u64, 0u64);
-            let start = Instant::now();
-            let timeout = start + time;
-            let mut end;
-            loop {
-                for _ in 0..WRITE_ITERATION {
-                    match w.write(clock::read_tsc(), &entry) {
-                        Ok(()) => hit += 1,
-                        Err(_) => missed += 1,
-                    }
-                }
-                end = Instant::now();
-                bursts += 1;
-                if bursts % WAKEUP_INTERVAL == 0 {
-                    consumer_thread.unpark();
-                }
-                if end >= timeout {
-                    break;
-                }
-            }
-            (hit, missed, end.duration_since(start).as_micros() as u64)
-        };
+        let (hit, missed, time_us) = produce(&mut w, context, time, &consumer_thread);
         // Release: pairs with the consumer's Acquire load.
         finish.store(true, Release);
         consumer_thread.unpark();
-        let (read, read_by_pages, bad_payloads, read_errors, pages) = consumer
+        let t = consumer
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         let st = buf.stats(0)?;
         Ok(KernelBenchReport {
             time_us,
             overruns: st.overrun,
-            read,
-            read_by_pages,
-            pages,
+            read: t.read,
+            read_by_pages: t.by_pages,
+            pages: (t.pages, t.zero_copy),
             entries: st.entries,
-            total: st.entries + st.overrun + read,
+            total: st.entries + st.overrun + t.read,
             missed,
             hit,
-            bad_payloads,
-            read_errors,
+            bad_payloads: t.bad,
+            read_errors: t.errors,
         })
     })
+}
+
+/// The producer (the kernel's `ring_buffer_producer`): bursts of
+/// `WRITE_ITERATION` writes of this context's id until `time` has passed,
+/// waking the consumer every `WAKEUP_INTERVAL` bursts. Returns the writes
+/// that fit, those refused, and the time taken in microseconds.
+fn produce(
+    w: &mut Writer<'_>,
+    context: u32,
+    time: Duration,
+    consumer: &std::thread::Thread,
+) -> (u64, u64, u64) {
+    let mut entry = [0u8; PAYLOAD];
+    entry[..4].copy_from_slice(&context.to_le_bytes());
+    let (mut hit, mut missed, mut bursts) = (0u64, 0u64, 0u64);
+    let start = Instant::now();
+    let timeout = start + time;
+    let mut end;
+    loop {
+        for _ in 0..WRITE_ITERATION {
+            match w.write(clock::read_tsc(), &entry) {
+                Ok(()) => hit += 1,
+                Err(_) => missed += 1,
+            }
+        }
+        end = Instant::now();
+        bursts += 1;
+        if bursts % WAKEUP_INTERVAL == 0 {
+            consumer.unpark();
+        }
+        if end >= timeout {
+            break;
+        }
+    }
+    (hit, missed, end.duration_since(start).as_micros() as u64)
+}
+
+/// What the consumer (the kernel's `ring_buffer_consumer`) read: events,
+/// of which by whole pages, payloads not carrying the context's id, read
+/// errors, pages and how many of them were swapped out without a copy.
+#[derive(Default)]
+struct Tally {
+    id: [u8; 4],
+    read: u64,
+    by_pages: u64,
+    bad: u64,
+    errors: u64,
+    pages: u64,
+    zero_copy: u64,
+}
+
+impl Tally {
+    /// Consumes events one by one until the ring is empty.
+    fn consume_events(&mut self, c: &mut Consumer<'_>) {
+        loop {
+            match c.consume() {
+                Ok(Some(ev)) => {
+                    self.read += 1;
+                    if ev.payload.get(..4) != Some(&self.id[..]) {
+                        self.bad += 1;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => self.errors += 1,
+            }
+        }
+    }
+
+    /// Takes whole pages until the ring is empty, decoding each page's
+    /// events (the kernel's `read_page` path).
+    fn consume_pages(&mut self, c: &mut Consumer<'_>, page: &mut ReadPage<'_>) {
+        loop {
+            match c.read_page(page, true) {
+                Ok(Some(info)) => {
+                    self.pages += 1;
+                    self.zero_copy += u64::from(info.zero_copy);
+                    self.count_page(&page.bytes()[PAGE_HEADER_SIZE..][..info.data_len]);
+                }
+                Ok(None) => break,
+                Err(_) => self.errors += 1,
+            }
+        }
+    }
+
+    /// Counts the data events of one page's committed bytes.
+    fn count_page(&mut self, data: &[u8]) {
+        let mut at = 0;
+        while at < data.len() {
+            match decode(data, at) {
+                Ok((PageRecord::Data { payload_offset, .. }, size)) => {
+                    self.read += 1;
+                    self.by_pages += 1;
+                    if data.get(payload_offset..payload_offset + 4) != Some(&self.id[..]) {
+                        self.bad += 1;
+                    }
+                    at += size;
+                }
+                Ok((_, size)) => at += size,
+                Err(_) => {
+                    self.errors += 1;
+                    break;
+                }
+            }
+        }
+    }
 }
