@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 
 /// How long a control operation waits for a write in flight or a reader call
 /// to finish before giving up.
+#[doc(hidden)]
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A quiesced ring: recording refused, no write in flight, the reader

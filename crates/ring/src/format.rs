@@ -28,38 +28,55 @@ use thiserror::Error;
 /// Size of the page header (`u64 time_stamp` + `u64 commit`).
 pub const PAGE_HEADER_SIZE: usize = 16;
 /// Offset of the `commit` word in the page header.
+#[doc(hidden)]
 pub const COMMIT_OFFSET: usize = 8;
 /// Bits of an event's `time_delta` (the kernel's `TS_SHIFT`).
+#[doc(hidden)]
 pub const TS_SHIFT: u32 = 27;
 /// Largest delta that fits in an event header: 2^27 - 1.
+#[doc(hidden)]
 pub const TS_DELTA_MAX: u64 = (1 << TS_SHIFT) - 1;
 /// Largest delta a time extend carries: 2^59 - 1.
+#[doc(hidden)]
 pub const TIME_EXTEND_MAX: u64 = (1 << 59) - 1;
 /// Largest `type_len` of a data event with an inline length.
+#[doc(hidden)]
 pub const TYPE_DATA_MAX: u32 = 28;
 /// `type_len` of padding and discarded events.
+#[doc(hidden)]
 pub const TYPE_PADDING: u32 = 29;
 /// `type_len` of a time extend.
+#[doc(hidden)]
 pub const TYPE_TIME_EXTEND: u32 = 30;
 /// `type_len` of an absolute time stamp.
+#[doc(hidden)]
 pub const TYPE_TIME_STAMP: u32 = 31;
 /// Largest payload stored with an inline length (28 * 4).
+#[doc(hidden)]
 pub const MAX_SMALL_DATA: usize = 112;
 /// Event alignment.
+#[doc(hidden)]
 pub const ALIGNMENT: usize = 4;
 /// Size of the smallest event, and of a time extend.
+#[doc(hidden)]
 pub const MIN_EVENT_SIZE: usize = 8;
 /// Size of a time extend or absolute time stamp record.
+#[doc(hidden)]
 pub const TIME_EXTEND_SIZE: usize = 8;
 /// Commit-word flag of a page handed to readers: events were lost before it.
+#[doc(hidden)]
 pub const MISSED_EVENTS: u64 = 1 << 31;
 /// Commit-word flag: the lost-event count is stored as a u64 after the data.
+#[doc(hidden)]
 pub const MISSED_STORED: u64 = 1 << 30;
 /// Mask of the flag bits in a handed-out commit word.
+#[doc(hidden)]
 pub const MISSED_MASK: u64 = MISSED_EVENTS | MISSED_STORED;
 /// Smallest page size ringtrace accepts (the kernel's page).
+#[doc(hidden)]
 pub const MIN_PAGE_SIZE: usize = 4096;
 /// Largest page size: the kernel's limit, because its write index is 20 bits.
+#[doc(hidden)]
 pub const MAX_PAGE_SIZE: usize = 1 << 20;
 
 const fn align_up(n: usize) -> usize {
@@ -67,18 +84,21 @@ const fn align_up(n: usize) -> usize {
 }
 
 /// Bytes of page data available for events (`page_size - 16`).
+#[doc(hidden)]
 pub const fn data_capacity(page_size: usize) -> usize {
     page_size - PAGE_HEADER_SIZE
 }
 
 /// Largest payload an event on a page of `page_size` bytes can carry
 /// (4072 for 4096-byte pages): the data area minus a header and a length word.
+#[doc(hidden)]
 pub const fn max_payload(page_size: usize) -> usize {
     data_capacity(page_size) - 8
 }
 
 /// Total size of a data event carrying `payload` bytes (header, optional
 /// length word, payload, alignment), as `rb_calculate_event_length` computes it.
+#[doc(hidden)]
 pub const fn event_size(payload: usize) -> usize {
     let payload = if payload == 0 { 1 } else { payload };
     let len_word = if payload > MAX_SMALL_DATA { 4 } else { 0 };
@@ -86,6 +106,7 @@ pub const fn event_size(payload: usize) -> usize {
 }
 
 /// Builds an event header word.
+#[doc(hidden)]
 #[inline(always)]
 pub const fn header(type_len: u32, time_delta: u32) -> u32 {
     (time_delta << 5) | type_len

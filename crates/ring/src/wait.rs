@@ -38,6 +38,7 @@ use crate::{RingBuffer, RingError};
 use std::time::{Duration, Instant};
 
 /// Longest sleep between two checks of the condition.
+#[doc(hidden)]
 pub const WAIT_SLICE: Duration = Duration::from_millis(50);
 
 /// What a waiter waits for.

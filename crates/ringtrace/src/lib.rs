@@ -129,6 +129,9 @@ pub mod kernel_bench;
 mod read;
 
 pub use export::{json, tracedat};
+// ftrace's line formats as plain functions: what the readers and the CLI
+// render through, not part of the API (read with Pipe, View or a dump).
+#[doc(hidden)]
 pub use fmt::text;
 pub use read::line as output;
 pub use read::{dump, pipe as reader, snapshot, view};
@@ -280,7 +283,17 @@ pub mod printk {
 /// assert!(ty.format_text().contains("field:u32 len;"));
 /// ```
 pub mod event {
-    pub use crate::record::event::*;
+    // Named one by one: a glob would also re-export `declare_event!` here,
+    // a second path for the root macro.
+    #[doc(hidden)]
+    pub use crate::record::event::{
+        flags, write_lossy, BPRINT_EVENT, BPRINT_ID, COMMON_FIELDS, COMMON_HEADER_SIZE,
+        PRINT_EVENT, PRINT_ID,
+    };
+    pub use crate::record::event::{
+        Array, CommonFields, DecodeError, EncodeError, EventField, EventType, Field, Record,
+        Registry, RegistryError, FIRST_USER_ID, MAX_EVENT_ID,
+    };
     // `declare_event!`'s expansion (field layout at compile time): public
     // because the macro needs a path, not part of the API.
     #[doc(hidden)]

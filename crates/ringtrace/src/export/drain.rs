@@ -83,6 +83,7 @@ use crate::tracedat::{
 use crate::tracer::Tracer;
 
 /// Size of each context's spool write buffer.
+#[doc(hidden)]
 pub const SPOOL_BUFFER: usize = 64 * 1024;
 /// Bytes per progress step when spools are concatenated into the output.
 const PROGRESS_STEP: u64 = 16 << 20;
@@ -1077,6 +1078,7 @@ pub const UNFINISHED_MAGIC: &[u8] = b"ringtrace: unfinished recording\n";
 /// Whether `path` holds the placeholder of an unfinished recording: the
 /// recorder was stopped before it wrote the file (`ringtrace recover PATH`
 /// writes it from the spool files).
+#[doc(hidden)]
 pub fn is_unfinished(path: &Path) -> bool {
     let mut head = [0u8; UNFINISHED_MAGIC.len()];
     File::open(path)
@@ -1102,6 +1104,7 @@ pub fn is_unfinished(path: &Path) -> bool {
 /// A `kill -9` of the recorder therefore loses only the pages of the poll
 /// it interrupted; a full disk loses the page being written. [`recover`]
 /// (`ringtrace recover OUT`) writes `OUT` from the others and deletes them.
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolFiles {
     out: PathBuf,

@@ -33,10 +33,13 @@ use crate::tracedat::render::FileRenderer;
 use crate::tracedat::{FieldValue, TraceDatError, TraceDatReader, TraceItem};
 
 /// System of the span event types (see the module docs).
+#[doc(hidden)]
 pub const SPAN_SYSTEM: &str = "ringtrace";
 /// Name of the span-begin event type.
+#[doc(hidden)]
 pub const SPAN_BEGIN: &str = "span_begin";
 /// Name of the span-end event type.
+#[doc(hidden)]
 pub const SPAN_END: &str = "span_end";
 
 /// Why a JSON export failed.

@@ -172,6 +172,7 @@ impl std::fmt::Display for ConvText {
 /// args.extend_from_slice(b"ok\0");
 /// assert_eq!(ringtrace::printk::format_record("%+04d %-4s|", &args).unwrap(), "-007 ok  |");
 /// ```
+#[doc(hidden)]
 pub fn format_record(fmt: &str, args: &[u8]) -> Result<String, FormatError> {
     let mut out = String::with_capacity(fmt.len() + 16);
     write_record(&mut out, fmt, args)?;

@@ -95,6 +95,7 @@ pub fn kallsyms_text() -> String {
 /// let r = ringtrace::printk::BprintFields::parse(&buf[..n]).unwrap();
 /// assert_eq!(r.args.len(), 4);
 /// ```
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BprintFields<'r> {
     /// The common header.

@@ -80,6 +80,7 @@ static DUMPING: AtomicBool = AtomicBool::new(false);
 static SIGNAL_TRACER: AtomicPtr<Inner> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The signals that dump.
+#[doc(hidden)]
 pub const FATAL_SIGNALS: [libc::c_int; 5] = [
     libc::SIGSEGV,
     libc::SIGBUS,

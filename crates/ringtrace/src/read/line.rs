@@ -60,6 +60,7 @@ pub struct TextOptions {
 /// let (name, text) = ringtrace::output::event_text(&buf[..n]);
 /// assert_eq!((&*name, &*text), ("tracing_mark_write", "hi"));
 /// ```
+#[doc(hidden)]
 #[must_use]
 pub fn event_text(payload: &[u8]) -> (Cow<'static, str>, String) {
     let Some((ty, _)) = CommonFields::read(payload) else {

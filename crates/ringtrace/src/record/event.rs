@@ -55,6 +55,7 @@ use std::fmt;
 /// ```
 /// assert_eq!(ringtrace::event::COMMON_HEADER_SIZE, 8);
 /// ```
+#[doc(hidden)]
 pub const COMMON_HEADER_SIZE: usize = 8;
 
 /// Smallest id a user-declared event may use; `1..FIRST_USER_ID` are reserved
@@ -92,6 +93,7 @@ pub const MAX_EVENT_ID: u16 = 4095;
 /// use ringtrace::event::flags;
 /// assert_eq!(flags::IN_SIGNAL_HANDLER, 0x08);
 /// ```
+#[doc(hidden)]
 pub mod flags {
     /// Signals were blocked when the event was written (kernel `TRACE_FLAG_IRQS_OFF`).
     ///
@@ -334,6 +336,7 @@ impl Field {
 /// ```
 /// assert_eq!(ringtrace::event::COMMON_FIELDS[3].name, "common_pid");
 /// ```
+#[doc(hidden)]
 pub const COMMON_FIELDS: [Field; 4] = [
     field("common_type", "unsigned short", 0, 2, false, Array::None),
     field("common_flags", "unsigned char", 2, 1, false, Array::None),
@@ -700,6 +703,7 @@ fn field_text<W: fmt::Write + ?Sized>(
 /// ringtrace::event::write_lossy(&mut s, b"a\xffb\xe2\x82").unwrap();
 /// assert_eq!(s, String::from_utf8_lossy(b"a\xffb\xe2\x82"));
 /// ```
+#[doc(hidden)]
 pub fn write_lossy<W: fmt::Write + ?Sized>(w: &mut W, mut b: &[u8]) -> fmt::Result {
     while !b.is_empty() {
         match std::str::from_utf8(b) {

@@ -47,6 +47,7 @@ use std::ops::RangeInclusive;
 /// ```
 /// assert_eq!(ringtrace::span::SpanBegin::EVENT_TYPE.id, ringtrace::span::SPAN_BEGIN_ID);
 /// ```
+#[doc(hidden)]
 pub const SPAN_BEGIN_ID: u16 = 4095;
 
 /// Id of [`SpanEnd`].
@@ -54,6 +55,7 @@ pub const SPAN_BEGIN_ID: u16 = 4095;
 /// ```
 /// assert_eq!(ringtrace::span::SpanEnd::EVENT_TYPE.id, ringtrace::span::SPAN_END_ID);
 /// ```
+#[doc(hidden)]
 pub const SPAN_END_ID: u16 = 4094;
 
 /// Id of the `log` backend's record type (`ringtrace/log`, crate feature
@@ -62,6 +64,7 @@ pub const SPAN_END_ID: u16 = 4094;
 /// ```
 /// assert_eq!(ringtrace::span::LOG_ID, 4093);
 /// ```
+#[doc(hidden)]
 pub const LOG_ID: u16 = 4093;
 
 /// Ids handed out, from the top down, to the event types the `tracing`
@@ -71,6 +74,7 @@ pub const LOG_ID: u16 = 4093;
 /// assert!(ringtrace::span::DYNAMIC_IDS.contains(&4092));
 /// assert!(!ringtrace::span::DYNAMIC_IDS.contains(&1000));
 /// ```
+#[doc(hidden)]
 pub const DYNAMIC_IDS: RangeInclusive<u16> = 2048..=4092;
 
 /// The name of the system of the span event types.
@@ -78,6 +82,7 @@ pub const DYNAMIC_IDS: RangeInclusive<u16> = 2048..=4092;
 /// ```
 /// assert_eq!(ringtrace::span::SpanEnd::EVENT_TYPE.system, ringtrace::span::SYSTEM);
 /// ```
+#[doc(hidden)]
 pub const SYSTEM: &str = "ringtrace";
 
 crate::declare_event! {
@@ -120,6 +125,7 @@ crate::declare_event! {
 /// ringtrace::span::register();
 /// assert!(ringtrace::event::Registry::global().get(ringtrace::span::SPAN_BEGIN_ID).is_some());
 /// ```
+#[doc(hidden)]
 pub fn register() {
     let reg = crate::event::Registry::global();
     let _ = reg.register(SpanBegin::EVENT_TYPE);

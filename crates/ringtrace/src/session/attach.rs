@@ -96,6 +96,7 @@ fn link_of(t: &Tracer) -> Option<&SessionLink> {
 }
 
 /// What [`Tracer::import_session_tables`] learned.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImportStats {
     /// Event types imported.

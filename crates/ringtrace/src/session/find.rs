@@ -24,10 +24,12 @@ use std::path::{Path, PathBuf};
 use super::{euid, ProcInfo, Session, SessionError, SessionState, SHM_DIR_ENV};
 
 /// Prefix of session file names: `ringtrace-<pid>-<name>@<random>`.
+#[doc(hidden)]
 pub const FILE_PREFIX: &str = "ringtrace-";
 /// Separates a session file name's random suffix (16 hex digits, so that
 /// no other user can create the next session's file first) from the name;
 /// names never contain it.
+#[doc(hidden)]
 pub const SUFFIX_SEP: char = '@';
 
 /// Where sessions are created: `$RINGTRACE_SHM_DIR` when set, else
@@ -46,6 +48,7 @@ pub fn session_dir() -> PathBuf {
 
 /// The directories where sessions are looked up: [`session_dir`], and
 /// `/dev/shm` and `$TMPDIR` when they differ.
+#[doc(hidden)]
 pub fn session_dirs() -> Vec<PathBuf> {
     let mut dirs = vec![session_dir()];
     for d in [PathBuf::from("/dev/shm"), std::env::temp_dir()] {
@@ -58,6 +61,7 @@ pub fn session_dirs() -> Vec<PathBuf> {
 
 /// The parts of a session file name: `ringtrace-<pid>-<name>@<suffix>`
 /// gives `(pid, name)`; `None` for other files.
+#[doc(hidden)]
 pub fn parse_file_name(file: &str) -> Option<(&str, &str)> {
     let rest = file.strip_prefix(FILE_PREFIX)?;
     let (pid, rest) = rest.split_once('-')?;

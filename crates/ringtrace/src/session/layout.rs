@@ -35,18 +35,25 @@ use super::{table, SessionError};
 use crate::clock::{ClockKind, Tsc2Nsec};
 
 /// First bytes of a session file.
+#[doc(hidden)]
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RTSESS01");
 /// Layout version this build writes and reads.
+#[doc(hidden)]
 pub const VERSION: u32 = 3;
 /// Size of the header part.
+#[doc(hidden)]
 pub const HEADER_SIZE: usize = 4096;
 /// Entries of the process table.
+#[doc(hidden)]
 pub const PROCS: usize = 64;
 /// Most contexts of a session.
+#[doc(hidden)]
 pub const MAX_CONTEXTS: usize = 4096;
 /// Most table records.
+#[doc(hidden)]
 pub const MAX_INDEX: usize = 1 << 20;
 /// Most table data bytes.
+#[doc(hidden)]
 pub const MAX_TABLE_DATA: usize = 1 << 30;
 
 fn clock_code(k: ClockKind) -> u32 {
@@ -151,6 +158,7 @@ pub(crate) struct ProcEntry {
 }
 
 /// The geometry of a session, as validated on open.
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     /// Owner uid recorded by the creator.

@@ -8,10 +8,13 @@ use std::sync::Arc;
 use super::SessionMap;
 
 /// Record kind: an event type's `format` text (`system\0format`).
+#[doc(hidden)]
 pub const KIND_EVENT: u32 = 1;
 /// Record kind: a printk call site (`id u32, line u32, fmt len u32, fmt, file`).
+#[doc(hidden)]
 pub const KIND_PRINTK: u32 = 2;
 /// Record kind: a thread name (`tid i32, comm`).
+#[doc(hidden)]
 pub const KIND_COMM: u32 = 3;
 
 /// Largest record.
@@ -110,6 +113,7 @@ pub(crate) fn append_with(
 }
 
 /// A record of the tables.
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TableEntry {
     /// An event type's `format` text.
@@ -141,6 +145,7 @@ pub enum TableEntry {
 
 /// Reads committed table records incrementally; every offset and length is
 /// bounds-checked, every loop bounded.
+#[doc(hidden)]
 #[derive(Debug)]
 pub struct TableReader {
     map: Arc<SessionMap>,

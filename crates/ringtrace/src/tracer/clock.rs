@@ -170,6 +170,7 @@ impl Tsc2Nsec {
 ///     assert!(info.hz > 0);
 /// }
 /// ```
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TscInfo {
     /// CPUID reports an invariant TSC (leaf 0x8000_0007, EDX bit 8).
@@ -563,6 +564,7 @@ impl Clock {
 /// ```
 /// assert!(ringtrace::clock::read_mono() > 0);
 /// ```
+#[doc(hidden)]
 #[inline(always)]
 #[must_use]
 pub fn read_mono() -> u64 {
@@ -636,6 +638,7 @@ fn find_vdso_clock_gettime() {
 /// let a = ringtrace::clock::read_tsc();
 /// assert!(ringtrace::clock::read_tsc() >= a);
 /// ```
+#[doc(hidden)]
 #[inline(always)]
 #[must_use]
 pub fn read_tsc() -> u64 {
@@ -661,6 +664,7 @@ pub fn read_tsc() -> u64 {
 /// let a = ringtrace::clock::read_tsc_ordered();
 /// assert!(ringtrace::clock::read_tsc_ordered() >= a);
 /// ```
+#[doc(hidden)]
 #[inline(always)]
 #[must_use]
 pub fn read_tsc_ordered() -> u64 {
@@ -686,6 +690,7 @@ pub fn read_tsc_ordered() -> u64 {
 /// ```
 /// let _ = ringtrace::clock::tsc_is_invariant();
 /// ```
+#[doc(hidden)]
 #[must_use]
 pub fn tsc_is_invariant() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -714,6 +719,7 @@ pub fn tsc_is_invariant() -> bool {
 ///     println!("tsc {} Hz, invariant {}, monotonic {}", i.hz, i.invariant, i.monotonic_across_threads);
 /// }
 /// ```
+#[doc(hidden)]
 pub fn tsc_info() -> Result<&'static TscInfo, ClockError> {
     static INFO: OnceLock<Result<TscInfo, ClockError>> = OnceLock::new();
     INFO.get_or_init(probe_tsc).as_ref().map_err(|e| *e)
@@ -792,6 +798,7 @@ fn calibrate(interval: Duration) -> Result<(Tsc2Nsec, u64, u32), ClockError> {
 /// assert_eq!(turns, 200);
 /// assert!(ok, "CLOCK_MONOTONIC went backwards across threads");
 /// ```
+#[doc(hidden)]
 pub fn monotonic_across_threads(read: fn() -> u64, turns: u32, budget: Duration) -> (bool, u32) {
     let (inverted, done) = ping_pong(read, turns, budget);
     (!inverted && done >= turns.min(100), done)

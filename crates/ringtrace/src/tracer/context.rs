@@ -107,6 +107,7 @@ use crate::tracer::{Comm, Inner, Tracer};
 /// ```
 /// assert_eq!(ringtrace::context::MAX_TRACERS_PER_THREAD, 4);
 /// ```
+#[doc(hidden)]
 pub const MAX_TRACERS_PER_THREAD: usize = 4;
 
 /// `NEST` bit: a record is in progress at the current signal level.
@@ -183,6 +184,7 @@ pub enum RecordError {
 /// log_to(&t);
 /// assert_eq!(t.ring_stats(0).unwrap().entries, 1);
 /// ```
+#[doc(hidden)]
 pub trait Target {
     /// Records `rec`.
     fn record<R: Record + ?Sized>(&self, rec: &R) -> Result<(), RecordError>;
@@ -346,6 +348,7 @@ impl Drop for SignalScope {
 /// ```
 /// assert_eq!(ringtrace::context::current_depth(), 0);
 /// ```
+#[doc(hidden)]
 #[must_use]
 pub fn current_depth() -> u32 {
     let n = NEST.get();
@@ -357,6 +360,7 @@ pub fn current_depth() -> u32 {
 /// ```
 /// assert!(ringtrace::context::current_tid() > 0);
 /// ```
+#[doc(hidden)]
 #[inline(always)]
 #[must_use]
 pub fn current_tid() -> i32 {

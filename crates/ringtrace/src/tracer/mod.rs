@@ -55,6 +55,7 @@ pub(crate) use lease::{slot_owner, slot_state, EXITED, FREE, LEASED, MAX_SLOT_OW
 /// ```
 /// assert_eq!(ringtrace::tracer::COMM_LEN, 15);
 /// ```
+#[doc(hidden)]
 pub const COMM_LEN: usize = 15;
 
 /// Source of tracer ids; 0 is never used (it marks an empty lease cell).
@@ -925,6 +926,7 @@ pub(crate) static GLOBAL_REFUSED: AtomicU64 = AtomicU64::new(0);
 /// // Never creates the default tracer.
 /// let _ = ringtrace::tracer::global_if_exists();
 /// ```
+#[doc(hidden)]
 #[inline]
 pub fn global_if_exists() -> Option<&'static Tracer> {
     GLOBAL.get()
@@ -936,6 +938,7 @@ pub fn global_if_exists() -> Option<&'static Tracer> {
 /// ```
 /// assert_eq!(ringtrace::tracer::global_refused(), 0);
 /// ```
+#[doc(hidden)]
 pub fn global_refused() -> u64 {
     GLOBAL_REFUSED.load(Ordering::Relaxed)
 }

@@ -20,6 +20,7 @@ const BATCH: usize = 1 << 20;
 /// The metadata of a read file, for writing it again with `cpus` CPUs:
 /// everything but the pages and the version (v6); per-CPU stats only when
 /// they fit `cpus`.
+#[doc(hidden)]
 pub fn meta_of(info: &TraceDatInfo, cpus: u32) -> TraceDatMeta {
     let mut meta = TraceDatMeta::new(
         info.page_size,

@@ -56,6 +56,7 @@ pub enum PageError {
 }
 
 /// An ftrace `format` text that cannot be parsed.
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {reason}")]
 pub struct EventFormatError {

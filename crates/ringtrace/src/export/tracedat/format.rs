@@ -150,6 +150,7 @@ fn err(line: usize, reason: impl Into<String>) -> EventFormatError {
 }
 
 /// Parses one `format` text. `system` is recorded as is.
+#[doc(hidden)]
 pub fn parse_format(system: &str, text: &str) -> Result<EventFormat, EventFormatError> {
     let mut name = None;
     let mut id = None;

@@ -36,6 +36,7 @@ pub(crate) const SECTION_COMPRESSED: u16 = 1;
 pub(crate) const MMAP_ALIGN: u64 = 4096;
 
 /// The system name whose formats go to the "ftrace events" section (§2 item 4).
+#[doc(hidden)]
 pub const FTRACE_SYSTEM: &str = "ftrace";
 
 /// The kernel's `events/header_page` text for a 64-bit kernel (§3.1).

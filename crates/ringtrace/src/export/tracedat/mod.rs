@@ -56,6 +56,7 @@ pub mod convert;
 pub mod error;
 pub mod format;
 mod layout;
+#[doc(hidden)] // the file reader's page decoder; users read records through TraceDatReader
 pub mod page;
 pub mod read;
 pub mod render;

@@ -35,9 +35,11 @@ pub use ringtrace_ring::format::{
 /// Mask of the data length in `commit` as a file reader applies it
 /// (trace-cmd's `COMMIT_MASK`, 27 bits): wider than the ring's page sizes
 /// need, so a file from a kernel with larger sub-buffers still reads.
+#[doc(hidden)]
 pub const COMMIT_MASK: u64 = (1 << 27) - 1;
 
 /// Byte order and `long` size of the pages in a file.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageLayout {
     /// Size of `commit` and of the stored lost count: 4 or 8.
@@ -97,6 +99,7 @@ impl PageLayout {
 }
 
 /// The decoded page header.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageHeader {
     /// Full clock value of the page's first event.
@@ -110,6 +113,7 @@ pub struct PageHeader {
 }
 
 /// One data event of a page.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageEvent<'a> {
     /// Time stamp, after deltas, extends and absolute stamps.
@@ -125,6 +129,7 @@ pub struct PageEvent<'a> {
 ///
 /// `page` may be shorter than the trace's page size (the last page of a
 /// truncated CPU block); `commit` must fit in what is there.
+#[doc(hidden)]
 pub fn parse_page(
     page: &[u8],
     layout: PageLayout,
@@ -173,6 +178,7 @@ pub fn parse_page(
 
 /// Iterator over the data events of one page; yields an error at most once,
 /// then stops.
+#[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct PageEvents<'a> {
     data: &'a [u8],

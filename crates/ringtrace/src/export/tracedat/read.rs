@@ -35,6 +35,7 @@ use super::page::{parse_page, PageLayout};
 use super::write::Tsc2Nsec;
 
 /// Largest page size the reader accepts.
+#[doc(hidden)]
 pub const MAX_READ_PAGE_SIZE: u32 = 1 << 24;
 /// Most v7 OPTIONS sections followed through the DONE chain.
 const MAX_OPTION_SECTIONS: usize = 256;

@@ -58,6 +58,7 @@ impl EventView<'_> {
 
 /// `name=value` pairs of `fields`, separated by spaces; byte arrays as
 /// space-separated hex bytes (as [`crate::event::EventType::render_fields`]).
+#[doc(hidden)]
 pub fn fields_text(fields: &[(&str, FieldValue)]) -> String {
     let mut out = String::new();
     for (name, v) in fields {

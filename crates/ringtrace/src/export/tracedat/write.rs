@@ -103,8 +103,10 @@ impl TraceDatMeta {
 }
 
 /// Largest page size the writer accepts (the kernel's largest sub-buffer).
+#[doc(hidden)]
 pub const MAX_PAGE_SIZE: u32 = 1 << 20;
 /// Largest CPU count the writer accepts.
+#[doc(hidden)]
 pub const MAX_CPUS: u32 = 4096;
 
 /// v7 section description strings, in STRINGS-section order.

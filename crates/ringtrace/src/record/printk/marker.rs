@@ -23,6 +23,7 @@ use crate::event::{CommonFields, EncodeError, EventType, Record, PRINT_EVENT, PR
 /// ```
 /// assert!(ringtrace::printk::MARKER_IP < ringtrace::printk::IP_BASE + 16);
 /// ```
+#[doc(hidden)]
 pub const MARKER_IP: u64 = IP_BASE;
 
 /// A marker write (`trace_marker`): an `ftrace/print` record holding `ip` and
@@ -37,6 +38,7 @@ pub const MARKER_IP: u64 = IP_BASE;
 /// assert_eq!(n, 24);
 /// assert_eq!(&buf[16..22], b"hello\0");
 /// ```
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub struct Print<'a> {
     /// Address shown with `%ps` (use [`MARKER_IP`] for marker writes).

@@ -34,10 +34,13 @@ mod site;
 // Defined beside the registry they seed; documented here, their home
 // for users.
 #[doc(inline)]
+#[doc(hidden)]
 pub use crate::event::{BPRINT_EVENT, BPRINT_ID, PRINT_EVENT, PRINT_ID};
 pub use args::{first_misfit, ArgList, ArgValue, BprintArg, BPRINT_ARGS_OFFSET};
 pub use bprint::{Bprint, FromSite, KindsSource, SiteKinds};
-pub use marker::{Print, MARKER_IP};
+pub use marker::Print;
+#[doc(hidden)]
+pub use marker::MARKER_IP;
 pub use parse::{arg_kinds, count_args, fits, trace_cmd_compatible, ArgKind, MAX_WIDTH};
 pub use site::{
     fmt_addr, import_site, ip_addr, site_by_fmt_addr, site_by_id, sites, Site, AMBIGUOUS_FORMAT,
