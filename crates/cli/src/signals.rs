@@ -6,37 +6,15 @@
 //! that reads the sender. Handlers must be async-signal-safe: each one's
 //! caller says why it is.
 
-/// A signal handler: plain, or one that reads the `siginfo_t`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Handler {
-    /// `void handler(int)`.
-    Plain(extern "C" fn(libc::c_int)),
-    /// `void handler(int, siginfo_t *, void *)`, installed with `SA_SIGINFO`.
-    Info(extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)),
-}
+pub(crate) use ringtrace::signal::Handler;
 
 /// Installs `handler` for `sig` with `SA_RESTART` (interrupted system calls
-/// resume). The handler must do only async-signal-safe work.
+/// resume), through the library's one installer. The handler must do only
+/// async-signal-safe work.
 pub(crate) fn install(sig: libc::c_int, handler: Handler) -> std::io::Result<()> {
-    let (action, flags) = match handler {
-        Handler::Plain(f) => (f as *const () as usize, libc::SA_RESTART),
-        Handler::Info(f) => (f as *const () as usize, libc::SA_RESTART | libc::SA_SIGINFO),
-    };
-    // SAFETY: a zeroed sigaction is valid (empty mask, no flags) and is
-    // filled in before use; `action` is an `extern "C"` function of the
-    // signature `flags` announces; the caller vouches that it is
-    // async-signal-safe.
-    let rc = unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = action;
-        sa.sa_flags = flags;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(sig, &sa, std::ptr::null_mut())
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    // SAFETY: the caller vouches that the handler is async-signal-safe
+    // (each call site says why); `ringtrace::signal::install`'s contract.
+    unsafe { ringtrace::signal::install(sig, handler, libc::SA_RESTART) }
 }
 
 /// The name of signal `sig` (`SIGSEGV`), or `signal N`.

@@ -53,10 +53,8 @@ fn child_entry() {
     // SAFETY: installs a handler that only records (async-signal-safe);
     // `raise` runs it on this thread before returning.
     unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_usr1 as *const () as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+        let handler = ringtrace::signal::Handler::Plain(on_usr1);
+        ringtrace::signal::install(libc::SIGUSR1, handler, 0).unwrap();
         assert_eq!(libc::raise(libc::SIGUSR1), 0);
     }
 }

@@ -133,12 +133,8 @@ fn a_handler_record_made_while_its_format_is_published_finds_it_in_the_tables() 
     let t = TRACER.get_or_init(|| Tracer::attach_session(s).unwrap());
     // SAFETY: installs a handler that only records; nothing else in this
     // test binary uses SIGUSR2.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_sigusr2 as *const () as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
-    }
+    unsafe { crate::signal::install(libc::SIGUSR2, crate::signal::Handler::Plain(on_sigusr2), 0) }
+        .unwrap();
     // The thread's context first (a handler cannot lease one).
     t.record(&crate::bprintk!("up")).unwrap();
 
