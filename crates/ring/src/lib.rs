@@ -111,6 +111,6 @@ pub use error::{
 pub use iter::{IterEvent, RingIter};
 pub use layout::MAX_NEST;
 pub use page_read::{PageInfo, ReadPage};
-pub use read::{Consumer, Event};
+pub use read::{Consumer, Event, PeekMark};
 pub use wait::{WaitFor, WAIT_SLICE};
 pub use write::{GeometrySource, Reservation, Writer};

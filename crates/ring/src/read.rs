@@ -58,6 +58,32 @@ pub struct Event<'r> {
     pub payload: &'r [u8],
 }
 
+/// Where a peeked event lies on the reader's page, to consume exactly that
+/// event later without decoding it again ([`Consumer::peek_marked`],
+/// [`Consumer::consume_peeked`]). Opaque; a mark of another consumer, or
+/// one the ring has moved past, is recognised and not trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeekMark {
+    /// The consumer's ring.
+    ring: u32,
+    /// The reader page the event is on.
+    page: u32,
+    /// `pages_read` at the peek: a swap since (by this reader, or by one
+    /// that took its lock over) changes it.
+    pages_read: u64,
+    /// The event's record: `[offset, end)` of the page's data area.
+    offset: u32,
+    end: u32,
+    /// The payload: `[payload_offset, payload_offset + payload_len)`.
+    payload_offset: u32,
+    payload_len: u32,
+    /// The running stamp the event's delta was added to (the page's stamp
+    /// at offset 0, else `read_stamp`).
+    stamp_before: u64,
+    /// The event's time stamp.
+    timestamp: u64,
+}
+
 /// The consuming reader of one ring; holds the ring's reader lock.
 pub struct Consumer<'a> {
     region: &'a Region,
@@ -189,7 +215,94 @@ impl<'a> Consumer<'a> {
     /// The next event without consuming it.
     pub fn peek(&mut self) -> Result<Option<Event<'_>>, ReadError> {
         let _busy = self.busy();
+        Ok(self.next_record(false)?.map(|(ev, _)| ev))
+    }
+
+    /// [`peek`](Self::peek), plus a mark of where the event lies, for
+    /// [`consume_peeked`](Self::consume_peeked): a merging reader that
+    /// peeks every ring's next event to pick the oldest then consumes it
+    /// without decoding it again.
+    ///
+    /// ```
+    /// # use ringtrace_ring::{Config, RingBuffer};
+    /// let buf = RingBuffer::new(Config::new(1)).unwrap();
+    /// buf.writer(0).unwrap().write(7, &[1, 2, 3, 4]).unwrap();
+    /// let mut r = buf.consumer(0).unwrap();
+    /// let (ts, mark) = r.peek_marked().unwrap().map(|(e, m)| (e.timestamp, m)).unwrap();
+    /// let ev = r.consume_peeked(mark).unwrap().unwrap();
+    /// assert_eq!((ev.timestamp, ev.payload), (ts, &[1u8, 2, 3, 4][..]));
+    /// assert!(r.peek_marked().unwrap().is_none());
+    /// assert_eq!(buf.stats(0).unwrap().read, 1);
+    /// ```
+    pub fn peek_marked(&mut self) -> Result<Option<(Event<'_>, PeekMark)>, ReadError> {
+        let _busy = self.busy();
         self.next_record(false)
+    }
+
+    /// Consumes the event `mark` was taken at (by
+    /// [`peek_marked`](Self::peek_marked) on this consumer), without
+    /// decoding it again, when it is still the next event: same reader
+    /// page, same position, no page swapped since, its bytes still
+    /// committed. Otherwise (a reset or another reader moved the ring on
+    /// since, or the mark is another consumer's) it is
+    /// [`consume`](Self::consume): the event returned is then whatever is
+    /// next. Either way the returned event, its `lost_events` and the
+    /// accounting (`read`, `read_bytes`, losses reported) are exactly what
+    /// `consume` would give.
+    ///
+    /// A writer cannot move the event in between: the reader page is out
+    /// of the ring (overwrite mode's head push never reaches it) and a
+    /// writer filling it (head == tail) only appends past its commit.
+    pub fn consume_peeked(&mut self, mark: PeekMark) -> Result<Option<Event<'_>>, ReadError> {
+        let _busy = self.busy();
+        let r = &self.meta.r;
+        let g = self.region.geometry();
+        let cap = crate::format::data_capacity(g.page_size as usize);
+        let rp = r.reader_page.load(Relaxed);
+        let off = r.read_offset.load(Relaxed);
+        if mark.ring == self.ring
+            && rp == mark.page
+            && rp < g.nr_pages
+            && off == mark.offset
+            && r.pages_read.load(Relaxed) == mark.pages_read
+        {
+            let page = self.region.page(rp);
+            let stamp = if off == 0 {
+                page.time_stamp.load(Relaxed)
+            } else {
+                r.read_stamp.load(Relaxed)
+            };
+            // Acquire: pairs with the Release store of `commit` by the
+            // outermost writer, as in `readable`. A reset clears the page
+            // (commit 0), so a mark from before a reset fails here even
+            // where the position looks the same.
+            let commit = (page.commit.load(Acquire) as usize).min(cap);
+            let end = mark.end as usize;
+            if stamp == mark.stamp_before && end <= commit {
+                let data = self.page_data(rp, end);
+                let lost_total = r.lost_known.load(Relaxed);
+                let reported = r.lost_reported.load(Relaxed);
+                // The stores of `next_record(true)`, in the same order.
+                r.read_offset.store(mark.end, Relaxed);
+                r.read_stamp.store(mark.timestamp, Relaxed);
+                r.read
+                    .store(r.read.load(Relaxed).saturating_add(1), Relaxed);
+                r.read_bytes.store(
+                    r.read_bytes
+                        .load(Relaxed)
+                        .saturating_add(u64::from(mark.end - mark.offset)),
+                    Relaxed,
+                );
+                r.lost_reported.store(lost_total.max(reported), Relaxed);
+                let from = mark.payload_offset as usize;
+                return Ok(Some(Event {
+                    timestamp: mark.timestamp,
+                    lost_events: lost_total.saturating_sub(reported),
+                    payload: &data[from..from + mark.payload_len as usize],
+                }));
+            }
+        }
+        Ok(self.next_record(true)?.map(|(ev, _)| ev))
     }
 
     /// Holds the ring's `busy` word for one call: control operations
@@ -223,7 +336,7 @@ impl<'a> Consumer<'a> {
     /// ```
     pub fn consume(&mut self) -> Result<Option<Event<'_>>, ReadError> {
         let _busy = self.busy();
-        self.next_record(true)
+        Ok(self.next_record(true)?.map(|(ev, _)| ev))
     }
 
     /// Consumes up to `max` events in order, handing each to `f`, in one
@@ -446,7 +559,11 @@ impl<'a> Consumer<'a> {
         }
     }
 
-    pub(crate) fn next_record(&mut self, consume: bool) -> Result<Option<Event<'_>>, ReadError> {
+    /// The next event (consumed if `consume`) and the mark of where it lay.
+    pub(crate) fn next_record(
+        &mut self,
+        consume: bool,
+    ) -> Result<Option<(Event<'_>, PeekMark)>, ReadError> {
         let r = &self.meta.r;
         let nr_pages = self.region.geometry().nr_pages;
         let cap = crate::format::data_capacity(self.region.geometry().page_size as usize);
@@ -497,12 +614,27 @@ impl<'a> Consumer<'a> {
                         r.lost_reported
                             .store(lost_total.max(r.lost_reported.load(Relaxed)), Relaxed);
                     }
-                    let payload = &data[payload_offset..payload_offset + payload_len];
-                    return Ok(Some(Event {
+                    let mark = PeekMark {
+                        ring: self.ring,
+                        page: rp,
+                        pages_read: r.pages_read.load(Relaxed),
+                        // Offsets fit: they are below the page size (u32).
+                        offset: off as u32,
+                        end: (off + size) as u32,
+                        payload_offset: payload_offset as u32,
+                        payload_len: payload_len as u32,
+                        stamp_before: stamp,
                         timestamp,
-                        lost_events,
-                        payload,
-                    }));
+                    };
+                    let payload = &data[payload_offset..payload_offset + payload_len];
+                    return Ok(Some((
+                        Event {
+                            timestamp,
+                            lost_events,
+                            payload,
+                        },
+                        mark,
+                    )));
                 }
                 // Padding and time records: only the running stamp moves
                 // (an absolute stamp takes its top bits from the page's).
