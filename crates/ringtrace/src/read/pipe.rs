@@ -44,7 +44,7 @@
 
 use std::time::{Duration, Instant};
 
-use ringtrace_ring::{Consumer, ReadError, WaitFor};
+use ringtrace_ring::{Consumer, PeekMark, ReadError, WaitFor};
 
 use crate::event::CommonFields;
 use crate::output::{format_missing, write_event, write_event_cached, HeadCache, TextOptions};
@@ -196,8 +196,9 @@ pub struct Pipe<'t> {
     /// The rings read: the tracer's, or a snapshot's.
     buf: &'t ringtrace_ring::RingBuffer,
     consumers: Vec<Consumer<'t>>,
-    /// Time stamp of each ring's peeked head, `None` when not known.
-    heads: Vec<Option<u64>>,
+    /// Time stamp of each ring's peeked head and where it lies (consumed
+    /// with `consume_peeked`, not decoded again), `None` when not known.
+    heads: Vec<Option<(u64, PeekMark)>>,
     /// Rings found empty at their last peek: peeked again every
     /// [`RESCAN_STEPS`] steps, and always before the pipe says it is
     /// empty (a peek of an empty ring costs about as much as formatting
@@ -313,6 +314,12 @@ impl<'t> Pipe<'t> {
     }
 }
 
+/// The time stamp of ring `c`'s next event and where it lies, if any.
+#[inline]
+fn peek_head(c: &mut Consumer<'_>) -> Result<Option<(u64, PeekMark)>, ReadError> {
+    Ok(c.peek_marked()?.map(|(e, mark)| (e.timestamp, mark)))
+}
+
 impl<'t> Pipe<'t> {
     /// Consumes the next event in time-stamp order and hands it to `f`.
     /// `Ok(None)` when every ring is empty now.
@@ -335,7 +342,7 @@ impl<'t> Pipe<'t> {
             if rescan {
                 for i in 0..self.consumers.len() {
                     if self.empty[i] {
-                        self.heads[i] = self.consumers[i].peek()?.map(|e| e.timestamp);
+                        self.heads[i] = peek_head(&mut self.consumers[i])?;
                         if self.heads[i].is_some() {
                             self.empty[i] = false;
                             self.active.push(i);
@@ -351,9 +358,9 @@ impl<'t> Pipe<'t> {
             while k < self.active.len() {
                 let i = self.active[k];
                 if self.heads[i].is_none() {
-                    self.heads[i] = self.consumers[i].peek()?.map(|e| e.timestamp);
+                    self.heads[i] = peek_head(&mut self.consumers[i])?;
                 }
-                let Some(ts) = self.heads[i] else {
+                let Some((ts, _)) = self.heads[i] else {
                     self.empty[i] = true;
                     self.active.swap_remove(k);
                     continue;
@@ -374,8 +381,11 @@ impl<'t> Pipe<'t> {
         let Some((_, i)) = best else {
             return Ok(None);
         };
-        self.heads[i] = None;
-        match self.consumers[i].consume()? {
+        let consumed = match self.heads[i].take() {
+            Some((_, mark)) => self.consumers[i].consume_peeked(mark)?,
+            None => self.consumers[i].consume()?,
+        };
+        match consumed {
             Some(e) => Ok(Some(f(EventRef {
                 ring: i,
                 timestamp: e.timestamp,
