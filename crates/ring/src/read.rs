@@ -64,6 +64,9 @@ pub struct Event<'r> {
 /// one the ring has moved past, is recognised and not trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeekMark {
+    /// The consumer's buffer, by the address of its region in this
+    /// process: told apart from another buffer's ring at the same position.
+    region: usize,
     /// The consumer's ring.
     ring: u32,
     /// The reader page the event is on.
@@ -244,7 +247,7 @@ impl<'a> Consumer<'a> {
     /// decoding it again, when it is still the next event: same reader
     /// page, same position, no page swapped since, its bytes still
     /// committed. Otherwise (a reset or another reader moved the ring on
-    /// since, or the mark is another consumer's) it is
+    /// since, or the mark is of another ring or buffer) it is
     /// [`consume`](Self::consume): the event returned is then whatever is
     /// next. Either way the returned event, its `lost_events` and the
     /// accounting (`read`, `read_bytes`, losses reported) are exactly what
@@ -260,7 +263,8 @@ impl<'a> Consumer<'a> {
         let cap = crate::format::data_capacity(g.page_size as usize);
         let rp = r.reader_page.load(Relaxed);
         let off = r.read_offset.load(Relaxed);
-        if mark.ring == self.ring
+        if mark.region == self.region_id()
+            && mark.ring == self.ring
             && rp == mark.page
             && rp < g.nr_pages
             && off == mark.offset
@@ -314,6 +318,12 @@ impl<'a> Consumer<'a> {
 
     pub(crate) fn region(&self) -> &'a Region {
         self.region
+    }
+
+    /// The buffer's identity in a [`PeekMark`]: its region's address.
+    #[inline(always)]
+    fn region_id(&self) -> usize {
+        std::ptr::from_ref(self.region) as usize
     }
 
     pub(crate) fn meta(&self) -> &'a RingMeta {
@@ -615,6 +625,7 @@ impl<'a> Consumer<'a> {
                             .store(lost_total.max(r.lost_reported.load(Relaxed)), Relaxed);
                     }
                     let mark = PeekMark {
+                        region: self.region_id(),
                         ring: self.ring,
                         page: rp,
                         pages_read: r.pages_read.load(Relaxed),
