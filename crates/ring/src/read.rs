@@ -416,79 +416,114 @@ impl<'a> Consumer<'a> {
             if start >= commit {
                 break; // Caught up with the writer.
             }
-            let page = self.region.page(rp);
-            let data = self.page_data(rp, commit);
-            let mut stamp = if start == 0 {
-                page.time_stamp.load(Relaxed)
-            } else {
-                r.read_stamp.load(Relaxed)
-            };
-            let known = r.lost_known.load(Relaxed);
-            let mut reported = r.lost_reported.load(Relaxed);
-            let mut events = 0u64;
-            let mut off = start;
-            let mut failed = None;
-            while off < commit && n < max {
-                if let Some((delta, size)) = decode_small_data(data, off) {
-                    stamp = stamp.wrapping_add(delta);
-                    let lost_events = known.saturating_sub(reported);
-                    reported = reported.max(known);
-                    events += 1;
-                    n += 1;
-                    f(Event {
-                        timestamp: stamp,
-                        lost_events,
-                        payload: &data[off + 4..off + size],
-                    });
-                    off += size;
-                    continue;
-                }
-                let (record, size) = match decode(data, off) {
-                    Ok(x) => x,
-                    Err(source) => {
-                        failed = Some(source);
-                        break;
-                    }
-                };
-                off += size;
-                match record {
-                    Record::Data {
-                        payload_offset,
-                        payload_len,
-                        ..
-                    } => {
-                        stamp = record.stamp_after(stamp, 0);
-                        let lost_events = known.saturating_sub(reported);
-                        reported = reported.max(known);
-                        events += 1;
-                        n += 1;
-                        f(Event {
-                            timestamp: stamp,
-                            lost_events,
-                            payload: &data[payload_offset..payload_offset + payload_len],
-                        });
-                    }
-                    // Padding and time records: only the running stamp moves.
-                    _ => stamp = record.stamp_after(stamp, page.time_stamp.load(Relaxed)),
-                }
-            }
-            // The stretch is consumed: one store per counter.
-            r.read_offset.store(off as u32, Relaxed);
-            r.read_stamp.store(stamp, Relaxed);
-            r.read
-                .store(r.read.load(Relaxed).saturating_add(events), Relaxed);
-            r.read_bytes.store(
-                r.read_bytes
-                    .load(Relaxed)
-                    .saturating_add((off - start) as u64),
-                Relaxed,
-            );
-            r.lost_reported.store(reported, Relaxed);
-            if let Some(source) = failed {
+            let stretch = self.read_stretch(rp, start, commit, max - n, &mut f);
+            n += stretch.events as usize;
+            // Only now, after `f` returned for each: if `f` panics, the
+            // stretch is not consumed.
+            self.store_stretch(start, &stretch);
+            if let Some(source) = stretch.failed {
                 return Err(self.skip_corrupt_page(rp, commit, source));
             }
         }
         Ok(n)
+    }
+
+    /// Decodes the committed records of the reader page `rp` from `start`
+    /// up to `commit`, handing at most `max` events to `f`; stops at the
+    /// first record that does not decode. Changes nothing in the ring: the
+    /// caller stores the returned position and counters
+    /// ([`store_stretch`](Self::store_stretch)).
+    #[inline(always)]
+    fn read_stretch<F>(
+        &self,
+        rp: u32,
+        start: usize,
+        commit: usize,
+        max: usize,
+        f: &mut F,
+    ) -> Stretch
+    where
+        F: FnMut(Event<'_>),
+    {
+        let r = &self.meta.r;
+        let page = self.region.page(rp);
+        let data = self.page_data(rp, commit);
+        let mut stamp = if start == 0 {
+            page.time_stamp.load(Relaxed)
+        } else {
+            r.read_stamp.load(Relaxed)
+        };
+        let known = r.lost_known.load(Relaxed);
+        let mut reported = r.lost_reported.load(Relaxed);
+        let mut events = 0u64;
+        let mut off = start;
+        let mut failed = None;
+        while off < commit && (events as usize) < max {
+            if let Some((delta, size)) = decode_small_data(data, off) {
+                stamp = stamp.wrapping_add(delta);
+                let lost_events = known.saturating_sub(reported);
+                reported = reported.max(known);
+                events += 1;
+                f(Event {
+                    timestamp: stamp,
+                    lost_events,
+                    payload: &data[off + 4..off + size],
+                });
+                off += size;
+                continue;
+            }
+            let (record, size) = match decode(data, off) {
+                Ok(x) => x,
+                Err(source) => {
+                    failed = Some(source);
+                    break;
+                }
+            };
+            off += size;
+            match record {
+                Record::Data {
+                    payload_offset,
+                    payload_len,
+                    ..
+                } => {
+                    stamp = record.stamp_after(stamp, 0);
+                    let lost_events = known.saturating_sub(reported);
+                    reported = reported.max(known);
+                    events += 1;
+                    f(Event {
+                        timestamp: stamp,
+                        lost_events,
+                        payload: &data[payload_offset..payload_offset + payload_len],
+                    });
+                }
+                // Padding and time records: only the running stamp moves.
+                _ => stamp = record.stamp_after(stamp, page.time_stamp.load(Relaxed)),
+            }
+        }
+        Stretch {
+            end: off,
+            stamp,
+            events,
+            reported,
+            failed,
+        }
+    }
+
+    /// Consumes a stretch read from `start` on: one store per counter.
+    #[inline(always)]
+    fn store_stretch(&self, start: usize, s: &Stretch) {
+        let r = &self.meta.r;
+        r.read_offset.store(s.end as u32, Relaxed);
+        r.read_stamp.store(s.stamp, Relaxed);
+        r.read
+            .store(r.read.load(Relaxed).saturating_add(s.events), Relaxed);
+        r.read_bytes.store(
+            r.read_bytes
+                .load(Relaxed)
+                .saturating_add((s.end - start) as u64),
+            Relaxed,
+        );
+        r.lost_reported.store(s.reported, Relaxed);
     }
 
     /// Losses not yet reported with an event: those known before the
@@ -804,6 +839,17 @@ impl<'a> Consumer<'a> {
             what,
         }
     }
+}
+
+/// What [`Consumer::read_stretch`] read of a page: where it stopped, the
+/// running stamp there, the events handed out, the losses reported with
+/// them, and the error of a record that did not decode.
+struct Stretch {
+    end: usize,
+    stamp: u64,
+    events: u64,
+    reported: u64,
+    failed: Option<crate::format::FormatError>,
 }
 
 impl Drop for Consumer<'_> {
