@@ -242,6 +242,66 @@ impl<'a> Consumer<'a> {
         self.next_record(false)
     }
 
+    /// True when there is nothing to read now: a [`peek`](Self::peek)
+    /// would return `None`. False when there may be something: peek to
+    /// know. For a reader that polls many rings, most of them empty (the
+    /// merged pipe): it answers without a peek's decoding, and without
+    /// the head search and the swap where its reader page is used up. A
+    /// ring it cannot judge at once (a head hint out of date, a head being
+    /// moved, a corrupt index) gets false, never true.
+    ///
+    /// It never hides an event a peek would return: it makes a peek's own
+    /// loads in a peek's order and answers true only where the peek would
+    /// stop with `None` at the same point. On the reader page, `readable`
+    /// (caught up with the commit, or the commit point still on that page).
+    /// Past it, `swap`'s "nothing committed on the head page" test on
+    /// `find_head`'s first step: the hinted head, marked HEAD by the link
+    /// into it (Acquire, as `link_into` loads it), is the commit page
+    /// (Acquire, pairs with the Release store of `commit_page` in
+    /// `set_commit_to_write`) and holds no commit (Acquire, pairs with the
+    /// outermost writer's Release store of `commit`). So an event
+    /// committed before the call is either reported (false) or was
+    /// overwritten, and counted, while the call ran (a writer lapping the
+    /// ring between the loads, as it can during a peek); one committed
+    /// later is seen by the next call, since each call loads afresh.
+    ///
+    /// ```
+    /// # use ringtrace_ring::{Config, RingBuffer};
+    /// let buf = RingBuffer::new(Config::new(1)).unwrap();
+    /// let mut r = buf.consumer(0).unwrap();
+    /// assert!(r.nothing_to_read());
+    /// buf.writer(0).unwrap().write(7, &[1, 2, 3, 4]).unwrap();
+    /// assert!(!r.nothing_to_read());
+    /// r.consume().unwrap().unwrap();
+    /// assert!(r.nothing_to_read());
+    /// ```
+    pub fn nothing_to_read(&mut self) -> bool {
+        let _busy = self.busy();
+        let r = &self.meta.r;
+        let g = self.region.geometry();
+        let rp = r.reader_page.load(Relaxed);
+        if rp >= g.nr_pages {
+            return false; // Corrupt: a peek reports it.
+        }
+        let off = r.read_offset.load(Relaxed) as usize;
+        let cap = crate::format::data_capacity(g.page_size as usize);
+        if let Some(commit) = self.readable(rp, off, cap) {
+            return off >= commit;
+        }
+        // The reader page is used up and the commit point has left it: a
+        // peek would swap, unless the head holds nothing committed.
+        let head = r.head_page.load(Relaxed);
+        if head >= g.nr_pages {
+            return false;
+        }
+        let prev = self.region.page(head).prev.load(Relaxed);
+        if self.head_mark(head, prev).is_none() {
+            return false;
+        }
+        head == self.meta.w.commit_page.load(Acquire)
+            && self.region.page(head).commit.load(Acquire) == 0
+    }
+
     /// Consumes the event `mark` was taken at (by
     /// [`peek_marked`](Self::peek_marked) on this consumer), without
     /// decoding it again, when it is still the next event: same reader
@@ -821,15 +881,21 @@ impl<'a> Consumer<'a> {
             if prev >= nr_pages {
                 return Err(self.corrupt_ring("page prev index out of range"));
             }
-            if let Some((before, l)) = crate::pool::link_into(self.region, p, prev) {
-                if link_flag(l) == HEAD {
-                    r.head_page.store(p, Relaxed);
-                    return Ok(Some((p, before, l)));
-                }
+            if let Some((before, l)) = self.head_mark(p, prev) {
+                r.head_page.store(p, Relaxed);
+                return Ok(Some((p, before, l)));
             }
             p = link_page(self.region.page(p).link.load(Acquire));
         }
         Ok(None)
+    }
+
+    /// When page `p` (in range), whose `prev` is `prev`, is the head: the
+    /// page whose link marks it HEAD and that link word (`find_head`'s test
+    /// of one page). None otherwise, or where an index is out of range.
+    #[inline(always)]
+    fn head_mark(&self, p: u32, prev: u32) -> Option<(u32, u64)> {
+        crate::pool::link_into(self.region, p, prev).filter(|&(_, l)| link_flag(l) == HEAD)
     }
 
     pub(crate) fn corrupt_ring(&self, what: &'static str) -> ReadError {
