@@ -21,13 +21,14 @@
 //!
 //! # The live merge's bound
 //!
-//! Rings found empty are peeked again only every [`RESCAN_STEPS`] steps
-//! (and always before the pipe says it is empty): a peek of an empty ring
-//! costs about as much as formatting an event, and a session has 64 rings,
-//! most of them empty. So, while writers write, an event committed to a
-//! ring the pipe found empty goes after **at most [`RESCAN_STEPS`] events
-//! of other rings stamped later than it**, and after every event stamped
-//! earlier. Exact order at each step would need a peek of every ring per
+//! Rings found empty are looked at again only every [`RESCAN_STEPS`] steps
+//! (and always before the pipe says it is empty), and then first with the
+//! consumer's `nothing_to_read`, which answers for an empty ring without a
+//! peek: a session has 64 rings, most of them empty, and looking at each
+//! at every step would cost more than formatting the event. So, while
+//! writers write, an event committed to a ring the pipe found empty goes
+//! after **at most [`RESCAN_STEPS`] events of other rings stamped later
+//! than it**, and after every event stamped earlier. Exact order at each step would need a peek of every ring per
 //! event; rings read while their writers are stopped (a dump, a finished
 //! program, a snapshot) merge exactly.
 //!
@@ -199,10 +200,9 @@ pub struct Pipe<'t> {
     /// Time stamp of each ring's peeked head and where it lies (consumed
     /// with `consume_peeked`, not decoded again), `None` when not known.
     heads: Vec<Option<(u64, PeekMark)>>,
-    /// Rings found empty at their last peek: peeked again every
+    /// Rings found empty at their last peek: looked at again every
     /// [`RESCAN_STEPS`] steps, and always before the pipe says it is
-    /// empty (a peek of an empty ring costs about as much as formatting
-    /// an event, and a session has 64 rings, most of them empty).
+    /// empty (see "The live merge's bound" in the module docs).
     empty: Vec<bool>,
     /// The rings not in `empty`, in no particular order.
     active: Vec<usize>,
@@ -334,6 +334,15 @@ impl<'t> Pipe<'t> {
         &mut self,
         f: impl FnOnce(EventRef<'_>) -> T,
     ) -> Result<Option<T>, ReadError> {
+        self.next_with_heads(|e, _| f(e))
+    }
+
+    /// [`Pipe::next_with`], handing `f` the pipe's cache of context columns
+    /// too (a field the event does not borrow).
+    fn next_with_heads<T>(
+        &mut self,
+        f: impl FnOnce(EventRef<'_>, &mut HeadCache) -> T,
+    ) -> Result<Option<T>, ReadError> {
         if let Some(e) = &self.held {
             return Err(e.clone());
         }
@@ -341,7 +350,9 @@ impl<'t> Pipe<'t> {
         let best = loop {
             if rescan {
                 for i in 0..self.consumers.len() {
-                    if self.empty[i] {
+                    // `nothing_to_read` never says true where a peek would
+                    // find an event, and costs far less on an empty ring.
+                    if self.empty[i] && !self.consumers[i].nothing_to_read() {
                         self.heads[i] = peek_head(&mut self.consumers[i])?;
                         if self.heads[i].is_some() {
                             self.empty[i] = false;
@@ -386,12 +397,15 @@ impl<'t> Pipe<'t> {
             None => self.consumers[i].consume()?,
         };
         match consumed {
-            Some(e) => Ok(Some(f(EventRef {
-                ring: i,
-                timestamp: e.timestamp,
-                lost_events: e.lost_events,
-                payload: e.payload,
-            }))),
+            Some(e) => Ok(Some(f(
+                EventRef {
+                    ring: i,
+                    timestamp: e.timestamp,
+                    lost_events: e.lost_events,
+                    payload: e.payload,
+                },
+                &mut self.line_heads,
+            ))),
             None => Ok(None),
         }
     }
@@ -436,8 +450,7 @@ impl<'t> Pipe<'t> {
     pub fn next_line_into(&mut self, line: &mut String) -> Result<bool, ReadError> {
         let tracer = self.tracer;
         let opts = self.opts;
-        let mut heads = std::mem::take(&mut self.line_heads);
-        let got = self.next_with(|e| {
+        let got = self.next_with_heads(|e, heads| {
             // On a session, a writer publishes a format in the tables
             // before the first record that uses it: a format not known
             // here yet is imported now, not printed as unparsable.
@@ -449,16 +462,14 @@ impl<'t> Pipe<'t> {
                 line,
                 &tracer.inner,
                 &opts,
-                &mut heads,
+                heads,
                 e.ring,
                 e.timestamp,
                 e.lost_events,
                 e.payload,
             );
         });
-        self.line_heads = heads;
-        let got = got?;
-        Ok(got.is_some())
+        Ok(got?.is_some())
     }
 
     /// Appends the lines of the events there are now to `text`, in the
