@@ -422,11 +422,11 @@ impl<'a> Consumer<'a> {
     ///
     /// A reader that polls in a loop should pause briefly after a small
     /// batch: caught up, it reads the cache line the writer is filling and
-    /// takes it away from the writer's core at every poll. In the bench
-    /// crate's one-writer / one-reader run, waiting 256 `spin_loop` hints
-    /// after a batch of fewer than 64 events took the pair from about 44 to
-    /// about 96 M events/s. (Or block in [`crate::RingBuffer::wait`] with a
-    /// watermark, as the kernel's readers do.)
+    /// takes it away from the writer's core at every poll (the bench
+    /// crate's one-writer / one-reader run waits 256 `spin_loop` hints
+    /// after a batch of fewer than 64 events, and shows the difference).
+    /// Or block in [`crate::RingBuffer::wait`] with a watermark, as the
+    /// kernel's readers do.
     ///
     /// On a corrupt record the events handed to `f` before it stay consumed,
     /// the rest of that page is skipped, and the error is returned (as
