@@ -516,19 +516,25 @@ impl<'a> Consumer<'a> {
         let known = r.lost_known.load(Relaxed);
         let mut reported = r.lost_reported.load(Relaxed);
         let mut events = 0u64;
+        // Hands out one event: the losses not reported yet go with it.
+        let mut hand_out = |timestamp: u64, payload: &[u8]| {
+            let lost_events = known.saturating_sub(reported);
+            reported = reported.max(known);
+            events += 1;
+            f(Event {
+                timestamp,
+                lost_events,
+                payload,
+            });
+        };
         let mut off = start;
         let mut failed = None;
-        while off < commit && (events as usize) < max {
+        let mut handed = 0usize;
+        while off < commit && handed < max {
             if let Some((delta, size)) = decode_small_data(data, off) {
                 stamp = stamp.wrapping_add(delta);
-                let lost_events = known.saturating_sub(reported);
-                reported = reported.max(known);
-                events += 1;
-                f(Event {
-                    timestamp: stamp,
-                    lost_events,
-                    payload: &data[off + 4..off + size],
-                });
+                hand_out(stamp, &data[off + 4..off + size]);
+                handed += 1;
                 off += size;
                 continue;
             }
@@ -547,14 +553,8 @@ impl<'a> Consumer<'a> {
                     ..
                 } => {
                     stamp = record.stamp_after(stamp, 0);
-                    let lost_events = known.saturating_sub(reported);
-                    reported = reported.max(known);
-                    events += 1;
-                    f(Event {
-                        timestamp: stamp,
-                        lost_events,
-                        payload: &data[payload_offset..payload_offset + payload_len],
-                    });
+                    hand_out(stamp, &data[payload_offset..payload_offset + payload_len]);
+                    handed += 1;
                 }
                 // Padding and time records: only the running stamp moves.
                 _ => stamp = record.stamp_after(stamp, page.time_stamp.load(Relaxed)),
