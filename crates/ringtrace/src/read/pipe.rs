@@ -513,10 +513,20 @@ impl<'t> Pipe<'t> {
     /// assert!(t.pipe().next_line_timeout(Duration::from_millis(1)).unwrap().is_none());
     /// ```
     pub fn next_line_timeout(&mut self, timeout: Duration) -> Result<Option<String>, ReadError> {
+        self.waiting(timeout, Pipe::next_line)
+    }
+
+    /// `next` until it returns something or `timeout` has passed, asleep
+    /// in the rings' blocking wait in between.
+    fn waiting<T>(
+        &mut self,
+        timeout: Duration,
+        mut next: impl FnMut(&mut Self) -> Result<Option<T>, ReadError>,
+    ) -> Result<Option<T>, ReadError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(l) = self.next_line()? {
-                return Ok(Some(l));
+            if let Some(x) = next(self)? {
+                return Ok(Some(x));
             }
             if !self.wait_until(deadline) {
                 return Ok(None);
@@ -550,15 +560,7 @@ impl<'t> Pipe<'t> {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<OwnedEvent>, ReadError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(e) = self.next_event()? {
-                return Ok(Some(e));
-            }
-            if !self.wait_until(deadline) {
-                return Ok(None);
-            }
-        }
+        self.waiting(timeout, Pipe::next_event)
     }
 
     /// Consumes everything there is now and returns it as text.
