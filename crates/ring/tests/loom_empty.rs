@@ -114,7 +114,7 @@ fn check_outcome(buf: &RingBuffer, writes: u32, seen: &[(u32, u64)], empty_at: &
 /// the reader alternates between the check and reads.
 #[test]
 fn empty_check_against_head_push() {
-    check_model(Mode::Overwrite, 5, 3);
+    check_model(Mode::Overwrite, 5, 2);
 }
 
 /// Producer/consumer mode: the writer fills the ring (the last writes are
