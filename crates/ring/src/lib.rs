@@ -112,7 +112,7 @@ pub use error::{
 pub use iter::{IterEvent, RingIter};
 pub use layout::MAX_NEST;
 pub use page_read::{PageInfo, ReadPage};
-pub use read::{Consumer, Event};
+pub use read::{Consumer, Event, PeekMark};
 pub use wait::{WaitFor, WAIT_SLICE};
 #[doc(hidden)]
 pub use write::GeometrySource;

@@ -58,6 +58,36 @@ pub struct Event<'r> {
     pub payload: &'r [u8],
 }
 
+/// Where a peeked event lies on the reader's page, to consume exactly that
+/// event later without decoding it again ([`Consumer::peek_marked`],
+/// [`Consumer::consume_peeked`]). Opaque; a mark of another consumer, or
+/// one the ring has moved past, is recognised and not trusted.
+#[doc(hidden)] // the merged pipe's seam (ringtrace's Pipe), not part of the API
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeekMark {
+    /// The consumer's buffer, by the address of its region in this
+    /// process: told apart from another buffer's ring at the same position.
+    region: usize,
+    /// The consumer's ring.
+    ring: u32,
+    /// The reader page the event is on.
+    page: u32,
+    /// `pages_read` at the peek: a swap since (by this reader, or by one
+    /// that took its lock over) changes it.
+    pages_read: u64,
+    /// The event's record: `[offset, end)` of the page's data area.
+    offset: u32,
+    end: u32,
+    /// The payload: `[payload_offset, payload_offset + payload_len)`.
+    payload_offset: u32,
+    payload_len: u32,
+    /// The running stamp the event's delta was added to (the page's stamp
+    /// at offset 0, else `read_stamp`).
+    stamp_before: u64,
+    /// The event's time stamp.
+    timestamp: u64,
+}
+
 /// The consuming reader of one ring; holds the ring's reader lock.
 pub struct Consumer<'a> {
     region: &'a Region,
@@ -189,7 +219,158 @@ impl<'a> Consumer<'a> {
     /// The next event without consuming it.
     pub fn peek(&mut self) -> Result<Option<Event<'_>>, ReadError> {
         let _busy = self.busy();
+        Ok(self.next_record(false)?.map(|(ev, _)| ev))
+    }
+
+    /// [`peek`](Self::peek), plus a mark of where the event lies, for
+    /// [`consume_peeked`](Self::consume_peeked): a merging reader that
+    /// peeks every ring's next event to pick the oldest then consumes it
+    /// without decoding it again.
+    ///
+    /// ```
+    /// # use ringtrace_ring::{Config, RingBuffer};
+    /// let buf = RingBuffer::new(Config::new(1)).unwrap();
+    /// buf.writer(0).unwrap().write(7, &[1, 2, 3, 4]).unwrap();
+    /// let mut r = buf.consumer(0).unwrap();
+    /// let (ts, mark) = r.peek_marked().unwrap().map(|(e, m)| (e.timestamp, m)).unwrap();
+    /// let ev = r.consume_peeked(mark).unwrap().unwrap();
+    /// assert_eq!((ev.timestamp, ev.payload), (ts, &[1u8, 2, 3, 4][..]));
+    /// assert!(r.peek_marked().unwrap().is_none());
+    /// assert_eq!(buf.stats(0).unwrap().read, 1);
+    /// ```
+    #[doc(hidden)] // the merged pipe's seam (ringtrace's Pipe), not part of the API
+    pub fn peek_marked(&mut self) -> Result<Option<(Event<'_>, PeekMark)>, ReadError> {
+        let _busy = self.busy();
         self.next_record(false)
+    }
+
+    /// True when there is nothing to read now: a [`peek`](Self::peek)
+    /// would return `None`. False when there may be something: peek to
+    /// know. For a reader that polls many rings, most of them empty (the
+    /// merged pipe): it answers without a peek's decoding, and without
+    /// the head search and the swap where its reader page is used up. A
+    /// ring it cannot judge at once (a head hint out of date, a head being
+    /// moved, a corrupt index) gets false, never true.
+    ///
+    /// It never hides an event a peek would return: it makes a peek's own
+    /// loads in a peek's order and answers true only where the peek would
+    /// stop with `None` at the same point. On the reader page, `readable`
+    /// (caught up with the commit, or the commit point still on that page).
+    /// Past it, `swap`'s "nothing committed on the head page" test on
+    /// `find_head`'s first step: the hinted head, marked HEAD by the link
+    /// into it (Acquire, as `link_into` loads it), is the commit page
+    /// (Acquire, pairs with the Release store of `commit_page` in
+    /// `set_commit_to_write`) and holds no commit (Acquire, pairs with the
+    /// outermost writer's Release store of `commit`). So an event
+    /// committed before the call is either reported (false) or was
+    /// overwritten, and counted, while the call ran (a writer lapping the
+    /// ring between the loads, as it can during a peek); one committed
+    /// later is seen by the next call, since each call loads afresh.
+    ///
+    /// ```
+    /// # use ringtrace_ring::{Config, RingBuffer};
+    /// let buf = RingBuffer::new(Config::new(1)).unwrap();
+    /// let mut r = buf.consumer(0).unwrap();
+    /// assert!(r.nothing_to_read());
+    /// buf.writer(0).unwrap().write(7, &[1, 2, 3, 4]).unwrap();
+    /// assert!(!r.nothing_to_read());
+    /// r.consume().unwrap().unwrap();
+    /// assert!(r.nothing_to_read());
+    /// ```
+    #[doc(hidden)] // the merged pipe's seam (ringtrace's Pipe), not part of the API
+    pub fn nothing_to_read(&mut self) -> bool {
+        let _busy = self.busy();
+        let r = &self.meta.r;
+        let g = self.region.geometry();
+        let rp = r.reader_page.load(Relaxed);
+        if rp >= g.nr_pages {
+            return false; // Corrupt: a peek reports it.
+        }
+        let off = r.read_offset.load(Relaxed) as usize;
+        let cap = crate::format::data_capacity(g.page_size as usize);
+        if let Some(commit) = self.readable(rp, off, cap) {
+            return off >= commit;
+        }
+        // The reader page is used up and the commit point has left it: a
+        // peek would swap, unless the head holds nothing committed.
+        let head = r.head_page.load(Relaxed);
+        if head >= g.nr_pages {
+            return false;
+        }
+        let prev = self.region.page(head).prev.load(Relaxed);
+        if self.head_mark(head, prev).is_none() {
+            return false;
+        }
+        head == self.meta.w.commit_page.load(Acquire)
+            && self.region.page(head).commit.load(Acquire) == 0
+    }
+
+    /// Consumes the event `mark` was taken at (by
+    /// [`peek_marked`](Self::peek_marked) on this consumer), without
+    /// decoding it again, when it is still the next event: same reader
+    /// page, same position, no page swapped since, its bytes still
+    /// committed. Otherwise (a reset or another reader moved the ring on
+    /// since, or the mark is of another ring or buffer) it is
+    /// [`consume`](Self::consume): the event returned is then whatever is
+    /// next. Either way the returned event, its `lost_events` and the
+    /// accounting (`read`, `read_bytes`, losses reported) are exactly what
+    /// `consume` would give.
+    ///
+    /// A writer cannot move the event in between: the reader page is out
+    /// of the ring (overwrite mode's head push never reaches it) and a
+    /// writer filling it (head == tail) only appends past its commit.
+    #[doc(hidden)] // the merged pipe's seam (ringtrace's Pipe), not part of the API
+    pub fn consume_peeked(&mut self, mark: PeekMark) -> Result<Option<Event<'_>>, ReadError> {
+        let _busy = self.busy();
+        let r = &self.meta.r;
+        let g = self.region.geometry();
+        let cap = crate::format::data_capacity(g.page_size as usize);
+        let rp = r.reader_page.load(Relaxed);
+        let off = r.read_offset.load(Relaxed);
+        if mark.region == self.region_id()
+            && mark.ring == self.ring
+            && rp == mark.page
+            && rp < g.nr_pages
+            && off == mark.offset
+            && r.pages_read.load(Relaxed) == mark.pages_read
+        {
+            let page = self.region.page(rp);
+            let stamp = if off == 0 {
+                page.time_stamp.load(Relaxed)
+            } else {
+                r.read_stamp.load(Relaxed)
+            };
+            // Acquire: pairs with the Release store of `commit` by the
+            // outermost writer, as in `readable`. A reset clears the page
+            // (commit 0), so a mark from before a reset fails here even
+            // where the position looks the same.
+            let commit = (page.commit.load(Acquire) as usize).min(cap);
+            let end = mark.end as usize;
+            if stamp == mark.stamp_before && end <= commit {
+                let data = self.page_data(rp, end);
+                let lost_total = r.lost_known.load(Relaxed);
+                let reported = r.lost_reported.load(Relaxed);
+                // The stores of `next_record(true)`, in the same order.
+                r.read_offset.store(mark.end, Relaxed);
+                r.read_stamp.store(mark.timestamp, Relaxed);
+                r.read
+                    .store(r.read.load(Relaxed).saturating_add(1), Relaxed);
+                r.read_bytes.store(
+                    r.read_bytes
+                        .load(Relaxed)
+                        .saturating_add(u64::from(mark.end - mark.offset)),
+                    Relaxed,
+                );
+                r.lost_reported.store(lost_total.max(reported), Relaxed);
+                let from = mark.payload_offset as usize;
+                return Ok(Some(Event {
+                    timestamp: mark.timestamp,
+                    lost_events: lost_total.saturating_sub(reported),
+                    payload: &data[from..from + mark.payload_len as usize],
+                }));
+            }
+        }
+        Ok(self.next_record(true)?.map(|(ev, _)| ev))
     }
 
     /// Holds the ring's `busy` word for one call: control operations
@@ -201,6 +382,12 @@ impl<'a> Consumer<'a> {
 
     pub(crate) fn region(&self) -> &'a Region {
         self.region
+    }
+
+    /// The buffer's identity in a [`PeekMark`]: its region's address.
+    #[inline(always)]
+    fn region_id(&self) -> usize {
+        std::ptr::from_ref(self.region) as usize
     }
 
     pub(crate) fn meta(&self) -> &'a RingMeta {
@@ -223,7 +410,7 @@ impl<'a> Consumer<'a> {
     /// ```
     pub fn consume(&mut self) -> Result<Option<Event<'_>>, ReadError> {
         let _busy = self.busy();
-        self.next_record(true)
+        Ok(self.next_record(true)?.map(|(ev, _)| ev))
     }
 
     /// Consumes up to `max` events in order, handing each to `f`, in one
@@ -239,11 +426,11 @@ impl<'a> Consumer<'a> {
     ///
     /// A reader that polls in a loop should pause briefly after a small
     /// batch: caught up, it reads the cache line the writer is filling and
-    /// takes it away from the writer's core at every poll. In the bench
-    /// crate's one-writer / one-reader run, waiting 256 `spin_loop` hints
-    /// after a batch of fewer than 64 events took the pair from about 44 to
-    /// about 96 M events/s. (Or block in [`crate::RingBuffer::wait`] with a
-    /// watermark, as the kernel's readers do.)
+    /// takes it away from the writer's core at every poll (the bench
+    /// crate's one-writer / one-reader run waits 256 `spin_loop` hints
+    /// after a batch of fewer than 64 events, and shows the difference).
+    /// Or block in [`crate::RingBuffer::wait`] with a watermark, as the
+    /// kernel's readers do.
     ///
     /// On a corrupt record the events handed to `f` before it stay consumed,
     /// the rest of that page is skipped, and the error is returned (as
@@ -293,79 +480,114 @@ impl<'a> Consumer<'a> {
             if start >= commit {
                 break; // Caught up with the writer.
             }
-            let page = self.region.page(rp);
-            let data = self.page_data(rp, commit);
-            let mut stamp = if start == 0 {
-                page.time_stamp.load(Relaxed)
-            } else {
-                r.read_stamp.load(Relaxed)
-            };
-            let known = r.lost_known.load(Relaxed);
-            let mut reported = r.lost_reported.load(Relaxed);
-            let mut events = 0u64;
-            let mut off = start;
-            let mut failed = None;
-            while off < commit && n < max {
-                if let Some((delta, size)) = decode_small_data(data, off) {
-                    stamp = stamp.wrapping_add(delta);
-                    let lost_events = known.saturating_sub(reported);
-                    reported = reported.max(known);
-                    events += 1;
-                    n += 1;
-                    f(Event {
-                        timestamp: stamp,
-                        lost_events,
-                        payload: &data[off + 4..off + size],
-                    });
-                    off += size;
-                    continue;
-                }
-                let (record, size) = match decode(data, off) {
-                    Ok(x) => x,
-                    Err(source) => {
-                        failed = Some(source);
-                        break;
-                    }
-                };
-                off += size;
-                match record {
-                    PageRecord::Data {
-                        payload_offset,
-                        payload_len,
-                        ..
-                    } => {
-                        stamp = record.stamp_after(stamp, 0);
-                        let lost_events = known.saturating_sub(reported);
-                        reported = reported.max(known);
-                        events += 1;
-                        n += 1;
-                        f(Event {
-                            timestamp: stamp,
-                            lost_events,
-                            payload: &data[payload_offset..payload_offset + payload_len],
-                        });
-                    }
-                    // Padding and time records: only the running stamp moves.
-                    _ => stamp = record.stamp_after(stamp, page.time_stamp.load(Relaxed)),
-                }
-            }
-            // The stretch is consumed: one store per counter.
-            r.read_offset.store(off as u32, Relaxed);
-            r.read_stamp.store(stamp, Relaxed);
-            r.read
-                .store(r.read.load(Relaxed).saturating_add(events), Relaxed);
-            r.read_bytes.store(
-                r.read_bytes
-                    .load(Relaxed)
-                    .saturating_add((off - start) as u64),
-                Relaxed,
-            );
-            r.lost_reported.store(reported, Relaxed);
-            if let Some(source) = failed {
+            let stretch = self.read_stretch(rp, start, commit, max - n, &mut f);
+            n += stretch.events as usize;
+            // Only now, after `f` returned for each: if `f` panics, the
+            // stretch is not consumed.
+            self.store_stretch(start, &stretch);
+            if let Some(source) = stretch.failed {
                 return Err(self.skip_corrupt_page(rp, commit, source));
             }
         }
         Ok(n)
+    }
+
+    /// Decodes the committed records of the reader page `rp` from `start`
+    /// up to `commit`, handing at most `max` events to `f`; stops at the
+    /// first record that does not decode. Changes nothing in the ring: the
+    /// caller stores the returned position and counters
+    /// ([`store_stretch`](Self::store_stretch)).
+    #[inline(always)]
+    fn read_stretch<F>(
+        &self,
+        rp: u32,
+        start: usize,
+        commit: usize,
+        max: usize,
+        f: &mut F,
+    ) -> Stretch
+    where
+        F: FnMut(Event<'_>),
+    {
+        let r = &self.meta.r;
+        let page = self.region.page(rp);
+        let data = self.page_data(rp, commit);
+        let mut stamp = if start == 0 {
+            page.time_stamp.load(Relaxed)
+        } else {
+            r.read_stamp.load(Relaxed)
+        };
+        let known = r.lost_known.load(Relaxed);
+        let mut reported = r.lost_reported.load(Relaxed);
+        let mut events = 0u64;
+        // Hands out one event: the losses not reported yet go with it.
+        let mut hand_out = |timestamp: u64, payload: &[u8]| {
+            let lost_events = known.saturating_sub(reported);
+            reported = reported.max(known);
+            events += 1;
+            f(Event {
+                timestamp,
+                lost_events,
+                payload,
+            });
+        };
+        let mut off = start;
+        let mut failed = None;
+        let mut handed = 0usize;
+        while off < commit && handed < max {
+            if let Some((delta, size)) = decode_small_data(data, off) {
+                stamp = stamp.wrapping_add(delta);
+                hand_out(stamp, &data[off + 4..off + size]);
+                handed += 1;
+                off += size;
+                continue;
+            }
+            let (record, size) = match decode(data, off) {
+                Ok(x) => x,
+                Err(source) => {
+                    failed = Some(source);
+                    break;
+                }
+            };
+            off += size;
+            match record {
+                PageRecord::Data {
+                    payload_offset,
+                    payload_len,
+                    ..
+                } => {
+                    stamp = record.stamp_after(stamp, 0);
+                    hand_out(stamp, &data[payload_offset..payload_offset + payload_len]);
+                    handed += 1;
+                }
+                // Padding and time records: only the running stamp moves.
+                _ => stamp = record.stamp_after(stamp, page.time_stamp.load(Relaxed)),
+            }
+        }
+        Stretch {
+            end: off,
+            stamp,
+            events,
+            reported,
+            failed,
+        }
+    }
+
+    /// Consumes a stretch read from `start` on: one store per counter.
+    #[inline(always)]
+    fn store_stretch(&self, start: usize, s: &Stretch) {
+        let r = &self.meta.r;
+        r.read_offset.store(s.end as u32, Relaxed);
+        r.read_stamp.store(s.stamp, Relaxed);
+        r.read
+            .store(r.read.load(Relaxed).saturating_add(s.events), Relaxed);
+        r.read_bytes.store(
+            r.read_bytes
+                .load(Relaxed)
+                .saturating_add((s.end - start) as u64),
+            Relaxed,
+        );
+        r.lost_reported.store(s.reported, Relaxed);
     }
 
     /// Losses not yet reported with an event: those known before the
@@ -444,7 +666,11 @@ impl<'a> Consumer<'a> {
         unsafe { self.region.committed_data(rp, commit) }
     }
 
-    pub(crate) fn next_record(&mut self, consume: bool) -> Result<Option<Event<'_>>, ReadError> {
+    /// The next event (consumed if `consume`) and the mark of where it lay.
+    pub(crate) fn next_record(
+        &mut self,
+        consume: bool,
+    ) -> Result<Option<(Event<'_>, PeekMark)>, ReadError> {
         let r = &self.meta.r;
         let nr_pages = self.region.geometry().nr_pages;
         let cap = crate::format::data_capacity(self.region.geometry().page_size as usize);
@@ -495,12 +721,28 @@ impl<'a> Consumer<'a> {
                         r.lost_reported
                             .store(lost_total.max(r.lost_reported.load(Relaxed)), Relaxed);
                     }
-                    let payload = &data[payload_offset..payload_offset + payload_len];
-                    return Ok(Some(Event {
+                    let mark = PeekMark {
+                        region: self.region_id(),
+                        ring: self.ring,
+                        page: rp,
+                        pages_read: r.pages_read.load(Relaxed),
+                        // Offsets fit: they are below the page size (u32).
+                        offset: off as u32,
+                        end: (off + size) as u32,
+                        payload_offset: payload_offset as u32,
+                        payload_len: payload_len as u32,
+                        stamp_before: stamp,
                         timestamp,
-                        lost_events,
-                        payload,
-                    }));
+                    };
+                    let payload = &data[payload_offset..payload_offset + payload_len];
+                    return Ok(Some((
+                        Event {
+                            timestamp,
+                            lost_events,
+                            payload,
+                        },
+                        mark,
+                    )));
                 }
                 // Padding and time records: only the running stamp moves
                 // (an absolute stamp takes its top bits from the page's).
@@ -641,15 +883,21 @@ impl<'a> Consumer<'a> {
             if prev >= nr_pages {
                 return Err(self.corrupt_ring("page prev index out of range"));
             }
-            if let Some((before, l)) = crate::pool::link_into(self.region, p, prev) {
-                if link_flag(l) == HEAD {
-                    r.head_page.store(p, Relaxed);
-                    return Ok(Some((p, before, l)));
-                }
+            if let Some((before, l)) = self.head_mark(p, prev) {
+                r.head_page.store(p, Relaxed);
+                return Ok(Some((p, before, l)));
             }
             p = link_page(self.region.page(p).link.load(Acquire));
         }
         Ok(None)
+    }
+
+    /// When page `p` (in range), whose `prev` is `prev`, is the head: the
+    /// page whose link marks it HEAD and that link word (`find_head`'s test
+    /// of one page). None otherwise, or where an index is out of range.
+    #[inline(always)]
+    fn head_mark(&self, p: u32, prev: u32) -> Option<(u32, u64)> {
+        crate::pool::link_into(self.region, p, prev).filter(|&(_, l)| link_flag(l) == HEAD)
     }
 
     pub(crate) fn corrupt_ring(&self, what: &'static str) -> ReadError {
@@ -659,6 +907,17 @@ impl<'a> Consumer<'a> {
             what,
         }
     }
+}
+
+/// What [`Consumer::read_stretch`] read of a page: where it stopped, the
+/// running stamp there, the events handed out, the losses reported with
+/// them, and the error of a record that did not decode.
+struct Stretch {
+    end: usize,
+    stamp: u64,
+    events: u64,
+    reported: u64,
+    failed: Option<crate::format::PageFormatError>,
 }
 
 impl Drop for Consumer<'_> {

@@ -96,35 +96,64 @@ fn secs_usecs(ns: u64) -> (u64, u64) {
 /// assert_eq!(s, "     0.000005");
 /// ```
 pub fn write_timestamp<W: Write>(w: &mut W, ts: u64, tf: TimeFormat) -> fmt::Result {
-    // Built on the stack and written at once rather than through `write!`:
-    // this runs for every line the pipe prints (same text as
-    // `" {s:5}.{us:06}"` and `" {ts:12}"`).
+    // Built on the stack, two digits at a time, and written at once rather
+    // than through `write!`: this runs for every line the pipe prints (same
+    // text as `" {s:5}.{us:06}"` and `" {ts:12}"`).
     let mut buf = [b' '; 32];
     let end = buf.len();
-    let digits = |buf: &mut [u8; 32], mut i: usize, mut v: u64, min: usize| -> usize {
-        let stop = i - min;
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 && i <= stop {
-                return i;
-            }
-        }
-    };
     let first = match tf {
         TimeFormat::Nanoseconds => {
             let (s, us) = secs_usecs(ts);
-            let i = digits(&mut buf, end, us, 6);
+            let i = decimal_into(&mut buf, end, us, 6);
             buf[i - 1] = b'.';
-            let i = digits(&mut buf, i - 1, s, 1);
+            let i = decimal_into(&mut buf, i - 1, s, 1);
             // Width 5, spaces already there; then the leading space.
             i.min(end - 7 - 5) - 1
         }
-        TimeFormat::Raw => digits(&mut buf, end, ts, 1).min(end - 12) - 1,
+        TimeFormat::Raw => decimal_into(&mut buf, end, ts, 1).min(end - 12) - 1,
     };
     // SAFETY: `buf` holds only ASCII digits, spaces and a point.
     w.write_str(unsafe { std::str::from_utf8_unchecked(&buf[first..]) })
+}
+
+/// `"00"` to `"99"`, for two digits per division.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Writes `v` in decimal into `buf`, ending just before `end`, with at
+/// least `min` digits (zeros in front); returns where the digits start.
+/// `buf` has room: a `u64` has 20 digits, and callers leave 20 below `end`
+/// and ask for fewer.
+#[inline(always)]
+fn decimal_into(buf: &mut [u8; 32], end: usize, mut v: u64, min: usize) -> usize {
+    let mut i = end;
+    while v >= 100 {
+        let p = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[p..p + 2]);
+    }
+    if v >= 10 {
+        let p = v as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[p..p + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + v as u8;
+    }
+    while end - i < min {
+        i -= 1;
+        buf[i] = b'0';
+    }
+    i
 }
 
 /// Decimal digits of an integer, formatted without the `fmt` machinery.
@@ -806,6 +835,34 @@ mod tests {
         assert_eq!(timestamp(999_999_500, tf), "     1.000000");
         assert_eq!(timestamp(123_456_000_000_000, tf), " 123456.000000");
         assert_eq!(timestamp(u64::MAX, tf), " 18446744073.709551");
+    }
+
+    /// The two-digits-at-a-time time stamp is `format!`'s text, at every
+    /// digit count and around each power of ten.
+    #[test]
+    fn timestamps_match_format_at_every_width() {
+        let mut stamps = vec![0, u64::MAX, u64::MAX - 1];
+        let mut p = 1u64;
+        while let Some(next) = p.checked_mul(10) {
+            stamps.extend([p - 1, p, p + 1, p * 7 + 3, next - 1]);
+            p = next;
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            stamps.push(x >> (x % 64));
+        }
+        for ts in stamps {
+            let (s, us) = secs_usecs(ts);
+            assert_eq!(
+                timestamp(ts, TimeFormat::Nanoseconds),
+                format!(" {s:5}.{us:06}"),
+                "{ts}"
+            );
+            assert_eq!(timestamp(ts, TimeFormat::Raw), format!(" {ts:12}"), "{ts}");
+        }
     }
 
     #[test]

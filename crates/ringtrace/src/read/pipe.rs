@@ -21,13 +21,14 @@
 //!
 //! # The live merge's bound
 //!
-//! Rings found empty are peeked again only every [`RESCAN_STEPS`] steps
-//! (and always before the pipe says it is empty): a peek of an empty ring
-//! costs about as much as formatting an event, and a session has 64 rings,
-//! most of them empty. So, while writers write, an event committed to a
-//! ring the pipe found empty goes after **at most [`RESCAN_STEPS`] events
-//! of other rings stamped later than it**, and after every event stamped
-//! earlier. Exact order at each step would need a peek of every ring per
+//! Rings found empty are looked at again only every [`RESCAN_STEPS`] steps
+//! (and always before the pipe says it is empty), and then first with the
+//! consumer's `nothing_to_read`, which answers for an empty ring without a
+//! peek: a session has 64 rings, most of them empty, and looking at each
+//! at every step would cost more than formatting the event. So, while
+//! writers write, an event committed to a ring the pipe found empty goes
+//! after **at most [`RESCAN_STEPS`] events of other rings stamped later
+//! than it**, and after every event stamped earlier. Exact order at each step would need a peek of every ring per
 //! event; rings read while their writers are stopped (a dump, a finished
 //! program, a snapshot) merge exactly.
 //!
@@ -44,7 +45,7 @@
 
 use std::time::{Duration, Instant};
 
-use ringtrace_ring::{Consumer, ReadError, WaitFor};
+use ringtrace_ring::{Consumer, PeekMark, ReadError, WaitFor};
 
 use crate::event::CommonFields;
 use crate::output::{format_missing, write_event, write_event_cached, HeadCache, TextOptions};
@@ -196,12 +197,12 @@ pub struct Pipe<'t> {
     /// The rings read: the tracer's, or a snapshot's.
     buf: &'t ringtrace_ring::RingBuffer,
     consumers: Vec<Consumer<'t>>,
-    /// Time stamp of each ring's peeked head, `None` when not known.
-    heads: Vec<Option<u64>>,
-    /// Rings found empty at their last peek: peeked again every
+    /// Time stamp of each ring's peeked head and where it lies (consumed
+    /// with `consume_peeked`, not decoded again), `None` when not known.
+    heads: Vec<Option<(u64, PeekMark)>>,
+    /// Rings found empty at their last peek: looked at again every
     /// [`RESCAN_STEPS`] steps, and always before the pipe says it is
-    /// empty (a peek of an empty ring costs about as much as formatting
-    /// an event, and a session has 64 rings, most of them empty).
+    /// empty (see "The live merge's bound" in the module docs).
     empty: Vec<bool>,
     /// The rings not in `empty`, in no particular order.
     active: Vec<usize>,
@@ -277,6 +278,12 @@ impl<'t> Pipe<'t> {
     }
 }
 
+/// The time stamp of ring `c`'s next event and where it lies, if any.
+#[inline]
+fn peek_head(c: &mut Consumer<'_>) -> Result<Option<(u64, PeekMark)>, ReadError> {
+    Ok(c.peek_marked()?.map(|(e, mark)| (e.timestamp, mark)))
+}
+
 impl<'t> Pipe<'t> {
     /// Consumes the next event in time-stamp order and hands it to `f`.
     /// `Ok(None)` when every ring is empty now.
@@ -291,6 +298,15 @@ impl<'t> Pipe<'t> {
         &mut self,
         f: impl FnOnce(EventRef<'_>) -> T,
     ) -> Result<Option<T>, ReadError> {
+        self.next_with_heads(|e, _| f(e))
+    }
+
+    /// [`Pipe::next_with`], handing `f` the pipe's cache of context columns
+    /// too (a field the event does not borrow).
+    fn next_with_heads<T>(
+        &mut self,
+        f: impl FnOnce(EventRef<'_>, &mut HeadCache) -> T,
+    ) -> Result<Option<T>, ReadError> {
         if let Some(e) = &self.held {
             return Err(e.clone());
         }
@@ -298,8 +314,10 @@ impl<'t> Pipe<'t> {
         let best = loop {
             if rescan {
                 for i in 0..self.consumers.len() {
-                    if self.empty[i] {
-                        self.heads[i] = self.consumers[i].peek()?.map(|e| e.timestamp);
+                    // `nothing_to_read` never says true where a peek would
+                    // find an event, and costs far less on an empty ring.
+                    if self.empty[i] && !self.consumers[i].nothing_to_read() {
+                        self.heads[i] = peek_head(&mut self.consumers[i])?;
                         if self.heads[i].is_some() {
                             self.empty[i] = false;
                             self.active.push(i);
@@ -315,9 +333,9 @@ impl<'t> Pipe<'t> {
             while k < self.active.len() {
                 let i = self.active[k];
                 if self.heads[i].is_none() {
-                    self.heads[i] = self.consumers[i].peek()?.map(|e| e.timestamp);
+                    self.heads[i] = peek_head(&mut self.consumers[i])?;
                 }
-                let Some(ts) = self.heads[i] else {
+                let Some((ts, _)) = self.heads[i] else {
                     self.empty[i] = true;
                     self.active.swap_remove(k);
                     continue;
@@ -338,14 +356,20 @@ impl<'t> Pipe<'t> {
         let Some((_, i)) = best else {
             return Ok(None);
         };
-        self.heads[i] = None;
-        match self.consumers[i].consume()? {
-            Some(e) => Ok(Some(f(EventRef {
-                ring: i,
-                timestamp: e.timestamp,
-                lost_events: e.lost_events,
-                payload: e.payload,
-            }))),
+        let consumed = match self.heads[i].take() {
+            Some((_, mark)) => self.consumers[i].consume_peeked(mark)?,
+            None => self.consumers[i].consume()?,
+        };
+        match consumed {
+            Some(e) => Ok(Some(f(
+                EventRef {
+                    ring: i,
+                    timestamp: e.timestamp,
+                    lost_events: e.lost_events,
+                    payload: e.payload,
+                },
+                &mut self.line_heads,
+            ))),
             None => Ok(None),
         }
     }
@@ -390,8 +414,7 @@ impl<'t> Pipe<'t> {
     pub fn next_line_into(&mut self, line: &mut String) -> Result<bool, ReadError> {
         let tracer = self.tracer;
         let opts = self.opts;
-        let mut heads = std::mem::take(&mut self.line_heads);
-        let got = self.next_with(|e| {
+        let got = self.next_with_heads(|e, heads| {
             // On a session, a writer publishes a format in the tables
             // before the first record that uses it: a format not known
             // here yet is imported now, not printed as unparsable.
@@ -403,16 +426,14 @@ impl<'t> Pipe<'t> {
                 line,
                 &tracer.inner,
                 &opts,
-                &mut heads,
+                heads,
                 e.ring,
                 e.timestamp,
                 e.lost_events,
                 e.payload,
             );
         });
-        self.line_heads = heads;
-        let got = got?;
-        Ok(got.is_some())
+        Ok(got?.is_some())
     }
 
     /// Appends the lines of the events there are now to `text`, in the
@@ -456,19 +477,20 @@ impl<'t> Pipe<'t> {
     /// assert!(t.pipe().next_line_timeout(Duration::from_millis(1)).unwrap().is_none());
     /// ```
     pub fn next_line_timeout(&mut self, timeout: Duration) -> Result<Option<String>, ReadError> {
-        self.next_within(timeout, Self::next_line)
+        self.waiting(timeout, Pipe::next_line)
     }
 
-    /// `next` until it yields or `timeout` passes, asleep in between.
-    fn next_within<T>(
+    /// `next` until it returns something or `timeout` has passed, asleep
+    /// in the rings' blocking wait in between.
+    fn waiting<T>(
         &mut self,
         timeout: Duration,
         mut next: impl FnMut(&mut Self) -> Result<Option<T>, ReadError>,
     ) -> Result<Option<T>, ReadError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(v) = next(self)? {
-                return Ok(Some(v));
+            if let Some(x) = next(self)? {
+                return Ok(Some(x));
             }
             if !self.wait_until(deadline) {
                 return Ok(None);
@@ -502,7 +524,7 @@ impl<'t> Pipe<'t> {
         &mut self,
         timeout: Duration,
     ) -> Result<Option<OwnedEvent>, ReadError> {
-        self.next_within(timeout, Self::next_event)
+        self.waiting(timeout, Pipe::next_event)
     }
 
     /// Consumes everything there is now and returns it as text.
