@@ -285,7 +285,10 @@ mod tests {
                     seq,
                     "round {round}: the commit did not wake the armed waiter"
                 );
-                assert_eq!(meta.w.wake_armed.load(Relaxed), 0, "round {round}");
+                // Not checked: `wake_armed` is 0 here. The waiter re-arms at
+                // each slice of its wait, so a slice ending just before the
+                // commit re-arms after the commit cleared the word (seen on
+                // a loaded machine); the sequence bump above is the wake.
                 assert!(waiter.join().unwrap().unwrap());
             });
             let mut c = buf.consumer(1).unwrap();
