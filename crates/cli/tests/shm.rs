@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use common::{me, ringtrace_bin, run, text, wait_for_file, wait_output, HANG_GUARD};
-use harness::Ran;
+use harness::{MayApply, Ran};
 
 /// The traced program: creates `GO.ready` (the session exists: `record`
 /// starts the program after making it), waits for the file `GO`, then
@@ -375,7 +375,7 @@ fn small_shm() -> Ran {
 }
 
 fn main() {
-    let tests: &[(&str, fn() -> Ran)] = &[
+    let tests: &[(&str, MayApply)] = &[
         ("refusals_are_reported", refusals_are_reported),
         ("small_shm", small_shm),
     ];

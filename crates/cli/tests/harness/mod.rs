@@ -18,6 +18,9 @@ pub enum Ran {
     Skipped(&'static str),
 }
 
+/// A test that may not apply: it returns [`Ran::Skipped`] then.
+pub type MayApply = fn() -> Ran;
+
 /// Runs each test whose name contains one of the non-flag arguments (all
 /// when there are none), catching panics, and prints libtest's lines so
 /// CI reads the result; exits 101 if any failed.
@@ -83,7 +86,7 @@ pub fn main_or_prog(prog: fn(&[String]), tests: &[(&str, fn())]) {
 
 /// [`main_or_prog`] for tests that may not apply ([`Ran::Skipped`]).
 #[allow(dead_code)]
-pub fn main_or_prog_each(prog: fn(&[String]), tests: &[(&str, fn() -> Ran)]) {
+pub fn main_or_prog_each(prog: fn(&[String]), tests: &[(&str, MayApply)]) {
     if let Some(args) = tests_args(prog) {
         run_each(&args, tests);
     }
