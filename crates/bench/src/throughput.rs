@@ -150,6 +150,17 @@ fn pause(tries: &mut u32) {
     *tries += 1;
 }
 
+/// One record's write: `try_push` tries once and says whether the record
+/// went in. With `retry` a full buffer is waited out, backing off with
+/// [`pause`], until it does; without, the record is given up (lost).
+#[inline(always)]
+fn push(retry: bool, mut try_push: impl FnMut() -> bool) {
+    let mut tries = 0u32;
+    while !try_push() && retry {
+        pause(&mut tries);
+    }
+}
+
 /// The reader's loop: `poll` returns how many records it consumed (the
 /// peers one at a time, ringtrace's `consume_batch` all it finds).
 #[inline(always)]
@@ -200,14 +211,7 @@ fn ringtrace(
         |time_up| {
             let mut w = buf.writer(0).expect("fresh ring");
             write_loop(time_up, |i| {
-                if retry {
-                    let mut tries = 0u32;
-                    while w.write(i, &i.to_le_bytes()).is_err() {
-                        pause(&mut tries);
-                    }
-                } else {
-                    let _ = w.write(i, &i.to_le_bytes());
-                }
+                push(retry, || w.write(i, &i.to_le_bytes()).is_ok());
             })
         },
         |done| {
@@ -280,23 +284,19 @@ fn rtrb(retry: bool, run: Duration) -> Rep {
         move |time_up| {
             write_loop(time_up, |i| {
                 let rec = Record::<8>::new(i, &i.to_le_bytes());
-                let mut tries = 0u32;
-                loop {
-                    if let Ok(mut chunk) = p.write_chunk_uninit(REC) {
-                        let (a, b) = chunk.as_mut_slices();
-                        let (x, y) = rec.as_bytes().split_at(a.len());
-                        for (d, s) in a.iter_mut().zip(x).chain(b.iter_mut().zip(y)) {
-                            d.write(*s);
-                        }
-                        // SAFETY: every byte of the chunk was written above.
-                        unsafe { chunk.commit_all() };
-                        break;
+                push(retry, || {
+                    let Ok(mut chunk) = p.write_chunk_uninit(REC) else {
+                        return false;
+                    };
+                    let (a, b) = chunk.as_mut_slices();
+                    let (x, y) = rec.as_bytes().split_at(a.len());
+                    for (d, s) in a.iter_mut().zip(x).chain(b.iter_mut().zip(y)) {
+                        d.write(*s);
                     }
-                    if !retry {
-                        break;
-                    }
-                    pause(&mut tries);
-                }
+                    // SAFETY: every byte of the chunk was written above.
+                    unsafe { chunk.commit_all() };
+                    true
+                });
             })
         },
         move |done| {
@@ -319,10 +319,7 @@ fn ringbuf_typed(retry: bool, run: Duration) -> Rep {
         move |time_up| {
             write_loop(time_up, |i| {
                 let rec = Record::<8>::new(i, &i.to_le_bytes());
-                let mut tries = 0u32;
-                while p.try_push(rec).is_err() && retry {
-                    pause(&mut tries);
-                }
+                push(retry, || p.try_push(rec).is_ok());
             })
         },
         move |done| read_loop(done, || u64::from(black_box(c.try_pop()).is_some())),
@@ -337,17 +334,13 @@ fn ringbuf_bytes(retry: bool, run: Duration) -> Rep {
             use ringbuf::traits::Observer as _;
             write_loop(time_up, |i| {
                 let rec = Record::<8>::new(i, &i.to_le_bytes());
-                let mut tries = 0u32;
-                loop {
-                    if p.vacant_len() >= REC {
+                push(retry, || {
+                    let room = p.vacant_len() >= REC;
+                    if room {
                         p.push_slice(rec.as_bytes());
-                        break;
                     }
-                    if !retry {
-                        break;
-                    }
-                    pause(&mut tries);
-                }
+                    room
+                });
             })
         },
         move |done| {
@@ -374,10 +367,7 @@ fn array_queue(retry: bool, run: Duration) -> Rep {
             write_loop(time_up, |i| {
                 let rec = Record::<8>::new(i, &i.to_le_bytes());
                 if retry {
-                    let mut tries = 0u32;
-                    while q.push(rec).is_err() {
-                        pause(&mut tries);
-                    }
+                    push(true, || q.push(rec).is_ok());
                 } else {
                     black_box(q.force_push(rec));
                 }
