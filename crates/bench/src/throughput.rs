@@ -161,6 +161,21 @@ fn push(retry: bool, mut try_push: impl FnMut() -> bool) {
     }
 }
 
+/// The writer's loop of the peers that store a [`Record`] (the event's
+/// number as time stamp and payload): `try_push` tries once to store it,
+/// as [`push`] says.
+#[inline(always)]
+fn write_records(
+    time_up: &dyn Fn() -> bool,
+    retry: bool,
+    mut try_push: impl FnMut(&Record<8>) -> bool,
+) -> u64 {
+    write_loop(time_up, |i| {
+        let rec = Record::<8>::new(i, &i.to_le_bytes());
+        push(retry, || try_push(&rec));
+    })
+}
+
 /// The reader's loop: `poll` returns how many records it consumed (the
 /// peers one at a time, ringtrace's `consume_batch` all it finds).
 #[inline(always)]
@@ -282,21 +297,18 @@ fn rtrb(retry: bool, run: Duration) -> Rep {
     run_pair(
         run,
         move |time_up| {
-            write_loop(time_up, |i| {
-                let rec = Record::<8>::new(i, &i.to_le_bytes());
-                push(retry, || {
-                    let Ok(mut chunk) = p.write_chunk_uninit(REC) else {
-                        return false;
-                    };
-                    let (a, b) = chunk.as_mut_slices();
-                    let (x, y) = rec.as_bytes().split_at(a.len());
-                    for (d, s) in a.iter_mut().zip(x).chain(b.iter_mut().zip(y)) {
-                        d.write(*s);
-                    }
-                    // SAFETY: every byte of the chunk was written above.
-                    unsafe { chunk.commit_all() };
-                    true
-                });
+            write_records(time_up, retry, |rec| {
+                let Ok(mut chunk) = p.write_chunk_uninit(REC) else {
+                    return false;
+                };
+                let (a, b) = chunk.as_mut_slices();
+                let (x, y) = rec.as_bytes().split_at(a.len());
+                for (d, s) in a.iter_mut().zip(x).chain(b.iter_mut().zip(y)) {
+                    d.write(*s);
+                }
+                // SAFETY: every byte of the chunk was written above.
+                unsafe { chunk.commit_all() };
+                true
             })
         },
         move |done| {
@@ -316,12 +328,7 @@ fn ringbuf_typed(retry: bool, run: Duration) -> Rep {
     let (mut p, mut c) = ringbuf::HeapRb::<Record<8>>::new(BYTES / REC).split();
     run_pair(
         run,
-        move |time_up| {
-            write_loop(time_up, |i| {
-                let rec = Record::<8>::new(i, &i.to_le_bytes());
-                push(retry, || p.try_push(rec).is_ok());
-            })
-        },
+        move |time_up| write_records(time_up, retry, |rec| p.try_push(*rec).is_ok()),
         move |done| read_loop(done, || u64::from(black_box(c.try_pop()).is_some())),
     )
 }
@@ -332,15 +339,12 @@ fn ringbuf_bytes(retry: bool, run: Duration) -> Rep {
         run,
         move |time_up| {
             use ringbuf::traits::Observer as _;
-            write_loop(time_up, |i| {
-                let rec = Record::<8>::new(i, &i.to_le_bytes());
-                push(retry, || {
-                    let room = p.vacant_len() >= REC;
-                    if room {
-                        p.push_slice(rec.as_bytes());
-                    }
-                    room
-                });
+            write_records(time_up, retry, |rec| {
+                let room = p.vacant_len() >= REC;
+                if room {
+                    p.push_slice(rec.as_bytes());
+                }
+                room
             })
         },
         move |done| {
@@ -364,12 +368,13 @@ fn array_queue(retry: bool, run: Duration) -> Rep {
     run_pair(
         run,
         |time_up| {
-            write_loop(time_up, |i| {
-                let rec = Record::<8>::new(i, &i.to_le_bytes());
+            write_records(time_up, retry, |rec| {
                 if retry {
-                    push(true, || q.push(rec).is_ok());
+                    q.push(*rec).is_ok()
                 } else {
-                    black_box(q.force_push(rec));
+                    // Overwrites the oldest when full: always stored.
+                    black_box(q.force_push(*rec));
+                    true
                 }
             })
         },
