@@ -336,27 +336,12 @@ fn drain_table(o: &mut String, d: &DrainReport) {
     );
     let _ = writeln!(
         o,
-        "| drain | GB/s, wall time | GB/s per CPU second of the drain |\n| --- | --- | --- |"
-    );
-    let _ = writeln!(
-        o,
-        "| filled ring → spool on tmpfs | {} | {} |",
-        d.wall, d.cpu
-    );
-    let _ = writeln!(
-        o,
-        "| `finish_spooled` (spool → trace.dat) | {} | |",
-        d.finish
-    );
-    let _ = writeln!(
-        o,
-        "| live writer → spool on tmpfs | {} | {} |",
-        d.live_wall, d.live_cpu
-    );
-    let _ = writeln!(
-        o,
-        "\nLive writer's events dropped (the ring was full): {} %.\n",
-        d.live_lost_pct
+        "| drain | GB/s, wall time | GB/s per CPU second of the drain |\n| --- | --- | --- |\n\
+         | filled ring → spool on tmpfs | {} | {} |\n\
+         | `finish_spooled` (spool → trace.dat) | {} | |\n\
+         | live writer → spool on tmpfs | {} | {} |\n\
+         \nLive writer's events dropped (the ring was full): {} %.\n",
+        d.wall, d.cpu, d.finish, d.live_wall, d.live_cpu, d.live_lost_pct
     );
     let _ = writeln!(
         o,
