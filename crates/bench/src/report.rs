@@ -175,19 +175,28 @@ impl Results {
     }
 }
 
+/// Warns when two threads obtained fewer than 1.5 CPUs together (the median
+/// of `cpus`, one figure a row): the machine's other load then had them
+/// take turns on one CPU. `warning` words it for the median.
+fn warn_few_cpus(
+    o: &mut String,
+    cpus: impl Iterator<Item = f64>,
+    warning: impl FnOnce(f64) -> String,
+) {
+    let cpus: Vec<f64> = cpus.collect();
+    if let Some(c) = Summary::of(&cpus).filter(|c| c.median < 1.5) {
+        let _ = writeln!(o, "**Warning: {}**\n", warning(c.median));
+    }
+}
+
 fn throughput_table(o: &mut String, t: &ThroughputReport) {
     let _ = writeln!(
         o,
         "## 2. One writer thread, one reader thread\n\n8-byte payloads + 8-byte time stamp (a sequence number, no clock), 256 KiB of storage each, the writer writing for a fixed time and the reader consuming without pause (then draining): ringtrace's reader calls `Consumer::consume_batch(usize::MAX, ..)`, which hands every committed event it finds to a closure in one call, and after a batch of fewer than 64 events (it caught up with the writer) waits 256 spin-loop hints before polling again, so that it does not keep reading the cache line the writer is filling (without that pause the writer ran twice as slow and the pair delivered about 44 M events/s); one row uses `Consumer::consume`, one event per call with no pause, for comparison; the peers' readers take one record per call (rtrb `read_chunk` of one record, ringbuf `try_pop` / `pop_slice`, `ArrayQueue::pop`). Events/s = events consumed ÷ time from the writer's start to the reader's last event. \"Writer ns\" = the writer's time per attempted event while the reader polls. `× ringtrace` compares events/s with the first ringtrace row of the same group (above 1: the peer delivers more).\n"
     );
-    let cpus: Vec<f64> = t.rows.iter().map(|r| r.cpus.median).collect();
-    if let Some(c) = Summary::of(&cpus).filter(|c| c.median < 1.5) {
-        let _ = writeln!(
-            o,
-            "**Warning: during this run the two threads obtained only {:.2} CPUs together (median): other processes occupied the second CPU, so writer and reader mostly took turns on one. These figures then measure time-slicing, not the queues; rerun on an idle machine.**\n",
-            c.median
-        );
-    }
+    warn_few_cpus(o, t.rows.iter().map(|r| r.cpus.median), |c| {
+        format!("during this run the two threads obtained only {c:.2} CPUs together (median): other processes occupied the second CPU, so writer and reader mostly took turns on one. These figures then measure time-slicing, not the queues; rerun on an idle machine.")
+    });
     for lossless in [false, true] {
         let rows: Vec<_> = t.rows.iter().filter(|r| r.lossless == lossless).collect();
         let Some(first) = rows.first() else { continue };
@@ -230,14 +239,9 @@ fn scaling_table(o: &mut String, sc: &ScalingReport) {
         o,
         "## 3. Scaling: 1 and 2 writer threads (total events/s)\n\nOverwrite semantics, **no reader thread** (2 cores: a reader would take one from the writers). ringtrace gives each thread its own ring; `ArrayQueue` and `Mutex<VecDeque>` are one queue shared by both threads; the plain array per thread (a store of the record, no atomics, nothing shared) is the ceiling this machine allows two threads, whatever the queue. 8-byte payloads, 64 KiB per ring / queue.\n"
     );
-    let cpus: Vec<f64> = sc.rows.iter().map(|r| r.two_cpus.median).collect();
-    if let Some(c) = Summary::of(&cpus).filter(|c| c.median < 1.5) {
-        let _ = writeln!(
-            o,
-            "**Warning: the 2-thread runs obtained only {:.2} CPUs (median): other processes occupied the second CPU, so the two writers took turns on one and \"2 ÷ 1\" cannot show scaling here; rerun on an idle machine.**\n",
-            c.median
-        );
-    }
+    warn_few_cpus(o, sc.rows.iter().map(|r| r.two_cpus.median), |c| {
+        format!("the 2-thread runs obtained only {c:.2} CPUs (median): other processes occupied the second CPU, so the two writers took turns on one and \"2 ÷ 1\" cannot show scaling here; rerun on an idle machine.")
+    });
     let _ = writeln!(
         o,
         "| writers | 1 thread | 2 threads | 2 ÷ 1 (per round) | 2 threads × ringtrace | CPUs obtained (2 threads) |\n| --- | --- | --- | --- | --- | --- |"
@@ -335,27 +339,12 @@ fn drain_table(o: &mut String, d: &DrainReport) {
     );
     let _ = writeln!(
         o,
-        "| drain | GB/s, wall time | GB/s per CPU second of the drain |\n| --- | --- | --- |"
-    );
-    let _ = writeln!(
-        o,
-        "| filled ring → spool on tmpfs | {} | {} |",
-        d.wall, d.cpu
-    );
-    let _ = writeln!(
-        o,
-        "| `finish_spooled` (spool → trace.dat) | {} | |",
-        d.finish
-    );
-    let _ = writeln!(
-        o,
-        "| live writer → spool on tmpfs | {} | {} |",
-        d.live_wall, d.live_cpu
-    );
-    let _ = writeln!(
-        o,
-        "\nLive writer's events dropped (the ring was full): {} %.\n",
-        d.live_lost_pct
+        "| drain | GB/s, wall time | GB/s per CPU second of the drain |\n| --- | --- | --- |\n\
+         | filled ring → spool on tmpfs | {} | {} |\n\
+         | `finish_spooled` (spool → trace.dat) | {} | |\n\
+         | live writer → spool on tmpfs | {} | {} |\n\
+         \nLive writer's events dropped (the ring was full): {} %.\n",
+        d.wall, d.cpu, d.finish, d.live_wall, d.live_cpu, d.live_lost_pct
     );
     let _ = writeln!(
         o,

@@ -150,6 +150,32 @@ fn pause(tries: &mut u32) {
     *tries += 1;
 }
 
+/// One record's write: `try_push` tries once and says whether the record
+/// went in. With `retry` a full buffer is waited out, backing off with
+/// [`pause`], until it does; without, the record is given up (lost).
+#[inline(always)]
+fn push(retry: bool, mut try_push: impl FnMut() -> bool) {
+    let mut tries = 0u32;
+    while !try_push() && retry {
+        pause(&mut tries);
+    }
+}
+
+/// The writer's loop of the peers that store a [`Record`] (the event's
+/// number as time stamp and payload): `try_push` tries once to store it,
+/// as [`push`] says.
+#[inline(always)]
+fn write_records(
+    time_up: &dyn Fn() -> bool,
+    retry: bool,
+    mut try_push: impl FnMut(&Record<8>) -> bool,
+) -> u64 {
+    write_loop(time_up, |i| {
+        let rec = Record::<8>::new(i, &i.to_le_bytes());
+        push(retry, || try_push(&rec));
+    })
+}
+
 /// The reader's loop: `poll` returns how many records it consumed (the
 /// peers one at a time, ringtrace's `consume_batch` all it finds).
 #[inline(always)]
@@ -200,14 +226,7 @@ fn ringtrace(
         |time_up| {
             let mut w = buf.writer(0).expect("fresh ring");
             write_loop(time_up, |i| {
-                if retry {
-                    let mut tries = 0u32;
-                    while w.write(i, &i.to_le_bytes()).is_err() {
-                        pause(&mut tries);
-                    }
-                } else {
-                    let _ = w.write(i, &i.to_le_bytes());
-                }
+                push(retry, || w.write(i, &i.to_le_bytes()).is_ok());
             })
         },
         |done| {
@@ -278,25 +297,18 @@ fn rtrb(retry: bool, run: Duration) -> Rep {
     run_pair(
         run,
         move |time_up| {
-            write_loop(time_up, |i| {
-                let rec = Record::<8>::new(i, &i.to_le_bytes());
-                let mut tries = 0u32;
-                loop {
-                    if let Ok(mut chunk) = p.write_chunk_uninit(REC) {
-                        let (a, b) = chunk.as_mut_slices();
-                        let (x, y) = rec.as_bytes().split_at(a.len());
-                        for (d, s) in a.iter_mut().zip(x).chain(b.iter_mut().zip(y)) {
-                            d.write(*s);
-                        }
-                        // SAFETY: every byte of the chunk was written above.
-                        unsafe { chunk.commit_all() };
-                        break;
-                    }
-                    if !retry {
-                        break;
-                    }
-                    pause(&mut tries);
+            write_records(time_up, retry, |rec| {
+                let Ok(mut chunk) = p.write_chunk_uninit(REC) else {
+                    return false;
+                };
+                let (a, b) = chunk.as_mut_slices();
+                let (x, y) = rec.as_bytes().split_at(a.len());
+                for (d, s) in a.iter_mut().zip(x).chain(b.iter_mut().zip(y)) {
+                    d.write(*s);
                 }
+                // SAFETY: every byte of the chunk was written above.
+                unsafe { chunk.commit_all() };
+                true
             })
         },
         move |done| {
@@ -316,15 +328,7 @@ fn ringbuf_typed(retry: bool, run: Duration) -> Rep {
     let (mut p, mut c) = ringbuf::HeapRb::<Record<8>>::new(BYTES / REC).split();
     run_pair(
         run,
-        move |time_up| {
-            write_loop(time_up, |i| {
-                let rec = Record::<8>::new(i, &i.to_le_bytes());
-                let mut tries = 0u32;
-                while p.try_push(rec).is_err() && retry {
-                    pause(&mut tries);
-                }
-            })
-        },
+        move |time_up| write_records(time_up, retry, |rec| p.try_push(*rec).is_ok()),
         move |done| read_loop(done, || u64::from(black_box(c.try_pop()).is_some())),
     )
 }
@@ -335,19 +339,12 @@ fn ringbuf_bytes(retry: bool, run: Duration) -> Rep {
         run,
         move |time_up| {
             use ringbuf::traits::Observer as _;
-            write_loop(time_up, |i| {
-                let rec = Record::<8>::new(i, &i.to_le_bytes());
-                let mut tries = 0u32;
-                loop {
-                    if p.vacant_len() >= REC {
-                        p.push_slice(rec.as_bytes());
-                        break;
-                    }
-                    if !retry {
-                        break;
-                    }
-                    pause(&mut tries);
+            write_records(time_up, retry, |rec| {
+                let room = p.vacant_len() >= REC;
+                if room {
+                    p.push_slice(rec.as_bytes());
                 }
+                room
             })
         },
         move |done| {
@@ -371,15 +368,13 @@ fn array_queue(retry: bool, run: Duration) -> Rep {
     run_pair(
         run,
         |time_up| {
-            write_loop(time_up, |i| {
-                let rec = Record::<8>::new(i, &i.to_le_bytes());
+            write_records(time_up, retry, |rec| {
                 if retry {
-                    let mut tries = 0u32;
-                    while q.push(rec).is_err() {
-                        pause(&mut tries);
-                    }
+                    q.push(*rec).is_ok()
                 } else {
-                    black_box(q.force_push(rec));
+                    // Overwrites the oldest when full: always stored.
+                    black_box(q.force_push(*rec));
+                    true
                 }
             })
         },

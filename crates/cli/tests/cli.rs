@@ -39,9 +39,13 @@ fn trace_cmd_ok(args: &[&str], file: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn demo(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+/// Runs `ringtrace demo` with `threads` threads of `iterations` iterations
+/// and the `extra` arguments, writing `dir/name`; returns its path.
+fn demo(dir: &Path, name: &str, threads: u32, iterations: u32, extra: &[&str]) -> PathBuf {
     let p = dir.join(name);
+    let (threads, iterations) = (threads.to_string(), iterations.to_string());
     let mut args = vec!["demo", "--output", p.to_str().unwrap()];
+    args.extend_from_slice(&["--threads", &threads, "--iterations", &iterations]);
     args.extend_from_slice(extra);
     ok(&args);
     p
@@ -67,11 +71,7 @@ fn parse_ours(line: &str) -> Option<(String, i32, u32, String, String)> {
 #[test]
 fn demo_report_round_trip_and_trace_cmd_agrees() {
     let dir = tempfile::tempdir().unwrap();
-    let dat = demo(
-        dir.path(),
-        "demo.dat",
-        &["--threads", "3", "--iterations", "500"],
-    );
+    let dat = demo(dir.path(), "demo.dat", 3, 500, &[]);
     let ours = ok(&["report", "-i", dat.to_str().unwrap()]);
     let lines: Vec<&str> = ours.lines().collect();
     // 3 threads * (500 printk + 500 work + 63 markers + 8 signals * 4 records)
@@ -96,11 +96,7 @@ fn demo_report_round_trip_and_trace_cmd_agrees() {
         .any(|l| l.contains("bprint: ip=") && l.contains(" fmt=")));
 
     assert!(trace_cmd_ok(&["dump", "-v"], &dat).contains("is a valid trace-cmd file"));
-    let d7 = demo(
-        dir.path(),
-        "demo7.dat",
-        &["--format", "dat7", "--threads", "2", "--iterations", "100"],
-    );
+    let d7 = demo(dir.path(), "demo7.dat", 2, 100, &["--format", "dat7"]);
     assert!(trace_cmd_ok(&["dump", "-v"], &d7).contains("is a valid trace-cmd file"));
     let theirs7 = trace_cmd_ok(&["report"], &d7);
     let ours7 = ok(&["report", "-i", d7.to_str().unwrap()]);
@@ -201,27 +197,27 @@ fn time_stamps_agree_to_the_ns(dat: &Path) {
     }
 }
 
+/// `ringtrace convert -i input -o output EXTRA...`, which must succeed;
+/// returns its output.
+fn convert(input: &Path, output: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "convert",
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ok(&args)
+}
+
 /// convert v6 -> v7 -> v6 (in `dir`): the same report as `ours` of `dat`,
 /// valid for trace-cmd, which reads the converted files alike.
 fn convert_round_trips(dir: &Path, dat: &Path, ours: &str) {
     let c7 = dir.join("conv7.dat");
     let c6 = dir.join("conv6.dat");
-    ok(&[
-        "convert",
-        "-i",
-        dat.to_str().unwrap(),
-        "-o",
-        c7.to_str().unwrap(),
-        "--format",
-        "dat7",
-    ]);
-    ok(&[
-        "convert",
-        "-i",
-        c7.to_str().unwrap(),
-        "-o",
-        c6.to_str().unwrap(),
-    ]);
+    convert(dat, &c7, &["--format", "dat7"]);
+    convert(&c7, &c6, &[]);
     for c in [&c7, &c6] {
         assert_eq!(ok(&["report", "-i", c.to_str().unwrap()]), ours);
         assert!(trace_cmd_ok(&["dump", "-v"], c).contains("is a valid trace-cmd file"));
@@ -239,28 +235,11 @@ fn convert_round_trips(dir: &Path, dat: &Path, ours: &str) {
 fn demo_json_and_converted_json_have_every_event_with_its_thread() {
     let dir = tempfile::tempdir().unwrap();
     for (direct, path) in [
-        (
-            true,
-            demo(
-                dir.path(),
-                "demo.json",
-                &["--threads", "2", "--iterations", "200"],
-            ),
-        ),
+        (true, demo(dir.path(), "demo.json", 2, 200, &[])),
         (false, {
-            let dat = demo(
-                dir.path(),
-                "c.dat",
-                &["--threads", "2", "--iterations", "200"],
-            );
+            let dat = demo(dir.path(), "c.dat", 2, 200, &[]);
             let out = dir.path().join("c.json");
-            ok(&[
-                "convert",
-                "-i",
-                dat.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-            ]);
+            convert(&dat, &out, &[]);
             let via_report = ok(&["report", "--json", "-i", dat.to_str().unwrap()]);
             assert_eq!(via_report.as_bytes(), std::fs::read(&out).unwrap());
             out
@@ -299,11 +278,7 @@ fn demo_json_and_converted_json_have_every_event_with_its_thread() {
 #[test]
 fn corrupted_files_give_a_clean_error() {
     let dir = tempfile::tempdir().unwrap();
-    let dat = demo(
-        dir.path(),
-        "ok.dat",
-        &["--threads", "1", "--iterations", "300"],
-    );
+    let dat = demo(dir.path(), "ok.dat", 1, 300, &[]);
     let good = std::fs::read(&dat).unwrap();
     let check = |name: &str, bytes: &[u8], cmd: &str, want: &[&str]| {
         let p = dir.path().join(name);

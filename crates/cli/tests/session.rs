@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     count_events_maybe, install_handler, kill, me, ok, record_ok, record_piped, ringtrace_bin, run,
-    session_of, text, trace_cmd, wait_exit, wait_for_file, Recording, HANG_GUARD,
+    session_of, text, trace_cmd, wait_exit, wait_for_file, write_0600, Recording, HANG_GUARD,
 };
 
 ringtrace::declare_event! {
@@ -965,17 +965,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
-}
-
-fn write_0600(p: &Path, bytes: &[u8]) {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(p)
-        .unwrap();
-    std::io::Write::write_all(&mut f, bytes).unwrap();
 }
 
 /// Errors name the session and the cause; other users' files are refused.

@@ -18,6 +18,7 @@
 //! program.
 
 mod common;
+mod harness;
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use common::{me, ringtrace_bin, run, text, wait_for_file, wait_output, HANG_GUARD};
+use harness::{MayApply, Ran};
 
 /// The traced program: creates `GO.ready` (the session exists: `record`
 /// starts the program after making it), waits for the file `GO`, then
@@ -304,7 +306,7 @@ fn the_rings_wrapped_over_every_event(fs: &Tmpfs, written: u64) {
 /// One context, taken by the program; its forked child's 500 events are
 /// refused. `record`'s summary, `stat` and `pipe` report them, from the
 /// count in the session (the child's own count died with it).
-fn refusals_are_reported() {
+fn refusals_are_reported() -> Ran {
     let d = tempfile::tempdir().unwrap();
     let dat = d.path().join("r.dat");
     let o = Command::new(ringtrace_bin())
@@ -358,53 +360,24 @@ fn refusals_are_reported() {
     let rm = run(&["remove", &session]);
     assert!(rm.status.success(), "{}", text(&rm.stderr));
     println!("  500 refusals of a forked child in the summary, stat and pipe");
+    Ran::Done
+}
+
+/// The tests that need a small tmpfs, on one mount (skipped where mounts
+/// are refused: `RINGTRACE_TEST_NO_MOUNT=1`).
+fn small_shm() -> Ran {
+    let Some(fs) = Tmpfs::mount("16m") else {
+        return Ran::Skipped("RINGTRACE_TEST_NO_MOUNT=1");
+    };
+    default_sizes_fail_before_the_program_starts(&fs);
+    a_filled_file_system_never_faults_the_program(&fs);
+    Ran::Done
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("prog") {
-        prog(&args[2..]);
-        return;
-    }
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
-    println!("test refusals_are_reported ...");
-    if std::panic::catch_unwind(refusals_are_reported).is_ok() {
-        println!("test refusals_are_reported ... ok");
-        passed += 1;
-    } else {
-        println!("test refusals_are_reported ... FAILED");
-        failed += 1;
-    }
-    println!("test small_shm ...");
-    match std::panic::catch_unwind(|| Tmpfs::mount("16m")) {
-        Ok(Some(fs)) => {
-            let r = std::panic::catch_unwind(|| {
-                default_sizes_fail_before_the_program_starts(&fs);
-                a_filled_file_system_never_faults_the_program(&fs);
-            });
-            drop(fs);
-            if r.is_ok() {
-                println!("test small_shm ... ok");
-                passed += 1;
-            } else {
-                println!("test small_shm ... FAILED");
-                failed += 1;
-            }
-        }
-        Ok(None) => {
-            println!("test small_shm ... skipped (RINGTRACE_TEST_NO_MOUNT=1)");
-            skipped += 1;
-        }
-        Err(_) => {
-            println!("test small_shm ... FAILED");
-            failed += 1;
-        }
-    }
-    println!(
-        "\ntest result: {}. {passed} passed; {failed} failed; {skipped} ignored",
-        if failed == 0 { "ok" } else { "FAILED" }
-    );
-    if failed > 0 {
-        std::process::exit(101);
-    }
+    let tests: &[(&str, MayApply)] = &[
+        ("refusals_are_reported", refusals_are_reported),
+        ("small_shm", small_shm),
+    ];
+    harness::main_or_prog_each(prog, tests);
 }

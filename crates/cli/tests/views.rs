@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use common::{kill, ok, record_piped, ringtrace_bin, text, wait_exit, Recording, HANG_GUARD};
 
-use ringtrace::tracedat::{FieldValue, TraceDatReader, TraceItem};
+use ringtrace::tracedat::{DecodedRecord, FieldValue, TraceDatReader, TraceItem};
 
 ringtrace::declare_event! {
     /// One write of a writer that never stops: its worker and number.
@@ -167,6 +167,16 @@ fn check_show(what: &str, out: &str) -> (u64, u64, BTreeMap<u64, Stream>) {
     (events, lost, streams)
 }
 
+/// The unsigned field `name` of a decoded record (names are unique in a
+/// format), if it has one.
+fn unsigned(d: &DecodedRecord, name: &str) -> Option<u64> {
+    let (_, v) = d.fields.iter().find(|(n, _)| *n == name)?;
+    match v {
+        FieldValue::Unsigned(u) => Some(*u),
+        _ => None,
+    }
+}
+
 /// Checks a snapshot's trace.dat; returns (events, losses matched).
 fn check_dat(what: &str, dat: &Path) -> (u64, u64) {
     let f = std::fs::File::open(dat).unwrap();
@@ -182,12 +192,7 @@ fn check_dat(what: &str, dat: &Path) -> (u64, u64) {
             TraceItem::Event(rec) => {
                 let d = info.decode(&rec).unwrap();
                 let field = |name: &str| {
-                    d.fields
-                        .iter()
-                        .find_map(|(n, v)| match v {
-                            FieldValue::Unsigned(u) if *n == name => Some(*u),
-                            _ => None,
-                        })
+                    unsigned(&d, name)
                         .unwrap_or_else(|| panic!("{what}: no {name} in {:?}", d.fields))
                 };
                 let cpu = u64::from(rec.cpu);

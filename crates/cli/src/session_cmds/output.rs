@@ -166,26 +166,30 @@ fn loss_lines(o: &Opened, stats: &DrainStats) -> Vec<String> {
             None => "no thread now".to_string(),
         };
         let ring_kb = buf.ring_pages(r).map_or(0, |p| p as u64 * page / 1024);
-        let mut why = Vec::new();
-        if s.dropped > 0 {
-            why.push(format!(
-                "{} dropped: the ring ({ring_kb} KB) was full, the reader had not emptied it \
-                 (producer/consumer mode keeps the oldest)",
-                s.dropped
-            ));
-        }
-        if s.overrun > 0 {
-            why.push(format!(
-                "{} overwritten by newer events (overwrite mode keeps the newest {ring_kb} KB)",
-                s.overrun
-            ));
-        }
-        if s.commit_overrun > 0 {
-            why.push(format!(
-                "{} commit overrun (nested writes filled the ring during a write)",
-                s.commit_overrun
-            ));
-        }
+        // Each kind of loss that happened, with its cause.
+        let why: Vec<String> = [
+            (
+                s.dropped,
+                format!(
+                    "dropped: the ring ({ring_kb} KB) was full, the reader had not emptied it \
+                     (producer/consumer mode keeps the oldest)"
+                ),
+            ),
+            (
+                s.overrun,
+                format!(
+                    "overwritten by newer events (overwrite mode keeps the newest {ring_kb} KB)"
+                ),
+            ),
+            (
+                s.commit_overrun,
+                "commit overrun (nested writes filled the ring during a write)".to_string(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, cause)| format!("{n} {cause}"))
+        .collect();
         let need_kb = (ring_kb + (lost * per_event).div_ceil(1024)).next_power_of_two();
         let fix = if overwrite {
             format!("-b {need_kb} would have held them all")

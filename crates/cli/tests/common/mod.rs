@@ -15,6 +15,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+// The ringtrace crate's test support, shared rather than copied: the real
+// `trace-cmd` on PATH (failing, never skipping, without it) and session
+// files written with the mode sessions have.
+#[path = "../../../ringtrace/tests/session_common.rs"]
+mod session_common;
+#[path = "../../../ringtrace/tests/tracedat_common.rs"]
+mod tracedat_common;
+// Each test binary uses a part of these too.
+#[allow(unused_imports)]
+pub use session_common::write_0600;
+#[allow(unused_imports)]
+pub use tracedat_common::trace_cmd;
+
 /// Longest wait for a state a test needs (a child started, a file made, a
 /// command ended): a hang guard only, never a performance bound.
 pub const HANG_GUARD: Duration = Duration::from_secs(300);
@@ -124,20 +137,6 @@ pub fn wait_for_file(path: &Path, what: &str) {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-/// The real `trace-cmd` on PATH; fails (never skips) without it.
-pub fn trace_cmd() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("trace-cmd"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`trace-cmd` is not on PATH: these tests need the real trace-cmd \
-                 (Debian: apt-get install -y trace-cmd)"
-            )
-        })
 }
 
 /// The session path and program pid of `record`'s line

@@ -6,23 +6,56 @@
 
 use std::time::Instant;
 
+/// What a test that needs something of the machine did: it ran (and
+/// passed, since a failure panics), or it could not apply, and why.
+// Only shm.rs skips.
+#[allow(dead_code)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    /// The test ran and passed.
+    Done,
+    /// The test did not run: the reason (counted as ignored).
+    Skipped(&'static str),
+}
+
+/// A test that may not apply: it returns [`Ran::Skipped`] then.
+pub type MayApply = fn() -> Ran;
+
 /// Runs each test whose name contains one of the non-flag arguments (all
 /// when there are none), catching panics, and prints libtest's lines so
 /// CI reads the result; exits 101 if any failed.
 pub fn run(args: &[String], tests: &[(&str, fn())]) {
+    let tests: Vec<_> = tests
+        .iter()
+        .map(|&(name, f)| {
+            (name, move || {
+                f();
+                Ran::Done
+            })
+        })
+        .collect();
+    run_each(args, &tests);
+}
+
+/// [`run`] for tests that may not apply ([`Ran::Skipped`]).
+pub fn run_each<F: Fn() -> Ran + std::panic::RefUnwindSafe>(args: &[String], tests: &[(&str, F)]) {
     let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let start = Instant::now();
-    let (mut passed, mut failed, mut filtered) = (0, 0, 0);
-    for &(name, f) in tests {
+    let (mut passed, mut failed, mut skipped, mut filtered) = (0, 0, 0, 0);
+    for (name, f) in tests {
         if !filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())) {
             filtered += 1;
             continue;
         }
         println!("test {name} ...");
         match std::panic::catch_unwind(f) {
-            Ok(()) => {
+            Ok(Ran::Done) => {
                 println!("test {name} ... ok");
                 passed += 1;
+            }
+            Ok(Ran::Skipped(why)) => {
+                println!("test {name} ... skipped ({why})");
+                skipped += 1;
             }
             Err(_) => {
                 println!("test {name} ... FAILED");
@@ -31,7 +64,7 @@ pub fn run(args: &[String], tests: &[(&str, fn())]) {
         }
     }
     println!(
-        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; {filtered} filtered out; finished in {:.2}s",
+        "\ntest result: {}. {passed} passed; {failed} failed; {skipped} ignored; 0 measured; {filtered} filtered out; finished in {:.2}s",
         if failed == 0 { "ok" } else { "FAILED" },
         start.elapsed().as_secs_f64()
     );
@@ -46,10 +79,27 @@ pub fn run(args: &[String], tests: &[(&str, fn())]) {
 // own: unused there.
 #[allow(dead_code)]
 pub fn main_or_prog(prog: fn(&[String]), tests: &[(&str, fn())]) {
+    if let Some(args) = tests_args(prog) {
+        run(&args, tests);
+    }
+}
+
+/// [`main_or_prog`] for tests that may not apply ([`Ran::Skipped`]).
+#[allow(dead_code)]
+pub fn main_or_prog_each(prog: fn(&[String]), tests: &[(&str, MayApply)]) {
+    if let Some(args) = tests_args(prog) {
+        run_each(&args, tests);
+    }
+}
+
+/// Runs `prog` when this binary was started as the traced program
+/// (`BIN prog ARGS...`); else returns the test runner's arguments.
+#[allow(dead_code)]
+fn tests_args(prog: fn(&[String])) -> Option<Vec<String>> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("prog") {
         prog(&args[2..]);
-        return;
+        return None;
     }
-    run(&args[1..], tests);
+    Some(args[1..].to_vec())
 }
