@@ -14,10 +14,9 @@ mod tracedat_common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use tracedat_common::trace_cmd;
+use tracedat_common::trace_cmd_ok;
 
 use ringtrace::clock::Clock;
 use ringtrace::context::RecordError;
@@ -246,17 +245,7 @@ fn read_back_every_event(path: &Path) -> u64 {
 /// the thread names and messages; returns its count of `EVENTS DROPPED`
 /// lines.
 fn trace_cmd_shows_every_event(path: &Path) -> usize {
-    let out = Command::new(trace_cmd())
-        .args(["report", "-R", "-i"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "trace-cmd report: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = trace_cmd_ok(&["report", "-R", "-i", path.to_str().unwrap()]);
     let mut next = vec![0u64; WRITERS as usize];
     let mut dropped_lines = 0;
     for line in text.lines() {
@@ -348,13 +337,7 @@ fn overwrite_drain_accounts_for_every_lost_event() {
     assert_eq!(events + lost_total, N);
     assert_eq!(lost_total, overrun);
 
-    let out = Command::new(trace_cmd())
-        .args(["report", "-i"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = trace_cmd_ok(&["report", "-i", path.to_str().unwrap()]);
     let drops: Vec<u64> = text
         .lines()
         .filter_map(|l| l.strip_prefix("CPU:0 ["))

@@ -7,7 +7,6 @@
 #[path = "tracedat_common.rs"]
 mod tracedat_common;
 
-use std::process::Command;
 
 use ringtrace::clock::Clock;
 use ringtrace::event::Registry;
@@ -100,24 +99,13 @@ pub fn trace_dat(t: &Tracer, events: &[OwnedEvent]) -> Vec<u8> {
     w.finish().expect("finish").into_inner()
 }
 
-pub use tracedat_common::trace_cmd;
 
 /// `trace-cmd report` of `dat`: the `(name, text)` of each event line.
 pub fn trace_cmd_report(dat: &[u8]) -> Vec<(String, String)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("layer.dat");
     std::fs::write(&file, dat).expect("write");
-    let out = Command::new(trace_cmd())
-        .args(["report", "-i"])
-        .arg(&file)
-        .output()
-        .expect("running trace-cmd");
-    assert!(
-        out.status.success(),
-        "trace-cmd report failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let text = tracedat_common::trace_cmd_ok(&["report", "-i", file.to_str().expect("utf-8 path")]);
     text.lines()
         .filter(|l| l.contains("] "))
         .map(|l| {
