@@ -20,6 +20,7 @@ use tracedat_common::trace_cmd_ok;
 
 use ringtrace::clock::Clock;
 use ringtrace::context::RecordError;
+use ringtrace::event::EventType;
 use ringtrace::export::{DrainStats, ExportFormat, SPOOL_BUFFER};
 use ringtrace::tracedat::{FieldValue, TraceDatReader, TraceDatVersion, TraceItem};
 use ringtrace_ring::{Mode, WriteError};
@@ -56,18 +57,24 @@ fn checksum(writer: u32, seq: u64, msg: &str) -> u64 {
     h
 }
 
+/// A tracer of `contexts` rings of `RING_BYTES` in pages of `PAGE_SIZE`
+/// in `mode`, on the monotonic clock, with `event` registered.
+fn drain_tracer(contexts: usize, mode: Mode, event: &'static EventType) -> ringtrace::Tracer {
+    let t = common::config(contexts, RING_BYTES, mode, Some(Clock::mono()))
+        .page_size(PAGE_SIZE)
+        .build()
+        .unwrap();
+    t.register(event).unwrap();
+    t
+}
+
 #[test]
 fn drain_exports_a_trace_far_larger_than_the_rings() {
-    let t = common::config(
+    let t = drain_tracer(
         WRITERS as usize,
-        RING_BYTES,
         Mode::ProducerConsumer,
-        Some(Clock::mono()),
-    )
-    .page_size(PAGE_SIZE)
-    .build()
-    .unwrap();
-    t.register(DrainRec::EVENT_TYPE).unwrap();
+        DrainRec::EVENT_TYPE,
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("drain.dat");
     let (stats, retries) = write_while_draining(&t, &path);
@@ -287,11 +294,7 @@ ringtrace::declare_event! {
 #[test]
 fn overwrite_drain_accounts_for_every_lost_event() {
     const N: u64 = 200_000;
-    let t = common::config(1, RING_BYTES, Mode::Overwrite, Some(Clock::mono()))
-        .page_size(PAGE_SIZE)
-        .build()
-        .unwrap();
-    t.register(Numbered::EVENT_TYPE).unwrap();
+    let t = drain_tracer(1, Mode::Overwrite, Numbered::EVENT_TYPE);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("overwrite.dat");
     let mut drain = t.drain();

@@ -256,7 +256,11 @@ fn reader_reads_files_written_by_trace_cmd() {
     let ours7 = write_tmp(dir.path(), "o7.dat", TraceDatVersion::V7);
     let conv7 = dir.path().join("conv7.dat");
     let conv6 = dir.path().join("conv6.dat");
-    convert(&ours6, &conv7, &["--file-version", "7", "--compression", "none"]);
+    convert(
+        &ours6,
+        &conv7,
+        &["--file-version", "7", "--compression", "none"],
+    );
     convert(&ours7, &conv6, &["--file-version", "6"]);
     assert_eq!(report(&conv7, &[]), DEFAULT_REPORT);
     assert_eq!(report(&conv6, &[]), DEFAULT_REPORT);
