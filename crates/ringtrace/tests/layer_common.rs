@@ -1,12 +1,12 @@
-//! Helpers shared by the front-end tests (`layer_*`): drain a tracer,
-//! write its events into a trace.dat, run the real `trace-cmd report` on it
-//! (FAILS when trace-cmd is missing: `apt-get install -y trace-cmd`).
+//! Helpers shared by the front-end tests (`layer_*`): drain a tracer, read
+//! its pipe line by line, write its events into a trace.dat, run the real
+//! `trace-cmd report` on it (FAILS when trace-cmd is missing: `apt-get
+//! install -y trace-cmd`).
 //! Compiled on its own too (it has no tests then).
 #![allow(dead_code)]
 
 #[path = "tracedat_common.rs"]
 mod tracedat_common;
-
 
 use ringtrace::clock::Clock;
 use ringtrace::event::Registry;
@@ -14,6 +14,14 @@ use ringtrace::reader::OwnedEvent;
 use ringtrace::tracedat::{TraceDatMeta, TraceDatWriter};
 use ringtrace::{Tracer, TracerConfig};
 use tracedat_common::{PageBuilder, PAGE_SIZE};
+
+/// What `t`'s pipe reads, line by line; fails unless there are `n` lines.
+pub fn pipe_lines(t: &Tracer, n: usize) -> Vec<String> {
+    let text = t.pipe().read_to_string().expect("read");
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), n, "{text}");
+    lines
+}
 
 /// A tracer of two contexts on the `mono` clock, for the whole process.
 pub fn leak_tracer() -> &'static Tracer {
@@ -98,7 +106,6 @@ pub fn trace_dat(t: &Tracer, events: &[OwnedEvent]) -> Vec<u8> {
     }
     w.finish().expect("finish").into_inner()
 }
-
 
 /// `trace-cmd report` of `dat`: the `(name, text)` of each event line.
 pub fn trace_cmd_report(dat: &[u8]) -> Vec<(String, String)> {
