@@ -49,8 +49,7 @@ fn a_drain_that_never_finished_is_recovered_with_every_polled_event() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("t.dat");
     let t = common::spool_tracer(SpoolRec::EVENT_TYPE);
-    let mut drain = t.drain();
-    drain.spool_next_to(&out).unwrap();
+    let mut drain = common::spooling_drain(&t, &out);
     assert!(is_unfinished(&out), "the output is made at once");
     let files = SpoolFiles::new(&out);
     assert!(files.meta().exists());
@@ -101,8 +100,7 @@ fn a_spool_cut_short_loses_only_the_cut_page() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("t.json");
     let t = common::spool_tracer(SpoolRec::EVENT_TYPE);
-    let mut drain = t.drain();
-    drain.spool_next_to(&out).unwrap();
+    let mut drain = common::spooling_drain(&t, &out);
     common::write_polling(&mut drain, 5_000, 200, |seq| {
         ringtrace::trace_event!(&t, SpoolRec { seq });
     });
@@ -133,8 +131,7 @@ fn a_finished_drain_leaves_only_the_output() {
     let out = d.path().join("t.dat");
     let t = TracerConfig::new().max_contexts(2).build().unwrap();
     t.register(SpoolRec::EVENT_TYPE).unwrap();
-    let mut drain = t.drain();
-    drain.spool_next_to(&out).unwrap();
+    let mut drain = common::spooling_drain(&t, &out);
     common::write_polling(&mut drain, 3_000, 100, |seq| {
         ringtrace::trace_event!(&t, SpoolRec { seq });
     });

@@ -170,8 +170,7 @@ fn recovered_json_counts_a_record_it_cannot_decode() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("t.json");
     let t = common::spool_tracer(SkipRec::EVENT_TYPE);
-    let mut drain = t.drain();
-    drain.spool_next_to(&out).unwrap();
+    let mut drain = common::spooling_drain(&t, &out);
     common::write_polling(&mut drain, 3_000, 200, |seq| {
         ringtrace::trace_event!(&t, SkipRec { seq });
     });

@@ -103,3 +103,10 @@ pub fn spool_tracer(event: &'static ringtrace::event::EventType) -> Tracer {
     t.register(event).unwrap();
     t
 }
+
+/// A drain of `t` that spools next to `out` (`Drain::spool_next_to`).
+pub fn spooling_drain<'t>(t: &'t Tracer, out: &std::path::Path) -> ringtrace::export::Drain<'t> {
+    let mut drain = t.drain();
+    drain.spool_next_to(out).unwrap();
+    drain
+}
