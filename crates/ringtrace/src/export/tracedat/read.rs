@@ -588,12 +588,7 @@ fn parse_ftrace_events<R: Read + Seek>(
     s: &mut Src<'_, R>,
     info: &mut TraceDatInfo,
 ) -> Result<(), TraceDatError> {
-    let count = s.u32("ftrace events")?;
-    for i in 0..count as usize {
-        let f = parse_one_format(s, layout::FTRACE_SYSTEM, i, "ftrace events")?;
-        info.events.push(f);
-    }
-    Ok(())
+    parse_system_formats(s, layout::FTRACE_SYSTEM, "ftrace events", info)
 }
 
 fn parse_event_formats<R: Read + Seek>(
@@ -604,11 +599,22 @@ fn parse_event_formats<R: Read + Seek>(
     let systems = s.u32(SEC)?;
     for _ in 0..systems {
         let system = s.str0(SEC)?;
-        let count = s.u32(SEC)?;
-        for i in 0..count as usize {
-            let f = parse_one_format(s, &system, i, SEC)?;
-            info.events.push(f);
-        }
+        parse_system_formats(s, &system, SEC, info)?;
+    }
+    Ok(())
+}
+
+/// A count, then that many formats of `system`, into `info.events`.
+fn parse_system_formats<R: Read + Seek>(
+    s: &mut Src<'_, R>,
+    system: &str,
+    section: &'static str,
+    info: &mut TraceDatInfo,
+) -> Result<(), TraceDatError> {
+    let count = s.u32(section)?;
+    for i in 0..count as usize {
+        let f = parse_one_format(s, system, i, section)?;
+        info.events.push(f);
     }
     Ok(())
 }
