@@ -95,23 +95,19 @@ fn measure_floor<L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Se
 fn main() {
     let mut args = std::env::args().skip(1);
     if let Some(name) = args.next() {
-        let count = |a: Option<String>| a.map_or(1_000_000, |a| a.parse().expect("a count"));
         if name == "nop" {
-            measure_floor("a do-nothing layer", Nop, count(args.next()));
+            measure_floor("a do-nothing layer", Nop, common::count(args.next()));
             return;
         }
         if name == "visit" {
             measure_floor(
                 "a layer that only visits the fields",
                 VisitOnly,
-                count(args.next()),
+                common::count(args.next()),
             );
             return;
         }
-        let clock = Clock::by_name(&name).expect("a clock name");
-        let n = args
-            .next()
-            .map_or(1_000_000, |a| a.parse().expect("a count"));
+        let (clock, n) = common::clock_and_count(&name, args.next());
         measure(&name, clock, n, 1);
         return;
     }

@@ -40,10 +40,7 @@ fn measure_n(name: &str, clock: Clock, n: u64, rounds: usize) {
 fn main() {
     let mut args = std::env::args().skip(1);
     if let Some(name) = args.next() {
-        let clock = Clock::by_name(&name).expect("a clock name");
-        let n = args
-            .next()
-            .map_or(1_000_000, |a| a.parse().expect("a count"));
+        let (clock, n) = common::clock_and_count(&name, args.next());
         measure_n(&name, clock, n, 1);
         return;
     }

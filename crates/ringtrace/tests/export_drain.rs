@@ -14,13 +14,13 @@ mod tracedat_common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use tracedat_common::trace_cmd;
+use tracedat_common::trace_cmd_ok;
 
 use ringtrace::clock::Clock;
 use ringtrace::context::RecordError;
+use ringtrace::event::EventType;
 use ringtrace::export::{DrainStats, ExportFormat, SPOOL_BUFFER};
 use ringtrace::tracedat::{FieldValue, TraceDatReader, TraceDatVersion, TraceItem};
 use ringtrace_ring::{Mode, WriteError};
@@ -57,18 +57,24 @@ fn checksum(writer: u32, seq: u64, msg: &str) -> u64 {
     h
 }
 
+/// A tracer of `contexts` rings of `RING_BYTES` in pages of `PAGE_SIZE`
+/// in `mode`, on the monotonic clock, with `event` registered.
+fn drain_tracer(contexts: usize, mode: Mode, event: &'static EventType) -> ringtrace::Tracer {
+    let t = common::config(contexts, RING_BYTES, mode, Some(Clock::mono()))
+        .page_size(PAGE_SIZE)
+        .build()
+        .unwrap();
+    t.register(event).unwrap();
+    t
+}
+
 #[test]
 fn drain_exports_a_trace_far_larger_than_the_rings() {
-    let t = common::config(
+    let t = drain_tracer(
         WRITERS as usize,
-        RING_BYTES,
         Mode::ProducerConsumer,
-        Some(Clock::mono()),
-    )
-    .page_size(PAGE_SIZE)
-    .build()
-    .unwrap();
-    t.register(DrainRec::EVENT_TYPE).unwrap();
+        DrainRec::EVENT_TYPE,
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("drain.dat");
     let (stats, retries) = write_while_draining(&t, &path);
@@ -246,17 +252,7 @@ fn read_back_every_event(path: &Path) -> u64 {
 /// the thread names and messages; returns its count of `EVENTS DROPPED`
 /// lines.
 fn trace_cmd_shows_every_event(path: &Path) -> usize {
-    let out = Command::new(trace_cmd())
-        .args(["report", "-R", "-i"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "trace-cmd report: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = trace_cmd_ok(&["report", "-R", "-i", path.to_str().unwrap()]);
     let mut next = vec![0u64; WRITERS as usize];
     let mut dropped_lines = 0;
     for line in text.lines() {
@@ -298,11 +294,7 @@ ringtrace::declare_event! {
 #[test]
 fn overwrite_drain_accounts_for_every_lost_event() {
     const N: u64 = 200_000;
-    let t = common::config(1, RING_BYTES, Mode::Overwrite, Some(Clock::mono()))
-        .page_size(PAGE_SIZE)
-        .build()
-        .unwrap();
-    t.register(Numbered::EVENT_TYPE).unwrap();
+    let t = drain_tracer(1, Mode::Overwrite, Numbered::EVENT_TYPE);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("overwrite.dat");
     let mut drain = t.drain();
@@ -348,13 +340,7 @@ fn overwrite_drain_accounts_for_every_lost_event() {
     assert_eq!(events + lost_total, N);
     assert_eq!(lost_total, overrun);
 
-    let out = Command::new(trace_cmd())
-        .args(["report", "-i"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = trace_cmd_ok(&["report", "-i", path.to_str().unwrap()]);
     let drops: Vec<u64> = text
         .lines()
         .filter_map(|l| l.strip_prefix("CPU:0 ["))

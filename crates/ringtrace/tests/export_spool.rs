@@ -13,7 +13,6 @@ use std::path::Path;
 use ringtrace::export::{is_unfinished, recover, ExportFormat, SpoolFiles};
 use ringtrace::tracedat::{FieldValue, TraceDatReader, TraceDatVersion, TraceItem};
 use ringtrace::TracerConfig;
-use ringtrace_ring::Mode;
 
 ringtrace::declare_event! {
     /// A numbered record.
@@ -49,20 +48,15 @@ fn seqs(path: &Path) -> Vec<u64> {
 fn a_drain_that_never_finished_is_recovered_with_every_polled_event() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("t.dat");
-    let t = common::tracer(1, 64 * 1024, Mode::ProducerConsumer, None);
-    t.register(SpoolRec::EVENT_TYPE).unwrap();
-    let mut drain = t.drain();
-    drain.spool_next_to(&out).unwrap();
+    let t = common::spool_tracer(SpoolRec::EVENT_TYPE);
+    let mut drain = common::spooling_drain(&t, &out);
     assert!(is_unfinished(&out), "the output is made at once");
     let files = SpoolFiles::new(&out);
     assert!(files.meta().exists());
     let n = 20_000u64;
-    for seq in 0..n {
+    common::write_polling(&mut drain, n, 500, |seq| {
         ringtrace::trace_event!(&t, SpoolRec { seq });
-        if seq % 500 == 0 {
-            drain.poll().unwrap();
-        }
-    }
+    });
     drain.poll().unwrap();
     let polled = drain.stats().events;
     assert!(polled > 0 && polled < n, "only complete pages are polled");
@@ -105,16 +99,11 @@ fn a_drain_that_never_finished_is_recovered_with_every_polled_event() {
 fn a_spool_cut_short_loses_only_the_cut_page() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("t.json");
-    let t = common::tracer(1, 64 * 1024, Mode::ProducerConsumer, None);
-    t.register(SpoolRec::EVENT_TYPE).unwrap();
-    let mut drain = t.drain();
-    drain.spool_next_to(&out).unwrap();
-    for seq in 0..5_000u64 {
+    let t = common::spool_tracer(SpoolRec::EVENT_TYPE);
+    let mut drain = common::spooling_drain(&t, &out);
+    common::write_polling(&mut drain, 5_000, 200, |seq| {
         ringtrace::trace_event!(&t, SpoolRec { seq });
-        if seq % 200 == 0 {
-            drain.poll().unwrap();
-        }
-    }
+    });
     let pages = drain.stats().pages;
     assert!(pages >= 2);
     std::mem::forget(drain);
@@ -142,14 +131,10 @@ fn a_finished_drain_leaves_only_the_output() {
     let out = d.path().join("t.dat");
     let t = TracerConfig::new().max_contexts(2).build().unwrap();
     t.register(SpoolRec::EVENT_TYPE).unwrap();
-    let mut drain = t.drain();
-    drain.spool_next_to(&out).unwrap();
-    for seq in 0..3_000u64 {
+    let mut drain = common::spooling_drain(&t, &out);
+    common::write_polling(&mut drain, 3_000, 100, |seq| {
         ringtrace::trace_event!(&t, SpoolRec { seq });
-        if seq % 100 == 0 {
-            drain.poll().unwrap();
-        }
-    }
+    });
     let r = drain.finish_spooled(DAT).unwrap();
     assert_eq!(r.events, 3_000);
     assert_eq!(seqs(&out), (0..3_000).collect::<Vec<_>>());

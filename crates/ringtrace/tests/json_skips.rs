@@ -169,16 +169,11 @@ fn first_payload(page: &[u8]) -> usize {
 fn recovered_json_counts_a_record_it_cannot_decode() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("t.json");
-    let t = common::tracer(1, 64 * 1024, ringtrace_ring::Mode::ProducerConsumer, None);
-    t.register(SkipRec::EVENT_TYPE).unwrap();
-    let mut drain = t.drain();
-    drain.spool_next_to(&out).unwrap();
-    for seq in 0..3_000u64 {
+    let t = common::spool_tracer(SkipRec::EVENT_TYPE);
+    let mut drain = common::spooling_drain(&t, &out);
+    common::write_polling(&mut drain, 3_000, 200, |seq| {
         ringtrace::trace_event!(&t, SkipRec { seq });
-        if seq % 200 == 0 {
-            drain.poll().unwrap();
-        }
-    }
+    });
     drain.poll_all().unwrap();
     let stats = drain.stats();
     assert!(stats.pages >= 3, "{stats:?}");

@@ -1,13 +1,12 @@
-//! Helpers shared by the front-end tests (`layer_*`): drain a tracer,
-//! write its events into a trace.dat, run the real `trace-cmd report` on it
-//! (FAILS when trace-cmd is missing: `apt-get install -y trace-cmd`).
+//! Helpers shared by the front-end tests (`layer_*`): drain a tracer, read
+//! its pipe line by line, write its events into a trace.dat, run the real
+//! `trace-cmd report` on it (FAILS when trace-cmd is missing: `apt-get
+//! install -y trace-cmd`).
 //! Compiled on its own too (it has no tests then).
 #![allow(dead_code)]
 
 #[path = "tracedat_common.rs"]
 mod tracedat_common;
-
-use std::process::Command;
 
 use ringtrace::clock::Clock;
 use ringtrace::event::Registry;
@@ -15,6 +14,14 @@ use ringtrace::reader::OwnedEvent;
 use ringtrace::tracedat::{TraceDatMeta, TraceDatWriter};
 use ringtrace::{Tracer, TracerConfig};
 use tracedat_common::{PageBuilder, PAGE_SIZE};
+
+/// What `t`'s pipe reads, line by line; fails unless there are `n` lines.
+pub fn pipe_lines(t: &Tracer, n: usize) -> Vec<String> {
+    let text = t.pipe().read_to_string().expect("read");
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), n, "{text}");
+    lines
+}
 
 /// A tracer of two contexts on the `mono` clock, for the whole process.
 pub fn leak_tracer() -> &'static Tracer {
@@ -100,24 +107,12 @@ pub fn trace_dat(t: &Tracer, events: &[OwnedEvent]) -> Vec<u8> {
     w.finish().expect("finish").into_inner()
 }
 
-pub use tracedat_common::trace_cmd;
-
 /// `trace-cmd report` of `dat`: the `(name, text)` of each event line.
 pub fn trace_cmd_report(dat: &[u8]) -> Vec<(String, String)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("layer.dat");
     std::fs::write(&file, dat).expect("write");
-    let out = Command::new(trace_cmd())
-        .args(["report", "-i"])
-        .arg(&file)
-        .output()
-        .expect("running trace-cmd");
-    assert!(
-        out.status.success(),
-        "trace-cmd report failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let text = tracedat_common::trace_cmd_ok(&["report", "-i", file.to_str().expect("utf-8 path")]);
     text.lines()
         .filter(|l| l.contains("] "))
         .map(|l| {

@@ -6,7 +6,7 @@
 //! test FAILS when it is missing: `apt-get install -y trace-cmd`).
 mod layer_common;
 
-use layer_common::{drain, leak_tracer, text_lines, trace_cmd_report, trace_dat};
+use layer_common::{drain, leak_tracer, pipe_lines, text_lines, trace_cmd_report, trace_dat};
 use ringtrace::layer::RingtraceLayer;
 use tracing::Level;
 use tracing_subscriber::prelude::*;
@@ -193,14 +193,12 @@ fn pipe_text_and_beside_fmt_layer() {
             tracing::info!(v, "strs");
         }
     });
-    let text = t.pipe().read_to_string().expect("read");
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[0].ends_with("message=kept n=1"), "{text}");
-    assert!(lines[1].ends_with("message=strs v=x"), "{text}");
-    assert!(lines[2].ends_with("message=strs v=y"), "{text}");
+    let lines = pipe_lines(t, 3);
+    assert!(lines[0].ends_with("message=kept n=1"), "{lines:?}");
+    assert!(lines[1].ends_with("message=strs v=x"), "{lines:?}");
+    assert!(lines[2].ends_with("message=strs v=y"), "{lines:?}");
     // The pipe prints the usual ftrace columns.
-    assert!(lines[0].contains("[000] ....."), "{text}");
+    assert!(lines[0].contains("[000] ....."), "{lines:?}");
     let fmt = String::from_utf8(fmt_out.lock().unwrap().clone()).unwrap();
     assert!(fmt.contains("kept n=1"), "fmt layer saw the event: {fmt}");
     assert!(fmt.contains("filtered by the per-layer filter"), "{fmt}");
@@ -220,15 +218,13 @@ fn values_of_another_type_are_converted_or_counted() {
         let long = "é".repeat(2000);
         tracing::info!(s = long.as_str());
     });
-    let text = t.pipe().read_to_string().expect("read");
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 5, "{text}");
-    assert!(lines[0].ends_with(": v=5"), "{text}");
+    let lines = pipe_lines(t, 5);
+    assert!(lines[0].ends_with(": v=5"), "{lines:?}");
     // An i64 in a u64 field keeps its bits; a float is converted.
-    assert!(lines[1].ends_with(": v=18446744073709551615"), "{text}");
-    assert!(lines[2].ends_with(": v=2"), "{text}");
+    assert!(lines[1].ends_with(": v=18446744073709551615"), "{lines:?}");
+    assert!(lines[2].ends_with(": v=2"), "{lines:?}");
     // A string cannot go to a number field: 0, and counted.
-    assert!(lines[3].ends_with(": v=0"), "{text}");
+    assert!(lines[3].ends_with(": v=0"), "{lines:?}");
     assert!(RingtraceLayer::mismatched() > before);
     let s = lines[4].split_once(" s=").expect("s field").1;
     assert!(s.len() < 1024 && s.starts_with("éé"), "{}", s.len());

@@ -5,6 +5,7 @@
 //! imported and their rings read (a bounded number of events) and
 //! counted; each step gives data or an error, never a panic or a hang.
 
+mod common;
 mod session_common;
 
 use proptest::prelude::*;
@@ -28,16 +29,9 @@ fn sample_session(dir: &Path) -> Vec<u8> {
     let s = Session::create(&config(dir, "sample")).unwrap();
     let path = s.path().to_path_buf();
     let w = Tracer::attach_session(s).unwrap();
-    std::thread::scope(|sc| {
-        for t in 0..2u32 {
-            let w = &w;
-            sc.spawn(move || {
-                for i in 0..150u64 {
-                    ringtrace::trace!(tracer: w, "t%u i=%llu", t, i);
-                    w.record(&Sample { a: t, b: i }).unwrap();
-                }
-            });
-        }
+    common::write_on_threads(2, 150, |t, i| {
+        ringtrace::trace!(tracer: &w, "t%u i=%llu", t, i);
+        w.record(&Sample { a: t, b: i }).unwrap();
     });
     drop(w);
     let bytes = std::fs::read(&path).unwrap();

@@ -22,6 +22,22 @@ pub fn trace_cmd() -> std::path::PathBuf {
         })
 }
 
+/// Runs the `trace-cmd` on PATH with `args`; fails the test, with
+/// trace-cmd's stderr, unless it succeeds; returns its standard output.
+pub fn trace_cmd_ok(args: &[&str]) -> String {
+    let out = std::process::Command::new(trace_cmd())
+        .args(args)
+        .output()
+        .expect("running trace-cmd");
+    assert!(
+        out.status.success(),
+        "trace-cmd {args:?} failed: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
 /// Page size of the sample trace.
 pub const PAGE_SIZE: usize = 4096;
 const TYPE_PADDING: u32 = 29;

@@ -297,3 +297,53 @@ fn damaged_pages_are_skipped_and_reading_goes_on() {
         );
     }
 }
+
+/// A cmdline whose pid is not a number, or a printk line whose address is
+/// not hex, is an error naming the section, the file offset of its text and
+/// the line, in v6 and v7.
+#[test]
+fn bad_cmdline_and_printk_lines_are_named() {
+    let find = |file: &[u8], s: &str| {
+        file.windows(s.len())
+            .position(|w| w == s.as_bytes())
+            .unwrap_or_else(|| panic!("{s:?} in the file"))
+    };
+    for version in [TraceDatVersion::V6, TraceDatVersion::V7] {
+        let good = write_file(&meta(version), &sample());
+        // (text's first line, line patched, patched, section, reason's start)
+        for (first, from, to, section, reason) in [
+            (
+                "100 writer-a\n",
+                "200 worker two",
+                "2x0 worker two",
+                "cmdlines",
+                "bad cmdline \"2x0 worker two\"",
+            ),
+            (
+                "0xffff00001000 :",
+                "0xffff00001000 :",
+                "0xfffg00001000 :",
+                "printk formats",
+                "bad printk line \"0xfffg00001000 : ",
+            ),
+        ] {
+            let at = find(&good, from);
+            let mut bad = good.clone();
+            bad[at..at + to.len()].copy_from_slice(to.as_bytes());
+            let err = TraceDatReader::new(std::io::Cursor::new(bad))
+                .map(|_| ())
+                .unwrap_err();
+            let TraceDatError::Invalid {
+                section: sec,
+                offset,
+                reason: why,
+            } = &err
+            else {
+                panic!("{version:?} {to:?}: {err}");
+            };
+            assert_eq!(*sec, section, "{err}");
+            assert!(why.starts_with(reason), "{err}");
+            assert_eq!(*offset, find(&good, first) as u64, "{err}");
+        }
+    }
+}

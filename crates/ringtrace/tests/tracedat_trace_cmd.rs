@@ -8,23 +8,7 @@ mod tracedat_common;
 
 use ringtrace::tracedat::{TraceDatReader, TraceDatVersion, TraceItem, Tsc2Nsec};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use tracedat_common::*;
-
-/// Runs trace-cmd with `args`, asserts success, returns stdout.
-fn run(args: &[&str]) -> String {
-    let out = Command::new(trace_cmd())
-        .args(args)
-        .output()
-        .expect("running trace-cmd");
-    assert!(
-        out.status.success(),
-        "trace-cmd {args:?} failed: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
 
 fn write_tmp(dir: &Path, name: &str, version: TraceDatVersion) -> PathBuf {
     let p = dir.join(name);
@@ -36,7 +20,7 @@ fn report(file: &Path, extra: &[&str]) -> Vec<String> {
     let mut args = vec!["report"];
     args.extend_from_slice(extra);
     args.extend_from_slice(&["-i", file.to_str().unwrap()]);
-    run(&args)
+    trace_cmd_ok(&args)
         .lines()
         .map(|l| l.trim_end().to_string())
         .collect()
@@ -128,10 +112,10 @@ fn metadata_options_and_validity() {
         let f = write_tmp(dir.path(), name, v);
         let fs = f.to_str().unwrap();
         assert_eq!(
-            run(&["dump", "-v", "-i", fs]).trim(),
+            trace_cmd_ok(&["dump", "-v", "-i", fs]).trim(),
             format!("File {fs} is a valid trace-cmd file")
         );
-        run(&["report", "--check-events", "-i", fs]);
+        trace_cmd_ok(&["report", "--check-events", "-i", fs]);
         let uname = report(&f, &["--uname"]);
         assert!(
             uname
@@ -151,7 +135,7 @@ fn metadata_options_and_validity() {
                 "{stat}"
             );
         }
-        let summary = run(&["dump", "--summary", "-i", fs]);
+        let summary = trace_cmd_ok(&["dump", "--summary", "-i", fs]);
         assert!(summary.contains("4096\t[Page size, bytes]"), "{summary}");
         if v == TraceDatVersion::V7 {
             assert!(
@@ -255,6 +239,12 @@ fn our_text_matches_trace_cmd_prefixes() {
     }
 }
 
+/// `trace-cmd convert -i FROM -o TO OPTIONS`.
+fn convert(from: &Path, to: &Path, options: &[&str]) {
+    let (from, to) = (from.to_str().unwrap(), to.to_str().unwrap());
+    trace_cmd_ok(&[&["convert", "-i", from, "-o", to], options].concat());
+}
+
 /// Files written by trace-cmd itself: `trace-cmd convert` rewrites our v6
 /// file as v7 (and our v7 as v6); our reader must get the same records and
 /// metadata from them.
@@ -266,26 +256,12 @@ fn reader_reads_files_written_by_trace_cmd() {
     let ours7 = write_tmp(dir.path(), "o7.dat", TraceDatVersion::V7);
     let conv7 = dir.path().join("conv7.dat");
     let conv6 = dir.path().join("conv6.dat");
-    run(&[
-        "convert",
-        "-i",
-        ours6.to_str().unwrap(),
-        "-o",
-        conv7.to_str().unwrap(),
-        "--file-version",
-        "7",
-        "--compression",
-        "none",
-    ]);
-    run(&[
-        "convert",
-        "-i",
-        ours7.to_str().unwrap(),
-        "-o",
-        conv6.to_str().unwrap(),
-        "--file-version",
-        "6",
-    ]);
+    convert(
+        &ours6,
+        &conv7,
+        &["--file-version", "7", "--compression", "none"],
+    );
+    convert(&ours7, &conv6, &["--file-version", "6"]);
     assert_eq!(report(&conv7, &[]), DEFAULT_REPORT);
     assert_eq!(report(&conv6, &[]), DEFAULT_REPORT);
 

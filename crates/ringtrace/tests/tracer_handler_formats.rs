@@ -10,8 +10,8 @@
 //! (Debian: `apt-get install -y trace-cmd`).
 
 mod common;
+mod tracedat_common;
 
-use std::process::Command;
 use std::sync::OnceLock;
 
 use ringtrace::export::ExportFormat;
@@ -107,18 +107,7 @@ fn formats_first_used_in_a_handler_decode_live_and_in_trace_dat() {
         "{ours:?}"
     );
 
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let trace_cmd = std::env::split_paths(&path)
-        .map(|d| d.join("trace-cmd"))
-        .find(|p| p.is_file())
-        .expect("`trace-cmd` on PATH (Debian: apt-get install -y trace-cmd)");
-    let out = Command::new(trace_cmd)
-        .args(["report", "-i"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let report = String::from_utf8(out.stdout).unwrap();
+    let report = tracedat_common::trace_cmd_ok(&["report", "-i", f.to_str().unwrap()]);
     assert!(
         report.contains("only_in_handler:") && report.contains("value=41"),
         "{report}"

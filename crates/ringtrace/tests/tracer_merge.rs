@@ -59,34 +59,31 @@ fn check_merged(t: &Tracer) {
     assert!(per.values().all(|&v| v == EACH));
 }
 
-#[test]
-fn merged_order_counter() {
-    let t = tracer(Clock::counter());
+/// Threads write on `clock`; the pipe merges their events in time order.
+fn merged_order(clock: Clock) {
+    let t = tracer(clock);
     write_all(&t);
     check_merged(&t);
+}
+
+#[test]
+fn merged_order_counter() {
+    merged_order(Clock::counter());
 }
 
 #[test]
 fn merged_order_mono() {
-    let t = tracer(Clock::mono());
-    write_all(&t);
-    check_merged(&t);
+    merged_order(Clock::mono());
 }
 
 #[test]
 fn merged_order_tsc() {
-    let clock = Clock::tsc().expect("this test needs the x86 TSC");
-    let t = tracer(clock);
-    write_all(&t);
-    check_merged(&t);
+    merged_order(Clock::tsc().expect("this test needs the x86 TSC"));
 }
 
 #[test]
 fn merged_order_tsc_ordered() {
-    let clock = Clock::tsc_ordered().expect("this test needs the x86 TSC");
-    let t = tracer(clock);
-    write_all(&t);
-    check_merged(&t);
+    merged_order(Clock::tsc_ordered().expect("this test needs the x86 TSC"));
 }
 
 #[test]

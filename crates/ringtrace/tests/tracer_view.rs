@@ -25,15 +25,8 @@ fn view_shows_what_the_pipe_consumes() {
         Mode::ProducerConsumer,
         Some(Clock::counter()),
     );
-    std::thread::scope(|s| {
-        for th in 0..3u32 {
-            let t = &t;
-            s.spawn(move || {
-                for i in 0..500u64 {
-                    ringtrace::trace!(tracer: t, "%u %llu", th, i);
-                }
-            });
-        }
+    common::write_on_threads(3, 500, |th, i| {
+        ringtrace::trace!(tracer: &t, "%u %llu", th, i);
     });
     let first = t.view().read_to_string().unwrap();
     let second = t.view().read_to_string().unwrap();
@@ -54,16 +47,10 @@ fn view_reads_while_threads_overwrite() {
     let done = AtomicBool::new(false);
     let (mut seen, mut skipped_lines, mut passes) = (0u64, 0u64, 0u64);
     std::thread::scope(|s| {
-        for th in 0..2u32 {
-            let (t, done) = (&t, &done);
-            s.spawn(move || {
-                let mut i = 0u64;
-                while !done.load(Ordering::Relaxed) {
-                    ringtrace::trace!(tracer: t, "%u %llu", th, i);
-                    i += 1;
-                }
-            });
-        }
+        let t = &t;
+        common::spawn_until_stopped(s, 2, &done, move |th, i| {
+            ringtrace::trace!(tracer: t, "%u %llu", th, i);
+        });
         // Until enough passes have seen enough events: counted, not timed
         // (a loaded machine only makes the run longer); the guard is a
         // hang guard only.
@@ -289,11 +276,7 @@ fn the_view_ends_at_what_was_written_when_it_was_made() {
         let mut entries = 0;
         for r in 0..3 {
             let st = t.ring_stats(r).unwrap();
-            assert_eq!(
-                st.written,
-                st.read + st.overrun + st.dropped + st.commit_overrun + st.entries,
-                "{st:?}"
-            );
+            common::assert_identity(r, &st);
             assert_eq!(
                 st.read + st.overrun + st.dropped + st.commit_overrun,
                 0,

@@ -148,16 +148,10 @@ fn export_view_while_threads_overwrite() {
     let never = AtomicBool::new(false);
     let (mut lost_dat, mut lost_json) = (0, 0);
     std::thread::scope(|s| {
-        for w in 0..2u32 {
-            let (t, stop) = (&t, &stop);
-            s.spawn(move || {
-                let mut seq = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    ringtrace::trace_event!(t, Seq { worker: w, seq });
-                    seq += 1;
-                }
-            });
-        }
+        let t = &t;
+        common::spawn_until_stopped(s, 2, &stop, move |worker, seq| {
+            ringtrace::trace_event!(t, Seq { worker, seq });
+        });
         // Until both writers have written (a hang guard, not a budget: the
         // rounds below sleep at each write, which a loaded machine makes
         // much longer).

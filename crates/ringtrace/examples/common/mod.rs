@@ -1,7 +1,9 @@
 //! Helpers shared by the cost examples (`trace_cost`, `layer_cost`): the
-//! summary of their timed rounds and the accounting identity they check.
+//! summary of their timed rounds, the accounting identity they check, and
+//! their command line for one round under callgrind (a clock and a count).
 #![allow(dead_code)]
 
+use ringtrace::clock::Clock;
 use ringtrace::ring::RingStats;
 
 /// Prints `what`'s cost per event from `per` (nanoseconds per event, one
@@ -24,4 +26,14 @@ pub fn assert_accounts(s: &RingStats) {
         s.read + s.overrun + s.dropped + s.commit_overrun + s.entries,
         "{s:?}"
     );
+}
+
+/// The event count of a one-round run: `arg`, or a million when absent.
+pub fn count(arg: Option<String>) -> u64 {
+    arg.map_or(1_000_000, |a| a.parse().expect("a count"))
+}
+
+/// The clock named `name` and the [`count`] `arg` of a one-round run.
+pub fn clock_and_count(name: &str, arg: Option<String>) -> (Clock, u64) {
+    (Clock::by_name(name).expect("a clock name"), count(arg))
 }

@@ -739,13 +739,19 @@ mod tests {
 #           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION
 #              | |         |   |||||     |         |
 ";
+        assert_eq!(modern_nop_header(true, 14, 20, 8), want);
+    }
+
+    /// The modern header of a `nop` tracer: `entries` of `written` events
+    /// on `contexts` contexts.
+    fn modern_nop_header(irq_info: bool, entries: u64, written: u64, contexts: u32) -> String {
         let h = Header {
             tracer: "nop",
-            entries: 14,
-            written: 20,
-            contexts: 8,
+            entries,
+            written,
+            contexts,
         };
-        assert_eq!(header(Style::Modern { irq_info: true }, &h), want);
+        header(Style::Modern { irq_info }, &h)
     }
 
     #[test]
@@ -758,13 +764,7 @@ mod tests {
 #           TASK-PID     CPU#     TIMESTAMP  FUNCTION
 #              | |         |         |         |
 ";
-        let h = Header {
-            tracer: "nop",
-            entries: 0,
-            written: 0,
-            contexts: 1,
-        };
-        assert_eq!(header(Style::Modern { irq_info: false }, &h), want);
+        assert_eq!(modern_nop_header(false, 0, 0, 1), want);
     }
 
     #[test]

@@ -62,21 +62,24 @@ impl PageLayout {
     }
 
     pub(crate) fn u32_at(&self, b: &[u8], at: usize) -> Option<u32> {
-        let raw: [u8; 4] = b.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(if self.big_endian {
-            u32::from_be_bytes(raw)
-        } else {
-            u32::from_le_bytes(raw)
-        })
+        self.int_at(b, at, u32::from_be_bytes, u32::from_le_bytes)
     }
 
     pub(crate) fn u64_at(&self, b: &[u8], at: usize) -> Option<u64> {
-        let raw: [u8; 8] = b.get(at..at.checked_add(8)?)?.try_into().ok()?;
-        Some(if self.big_endian {
-            u64::from_be_bytes(raw)
-        } else {
-            u64::from_le_bytes(raw)
-        })
+        self.int_at(b, at, u64::from_be_bytes, u64::from_le_bytes)
+    }
+
+    /// The `N`-byte integer at `at` in the file's byte order (`be` or `le`
+    /// decodes it), or `None` past the end of `b`.
+    fn int_at<const N: usize, T>(
+        &self,
+        b: &[u8],
+        at: usize,
+        be: fn([u8; N]) -> T,
+        le: fn([u8; N]) -> T,
+    ) -> Option<T> {
+        let raw: [u8; N] = b.get(at..at.checked_add(N)?)?.try_into().ok()?;
+        Some(if self.big_endian { be(raw) } else { le(raw) })
     }
 
     fn long_at(&self, b: &[u8], at: usize) -> Option<u64> {

@@ -588,12 +588,7 @@ fn parse_ftrace_events<R: Read + Seek>(
     s: &mut Src<'_, R>,
     info: &mut TraceDatInfo,
 ) -> Result<(), TraceDatError> {
-    let count = s.u32("ftrace events")?;
-    for i in 0..count as usize {
-        let f = parse_one_format(s, layout::FTRACE_SYSTEM, i, "ftrace events")?;
-        info.events.push(f);
-    }
-    Ok(())
+    parse_system_formats(s, layout::FTRACE_SYSTEM, "ftrace events", info)
 }
 
 fn parse_event_formats<R: Read + Seek>(
@@ -604,11 +599,22 @@ fn parse_event_formats<R: Read + Seek>(
     let systems = s.u32(SEC)?;
     for _ in 0..systems {
         let system = s.str0(SEC)?;
-        let count = s.u32(SEC)?;
-        for i in 0..count as usize {
-            let f = parse_one_format(s, &system, i, SEC)?;
-            info.events.push(f);
-        }
+        parse_system_formats(s, &system, SEC, info)?;
+    }
+    Ok(())
+}
+
+/// A count, then that many formats of `system`, into `info.events`.
+fn parse_system_formats<R: Read + Seek>(
+    s: &mut Src<'_, R>,
+    system: &str,
+    section: &'static str,
+    info: &mut TraceDatInfo,
+) -> Result<(), TraceDatError> {
+    let count = s.u32(section)?;
+    for i in 0..count as usize {
+        let f = parse_one_format(s, system, i, section)?;
+        info.events.push(f);
     }
     Ok(())
 }
@@ -626,41 +632,53 @@ fn parse_printk<R: Read + Seek>(
     s: &mut Src<'_, R>,
     info: &mut TraceDatInfo,
 ) -> Result<(), TraceDatError> {
-    const SEC: &str = "printk formats";
-    let n = s.u32(SEC)?;
-    let at = s.pos;
-    let text = s.text(u64::from(n), SEC)?;
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let bad = || TraceDatError::invalid(SEC, at, format!("bad printk line {line:?}"));
-        let (addr, fmt) = line.split_once(':').ok_or_else(bad)?;
+    const SEC: (&str, &str) = ("printk formats", "printk line");
+    let n = s.u32(SEC.0)?;
+    let blank = |l: &str| l.trim().is_empty();
+    text_lines(s, u64::from(n), SEC, blank, |line| {
+        let (addr, fmt) = line.split_once(':')?;
         let addr = addr.trim();
-        let addr =
-            u64::from_str_radix(addr.strip_prefix("0x").unwrap_or(addr), 16).map_err(|_| bad())?;
+        let addr = u64::from_str_radix(addr.strip_prefix("0x").unwrap_or(addr), 16).ok()?;
         let fmt = fmt.trim();
         let fmt = fmt
             .strip_prefix('"')
             .and_then(|f| f.strip_suffix('"'))
             .unwrap_or(fmt);
         info.printk.push((addr, fmt.to_string()));
-    }
-    Ok(())
+        Some(())
+    })
 }
 
 fn parse_cmdlines<R: Read + Seek>(
     s: &mut Src<'_, R>,
     info: &mut TraceDatInfo,
 ) -> Result<(), TraceDatError> {
-    const SEC: &str = "cmdlines";
-    let n = s.u64(SEC)?;
-    let at = s.pos;
-    let text = s.text(n, SEC)?;
-    for line in text.lines().filter(|l| !l.is_empty()) {
+    let n = s.u64("cmdlines")?;
+    text_lines(s, n, ("cmdlines", "cmdline"), str::is_empty, |line| {
         let (pid, comm) = line.split_once(' ').unwrap_or((line, ""));
-        let pid = pid
-            .trim()
-            .parse::<i32>()
-            .map_err(|_| TraceDatError::invalid(SEC, at, format!("bad cmdline {line:?}")))?;
+        let pid = pid.trim().parse::<i32>().ok()?;
         info.cmdlines.push((pid, comm.to_string()));
+        Some(())
+    })
+}
+
+/// Reads a text of `n` bytes of `section` and hands `parse` each of its
+/// lines but those `skip` selects; a line `parse` rejects (`None`) is an
+/// error at the text's offset: `bad WHAT "line"`.
+fn text_lines<R: Read + Seek>(
+    s: &mut Src<'_, R>,
+    n: u64,
+    (section, what): (&'static str, &str),
+    skip: impl Fn(&str) -> bool,
+    mut parse: impl FnMut(&str) -> Option<()>,
+) -> Result<(), TraceDatError> {
+    let at = s.pos;
+    let text = s.text(n, section)?;
+    for line in text.lines().filter(|l| !skip(l)) {
+        if parse(line).is_none() {
+            let msg = format!("bad {what} {line:?}");
+            return Err(TraceDatError::invalid(section, at, msg));
+        }
     }
     Ok(())
 }
