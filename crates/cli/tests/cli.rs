@@ -11,9 +11,7 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-use common::trace_cmd;
+use std::process::Output;
 
 fn ringtrace(args: &[&str]) -> Output {
     common::run(args)
@@ -25,18 +23,8 @@ fn ok(args: &[&str]) -> String {
 }
 
 fn trace_cmd_ok(args: &[&str], file: &Path) -> String {
-    let out = Command::new(trace_cmd())
-        .args(args)
-        .arg("-i")
-        .arg(file)
-        .output()
-        .expect("running trace-cmd");
-    assert!(
-        out.status.success(),
-        "trace-cmd {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let file = file.to_str().expect("a UTF-8 temporary path");
+    common::trace_cmd_ok(&[args, &["-i", file]].concat())
 }
 
 /// Runs `ringtrace demo` with `threads` threads of `iterations` iterations

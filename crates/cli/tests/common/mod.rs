@@ -26,7 +26,7 @@ mod tracedat_common;
 #[allow(unused_imports)]
 pub use session_common::write_0600;
 #[allow(unused_imports)]
-pub use tracedat_common::trace_cmd;
+pub use tracedat_common::{trace_cmd, trace_cmd_ok};
 
 /// Longest wait for a state a test needs (a child started, a file made, a
 /// command ended): a hang guard only, never a performance bound.
