@@ -242,14 +242,10 @@ fn live_writer(mode: Mode) {
     eprintln!("{mode:?}: {passes} passes, {seen} events seen, {lost} skipped in {laps} lapped passes, written {written}");
 }
 
-#[test]
-fn live_writer_overwrite() {
-    live_writer(Mode::Overwrite);
-}
-
-#[test]
-fn live_writer_producer_consumer() {
-    live_writer(Mode::ProducerConsumer);
+common::cases::test_cases! {
+    live_writer:
+    live_writer_overwrite => (Mode::Overwrite);
+    live_writer_producer_consumer => (Mode::ProducerConsumer);
 }
 
 /// Writer, consumer and iterator all at once. The consumer checks its own
@@ -329,14 +325,10 @@ fn with_consumer(mode: Mode) {
     eprintln!("{mode:?}: iterator saw {seen}, skipped {skipped}; consumer read {read}; {s:?}");
 }
 
-#[test]
-fn iterator_and_consumer_overwrite() {
-    with_consumer(Mode::Overwrite);
-}
-
-#[test]
-fn iterator_and_consumer_producer_consumer() {
-    with_consumer(Mode::ProducerConsumer);
+common::cases::test_cases! {
+    with_consumer:
+    iterator_and_consumer_overwrite => (Mode::Overwrite);
+    iterator_and_consumer_producer_consumer => (Mode::ProducerConsumer);
 }
 
 // ---- a signal handler writing nested events ---------------------------------

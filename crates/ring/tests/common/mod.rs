@@ -91,6 +91,7 @@ pub fn drain(buf: &RingBuffer, ring: usize) -> Vec<(Decoded, u64, u64)> {
     out
 }
 
+pub mod cases;
 pub mod load;
 pub mod sigwriter;
 
