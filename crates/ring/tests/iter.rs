@@ -237,8 +237,7 @@ fn live_writer(mode: Mode) {
     eprintln!("{mode:?}: {passes} passes, {seen} events seen, {lost} skipped in {laps} lapped passes, written {written}");
 }
 
-common::cases::test_cases! {
-    live_writer:
+common::cases::test_cases! { live_writer:
     live_writer_overwrite => (Mode::Overwrite);
     live_writer_producer_consumer => (Mode::ProducerConsumer);
 }
@@ -312,8 +311,7 @@ fn with_consumer(mode: Mode) {
     eprintln!("{mode:?}: iterator saw {seen}, skipped {skipped}; consumer read {read}; {s:?}");
 }
 
-common::cases::test_cases! {
-    with_consumer:
+common::cases::test_cases! { with_consumer:
     iterator_and_consumer_overwrite => (Mode::Overwrite);
     iterator_and_consumer_producer_consumer => (Mode::ProducerConsumer);
 }
@@ -475,8 +473,7 @@ fn nested_signal_writes(mode: Mode) {
     eprintln!("{mode:?}: {outer} outer + {nested} nested written, iterator saw {seen} ({nested_seen} nested)");
 }
 
-common::cases::test_cases! {
-    nested_signal_writes:
+common::cases::test_cases! { nested_signal_writes:
     nested_signal_writes_overwrite => (Mode::Overwrite);
     nested_signal_writes_producer_consumer => (Mode::ProducerConsumer);
 }

@@ -569,8 +569,7 @@ fn run_with(writers: usize, pages: usize, large: bool, mode: Mode, pool: usize) 
     }
 }
 
-common::cases::test_cases! {
-    run:
+common::cases::test_cases! { run:
     storm_two_writers_two_pages => (2, 2, false);
     storm_four_writers_two_pages => (4, 2, false);
     storm_three_writers_three_pages => (3, 3, false);

@@ -4,7 +4,14 @@
 #![allow(unused_macros, unused_imports)]
 
 /// Declares, for each `name => (args);` row, a test `name` that calls
-/// `body(args)`; attributes and doc comments before a row stay on its test.
+/// `body(args)`; attributes and doc comments before a row stay on its test:
+///
+/// ```text
+/// test_cases! { run:
+///     /// Two writers.
+///     two_writers => (2, false);
+/// }
+/// ```
 macro_rules! test_cases {
     ($body:ident: $($(#[$attr:meta])* $name:ident => ($($arg:expr),* $(,)?);)+) => {
         $(
