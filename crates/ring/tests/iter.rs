@@ -168,15 +168,28 @@ fn consumer_passing_the_iterator_is_counted() {
     assert_eq!((check(ev.payload).unwrap().seq, ev.lost_events), (151, 0));
 }
 
-/// A writer thread writes without pause while passes of the iterator walk
-/// the ring; afterwards a consumer still reads everything not overrun.
-fn live_writer(mode: Mode) {
+/// A ring of four pages in `mode`, and a thread running [`write_loop`] on
+/// it until `stop` is set.
+fn ring_with_writer(
+    mode: Mode,
+) -> (
+    Arc<RingBuffer>,
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<(u64, u64)>,
+) {
     let buf = Arc::new(RingBuffer::new(Config::new(1).pages_per_ring(4).mode(mode)).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (buf, stop) = (buf.clone(), stop.clone());
         std::thread::spawn(move || write_loop(&buf, &stop, u64::MAX))
     };
+    (buf, stop, writer)
+}
+
+/// A writer thread writes without pause while passes of the iterator walk
+/// the ring; afterwards a consumer still reads everything not overrun.
+fn live_writer(mode: Mode) {
+    let (buf, stop, writer) = ring_with_writer(mode);
     // Until enough passes have seen events while the writer wrote: in
     // overwrite mode a run's worth, having lapped the iterator at least
     // once; in producer/consumer mode until the ring was full and refused
@@ -246,12 +259,7 @@ common::cases::test_cases! { live_writer:
 /// continuity; the iterator follows or falls behind it; afterwards the
 /// accounting identity holds.
 fn with_consumer(mode: Mode) {
-    let buf = Arc::new(RingBuffer::new(Config::new(1).pages_per_ring(4).mode(mode)).unwrap());
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (buf, stop) = (buf.clone(), stop.clone());
-        std::thread::spawn(move || write_loop(&buf, &stop, u64::MAX))
-    };
+    let (buf, stop, writer) = ring_with_writer(mode);
     let consumer_done = Arc::new(AtomicBool::new(false));
     let consumer = {
         let (buf, done) = (buf.clone(), consumer_done.clone());
