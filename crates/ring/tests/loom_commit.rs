@@ -141,8 +141,7 @@ fn commit_model(before: u32, after: u32, reader_attempts: u32, mode: Mode, batch
     });
 }
 
-cases::test_cases! {
-    commit_model:
+cases::test_cases! { commit_model:
     /// One plain event, then the outer reservation fills the first page, so the
     /// nested write moves the tail to the second page while the commit page is
     /// still the first one, the page the reader wants to swap in.
@@ -221,8 +220,7 @@ fn iter_model(prefill: u32, writes: u32, iter_calls: u32) {
     });
 }
 
-cases::test_cases! {
-    iter_model:
+cases::test_cases! { iter_model:
     /// A full ring (four events); the fifth write pushes the head page and
     /// rewrites it while the iterator copies its first event from it.
     iterator_lapped_once => (4, 5, 1);
