@@ -238,25 +238,21 @@ impl RingBuffer {
     /// ```
     pub fn record_off(&self) {
         self.region().state().record_off.store(1, Relaxed);
-        for r in 0..self.rings() as u32 {
-            self.region()
-                .ring(r)
-                .w
-                .record_disabled
-                .fetch_or(RECORD_OFF, Release);
-        }
+        // Release: pairs with the writers' Acquire at step E.
+        self.each_record_disabled(|d| d.fetch_or(RECORD_OFF, Release));
     }
 
     /// Turns recording back on for the whole buffer (`ring_buffer_record_on`).
     pub fn record_on(&self) {
         self.region().state().record_off.store(0, Relaxed);
+        // Release: pairs with the writers' Acquire at step E.
+        self.each_record_disabled(|d| d.fetch_and(!RECORD_OFF, Release));
+    }
+
+    /// Applies `op` to every ring's `record_disabled` word, in ring order.
+    fn each_record_disabled(&self, op: impl Fn(&crate::sync::AtomicU32) -> u32) {
         for r in 0..self.rings() as u32 {
-            // Release: pairs with the writers' Acquire at step E.
-            self.region()
-                .ring(r)
-                .w
-                .record_disabled
-                .fetch_and(!RECORD_OFF, Release);
+            op(&self.region().ring(r).w.record_disabled);
         }
     }
 

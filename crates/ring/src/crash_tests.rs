@@ -712,8 +712,7 @@ fn enumerate(want: fn(Label) -> bool, shapes: &[(usize, usize)], modes: &[Mode])
     // Every label that can run in a mode was a kill point in it.
     for &mode in modes {
         for kill in LABELS.into_iter().filter(|&l| want(l)) {
-            let possible = (mode == Mode::Overwrite
-                || !matches!(kill, Label::P0 | Label::P1 | Label::P2))
+            let possible = (mode == Mode::Overwrite || !is_push(kill))
                 && (shapes.iter().any(|&(_, pool)| pool != 0) || !is_splice(kill));
             let key = (format!("{mode:?}"), format!("{kill:?}"));
             if possible && !reached.contains(&key) {
@@ -740,27 +739,34 @@ fn is_splice(l: Label) -> bool {
     matches!(l, Label::S0 | Label::S1 | Label::S2)
 }
 
+/// Whether `l` is a step of the head push.
+fn is_push(l: Label) -> bool {
+    matches!(l, Label::P0 | Label::P1 | Label::P2)
+}
+
+/// Kills a writer at every step but the head push's and the splice's, in
+/// `mode`, in the ring shapes without a pool, and reports the recoveries.
+fn kill_at_every_step_outside_push_and_splice(mode: Mode) {
+    report(&enumerate(
+        |l| !is_push(l) && !is_splice(l),
+        &NO_POOL,
+        &[mode],
+    ));
+}
+
 /// A writer killed at every step outside the head push and the splice, in
 /// overwrite mode. (One test per mode, so that the test harness runs them
 /// side by side.)
 #[test]
 fn recovery_is_exact_after_a_kill_at_every_step_overwrite() {
-    report(&enumerate(
-        |l| !matches!(l, Label::P0 | Label::P1 | Label::P2) && !is_splice(l),
-        &NO_POOL,
-        &[Mode::Overwrite],
-    ));
+    kill_at_every_step_outside_push_and_splice(Mode::Overwrite);
 }
 
 /// A writer killed at every step outside the splice, in producer/consumer
 /// mode (which has no head push).
 #[test]
 fn recovery_is_exact_after_a_kill_at_every_step_producer_consumer() {
-    report(&enumerate(
-        |l| !matches!(l, Label::P0 | Label::P1 | Label::P2) && !is_splice(l),
-        &NO_POOL,
-        &[Mode::ProducerConsumer],
-    ));
+    kill_at_every_step_outside_push_and_splice(Mode::ProducerConsumer);
 }
 
 /// A writer killed inside a pool splice (steps S0, S1 and S2; S1 lies
@@ -771,7 +777,7 @@ fn recovery_is_exact_after_a_kill_at_every_step_producer_consumer() {
 #[test]
 fn recovery_is_exact_after_a_kill_inside_a_pool_splice() {
     report(&enumerate(
-        |l| is_splice(l) || matches!(l, Label::P0 | Label::P1 | Label::P2),
+        |l| is_splice(l) || is_push(l),
         &[(2, 1), (2, 3), (3, 2)],
         &[Mode::Overwrite, Mode::ProducerConsumer],
     ));
@@ -782,7 +788,7 @@ fn recovery_is_exact_after_a_kill_inside_a_pool_splice() {
 #[test]
 fn recovery_is_exact_after_a_kill_inside_the_head_push() {
     report(&enumerate(
-        |l| matches!(l, Label::P0 | Label::P1 | Label::P2),
+        is_push,
         &NO_POOL,
         &[Mode::Overwrite, Mode::ProducerConsumer],
     ));

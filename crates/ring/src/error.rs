@@ -3,6 +3,10 @@
 use crate::format::PageFormatError;
 use thiserror::Error;
 
+/// What both `ReaderHeld` errors tell the user to do.
+const READER_HELD_ADVICE: &str =
+    "one consuming reader per ring; stop that reader, or read without consuming";
+
 /// Why a write did not land. Every variant but [`WriteError::TooLarge`] and
 /// [`WriteError::Disabled`] is counted in the ring's statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -57,10 +61,7 @@ pub enum RingError {
     /// [`crate::Consumer`] per ring at a time (the kernel's `reader_lock`).
     /// Not waited for (see [`crate::RingBuffer::consumer`]). Read without
     /// consuming instead (`RingBuffer::iter`), or stop that reader.
-    #[error(
-        "ring {ring} is being read by {holder}: one consuming reader per ring; stop that \
-         reader, or read without consuming"
-    )]
+    #[error("ring {ring} is being read by {holder}: {}", READER_HELD_ADVICE)]
     ReaderHeld {
         /// The ring.
         ring: usize,
@@ -191,14 +192,11 @@ pub enum ReadError {
     /// A reader over several rings (a tracer's merged pipe) could not take
     /// ring `ring`: another consuming reader holds it (as
     /// [`RingError::ReaderHeld`]). Nothing was read.
-    #[error(
-        "ring {ring} is being read by {holder}: one consuming reader per ring; stop that \
-         reader, or read without consuming"
-    )]
+    #[error("ring {ring} is being read by {holder}: {}", READER_HELD_ADVICE)]
     ReaderHeld {
-        /// The ring.
+        /// The ring the merged reader could not take.
         ring: usize,
-        /// Who holds it.
+        /// Who holds it (pid and command).
         holder: ReaderHolder,
     },
 }

@@ -653,17 +653,9 @@ impl Region {
         }
         // SAFETY: the layout has a non-zero size (it holds at least a header).
         let base = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })?;
-        // SAFETY: data_offset < total_size, inside the allocation.
-        let data =
-            unsafe { NonNull::new_unchecked(base.as_ptr().add(geometry.data_offset as usize)) };
-        let region = Region {
-            geometry,
-            // SAFETY: `base` starts the region's bytes.
-            write_geo: unsafe { WriteGeometry::at(&geometry, base) },
-            data,
-            base,
-            backing: Backing::Heap,
-        };
+        // SAFETY: `base` starts an allocation of `total_size` bytes (checked
+        // above), freed by `Drop` for `Backing::Heap`.
+        let region = unsafe { Region::at(geometry, base, Backing::Heap) };
         region.write_header();
         region.publish();
         Some(region)
@@ -725,17 +717,9 @@ impl Region {
         // created, so no other process relies on its bytes yet. Zero is a
         // valid value for every atomic in it.
         unsafe { std::ptr::write_bytes(base.as_ptr(), 0, geometry.data_offset as usize) };
-        // SAFETY: data_offset < total_size, inside the mapping.
-        let data =
-            unsafe { NonNull::new_unchecked(base.as_ptr().add(geometry.data_offset as usize)) };
-        let region = Region {
-            geometry,
-            // SAFETY: `base` starts the region's bytes.
-            write_geo: unsafe { WriteGeometry::at(&geometry, base) },
-            data,
-            base,
-            backing: Backing::Mapped(map),
-        };
+        // SAFETY: `base` starts the mapping of `total_size` bytes, kept
+        // mapped by the region's `Backing::Mapped`.
+        let region = unsafe { Region::at(geometry, base, Backing::Mapped(map)) };
         region.write_header();
         Ok(region)
     }
@@ -813,16 +797,32 @@ impl Region {
             .map_raw(file)?;
         let base = NonNull::new(map.as_mut_ptr())
             .ok_or(std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-        // SAFETY: data_offset < total_size, inside the mapping.
-        let data = unsafe { NonNull::new_unchecked(base.as_ptr().add(g.data_offset as usize)) };
-        Ok(Region {
-            geometry: g,
-            // SAFETY: `base` starts the region's bytes.
-            write_geo: unsafe { WriteGeometry::at(&g, base) },
+        // SAFETY: `base` starts the mapping of `total_size` bytes (the file
+        // is long enough, checked above), kept mapped by the region's
+        // `Backing::Mapped`.
+        Ok(unsafe { Region::at(g, base, Backing::Mapped(map)) })
+    }
+
+    /// The region whose bytes start at `base`, before its header is written
+    /// or checked.
+    ///
+    /// # Safety
+    ///
+    /// `base` starts `geometry.total_size` live bytes laid out for `geometry`
+    /// (so `data_offset < total_size`), kept alive by `backing`.
+    #[cfg(not(loom))]
+    unsafe fn at(geometry: Geometry, base: NonNull<u8>, backing: Backing) -> Region {
+        // SAFETY: data_offset < total_size, inside the bytes (the contract).
+        let data =
+            unsafe { NonNull::new_unchecked(base.as_ptr().add(geometry.data_offset as usize)) };
+        Region {
+            geometry,
+            // SAFETY: `base` starts the region's bytes (the contract).
+            write_geo: unsafe { WriteGeometry::at(&geometry, base) },
             data,
             base,
-            backing: Backing::Mapped(map),
-        })
+            backing,
+        }
     }
 
     /// Builds the loom variant: metadata in boxed slices, data on the heap.

@@ -72,6 +72,16 @@ fn filled() -> RingBuffer {
     buf
 }
 
+/// Calls `read_one` up to 2000 times, stopping at the first call that
+/// read no event (an empty ring or an error).
+fn read_up_to_2000(mut read_one: impl FnMut() -> bool) {
+    for _ in 0..2000 {
+        if !read_one() {
+            break;
+        }
+    }
+}
+
 /// Runs every reader; returns the stats they left, or which one panicked.
 fn run_readers(buf: &RingBuffer) -> Result<crate::RingStats, &'static str> {
     let step = |what: &'static str, f: &mut dyn FnMut()| {
@@ -82,12 +92,7 @@ fn run_readers(buf: &RingBuffer) -> Result<crate::RingStats, &'static str> {
     })?;
     step("iter", &mut || {
         let mut it = buf.iter(0).unwrap();
-        for _ in 0..2000 {
-            match it.next() {
-                Ok(Some(_)) => {}
-                _ => break,
-            }
-        }
+        read_up_to_2000(|| matches!(it.next(), Ok(Some(_))));
         let _ = it.skipped();
     })?;
     step("wait", &mut || {
@@ -113,12 +118,7 @@ fn run_readers(buf: &RingBuffer) -> Result<crate::RingStats, &'static str> {
     })?;
     step("consume to the end", &mut || {
         let mut c = buf.consumer(0).unwrap();
-        for _ in 0..2000 {
-            match c.consume() {
-                Ok(Some(_)) => {}
-                _ => break,
-            }
-        }
+        read_up_to_2000(|| matches!(c.consume(), Ok(Some(_))));
     })?;
     let s = step("stats", &mut || {
         buf.stats(0).unwrap();

@@ -123,6 +123,20 @@ fn with_hook<R>(buf: &RingBuffer, label: Label, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// A ring of four pages with event 0 written at `first` (time stamp,
+/// payload length), then event 1 at `second` with the nested write of
+/// [`with_hook`] armed at `label`.
+fn two_events_nested_at(label: Label, first: (u64, usize), second: (u64, usize)) -> RingBuffer {
+    let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+    let mut w = buf.writer(0).unwrap();
+    w.write(first.0, &payload(0, first.1)).unwrap();
+    with_hook(&buf, label, || {
+        w.write(second.0, &payload(1, second.1)).unwrap()
+    });
+    drop(w);
+    buf
+}
+
 /// Fast-path labels: the outer event fits on the tail page.
 #[test]
 fn nested_write_at_each_fast_path_step() {
@@ -135,10 +149,7 @@ fn nested_write_at_each_fast_path_step() {
         (Label::K, false),
         (Label::L, false),
     ] {
-        let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
-        let mut w = buf.writer(0).unwrap();
-        w.write(1000, &payload(0, 40)).unwrap();
-        with_hook(&buf, label, || w.write(2000, &payload(1, 40)).unwrap());
+        let buf = two_events_nested_at(label, (1000, 40), (2000, 40));
         // Both events are committed as soon as the outer write returns.
         let got = drain(&buf, 0);
         let seqs: Vec<u64> = got.iter().map(|e| e.0).collect();
@@ -196,11 +207,8 @@ fn nested_write_between_reserve_and_commit() {
 #[test]
 fn nested_write_at_each_slow_path_step() {
     for label in [Label::F, Label::G, Label::T1, Label::T2] {
-        let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
-        let mut w = buf.writer(0).unwrap();
-        w.write(10, &payload(0, 2000)).unwrap();
         // 2100 bytes do not fit after 2008: the slow path runs.
-        with_hook(&buf, label, || w.write(20, &payload(1, 2100)).unwrap());
+        let buf = two_events_nested_at(label, (10, 2000), (20, 2100));
         let got = drain(&buf, 0);
         let seqs: Vec<u64> = got.iter().map(|e| e.0).collect();
         // The outer write had not reserved yet: the nested one lands first.
@@ -768,6 +776,19 @@ fn nest_at_k_control_at_l(label: Label) {
     }
 }
 
+/// A ring of four pages holding events 0..203, all of page one but its
+/// last event: 16-byte payloads make 20-byte events, and 204 fill a
+/// 4096-byte page's 4080 data bytes.
+fn page_one_but_its_last_event() -> RingBuffer {
+    let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+    let mut w = buf.writer(0).unwrap();
+    for seq in 0..203 {
+        w.write(1000, &payload(seq, 16)).unwrap();
+    }
+    drop(w);
+    buf
+}
+
 /// Runs `write` with [`nest_at_k_control_at_l`] armed, `at_l` as the
 /// control operation, and checks that the hook ran at both steps.
 fn with_k_then_l(buf: &RingBuffer, at_l: fn(&RingBuffer), write: impl FnOnce()) {
@@ -832,13 +853,10 @@ fn the_commit_walk_waits_for_a_control_operation_begun_at_step_l() {
 /// the tail, and every event is read, in order.
 #[test]
 fn a_commit_point_left_behind_is_mended_by_the_next_commit() {
-    let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+    let buf = page_one_but_its_last_event();
     let mut w = buf.writer(0).unwrap();
-    // 20-byte events, 204 to a page: 0..=203 fill page one, and the
-    // nested write at K of event 203 goes to page two.
-    for seq in 0..203 {
-        w.write(1000, &payload(seq, 16)).unwrap();
-    }
+    // Event 203 fills page one, and the nested write at its K goes to
+    // page two.
     with_k_then_l(&buf, begin_quiesce, || {
         w.write(1000, &payload(203, 16)).unwrap()
     });
@@ -916,13 +934,8 @@ fn disable_ring_refuses_past_its_count() {
 /// every write that returned `Ok` is committed (read or overrun).
 #[test]
 fn a_reset_in_the_step_l_window_counts_a_nested_write_on_the_next_page() {
-    let buf = RingBuffer::new(Config::new(1).pages_per_ring(4)).unwrap();
+    let buf = page_one_but_its_last_event();
     let mut w = buf.writer(0).unwrap();
-    // 16-byte payloads make 20-byte events: 204 fill a 4096-byte page's
-    // 4080 data bytes, so the 204th is the last on page one.
-    for seq in 0..203 {
-        w.write(1000, &payload(seq, 16)).unwrap();
-    }
     // At K the nested write does not fit on the page and moves the tail
     // to the next one; at L a reset runs to completion, as another
     // thread's would in that window.

@@ -9,7 +9,7 @@
 mod common;
 
 use common::{assert_identity, check, drain, fill};
-use ringtrace_ring::{Config, Mode, RingBuffer, RingIter, WriteError};
+use ringtrace_ring::{Config, Mode, RingBuffer, RingIter};
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,14 +38,9 @@ fn write_loop(buf: &RingBuffer, stop: &AtomicBool, limit: u64) -> (u64, u64) {
     while seq < limit && !stop.load(Relaxed) {
         let p = &mut scratch[..size_of(seq)];
         fill(p, 1, seq, 0);
-        match w.write(ts_of(seq), p) {
-            Ok(()) => {}
-            Err(WriteError::Full) => {
-                refused += 1;
-                std::thread::yield_now();
-            }
-            Err(e) => panic!("write {seq} failed: {e}"),
-        }
+        common::refused_if_full(w.write(ts_of(seq), p), &mut refused, || {
+            format!("write {seq}")
+        });
         seq += 1;
     }
     (seq, refused)
@@ -173,15 +168,28 @@ fn consumer_passing_the_iterator_is_counted() {
     assert_eq!((check(ev.payload).unwrap().seq, ev.lost_events), (151, 0));
 }
 
-/// A writer thread writes without pause while passes of the iterator walk
-/// the ring; afterwards a consumer still reads everything not overrun.
-fn live_writer(mode: Mode) {
+/// A ring of four pages in `mode`, and a thread running [`write_loop`] on
+/// it until `stop` is set.
+fn ring_with_writer(
+    mode: Mode,
+) -> (
+    Arc<RingBuffer>,
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<(u64, u64)>,
+) {
     let buf = Arc::new(RingBuffer::new(Config::new(1).pages_per_ring(4).mode(mode)).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (buf, stop) = (buf.clone(), stop.clone());
         std::thread::spawn(move || write_loop(&buf, &stop, u64::MAX))
     };
+    (buf, stop, writer)
+}
+
+/// A writer thread writes without pause while passes of the iterator walk
+/// the ring; afterwards a consumer still reads everything not overrun.
+fn live_writer(mode: Mode) {
+    let (buf, stop, writer) = ring_with_writer(mode);
     // Until enough passes have seen events while the writer wrote: in
     // overwrite mode a run's worth, having lapped the iterator at least
     // once; in producer/consumer mode until the ring was full and refused
@@ -242,42 +250,27 @@ fn live_writer(mode: Mode) {
     eprintln!("{mode:?}: {passes} passes, {seen} events seen, {lost} skipped in {laps} lapped passes, written {written}");
 }
 
-#[test]
-fn live_writer_overwrite() {
-    live_writer(Mode::Overwrite);
-}
-
-#[test]
-fn live_writer_producer_consumer() {
-    live_writer(Mode::ProducerConsumer);
+common::cases::test_cases! { live_writer:
+    live_writer_overwrite => (Mode::Overwrite);
+    live_writer_producer_consumer => (Mode::ProducerConsumer);
 }
 
 /// Writer, consumer and iterator all at once. The consumer checks its own
 /// continuity; the iterator follows or falls behind it; afterwards the
 /// accounting identity holds.
 fn with_consumer(mode: Mode) {
-    let buf = Arc::new(RingBuffer::new(Config::new(1).pages_per_ring(4).mode(mode)).unwrap());
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (buf, stop) = (buf.clone(), stop.clone());
-        std::thread::spawn(move || write_loop(&buf, &stop, u64::MAX))
-    };
+    let (buf, stop, writer) = ring_with_writer(mode);
     let consumer_done = Arc::new(AtomicBool::new(false));
     let consumer = {
         let (buf, done) = (buf.clone(), consumer_done.clone());
         std::thread::spawn(move || {
             let (mut read, mut lost) = (0u64, 0u64);
             let mut next: Option<u64> = None;
-            loop {
-                let finished = done.load(Acquire);
-                let mut c = buf.consumer(0).unwrap();
-                let mut any = false;
-                for _ in 0..64 {
-                    let Some(ev) = c.consume().unwrap() else {
-                        break;
-                    };
-                    any = true;
-                    let d = check(ev.payload).unwrap();
+            let pending = common::consume_until_done(
+                &buf,
+                &done,
+                64,
+                |ev, d| {
                     assert_eq!(ev.timestamp, ts_of(d.seq));
                     if let Some(n) = next {
                         assert_eq!(d.seq, n + ev.lost_events);
@@ -285,16 +278,13 @@ fn with_consumer(mode: Mode) {
                     next = Some(d.seq + 1);
                     read += 1;
                     lost += ev.lost_events;
-                }
-                if finished && !any {
-                    return (read, lost + c.pending_losses());
-                }
-                drop(c);
+                },
                 // Sleep, not yield: the reader lock is a spin lock without
                 // fairness, and a consumer re-taking it at once can starve
                 // the iterator on a loaded machine.
-                std::thread::sleep(Duration::from_micros(20));
-            }
+                |_| std::thread::sleep(Duration::from_micros(20)),
+            );
+            (read, lost + pending)
         })
     };
     // Until enough passes have seen events while the writer wrote and the
@@ -329,14 +319,9 @@ fn with_consumer(mode: Mode) {
     eprintln!("{mode:?}: iterator saw {seen}, skipped {skipped}; consumer read {read}; {s:?}");
 }
 
-#[test]
-fn iterator_and_consumer_overwrite() {
-    with_consumer(Mode::Overwrite);
-}
-
-#[test]
-fn iterator_and_consumer_producer_consumer() {
-    with_consumer(Mode::ProducerConsumer);
+common::cases::test_cases! { with_consumer:
+    iterator_and_consumer_overwrite => (Mode::Overwrite);
+    iterator_and_consumer_producer_consumer => (Mode::ProducerConsumer);
 }
 
 // ---- a signal handler writing nested events ---------------------------------
@@ -353,17 +338,13 @@ fn write_outer_until(w: &mut ringtrace_ring::Writer<'_>, stop: &AtomicBool) -> (
     let (mut seq, mut refused) = (0u64, 0u64);
     while !stop.load(Relaxed) {
         let len = size_of(seq);
-        match w.reserve(CLOCK.fetch_add(1, Relaxed), len) {
-            Ok(mut r) => {
-                fill(&mut scratch[..len], OUTER, seq, 0);
-                r.copy_from_slice(&scratch[..len]);
-                r.commit();
-            }
-            Err(WriteError::Full) => {
-                refused += 1;
-                std::thread::yield_now();
-            }
-            Err(e) => panic!("outer write failed: {e}"),
+        let reserved = w.reserve(CLOCK.fetch_add(1, Relaxed), len);
+        if let Some(mut r) =
+            common::refused_if_full(reserved, &mut refused, || "outer write".into())
+        {
+            fill(&mut scratch[..len], OUTER, seq, 0);
+            r.copy_from_slice(&scratch[..len]);
+            r.commit();
         }
         seq += 1;
     }
@@ -500,12 +481,7 @@ fn nested_signal_writes(mode: Mode) {
     eprintln!("{mode:?}: {outer} outer + {nested} nested written, iterator saw {seen} ({nested_seen} nested)");
 }
 
-#[test]
-fn nested_signal_writes_overwrite() {
-    nested_signal_writes(Mode::Overwrite);
-}
-
-#[test]
-fn nested_signal_writes_producer_consumer() {
-    nested_signal_writes(Mode::ProducerConsumer);
+common::cases::test_cases! { nested_signal_writes:
+    nested_signal_writes_overwrite => (Mode::Overwrite);
+    nested_signal_writes_producer_consumer => (Mode::ProducerConsumer);
 }

@@ -17,6 +17,9 @@
 //! --release -p ringtrace-ring --test loom_commit`.
 #![cfg(loom)]
 
+#[path = "common/cases.rs"]
+mod cases;
+
 use loom::sync::Arc;
 use loom::thread;
 use ringtrace_ring::{Config, Mode, RingBuffer};
@@ -138,35 +141,22 @@ fn commit_model(before: u32, after: u32, reader_attempts: u32, mode: Mode, batch
     });
 }
 
-/// One plain event, then the outer reservation fills the first page, so the
-/// nested write moves the tail to the second page while the commit page is
-/// still the first one, the page the reader wants to swap in.
-#[test]
-fn reader_swaps_the_commit_page_while_a_nested_write_moves_the_tail() {
-    commit_model(1, 0, 2, Mode::Overwrite, false);
-}
-
-/// The same with the outer event first on an empty ring (head, tail, commit
-/// and the reader's target on one page) and a write after the commit.
-#[test]
-fn reader_swaps_the_only_page_while_a_nested_write_commits() {
-    commit_model(0, 1, 2, Mode::Overwrite, false);
-}
-
-/// The same read in batches: the reader, caught up in the middle of the
-/// page the writers are filling, decides from the page's `commit` alone
-/// that the page is still open (`Consumer::readable`), and must still
-/// swap once the commit point leaves it.
-#[test]
-fn batch_reader_on_the_only_page_while_a_nested_write_commits() {
-    commit_model(0, 1, 2, Mode::Overwrite, true);
-}
-
-/// Producer/consumer mode: the nested write and the following writes may
-/// find the ring full; nothing committed is ever lost.
-#[test]
-fn commit_page_swap_producer_consumer() {
-    commit_model(1, 1, 2, Mode::ProducerConsumer, false);
+cases::test_cases! { commit_model:
+    /// One plain event, then the outer reservation fills the first page, so the
+    /// nested write moves the tail to the second page while the commit page is
+    /// still the first one, the page the reader wants to swap in.
+    reader_swaps_the_commit_page_while_a_nested_write_moves_the_tail => (1, 0, 2, Mode::Overwrite, false);
+    /// The same with the outer event first on an empty ring (head, tail, commit
+    /// and the reader's target on one page) and a write after the commit.
+    reader_swaps_the_only_page_while_a_nested_write_commits => (0, 1, 2, Mode::Overwrite, false);
+    /// The same read in batches: the reader, caught up in the middle of the
+    /// page the writers are filling, decides from the page's `commit` alone
+    /// that the page is still open (`Consumer::readable`), and must still
+    /// swap once the commit point leaves it.
+    batch_reader_on_the_only_page_while_a_nested_write_commits => (0, 1, 2, Mode::Overwrite, true);
+    /// Producer/consumer mode: the nested write and the following writes may
+    /// find the ring full; nothing committed is ever lost.
+    commit_page_swap_producer_consumer => (1, 1, 2, Mode::ProducerConsumer, false);
 }
 
 /// The iterator against a writer lapping it (overwrite mode): `prefill`
@@ -230,16 +220,11 @@ fn iter_model(prefill: u32, writes: u32, iter_calls: u32) {
     });
 }
 
-/// A full ring (four events); the fifth write pushes the head page and
-/// rewrites it while the iterator copies its first event from it.
-#[test]
-fn iterator_lapped_once() {
-    iter_model(4, 5, 1);
-}
-
-/// Two more writes after a full ring: a push, then the rewritten page fills
-/// while the iterator makes two calls.
-#[test]
-fn iterator_lapped_twice() {
-    iter_model(4, 6, 2);
+cases::test_cases! { iter_model:
+    /// A full ring (four events); the fifth write pushes the head page and
+    /// rewrites it while the iterator copies its first event from it.
+    iterator_lapped_once => (4, 5, 1);
+    /// Two more writes after a full ring: a push, then the rewritten page fills
+    /// while the iterator makes two calls.
+    iterator_lapped_twice => (4, 6, 2);
 }

@@ -254,6 +254,17 @@ struct Script {
     reads: u32,
 }
 
+/// The scripts of model 1 and 2 vary this one: page 0 full, nested writes
+/// between and inside, two reader calls.
+const AGAINST_READER: Script = Script {
+    mode: Mode::Overwrite,
+    prefill: 2,
+    gap_at: None,
+    nest_between: true,
+    nest_inside: true,
+    reads: 2,
+};
+
 impl Script {
     fn ts_of(self, i: u32) -> u64 {
         let gap = match self.gap_at {
@@ -336,14 +347,7 @@ fn reader_model(script: Script) {
 /// old page.
 #[test]
 fn move_on_against_reader() {
-    reader_model(Script {
-        mode: Mode::Overwrite,
-        prefill: 2,
-        gap_at: None,
-        nest_between: true,
-        nest_inside: true,
-        reads: 2,
-    });
+    reader_model(AGAINST_READER);
 }
 
 /// The same in producer/consumer mode: the nested write inside the fill
@@ -353,11 +357,7 @@ fn move_on_against_reader() {
 fn move_on_against_reader_producer_consumer() {
     reader_model(Script {
         mode: Mode::ProducerConsumer,
-        prefill: 2,
-        gap_at: None,
-        nest_between: true,
-        nest_inside: true,
-        reads: 2,
+        ..AGAINST_READER
     });
 }
 
@@ -367,12 +367,9 @@ fn move_on_against_reader_producer_consumer() {
 #[test]
 fn move_on_pushes_the_head_against_reader() {
     reader_model(Script {
-        mode: Mode::Overwrite,
         prefill: 4,
-        gap_at: None,
-        nest_between: true,
         nest_inside: false,
-        reads: 2,
+        ..AGAINST_READER
     });
 }
 
@@ -384,10 +381,7 @@ fn move_on_meets_a_full_ring_against_reader() {
     reader_model(Script {
         mode: Mode::ProducerConsumer,
         prefill: 4,
-        gap_at: None,
-        nest_between: true,
-        nest_inside: true,
-        reads: 2,
+        ..AGAINST_READER
     });
 }
 
@@ -404,12 +398,8 @@ fn move_on_meets_a_full_ring_against_reader() {
 #[test]
 fn general_detour_against_reader() {
     reader_model(Script {
-        mode: Mode::Overwrite,
-        prefill: 2,
         gap_at: Some(2),
-        nest_between: true,
-        nest_inside: true,
-        reads: 2,
+        ..AGAINST_READER
     });
 }
 
@@ -419,11 +409,8 @@ fn general_detour_against_reader() {
 fn general_detour_against_reader_producer_consumer() {
     reader_model(Script {
         mode: Mode::ProducerConsumer,
-        prefill: 2,
         gap_at: Some(2),
-        nest_between: true,
-        nest_inside: true,
-        reads: 2,
+        ..AGAINST_READER
     });
 }
 

@@ -10,28 +10,21 @@
 //! `written == read + overrun + still buffered`.
 #![cfg(loom)]
 
-use loom::sync::Arc;
+#[path = "common/loom_nest.rs"]
+mod loom_nest;
+
 use loom::thread;
-use ringtrace_ring::{Config, RingBuffer};
 
 fn check_model(writes: u32, reader_attempts: u32, pages: usize, batch: bool) {
-    let mut model = loom::model::Builder::new();
     // Each reader call also takes the ring's `busy` word (control
-    // operations' exclusion): more atomics per path than loom's default
-    // bound of 1000 branches allows.
-    model.max_branches = 20_000;
-    model.check(move || {
-        let buf = Arc::new(
-            RingBuffer::new_unchecked_page_size(Config::new(1).pages_per_ring(pages).page_size(32))
-                .unwrap(),
-        );
+    // operations' exclusion): the builder has room for it.
+    loom_nest::builder().check(move || {
+        let buf = loom_nest::tiny_ring(pages);
         let writer = {
             let buf = buf.clone();
             thread::spawn(move || {
                 let mut w = buf.writer(0).unwrap();
-                for seq in 0..writes {
-                    w.write(u64::from(seq) + 1, &seq.to_le_bytes()).unwrap();
-                }
+                loom_nest::write_seqs(&mut w, 0..writes);
             })
         };
         let mut seen: Vec<(u32, u64, u64)> = Vec::new();

@@ -24,10 +24,11 @@
 #[path = "common/loom_nest.rs"]
 mod loom_nest;
 
-use loom::sync::Arc;
+#[path = "common/cases.rs"]
+mod cases;
+
 use loom::thread;
 use ringtrace_ring::loom_hook::Label;
-use ringtrace_ring::{Config, RingBuffer};
 
 /// Sequence number marking the nested event.
 const NESTED: u32 = 1000;
@@ -40,18 +41,13 @@ fn nest(label: Label) {
 
 fn model(label: Label) {
     loom_nest::builder().check(move || {
-        let buf = Arc::new(
-            RingBuffer::new_unchecked_page_size(Config::new(1).pages_per_ring(2).page_size(32))
-                .unwrap(),
-        );
+        let buf = loom_nest::tiny_ring(2);
         let writer = {
             let buf = buf.clone();
             thread::spawn(move || {
                 let mut w = buf.writer(0).unwrap();
                 // Events 0-3 fill both pages; event 4 pushes the head.
-                for seq in 0..4u32 {
-                    w.write(u64::from(seq) + 1, &seq.to_le_bytes()).unwrap();
-                }
+                loom_nest::write_seqs(&mut w, 0..4);
                 loom_nest::arm(&buf, Some(label), nest);
                 let _ = w.write(5, &4u32.to_le_bytes());
                 loom_nest::disarm();
@@ -77,17 +73,8 @@ fn model(label: Label) {
     });
 }
 
-#[test]
-fn nested_write_before_the_push_compare_and_swap() {
-    model(Label::P0);
-}
-
-#[test]
-fn nested_write_after_the_push_compare_and_swap() {
-    model(Label::P1);
-}
-
-#[test]
-fn nested_write_after_the_new_head_is_marked() {
-    model(Label::P2);
+cases::test_cases! { model:
+    nested_write_before_the_push_compare_and_swap => (Label::P0);
+    nested_write_after_the_push_compare_and_swap => (Label::P1);
+    nested_write_after_the_new_head_is_marked => (Label::P2);
 }

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{assert_identity, check, fill};
+use common::{assert_identity, fill};
 use ringtrace_ring::{Config, Mode, RingBuffer, RingStats, WriteError, Writer};
 use std::cell::Cell;
 use std::sync::atomic::{compiler_fence, AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
@@ -196,35 +196,28 @@ fn run_on(buf: &RingBuffer, mode: Mode, api: Api, duration: Duration) -> Result<
 /// still pending at the end.
 fn read_until_done(buf: &RingBuffer, done: &AtomicBool) -> (Vec<Read>, u64) {
     let mut out = Vec::new();
-    loop {
-        let finished = done.load(Acquire);
-        let mut c = buf.consumer(0).unwrap();
-        let mut any = false;
-        for _ in 0..256 {
-            let Some(ev) = c.consume().unwrap() else {
-                break;
-            };
-            any = true;
-            let d = check(ev.payload).unwrap();
+    let pending = common::consume_until_done(
+        buf,
+        done,
+        256,
+        |ev, d| {
             out.push(Read {
                 kind: d.kind,
                 seq: d.seq,
                 reference: d.reference,
                 ts: ev.timestamp,
                 lost: ev.lost_events,
-            });
-        }
-        if finished && !any {
-            let pending = c.pending_losses();
-            return (out, pending);
-        }
-        drop(c);
-        if !any {
-            // An empty ring while the writer writes: a reader that
-            // missed events shows in the final accounting.
-            std::thread::yield_now();
-        }
-    }
+            })
+        },
+        |any| {
+            if !any {
+                // An empty ring while the writer writes: a reader that
+                // missed events shows in the final accounting.
+                std::thread::yield_now();
+            }
+        },
+    );
+    (out, pending)
 }
 
 /// The writer (this thread, which the timer's signals interrupt): writes
@@ -255,17 +248,9 @@ fn write_outer(buf: &RingBuffer, mode: Mode, api: Api, duration: Duration) -> (u
             let written = write_one(&mut w, api, ts, seq, &mut scratch[..len]);
             compiler_fence(SeqCst);
             IN_FLIGHT.store(0, Relaxed);
-            match written {
-                Ok(()) => {}
-                Err(WriteError::Full) => {
-                    // Let the reader catch up. Not `sleep`: with a signal
-                    // every 50 us and a slow (sanitized) handler, a
-                    // nanosleep restarted after each signal never ends.
-                    failed += 1;
-                    std::thread::yield_now();
-                }
-                Err(e) => panic!("outer write failed: {e}"),
-            }
+            // A signal every 50 us and a slow (sanitized) handler: the
+            // helper yields on `Full`, never sleeps.
+            common::refused_if_full(written, &mut failed, || "outer write".into());
             seq += 1;
         }
     }

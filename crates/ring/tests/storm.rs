@@ -569,19 +569,10 @@ fn run_with(writers: usize, pages: usize, large: bool, mode: Mode, pool: usize) 
     }
 }
 
-#[test]
-fn storm_two_writers_two_pages() {
-    run(2, 2, false);
-}
-
-#[test]
-fn storm_four_writers_two_pages() {
-    run(4, 2, false);
-}
-
-#[test]
-fn storm_three_writers_three_pages() {
-    run(3, 3, false);
+common::cases::test_cases! { run:
+    storm_two_writers_two_pages => (2, 2, false);
+    storm_four_writers_two_pages => (4, 2, false);
+    storm_three_writers_three_pages => (3, 3, false);
 }
 
 /// Large handler events lap the two-page rings under a thread write in

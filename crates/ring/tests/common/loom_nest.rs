@@ -1,6 +1,7 @@
 //! Shared by the loom models that play a signal handler: a nested write
 //! armed at one label of the write path (through `loom_hook`), and a
-//! reader of rings whose events are `u32` sequence numbers.
+//! reader of rings whose events are `u32` sequence numbers; also the tiny
+//! ring and the plain writes of such models.
 #![allow(dead_code)]
 
 use loom::thread::JoinHandle;
@@ -11,6 +12,26 @@ use std::cell::Cell;
 loom::thread_local! {
     static ARMED: Cell<Option<Label>> = Cell::new(None);
     static BUF: Cell<*const RingBuffer> = Cell::new(std::ptr::null());
+}
+
+/// One ring of `pages` tiny pages (32 bytes: two 8-byte events each).
+pub fn tiny_ring(pages: usize) -> loom::sync::Arc<RingBuffer> {
+    loom::sync::Arc::new(
+        RingBuffer::new_unchecked_page_size(
+            ringtrace_ring::Config::new(1)
+                .pages_per_ring(pages)
+                .page_size(32),
+        )
+        .unwrap(),
+    )
+}
+
+/// Writes events `seqs` with `w`, each one's payload its `u32` sequence
+/// number, stamped `seq + 1`; every write must land.
+pub fn write_seqs(w: &mut ringtrace_ring::Writer<'_>, seqs: std::ops::Range<u32>) {
+    for seq in seqs {
+        w.write(u64::from(seq) + 1, &seq.to_le_bytes()).unwrap();
+    }
 }
 
 /// A model builder with room for the write path's atomics: more per path

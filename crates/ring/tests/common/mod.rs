@@ -91,6 +91,63 @@ pub fn drain(buf: &RingBuffer, ring: usize) -> Vec<(Decoded, u64, u64)> {
     out
 }
 
+/// Consumes ring 0 of `buf` in passes of at most `per_pass` events until
+/// `done` is set and a pass finds the ring empty: each event goes to
+/// `on_event` with its payload checked; `between` runs after each pass with
+/// whether it read anything, the reader lock released. Returns the losses
+/// still pending at the end.
+pub fn consume_until_done(
+    buf: &RingBuffer,
+    done: &std::sync::atomic::AtomicBool,
+    per_pass: usize,
+    mut on_event: impl FnMut(&ringtrace_ring::Event<'_>, Decoded),
+    mut between: impl FnMut(bool),
+) -> u64 {
+    loop {
+        // Acquire: pairs with the Release store of `done` by the test's
+        // writer side, so a pass begun after it sees every event written.
+        let finished = done.load(std::sync::atomic::Ordering::Acquire);
+        let mut c = buf.consumer(0).unwrap();
+        let mut any = false;
+        for _ in 0..per_pass {
+            let Some(ev) = c.consume().unwrap() else {
+                break;
+            };
+            any = true;
+            let d = check(ev.payload).unwrap();
+            on_event(&ev, d);
+        }
+        if finished && !any {
+            return c.pending_losses();
+        }
+        drop(c);
+        between(any);
+    }
+}
+
+/// The result of one write of a loop that writes until told to stop: a
+/// write refused as `Full` counts in `refused` and yields, to let the reader
+/// catch up (not `sleep`: with frequent signals and a slow handler, a
+/// nanosleep restarted after each signal may never end); any other error
+/// fails the test, naming the write `what()`. Returns what a landed write
+/// gave.
+pub fn refused_if_full<T>(
+    result: Result<T, ringtrace_ring::WriteError>,
+    refused: &mut u64,
+    what: impl FnOnce() -> String,
+) -> Option<T> {
+    match result {
+        Ok(landed) => Some(landed),
+        Err(ringtrace_ring::WriteError::Full) => {
+            *refused += 1;
+            std::thread::yield_now();
+            None
+        }
+        Err(e) => panic!("{} failed: {e}", what()),
+    }
+}
+
+pub mod cases;
 pub mod load;
 pub mod sigwriter;
 
