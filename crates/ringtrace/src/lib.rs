@@ -72,7 +72,6 @@
 //! - [`clock`]: the clocks a trace can be recorded with (`tsc`, `mono`, `counter`).
 //! - [`event`]: static event-type metadata and its ftrace `format` text.
 //! - [`printk`]: binary printk: arguments stored raw, formatted when read.
-//! - [`text`]: ftrace's text output lines.
 //! - [`tracer`]: the [`Tracer`] (a trace instance) and the default one
 //!   ([`global`], [`init`]).
 //! - [`context`]: per-thread contexts, signal-handler nesting, the record path.
@@ -90,22 +89,23 @@
 //! - [`snapshot`]: swap the live rings with a spare set, read it at leisure.
 //! - [`RawPipe`] ([`Tracer::raw_pipe`]): whole pages of one context
 //!   (`trace_pipe_raw`).
-//! - [`kernel_bench`]: the kernel's ring-buffer benchmark (`ringtrace bench`).
 //!
 //! # Rooms (the source layout)
 //!
-//! The source is being reshaped into rooms whose imports run one way,
-//! from the top down (`docs/rooms-progress.md` says how far):
+//! The source is laid out in rooms whose imports run one way, from the top
+//! down (ARCHITECTURE.md at the repository root lists their files):
 //!
 //! - `frontends/`: the `tracing` layer and the `log` backend.
 //! - `default_tracer`: which tracer `trace!` without a tracer records into
 //!   (in process, or on the session named by `RINGTRACE_SESSION`).
 //! - `session/`: the shared-memory flavor of a tracer's storage.
-//! - the read side and export (for now at the root: `reader`, `view`,
-//!   `snapshot`, `dump`, `output`, `text`, `export`, `json`, `tracedat`).
-//! - `tracer/`: the [`Tracer`], its clock, the record path
-//!   ([`context`]), the record macros and the storage seam that the session
-//!   implements; it never names a session.
+//! - `export/`: the drain, JSON, trace.dat; and every read or export
+//!   method of [`Tracer`].
+//! - `read/`: the pipe, the view, snapshots, crash dumps, event lines.
+//! - `tracer/`: the [`Tracer`], its lease protocol, its clock, the record
+//!   path ([`context`]), the record macros and the storage seam that the
+//!   session implements; it never names a session.
+//! - `fmt/`: the printf renderer and ftrace's line formats.
 //! - `record/`: event types, the registry, binary printk sites and
 //!   arguments, spans; it knows no tracer and no session.
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
