@@ -7,6 +7,7 @@
 mod common;
 
 use common::load::{Checker, Load};
+use common::mixed::{self, size_of, stamp_of};
 use common::sigwriter::serial;
 use common::{assert_identity, check, fill, Decoded};
 use ringtrace_ring::{Config, Consumer, Mode, RingBuffer, WriteError};
@@ -15,22 +16,6 @@ use std::time::Duration;
 
 /// What a reader saw of one event.
 type Seen = (Decoded, u64, u64);
-
-/// Payload length of event `seq`: mostly small records (type_len 1..=28),
-/// every 5th one longer than 112 bytes (length in array[0]).
-fn size_of(seq: u64) -> usize {
-    if seq % 5 == 4 {
-        113 + (seq * 13 % 300) as usize
-    } else {
-        24 + (seq * 7 % 89) as usize
-    }
-}
-
-/// Time stamp of event `seq`: every 97th one jumps far enough to need a
-/// time extend record.
-fn stamp_of(seq: u64) -> u64 {
-    seq * 5 + (seq / 97) * (1 << 28)
-}
 
 /// Writes events `from..to` of the fixed sequence; every 11th one is
 /// reserved and discarded (padding on the page). Returns the writes that
@@ -224,25 +209,7 @@ fn with_writer_thread(mode: Mode, max: usize) {
     let buf = RingBuffer::new(Config::new(1).pages_per_ring(8).mode(mode)).unwrap();
     let done = AtomicBool::new(false);
     let (written, (read, lost)) = std::thread::scope(|s| {
-        let w = s.spawn(|| {
-            let mut w = buf.writer(0).unwrap();
-            let mut scratch = [0u8; 512];
-            let mut ok = 0;
-            for seq in 0..EVENTS {
-                let p = &mut scratch[..size_of(seq)];
-                fill(p, 1, seq, 0);
-                match w.write(stamp_of(seq), p) {
-                    Ok(()) => ok += 1,
-                    Err(WriteError::Full) => {}
-                    Err(e) => panic!("unexpected write error {e}"),
-                }
-                if seq % 4096 == 0 {
-                    std::thread::yield_now();
-                }
-            }
-            done.store(true, Ordering::Release);
-            ok
-        });
+        let w = s.spawn(|| mixed::write_all(&buf, EVENTS, &done));
         let r = s.spawn(|| {
             let mut c = buf.consumer(0).unwrap();
             let (mut next, mut read, mut lost_total) = (0u64, 0u64, 0u64);

@@ -149,6 +149,7 @@ pub fn refused_if_full<T>(
 
 pub mod cases;
 pub mod load;
+pub mod mixed;
 pub mod sigwriter;
 
 /// How long a test waits for a state it needs before it calls itself hung.
