@@ -296,15 +296,7 @@ fn batch_under_load_with_signal_writer() {
             > 0
         {}
         let s = buf.stats(0).unwrap();
-        assert_eq!(s.committed, out.ok, "{s:?} {out:?}");
-        assert_eq!(s.read, check.total);
-        assert_eq!(s.dropped + s.commit_overrun, out.lost);
-        assert_identity(&s, 0);
-        assert_eq!(
-            check.lost_reported + c.pending_losses(),
-            s.overrun + s.dropped + s.commit_overrun,
-            "{s:?}"
-        );
+        common::load::assert_drained(&s, &out, &check, c.pending_losses());
         let nested = check.seen.get(&common::sigwriter::NESTED).copied();
         assert!(batches > 50, "{batches} batches");
         eprintln!("{mode:?}: {batches} batches, {nested:?} nested read, {s:?}, {out:?}");

@@ -249,15 +249,7 @@ fn peek_consume_under_load_with_signal_writer() {
             check.event(ev.payload, ev.timestamp, ev.lost_events);
         }
         let s = buf.stats(0).unwrap();
-        assert_eq!(s.committed, out.ok, "{s:?} {out:?}");
-        assert_eq!(s.read, check.total);
-        assert_eq!(s.dropped + s.commit_overrun, out.lost);
-        assert_identity(&s, 0);
-        assert_eq!(
-            check.lost_reported + c.pending_losses(),
-            s.overrun + s.dropped + s.commit_overrun,
-            "{s:?}"
-        );
+        common::load::assert_drained(&s, &out, &check, c.pending_losses());
         eprintln!("{mode:?}: {fast} read with marks, {s:?}, {out:?}");
     }
 }

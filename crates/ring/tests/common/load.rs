@@ -7,7 +7,7 @@
 
 use super::sigwriter::{self, Signaller, CLOCK};
 use super::{check, fill, Decoded};
-use ringtrace_ring::{RingBuffer, WriteError};
+use ringtrace_ring::{RingBuffer, RingStats, WriteError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::Arc;
@@ -165,4 +165,20 @@ impl Checker {
         self.lost_reported += lost;
         d
     }
+}
+
+/// After a load on ring 0 was stopped and its reader drained the ring:
+/// every write that landed was committed and read (or overwritten), the
+/// losses match, the accounting identity holds with nothing buffered, and
+/// every loss was reported to the reader or is still pending on it.
+pub fn assert_drained(s: &RingStats, out: &Outcome, check: &Checker, pending_losses: u64) {
+    assert_eq!(s.committed, out.ok, "{s:?} {out:?}");
+    assert_eq!(s.read, check.total);
+    assert_eq!(s.dropped + s.commit_overrun, out.lost);
+    super::assert_identity(s, 0);
+    assert_eq!(
+        check.lost_reported + pending_losses,
+        s.overrun + s.dropped + s.commit_overrun,
+        "{s:?}"
+    );
 }
