@@ -78,7 +78,7 @@ pub(super) fn unread_rings(drain: &ringtrace::Drain<'_>, path: &Path) -> Result<
 }
 
 /// Drains `o` completely into `out`, spooling next to it (see
-/// [`SpoolFiles`]); returns the drain's counters.
+/// `ringtrace::export::SpoolFiles`); returns the drain's counters.
 pub(super) fn export(
     o: &Opened,
     out: &Path,
