@@ -8,7 +8,6 @@
 
 mod common;
 
-use common::load::{Checker, Load};
 use common::mixed::{self, size_of, stamp_of};
 use common::sigwriter::serial;
 use common::{assert_identity, check, fill};
@@ -221,36 +220,30 @@ fn consume_peeked_mark_of_another_ring() {
 fn peek_consume_under_load_with_signal_writer() {
     let _g = serial();
     for mode in [Mode::Overwrite, Mode::ProducerConsumer] {
-        let owned = common::Static::new(Config::new(1).pages_per_ring(6).mode(mode));
-        let buf = owned.get();
-        let load = Load::start(buf, 0, Duration::from_micros(100));
-        let mut check = Checker::default();
-        // Until the writers have done a run's worth: counted, not timed.
-        let hang = common::Hang::guard("peek/consume under load");
-        let mut fast = 0u64;
-        while fast < 20_000 || load.progress().0 < 200_000 || load.progress().1 < 2_000 {
-            hang.check(|| format!("{fast} read, load {:?}", load.progress()));
-            let mut c = buf.consumer(0).unwrap();
-            for _ in 0..64 {
-                let Some((_, mark)) = c.peek_marked().unwrap() else {
-                    break;
-                };
-                let ev = c.consume_peeked(mark).unwrap().unwrap();
-                check.event(ev.payload, ev.timestamp, ev.lost_events);
-                fast += 1;
-            }
-            drop(c);
-            std::thread::sleep(Duration::from_micros(50));
-        }
-        let out = load.stop();
-        let mut c = buf.consumer(0).unwrap();
-        while let Some((_, mark)) = c.peek_marked().unwrap() {
-            let ev = c.consume_peeked(mark).unwrap().unwrap();
-            check.event(ev.payload, ev.timestamp, ev.lost_events);
-        }
-        let s = buf.stats(0).unwrap();
-        common::load::assert_drained(&s, &out, &check, c.pending_losses());
-        eprintln!("{mode:?}: {fast} read with marks, {s:?}, {out:?}");
+        common::load::read_under_signal_load(
+            mode,
+            "peek/consume under load",
+            20_000,
+            Duration::from_micros(50),
+            |c, check| {
+                let mut read = 0;
+                for _ in 0..64 {
+                    let Some((_, mark)) = c.peek_marked().unwrap() else {
+                        break;
+                    };
+                    let ev = c.consume_peeked(mark).unwrap().unwrap();
+                    check.event(ev.payload, ev.timestamp, ev.lost_events);
+                    read += 1;
+                }
+                read
+            },
+            |c, check| {
+                while let Some((_, mark)) = c.peek_marked().unwrap() {
+                    let ev = c.consume_peeked(mark).unwrap().unwrap();
+                    check.event(ev.payload, ev.timestamp, ev.lost_events);
+                }
+            },
+        );
     }
 }
 

@@ -7,7 +7,7 @@
 
 use super::sigwriter::{self, Signaller, CLOCK};
 use super::{check, fill, Decoded};
-use ringtrace_ring::{RingBuffer, RingStats, WriteError};
+use ringtrace_ring::{Config, Consumer, Mode, RingBuffer, RingStats, WriteError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::Arc;
@@ -181,4 +181,41 @@ pub fn assert_drained(s: &RingStats, out: &Outcome, check: &Checker, pending_los
         s.overrun + s.dropped + s.commit_overrun,
         "{s:?}"
     );
+}
+
+/// A writer thread with a signal handler nesting writes into it, on ring 0
+/// of a static 6-page ring in `mode`, read in rounds by `round` (which
+/// returns how many units, events or batches, it read) until `enough`
+/// units were read and the writers did a run's worth (counted, not timed;
+/// `what` names the hang guard); then the load stops, `drain` empties the
+/// ring and [`assert_drained`] checks the accounts. Returns the units read
+/// and the checker.
+pub fn read_under_signal_load(
+    mode: Mode,
+    what: &'static str,
+    enough: u64,
+    pause: Duration,
+    mut round: impl FnMut(&mut Consumer<'_>, &mut Checker) -> u64,
+    drain: impl FnOnce(&mut Consumer<'_>, &mut Checker),
+) -> (u64, Checker) {
+    let owned = super::Static::new(Config::new(1).pages_per_ring(6).mode(mode));
+    let buf = owned.get();
+    let load = Load::start(buf, 0, Duration::from_micros(100));
+    let mut check = Checker::default();
+    let hang = super::Hang::guard(what);
+    let mut units = 0u64;
+    while units < enough || load.progress().0 < 200_000 || load.progress().1 < 2_000 {
+        hang.check(|| format!("{units} read, load {:?}", load.progress()));
+        let mut c = buf.consumer(0).unwrap();
+        units += round(&mut c, &mut check);
+        drop(c);
+        std::thread::sleep(pause);
+    }
+    let out = load.stop();
+    let mut c = buf.consumer(0).unwrap();
+    drain(&mut c, &mut check);
+    let s = buf.stats(0).unwrap();
+    assert_drained(&s, &out, &check, c.pending_losses());
+    eprintln!("{mode:?}, {what}: {units} read, {s:?}, {out:?}");
+    (units, check)
 }
