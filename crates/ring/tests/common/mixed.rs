@@ -5,7 +5,7 @@
 use ringtrace_ring::{RingBuffer, WriteError};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::fill;
+use super::{assert_identity, fill};
 
 /// Payload length of event `seq`: small records (type_len 1..=28) and,
 /// every 5th, one longer than 112 bytes (length in array[0]).
@@ -46,4 +46,18 @@ pub fn write_all(buf: &RingBuffer, events: u64, done: &AtomicBool) -> u64 {
     }
     done.store(true, Ordering::Release);
     ok
+}
+
+/// After [`write_all`] of `events` and a reader thread that drained ring 0:
+/// every event was attempted, those that landed were committed, the reader
+/// read `read` of them, the identity holds with nothing buffered, and the
+/// losses the reader was told of (`lost`, pending ones included) are all
+/// the ring counted.
+pub fn assert_written_and_read(buf: &RingBuffer, events: u64, written: u64, read: u64, lost: u64) {
+    let s = buf.stats(0).unwrap();
+    assert_eq!(s.written, events, "{s:?}");
+    assert_eq!(s.committed, written);
+    assert_eq!(s.read, read);
+    assert_identity(&s, 0);
+    assert_eq!(lost, s.overrun + s.dropped + s.commit_overrun, "{s:?}");
 }
