@@ -185,15 +185,9 @@ fn consume_peeked_after_reset() {
 #[test]
 fn consume_peeked_mark_of_another_ring() {
     let buf = RingBuffer::new(Config::new(2)).unwrap();
-    let mut scratch = [0u8; 64];
     for ring in 0..2 {
-        let mut w = buf.writer(ring).unwrap();
-        for seq in 0..2 {
-            // Ring 1's events are longer: a mark of ring 0 would cut them.
-            let len = 40 + 24 * ring;
-            fill(&mut scratch[..len], ring as u8 + 1, seq, 0);
-            w.write(stamp_of(seq), &scratch[..len]).unwrap();
-        }
+        // Ring 1's events are longer: a mark of ring 0 would cut them.
+        write_two(&buf, ring, ring as u8 + 1, 40 + 24 * ring);
     }
     let mut c0 = buf.consumer(0).unwrap();
     let mut c1 = buf.consumer(1).unwrap();
@@ -249,13 +243,8 @@ fn peek_consume_under_load_with_signal_writer() {
 fn consume_peeked_mark_of_another_buffer() {
     let a = RingBuffer::new(Config::new(1)).unwrap();
     let b = RingBuffer::new(Config::new(1)).unwrap();
-    let mut scratch = [0u8; 128];
     for (buf, len) in [(&a, 40), (&b, 100)] {
-        let mut w = buf.writer(0).unwrap();
-        for seq in 0..2 {
-            fill(&mut scratch[..len], 1, seq, 0);
-            w.write(stamp_of(seq), &scratch[..len]).unwrap();
-        }
+        write_two(buf, 0, 1, len);
     }
     let mut ca = a.consumer(0).unwrap();
     let mut cb = b.consumer(0).unwrap();
@@ -265,4 +254,14 @@ fn consume_peeked_mark_of_another_buffer() {
     assert_eq!(ev.payload.len(), 100);
     assert_eq!(check(ev.payload).unwrap().seq, 0);
     assert_identity(&b.stats(0).unwrap(), 1);
+}
+
+/// Writes events 0 and 1 of kind `kind`, `len` bytes each, to `ring`.
+fn write_two(buf: &RingBuffer, ring: usize, kind: u8, len: usize) {
+    let mut w = buf.writer(ring).unwrap();
+    let mut scratch = [0u8; 128];
+    for seq in 0..2 {
+        fill(&mut scratch[..len], kind, seq, 0);
+        w.write(stamp_of(seq), &scratch[..len]).unwrap();
+    }
 }
