@@ -1482,30 +1482,39 @@ impl Registry {
 mod tests {
     use super::*;
 
-    #[test]
-    fn event_formats_match_the_kernel() {
-        let want = "name: bprint\nID: 6\nformat:\n\
+    /// The common fields' lines of every event's `format` text, as the
+    /// kernel prints them, then the blank line before the event's own.
+    macro_rules! common_fields {
+        () => {
+            "\
 \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
 \tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n\
 \tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;\n\
 \tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\
-\n\
-\tfield:unsigned long ip;\toffset:8;\tsize:8;\tsigned:0;\n\
+\n"
+        };
+    }
+
+    #[test]
+    fn event_formats_match_the_kernel() {
+        let want = concat!(
+            "name: bprint\nID: 6\nformat:\n",
+            common_fields!(),
+            "\tfield:unsigned long ip;\toffset:8;\tsize:8;\tsigned:0;\n\
 \tfield:const char * fmt;\toffset:16;\tsize:8;\tsigned:0;\n\
 \tfield:u32 buf[];\toffset:24;\tsize:0;\tsigned:0;\n\
 \n\
-print fmt: \"%ps: %s\", (void *)REC->ip, REC->fmt\n";
+print fmt: \"%ps: %s\", (void *)REC->ip, REC->fmt\n"
+        );
         assert_eq!(BPRINT_EVENT.format_text(), want);
-        let want = "name: print\nID: 5\nformat:\n\
-\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n\
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;\n\
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\
-\n\
-\tfield:unsigned long ip;\toffset:8;\tsize:8;\tsigned:0;\n\
+        let want = concat!(
+            "name: print\nID: 5\nformat:\n",
+            common_fields!(),
+            "\tfield:unsigned long ip;\toffset:8;\tsize:8;\tsigned:0;\n\
 \tfield:char buf[];\toffset:16;\tsize:0;\tsigned:1;\n\
 \n\
-print fmt: \"%ps: %s\", (void *)REC->ip, REC->buf\n";
+print fmt: \"%ps: %s\", (void *)REC->ip, REC->buf\n"
+        );
         assert_eq!(PRINT_EVENT.format_text(), want);
     }
 
@@ -1541,16 +1550,14 @@ print fmt: \"%ps: %s\", (void *)REC->ip, REC->buf\n";
 
     #[test]
     fn format_text_matches_kernel_layout() {
-        let want = "name: demo_fixed\nID: 1002\nformat:\n\
-\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n\
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;\n\
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\
-\n\
-\tfield:u64 seq;\toffset:8;\tsize:8;\tsigned:0;\n\
+        let want = concat!(
+            "name: demo_fixed\nID: 1002\nformat:\n",
+            common_fields!(),
+            "\tfield:u64 seq;\toffset:8;\tsize:8;\tsigned:0;\n\
 \tfield:u32 value;\toffset:16;\tsize:4;\tsigned:0;\n\
 \n\
-print fmt: \"seq=%llu value=%u\", REC->seq, REC->value\n";
+print fmt: \"seq=%llu value=%u\", REC->seq, REC->value\n"
+        );
         assert_eq!(Fixed::EVENT_TYPE.format_text(), want);
         // C sizeof: 8 + 8 + 4 padded to 8.
         assert_eq!(Fixed::FIXED_SIZE, 24);
