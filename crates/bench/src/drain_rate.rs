@@ -1,4 +1,4 @@
-//! Issue 18's two reader-side targets, on one core:
+//! The reader side's two targets, on one core:
 //!
 //! - **drain** (`--only drain`): `ringtrace record` moves ring data to a
 //!   file on tmpfs at 1 GB/s or more. A tracer's one context is filled

@@ -2,14 +2,14 @@
 //! tracers a user would pick instead, measured in the same run on the same
 //! machine, and the kernel's own `ring_buffer_benchmark.c` re-created.
 //!
-//! - `benches/write.rs` (criterion): issue 2's write cost against rtrb and
+//! - `benches/write.rs` (criterion): the write cost against rtrb and
 //!   `memcpy`.
-//! - `benches/export.rs` (criterion): issue 5's export throughput (GB/s of
+//! - `benches/export.rs` (criterion): the export throughput (GB/s of
 //!   page data into a trace.dat file) against `cp` of the same bytes.
 //! - `src/main.rs` (`cargo run -p ringtrace-bench --release`): every table,
 //!   written to `docs/benchmarks.md`.
 //! - [`kernel_bench::run`]: the kernel's benchmark, for `ringtrace bench`.
-//! - [`drain_rate`]: issue 18's reader-side targets, `record`'s drain to
+//! - [`drain_rate`]: the reader side's targets, `record`'s drain to
 //!   tmpfs and `pipe`'s text formatting (`-- --only drain`, `--only pipe`);
 //!   `examples/pipe_profile.rs` is a small run of the pipe's work for
 //!   callgrind.

@@ -348,7 +348,7 @@ fn drain_table(o: &mut String, d: &DrainReport) {
     );
     let _ = writeln!(
         o,
-        "**Issue 18's target: `record` drains at least {DRAIN_TARGET_GBS} GB/s on one core: {} GB/s per CPU second (filled ring), {} by wall time: {} (judged per CPU second: the machine is shared).**\n",
+        "**Target: `record` drains at least {DRAIN_TARGET_GBS} GB/s on one core: {} GB/s per CPU second (filled ring), {} by wall time: {} (judged per CPU second: the machine is shared).**\n",
         num(d.cpu.median),
         num(d.wall.median),
         verdict(d.cpu.median, DRAIN_TARGET_GBS)
@@ -375,7 +375,7 @@ fn pipe_table(o: &mut String, p: &PipeReport) {
     let worst = p.cpu.median.min(p.file_cpu.median);
     let _ = writeln!(
         o,
-        "\n**Issue 18's target: `pipe` formats at least {} events/s on one core: {} per CPU second into /dev/null, {} into a file; {} by wall time into /dev/null: {} (judged per CPU second, on the slower sink: the machine is shared).**\n",
+        "\n**Target: `pipe` formats at least {} events/s on one core: {} per CPU second into /dev/null, {} into a file; {} by wall time into /dev/null: {} (judged per CPU second, on the slower sink: the machine is shared).**\n",
         num(PIPE_TARGET_EPS),
         num(p.cpu.median),
         num(p.file_cpu.median),
@@ -385,7 +385,7 @@ fn pipe_table(o: &mut String, p: &PipeReport) {
     problems_list(o, &p.problems);
 }
 
-/// Section 1's table of write costs per payload size, and issue 2's
+/// Section 1's table of write costs per payload size, and the write
 /// target line; returns the reference row's medians (8, 32, 128 bytes).
 fn write_sizes_table(o: &mut String, w: &WriteCost) -> Vec<f64> {
     let _ = writeln!(o, "## 1. Write cost, one thread (ns per event)\n");
@@ -411,7 +411,7 @@ fn write_sizes_table(o: &mut String, w: &WriteCost) -> Vec<f64> {
         let p = |i: usize, other: &crate::write_cost::Row| times(paired(&base[i], &other.raw[i]));
         let _ = writeln!(
             o,
-            "\n**Issue 2's target: ring `write` of 8 bytes ÷ rtrb's chunked write of the same record = {}** (median of per-round ratios; ratio of the medians: {}; target at most 0.70). 32 B: {}, 128 B: {}. ring `write` ÷ `memcpy` floor: {} (8 B), {} (32 B), {} (128 B).",
+            "\n**Target: ring `write` of 8 bytes ÷ rtrb's chunked write of the same record = {}** (median of per-round ratios; ratio of the medians: {}; target at most 0.70). 32 B: {}, 128 B: {}. ring `write` ÷ `memcpy` floor: {} (8 B), {} (32 B), {} (128 B).",
             p(0, rtrb),
             ratio(reference[0], median(&rtrb.cost[0])),
             p(1, rtrb),
@@ -469,7 +469,7 @@ fn tracers_table(o: &mut String, w: &WriteCost) {
             );
         let _ = writeln!(
             o,
-            "\n**Targets** (issues 4 and 6): `trace!` with `tsc` {:.1} ns (at most 15), with `mono` {} (at most 35); `tracing` + fmt ÷ `trace!` = {} (at least 25); LTTng-UST ÷ `trace!` = {} (at least 5).",
+            "\n**Targets**: `trace!` with `tsc` {:.1} ns (at most 15), with `mono` {} (at most 35); `tracing` + fmt ÷ `trace!` = {} (at least 25); LTTng-UST ÷ `trace!` = {} (at least 5).",
             tsc.median,
             mono,
             vs("`tracing`"),

@@ -457,7 +457,7 @@ pub fn run(s: &Settings) -> ThroughputReport {
     ThroughputReport { rows, problems }
 }
 
-/// One repetition of one of the two lossless pairs issue 6 compares:
+/// One repetition of one of the two lossless pairs compared:
 /// ringtrace (producer/consumer, retry when full, `consume_batch` reader)
 /// when `ringtrace` is true, else ringbuf's typed `HeapRb`, retry. For
 /// A/B runs of just these two (`examples/tput_ab.rs`); the accounting
