@@ -252,10 +252,10 @@ pub mod printk {
     pub use crate::fmt::printk::{kallsyms_text, printk_formats_text};
     #[doc(hidden)]
     pub use crate::record::printk::{
-        arg_kinds, count_args, first_misfit, fmt_addr, import_site, ip_addr, site_by_fmt_addr,
-        site_by_id, sites, ArgKind, ArgList, ArgValue, Bprint, BprintArg, FromSite, KindsSource,
-        Site, SiteKinds, AMBIGUOUS_FORMAT, BPRINT_ARGS_OFFSET, BPRINT_EVENT, FMT_ADDR_BASE,
-        IP_BASE, MAX_SITES, MAX_WIDTH, PRINT_EVENT,
+        arg_kinds, count_args, first_misfit, fmt_addr, import_site, ip_addr, refuse_rust_style,
+        site_by_fmt_addr, site_by_id, sites, ArgKind, ArgList, ArgValue, Bprint, BprintArg,
+        FromSite, KindsSource, Site, SiteKinds, AMBIGUOUS_FORMAT, BPRINT_ARGS_OFFSET, BPRINT_EVENT,
+        FMT_ADDR_BASE, IP_BASE, MAX_SITES, MAX_WIDTH, PRINT_EVENT,
     };
     #[doc(hidden)]
     pub mod fits {

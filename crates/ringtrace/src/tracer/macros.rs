@@ -11,7 +11,13 @@
 
 /// Records a binary printk (the kernel's `trace_printk`): the call site's
 /// format id and the raw arguments are stored; the text is formatted when
-/// read. The format is C printf (see [`crate::printk`]).
+/// read.
+///
+/// The format is **C printf**, not Rust's `{}`: `%d` (i32), `%u` (u32),
+/// `%lld` / `%llu` (i64 / u64), `%zu` (usize), `%x`, `%s` (&str), `%c`,
+/// `%f` (f64), `%p`, `%%` (see [`crate::printk`]), because trace-cmd and
+/// KernelShark evaluate the same text. A Rust placeholder (`{}`, `{name}`,
+/// `{:?}`) is a compile error saying so; other braces are text (`{%d}`).
 ///
 /// `trace!("fmt", args..)` records into the default tracer;
 /// `trace!(tracer: t, "fmt", args..)` into `t` (a [`Tracer`](crate::Tracer),
@@ -22,6 +28,13 @@
 /// ringtrace::trace!(tracer: &t, "a=%llu b=%llu", 1u64, 2u64);
 /// let line = t.pipe().next_line().unwrap().unwrap();
 /// assert!(line.ends_with(": a=1 b=2\n"));
+/// ```
+///
+/// Rust's style does not compile (`{id}` would otherwise print as is):
+///
+/// ```compile_fail,E0080
+/// let id = 42u64;
+/// ringtrace::trace!("request {id}");
 /// ```
 #[macro_export]
 macro_rules! trace {

@@ -313,7 +313,12 @@ impl<A: ArgList, K: KindsSource> Record for Bprint<A, K> {
 #[macro_export]
 macro_rules! bprintk {
     ($fmt:expr $(, $arg:expr)* $(,)?) => {{
-        const __BPRINTK_N: usize = $crate::printk::count_args($fmt);
+        // The style check first: a Rust `{}` format fails here, with the
+        // message naming the C form, before the count check below.
+        const __BPRINTK_N: usize = {
+            $crate::printk::refuse_rust_style($fmt);
+            $crate::printk::count_args($fmt)
+        };
         const __BPRINTK_KINDS: [$crate::printk::ArgKind; __BPRINTK_N] =
             $crate::printk::arg_kinds::<__BPRINTK_N>($fmt);
         const _: () = ::core::assert!(

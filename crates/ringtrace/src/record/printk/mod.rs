@@ -30,6 +30,7 @@ mod bprint;
 mod marker;
 mod parse;
 mod site;
+mod style;
 
 // Defined beside the registry they seed; documented here, their home
 // for users.
@@ -46,6 +47,7 @@ pub use site::{
     fmt_addr, import_site, ip_addr, site_by_fmt_addr, site_by_id, sites, Site, AMBIGUOUS_FORMAT,
     FMT_ADDR_BASE, IP_BASE, MAX_SITES,
 };
+pub use style::{refuse_rust_style, rust_placeholder};
 
 pub(crate) use args::align4;
 pub(crate) use parse::{
