@@ -332,6 +332,12 @@ pub use ringtrace_ring as ring;
 /// `ProducerConsumer` (new events are dropped when a ring is full).
 #[doc(no_inline)]
 pub use ringtrace_ring::Mode;
+
+/// The README's Rust snippets, compiled and run as this crate's doctests
+/// (`cargo test --doc -p ringtrace readme`), so that code users copy works.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}
 #[doc(no_inline)]
 pub use snapshot::{Snapshot, SnapshotError};
 pub use tracer::{Tracer, TracerConfig, TracerError, TracerStats};
