@@ -63,7 +63,7 @@ fn measure(a: &Args, results: &mut Results) {
     let settings = &a.settings;
     // Whether section `name` runs; says so, numbered, when it does.
     let step = |name: &str, what: &str| {
-        let run = a.only.as_deref().map_or(true, |o| o == name);
+        let run = a.only.as_deref().is_none_or(|o| o == name);
         if run {
             eprintln!("{what}");
         }

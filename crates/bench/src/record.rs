@@ -12,7 +12,7 @@ pub struct Record<const N: usize> {
 }
 
 impl<const N: usize> Record<N> {
-    const NO_PADDING: () = assert!(N % 8 == 0 && std::mem::size_of::<Self>() == 8 + N);
+    const NO_PADDING: () = assert!(N.is_multiple_of(8) && std::mem::size_of::<Self>() == 8 + N);
 
     /// Total bytes: 8 + N.
     pub const BYTES: usize = 8 + N;

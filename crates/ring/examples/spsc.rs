@@ -54,7 +54,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1.0);
-    let batch = std::env::args().nth(2).map_or(true, |a| a == "batch");
+    let batch = std::env::args().nth(2).is_none_or(|a| a == "batch");
     let buf = RingBuffer::new(
         Config::new(1)
             .pages_per_ring(64)

@@ -215,7 +215,7 @@ fn sleep(word: &AtomicU32, seq: u32, deadline: Option<Instant>) -> bool {
         None => WAIT_SLICE,
     };
     futex_wait(word, seq, slice);
-    deadline.map_or(true, |d| Instant::now() < d)
+    deadline.is_none_or(|d| Instant::now() < d)
 }
 
 #[cfg(not(loom))]

@@ -43,7 +43,7 @@ fn read_in_order(buf: &RingBuffer, writes: u32, check_time: bool) -> u64 {
         if check_time {
             assert_eq!(ev.timestamp, u64::from(seq) + 1, "torn time stamp");
         }
-        assert!(last.map_or(true, |l| seq > l), "order");
+        assert!(last.is_none_or(|l| seq > l), "order");
         last = Some(seq);
         read += 1;
     }

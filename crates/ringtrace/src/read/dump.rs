@@ -247,7 +247,7 @@ fn dump_inner(inner: &Inner, out: &mut dyn FnMut(&[u8])) {
                     if let Some(h) = heads.get_mut(r) {
                         *h = ts;
                     }
-                    if best.map_or(true, |(b, _)| ts < b) {
+                    if best.is_none_or(|(b, _)| ts < b) {
                         best = Some((ts, r));
                     }
                 }

@@ -341,7 +341,7 @@ impl<'t> Pipe<'t> {
                     continue;
                 };
                 // Ties go to the lower ring, whatever the order of `active`.
-                if best.map_or(true, |(b, bi)| ts < b || (ts == b && i < bi)) {
+                if best.is_none_or(|(b, bi)| ts < b || (ts == b && i < bi)) {
                     best = Some((ts, i));
                 }
                 k += 1;

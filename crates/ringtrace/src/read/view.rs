@@ -223,7 +223,7 @@ impl View<'_> {
                 }
             }
             if let Some(h) = &self.heads[i] {
-                if best.map_or(true, |(b, _)| h.timestamp < b) {
+                if best.is_none_or(|(b, _)| h.timestamp < b) {
                     best = Some((h.timestamp, i));
                 }
             }

@@ -227,7 +227,7 @@ impl TableReader {
         let len = e.len.load(Ordering::Relaxed) as usize;
         let size = self.map.layout.data_size;
         if len > MAX_RECORD
-            || off.checked_add(len).map_or(true, |end| end > size)
+            || off.checked_add(len).is_none_or(|end| end > size)
             || self.bytes_read.saturating_add(len as u64) > size as u64
         {
             self.malformed += 1;

@@ -225,9 +225,9 @@ impl<'a> FileRenderer<'a> {
         let mut decoded = decoded;
         // Flexible arrays (size 0) carry nothing a field list can show.
         decoded.fields.retain(|(name, _)| {
-            format.field(name).map_or(true, |f| {
-                !(f.size == 0 && matches!(f.kind, FieldKind::Array { .. }))
-            })
+            format
+                .field(name)
+                .is_none_or(|f| !(f.size == 0 && matches!(f.kind, FieldKind::Array { .. })))
         });
         Ok(EventView {
             name: Cow::Borrowed(format.name.as_str()),
