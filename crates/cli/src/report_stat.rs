@@ -10,7 +10,7 @@
 //!         recorded in the trace data. They should all be zero.
 //!
 //! entries: 0            <- each CPU's CPUSTAT option text, then a blank line
-//! ...
+//! ...                      (or " No stats in this file")
 //!
 //! CPU0 data recorded at offset=0x1000
 //!     8192 bytes in size
@@ -27,14 +27,14 @@ use crate::CliError;
 pub fn text(info: &TraceDatInfo) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "cpus={}", info.cpus.len());
+    s.push_str(
+        "\nKernel buffer statistics:\n  Note: \"entries\" are the entries left in the kernel \
+         ring buffer and are not\n        recorded in the trace data. They should all be \
+         zero.\n\n",
+    );
     if info.cpu_stats.is_empty() {
         s.push_str(" No stats in this file\n");
     } else {
-        s.push_str(
-            "\nKernel buffer statistics:\n  Note: \"entries\" are the entries left in the kernel \
-             ring buffer and are not\n        recorded in the trace data. They should all be \
-             zero.\n\n",
-        );
         // trace-cmd joins the CPUSTAT options, each one's closing NUL made
         // a newline, and prints the whole with one more newline.
         for stat in &info.cpu_stats {
