@@ -222,12 +222,15 @@ fn values_of_another_type_are_converted_or_counted() {
         tracing::info!(s = long.as_str());
     });
     let lines = pipe_lines(t, 5);
-    assert!(lines[0].ends_with(": v=5"), "{lines:?}");
+    assert!(lines[0].ends_with(": INFO v=5"), "{lines:?}");
     // An i64 in a u64 field keeps its bits; a float is converted.
-    assert!(lines[1].ends_with(": v=18446744073709551615"), "{lines:?}");
-    assert!(lines[2].ends_with(": v=2"), "{lines:?}");
+    assert!(
+        lines[1].ends_with(": INFO v=18446744073709551615"),
+        "{lines:?}"
+    );
+    assert!(lines[2].ends_with(": INFO v=2"), "{lines:?}");
     // A string cannot go to a number field: 0, and counted.
-    assert!(lines[3].ends_with(": v=0"), "{lines:?}");
+    assert!(lines[3].ends_with(": INFO v=0"), "{lines:?}");
     assert!(RingtraceLayer::mismatched() > before);
     let s = lines[4].split_once(" s=").expect("s field").1;
     assert!(s.len() < 1024 && s.starts_with("éé"), "{}", s.len());
