@@ -11,14 +11,12 @@
 
 mod common;
 mod harness;
-#[path = "../../ringtrace/tests/tracedat_common.rs"]
-mod tracedat_common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{ok, run, text, trace_cmd_ok};
+use common::{ok, run, text, trace_cmd_ok, tracedat_common};
 
 fn main() {
     harness::main_or_prog(
