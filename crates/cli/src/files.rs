@@ -1,4 +1,10 @@
 //! `report`, `dump` and `convert`: everything that reads a trace.dat file.
+//!
+//! They take the file as trace-cmd does ([`InputArg`]: FILE, `-i FILE`,
+//! else `trace.dat`). `report` narrows the records by CPU lists
+//! ([`crate::cpulist`]) and filters ([`crate::filter`]), prints `--stat`
+//! ([`crate::report_stat`]), and shows a TSC file's stamps in seconds
+//! through the file's TSC2NSEC, as trace-cmd does.
 
 use std::fmt::Write as _;
 use std::fs::File;
