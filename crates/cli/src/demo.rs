@@ -251,7 +251,7 @@ fn show(t: &'static Tracer, threads: u32, iterations: u32) -> Result<(), CliErro
         }
     }
     let mut out = std::io::stdout().lock();
-    let io = |e: std::io::Error| CliError::Demo(format!("writing to stdout: {e}"));
+    let io = CliError::Output;
     writeln!(out, "# the merged trace ({lines} lines): the first {SHOWN}").map_err(io)?;
     for l in &head {
         writeln!(out, "{l}").map_err(io)?;

@@ -1,15 +1,22 @@
 //! `report`, `dump` and `convert`: everything that reads a trace.dat file.
+//!
+//! They take the file as trace-cmd does ([`InputArg`]: FILE, `-i FILE`,
+//! else `trace.dat`). `report` narrows the records by CPU lists
+//! ([`crate::cpulist`]) and filters ([`crate::filter`]), prints `--stat`
+//! ([`crate::report_stat`]), and shows a TSC file's stamps in seconds
+//! through the file's TSC2NSEC, as trace-cmd does.
 
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use ringtrace::json::{tracedat_to_json, JsonOptions};
+use ringtrace::json::{tracedat_to_json, JsonError, JsonOptions};
 use ringtrace::tracedat::{
     CpuData, FileRenderer, RenderOptions, TraceDatInfo, TraceDatReader, TraceDatVersion, TraceItem,
 };
 
+use crate::filter::{RecordFilter, Subject};
 use crate::{CliError, Format};
 
 type Reader = TraceDatReader<BufReader<File>>;
@@ -34,21 +41,174 @@ fn bad(path: &Path) -> impl Fn(ringtrace::tracedat::TraceDatError) -> CliError +
     }
 }
 
-/// `ringtrace report`.
-pub fn report(path: &Path, cpus: &[u32], raw: bool, ns: bool, json: bool) -> Result<(), CliError> {
-    if json && (!cpus.is_empty() || raw || ns) {
-        return Err(CliError::Usage(
-            "--json writes every event: it takes no --cpu, -R or -t".into(),
-        ));
+/// `report`'s help after the options: the filter language's subset.
+pub const REPORT_HELP: &str = "FILE (or -i FILE) defaults to trace.dat, as in trace-cmd.
+
+Filters (trace-cmd's -F subset): EVENTS[:COND], EVENTS a comma list of
+[system/]name regular expressions (anchored, case-insensitive); COND compares
+fields (an event field, common_pid, COMM, CPU) with == != < <= > >= or ~ (a
+glob on text), joined with && || ! and parentheses. A record shows when it
+passes any -F (-v negates them all), and every -e, --pid and --comm list.
+
+Examples:
+  ringtrace report                          (reads trace.dat)
+  ringtrace report t.dat --cpu 0,2-3 -e 'job*'
+  ringtrace report t.dat -F 'job: worker == 1 && common_pid != 0'
+  ringtrace report t.dat --stat";
+
+/// The input file of `report`, `dump` and `convert`: positional or `-i`,
+/// `trace.dat` by default, as trace-cmd takes it.
+#[derive(Debug, clap::Args)]
+pub struct InputArg {
+    /// Input trace.dat (v6 or v7) [default: trace.dat].
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// The input file, as trace-cmd's `-i` (the same as FILE).
+    #[arg(short, long = "input", value_name = "FILE")]
+    input: Option<PathBuf>,
+}
+
+impl InputArg {
+    /// The file to read: FILE, `-i FILE`, or `trace.dat`.
+    pub fn path(&self) -> Result<PathBuf, CliError> {
+        match (&self.file, &self.input) {
+            (Some(a), Some(b)) if a != b => Err(CliError::Usage(format!(
+                "two input files, {} and -i {}: give one",
+                a.display(),
+                b.display()
+            ))),
+            (Some(p), _) | (None, Some(p)) => Ok(p.clone()),
+            (None, None) => Ok(PathBuf::from("trace.dat")),
+        }
     }
+}
+
+/// `ringtrace convert`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ConvertArgs {
+    /// The input.
+    #[command(flatten)]
+    pub input: InputArg,
+    /// Output file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Output format (overrides the extension).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// One `--cpu` list.
+#[derive(Debug, Clone)]
+pub struct CpuList(Vec<u32>);
+
+fn parse_cpus(s: &str) -> Result<CpuList, String> {
+    crate::cpulist::parse_cpu_list(s).map(CpuList)
+}
+
+/// `ringtrace report`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The input.
+    #[command(flatten)]
+    pub input: InputArg,
+    /// Only these CPUs (contexts): `0,1`, `0-3`, `0,2-3`; repeatable.
+    #[arg(long = "cpu", value_name = "CPUS", value_parser = parse_cpus)]
+    cpus: Vec<CpuList>,
+    /// Only events whose name (or system/name) matches NAME or the glob;
+    /// repeatable.
+    #[arg(short = 'e', long = "event", value_name = "NAME|GLOB")]
+    events: Vec<String>,
+    /// trace-cmd's filter: `EVENTS[:COND]` (see below); repeatable.
+    #[arg(short = 'F', long = "filter", value_name = "FILTER")]
+    filters: Vec<String>,
+    /// Negate the -F filters (show what they do not match).
+    #[arg(short = 'v')]
+    negate: bool,
+    /// Only these thread ids (`--pid 12,13`); repeatable.
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    pid: Vec<i32>,
+    /// Only threads of this name; repeatable.
+    #[arg(long, value_name = "NAME")]
+    comm: Vec<String>,
+    /// Print the per-CPU stats recorded in the file (as `trace-cmd report
+    /// --stat`) instead of the events.
+    #[arg(long)]
+    stat: bool,
+    /// Raw fields: `name=value` of every field, binary printk included.
+    #[arg(short = 'R', long)]
+    raw: bool,
+    /// Time stamps to the nanosecond (`secs.nsecs`).
+    #[arg(short = 't')]
+    ns: bool,
+    /// Raw time stamps, without the file's TSC-to-ns conversion.
+    #[arg(long)]
+    raw_ts: bool,
+    /// Write Chrome JSON to stdout instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ReportArgs {
+    fn cpus(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.cpus.iter().flat_map(|c| c.0.iter().copied()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    fn filter(&self) -> Result<RecordFilter, CliError> {
+        RecordFilter::new(
+            &self.events,
+            &self.pid,
+            &self.comm,
+            &self.filters,
+            self.negate.then_some(0),
+        )
+        .map_err(CliError::Usage)
+    }
+
+    /// `--json` and `--stat` write everything: refuse the options that
+    /// would not apply.
+    fn check_whole(&self) -> Result<(), CliError> {
+        let narrowed = !self.cpus.is_empty()
+            || !self.events.is_empty()
+            || !self.filters.is_empty()
+            || !self.pid.is_empty()
+            || !self.comm.is_empty();
+        let styled = self.raw || self.ns || self.raw_ts;
+        if self.json && self.stat {
+            return Err(CliError::Usage("--json and --stat: give one".into()));
+        }
+        if self.json && (narrowed || styled) {
+            return Err(CliError::Usage(
+                "--json writes every event: it takes no --cpu, -e, -F, --pid, --comm, -R, -t \
+                 or --raw-ts"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A JSON error, a closed stdout kept apart (it ends the command quietly).
+fn json_err(path: &Path) -> impl Fn(JsonError) -> CliError + '_ {
+    move |source| match source {
+        JsonError::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe => CliError::Output(e),
+        source => CliError::Json {
+            path: path.display().to_string(),
+            source,
+        },
+    }
+}
+
+/// `ringtrace report`.
+pub fn report(path: &Path, a: &ReportArgs) -> Result<(), CliError> {
+    a.check_whole()?;
     let mut r = open(path)?;
     let stdout = std::io::stdout();
-    if json {
+    if a.json {
         let (mut out, stats) = tracedat_to_json(&mut r, stdout.lock(), &JsonOptions::default())
-            .map_err(|source| CliError::Json {
-                path: path.display().to_string(),
-                source,
-            })?;
+            .map_err(json_err(path))?;
         out.flush().map_err(CliError::Output)?;
         // As the text report: what was skipped is a note, and the rest is
         // in the output.
@@ -57,6 +217,10 @@ pub fn report(path: &Path, cpus: &[u32], raw: bool, ns: bool, json: bool) -> Res
         }
         return Ok(());
     }
+    if a.stat {
+        return crate::report_stat::print(r.info());
+    }
+    let cpus = a.cpus();
     if let Some(c) = cpus
         .iter()
         .find(|c| !r.info().cpus.iter().any(|d| d.cpu == **c))
@@ -67,12 +231,26 @@ pub fn report(path: &Path, cpus: &[u32], raw: bool, ns: bool, json: bool) -> Res
             r.info().cpus.len()
         )));
     }
-    let info = r.info().clone();
-    let render = FileRenderer::new(&info);
+    let filter = a.filter()?;
+    let file = r.info().clone();
+    // With a TSC clock and its conversion in the file, the lines show
+    // seconds, as trace-cmd's do: the stamps are converted here and the
+    // renderer is told the clock counts nanoseconds (`--raw-ts` keeps them).
+    let mut shown = file.clone();
+    let to_ns = !a.raw_ts && shown.tsc2nsec.take().is_some();
+    if to_ns {
+        shown.clock = Some("local".into());
+    }
+    let render = FileRenderer::new(&shown);
     let opts = RenderOptions {
-        raw,
-        ns_timestamps: ns,
+        raw: a.raw,
+        ns_timestamps: a.ns,
         ..RenderOptions::default()
+    };
+    let pick = Pick {
+        cpus: &cpus,
+        filter: &filter,
+        render: &render,
     };
     let mut out = BufWriter::new(stdout.lock());
     let mut line = String::with_capacity(256);
@@ -80,7 +258,7 @@ pub fn report(path: &Path, cpus: &[u32], raw: bool, ns: bool, json: bool) -> Res
     // page, is skipped and counted, and the report goes on.
     let mut skipped = Skipped::default();
     for item in r.records() {
-        let item = match item {
+        let mut item = match item {
             Ok(item) => item,
             Err(e) if e.is_skippable() => {
                 skipped.page(e);
@@ -88,25 +266,67 @@ pub fn report(path: &Path, cpus: &[u32], raw: bool, ns: bool, json: bool) -> Res
             }
             Err(e) => return Err(bad(path)(e)),
         };
-        if !cpus.is_empty() && !cpus.contains(&item.cpu()) {
-            continue;
+        if to_ns {
+            if let TraceItem::Event(rec) = &mut item {
+                rec.ts = file.ts_ns(rec.ts);
+            }
         }
         line.clear();
-        match &item {
-            TraceItem::Lost { cpu, count, .. } => render.write_lost(&mut line, *cpu, *count),
-            TraceItem::Event(rec) => match render.write_line(&mut line, rec, &opts) {
-                Ok(()) => skipped.printed += 1,
-                Err(e) => {
-                    skipped.record(e);
-                    continue;
-                }
-            },
+        match pick.write(&mut line, &item, &opts) {
+            Ok(true) => skipped.printed += u64::from(matches!(item, TraceItem::Event(_))),
+            Ok(false) => continue,
+            Err(e) => {
+                skipped.record(e);
+                continue;
+            }
         }
         out.write_all(line.as_bytes()).map_err(CliError::Output)?;
     }
     out.flush().map_err(CliError::Output)?;
     drop(out);
     skipped.finish(path)
+}
+
+/// Which records `report` prints, and how.
+struct Pick<'a> {
+    cpus: &'a [u32],
+    filter: &'a RecordFilter,
+    render: &'a FileRenderer<'a>,
+}
+
+impl Pick<'_> {
+    /// Writes `item`'s line into `line` if it is to be printed: false when
+    /// filtered out. Lost-event lines are filtered by CPU only: a loss is
+    /// never hidden by an event filter.
+    fn write(
+        &self,
+        line: &mut String,
+        item: &TraceItem,
+        opts: &RenderOptions,
+    ) -> Result<bool, ringtrace::tracedat::TraceDatError> {
+        if !self.cpus.is_empty() && !self.cpus.contains(&item.cpu()) {
+            return Ok(false);
+        }
+        match item {
+            TraceItem::Lost { cpu, count, .. } => self.render.write_lost(line, *cpu, *count),
+            TraceItem::Event(rec) => {
+                if !self.filter.is_empty() {
+                    let info = self.render.info();
+                    let decoded = info.decode(rec)?;
+                    let subject = Subject {
+                        rec: &decoded,
+                        comm: self.render.comm(decoded.pid),
+                        cpu: rec.cpu,
+                    };
+                    if !self.filter.passes(&subject) {
+                        return Ok(false);
+                    }
+                }
+                self.render.write_line(line, rec, opts)?;
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// What `report` skipped: records it could not decode and damaged pages,

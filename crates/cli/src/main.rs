@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! ringtrace demo --output FILE [--format dat|dat7|json]   record a demo trace and export it
-//! ringtrace report -i FILE [--cpu N]... [-R] [-t] [--json] print a trace.dat like the live reader
-//! ringtrace dump -i FILE                                   summary: sections, CPUs, counts, losses
-//! ringtrace convert -i FILE -o OUT [--format F]            trace.dat -> JSON, v6 <-> v7
+//! ringtrace report [FILE] [--cpu 0,2-3] [-e GLOB] [-F FILTER] [--pid P] [--comm C] [--stat]
+//!                  [-R] [-t] [--raw-ts] [--json]              print a trace.dat like the live reader
+//! ringtrace dump [FILE]                                    summary: sections, CPUs, counts, losses
+//! ringtrace convert [FILE] -o OUT [--format F]             trace.dat -> JSON, v6 <-> v7
+//!   (FILE, or -i FILE, defaults to trace.dat as in trace-cmd)
 //! ringtrace record [-b KB] [--mode M] [--clock C] [-o FILE] -- PROGRAM ARGS...
 //! ringtrace recover FILE                                   write a killed record's output
 //! ringtrace list | pipe S | show S | stat S | extract S -o F | snapshot S -o F | clear S | remove S
@@ -17,8 +19,11 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod cpulist;
 mod demo;
 mod files;
+mod filter;
+mod report_stat;
 mod session_cmds;
 mod signals;
 
@@ -102,43 +107,14 @@ enum Cmd {
         iterations: u32,
     },
     /// Print the events of a trace.dat file as the live reader prints them.
-    Report {
-        /// Input trace.dat (v6 or v7).
-        #[arg(short, long)]
-        input: PathBuf,
-        /// Only these CPUs (contexts); repeatable.
-        #[arg(long = "cpu")]
-        cpus: Vec<u32>,
-        /// Raw fields: `name=value` of every field, binary printk included.
-        #[arg(short = 'R', long)]
-        raw: bool,
-        /// Time stamps in nanoseconds.
-        #[arg(short = 't')]
-        ns: bool,
-        /// Write Chrome JSON to stdout instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    #[command(after_help = files::REPORT_HELP)]
+    Report(files::ReportArgs),
     /// Summarise a trace.dat file: header, sections, CPUs, event counts,
     /// lost events, clock, page size, version.
-    Dump {
-        /// Input trace.dat (v6 or v7).
-        #[arg(short, long)]
-        input: PathBuf,
-    },
+    Dump(files::InputArg),
     /// Convert a trace.dat file to Chrome JSON or to another trace.dat
     /// version (`--format dat` for v6, `dat7` for v7).
-    Convert {
-        /// Input trace.dat (v6 or v7).
-        #[arg(short, long)]
-        input: PathBuf,
-        /// Output file.
-        #[arg(short, long)]
-        output: PathBuf,
-        /// Output format (overrides the extension).
-        #[arg(long, value_enum)]
-        format: Option<Format>,
-    },
+    Convert(files::ConvertArgs),
     /// Run a program in a new session (shared-memory rings), read its
     /// events live and write them to a trace.dat or JSON file when it ends.
     #[command(after_help = "Examples:
@@ -367,27 +343,20 @@ fn run_other(cmd: Cmd) -> Result<(), CliError> {
             };
             demo::run(output, threads, iterations)
         }
-        Cmd::Report {
-            input,
-            cpus,
-            raw,
-            ns,
-            json,
-        } => {
+        Cmd::Report(a) => {
+            let input = a.input.path()?;
             check_finished(&input)?;
-            files::report(&input, &cpus, raw, ns, json)
+            files::report(&input, &a)
         }
-        Cmd::Dump { input } => {
+        Cmd::Dump(a) => {
+            let input = a.path()?;
             check_finished(&input)?;
             files::dump(&input)
         }
-        Cmd::Convert {
-            input,
-            output,
-            format,
-        } => {
+        Cmd::Convert(a) => {
+            let input = a.input.path()?;
             check_finished(&input)?;
-            files::convert(&input, &output, Format::resolve(&output, format)?)
+            files::convert(&input, &a.output, Format::resolve(&a.output, a.format)?)
         }
         Cmd::List => Ok(session_cmds::list()?),
         Cmd::Pipe(a) => Ok(session_cmds::pipe(a)?),

@@ -49,7 +49,7 @@ fn program() -> Expected {
         ));
         lines.push((
             format!("{t}_{l1}"),
-            "message=served page bytes=4096 ok=1 ratio=0.5 delta=-3".into(),
+            "INFO message=served page bytes=4096 ok=1 ratio=0.5 delta=-3".into(),
         ));
         let inner = tracing::span!(
             Level::DEBUG,
@@ -71,11 +71,14 @@ fn program() -> Expected {
             // Recorded later: a string field gets the value formatted.
             lines.push(("db".into(), format!("span_id={i} table= shard=7")));
             let l2 = at_line!(tracing::info!(rows = 3u64));
-            lines.push((format!("{t}_{l2}"), "rows=3".into()));
+            lines.push((format!("{t}_{l2}"), "INFO rows=3".into()));
             lines.push(("span_end".into(), format!("id={i} name=db")));
         }
         let l3 = at_line!(tracing::error!(err = ?Some("x"), "done"));
-        lines.push((format!("{t}_{l3}"), "message=done err=Some(\"x\")".into()));
+        lines.push((
+            format!("{t}_{l3}"),
+            "ERROR message=done err=Some(\"x\")".into(),
+        ));
         lines.push(("span_end".into(), format!("id={o} name=request")));
     }
     Expected { lines }
@@ -194,7 +197,7 @@ fn pipe_text_and_beside_fmt_layer() {
         }
     });
     let lines = pipe_lines(t, 3);
-    assert!(lines[0].ends_with("message=kept n=1"), "{lines:?}");
+    assert!(lines[0].ends_with(": INFO message=kept n=1"), "{lines:?}");
     assert!(lines[1].ends_with("message=strs v=x"), "{lines:?}");
     assert!(lines[2].ends_with("message=strs v=y"), "{lines:?}");
     // The pipe prints the usual ftrace columns.
@@ -219,12 +222,15 @@ fn values_of_another_type_are_converted_or_counted() {
         tracing::info!(s = long.as_str());
     });
     let lines = pipe_lines(t, 5);
-    assert!(lines[0].ends_with(": v=5"), "{lines:?}");
+    assert!(lines[0].ends_with(": INFO v=5"), "{lines:?}");
     // An i64 in a u64 field keeps its bits; a float is converted.
-    assert!(lines[1].ends_with(": v=18446744073709551615"), "{lines:?}");
-    assert!(lines[2].ends_with(": v=2"), "{lines:?}");
+    assert!(
+        lines[1].ends_with(": INFO v=18446744073709551615"),
+        "{lines:?}"
+    );
+    assert!(lines[2].ends_with(": INFO v=2"), "{lines:?}");
     // A string cannot go to a number field: 0, and counted.
-    assert!(lines[3].ends_with(": v=0"), "{lines:?}");
+    assert!(lines[3].ends_with(": INFO v=0"), "{lines:?}");
     assert!(RingtraceLayer::mismatched() > before);
     let s = lines[4].split_once(" s=").expect("s field").1;
     assert!(s.len() < 1024 && s.starts_with("éé"), "{}", s.len());
@@ -267,8 +273,8 @@ fn number_only_events_and_spans() {
         [
             format!("span_id={id} a=1 b=-2").as_str(),
             format!("id={id} name=nums").as_str(),
-            "x=7 ok=0 r=1.5",
-            "n1=1 n2=2 n3=3 n4=4 n5=5 n6=6 n7=7 n8=8 n9=9",
+            "INFO x=7 ok=0 r=1.5",
+            "INFO n1=1 n2=2 n3=3 n4=4 n5=5 n6=6 n7=7 n8=8 n9=9",
             format!("id={id} name=nums").as_str(),
         ]
     );

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 #[path = "../../../ringtrace/tests/session_common.rs"]
 mod session_common;
 #[path = "../../../ringtrace/tests/tracedat_common.rs"]
-mod tracedat_common;
+pub mod tracedat_common;
 // Each test binary uses a part of these too.
 #[allow(unused_imports)]
 pub use session_common::write_0600;

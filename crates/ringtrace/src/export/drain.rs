@@ -919,11 +919,18 @@ impl<'t> Drain<'t> {
             files.remove_spools();
             return Ok(w);
         }
-        let meta = meta_for(self.tracer, &self.seen, self.rings.len(), version);
+        // The file lists the contexts used (up to the last one with pages),
+        // not every context the tracer could lease: CPU N is context N.
+        let cpus = self
+            .rings
+            .iter()
+            .rposition(|r| r.pages > 0)
+            .map_or(0, |i| i + 1);
+        let meta = meta_for(self.tracer, &self.seen, cpus, version);
         let total = self.stats.page_bytes;
         let mut w = TraceDatWriter::new(out, &meta)?;
         let mut written = 0u64;
-        for cpu in 0..self.rings.len() {
+        for cpu in 0..cpus {
             let pages = self.rings[cpu].pages;
             let Some(spool) = self.rings[cpu].spool.take() else {
                 continue;
@@ -1341,14 +1348,11 @@ fn assemble<W: Write + Seek>(
         .map_err(|e| ExportError::Recover(format!("metadata file {}: {e}", meta_path.display())))?;
     let info = r.info();
     let spools = files.cpus_present();
-    let cpus = info
-        .cpus
-        .iter()
-        .map(|c| c.cpu + 1)
-        .chain(spools.iter().map(|(c, _)| c + 1))
-        .max()
-        .unwrap_or(0);
+    // The contexts used (up to the last with a spool; CPU N is context N),
+    // not every context the metadata lists.
+    let cpus = spools.iter().map(|(c, _)| c + 1).max().unwrap_or(0);
     let mut meta = crate::tracedat::convert::meta_of(info, cpus);
+    meta.cpu_stats = info.cpu_stats.iter().take(cpus as usize).cloned().collect();
     meta.version = version;
     let ps = meta.page_size as usize;
     let mut w = TraceDatWriter::new(out, &meta)?;

@@ -41,14 +41,14 @@ pub(crate) fn export_view<W: Write + Seek>(
 /// The file's metadata, written before any event is read: every event
 /// format and thread name this tracer knows (a superset of those the
 /// events use), printk formats, the clock, each ring's stats now.
-fn view_meta(t: &Tracer, version: TraceDatVersion) -> TraceDatMeta {
+fn view_meta(t: &Tracer, cpus: usize, version: TraceDatVersion) -> TraceDatMeta {
     let comms: Vec<(i32, String)> = match t.inner.cmdlines().lock() {
         Ok(c) => c.iter().map(|(t, c)| (t, c.as_str().to_string())).collect(),
         Err(_) => Vec::new(),
     };
     crate::export::tracer_meta(
         t,
-        t.max_contexts(),
+        cpus,
         version,
         Registry::global().iter(),
         comms.iter().map(|(t, c)| (*t, c.as_str())),
@@ -64,14 +64,19 @@ fn view_dat<W: Write + Seek>(
     version: TraceDatVersion,
     stop: &AtomicBool,
 ) -> Result<(W, ViewStats), ExportError> {
-    let meta = view_meta(t, version);
-    let mut w = TraceDatWriter::new(out, &meta)?;
     let buf = t.ring_buffer();
+    // The file lists the contexts holding events now (up to the last one;
+    // CPU N is context N), not every context the tracer could lease.
+    let cpus = (0..t.max_contexts())
+        .rposition(|r| !empty_and_quiet(buf, r))
+        .map_or(0, |i| i + 1);
+    let meta = view_meta(t, cpus, version);
+    let mut w = TraceDatWriter::new(out, &meta)?;
     let page_size = t.config().page_size;
     let mut packer = PagePacker::new(page_size);
     let mut st = ViewStats::default();
     let per_ring = ring_bound(buf);
-    for ring in 0..t.max_contexts() {
+    for ring in 0..cpus {
         if stop.load(Ordering::Relaxed) {
             st.stopped = true;
             break;
@@ -144,7 +149,7 @@ fn view_json<W: Write>(
     out: W,
     stop: &AtomicBool,
 ) -> Result<(W, ViewStats), ExportError> {
-    let meta = view_meta(t, TraceDatVersion::V6);
+    let meta = view_meta(t, t.max_contexts(), TraceDatVersion::V6);
     let header = TraceDatWriter::new(Cursor::new(Vec::new()), &meta)?
         .finish()?
         .into_inner();

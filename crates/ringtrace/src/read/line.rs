@@ -77,12 +77,42 @@ pub fn event_text(payload: &[u8]) -> (Cow<'static, str>, String) {
         },
         id => match Registry::global().get(id) {
             Some(t) => match t.render_fields(payload) {
-                Ok(text) => (Cow::Borrowed(t.name), text),
+                Ok(text) => match level_of(t.system, t.print_fmt) {
+                    Some(l) => (Cow::Borrowed(t.name), format!("{l} {text}")),
+                    None => (Cow::Borrowed(t.name), text),
+                },
                 Err(e) => (Cow::Borrowed(t.name), format!("[FAILED TO PARSE] {e}")),
             },
             None => (Cow::Owned(format!("Unknown type {id}")), String::new()),
         },
     }
+}
+
+/// The level of an event the `tracing` layer recorded: its `print fmt`
+/// starts with it (`"INFO ..."`), so `trace-cmd report` prints it first in
+/// the event's text, and so do ringtrace's text outputs. Other systems
+/// (the `log` backend has a `level` field of its own) and spans: `None`.
+///
+/// ```
+/// use ringtrace::output::level_of;
+/// assert_eq!(level_of("tracing", "\"WARN message=%s\", __get_str(message)"), Some("WARN"));
+/// assert_eq!(level_of("tracing", "\"INFORMAL\""), None);
+/// assert_eq!(level_of("demo", "\"INFO\""), None);
+/// ```
+#[doc(hidden)]
+#[must_use]
+pub fn level_of(system: &str, print_fmt: &str) -> Option<&'static str> {
+    // The layer's system name (`layer::SYSTEM`, a room above this one).
+    if system != "tracing" {
+        return None;
+    }
+    let rest = print_fmt.strip_prefix('"')?;
+    ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"]
+        .into_iter()
+        .find(|l| {
+            rest.strip_prefix(l)
+                .is_some_and(|r| r.starts_with([' ', '"']))
+        })
 }
 
 /// Whether the record names a format this process does not know: a
@@ -306,6 +336,10 @@ pub(crate) fn write_event_body_with<W: LineBuf>(
             Some(t) => {
                 w.write_str(t.name)?;
                 w.write_str(": ")?;
+                if let Some(l) = level_of(t.system, t.print_fmt) {
+                    w.write_str(l)?;
+                    w.write_char(' ')?;
+                }
                 match t.write_fields(w, payload) {
                     Ok(r) => r?,
                     Err(e) => write!(w, "[FAILED TO PARSE] {e}")?,

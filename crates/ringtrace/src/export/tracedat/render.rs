@@ -279,12 +279,13 @@ impl<'a> FileRenderer<'a> {
             ts,
         };
         let (name, text) = if opts.raw {
-            (
-                Cow::Borrowed(d.format.name.as_str()),
-                fields_text(&d.fields),
-            )
+            (Cow::Borrowed(d.format.name.as_str()), self.raw_text(&view))
         } else {
-            (view.name.clone(), view.text())
+            match crate::output::level_of(&d.format.system, &d.format.print_fmt) {
+                // As trace-cmd prints a `tracing` event: its level first.
+                Some(l) => (view.name.clone(), format!("{l} {}", view.text())),
+                None => (view.name.clone(), view.text()),
+            }
         };
         if opts.ns_timestamps && tf == TimeFormat::Nanoseconds {
             // `secs.nsecs`, as `trace-cmd report -t` prints (the live
@@ -309,6 +310,29 @@ impl<'a> FileRenderer<'a> {
             let _ = write_event_line(out, opts.style, tf, &ctx, &name, &text);
         }
         Ok(())
+    }
+
+    /// The `-R` text of a record: its own fields as `name=value`; for a
+    /// marker (`ftrace/print`) as `trace-cmd report -R` prints it, the
+    /// `ip` as its symbol and the text (`buf`, a flexible array the field
+    /// list leaves out) in full.
+    fn raw_text(&self, view: &EventView<'_>) -> String {
+        let d = &view.decoded;
+        let marker = d.format.system == super::layout::FTRACE_SYSTEM && d.format.name == "print";
+        match (&view.message, marker) {
+            (Some(message), true) => {
+                let ip = d.fields.iter().find_map(|(n, v)| match v {
+                    FieldValue::Unsigned(u) if *n == "ip" => Some(*u),
+                    _ => None,
+                });
+                let ip = match ip.and_then(|a| self.symbols.get(&a)) {
+                    Some(sym) => (*sym).to_string(),
+                    None => format!("0x{:x}", ip.unwrap_or(0)),
+                };
+                format!("ip={ip} buf={}", message.trim_end_matches('\n'))
+            }
+            _ => fields_text(&d.fields),
+        }
     }
 
     /// Writes a lost-events line (`CPU:N [LOST n EVENTS]`).
