@@ -18,6 +18,18 @@
 //! assert!(text.contains(": span_end: id=1 name=load\n"));
 //! ```
 //!
+//! # Writing a file
+//!
+//! [`file`] gives a layer and a guard, as tracing-chrome does: the trace is
+//! written to the file (`.json`: Chrome JSON for the Perfetto UI; `.dat`:
+//! trace.dat for trace-cmd) when the guard drops, and also at the first
+//! panic (a panic hook that runs the previous hook first). The layer
+//! records into a tracer of its own, which a thread of the guard drains
+//! every [`POLL`] into spool files, so the rings never fill for long.
+//! After a panic wrote the file, recording stops (later events are
+//! refused and counted) and stderr says so; an error while writing is
+//! printed on stderr (a drop cannot return it).
+//!
 //! # What is recorded
 //!
 //! - **Events** (`info!`, `event!`, ...): one record per event, of an event
@@ -107,6 +119,9 @@ use crate::event::{
     Array, CommonFields, EncodeError, EventType, Field as EvField, Record, Registry,
     COMMON_HEADER_SIZE,
 };
+pub use crate::frontends::layer_file::{file, format_of, FileError, FileGuard, POLL};
+
+use crate::export::callsite::{write_head, CallsiteHead};
 use crate::frontends::frontend::{static_identifier, RecordBuf, Storage};
 use crate::span::{SpanBegin, SpanEnd, DYNAMIC_IDS};
 use crate::tracer::Tracer;
@@ -140,6 +155,11 @@ enum Dest {
 static TRUNCATED: AtomicU64 = AtomicU64::new(0);
 static MISMATCHED: AtomicU64 = AtomicU64::new(0);
 static NO_TYPE: AtomicU64 = AtomicU64::new(0);
+
+/// Counts an event not recorded for want of an event type.
+pub(crate) fn count_untyped() {
+    NO_TYPE.fetch_add(1, Ordering::Relaxed);
+}
 
 /// A `tracing-subscriber` layer recording into a [`Tracer`]'s rings; see
 /// the [module docs](self).
@@ -353,11 +373,18 @@ where
         self.record_values(event.metadata(), None, &EventFields(event));
     }
 
+    /// A span's creation: its call site's record (`span_id` and the
+    /// fields), also for spans without fields: it starts the lifetime that
+    /// the `span_close` record ends.
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
-        if attrs.fields().is_empty() {
-            return;
-        }
         self.record_values(attrs.metadata(), Some(id.into_u64()), &AttrFields(attrs));
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let name = ctx.metadata(&id).map_or("?", |m| m.name());
+        if let Some(t) = self.tracer() {
+            crate::frontends::span_close::record(t, id.into_u64(), name);
+        }
     }
 
     fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
@@ -598,9 +625,11 @@ fn make(
     }
 }
 
-/// Learns the field kinds from the first values.
+/// Learns the field kinds from the first values, and the first words of
+/// the first message (an event's name when its call site has none).
 struct Probe {
     kinds: Vec<Option<Kind>>,
+    message: Option<String>,
 }
 
 impl Probe {
@@ -624,11 +653,17 @@ impl Visit for Probe {
     fn record_bool(&mut self, f: &Field, _: bool) {
         self.set(f, Kind::Bool);
     }
-    fn record_str(&mut self, f: &Field, _: &str) {
+    fn record_str(&mut self, f: &Field, v: &str) {
         self.set(f, Kind::Str);
+        if f.name() == "message" {
+            self.message = Some(v.to_string());
+        }
     }
-    fn record_debug(&mut self, f: &Field, _: &dyn fmt::Debug) {
+    fn record_debug(&mut self, f: &Field, v: &dyn fmt::Debug) {
         self.set(f, Kind::Str);
+        if f.name() == "message" {
+            self.message = Some(format!("{v:?}"));
+        }
     }
 }
 
@@ -646,6 +681,7 @@ fn make_shape(
     }
     let mut probe = Probe {
         kinds: vec![None; names.len()],
+        message: None,
     };
     values.visit(&mut probe);
 
@@ -672,10 +708,10 @@ fn make_shape(
         off += size;
     }
     let fixed = off.div_ceil(8) * 8;
-    let name = event_name(meta);
+    let name = event_name(meta, probe.message.as_deref());
     let print_fmt = print_fmt(meta, &fields, span);
     let fields: &'static [EvField] = Box::leak(fields.into_boxed_slice());
-    let ty = register(name, fields, print_fmt)?;
+    let ty = register(SYSTEM, name, fields, print_fmt)?;
     let has_str = slots.iter().any(|s| s.kind == Kind::Str);
     Some(Shape {
         ty,
@@ -698,44 +734,65 @@ fn field(name: &'static str, k: Kind, off: usize) -> EvField {
     }
 }
 
-/// `target_line` for events (`my_crate::db` line 42: `my_crate__db_42`),
-/// the span's name for spans, as C identifiers.
-fn event_name(meta: &'static Metadata<'static>) -> &'static str {
-    let raw = if meta.is_span() {
-        meta.name().to_string()
-    } else {
-        match meta.line() {
-            Some(l) => format!("{}_{l}", meta.target()),
-            None => meta.name().to_string(),
-        }
+/// The event type's name: the `tracing` metadata name (a span's name, an
+/// event's `name:`), or, for an event left with `tracing`'s default name
+/// (`event file:line`), the first words of its first message; as a C
+/// identifier (`"accepted connection from {addr}"`: `accepted_connection_from`).
+fn event_name(meta: &'static Metadata<'static>, message: Option<&str>) -> &'static str {
+    let name = meta.name();
+    let default = name.starts_with("event ") && !meta.is_span();
+    let raw = match message {
+        Some(m) if default => first_words(m),
+        _ if default => "event".to_string(),
+        _ => name.to_string(),
     };
     let s = crate::frontends::frontend::c_identifier(&raw).unwrap_or(raw);
     Box::leak(s.into_boxed_str())
 }
 
-/// A `print fmt` libtraceevent can evaluate: the level, the message bare,
-/// the other fields as `name=value` (floats as their bits: libtraceevent has
-/// no float conversion).
-fn print_fmt(meta: &'static Metadata<'static>, fields: &[EvField], span: bool) -> &'static str {
-    let mut fmt = String::from("\"");
-    let mut args = String::new();
-    if !span {
-        let lvl = match *meta.level() {
-            Level::ERROR => "ERROR",
-            Level::WARN => "WARN",
-            Level::INFO => "INFO",
-            Level::DEBUG => "DEBUG",
-            Level::TRACE => "TRACE",
-        };
-        fmt.push_str(lvl);
+/// Up to the first three words of `message` made of letters, digits and
+/// `_` (stopping at the first word that is not: a value, a `{}`), at most
+/// 40 bytes; `event` when there is none.
+fn first_words(message: &str) -> String {
+    let mut out = String::new();
+    for w in message.split_whitespace().take(3) {
+        let w = w.trim_end_matches([':', ',', '.', ';']);
+        let plain = !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !plain || out.len() + w.len() + 1 > 40 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push('_');
+        }
+        out.push_str(w);
     }
+    if out.is_empty() {
+        out.push_str("event");
+    }
+    out
+}
+
+/// A `print fmt` libtraceevent can evaluate: the call site's head (level,
+/// target, module, file:line: see [`crate::export::callsite`]), then the
+/// message bare, the other fields as `name=value` (floats as their bits:
+/// libtraceevent has no float conversion).
+fn print_fmt(meta: &'static Metadata<'static>, fields: &[EvField], span: bool) -> &'static str {
+    let head = CallsiteHead {
+        level: level_name(meta.level()).to_string(),
+        span,
+        target: meta.target().to_string(),
+        module: meta.module_path().unwrap_or(meta.target()).to_string(),
+        file: meta.file().unwrap_or("?").to_string(),
+        line: meta.line().unwrap_or(0),
+    };
+    let mut fmt = String::from("\"");
+    write_head(&mut fmt, &head);
+    let mut args = String::new();
     // The message first, bare, as tracing's fmt layer prints it.
     let mut ordered: Vec<&EvField> = fields.iter().filter(|f| f.name == "message").collect();
     ordered.extend(fields.iter().filter(|f| f.name != "message"));
     for f in ordered {
-        if fmt.len() > 1 {
-            fmt.push(' ');
-        }
+        fmt.push(' ');
         if f.is_data_loc() {
             if f.name != "message" {
                 let _ = write!(fmt, "{}=", f.name);
@@ -757,9 +814,20 @@ fn print_fmt(meta: &'static Metadata<'static>, fields: &[EvField], span: bool) -
     Box::leak(fmt.into_boxed_str())
 }
 
+fn level_name(l: &Level) -> &'static str {
+    match *l {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARN",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
+    }
+}
+
 /// Gives the type the next free id of [`DYNAMIC_IDS`] (top down) and
 /// registers it.
-fn register(
+pub(crate) fn register(
+    system: &'static str,
     name: &'static str,
     fields: &'static [EvField],
     print_fmt: &'static str,
@@ -774,7 +842,7 @@ fn register(
         }
         let ty: &'static EventType = Box::leak(Box::new(EventType {
             name,
-            system: SYSTEM,
+            system,
             id,
             fields,
             print_fmt,

@@ -18,3 +18,7 @@ mod frontend;
 pub mod layer;
 #[cfg(feature = "log")]
 pub mod log_backend;
+#[cfg(feature = "tracing")]
+mod layer_file;
+#[cfg(feature = "tracing")]
+mod span_close;
