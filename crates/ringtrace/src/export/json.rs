@@ -39,7 +39,7 @@
 //! Strings and numbers are written by `serde_json`, so every string is
 //! escaped correctly whatever it holds.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::sync::Arc;
 
@@ -88,18 +88,47 @@ impl From<serde_json::Error> for JsonError {
 /// Options of the JSON output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonOptions {
-    /// The `pid` every event carries (one process per trace).
+    /// The `pid` of the threads [`processes`](Self::processes) does not
+    /// place (all of them when it is empty).
     pub pid: u32,
     /// The process name shown for `pid`.
     pub process_name: String,
+    /// The process of each thread where it is known: thread id to the
+    /// process's pid and name. Each process gets its own track group
+    /// (`process_name` metadata), as forked processes and sessions of
+    /// several processes need.
+    pub processes: BTreeMap<i32, (u32, String)>,
 }
 
 impl Default for JsonOptions {
-    /// `pid` 1, named `ringtrace`.
+    /// `pid` 1, named `ringtrace`; no thread placed.
     fn default() -> Self {
         JsonOptions {
             pid: 1,
             process_name: "ringtrace".to_string(),
+            processes: BTreeMap::new(),
+        }
+    }
+}
+
+impl JsonOptions {
+    /// The options of an export of this process's own tracer: its real
+    /// pid, named after its executable.
+    ///
+    /// ```
+    /// let o = ringtrace::json::JsonOptions::this_process();
+    /// assert_eq!(o.pid, std::process::id());
+    /// ```
+    #[must_use]
+    pub fn this_process() -> Self {
+        let name = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "ringtrace".to_string());
+        JsonOptions {
+            pid: std::process::id(),
+            process_name: name,
+            processes: BTreeMap::new(),
         }
     }
 }
@@ -217,6 +246,10 @@ fn write_value<W: Write>(w: &mut W, v: &FieldValue) -> Result<(), JsonError> {
 pub struct JsonWriter<W: Write> {
     out: BufWriter<W>,
     pid: u32,
+    /// The process of each placed thread (see [`JsonOptions::processes`]).
+    processes: BTreeMap<i32, (u32, String)>,
+    /// Processes named so far (`process_name` metadata written).
+    named: HashSet<u32>,
     threads: HashSet<i32>,
     stats: JsonStats,
     /// The spans followed so far (lifetimes, entries, generations).
@@ -240,6 +273,8 @@ impl<W: Write> JsonWriter<W> {
         Ok(JsonWriter {
             out,
             pid: opts.pid,
+            processes: opts.processes.clone(),
+            named: HashSet::from([opts.pid]),
             threads: HashSet::new(),
             stats: JsonStats::default(),
             spans: spans::Spans::default(),
@@ -277,15 +312,29 @@ impl<W: Write> JsonWriter<W> {
         if !self.threads.insert(tid) {
             return Ok(());
         }
+        let pid = self.pid_of(tid);
+        if self.named.insert(pid) {
+            let pname = self.processes.get(&tid).map_or("", |p| p.1.as_str());
+            write!(
+                self.out,
+                ",\n{{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":{pid},\"tid\":0,\"args\":{{\"name\":"
+            )?;
+            serde_json::to_writer(&mut self.out, pname)?;
+            self.out.write_all(b"}}")?;
+        }
         write!(
             self.out,
-            ",\n{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{},\"tid\":{tid},\"args\":{{\"name\":",
-            self.pid
+            ",\n{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{pid},\"tid\":{tid},\"args\":{{\"name\":"
         )?;
         serde_json::to_writer(&mut self.out, name)?;
         self.out.write_all(b"}}")?;
         self.stats.threads += 1;
         Ok(())
+    }
+
+    /// The pid of thread `tid`'s process.
+    fn pid_of(&self, tid: i32) -> u32 {
+        self.processes.get(&tid).map_or(self.pid, |p| p.0)
     }
 
     /// Whether `tid` was named already.
@@ -298,7 +347,7 @@ impl<W: Write> JsonWriter<W> {
             self.out,
             ",\n{{\"ph\":\"{ph}\",{}\"pid\":{},\"tid\":{tid},\"ts\":",
             if ph == "i" { "\"s\":\"t\"," } else { "" },
-            self.pid
+            self.pid_of(tid)
         )?;
         serde_json::to_writer(&mut self.out, &ts_us).map_err(io::Error::other)?;
         self.out.write_all(b",\"name\":")?;

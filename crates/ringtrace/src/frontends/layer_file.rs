@@ -201,6 +201,8 @@ pub fn file(path: impl AsRef<Path>) -> Result<(RingtraceLayer, FileGuard), FileE
 /// then writes the output and says it is done.
 fn drain_then_write(tracer: &'static Tracer, shared: &Shared, out: File, format: ExportFormat) {
     let mut drain = tracer.drain();
+    // Every thread of this tracer is one of this process's.
+    drain.json_options(crate::json::JsonOptions::this_process());
     let mut failed = None;
     loop {
         if failed.is_none() {

@@ -81,8 +81,8 @@ pub(super) struct Entered<'a> {
 #[derive(Debug, Default)]
 pub(super) struct Spans {
     lives: HashMap<u64, Life>,
-    /// Each thread's entered spans, innermost last.
-    open: HashMap<i32, Vec<u64>>,
+    /// Each thread's entered spans (raw id, name), innermost last.
+    open: HashMap<i32, Vec<(u64, String)>>,
     /// `span_end`s dropped: their `span_begin` was not open.
     pub orphan_ends: u64,
     /// `span_close`s dropped: their span's creation was not seen.
@@ -133,9 +133,12 @@ impl Spans {
         }
     }
 
-    /// `raw` entered on thread `tid`.
-    pub(super) fn enter(&mut self, tid: i32, raw: u64) -> Entered<'_> {
-        self.open.entry(tid).or_default().push(raw);
+    /// `raw` (named `name`) entered on thread `tid`.
+    pub(super) fn enter(&mut self, tid: i32, raw: u64, name: &str) -> Entered<'_> {
+        self.open
+            .entry(tid)
+            .or_default()
+            .push((raw, name.to_string()));
         let life = self.lives.entry(raw).or_insert_with(|| Life {
             generation: 1,
             ..Life::default()
@@ -148,22 +151,24 @@ impl Spans {
     }
 
     /// `raw` exited on thread `tid`: the spans whose slices end now,
-    /// innermost first, with whether each lifetime is open. `raw` is last;
-    /// spans entered inside it whose exit was lost come before it. Empty
-    /// when `raw` is not entered on `tid` (counted in `orphan_ends`).
-    pub(super) fn exit(&mut self, tid: i32, raw: u64) -> Vec<(SpanId, bool)> {
+    /// innermost first, with whether each lifetime is open and its name.
+    /// `raw` is last; spans entered inside it whose exit was lost come
+    /// before it. Empty when `raw` is not entered on `tid` (counted in
+    /// `orphan_ends`).
+    pub(super) fn exit(&mut self, tid: i32, raw: u64) -> Vec<(SpanId, bool, String)> {
         let stack = self.open.entry(tid).or_default();
-        let Some(at) = stack.iter().rposition(|&r| r == raw) else {
+        let Some(at) = stack.iter().rposition(|(r, _)| *r == raw) else {
             self.orphan_ends += 1;
             return Vec::new();
         };
-        let ended: Vec<u64> = stack.drain(at..).rev().collect();
+        let ended: Vec<(u64, String)> = stack.drain(at..).rev().collect();
         ended
             .into_iter()
-            .map(|r| {
+            .map(|(r, name)| {
                 let life = self.lives.get(&r);
                 let generation = life.map_or(1, |l| l.generation);
-                (SpanId::new(r, generation), life.is_some_and(|l| l.alive))
+                let alive = life.is_some_and(|l| l.alive);
+                (SpanId::new(r, generation), alive, name)
             })
             .collect()
     }
@@ -199,11 +204,11 @@ mod tests {
     #[test]
     fn exits_pair_with_entries_on_their_thread() {
         let mut s = Spans::default();
-        assert_eq!(s.enter(1, 3).id, SpanId::Num(3));
-        s.enter(1, 4);
+        assert_eq!(s.enter(1, 3, "a").id, SpanId::Num(3));
+        s.enter(1, 4, "b");
         assert!(s.exit(2, 3).is_empty(), "another thread");
-        let ended: Vec<SpanId> = s.exit(1, 3).into_iter().map(|e| e.0).collect();
-        assert_eq!(ended, [SpanId::Num(4), SpanId::Num(3)]);
+        let ended: Vec<(SpanId, String)> = s.exit(1, 3).into_iter().map(|e| (e.0, e.2)).collect();
+        assert_eq!(ended, [(SpanId::Num(4), "b".into()), (SpanId::Num(3), "a".into())]);
         assert!(s.exit(1, 3).is_empty());
         assert_eq!(s.orphan_ends, 2);
         // Its creation was not seen: a creation now is the second span.

@@ -46,7 +46,7 @@ impl<W: Write> JsonWriter<W> {
             };
             match d.format.name.as_str() {
                 SPAN_BEGIN => self.span_enter(d.pid, ts, raw, name)?,
-                SPAN_END => self.span_exit(d.pid, ts, raw, name)?,
+                SPAN_END => self.span_exit(d.pid, ts, raw)?,
                 SPAN_CLOSE => {
                     if let Some(id) = self.spans.close(raw) {
                         self.async_edge("e", d.pid, ts, name, &id, None, &[])?;
@@ -95,7 +95,7 @@ impl<W: Write> JsonWriter<W> {
     /// A `span_begin`: a `B` slice with the span's id and fields, and the
     /// entry nested in the span's lifetime when that is open.
     fn span_enter(&mut self, tid: i32, ts: f64, raw: u64, name: &str) -> Result<(), JsonError> {
-        let entered = self.spans.enter(tid, raw);
+        let entered = self.spans.enter(tid, raw, name);
         let (id, alive) = (entered.id.clone(), entered.alive);
         let fields: Vec<(String, FieldValue)> = entered.fields.to_vec();
         let fields: Vec<(&str, FieldValue)> =
@@ -111,14 +111,16 @@ impl<W: Write> JsonWriter<W> {
 
     /// A `span_end`: `E` for it (and first for spans entered inside it
     /// whose exit is missing), or nothing when it was not entered here.
-    fn span_exit(&mut self, tid: i32, ts: f64, raw: u64, name: &str) -> Result<(), JsonError> {
-        for (id, alive) in self.spans.exit(tid, raw) {
-            self.head("E", tid, ts, name, SPAN_SYSTEM)?;
+    fn span_exit(&mut self, tid: i32, ts: f64, raw: u64) -> Result<(), JsonError> {
+        // The nested entry ends first, then the slice: the reverse of
+        // `span_enter`.
+        for (id, alive, name) in self.spans.exit(tid, raw) {
+            if alive {
+                self.async_edge("e", tid, ts, &name, &id, None, &[])?;
+            }
+            self.head("E", tid, ts, &name, SPAN_SYSTEM)?;
             self.args_of(Some(&id), None, &[])?;
             self.stats.ends += 1;
-            if alive {
-                self.async_edge("e", tid, ts, name, &id, None, &[])?;
-            }
         }
         Ok(())
     }
