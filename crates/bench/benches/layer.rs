@@ -140,9 +140,13 @@ fn one_field(c: &mut Criterion) {
 
     let counter = leak_tracer(Some(ringtrace::clock::Clock::counter()));
     let layer = ringtrace::layer::RingtraceLayer::new(counter);
-    bench_through(&mut g, "ringtrace_layer_counter_clock", layer, one_u64, || {
-        assert_recorded(counter)
-    });
+    bench_through(
+        &mut g,
+        "ringtrace_layer_counter_clock",
+        layer,
+        one_u64,
+        || assert_recorded(counter),
+    );
 
     g.bench_function("ringtrace_trace_macro", |b| {
         let mut i = 0u64;

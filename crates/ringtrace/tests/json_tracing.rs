@@ -85,7 +85,10 @@ fn layer_file_json_keeps_levels_call_sites_span_fields_and_lifetimes() {
     let exe = std::env::current_exe().unwrap();
     let exe = exe.file_name().unwrap().to_str().unwrap();
     assert_eq!(process["args"]["name"], exe);
-    assert!(evs.iter().all(|e| e["pid"] == pid), "every event in the process");
+    assert!(
+        evs.iter().all(|e| e["pid"] == pid),
+        "every event in the process"
+    );
 
     // The event's name is the message's first words; level, target,
     // module, file and line are args; the f64 field is a number.
@@ -155,7 +158,10 @@ fn layer_file_json_keeps_levels_call_sites_span_fields_and_lifetimes() {
 /// own process track, named; the others stay in `pid`.
 #[test]
 fn threads_of_other_processes_get_their_own_process() {
-    let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    let t = ringtrace::TracerConfig::new()
+        .max_contexts(2)
+        .build()
+        .unwrap();
     t.marker("parent");
     let child_tid = std::thread::scope(|s| {
         s.spawn(|| {
@@ -167,7 +173,8 @@ fn threads_of_other_processes_get_their_own_process() {
     });
     let mut drain = t.drain();
     let mut opts = ringtrace::json::JsonOptions::default();
-    opts.processes.insert(child_tid, (4242, "forked".to_string()));
+    opts.processes
+        .insert(child_tid, (4242, "forked".to_string()));
     drain.json_options(opts);
     let (json, _) = drain.finish_json_counted(Vec::new()).unwrap();
     let evs = events(&json);
@@ -184,7 +191,10 @@ fn threads_of_other_processes_get_their_own_process() {
         .map(|e| (&e["pid"], &e["args"]["name"]))
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
-    assert!(names.contains(&(&4242.into(), &"forked".into())), "{names:?}");
+    assert!(
+        names.contains(&(&4242.into(), &"forked".into())),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -244,7 +254,14 @@ fn overwritten_span_begins_leave_no_orphan_end() {
             ("e", "inner")
         ]
     );
-    assert_eq!((stats.orphan_ends, stats.orphan_closes), (1, 1), "{stats:?}");
+    assert_eq!(
+        (stats.orphan_ends, stats.orphan_closes),
+        (1, 1),
+        "{stats:?}"
+    );
     let note = stats.skipped_note().expect("a note");
-    assert!(note.contains("1 span end(s) and 1 span close(s) were dropped"), "{note}");
+    assert!(
+        note.contains("1 span end(s) and 1 span close(s) were dropped"),
+        "{note}"
+    );
 }

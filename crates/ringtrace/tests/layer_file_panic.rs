@@ -25,8 +25,14 @@ fn a_panic_writes_the_trace_once() {
     let mut r = ringtrace::tracedat::TraceDatReader::new(std::io::Cursor::new(&at_panic[..]))
         .expect("a whole trace.dat");
     let formats: Vec<String> = r.info().events.iter().map(|f| f.name.clone()).collect();
-    assert!(formats.iter().any(|n| n == "before_the_panic"), "{formats:?}");
-    assert!(!formats.iter().any(|n| n == "after_the_panic"), "{formats:?}");
+    assert!(
+        formats.iter().any(|n| n == "before_the_panic"),
+        "{formats:?}"
+    );
+    assert!(
+        !formats.iter().any(|n| n == "after_the_panic"),
+        "{formats:?}"
+    );
     assert_eq!(r.records().count(), 1);
     drop(guard);
     assert_eq!(std::fs::read(&path).unwrap(), at_panic, "written once");

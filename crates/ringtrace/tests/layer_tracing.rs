@@ -150,7 +150,10 @@ fn tracing_and_log_events_in_text_and_trace_cmd() {
     let expect: Vec<(&str, String)> = vec![
         (
             "request",
-            format!("{} span_id={oid} path=/a b attempt=2", site("INFO", true, ls)),
+            format!(
+                "{} span_id={oid} path=/a b attempt=2",
+                site("INFO", true, ls)
+            ),
         ),
         ("span_begin", o.clone()),
         (
@@ -162,7 +165,10 @@ fn tracing_and_log_events_in_text_and_trace_cmd() {
         ),
         (
             "db",
-            format!("{} span_id={iid} table=users shard=", site("DEBUG", true, ld)),
+            format!(
+                "{} span_id={iid} table=users shard=",
+                site("DEBUG", true, ld)
+            ),
         ),
         ("span_begin", i.clone()),
         ("log", format!("WARN {t_mod}: slow query: 12 ms")),
@@ -183,8 +189,12 @@ fn tracing_and_log_events_in_text_and_trace_cmd() {
     let expect: Vec<(&str, &str)> = expect.iter().map(|(n, x)| (*n, x.as_str())).collect();
     assert_eq!(tc, expect, "trace-cmd report");
 
-    // The JSON export of that file: spans become B/E slices on the
-    // thread's track, nested; fields become args with their types.
+    json_of_the_file(dat);
+}
+
+/// The JSON export of the program's trace.dat: spans become B/E slices on
+/// the thread's track, nested; fields become args with their types.
+fn json_of_the_file(dat: Vec<u8>) {
     let mut r = ringtrace::tracedat::TraceDatReader::new(std::io::Cursor::new(dat)).unwrap();
     let (json, _) =
         ringtrace::json::tracedat_to_json(&mut r, Vec::new(), &Default::default()).unwrap();

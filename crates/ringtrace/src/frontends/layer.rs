@@ -64,9 +64,9 @@
 //! records.
 //!
 //! A call site's field types are fixed at its **first** event (its event
-//! type is then made once: an id from [`DYNAMIC_IDS`],
+//! type is then made once: an id from [`DYNAMIC_IDS`](crate::span::DYNAMIC_IDS),
 //! the `format` text, registration in the global
-//! [`Registry`]; that step takes a lock and
+//! [`Registry`](crate::event::Registry); that step takes a lock and
 //! allocates). Later events of the call site that give a field a value of
 //! another type are converted where that makes sense (integers to a float
 //! field, anything to a string field by formatting it); a string given to a
@@ -106,6 +106,7 @@
 
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::fmt::{self, Write as _};
+use std::path::Path;
 use std::sync::Mutex;
 
 use tracing_core::field::{Field, Visit};
@@ -116,14 +117,14 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 use crate::event::{
-    Array, CommonFields, EncodeError, EventType, Field as EvField, Record, Registry,
-    COMMON_HEADER_SIZE,
+    Array, CommonFields, EncodeError, EventType, Field as EvField, Record, COMMON_HEADER_SIZE,
 };
-pub use crate::frontends::layer_file::{file, format_of, FileError, FileGuard, POLL};
+pub use crate::frontends::layer_file::{format_of, FileError, FileGuard, POLL};
 
 use crate::export::callsite::{write_head, CallsiteHead};
+use crate::frontends::dynamic_types;
 use crate::frontends::frontend::{static_identifier, RecordBuf, Storage};
-use crate::span::{SpanBegin, SpanEnd, DYNAMIC_IDS};
+use crate::span::{SpanBegin, SpanEnd};
 use crate::tracer::Tracer;
 
 /// The system of the event types made for `tracing` call sites.
@@ -151,15 +152,30 @@ enum Dest {
     Global,
 }
 
+/// A layer recording into a new tracer, and the guard that writes its
+/// trace to `path` (format by extension: [`format_of`]) when it drops or
+/// at the first panic (see "Writing a file" in the [module docs](self)).
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("trace.json");
+/// let (layer, guard) = ringtrace::layer::file(&path).unwrap();
+/// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+///     tracing::info!(n = 1u64, "hello");
+/// });
+/// drop(guard); // writes the file
+/// let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+/// assert!(json["traceEvents"].as_array().unwrap().iter().any(|e| e["name"] == "hello"));
+/// ```
+pub fn file(path: impl AsRef<Path>) -> Result<(RingtraceLayer, FileGuard), FileError> {
+    let (tracer, guard) = crate::frontends::layer_file::start(path.as_ref())?;
+    Ok((RingtraceLayer::new(tracer), guard))
+}
+
 /// Counters shared by all layers (the call-site table is process-wide).
 static TRUNCATED: AtomicU64 = AtomicU64::new(0);
 static MISMATCHED: AtomicU64 = AtomicU64::new(0);
-static NO_TYPE: AtomicU64 = AtomicU64::new(0);
-
-/// Counts an event not recorded for want of an event type.
-pub(crate) fn count_untyped() {
-    NO_TYPE.fetch_add(1, Ordering::Relaxed);
-}
 
 /// A `tracing-subscriber` layer recording into a [`Tracer`]'s rings; see
 /// the [module docs](self).
@@ -240,14 +256,14 @@ impl RingtraceLayer {
 
     /// Events (of all layers) not recorded because their call site got no
     /// event type: the call-site table or the id range
-    /// ([`DYNAMIC_IDS`]) was full.
+    /// ([`DYNAMIC_IDS`](crate::span::DYNAMIC_IDS)) was full.
     ///
     /// ```
     /// assert_eq!(ringtrace::layer::RingtraceLayer::untyped(), 0);
     /// ```
     #[must_use]
     pub fn untyped() -> u64 {
-        NO_TYPE.load(Ordering::Relaxed)
+        dynamic_types::untyped()
     }
 
     /// The tracer to record into; `None` when there is none (the default
@@ -285,7 +301,7 @@ impl RingtraceLayer {
             return;
         }
         let Some(shape) = shape_of(meta, values, span_id.is_some()) else {
-            NO_TYPE.fetch_add(1, Ordering::Relaxed);
+            dynamic_types::count_untyped();
             return;
         };
         if !shape.small {
@@ -667,8 +683,6 @@ impl Visit for Probe {
     }
 }
 
-static NEXT_ID: Mutex<u16> = Mutex::new(*DYNAMIC_IDS.end());
-
 /// Builds and registers the event type of a call site (once per call site).
 fn make_shape(
     meta: &'static Metadata<'static>,
@@ -711,7 +725,7 @@ fn make_shape(
     let name = event_name(meta, probe.message.as_deref());
     let print_fmt = print_fmt(meta, &fields, span);
     let fields: &'static [EvField] = Box::leak(fields.into_boxed_slice());
-    let ty = register(SYSTEM, name, fields, print_fmt)?;
+    let ty = dynamic_types::register(SYSTEM, name, fields, print_fmt)?;
     let has_str = slots.iter().any(|s| s.kind == Kind::Str);
     Some(Shape {
         ty,
@@ -822,36 +836,6 @@ fn level_name(l: &Level) -> &'static str {
         Level::DEBUG => "DEBUG",
         Level::TRACE => "TRACE",
     }
-}
-
-/// Gives the type the next free id of [`DYNAMIC_IDS`] (top down) and
-/// registers it.
-pub(crate) fn register(
-    system: &'static str,
-    name: &'static str,
-    fields: &'static [EvField],
-    print_fmt: &'static str,
-) -> Option<&'static EventType> {
-    let reg = Registry::global();
-    let mut next = NEXT_ID.lock().unwrap_or_else(|p| p.into_inner());
-    while *next >= *DYNAMIC_IDS.start() {
-        let id = *next;
-        *next -= 1;
-        if reg.get(id).is_some() {
-            continue;
-        }
-        let ty: &'static EventType = Box::leak(Box::new(EventType {
-            name,
-            system,
-            id,
-            fields,
-            print_fmt,
-        }));
-        if reg.register(ty).is_ok() {
-            return Some(ty);
-        }
-    }
-    None
 }
 
 // ---------------------------------------------------------------------------

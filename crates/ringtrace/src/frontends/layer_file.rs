@@ -11,7 +11,7 @@
 //! poll's worth of events; at the end it writes the output in the format
 //! the file's extension names ([`format_of`]: the one place that maps
 //! extensions to formats). The end comes when the guard drops, or at the
-//! first panic (a panic hook, installed by [`file`], chains the hook that
+//! first panic (a panic hook, installed by [`start`], chains the hook that
 //! was there before, runs it first, then has the trace written and waits
 //! for it). The trace is written once: after a panic wrote it, recording
 //! is turned off (later events are refused and counted in the tracer's
@@ -26,7 +26,6 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use crate::export::ExportFormat;
-use crate::frontends::layer::RingtraceLayer;
 use crate::tracedat::TraceDatVersion;
 use crate::tracer::{Tracer, TracerConfig, TracerError};
 
@@ -38,7 +37,7 @@ pub const POLL: Duration = Duration::from_millis(100);
 /// incomplete).
 const PANIC_WAIT: Duration = Duration::from_secs(60);
 
-/// Why [`file`] could not start.
+/// Why `ringtrace::layer::file` could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FileError {
@@ -68,7 +67,8 @@ pub enum FileError {
 }
 
 /// The export format a trace file's extension names: `.json` Chrome JSON,
-/// `.dat` trace.dat (v6). Every format [`file`] writes is one arm here.
+/// `.dat` trace.dat (v6). Every format `ringtrace::layer::file` writes is
+/// one arm here.
 ///
 /// ```
 /// use ringtrace::layer::format_of;
@@ -133,7 +133,7 @@ impl Shared {
     }
 }
 
-/// Writes the trace when dropped; see [`file`].
+/// Writes the trace when dropped; see `ringtrace::layer::file`.
 #[derive(Debug)]
 #[must_use = "the trace is written when the guard drops: keep it alive"]
 pub struct FileGuard {
@@ -153,25 +153,11 @@ impl Drop for FileGuard {
     }
 }
 
-/// A layer recording into a new tracer, and the guard that writes its
-/// trace to `path` (format by extension: [`format_of`]) when it drops or
-/// at the first panic (see [`crate::layer`], "Writing a file").
-///
-/// ```
-/// use tracing_subscriber::prelude::*;
-/// let dir = tempfile::tempdir().unwrap();
-/// let path = dir.path().join("trace.json");
-/// let (layer, guard) = ringtrace::layer::file(&path).unwrap();
-/// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-///     tracing::info!(n = 1u64, "hello");
-/// });
-/// drop(guard); // writes the file
-/// let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-/// assert!(json["traceEvents"].as_array().unwrap().iter().any(|e| e["name"] == "hello"));
-/// ```
-///
-pub fn file(path: impl AsRef<Path>) -> Result<(RingtraceLayer, FileGuard), FileError> {
-    let path = path.as_ref().to_path_buf();
+/// A new tracer, and the guard that writes its trace to `path` (format
+/// by extension: [`format_of`]) when it drops or at the first panic: what
+/// `crate::layer::file` gives a layer for.
+pub(crate) fn start(path: &Path) -> Result<(&'static Tracer, FileGuard), FileError> {
+    let path = path.to_path_buf();
     let format = format_of(&path)?;
     let out = File::create(&path).map_err(|source| FileError::Create {
         path: path.clone(),
@@ -194,7 +180,7 @@ pub fn file(path: impl AsRef<Path>) -> Result<(RingtraceLayer, FileGuard), FileE
         shared,
         thread: Some(thread),
     };
-    Ok((RingtraceLayer::new(tracer), guard))
+    Ok((tracer, guard))
 }
 
 /// The guard's thread: drains every [`POLL`] until the end is asked for,

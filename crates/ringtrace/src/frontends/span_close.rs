@@ -47,7 +47,7 @@ static FIELDS: [Field; 2] = [
 fn event_type() -> Option<&'static EventType> {
     static TYPE: OnceLock<Option<&'static EventType>> = OnceLock::new();
     *TYPE.get_or_init(|| {
-        crate::frontends::layer::register(
+        crate::frontends::dynamic_types::register(
             crate::span::SYSTEM,
             NAME,
             &FIELDS,
@@ -62,7 +62,7 @@ pub(crate) fn record(t: &Tracer, id: u64, name: &str) {
         return;
     }
     let Some(ty) = event_type() else {
-        crate::frontends::layer::count_untyped();
+        crate::frontends::dynamic_types::count_untyped();
         return;
     };
     let mut storage = crate::frontends::frontend::storage();

@@ -208,7 +208,10 @@ mod tests {
         s.enter(1, 4, "b");
         assert!(s.exit(2, 3).is_empty(), "another thread");
         let ended: Vec<(SpanId, String)> = s.exit(1, 3).into_iter().map(|e| (e.0, e.2)).collect();
-        assert_eq!(ended, [(SpanId::Num(4), "b".into()), (SpanId::Num(3), "a".into())]);
+        assert_eq!(
+            ended,
+            [(SpanId::Num(4), "b".into()), (SpanId::Num(3), "a".into())]
+        );
         assert!(s.exit(1, 3).is_empty());
         assert_eq!(s.orphan_ends, 2);
         // Its creation was not seen: a creation now is the second span.

@@ -36,11 +36,16 @@ impl<W: Write> JsonWriter<W> {
     /// Writes `view` if it is one of the `tracing` layer's records (a
     /// call-site event, a span's creation or new values, an entry, an exit,
     /// a close); `false` when it is not (the caller writes it as usual).
-    pub(super) fn tracing_record(&mut self, view: &EventView<'_>, ts: f64) -> Result<bool, JsonError> {
+    pub(super) fn tracing_record(
+        &mut self,
+        view: &EventView<'_>,
+        ts: f64,
+    ) -> Result<bool, JsonError> {
         let d = &view.decoded;
         let system = view.system();
         if system == SPAN_SYSTEM {
-            let (Some(raw), Some(name)) = (u64_field(&d.fields, "id"), str_field(&d.fields, "name"))
+            let (Some(raw), Some(name)) =
+                (u64_field(&d.fields, "id"), str_field(&d.fields, "name"))
             else {
                 return Ok(false);
             };
@@ -98,8 +103,10 @@ impl<W: Write> JsonWriter<W> {
         let entered = self.spans.enter(tid, raw, name);
         let (id, alive) = (entered.id.clone(), entered.alive);
         let fields: Vec<(String, FieldValue)> = entered.fields.to_vec();
-        let fields: Vec<(&str, FieldValue)> =
-            fields.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+        let fields: Vec<(&str, FieldValue)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.clone()))
+            .collect();
         self.head("B", tid, ts, name, SPAN_SYSTEM)?;
         self.args_of(Some(&id), None, &fields)?;
         self.stats.begins += 1;
