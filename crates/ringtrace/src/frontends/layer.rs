@@ -33,15 +33,24 @@
 //! # What is recorded
 //!
 //! - **Events** (`info!`, `event!`, ...): one record per event, of an event
-//!   type made for its call site (system `tracing`, named after the target
-//!   and line: `my_crate__db_42`), with one field per field of the call site,
-//!   `message` included.
-//! - **Spans**: entering a span records [`SpanBegin`], leaving it
+//!   type made for its call site (system `tracing`), with one field per
+//!   field of the call site, `message` included. The type is named by the
+//!   call site's `tracing` name (`info!(name: "flush", ..)`), or, when it
+//!   has only `tracing`'s default name (`event file:line`), by the first
+//!   words of its first message (`"served page {}"`: `served_page`), as a
+//!   C identifier.
+//! - **The call site**: its level, target, module path, file and line are
+//!   the head of the type's `print fmt` (trace-cmd prints them; the
+//!   exporters read them back: see [`crate::export::callsite`]).
+//! - **Span lifetimes**: creating a span records its call site's type,
+//!   whose first field, `span_id`, is the span's id, with the span's fields
+//!   (for every span, with fields or not); `Span::record` records it again
+//!   with the new values; closing the span (its last handle dropped)
+//!   records `ringtrace/span_close` (`u64 id`, `name`).
+//! - **Span entries**: entering a span records [`SpanBegin`], leaving it
 //!   [`SpanEnd`] (system `ringtrace`, see [`crate::span`]), with the span's
-//!   name and id; on one thread they nest like a stack. The span's own
-//!   fields are recorded once when the span is created (and again when
-//!   `Span::record` sets some), as an event of the span's call-site type
-//!   whose first field, `span_id`, is the span's id.
+//!   name and id; on one thread they nest like a stack. An async task's
+//!   span is entered at each poll: one lifetime, many entries.
 //!
 //! # Field encoding: binary now, text when read
 //!
