@@ -20,7 +20,7 @@
 //!
 //! # Writing a file
 //!
-//! [`file`] gives a layer and a guard, as tracing-chrome does: the trace is
+//! [`file()`] gives a layer and a guard, as tracing-chrome does: the trace is
 //! written to the file (`.json`: Chrome JSON for the Perfetto UI; `.dat`:
 //! trace.dat for trace-cmd) when the guard drops, and also at the first
 //! panic (a panic hook that runs the previous hook first). The layer
