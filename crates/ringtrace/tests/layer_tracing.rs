@@ -20,22 +20,44 @@ macro_rules! at_line {
     }};
 }
 
+/// Evaluates a `tracing` macro and returns its value and the line its
+/// call site records.
+macro_rules! with_line {
+    ($e:expr) => {{
+        let v = $e;
+        (v, line!())
+    }};
+}
+
+/// The head trace-cmd prints for a call site of this file at `line` (see
+/// `ringtrace::export::callsite`).
+fn site(level: &str, span: bool, line: u32) -> String {
+    let span = if span { " span" } else { "" };
+    format!("{level}{span} {} {}:{line}:", module_path!(), file!())
+}
+
 /// What the program recorded: `(event name, fields)` in order, as the
-/// reader must show them.
+/// reader must show them, and the lines of its call sites.
 struct Expected {
     lines: Vec<(String, String)>,
+    sites: Vec<u32>,
 }
 
 /// The program: nested spans with fields, events with fields of every
 /// stored kind, a `log` warning inside the inner span.
 fn program() -> Expected {
     let t = module_path!();
-    let outer = tracing::info_span!("request", path = "/a b", attempt = 2u64);
+    let (outer, ls) = with_line!(tracing::info_span!(
+        "request",
+        path = "/a b",
+        attempt = 2u64
+    ));
     let o = outer.id().expect("span enabled").into_u64();
     let mut lines = vec![(
         "request".to_string(),
         format!("span_id={o} path=/a b attempt=2"),
     )];
+    let mut sites = Vec::new();
     {
         let _o = outer.enter();
         lines.push(("span_begin".into(), format!("id={o} name=request")));
@@ -48,15 +70,15 @@ fn program() -> Expected {
             "page"
         ));
         lines.push((
-            format!("{t}_{l1}"),
+            "served_page".into(),
             "INFO message=served page bytes=4096 ok=1 ratio=0.5 delta=-3".into(),
         ));
-        let inner = tracing::span!(
+        let (inner, ld) = with_line!(tracing::span!(
             Level::DEBUG,
             "db",
             table = "users",
             shard = tracing::field::Empty
-        );
+        ));
         let i = inner.id().expect("span enabled").into_u64();
         lines.push(("db".into(), format!("span_id={i} table=users shard=")));
         {
@@ -71,17 +93,20 @@ fn program() -> Expected {
             // Recorded later: a string field gets the value formatted.
             lines.push(("db".into(), format!("span_id={i} table= shard=7")));
             let l2 = at_line!(tracing::info!(rows = 3u64));
-            lines.push((format!("{t}_{l2}"), "INFO rows=3".into()));
+            // No name and no message: the default name.
+            lines.push(("event".into(), "INFO rows=3".into()));
+            sites.extend([ls, l1, ld, l2]);
             lines.push(("span_end".into(), format!("id={i} name=db")));
         }
         let l3 = at_line!(tracing::error!(err = ?Some("x"), "done"));
-        lines.push((
-            format!("{t}_{l3}"),
-            "ERROR message=done err=Some(\"x\")".into(),
-        ));
+        lines.push(("done".into(), "ERROR message=done err=Some(\"x\")".into()));
+        // `inner` closes, then `outer` is left (drop order).
+        lines.push(("span_close".into(), format!("id={i} name=db")));
         lines.push(("span_end".into(), format!("id={o} name=request")));
+        sites.push(l3);
     }
-    Expected { lines }
+    lines.push(("span_close".into(), format!("id={o} name=request")));
+    Expected { lines, sites }
 }
 
 #[test]
@@ -117,32 +142,59 @@ fn tracing_and_log_events_in_text_and_trace_cmd() {
         .map(|(n, x)| (n.as_str(), x.as_str()))
         .collect();
     let t_mod = module_path!();
-    let l1 = &want.lines[2].0;
-    let l2 = &want.lines[7].0;
-    let l3 = &want.lines[9].0;
+    let [ls, l1, ld, l2, l3] = want.sites[..] else {
+        panic!("{:?}", want.sites)
+    };
     let oid = o.split(' ').next().unwrap().trim_start_matches("id=");
     let iid = i.split(' ').next().unwrap().trim_start_matches("id=");
     let expect: Vec<(&str, String)> = vec![
-        ("request", format!("span_id={oid} path=/a b attempt=2")),
+        (
+            "request",
+            format!(
+                "{} span_id={oid} path=/a b attempt=2",
+                site("INFO", true, ls)
+            ),
+        ),
         ("span_begin", o.clone()),
         (
-            l1.as_str(),
-            "INFO served page bytes=4096 ok=1 ratio=0x3fe0000000000000 delta=-3".into(),
+            "served_page",
+            format!(
+                "{} served page bytes=4096 ok=1 ratio=0x3fe0000000000000 delta=-3",
+                site("INFO", false, l1)
+            ),
         ),
-        ("db", format!("span_id={iid} table=users shard=")),
+        (
+            "db",
+            format!(
+                "{} span_id={iid} table=users shard=",
+                site("DEBUG", true, ld)
+            ),
+        ),
         ("span_begin", i.clone()),
         ("log", format!("WARN {t_mod}: slow query: 12 ms")),
-        ("db", format!("span_id={iid} table= shard=7")),
-        (l2.as_str(), "INFO rows=3".into()),
+        (
+            "db",
+            format!("{} span_id={iid} table= shard=7", site("DEBUG", true, ld)),
+        ),
+        ("event", format!("{} rows=3", site("INFO", false, l2))),
         ("span_end", i.clone()),
-        (l3.as_str(), "ERROR done err=Some(\"x\")".into()),
+        (
+            "done",
+            format!("{} done err=Some(\"x\")", site("ERROR", false, l3)),
+        ),
+        ("span_close", i.clone()),
         ("span_end", o.clone()),
+        ("span_close", o.clone()),
     ];
     let expect: Vec<(&str, &str)> = expect.iter().map(|(n, x)| (*n, x.as_str())).collect();
     assert_eq!(tc, expect, "trace-cmd report");
 
-    // The JSON export of that file: spans become B/E slices on the
-    // thread's track, nested; fields become args with their types.
+    json_of_the_file(dat);
+}
+
+/// The JSON export of the program's trace.dat: spans become B/E slices on
+/// the thread's track, nested; fields become args with their types.
+fn json_of_the_file(dat: Vec<u8>) {
     let mut r = ringtrace::tracedat::TraceDatReader::new(std::io::Cursor::new(dat)).unwrap();
     let (json, _) =
         ringtrace::json::tracedat_to_json(&mut r, Vec::new(), &Default::default()).unwrap();
@@ -163,7 +215,7 @@ fn tracing_and_log_events_in_text_and_trace_cmd() {
     );
     let served = evs
         .iter()
-        .find(|e| e["name"].as_str() == Some(l1.as_str()))
+        .find(|e| e["name"] == "served_page")
         .expect("the info! event");
     assert_eq!(served["args"]["bytes"], 4096);
     assert_eq!(served["args"]["ratio"], 0.5);
@@ -246,8 +298,8 @@ fn values_of_another_type_are_converted_or_counted() {
 fn number_only_events_and_spans() {
     let t = leak_tracer();
     let sub = tracing_subscriber::registry().with(RingtraceLayer::new(t));
-    let id = tracing::subscriber::with_default(sub, || {
-        let span = tracing::info_span!("nums", a = 1u64, b = -2i64);
+    let (id, line) = tracing::subscriber::with_default(sub, || {
+        let (span, line) = with_line!(tracing::info_span!("nums", a = 1u64, b = -2i64));
         let id = span.id().expect("enabled").into_u64();
         let _e = span.enter();
         tracing::info!(x = 7u64, ok = false, r = 1.5f64);
@@ -263,7 +315,7 @@ fn number_only_events_and_spans() {
             n8 = 8,
             n9 = 9
         );
-        id
+        (id, line)
     });
     let events = drain(t);
     let lines = text_lines(&events);
@@ -276,15 +328,22 @@ fn number_only_events_and_spans() {
             "INFO x=7 ok=0 r=1.5",
             "INFO n1=1 n2=2 n3=3 n4=4 n5=5 n6=6 n7=7 n8=8 n9=9",
             format!("id={id} name=nums").as_str(),
+            format!("id={id} name=nums").as_str(),
         ]
     );
     let report = trace_cmd_report(&trace_dat(t, &events));
     let texts: Vec<&str> = report.iter().map(|(_, x)| x.as_str()).collect();
-    assert_eq!(texts[0], format!("span_id={id} a=1 b=-2"));
-    assert_eq!(texts[2], "INFO x=7 ok=0 r=0x3ff8000000000000");
-    assert_eq!(
-        texts[3],
-        "INFO n1=1 n2=2 n3=3 n4=4 n5=5 n6=6 n7=7 n8=8 n9=9"
+    let span_site = site("INFO", true, line);
+    assert_eq!(texts[0], format!("{span_site} span_id={id} a=1 b=-2"));
+    assert!(
+        texts[2].ends_with(": x=7 ok=0 r=0x3ff8000000000000"),
+        "{}",
+        texts[2]
+    );
+    assert!(
+        texts[3].ends_with(": n1=1 n2=2 n3=3 n4=4 n5=5 n6=6 n7=7 n8=8 n9=9"),
+        "{}",
+        texts[3]
     );
 }
 

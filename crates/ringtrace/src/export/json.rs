@@ -20,14 +20,30 @@
 //!   site, `file:line`, as in the text output).
 //! - Spans: records of system `ringtrace` named `span_begin` / `span_end`
 //!   (fields `__data_loc char[] name` and `u64 id`, as the `tracing` layer
-//!   writes them) become `B` / `E` slices named by their `name` field.
+//!   writes them) become `B` / `E` slices named by their `name` field, with
+//!   the span's id and fields as args. An `E` whose `B` is not open on its
+//!   thread (overwritten, lost) is dropped and counted
+//!   ([`JsonStats::orphan_ends`]): an `E` ends whatever slice is innermost.
+//! - The `tracing` layer's own records (see `tracing_records.rs`): call-site
+//!   events carry their level, target, module path, file and line as args
+//!   (from the call site's `print fmt` head,
+//!   [`callsite`](crate::export::callsite)); a span's creation and its
+//!   `span_close` become an async slice (`b` / `e`) of its lifetime with
+//!   its entries nested inside; span ids are unique over the trace (a
+//!   generation tells apart spans that reused an id) and strings where a
+//!   JSON number would not hold them.
+//! - `double` fields are JSON numbers (NaN and infinities, which JSON
+//!   lacks, are strings).
 //! - Lost events become global instant events named `lost events`.
 //!
 //! Strings and numbers are written by `serde_json`, so every string is
 //! escaped correctly whatever it holds.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, BufWriter, Read, Seek, Write};
+use std::sync::Arc;
+
+use crate::export::callsite::CallsiteHead;
 
 use crate::tracedat::render::FileRenderer;
 use crate::tracedat::{FieldValue, TraceDatError, TraceDatReader, TraceItem};
@@ -41,6 +57,15 @@ pub const SPAN_BEGIN: &str = "span_begin";
 /// Name of the span-end event type.
 #[doc(hidden)]
 pub const SPAN_END: &str = "span_end";
+/// Name of the span-close event type (the end of a span's lifetime).
+#[doc(hidden)]
+pub const SPAN_CLOSE: &str = "span_close";
+/// System of the event types the `tracing` layer makes per call site.
+#[doc(hidden)]
+pub const TRACING_SYSTEM: &str = "tracing";
+
+mod spans;
+mod tracing_records;
 
 /// Why a JSON export failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,18 +88,47 @@ impl From<serde_json::Error> for JsonError {
 /// Options of the JSON output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonOptions {
-    /// The `pid` every event carries (one process per trace).
+    /// The `pid` of the threads [`processes`](Self::processes) does not
+    /// place (all of them when it is empty).
     pub pid: u32,
     /// The process name shown for `pid`.
     pub process_name: String,
+    /// The process of each thread where it is known: thread id to the
+    /// process's pid and name. Each process gets its own track group
+    /// (`process_name` metadata), as forked processes and sessions of
+    /// several processes need.
+    pub processes: BTreeMap<i32, (u32, String)>,
 }
 
 impl Default for JsonOptions {
-    /// `pid` 1, named `ringtrace`.
+    /// `pid` 1, named `ringtrace`; no thread placed.
     fn default() -> Self {
         JsonOptions {
             pid: 1,
             process_name: "ringtrace".to_string(),
+            processes: BTreeMap::new(),
+        }
+    }
+}
+
+impl JsonOptions {
+    /// The options of an export of this process's own tracer: its real
+    /// pid, named after its executable.
+    ///
+    /// ```
+    /// let o = ringtrace::json::JsonOptions::this_process();
+    /// assert_eq!(o.pid, std::process::id());
+    /// ```
+    #[must_use]
+    pub fn this_process() -> Self {
+        let name = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "ringtrace".to_string());
+        JsonOptions {
+            pid: std::process::id(),
+            process_name: name,
+            processes: BTreeMap::new(),
         }
     }
 }
@@ -103,14 +157,21 @@ pub struct JsonStats {
     /// The first record or page skipped, and why (for the note a caller
     /// prints when anything was skipped).
     pub first_skipped: Option<String>,
+    /// Span lifetimes begun (async `b` events: a span's creation).
+    pub lifetimes: u64,
+    /// `span_end` records dropped: their span was not entered on that
+    /// thread in the trace (its `span_begin` was overwritten or lost).
+    pub orphan_ends: u64,
+    /// `span_close` records dropped: their span's creation is not in the
+    /// trace.
+    pub orphan_closes: u64,
 }
 
 impl JsonStats {
-    /// Records and pages skipped, for a caller's note: `None` when nothing
-    /// was, else a sentence such as "2 record(s) could not be decoded and
-    /// were skipped (the first: ...)".
+    /// Records, pages and span ends skipped, for a caller's note: `None`
+    /// when nothing was, else a sentence such as "2 record(s) could not be
+    /// decoded and were skipped (the first: ...)".
     pub fn skipped_note(&self) -> Option<String> {
-        let first = self.first_skipped.as_deref()?;
         let mut parts = Vec::new();
         if self.undecodable > 0 {
             parts.push(format!(
@@ -124,7 +185,22 @@ impl JsonStats {
                 self.damaged_pages
             ));
         }
-        Some(format!("{} (the first: {first})", parts.join("; ")))
+        if let Some(first) = &self.first_skipped {
+            if let Some(last) = parts.last_mut() {
+                last.push_str(&format!(" (the first: {first})"));
+            }
+        }
+        if self.orphan_ends + self.orphan_closes > 0 {
+            parts.push(format!(
+                "{} span end(s) and {} span close(s) were dropped: their span's \
+                 begin or creation is not in the trace (overwritten or lost)",
+                self.orphan_ends, self.orphan_closes
+            ));
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        Some(parts.join("; "))
     }
 }
 
@@ -170,8 +246,17 @@ fn write_value<W: Write>(w: &mut W, v: &FieldValue) -> Result<(), JsonError> {
 pub struct JsonWriter<W: Write> {
     out: BufWriter<W>,
     pid: u32,
+    /// The process of each placed thread (see [`JsonOptions::processes`]).
+    processes: BTreeMap<i32, (u32, String)>,
+    /// Processes named so far (`process_name` metadata written).
+    named: HashSet<u32>,
     threads: HashSet<i32>,
     stats: JsonStats,
+    /// The spans followed so far (lifetimes, entries, generations).
+    spans: spans::Spans,
+    /// The call-site head of each event format id seen (`None`: not a
+    /// `tracing` call site).
+    heads: HashMap<u32, Option<Arc<CallsiteHead>>>,
 }
 
 impl<W: Write> JsonWriter<W> {
@@ -188,14 +273,22 @@ impl<W: Write> JsonWriter<W> {
         Ok(JsonWriter {
             out,
             pid: opts.pid,
+            processes: opts.processes.clone(),
+            named: HashSet::from([opts.pid]),
             threads: HashSet::new(),
             stats: JsonStats::default(),
+            spans: spans::Spans::default(),
+            heads: HashMap::new(),
         })
     }
 
     /// Counters so far.
     pub fn stats(&self) -> JsonStats {
-        self.stats.clone()
+        JsonStats {
+            orphan_ends: self.spans.orphan_ends,
+            orphan_closes: self.spans.orphan_closes,
+            ..self.stats.clone()
+        }
     }
 
     /// Counts a record that `item` could not decode (skipped, not written).
@@ -219,15 +312,29 @@ impl<W: Write> JsonWriter<W> {
         if !self.threads.insert(tid) {
             return Ok(());
         }
+        let pid = self.pid_of(tid);
+        if self.named.insert(pid) {
+            let pname = self.processes.get(&tid).map_or("", |p| p.1.as_str());
+            write!(
+                self.out,
+                ",\n{{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":{pid},\"tid\":0,\"args\":{{\"name\":"
+            )?;
+            serde_json::to_writer(&mut self.out, pname)?;
+            self.out.write_all(b"}}")?;
+        }
         write!(
             self.out,
-            ",\n{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{},\"tid\":{tid},\"args\":{{\"name\":",
-            self.pid
+            ",\n{{\"ph\":\"M\",\"name\":\"thread_name\",\"pid\":{pid},\"tid\":{tid},\"args\":{{\"name\":"
         )?;
         serde_json::to_writer(&mut self.out, name)?;
         self.out.write_all(b"}}")?;
         self.stats.threads += 1;
         Ok(())
+    }
+
+    /// The pid of thread `tid`'s process.
+    fn pid_of(&self, tid: i32) -> u32 {
+        self.processes.get(&tid).map_or(self.pid, |p| p.0)
     }
 
     /// Whether `tid` was named already.
@@ -240,7 +347,7 @@ impl<W: Write> JsonWriter<W> {
             self.out,
             ",\n{{\"ph\":\"{ph}\",{}\"pid\":{},\"tid\":{tid},\"ts\":",
             if ph == "i" { "\"s\":\"t\"," } else { "" },
-            self.pid
+            self.pid_of(tid)
         )?;
         serde_json::to_writer(&mut self.out, &ts_us).map_err(io::Error::other)?;
         self.out.write_all(b",\"name\":")?;
@@ -426,31 +533,10 @@ impl<W: Write> JsonWriter<W> {
                 if !w.has_thread(d.pid) {
                     w.thread_name(d.pid, render.comm(d.pid))?;
                 }
-                let system = view.system();
-                if system == SPAN_SYSTEM
-                    && (d.format.name == SPAN_BEGIN || d.format.name == SPAN_END)
-                {
-                    let name = d
-                        .fields
-                        .iter()
-                        .find_map(|(n, v)| match v {
-                            FieldValue::Str(s) if *n == "name" => Some(s.as_str()),
-                            _ => None,
-                        })
-                        .unwrap_or("?");
-                    let rest: Vec<(&str, FieldValue)> = d
-                        .fields
-                        .iter()
-                        .filter(|(n, _)| *n != "name")
-                        .cloned()
-                        .collect();
-                    if d.format.name == SPAN_BEGIN {
-                        w.begin(d.pid, ts_us, name, system, &rest)?;
-                    } else {
-                        w.end(d.pid, ts_us, name, system, &rest)?;
-                    }
+                if w.tracing_record(&view, ts_us)? {
                     return Ok(());
                 }
+                let system = view.system();
                 match &view.message {
                     Some(m) => {
                         w.instant(d.pid, ts_us, &view.name, system, &[("message", m)], &[])?

@@ -15,6 +15,7 @@
 //! ring holds them, so the files carry exactly what was committed.
 
 mod access;
+pub mod callsite;
 mod drain;
 pub mod json;
 pub mod tracedat;

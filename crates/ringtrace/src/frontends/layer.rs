@@ -18,18 +18,39 @@
 //! assert!(text.contains(": span_end: id=1 name=load\n"));
 //! ```
 //!
+//! # Writing a file
+//!
+//! [`file()`] gives a layer and a guard, as tracing-chrome does: the trace is
+//! written to the file (`.json`: Chrome JSON for the Perfetto UI; `.dat`:
+//! trace.dat for trace-cmd) when the guard drops, and also at the first
+//! panic (a panic hook that runs the previous hook first). The layer
+//! records into a tracer of its own, which a thread of the guard drains
+//! every [`POLL`] into spool files, so the rings never fill for long.
+//! After a panic wrote the file, recording stops (later events are
+//! refused and counted) and stderr says so; an error while writing is
+//! printed on stderr (a drop cannot return it).
+//!
 //! # What is recorded
 //!
 //! - **Events** (`info!`, `event!`, ...): one record per event, of an event
-//!   type made for its call site (system `tracing`, named after the target
-//!   and line: `my_crate__db_42`), with one field per field of the call site,
-//!   `message` included.
-//! - **Spans**: entering a span records [`SpanBegin`], leaving it
+//!   type made for its call site (system `tracing`), with one field per
+//!   field of the call site, `message` included. The type is named by the
+//!   call site's `tracing` name (`info!(name: "flush", ..)`), or, when it
+//!   has only `tracing`'s default name (`event file:line`), by the first
+//!   words of its first message (`"served page {}"`: `served_page`), as a
+//!   C identifier.
+//! - **The call site**: its level, target, module path, file and line are
+//!   the head of the type's `print fmt` (trace-cmd prints them; the
+//!   exporters read them back: see [`crate::export::callsite`]).
+//! - **Span lifetimes**: creating a span records its call site's type,
+//!   whose first field, `span_id`, is the span's id, with the span's fields
+//!   (for every span, with fields or not); `Span::record` records it again
+//!   with the new values; closing the span (its last handle dropped)
+//!   records `ringtrace/span_close` (`u64 id`, `name`).
+//! - **Span entries**: entering a span records [`SpanBegin`], leaving it
 //!   [`SpanEnd`] (system `ringtrace`, see [`crate::span`]), with the span's
-//!   name and id; on one thread they nest like a stack. The span's own
-//!   fields are recorded once when the span is created (and again when
-//!   `Span::record` sets some), as an event of the span's call-site type
-//!   whose first field, `span_id`, is the span's id.
+//!   name and id; on one thread they nest like a stack. An async task's
+//!   span is entered at each poll: one lifetime, many entries.
 //!
 //! # Field encoding: binary now, text when read
 //!
@@ -52,9 +73,9 @@
 //! records.
 //!
 //! A call site's field types are fixed at its **first** event (its event
-//! type is then made once: an id from [`DYNAMIC_IDS`],
+//! type is then made once: an id from [`DYNAMIC_IDS`](crate::span::DYNAMIC_IDS),
 //! the `format` text, registration in the global
-//! [`Registry`]; that step takes a lock and
+//! [`Registry`](crate::event::Registry); that step takes a lock and
 //! allocates). Later events of the call site that give a field a value of
 //! another type are converted where that makes sense (integers to a float
 //! field, anything to a string field by formatting it); a string given to a
@@ -94,6 +115,7 @@
 
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::fmt::{self, Write as _};
+use std::path::Path;
 use std::sync::Mutex;
 
 use tracing_core::field::{Field, Visit};
@@ -104,11 +126,14 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 use crate::event::{
-    Array, CommonFields, EncodeError, EventType, Field as EvField, Record, Registry,
-    COMMON_HEADER_SIZE,
+    Array, CommonFields, EncodeError, EventType, Field as EvField, Record, COMMON_HEADER_SIZE,
 };
+pub use crate::frontends::layer_file::{format_of, FileError, FileGuard, POLL};
+
+use crate::export::callsite::{write_head, CallsiteHead};
+use crate::frontends::dynamic_types;
 use crate::frontends::frontend::{static_identifier, RecordBuf, Storage};
-use crate::span::{SpanBegin, SpanEnd, DYNAMIC_IDS};
+use crate::span::{SpanBegin, SpanEnd};
 use crate::tracer::Tracer;
 
 /// The system of the event types made for `tracing` call sites.
@@ -136,10 +161,30 @@ enum Dest {
     Global,
 }
 
+/// A layer recording into a new tracer, and the guard that writes its
+/// trace to `path` (format by extension: [`format_of`]) when it drops or
+/// at the first panic (see "Writing a file" in the [module docs](self)).
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("trace.json");
+/// let (layer, guard) = ringtrace::layer::file(&path).unwrap();
+/// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+///     tracing::info!(n = 1u64, "hello");
+/// });
+/// drop(guard); // writes the file
+/// let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+/// assert!(json["traceEvents"].as_array().unwrap().iter().any(|e| e["name"] == "hello"));
+/// ```
+pub fn file(path: impl AsRef<Path>) -> Result<(RingtraceLayer, FileGuard), FileError> {
+    let (tracer, guard) = crate::frontends::layer_file::start(path.as_ref())?;
+    Ok((RingtraceLayer::new(tracer), guard))
+}
+
 /// Counters shared by all layers (the call-site table is process-wide).
 static TRUNCATED: AtomicU64 = AtomicU64::new(0);
 static MISMATCHED: AtomicU64 = AtomicU64::new(0);
-static NO_TYPE: AtomicU64 = AtomicU64::new(0);
 
 /// A `tracing-subscriber` layer recording into a [`Tracer`]'s rings; see
 /// the [module docs](self).
@@ -220,14 +265,14 @@ impl RingtraceLayer {
 
     /// Events (of all layers) not recorded because their call site got no
     /// event type: the call-site table or the id range
-    /// ([`DYNAMIC_IDS`]) was full.
+    /// ([`DYNAMIC_IDS`](crate::span::DYNAMIC_IDS)) was full.
     ///
     /// ```
     /// assert_eq!(ringtrace::layer::RingtraceLayer::untyped(), 0);
     /// ```
     #[must_use]
     pub fn untyped() -> u64 {
-        NO_TYPE.load(Ordering::Relaxed)
+        dynamic_types::untyped()
     }
 
     /// The tracer to record into; `None` when there is none (the default
@@ -265,7 +310,7 @@ impl RingtraceLayer {
             return;
         }
         let Some(shape) = shape_of(meta, values, span_id.is_some()) else {
-            NO_TYPE.fetch_add(1, Ordering::Relaxed);
+            dynamic_types::count_untyped();
             return;
         };
         if !shape.small {
@@ -353,11 +398,18 @@ where
         self.record_values(event.metadata(), None, &EventFields(event));
     }
 
+    /// A span's creation: its call site's record (`span_id` and the
+    /// fields), also for spans without fields: it starts the lifetime that
+    /// the `span_close` record ends.
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _ctx: Context<'_, S>) {
-        if attrs.fields().is_empty() {
-            return;
-        }
         self.record_values(attrs.metadata(), Some(id.into_u64()), &AttrFields(attrs));
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let name = ctx.metadata(&id).map_or("?", |m| m.name());
+        if let Some(t) = self.tracer() {
+            crate::frontends::span_close::record(t, id.into_u64(), name);
+        }
     }
 
     fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
@@ -598,9 +650,11 @@ fn make(
     }
 }
 
-/// Learns the field kinds from the first values.
+/// Learns the field kinds from the first values, and the first words of
+/// the first message (an event's name when its call site has none).
 struct Probe {
     kinds: Vec<Option<Kind>>,
+    message: Option<String>,
 }
 
 impl Probe {
@@ -624,15 +678,19 @@ impl Visit for Probe {
     fn record_bool(&mut self, f: &Field, _: bool) {
         self.set(f, Kind::Bool);
     }
-    fn record_str(&mut self, f: &Field, _: &str) {
+    fn record_str(&mut self, f: &Field, v: &str) {
         self.set(f, Kind::Str);
+        if f.name() == "message" {
+            self.message = Some(v.to_string());
+        }
     }
-    fn record_debug(&mut self, f: &Field, _: &dyn fmt::Debug) {
+    fn record_debug(&mut self, f: &Field, v: &dyn fmt::Debug) {
         self.set(f, Kind::Str);
+        if f.name() == "message" {
+            self.message = Some(format!("{v:?}"));
+        }
     }
 }
-
-static NEXT_ID: Mutex<u16> = Mutex::new(*DYNAMIC_IDS.end());
 
 /// Builds and registers the event type of a call site (once per call site).
 fn make_shape(
@@ -646,6 +704,7 @@ fn make_shape(
     }
     let mut probe = Probe {
         kinds: vec![None; names.len()],
+        message: None,
     };
     values.visit(&mut probe);
 
@@ -672,10 +731,10 @@ fn make_shape(
         off += size;
     }
     let fixed = off.div_ceil(8) * 8;
-    let name = event_name(meta);
+    let name = event_name(meta, probe.message.as_deref());
     let print_fmt = print_fmt(meta, &fields, span);
     let fields: &'static [EvField] = Box::leak(fields.into_boxed_slice());
-    let ty = register(name, fields, print_fmt)?;
+    let ty = dynamic_types::register(SYSTEM, name, fields, print_fmt)?;
     let has_str = slots.iter().any(|s| s.kind == Kind::Str);
     Some(Shape {
         ty,
@@ -698,44 +757,65 @@ fn field(name: &'static str, k: Kind, off: usize) -> EvField {
     }
 }
 
-/// `target_line` for events (`my_crate::db` line 42: `my_crate__db_42`),
-/// the span's name for spans, as C identifiers.
-fn event_name(meta: &'static Metadata<'static>) -> &'static str {
-    let raw = if meta.is_span() {
-        meta.name().to_string()
-    } else {
-        match meta.line() {
-            Some(l) => format!("{}_{l}", meta.target()),
-            None => meta.name().to_string(),
-        }
+/// The event type's name: the `tracing` metadata name (a span's name, an
+/// event's `name:`), or, for an event left with `tracing`'s default name
+/// (`event file:line`), the first words of its first message; as a C
+/// identifier (`"accepted connection from {addr}"`: `accepted_connection_from`).
+fn event_name(meta: &'static Metadata<'static>, message: Option<&str>) -> &'static str {
+    let name = meta.name();
+    let default = name.starts_with("event ") && !meta.is_span();
+    let raw = match message {
+        Some(m) if default => first_words(m),
+        _ if default => "event".to_string(),
+        _ => name.to_string(),
     };
     let s = crate::frontends::frontend::c_identifier(&raw).unwrap_or(raw);
     Box::leak(s.into_boxed_str())
 }
 
-/// A `print fmt` libtraceevent can evaluate: the level, the message bare,
-/// the other fields as `name=value` (floats as their bits: libtraceevent has
-/// no float conversion).
-fn print_fmt(meta: &'static Metadata<'static>, fields: &[EvField], span: bool) -> &'static str {
-    let mut fmt = String::from("\"");
-    let mut args = String::new();
-    if !span {
-        let lvl = match *meta.level() {
-            Level::ERROR => "ERROR",
-            Level::WARN => "WARN",
-            Level::INFO => "INFO",
-            Level::DEBUG => "DEBUG",
-            Level::TRACE => "TRACE",
-        };
-        fmt.push_str(lvl);
+/// Up to the first three words of `message` made of letters, digits and
+/// `_` (stopping at the first word that is not: a value, a `{}`), at most
+/// 40 bytes; `event` when there is none.
+fn first_words(message: &str) -> String {
+    let mut out = String::new();
+    for w in message.split_whitespace().take(3) {
+        let w = w.trim_end_matches([':', ',', '.', ';']);
+        let plain = !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !plain || out.len() + w.len() + 1 > 40 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push('_');
+        }
+        out.push_str(w);
     }
+    if out.is_empty() {
+        out.push_str("event");
+    }
+    out
+}
+
+/// A `print fmt` libtraceevent can evaluate: the call site's head (level,
+/// target, module, file:line: see [`crate::export::callsite`]), then the
+/// message bare, the other fields as `name=value` (floats as their bits:
+/// libtraceevent has no float conversion).
+fn print_fmt(meta: &'static Metadata<'static>, fields: &[EvField], span: bool) -> &'static str {
+    let head = CallsiteHead {
+        level: level_name(meta.level()).to_string(),
+        span,
+        target: meta.target().to_string(),
+        module: meta.module_path().unwrap_or(meta.target()).to_string(),
+        file: meta.file().unwrap_or("?").to_string(),
+        line: meta.line().unwrap_or(0),
+    };
+    let mut fmt = String::from("\"");
+    write_head(&mut fmt, &head);
+    let mut args = String::new();
     // The message first, bare, as tracing's fmt layer prints it.
     let mut ordered: Vec<&EvField> = fields.iter().filter(|f| f.name == "message").collect();
     ordered.extend(fields.iter().filter(|f| f.name != "message"));
     for f in ordered {
-        if fmt.len() > 1 {
-            fmt.push(' ');
-        }
+        fmt.push(' ');
         if f.is_data_loc() {
             if f.name != "message" {
                 let _ = write!(fmt, "{}=", f.name);
@@ -757,33 +837,14 @@ fn print_fmt(meta: &'static Metadata<'static>, fields: &[EvField], span: bool) -
     Box::leak(fmt.into_boxed_str())
 }
 
-/// Gives the type the next free id of [`DYNAMIC_IDS`] (top down) and
-/// registers it.
-fn register(
-    name: &'static str,
-    fields: &'static [EvField],
-    print_fmt: &'static str,
-) -> Option<&'static EventType> {
-    let reg = Registry::global();
-    let mut next = NEXT_ID.lock().unwrap_or_else(|p| p.into_inner());
-    while *next >= *DYNAMIC_IDS.start() {
-        let id = *next;
-        *next -= 1;
-        if reg.get(id).is_some() {
-            continue;
-        }
-        let ty: &'static EventType = Box::leak(Box::new(EventType {
-            name,
-            system: SYSTEM,
-            id,
-            fields,
-            print_fmt,
-        }));
-        if reg.register(ty).is_ok() {
-            return Some(ty);
-        }
+fn level_name(l: &Level) -> &'static str {
+    match *l {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARN",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
     }
-    None
 }
 
 // ---------------------------------------------------------------------------

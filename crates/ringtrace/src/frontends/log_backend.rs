@@ -8,6 +8,30 @@
 //! assert!(text.contains(": log: level=WARN target=disk message=512 bytes left\n"), "{text}");
 //! ```
 //!
+//! # Beside `tracing_subscriber::fmt().init()`
+//!
+//! A program has one `log` logger. `tracing_subscriber`'s `init()` (with
+//! its `tracing-log` feature, on by default) installs tracing-log's
+//! `LogTracer` as that logger: `log` records then become `tracing` events.
+//! In that setup, route them into ringtrace through the `tracing` layer:
+//! add [`RingtraceLayer`](crate::layer::RingtraceLayer) to the subscriber.
+//! [`init`] then fails with [`InitError::LoggerAlreadySet`], whose message
+//! says so.
+//!
+//! ```
+//! use tracing_subscriber::prelude::*;
+//! tracing_subscriber::registry()
+//!     .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink))
+//!     .with(ringtrace::layer::RingtraceLayer::default())
+//!     .init(); // also installs LogTracer: log records become tracing events
+//! log::warn!(target: "disk", "{} is full", "sda");
+//! let err = ringtrace::log_backend::init().unwrap_err();
+//! assert!(err.to_string().contains("add ringtrace::layer::RingtraceLayer"), "{err}");
+//! let text = ringtrace::global().unwrap().pipe().read_to_string().unwrap();
+//! assert!(text.contains("message=sda is full"), "{text}");
+//! assert!(text.contains("log_target=disk"), "{text}");
+//! ```
+//!
 //! # The record
 //!
 //! Every `log` record becomes one event of type [`LOG_EVENT`]
@@ -192,14 +216,30 @@ impl Log for RingtraceLogger {
 
 static GLOBAL_LOGGER: RingtraceLogger = RingtraceLogger::global(LevelFilter::Trace);
 
+/// Why the logger could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// The program has a `log` logger already.
+    #[error(
+        "another `log` logger is installed already, and a program has only one. \
+         If it is tracing-log's LogTracer (installed by tracing_subscriber's `init()`), \
+         log records already become tracing events: add ringtrace::layer::RingtraceLayer \
+         to that subscriber to record them (see ringtrace::log_backend)"
+    )]
+    LoggerAlreadySet(#[source] SetLoggerError),
+}
+
 /// Installs a logger recording every level into the default tracer and
-/// sets `log`'s maximum level to `Trace`. Fails if a logger is already set.
+/// sets `log`'s maximum level to `Trace`. Fails if a logger is already set
+/// (see "Beside `tracing_subscriber::fmt().init()`" above).
 ///
 /// ```
 /// ringtrace::log_backend::init().unwrap();
-/// assert!(ringtrace::log_backend::init().is_err());
+/// let err = ringtrace::log_backend::init().unwrap_err();
+/// assert!(err.to_string().starts_with("another `log` logger is installed already"));
 /// ```
-pub fn init() -> Result<(), SetLoggerError> {
+pub fn init() -> Result<(), InitError> {
     install(&GLOBAL_LOGGER, LevelFilter::Trace)
 }
 
@@ -214,15 +254,15 @@ pub fn init() -> Result<(), SetLoggerError> {
 /// let text = t.pipe().read_to_string().unwrap();
 /// assert!(text.contains("message=kept") && !text.contains("filtered"));
 /// ```
-pub fn init_with(tracer: &'static Tracer, level: LevelFilter) -> Result<(), SetLoggerError> {
+pub fn init_with(tracer: &'static Tracer, level: LevelFilter) -> Result<(), InitError> {
     let logger: &'static RingtraceLogger = Box::leak(Box::new(RingtraceLogger::new(tracer, level)));
     install(logger, level)
 }
 
-fn install(logger: &'static RingtraceLogger, level: LevelFilter) -> Result<(), SetLoggerError> {
+fn install(logger: &'static RingtraceLogger, level: LevelFilter) -> Result<(), InitError> {
     // Readers need the type even before the first record.
     let _ = crate::event::Registry::global().register(LOG_EVENT);
-    log::set_logger(logger)?;
+    log::set_logger(logger).map_err(InitError::LoggerAlreadySet)?;
     log::set_max_level(level);
     Ok(())
 }

@@ -12,9 +12,15 @@
 //! path and the record room's event types, and nothing below imports them.
 //! They are not async-signal-safe (the crates they adapt allocate and lock).
 
+#[cfg(feature = "tracing")]
+mod dynamic_types;
 #[cfg(any(feature = "tracing", feature = "log"))]
 mod frontend;
 #[cfg(feature = "tracing")]
 pub mod layer;
+#[cfg(feature = "tracing")]
+mod layer_file;
 #[cfg(feature = "log")]
 pub mod log_backend;
+#[cfg(feature = "tracing")]
+mod span_close;
