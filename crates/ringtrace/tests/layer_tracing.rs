@@ -55,7 +55,7 @@ fn program() -> Expected {
     let o = outer.id().expect("span enabled").into_u64();
     let mut lines = vec![(
         "request".to_string(),
-        format!("span_id={o} path=/a b attempt=2"),
+        format!("INFO span_id={o} path=/a b attempt=2"),
     )];
     let mut sites = Vec::new();
     {
@@ -80,7 +80,7 @@ fn program() -> Expected {
             shard = tracing::field::Empty
         ));
         let i = inner.id().expect("span enabled").into_u64();
-        lines.push(("db".into(), format!("span_id={i} table=users shard=")));
+        lines.push(("db".into(), format!("DEBUG span_id={i} table=users shard=")));
         {
             let _i = inner.enter();
             lines.push(("span_begin".into(), format!("id={i} name=db")));
@@ -91,7 +91,7 @@ fn program() -> Expected {
             ));
             inner.record("shard", 7u64);
             // Recorded later: a string field gets the value formatted.
-            lines.push(("db".into(), format!("span_id={i} table= shard=7")));
+            lines.push(("db".into(), format!("DEBUG span_id={i} table= shard=7")));
             let l2 = at_line!(tracing::info!(rows = 3u64));
             // No name and no message: the default name.
             lines.push(("event".into(), "INFO rows=3".into()));
@@ -323,7 +323,7 @@ fn number_only_events_and_spans() {
     assert_eq!(
         texts,
         [
-            format!("span_id={id} a=1 b=-2").as_str(),
+            format!("INFO span_id={id} a=1 b=-2").as_str(),
             format!("id={id} name=nums").as_str(),
             "INFO x=7 ok=0 r=1.5",
             "INFO n1=1 n2=2 n3=3 n4=4 n5=5 n6=6 n7=7 n8=8 n9=9",
