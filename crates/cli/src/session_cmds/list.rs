@@ -99,6 +99,15 @@ pub fn stat(session: &str) -> Result<()> {
             ""
         }
     );
+    let _ = writeln!(
+        out,
+        "recording: {}",
+        if o.tracer.is_on() {
+            "on"
+        } else {
+            "off (`ringtrace start` turns it on)"
+        }
+    );
     for p in &procs {
         let _ = writeln!(out, "process {}: {:?}", p.pid, p.state);
     }

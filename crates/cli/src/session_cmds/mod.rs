@@ -49,7 +49,7 @@ use crate::signals::{self, Handler};
 use crate::Format;
 
 pub use list::{list, stat};
-pub use manage::{clear, remove};
+pub use manage::{clear, remove, reset, set_recording};
 pub(crate) use output::{attach_progress, progress_bar};
 pub use pipe::{extract, pipe};
 pub use record::{record, RecordArgs};

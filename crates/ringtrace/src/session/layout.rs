@@ -39,7 +39,7 @@ use crate::clock::{ClockKind, Tsc2Nsec};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RTSESS01");
 /// Layout version this build writes and reads.
 #[doc(hidden)]
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Size of the header part.
 #[doc(hidden)]
 pub const HEADER_SIZE: usize = 4096;
@@ -123,7 +123,12 @@ pub(crate) struct Header {
     /// 1; `fetch_update` by `printk`'s registration): ids are unique across
     /// the processes, a forked child's and its parent's included.
     pub(super) printk_next_id: AtomicU32,
-    pub(super) _pad: AtomicU32,
+    /// Recording switch of every writer process (`tracing_on` inverted, so
+    /// that a new file's 0 means on): nonzero refuses records before they
+    /// reach a ring, uncounted (not attempts). Written by `ringtrace
+    /// stop`/`start`/`reset` and `Tracer::set_on`; each writer's record
+    /// path reads it with one Relaxed load (a switch, ordering nothing).
+    pub(super) tracing_off: AtomicU32,
     /// Lease slots taken back from processes that died holding them.
     pub(super) reclaimed_slots: AtomicU64,
     /// Events in flight in those slots' rings when their writer died
@@ -266,6 +271,11 @@ impl SessionMap {
     /// The session's printk id counter.
     pub(crate) fn printk_next_id(&self) -> &AtomicU32 {
         &self.header().printk_next_id
+    }
+
+    /// The session's recording switch (nonzero: off), in the header.
+    pub(crate) fn tracing_off(&self) -> &AtomicU32 {
+        &self.header().tracing_off
     }
 
     /// Base pointer of the table data area (`data_size` bytes).

@@ -251,7 +251,7 @@ impl Target for ContextHandle<'_> {
     #[inline(always)]
     fn record<R: Record + ?Sized>(&self, rec: &R) -> Result<(), RecordError> {
         let inner = &*self.tracer.inner;
-        if !inner.on.load(Ordering::Relaxed) {
+        if !inner.on.is_on() {
             return Err(RecordError::Off);
         }
         // The fast path, as in `record_in`.
@@ -424,7 +424,7 @@ pub(crate) fn record_in<R: Record + ?Sized>(
     inner: &Arc<Inner>,
     rec: &R,
 ) -> Result<(), RecordError> {
-    if !inner.on.load(Ordering::Relaxed) {
+    if !inner.on.is_on() {
         return Err(RecordError::Off);
     }
     if NEST.get() == 0 {

@@ -36,7 +36,7 @@ pub(crate) mod lease;
 mod macros;
 pub(crate) mod storage;
 
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -44,7 +44,7 @@ use ringtrace_ring::{Config, ConfigError, Mode, RingBuffer, RingError, RingStats
 
 use crate::clock::Clock;
 use crate::event::{EventType, Registry, RegistryError};
-use storage::{SharedStorage, SlotArray};
+use storage::{SharedStorage, SlotArray, Switch};
 
 // The slot words and their protocol (claim, release, reclaim) are in
 // `lease`; the session reaches them through these names.
@@ -394,8 +394,9 @@ pub(crate) struct Inner {
     buf: RingBuffer,
     clock: Clock,
     config: TracerConfig,
-    /// Recording on/off (`tracing_on`). Relaxed: a switch, ordering nothing.
-    on: AtomicBool,
+    /// Recording on/off (`tracing_on`); a session's is in its shared
+    /// memory, for every writer process.
+    pub(super) on: Switch,
     /// Lease state of each ring (`FREE`, `LEASED`, `EXITED`). Changed by
     /// compare-and-swap on lease (AcqRel: the new writer sees the previous
     /// writer's ring state; pairs with the Release store at release).
@@ -436,9 +437,10 @@ impl Inner {
     }
 
     /// Turns recording on or off (`tracing_on`); the crash dump turns it
-    /// off before it reads. Relaxed: a switch, ordering nothing.
+    /// off before it reads (on a session, for every writer process, as the
+    /// kernel's dump turns tracing off for the whole system).
     pub(crate) fn set_on(&self, on: bool) {
-        self.on.store(on, Ordering::Relaxed);
+        self.on.set(on);
     }
 
     /// The shared storage (a session) this tracer's rings live in, if any.
@@ -685,7 +687,7 @@ impl Tracer {
                     clock: Some(clock),
                     ..config
                 },
-                on: AtomicBool::new(true),
+                on: Switch::new(shared.clone()),
                 slots,
                 slot_tid,
                 refused_no_context: AtomicU64::new(0),
@@ -765,11 +767,13 @@ impl Tracer {
     /// ```
     #[must_use]
     pub fn is_on(&self) -> bool {
-        self.inner.on.load(Ordering::Relaxed)
+        self.inner.on.is_on()
     }
 
     /// Turns recording on or off. Writes made while off are not attempts:
-    /// they are neither recorded nor counted.
+    /// they are neither recorded nor counted. On a session the switch is
+    /// the session's, in its shared memory: it reaches every writer
+    /// process (`ringtrace stop` / `start`).
     ///
     /// ```
     /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
@@ -778,7 +782,7 @@ impl Tracer {
     /// assert_eq!(t.ring_stats(0).unwrap().entries, 0);
     /// ```
     pub fn set_on(&self, on: bool) {
-        self.inner.on.store(on, Ordering::Relaxed);
+        self.inner.on.set(on);
     }
 
     /// Counters of context `ring`.
