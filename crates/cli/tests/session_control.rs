@@ -177,6 +177,66 @@ fn reset_empties_and_turns_recording_on() {
     ok(&["remove", &p.session]);
 }
 
+/// `ringtrace list` in the session directory `dir`.
+fn list_in(dir: &Path) -> String {
+    let o = std::process::Command::new(common::ringtrace_bin())
+        .arg("list")
+        .env("RINGTRACE_SHM_DIR", dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "list: {}", text(&o.stderr));
+    text(&o.stdout)
+}
+
+/// The line of `list` that names `path`.
+fn line_of<'l>(list: &'l str, path: &str) -> &'l str {
+    list.lines()
+        .find(|l| l.split_whitespace().next() == Some(path))
+        .unwrap_or_else(|| panic!("{path} not listed: {list}"))
+}
+
+/// `list`'s size text: KiB rounded up below a MiB, else MiB with one
+/// decimal.
+fn human(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1}M", bytes as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{}K", bytes.div_ceil(1024))
+    }
+}
+
+/// `list` shows whether a session's program is alive, the space the
+/// session uses (allocated blocks, not the apparent size: a sparse file
+/// of 64 MiB uses none) and its owner's user name.
+fn list_shows_program_space_and_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path();
+    let sparse = gate.join("ringtrace-1-sparse@0123456789abcdef");
+    let f = std::fs::File::create(&sparse).unwrap();
+    f.set_len(64 << 20).unwrap();
+    let mut p = record_phases(&[], gate);
+    wait_for_file(&gate.join("a_done"), "phase a");
+    let list = list_in(gate);
+    let line = line_of(&list, &p.session);
+    let used = std::fs::metadata(&p.session).unwrap().blocks() * 512;
+    let me = text(&std::process::Command::new("id").arg("-un").output().unwrap().stdout);
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words[2], "alive", "{list}");
+    assert_eq!(words[3], human(used), "{list}");
+    assert_eq!(words[4], me.trim(), "{list}");
+    let sparse_line = line_of(&list, sparse.to_str().unwrap());
+    assert_eq!(sparse_line.split_whitespace().nth(3), Some("0K"), "{list}");
+    open_gate(gate, "go_b");
+    open_gate(gate, "go_c");
+    let status = wait_exit(&mut p.child, "record");
+    assert!(status.success(), "record: {}", p.err.join().unwrap());
+    let list = list_in(gate);
+    let words: Vec<&str> = line_of(&list, &p.session).split_whitespace().collect();
+    assert_eq!(words[2], "exited", "{list}");
+    ok(&["remove", &p.session]);
+}
+
 fn main() {
     let tests: &[(&str, fn())] = &[
         (
@@ -186,6 +246,10 @@ fn main() {
         (
             "reset_empties_and_turns_recording_on",
             reset_empties_and_turns_recording_on,
+        ),
+        (
+            "list_shows_program_space_and_owner",
+            list_shows_program_space_and_owner,
         ),
     ];
     harness::main_or_prog(prog, tests);
