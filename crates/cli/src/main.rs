@@ -20,6 +20,7 @@
 
 mod demo;
 mod files;
+mod progress;
 mod session_cmds;
 mod signals;
 

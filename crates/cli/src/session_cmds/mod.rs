@@ -50,7 +50,7 @@ use crate::Format;
 
 pub use list::{list, stat};
 pub use manage::{clear, remove, reset, set_recording};
-pub(crate) use output::{attach_progress, progress_bar};
+pub(crate) use crate::progress::{attach_progress, progress_bar};
 pub use pipe::{extract, pipe};
 pub use record::{record, RecordArgs};
 pub use views::{show, snapshot};
