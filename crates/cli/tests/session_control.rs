@@ -22,6 +22,7 @@ use common::{ok, record_command, session_line, text, wait_exit, wait_for_file};
 fn prog(args: &[String]) {
     match args.first().map(String::as_str) {
         Some("phases") => prog_phases(args),
+        Some("named") => prog_named(),
         other => panic!("unknown prog mode {other:?}"),
     }
 }
@@ -45,6 +46,19 @@ fn prog_phases(args: &[String]) {
     for i in 0..n {
         ringtrace::trace!("phase_c %u", i);
     }
+}
+
+/// A thread name longer than the kernel's 15-byte comm.
+const LONG_NAME: &str = "tokio-runtime-worker";
+
+/// `named`: a thread named [`LONG_NAME`] records one event.
+fn prog_named() {
+    std::thread::Builder::new()
+        .name(LONG_NAME.into())
+        .spawn(|| ringtrace::trace!("from_named %u", 1u32))
+        .unwrap()
+        .join()
+        .unwrap();
 }
 
 // --- helpers ------------------------------------------------------------------
@@ -237,6 +251,37 @@ fn list_shows_program_space_and_owner() {
     ok(&["remove", &p.session]);
 }
 
+/// Thread names are kept whole (Rust's name, not the kernel's 15-byte
+/// comm) in what ringtrace shows (report text and JSON) and in the
+/// trace.dat's saved cmdlines, which the real trace-cmd prints whole.
+fn thread_names_are_kept_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let dat = dir.path().join("n.dat");
+    let o = std::process::Command::new(common::ringtrace_bin())
+        .args(["record", "-o", dat.to_str().unwrap(), "--"])
+        .arg(common::me())
+        .args(["prog", "named"])
+        .env("RINGTRACE_SHM_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "record: {}", text(&o.stderr));
+    let whole = format!("{LONG_NAME}-");
+    let report = text(&ok(&["report", "-i", dat.to_str().unwrap()]).stdout);
+    let line = report
+        .lines()
+        .find(|l| l.contains("from_named 1"))
+        .unwrap_or_else(|| panic!("no event: {report}"));
+    assert!(line.trim_start().starts_with(&whole), "{line}");
+    let json = text(&ok(&["report", "-i", dat.to_str().unwrap(), "--json"]).stdout);
+    assert!(json.contains(&format!("\"{LONG_NAME}\"")), "{json}");
+    let tc = common::trace_cmd_ok(&["report", dat.to_str().unwrap()]);
+    let line = tc
+        .lines()
+        .find(|l| l.contains("from_named 1"))
+        .unwrap_or_else(|| panic!("trace-cmd shows no event: {tc}"));
+    assert!(line.trim_start().starts_with(&whole), "trace-cmd: {line}");
+}
+
 fn main() {
     let tests: &[(&str, fn())] = &[
         (
@@ -251,6 +296,7 @@ fn main() {
             "list_shows_program_space_and_owner",
             list_shows_program_space_and_owner,
         ),
+        ("thread_names_are_kept_whole", thread_names_are_kept_whole),
     ];
     harness::main_or_prog(prog, tests);
 }

@@ -50,13 +50,25 @@ use storage::{SharedStorage, SlotArray, Switch};
 // `lease`; the session reaches them through these names.
 pub(crate) use lease::{slot_owner, slot_state, EXITED, FREE, LEASED, MAX_SLOT_OWNERS, RECLAIMING};
 
-/// The kernel's `TASK_COMM_LEN` minus the NUL: names are cut to 15 bytes.
+/// The kernel's `TASK_COMM_LEN` minus the NUL: the kernel cuts a thread's
+/// comm to 15 bytes (ringtrace keeps the whole Rust name: [`NAME_LEN`]).
 ///
 /// ```
 /// assert_eq!(ringtrace::tracer::COMM_LEN, 15);
 /// ```
 #[doc(hidden)]
 pub const COMM_LEN: usize = 15;
+
+/// Longest thread name kept (bytes): Rust's thread names whole
+/// (`tokio-runtime-worker`, not the kernel's `tokio-runtime-w`); longer
+/// ones are cut at a character boundary. Inline, so that the crash dump
+/// reads names without allocating.
+///
+/// ```
+/// assert!(ringtrace::tracer::NAME_LEN >= "tokio-runtime-worker".len());
+/// ```
+#[doc(hidden)]
+pub const NAME_LEN: usize = 63;
 
 /// Source of tracer ids; 0 is never used (it marks an empty lease cell).
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
@@ -307,21 +319,21 @@ pub(crate) struct Cmdlines {
     generation: std::sync::Arc<AtomicU64>,
 }
 
-/// A thread name of at most [`COMM_LEN`] bytes, stored inline.
+/// A thread name of at most [`NAME_LEN`] bytes, stored inline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Comm {
-    bytes: [u8; COMM_LEN],
+    bytes: [u8; NAME_LEN],
     len: u8,
 }
 
 impl Comm {
-    /// `name` cut to [`COMM_LEN`] bytes at a character boundary.
+    /// `name` cut to [`NAME_LEN`] bytes at a character boundary.
     pub(crate) fn new(name: &str) -> Comm {
-        let mut end = name.len().min(COMM_LEN);
+        let mut end = name.len().min(NAME_LEN);
         while !name.is_char_boundary(end) {
             end -= 1;
         }
-        let mut bytes = [0u8; COMM_LEN];
+        let mut bytes = [0u8; NAME_LEN];
         bytes[..end].copy_from_slice(&name.as_bytes()[..end]);
         Comm {
             bytes,
