@@ -35,7 +35,14 @@ fn bad(path: &Path) -> impl Fn(ringtrace::tracedat::TraceDatError) -> CliError +
 }
 
 /// `ringtrace report`.
-pub fn report(path: &Path, cpus: &[u32], raw: bool, ns: bool, json: bool) -> Result<(), CliError> {
+pub fn report(
+    path: &Path,
+    cpus: &[u32],
+    raw: bool,
+    ns: bool,
+    json: bool,
+    wall: bool,
+) -> Result<(), CliError> {
     if json && (!cpus.is_empty() || raw || ns) {
         return Err(CliError::Usage(
             "--json writes every event: it takes no --cpu, -R or -t".into(),
@@ -69,6 +76,7 @@ pub fn report(path: &Path, cpus: &[u32], raw: bool, ns: bool, json: bool) -> Res
     }
     let info = r.info().clone();
     let render = FileRenderer::new(&info);
+    let wall = wall.then(|| crate::wall::Wall::of(&info, path)).transpose()?;
     let opts = RenderOptions {
         raw,
         ns_timestamps: ns,
@@ -92,6 +100,9 @@ pub fn report(path: &Path, cpus: &[u32], raw: bool, ns: bool, json: bool) -> Res
             continue;
         }
         line.clear();
+        if let (Some(w), TraceItem::Event(rec)) = (&wall, &item) {
+            w.prefix(&mut line, rec.ts);
+        }
         match &item {
             TraceItem::Lost { cpu, count, .. } => render.write_lost(&mut line, *cpu, *count),
             TraceItem::Event(rec) => match render.write_line(&mut line, rec, &opts) {

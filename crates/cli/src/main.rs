@@ -23,6 +23,7 @@ mod files;
 mod progress;
 mod session_cmds;
 mod signals;
+mod wall;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -120,6 +121,10 @@ enum Cmd {
         /// Write Chrome JSON to stdout instead of text.
         #[arg(long)]
         json: bool,
+        /// Start each line with the event's wall-clock time (UTC, RFC
+        /// 3339), from the trace's start stored in the file.
+        #[arg(long, conflicts_with = "json")]
+        wall: bool,
     },
     /// Summarise a trace.dat file: header, sections, CPUs, event counts,
     /// lost events, clock, page size, version.
@@ -400,9 +405,10 @@ fn run_other(cmd: Cmd) -> Result<(), CliError> {
             raw,
             ns,
             json,
+            wall,
         } => {
             check_finished(&input)?;
-            files::report(&input, &cpus, raw, ns, json)
+            files::report(&input, &cpus, raw, ns, json, wall)
         }
         Cmd::Dump { input } => {
             check_finished(&input)?;

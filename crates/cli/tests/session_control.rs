@@ -282,6 +282,45 @@ fn thread_names_are_kept_whole() {
     assert!(line.trim_start().starts_with(&whole), "trace-cmd: {line}");
 }
 
+/// The wall-clock time of the trace's start is stored (the session's,
+/// then the trace.dat's): `report --wall` starts each line with the
+/// event's wall-clock time, which lies between the times before and after
+/// the recording, and the JSON names the start in its metadata. The real
+/// trace-cmd still reads the file.
+fn wall_clock_times_are_shown() {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let dir = tempfile::tempdir().unwrap();
+    let dat = dir.path().join("w.dat");
+    let before = SystemTime::now();
+    let o = std::process::Command::new(common::ringtrace_bin())
+        .args(["record", "--clock", "mono", "-o", dat.to_str().unwrap(), "--"])
+        .arg(common::me())
+        .args(["prog", "named"])
+        .env("RINGTRACE_SHM_DIR", dir.path())
+        .output()
+        .unwrap();
+    let after = SystemTime::now();
+    assert!(o.status.success(), "record: {}", text(&o.stderr));
+    let report = text(&ok(&["report", "--wall", "-i", dat.to_str().unwrap()]).stdout);
+    let line = report
+        .lines()
+        .find(|l| l.contains("from_named 1"))
+        .unwrap_or_else(|| panic!("no event: {report}"));
+    let stamp = line.split_whitespace().next().unwrap();
+    let at = humantime::parse_rfc3339(stamp).unwrap_or_else(|e| panic!("{line}: {e}"));
+    assert!(before <= at && at <= after, "{line}: not within the recording");
+    let json = text(&ok(&["report", "--json", "-i", dat.to_str().unwrap()]).stdout);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let ns = v["metadata"]["ringtrace-wall-clock-start-ns"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no wall-clock start in the JSON metadata"));
+    let ns_of = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    assert!(ns_of(before) <= ns && ns <= ns_of(after), "{ns}");
+    assert!(v["metadata"]["ringtrace-wall-clock-start-ts-us"].is_f64());
+    let tc = common::trace_cmd_ok(&["report", dat.to_str().unwrap()]);
+    assert!(tc.contains("from_named 1"), "trace-cmd: {tc}");
+}
+
 fn main() {
     let tests: &[(&str, fn())] = &[
         (
@@ -297,6 +336,7 @@ fn main() {
             list_shows_program_space_and_owner,
         ),
         ("thread_names_are_kept_whole", thread_names_are_kept_whole),
+        ("wall_clock_times_are_shown", wall_clock_times_are_shown),
     ];
     harness::main_or_prog(prog, tests);
 }

@@ -150,6 +150,12 @@ pub(crate) struct Header {
     /// encoded or is larger than a page, a thread writing to too many
     /// tracers), by every writer process.
     pub(super) refused_other: AtomicU64,
+    /// Real time at the session's creation, ns since the Unix epoch (0:
+    /// unknown, the `counter` clock); with `start_clock_ts`, the clock's
+    /// stamp at that moment, the trace's wall-clock anchor
+    /// (`crate::clock::WallStart`). Written before `ready`.
+    pub(super) start_realtime_ns: AtomicU64,
+    pub(super) start_clock_ts: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -273,6 +279,16 @@ impl SessionMap {
         &self.header().printk_next_id
     }
 
+    /// The wall-clock anchor of the session's start, if known.
+    pub(crate) fn wall_start(&self) -> Option<crate::clock::WallStart> {
+        let h = self.header();
+        let realtime_ns = h.start_realtime_ns.load(Ordering::Relaxed);
+        (realtime_ns != 0).then(|| crate::clock::WallStart {
+            realtime_ns,
+            clock_ts: h.start_clock_ts.load(Ordering::Relaxed),
+        })
+    }
+
     /// The session's recording switch (nonzero: off), in the header.
     pub(crate) fn tracing_off(&self) -> &AtomicU32 {
         &self.header().tracing_off
@@ -328,6 +344,11 @@ pub(super) fn write_header(sm: &SessionMap) {
         w.store(u64::from_le_bytes(b), r);
     }
     h.printk_next_id.store(1, r);
+    let clock = crate::clock::Clock::from_parts(l.clock, l.clock_ordered, l.tsc2nsec);
+    if let Some(w) = crate::clock::WallStart::now(&clock) {
+        h.start_realtime_ns.store(w.realtime_ns, r);
+        h.start_clock_ts.store(w.clock_ts, r);
+    }
     // Written last, after the fields (same thread; `ready` publishes all).
     h.magic.store(MAGIC, r);
 }

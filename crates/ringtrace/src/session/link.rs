@@ -395,6 +395,9 @@ impl SharedStorage for SessionLink {
     fn tracing_off(&self) -> &AtomicU32 {
         self.map.tracing_off()
     }
+    fn wall_start(&self) -> Option<crate::clock::WallStart> {
+        self.map.wall_start()
+    }
     fn is_writer(&self) -> bool {
         self.writer
     }

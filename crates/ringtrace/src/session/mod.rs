@@ -337,6 +337,12 @@ impl Session {
         self.map.header().recorder_pid.store(pid, Ordering::Relaxed);
     }
 
+    /// The wall-clock time of the session's start (`None` for the
+    /// `counter` clock).
+    pub fn wall_start(&self) -> Option<crate::clock::WallStart> {
+        self.map.wall_start()
+    }
+
     /// Whether the session records (`tracing_on`): the switch every
     /// writer process reads before each record.
     pub fn is_recording(&self) -> bool {

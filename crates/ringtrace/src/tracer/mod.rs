@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ringtrace_ring::{Config, ConfigError, Mode, RingBuffer, RingError, RingStats};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, WallStart};
 use crate::event::{EventType, Registry, RegistryError};
 use storage::{SharedStorage, SlotArray, Switch};
 
@@ -409,6 +409,9 @@ pub(crate) struct Inner {
     /// Recording on/off (`tracing_on`); a session's is in its shared
     /// memory, for every writer process.
     pub(super) on: Switch,
+    /// Wall-clock anchor of the trace's start: the session's, else taken
+    /// when the tracer is built.
+    wall_start: Option<WallStart>,
     /// Lease state of each ring (`FREE`, `LEASED`, `EXITED`). Changed by
     /// compare-and-swap on lease (AcqRel: the new writer sees the previous
     /// writer's ring state; pairs with the Release store at release).
@@ -700,6 +703,10 @@ impl Tracer {
                     ..config
                 },
                 on: Switch::new(shared.clone()),
+                wall_start: match &shared {
+                    Some(s) => s.wall_start(),
+                    None => WallStart::now(&clock),
+                },
                 slots,
                 slot_tid,
                 refused_no_context: AtomicU64::new(0),
@@ -769,6 +776,18 @@ impl Tracer {
     #[must_use]
     pub fn ring_buffer(&self) -> &RingBuffer {
         &self.inner.buf
+    }
+
+    /// The wall-clock time of the trace's start (`None` for the `counter`
+    /// clock): a session's start, else when this tracer was built.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(1).build().unwrap();
+    /// assert!(t.wall_start().is_some());
+    /// ```
+    #[must_use]
+    pub fn wall_start(&self) -> Option<WallStart> {
+        self.inner.wall_start
     }
 
     /// Whether recording is on (`tracing_on`).

@@ -42,6 +42,8 @@ pub(crate) trait SharedStorage: Any + Send + Sync + fmt::Debug {
     /// in the shared memory, so that one store reaches every writer
     /// process.
     fn tracing_off(&self) -> &AtomicU32;
+    /// The wall-clock anchor of the storage's start, if it has one.
+    fn wall_start(&self) -> Option<crate::clock::WallStart>;
     /// Whether this process writes into the storage (registers itself and
     /// publishes its formats) rather than only reading it.
     fn is_writer(&self) -> bool;
