@@ -76,7 +76,9 @@ pub fn report(
     }
     let info = r.info().clone();
     let render = FileRenderer::new(&info);
-    let wall = wall.then(|| crate::wall::Wall::of(&info, path)).transpose()?;
+    let wall = wall
+        .then(|| crate::wall::Wall::of(&info, path))
+        .transpose()?;
     let opts = RenderOptions {
         raw,
         ns_timestamps: ns,

@@ -17,7 +17,8 @@ use ringtrace::Tracer;
 /// A spinner: bytes so far and their rate, no end.
 const SPINNER: &str = "{spinner} {msg} {binary_bytes} ({binary_bytes_per_sec})";
 /// A bar toward a known end.
-const BAR: &str = "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {eta})";
+const BAR: &str =
+    "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {eta})";
 
 /// What a progress display shows after an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,12 +107,7 @@ pub(crate) fn attach_progress_to_end(
     attach(drain, bar, Some(held_bytes(tracer)), msg);
 }
 
-fn attach(
-    drain: &mut Drain<'_>,
-    bar: &Option<ProgressBar>,
-    held: Option<u64>,
-    msg: &'static str,
-) {
+fn attach(drain: &mut Drain<'_>, bar: &Option<ProgressBar>, held: Option<u64>, msg: &'static str) {
     if let Some(b) = bar.clone() {
         drain.on_progress(move |p| show(&b, shown(p, held, msg)));
     }
@@ -172,7 +168,14 @@ mod tests {
         show(&b, s);
         assert_eq!((b.position(), b.length()), (4096, Some(16384)));
         let more = shown(p(20480, 0, 0), Some(16384), "extracting");
-        assert!(matches!(more, Shown::Bar { pos: 20480, len: 20480, .. }));
+        assert!(matches!(
+            more,
+            Shown::Bar {
+                pos: 20480,
+                len: 20480,
+                ..
+            }
+        ));
         let w = shown(p(20480, 1000, 30000), Some(16384), "extracting");
         assert_eq!(
             w,

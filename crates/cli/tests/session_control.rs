@@ -78,14 +78,11 @@ struct Phases {
 
 fn record_phases(args: &[&str], gate: &Path) -> Phases {
     use std::io::{BufRead, BufReader, Read};
-    let mut child = record_command(
-        args,
-        ["phases", gate.to_str().unwrap(), &N.to_string()],
-    )
-    .env("RINGTRACE_SHM_DIR", gate)
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = record_command(args, ["phases", gate.to_str().unwrap(), &N.to_string()])
+        .env("RINGTRACE_SHM_DIR", gate)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     let session = loop {
@@ -134,7 +131,11 @@ fn stop_and_start_reach_the_writer_process() {
     let mut p = record_phases(&["-o", dat.to_str().unwrap()], gate);
     wait_for_file(&gate.join("a_done"), "phase a");
     let o = ok(&["stop", &p.session]);
-    assert!(text(&o.stderr).contains("recording off"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("recording off"),
+        "{}",
+        text(&o.stderr)
+    );
     let st = ok(&["stat", &p.session]);
     assert!(
         text(&st.stdout).contains("recording: off"),
@@ -234,7 +235,13 @@ fn list_shows_program_space_and_owner() {
     let list = list_in(gate);
     let line = line_of(&list, &p.session);
     let used = std::fs::metadata(&p.session).unwrap().blocks() * 512;
-    let me = text(&std::process::Command::new("id").arg("-un").output().unwrap().stdout);
+    let me = text(
+        &std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap()
+            .stdout,
+    );
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(words[2], "alive", "{list}");
     assert_eq!(words[3], human(used), "{list}");
@@ -293,7 +300,14 @@ fn wall_clock_times_are_shown() {
     let dat = dir.path().join("w.dat");
     let before = SystemTime::now();
     let o = std::process::Command::new(common::ringtrace_bin())
-        .args(["record", "--clock", "mono", "-o", dat.to_str().unwrap(), "--"])
+        .args([
+            "record",
+            "--clock",
+            "mono",
+            "-o",
+            dat.to_str().unwrap(),
+            "--",
+        ])
         .arg(common::me())
         .args(["prog", "named"])
         .env("RINGTRACE_SHM_DIR", dir.path())
@@ -308,7 +322,10 @@ fn wall_clock_times_are_shown() {
         .unwrap_or_else(|| panic!("no event: {report}"));
     let stamp = line.split_whitespace().next().unwrap();
     let at = humantime::parse_rfc3339(stamp).unwrap_or_else(|e| panic!("{line}: {e}"));
-    assert!(before <= at && at <= after, "{line}: not within the recording");
+    assert!(
+        before <= at && at <= after,
+        "{line}: not within the recording"
+    );
     let json = text(&ok(&["report", "--json", "-i", dat.to_str().unwrap()]).stdout);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let ns = v["metadata"]["ringtrace-wall-clock-start-ns"]

@@ -372,12 +372,13 @@ impl<W: Write> JsonWriter<W> {
     pub fn finish(mut self) -> Result<W, JsonError> {
         self.out.write_all(b"\n],\"displayTimeUnit\":\"ns\"")?;
         if let Some((w, ts_us)) = self.wall_start {
+            let ns = w.realtime_ns;
             write!(
                 self.out,
-                ",\"metadata\":{{\"ringtrace-wall-clock-start-ns\":{},\
-                 \"ringtrace-wall-clock-start-ts-us\":",
-                w.realtime_ns
+                ",\"metadata\":{{\"ringtrace-wall-clock-start-ns\":{ns}"
             )?;
+            self.out
+                .write_all(b",\"ringtrace-wall-clock-start-ts-us\":")?;
             serde_json::to_writer(&mut self.out, &ts_us)?;
             self.out.write_all(b"}")?;
         }
