@@ -115,14 +115,16 @@ impl std::ops::Deref for SlotArray {
 pub(crate) struct Switch {
     /// Points at `own` or into `storage`'s memory, both held by `self`.
     word: NonNull<AtomicU32>,
-    /// The heap flavor's word.
-    _own: Option<Box<AtomicU32>>,
+    /// The heap flavor's word. An `Arc`, not a `Box`: moving a `Box`
+    /// asserts it is unique, which would void `word` under Rust's aliasing
+    /// rules; an `Arc` may be moved with pointers into it alive.
+    _own: Option<Arc<AtomicU32>>,
     /// Keeps the shared flavor's memory mapped.
     _storage: Option<Arc<dyn SharedStorage>>,
 }
 
 // SAFETY: `word` points at an `AtomicU32` (itself Send and Sync) that the
-// switch keeps alive (its own box, or the storage it holds an `Arc` of);
+// switch keeps alive (its own `Arc`, or the storage it holds an `Arc` of);
 // only shared references to it are ever made.
 unsafe impl Send for Switch {}
 // SAFETY: as for Send.
@@ -138,7 +140,7 @@ impl Switch {
                 _storage: Some(s),
             },
             None => {
-                let own = Box::new(AtomicU32::new(0));
+                let own = Arc::new(AtomicU32::new(0));
                 Switch {
                     word: NonNull::from(&*own),
                     _own: Some(own),
