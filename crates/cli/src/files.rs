@@ -146,6 +146,10 @@ pub struct ReportArgs {
     /// Write Chrome JSON to stdout instead of text.
     #[arg(long)]
     json: bool,
+    /// Start each line with the event's wall-clock time (UTC, RFC 3339),
+    /// from the trace's start stored in the file.
+    #[arg(long, conflicts_with = "json")]
+    wall: bool,
 }
 
 impl ReportArgs {
@@ -242,6 +246,10 @@ pub fn report(path: &Path, a: &ReportArgs) -> Result<(), CliError> {
         shown.clock = Some("local".into());
     }
     let render = FileRenderer::new(&shown);
+    let wall = a
+        .wall
+        .then(|| crate::wall::Wall::of(&file, path))
+        .transpose()?;
     let opts = RenderOptions {
         raw: a.raw,
         ns_timestamps: a.ns,
@@ -266,12 +274,16 @@ pub fn report(path: &Path, a: &ReportArgs) -> Result<(), CliError> {
             }
             Err(e) => return Err(bad(path)(e)),
         };
+        line.clear();
+        if let (Some(w), TraceItem::Event(rec)) = (&wall, &item) {
+            // The file's own stamp: the wall clock converts it itself.
+            w.prefix(&mut line, rec.ts);
+        }
         if to_ns {
             if let TraceItem::Event(rec) = &mut item {
                 rec.ts = file.ts_ns(rec.ts);
             }
         }
-        line.clear();
         match pick.write(&mut line, &item, &opts) {
             Ok(true) => skipped.printed += u64::from(matches!(item, TraceItem::Event(_))),
             Ok(false) => continue,

@@ -10,6 +10,7 @@
 //! ringtrace record [-b KB] [--mode M] [--clock C] [-o FILE] -- PROGRAM ARGS...
 //! ringtrace recover FILE                                   write a killed record's output
 //! ringtrace list | pipe S | show S | stat S | extract S -o F | snapshot S -o F | clear S | remove S
+//! ringtrace start S | stop S | reset S                    recording on / off; empty and on
 //! ```
 //!
 //! Every failure prints `ringtrace: error: ...` naming what and where
@@ -24,8 +25,10 @@ mod demo;
 mod files;
 mod filter;
 mod report_stat;
+mod progress;
 mod session_cmds;
 mod signals;
+mod wall;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -204,6 +207,31 @@ Examples:
         /// Session: a path, its name, the creator's pid, or the file name.
         session: String,
     },
+    /// Turn a session's recording on (the kernel's `tracing_on`), in every
+    /// writer process.
+    #[command(after_help = "Example:
+  ringtrace start myprog")]
+    Start {
+        /// Session: a path, its name, the creator's pid, or the file name.
+        session: String,
+    },
+    /// Turn a session's recording off: what its writers record meanwhile
+    /// is not recorded, and not counted as lost (never attempted, as with
+    /// the kernel's `tracing_on` at 0).
+    #[command(after_help = "Example:
+  ringtrace stop myprog")]
+    Stop {
+        /// Session: a path, its name, the creator's pid, or the file name.
+        session: String,
+    },
+    /// What `trace-cmd reset` does, for a session: its rings emptied (as
+    /// `clear`), then recording back on.
+    #[command(after_help = "Example:
+  ringtrace reset myprog")]
+    Reset {
+        /// Session: a path, its name, the creator's pid, or the file name.
+        session: String,
+    },
     /// Delete a session file (refused while its program runs, unless --force).
     #[command(after_help = "Example:
   ringtrace remove myprog")]
@@ -366,6 +394,9 @@ fn run_other(cmd: Cmd) -> Result<(), CliError> {
         Cmd::Snapshot(a) => Ok(session_cmds::snapshot(a)?),
         Cmd::Clear { session } => Ok(session_cmds::clear(&session)?),
         Cmd::Remove(a) => Ok(session_cmds::remove(a)?),
+        Cmd::Start { session } => Ok(session_cmds::set_recording(&session, true)?),
+        Cmd::Stop { session } => Ok(session_cmds::set_recording(&session, false)?),
+        Cmd::Reset { session } => Ok(session_cmds::reset(&session)?),
         Cmd::Bench { seconds, runs } => {
             if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
                 return Err(CliError::Usage(format!(

@@ -1,5 +1,6 @@
-//! The counters: `list` (every session in the session directory, its state and
-//! writer processes) and `stat` (one session's per-context counters in
+//! The counters: `list` (every session in the session directories: whether
+//! its program is alive, the space it uses, its owner, its writer
+//! processes) and `stat` (one session's per-context counters in
 //! the kernel's `per_cpu/cpuN/stats` format, its refusals and table
 //! overflows).
 //!
@@ -10,7 +11,7 @@
 
 use std::io::Write;
 
-use ringtrace::session::{list_sessions, session_dir, ProcState, SessionState};
+use ringtrace::session::{list_sessions, session_dir, ProcInfo, ProcState, SessionState};
 
 use super::opened::Opened;
 use super::Result;
@@ -25,59 +26,90 @@ fn human(bytes: u64) -> String {
     }
 }
 
-/// `ringtrace list`.
+/// The user name of `uid` (the system's user database, as `ls -l`
+/// shows it), or the number when it has none.
+fn user_name(uid: u32) -> String {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: all-zero is a valid `passwd` (null pointers, zero ids);
+        // getpwuid_r fills it in.
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: `pw` and `found` are valid for writes, `buf` for
+        // `buf.len()` bytes; the strings it sets point into `buf`.
+        let rc = unsafe {
+            libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found)
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || pw.pw_name.is_null() {
+            return uid.to_string();
+        }
+        // SAFETY: on success `pw_name` is a NUL-terminated string in `buf`,
+        // which outlives this borrow.
+        let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+        return name.to_string_lossy().into_owned();
+    }
+}
+
+/// What the `PROGRAM` column says of a session's writer processes.
+fn program_state(s: SessionState) -> &'static str {
+    match s {
+        SessionState::Waiting => "not attached",
+        SessionState::Alive => "alive",
+        SessionState::Exited => "exited",
+        SessionState::Dead => "dead",
+    }
+}
+
+/// The writer processes as `PID:state` words.
+fn processes_text(procs: &[ProcInfo]) -> String {
+    procs
+        .iter()
+        .map(|p| {
+            let state = match p.state {
+                ProcState::Running => "running",
+                ProcState::Exited => "exited",
+                ProcState::Dead => "dead",
+            };
+            format!("{}:{state}", p.pid)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `ringtrace list`: each session with its creator's pid, whether its
+/// program is alive, the space it uses (its allocated blocks: what it takes
+/// from `/dev/shm`, not its apparent size), its owner's name and its
+/// writer processes.
 pub fn list() -> Result<()> {
     let all = list_sessions();
     let mut out = std::io::stdout().lock();
-    let w = |out: &mut std::io::StdoutLock<'_>, s: String| {
-        let _ = writeln!(out, "{s}");
-    };
     if all.is_empty() {
-        w(
-            &mut out,
-            format!("no sessions in {}", session_dir().display()),
-        );
+        let _ = writeln!(out, "no sessions in {}", session_dir().display());
         return Ok(());
     }
-    w(
-        &mut out,
-        format!(
-            "{:<44} {:>8} {:<8} {:>8} {:>6}  PROCESSES",
-            "SESSION", "PID", "STATE", "SIZE", "OWNER"
-        ),
+    let _ = writeln!(
+        out,
+        "{:<44} {:>8} {:<12} {:>8} {:<10}  PROCESSES",
+        "SESSION", "PID", "PROGRAM", "USED", "OWNER"
     );
     for l in all {
         let (state, procs) = match &l.state {
-            Ok((s, p)) => (
-                s.to_string(),
-                p.iter()
-                    .map(|p| {
-                        format!(
-                            "{}:{}",
-                            p.pid,
-                            match p.state {
-                                ProcState::Running => "running",
-                                ProcState::Exited => "exited",
-                                ProcState::Dead => "dead",
-                            }
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-            Err(e) => ("?".to_string(), e.clone()),
+            Ok((s, p)) => (program_state(*s), processes_text(p)),
+            Err(e) => ("?", e.clone()),
         };
-        w(
-            &mut out,
-            format!(
-                "{:<44} {:>8} {:<8} {:>8} {:>6}  {}",
-                l.path.display(),
-                l.creator_pid.map_or("-".into(), |p| p.to_string()),
-                state,
-                human(l.size),
-                l.owner,
-                procs
-            ),
+        let _ = writeln!(
+            out,
+            "{:<44} {:>8} {:<12} {:>8} {:<10}  {}",
+            l.path.display(),
+            l.creator_pid.map_or("-".into(), |p| p.to_string()),
+            state,
+            human(l.used),
+            user_name(l.owner),
+            procs
         );
     }
     Ok(())
@@ -97,6 +129,15 @@ pub fn stat(session: &str) -> Result<()> {
             " (a writer died without detaching: read it with show or extract)"
         } else {
             ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "recording: {}",
+        if o.tracer.is_on() {
+            "on"
+        } else {
+            "off (`ringtrace start` turns it on)"
         }
     );
     for p in &procs {

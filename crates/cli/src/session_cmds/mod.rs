@@ -48,9 +48,9 @@ use ringtrace::session::SessionError;
 use crate::signals::{self, Handler};
 use crate::Format;
 
+pub(crate) use crate::progress::{attach_progress, progress_bar};
 pub use list::{list, stat};
-pub use manage::{clear, remove};
-pub(crate) use output::{attach_progress, progress_bar};
+pub use manage::{clear, remove, reset, set_recording};
 pub use pipe::{extract, pipe};
 pub use record::{record, RecordArgs};
 pub use views::{show, snapshot};

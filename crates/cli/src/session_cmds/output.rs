@@ -11,15 +11,15 @@
 //! the drain could not take (another live reader holds it) fails the
 //! command rather than writing an output that silently lacks it.
 
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use ringtrace::export::{Drain, DrainStats};
+use ringtrace::export::DrainStats;
 use ringtrace::ring::Mode;
 
 use super::opened::Opened;
 use super::{failed, Result, SessionCmdError};
+use crate::progress::{attach_progress_to_end, progress_bar};
 use crate::Format;
 
 /// Creates `path` for a view's output, buffered.
@@ -27,37 +27,6 @@ pub(super) fn create_output(path: &Path) -> Result<BufWriter<std::fs::File>> {
     let f = std::fs::File::create(path)
         .map_err(|e| SessionCmdError::Usage(format!("creating {}: {e}", path.display())))?;
     Ok(BufWriter::with_capacity(1 << 16, f))
-}
-
-/// A byte progress bar on stderr when it is a terminal.
-pub(crate) fn progress_bar(msg: &'static str) -> Option<ProgressBar> {
-    std::io::stderr().is_terminal().then(|| {
-        let b = ProgressBar::new(0);
-        if let Ok(style) =
-            ProgressStyle::with_template("{spinner} {msg} {bytes}/{total_bytes} {bar:30}")
-        {
-            b.set_style(style);
-        }
-        b.set_message(msg);
-        b
-    })
-}
-
-/// Shows a drain's progress on `bar`: spooled bytes while recording,
-/// written bytes once it writes the output.
-pub(crate) fn attach_progress(drain: &mut Drain<'_>, bar: &Option<ProgressBar>) {
-    if let Some(b) = bar.clone() {
-        drain.on_progress(move |p| {
-            if p.total > 0 {
-                b.set_message("writing");
-                b.set_length(p.total);
-                b.set_position(p.written);
-            } else {
-                b.set_length(p.spooled);
-                b.set_position(p.spooled);
-            }
-        });
-    }
 }
 
 /// Fails when the drain could not take every ring (another live reader
@@ -94,7 +63,7 @@ pub(super) fn export(
     unread_rings(&drain, &o.path)?;
     drain.spool_next_to(out).map_err(ex)?;
     let bar = progress_bar(msg);
-    attach_progress(&mut drain, &bar);
+    attach_progress_to_end(&mut drain, &bar, &o.tracer, msg);
     drain.poll_all().map_err(ex)?;
     let stats = drain.stats();
     let rec = drain.finish_spooled(format.export()).map_err(ex)?;

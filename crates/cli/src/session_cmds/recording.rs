@@ -29,12 +29,11 @@ use ringtrace::export::{Drain, DrainStats, SpoolFiles};
 use ringtrace::session::{ProcInfo, ProcState, Session, SessionState, SESSION_ENV};
 
 use super::opened::Opened;
-use super::output::{
-    attach_progress, export, note_undecodable, progress_bar, say, summary, unread_rings,
-};
+use super::output::{export, note_undecodable, say, summary, unread_rings};
 use super::record::RecordArgs;
 use super::views::view_to;
 use super::{failed, install, on_dump, Result, SessionCmdError, DUMP};
+use crate::progress::{attach_progress, progress_bar};
 use crate::signals::{self, signal_name, Handler};
 use crate::Format;
 

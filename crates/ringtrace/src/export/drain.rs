@@ -1018,6 +1018,7 @@ pub(crate) fn tracer_meta<'c>(
     let mut m = TraceDatMeta::new(tracer.config().page_size as u32, cpus as u32, clock.name());
     m.version = version;
     m.tsc2nsec = clock.tsc2nsec();
+    m.wall_start = tracer.wall_start();
     let mut systems: Vec<(String, Vec<String>)> = Vec::new();
     for ty in types {
         match systems.iter_mut().find(|(s, _)| s == ty.system) {

@@ -257,6 +257,8 @@ pub struct JsonWriter<W: Write> {
     /// The call-site head of each event format id seen (`None`: not a
     /// `tracing` call site).
     heads: HashMap<u32, Option<Arc<CallsiteHead>>>,
+    /// The trace's wall-clock start and its `ts` here, for the metadata.
+    wall_start: Option<(crate::clock::WallStart, f64)>,
 }
 
 impl<W: Write> JsonWriter<W> {
@@ -279,7 +281,17 @@ impl<W: Write> JsonWriter<W> {
             stats: JsonStats::default(),
             spans: spans::Spans::default(),
             heads: HashMap::new(),
+            wall_start: None,
         })
+    }
+
+    /// Puts the trace's wall-clock start `w` in the document's metadata,
+    /// with `ts_us`, its time on the events' `ts` scale, so that a
+    /// viewer maps any `ts` to a wall-clock time:
+    /// `"metadata":{"ringtrace-wall-clock-start-ns":N,
+    /// "ringtrace-wall-clock-start-ts-us":T}` (ns since the Unix epoch).
+    pub fn wall_start(&mut self, w: crate::clock::WallStart, ts_us: f64) {
+        self.wall_start = Some((w, ts_us));
     }
 
     /// Counters so far.
@@ -465,7 +477,19 @@ impl<W: Write> JsonWriter<W> {
 
     /// Closes the document, flushes, and returns the output.
     pub fn finish(mut self) -> Result<W, JsonError> {
-        self.out.write_all(b"\n],\"displayTimeUnit\":\"ns\"}\n")?;
+        self.out.write_all(b"\n],\"displayTimeUnit\":\"ns\"")?;
+        if let Some((w, ts_us)) = self.wall_start {
+            let ns = w.realtime_ns;
+            write!(
+                self.out,
+                ",\"metadata\":{{\"ringtrace-wall-clock-start-ns\":{ns}"
+            )?;
+            self.out
+                .write_all(b",\"ringtrace-wall-clock-start-ts-us\":")?;
+            serde_json::to_writer(&mut self.out, &ts_us)?;
+            self.out.write_all(b"}")?;
+        }
+        self.out.write_all(b"}\n")?;
         self.out
             .into_inner()
             .map_err(|e| JsonError::Io(e.into_error()))
@@ -489,6 +513,9 @@ pub fn tracedat_to_json<R: Read + Seek, W: Write>(
     let info = reader.info().clone();
     let render = FileRenderer::new(&info);
     let mut w = JsonWriter::new(out, opts)?;
+    if let Some(ws) = info.wall_start {
+        w.wall_start(ws, info.ts_ns(ws.clock_ts) as f64 / 1000.0);
+    }
     for item in reader.records() {
         let item = match item {
             Ok(item) => item,

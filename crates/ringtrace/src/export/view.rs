@@ -157,6 +157,9 @@ fn view_json<W: Write>(
     let info = reader.info().clone();
     let render = FileRenderer::new(&info);
     let mut jw = JsonWriter::new(out, &JsonOptions::default())?;
+    if let Some(ws) = info.wall_start {
+        jw.wall_start(ws, info.ts_ns(ws.clock_ts) as f64 / 1000.0);
+    }
     let mut st = ViewStats::default();
     let mut view = t.view();
     // Each ring fails at most once (it is then not read again).

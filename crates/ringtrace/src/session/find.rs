@@ -79,8 +79,11 @@ pub struct Listing {
     pub path: PathBuf,
     /// The owner's uid (of the file).
     pub owner: u32,
-    /// Bytes of the file.
+    /// Bytes of the file (its apparent size).
     pub size: u64,
+    /// Bytes of storage the file occupies (its allocated blocks): what the
+    /// session takes from `/dev/shm`.
+    pub used: u64,
     /// The creator's pid (from the name).
     pub creator_pid: Option<u32>,
     /// The session's state; `Err` with the reason when it cannot be opened.
@@ -116,6 +119,8 @@ pub fn list_sessions() -> Vec<Listing> {
                 path,
                 owner: meta.uid(),
                 size: meta.len(),
+                // st_blocks counts 512-byte units, whatever the block size.
+                used: meta.blocks().saturating_mul(512),
                 creator_pid: pid.parse().ok(),
                 state,
             });

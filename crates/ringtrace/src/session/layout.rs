@@ -39,7 +39,7 @@ use crate::clock::{ClockKind, Tsc2Nsec};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RTSESS01");
 /// Layout version this build writes and reads.
 #[doc(hidden)]
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Size of the header part.
 #[doc(hidden)]
 pub const HEADER_SIZE: usize = 4096;
@@ -123,7 +123,12 @@ pub(crate) struct Header {
     /// 1; `fetch_update` by `printk`'s registration): ids are unique across
     /// the processes, a forked child's and its parent's included.
     pub(super) printk_next_id: AtomicU32,
-    pub(super) _pad: AtomicU32,
+    /// Recording switch of every writer process (`tracing_on` inverted, so
+    /// that a new file's 0 means on): nonzero refuses records before they
+    /// reach a ring, uncounted (not attempts). Written by `ringtrace
+    /// stop`/`start`/`reset` and `Tracer::set_on`; each writer's record
+    /// path reads it with one Relaxed load (a switch, ordering nothing).
+    pub(super) tracing_off: AtomicU32,
     /// Lease slots taken back from processes that died holding them.
     pub(super) reclaimed_slots: AtomicU64,
     /// Events in flight in those slots' rings when their writer died
@@ -145,6 +150,12 @@ pub(crate) struct Header {
     /// encoded or is larger than a page, a thread writing to too many
     /// tracers), by every writer process.
     pub(super) refused_other: AtomicU64,
+    /// Real time at the session's creation, ns since the Unix epoch (0:
+    /// unknown, the `counter` clock); with `start_clock_ts`, the clock's
+    /// stamp at that moment, the trace's wall-clock anchor
+    /// (`crate::clock::WallStart`). Written before `ready`.
+    pub(super) start_realtime_ns: AtomicU64,
+    pub(super) start_clock_ts: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -268,6 +279,21 @@ impl SessionMap {
         &self.header().printk_next_id
     }
 
+    /// The wall-clock anchor of the session's start, if known.
+    pub(crate) fn wall_start(&self) -> Option<crate::clock::WallStart> {
+        let h = self.header();
+        let realtime_ns = h.start_realtime_ns.load(Ordering::Relaxed);
+        (realtime_ns != 0).then(|| crate::clock::WallStart {
+            realtime_ns,
+            clock_ts: h.start_clock_ts.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The session's recording switch (nonzero: off), in the header.
+    pub(crate) fn tracing_off(&self) -> &AtomicU32 {
+        &self.header().tracing_off
+    }
+
     /// Base pointer of the table data area (`data_size` bytes).
     pub(crate) fn data_ptr(&self) -> *mut u8 {
         // SAFETY: data_offset + data_size <= mapping length (validated).
@@ -318,6 +344,11 @@ pub(super) fn write_header(sm: &SessionMap) {
         w.store(u64::from_le_bytes(b), r);
     }
     h.printk_next_id.store(1, r);
+    let clock = crate::clock::Clock::from_parts(l.clock, l.clock_ordered, l.tsc2nsec);
+    if let Some(w) = crate::clock::WallStart::now(&clock) {
+        h.start_realtime_ns.store(w.realtime_ns, r);
+        h.start_clock_ts.store(w.clock_ts, r);
+    }
     // Written last, after the fields (same thread; `ready` publishes all).
     h.magic.store(MAGIC, r);
 }

@@ -392,6 +392,12 @@ impl SharedStorage for SessionLink {
     fn slot_tids(&self) -> &[AtomicU32] {
         self.map.slot_tids()
     }
+    fn tracing_off(&self) -> &AtomicU32 {
+        self.map.tracing_off()
+    }
+    fn wall_start(&self) -> Option<crate::clock::WallStart> {
+        self.map.wall_start()
+    }
     fn is_writer(&self) -> bool {
         self.writer
     }

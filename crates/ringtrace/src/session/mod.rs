@@ -337,6 +337,28 @@ impl Session {
         self.map.header().recorder_pid.store(pid, Ordering::Relaxed);
     }
 
+    /// The wall-clock time of the session's start (`None` for the
+    /// `counter` clock).
+    pub fn wall_start(&self) -> Option<crate::clock::WallStart> {
+        self.map.wall_start()
+    }
+
+    /// Whether the session records (`tracing_on`): the switch every
+    /// writer process reads before each record.
+    pub fn is_recording(&self) -> bool {
+        self.map.tracing_off().load(Ordering::Relaxed) == 0
+    }
+
+    /// Turns recording on or off for every writer process of the session
+    /// (`ringtrace start` / `stop`): records made while off are refused
+    /// before they reach a ring, and not counted (not attempts, as with the
+    /// kernel's `tracing_off`). Relaxed: a switch, ordering nothing.
+    pub fn set_recording(&self, on: bool) {
+        self.map
+            .tracing_off()
+            .store(u32::from(!on), Ordering::Relaxed);
+    }
+
     /// Table appends refused for lack of room so far.
     pub fn table_full(&self) -> u64 {
         self.map.header().table_full.load(Ordering::Relaxed)

@@ -991,3 +991,48 @@ mod tests {
         assert!(inner_ns >= 2_000_000, "slept {inner_ns} ns");
     }
 }
+
+/// The wall-clock time of a trace's start: the real time (`CLOCK_REALTIME`,
+/// ns since the Unix epoch) and the trace clock's stamp read at the same
+/// moment, so that any stamp of the trace maps to a wall-clock time
+/// (`ringtrace report --wall`, the JSON metadata). Stored in a session's
+/// header and in the trace.dat (a ringtrace option trace-cmd skips).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallStart {
+    /// Real time at the start, ns since the Unix epoch.
+    pub realtime_ns: u64,
+    /// The trace clock's stamp at the same moment (its own units).
+    pub clock_ts: u64,
+}
+
+impl WallStart {
+    /// Now, on `clock`; `None` for the `counter` clock, which counts
+    /// records, not time (reading it would also take a number).
+    pub fn now(clock: &Clock) -> Option<WallStart> {
+        if clock.kind() == ClockKind::Counter {
+            return None;
+        }
+        let clock_ts = clock.now();
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some(WallStart {
+            realtime_ns: u64::try_from(real.as_nanos()).ok()?,
+            clock_ts,
+        })
+    }
+
+    /// The wall-clock time (ns since the epoch) of stamp `ts`, where
+    /// `to_ns` converts the clock's stamps to ns (identity for `mono`).
+    ///
+    /// ```
+    /// let w = ringtrace::clock::WallStart { realtime_ns: 1_000_000, clock_ts: 500 };
+    /// assert_eq!(w.wall_ns(700, |t| t), 1_000_200);
+    /// assert_eq!(w.wall_ns(400, |t| t), 999_900);
+    /// ```
+    pub fn wall_ns(&self, ts: u64, to_ns: impl Fn(u64) -> u64) -> u64 {
+        let delta = i128::from(to_ns(ts)) - i128::from(to_ns(self.clock_ts));
+        let wall = i128::from(self.realtime_ns) + delta;
+        u64::try_from(wall.max(0)).unwrap_or(u64::MAX)
+    }
+}

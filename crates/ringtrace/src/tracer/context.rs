@@ -26,8 +26,8 @@
 //! 2. lease a ring: compare-and-swap of its slot `FREE -> LEASED`, else
 //!    `EXITED -> LEASED` for a drained ring (lock-free); none: refuse and count;
 //! 3. register the lease in `EXIT` (allocates once per thread);
-//! 4. save the thread's name (`/proc/self/task/TID/comm`, the kernel's comm)
-//!    in the tracer's table (a mutex, taken on lease only);
+//! 4. save the thread's name, whole (Rust's thread name, else the kernel's
+//!    comm: `read_comm`) in the tracer's table (a mutex, taken on lease only);
 //! 5. publish the lease in the `LEASES` cell.
 //!
 //! After that, a record takes no lock and allocates nothing: one scan of
@@ -251,7 +251,7 @@ impl Target for ContextHandle<'_> {
     #[inline(always)]
     fn record<R: Record + ?Sized>(&self, rec: &R) -> Result<(), RecordError> {
         let inner = &*self.tracer.inner;
-        if !inner.on.load(Ordering::Relaxed) {
+        if !inner.on.is_on() {
             return Err(RecordError::Off);
         }
         // The fast path, as in `record_in`.
@@ -424,7 +424,7 @@ pub(crate) fn record_in<R: Record + ?Sized>(
     inner: &Arc<Inner>,
     rec: &R,
 ) -> Result<(), RecordError> {
-    if !inner.on.load(Ordering::Relaxed) {
+    if !inner.on.is_on() {
         return Err(RecordError::Off);
     }
     if NEST.get() == 0 {
@@ -749,14 +749,38 @@ fn prune_dead_leases() {
     });
 }
 
-/// The kernel's name of thread `tid` (`/proc/self/task/TID/comm`), which is
-/// what std sets for named threads (cut to 15 bytes) and the program name
-/// for the main thread; `<...>` when unreadable.
+/// The name of the calling thread `tid`, kept whole: Rust's thread name
+/// when it has one (`tokio-runtime-worker`, where the kernel's comm is cut
+/// to 15 bytes: `tokio-runtime-w`); for the main thread (and threads
+/// named outside Rust) the kernel's comm, or the program's file name when
+/// the comm is a cut of it; `<...>` when unreadable. Ordinary code only
+/// (the lease path): it may allocate.
 pub(super) fn read_comm(tid: i32) -> Comm {
-    match std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")) {
-        Ok(s) => Comm::new(s.trim_end_matches('\n')),
-        Err(_) => Comm::new("<...>"),
+    if let Some(name) = rust_thread_name() {
+        return Comm::new(&name);
     }
+    let comm = match std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")) {
+        Ok(s) => s.trim_end_matches('\n').to_string(),
+        Err(_) => return Comm::new("<...>"),
+    };
+    if comm.len() == crate::tracer::COMM_LEN {
+        let exe = std::env::current_exe().ok();
+        if let Some(file) = exe.as_deref().and_then(|e| e.file_name()?.to_str()) {
+            if file.starts_with(&comm) {
+                return Comm::new(file);
+            }
+        }
+    }
+    Comm::new(&comm)
+}
+
+/// The calling thread's Rust name, except std's `main` for the main thread
+/// (the program's name says more). Not asked once this thread's locals are
+/// being destroyed (`thread::current` may panic then, in older std).
+fn rust_thread_name() -> Option<String> {
+    EXIT.try_with(|_| ()).ok()?;
+    let me = std::panic::catch_unwind(std::thread::current).ok()?;
+    me.name().filter(|n| *n != "main").map(str::to_owned)
 }
 
 /// After `fork`, the child's thread has a new tid: forget the cached one,

@@ -36,27 +36,39 @@ pub(crate) mod lease;
 mod macros;
 pub(crate) mod storage;
 
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ringtrace_ring::{Config, ConfigError, Mode, RingBuffer, RingError, RingStats};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, WallStart};
 use crate::event::{EventType, Registry, RegistryError};
-use storage::{SharedStorage, SlotArray};
+use storage::{SharedStorage, SlotArray, Switch};
 
 // The slot words and their protocol (claim, release, reclaim) are in
 // `lease`; the session reaches them through these names.
 pub(crate) use lease::{slot_owner, slot_state, EXITED, FREE, LEASED, MAX_SLOT_OWNERS, RECLAIMING};
 
-/// The kernel's `TASK_COMM_LEN` minus the NUL: names are cut to 15 bytes.
+/// The kernel's `TASK_COMM_LEN` minus the NUL: the kernel cuts a thread's
+/// comm to 15 bytes (ringtrace keeps the whole Rust name: [`NAME_LEN`]).
 ///
 /// ```
 /// assert_eq!(ringtrace::tracer::COMM_LEN, 15);
 /// ```
 #[doc(hidden)]
 pub const COMM_LEN: usize = 15;
+
+/// Longest thread name kept (bytes): Rust's thread names whole
+/// (`tokio-runtime-worker`, not the kernel's `tokio-runtime-w`); longer
+/// ones are cut at a character boundary. Inline, so that the crash dump
+/// reads names without allocating.
+///
+/// ```
+/// assert!(ringtrace::tracer::NAME_LEN >= "tokio-runtime-worker".len());
+/// ```
+#[doc(hidden)]
+pub const NAME_LEN: usize = 63;
 
 /// Source of tracer ids; 0 is never used (it marks an empty lease cell).
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
@@ -307,21 +319,21 @@ pub(crate) struct Cmdlines {
     generation: std::sync::Arc<AtomicU64>,
 }
 
-/// A thread name of at most [`COMM_LEN`] bytes, stored inline.
+/// A thread name of at most [`NAME_LEN`] bytes, stored inline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Comm {
-    bytes: [u8; COMM_LEN],
+    bytes: [u8; NAME_LEN],
     len: u8,
 }
 
 impl Comm {
-    /// `name` cut to [`COMM_LEN`] bytes at a character boundary.
+    /// `name` cut to [`NAME_LEN`] bytes at a character boundary.
     pub(crate) fn new(name: &str) -> Comm {
-        let mut end = name.len().min(COMM_LEN);
+        let mut end = name.len().min(NAME_LEN);
         while !name.is_char_boundary(end) {
             end -= 1;
         }
-        let mut bytes = [0u8; COMM_LEN];
+        let mut bytes = [0u8; NAME_LEN];
         bytes[..end].copy_from_slice(&name.as_bytes()[..end]);
         Comm {
             bytes,
@@ -394,8 +406,12 @@ pub(crate) struct Inner {
     buf: RingBuffer,
     clock: Clock,
     config: TracerConfig,
-    /// Recording on/off (`tracing_on`). Relaxed: a switch, ordering nothing.
-    on: AtomicBool,
+    /// Recording on/off (`tracing_on`); a session's is in its shared
+    /// memory, for every writer process.
+    pub(super) on: Switch,
+    /// Wall-clock anchor of the trace's start: the session's, else taken
+    /// when the tracer is built.
+    wall_start: Option<WallStart>,
     /// Lease state of each ring (`FREE`, `LEASED`, `EXITED`). Changed by
     /// compare-and-swap on lease (AcqRel: the new writer sees the previous
     /// writer's ring state; pairs with the Release store at release).
@@ -436,9 +452,10 @@ impl Inner {
     }
 
     /// Turns recording on or off (`tracing_on`); the crash dump turns it
-    /// off before it reads. Relaxed: a switch, ordering nothing.
+    /// off before it reads (on a session, for every writer process, as the
+    /// kernel's dump turns tracing off for the whole system).
     pub(crate) fn set_on(&self, on: bool) {
-        self.on.store(on, Ordering::Relaxed);
+        self.on.set(on);
     }
 
     /// The shared storage (a session) this tracer's rings live in, if any.
@@ -685,7 +702,11 @@ impl Tracer {
                     clock: Some(clock),
                     ..config
                 },
-                on: AtomicBool::new(true),
+                on: Switch::new(shared.clone()),
+                wall_start: match &shared {
+                    Some(s) => s.wall_start(),
+                    None => WallStart::now(&clock),
+                },
                 slots,
                 slot_tid,
                 refused_no_context: AtomicU64::new(0),
@@ -757,6 +778,18 @@ impl Tracer {
         &self.inner.buf
     }
 
+    /// The wall-clock time of the trace's start (`None` for the `counter`
+    /// clock): a session's start, else when this tracer was built.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(1).build().unwrap();
+    /// assert!(t.wall_start().is_some());
+    /// ```
+    #[must_use]
+    pub fn wall_start(&self) -> Option<WallStart> {
+        self.inner.wall_start
+    }
+
     /// Whether recording is on (`tracing_on`).
     ///
     /// ```
@@ -765,11 +798,13 @@ impl Tracer {
     /// ```
     #[must_use]
     pub fn is_on(&self) -> bool {
-        self.inner.on.load(Ordering::Relaxed)
+        self.inner.on.is_on()
     }
 
     /// Turns recording on or off. Writes made while off are not attempts:
-    /// they are neither recorded nor counted.
+    /// they are neither recorded nor counted. On a session the switch is
+    /// the session's, in its shared memory: it reaches every writer
+    /// process (`ringtrace stop` / `start`).
     ///
     /// ```
     /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
@@ -778,7 +813,7 @@ impl Tracer {
     /// assert_eq!(t.ring_stats(0).unwrap().entries, 0);
     /// ```
     pub fn set_on(&self, on: bool) {
-        self.inner.on.store(on, Ordering::Relaxed);
+        self.inner.on.set(on);
     }
 
     /// Counters of context `ring`.

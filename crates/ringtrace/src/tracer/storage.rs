@@ -18,9 +18,10 @@
 //! `count_refused`) are async-signal-safe: atomics only, no lock, no
 //! allocation. The others run on the lease path, in ordinary code.
 
-use crate::sync::AtomicU32;
+use crate::sync::{AtomicU32, Ordering};
 use std::any::Any;
 use std::fmt;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use ringtrace_ring::RingBuffer;
@@ -37,6 +38,12 @@ pub(crate) trait SharedStorage: Any + Send + Sync + fmt::Debug {
     /// Thread id of each ring's current or last writer, in the shared
     /// memory.
     fn slot_tids(&self) -> &[AtomicU32];
+    /// The session's recording switch ([`Switch`]'s word, nonzero: off),
+    /// in the shared memory, so that one store reaches every writer
+    /// process.
+    fn tracing_off(&self) -> &AtomicU32;
+    /// The wall-clock anchor of the storage's start, if it has one.
+    fn wall_start(&self) -> Option<crate::clock::WallStart>;
     /// Whether this process writes into the storage (registers itself and
     /// publishes its formats) rather than only reading it.
     fn is_writer(&self) -> bool;
@@ -95,5 +102,73 @@ impl std::ops::Deref for SlotArray {
             SlotArray::States(s) => s.slot_states(),
             SlotArray::Tids(s) => s.slot_tids(),
         }
+    }
+}
+
+/// A tracer's recording switch (`tracing_on`): one word, 0 while recording
+/// is on, in the tracer's own memory (heap flavor) or in the shared
+/// storage (shared flavor), so that `ringtrace stop` in another process
+/// reaches every writer of a session. The record path reads it with one
+/// Relaxed load through one pointer, the same in both flavors (no branch,
+/// no call through the storage). Relaxed: a switch, ordering nothing; a
+/// record racing a switch is recorded or not, never torn.
+pub(crate) struct Switch {
+    /// Points at `own` or into `storage`'s memory, both held by `self`.
+    word: NonNull<AtomicU32>,
+    /// The heap flavor's word. An `Arc`, not a `Box`: moving a `Box`
+    /// asserts it is unique, which would void `word` under Rust's aliasing
+    /// rules; an `Arc` may be moved with pointers into it alive.
+    _own: Option<Arc<AtomicU32>>,
+    /// Keeps the shared flavor's memory mapped.
+    _storage: Option<Arc<dyn SharedStorage>>,
+}
+
+// SAFETY: `word` points at an `AtomicU32` (itself Send and Sync) that the
+// switch keeps alive (its own `Arc`, or the storage it holds an `Arc` of);
+// only shared references to it are ever made.
+unsafe impl Send for Switch {}
+// SAFETY: as for Send.
+unsafe impl Sync for Switch {}
+
+impl Switch {
+    /// The switch of a tracer on `storage`, or its own (on) when `None`.
+    pub(crate) fn new(storage: Option<Arc<dyn SharedStorage>>) -> Switch {
+        match storage {
+            Some(s) => Switch {
+                word: NonNull::from(s.tracing_off()),
+                _own: None,
+                _storage: Some(s),
+            },
+            None => {
+                let own = Arc::new(AtomicU32::new(0));
+                Switch {
+                    word: NonNull::from(&*own),
+                    _own: Some(own),
+                    _storage: None,
+                }
+            }
+        }
+    }
+
+    fn word(&self) -> &AtomicU32 {
+        // SAFETY: the pointee lives as long as `self` (see the fields).
+        unsafe { self.word.as_ref() }
+    }
+
+    /// Whether recording is on: the record path's one load.
+    #[inline(always)]
+    pub(crate) fn is_on(&self) -> bool {
+        self.word().load(Ordering::Relaxed) == 0
+    }
+
+    /// Turns recording on or off.
+    pub(crate) fn set(&self, on: bool) {
+        self.word().store(u32::from(!on), Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for Switch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Switch").field("on", &self.is_on()).finish()
     }
 }

@@ -26,6 +26,9 @@ pub(crate) mod opt {
     pub(crate) const KALLSYMS: u16 = 19;
     pub(crate) const PRINTK: u16 = 20;
     pub(crate) const CMDLINES: u16 = 21;
+    /// ringtrace's own: the wall-clock anchor (u64 real time ns, u64 clock
+    /// stamp). Far above trace-cmd's ids, which it skips as unknown.
+    pub(crate) const RINGTRACE_WALL_START: u16 = 0x7277;
 }
 
 /// v7 section flag bit 0: the section body is compressed (§4).

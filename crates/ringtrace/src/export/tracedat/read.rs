@@ -92,6 +92,8 @@ pub struct TraceDatInfo {
     pub cpu_stats: Vec<String>,
     /// The top buffer's CPU table.
     pub cpus: Vec<CpuData>,
+    /// Wall-clock time of the trace's start (ringtrace's option).
+    pub wall_start: Option<crate::clock::WallStart>,
     /// Ids of options this reader does not interpret, in file order.
     pub unknown_options: Vec<u16>,
     /// Names of other buffer instances (v7); their data is not read.
@@ -506,6 +508,7 @@ fn parse_info<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<TraceDatInfo, 
         writer_version: None,
         cpu_stats: Vec::new(),
         cpus: Vec::new(),
+        wall_start: None,
         unknown_options: Vec::new(),
         instances: Vec::new(),
         event_by_id: HashMap::new(),
@@ -709,6 +712,12 @@ fn handle_option(
         opt::VERSION => info.writer_version = Some(option_str(data)),
         opt::CPUCOUNT => o.cpucount = Some(d.u32("CPUCOUNT")?),
         opt::TRACEID => info.trace_id = Some(d.u64("TRACEID")?),
+        opt::RINGTRACE_WALL_START => {
+            info.wall_start = Some(crate::clock::WallStart {
+                realtime_ns: d.u64("ringtrace wall start")?,
+                clock_ts: d.u64("ringtrace wall start")?,
+            })
+        }
         opt::TSC2NSEC => {
             info.tsc2nsec = Some(Tsc2Nsec {
                 mult: d.u32("TSC2NSEC")?,

@@ -79,6 +79,8 @@ pub struct TraceDatMeta {
     /// Per-CPU stats text (`CPUSTAT` option, one per CPU, in CPU order);
     /// empty for none.
     pub cpu_stats: Vec<String>,
+    /// Wall-clock time of the trace's start (a ringtrace option).
+    pub wall_start: Option<crate::clock::WallStart>,
 }
 
 impl TraceDatMeta {
@@ -98,6 +100,7 @@ impl TraceDatMeta {
             printk: Vec::new(),
             cmdlines: Vec::new(),
             cpu_stats: Vec::new(),
+            wall_start: None,
         }
     }
 }
@@ -607,6 +610,12 @@ fn build_options(meta: &TraceDatMeta, enc: Enc) -> Vec<(u16, Vec<u8>)> {
     }
     for s in &meta.cpu_stats {
         o.push((opt::CPUSTAT, str0(s)));
+    }
+    if let Some(w) = meta.wall_start {
+        let mut d = Vec::new();
+        enc.u64(&mut d, w.realtime_ns);
+        enc.u64(&mut d, w.clock_ts);
+        o.push((opt::RINGTRACE_WALL_START, d));
     }
     o
 }
