@@ -5,6 +5,7 @@
 //! ringtrace report -i FILE [--cpu N]... [-R] [-t] [--json] print a trace.dat like the live reader
 //! ringtrace dump -i FILE                                   summary: sections, CPUs, counts, losses
 //! ringtrace convert -i FILE -o OUT [--format F]            trace.dat -> JSON, v6 <-> v7
+//! ringtrace html [FILE] [-o OUT.html]                      trace.dat -> self-contained HTML timeline
 //! ringtrace record [-b KB] [--mode M] [--clock C] [-o FILE] -- PROGRAM ARGS...
 //! ringtrace recover FILE                                   write a killed record's output
 //! ringtrace list | pipe S | show S | stat S | extract S -o F | snapshot S -o F | clear S | remove S
@@ -19,6 +20,7 @@
 
 mod demo;
 mod files;
+mod html_cmd;
 mod session_cmds;
 mod signals;
 
@@ -139,6 +141,12 @@ enum Cmd {
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
+    /// Write a trace.dat file as one self-contained HTML page: a timeline
+    /// (lanes per CPU and thread, spans, events, losses) with zoom, pan,
+    /// detail, search and a summary; it loads nothing from the network.
+    #[command(after_help = "Example:
+  ringtrace html trace.dat -o trace.html")]
+    Html(html_cmd::HtmlArgs),
     /// Run a program in a new session (shared-memory rings), read its
     /// events live and write them to a trace.dat or JSON file when it ends.
     #[command(after_help = "Examples:
@@ -389,6 +397,7 @@ fn run_other(cmd: Cmd) -> Result<(), CliError> {
             check_finished(&input)?;
             files::convert(&input, &output, Format::resolve(&output, format)?)
         }
+        Cmd::Html(a) => html_cmd::run(a),
         Cmd::List => Ok(session_cmds::list()?),
         Cmd::Pipe(a) => Ok(session_cmds::pipe(a)?),
         Cmd::Show { session } => Ok(session_cmds::show(&session)?),
