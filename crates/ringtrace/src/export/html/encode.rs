@@ -14,8 +14,8 @@
 //! memory. Spans are paired here, per thread, from the span begin and end
 //! records (see [`crate::json`]'s module docs): a begin whose end is not in
 //! the trace ends at the trace's last item (flag [`SPAN_NO_END`]), an end
-//! whose begin is not (overwritten) starts at the trace's first item (flag
-//! [`SPAN_NO_BEGIN`]); both are counted.
+//! whose begin is not (overwritten) starts at its thread's first record in
+//! the trace (flag [`SPAN_NO_BEGIN`]); both are counted.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -87,6 +87,8 @@ pub struct Encoder<D> {
     pub(super) lost: Lost,
     /// Thread lanes in order of first sight: (tid, name).
     pub(super) threads: Vec<(i32, String)>,
+    /// Time of each thread lane's first record.
+    lane_start: Vec<f64>,
     lane_of: HashMap<i32, u32>,
     /// CPU lanes in order of first sight.
     pub(super) cpus: Vec<u32>,
@@ -117,6 +119,7 @@ impl<D: Write> Encoder<D> {
             spans: Spans::default(),
             lost: Lost::default(),
             threads: Vec::new(),
+            lane_start: Vec::new(),
             lane_of: HashMap::new(),
             cpus: Vec::new(),
             cpu_lane: HashMap::new(),
@@ -199,7 +202,7 @@ impl<D: Write> Encoder<D> {
                 let view = render.view(rec)?;
                 let d = &view.decoded;
                 let t = self.rel(info.ts_ns(rec.ts));
-                let lane = self.thread_lane(d.pid, render);
+                let lane = self.thread_lane(d.pid, render, t);
                 let cpu = self.cpu_lane(rec.cpu);
                 let system = view.system();
                 let span = system == SPAN_SYSTEM
@@ -213,7 +216,11 @@ impl<D: Write> Encoder<D> {
                         .filter(|(n, _)| *n != "name")
                         .cloned()
                         .collect();
-                    let kind = if begin { KIND_SPAN_BEGIN } else { KIND_SPAN_END };
+                    let kind = if begin {
+                        KIND_SPAN_BEGIN
+                    } else {
+                        KIND_SPAN_END
+                    };
                     (kind, self.name_id(system, name), fields_text(&rest))
                 } else {
                     let kind = match (system, d.format.name.as_str()) {
@@ -243,19 +250,21 @@ impl<D: Write> Encoder<D> {
         Ok(())
     }
 
-    fn thread_lane(&mut self, tid: i32, render: &FileRenderer<'_>) -> u32 {
+    fn thread_lane(&mut self, tid: i32, render: &FileRenderer<'_>, t: f64) -> u32 {
         let n = self.threads.len() as u32;
         if let Some(l) = self.lane_of.get(&tid) {
             return *l;
         }
         self.threads.push((tid, render.comm(tid).to_string()));
+        self.lane_start.push(t);
         self.lane_of.insert(tid, n);
         n
     }
 
     /// Opens or closes a span on `lane`. An end closes the innermost open
     /// span of the same id and name; one with no such span started before
-    /// the trace (its begin was overwritten or never read).
+    /// the trace (its begin was overwritten or never read): it is drawn from
+    /// the thread's first record.
     fn span_edge(&mut self, begin: bool, lane: u32, id: u64, name: u32, t: f64, event: u32) {
         let stack = self.open.entry(lane).or_default();
         if begin {
@@ -273,7 +282,19 @@ impl<D: Write> Encoder<D> {
                 let o = stack.remove(p);
                 push_span(&mut self.spans, o.start, t, lane, name, p, 0, o.event);
             }
-            None => push_span(&mut self.spans, 0.0, t, lane, name, depth, SPAN_NO_BEGIN, event),
+            None => {
+                let from = self.lane_start[lane as usize];
+                push_span(
+                    &mut self.spans,
+                    from,
+                    t,
+                    lane,
+                    name,
+                    depth,
+                    SPAN_NO_BEGIN,
+                    event,
+                )
+            }
         }
     }
 

@@ -34,11 +34,11 @@ use base64::write::EncoderWriter;
 
 use crate::tracedat::render::FileRenderer;
 use crate::tracedat::{TraceDatError, TraceDatReader};
+use encode::{EncodeError, Encoder};
 pub use encode::{
     KIND_EVENT, KIND_MARKER, KIND_PRINTK, KIND_SPAN_BEGIN, KIND_SPAN_END, SPAN_NO_BEGIN,
     SPAN_NO_END,
 };
-use encode::{EncodeError, Encoder};
 
 const CSS: &str = include_str!("timeline.css");
 const JS: &str = include_str!("timeline.js");
@@ -168,7 +168,9 @@ pub fn tracedat_to_html<R: Read + Seek, W: Write>(
     write_meta(&mut out, &enc, &info, opts, &stats)?;
     write_columns(&mut out, &enc)?;
     write!(out, "<script>\n{JS}\n</script>\n</body>\n</html>\n")?;
-    let out = out.into_inner().map_err(|e| HtmlError::Io(e.into_error()))?;
+    let out = out
+        .into_inner()
+        .map_err(|e| HtmlError::Io(e.into_error()))?;
     Ok((out, stats))
 }
 
@@ -256,7 +258,10 @@ fn column<W: Write, T: Copy, const N: usize>(
     values: &[T],
     le: fn(T) -> [u8; N],
 ) -> io::Result<()> {
-    write!(out, "<script type=\"application/octet-stream\" id=\"{id}\">")?;
+    write!(
+        out,
+        "<script type=\"application/octet-stream\" id=\"{id}\">"
+    )?;
     let mut b64 = EncoderWriter::new(&mut *out, &STANDARD);
     // A multiple of 3 bytes: each chunk encodes without a partial group.
     let mut buf = Vec::with_capacity(48 * 1024);
@@ -297,6 +302,9 @@ mod tests {
 
     #[test]
     fn escape_covers_markup() {
-        assert_eq!(escape("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+        assert_eq!(
+            escape("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
     }
 }

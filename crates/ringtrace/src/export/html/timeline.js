@@ -40,6 +40,7 @@
   const utf8 = new TextDecoder();
   function detailText(i) {
     if (!detailBytes) detailBytes = bytes("rt-detail");
+    if (i >= N) return "";
     return utf8.decode(detailBytes.subarray(i ? ev.dend[i - 1] : 0, ev.dend[i]));
   }
 
@@ -418,8 +419,15 @@
   summary();
   const lostKnown = document.body.dataset.lost;
   $("rt-info").textContent = `${N} events · ${threads.length} threads · ${cpus.length} CPUs · ${NS} spans · ${lostKnown} lost · ${fmtDur(duration)}`;
+  // A query in the URL (`page.html#search=NAME`) runs at load.
+  const q = /[#&]search=([^&]*)/.exec(location.hash);
+  if (q) { $("rt-search").value = decodeURIComponent(q[1]); onSearch(); }
   const b = document.body.dataset;
   b.events = String(N); b.lanes = String(threads.length); b.cpus = String(cpus.length);
   b.spans = String(NS); b.drawnMs = String(performance.now());
   b.loadMs = String(performance.now() - T0);
+  // The columns are decoded: drop their text (the page's largest part) and
+  // keep the detail text as bytes, so memory holds one copy of each.
+  detailText(0);
+  document.querySelectorAll('script[type="application/octet-stream"]').forEach((s) => { s.textContent = ""; });
 })();
