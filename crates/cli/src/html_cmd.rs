@@ -84,7 +84,8 @@ pub fn run(a: HtmlArgs) -> Result<(), CliError> {
 }
 
 fn title(input: &Path) -> String {
-    input
-        .file_name()
-        .map_or_else(|| input.display().to_string(), |n| n.to_string_lossy().into_owned())
+    input.file_name().map_or_else(
+        || input.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
