@@ -17,6 +17,7 @@
 //! whose begin is not (overwritten) starts at its thread's first record in
 //! the trace (flag [`SPAN_NO_BEGIN`]); both are counted.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{self, Write};
 
@@ -96,6 +97,8 @@ pub struct Encoder<D> {
     /// Event and span names: (system, name).
     pub(super) names: Vec<(String, String)>,
     name_of: HashMap<String, HashMap<String, u32>>,
+    /// Name of the records of a format (all but printk and spans), by id.
+    by_format: HashMap<u32, u32>,
     open: HashMap<u32, Vec<Open>>,
     /// Raw time stamp (ns) of the first item: the time origin.
     pub(super) t0: Option<u64>,
@@ -125,6 +128,7 @@ impl<D: Write> Encoder<D> {
             cpu_lane: HashMap::new(),
             names: Vec::new(),
             name_of: HashMap::new(),
+            by_format: HashMap::new(),
             open: HashMap::new(),
             t0: None,
             t_last: 0.0,
@@ -221,14 +225,34 @@ impl<D: Write> Encoder<D> {
                     } else {
                         KIND_SPAN_END
                     };
-                    (kind, self.name_id(system, name), fields_text(&rest))
+                    (
+                        kind,
+                        self.name_id(system, name),
+                        Cow::Owned(fields_text(&rest)),
+                    )
                 } else {
                     let kind = match (system, d.format.name.as_str()) {
                         (crate::tracedat::FTRACE_SYSTEM, "bprint") => KIND_PRINTK,
                         (crate::tracedat::FTRACE_SYSTEM, "print") => KIND_MARKER,
                         _ => KIND_EVENT,
                     };
-                    (kind, self.name_id(system, &view.name), view.text())
+                    // A printk is named by its call site; any other record
+                    // by its format alone: looked up by the format's id.
+                    let name = match (kind, self.by_format.get(&d.format.id)) {
+                        (KIND_PRINTK, _) | (_, None) => {
+                            let id = self.name_id(system, &view.name);
+                            if kind != KIND_PRINTK {
+                                self.by_format.insert(d.format.id, id);
+                            }
+                            id
+                        }
+                        (_, Some(id)) => *id,
+                    };
+                    let text = match &view.message {
+                        Some(m) => Cow::Borrowed(m.as_str()),
+                        None => Cow::Owned(fields_text(&d.fields)),
+                    };
+                    (kind, name, text)
                 };
                 let end = self.push_detail(&text)?;
                 let index = u32::try_from(self.events.t.len()).map_err(|_| {

@@ -245,9 +245,9 @@ fn write_meta<W: Write, D>(
     // '<' only occurs inside JSON strings, where \u003c means the same and
     // cannot close the script element.
     let text = meta.to_string().replace('<', "\\u003c");
-    write!(
+    writeln!(
         out,
-        "<script type=\"application/json\" id=\"rt-meta\">{text}</script>\n"
+        "<script type=\"application/json\" id=\"rt-meta\">{text}</script>"
     )
 }
 
