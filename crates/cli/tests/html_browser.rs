@@ -145,7 +145,7 @@ fn expected(dat: &Path) -> Expected {
     let render = FileRenderer::new(&info);
     let mut x = Expected::default();
     let mut open: HashMap<i32, Vec<(u64, String)>> = HashMap::new();
-    let mut count_span = |x: &mut Expected, name: &str| {
+    let count_span = |x: &mut Expected, name: &str| {
         x.spans += 1;
         *x.spans_per_name
             .entry(format!("ringtrace:{name}"))
