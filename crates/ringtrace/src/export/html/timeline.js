@@ -85,7 +85,7 @@
   const HEIGHT = Math.min(y + 4, 30000);
 
   const canvas = $("rt-canvas"), g = canvas.getContext("2d");
-  let W = 800, v0 = 0, v1 = duration, match = null, pinned = false, drag = null, sel = null;
+  let W = 800, v0 = 0, v1 = duration, match = null, pinned = false, drag = null, sel = null, dragged = false;
   const plotW = () => Math.max(W - LABEL, 10);
   const xOf = (t) => LABEL + (t - v0) * plotW() / (v1 - v0);
   const tOf = (x) => v0 + (x - LABEL) * (v1 - v0) / plotW();
@@ -314,6 +314,8 @@
         const a = tOf(Math.min(sel.a, sel.b)), b = tOf(Math.max(sel.a, sel.b));
         sel = null; setView(a, b);
       } else if (sel) { sel = null; draw(); }
+      // The click that ends a drag must not pin what lies under it.
+      dragged = !!(drag && drag.moved);
       drag = null;
     });
     canvas.addEventListener("mousemove", (e) => {
@@ -327,7 +329,7 @@
       if (!pinned) showDetail(hit(e.offsetX, e.offsetY));
     });
     canvas.addEventListener("click", (e) => {
-      if (drag && drag.moved) return;
+      if (dragged) { dragged = false; return; }
       const h = hit(e.offsetX, e.offsetY);
       pinned = !!h; showDetail(h);
     });
@@ -418,7 +420,10 @@
   draw();
   summary();
   const lostKnown = document.body.dataset.lost;
-  $("rt-info").textContent = `${N} events · ${threads.length} threads · ${cpus.length} CPUs · ${NS} spans · ${lostKnown} lost · ${fmtDur(duration)}`;
+  // A canvas has a maximum height: say so when lanes fall past it.
+  const cut = lanes.filter((l) => l.y + l.h > HEIGHT).length;
+  $("rt-info").textContent = `${N} events · ${threads.length} threads · ${cpus.length} CPUs · ${NS} spans · ${lostKnown} lost · ${fmtDur(duration)}` +
+    (cut ? ` · ${cut} lanes past the canvas's height not drawn` : "");
   // A query in the URL (`page.html#search=NAME`) runs at load.
   const q = /[#&]search=([^&]*)/.exec(location.hash);
   if (q) { $("rt-search").value = decodeURIComponent(q[1]); onSearch(); }
