@@ -7,6 +7,7 @@
 //! ringtrace dump [FILE]                                    summary: sections, CPUs, counts, losses
 //! ringtrace convert [FILE] -o OUT [--format F]             trace.dat -> JSON, v6 <-> v7
 //!   (FILE, or -i FILE, defaults to trace.dat as in trace-cmd)
+//! ringtrace html [FILE] [-o OUT.html]                      trace.dat -> self-contained HTML timeline
 //! ringtrace record [-b KB] [--mode M] [--clock C] [-o FILE] -- PROGRAM ARGS...
 //! ringtrace recover FILE                                   write a killed record's output
 //! ringtrace list | pipe S | show S | stat S | extract S -o F | snapshot S -o F | clear S | remove S
@@ -24,8 +25,9 @@ mod cpulist;
 mod demo;
 mod files;
 mod filter;
-mod report_stat;
+mod html_cmd;
 mod progress;
+mod report_stat;
 mod session_cmds;
 mod signals;
 mod wall;
@@ -118,6 +120,12 @@ enum Cmd {
     /// Convert a trace.dat file to Chrome JSON or to another trace.dat
     /// version (`--format dat` for v6, `dat7` for v7).
     Convert(files::ConvertArgs),
+    /// Write a trace.dat file as one self-contained HTML page: a timeline
+    /// (lanes per CPU and thread, spans, events, losses) with zoom, pan,
+    /// detail, search and a summary; it loads nothing from the network.
+    #[command(after_help = "Example:
+  ringtrace html trace.dat -o trace.html")]
+    Html(html_cmd::HtmlArgs),
     /// Run a program in a new session (shared-memory rings), read its
     /// events live and write them to a trace.dat or JSON file when it ends.
     #[command(after_help = "Examples:
@@ -386,6 +394,7 @@ fn run_other(cmd: Cmd) -> Result<(), CliError> {
             check_finished(&input)?;
             files::convert(&input, &a.output, Format::resolve(&a.output, a.format)?)
         }
+        Cmd::Html(a) => html_cmd::run(a),
         Cmd::List => Ok(session_cmds::list()?),
         Cmd::Pipe(a) => Ok(session_cmds::pipe(a)?),
         Cmd::Show { session } => Ok(session_cmds::show(&session)?),

@@ -4,6 +4,8 @@
 //!
 //! - **Drain** ([`Drain`], in `drain.rs`): a streaming export of a live tracer (or of a
 //!   snapshot) to trace.dat or Chrome JSON with bounded memory.
+//! - **HTML** ([`html`]): a self-contained page drawing the trace as a
+//!   timeline, with a summary.
 //! - **JSON** ([`json`]): Chrome trace-event JSON, streamed.
 //! - **trace.dat** ([`tracedat`]): trace-cmd's file format, versions 6 and
 //!   7: writer, bounded reader, page decoder, `format` parser.
@@ -17,6 +19,7 @@
 mod access;
 pub mod callsite;
 mod drain;
+pub mod html;
 pub mod json;
 pub mod tracedat;
 mod view;
