@@ -10,6 +10,8 @@
 //!   arguments (the kernel's `bstr_printf`), allocation-free.
 //! - **Compiled** (`compiled`): printk formats parsed once, with fast
 //!   forms of the plain conversions, for the pipe.
+//! - **Typed** (`typed`): typed events' lines prepared once per type, for
+//!   the pipe.
 //! - **Printk** ([`printk`]): printk and marker records read back, and
 //!   trace.dat's `printk_formats` and `kallsyms` texts.
 //!
@@ -25,3 +27,4 @@ pub(crate) mod compiled;
 pub mod printf;
 pub mod printk;
 pub mod text;
+pub(crate) mod typed;

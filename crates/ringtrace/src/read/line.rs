@@ -27,6 +27,7 @@ use crate::printk::{
     format_bprint, format_print, site_by_fmt_addr, write_record, write_site, BprintFields,
     FormatCache, FormatError, BPRINT_ID, FMT_ADDR_BASE, PRINT_ID,
 };
+use crate::fmt::typed::TypeCache;
 use crate::sync::{AtomicU64, Ordering};
 use crate::text::{
     write_context, write_context_head, write_lost_events, write_timestamp, FixedWriter,
@@ -132,6 +133,8 @@ pub(crate) struct HeadCache {
     heads: Vec<Option<CachedHead>>,
     /// Printk formats parsed once.
     formats: FormatCache,
+    /// Typed events' lines prepared once.
+    types: TypeCache,
 }
 
 #[derive(Debug)]
@@ -151,6 +154,7 @@ impl HeadCache {
             generation: inner.cmdlines().lock().ok().map(|c| c.generation()),
             heads: Vec::new(),
             formats: FormatCache::default(),
+            types: TypeCache::default(),
         }
     }
 }
@@ -207,7 +211,7 @@ pub(crate) fn write_event_cached(
     let (ts, tf) = time(inner, opts, timestamp);
     write_timestamp(w, ts, tf)?;
     w.push_str(": ");
-    write_event_body_with(w, payload, Some(&mut cache.formats))
+    write_event_body_with(w, payload, Some((&mut cache.formats, &mut cache.types)))
 }
 
 /// A text buffer an event line goes into, whose end can be cut back: a
@@ -257,12 +261,13 @@ pub(crate) fn write_event_body<W: LineBuf>(w: &mut W, payload: &[u8]) -> fmt::Re
     write_event_body_with(w, payload, None)
 }
 
-/// [`write_event_body`], printk formats parsed once in `formats` (a
-/// reader's cache; the crash dump, which must not allocate, has none).
+/// [`write_event_body`], printk formats and typed events' lines prepared
+/// once in `caches` (a reader's; the crash dump, which must not allocate,
+/// has none).
 pub(crate) fn write_event_body_with<W: LineBuf>(
     w: &mut W,
     payload: &[u8],
-    formats: Option<&mut FormatCache>,
+    caches: Option<(&mut FormatCache, &mut TypeCache)>,
 ) -> fmt::Result {
     let Some((ty, _)) = CommonFields::read(payload) else {
         return w.write_str("<truncated record>: \n");
@@ -272,9 +277,9 @@ pub(crate) fn write_event_body_with<W: LineBuf>(
         BPRINT_ID => {
             let r = BprintFields::parse(payload).and_then(|f| {
                 let site = site_by_fmt_addr(f.fmt).ok_or(FormatError::UnknownFormat(f.fmt))?;
-                match formats {
+                match caches {
                     // The id is in range: `site_by_fmt_addr` found it.
-                    Some(c) => c.write(w, ((f.fmt - FMT_ADDR_BASE) >> 4) as u32, site, f.args),
+                    Some((c, _)) => c.write(w, ((f.fmt - FMT_ADDR_BASE) >> 4) as u32, site, f.args),
                     None => {
                         write_site(w, site.file(), site.line()).map_err(|_| FormatError::Output)?;
                         write_record(w, site.format(), f.args)
@@ -304,11 +309,17 @@ pub(crate) fn write_event_body_with<W: LineBuf>(
         },
         id => match Registry::global().get(id) {
             Some(t) => {
-                w.write_str(t.name)?;
-                w.write_str(": ")?;
-                match t.write_fields(w, payload) {
-                    Ok(r) => r?,
-                    Err(e) => write!(w, "[FAILED TO PARSE] {e}")?,
+                let prepared = match caches {
+                    Some((_, types)) => types.write(w, t, payload)?,
+                    None => false,
+                };
+                if !prepared {
+                    w.write_str(t.name)?;
+                    w.write_str(": ")?;
+                    match t.write_fields(w, payload) {
+                        Ok(r) => r?,
+                        Err(e) => write!(w, "[FAILED TO PARSE] {e}")?,
+                    }
                 }
             }
             None => write!(w, "Unknown type {id}: ")?,
