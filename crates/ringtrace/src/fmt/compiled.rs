@@ -314,8 +314,9 @@ mod tests {
         let mut args = Vec::new();
         for _ in 0..=g.below(4) {
             fmt.push_str(["", "x=", " ", "%%", "\u{e9}: "][g.below(5) as usize]);
-            let conv = ["%d", "%i", "%u", "%ld", "%llu", "%zu", "%lli", "%s", "%5d", "%x"]
-                [g.below(10) as usize];
+            let conv = [
+                "%d", "%i", "%u", "%ld", "%llu", "%zu", "%lli", "%s", "%5d", "%x",
+            ][g.below(10) as usize];
             fmt.push_str(conv);
             if conv == "%s" {
                 args.extend_from_slice(STRS[g.below(STRS.len() as u64) as usize]);

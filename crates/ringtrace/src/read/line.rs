@@ -23,11 +23,11 @@ use std::borrow::Cow;
 use std::fmt::{self, Write};
 
 use crate::event::{write_lossy, CommonFields, Registry};
+use crate::fmt::typed::TypeCache;
 use crate::printk::{
     format_bprint, format_print, site_by_fmt_addr, write_record, write_site, BprintFields,
     FormatCache, FormatError, BPRINT_ID, FMT_ADDR_BASE, PRINT_ID,
 };
-use crate::fmt::typed::TypeCache;
 use crate::sync::{AtomicU64, Ordering};
 use crate::text::{
     write_context, write_context_head, write_lost_events, write_timestamp, FixedWriter,

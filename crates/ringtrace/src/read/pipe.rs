@@ -694,7 +694,11 @@ mod tests {
                 rec[16..20].copy_from_slice(&(v as i32).to_ne_bytes());
                 rec[20..22].copy_from_slice(&(v as i16).to_ne_bytes());
                 // One time in two, cut inside the last field.
-                if step % 6 == 2 { 24 } else { 20 }
+                if step % 6 == 2 {
+                    24
+                } else {
+                    20
+                }
             }
             4 => {
                 c.write(WITH_STR.id, rec);
