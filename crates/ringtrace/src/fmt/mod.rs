@@ -8,6 +8,10 @@
 //!   time stamps and the per-ring `stats` text.
 //! - **Printf** ([`printf`]): the one C-printf renderer of binary printk
 //!   arguments (the kernel's `bstr_printf`), allocation-free.
+//! - **Compiled** (`compiled`): printk formats parsed once, with fast
+//!   forms of the plain conversions, for the pipe.
+//! - **Typed** (`typed`): typed events' lines prepared once per type, for
+//!   the pipe.
 //! - **Printk** ([`printk`]): printk and marker records read back, and
 //!   trace.dat's `printk_formats` and `kallsyms` texts.
 //!
@@ -19,6 +23,8 @@
 //! exporters and the CLI render through it, so each line format has one
 //! definition.
 
+pub(crate) mod compiled;
 pub mod printf;
 pub mod printk;
 pub mod text;
+pub(crate) mod typed;

@@ -8,7 +8,7 @@
 //! - **Arguments**: the packed bytes of a `bprint` record, as the write
 //!   side's `args` module packs them.
 //! - **Parsed format** / **format cache**: a format's pieces kept by a
-//!   reader that renders it many times (the pipe).
+//!   reader that renders it many times (the pipe): the `compiled` module.
 //!
 //! # Contract
 //!
@@ -27,9 +27,12 @@
 use core::fmt::{self, Write};
 
 use crate::record::printk::{
-    align4, next_piece, ArgKind, ParseError, Piece, Site, Spec, F_HASH, F_MINUS, F_PLUS, F_SPACE,
-    F_ZERO, MAX_SITES,
+    align4, next_piece, ArgKind, ParseError, Piece, Spec, F_HASH, F_MINUS, F_PLUS, F_SPACE, F_ZERO,
 };
+
+// The pipe's cache of parsed formats lives in `compiled`; named here too,
+// where the crate root has always found it.
+pub(crate) use super::compiled::FormatCache;
 
 /// Why a record could not be formatted.
 ///
@@ -224,7 +227,7 @@ pub fn write_record<W: Write + ?Sized>(
 
 /// One conversion (`conv` is its text, for errors) of the argument at
 /// `*pos`, which it moves past the argument.
-fn write_conv<W: Write + ?Sized>(
+pub(crate) fn write_conv<W: Write + ?Sized>(
     w: &mut W,
     spec: &Spec,
     conv: &str,
@@ -265,105 +268,6 @@ fn write_conv<W: Write + ?Sized>(
     Ok(())
 }
 
-/// A format parsed once: its literals and conversions, as byte ranges of
-/// the format text.
-#[derive(Debug)]
-pub(crate) struct ParsedFormat {
-    /// The format it was parsed from.
-    fmt: &'static str,
-    pieces: Box<[(Piece, usize, usize)]>,
-}
-
-impl ParsedFormat {
-    /// `None` for a malformed format (rendering it gives the error).
-    pub(crate) fn parse(fmt: &'static str) -> Option<ParsedFormat> {
-        let mut pieces = Vec::new();
-        let mut i = 0;
-        loop {
-            let (piece, next) = next_piece(fmt.as_bytes(), i).ok()?;
-            if let Piece::End = piece {
-                break;
-            }
-            pieces.push((piece, i, next));
-            i = next;
-        }
-        Some(ParsedFormat {
-            fmt,
-            pieces: pieces.into_boxed_slice(),
-        })
-    }
-
-    /// [`write_record`] of this format: the same text and errors.
-    pub(crate) fn write<W: Write + ?Sized>(
-        &self,
-        w: &mut W,
-        args: &[u8],
-    ) -> Result<(), FormatError> {
-        let mut pos = 0;
-        let mut index = 0;
-        for &(piece, i, next) in self.pieces.iter() {
-            match piece {
-                Piece::End => break,
-                Piece::Literal(a, b) => out(w.write_str(&self.fmt[a..b]))?,
-                Piece::Conv(spec) => {
-                    write_conv(w, &spec, &self.fmt[i..next], args, &mut pos, index)?;
-                    index += 1;
-                }
-            }
-        }
-        let extra = args.len().saturating_sub(pos);
-        if extra > 3 {
-            return Err(FormatError::TrailingBytes { extra });
-        }
-        Ok(())
-    }
-}
-
-/// Formats parsed once, by site id, kept by a reader (the pipe) so that
-/// a format is not parsed again for every record, nor its line's
-/// `file:line: ` written again. Looked up by index; the entry is checked
-/// to be the site's (an id's site may be replaced, see `import_site`).
-#[derive(Debug, Default)]
-pub(crate) struct FormatCache {
-    by_id: Vec<Option<(&'static Site, String, ParsedFormat)>>,
-}
-
-impl FormatCache {
-    /// `file:line: ` of site `id`, then [`write_record`] of its format.
-    pub(crate) fn write<W: Write + ?Sized>(
-        &mut self,
-        w: &mut W,
-        id: u32,
-        site: &'static Site,
-        args: &[u8],
-    ) -> Result<(), FormatError> {
-        let i = id as usize;
-        if i < MAX_SITES {
-            if self.by_id.len() <= i {
-                self.by_id.resize_with(i + 1, || None);
-            }
-            let slot = &mut self.by_id[i];
-            if !slot
-                .as_ref()
-                .is_some_and(|(s, _, _)| core::ptr::eq(*s, site))
-            {
-                *slot = ParsedFormat::parse(site.format()).map(|p| {
-                    let mut head = String::new();
-                    // Writing to a String cannot fail.
-                    let _ = write_site(&mut head, site.file(), site.line());
-                    (site, head, p)
-                });
-            }
-            if let Some((_, head, p)) = slot {
-                out(w.write_str(head))?;
-                return p.write(w, args);
-            }
-        }
-        out(write_site(w, site.file(), site.line()))?;
-        write_record(w, site.format(), args)
-    }
-}
-
 /// `file:line: `, the name of a binary printk's line.
 pub(crate) fn write_site<W: Write + ?Sized>(w: &mut W, file: &str, line: u32) -> fmt::Result {
     let mut d = Digits::new();
@@ -373,7 +277,7 @@ pub(crate) fn write_site<W: Write + ?Sized>(w: &mut W, file: &str, line: u32) ->
     w.write_str(": ")
 }
 
-fn out(r: fmt::Result) -> Result<(), FormatError> {
+pub(crate) fn out(r: fmt::Result) -> Result<(), FormatError> {
     r.map_err(|_| FormatError::Output)
 }
 
@@ -1049,12 +953,12 @@ mod tests {
                 _ => {}
             }
             let fmt: &'static str = Box::leak(fmt.into_boxed_str());
-            let p = ParsedFormat::parse(fmt).unwrap();
+            let p = crate::fmt::compiled::ParsedFormat::parse("", fmt).unwrap();
             let mut got = String::new();
             let got = p.write(&mut got, &args).map(|()| got);
             assert_eq!(got, new(fmt, &args), "{fmt:?}");
         }
-        assert!(ParsedFormat::parse("%q").is_none());
+        assert!(crate::fmt::compiled::ParsedFormat::parse("", "%q").is_none());
     }
 
     #[test]

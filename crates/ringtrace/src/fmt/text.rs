@@ -104,7 +104,16 @@ pub fn write_timestamp<W: Write>(w: &mut W, ts: u64, tf: TimeFormat) -> fmt::Res
     let first = match tf {
         TimeFormat::Nanoseconds => {
             let (s, us) = secs_usecs(ts);
-            let i = decimal_into(&mut buf, end, us, 6);
+            // Always six digits: three pairs, no loop.
+            let us = us as usize;
+            for (k, pair) in [us / 10_000, us / 100 % 100, us % 100]
+                .into_iter()
+                .enumerate()
+            {
+                let at = end - 6 + 2 * k;
+                buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[2 * pair..2 * pair + 2]);
+            }
+            let i = end - 6;
             buf[i - 1] = b'.';
             let i = decimal_into(&mut buf, i - 1, s, 1);
             // Width 5, spaces already there; then the leading space.

@@ -23,6 +23,7 @@ use std::borrow::Cow;
 use std::fmt::{self, Write};
 
 use crate::event::{write_lossy, CommonFields, Registry};
+use crate::fmt::typed::TypeCache;
 use crate::printk::{
     format_bprint, format_print, site_by_fmt_addr, write_record, write_site, BprintFields,
     FormatCache, FormatError, BPRINT_ID, FMT_ADDR_BASE, PRINT_ID,
@@ -162,6 +163,8 @@ pub(crate) struct HeadCache {
     heads: Vec<Option<CachedHead>>,
     /// Printk formats parsed once.
     formats: FormatCache,
+    /// Typed events' lines prepared once.
+    types: TypeCache,
 }
 
 #[derive(Debug)]
@@ -181,6 +184,7 @@ impl HeadCache {
             generation: inner.cmdlines().lock().ok().map(|c| c.generation()),
             heads: Vec::new(),
             formats: FormatCache::default(),
+            types: TypeCache::default(),
         }
     }
 }
@@ -237,7 +241,7 @@ pub(crate) fn write_event_cached(
     let (ts, tf) = time(inner, opts, timestamp);
     write_timestamp(w, ts, tf)?;
     w.push_str(": ");
-    write_event_body_with(w, payload, Some(&mut cache.formats))
+    write_event_body_with(w, payload, Some((&mut cache.formats, &mut cache.types)))
 }
 
 /// A text buffer an event line goes into, whose end can be cut back: a
@@ -287,12 +291,13 @@ pub(crate) fn write_event_body<W: LineBuf>(w: &mut W, payload: &[u8]) -> fmt::Re
     write_event_body_with(w, payload, None)
 }
 
-/// [`write_event_body`], printk formats parsed once in `formats` (a
-/// reader's cache; the crash dump, which must not allocate, has none).
+/// [`write_event_body`], printk formats and typed events' lines prepared
+/// once in `caches` (a reader's; the crash dump, which must not allocate,
+/// has none).
 pub(crate) fn write_event_body_with<W: LineBuf>(
     w: &mut W,
     payload: &[u8],
-    formats: Option<&mut FormatCache>,
+    caches: Option<(&mut FormatCache, &mut TypeCache)>,
 ) -> fmt::Result {
     let Some((ty, _)) = CommonFields::read(payload) else {
         return w.write_str("<truncated record>: \n");
@@ -302,9 +307,9 @@ pub(crate) fn write_event_body_with<W: LineBuf>(
         BPRINT_ID => {
             let r = BprintFields::parse(payload).and_then(|f| {
                 let site = site_by_fmt_addr(f.fmt).ok_or(FormatError::UnknownFormat(f.fmt))?;
-                match formats {
+                match caches {
                     // The id is in range: `site_by_fmt_addr` found it.
-                    Some(c) => c.write(w, ((f.fmt - FMT_ADDR_BASE) >> 4) as u32, site, f.args),
+                    Some((c, _)) => c.write(w, ((f.fmt - FMT_ADDR_BASE) >> 4) as u32, site, f.args),
                     None => {
                         write_site(w, site.file(), site.line()).map_err(|_| FormatError::Output)?;
                         write_record(w, site.format(), f.args)
@@ -334,15 +339,24 @@ pub(crate) fn write_event_body_with<W: LineBuf>(
         },
         id => match Registry::global().get(id) {
             Some(t) => {
-                w.write_str(t.name)?;
-                w.write_str(": ")?;
-                if let Some(l) = level_of(t.system, t.print_fmt) {
-                    w.write_str(l)?;
-                    w.write_char(' ')?;
-                }
-                match t.write_fields(w, payload) {
-                    Ok(r) => r?,
-                    Err(e) => write!(w, "[FAILED TO PARSE] {e}")?,
+                let level = level_of(t.system, t.print_fmt);
+                // The prepared lines carry no level: a `tracing` event's
+                // line takes the general path.
+                let prepared = match caches {
+                    Some((_, types)) if level.is_none() => types.write(w, t, payload)?,
+                    _ => false,
+                };
+                if !prepared {
+                    w.write_str(t.name)?;
+                    w.write_str(": ")?;
+                    if let Some(l) = level {
+                        w.write_str(l)?;
+                        w.write_char(' ')?;
+                    }
+                    match t.write_fields(w, payload) {
+                        Ok(r) => r?,
+                        Err(e) => write!(w, "[FAILED TO PARSE] {e}")?,
+                    }
                 }
             }
             None => write!(w, "Unknown type {id}: ")?,

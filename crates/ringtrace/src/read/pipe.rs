@@ -611,14 +611,116 @@ impl RawPipe<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::event::{CommonFields, Record};
+    use crate::event::{Array, CommonFields, EventType, Field, Record, Registry};
     use crate::output::{write_event, write_event_cached, HeadCache};
     use crate::tracer::Comm;
     use crate::TracerConfig;
 
-    /// Lines whose context columns come from the pipe's cache are the
-    /// lines written from scratch: across rings, threads, flags, nesting
-    /// depths, and thread names that change between two events.
+    static PLAIN_FIELDS: [Field; 3] = [
+        Field {
+            name: "id",
+            c_type: "u64",
+            offset: 8,
+            size: 8,
+            signed: false,
+            array: Array::None,
+        },
+        Field {
+            name: "delta",
+            c_type: "int",
+            offset: 16,
+            size: 4,
+            signed: true,
+            array: Array::None,
+        },
+        Field {
+            name: "small",
+            c_type: "short",
+            offset: 20,
+            size: 2,
+            signed: true,
+            array: Array::None,
+        },
+    ];
+    static PLAIN: EventType = EventType {
+        name: "pipe_test_plain",
+        system: "test",
+        id: 3101,
+        fields: &PLAIN_FIELDS,
+        print_fmt: "",
+    };
+    static STR_FIELDS: [Field; 2] = [
+        Field {
+            name: "n",
+            c_type: "unsigned int",
+            offset: 8,
+            size: 4,
+            signed: false,
+            array: Array::None,
+        },
+        Field {
+            name: "s",
+            c_type: "__data_loc char[]",
+            offset: 12,
+            size: 4,
+            signed: false,
+            array: Array::None,
+        },
+    ];
+    static WITH_STR: EventType = EventType {
+        name: "pipe_test_str",
+        system: "test",
+        id: 3102,
+        fields: &STR_FIELDS,
+        print_fmt: "",
+    };
+
+    /// Record `step` of a mix: `trace!` records of plain and padded
+    /// conversions, typed events whose lines the pipe prepares (whole and
+    /// cut short) and one it does not (a string field), markers. Returns
+    /// its length in `rec`.
+    fn some_record(step: u32, c: &CommonFields, rec: &mut [u8; 64]) -> usize {
+        let _ = Registry::global().register(&PLAIN);
+        let _ = Registry::global().register(&WITH_STR);
+        let v = u64::from(step).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        match step % 6 {
+            0 => crate::bprintk!("step %d", step).encode(c, rec).unwrap(),
+            1 => crate::bprintk!("v=%llu w=%5d s=%s|", v, v as i32, "ab")
+                .encode(c, rec)
+                .unwrap(),
+            2 | 3 => {
+                c.write(PLAIN.id, rec);
+                rec[8..16].copy_from_slice(&v.to_ne_bytes());
+                rec[16..20].copy_from_slice(&(v as i32).to_ne_bytes());
+                rec[20..22].copy_from_slice(&(v as i16).to_ne_bytes());
+                // One time in two, cut inside the last field.
+                if step % 6 == 2 {
+                    24
+                } else {
+                    20
+                }
+            }
+            4 => {
+                c.write(WITH_STR.id, rec);
+                rec[8..12].copy_from_slice(&step.to_ne_bytes());
+                rec[12..16].copy_from_slice(&(16u32 | 3 << 16).to_ne_bytes());
+                rec[16..19].copy_from_slice(b"xy\0");
+                20
+            }
+            _ => crate::printk::Print {
+                ip: 0,
+                text: "a marker",
+            }
+            .encode(c, rec)
+            .unwrap(),
+        }
+    }
+
+    /// Lines whose context columns come from the pipe's cache, and whose
+    /// printk formats and typed events' lines come from its prepared
+    /// forms, are the lines written from scratch: across rings, threads,
+    /// flags, nesting depths, thread names that change between two
+    /// events, and records of every kind (see `some_record`).
     #[test]
     fn cached_context_columns_are_the_columns_written_from_scratch() {
         let t = TracerConfig::new().max_contexts(3).build().unwrap();
@@ -651,9 +753,7 @@ mod tests {
                     inner.save_comm(c.pid, Comm::new(&format!("name{names}")));
                 }
                 let mut rec = [0u8; 64];
-                let n = crate::bprintk!("step %d", step)
-                    .encode(&c, &mut rec)
-                    .unwrap();
+                let n = some_record(step, &c, &mut rec);
                 stamp += 1 + (x >> 20) % 5;
                 writers[((x >> 12) % 3) as usize]
                     .write(stamp, &rec[..n])

@@ -611,23 +611,10 @@ fn check_field(f: &Field, record: &[u8]) -> Result<(), DecodeError> {
 /// `v` in decimal, with its sign, without the `fmt` machinery (this runs
 /// for every field of every typed event the pipe prints).
 fn write_decimal<W: fmt::Write + ?Sized>(w: &mut W, v: u64, negative: bool) -> fmt::Result {
-    let mut buf = [0u8; 21];
-    let mut i = buf.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
     if negative {
-        i -= 1;
-        buf[i] = b'-';
+        w.write_char('-')?;
     }
-    // Only ASCII digits and `-` from `i` on.
-    w.write_str(std::str::from_utf8(&buf[i..]).unwrap_or("?"))
+    w.write_str(itoa::Buffer::new().format(v))
 }
 
 /// Writes `name=value` of field `f` of `record`.
@@ -705,6 +692,12 @@ fn field_text<W: fmt::Write + ?Sized>(
 /// ```
 #[doc(hidden)]
 pub fn write_lossy<W: fmt::Write + ?Sized>(w: &mut W, mut b: &[u8]) -> fmt::Result {
+    if b.is_ascii() {
+        // SAFETY: every byte is below 0x80: ASCII, valid UTF-8. Checked
+        // this way first: most texts are ASCII (markers, names), and the
+        // check costs far less than `from_utf8`'s.
+        return w.write_str(unsafe { std::str::from_utf8_unchecked(b) });
+    }
     while !b.is_empty() {
         match std::str::from_utf8(b) {
             Ok(s) => return w.write_str(s),
