@@ -52,6 +52,7 @@
 //! # Ok::<(), ringtrace::tracedat::TraceDatError>(())
 //! ```
 
+pub mod compress;
 pub mod convert;
 pub mod error;
 pub mod format;
@@ -62,6 +63,7 @@ pub mod read;
 pub mod render;
 pub mod write;
 
+pub use compress::Compression;
 pub use convert::convert;
 pub use error::{EventFormatError, PageError, TraceDatError};
 pub use format::{parse_format, EventFormat, FieldFormat, FieldKind};
