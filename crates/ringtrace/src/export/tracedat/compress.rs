@@ -103,7 +103,14 @@ impl Compression {
     pub(crate) fn compress(self, data: &[u8]) -> Result<Vec<u8>, TraceDatError> {
         let io = TraceDatError::io("compressing");
         match self {
-            Compression::Zstd => zstd::bulk::compress(data, zstd::DEFAULT_COMPRESSION_LEVEL)
+            // With a checksum (trace-cmd leaves it out; its reader, and
+            // ours, accept either): a corrupt frame is an error, never
+            // pages that merely decode to the right length.
+            Compression::Zstd => zstd::bulk::Compressor::new(zstd::DEFAULT_COMPRESSION_LEVEL)
+                .and_then(|mut c| {
+                    c.include_checksum(true)?;
+                    c.compress(data)
+                })
                 .map_err(io),
             Compression::Zlib => {
                 use std::io::Write;

@@ -416,11 +416,6 @@ impl<R: Read + Seek> TraceDatReader<R> {
         &self.info
     }
 
-    /// The underlying source (its position is unspecified).
-    pub(crate) fn source_mut(&mut self) -> &mut R {
-        &mut self.src
-    }
-
     /// Returns the underlying source.
     pub fn into_inner(self) -> R {
         self.src
@@ -946,7 +941,11 @@ fn codec_of(
 
 /// Reads the chunk table of one CPU's compressed data (`c.size` is its
 /// size in the file) and returns it with the decompressed size. Every
-/// chunk must lie within the CPU's data and declare at most `max` bytes.
+/// chunk must lie within the file and declare at most `max` bytes.
+///
+/// The chunks are bounded by the file, not by `c.size`: trace-cmd 3.1.6
+/// records a size 4 bytes short of its chunks (its reader, too, only
+/// follows the chunk count).
 fn read_chunk_table<R: Read + Seek>(
     s: &mut Src<'_, R>,
     c: &CpuData,
@@ -956,14 +955,14 @@ fn read_chunk_table<R: Read + Seek>(
     if c.size == 0 {
         return Ok((Vec::new(), 0));
     }
-    // check_cpu_table made sure the data lies within the file.
-    let end = c.offset + c.size;
+    let end = s.len;
     s.seek(c.offset, SEC)?;
     let count = s.u32(SEC)?;
-    if u64::from(count) * 8 > c.size.saturating_sub(4) {
+    if u64::from(count) * 8 > end.saturating_sub(s.pos) {
         let why = format!(
-            "CPU {}: {count} chunks do not fit in its {} bytes",
-            c.cpu, c.size
+            "CPU {}: {count} chunks do not fit in the {} bytes left in the file",
+            c.cpu,
+            end.saturating_sub(s.pos)
         );
         return Err(TraceDatError::invalid(SEC, c.offset, why));
     }
@@ -973,7 +972,7 @@ fn read_chunk_table<R: Read + Seek>(
         let at = s.pos;
         let bad = |why: String| TraceDatError::invalid(SEC, at, format!("CPU {} chunk {i}: {why}", c.cpu));
         if at + 8 > end {
-            return Err(bad("header runs past the CPU's data".into()));
+            return Err(bad("header runs past the file end".into()));
         }
         let zsize = s.u32(SEC)?;
         let size = s.u32(SEC)?;
@@ -982,7 +981,7 @@ fn read_chunk_table<R: Read + Seek>(
         }
         let file_offset = s.pos;
         if file_offset + u64::from(zsize) > end {
-            return Err(bad(format!("{zsize} compressed bytes run past the CPU's data")));
+            return Err(bad(format!("{zsize} compressed bytes run past the file end")));
         }
         chunks.push(Chunk { file_offset, zsize, size, start });
         start += u64::from(size);
@@ -1371,6 +1370,60 @@ impl CpuCursor {
                 }));
             }
         }
+    }
+}
+
+/// Raw page bytes of one CPU, decompressed when the file is compressed:
+/// for copying pages unchanged ([`convert`](super::convert())).
+#[derive(Debug)]
+pub(crate) struct CpuBytes {
+    data: CpuData,
+    zdata: Option<ZData>,
+}
+
+impl CpuBytes {
+    /// Fills `buf` with the CPU's page data from `start` (within its
+    /// [`CpuData::size`]). A chunk that does not decompress is an error
+    /// naming the chunk.
+    pub(crate) fn read<R: Read + Seek>(
+        &mut self,
+        r: &mut R,
+        start: u64,
+        buf: &mut [u8],
+    ) -> Result<(), TraceDatError> {
+        let offset = self.data.offset + start;
+        match &mut self.zdata {
+            Some(z) => {
+                let bytes = z.read(r, start, buf.len()).map_err(|source| TraceDatError::Page {
+                    cpu: self.data.cpu,
+                    page: start / buf.len().max(1) as u64,
+                    offset,
+                    source,
+                })?;
+                buf.copy_from_slice(&bytes);
+            }
+            None => {
+                r.seek(SeekFrom::Start(offset))
+                    .map_err(TraceDatError::io("seeking to CPU data"))?;
+                r.read_exact(buf)
+                    .map_err(TraceDatError::io("reading CPU data"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read + Seek> TraceDatReader<R> {
+    /// The raw page bytes of CPU table entry `index` (`None` when out of
+    /// range), with the source to read them from.
+    pub(crate) fn cpu_bytes(&mut self, index: usize) -> Option<(CpuBytes, &mut R)> {
+        self.info.cpus.get(index)?;
+        let c = CpuCursor::new(index, &self.info);
+        let bytes = CpuBytes {
+            data: c.data,
+            zdata: c.zdata,
+        };
+        Some((bytes, &mut self.src))
     }
 }
 
