@@ -4,7 +4,7 @@
 //! ringtrace demo --output FILE [--format dat|dat7|json]   record a demo trace and export it
 //! ringtrace report -i FILE [--cpu N]... [-R] [-t] [--json] print a trace.dat like the live reader
 //! ringtrace dump -i FILE                                   summary: sections, CPUs, counts, losses
-//! ringtrace convert -i FILE -o OUT [--format F]            trace.dat -> JSON, v6 <-> v7
+//! ringtrace convert -i FILE -o OUT [--format F] [--compression C]  trace.dat -> JSON, v6 <-> v7, zstd/zlib
 //! ringtrace record [-b KB] [--mode M] [--clock C] [-o FILE] -- PROGRAM ARGS...
 //! ringtrace recover FILE                                   write a killed record's output
 //! ringtrace list | pipe S | show S | stat S | extract S -o F | snapshot S -o F | clear S | remove S
@@ -17,6 +17,7 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod dat_convert;
 mod demo;
 mod files;
 mod session_cmds;
@@ -138,6 +139,10 @@ enum Cmd {
         /// Output format (overrides the extension).
         #[arg(long, value_enum)]
         format: Option<Format>,
+        /// Compress a trace.dat output as trace-cmd does (it is then
+        /// version 7).
+        #[arg(long, value_enum)]
+        compression: Option<dat_convert::CompressionArg>,
     },
     /// Run a program in a new session (shared-memory rings), read its
     /// events live and write them to a trace.dat or JSON file when it ends.
@@ -385,9 +390,20 @@ fn run_other(cmd: Cmd) -> Result<(), CliError> {
             input,
             output,
             format,
+            compression,
         } => {
             check_finished(&input)?;
-            files::convert(&input, &output, Format::resolve(&output, format)?)
+            let format = Format::resolve(&output, format)?;
+            let codec = compression.and_then(|c| c.codec());
+            match (format, codec) {
+                (Format::Json, Some(c)) => Err(CliError::Usage(format!(
+                    "--compression {c}: JSON output is not compressed"
+                ))),
+                (_, None) => files::convert(&input, &output, format),
+                (_, Some(c)) => {
+                    dat_convert::convert_dat(&input, &output, TraceDatVersion::V7, Some(c))
+                }
+            }
         }
         Cmd::List => Ok(session_cmds::list()?),
         Cmd::Pipe(a) => Ok(session_cmds::pipe(a)?),

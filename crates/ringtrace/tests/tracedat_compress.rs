@@ -113,7 +113,10 @@ fn ringtrace_compressed_files_report_in_trace_cmd_as_the_uncompressed() {
     assert_eq!(want.len(), s.records.len() + 3, "cpus= line, 2 loss lines");
     assert_eq!(report(&zstd), want);
     let summary = trace_cmd_ok(&["dump", "--summary", "-i", zstd.to_str().unwrap()]);
-    assert!(summary.contains("zstd\t[Compression algorithm]"), "{summary}");
+    assert!(
+        summary.contains("zstd\t[Compression algorithm]"),
+        "{summary}"
+    );
     // And back: ringtrace reads its own compressed file.
     assert_eq!(events_of(&items_of(&zfile)), events_of(&items_of(&pfile)));
 }
@@ -154,9 +157,14 @@ fn convert_compresses_and_decompresses_keeping_every_page() {
     assert_eq!(events_of(&items_of(&zl)), want);
     let mut r = TraceDatReader::new(Cursor::new(zl)).unwrap();
     assert_eq!(r.info().compression, Some(Compression::Zlib));
-    let back = convert_with(&mut r, Cursor::new(Vec::new()), ConvertOptions::default(), |_, _| {})
-        .unwrap()
-        .into_inner();
+    let back = convert_with(
+        &mut r,
+        Cursor::new(Vec::new()),
+        ConvertOptions::default(),
+        |_, _| {},
+    )
+    .unwrap()
+    .into_inner();
     let (a, b) = (dir.path().join("a.dat"), dir.path().join("b.dat"));
     std::fs::write(&a, &v6).unwrap();
     std::fs::write(&b, &back).unwrap();
@@ -208,14 +216,22 @@ fn walk(f: &[u8]) -> (Vec<(u16, Block)>, Vec<Block>) {
                 let count = le32(f, q);
                 q += 4;
                 for _ in 0..count {
-                    let b = Block { at: q, zsize: le32(f, q), size: le32(f, q + 4) };
+                    let b = Block {
+                        at: q,
+                        zsize: le32(f, q),
+                        size: le32(f, q + 4),
+                    };
                     chunks.push(b);
                     q += 8 + b.zsize as usize;
                 }
                 q = q.next_multiple_of(PAGE_SIZE);
             }
         } else if flags & 1 != 0 {
-            let b = Block { at: body, zsize: le32(f, body), size: le32(f, body + 4) };
+            let b = Block {
+                at: body,
+                zsize: le32(f, body),
+                size: le32(f, body + 4),
+            };
             sections.push((id, b));
         }
         p = body + size;
@@ -248,7 +264,10 @@ fn zlib_files_are_zlib_streams_in_trace_cmds_layout() {
     }
     let want: Vec<u8> = s.pages.iter().flatten().flatten().copied().collect();
     assert_eq!(pages, want, "the chunks hold the pages unchanged");
-    assert_eq!(events_of(&items_of(&f)), events_of(&items_of(&write_file(&meta(TraceDatVersion::V7), &s))));
+    assert_eq!(
+        events_of(&items_of(&f)),
+        events_of(&items_of(&write_file(&meta(TraceDatVersion::V7), &s)))
+    );
 }
 
 fn read_all(f: Vec<u8>) -> Result<Vec<Result<TraceItem, TraceDatError>>, TraceDatError> {
@@ -275,13 +294,19 @@ fn corrupt_or_lying_blocks_are_clear_errors() {
             if section == "event formats" && *offset == formats.at as u64),
         "{msg}"
     );
-    assert!(msg.contains(&format!("at file offset {}", formats.at)), "{msg}");
+    assert!(
+        msg.contains(&format!("at file offset {}", formats.at)),
+        "{msg}"
+    );
 
     // A header that claims 4 GiB: refused before any allocation.
     let mut bad = f.clone();
     bad[formats.at + 4..formats.at + 8].copy_from_slice(&u32::MAX.to_le_bytes());
     let msg = read_all(bad).unwrap_err().to_string();
-    assert!(msg.contains("above the") && msg.contains("event formats"), "{msg}");
+    assert!(
+        msg.contains("above the") && msg.contains("event formats"),
+        "{msg}"
+    );
 
     // A header that claims one byte more than the block holds.
     let mut bad = f.clone();
@@ -307,14 +332,24 @@ fn corrupt_or_lying_blocks_are_clear_errors() {
             "{e}"
         );
     }
-    let events = items.iter().filter(|i| matches!(i, Ok(TraceItem::Event(_)))).count();
-    assert_eq!(events, s.records.len() - 1000, "all but the chunk's 10 pages");
+    let events = items
+        .iter()
+        .filter(|i| matches!(i, Ok(TraceItem::Event(_))))
+        .count();
+    assert_eq!(
+        events,
+        s.records.len() - 1000,
+        "all but the chunk's 10 pages"
+    );
 
     // A chunk claiming more than the reader accepts.
     let mut bad = f.clone();
     bad[c1.at + 4..c1.at + 8].copy_from_slice(&u32::MAX.to_le_bytes());
     let msg = read_all(bad).unwrap_err().to_string();
-    assert!(msg.contains("chunk 1") && msg.contains("above the"), "{msg}");
+    assert!(
+        msg.contains("chunk 1") && msg.contains("above the"),
+        "{msg}"
+    );
 }
 
 #[test]

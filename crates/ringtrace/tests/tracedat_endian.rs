@@ -27,9 +27,15 @@ struct Machine {
 }
 
 const MACHINES: [Machine; 4] = [
-    Machine { big: false, long: 8 },
+    Machine {
+        big: false,
+        long: 8,
+    },
     Machine { big: true, long: 8 },
-    Machine { big: false, long: 4 },
+    Machine {
+        big: false,
+        long: 4,
+    },
     Machine { big: true, long: 4 },
 ];
 
@@ -138,7 +144,11 @@ impl Machine {
         let cpu1 = vec![
             self.page(t0 + 700, &[(0, self.fixed(20, 2, 22, 5))], None),
             self.page(t0 + 9_000, &[(0, self.fixed(20, 6, 66, 6))], Some(Some(3))),
-            self.page(t0 + 19_000, &[(7, self.msg(21, 0, "flag only"))], Some(None)),
+            self.page(
+                t0 + 19_000,
+                &[(7, self.msg(21, 0, "flag only"))],
+                Some(None),
+            ),
         ];
         vec![cpu0, cpu1]
     }
@@ -206,12 +216,28 @@ fn ringtrace_reads_every_fixture_with_the_expected_events() {
     // (comm-pid, CPU, time and event text), merged by time.
     let want = [
         ("ten-10", "[000]", "7.000000: demo_msg: msg=hello level=-3"),
-        ("twenty-20", "[001]", "7.000001: demo_fixed: seq=2 value=22 delta=5"),
-        ("ten-10", "[000]", "7.000002: demo_fixed: seq=1 value=4000000000 delta=-2"),
+        (
+            "twenty-20",
+            "[001]",
+            "7.000001: demo_fixed: seq=2 value=22 delta=5",
+        ),
+        (
+            "ten-10",
+            "[000]",
+            "7.000002: demo_fixed: seq=1 value=4000000000 delta=-2",
+        ),
         ("", "CPU:1 [3 EVENTS DROPPED]", ""),
-        ("twenty-20", "[001]", "7.000009: demo_fixed: seq=6 value=66 delta=6"),
+        (
+            "twenty-20",
+            "[001]",
+            "7.000009: demo_fixed: seq=6 value=66 delta=6",
+        ),
         ("", "CPU:1 [EVENTS DROPPED]", ""),
-        ("<...>-21", "[001]", "7.000019: demo_msg: msg=flag only level=0"),
+        (
+            "<...>-21",
+            "[001]",
+            "7.000019: demo_msg: msg=flag only level=0",
+        ),
         ("<...>-11", "[000]", "7.400002: demo_msg: msg=xxxxxxxxxx"),
     ];
     for m in MACHINES {
@@ -254,8 +280,14 @@ fn convert_keeps_byte_order_and_long_size_compressed_or_not() {
             let out = convert_with(&mut r, Cursor::new(Vec::new()), opts, |_, _| {})
                 .unwrap()
                 .into_inner();
-            let info = TraceDatReader::new(Cursor::new(out.clone())).unwrap().info().clone();
-            assert_eq!((info.big_endian, info.long_size, info.compression), (m.big, m.long, compression));
+            let info = TraceDatReader::new(Cursor::new(out.clone()))
+                .unwrap()
+                .info()
+                .clone();
+            assert_eq!(
+                (info.big_endian, info.long_size, info.compression),
+                (m.big, m.long, compression)
+            );
             assert_eq!(ours(out.clone()), want_ours, "{m:?} {compression:?}");
             if compression != Some(Compression::Zlib) {
                 // The Debian trace-cmd has no zlib.
@@ -277,7 +309,9 @@ fn field_values_decode_in_the_files_byte_order() {
             .find_map(|i| match i.unwrap() {
                 TraceItem::Event(rec)
                     if rec.cpu == 0
-                        && info.decode(&rec).is_ok_and(|d| d.format.name == "demo_fixed") =>
+                        && info
+                            .decode(&rec)
+                            .is_ok_and(|d| d.format.name == "demo_fixed") =>
                 {
                     Some(rec)
                 }

@@ -134,11 +134,9 @@ impl Compression {
         let read = match self {
             Compression::Zstd => zstd::stream::read::Decoder::with_buffer(data)
                 .and_then(|d| d.take(limit).read_to_end(&mut out)),
-            Compression::Zlib => {
-                flate2::read::ZlibDecoder::new(data)
-                    .take(limit)
-                    .read_to_end(&mut out)
-            }
+            Compression::Zlib => flate2::read::ZlibDecoder::new(data)
+                .take(limit)
+                .read_to_end(&mut out),
         };
         if let Err(e) = read {
             return Err(format!("{} data does not decompress: {e}", self.name()));
@@ -147,7 +145,11 @@ impl Compression {
             return Err(format!(
                 "{} data decompresses to {}{} bytes, its header says {expected}",
                 self.name(),
-                if out.len() as u64 == limit { "more than " } else { "" },
+                if out.len() as u64 == limit {
+                    "more than "
+                } else {
+                    ""
+                },
                 out.len().min(expected as usize)
             ));
         }
@@ -202,7 +204,9 @@ mod tests {
 
     #[test]
     fn both_codecs_round_trip_and_refuse_a_wrong_size() {
-        let data: Vec<u8> = (0..10_000u32).flat_map(|i| (i % 97).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..10_000u32)
+            .flat_map(|i| (i % 97).to_le_bytes())
+            .collect();
         for c in [Compression::Zstd, Compression::Zlib] {
             let z = c.compress(&data).unwrap();
             assert!(z.len() < data.len() / 4, "{c}: {} bytes", z.len());

@@ -970,20 +970,31 @@ fn read_chunk_table<R: Read + Seek>(
     let mut start = 0u64;
     for i in 0..count {
         let at = s.pos;
-        let bad = |why: String| TraceDatError::invalid(SEC, at, format!("CPU {} chunk {i}: {why}", c.cpu));
+        let bad = |why: String| {
+            TraceDatError::invalid(SEC, at, format!("CPU {} chunk {i}: {why}", c.cpu))
+        };
         if at + 8 > end {
             return Err(bad("header runs past the file end".into()));
         }
         let zsize = s.u32(SEC)?;
         let size = s.u32(SEC)?;
         if u64::from(size) > max {
-            return Err(bad(format!("{size} bytes once decompressed, above the {max} accepted")));
+            return Err(bad(format!(
+                "{size} bytes once decompressed, above the {max} accepted"
+            )));
         }
         let file_offset = s.pos;
         if file_offset + u64::from(zsize) > end {
-            return Err(bad(format!("{zsize} compressed bytes run past the file end")));
+            return Err(bad(format!(
+                "{zsize} compressed bytes run past the file end"
+            )));
         }
-        chunks.push(Chunk { file_offset, zsize, size, start });
+        chunks.push(Chunk {
+            file_offset,
+            zsize,
+            size,
+            start,
+        });
         start += u64::from(size);
         s.seek(file_offset + u64::from(zsize), SEC)?;
     }
@@ -1260,7 +1271,10 @@ impl ZData {
                 .partition_point(|c| c.start + u64::from(c.size) <= pos);
             let Some(&chunk) = self.chunks.get(i) else {
                 // The chunk sizes add up to the CPU's size: not reached.
-                return Err(PageError::TooShort { len: out.len(), header: len });
+                return Err(PageError::TooShort {
+                    len: out.len(),
+                    header: len,
+                });
             };
             if self.cached.as_ref().map(|c| c.0) != Some(i) {
                 self.cached = Some((i, load_chunk(r, self.codec, &chunk)));
@@ -1394,12 +1408,14 @@ impl CpuBytes {
         let offset = self.data.offset + start;
         match &mut self.zdata {
             Some(z) => {
-                let bytes = z.read(r, start, buf.len()).map_err(|source| TraceDatError::Page {
-                    cpu: self.data.cpu,
-                    page: start / buf.len().max(1) as u64,
-                    offset,
-                    source,
-                })?;
+                let bytes = z
+                    .read(r, start, buf.len())
+                    .map_err(|source| TraceDatError::Page {
+                        cpu: self.data.cpu,
+                        page: start / buf.len().max(1) as u64,
+                        offset,
+                        source,
+                    })?;
                 buf.copy_from_slice(&bytes);
             }
             None => {
