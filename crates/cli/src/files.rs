@@ -297,6 +297,9 @@ fn dump_header(s: &mut String, path: &Path, info: &TraceDatInfo) {
         info.long_size,
         info.user_long_size
     );
+    if let Some(c) = info.compression {
+        let _ = writeln!(s, "compression: {c}");
+    }
     let _ = writeln!(s, "clock: {}", info.clock.as_deref().unwrap_or("(none)"));
     if let Some(t) = info.tsc2nsec {
         let _ = writeln!(

@@ -76,6 +76,8 @@ fn convert_compresses_and_decompresses() {
             "{codec} output is smaller"
         );
         assert_eq!(report(&z), want, "{codec}");
+        let dump = text(&ok(&["dump", "-i", z.to_str().unwrap()]).stdout);
+        assert!(dump.contains(&format!("compression: {codec}\n")), "{dump}");
         if codec == "zstd" {
             assert_eq!(trace_cmd_report(&z), want_tc);
         }
