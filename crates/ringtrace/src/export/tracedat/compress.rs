@@ -14,14 +14,14 @@
 //!   u32 chunk count, then per chunk u32 compressed size, u32 uncompressed
 //!   size and the bytes (`tracecmd_compress_copy_from`); the pages are the
 //!   chunks' uncompressed bytes end to end. trace-cmd makes chunks of 10
-//!   pages ([`PAGES_PER_CHUNK`]).
+//!   pages.
 //! - zstd blocks are zstd frames (trace-cmd leaves the content size out);
 //!   zlib blocks are zlib streams (`compress2`).
 //!
 //! Memory: a block or chunk is decompressed as a stream that stops one
-//! byte past the size its header declares, and that size is capped
-//! ([`MAX_SECTION_BYTES`], [`MAX_CHUNK_BYTES`]): a lying header costs at
-//! most the cap, never what it claims.
+//! byte past the size its header declares, and that size is capped (256
+//! MiB for a section; 64 pages, at least 1 MiB and at most 256 MiB, for a
+//! chunk): a lying header costs at most the cap, never what it claims.
 
 use std::io::Read;
 

@@ -2,7 +2,7 @@
 //! with zstd or zlib, either byte order, 4- or 8-byte longs): metadata, CPU
 //! table, per-CPU record iteration and the merge of all CPUs by time stamp.
 //!
-//! Compressed v7 files (layout in [`compress`](super::compress)): a
+//! Compressed v7 files (layout in [`compress`]): a
 //! compressed section is decompressed whole (capped) and parsed as an
 //! uncompressed one; a CPU's chunk table is read with the metadata (its
 //! entries are checked to lie within the CPU's data), and its pages are

@@ -1,6 +1,6 @@
 //! Streaming `trace.dat` writer (versions 6 and 7; v7 optionally
 //! compressed with zstd or zlib, as trace-cmd compresses it: see
-//! [`compress`](super::compress); either byte order, 4- or 8-byte longs).
+//! [`compress`]; either byte order, 4- or 8-byte longs).
 //!
 //! # Bounded memory
 //!
