@@ -2,6 +2,8 @@
 //! the compressed trace.dat they write is reported by `ringtrace report`
 //! and by the real `trace-cmd report` exactly as the uncompressed one, and
 //! `convert` turns it back; JSON with `--compression` is refused.
+//! `report`, `dump` and `convert` read big-endian files and files of
+//! 32-bit machines as the little-endian 64-bit one.
 //!
 //! Needs `trace-cmd` (FAILS, never skips, when it is not on PATH). The
 //! Debian trace-cmd 3.1.6 has no zlib, so zlib output is checked through
@@ -135,6 +137,105 @@ fn record_compresses_its_output() {
     assert_eq!(events(&z), want);
 }
 
+/// One trace (a `trace!` printk event per CPU, and a lost count) written
+/// as a machine of byte order `big` and `long`-byte longs would write it.
+fn other_machine_file(big: bool, long: usize) -> Vec<u8> {
+    use ringtrace::tracedat::{TraceDatMeta, TraceDatWriter};
+    let int = |v: u64, n: usize| {
+        let mut b = v.to_le_bytes()[..n].to_vec();
+        if big {
+            b.reverse();
+        }
+        b
+    };
+    let format = "name: tick\nID: 7\nformat:\n\
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n\
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;\n\
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n\
+\tfield:u64 n;\toffset:8;\tsize:8;\tsigned:0;\n\
+\tfield:int v;\toffset:16;\tsize:4;\tsigned:1;\n\n\
+print fmt: \"n=%llu v=%d\", REC->n, REC->v\n";
+    let page = |ts: u64, n: u64, lost: Option<u64>| {
+        let mut data = Vec::new();
+        // type_len 5 (20-byte payload), delta 3: C bit-fields flip with
+        // the byte order.
+        let word = if big { (5u64 << 27) | 3 } else { 5 | (3 << 5) };
+        data.extend(int(word, 4));
+        data.extend(int(7, 2));
+        data.extend([0, 0]);
+        data.extend(int(40 + n, 4));
+        data.extend(int(n, 8));
+        data.extend(int((-(n as i64) as i32) as u32 as u64, 4));
+        let mut commit = data.len() as u64;
+        if let Some(c) = lost {
+            commit |= 3 << 30;
+            data.extend(int(c, long));
+        }
+        let mut p = int(ts, 8);
+        p.extend(int(commit, long));
+        p.extend(data);
+        p.resize(4096, 0);
+        p
+    };
+    let mut m = TraceDatMeta::new(4096, 2, "mono");
+    m.big_endian = big;
+    m.long_size = long;
+    m.events = vec![("demo".into(), vec![format.into()])];
+    m.cmdlines = vec![(40, "forty".into()), (41, "forty-one".into())];
+    let mut w = TraceDatWriter::new(std::io::Cursor::new(Vec::new()), &m).unwrap();
+    w.write_cpu(0, [page(1_000_000_000, 0, None)]).unwrap();
+    w.write_cpu(1, [page(1_000_000_500, 1, Some(9))]).unwrap();
+    w.finish().unwrap().into_inner()
+}
+
+fn report_dump_and_convert_read_other_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |big: bool, long: usize| {
+        let p = dir.path().join(format!("{big}-{long}.dat"));
+        std::fs::write(&p, other_machine_file(big, long)).unwrap();
+        p
+    };
+    let base = file(false, 8);
+    let want = report(&base);
+    let want_raw = text(&ok(&["report", "-R", "-i", base.to_str().unwrap()]).stdout);
+    assert!(
+        want.contains("forty-one-41") && want.contains("[LOST 9 EVENTS]"),
+        "{want}"
+    );
+    assert!(want_raw.contains("n=1 v=-1"), "{want_raw}");
+    for (big, long) in [(true, 8), (false, 4), (true, 4)] {
+        let f = file(big, long);
+        assert_eq!(report(&f), want, "big {big} long {long}");
+        let raw = text(&ok(&["report", "-R", "-i", f.to_str().unwrap()]).stdout);
+        assert_eq!(raw, want_raw, "big {big} long {long}");
+        let dump = text(&ok(&["dump", "-i", f.to_str().unwrap()]).stdout);
+        let endian = if big { "big" } else { "little" };
+        assert!(
+            dump.contains(&format!("endian: {endian}"))
+                && dump.contains(&format!("long size: {long}")),
+            "{dump}"
+        );
+        assert!(dump.contains("lost 9"), "{dump}");
+        let z = dir.path().join("z.dat");
+        ok(&[
+            "convert",
+            "-i",
+            f.to_str().unwrap(),
+            "-o",
+            z.to_str().unwrap(),
+            "--compression",
+            "zstd",
+        ]);
+        assert_eq!(report(&z), want, "big {big} long {long}, converted");
+        assert_eq!(
+            trace_cmd_report(&z),
+            trace_cmd_report(&base),
+            "big {big} long {long}"
+        );
+    }
+}
+
 fn main() {
     let tests: &[(&str, fn())] = &[
         (
@@ -142,6 +243,10 @@ fn main() {
             convert_compresses_and_decompresses,
         ),
         ("record_compresses_its_output", record_compresses_its_output),
+        (
+            "report_dump_and_convert_read_other_machines",
+            report_dump_and_convert_read_other_machines,
+        ),
     ];
     harness::main_or_prog(prog, tests);
 }
