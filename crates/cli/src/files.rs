@@ -95,6 +95,10 @@ pub struct ConvertArgs {
     /// Output format (overrides the extension).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Compress a trace.dat output as trace-cmd does (it is then version
+    /// 7).
+    #[arg(long, value_enum)]
+    pub compression: Option<crate::dat_convert::CompressionArg>,
 }
 
 /// One `--cpu` list.
@@ -529,6 +533,9 @@ fn dump_header(s: &mut String, path: &Path, info: &TraceDatInfo) {
         info.long_size,
         info.user_long_size
     );
+    if let Some(c) = info.compression {
+        let _ = writeln!(s, "compression: {c}");
+    }
     let _ = writeln!(s, "clock: {}", info.clock.as_deref().unwrap_or("(none)"));
     if let Some(t) = info.tsc2nsec {
         let _ = writeln!(
@@ -591,42 +598,30 @@ fn dump_sections(s: &mut String, info: &TraceDatInfo) {
     }
 }
 
-/// `ringtrace convert`.
+/// `ringtrace convert` to JSON (to trace.dat: `dat_convert`).
 pub fn convert(input: &Path, output: &Path, format: Format) -> Result<(), CliError> {
+    let version = match format {
+        Format::Json => None,
+        Format::Dat => Some(TraceDatVersion::V6),
+        Format::Dat7 => Some(TraceDatVersion::V7),
+    };
+    if let Some(v) = version {
+        return crate::dat_convert::convert_dat(input, output, v, None);
+    }
     let mut r = open(input)?;
     let f = File::create(output).map_err(|source| CliError::File {
         what: "creating",
         path: output.display().to_string(),
         source,
     })?;
-    let f = match format {
-        Format::Json => {
-            let (f, stats) =
-                tracedat_to_json(&mut r, f, &JsonOptions::default()).map_err(|source| {
-                    CliError::Json {
-                        path: input.display().to_string(),
-                        source,
-                    }
-                })?;
-            if let Some(note) = stats.skipped_note() {
-                eprintln!("ringtrace: convert {}: {note}", input.display());
-            }
-            f
-        }
-        Format::Dat | Format::Dat7 => {
-            let version = match format {
-                Format::Dat7 => TraceDatVersion::V7,
-                _ => TraceDatVersion::V6,
-            };
-            let w = ringtrace::tracedat::convert(&mut r, BufWriter::new(f), version)
-                .map_err(bad(input))?;
-            w.into_inner().map_err(|e| CliError::File {
-                what: "writing",
-                path: output.display().to_string(),
-                source: e.into_error(),
-            })?
-        }
-    };
+    let (f, stats) =
+        tracedat_to_json(&mut r, f, &JsonOptions::default()).map_err(|source| CliError::Json {
+            path: input.display().to_string(),
+            source,
+        })?;
+    if let Some(note) = stats.skipped_note() {
+        eprintln!("ringtrace: convert {}: {note}", input.display());
+    }
     f.sync_all().map_err(|source| CliError::File {
         what: "writing",
         path: output.display().to_string(),

@@ -5,7 +5,7 @@
 //! ringtrace report [FILE] [--cpu 0,2-3] [-e GLOB] [-F FILTER] [--pid P] [--comm C] [--stat]
 //!                  [-R] [-t] [--raw-ts] [--json]              print a trace.dat like the live reader
 //! ringtrace dump [FILE]                                    summary: sections, CPUs, counts, losses
-//! ringtrace convert [FILE] -o OUT [--format F]             trace.dat -> JSON, v6 <-> v7
+//! ringtrace convert [FILE] -o OUT [--format F] [--compression C]  trace.dat -> JSON, v6 <-> v7, zstd/zlib
 //!   (FILE, or -i FILE, defaults to trace.dat as in trace-cmd)
 //! ringtrace html [FILE] [-o OUT.html]                      trace.dat -> self-contained HTML timeline
 //! ringtrace record [-b KB] [--mode M] [--clock C] [-o FILE] -- PROGRAM ARGS...
@@ -22,6 +22,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod cpulist;
+mod dat_convert;
 mod demo;
 mod files;
 mod filter;
@@ -392,7 +393,17 @@ fn run_other(cmd: Cmd) -> Result<(), CliError> {
         Cmd::Convert(a) => {
             let input = a.input.path()?;
             check_finished(&input)?;
-            files::convert(&input, &a.output, Format::resolve(&a.output, a.format)?)
+            let format = Format::resolve(&a.output, a.format)?;
+            let codec = a.compression.and_then(|c| c.codec());
+            match (format, codec) {
+                (Format::Json, Some(c)) => Err(CliError::Usage(format!(
+                    "--compression {c}: JSON output is not compressed"
+                ))),
+                (_, None) => files::convert(&input, &a.output, format),
+                (_, Some(c)) => {
+                    dat_convert::convert_dat(&input, &a.output, TraceDatVersion::V7, Some(c))
+                }
+            }
         }
         Cmd::Html(a) => html_cmd::run(a),
         Cmd::List => Ok(session_cmds::list()?),

@@ -83,6 +83,10 @@ pub struct RecordArgs {
     /// Output format (overrides the extension).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Compress the trace.dat output as trace-cmd does (it is then
+    /// version 7).
+    #[arg(long, value_enum)]
+    pub compression: Option<crate::dat_convert::CompressionArg>,
     /// Session name (default: the program's file name).
     #[arg(long)]
     pub name: Option<String>,
@@ -169,6 +173,7 @@ pub fn record(a: RecordArgs) -> Result<u8> {
         }
         None => None,
     };
+    crate::dat_convert::check_compression(format, a.compression).map_err(SessionCmdError::Usage)?;
     let Some(program) = a.command.first() else {
         return Err(SessionCmdError::Usage("record: no program given".into()));
     };

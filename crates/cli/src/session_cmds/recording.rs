@@ -430,6 +430,7 @@ impl<'a> Recording<'a> {
         match finished {
             Ok(stats) => {
                 summary(self.o, &stats, out);
+                crate::dat_convert::compress_recorded(out, self.a.compression);
                 Ok(RecordEnd {
                     status: code,
                     failed: false,

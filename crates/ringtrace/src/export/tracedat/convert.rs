@@ -1,17 +1,21 @@
-//! Rewriting a `trace.dat` file as another version (v6 <-> v7), keeping its
-//! metadata and copying its pages unchanged (each page header checked on
-//! the way, as [`TraceDatWriter::push_pages`] checks it).
+//! Rewriting a `trace.dat` file as another version (v6 <-> v7), compressed
+//! or not, keeping its metadata and copying its pages unchanged (each page
+//! header checked on the way, as [`TraceDatWriter::push_pages`] checks it;
+//! compressed input is decompressed, compressed output compressed).
 //!
-//! Limits: the writer writes 64-bit pages in this machine's byte order, so
-//! files with 4-byte longs or the other byte order are refused; event
-//! formats are regenerated from their parsed form
+//! The output keeps the input's byte order and long size, as
+//! `trace-cmd convert` does, so big-endian files and files of 32-bit
+//! machines convert without touching a page.
+//!
+//! Limits: event formats are regenerated from their parsed form
 //! ([`EventFormat::format_text`](super::EventFormat::format_text)); options
 //! this crate does not interpret and other buffer instances are dropped.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, Write};
 
+use super::compress::Compression;
 use super::error::TraceDatError;
-use super::read::{TraceDatInfo, TraceDatReader};
+use super::read::{CpuData, TraceDatInfo, TraceDatReader};
 use super::write::{TraceDatMeta, TraceDatVersion, TraceDatWriter};
 
 /// Bytes read per batch.
@@ -39,6 +43,8 @@ pub fn meta_of(info: &TraceDatInfo, cpus: u32) -> TraceDatMeta {
     meta.printk = info.printk.clone();
     meta.cmdlines = info.cmdlines.clone();
     meta.tsc2nsec = info.tsc2nsec;
+    meta.big_endian = info.big_endian;
+    meta.long_size = info.long_size;
     meta.trace_id = info.trace_id;
     meta.wall_start = info.wall_start;
     meta.uname = info.uname.clone();
@@ -49,32 +55,53 @@ pub fn meta_of(info: &TraceDatInfo, cpus: u32) -> TraceDatMeta {
     meta
 }
 
+/// How [`convert_with`] writes its output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConvertOptions {
+    /// The output's version.
+    pub version: TraceDatVersion,
+    /// Compress the output (needs [`TraceDatVersion::V7`]).
+    pub compression: Option<Compression>,
+}
+
 /// Writes the file `reader` reads as `version` to `out`; returns `out`.
 pub fn convert<R: Read + Seek, W: Write + Seek>(
     reader: &mut TraceDatReader<R>,
     out: W,
     version: TraceDatVersion,
 ) -> Result<W, TraceDatError> {
+    let opts = ConvertOptions {
+        version,
+        compression: None,
+    };
+    convert_with(reader, out, opts, |_, _| {})
+}
+
+/// Writes the file `reader` reads to `out` as `opts` says, in the input's
+/// byte order and long size, and returns `out`. `progress(done, total)`
+/// is called with the pages copied so far out of all the input's pages:
+/// once before the first and after each batch.
+pub fn convert_with<R: Read + Seek, W: Write + Seek>(
+    reader: &mut TraceDatReader<R>,
+    out: W,
+    opts: ConvertOptions,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<W, TraceDatError> {
     let info = reader.info().clone();
-    if info.long_size != 8 || info.big_endian != cfg!(target_endian = "big") {
-        return Err(TraceDatError::Usage(format!(
-            "cannot rewrite pages with {}-byte longs in {}-endian order \
-             (the writer writes 8-byte longs in this machine's order)",
-            info.long_size,
-            if info.big_endian { "big" } else { "little" }
-        )));
-    }
     let cpus = info.cpus.iter().map(|c| c.cpu + 1).max().unwrap_or(0);
     let mut meta = meta_of(&info, cpus);
-    meta.version = version;
+    meta.version = opts.version;
+    meta.compression = opts.compression;
     let mut w = TraceDatWriter::new(out, &meta)?;
-    let mut table = info.cpus.clone();
-    table.sort_by_key(|c| c.cpu);
+    let mut table: Vec<(usize, CpuData)> = info.cpus.iter().copied().enumerate().collect();
+    table.sort_by_key(|(_, c)| c.cpu);
     let ps = u64::from(info.page_size);
     let mut buf = vec![0u8; BATCH.max(info.page_size as usize)];
     let batch = (buf.len() as u64 / ps) * ps;
-    let src = reader.source_mut();
-    for c in table {
+    let total = table.iter().map(|(_, c)| c.size / ps).sum();
+    let mut done = 0;
+    progress(done, total);
+    for (index, c) in table {
         if c.size % ps != 0 {
             return Err(TraceDatError::invalid(
                 "CPU data",
@@ -85,15 +112,17 @@ pub fn convert<R: Read + Seek, W: Write + Seek>(
                 ),
             ));
         }
-        src.seek(SeekFrom::Start(c.offset))
-            .map_err(TraceDatError::io("seeking to CPU data"))?;
-        let mut left = c.size;
-        while left > 0 {
-            let n = left.min(batch) as usize;
-            src.read_exact(&mut buf[..n])
-                .map_err(TraceDatError::io("reading CPU data"))?;
+        let Some((mut bytes, src)) = reader.cpu_bytes(index) else {
+            continue;
+        };
+        let mut at = 0;
+        while at < c.size {
+            let n = (c.size - at).min(batch) as usize;
+            bytes.read(src, at, &mut buf[..n])?;
             w.push_pages(c.cpu, &buf[..n])?;
-            left -= n as u64;
+            at += n as u64;
+            done += n as u64 / ps;
+            progress(done, total);
         }
     }
     w.finish()

@@ -47,6 +47,17 @@ pub enum PageError {
         /// The `array[0]` value.
         length: u32,
     },
+    /// The compressed chunk holding (part of) the page cannot be
+    /// decompressed.
+    #[error("compressed chunk {chunk} at file offset {offset}: {reason}")]
+    BadChunk {
+        /// Index of the chunk in its CPU's data.
+        chunk: usize,
+        /// File offset of the chunk's header.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A time extend or absolute stamp that is not followed by a data event.
     #[error("time extend at data offset {offset} is not followed by an event")]
     DanglingTimeExtend {
@@ -107,9 +118,32 @@ pub enum TraceDatError {
         /// What is wrong.
         reason: String,
     },
-    /// A v7 section is compressed; only uncompressed files are supported.
-    #[error("compressed trace.dat files are not supported (compression {0:?})")]
+    /// The file header names a codec this reader does not know.
+    #[error("unsupported trace.dat compression {0:?} (supported: zstd, zlib, none)")]
     Compressed(String),
+    /// A compressed block (a v7 section's body) is corrupt or does not
+    /// match its header.
+    #[error("corrupt compressed block of {section} at file offset {offset}: {reason}")]
+    Decompress {
+        /// The section the block belongs to.
+        section: String,
+        /// File offset of the block's header.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An error inside a compressed section: the offsets of `source` are
+    /// within the section's decompressed body.
+    #[error("in the compressed {section} section at file offset {offset} (offsets below are within its decompressed body): {source}")]
+    InCompressed {
+        /// The section.
+        section: &'static str,
+        /// File offset of the section's block.
+        offset: u64,
+        /// The error within the body.
+        #[source]
+        source: Box<TraceDatError>,
+    },
     /// An event format text does not parse.
     #[error("event format #{index} of system {system:?} (file offset {offset}): {source}")]
     Format {

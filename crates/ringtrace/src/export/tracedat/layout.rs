@@ -42,14 +42,17 @@ pub(crate) const MMAP_ALIGN: u64 = 4096;
 #[doc(hidden)]
 pub const FTRACE_SYSTEM: &str = "ftrace";
 
-/// The kernel's `events/header_page` text for a 64-bit kernel (§3.1).
-pub(crate) fn header_page_text(page_size: u32) -> String {
+/// The kernel's `events/header_page` text for a kernel whose `long` is
+/// `long_size` bytes (4 or 8): `commit` is a long, the data follows it
+/// (§3.1).
+pub(crate) fn header_page_text(page_size: u32, long_size: usize) -> String {
+    let data = 8 + long_size;
     format!(
         "\tfield: u64 timestamp;\toffset:0;\tsize:8;\tsigned:0;\n\
-         \tfield: local_t commit;\toffset:8;\tsize:8;\tsigned:1;\n\
+         \tfield: local_t commit;\toffset:8;\tsize:{long_size};\tsigned:1;\n\
          \tfield: int overwrite;\toffset:8;\tsize:1;\tsigned:1;\n\
-         \tfield: char data;\toffset:16;\tsize:{};\tsigned:1;\n",
-        page_size.saturating_sub(16)
+         \tfield: char data;\toffset:{data};\tsize:{};\tsigned:1;\n",
+        page_size.saturating_sub(data as u32)
     )
 }
 

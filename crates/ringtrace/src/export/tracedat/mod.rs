@@ -1,4 +1,5 @@
-//! trace-cmd's `trace.dat` files, versions 6 and 7 (uncompressed): a
+//! trace-cmd's `trace.dat` files, versions 6 and 7 (v7 also compressed
+//! with zstd or zlib; either byte order, 4- or 8-byte longs): a
 //! streaming writer from raw ring-buffer pages, a bounded reader, an
 //! independent page decoder and an ftrace `format` parser.
 //!
@@ -23,7 +24,8 @@
 //! Modules: [`write`](mod@write) (streaming writer, bounded memory: see its docs),
 //! [`read`] (metadata, per-CPU and merged record iteration, field decoding,
 //! simple text lines), [`page`] (page decoder), [`format`](mod@format) (`format` text
-//! parser), [`convert`](mod@convert) (v6 <-> v7), [`render`] (records as text lines and named values), [`error`]
+//! parser), [`convert`](mod@convert) (v6 <-> v7, compressed or not),
+//! [`compress`] (the codecs and trace-cmd's block and chunk layouts), [`render`] (records as text lines and named values), [`error`]
 //! (the error type).
 //!
 //! ```
@@ -52,6 +54,7 @@
 //! # Ok::<(), ringtrace::tracedat::TraceDatError>(())
 //! ```
 
+pub mod compress;
 pub mod convert;
 pub mod error;
 pub mod format;
@@ -62,7 +65,8 @@ pub mod read;
 pub mod render;
 pub mod write;
 
-pub use convert::convert;
+pub use compress::Compression;
+pub use convert::{convert, convert_with, ConvertOptions};
 pub use error::{EventFormatError, PageError, TraceDatError};
 pub use format::{parse_format, EventFormat, FieldFormat, FieldKind};
 pub use layout::FTRACE_SYSTEM;

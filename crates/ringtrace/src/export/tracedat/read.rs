@@ -1,5 +1,13 @@
-//! `trace.dat` reader (versions 6 and 7, uncompressed): metadata, CPU
+//! `trace.dat` reader (versions 6 and 7, v7 uncompressed or compressed
+//! with zstd or zlib, either byte order, 4- or 8-byte longs): metadata, CPU
 //! table, per-CPU record iteration and the merge of all CPUs by time stamp.
+//!
+//! Compressed v7 files (layout in [`compress`]): a
+//! compressed section is decompressed whole (capped) and parsed as an
+//! uncompressed one; a CPU's chunk table is read with the metadata (its
+//! entries are checked to lie within the CPU's data), and its pages are
+//! read through one decompressed chunk per CPU at a time. A chunk that
+//! does not decompress costs the pages it holds, as a damaged page does.
 //!
 //! Every length read from the file is checked against the bytes left in the
 //! file before anything is allocated, so a hostile file costs at most about
@@ -28,7 +36,10 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use super::error::TraceDatError;
+use std::sync::Arc;
+
+use super::compress::{self, Chunk, Compression};
+use super::error::{PageError, TraceDatError};
 use super::format::{parse_format, EventFormat, FieldFormat};
 use super::layout::{self, opt, Enc};
 use super::page::{parse_page, PageLayout};
@@ -47,9 +58,11 @@ const MAX_STR0: u64 = 1 << 20;
 pub struct CpuData {
     /// CPU number.
     pub cpu: u32,
-    /// File offset of the CPU's first page.
+    /// File offset of the CPU's first page (compressed files: of its
+    /// chunk table).
     pub offset: u64,
-    /// Bytes of page data (0 = no data).
+    /// Bytes of page data (0 = no data); in a compressed file, the bytes
+    /// once decompressed.
     pub size: u64,
 }
 
@@ -98,6 +111,11 @@ pub struct TraceDatInfo {
     pub unknown_options: Vec<u16>,
     /// Names of other buffer instances (v7); their data is not read.
     pub instances: Vec<String>,
+    /// The codec of a compressed v7 file.
+    pub compression: Option<Compression>,
+    /// Per entry of `cpus`: the chunks of its compressed data (empty when
+    /// the data is not compressed).
+    chunks: Vec<Arc<[Chunk]>>,
     event_by_id: HashMap<u32, usize>,
     comm_by_pid: HashMap<i32, usize>,
 }
@@ -111,7 +129,8 @@ pub struct TraceDatRecord {
     pub ts: u64,
     /// Page index within the CPU's data.
     pub page: u64,
-    /// File offset of the event header.
+    /// File offset of the event header (compressed files: the CPU's
+    /// [`CpuData::offset`] plus its offset in the decompressed data).
     pub file_offset: u64,
     /// Payload bytes (`common_type` onwards; rounded up to 4).
     pub data: Vec<u8>,
@@ -399,11 +418,6 @@ impl<R: Read + Seek> TraceDatReader<R> {
         &self.info
     }
 
-    /// The underlying source (its position is unspecified).
-    pub(crate) fn source_mut(&mut self) -> &mut R {
-        &mut self.src
-    }
-
     /// Returns the underlying source.
     pub fn into_inner(self) -> R {
         self.src
@@ -412,13 +426,13 @@ impl<R: Read + Seek> TraceDatReader<R> {
     /// The records of one CPU table entry (by index into
     /// [`TraceDatInfo::cpus`]), in file order.
     pub fn cpu_records(&mut self, index: usize) -> Result<CpuRecords<'_, R>, TraceDatError> {
-        let data = *self.info.cpus.get(index).ok_or_else(|| {
+        self.info.cpus.get(index).ok_or_else(|| {
             TraceDatError::Usage(format!(
                 "CPU index {index} out of range ({} CPUs)",
                 self.info.cpus.len()
             ))
         })?;
-        let cursor = CpuCursor::new(data, &self.info);
+        let cursor = CpuCursor::new(index, &self.info);
         Ok(CpuRecords {
             src: &mut self.src,
             file_len: self.file_len,
@@ -434,7 +448,8 @@ impl<R: Read + Seek> TraceDatReader<R> {
             .info
             .cpus
             .iter()
-            .map(|c| CpuCursor::new(*c, &self.info))
+            .enumerate()
+            .map(|(i, _)| CpuCursor::new(i, &self.info))
             .collect::<Vec<_>>();
         let heads = vec![None; cursors.len()];
         MergedRecords {
@@ -511,6 +526,8 @@ fn parse_info<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<TraceDatInfo, 
         wall_start: None,
         unknown_options: Vec::new(),
         instances: Vec::new(),
+        compression: None,
+        chunks: Vec::new(),
         event_by_id: HashMap::new(),
         comm_by_pid: HashMap::new(),
     };
@@ -766,7 +783,14 @@ fn handle_option(
     Ok(())
 }
 
-fn check_cpu_table(info: &TraceDatInfo, file_len: u64, at: u64) -> Result<(), TraceDatError> {
+/// Checks that each CPU's data lies within the file and, when `aligned`
+/// (uncompressed pages, which trace-cmd mmap()s), starts on a page.
+fn check_cpu_table(
+    info: &TraceDatInfo,
+    file_len: u64,
+    at: u64,
+    aligned: bool,
+) -> Result<(), TraceDatError> {
     for c in &info.cpus {
         if c.size == 0 {
             continue;
@@ -786,7 +810,7 @@ fn check_cpu_table(info: &TraceDatInfo, file_len: u64, at: u64) -> Result<(), Tr
                 ),
             ));
         }
-        if c.offset % u64::from(info.page_size) != 0 {
+        if aligned && c.offset % u64::from(info.page_size) != 0 {
             return Err(TraceDatError::invalid(
                 "CPU table",
                 at,
@@ -851,7 +875,7 @@ fn parse_v6<R: Read + Seek>(
         let size = s.u64("CPU table")?;
         info.cpus.push(CpuData { cpu, offset, size });
     }
-    check_cpu_table(info, s.len, table_at)?;
+    check_cpu_table(info, s.len, table_at, true)?;
     if o.has_traceclock {
         let n = s.u64("trace clock")?;
         let text = s.text(n, "trace clock")?;
@@ -865,10 +889,10 @@ fn parse_v7<R: Read + Seek>(
     info: &mut TraceDatInfo,
 ) -> Result<(), TraceDatError> {
     let compression = s.str0("file header")?;
+    // trace-cmd accepts any zstd version, and zlib's format has not changed
+    // since 1.0: the version is informational.
     let _compression_version = s.str0("file header")?;
-    if compression != "none" && !compression.is_empty() {
-        return Err(TraceDatError::Compressed(compression));
-    }
+    info.compression = Compression::from_header(&compression)?;
     let first = s.u64("file header")?;
     let mut o = Options::default();
     read_options_chain(s, info, &mut o, first)?;
@@ -886,7 +910,7 @@ fn parse_v7<R: Read + Seek>(
         ));
     };
     s.seek(section, "BUFFER section")?;
-    let (id, _, _) = section_header(s, "BUFFER section")?;
+    let (id, flags, _) = section_header(s, "BUFFER section")?;
     if id != opt::BUFFER {
         return Err(TraceDatError::invalid(
             "BUFFER section",
@@ -895,7 +919,144 @@ fn parse_v7<R: Read + Seek>(
         ));
     }
     info.cpus = cpus;
-    check_cpu_table(info, s.len, 0)
+    let compressed = flags & layout::SECTION_COMPRESSED != 0;
+    check_cpu_table(info, s.len, section, !compressed)?;
+    if compressed {
+        codec_of(info, "BUFFER section", section)?;
+        let max = compress::max_chunk_bytes(info.page_size);
+        for i in 0..info.cpus.len() {
+            let (chunks, size) = read_chunk_table(s, &info.cpus[i], max)?;
+            info.cpus[i].size = size;
+            info.chunks.push(chunks.into());
+        }
+    }
+    Ok(())
+}
+
+/// The file's codec, for a section at `offset` flagged compressed.
+fn codec_of(
+    info: &TraceDatInfo,
+    section: &'static str,
+    offset: u64,
+) -> Result<Compression, TraceDatError> {
+    info.compression.ok_or_else(|| {
+        TraceDatError::invalid(
+            section,
+            offset,
+            "section flagged compressed in a file whose header names no compression",
+        )
+    })
+}
+
+/// Reads the chunk table of one CPU's compressed data (`c.size` is its
+/// size in the file) and returns it with the decompressed size. Every
+/// chunk must lie within the file and declare at most `max` bytes.
+///
+/// The chunks are bounded by the file, not by `c.size`: trace-cmd 3.1.6
+/// records a size 4 bytes short of its chunks (its reader, too, only
+/// follows the chunk count).
+fn read_chunk_table<R: Read + Seek>(
+    s: &mut Src<'_, R>,
+    c: &CpuData,
+    max: u64,
+) -> Result<(Vec<Chunk>, u64), TraceDatError> {
+    const SEC: &str = "compressed CPU data";
+    if c.size == 0 {
+        return Ok((Vec::new(), 0));
+    }
+    let end = s.len;
+    s.seek(c.offset, SEC)?;
+    let count = s.u32(SEC)?;
+    if u64::from(count) * 8 > end.saturating_sub(s.pos) {
+        let why = format!(
+            "CPU {}: {count} chunks do not fit in the {} bytes left in the file",
+            c.cpu,
+            end.saturating_sub(s.pos)
+        );
+        return Err(TraceDatError::invalid(SEC, c.offset, why));
+    }
+    let mut chunks = Vec::with_capacity(count as usize);
+    let mut start = 0u64;
+    for i in 0..count {
+        let at = s.pos;
+        let bad = |why: String| {
+            TraceDatError::invalid(SEC, at, format!("CPU {} chunk {i}: {why}", c.cpu))
+        };
+        if at + 8 > end {
+            return Err(bad("header runs past the file end".into()));
+        }
+        let zsize = s.u32(SEC)?;
+        let size = s.u32(SEC)?;
+        if u64::from(size) > max {
+            return Err(bad(format!(
+                "{size} bytes once decompressed, above the {max} accepted"
+            )));
+        }
+        let file_offset = s.pos;
+        if file_offset + u64::from(zsize) > end {
+            return Err(bad(format!(
+                "{zsize} compressed bytes run past the file end"
+            )));
+        }
+        chunks.push(Chunk {
+            file_offset,
+            zsize,
+            size,
+            start,
+        });
+        start += u64::from(size);
+        s.seek(file_offset + u64::from(zsize), SEC)?;
+    }
+    Ok((chunks, start))
+}
+
+/// Reads the compressed block at the position of `s` (the body of a
+/// section flagged compressed) and returns its decompressed bytes.
+fn read_block<R: Read + Seek>(
+    s: &mut Src<'_, R>,
+    codec: Compression,
+    section: &'static str,
+) -> Result<Vec<u8>, TraceDatError> {
+    let offset = s.pos;
+    let zsize = s.u32(section)?;
+    let size = s.u32(section)?;
+    let bad = |reason: String| TraceDatError::Decompress {
+        section: section.to_string(),
+        offset,
+        reason,
+    };
+    if size > compress::MAX_SECTION_BYTES {
+        return Err(bad(format!(
+            "declares {size} bytes once decompressed, above the {} accepted",
+            compress::MAX_SECTION_BYTES
+        )));
+    }
+    let z = s.bytes(u64::from(zsize), section)?;
+    codec.decompress(&z, size).map_err(bad)
+}
+
+/// Runs `parse` on a decompressed section body, with the file's byte
+/// order; its errors say they are within the section at `offset`.
+fn parse_body<T>(
+    body: Vec<u8>,
+    enc: Enc,
+    section: &'static str,
+    offset: u64,
+    parse: impl FnOnce(&mut Src<'_, std::io::Cursor<Vec<u8>>>) -> Result<T, TraceDatError>,
+) -> Result<T, TraceDatError> {
+    let len = body.len() as u64;
+    let mut cur = std::io::Cursor::new(body);
+    let mut inner = Src {
+        r: &mut cur,
+        len,
+        pos: 0,
+        enc,
+    };
+    parse(&mut inner).map_err(|e| TraceDatError::InCompressed {
+        section,
+        offset,
+        source: Box::new(e),
+    })
 }
 
 /// Follows the chain of v7 options sections from `next` (each ends with a
@@ -939,11 +1100,28 @@ fn read_options_section<R: Read + Seek>(
         ));
     }
     if flags & layout::SECTION_COMPRESSED != 0 {
-        return Err(TraceDatError::Compressed("options section".into()));
+        let codec = codec_of(info, "options", at)?;
+        let body_at = s.pos;
+        let body = read_block(s, codec, "options")?;
+        let enc = s.enc;
+        return parse_body(body, enc, "options", body_at, |inner| {
+            let end = inner.len;
+            read_option_list(inner, info, o, end)
+        });
     }
     let body_at = s.pos;
     s.need(size, "options")?;
-    let end = body_at + size;
+    read_option_list(s, info, o, body_at + size)
+}
+
+/// Reads options from the position of `s` up to `end`, handling each;
+/// returns the offset the DONE option names.
+fn read_option_list<R: Read + Seek>(
+    s: &mut Src<'_, R>,
+    info: &mut TraceDatInfo,
+    o: &mut Options,
+    end: u64,
+) -> Result<u64, TraceDatError> {
     loop {
         if s.pos >= end {
             return Err(TraceDatError::invalid(
@@ -995,20 +1173,18 @@ fn parse_v7_sections<R: Read + Seek>(
                 format!("section id {sid}, the option said {id}"),
             ));
         }
+        have_headers |= id == opt::HEADER_INFO;
         if flags & layout::SECTION_COMPRESSED != 0 {
-            return Err(TraceDatError::Compressed(format!("section {id}")));
-        }
-        match id {
-            opt::HEADER_INFO => {
-                parse_header_info(s, info)?;
-                have_headers = true;
-            }
-            opt::FTRACE_EVENTS => parse_ftrace_events(s, info)?,
-            opt::EVENT_FORMATS => parse_event_formats(s, info)?,
-            opt::KALLSYMS => parse_kallsyms(s, info)?,
-            opt::PRINTK => parse_printk(s, info)?,
-            opt::CMDLINES => parse_cmdlines(s, info)?,
-            _ => {}
+            let name = section_name(id);
+            let codec = codec_of(info, name, offset)?;
+            let body_at = s.pos;
+            let body = read_block(s, codec, name)?;
+            let enc = s.enc;
+            parse_body(body, enc, name, body_at, |inner| {
+                parse_section(inner, id, info)
+            })?;
+        } else {
+            parse_section(s, id, info)?;
         }
     }
     if !have_headers {
@@ -1019,6 +1195,36 @@ fn parse_v7_sections<R: Read + Seek>(
         ));
     }
     Ok(())
+}
+
+/// What an error calls the v7 metadata section `id`.
+fn section_name(id: u16) -> &'static str {
+    match id {
+        opt::HEADER_INFO => "headers",
+        opt::FTRACE_EVENTS => "ftrace events",
+        opt::EVENT_FORMATS => "event formats",
+        opt::KALLSYMS => "kallsyms",
+        opt::PRINTK => "printk formats",
+        opt::CMDLINES => "cmdlines",
+        _ => "section",
+    }
+}
+
+/// Parses the body of the v7 metadata section `id` at the position of `s`.
+fn parse_section<R: Read + Seek>(
+    s: &mut Src<'_, R>,
+    id: u16,
+    info: &mut TraceDatInfo,
+) -> Result<(), TraceDatError> {
+    match id {
+        opt::HEADER_INFO => parse_header_info(s, info),
+        opt::FTRACE_EVENTS => parse_ftrace_events(s, info),
+        opt::EVENT_FORMATS => parse_event_formats(s, info),
+        opt::KALLSYMS => parse_kallsyms(s, info),
+        opt::PRINTK => parse_printk(s, info),
+        opt::CMDLINES => parse_cmdlines(s, info),
+        _ => Ok(()),
+    }
 }
 
 fn section_header<R: Read + Seek>(
@@ -1042,12 +1248,88 @@ struct CpuCursor {
     /// Items of the current page in file order; a damaged page's error
     /// takes the place of the records it lost.
     items: VecDeque<Result<TraceItem, TraceDatError>>,
+    /// The chunks of compressed data, when the file's data is compressed.
+    zdata: Option<ZData>,
+}
+
+/// A CPU's compressed data and its one decompressed chunk.
+#[derive(Debug)]
+struct ZData {
+    codec: Compression,
+    chunks: Arc<[Chunk]>,
+    /// The last chunk read: its index and its bytes, or why it could not
+    /// be decompressed (kept, so its other pages fail without a retry).
+    cached: Option<(usize, Result<Vec<u8>, String>)>,
+}
+
+impl ZData {
+    /// Copies `len` bytes at `start` of the decompressed data into a page
+    /// buffer, decompressing the chunks they lie in; an error names the
+    /// chunk that failed.
+    fn read<R: Read + Seek>(
+        &mut self,
+        r: &mut R,
+        start: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, PageError> {
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let pos = start + out.len() as u64;
+            let i = self
+                .chunks
+                .partition_point(|c| c.start + u64::from(c.size) <= pos);
+            let Some(&chunk) = self.chunks.get(i) else {
+                // The chunk sizes add up to the CPU's size: not reached.
+                return Err(PageError::TooShort {
+                    len: out.len(),
+                    header: len,
+                });
+            };
+            if self.cached.as_ref().map(|c| c.0) != Some(i) {
+                self.cached = Some((i, load_chunk(r, self.codec, &chunk)));
+            }
+            let bytes = match &self.cached {
+                Some((_, Ok(b))) => b,
+                Some((_, Err(reason))) => {
+                    return Err(PageError::BadChunk {
+                        chunk: i,
+                        offset: chunk.file_offset - 8,
+                        reason: reason.clone(),
+                    })
+                }
+                None => unreachable!("the chunk was just cached"),
+            };
+            let from = (pos - chunk.start) as usize;
+            let n = (len - out.len()).min(bytes.len() - from);
+            out.extend_from_slice(&bytes[from..from + n]);
+        }
+        Ok(out)
+    }
+}
+
+/// Reads and decompresses one chunk (its place in the file was checked
+/// when the table was read).
+fn load_chunk<R: Read + Seek>(r: &mut R, codec: Compression, c: &Chunk) -> Result<Vec<u8>, String> {
+    let mut z = vec![0u8; c.zsize as usize];
+    r.seek(SeekFrom::Start(c.file_offset))
+        .and_then(|_| r.read_exact(&mut z))
+        .map_err(|e| format!("reading it: {e}"))?;
+    codec.decompress(&z, c.size)
 }
 
 impl CpuCursor {
-    fn new(data: CpuData, info: &TraceDatInfo) -> Self {
+    fn new(index: usize, info: &TraceDatInfo) -> Self {
+        let zdata = match (info.compression, info.chunks.get(index)) {
+            (Some(codec), Some(chunks)) => Some(ZData {
+                codec,
+                chunks: chunks.clone(),
+                cached: None,
+            }),
+            _ => None,
+        };
         CpuCursor {
-            data,
+            zdata,
+            data: info.cpus[index],
             page_size: u64::from(info.page_size),
             layout: PageLayout {
                 long_size: info.long_size,
@@ -1075,25 +1357,16 @@ impl CpuCursor {
             self.next_page += 1;
             let offset = self.data.offset + start;
             let len = self.page_size.min(self.data.size - start);
-            if offset + len > file_len {
-                return Err(TraceDatError::Truncated {
-                    section: "CPU data",
-                    offset,
-                    needed: len,
-                    file_len,
-                });
-            }
-            let mut buf = vec![0u8; len as usize];
-            r.seek(SeekFrom::Start(offset))
-                .map_err(TraceDatError::io("seeking to a page"))?;
-            r.read_exact(&mut buf)
-                .map_err(TraceDatError::io("reading a page"))?;
             let cpu = self.data.cpu;
             let page_err = |source| TraceDatError::Page {
                 cpu,
                 page,
                 offset,
                 source,
+            };
+            let buf = match &mut self.zdata {
+                Some(z) => z.read(r, start, len as usize).map_err(page_err)?,
+                None => read_plain_page(r, offset, len, file_len)?,
             };
             // A damaged page is an error in its place; the next call goes
             // on with the next page.
@@ -1121,6 +1394,85 @@ impl CpuCursor {
             }
         }
     }
+}
+
+/// Raw page bytes of one CPU, decompressed when the file is compressed:
+/// for copying pages unchanged ([`convert`](super::convert())).
+#[derive(Debug)]
+pub(crate) struct CpuBytes {
+    data: CpuData,
+    zdata: Option<ZData>,
+}
+
+impl CpuBytes {
+    /// Fills `buf` with the CPU's page data from `start` (within its
+    /// [`CpuData::size`]). A chunk that does not decompress is an error
+    /// naming the chunk.
+    pub(crate) fn read<R: Read + Seek>(
+        &mut self,
+        r: &mut R,
+        start: u64,
+        buf: &mut [u8],
+    ) -> Result<(), TraceDatError> {
+        let offset = self.data.offset + start;
+        match &mut self.zdata {
+            Some(z) => {
+                let bytes = z
+                    .read(r, start, buf.len())
+                    .map_err(|source| TraceDatError::Page {
+                        cpu: self.data.cpu,
+                        page: start / buf.len().max(1) as u64,
+                        offset,
+                        source,
+                    })?;
+                buf.copy_from_slice(&bytes);
+            }
+            None => {
+                r.seek(SeekFrom::Start(offset))
+                    .map_err(TraceDatError::io("seeking to CPU data"))?;
+                r.read_exact(buf)
+                    .map_err(TraceDatError::io("reading CPU data"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read + Seek> TraceDatReader<R> {
+    /// The raw page bytes of CPU table entry `index` (`None` when out of
+    /// range), with the source to read them from.
+    pub(crate) fn cpu_bytes(&mut self, index: usize) -> Option<(CpuBytes, &mut R)> {
+        self.info.cpus.get(index)?;
+        let c = CpuCursor::new(index, &self.info);
+        let bytes = CpuBytes {
+            data: c.data,
+            zdata: c.zdata,
+        };
+        Some((bytes, &mut self.src))
+    }
+}
+
+/// The `len` bytes at `offset` of an uncompressed file.
+fn read_plain_page<R: Read + Seek>(
+    r: &mut R,
+    offset: u64,
+    len: u64,
+    file_len: u64,
+) -> Result<Vec<u8>, TraceDatError> {
+    if offset + len > file_len {
+        return Err(TraceDatError::Truncated {
+            section: "CPU data",
+            offset,
+            needed: len,
+            file_len,
+        });
+    }
+    let mut buf = vec![0u8; len as usize];
+    r.seek(SeekFrom::Start(offset))
+        .map_err(TraceDatError::io("seeking to a page"))?;
+    r.read_exact(&mut buf)
+        .map_err(TraceDatError::io("reading a page"))?;
+    Ok(buf)
 }
 
 /// Records of one CPU in file order. A damaged page yields one error

@@ -1,4 +1,6 @@
-//! Streaming `trace.dat` writer (versions 6 and 7, uncompressed).
+//! Streaming `trace.dat` writer (versions 6 and 7; v7 optionally
+//! compressed with zstd or zlib, as trace-cmd compresses it: see
+//! [`compress`]; either byte order, 4- or 8-byte longs).
 //!
 //! # Bounded memory
 //!
@@ -18,13 +20,15 @@
 //!     | OPTIONS section (written last: it holds the BUFFER option's CPU table)
 //! ```
 //!
-//! Memory is O(number of CPUs + metadata), whatever the number of pages.
+//! Memory is O(number of CPUs + metadata), whatever the number of pages
+//! (compressed: plus one chunk of pages being compressed).
 //! The price: pages must be pushed grouped by CPU in ascending CPU order
 //! (a CPU's block is contiguous in the file). Every CPU block starts at a
 //! multiple of `max(page_size, 4096)` (trace-dat-format.md §5.2).
 
 use std::io::{Seek, SeekFrom, Write};
 
+use super::compress::{self, Compression};
 use super::error::TraceDatError;
 use super::format::parse_format;
 use super::layout::{self, opt, Enc};
@@ -81,6 +85,15 @@ pub struct TraceDatMeta {
     pub cpu_stats: Vec<String>,
     /// Wall-clock time of the trace's start (a ringtrace option).
     pub wall_start: Option<crate::clock::WallStart>,
+    /// Compress the file (v7 only): its metadata sections, and its pages
+    /// in chunks of 10.
+    pub compression: Option<Compression>,
+    /// Byte order of the file and of the pages pushed: this machine's by
+    /// default (a conversion keeps its input's).
+    pub big_endian: bool,
+    /// Size of a `long` in the pages pushed (their `commit` word): 8 by
+    /// default, 4 for pages of a 32-bit kernel.
+    pub long_size: usize,
 }
 
 impl TraceDatMeta {
@@ -101,6 +114,9 @@ impl TraceDatMeta {
             cmdlines: Vec::new(),
             cpu_stats: Vec::new(),
             wall_start: None,
+            compression: None,
+            big_endian: cfg!(target_endian = "big"),
+            long_size: 8,
         }
     }
 }
@@ -167,6 +183,23 @@ pub struct TraceDatWriter<W: Write + Seek> {
     sections: Vec<(u16, u64)>,
     /// Options other than BUFFER / DONE, encoded (id, data).
     options: Vec<(u16, Vec<u8>)>,
+    /// Size of a `long` in the pages (4 or 8).
+    long_size: usize,
+    /// The compression state of a compressed file.
+    z: Option<ZState>,
+}
+
+/// A compressed file's state: the codec, and the open CPU block's chunk
+/// being filled.
+#[derive(Debug)]
+struct ZState {
+    codec: Compression,
+    /// Pages of the open block not yet compressed (fewer than a chunk).
+    pending: Vec<u8>,
+    /// Chunks written in the open block.
+    chunks: u32,
+    /// Position of the open block's u32 chunk count, if a block is open.
+    count_pos: Option<u64>,
 }
 
 impl<W: Write + Seek> TraceDatWriter<W> {
@@ -230,7 +263,10 @@ impl<W: Write + Seek> TraceDatWriter<W> {
         let base = out
             .stream_position()
             .map_err(TraceDatError::io("finding the start position"))?;
-        let enc = Enc::NATIVE;
+        check_encoding(meta)?;
+        let enc = Enc {
+            big_endian: meta.big_endian,
+        };
         let mut w = TraceDatWriter {
             out,
             enc,
@@ -246,6 +282,13 @@ impl<W: Write + Seek> TraceDatWriter<W> {
             options_ptr_pos: 0,
             sections: Vec::new(),
             options: build_options(meta, enc),
+            long_size: meta.long_size,
+            z: meta.compression.map(|codec| ZState {
+                codec,
+                pending: Vec::new(),
+                chunks: 0,
+                count_pos: None,
+            }),
         };
         match meta.version {
             TraceDatVersion::V6 => w.start_v6(meta)?,
@@ -279,7 +322,7 @@ impl<W: Write + Seek> TraceDatWriter<W> {
         b.extend_from_slice(layout::MAGIC);
         self.enc.str0(&mut b, version);
         b.push(u8::from(self.enc.big_endian));
-        b.push(8); // sizeof(long) of the 64-bit writer; pages use header_page's size
+        b.push(self.long_size as u8); // pages use header_page's size, which agrees
         self.enc.u32(&mut b, self.page_size);
         b
     }
@@ -287,7 +330,7 @@ impl<W: Write + Seek> TraceDatWriter<W> {
     fn start_v6(&mut self, meta: &TraceDatMeta) -> Result<(), TraceDatError> {
         let enc = self.enc;
         let mut b = self.file_header("6");
-        b.extend_from_slice(&header_info(enc, meta.page_size));
+        b.extend_from_slice(&header_info(enc, meta.page_size, meta.long_size));
         b.extend_from_slice(&ftrace_events(enc, meta));
         b.extend_from_slice(&event_formats(enc, meta));
         b.extend_from_slice(&kallsyms(enc, meta));
@@ -313,23 +356,39 @@ impl<W: Write + Seek> TraceDatWriter<W> {
     }
 
     fn section(&mut self, id: u16, desc: &str, body: &[u8]) -> Result<(), TraceDatError> {
+        // As trace-cmd: every section but OPTIONS is compressed.
+        let (flags, body) = match &self.z {
+            Some(z) if id != opt::DONE => (
+                layout::SECTION_COMPRESSED,
+                std::borrow::Cow::Owned(compress::encode_block(z.codec, self.enc, body, desc)?),
+            ),
+            _ => (0, std::borrow::Cow::Borrowed(body)),
+        };
         let mut h = Vec::with_capacity(16);
         self.enc.u16(&mut h, id);
-        self.enc.u16(&mut h, 0);
+        self.enc.u16(&mut h, flags);
         self.enc.u32(&mut h, string_offset(desc));
         self.enc.u64(&mut h, body.len() as u64);
         if id != opt::STRINGS {
             self.sections.push((id, self.pos));
         }
         self.put(&h)?;
-        self.put(body)
+        self.put(&body)
     }
 
     fn start_v7(&mut self, meta: &TraceDatMeta) -> Result<(), TraceDatError> {
         let enc = self.enc;
         let mut b = self.file_header("7");
-        enc.str0(&mut b, "none");
-        enc.str0(&mut b, "");
+        match &self.z {
+            Some(z) => {
+                enc.str0(&mut b, z.codec.name());
+                enc.str0(&mut b, z.codec.version());
+            }
+            None => {
+                enc.str0(&mut b, "none");
+                enc.str0(&mut b, "");
+            }
+        }
         self.put(&b)?;
         self.options_ptr_pos = self.pos;
         self.put(&[0; 8])?;
@@ -341,7 +400,7 @@ impl<W: Write + Seek> TraceDatWriter<W> {
         self.section(
             opt::HEADER_INFO,
             "headers",
-            &header_info(enc, meta.page_size),
+            &header_info(enc, meta.page_size, meta.long_size),
         )?;
         self.section(
             opt::FTRACE_EVENTS,
@@ -360,7 +419,12 @@ impl<W: Write + Seek> TraceDatWriter<W> {
         self.table_pos = self.pos;
         let mut h = Vec::with_capacity(16);
         enc.u16(&mut h, opt::BUFFER);
-        enc.u16(&mut h, 0);
+        let flags = if self.z.is_some() {
+            layout::SECTION_COMPRESSED
+        } else {
+            0
+        };
+        enc.u16(&mut h, flags);
         enc.u32(&mut h, string_offset("flyrecord"));
         enc.u64(&mut h, 0);
         self.put(&h)
@@ -380,11 +444,7 @@ impl<W: Write + Seek> TraceDatWriter<W> {
         }
         // trace-cmd only rejects commit > page size; anything between shows
         // as thousands of bogus events (trace-dat-format.md §5, pitfall 9.4).
-        let layout = PageLayout {
-            long_size: 8,
-            big_endian: self.enc.big_endian,
-        };
-        if let Err(e) = parse_page(page, layout) {
+        if let Err(e) = parse_page(page, self.page_layout()) {
             return Err(TraceDatError::Usage(format!("bad page for CPU {cpu}: {e}")));
         }
         if cpu as usize >= self.blocks.len() {
@@ -401,10 +461,15 @@ impl<W: Write + Seek> TraceDatWriter<W> {
                 )))
             }
             _ => {
+                self.z_close_block()?;
                 self.pad_to(self.align)?;
                 self.blocks[cpu as usize].offset = self.pos;
                 self.current = Some(cpu);
+                self.z_open_block()?;
             }
+        }
+        if self.z.is_some() {
+            return self.z_push(page);
         }
         self.put(page)?;
         self.blocks[cpu as usize].size += page.len() as u64;
@@ -423,12 +488,8 @@ impl<W: Write + Seek> TraceDatWriter<W> {
                 pages.len()
             )));
         }
-        let layout = PageLayout {
-            long_size: 8,
-            big_endian: self.enc.big_endian,
-        };
         for (i, page) in pages.chunks_exact(ps).enumerate() {
-            if let Err(e) = parse_page(page, layout) {
+            if let Err(e) = parse_page(page, self.page_layout()) {
                 return Err(TraceDatError::Usage(format!(
                     "bad page {i} of a batch for CPU {cpu}: {e}"
                 )));
@@ -440,6 +501,9 @@ impl<W: Write + Seek> TraceDatWriter<W> {
             None => return Ok(()),
         }
         let rest = &pages[ps..];
+        if self.z.is_some() {
+            return rest.chunks_exact(ps).try_for_each(|p| self.z_push(p));
+        }
         self.put(rest)?;
         self.blocks[cpu as usize].size += rest.len() as u64;
         Ok(())
@@ -470,6 +534,9 @@ impl<W: Write + Seek> TraceDatWriter<W> {
             .read_exact(&mut first)
             .map_err(TraceDatError::io("reading pages to copy"))?;
         self.push_page(cpu, &first)?;
+        if self.z.is_some() {
+            return self.z_copy(pages, len - ps);
+        }
         let rest = len - ps;
         let mut limited = <&mut R as std::io::Read>::take(pages, rest);
         let copied = std::io::copy(&mut limited, &mut self.out)
@@ -529,6 +596,7 @@ impl<W: Write + Seek> TraceDatWriter<W> {
                 self.patch(at, &t)?;
             }
             TraceDatVersion::V7 => {
+                self.z_close_block()?;
                 let buffer_body = self.pos - (self.table_pos + 16);
                 let options_pos = self.pos;
                 let body = self.v7_options();
@@ -620,9 +688,9 @@ fn build_options(meta: &TraceDatMeta, enc: Enc) -> Vec<(u16, Vec<u8>)> {
     o
 }
 
-fn header_info(enc: Enc, page_size: u32) -> Vec<u8> {
+fn header_info(enc: Enc, page_size: u32, long_size: usize) -> Vec<u8> {
     let mut b = Vec::new();
-    let hp = layout::header_page_text(page_size);
+    let hp = layout::header_page_text(page_size, long_size);
     b.extend_from_slice(b"header_page\0");
     enc.u64(&mut b, hp.len() as u64);
     b.extend_from_slice(hp.as_bytes());
@@ -699,4 +767,113 @@ fn cmdlines(enc: Enc, meta: &TraceDatMeta) -> Vec<u8> {
     enc.u64(&mut b, text.len() as u64);
     b.extend_from_slice(text.as_bytes());
     b
+}
+
+/// Checks the encoding choices of `meta`: a 4- or 8-byte long, and
+/// compression only in v7 (v6 has no place to name a codec).
+fn check_encoding(meta: &TraceDatMeta) -> Result<(), TraceDatError> {
+    if meta.long_size != 4 && meta.long_size != 8 {
+        return Err(TraceDatError::Usage(format!(
+            "long size {} (4 or 8)",
+            meta.long_size
+        )));
+    }
+    if let (Some(c), TraceDatVersion::V6) = (meta.compression, meta.version) {
+        return Err(TraceDatError::Usage(format!(
+            "{c} compression needs trace.dat version 7"
+        )));
+    }
+    Ok(())
+}
+
+/// The compressed CPU blocks: each is a u32 chunk count (patched when the
+/// block closes) and chunks of [`compress::PAGES_PER_CHUNK`] pages, each a
+/// compressed block (`tracecmd_compress_copy_from`).
+impl<W: Write + Seek> TraceDatWriter<W> {
+    /// The layout of the pages this writer takes.
+    fn page_layout(&self) -> PageLayout {
+        PageLayout {
+            long_size: self.long_size,
+            big_endian: self.enc.big_endian,
+        }
+    }
+
+    /// Starts the current CPU's compressed block: its chunk count's place.
+    fn z_open_block(&mut self) -> Result<(), TraceDatError> {
+        let Some(z) = &mut self.z else {
+            return Ok(());
+        };
+        z.count_pos = Some(self.pos);
+        z.chunks = 0;
+        self.put(&[0; 4])?;
+        self.add_block_size(4);
+        Ok(())
+    }
+
+    /// Adds `n` written bytes to the open CPU block's size.
+    fn add_block_size(&mut self, n: u64) {
+        if let Some(c) = self.current {
+            self.blocks[c as usize].size += n;
+        }
+    }
+
+    /// Queues one checked page of the open block; compresses a chunk when
+    /// it is full.
+    fn z_push(&mut self, page: &[u8]) -> Result<(), TraceDatError> {
+        let Some(z) = &mut self.z else {
+            return Ok(());
+        };
+        z.pending.extend_from_slice(page);
+        if z.pending.len() >= compress::PAGES_PER_CHUNK * self.page_size as usize {
+            self.z_flush_chunk()?;
+        }
+        Ok(())
+    }
+
+    /// Compresses and writes the pending pages as one chunk.
+    fn z_flush_chunk(&mut self) -> Result<(), TraceDatError> {
+        let Some(z) = &mut self.z else {
+            return Ok(());
+        };
+        if z.pending.is_empty() {
+            return Ok(());
+        }
+        let block = compress::encode_block(z.codec, self.enc, &z.pending, "a chunk of pages")?;
+        z.pending.clear();
+        z.chunks += 1;
+        self.put(&block)?;
+        self.add_block_size(block.len() as u64);
+        Ok(())
+    }
+
+    /// Ends the open compressed block: its last chunk, and its count.
+    fn z_close_block(&mut self) -> Result<(), TraceDatError> {
+        self.z_flush_chunk()?;
+        let Some(z) = &mut self.z else {
+            return Ok(());
+        };
+        let Some(at) = z.count_pos.take() else {
+            return Ok(());
+        };
+        let mut count = Vec::with_capacity(4);
+        self.enc.u32(&mut count, z.chunks);
+        self.patch(at, &count)?;
+        self.out
+            .seek(SeekFrom::Start(self.base + self.pos))
+            .map_err(TraceDatError::io("seeking back after a chunk count"))?;
+        Ok(())
+    }
+
+    /// [`copy_pages`](Self::copy_pages) for a compressed file: `len` more
+    /// bytes of pages read from `pages`, one page at a time.
+    fn z_copy<R: std::io::Read>(&mut self, pages: &mut R, len: u64) -> Result<(), TraceDatError> {
+        let mut page = vec![0u8; self.page_size as usize];
+        for _ in 0..len / u64::from(self.page_size) {
+            pages
+                .read_exact(&mut page)
+                .map_err(TraceDatError::io("reading pages to copy"))?;
+            self.z_push(&page)?;
+        }
+        Ok(())
+    }
 }
