@@ -66,8 +66,8 @@ fn main() {
     match which.as_str() {
         "ringtrace" => {
             let tracer = overwrite_tracer();
-            let sub = tracing_subscriber::registry()
-                .with(ringtrace::layer::RingtraceLayer::new(tracer));
+            let sub =
+                tracing_subscriber::registry().with(ringtrace::layer::RingtraceLayer::new(tracer));
             tracing::subscriber::with_default(sub, || run(n));
             let st = tracer.stats();
             assert_eq!(st.refused_no_context + st.refused_other, 0, "{st:?}");
