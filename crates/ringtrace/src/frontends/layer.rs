@@ -1114,10 +1114,16 @@ impl SmallEncoder<'_> {
         let Some(&s) = self.slots.get(f.index()) else {
             return;
         };
-        // Small shapes have no string fields.
-        if s.kind != Kind::Str {
-            self.put(usize::from(s.offset), n.bits(s.kind));
-        }
+        let v = match (s.kind, n) {
+            // The usual case first, one compare: integers into integer
+            // fields are stored as they are (what `Num::bits` gives).
+            (Kind::U64 | Kind::I64, Num::U(u)) => u,
+            (Kind::U64 | Kind::I64, Num::I(i)) => i as u64,
+            // Small shapes have no string fields.
+            (Kind::Str, _) => return,
+            (k, n) => n.bits(k),
+        };
+        self.put(usize::from(s.offset), v);
     }
 
     /// A string, `Debug` value or error for a number field: stored as 0
