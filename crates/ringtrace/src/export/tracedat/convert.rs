@@ -41,6 +41,7 @@ pub fn meta_of(info: &TraceDatInfo, cpus: u32) -> TraceDatMeta {
     meta.tsc2nsec = info.tsc2nsec;
     meta.trace_id = info.trace_id;
     meta.wall_start = info.wall_start;
+    meta.processes = info.processes.clone();
     meta.uname = info.uname.clone();
     meta.writer_version = info.writer_version.clone();
     if info.cpu_stats.len() <= cpus as usize {

@@ -81,6 +81,9 @@ pub struct TraceDatMeta {
     pub cpu_stats: Vec<String>,
     /// Wall-clock time of the trace's start (a ringtrace option).
     pub wall_start: Option<crate::clock::WallStart>,
+    /// The process of each thread `(tid, pid, process name)` (a ringtrace
+    /// option); empty for none.
+    pub processes: Vec<(i32, u32, String)>,
 }
 
 impl TraceDatMeta {
@@ -101,6 +104,7 @@ impl TraceDatMeta {
             cmdlines: Vec::new(),
             cpu_stats: Vec::new(),
             wall_start: None,
+            processes: Vec::new(),
         }
     }
 }
@@ -616,6 +620,12 @@ fn build_options(meta: &TraceDatMeta, enc: Enc) -> Vec<(u16, Vec<u8>)> {
         enc.u64(&mut d, w.realtime_ns);
         enc.u64(&mut d, w.clock_ts);
         o.push((opt::RINGTRACE_WALL_START, d));
+    }
+    if !meta.processes.is_empty() {
+        o.push((
+            opt::RINGTRACE_PROCESSES,
+            super::processes::encode(&meta.processes),
+        ));
     }
     o
 }
