@@ -1034,6 +1034,7 @@ pub(crate) fn tracer_meta<'c>(
     let mut comms: Vec<(i32, String)> = comms.map(|(p, c)| (p, c.replace('\n', " "))).collect();
     comms.sort();
     m.cmdlines = comms;
+    m.processes = processes_of(tracer, &m.cmdlines);
     m.trace_id = Some(trace_id());
     m.writer_version = Some(format!("ringtrace {}", env!("CARGO_PKG_VERSION")));
     m.cpu_stats = (0..cpus)
@@ -1051,6 +1052,18 @@ fn temp_dat(dir: Option<&Path>) -> Result<BufWriter<File>, ExportError> {
         None => tempfile::tempfile().map_err(io_err("creating a temporary trace.dat"))?,
     };
     Ok(BufWriter::with_capacity(SPOOL_BUFFER, f))
+}
+
+/// The process (pid and name) of each thread of `comms` whose process the
+/// tracer's name table holds, for the trace.dat's processes option.
+fn processes_of(tracer: &Tracer, comms: &[(i32, String)]) -> Vec<(i32, u32, String)> {
+    let Ok(c) = tracer.inner.cmdlines().lock() else {
+        return Vec::new();
+    };
+    comms
+        .iter()
+        .filter_map(|(tid, _)| c.process_of(*tid).map(|(p, n)| (*tid, p, n.to_string())))
+        .collect()
 }
 
 /// Flushes the temporary trace.dat `tmp` and converts it to JSON in `out`.

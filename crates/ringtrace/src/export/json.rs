@@ -131,6 +131,22 @@ impl JsonOptions {
             processes: BTreeMap::new(),
         }
     }
+
+    /// These options with [`processes`](Self::processes) taken from the
+    /// trace.dat's record of each thread's process when they place no
+    /// thread themselves.
+    #[must_use]
+    pub fn with_processes_of(&self, info: &crate::tracedat::read::TraceDatInfo) -> Self {
+        let mut o = self.clone();
+        if o.processes.is_empty() {
+            o.processes = info
+                .processes
+                .iter()
+                .map(|(tid, pid, name)| (*tid, (*pid, name.clone())))
+                .collect();
+        }
+        o
+    }
 }
 
 /// Counters of a JSON export.
@@ -512,7 +528,7 @@ pub fn tracedat_to_json<R: Read + Seek, W: Write>(
 ) -> Result<(W, JsonStats), JsonError> {
     let info = reader.info().clone();
     let render = FileRenderer::new(&info);
-    let mut w = JsonWriter::new(out, opts)?;
+    let mut w = JsonWriter::new(out, &opts.with_processes_of(&info))?;
     if let Some(ws) = info.wall_start {
         w.wall_start(ws, info.ts_ns(ws.clock_ts) as f64 / 1000.0);
     }

@@ -156,7 +156,7 @@ fn view_json<W: Write>(
     let reader = TraceDatReader::new(Cursor::new(header))?;
     let info = reader.info().clone();
     let render = FileRenderer::new(&info);
-    let mut jw = JsonWriter::new(out, &JsonOptions::default())?;
+    let mut jw = JsonWriter::new(out, &JsonOptions::default().with_processes_of(&info))?;
     if let Some(ws) = info.wall_start {
         jw.wall_start(ws, info.ts_ns(ws.clock_ts) as f64 / 1000.0);
     }

@@ -184,6 +184,11 @@ impl Tracer {
                     }
                     st.comms += 1;
                 }
+                TableEntry::Process { tid, pid, name } => {
+                    if let Ok(mut c) = self.inner.cmdlines().lock() {
+                        c.set_process(tid, pid, crate::tracer::Comm::new(&name));
+                    }
+                }
             }
         }
         st

@@ -7,7 +7,7 @@
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::table::{TableEntry, TableReader, KIND_COMM, KIND_EVENT, KIND_PRINTK};
+use super::table::{TableEntry, TableReader, KIND_COMM, KIND_EVENT, KIND_PRINTK, KIND_PROCESS};
 use super::SessionMap;
 use crate::event::{Array, EventType, Field, Registry, FIRST_USER_ID, MAX_EVENT_ID};
 use crate::printk;
@@ -349,9 +349,13 @@ impl SessionLink {
         self.sites_synced.store(count, Ordering::Release);
     }
 
-    /// Publishes a thread name.
-    pub(crate) fn put_comm(&self, tid: i32, comm: &str) {
-        super::table::append(&self.map, KIND_COMM, &[&tid.to_le_bytes(), comm.as_bytes()]);
+    /// Publishes a thread name, then the pid and name of its process (a
+    /// reader attaches the process to the name it has just read).
+    pub(crate) fn put_comm(&self, tid: i32, comm: &str, (pid, name): (u32, &str)) {
+        let tid = tid.to_le_bytes();
+        super::table::append(&self.map, KIND_COMM, &[&tid, comm.as_bytes()]);
+        let rec: [&[u8]; 3] = [&tid, &pid.to_le_bytes(), name.as_bytes()];
+        super::table::append(&self.map, KIND_PROCESS, &rec);
     }
 
     /// The writer process detaches: publishes what is left, marks it exited.
@@ -422,8 +426,8 @@ impl SharedStorage for SessionLink {
     fn check_process(&self) {
         SessionLink::check_process(self);
     }
-    fn put_comm(&self, tid: i32, comm: &str) {
-        SessionLink::put_comm(self, tid, comm);
+    fn put_comm(&self, tid: i32, comm: &str, process: (u32, &str)) {
+        SessionLink::put_comm(self, tid, comm, process);
     }
     fn before_write(&self, id: u16, depth: u32) {
         SessionLink::before_write(self, id, depth);

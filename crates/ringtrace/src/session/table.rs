@@ -16,6 +16,10 @@ pub const KIND_PRINTK: u32 = 2;
 /// Record kind: a thread name (`tid i32, comm`).
 #[doc(hidden)]
 pub const KIND_COMM: u32 = 3;
+/// Record kind: the process of a thread (`tid i32, pid u32, process
+/// name`), appended after the thread's [`KIND_COMM`] record.
+#[doc(hidden)]
+pub const KIND_PROCESS: u32 = 4;
 
 /// Largest record.
 pub const MAX_RECORD: usize = 64 * 1024;
@@ -140,6 +144,15 @@ pub enum TableEntry {
         tid: i32,
         /// Name.
         comm: String,
+    },
+    /// The process a thread belongs to.
+    Process {
+        /// Thread id.
+        tid: i32,
+        /// The process's pid (the thread's tgid).
+        pid: u32,
+        /// The process's name.
+        name: String,
     },
 }
 
@@ -284,6 +297,17 @@ fn parse(kind: u32, b: &[u8]) -> Option<TableEntry> {
             Some(TableEntry::Comm {
                 tid,
                 comm: String::from_utf8_lossy(comm).into_owned(),
+            })
+        }
+        KIND_PROCESS => {
+            let name = b.get(8..)?;
+            if name.len() > 64 {
+                return None;
+            }
+            Some(TableEntry::Process {
+                tid: u32_at(b, 0)? as i32,
+                pid: u32_at(b, 4)?,
+                name: String::from_utf8_lossy(name).into_owned(),
             })
         }
         _ => None,

@@ -828,3 +828,17 @@ impl Drop for ExitGuard {
         }
     }
 }
+
+/// The name of the calling process: its executable's file name (whole,
+/// where the kernel's comm is cut to 15 bytes), else the kernel's comm of
+/// the process (`/proc/self/comm`), else `<...>`. Ordinary code only.
+pub(super) fn read_process_name() -> Comm {
+    let exe = std::env::current_exe().ok();
+    if let Some(file) = exe.as_deref().and_then(|e| e.file_name()?.to_str()) {
+        return Comm::new(file);
+    }
+    match std::fs::read_to_string("/proc/self/comm") {
+        Ok(s) => Comm::new(s.trim_end_matches('\n')),
+        Err(_) => Comm::new("<...>"),
+    }
+}

@@ -312,6 +312,9 @@ pub struct TracerStats {
 pub(crate) struct Cmdlines {
     cap: usize,
     names: HashMap<i32, Comm>,
+    /// The process of each thread where known: its pid (tgid) and name
+    /// (the kernel's `saved_tgids`); evicted with the thread's name.
+    procs: HashMap<i32, (u32, Comm)>,
     order: VecDeque<i32>,
     /// Bumped by every change of the table, so that a reader keeping
     /// names it looked up (the pipe's `output::HeadCache`) knows when they
@@ -352,6 +355,7 @@ impl Cmdlines {
         Cmdlines {
             cap: cap.max(1),
             names: HashMap::new(),
+            procs: HashMap::new(),
             order: VecDeque::new(),
             generation: Default::default(),
         }
@@ -372,6 +376,7 @@ impl Cmdlines {
             while self.order.len() > self.cap {
                 if let Some(old) = self.order.pop_front() {
                     self.names.remove(&old);
+                    self.procs.remove(&old);
                 }
             }
         }
@@ -379,6 +384,25 @@ impl Cmdlines {
 
     pub(crate) fn get(&self, tid: i32) -> Option<&Comm> {
         self.names.get(&tid)
+    }
+
+    /// Thread `tid`'s name, and the pid and name of its process.
+    pub(crate) fn insert_with_process(&mut self, tid: i32, comm: Comm, pid: u32, process: Comm) {
+        self.insert(tid, comm);
+        self.set_process(tid, pid, process);
+    }
+
+    /// The pid and name of the process of thread `tid`, whose name is in
+    /// the table (else nothing: the entry is bounded with the names).
+    pub(crate) fn set_process(&mut self, tid: i32, pid: u32, process: Comm) {
+        if self.names.contains_key(&tid) {
+            self.procs.insert(tid, (pid, process));
+        }
+    }
+
+    /// The pid and name of thread `tid`'s process, when recorded.
+    pub(crate) fn process_of(&self, tid: i32) -> Option<(u32, &str)> {
+        self.procs.get(&tid).map(|(p, c)| (*p, c.as_str()))
     }
 
     /// Every saved name (at most the table's capacity), in no order.
@@ -611,14 +635,16 @@ impl Inner {
         }
     }
 
-    /// Remembers the name of thread `tid`.
+    /// Remembers the name of thread `tid`, with the pid (tgid) and name
+    /// of the process writing (a forked child records its own).
     pub(crate) fn save_comm(&self, tid: i32, comm: Comm) {
+        let (pid, process) = (std::process::id(), context::read_process_name());
         if let Some(l) = &self.session {
             l.check_process();
-            l.put_comm(tid, comm.as_str());
+            l.put_comm(tid, comm.as_str(), (pid, process.as_str()));
         }
         if let Ok(mut c) = self.cmdlines.lock() {
-            c.insert(tid, comm);
+            c.insert_with_process(tid, comm, pid, process);
         }
     }
 }

@@ -65,8 +65,8 @@ pub(crate) trait SharedStorage: Any + Send + Sync + fmt::Debug {
     /// Registers this process anew when it is not the one that registered
     /// (a forked child).
     fn check_process(&self);
-    /// Publishes thread `tid`'s name.
-    fn put_comm(&self, tid: i32, comm: &str);
+    /// Publishes thread `tid`'s name and its process's pid and name.
+    fn put_comm(&self, tid: i32, comm: &str, process: (u32, &str));
     /// Publishes event type `id`'s format (and any new printk site) before
     /// a record of it is written, so that a reader that sees the record
     /// finds its format. Async-signal-safe.

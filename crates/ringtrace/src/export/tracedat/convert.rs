@@ -47,6 +47,7 @@ pub fn meta_of(info: &TraceDatInfo, cpus: u32) -> TraceDatMeta {
     meta.long_size = info.long_size;
     meta.trace_id = info.trace_id;
     meta.wall_start = info.wall_start;
+    meta.processes = info.processes.clone();
     meta.uname = info.uname.clone();
     meta.writer_version = info.writer_version.clone();
     if info.cpu_stats.len() <= cpus as usize {

@@ -29,6 +29,8 @@ pub(crate) mod opt {
     /// ringtrace's own: the wall-clock anchor (u64 real time ns, u64 clock
     /// stamp). Far above trace-cmd's ids, which it skips as unknown.
     pub(crate) const RINGTRACE_WALL_START: u16 = 0x7277;
+    /// ringtrace's own: each thread's process (`processes.rs`).
+    pub(crate) const RINGTRACE_PROCESSES: u16 = 0x7278;
 }
 
 /// v7 section flag bit 0: the section body is compressed (§4).

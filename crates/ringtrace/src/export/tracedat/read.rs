@@ -107,6 +107,9 @@ pub struct TraceDatInfo {
     pub cpus: Vec<CpuData>,
     /// Wall-clock time of the trace's start (ringtrace's option).
     pub wall_start: Option<crate::clock::WallStart>,
+    /// The process of each thread `(tid, pid, process name)`, when
+    /// recorded (ringtrace's option).
+    pub processes: Vec<(i32, u32, String)>,
     /// Ids of options this reader does not interpret, in file order.
     pub unknown_options: Vec<u16>,
     /// Names of other buffer instances (v7); their data is not read.
@@ -524,6 +527,7 @@ fn parse_info<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<TraceDatInfo, 
         cpu_stats: Vec::new(),
         cpus: Vec::new(),
         wall_start: None,
+        processes: Vec::new(),
         unknown_options: Vec::new(),
         instances: Vec::new(),
         compression: None,
@@ -735,6 +739,7 @@ fn handle_option(
                 clock_ts: d.u64("ringtrace wall start")?,
             })
         }
+        opt::RINGTRACE_PROCESSES => info.processes = super::processes::parse(data, offset)?,
         opt::TSC2NSEC => {
             info.tsc2nsec = Some(Tsc2Nsec {
                 mult: d.u32("TSC2NSEC")?,

@@ -94,6 +94,9 @@ pub struct TraceDatMeta {
     /// Size of a `long` in the pages pushed (their `commit` word): 8 by
     /// default, 4 for pages of a 32-bit kernel.
     pub long_size: usize,
+    /// The process of each thread `(tid, pid, process name)` (a ringtrace
+    /// option); empty for none.
+    pub processes: Vec<(i32, u32, String)>,
 }
 
 impl TraceDatMeta {
@@ -117,6 +120,7 @@ impl TraceDatMeta {
             compression: None,
             big_endian: cfg!(target_endian = "big"),
             long_size: 8,
+            processes: Vec::new(),
         }
     }
 }
@@ -684,6 +688,12 @@ fn build_options(meta: &TraceDatMeta, enc: Enc) -> Vec<(u16, Vec<u8>)> {
         enc.u64(&mut d, w.realtime_ns);
         enc.u64(&mut d, w.clock_ts);
         o.push((opt::RINGTRACE_WALL_START, d));
+    }
+    if !meta.processes.is_empty() {
+        o.push((
+            opt::RINGTRACE_PROCESSES,
+            super::processes::encode(&meta.processes),
+        ));
     }
     o
 }
