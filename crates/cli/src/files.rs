@@ -381,6 +381,20 @@ pub fn convert(input: &Path, output: &Path, format: Format) -> Result<(), CliErr
             }
             f
         }
+        Format::Perfetto => {
+            let opts = ringtrace::perfetto::PerfettoOptions::default();
+            let out = BufWriter::with_capacity(1 << 20, f);
+            let (out, stats) = ringtrace::perfetto::tracedat_to_perfetto(&mut r, out, &opts)
+                .map_err(|e| CliError::Export(e.into()))?;
+            if let Some(note) = stats.skipped_note() {
+                eprintln!("ringtrace: convert {}: {note}", input.display());
+            }
+            out.into_inner().map_err(|e| CliError::File {
+                what: "writing",
+                path: output.display().to_string(),
+                source: e.into_error(),
+            })?
+        }
         Format::Dat | Format::Dat7 => {
             let version = match format {
                 Format::Dat7 => TraceDatVersion::V7,

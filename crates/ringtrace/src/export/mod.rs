@@ -5,6 +5,7 @@
 //! - **Drain** ([`Drain`], in `drain.rs`): a streaming export of a live tracer (or of a
 //!   snapshot) to trace.dat or Chrome JSON with bounded memory.
 //! - **JSON** ([`json`]): Chrome trace-event JSON, streamed.
+//! - **Perfetto** ([`perfetto`]): native Perfetto protobuf, streamed.
 //! - **trace.dat** ([`tracedat`]): trace-cmd's file format, versions 6 and
 //!   7: writer, bounded reader, page decoder, `format` parser.
 //!
@@ -17,6 +18,7 @@
 mod access;
 mod drain;
 pub mod json;
+pub mod perfetto;
 pub mod tracedat;
 mod view;
 
