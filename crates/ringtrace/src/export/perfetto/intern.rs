@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use super::encode::ProtoBuf;
 
 /// `InternedData.event_categories`.
@@ -27,14 +29,17 @@ const ENTRY_NAME: u32 = 2;
 #[derive(Debug)]
 struct Table {
     field: u32,
-    ids: HashMap<Box<str>, u64>,
+    /// Looked up once per event and field: hashed with foldhash, faster
+    /// than the default SipHash on short strings, and seeded per table
+    /// (the keys come from the file, which may be hostile).
+    ids: HashMap<Box<str>, u64, RandomState>,
 }
 
 impl Table {
     fn new(field: u32) -> Self {
         Table {
             field,
-            ids: HashMap::new(),
+            ids: HashMap::with_hasher(RandomState::default()),
         }
     }
 
@@ -119,9 +124,6 @@ mod tests {
         assert!(i.pending().is_none());
         assert_eq!(i.name("c"), 3);
         // One EventName entry: tag 0x12, length, iid 3, name "c".
-        assert_eq!(
-            i.pending().unwrap(),
-            [0x12, 5, 0x08, 3, 0x12, 1, b'c']
-        );
+        assert_eq!(i.pending().unwrap(), [0x12, 5, 0x08, 3, 0x12, 1, b'c']);
     }
 }

@@ -137,7 +137,11 @@ impl<W: Write> PerfettoWriter<W> {
     /// file formats (describes its thread's track first, on first sight).
     /// A record that cannot be decoded gives [`PerfettoError::TraceDat`]
     /// before anything of it is written, so a caller may skip it.
-    pub fn item(&mut self, render: &FileRenderer<'_>, item: &TraceItem) -> Result<(), PerfettoError> {
+    pub fn item(
+        &mut self,
+        render: &FileRenderer<'_>,
+        item: &TraceItem,
+    ) -> Result<(), PerfettoError> {
         let info = render.info();
         match item {
             TraceItem::Lost { cpu, ts, count, .. } => self.lost(*cpu, info.ts_ns(*ts), *count),
@@ -172,10 +176,18 @@ impl<W: Write> PerfettoWriter<W> {
                     return self.event(kind, track, ts, name, system, &[], &rest);
                 }
                 match &view.message {
-                    Some(m) => {
-                        self.event(Kind::Instant, track, ts, &view.name, system, &[("message", m)], &[])
+                    Some(m) => self.event(
+                        Kind::Instant,
+                        track,
+                        ts,
+                        &view.name,
+                        system,
+                        &[("message", m)],
+                        &[],
+                    ),
+                    None => {
+                        self.event(Kind::Instant, track, ts, &view.name, system, &[], &d.fields)
                     }
-                    None => self.event(Kind::Instant, track, ts, &view.name, system, &[], &d.fields),
                 }
             }
         }

@@ -303,14 +303,30 @@ impl<W: Write> PerfettoWriter<W> {
         match count {
             Some(n) => {
                 let fields = [("cpu", cpu_v), ("count", FieldValue::Unsigned(n))];
-                self.event(Kind::Instant, t.marks, ts_ns, "lost events", "ringtrace", &[], &fields)?;
+                self.event(
+                    Kind::Instant,
+                    t.marks,
+                    ts_ns,
+                    "lost events",
+                    "ringtrace",
+                    &[],
+                    &fields,
+                )?;
                 t.total += n;
                 self.counter(t.counter, ts_ns, t.total)?;
                 self.losses.insert(cpu, t);
             }
             None => {
                 let fields = [("cpu", cpu_v)];
-                self.event(Kind::Instant, t.marks, ts_ns, "lost events", "ringtrace", &[], &fields)?;
+                self.event(
+                    Kind::Instant,
+                    t.marks,
+                    ts_ns,
+                    "lost events",
+                    "ringtrace",
+                    &[],
+                    &fields,
+                )?;
             }
         }
         // `event` counted the marker as an instant: it is a loss marker.
