@@ -492,7 +492,7 @@ fn losses_are_marked_and_counted_per_cpu() {
             .find(|(_, t)| t.name == format!("lost events so far (cpu {cpu})"))
             .expect("a loss counter per CPU");
         assert!(c.counter);
-        let last = d.counters.iter().filter(|c| c.0 == *counter_uuid).last();
+        let last = d.counters.iter().rev().find(|c| c.0 == *counter_uuid);
         assert_eq!(
             last.map(|c| c.2 as u64),
             Some(*total),
