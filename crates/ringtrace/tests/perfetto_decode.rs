@@ -531,7 +531,7 @@ fn descriptor_set() -> Vec<u8> {
     }
     let mut set = protobuf::descriptor::FileDescriptorSet::new();
     walk(
-        &perfetto_protos::trace::file_descriptor(),
+        perfetto_protos::trace::file_descriptor(),
         &mut HashSet::new(),
         &mut set.file,
     );
