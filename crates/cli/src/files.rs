@@ -601,7 +601,7 @@ fn dump_sections(s: &mut String, info: &TraceDatInfo) {
 /// `ringtrace convert` to JSON (to trace.dat: `dat_convert`).
 pub fn convert(input: &Path, output: &Path, format: Format) -> Result<(), CliError> {
     let version = match format {
-        Format::Json => None,
+        Format::Json | Format::Perfetto => None,
         Format::Dat => Some(TraceDatVersion::V6),
         Format::Dat7 => Some(TraceDatVersion::V7),
     };
@@ -614,14 +614,35 @@ pub fn convert(input: &Path, output: &Path, format: Format) -> Result<(), CliErr
         path: output.display().to_string(),
         source,
     })?;
-    let (f, stats) =
-        tracedat_to_json(&mut r, f, &JsonOptions::default()).map_err(|source| CliError::Json {
-            path: input.display().to_string(),
-            source,
-        })?;
-    if let Some(note) = stats.skipped_note() {
-        eprintln!("ringtrace: convert {}: {note}", input.display());
-    }
+    let f = match format {
+        Format::Json | Format::Dat | Format::Dat7 => {
+            let (f, stats) =
+                tracedat_to_json(&mut r, f, &JsonOptions::default()).map_err(|source| {
+                    CliError::Json {
+                        path: input.display().to_string(),
+                        source,
+                    }
+                })?;
+            if let Some(note) = stats.skipped_note() {
+                eprintln!("ringtrace: convert {}: {note}", input.display());
+            }
+            f
+        }
+        Format::Perfetto => {
+            let opts = ringtrace::perfetto::PerfettoOptions::default();
+            let out = BufWriter::with_capacity(1 << 20, f);
+            let (out, stats) = ringtrace::perfetto::tracedat_to_perfetto(&mut r, out, &opts)
+                .map_err(|e| CliError::Export(e.into()))?;
+            if let Some(note) = stats.skipped_note() {
+                eprintln!("ringtrace: convert {}: {note}", input.display());
+            }
+            out.into_inner().map_err(|e| CliError::File {
+                what: "writing",
+                path: output.display().to_string(),
+                source: e.into_error(),
+            })?
+        }
+    };
     f.sync_all().map_err(|source| CliError::File {
         what: "writing",
         path: output.display().to_string(),

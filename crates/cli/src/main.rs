@@ -1,11 +1,11 @@
 //! `ringtrace`: the command line.
 //!
 //! ```text
-//! ringtrace demo --output FILE [--format dat|dat7|json]   record a demo trace and export it
+//! ringtrace demo --output FILE [--format dat|dat7|json|perfetto] record a demo trace and export it
 //! ringtrace report [FILE] [--cpu 0,2-3] [-e GLOB] [-F FILTER] [--pid P] [--comm C] [--stat]
 //!                  [-R] [-t] [--raw-ts] [--json]              print a trace.dat like the live reader
 //! ringtrace dump [FILE]                                    summary: sections, CPUs, counts, losses
-//! ringtrace convert [FILE] -o OUT [--format F] [--compression C]  trace.dat -> JSON, v6 <-> v7, zstd/zlib
+//! ringtrace convert [FILE] -o OUT [--format F] [--compression C]  trace.dat -> JSON, Perfetto, v6 <-> v7, zstd/zlib
 //!   (FILE, or -i FILE, defaults to trace.dat as in trace-cmd)
 //! ringtrace html [FILE] [-o OUT.html]                      trace.dat -> self-contained HTML timeline
 //! ringtrace record [-b KB] [--mode M] [--clock C] [-o FILE] -- PROGRAM ARGS...
@@ -51,6 +51,8 @@ pub enum Format {
     Dat7,
     /// Chrome trace-event JSON (Perfetto UI, chrome://tracing).
     Json,
+    /// Native Perfetto protobuf (Perfetto UI, trace_processor).
+    Perfetto,
 }
 
 impl Format {
@@ -60,10 +62,12 @@ impl Format {
             Format::Dat => ExportFormat::TraceDat(TraceDatVersion::V6),
             Format::Dat7 => ExportFormat::TraceDat(TraceDatVersion::V7),
             Format::Json => ExportFormat::Json,
+            Format::Perfetto => ExportFormat::Perfetto,
         }
     }
 
-    /// The format named by `path`'s extension (`.dat`, `.json`), else
+    /// The format named by `path`'s extension (`.dat`, `.json`,
+    /// `.perfetto-trace`, `.pftrace`), else
     /// `given`, else an error.
     pub fn resolve(path: &Path, given: Option<Format>) -> Result<Format, CliError> {
         if let Some(f) = given {
@@ -72,8 +76,9 @@ impl Format {
         match path.extension().and_then(|e| e.to_str()) {
             Some("dat") => Ok(Format::Dat),
             Some("json") => Ok(Format::Json),
+            Some("perfetto-trace" | "pftrace") => Ok(Format::Perfetto),
             _ => Err(CliError::Usage(format!(
-                "cannot tell the format of {}: use a .dat or .json name or --format",
+                "cannot tell the format of {}: use a .dat, .json, .perfetto-trace or .pftrace name or --format",
                 path.display()
             ))),
         }

@@ -128,7 +128,7 @@ mod fmt;
 pub mod kernel_bench;
 mod read;
 
-pub use export::{json, tracedat};
+pub use export::{json, perfetto, tracedat};
 // ftrace's line formats as plain functions: what the readers and the CLI
 // render through, not part of the API (read with Pipe, View or a dump).
 #[doc(hidden)]

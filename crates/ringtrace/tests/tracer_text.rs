@@ -37,17 +37,17 @@ const EXPECTED: &str = concat!(
     "          golden-TID_A   [000] .....            3: sample: cpu=1 value=7 label=x y\n",
     "          golden-TID_A   [000] ..h1.            4: crates/ringtrace/tests/tracer_text.rs:LINE_2: in handler -3\n",
     "          golden-TID_A   [000] ..Z2.            5: tracing_mark_write: deep\n",
-    " a-much-longer-t-TID_B   [001] .....            6: crates/ringtrace/tests/tracer_text.rs:LINE_3: second thread\n",
+    "a-much-longer-thread-name-TID_B   [001] .....            6: crates/ringtrace/tests/tracer_text.rs:LINE_3: second thread\n",
 );
 
 // Overwrite mode, two 4 KiB pages: the first 127 events are lost.
 const EXPECTED_LOST_HEAD: &str = concat!(
     "CPU:0 [LOST 127 EVENTS]\n",
-    " a-much-longer-t-TID_B   [000] .....          134: crates/ringtrace/tests/tracer_text.rs:LINE_4: overwritten 127\n",
-    " a-much-longer-t-TID_B   [000] .....          135: crates/ringtrace/tests/tracer_text.rs:LINE_4: overwritten 128\n",
+    "a-much-longer-thread-name-TID_B   [000] .....          134: crates/ringtrace/tests/tracer_text.rs:LINE_4: overwritten 127\n",
+    "a-much-longer-thread-name-TID_B   [000] .....          135: crates/ringtrace/tests/tracer_text.rs:LINE_4: overwritten 128\n",
 );
 const EXPECTED_LOST_TAIL: &str =
-    " a-much-longer-t-TID_B   [000] .....          406: crates/ringtrace/tests/tracer_text.rs:LINE_4: overwritten 399\n";
+    "a-much-longer-thread-name-TID_B   [000] .....          406: crates/ringtrace/tests/tracer_text.rs:LINE_4: overwritten 399\n";
 
 #[test]
 fn pipe_text_matches_kernel_format() {

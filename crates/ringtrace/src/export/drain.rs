@@ -125,6 +125,9 @@ pub enum ExportError {
     /// Writing the JSON failed.
     #[error(transparent)]
     Json(#[from] JsonError),
+    /// Writing the Perfetto protobuf failed.
+    #[error(transparent)]
+    Perfetto(#[from] crate::perfetto::PerfettoError),
     /// A file of a recording spooled next to its output failed.
     #[error("{what} {}: {source}", path.display())]
     File {
@@ -168,6 +171,8 @@ pub enum ExportFormat {
     TraceDat(TraceDatVersion),
     /// Chrome trace-event JSON (Perfetto UI, chrome://tracing).
     Json,
+    /// Native Perfetto protobuf (Perfetto UI, trace_processor).
+    Perfetto,
 }
 
 impl Default for ExportFormat {
@@ -903,6 +908,7 @@ impl<'t> Drain<'t> {
         match format {
             ExportFormat::TraceDat(v) => self.finish_dat(out, v),
             ExportFormat::Json => self.finish_json(out),
+            ExportFormat::Perfetto => self.finish_perfetto(out),
         }
     }
 
@@ -974,6 +980,17 @@ impl<'t> Drain<'t> {
         let tmp = temp_dat(self.files.as_ref().map(|f| f.dir()).as_deref())?;
         let tmp = self.finish_dat(tmp, TraceDatVersion::V6)?;
         json_from_temp_dat(tmp, out, &opts)
+    }
+
+    /// Drains what is left and writes native Perfetto protobuf to `out`,
+    /// by way of a temporary trace.dat as [`finish_json`](Self::finish_json)
+    /// (the process named by the JSON options). Records it cannot decode
+    /// are skipped and counted, as the JSON's.
+    pub fn finish_perfetto<W: Write>(self, out: W) -> Result<W, ExportError> {
+        let opts = crate::perfetto::PerfettoOptions::from(&self.json);
+        let tmp = temp_dat(self.files.as_ref().map(|f| f.dir()).as_deref())?;
+        let tmp = self.finish_dat(tmp, TraceDatVersion::V6)?;
+        Ok(perfetto_from_temp_dat(tmp, out, &opts)?.0)
     }
 
     /// Drains what is left and writes the output named by
@@ -1090,6 +1107,22 @@ fn json_from_dat<W: Write>(
         .map_err(io_err("rewinding the temporary trace.dat"))?;
     let mut r = TraceDatReader::new(io::BufReader::new(dat))?;
     Ok(crate::json::tracedat_to_json(&mut r, out, opts)?)
+}
+
+/// Flushes the temporary trace.dat `tmp` and converts it to Perfetto
+/// protobuf in `out` (as [`json_from_temp_dat`] does to JSON).
+pub(crate) fn perfetto_from_temp_dat<W: Write>(
+    tmp: BufWriter<File>,
+    out: W,
+    opts: &crate::perfetto::PerfettoOptions,
+) -> Result<(W, crate::perfetto::PerfettoStats), ExportError> {
+    let mut dat = tmp
+        .into_inner()
+        .map_err(|e| io_err("flushing the temporary trace.dat")(e.into_error()))?;
+    dat.seek(SeekFrom::Start(0))
+        .map_err(io_err("rewinding the temporary trace.dat"))?;
+    let mut r = TraceDatReader::new(io::BufReader::new(dat))?;
+    Ok(crate::perfetto::tracedat_to_perfetto(&mut r, out, opts)?)
 }
 
 /// First line of the placeholder an output holds while its recording is
@@ -1326,6 +1359,18 @@ fn recover_with(
                 let (tmp, rec) = assemble(&files, tmp, TraceDatVersion::V6)?;
                 let (w, stats) =
                     json_from_temp_dat(tmp, BufWriter::with_capacity(SPOOL_BUFFER, f), opts)?;
+                w.into_inner()
+                    .map_err(|e| file_err("writing", &part)(e.into_error()))?;
+                Recovered {
+                    undecodable: stats.undecodable,
+                    ..rec
+                }
+            }
+            ExportFormat::Perfetto => {
+                let tmp = temp_dat(Some(&files.dir()))?;
+                let (tmp, rec) = assemble(&files, tmp, TraceDatVersion::V6)?;
+                let f = BufWriter::with_capacity(SPOOL_BUFFER, f);
+                let (w, stats) = perfetto_from_temp_dat(tmp, f, &opts.into())?;
                 w.into_inner()
                     .map_err(|e| file_err("writing", &part)(e.into_error()))?;
                 Recovered {

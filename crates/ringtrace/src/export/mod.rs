@@ -7,6 +7,7 @@
 //! - **HTML** ([`html`]): a self-contained page drawing the trace as a
 //!   timeline, with a summary.
 //! - **JSON** ([`json`]): Chrome trace-event JSON, streamed.
+//! - **Perfetto** ([`perfetto`]): native Perfetto protobuf, streamed.
 //! - **trace.dat** ([`tracedat`]): trace-cmd's file format, versions 6 and
 //!   7: writer, bounded reader, page decoder, `format` parser.
 //!
@@ -21,6 +22,7 @@ pub mod callsite;
 mod drain;
 pub mod html;
 pub mod json;
+pub mod perfetto;
 pub mod tracedat;
 mod view;
 

@@ -35,6 +35,19 @@ pub(crate) fn export_view<W: Write + Seek>(
     match format {
         ExportFormat::TraceDat(v) => view_dat(t, out, v, stop),
         ExportFormat::Json => view_json(t, out, stop),
+        ExportFormat::Perfetto => {
+            // By way of a temporary trace.dat of the view, converted as a
+            // drain's export is.
+            let tmp = tempfile::tempfile().map_err(|source| ExportError::Io {
+                context: "creating a temporary trace.dat",
+                source,
+            })?;
+            let tmp = std::io::BufWriter::new(tmp);
+            let (tmp, st) = view_dat(t, tmp, TraceDatVersion::V6, stop)?;
+            let opts = crate::perfetto::PerfettoOptions::default();
+            let (out, _) = crate::export::drain::perfetto_from_temp_dat(tmp, out, &opts)?;
+            Ok((out, st))
+        }
     }
 }
 
