@@ -587,3 +587,29 @@ fn protoc_decodes_the_file_against_perfettos_descriptor() {
     assert_eq!(count("type: TYPE_SLICE_END"), stats.ends);
     assert!(text.contains("string_value: \"mark 0\""));
 }
+
+/// `ringtrace::layer::file("x.pftrace")`: the guard writes, when it drops, a
+/// Perfetto file that Perfetto's own types decode, with every event of the
+/// layer in it.
+#[test]
+fn layer_file_writes_perfetto_by_extension() {
+    use tracing_subscriber::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.pftrace");
+    let (layer, guard) = ringtrace::layer::file(&path).unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..10u64 {
+            tracing::info!(n = i, "tick");
+        }
+    });
+    drop(guard);
+    let d = Decoded::from_file(&std::fs::read(&path).unwrap());
+    let ticks: Vec<&Ev> = d.events.iter().filter(|e| e.name == "tick").collect();
+    assert_eq!(ticks.len(), 10, "{:?}", d.events);
+    let ns: Vec<Ann> = ticks
+        .iter()
+        .filter_map(|e| e.ann.iter().find(|(k, _)| k == "n").map(|(_, v)| v.clone()))
+        .collect();
+    assert_eq!(ns, (0..10u64).map(Ann::U).collect::<Vec<_>>());
+}

@@ -67,12 +67,14 @@ pub enum FileError {
 }
 
 /// The export format a trace file's extension names: `.json` Chrome JSON,
-/// `.dat` trace.dat (v6). Every format `ringtrace::layer::file` writes is
+/// `.dat` trace.dat (v6), `.pftrace` or `.perfetto-trace` Perfetto
+/// protobuf. Every format `ringtrace::layer::file` writes is
 /// one arm here.
 ///
 /// ```
 /// use ringtrace::layer::format_of;
 /// assert!(format_of("t.json".as_ref()).is_ok());
+/// assert!(format_of("t.pftrace".as_ref()).is_ok());
 /// let e = format_of("t.txt".as_ref()).unwrap_err().to_string();
 /// assert!(e.contains("unknown trace file extension \"txt\""), "{e}");
 /// ```
@@ -85,6 +87,7 @@ pub fn format_of(path: &Path) -> Result<ExportFormat, FileError> {
     match ext.as_str() {
         "json" => Ok(ExportFormat::Json),
         "dat" => Ok(ExportFormat::TraceDat(TraceDatVersion::V6)),
+        "pftrace" | "perfetto-trace" => Ok(ExportFormat::Perfetto),
         _ => Err(FileError::UnknownExtension {
             path: path.to_path_buf(),
             ext,
