@@ -250,7 +250,7 @@ fn wanted(name: &str) -> bool {
     let filter = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-') && a != "--bench");
-    filter.map_or(true, |f| name.contains(&f) || f.contains(name))
+    filter.is_none_or(|f| name.contains(&f) || f.contains(name))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
