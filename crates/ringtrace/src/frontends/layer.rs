@@ -12,7 +12,7 @@
 //!     tracing::info!(bytes = 512u64, "read");
 //! });
 //! let text = t.pipe().read_to_string().unwrap();
-//! assert!(text.contains(": load: span_id=1 file=a.txt\n"), "{text}");
+//! assert!(text.contains(": load: INFO span_id=1 file=a.txt\n"), "{text}");
 //! assert!(text.contains(": span_begin: id=1 name=load\n"));
 //! assert!(text.contains("message=read bytes=512\n"));
 //! assert!(text.contains(": span_end: id=1 name=load\n"));
