@@ -18,6 +18,30 @@
 //! `{x:>8}`. Other braces are C text and stay legal: `{ }`, `{%d}`,
 //! `{"k": %d}`. Nothing here runs when recording: the check is a `const`
 //! of `bprintk!`'s expansion.
+//!
+//! # The check at compile time
+//!
+//! The unit tests below check the message; these check that the macro
+//! refuses at compile time, as a const-evaluation error (E0080), both a
+//! `{}` format with arguments (which the argument count check refuses
+//! too) and an inline capture, which has no argument and no conversion,
+//! so that only this check stands between it and a trace printing `{id}`:
+//!
+//! ```compile_fail,E0080
+//! let (id, us) = (42u64, 17u64);
+//! ringtrace::trace!("request {} took {} us", id, us);
+//! ```
+//!
+//! ```compile_fail,E0080
+//! ringtrace::trace!("request {id}");
+//! ```
+//!
+//! and that the C form of the same line compiles:
+//!
+//! ```
+//! let (id, us) = (42u64, 17u64);
+//! ringtrace::trace!("request %llu took %llu us", id, us);
+//! ```
 
 /// The byte offset of the first Rust-style placeholder in `fmt`, if any.
 ///
