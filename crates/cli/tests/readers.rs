@@ -92,7 +92,11 @@ fn profile_dir() -> PathBuf {
 /// The examples, built (with the `tracing` feature) by cargo if needed.
 fn example(name: &str) -> PathBuf {
     let dir = profile_dir();
-    let release = dir.file_name().is_some_and(|n| n == "release");
+    // The directory is named after the profile, but for `dev`'s.
+    let profile = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(name) => name,
+    };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args([
@@ -103,10 +107,9 @@ fn example(name: &str) -> PathBuf {
         "--examples",
         "--features",
         "tracing",
+        "--profile",
+        profile,
     ]);
-    if release {
-        cmd.arg("--release");
-    }
     let child = cmd
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::piped())
