@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{
-    install_handler, kill, me, ok, record_command, record_ok, ringtrace_bin, run, session_of, text,
-    wait_exit, wait_for_file, HANG_GUARD,
+    accounting, install_handler, kill, me, ok, record_command, record_ok, ringtrace_bin, run,
+    session_of, text, wait_exit, wait_for_file, HANG_GUARD,
 };
 
 // --- the traced program -----------------------------------------------------
@@ -582,6 +582,8 @@ fn the_demo_can_be_recorded() {
         .count() as u64;
     assert_eq!(n, expected, "{e}");
     assert!(e.contains(&format!("{expected} events, 0 lost")), "{e}");
+    let a = accounting(&e);
+    assert_eq!((a.written, a.read), (expected, expected), "{e}");
 }
 
 /// Records `n` events of one thread into a kept session of `-b kb` (no
@@ -627,6 +629,25 @@ fn the_summary_explains_loss_and_what_holds_it() {
         ),
     ] {
         let e = burst_then_extract(d.path(), mode, 64, n);
+        // One thread, no reader while it ran: everything it wrote was
+        // either extracted or lost to the full ring, in this mode's way.
+        let a = accounting(&e);
+        assert_eq!(a.written, n, "{e}");
+        assert_eq!(a.commit_overruns + a.buffered, 0, "{e}");
+        let (lost, other) = if mode == "pc" {
+            (a.dropped, a.overwritten)
+        } else {
+            (a.overwritten, a.dropped)
+        };
+        assert!(lost > 0 && other == 0, "{e}");
+        // The summary's counts are the accounting's (the drain itself
+        // sees an overwrite as lost events, a full ring's drops not).
+        let drained = if mode == "pc" { 0 } else { lost };
+        let summary = format!(
+            "{} events, {drained} lost (ring counters: {lost} lost)",
+            a.read
+        );
+        assert!(e.contains(&summary), "{e}");
         let line = e
             .lines()
             .find(|l| l.contains(" lost: "))
@@ -643,6 +664,8 @@ fn the_summary_explains_loss_and_what_holds_it() {
         println!("  {mode}: {line}");
         let e = burst_then_extract(d.path(), mode, kb, n);
         assert!(e.contains(&format!("{n} events, 0 lost")), "-b {kb}: {e}");
+        let a = accounting(&e);
+        assert_eq!((a.written, a.read), (n, n), "-b {kb}: {e}");
         assert!(!e.contains(" lost: "), "{e}");
     }
 }

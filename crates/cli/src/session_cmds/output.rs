@@ -85,12 +85,50 @@ pub(super) fn summary(o: &Opened, stats: &DrainStats, out: &Path) {
         o.ring_losses(),
         out.display()
     ));
+    say(format_args!(
+        "ringtrace: {}: {}",
+        o.path.display(),
+        accounting(o)
+    ));
     if let Some(m) = o.refusals() {
         say(format_args!("ringtrace: {}: {m}", o.path.display()));
     }
     for l in loss_lines(o, stats) {
         say(format_args!("ringtrace: {l}"));
     }
+}
+
+/// The rings' accounting identity over all contexts, as numbers a user
+/// (and the CLI's tests) can check: every event written is read,
+/// overwritten, dropped, lost to a commit overrun, or still buffered. A
+/// ring whose counters cannot be read (corrupt) is named, not summed.
+fn accounting(o: &Opened) -> String {
+    let buf = o.tracer.ring_buffer();
+    let (mut w, mut r, mut ov, mut dr, mut co, mut en, mut bad) = (0u64, 0, 0, 0, 0, 0, 0);
+    for ring in 0..buf.rings() {
+        match buf.stats(ring) {
+            Ok(s) => {
+                w += s.written;
+                r += s.read;
+                ov += s.overrun;
+                dr += s.dropped;
+                co += s.commit_overrun;
+                en += s.entries;
+            }
+            Err(_) => bad += 1,
+        }
+    }
+    let held = r + ov + dr + co + en;
+    let rel = if held == w { "=" } else { "!=" };
+    let unread = if bad > 0 {
+        format!(" ({bad} rings with unreadable counters left out)")
+    } else {
+        String::new()
+    };
+    format!(
+        "accounting: {w} written {rel} {r} read + {ov} overwritten + {dr} dropped + \
+         {co} commit overruns + {en} still buffered{unread}"
+    )
 }
 
 /// Contexts whose losses the summary explains one by one; the rest are

@@ -258,12 +258,71 @@ pub fn count_events_maybe(dat: &Path) -> Option<u64> {
 }
 
 /// Runs `ringtrace record ARGS -- <this binary> prog PROG...` to its end
-/// (under the hang guard) and fails unless it succeeded.
+/// (under the hang guard) and fails unless it succeeded and, where it
+/// wrote an output, its summary's accounting identity holds.
 pub fn record_ok(args: &[&str], prog: &[&str]) -> Output {
     let me = me();
     let mut all = vec!["record"];
     all.extend_from_slice(args);
     all.extend(["--", me.to_str().unwrap(), "prog"]);
     all.extend_from_slice(prog);
-    ok(&all)
+    let o = ok(&all);
+    let err = text(&o.stderr);
+    if err.contains(ACCOUNTING) {
+        accounting(&err);
+    }
+    o
+}
+
+/// What introduces the accounting line of a summary.
+const ACCOUNTING: &str = ": accounting: ";
+
+/// The rings' counters summed over contexts, from a summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accounting {
+    pub written: u64,
+    pub read: u64,
+    pub overwritten: u64,
+    pub dropped: u64,
+    pub commit_overruns: u64,
+    pub buffered: u64,
+}
+
+/// Parses the accounting line of a `record` or `extract` summary in
+/// `stderr` (`accounting: W written = R read + O overwritten + D dropped +
+/// C commit overruns + B still buffered`) and fails unless it is there,
+/// says `=`, and its numbers add up.
+pub fn accounting(stderr: &str) -> Accounting {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(ACCOUNTING))
+        .unwrap_or_else(|| panic!("no accounting line in:\n{stderr}"));
+    let rest = &line[line.find(ACCOUNTING).unwrap() + ACCOUNTING.len()..];
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| -> u64 {
+        words
+            .get(i)
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("word {i} of {line:?} is not a count"))
+    };
+    // W written = R read + O overwritten + D dropped + C commit overruns + B still buffered
+    assert_eq!(
+        words.get(2),
+        Some(&"="),
+        "the identity does not hold: {line}"
+    );
+    let a = Accounting {
+        written: num(0),
+        read: num(3),
+        overwritten: num(6),
+        dropped: num(9),
+        commit_overruns: num(12),
+        buffered: num(16),
+    };
+    assert_eq!(
+        a.written,
+        a.read + a.overwritten + a.dropped + a.commit_overruns + a.buffered,
+        "{line}"
+    );
+    a
 }
