@@ -238,52 +238,59 @@ pub(crate) unsafe fn run(_area: *mut u8, _cpu: u32, _plan: &Plan) -> Outcome {
     Outcome::Aborted
 }
 
-/// The section's steps, interpreted (for the model in `model_tests.rs`):
-/// runs K..P in order but stops before step number `stop` (0 = before K),
-/// as a kernel abort there would. `cpu_ok` plays K's comparison.
-///
-/// # Safety
-/// As [`run`], for the pointers in `plan`.
+/// The section's steps, interpreted one at a time (for the model in
+/// `model_tests.rs`), in the asm's order: 0 K, 1 T, 2 C1, 3 C2, 4 C3,
+/// 5.. S (one per store), then P. Stopping before any step is what a kernel
+/// abort there does.
 #[cfg(test)]
-pub(crate) unsafe fn run_steps(plan: &Plan, cpu_ok: bool, stop: usize) -> Outcome {
-    // Steps: 0 K, 1 T, 2 C1, 3 C2, 4 C3, 5.. S (one per store), then P.
-    let nstores = plan.nstores as usize;
-    for step in 0..6 + nstores {
-        if step == stop {
-            return Outcome::Aborted;
-        }
+#[derive(Debug)]
+pub(crate) struct Steps<'a> {
+    plan: &'a Plan,
+    next: usize,
+}
+
+#[cfg(test)]
+impl<'a> Steps<'a> {
+    /// Starts the section for `plan`.
+    pub(crate) fn new(plan: &'a Plan) -> Self {
+        Steps { plan, next: 0 }
+    }
+
+    /// Number of steps, P included.
+    pub(crate) fn len(&self) -> usize {
+        6 + self.plan.nstores as usize
+    }
+
+    /// Runs the next step; `Some` when the section ended. `cpu_ok` plays
+    /// K's comparison.
+    ///
+    /// # Safety
+    /// As [`run`], for the pointers in the plan.
+    pub(crate) unsafe fn step(&mut self, cpu_ok: bool) -> Option<Outcome> {
+        let plan = self.plan;
+        let step = self.next;
+        self.next += 1;
+        let (head, src) = (plan.head_len as usize, plan.src_len as usize);
         // SAFETY: the caller's contract, step by step as the asm does it.
         unsafe {
             match step {
-                0 if !cpu_ok => return Outcome::Aborted,
+                0 if !cpu_ok => return Some(Outcome::Aborted),
                 0 => {}
-                1 if plan.tail.read() != plan.expect => return Outcome::Stale,
+                1 if plan.tail.read() != plan.expect => return Some(Outcome::Stale),
                 1 => {}
-                2 => plan
-                    .dst
-                    .copy_from(plan.head.as_ptr(), plan.head_len as usize),
-                3 => plan
-                    .dst
-                    .add(plan.head_len as usize)
-                    .copy_from(plan.src, plan.src_len as usize),
-                4 => plan
-                    .dst
-                    .add((plan.head_len + plan.src_len) as usize)
-                    .write_bytes(0, plan.zeros as usize),
-                s if s < 5 + nstores => {
+                2 => plan.dst.copy_from(plan.head.as_ptr(), head),
+                3 => plan.dst.add(head).copy_from(plan.src, src),
+                4 => plan.dst.add(head + src).write_bytes(0, plan.zeros as usize),
+                s if s < self.len() - 1 => {
                     let st = plan.stores[s - 5];
                     st.addr.write(st.value);
                 }
-                _ => plan.tail.write(plan.new),
+                _ => {
+                    plan.tail.write(plan.new);
+                    return Some(Outcome::Committed);
+                }
             }
         }
+        None
     }
-    Outcome::Committed
-}
-
-/// Number of abort points [`run_steps`] offers for `plan` (stop values
-/// `0..steps(plan)` abort, `steps(plan)` commits).
-#[cfg(test)]
-pub(crate) fn steps(plan: &Plan) -> usize {
-    6 + plan.nstores as usize
 }
