@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use ringtrace_ring::percpu::{
@@ -44,11 +44,12 @@ fn check(p: &[u8]) -> (u32, u32, u32) {
         len.next_multiple_of(4),
         "writer {writer} seq {seq}"
     );
-    for i in 16..len {
+    for (i, &b) in p[16..len].iter().enumerate() {
         assert_eq!(
-            p[i],
-            body(writer, seq, i - 16),
-            "writer {writer} seq {seq} byte {i}"
+            b,
+            body(writer, seq, i),
+            "writer {writer} seq {seq} byte {}",
+            i + 16
         );
     }
     assert!(p[len..].iter().all(|&b| b == 0), "alignment bytes not zero");
@@ -75,14 +76,11 @@ struct Seen {
 
 /// Drains every CPU once; checks bytes and per-CPU time order.
 fn drain(ring: &PerCpuRing, seen: &mut Seen, last_ts: &mut [u64]) {
-    for cpu in 0..ring.cpus() {
+    for (cpu, last) in last_ts.iter_mut().enumerate() {
         let mut c = ring.consumer(cpu).unwrap();
         c.consume(|e| {
-            assert!(
-                e.timestamp >= last_ts[cpu],
-                "time went backwards on CPU {cpu}"
-            );
-            last_ts[cpu] = e.timestamp;
+            assert!(e.timestamp >= *last, "time went backwards on CPU {cpu}");
+            *last = e.timestamp;
             let (w, s, tag) = check(e.payload);
             seen.by_writer.entry(w).or_default().push((cpu, s, tag));
             seen.events += 1;
@@ -265,7 +263,6 @@ fn migration_events_land_on_the_cpu_they_ran_on() {
 }
 
 static SIG_RING: AtomicPtr<PerCpuRing> = AtomicPtr::new(std::ptr::null_mut());
-static SIG_START: Mutex<Option<Instant>> = Mutex::new(None);
 static SIG_NS0: AtomicU64 = AtomicU64::new(0);
 static SIG_SEQ: AtomicU64 = AtomicU64::new(0);
 static SIG_OK: AtomicU64 = AtomicU64::new(0);
@@ -296,17 +293,7 @@ extern "C" fn on_signal(_: libc::c_int) {
     };
 }
 
-/// A storm of real signals at the writing thread: each handler records
-/// while the thread is often inside a section (large records make the
-/// section long), so the kernel aborts it, the handler writes as a
-/// top-level writer and the thread restarts. No partial or duplicated
-/// record is ever read, and aborts did happen.
-#[test]
-fn signal_storm_aborts_are_never_visible() {
-    let _ = SIG_START.lock().unwrap().insert(Instant::now());
-    SIG_NS0.store(mono_ns(), Relaxed);
-    let ring = Arc::new(ring(64));
-    SIG_RING.store(Arc::as_ptr(&ring).cast_mut(), Release);
+fn install_on_signal() {
     // SAFETY: the handler touches atomics, the stack and the ring's
     // async-signal-safe write path only.
     unsafe {
@@ -316,35 +303,53 @@ fn signal_storm_aborts_are_never_visible() {
         libc::sigemptyset(&mut sa.sa_mask);
         assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
     }
+}
+
+/// Sends SIGUSR1 to the thread whose id appears in `target`, one in flight
+/// at a time, until `stop`; then sets `stopped` and returns the count sent.
+fn start_storm(
+    stop: Arc<AtomicBool>,
+    stopped: Arc<AtomicBool>,
+    target: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        while target.load(Acquire) == 0 {
+            std::thread::yield_now();
+        }
+        let mut sent = 0u64;
+        while !stop.load(Acquire) {
+            // One signal in flight at a time: the next is sent as soon
+            // as the last handler has started, so the thread keeps
+            // making progress between them.
+            if SIG_SEQ.load(Acquire) < sent {
+                std::hint::spin_loop();
+                continue;
+            }
+            // SAFETY: the target thread waits for `stopped` before it
+            // returns, so it is alive for every call.
+            unsafe { libc::pthread_kill(target.load(Acquire) as libc::pthread_t, libc::SIGUSR1) };
+            sent += 1;
+        }
+        stopped.store(true, Release);
+        sent
+    })
+}
+
+/// A storm of real signals at the writing thread: each handler records
+/// while the thread is often inside a section (large records make the
+/// section long), so the kernel aborts it, the handler writes as a
+/// top-level writer and the thread restarts. No partial or duplicated
+/// record is ever read, and aborts did happen.
+#[test]
+fn signal_storm_aborts_are_never_visible() {
+    SIG_NS0.store(mono_ns(), Relaxed);
+    let ring = Arc::new(ring(64));
+    SIG_RING.store(Arc::as_ptr(&ring).cast_mut(), Release);
+    install_on_signal();
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = Arc::new(AtomicBool::new(false));
     let target = Arc::new(AtomicU64::new(0));
-    let storm = {
-        let (stop, stopped, target) = (stop.clone(), stopped.clone(), target.clone());
-        std::thread::spawn(move || {
-            while target.load(Acquire) == 0 {
-                std::thread::yield_now();
-            }
-            let mut sent = 0u64;
-            while !stop.load(Acquire) {
-                // One signal in flight at a time: the next is sent as soon
-                // as the last handler has started, so the thread keeps
-                // making progress between them.
-                if SIG_SEQ.load(Acquire) < sent {
-                    std::hint::spin_loop();
-                    continue;
-                }
-                // SAFETY: the target thread waits for `stopped` before it
-                // returns, so it is alive for every call.
-                unsafe {
-                    libc::pthread_kill(target.load(Acquire) as libc::pthread_t, libc::SIGUSR1)
-                };
-                sent += 1;
-            }
-            stopped.store(true, Release);
-            sent
-        })
-    };
+    let storm = start_storm(stop.clone(), stopped.clone(), target.clone());
     let t0 = SIG_NS0.load(Relaxed);
     let (seen, ok, dropped) = run_with_reader(&ring, 1, move |ring, w| {
         // SAFETY: pthread_self has no precondition.
@@ -367,6 +372,10 @@ fn signal_storm_aborts_are_never_visible() {
                 Err(e) => panic!("{e}"),
             }
             s += 1;
+            if s >= 20_000 && s % 16 == 0 {
+                // Past the minimum, leave the storm thread some CPU.
+                std::thread::yield_now();
+            }
         }
         // Stop the storm and wait until its last signal was sent: the
         // system calls of this wait deliver it, so no handler runs on this
