@@ -488,3 +488,74 @@ fn too_large_is_refused_and_not_counted() {
     assert_eq!(got, vec![exact]);
     assert_identity(&ring, 1);
 }
+
+/// 10,000 threads of 100 events each (100 alive at a time) share the same
+/// rings: the memory is fixed when the ring is made, whatever the thread
+/// count, and every event is read back once or counted as dropped.
+#[test]
+fn ten_thousand_threads_share_fixed_memory() {
+    const WAVES: u32 = 100;
+    const PER_WAVE: u32 = 100;
+    const EVENTS: u32 = 100;
+    let ring = Arc::new(ring(256));
+    let start = Instant::now();
+    let (seen, ok, dropped) = run_with_reader(&ring, 1, move |ring, w| {
+        let (mut seqs, mut dropped) = (Vec::new(), 0);
+        for wave in 0..WAVES {
+            let (ok, lost) =
+                wave_of_threads(ring, w, wave * PER_WAVE * EVENTS, PER_WAVE, EVENTS, start);
+            seqs.extend(ok);
+            dropped += lost;
+        }
+        seqs.sort_unstable();
+        (seqs, dropped)
+    });
+    // The threads interleave on each CPU: check completeness, not order.
+    let mut got: Vec<u32> = seen
+        .by_writer
+        .get(&0)
+        .map_or(vec![], |v| v.iter().map(|e| e.1).collect());
+    got.sort_unstable();
+    assert_eq!(got, ok[&0]);
+    let attempts = u64::from(WAVES * PER_WAVE * EVENTS);
+    assert_eq!(ok[&0].len() as u64 + dropped, attempts);
+    assert_identity(&ring, attempts);
+    eprintln!("10,000 threads: {dropped} of {attempts} events dropped");
+}
+
+/// `threads` threads writing `events` events each, seqs from `first`.
+fn wave_of_threads(
+    ring: &PerCpuRing,
+    w: u32,
+    first: u32,
+    threads: u32,
+    events: u32,
+    start: Instant,
+) -> (Vec<u32>, u64) {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let (mut ok, mut lost, mut buf) = (Vec::new(), 0u64, [0u8; 256]);
+                    for e in 0..events {
+                        let seq = first + t * events + e;
+                        let len = fill(&mut buf, w, seq, u32::MAX);
+                        match ring.write(now(start), &buf[..len]) {
+                            Ok(_) => ok.push(seq),
+                            Err(PerCpuWriteError::Dropped { .. }) => lost += 1,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    (ok, lost)
+                })
+            })
+            .collect();
+        let (mut all, mut lost) = (Vec::new(), 0);
+        for h in handles {
+            let (ok, l) = h.join().unwrap();
+            all.extend(ok);
+            lost += l;
+        }
+        (all, lost)
+    })
+}
