@@ -117,6 +117,35 @@ pub(crate) enum Outcome {
     Aborted,
 }
 
+/// Copies `rcx` bytes from `rsi` to `rdi` (advancing both), 8 at a time
+/// then one at a time; clobbers `rdx`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! copy_loop {
+    () => {
+        concat!(
+            "21:\n",
+            "cmp rcx, 8\n",
+            "jb 22f\n",
+            "mov rdx, qword ptr [rsi]\n",
+            "mov qword ptr [rdi], rdx\n",
+            "add rsi, 8\n",
+            "add rdi, 8\n",
+            "sub rcx, 8\n",
+            "jmp 21b\n",
+            "22:\n",
+            "test rcx, rcx\n",
+            "jz 23f\n",
+            "mov dl, byte ptr [rsi]\n",
+            "mov byte ptr [rdi], dl\n",
+            "inc rsi\n",
+            "inc rdi\n",
+            "dec rcx\n",
+            "jmp 22b\n",
+            "23:",
+        )
+    };
+}
+
 /// Runs the section on the calling thread.
 ///
 /// # Safety
@@ -134,9 +163,9 @@ pub(crate) unsafe fn run(area: *mut u8, cpu: u32, plan: &Plan) -> Outcome {
     // The descriptor obeys the kernel's rules (`rseq_get_rseq_cs`):
     // version 0, flags 0, abort_ip (7) outside [start (5), post_commit
     // (6)), preceded by the 4 bytes of RSEQ_SIG (`ud1 RSEQ_SIG(%rip),
-    // %edi`, as glibc and the selftests emit it). `rep movsb`/`stosb` may
-    // be interrupted: the kernel then aborts to 7 with the IP in range.
-    // The direction flag is clear by the ABI. x86 is TSO: the final plain
+    // %edi`, as glibc and the selftests emit it). The copy loops may be
+    // interrupted: the kernel then aborts to 7 with the IP in range.
+    // x86 is TSO: the final plain
     // store P is a release store, pairing with the Acquire load of the
     // tail in `read::Consumer::consume` and in `write::snapshot`.
     unsafe {
@@ -159,16 +188,24 @@ pub(crate) unsafe fn run(area: *mut u8, cpu: u32, plan: &Plan) -> Outcome {
             "cmp rdx, qword ptr [{plan} + {off_expect}]",
             "jne 4f",
             // C1, C2, C3
+            // (Plain loops, not `rep movsb`: its start-up cost dominates
+            // copies this small on some CPUs.)
             "mov rdi, qword ptr [{plan} + {off_dst}]",
             "lea rsi, [{plan} + {off_head}]",
             "mov rcx, qword ptr [{plan} + {off_head_len}]",
-            "rep movsb",
+            copy_loop!(),
             "mov rsi, qword ptr [{plan} + {off_src}]",
             "mov rcx, qword ptr [{plan} + {off_src_len}]",
-            "rep movsb",
+            copy_loop!(),
             "mov rcx, qword ptr [{plan} + {off_zeros}]",
-            "xor eax, eax",
-            "rep stosb",
+            "24:",
+            "test rcx, rcx",
+            "jz 25f",
+            "mov byte ptr [rdi], 0",
+            "inc rdi",
+            "dec rcx",
+            "jmp 24b",
+            "25:",
             // S
             "mov rcx, qword ptr [{plan} + {off_nstores}]",
             "lea r8, [{plan} + {off_stores}]",
