@@ -146,6 +146,23 @@ macro_rules! copy_loop {
     };
 }
 
+/// Stores `rcx` zero bytes at `rdi` (advancing it).
+#[cfg(target_arch = "x86_64")]
+macro_rules! zero_loop {
+    () => {
+        concat!(
+            "24:\n",
+            "test rcx, rcx\n",
+            "jz 25f\n",
+            "mov byte ptr [rdi], 0\n",
+            "inc rdi\n",
+            "dec rcx\n",
+            "jmp 24b\n",
+            "25:",
+        )
+    };
+}
+
 /// Runs the section on the calling thread.
 ///
 /// # Safety
@@ -198,14 +215,7 @@ pub(crate) unsafe fn run(area: *mut u8, cpu: u32, plan: &Plan) -> Outcome {
             "mov rcx, qword ptr [{plan} + {off_src_len}]",
             copy_loop!(),
             "mov rcx, qword ptr [{plan} + {off_zeros}]",
-            "24:",
-            "test rcx, rcx",
-            "jz 25f",
-            "mov byte ptr [rdi], 0",
-            "inc rdi",
-            "dec rcx",
-            "jmp 24b",
-            "25:",
+            zero_loop!(),
             // S
             "mov rcx, qword ptr [{plan} + {off_nstores}]",
             "lea r8, [{plan} + {off_stores}]",
