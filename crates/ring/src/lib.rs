@@ -76,6 +76,8 @@ pub mod format;
 mod iter;
 mod layout;
 mod page_read;
+#[cfg(not(loom))]
+pub mod percpu;
 mod pool;
 mod read;
 pub mod repair;
