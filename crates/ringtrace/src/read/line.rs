@@ -67,6 +67,10 @@ pub fn event_text(payload: &[u8]) -> (Cow<'static, str>, String) {
     let Some((ty, _)) = CommonFields::read(payload) else {
         return (Cow::Borrowed("<truncated record>"), String::new());
     };
+    // The function tracers' records, as their graph lines.
+    if let Some((name, text)) = crate::fmt::funcgraph::record_text(ty, payload) {
+        return (Cow::Borrowed(name), text);
+    }
     match ty {
         BPRINT_ID => match format_bprint(payload) {
             Ok((site, text)) => (Cow::Owned(format!("{}:{}", site.file(), site.line())), text),
