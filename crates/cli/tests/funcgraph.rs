@@ -21,10 +21,7 @@ fn main() {
     harness::main_or_prog(
         prog,
         &[
-            (
-                "graph_as_trace_cmd_prints_it",
-                graph_as_trace_cmd_prints_it,
-            ),
+            ("graph_as_trace_cmd_prints_it", graph_as_trace_cmd_prints_it),
             (
                 "entry_only_records_function_entries",
                 entry_only_records_function_entries,
@@ -123,7 +120,11 @@ fn graph(line: &str) -> (String, Option<u64>) {
 fn expected(handler: bool) -> Vec<&'static str> {
     let mut v = vec!["fib() {", "  fib() {", "    fib() {", "      fib() {"];
     if handler {
-        v.extend(["        fib_leaf() {", "          in_handler();", "        }"]);
+        v.extend([
+            "        fib_leaf() {",
+            "          in_handler();",
+            "        }",
+        ]);
     } else {
         v.push("        fib_leaf();");
     }

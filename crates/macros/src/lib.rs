@@ -29,116 +29,168 @@
 //!   while the depth is per thread; trace the sync functions it calls.
 //! - `const fn`: recording is not a `const` operation.
 //!
-//! The expansion needs the `ringtrace` crate under that name.
+//! The expansion needs the `ringtrace` crate under that name. The item is
+//! read as tokens (no `syn`): qualifiers, `fn`, the name, the signature,
+//! and the body, its last token.
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 use proc_macro::TokenStream;
-use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::quote;
-use syn::parse::{Parse, ParseStream};
-use syn::{Error, ItemFn, LitStr, Token};
+use proc_macro2::{Delimiter, Ident, Span, TokenStream as TokenStream2, TokenTree};
+use quote::{quote, quote_spanned};
 
 /// Records each call of the function as ftrace `funcgraph_entry` /
 /// `funcgraph_exit` records (or, with `entry_only`, `function` records) in
 /// ringtrace's default tracer. See the crate documentation.
 #[proc_macro_attribute]
 pub fn traced(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let args = match syn::parse::<Args>(attr) {
-        Ok(a) => a,
-        Err(e) => return e.to_compile_error().into(),
-    };
-    let func = match syn::parse::<ItemFn>(item) {
-        Ok(f) => f,
-        Err(e) => return e.to_compile_error().into(),
-    };
-    match expand(&args, func) {
+    let result = parse_args(attr.into()).and_then(|args| expand(&args, item.into()));
+    match result {
         Ok(t) => t.into(),
-        Err(e) => e.to_compile_error().into(),
+        Err((span, msg)) => quote_spanned!(span=> ::core::compile_error!(#msg);).into(),
     }
 }
+
+/// A compile error: where and what.
+type Error = (Span, String);
 
 /// The attribute's arguments.
 struct Args {
     entry_only: bool,
-    name: Option<LitStr>,
+    /// The name given with `name = "..."`.
+    name: Option<String>,
 }
 
-impl Parse for Args {
-    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let mut args = Args {
-            entry_only: false,
-            name: None,
+/// `entry_only` and `name = "word"`, separated by commas.
+fn parse_args(attr: TokenStream2) -> Result<Args, Error> {
+    let mut args = Args {
+        entry_only: false,
+        name: None,
+    };
+    let mut it = attr.into_iter().peekable();
+    while let Some(tt) = it.next() {
+        let TokenTree::Ident(key) = &tt else {
+            return Err((tt.span(), unknown(&tt.to_string())));
         };
-        while !input.is_empty() {
-            let key: syn::Ident = input.parse()?;
-            if key == "entry_only" {
-                args.entry_only = true;
-            } else if key == "name" {
-                input.parse::<Token![=]>()?;
-                let lit: LitStr = input.parse()?;
-                if lit.value().is_empty() || lit.value().contains(char::is_whitespace) {
-                    return Err(Error::new(
-                        lit.span(),
-                        "#[traced(name = ..)]: the name must be one word (it is the \
-                         function's kallsyms name)",
-                    ));
+        if key == "entry_only" {
+            args.entry_only = true;
+        } else if key == "name" {
+            let eq = it.next();
+            let lit = it.next();
+            let word = match (&eq, &lit) {
+                (Some(TokenTree::Punct(p)), Some(TokenTree::Literal(l))) if p.as_char() == '=' => {
+                    plain_string(&l.to_string())
                 }
-                args.name = Some(lit);
-            } else {
-                return Err(Error::new(
-                    key.span(),
-                    format!("#[traced]: unknown argument `{key}` (expected `entry_only` or `name = \"..\"`)"),
-                ));
+                _ => None,
+            };
+            match word {
+                Some(w) => args.name = Some(w),
+                None => {
+                    return Err((
+                        lit.map_or(key.span(), |l| l.span()),
+                        "#[traced(name = ..)]: expected one word in a plain string \
+                         literal (the function's kallsyms name), e.g. name = \"Type::method\""
+                            .to_string(),
+                    ))
+                }
             }
-            if !input.is_empty() {
-                input.parse::<Token![,]>()?;
-            }
+        } else {
+            return Err((key.span(), unknown(&key.to_string())));
         }
-        Ok(args)
+        match it.next() {
+            None => {}
+            Some(TokenTree::Punct(p)) if p.as_char() == ',' => {}
+            Some(other) => return Err((other.span(), unknown(&other.to_string()))),
+        }
     }
+    Ok(args)
+}
+
+fn unknown(what: &str) -> String {
+    format!("#[traced]: unexpected `{what}` (expected `entry_only` or `name = \"..\"`)")
+}
+
+/// The text of a plain string literal (`"word"`) when it is one word
+/// without escapes; `None` otherwise.
+fn plain_string(lit: &str) -> Option<String> {
+    let inner = lit.strip_prefix('"')?.strip_suffix('"')?;
+    let ok = !inner.is_empty()
+        && !inner.contains(|c: char| c.is_whitespace() || c == '\\' || c == '"' || c == '%');
+    ok.then(|| inner.to_string())
 }
 
 /// The function with its body wrapped: a static site named after it, the
 /// guard taken first (so it drops last, after the body's locals).
-fn expand(args: &Args, func: ItemFn) -> syn::Result<TokenStream2> {
-    let sig = &func.sig;
-    if let Some(a) = sig.asyncness {
-        return Err(Error::new(
-            a.span,
-            "#[ringtrace::traced] does not support `async fn`: its body runs across polls, \
-             possibly on other threads, and the call depth is per thread; trace the sync \
-             functions it calls instead",
-        ));
-    }
-    if let Some(c) = sig.constness {
-        return Err(Error::new(
-            c.span,
-            "#[ringtrace::traced] cannot trace a `const fn`: recording is not a const operation",
-        ));
-    }
-    let name = match &args.name {
-        Some(n) => n.clone(),
-        None => LitStr::new(&sig.ident.to_string(), Span::call_site()),
+///
+/// The item is read as tokens: attributes and qualifiers, `fn`, the name,
+/// the rest of the signature, and the body, its last token, a `{ }` group.
+fn expand(args: &Args, item: TokenStream2) -> Result<TokenStream2, Error> {
+    let mut tokens: Vec<TokenTree> = item.into_iter().collect();
+    let body = match tokens.pop() {
+        Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Brace => g,
+        other => {
+            let span = other.map_or(Span::call_site(), |t| t.span());
+            return Err((
+                span,
+                "#[ringtrace::traced] goes on a function with a body".into(),
+            ));
+        }
     };
+    let fn_at = tokens
+        .iter()
+        .position(|t| matches!(t, TokenTree::Ident(i) if i == "fn"))
+        .ok_or((
+            body.span(),
+            "#[ringtrace::traced] goes on a function".to_string(),
+        ))?;
+    refuse_qualifiers(&tokens[..fn_at])?;
+    let ident: Ident = match tokens.get(fn_at + 1) {
+        Some(TokenTree::Ident(i)) => i.clone(),
+        _ => {
+            return Err((
+                body.span(),
+                "#[ringtrace::traced]: expected the function's name".into(),
+            ))
+        }
+    };
+    let name = args.name.clone().unwrap_or_else(|| ident.to_string());
     let enter = if args.entry_only {
         quote!(::ringtrace::funcgraph::call)
     } else {
         quote!(::ringtrace::funcgraph::enter)
     };
-    let ItemFn {
-        attrs,
-        vis,
-        sig,
-        block,
-    } = func;
+    let sig: TokenStream2 = tokens.into_iter().collect();
     Ok(quote! {
-        #(#attrs)*
-        #vis #sig {
+        #sig {
             static __RINGTRACE_TRACED_SITE: ::ringtrace::printk::Site =
                 ::ringtrace::printk::Site::new(#name, &[], ::core::file!(), ::core::line!());
             let __ringtrace_traced_guard = #enter(&__RINGTRACE_TRACED_SITE);
-            #block
+            #body
         }
     })
+}
+
+/// Refuses `async fn` and `const fn`, saying why.
+fn refuse_qualifiers(before_fn: &[TokenTree]) -> Result<(), Error> {
+    for t in before_fn {
+        let TokenTree::Ident(i) = t else { continue };
+        if i == "async" {
+            return Err((
+                i.span(),
+                "#[ringtrace::traced] does not support `async fn`: its body runs across polls, \
+                 possibly on other threads, and the call depth is per thread; trace the sync \
+                 functions it calls instead"
+                    .into(),
+            ));
+        }
+        if i == "const" {
+            return Err((
+                i.span(),
+                "#[ringtrace::traced] cannot trace a `const fn`: recording is not a const \
+                 operation"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
 }

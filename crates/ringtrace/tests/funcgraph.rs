@@ -67,7 +67,11 @@ fn traced_functions_record_their_graph() {
         "{l:#?}"
     );
     assert!(l[0].contains(": funcgraph_entry:"), "{}", l[0]);
-    assert!(l[4].contains(": funcgraph_exit:") && l[4].contains(" us "), "{}", l[4]);
+    assert!(
+        l[4].contains(": funcgraph_exit:") && l[4].contains(" us "),
+        "{}",
+        l[4]
+    );
     assert_eq!(ringtrace::funcgraph::depth(), 0);
 
     // A panic unwinding through a traced function records its exit.
@@ -90,11 +94,9 @@ fn traced_functions_record_their_graph() {
     let r = ringtrace::tracedat::TraceDatReader::new(std::fs::File::open(&path).unwrap()).unwrap();
     std::fs::remove_file(&path).unwrap();
     let info = r.info();
-    assert!(info
-        .events
-        .iter()
-        .any(|e| e.system == "ftrace" && e.name == "funcgraph_entry"
-            && u16::try_from(e.id).ok() == Some(FUNCGRAPH_ENTRY_EVENT.id)));
+    assert!(info.events.iter().any(|e| e.system == "ftrace"
+        && e.name == "funcgraph_entry"
+        && u16::try_from(e.id).ok() == Some(FUNCGRAPH_ENTRY_EVENT.id)));
     let names: Vec<&str> = info
         .kallsyms
         .lines()

@@ -305,7 +305,9 @@ mod tests {
         ));
         let f = FUNCTION_EVENT.format_text();
         assert!(f.contains("ID: 1\n"));
-        assert!(f.ends_with("print fmt: \" %ps <-- %ps\", (void *)REC->ip, (void *)REC->parent_ip\n"));
+        assert!(
+            f.ends_with("print fmt: \" %ps <-- %ps\", (void *)REC->ip, (void *)REC->parent_ip\n")
+        );
     }
 
     #[test]
@@ -328,7 +330,9 @@ mod tests {
         assert_eq!(u32::from_ne_bytes(buf[20..24].try_into().unwrap()), 0);
         assert_eq!(u64::from_ne_bytes(buf[24..32].try_into().unwrap()), 100);
         assert_eq!(u64::from_ne_bytes(buf[32..40].try_into().unwrap()), 250);
-        let n = FuncEntry { site: &S, depth: 2 }.encode(&c, &mut buf).unwrap();
+        let n = FuncEntry { site: &S, depth: 2 }
+            .encode(&c, &mut buf)
+            .unwrap();
         assert_eq!((n, CommonFields::read(&buf).unwrap().0), (24, 11));
         assert!(FuncEntry { site: &S, depth: 2 }
             .encode(&c, &mut [0u8; 23])
