@@ -271,7 +271,7 @@ pub fn report(path: &Path, a: &ReportArgs) -> Result<(), CliError> {
     let mut skipped = Skipped::default();
     // trace-cmd's leaf merge needs every record: not under a filter.
     let merge = !a.raw && filter.is_empty() && cpus.is_empty();
-    for (item, leaf) in crate::graph_leaves::Leaves::new(r.records(), &render, merge) {
+    for (item, leaf) in render.leaves(r.records(), merge) {
         let mut item = match item {
             Ok(item) => item,
             Err(e) if e.is_skippable() => {

@@ -26,7 +26,6 @@ mod dat_convert;
 mod demo;
 mod files;
 mod filter;
-mod graph_leaves;
 mod html_cmd;
 mod progress;
 mod report_stat;

@@ -89,16 +89,25 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 temporary path")
 }
 
-/// The lines of the `ftrace` function events (`funcgraph_*`, `function`),
-/// trailing spaces cut.
-fn function_lines(out: &str) -> Vec<String> {
+/// The function events' lines from the event name on, trailing spaces
+/// cut, as `name: text` (the columns before are checked by tracecmd_conventions). trace-cmd pads `name:` to 22 columns
+/// (`trace_cmd`), ringtrace prints the kernel's `name: text`: the text,
+/// which starts with the graph's own spaces, is compared exactly.
+fn function_lines(out: &str, trace_cmd: bool) -> Vec<String> {
     out.lines()
-        .filter(|l| {
-            l.contains(": funcgraph_entry:")
-                || l.contains(": funcgraph_exit:")
-                || l.contains(": function:")
+        .filter_map(|l| {
+            let name = ["funcgraph_entry:", "funcgraph_exit:", "function:"]
+                .into_iter()
+                .find(|k| l.contains(&format!(" {k}")))?;
+            let rest = &l[l.find(&format!(" {name}")).unwrap() + 1 + name.len()..];
+            let pad = if trace_cmd { 22 - name.len() } else { 1 };
+            let text = rest.get(pad..).unwrap_or("");
+            assert!(
+                rest[..pad.min(rest.len())].bytes().all(|b| b == b' '),
+                "{l}"
+            );
+            Some(format!("{name} {}", text.trim_end()))
         })
-        .map(|l| l.trim_end().to_string())
         .collect()
 }
 
@@ -136,8 +145,8 @@ fn graph_as_trace_cmd_prints_it() {
     let dir = tempfile::tempdir().unwrap();
     let dat = dir.path().join("graph.dat");
     record_ok(&["-o", s(&dat)], &["graph"]);
-    let theirs = function_lines(&trace_cmd_ok(&["report", "-i", s(&dat)]));
-    let ours = function_lines(&text(&ok(&["report", s(&dat)]).stdout));
+    let theirs = function_lines(&trace_cmd_ok(&["report", "-i", s(&dat)]), true);
+    let ours = function_lines(&text(&ok(&["report", s(&dat)]).stdout), false);
     assert_eq!(ours, theirs, "ringtrace report and trace-cmd report differ");
 
     let shape: Vec<(String, Option<u64>)> = theirs.iter().map(|l| graph(l)).collect();
@@ -160,8 +169,8 @@ fn entry_only_records_function_entries() {
     let dir = tempfile::tempdir().unwrap();
     let dat = dir.path().join("plain.dat");
     record_ok(&["-o", s(&dat)], &["plain"]);
-    let theirs = function_lines(&trace_cmd_ok(&["report", "-i", s(&dat)]));
-    let ours = function_lines(&text(&ok(&["report", s(&dat)]).stdout));
+    let theirs = function_lines(&trace_cmd_ok(&["report", "-i", s(&dat)]), true);
+    let ours = function_lines(&text(&ok(&["report", s(&dat)]).stdout), false);
     assert_eq!(ours, theirs);
     let names: Vec<&str> = theirs
         .iter()
@@ -169,7 +178,7 @@ fn entry_only_records_function_entries() {
         .collect();
     assert_eq!(names, ["plain_outer", "plain"]);
     // `-R`: the parent of each, named through kallsyms.
-    let raw = function_lines(&trace_cmd_ok(&["report", "-R", "-i", s(&dat)]));
+    let raw = function_lines(&trace_cmd_ok(&["report", "-R", "-i", s(&dat)]), true);
     assert!(raw[0].contains("ip=plain_outer parent_ip=0x0"), "{raw:?}");
     assert!(raw[1].contains("ip=plain parent_ip=plain_outer"), "{raw:?}");
 }

@@ -194,3 +194,57 @@ fn refuse_qualifiers(before_fn: &[TokenTree]) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(attr: &str, item: &str) -> Result<String, String> {
+        let args = parse_args(attr.parse().unwrap()).map_err(|(_, m)| m)?;
+        expand(&args, item.parse().unwrap())
+            .map(|t| t.to_string())
+            .map_err(|(_, m)| m)
+    }
+
+    #[test]
+    fn async_and_const_fn_are_refused_naming_the_limit() {
+        let e = expand_str("", "pub async fn f() -> u32 { 1 }").unwrap_err();
+        assert!(
+            e.contains("does not support `async fn`") && e.contains("per thread"),
+            "{e}"
+        );
+        let e = expand_str("", "const fn f() -> u32 { 1 }").unwrap_err();
+        assert!(e.contains("`const fn`"), "{e}");
+    }
+
+    #[test]
+    fn the_body_is_wrapped_after_the_guard() {
+        let out = expand_str(
+            "",
+            "#[inline] pub(crate) fn fib(n: u32) -> u64 { n as u64 }",
+        )
+        .unwrap();
+        assert!(
+            out.starts_with("# [inline] pub (crate) fn fib (n : u32) -> u64 {"),
+            "{out}"
+        );
+        assert!(out.contains("Site :: new (\"fib\""), "{out}");
+        assert!(out.contains(":: ringtrace :: funcgraph :: enter (& __RINGTRACE_TRACED_SITE)"));
+        assert!(out.ends_with("{ n as u64 } }"), "{out}");
+        let out = expand_str("entry_only, name = \"T::m\"", "fn m(&self) {}").unwrap();
+        assert!(
+            out.contains("funcgraph :: call") && out.contains("\"T::m\""),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        assert!(expand_str("entry_onyl", "fn f() {}")
+            .unwrap_err()
+            .contains("entry_onyl"));
+        assert!(expand_str("name = \"two words\"", "fn f() {}").is_err());
+        assert!(expand_str("name = 3", "fn f() {}").is_err());
+        assert!(expand_str("", "struct S;").is_err());
+    }
+}

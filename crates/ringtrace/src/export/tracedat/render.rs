@@ -23,6 +23,7 @@
 //! This module only formats; it does not read the file ([`super::read`]).
 
 mod funcgraph;
+pub use funcgraph::{Leaves, WithLeaf};
 
 use std::borrow::Cow;
 use std::collections::HashMap;

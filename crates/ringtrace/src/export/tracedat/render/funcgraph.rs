@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use super::{FileRenderer, RenderOptions};
 use crate::export::tracedat::error::TraceDatError;
 use crate::export::tracedat::layout::FTRACE_SYSTEM;
-use crate::export::tracedat::read::{DecodedRecord, FieldValue, TraceDatRecord};
+use crate::export::tracedat::read::{DecodedRecord, FieldValue, TraceDatRecord, TraceItem};
 use crate::fmt::funcgraph::{exit, function, leaf, nested_entry, unnamed};
 
 /// The value of the unsigned field `name` of `d`.
@@ -103,5 +103,57 @@ impl FileRenderer<'_> {
         view.message = Some(text);
         self.write_view_line(out, entry, view, opts);
         Ok(())
+    }
+}
+
+/// One record of a report, and the exit merged into it when it is a leaf
+/// entry (print it with [`FileRenderer::write_leaf_line`]).
+pub type WithLeaf = (Result<TraceItem, TraceDatError>, Option<TraceDatRecord>);
+
+/// The records of a file with each leaf entry paired with its exit, as
+/// `trace-cmd report` pairs them: a `funcgraph_entry` whose next record
+/// (in the merged time order) is its own exit takes that exit along;
+/// every other record passes alone. Made by [`FileRenderer::leaves`].
+#[derive(Debug)]
+pub struct Leaves<'r, I> {
+    inner: I,
+    render: &'r FileRenderer<'r>,
+    on: bool,
+    /// A record read to look at and not yet given out.
+    peeked: Option<Result<TraceItem, TraceDatError>>,
+}
+
+impl<'r> FileRenderer<'r> {
+    /// `records` (a reader's [`records`](crate::tracedat::TraceDatReader::records))
+    /// with leaf entries paired with their exits when `on`; off, each
+    /// record alone (for a filtered report, which could hide one of a
+    /// pair).
+    pub fn leaves<I>(&'r self, records: I, on: bool) -> Leaves<'r, I> {
+        Leaves {
+            inner: records,
+            render: self,
+            on,
+            peeked: None,
+        }
+    }
+}
+
+impl<I: Iterator<Item = Result<TraceItem, TraceDatError>>> Iterator for Leaves<'_, I> {
+    type Item = WithLeaf;
+
+    fn next(&mut self) -> Option<WithLeaf> {
+        let item = self.peeked.take().or_else(|| self.inner.next())?;
+        if !self.on {
+            return Some((item, None));
+        }
+        if let Ok(TraceItem::Event(entry)) = &item {
+            match self.inner.next() {
+                Some(Ok(TraceItem::Event(next))) if self.render.is_leaf_pair(entry, &next) => {
+                    return Some((item, Some(next)));
+                }
+                other => self.peeked = other,
+            }
+        }
+        Some((item, None))
     }
 }
