@@ -269,7 +269,9 @@ pub fn report(path: &Path, a: &ReportArgs) -> Result<(), CliError> {
     // As `trace-cmd report`: a record that cannot be decoded, or a damaged
     // page, is skipped and counted, and the report goes on.
     let mut skipped = Skipped::default();
-    for item in r.records() {
+    // trace-cmd's leaf merge needs every record: not under a filter.
+    let merge = !a.raw && filter.is_empty() && cpus.is_empty();
+    for (item, leaf) in render.leaves(r.records(), merge) {
         let mut item = match item {
             Ok(item) => item,
             Err(e) if e.is_skippable() => {
@@ -288,7 +290,7 @@ pub fn report(path: &Path, a: &ReportArgs) -> Result<(), CliError> {
                 rec.ts = file.ts_ns(rec.ts);
             }
         }
-        match pick.write(&mut line, &item, &opts) {
+        match pick.write(&mut line, &item, leaf.as_ref(), &opts) {
             Ok(true) => skipped.printed += u64::from(matches!(item, TraceItem::Event(_))),
             Ok(false) => continue,
             Err(e) => {
@@ -312,12 +314,13 @@ struct Pick<'a> {
 
 impl Pick<'_> {
     /// Writes `item`'s line into `line` if it is to be printed: false when
-    /// filtered out. Lost-event lines are filtered by CPU only: a loss is
+    /// filtered out. `leaf`: the exit merged into a leaf entry. Lost-event lines are filtered by CPU only: a loss is
     /// never hidden by an event filter.
     fn write(
         &self,
         line: &mut String,
         item: &TraceItem,
+        leaf: Option<&ringtrace::tracedat::TraceDatRecord>,
         opts: &RenderOptions,
     ) -> Result<bool, ringtrace::tracedat::TraceDatError> {
         if !self.cpus.is_empty() && !self.cpus.contains(&item.cpu()) {
@@ -338,7 +341,10 @@ impl Pick<'_> {
                         return Ok(false);
                     }
                 }
-                self.render.write_line(line, rec, opts)?;
+                match leaf {
+                    Some(exit) => self.render.write_leaf_line(line, rec, exit, opts)?,
+                    None => self.render.write_line(line, rec, opts)?,
+                }
             }
         }
         Ok(true)

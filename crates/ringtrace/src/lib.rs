@@ -141,6 +141,26 @@ pub use frontends::layer;
 #[cfg(feature = "log")]
 pub use frontends::log_backend;
 pub use record::span;
+/// Function tracing of Rust code: [`traced`] (`#[ringtrace::traced]`)
+/// records a function's entry and return as ftrace's `funcgraph_entry` /
+/// `funcgraph_exit` (the `function_graph` tracer), or its entry only as
+/// `function` (`#[traced(entry_only)]`), into the default tracer. The
+/// trace.dat's kallsyms section names each function, so `trace-cmd report`
+/// and `ringtrace report` print the call graph with durations.
+pub mod funcgraph {
+    pub use crate::frontends::funcgraph::depth;
+    // What `#[traced]` expands to: public for the expansion's path.
+    #[doc(hidden)]
+    pub use crate::frontends::funcgraph::{call, enter, Call, Graph};
+    pub use crate::record::funcgraph::{
+        func_addr, func_name, FuncCall, FuncEntry, FuncExit, FUNCGRAPH_ENTRY_EVENT,
+        FUNCGRAPH_ENTRY_ID, FUNCGRAPH_EXIT_EVENT, FUNCGRAPH_EXIT_ID, FUNCTION_EVENT, FUNCTION_ID,
+    };
+}
+/// `#[ringtrace::traced]`: see [`funcgraph`] (crate feature `macros`, on
+/// by default).
+#[cfg(feature = "macros")]
+pub use ringtrace_macros::traced;
 pub mod printk {
     //! Binary printk: the write side stores a format id and the raw argument
     //! bytes; formatting happens when the record is read, like the kernel's

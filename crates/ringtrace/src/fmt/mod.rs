@@ -12,6 +12,8 @@
 //!   forms of the plain conversions, for the pipe.
 //! - **Typed** (`typed`): typed events' lines prepared once per type, for
 //!   the pipe.
+//! - **Function graph** (`funcgraph`): the function tracers' lines, as
+//!   trace-cmd prints them.
 //! - **Printk** ([`printk`]): printk and marker records read back, and
 //!   trace.dat's `printk_formats` and `kallsyms` texts.
 //!
@@ -24,6 +26,7 @@
 //! definition.
 
 pub(crate) mod compiled;
+pub(crate) mod funcgraph;
 pub mod printf;
 pub mod printk;
 pub mod text;

@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 
 use super::printf::{format_record, FormatError};
 use crate::event::CommonFields;
+use crate::record::funcgraph::{func_addr, is_symbol};
 use crate::record::printk::{
     fmt_addr, ip_addr, site_by_fmt_addr, sites, Site, BPRINT_ARGS_OFFSET, BPRINT_ID, MARKER_IP,
     PRINT_ID,
@@ -63,7 +64,10 @@ pub(crate) fn escape(fmt: &str) -> String {
 }
 
 /// The kallsyms text for trace.dat: names the `ip` of each site `file:line`
-/// and [`MARKER_IP`] `tracing_mark_write`, so trace-cmd prints them for `%ps`.
+/// and [`MARKER_IP`] `tracing_mark_write`, so trace-cmd prints them for `%ps`;
+/// names the `fmt` address of a site whose format is one word (a
+/// `#[traced]` function's site) with that word, the `func` of its
+/// `funcgraph_*` records.
 ///
 /// ```
 /// use ringtrace::event::Record;
@@ -82,6 +86,11 @@ pub fn kallsyms_text() -> String {
             .map(|c| if c.is_whitespace() { '_' } else { c })
             .collect();
         let _ = writeln!(s, "{:016x} t {}:{}", ip_addr(id), name, site.line());
+        // A function site (`#[traced]`) is named at its `fmt` address,
+        // the `func` of its function records.
+        if is_symbol(site.format()) {
+            let _ = writeln!(s, "{:016x} t {}", func_addr(id), site.format());
+        }
     }
     s
 }

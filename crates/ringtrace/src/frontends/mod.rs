@@ -3,6 +3,8 @@
 //!
 //! - `layer`: a `tracing_subscriber::Layer` (crate feature `tracing`).
 //! - `log_backend`: a `log::Log` backend (crate feature `log`).
+//! - `funcgraph`: what `#[ringtrace::traced]` expands to (the function
+//!   tracers); unlike the others it is async-signal-safe.
 //! - `frontend` (private): what both share, the per-thread record buffer
 //!   and the event types they build at run time.
 //!
@@ -16,6 +18,7 @@
 mod dynamic_types;
 #[cfg(any(feature = "tracing", feature = "log"))]
 mod frontend;
+pub mod funcgraph;
 #[cfg(feature = "tracing")]
 pub mod layer;
 #[cfg(feature = "tracing")]

@@ -67,6 +67,10 @@ pub fn event_text(payload: &[u8]) -> (Cow<'static, str>, String) {
     let Some((ty, _)) = CommonFields::read(payload) else {
         return (Cow::Borrowed("<truncated record>"), String::new());
     };
+    // The function tracers' records, as their graph lines.
+    if let Some((name, text)) = crate::fmt::funcgraph::record_text(ty, payload) {
+        return (Cow::Borrowed(name), text);
+    }
     match ty {
         BPRINT_ID => match format_bprint(payload) {
             Ok((site, text)) => (Cow::Owned(format!("{}:{}", site.file(), site.line())), text),
@@ -148,6 +152,15 @@ pub(crate) fn write_event<W: LineBuf>(
     let comm = comm_into(inner, common.pid, &mut comm_buf);
     let ctx = LineContext::of(&comm, &common, ring as u32, ts);
     write_context(w, opts.style, tf, &ctx)?;
+    // The function tracers' records as their graph lines (the text is
+    // built in a String: not on the crash dump's path).
+    let ty = CommonFields::read(payload).map_or(0, |x| x.0);
+    if let Some((name, text)) = crate::fmt::funcgraph::record_text(ty, payload) {
+        w.write_str(name)?;
+        w.write_str(": ")?;
+        w.write_str(&text)?;
+        return w.write_char('\n');
+    }
     write_event_body(w, payload)
 }
 
@@ -303,6 +316,18 @@ pub(crate) fn write_event_body_with<W: LineBuf>(
         return w.write_str("<truncated record>: \n");
     };
     let start = w.len();
+    // The function tracers' records as their graph lines; readers only
+    // (the text is built in a String: the crash dump prints the fields).
+    let graph = match caches {
+        Some(_) => crate::fmt::funcgraph::record_text(ty, payload),
+        None => None,
+    };
+    if let Some((name, text)) = graph {
+        w.write_str(name)?;
+        w.write_str(": ")?;
+        w.write_str(&text)?;
+        return w.write_char('\n');
+    }
     match ty {
         BPRINT_ID => {
             let r = BprintFields::parse(payload).and_then(|f| {

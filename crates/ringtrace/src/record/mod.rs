@@ -18,6 +18,7 @@
 //! and the sessions build on it.
 
 pub mod event;
+pub mod funcgraph;
 pub mod printk;
 pub(crate) mod publish;
 pub mod span;

@@ -12,11 +12,18 @@
 //!                 format (from printk_formats, by the `fmt` address) applied
 //!                 to the packed arguments
 //! ftrace/print    name = "tracing_mark_write", text = the bytes after `ip`
+//! ftrace/funcgraph_entry, funcgraph_exit, function
+//!                 name = the event's, text = its function-graph line
+//!                 (`render/funcgraph.rs`; the leaf merge of an entry and
+//!                 its exit is `FileRenderer::write_leaf_line`)
 //! anything else   name = the format's name, text = "field=value ..." of its
 //!                 own fields (fixed arrays as hex bytes, like render_fields)
 //! ```
 //!
 //! This module only formats; it does not read the file ([`super::read`]).
+
+mod funcgraph;
+pub use funcgraph::{Leaves, WithLeaf};
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -222,6 +229,13 @@ impl<'a> FileRenderer<'a> {
                 message: Some(message),
             });
         }
+        if let Some(message) = self.function_text(&decoded) {
+            return Ok(EventView {
+                name: Cow::Borrowed(format.name.as_str()),
+                decoded,
+                message: Some(message),
+            });
+        }
         let mut decoded = decoded;
         // Flexible arrays (size 0) carry nothing a field list can show.
         decoded.fields.retain(|(name, _)| {
@@ -268,6 +282,18 @@ impl<'a> FileRenderer<'a> {
         opts: &RenderOptions,
     ) -> Result<(), TraceDatError> {
         let view = self.view(rec)?;
+        self.write_view_line(out, rec, view, opts);
+        Ok(())
+    }
+
+    /// Writes the line of `rec`, whose view is `view`.
+    fn write_view_line(
+        &self,
+        out: &mut String,
+        rec: &TraceDatRecord,
+        view: EventView<'_>,
+        opts: &RenderOptions,
+    ) {
         let (ts, tf) = self.time(rec.ts, opts.ns_timestamps);
         let d = &view.decoded;
         let ctx = LineContext {
@@ -309,7 +335,6 @@ impl<'a> FileRenderer<'a> {
         } else {
             let _ = write_event_line(out, opts.style, tf, &ctx, &name, &text);
         }
-        Ok(())
     }
 
     /// The `-R` text of a record: its own fields as `name=value`; for a
