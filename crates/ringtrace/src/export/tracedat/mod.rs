@@ -61,6 +61,7 @@ pub mod format;
 mod layout;
 #[doc(hidden)] // the file reader's page decoder; users read records through TraceDatReader
 pub mod page;
+mod plan;
 mod processes;
 pub mod read;
 pub mod render;

@@ -13,8 +13,9 @@
 //! file before anything is allocated, so a hostile file costs at most about
 //! its own size in memory; loops advance at least one byte per step, and the
 //! v7 option chain refuses to revisit a section, so nothing hangs.
-//! Pages are read one at a time per CPU (at most one page buffer and its
-//! decoded records per CPU at once).
+//! Pages are decoded one at a time per CPU; an uncompressed CPU's pages are
+//! read in blocks of [`READ_BLOCK`] bytes (or one page, if larger), so at
+//! most one block or chunk and one page's records are held per CPU.
 //!
 //! Semantics follow `trace-cmd report` (trace-dat-format.md §6): per CPU,
 //! records in file order; across CPUs, the smallest time stamp first, ties
@@ -43,6 +44,7 @@ use super::error::{PageError, TraceDatError};
 use super::format::{parse_format, EventFormat, FieldFormat};
 use super::layout::{self, opt, Enc};
 use super::page::{parse_page, PageLayout};
+use super::plan::{DecodePlan, FieldPlan, Float, IdTable};
 use super::write::Tsc2Nsec;
 
 /// Largest page size the reader accepts.
@@ -120,7 +122,11 @@ pub struct TraceDatInfo {
     /// the data is not compressed).
     chunks: Vec<Arc<[Chunk]>>,
     event_by_id: HashMap<u32, usize>,
-    comm_by_pid: HashMap<i32, usize>,
+    /// `event_by_id` for 16-bit ids (a record's `common_type`).
+    id_table: IdTable,
+    /// Per entry of `events`: its decode plan.
+    plans: Vec<DecodePlan>,
+    comm_by_pid: foldhash::HashMap<i32, usize>,
 }
 
 /// A data record of one CPU.
@@ -533,7 +539,9 @@ fn parse_info<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<TraceDatInfo, 
         compression: None,
         chunks: Vec::new(),
         event_by_id: HashMap::new(),
-        comm_by_pid: HashMap::new(),
+        id_table: IdTable::default(),
+        plans: Vec::new(),
+        comm_by_pid: foldhash::HashMap::default(),
     };
     if version == 6 {
         parse_v6(&mut s, &mut info)?;
@@ -543,6 +551,8 @@ fn parse_info<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<TraceDatInfo, 
     for (i, e) in info.events.iter().enumerate() {
         info.event_by_id.entry(e.id).or_insert(i);
     }
+    info.id_table = IdTable::new(&info.events);
+    info.plans = info.events.iter().map(DecodePlan::new).collect();
     for (i, (pid, _)) in info.cmdlines.iter().enumerate() {
         info.comm_by_pid.insert(*pid, i);
     }
@@ -1255,7 +1265,21 @@ struct CpuCursor {
     items: VecDeque<Result<TraceItem, TraceDatError>>,
     /// The chunks of compressed data, when the file's data is compressed.
     zdata: Option<ZData>,
+    /// Uncompressed data: the block of pages last read.
+    plain: PlainBlock,
 }
+
+/// The block of an uncompressed CPU's pages last read.
+#[derive(Debug, Default)]
+struct PlainBlock {
+    buf: Vec<u8>,
+    /// Offset of `buf[0]` within the CPU's data.
+    start: u64,
+}
+
+/// Bytes of an uncompressed CPU's data read at once (at least a page): one
+/// read per block instead of a seek and a read per page.
+const READ_BLOCK: u64 = 256 << 10;
 
 /// A CPU's compressed data and its one decompressed chunk.
 #[derive(Debug)]
@@ -1342,9 +1366,53 @@ impl CpuCursor {
             },
             next_page: 0,
             items: VecDeque::new(),
+            plain: PlainBlock::default(),
         }
     }
+}
 
+impl PlainBlock {
+    /// The `len` bytes at `start` of an uncompressed CPU's data, through
+    /// the block buffer (refilled from `start` when they are not in it).
+    /// Bytes past the file's end are [`TraceDatError::Truncated`], as
+    /// for a page read alone.
+    fn page<R: Read + Seek>(
+        &mut self,
+        r: &mut R,
+        data: &CpuData,
+        start: u64,
+        len: u64,
+        file_len: u64,
+    ) -> Result<&[u8], TraceDatError> {
+        let offset = data.offset + start;
+        if offset + len > file_len {
+            return Err(TraceDatError::Truncated {
+                section: "CPU data",
+                offset,
+                needed: len,
+                file_len,
+            });
+        }
+        let block_end = self.start + self.buf.len() as u64;
+        if start < self.start || start + len > block_end {
+            let want = READ_BLOCK.max(len).min(data.size - start);
+            // Never past the file's end (checked above for this page).
+            let want = want.min(file_len - offset);
+            self.buf.resize(want as usize, 0);
+            self.start = start;
+            r.seek(SeekFrom::Start(offset))
+                .map_err(TraceDatError::io("seeking to a page"))?;
+            if let Err(e) = r.read_exact(&mut self.buf) {
+                self.buf.clear();
+                return Err(TraceDatError::io("reading a page")(e));
+            }
+        }
+        let from = (start - self.start) as usize;
+        Ok(&self.buf[from..from + len as usize])
+    }
+}
+
+impl CpuCursor {
     fn next<R: Read + Seek>(
         &mut self,
         r: &mut R,
@@ -1369,13 +1437,17 @@ impl CpuCursor {
                 offset,
                 source,
             };
+            let zbuf;
             let buf = match &mut self.zdata {
-                Some(z) => z.read(r, start, len as usize).map_err(page_err)?,
-                None => read_plain_page(r, offset, len, file_len)?,
+                Some(z) => {
+                    zbuf = z.read(r, start, len as usize).map_err(page_err)?;
+                    &zbuf[..]
+                }
+                None => self.plain.page(r, &self.data, start, len, file_len)?,
             };
             // A damaged page is an error in its place; the next call goes
             // on with the next page.
-            let (header, events) = parse_page(&buf, self.layout).map_err(page_err)?;
+            let (header, events) = parse_page(buf, self.layout).map_err(page_err)?;
             if header.missed_events {
                 self.items.push_back(Ok(TraceItem::Lost {
                     cpu,
@@ -1455,29 +1527,6 @@ impl<R: Read + Seek> TraceDatReader<R> {
         };
         Some((bytes, &mut self.src))
     }
-}
-
-/// The `len` bytes at `offset` of an uncompressed file.
-fn read_plain_page<R: Read + Seek>(
-    r: &mut R,
-    offset: u64,
-    len: u64,
-    file_len: u64,
-) -> Result<Vec<u8>, TraceDatError> {
-    if offset + len > file_len {
-        return Err(TraceDatError::Truncated {
-            section: "CPU data",
-            offset,
-            needed: len,
-            file_len,
-        });
-    }
-    let mut buf = vec![0u8; len as usize];
-    r.seek(SeekFrom::Start(offset))
-        .map_err(TraceDatError::io("seeking to a page"))?;
-    r.read_exact(&mut buf)
-        .map_err(TraceDatError::io("reading a page"))?;
-    Ok(buf)
 }
 
 /// Records of one CPU in file order. A damaged page yields one error
@@ -1656,6 +1705,14 @@ impl TraceDatInfo {
 
     /// Decodes a record's common and own fields by its format.
     pub fn decode<'a>(&'a self, rec: &TraceDatRecord) -> Result<DecodedRecord<'a>, TraceDatError> {
+        self.decode_planned(rec).map(|(d, _)| d)
+    }
+
+    /// [`Self::decode`], with the plan of the record's format.
+    pub(crate) fn decode_planned<'a>(
+        &'a self,
+        rec: &TraceDatRecord,
+    ) -> Result<(DecodedRecord<'a>, &'a DecodePlan), TraceDatError> {
         let bad = |event: &str, reason: String| TraceDatError::Record {
             event: event.to_string(),
             cpu: rec.cpu,
@@ -1672,36 +1729,40 @@ impl TraceDatInfo {
                 format!("payload of {} bytes has no common_type", d.len()),
             ));
         };
-        let id = u32::from(enc.read_u16([t0, t1]));
-        let format = self
-            .event_by_id(id)
-            .ok_or_else(|| bad(&format!("#{id}"), format!("no format for event id {id}")))?;
-        let common = |name: &str| -> Result<FieldValue, TraceDatError> {
-            match format.field(name) {
-                Some(f) => field_value(f, d, enc).map_err(|r| bad(&format.name, r)),
-                None => Ok(FieldValue::Unsigned(0)),
+        let id = enc.read_u16([t0, t1]);
+        let Some(index) = self.id_table.get(id) else {
+            return Err(bad(
+                &format!("#{id}"),
+                format!("no format for event id {id}"),
+            ));
+        };
+        let (format, plan) = (&self.events[index], &self.plans[index]);
+        let common = |i: usize| -> Result<i64, TraceDatError> {
+            let Some((f, p)) = plan.common[i].and_then(|(r, p)| Some((r.get(format)?, p))) else {
+                return Ok(0);
+            };
+            match field_value(f, &p, d, enc).map_err(|r| bad(&format.name, r))? {
+                FieldValue::Unsigned(u) => Ok(u as i64),
+                FieldValue::Signed(s) => Ok(s),
+                _ => Ok(0),
             }
         };
-        let as_i64 = |v: FieldValue| match v {
-            FieldValue::Unsigned(u) => u as i64,
-            FieldValue::Signed(s) => s,
-            _ => 0,
-        };
-        let flags = as_i64(common("common_flags")?) as u8;
-        let preempt_count = as_i64(common("common_preempt_count")?) as u8;
-        let pid = as_i64(common("common_pid")?) as i32;
+        let flags = common(0)? as u8;
+        let preempt_count = common(1)? as u8;
+        let pid = common(2)? as i32;
         let mut fields = Vec::with_capacity(format.fields.len());
-        for f in &format.fields {
-            let v = field_value(f, d, enc).map_err(|r| bad(&format.name, r))?;
+        for (f, p) in format.fields.iter().zip(&plan.fields) {
+            let v = field_value(f, p, d, enc).map_err(|r| bad(&format.name, r))?;
             fields.push((f.name.as_str(), v));
         }
-        Ok(DecodedRecord {
+        let dec = DecodedRecord {
             format,
             flags,
             preempt_count,
             pid,
             fields,
-        })
+        };
+        Ok((dec, plan))
     }
 
     /// One line of text: `comm-pid [cpu] secs.usecs: name: field=value ...`
@@ -1763,7 +1824,7 @@ fn c_string(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
-fn field_value(f: &FieldFormat, d: &[u8], enc: Enc) -> Result<FieldValue, String> {
+fn field_value(f: &FieldFormat, p: &FieldPlan, d: &[u8], enc: Enc) -> Result<FieldValue, String> {
     use super::format::FieldKind;
     let out_of_range = || {
         format!(
@@ -1777,16 +1838,16 @@ fn field_value(f: &FieldFormat, d: &[u8], enc: Enc) -> Result<FieldValue, String
     let raw = d
         .get(f.offset..f.offset.checked_add(f.size).ok_or_else(out_of_range)?)
         .ok_or_else(out_of_range)?;
-    let float = match (f.type_name.as_str(), f.size) {
-        ("double", 8) => read_int(d, f.offset, 8, false, enc).map(|v| match v {
+    let float = match p.float {
+        Some(Float::F64) => read_int(d, f.offset, 8, false, enc).map(|v| match v {
             FieldValue::Unsigned(u) => u,
             _ => 0,
         }),
-        ("float", 4) => read_int(d, f.offset, 4, false, enc).map(|v| match v {
+        Some(Float::F32) => read_int(d, f.offset, 4, false, enc).map(|v| match v {
             FieldValue::Unsigned(u) => f64::from(f32::from_bits(u as u32)).to_bits(),
             _ => 0,
         }),
-        _ => None,
+        None => None,
     };
     if let (FieldKind::Scalar, Some(bits)) = (&f.kind, float) {
         return Ok(FieldValue::Float(bits));
@@ -1795,7 +1856,7 @@ fn field_value(f: &FieldFormat, d: &[u8], enc: Enc) -> Result<FieldValue, String
         FieldKind::Scalar => Ok(read_int(d, f.offset, f.size, f.signed, enc)
             .unwrap_or_else(|| FieldValue::Bytes(raw.to_vec()))),
         FieldKind::Array { len } => {
-            if f.is_char() {
+            if p.is_char {
                 return Ok(FieldValue::Str(c_string(raw)));
             }
             let elem = if f.size.checked_rem(len) == Some(0) {
@@ -1832,7 +1893,7 @@ fn field_value(f: &FieldFormat, d: &[u8], enc: Enc) -> Result<FieldValue, String
                     d.len()
                 )
             })?;
-            if f.is_char() {
+            if p.is_char {
                 Ok(FieldValue::Str(c_string(body)))
             } else {
                 Ok(FieldValue::Bytes(body.to_vec()))

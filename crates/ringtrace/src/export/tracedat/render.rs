@@ -23,7 +23,6 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::error::TraceDatError;
-use super::format::FieldKind;
 use super::read::{DecodedRecord, FieldValue, TraceDatInfo, TraceDatRecord};
 use crate::printk::{format_record, BPRINT_ARGS_OFFSET};
 use crate::text::{
@@ -180,7 +179,7 @@ impl<'a> FileRenderer<'a> {
     /// `[FAILED TO PARSE]` message (as the live reader prints), not an error;
     /// a record that does not match its format is an error.
     pub fn view(&self, rec: &TraceDatRecord) -> Result<EventView<'a>, TraceDatError> {
-        let decoded = self.info.decode(rec)?;
+        let (decoded, plan) = self.info.decode_planned(rec)?;
         let format = decoded.format;
         let u64_field = |name: &str| {
             decoded.fields.iter().find_map(|(n, v)| match v {
@@ -224,11 +223,11 @@ impl<'a> FileRenderer<'a> {
         }
         let mut decoded = decoded;
         // Flexible arrays (size 0) carry nothing a field list can show.
-        decoded.fields.retain(|(name, _)| {
-            format
-                .field(name)
-                .is_none_or(|f| !(f.size == 0 && matches!(f.kind, FieldKind::Array { .. })))
-        });
+        // `fields` holds one value per field of the format, in order.
+        if plan.fields.iter().any(|p| !p.listed) {
+            let mut listed = plan.fields.iter().map(|p| p.listed);
+            decoded.fields.retain(|_| listed.next().unwrap_or(true));
+        }
         Ok(EventView {
             name: Cow::Borrowed(format.name.as_str()),
             decoded,
