@@ -46,7 +46,8 @@ use std::sync::Arc;
 use crate::export::callsite::CallsiteHead;
 
 use crate::tracedat::render::FileRenderer;
-use crate::tracedat::{FieldValue, TraceDatError, TraceDatReader, TraceItem};
+use crate::export::records::ItemSink;
+use crate::tracedat::{FieldValue, ItemRef, TraceDatError, TraceDatReader, TraceItem};
 
 /// System of the span event types (see the module docs).
 #[doc(hidden)]
@@ -532,27 +533,7 @@ pub fn tracedat_to_json<R: Read + Seek, W: Write>(
     if let Some(ws) = info.wall_start {
         w.wall_start(ws, info.ts_ns(ws.clock_ts) as f64 / 1000.0);
     }
-    for item in reader.records() {
-        let item = match item {
-            Ok(item) => item,
-            Err(e @ TraceDatError::Page { .. }) => {
-                w.skipped_page(&e);
-                continue;
-            }
-            Err(e) if e.is_skippable() => {
-                w.skipped_record(&e);
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        match w.item(&render, &item) {
-            Ok(()) => {}
-            // Decoding fails before anything of the record is written
-            // (see `item`): skip it.
-            Err(JsonError::TraceDat(e)) if e.is_skippable() => w.skipped_record(&e),
-            Err(e) => return Err(e),
-        }
-    }
+    crate::export::records::export_items(reader, &render, &mut w)?;
     let stats = w.stats();
     Ok((w.finish()?, stats))
 }
@@ -563,13 +544,18 @@ impl<W: Write> JsonWriter<W> {
     /// that cannot be decoded gives [`JsonError::TraceDat`] before anything
     /// of it is written, so a caller may skip it and go on.
     pub fn item(&mut self, render: &FileRenderer<'_>, item: &TraceItem) -> Result<(), JsonError> {
+        self.item_ref(render, item.into())
+    }
+
+    /// [`Self::item`] of a walk's item (its record borrowed).
+    pub fn item_ref(&mut self, render: &FileRenderer<'_>, item: ItemRef<'_>) -> Result<(), JsonError> {
         let info = render.info();
         let w = self;
         match item {
-            TraceItem::Lost { cpu, ts, count, .. } => {
-                w.lost(*cpu, info.ts_ns(*ts) as f64 / 1000.0, *count)?;
+            ItemRef::Lost { cpu, ts, count, .. } => {
+                w.lost(cpu, info.ts_ns(ts) as f64 / 1000.0, count)?;
             }
-            TraceItem::Event(rec) => {
+            ItemRef::Event(rec) => {
                 let view = render.view(rec)?;
                 let d = &view.decoded;
                 let ts_us = info.ts_ns(rec.ts) as f64 / 1000.0;
@@ -589,5 +575,28 @@ impl<W: Write> JsonWriter<W> {
             }
         }
         Ok(())
+    }
+}
+
+impl<W: Write> ItemSink for JsonWriter<W> {
+    type Error = JsonError;
+
+    fn item(&mut self, render: &FileRenderer<'_>, item: ItemRef<'_>) -> Result<(), JsonError> {
+        self.item_ref(render, item)
+    }
+
+    fn skipped(&mut self, page: bool, why: &TraceDatError) {
+        if page {
+            self.skipped_page(why);
+        } else {
+            self.skipped_record(why);
+        }
+    }
+
+    fn decode_error(e: JsonError) -> Result<TraceDatError, JsonError> {
+        match e {
+            JsonError::TraceDat(e) => Ok(e),
+            e => Err(e),
+        }
     }
 }

@@ -23,7 +23,8 @@ use std::io::{self, Write};
 
 use crate::json::{SPAN_BEGIN, SPAN_END, SPAN_SYSTEM};
 use crate::tracedat::render::{fields_text, FileRenderer};
-use crate::tracedat::{FieldValue, TraceDatError, TraceItem};
+use crate::export::records::ItemSink;
+use crate::tracedat::{FieldValue, ItemRef, TraceDatError};
 
 /// Kind of an event: a typed event.
 pub const KIND_EVENT: u8 = 0;
@@ -192,17 +193,17 @@ impl<D: Write> Encoder<D> {
 
     /// Adds one item of the merged records. A record that cannot be decoded
     /// gives the error before anything of it is added.
-    pub fn item(&mut self, render: &FileRenderer<'_>, item: &TraceItem) -> Result<(), EncodeError> {
+    pub fn item(&mut self, render: &FileRenderer<'_>, item: ItemRef<'_>) -> Result<(), EncodeError> {
         let info = render.info();
         match item {
-            TraceItem::Lost { cpu, ts, count, .. } => {
-                let t = self.rel(info.ts_ns(*ts));
-                self.cpu_lane(*cpu);
+            ItemRef::Lost { cpu, ts, count, .. } => {
+                let t = self.rel(info.ts_ns(ts));
+                self.cpu_lane(cpu);
                 self.lost.t.push(t);
-                self.lost.cpu.push(*cpu);
+                self.lost.cpu.push(cpu);
                 self.lost.count.push(count.map_or(-1.0, |c| c as f64));
             }
-            TraceItem::Event(rec) => {
+            ItemRef::Event(rec) => {
                 let view = render.view(rec)?;
                 let d = &view.decoded;
                 let t = self.rel(info.ts_ns(rec.ts));
@@ -384,4 +385,23 @@ pub enum EncodeError {
     /// Writing the detail text failed, or the trace is too large.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+impl<D: Write> ItemSink for Encoder<D> {
+    type Error = EncodeError;
+
+    fn item(&mut self, render: &FileRenderer<'_>, item: ItemRef<'_>) -> Result<(), EncodeError> {
+        Encoder::item(self, render, item)
+    }
+
+    fn skipped(&mut self, page: bool, why: &TraceDatError) {
+        Encoder::skipped(self, page, why);
+    }
+
+    fn decode_error(e: EncodeError) -> Result<TraceDatError, EncodeError> {
+        match e {
+            EncodeError::TraceDat(e) => Ok(e),
+            e => Err(e),
+        }
+    }
 }

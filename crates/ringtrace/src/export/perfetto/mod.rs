@@ -47,7 +47,8 @@ pub use writer::{Kind, PerfettoWriter};
 
 use crate::json::{JsonOptions, JsonStats, SPAN_BEGIN, SPAN_END, SPAN_SYSTEM};
 use crate::tracedat::render::FileRenderer;
-use crate::tracedat::{FieldValue, TraceDatError, TraceDatReader, TraceItem};
+use crate::export::records::ItemSink;
+use crate::tracedat::{FieldValue, ItemRef, TraceDatError, TraceDatReader, TraceItem};
 
 /// Why a Perfetto export failed.
 #[derive(Debug, thiserror::Error)]
@@ -108,26 +109,7 @@ pub fn tracedat_to_perfetto<R: Read + Seek, W: Write>(
     let info = reader.info().clone();
     let render = FileRenderer::new(&info);
     let mut w = PerfettoWriter::new(out, opts)?;
-    for item in reader.records() {
-        let item = match item {
-            Ok(item) => item,
-            Err(e @ TraceDatError::Page { .. }) => {
-                w.skipped_page(&e);
-                continue;
-            }
-            Err(e) if e.is_skippable() => {
-                w.skipped_record(&e);
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        match w.item(&render, &item) {
-            Ok(()) => {}
-            // Decoding fails before anything of the record is written.
-            Err(PerfettoError::TraceDat(e)) if e.is_skippable() => w.skipped_record(&e),
-            Err(e) => return Err(e),
-        }
-    }
+    crate::export::records::export_items(reader, &render, &mut w)?;
     let stats = w.stats();
     Ok((w.finish()?, stats))
 }
@@ -142,10 +124,19 @@ impl<W: Write> PerfettoWriter<W> {
         render: &FileRenderer<'_>,
         item: &TraceItem,
     ) -> Result<(), PerfettoError> {
+        self.item_ref(render, item.into())
+    }
+
+    /// [`Self::item`] of a walk's item (its record borrowed).
+    pub fn item_ref(
+        &mut self,
+        render: &FileRenderer<'_>,
+        item: ItemRef<'_>,
+    ) -> Result<(), PerfettoError> {
         let info = render.info();
         match item {
-            TraceItem::Lost { cpu, ts, count, .. } => self.lost(*cpu, info.ts_ns(*ts), *count),
-            TraceItem::Event(rec) => {
+            ItemRef::Lost { cpu, ts, count, .. } => self.lost(cpu, info.ts_ns(ts), count),
+            ItemRef::Event(rec) => {
                 let view = render.view(rec)?;
                 let d = &view.decoded;
                 let ts = info.ts_ns(rec.ts);
@@ -190,6 +181,29 @@ impl<W: Write> PerfettoWriter<W> {
                     }
                 }
             }
+        }
+    }
+}
+
+impl<W: Write> ItemSink for PerfettoWriter<W> {
+    type Error = PerfettoError;
+
+    fn item(&mut self, render: &FileRenderer<'_>, item: ItemRef<'_>) -> Result<(), PerfettoError> {
+        self.item_ref(render, item)
+    }
+
+    fn skipped(&mut self, page: bool, why: &TraceDatError) {
+        if page {
+            self.skipped_page(why);
+        } else {
+            self.skipped_record(why);
+        }
+    }
+
+    fn decode_error(e: PerfettoError) -> Result<TraceDatError, PerfettoError> {
+        match e {
+            PerfettoError::TraceDat(e) => Ok(e),
+            e => Err(e),
         }
     }
 }

@@ -65,6 +65,7 @@ mod plan;
 mod processes;
 pub mod read;
 pub mod render;
+pub mod walk;
 pub mod write;
 
 pub use compress::Compression;
@@ -77,4 +78,5 @@ pub use read::{
     TraceDatRecord, TraceItem,
 };
 pub use render::{EventView, FileRenderer, RenderOptions};
+pub use walk::{ItemRef, RecordRef, Walk};
 pub use write::{TraceDatMeta, TraceDatVersion, TraceDatWriter, Tsc2Nsec};

@@ -32,7 +32,7 @@
 //! counts these ([`TraceDatError::is_skippable`]) and goes on. Errors of the
 //! file itself (I/O, data cut short) end the iteration.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -43,8 +43,9 @@ use super::compress::{self, Chunk, Compression};
 use super::error::{PageError, TraceDatError};
 use super::format::{parse_format, EventFormat, FieldFormat};
 use super::layout::{self, opt, Enc};
-use super::page::{parse_page, PageLayout};
+use super::page::PageLayout;
 use super::plan::{DecodePlan, FieldPlan, Float, IdTable};
+use super::walk::{PageSlots, RecordRef, Walk};
 use super::write::Tsc2Nsec;
 
 /// Largest page size the reader accepts.
@@ -453,21 +454,17 @@ impl<R: Read + Seek> TraceDatReader<R> {
     /// All CPUs merged by time stamp (ties: lower CPU table index first, as
     /// trace-cmd does).
     pub fn records(&mut self) -> MergedRecords<'_, R> {
-        let cursors = self
-            .info
-            .cpus
-            .iter()
-            .enumerate()
-            .map(|(i, _)| CpuCursor::new(i, &self.info))
-            .collect::<Vec<_>>();
-        let heads = vec![None; cursors.len()];
-        MergedRecords {
-            src: &mut self.src,
-            file_len: self.file_len,
-            cursors,
-            heads,
-            done: false,
-        }
+        MergedRecords { walk: self.walk() }
+    }
+
+    /// All CPUs merged by time stamp, as [`records`](Self::records), each
+    /// record borrowed from its page until the next call: nothing is
+    /// allocated per record.
+    pub fn walk(&mut self) -> Walk<'_, R> {
+        let cursors = (0..self.info.cpus.len())
+            .map(|i| CpuCursor::new(i, &self.info))
+            .collect();
+        Walk::new(&mut self.src, self.file_len, cursors)
     }
 }
 
@@ -1255,14 +1252,14 @@ fn section_header<R: Read + Seek>(
 
 /// Per-CPU page walker.
 #[derive(Debug)]
-struct CpuCursor {
+pub(super) struct CpuCursor {
     data: CpuData,
     page_size: u64,
     layout: PageLayout,
     next_page: u64,
-    /// Items of the current page in file order; a damaged page's error
-    /// takes the place of the records it lost.
-    items: VecDeque<Result<TraceItem, TraceDatError>>,
+    /// The current page and its items in file order; a damaged page's
+    /// error takes the place of the records it lost.
+    pub(super) slots: PageSlots,
     /// The chunks of compressed data, when the file's data is compressed.
     zdata: Option<ZData>,
     /// Uncompressed data: the block of pages last read.
@@ -1365,7 +1362,7 @@ impl CpuCursor {
                 big_endian: info.big_endian,
             },
             next_page: 0,
-            items: VecDeque::new(),
+            slots: PageSlots::default(),
             plain: PlainBlock::default(),
         }
     }
@@ -1413,63 +1410,50 @@ impl PlainBlock {
 }
 
 impl CpuCursor {
+    /// The next item of this CPU, owned (see [`Self::next_ref`]).
     fn next<R: Read + Seek>(
         &mut self,
         r: &mut R,
         file_len: u64,
     ) -> Result<Option<TraceItem>, TraceDatError> {
-        loop {
-            if let Some(item) = self.items.pop_front() {
-                return item.map(Some);
-            }
-            let start = self.next_page.saturating_mul(self.page_size);
-            if start >= self.data.size {
-                return Ok(None);
-            }
-            let page = self.next_page;
-            self.next_page += 1;
-            let offset = self.data.offset + start;
-            let len = self.page_size.min(self.data.size - start);
-            let cpu = self.data.cpu;
-            let page_err = |source| TraceDatError::Page {
-                cpu,
-                page,
-                offset,
-                source,
-            };
-            let zbuf;
-            let buf = match &mut self.zdata {
-                Some(z) => {
-                    zbuf = z.read(r, start, len as usize).map_err(page_err)?;
-                    &zbuf[..]
-                }
-                None => self.plain.page(r, &self.data, start, len, file_len)?,
-            };
-            // A damaged page is an error in its place; the next call goes
-            // on with the next page.
-            let (header, events) = parse_page(buf, self.layout).map_err(page_err)?;
-            if header.missed_events {
-                self.items.push_back(Ok(TraceItem::Lost {
-                    cpu,
-                    ts: header.time_stamp,
-                    page,
-                    count: header.lost_count,
-                }));
-            }
-            for ev in events {
-                // The page iterator stops after its error: the rest of the
-                // page is skipped.
-                self.items.push_back(ev.map_err(page_err).map(|ev| {
-                    TraceItem::Event(TraceDatRecord {
-                        cpu,
-                        ts: ev.ts,
-                        page,
-                        file_offset: offset + ev.offset as u64,
-                        data: ev.payload.to_vec(),
-                    })
-                }));
-            }
+        Ok(self.next_ref(r, file_len)?.map(|i| i.to_item()))
+    }
+
+    /// Reads the next page into the slots: `false` at the end of the
+    /// CPU's data. A damaged page is an error in its place (the next call
+    /// goes on with the next page).
+    pub(super) fn load_page<R: Read + Seek>(
+        &mut self,
+        r: &mut R,
+        file_len: u64,
+    ) -> Result<bool, TraceDatError> {
+        let start = self.next_page.saturating_mul(self.page_size);
+        if start >= self.data.size {
+            return Ok(false);
         }
+        let page = self.next_page;
+        self.next_page += 1;
+        let offset = self.data.offset + start;
+        let len = self.page_size.min(self.data.size - start);
+        let cpu = self.data.cpu;
+        let buf = self.slots.buf_mut();
+        buf.clear();
+        match &mut self.zdata {
+            Some(z) => {
+                let bytes = z
+                    .read(r, start, len as usize)
+                    .map_err(|source| TraceDatError::Page {
+                        cpu,
+                        page,
+                        offset,
+                        source,
+                    })?;
+                *buf = bytes;
+            }
+            None => buf.extend_from_slice(self.plain.page(r, &self.data, start, len, file_len)?),
+        }
+        self.slots.split(self.layout, cpu, page, offset)?;
+        Ok(true)
     }
 }
 
@@ -1563,55 +1547,17 @@ impl<R: Read + Seek> Iterator for CpuRecords<'_, R> {
 
 /// All CPUs merged by time stamp. A damaged page yields one error
 /// ([`TraceDatError::is_skippable`]) and reading goes on; after any other
-/// error the iterator ends.
+/// error the iterator ends. The owned form of [`Walk`].
 #[derive(Debug)]
 pub struct MergedRecords<'a, R> {
-    src: &'a mut R,
-    file_len: u64,
-    cursors: Vec<CpuCursor>,
-    heads: Vec<Option<TraceItem>>,
-    done: bool,
-}
-
-impl<R: Read + Seek> MergedRecords<'_, R> {
-    fn step(&mut self) -> Result<Option<TraceItem>, TraceDatError> {
-        let mut best: Option<usize> = None;
-        for i in 0..self.cursors.len() {
-            if self.heads[i].is_none() {
-                self.heads[i] = self.cursors[i].next(self.src, self.file_len)?;
-            }
-            if let Some(h) = &self.heads[i] {
-                let better = match best.and_then(|b| self.heads[b].as_ref()) {
-                    Some(cur) => h.ts() < cur.ts(),
-                    None => true,
-                };
-                if better {
-                    best = Some(i);
-                }
-            }
-        }
-        Ok(best.and_then(|b| self.heads[b].take()))
-    }
+    walk: Walk<'a, R>,
 }
 
 impl<R: Read + Seek> Iterator for MergedRecords<'_, R> {
     type Item = Result<TraceItem, TraceDatError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.step() {
-            Ok(Some(i)) => Some(Ok(i)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = !e.is_skippable();
-                Some(Err(e))
-            }
-        }
+        self.walk.next().map(|r| r.map(|i| i.to_item()))
     }
 }
 
@@ -1704,14 +1650,18 @@ impl TraceDatInfo {
     }
 
     /// Decodes a record's common and own fields by its format.
-    pub fn decode<'a>(&'a self, rec: &TraceDatRecord) -> Result<DecodedRecord<'a>, TraceDatError> {
-        self.decode_planned(rec).map(|(d, _)| d)
+    /// `rec` is a [`TraceDatRecord`] or a [`RecordRef`] of a walk.
+    pub fn decode<'a, 'r>(
+        &'a self,
+        rec: impl Into<RecordRef<'r>>,
+    ) -> Result<DecodedRecord<'a>, TraceDatError> {
+        self.decode_planned(&rec.into()).map(|(d, _)| d)
     }
 
     /// [`Self::decode`], with the plan of the record's format.
     pub(crate) fn decode_planned<'a>(
         &'a self,
-        rec: &TraceDatRecord,
+        rec: &RecordRef<'_>,
     ) -> Result<(DecodedRecord<'a>, &'a DecodePlan), TraceDatError> {
         let bad = |event: &str, reason: String| TraceDatError::Record {
             event: event.to_string(),
@@ -1722,7 +1672,7 @@ impl TraceDatInfo {
         let enc = Enc {
             big_endian: self.big_endian,
         };
-        let d = &rec.data;
+        let d = rec.data;
         let (Some(&t0), Some(&t1)) = (d.first(), d.get(1)) else {
             return Err(bad(
                 "?",

@@ -24,6 +24,7 @@ use std::fmt::Write as _;
 
 use super::error::TraceDatError;
 use super::read::{DecodedRecord, FieldValue, TraceDatInfo, TraceDatRecord};
+use super::walk::RecordRef;
 use crate::printk::{format_record, BPRINT_ARGS_OFFSET};
 use crate::text::{
     write_context, write_event_line, write_lost_events, LineContext, Style, TimeFormat,
@@ -178,8 +179,11 @@ impl<'a> FileRenderer<'a> {
     /// A printk record whose format is not in the file gets a
     /// `[FAILED TO PARSE]` message (as the live reader prints), not an error;
     /// a record that does not match its format is an error.
-    pub fn view(&self, rec: &TraceDatRecord) -> Result<EventView<'a>, TraceDatError> {
-        let (decoded, plan) = self.info.decode_planned(rec)?;
+    ///
+    /// `rec` is a [`TraceDatRecord`] or a [`RecordRef`] of a walk.
+    pub fn view<'r>(&self, rec: impl Into<RecordRef<'r>>) -> Result<EventView<'a>, TraceDatError> {
+        let rec = rec.into();
+        let (decoded, plan) = self.info.decode_planned(&rec)?;
         let format = decoded.format;
         let u64_field = |name: &str| {
             decoded.fields.iter().find_map(|(n, v)| match v {
