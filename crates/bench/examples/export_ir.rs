@@ -14,7 +14,8 @@
 //! 48-byte typed records on 4 CPUs) or `mix` (the `html` bench's mix of
 //! typed events, binary printk and spans); the third, optional, a file
 //! for the output (else /dev/null). The record count is printed (divide
-//! callgrind's total by it).
+//! callgrind's total by it), with the conversion's CPU time (a figure for
+//! a quick comparison; the `export` and `html` benches are the reference).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -149,6 +150,26 @@ fn main() {
     };
     let bytes = std::fs::metadata(&src).expect("input").len();
     let dst = args.get(2).map_or("/dev/null", String::as_str);
+    let cpu = thread_cpu();
     convert_once(format, &src, Path::new(dst));
-    println!("{format} of {input}: {records} records, {bytes} bytes of trace.dat");
+    let cpu = thread_cpu() - cpu;
+    println!(
+        "{format} of {input}: {records} records, {bytes} bytes of trace.dat, \
+         converted in {:.1} ms of CPU ({:.0} MB/s)",
+        cpu * 1e3,
+        bytes as f64 / cpu / 1e6
+    );
+}
+
+/// CPU seconds of the calling thread (the conversion runs on it).
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant
+    // every Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }

@@ -18,11 +18,11 @@
 //! the trace (flag [`SPAN_NO_BEGIN`]); both are counted.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 use std::io::{self, Write};
 
 use crate::json::{SPAN_BEGIN, SPAN_END, SPAN_SYSTEM};
-use crate::tracedat::render::{fields_text, FileRenderer};
+use crate::tracedat::render::{fields_text_into, FileRenderer};
 use crate::export::records::ItemSink;
 use crate::tracedat::{FieldValue, ItemRef, TraceDatError};
 
@@ -107,6 +107,8 @@ pub struct Encoder<D> {
     pub(super) t_last: f64,
     detail: D,
     detail_len: u64,
+    /// Scratch: the text of the record being added (reused).
+    text: String,
     /// Records whose fields could not be decoded (skipped, counted).
     pub(super) undecodable: u64,
     /// Damaged pages skipped.
@@ -135,6 +137,7 @@ impl<D: Write> Encoder<D> {
             t_last: 0.0,
             detail,
             detail_len: 0,
+            text: String::new(),
             undecodable: 0,
             damaged_pages: 0,
             first_skipped: None,
@@ -226,11 +229,9 @@ impl<D: Write> Encoder<D> {
                     } else {
                         KIND_SPAN_END
                     };
-                    (
-                        kind,
-                        self.name_id(system, name),
-                        Cow::Owned(fields_text(&rest)),
-                    )
+                    let mut text = std::mem::take(&mut self.text);
+                    fields_text_into(&mut text, &rest);
+                    (kind, self.name_id(system, name), Cow::Owned(text))
                 } else {
                     let kind = match (system, d.format.name.as_str()) {
                         (crate::tracedat::FTRACE_SYSTEM, "bprint") => KIND_PRINTK,
@@ -251,11 +252,19 @@ impl<D: Write> Encoder<D> {
                     };
                     let text = match &view.message {
                         Some(m) => Cow::Borrowed(m.as_str()),
-                        None => Cow::Owned(fields_text(&d.fields)),
+                        None => {
+                            let mut text = std::mem::take(&mut self.text);
+                            fields_text_into(&mut text, &d.fields);
+                            Cow::Owned(text)
+                        }
                     };
                     (kind, name, text)
                 };
                 let end = self.push_detail(&text)?;
+                if let Cow::Owned(buf) = text {
+                    // Kept for the next record's text.
+                    self.text = buf;
+                }
                 let index = u32::try_from(self.events.t.len()).map_err(|_| {
                     io::Error::other("the trace has more than 2^32 events: too many for one page")
                 })?;

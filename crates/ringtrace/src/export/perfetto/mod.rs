@@ -17,9 +17,10 @@
 //! }
 //! ```
 //!
-//! - One track per process (`pid` and name from [`PerfettoOptions`], as
-//!   the JSON's) and one per thread, its child, named from the file's
-//!   thread names; per CPU with losses, a track of loss markers and a
+//! - One track per process (`pid` and name from [`PerfettoOptions`], and
+//!   each process of the file's processes option, as the JSON's) and one
+//!   per thread, the child of its process's, named from the file's thread
+//!   names; per CPU with losses, a track of loss markers and a
 //!   counter track of the events lost so far.
 //! - What each record becomes is what the JSON export makes of it
 //!   ([`crate::json`]): the same iteration over the trace.dat (merged by
@@ -41,6 +42,7 @@ mod intern;
 mod stream;
 mod writer;
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, Write};
 
 pub use writer::{Kind, PerfettoWriter};
@@ -69,6 +71,11 @@ pub struct PerfettoOptions {
     pub pid: u32,
     /// The process track's name.
     pub process_name: String,
+    /// The process of each thread where it is known: thread id to the
+    /// process's pid and name (as [`JsonOptions::processes`]). Each process
+    /// gets its own track, its threads' tracks its children; an export of
+    /// a trace.dat takes them from the file when this is empty.
+    pub processes: BTreeMap<i32, (u32, String)>,
     /// Deflate the event packets in batches (`compressed_packets`).
     pub compress: bool,
 }
@@ -86,6 +93,7 @@ impl From<&JsonOptions> for PerfettoOptions {
         PerfettoOptions {
             pid: j.pid,
             process_name: j.process_name.clone(),
+            processes: j.processes.clone(),
             compress: true,
         }
     }
@@ -108,7 +116,11 @@ pub fn tracedat_to_perfetto<R: Read + Seek, W: Write>(
 ) -> Result<(W, PerfettoStats), PerfettoError> {
     let info = reader.info().clone();
     let render = FileRenderer::new(&info);
-    let mut w = PerfettoWriter::new(out, opts)?;
+    let mut opts = opts.clone();
+    if opts.processes.is_empty() {
+        opts.processes = JsonOptions::default().with_processes_of(&info).processes;
+    }
+    let mut w = PerfettoWriter::new(out, &opts)?;
     crate::export::records::export_items(reader, &render, &mut w)?;
     let stats = w.stats();
     Ok((w.finish()?, stats))
@@ -176,9 +188,7 @@ impl<W: Write> PerfettoWriter<W> {
                         &[("message", m)],
                         &[],
                     ),
-                    None => {
-                        self.event(Kind::Instant, track, ts, &view.name, system, &[], &d.fields)
-                    }
+                    None => self.typed_instant(track, ts, d.format, &d.fields),
                 }
             }
         }

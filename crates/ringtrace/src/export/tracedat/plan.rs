@@ -35,6 +35,8 @@ pub(crate) struct DecodePlan {
     pub common: [Option<(FieldRef, FieldPlan)>; 3],
     /// One per entry of [`EventFormat::fields`].
     pub fields: Vec<FieldPlan>,
+    /// Whether any entry of `fields` is not `listed`.
+    pub any_unlisted: bool,
 }
 
 /// A field of a format: in `common_fields` or in `fields`, by index.
@@ -92,17 +94,19 @@ impl DecodePlan {
             let r = find(format, name)?;
             Some((r, FieldPlan::new(format, r.get(format)?)))
         };
+        let fields: Vec<FieldPlan> = format
+            .fields
+            .iter()
+            .map(|f| FieldPlan::new(format, f))
+            .collect();
         DecodePlan {
             common: [
                 common("common_flags"),
                 common("common_preempt_count"),
                 common("common_pid"),
             ],
-            fields: format
-                .fields
-                .iter()
-                .map(|f| FieldPlan::new(format, f))
-                .collect(),
+            any_unlisted: fields.iter().any(|p| !p.listed),
+            fields,
         }
     }
 }
@@ -169,6 +173,7 @@ mod tests {
             p.fields.iter().map(|f| f.listed).collect::<Vec<_>>(),
             [true, true, false]
         );
+        assert!(p.any_unlisted);
     }
 
     #[test]

@@ -1776,6 +1776,13 @@ fn c_string(b: &[u8]) -> String {
 
 fn field_value(f: &FieldFormat, p: &FieldPlan, d: &[u8], enc: Enc) -> Result<FieldValue, String> {
     use super::format::FieldKind;
+    // The common case first: an integer scalar inside the payload (what
+    // the general path below gives for it, without its checks).
+    if f.kind == FieldKind::Scalar && p.float.is_none() {
+        if let Some(v) = read_int(d, f.offset, f.size, f.signed, enc) {
+            return Ok(v);
+        }
+    }
     let out_of_range = || {
         format!(
             "field {} ({} bytes at {}) is outside the {}-byte payload",

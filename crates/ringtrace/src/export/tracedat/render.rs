@@ -61,11 +61,20 @@ impl EventView<'_> {
 #[doc(hidden)]
 pub fn fields_text(fields: &[(&str, FieldValue)]) -> String {
     let mut out = String::new();
+    fields_text_into(&mut out, fields);
+    out
+}
+
+/// [`fields_text`] written into `out` (cleared first), so that a caller
+/// reuses one buffer.
+pub(crate) fn fields_text_into(out: &mut String, fields: &[(&str, FieldValue)]) {
+    out.clear();
     for (name, v) in fields {
         if !out.is_empty() {
             out.push(' ');
         }
-        let _ = write!(out, "{name}=");
+        out.push_str(name);
+        out.push('=');
         match v {
             FieldValue::Array(a) => {
                 for (i, x) in a.iter().enumerate() {
@@ -90,12 +99,14 @@ pub fn fields_text(fields: &[(&str, FieldValue)]) -> String {
                     let _ = write!(out, "{x:02x}");
                 }
             }
+            // Integers without the formatting machinery (same digits).
+            FieldValue::Unsigned(u) => out.push_str(itoa::Buffer::new().format(*u)),
+            FieldValue::Signed(i) => out.push_str(itoa::Buffer::new().format(*i)),
             other => {
                 let _ = write!(out, "{other}");
             }
         }
     }
-    out
 }
 
 /// Undoes the kernel's escaping of a `printk_formats` entry.
@@ -228,7 +239,7 @@ impl<'a> FileRenderer<'a> {
         let mut decoded = decoded;
         // Flexible arrays (size 0) carry nothing a field list can show.
         // `fields` holds one value per field of the format, in order.
-        if plan.fields.iter().any(|p| !p.listed) {
+        if plan.any_unlisted {
             let mut listed = plan.fields.iter().map(|p| p.listed);
             decoded.fields.retain(|_| listed.next().unwrap_or(true));
         }
