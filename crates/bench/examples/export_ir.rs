@@ -95,8 +95,12 @@ fn mix_input(path: &Path) -> u64 {
                     let name = "handle";
                     t.record(&SpanBegin { id: i, name }).expect("span");
                     let (status, micros) = (200 + (i % 3) as u32, (i % 97) as u32);
-                    t.record(&Request { id: i, status, micros })
-                        .expect("event");
+                    t.record(&Request {
+                        id: i,
+                        status,
+                        micros,
+                    })
+                    .expect("event");
                     ringtrace::trace!(tracer: t, "worker %d request %d", w as i32, i as i32);
                     t.record(&Request {
                         id: i,
@@ -123,15 +127,21 @@ fn convert_once(format: &str, src: &Path, dst: &Path) {
     let mut r = TraceDatReader::new(input).expect("reader");
     let out = BufWriter::with_capacity(1 << 20, File::create(dst).expect("output"));
     let out = match format {
-        "json" => tracedat_to_json(&mut r, out, &JsonOptions::default())
-            .expect("json")
-            .0,
-        "perfetto" => tracedat_to_perfetto(&mut r, out, &PerfettoOptions::default())
-            .expect("perfetto")
-            .0,
-        "html" => tracedat_to_html(&mut r, out, &HtmlOptions::default())
-            .expect("html")
-            .0,
+        "json" => {
+            tracedat_to_json(&mut r, out, &JsonOptions::default())
+                .expect("json")
+                .0
+        }
+        "perfetto" => {
+            tracedat_to_perfetto(&mut r, out, &PerfettoOptions::default())
+                .expect("perfetto")
+                .0
+        }
+        "html" => {
+            tracedat_to_html(&mut r, out, &HtmlOptions::default())
+                .expect("html")
+                .0
+        }
         other => panic!("unknown format {other:?}: json, perfetto or html"),
     };
     out.into_inner().expect("flush").flush().expect("flush");

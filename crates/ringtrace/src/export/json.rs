@@ -45,8 +45,8 @@ use std::sync::Arc;
 
 use crate::export::callsite::CallsiteHead;
 
-use crate::tracedat::render::FileRenderer;
 use crate::export::records::ItemSink;
+use crate::tracedat::render::FileRenderer;
 use crate::tracedat::{FieldValue, ItemRef, TraceDatError, TraceDatReader, TraceItem};
 
 /// System of the span event types (see the module docs).
@@ -614,7 +614,11 @@ impl<W: Write> JsonWriter<W> {
     }
 
     /// [`Self::item`] of a walk's item (its record borrowed).
-    pub fn item_ref(&mut self, render: &FileRenderer<'_>, item: ItemRef<'_>) -> Result<(), JsonError> {
+    pub fn item_ref(
+        &mut self,
+        render: &FileRenderer<'_>,
+        item: ItemRef<'_>,
+    ) -> Result<(), JsonError> {
         let info = render.info();
         let w = self;
         match item {

@@ -17,13 +17,13 @@
 //! whose begin is not (overwritten) starts at its thread's first record in
 //! the trace (flag [`SPAN_NO_BEGIN`]); both are counted.
 
-use std::borrow::Cow;
 use foldhash::{HashMap, HashMapExt as _};
+use std::borrow::Cow;
 use std::io::{self, Write};
 
+use crate::export::records::ItemSink;
 use crate::json::{SPAN_BEGIN, SPAN_END, SPAN_SYSTEM};
 use crate::tracedat::render::{fields_text_into, FileRenderer};
-use crate::export::records::ItemSink;
 use crate::tracedat::{FieldValue, ItemRef, TraceDatError};
 
 /// Kind of an event: a typed event.
@@ -196,7 +196,11 @@ impl<D: Write> Encoder<D> {
 
     /// Adds one item of the merged records. A record that cannot be decoded
     /// gives the error before anything of it is added.
-    pub fn item(&mut self, render: &FileRenderer<'_>, item: ItemRef<'_>) -> Result<(), EncodeError> {
+    pub fn item(
+        &mut self,
+        render: &FileRenderer<'_>,
+        item: ItemRef<'_>,
+    ) -> Result<(), EncodeError> {
         let info = render.info();
         match item {
             ItemRef::Lost { cpu, ts, count, .. } => {

@@ -61,7 +61,15 @@ mod tests {
 
     #[test]
     fn strings_and_integers_match_serde_json() {
-        for s in ["", "plain", "caf\u{e9} \u{7f}", "q\"uote", "back\\slash", "tab\there", "\u{1}"] {
+        for s in [
+            "",
+            "plain",
+            "caf\u{e9} \u{7f}",
+            "q\"uote",
+            "back\\slash",
+            "tab\there",
+            "\u{1}",
+        ] {
             let mut ours = Vec::new();
             write_str(&mut ours, s).unwrap();
             assert_eq!(ours, serde_json::to_vec(s).unwrap(), "{s:?}");

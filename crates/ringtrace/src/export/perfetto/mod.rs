@@ -47,9 +47,9 @@ use std::io::{self, Read, Seek, Write};
 
 pub use writer::{Kind, PerfettoWriter};
 
+use crate::export::records::ItemSink;
 use crate::json::{JsonOptions, JsonStats, SPAN_BEGIN, SPAN_END, SPAN_SYSTEM};
 use crate::tracedat::render::FileRenderer;
-use crate::export::records::ItemSink;
 use crate::tracedat::{FieldValue, ItemRef, TraceDatError, TraceDatReader, TraceItem};
 
 /// Why a Perfetto export failed.

@@ -1440,14 +1440,14 @@ impl CpuCursor {
         buf.clear();
         match &mut self.zdata {
             Some(z) => {
-                let bytes = z
-                    .read(r, start, len as usize)
-                    .map_err(|source| TraceDatError::Page {
-                        cpu,
-                        page,
-                        offset,
-                        source,
-                    })?;
+                let bytes =
+                    z.read(r, start, len as usize)
+                        .map_err(|source| TraceDatError::Page {
+                            cpu,
+                            page,
+                            offset,
+                            source,
+                        })?;
                 *buf = bytes;
             }
             None => buf.extend_from_slice(self.plain.page(r, &self.data, start, len, file_len)?),
@@ -1752,6 +1752,7 @@ impl TraceDatInfo {
     }
 }
 
+#[inline]
 fn read_int(d: &[u8], at: usize, size: usize, signed: bool, enc: Enc) -> Option<FieldValue> {
     let b = d.get(at..at.checked_add(size)?)?;
     let u = match size {

@@ -214,9 +214,9 @@ impl PageSlots {
             Slot::Event { ts, .. } | Slot::Lost { ts, .. } => Ok(*ts),
             Slot::Failed(e) => {
                 self.next += 1;
-                Err(e.take().unwrap_or_else(|| {
-                    TraceDatError::Usage("a page error was taken twice".into())
-                }))
+                Err(e
+                    .take()
+                    .unwrap_or_else(|| TraceDatError::Usage("a page error was taken twice".into())))
             }
         })
     }
