@@ -687,3 +687,62 @@ fn each_process_of_the_file_gets_its_track_with_its_real_pid() {
         assert_eq!(d.events.iter().filter(|e| e.track == uuid).count(), 1);
     }
 }
+
+/// The items of `dat` the owned way: each CPU's records read alone
+/// (`cpu_records`) and merged here by time stamp, ties to the lower CPU.
+fn merged_by_hand(dat: &[u8]) -> Vec<TraceItem> {
+    let mut r = TraceDatReader::new(Cursor::new(dat.to_vec())).unwrap();
+    let n = r.info().cpus.len();
+    let mut per: Vec<std::collections::VecDeque<TraceItem>> = (0..n)
+        .map(|i| r.cpu_records(i).unwrap().map(Result::unwrap).collect())
+        .collect();
+    let mut out = Vec::new();
+    while let Some(i) = (0..n)
+        .filter(|&i| !per[i].is_empty())
+        .min_by_key(|&i| (per[i][0].ts(), i))
+    {
+        out.push(per[i].pop_front().unwrap());
+    }
+    out
+}
+
+/// The exporters' shared record loop (a walk over records borrowed from
+/// their pages) writes the same JSON and Perfetto bytes as the writers fed
+/// one owned item at a time in the order `merged_by_hand` finds.
+#[test]
+fn shared_record_loop_matches_owned_items_merged_by_hand() {
+    use ringtrace::json::{tracedat_to_json, JsonOptions, JsonWriter};
+    use ringtrace::perfetto::PerfettoWriter;
+    let (dat, _) = traced_dat();
+    let items = merged_by_hand(&dat);
+    assert!(items.len() > 3 * PER_THREAD as usize, "a varied trace");
+    let info = TraceDatReader::new(Cursor::new(dat.clone()))
+        .unwrap()
+        .info()
+        .clone();
+    let render = FileRenderer::new(&info);
+    let jopts = JsonOptions::default().with_processes_of(&info);
+
+    let mut w = JsonWriter::new(Vec::new(), &jopts).unwrap();
+    if let Some(ws) = info.wall_start {
+        w.wall_start(ws, info.ts_ns(ws.clock_ts) as f64 / 1000.0);
+    }
+    for it in &items {
+        w.item(&render, it).unwrap();
+    }
+    let by_hand = String::from_utf8(w.finish().unwrap()).unwrap();
+    let mut r = TraceDatReader::new(Cursor::new(dat.clone())).unwrap();
+    let (looped, _) = tracedat_to_json(&mut r, Vec::new(), &JsonOptions::default()).unwrap();
+    assert_eq!(String::from_utf8(looped).unwrap(), by_hand);
+
+    let popts = PerfettoOptions {
+        compress: false,
+        ..PerfettoOptions::from(&jopts)
+    };
+    let mut w = PerfettoWriter::new(Vec::new(), &popts).unwrap();
+    for it in &items {
+        w.item(&render, it).unwrap();
+    }
+    let by_hand = w.finish().unwrap();
+    assert_eq!(to_perfetto(&dat, false).0, by_hand);
+}
