@@ -29,6 +29,11 @@ ringtrace::declare_event! {
     pub struct Sample<'a>: "pfdemo" / "pf_sample" = 3301 { n: u32, value: i64, label: &'a str }
 }
 
+ringtrace::declare_event! {
+    /// A fixed-size event, packed by hand in `placed_dat`.
+    pub struct Tick: "pfdemo" / "pf_tick" = 3302 { n: u32 }
+}
+
 const PER_THREAD: u32 = 40;
 const THREADS: [&str; 3] = ["pf-a", "pf-b", "pf-c"];
 
@@ -350,15 +355,25 @@ fn slices(d: &Decoded) -> Vec<(i32, String, u64, u64)> {
 
 fn check_against_dat(d: &Decoded, dat: &[u8], tids: &HashMap<i32, String>) {
     let x = expected(dat);
-    // The process track, and one child track per thread, named.
+    // The default process track, and this test's own process (the file's
+    // processes option places every thread in it), with one child track
+    // per thread, named.
+    let default: Vec<_> = d
+        .tracks
+        .values()
+        .filter(|t| t.process_name == "ringtrace")
+        .collect();
+    assert_eq!(default.len(), 1);
+    assert_eq!(default[0].pid, Some(1));
+    let me = std::process::id() as i32;
     let process: Vec<_> = d
         .tracks
         .iter()
-        .filter(|(_, t)| t.process_name == "ringtrace")
+        .filter(|(_, t)| t.tid.is_none() && t.pid == Some(me))
         .collect();
-    assert_eq!(process.len(), 1);
+    assert_eq!(process.len(), 1, "one track for this process");
     let (&puuid, p) = process[0];
-    assert_eq!(p.pid, Some(1));
+    assert!(!p.process_name.is_empty(), "the process is named");
     let threads: HashMap<i32, &Track> = d
         .tracks
         .values()
@@ -369,7 +384,7 @@ fn check_against_dat(d: &Decoded, dat: &[u8], tids: &HashMap<i32, String>) {
         let t = threads[tid];
         assert_eq!(&t.thread_name, name);
         assert_eq!(t.parent, puuid);
-        assert_eq!(t.pid, Some(1));
+        assert_eq!(t.pid, Some(me), "the thread's real pid");
     }
     // Every record present once, at its time, on its thread, named.
     let mut got: Vec<(u64, i32, Type, String)> = d
@@ -612,4 +627,122 @@ fn layer_file_writes_perfetto_by_extension() {
         .filter_map(|e| e.ann.iter().find(|(k, _)| k == "n").map(|(_, v)| v.clone()))
         .collect();
     assert_eq!(ns, (0..10u64).map(Ann::U).collect::<Vec<_>>());
+}
+
+/// A trace.dat of one `Tick` per thread: threads 100 and 101 of process
+/// 100 (`server`), 200 of process 200 (`client`), 300 of no known process.
+fn placed_dat() -> Vec<u8> {
+    use ringtrace::export::{Packed, PagePacker};
+    use ringtrace::tracedat::{TraceDatMeta, TraceDatWriter};
+    let mut meta = TraceDatMeta::new(4096, 1, "mono");
+    meta.events = vec![("pfdemo".into(), vec![Tick::EVENT_TYPE.format_text()])];
+    meta.cmdlines = [100, 101, 200, 300]
+        .iter()
+        .map(|t| (*t, format!("t{t}")))
+        .collect();
+    meta.processes = vec![
+        (100, 100, "server".into()),
+        (101, 100, "server".into()),
+        (200, 200, "client".into()),
+    ];
+    let mut w = TraceDatWriter::new(Cursor::new(Vec::new()), &meta).unwrap();
+    let mut p = PagePacker::new(4096);
+    for (i, tid) in [100i32, 200, 101, 300].iter().enumerate() {
+        let mut rec = [0u8; 12];
+        rec[0..2].copy_from_slice(&3302u16.to_ne_bytes());
+        rec[4..8].copy_from_slice(&tid.to_ne_bytes());
+        rec[8..12].copy_from_slice(&(i as u32).to_ne_bytes());
+        assert_eq!(p.push(1000 + i as u64, 0, &rec), Packed::Added);
+    }
+    w.push_page(0, p.finish_page()).unwrap();
+    w.finish().unwrap().into_inner()
+}
+
+#[test]
+fn each_process_of_the_file_gets_its_track_with_its_real_pid() {
+    let (file, stats) = to_perfetto(&placed_dat(), false);
+    assert_eq!((stats.instants, stats.undecodable), (4, 0));
+    let d = Decoded::from_file(&file);
+    let processes: HashMap<i32, (u64, String)> = d
+        .tracks
+        .iter()
+        .filter(|(_, t)| t.tid.is_none() && t.pid.is_some())
+        .map(|(u, t)| (t.pid.unwrap(), (*u, t.process_name.clone())))
+        .collect();
+    let named = |pid: i32| processes[&pid].1.clone();
+    assert_eq!(processes.len(), 3, "{processes:?}");
+    assert_eq!(
+        (named(1), named(100), named(200)),
+        ("ringtrace".into(), "server".into(), "client".into())
+    );
+    for (tid, pid) in [(100, 100), (101, 100), (200, 200), (300, 1)] {
+        let (&uuid, t) = d
+            .tracks
+            .iter()
+            .find(|(_, t)| t.tid == Some(tid))
+            .expect("a track per thread");
+        assert_eq!(t.pid, Some(pid), "thread {tid}'s pid");
+        assert_eq!(t.parent, processes[&pid].0, "thread {tid}'s parent");
+        assert_eq!(t.thread_name, format!("t{tid}"));
+        assert_eq!(d.events.iter().filter(|e| e.track == uuid).count(), 1);
+    }
+}
+
+/// The items of `dat` the owned way: each CPU's records read alone
+/// (`cpu_records`) and merged here by time stamp, ties to the lower CPU.
+fn merged_by_hand(dat: &[u8]) -> Vec<TraceItem> {
+    let mut r = TraceDatReader::new(Cursor::new(dat.to_vec())).unwrap();
+    let n = r.info().cpus.len();
+    let mut per: Vec<std::collections::VecDeque<TraceItem>> = (0..n)
+        .map(|i| r.cpu_records(i).unwrap().map(Result::unwrap).collect())
+        .collect();
+    let mut out = Vec::new();
+    while let Some(i) = (0..n)
+        .filter(|&i| !per[i].is_empty())
+        .min_by_key(|&i| (per[i][0].ts(), i))
+    {
+        out.push(per[i].pop_front().unwrap());
+    }
+    out
+}
+
+/// The exporters' shared record loop (a walk over records borrowed from
+/// their pages) writes the same JSON and Perfetto bytes as the writers fed
+/// one owned item at a time in the order `merged_by_hand` finds.
+#[test]
+fn shared_record_loop_matches_owned_items_merged_by_hand() {
+    use ringtrace::json::{tracedat_to_json, JsonOptions, JsonWriter};
+    use ringtrace::perfetto::PerfettoWriter;
+    let (dat, _) = traced_dat();
+    let items = merged_by_hand(&dat);
+    assert!(items.len() > 3 * PER_THREAD as usize, "a varied trace");
+    let info = TraceDatReader::new(Cursor::new(dat.clone()))
+        .unwrap()
+        .info()
+        .clone();
+    let render = FileRenderer::new(&info);
+    let jopts = JsonOptions::default().with_processes_of(&info);
+
+    let mut w = JsonWriter::new(Vec::new(), &jopts).unwrap();
+    if let Some(ws) = info.wall_start {
+        w.wall_start(ws, info.ts_ns(ws.clock_ts) as f64 / 1000.0);
+    }
+    for it in &items {
+        w.item(&render, it).unwrap();
+    }
+    let by_hand = String::from_utf8(w.finish().unwrap()).unwrap();
+    let mut r = TraceDatReader::new(Cursor::new(dat.clone())).unwrap();
+    let (looped, _) = tracedat_to_json(&mut r, Vec::new(), &JsonOptions::default()).unwrap();
+    assert_eq!(String::from_utf8(looped).unwrap(), by_hand);
+
+    let popts = PerfettoOptions {
+        compress: false,
+        ..PerfettoOptions::from(&jopts)
+    };
+    let mut w = PerfettoWriter::new(Vec::new(), &popts).unwrap();
+    for it in &items {
+        w.item(&render, it).unwrap();
+    }
+    let by_hand = w.finish().unwrap();
+    assert_eq!(to_perfetto(&dat, false).0, by_hand);
 }

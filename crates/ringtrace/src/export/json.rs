@@ -39,14 +39,15 @@
 //! Strings and numbers are written by `serde_json`, so every string is
 //! escaped correctly whatever it holds.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::sync::Arc;
 
 use crate::export::callsite::CallsiteHead;
 
+use crate::export::records::ItemSink;
 use crate::tracedat::render::FileRenderer;
-use crate::tracedat::{FieldValue, TraceDatError, TraceDatReader, TraceItem};
+use crate::tracedat::{FieldValue, ItemRef, TraceDatError, TraceDatReader, TraceItem};
 
 /// System of the span event types (see the module docs).
 #[doc(hidden)]
@@ -64,6 +65,7 @@ pub const SPAN_CLOSE: &str = "span_close";
 #[doc(hidden)]
 pub const TRACING_SYSTEM: &str = "tracing";
 
+mod out;
 mod spans;
 mod tracing_records;
 
@@ -223,9 +225,9 @@ impl JsonStats {
 /// Writes a JSON value of a decoded field.
 fn write_value<W: Write>(w: &mut W, v: &FieldValue) -> Result<(), JsonError> {
     match v {
-        FieldValue::Unsigned(u) => write!(w, "{u}")?,
-        FieldValue::Signed(s) => write!(w, "{s}")?,
-        FieldValue::Str(s) => serde_json::to_writer(&mut *w, s)?,
+        FieldValue::Unsigned(u) => out::write_int(w, *u)?,
+        FieldValue::Signed(s) => out::write_int(w, *s)?,
+        FieldValue::Str(s) => out::write_str(w, s)?,
         FieldValue::Array(a) => {
             w.write_all(b"[")?;
             for (i, x) in a.iter().enumerate() {
@@ -265,14 +267,17 @@ pub struct JsonWriter<W: Write> {
     /// The process of each placed thread (see [`JsonOptions::processes`]).
     processes: BTreeMap<i32, (u32, String)>,
     /// Processes named so far (`process_name` metadata written).
-    named: HashSet<u32>,
-    threads: HashSet<i32>,
+    named: foldhash::HashSet<u32>,
+    threads: foldhash::HashSet<i32>,
     stats: JsonStats,
     /// The spans followed so far (lifetimes, entries, generations).
     spans: spans::Spans,
     /// The call-site head of each event format id seen (`None`: not a
     /// `tracing` call site).
-    heads: HashMap<u32, Option<Arc<CallsiteHead>>>,
+    heads: foldhash::HashMap<u32, Option<Arc<CallsiteHead>>>,
+    /// Per event id: the escaped name, category and arg keys of its
+    /// format, made on first use.
+    typed: Vec<Option<out::TypedHead>>,
     /// The trace's wall-clock start and its `ts` here, for the metadata.
     wall_start: Option<(crate::clock::WallStart, f64)>,
 }
@@ -292,11 +297,12 @@ impl<W: Write> JsonWriter<W> {
             out,
             pid: opts.pid,
             processes: opts.processes.clone(),
-            named: HashSet::from([opts.pid]),
-            threads: HashSet::new(),
+            named: [opts.pid].into_iter().collect(),
+            threads: foldhash::HashSet::default(),
             stats: JsonStats::default(),
             spans: spans::Spans::default(),
-            heads: HashMap::new(),
+            heads: foldhash::HashMap::default(),
+            typed: Vec::new(),
             wall_start: None,
         })
     }
@@ -370,19 +376,26 @@ impl<W: Write> JsonWriter<W> {
         self.threads.contains(&tid)
     }
 
+    /// `,\n{"ph":PH,["s":"t",]"pid":P,"tid":T,"ts":TS,"name":N,"cat":C`.
     fn head(&mut self, ph: &str, tid: i32, ts_us: f64, name: &str, cat: &str) -> io::Result<()> {
-        write!(
-            self.out,
-            ",\n{{\"ph\":\"{ph}\",{}\"pid\":{},\"tid\":{tid},\"ts\":",
-            if ph == "i" { "\"s\":\"t\"," } else { "" },
-            self.pid_of(tid)
-        )?;
-        serde_json::to_writer(&mut self.out, &ts_us).map_err(io::Error::other)?;
-        self.out.write_all(b",\"name\":")?;
-        serde_json::to_writer(&mut self.out, name).map_err(io::Error::other)?;
-        self.out.write_all(b",\"cat\":")?;
-        serde_json::to_writer(&mut self.out, cat).map_err(io::Error::other)?;
-        Ok(())
+        let pid = self.pid_of(tid);
+        let o = &mut self.out;
+        o.write_all(b",\n{\"ph\":\"")?;
+        o.write_all(ph.as_bytes())?;
+        o.write_all(if ph == "i" {
+            b"\",\"s\":\"t\",\"pid\":"
+        } else {
+            b"\",\"pid\":"
+        })?;
+        out::write_int(o, pid)?;
+        o.write_all(b",\"tid\":")?;
+        out::write_int(o, tid)?;
+        o.write_all(b",\"ts\":")?;
+        serde_json::to_writer(&mut *o, &ts_us).map_err(io::Error::other)?;
+        o.write_all(b",\"name\":")?;
+        out::write_str(o, name)?;
+        o.write_all(b",\"cat\":")?;
+        out::write_str(o, cat)
     }
 
     fn args(&mut self, extra: &[(&str, &str)], fields: &[(&str, FieldValue)]) -> io::Result<()> {
@@ -393,16 +406,16 @@ impl<W: Write> JsonWriter<W> {
                 self.out.write_all(b",")?;
             }
             first = false;
-            serde_json::to_writer(&mut self.out, k).map_err(io::Error::other)?;
+            out::write_str(&mut self.out, k)?;
             self.out.write_all(b":")?;
-            serde_json::to_writer(&mut self.out, v).map_err(io::Error::other)?;
+            out::write_str(&mut self.out, v)?;
         }
         for (k, v) in fields {
             if !first {
                 self.out.write_all(b",")?;
             }
             first = false;
-            serde_json::to_writer(&mut self.out, k).map_err(io::Error::other)?;
+            out::write_str(&mut self.out, k)?;
             self.out.write_all(b":")?;
             write_value(&mut self.out, v).map_err(|e| match e {
                 JsonError::Io(e) => e,
@@ -425,6 +438,60 @@ impl<W: Write> JsonWriter<W> {
     ) -> Result<(), JsonError> {
         self.head("i", tid, ts_us, name, cat)?;
         self.args(extra, fields)?;
+        self.stats.instants += 1;
+        Ok(())
+    }
+
+    /// [`Self::instant`] of a record decoded by `format` (named by it,
+    /// with its fields and no extra args), through the bytes of its name,
+    /// category and arg keys, escaped once per format.
+    fn typed_instant(
+        &mut self,
+        tid: i32,
+        ts_us: f64,
+        format: &crate::tracedat::EventFormat,
+        fields: &[(&str, FieldValue)],
+    ) -> Result<(), JsonError> {
+        let pid = self.pid_of(tid);
+        let id = format.id as usize;
+        if self.typed.get(id).is_none_or(|t| t.is_none()) {
+            if self.typed.len() <= id {
+                self.typed.resize_with(id + 1, || None);
+            }
+            self.typed[id] = Some(out::TypedHead::new(format)?);
+        }
+        let Some(Some(t)) = self.typed.get(id) else {
+            unreachable!("made above");
+        };
+        let o = &mut self.out;
+        o.write_all(b",\n{\"ph\":\"i\",\"s\":\"t\",\"pid\":")?;
+        out::write_int(o, pid)?;
+        o.write_all(b",\"tid\":")?;
+        out::write_int(o, tid)?;
+        o.write_all(b",\"ts\":")?;
+        serde_json::to_writer(&mut *o, &ts_us)?;
+        o.write_all(&t.name_cat_args)?;
+        // The fields are the format's own, in order, less the unlisted
+        // ones: find each key by name past the last one used.
+        let mut k = 0;
+        for (i, (name, v)) in fields.iter().enumerate() {
+            while t.keys.get(k).is_some_and(|(n, _)| n != name) {
+                k += 1;
+            }
+            if i > 0 {
+                o.write_all(b",")?;
+            }
+            match t.keys.get(k) {
+                Some((_, key)) => o.write_all(key)?,
+                None => {
+                    out::write_str(o, name)?;
+                    o.write_all(b":")?;
+                }
+            }
+            k += 1;
+            write_value(o, v)?;
+        }
+        o.write_all(b"}}")?;
         self.stats.instants += 1;
         Ok(())
     }
@@ -532,27 +599,7 @@ pub fn tracedat_to_json<R: Read + Seek, W: Write>(
     if let Some(ws) = info.wall_start {
         w.wall_start(ws, info.ts_ns(ws.clock_ts) as f64 / 1000.0);
     }
-    for item in reader.records() {
-        let item = match item {
-            Ok(item) => item,
-            Err(e @ TraceDatError::Page { .. }) => {
-                w.skipped_page(&e);
-                continue;
-            }
-            Err(e) if e.is_skippable() => {
-                w.skipped_record(&e);
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        match w.item(&render, &item) {
-            Ok(()) => {}
-            // Decoding fails before anything of the record is written
-            // (see `item`): skip it.
-            Err(JsonError::TraceDat(e)) if e.is_skippable() => w.skipped_record(&e),
-            Err(e) => return Err(e),
-        }
-    }
+    crate::export::records::export_items(reader, &render, &mut w)?;
     let stats = w.stats();
     Ok((w.finish()?, stats))
 }
@@ -563,13 +610,22 @@ impl<W: Write> JsonWriter<W> {
     /// that cannot be decoded gives [`JsonError::TraceDat`] before anything
     /// of it is written, so a caller may skip it and go on.
     pub fn item(&mut self, render: &FileRenderer<'_>, item: &TraceItem) -> Result<(), JsonError> {
+        self.item_ref(render, item.into())
+    }
+
+    /// [`Self::item`] of a walk's item (its record borrowed).
+    pub fn item_ref(
+        &mut self,
+        render: &FileRenderer<'_>,
+        item: ItemRef<'_>,
+    ) -> Result<(), JsonError> {
         let info = render.info();
         let w = self;
         match item {
-            TraceItem::Lost { cpu, ts, count, .. } => {
-                w.lost(*cpu, info.ts_ns(*ts) as f64 / 1000.0, *count)?;
+            ItemRef::Lost { cpu, ts, count, .. } => {
+                w.lost(cpu, info.ts_ns(ts) as f64 / 1000.0, count)?;
             }
-            TraceItem::Event(rec) => {
+            ItemRef::Event(rec) => {
                 let view = render.view(rec)?;
                 let d = &view.decoded;
                 let ts_us = info.ts_ns(rec.ts) as f64 / 1000.0;
@@ -584,10 +640,33 @@ impl<W: Write> JsonWriter<W> {
                     Some(m) => {
                         w.instant(d.pid, ts_us, &view.name, system, &[("message", m)], &[])?
                     }
-                    None => w.instant(d.pid, ts_us, &view.name, system, &[], &d.fields)?,
+                    None => w.typed_instant(d.pid, ts_us, d.format, &d.fields)?,
                 }
             }
         }
         Ok(())
+    }
+}
+
+impl<W: Write> ItemSink for JsonWriter<W> {
+    type Error = JsonError;
+
+    fn item(&mut self, render: &FileRenderer<'_>, item: ItemRef<'_>) -> Result<(), JsonError> {
+        self.item_ref(render, item)
+    }
+
+    fn skipped(&mut self, page: bool, why: &TraceDatError) {
+        if page {
+            self.skipped_page(why);
+        } else {
+            self.skipped_record(why);
+        }
+    }
+
+    fn decode_error(e: JsonError) -> Result<TraceDatError, JsonError> {
+        match e {
+            JsonError::TraceDat(e) => Ok(e),
+            e => Err(e),
+        }
     }
 }

@@ -17,13 +17,14 @@
 //! whose begin is not (overwritten) starts at its thread's first record in
 //! the trace (flag [`SPAN_NO_BEGIN`]); both are counted.
 
+use foldhash::{HashMap, HashMapExt as _};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::io::{self, Write};
 
+use crate::export::records::ItemSink;
 use crate::json::{SPAN_BEGIN, SPAN_END, SPAN_SYSTEM};
-use crate::tracedat::render::{fields_text, FileRenderer};
-use crate::tracedat::{FieldValue, TraceDatError, TraceItem};
+use crate::tracedat::render::{fields_text_into, FileRenderer};
+use crate::tracedat::{FieldValue, ItemRef, TraceDatError};
 
 /// Kind of an event: a typed event.
 pub const KIND_EVENT: u8 = 0;
@@ -106,6 +107,8 @@ pub struct Encoder<D> {
     pub(super) t_last: f64,
     detail: D,
     detail_len: u64,
+    /// Scratch: the text of the record being added (reused).
+    text: String,
     /// Records whose fields could not be decoded (skipped, counted).
     pub(super) undecodable: u64,
     /// Damaged pages skipped.
@@ -134,6 +137,7 @@ impl<D: Write> Encoder<D> {
             t_last: 0.0,
             detail,
             detail_len: 0,
+            text: String::new(),
             undecodable: 0,
             damaged_pages: 0,
             first_skipped: None,
@@ -192,17 +196,21 @@ impl<D: Write> Encoder<D> {
 
     /// Adds one item of the merged records. A record that cannot be decoded
     /// gives the error before anything of it is added.
-    pub fn item(&mut self, render: &FileRenderer<'_>, item: &TraceItem) -> Result<(), EncodeError> {
+    pub fn item(
+        &mut self,
+        render: &FileRenderer<'_>,
+        item: ItemRef<'_>,
+    ) -> Result<(), EncodeError> {
         let info = render.info();
         match item {
-            TraceItem::Lost { cpu, ts, count, .. } => {
-                let t = self.rel(info.ts_ns(*ts));
-                self.cpu_lane(*cpu);
+            ItemRef::Lost { cpu, ts, count, .. } => {
+                let t = self.rel(info.ts_ns(ts));
+                self.cpu_lane(cpu);
                 self.lost.t.push(t);
-                self.lost.cpu.push(*cpu);
+                self.lost.cpu.push(cpu);
                 self.lost.count.push(count.map_or(-1.0, |c| c as f64));
             }
-            TraceItem::Event(rec) => {
+            ItemRef::Event(rec) => {
                 let view = render.view(rec)?;
                 let d = &view.decoded;
                 let t = self.rel(info.ts_ns(rec.ts));
@@ -225,11 +233,9 @@ impl<D: Write> Encoder<D> {
                     } else {
                         KIND_SPAN_END
                     };
-                    (
-                        kind,
-                        self.name_id(system, name),
-                        Cow::Owned(fields_text(&rest)),
-                    )
+                    let mut text = std::mem::take(&mut self.text);
+                    fields_text_into(&mut text, &rest);
+                    (kind, self.name_id(system, name), Cow::Owned(text))
                 } else {
                     let kind = match (system, d.format.name.as_str()) {
                         (crate::tracedat::FTRACE_SYSTEM, "bprint") => KIND_PRINTK,
@@ -250,11 +256,19 @@ impl<D: Write> Encoder<D> {
                     };
                     let text = match &view.message {
                         Some(m) => Cow::Borrowed(m.as_str()),
-                        None => Cow::Owned(fields_text(&d.fields)),
+                        None => {
+                            let mut text = std::mem::take(&mut self.text);
+                            fields_text_into(&mut text, &d.fields);
+                            Cow::Owned(text)
+                        }
                     };
                     (kind, name, text)
                 };
                 let end = self.push_detail(&text)?;
+                if let Cow::Owned(buf) = text {
+                    // Kept for the next record's text.
+                    self.text = buf;
+                }
                 let index = u32::try_from(self.events.t.len()).map_err(|_| {
                     io::Error::other("the trace has more than 2^32 events: too many for one page")
                 })?;
@@ -384,4 +398,23 @@ pub enum EncodeError {
     /// Writing the detail text failed, or the trace is too large.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+impl<D: Write> ItemSink for Encoder<D> {
+    type Error = EncodeError;
+
+    fn item(&mut self, render: &FileRenderer<'_>, item: ItemRef<'_>) -> Result<(), EncodeError> {
+        Encoder::item(self, render, item)
+    }
+
+    fn skipped(&mut self, page: bool, why: &TraceDatError) {
+        Encoder::skipped(self, page, why);
+    }
+
+    fn decode_error(e: EncodeError) -> Result<TraceDatError, EncodeError> {
+        match e {
+            EncodeError::TraceDat(e) => Ok(e),
+            e => Err(e),
+        }
+    }
 }

@@ -142,25 +142,11 @@ pub fn tracedat_to_html<R: Read + Seek, W: Write>(
     write_head(&mut out, opts)?;
     out.write_all(b"<script type=\"application/octet-stream\" id=\"rt-detail\">")?;
     let mut enc = Encoder::new(EncoderWriter::new(out, &STANDARD));
-    for item in reader.records() {
-        let item = match item {
-            Ok(item) => item,
-            Err(e @ TraceDatError::Page { .. }) => {
-                enc.skipped(true, &e);
-                continue;
-            }
-            Err(e) if e.is_skippable() => {
-                enc.skipped(false, &e);
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        match enc.item(&render, &item) {
-            Ok(()) => {}
-            Err(EncodeError::TraceDat(e)) if e.is_skippable() => enc.skipped(false, &e),
-            Err(EncodeError::TraceDat(e)) => return Err(e.into()),
-            Err(EncodeError::Io(e)) => return Err(e.into()),
-        }
+    if let Err(e) = crate::export::records::export_items(reader, &render, &mut enc) {
+        return Err(match e {
+            EncodeError::TraceDat(e) => e.into(),
+            EncodeError::Io(e) => e.into(),
+        });
     }
     let mut out = enc.finish()?.finish()?;
     out.write_all(b"</script>\n")?;

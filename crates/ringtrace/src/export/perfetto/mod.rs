@@ -17,9 +17,10 @@
 //! }
 //! ```
 //!
-//! - One track per process (`pid` and name from [`PerfettoOptions`], as
-//!   the JSON's) and one per thread, its child, named from the file's
-//!   thread names; per CPU with losses, a track of loss markers and a
+//! - One track per process (`pid` and name from [`PerfettoOptions`], and
+//!   each process of the file's processes option, as the JSON's) and one
+//!   per thread, the child of its process's, named from the file's thread
+//!   names; per CPU with losses, a track of loss markers and a
 //!   counter track of the events lost so far.
 //! - What each record becomes is what the JSON export makes of it
 //!   ([`crate::json`]): the same iteration over the trace.dat (merged by
@@ -41,13 +42,15 @@ mod intern;
 mod stream;
 mod writer;
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, Write};
 
 pub use writer::{Kind, PerfettoWriter};
 
+use crate::export::records::ItemSink;
 use crate::json::{JsonOptions, JsonStats, SPAN_BEGIN, SPAN_END, SPAN_SYSTEM};
 use crate::tracedat::render::FileRenderer;
-use crate::tracedat::{FieldValue, TraceDatError, TraceDatReader, TraceItem};
+use crate::tracedat::{FieldValue, ItemRef, TraceDatError, TraceDatReader, TraceItem};
 
 /// Why a Perfetto export failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +71,11 @@ pub struct PerfettoOptions {
     pub pid: u32,
     /// The process track's name.
     pub process_name: String,
+    /// The process of each thread where it is known: thread id to the
+    /// process's pid and name (as [`JsonOptions::processes`]). Each process
+    /// gets its own track, its threads' tracks its children; an export of
+    /// a trace.dat takes them from the file when this is empty.
+    pub processes: BTreeMap<i32, (u32, String)>,
     /// Deflate the event packets in batches (`compressed_packets`).
     pub compress: bool,
 }
@@ -85,6 +93,7 @@ impl From<&JsonOptions> for PerfettoOptions {
         PerfettoOptions {
             pid: j.pid,
             process_name: j.process_name.clone(),
+            processes: j.processes.clone(),
             compress: true,
         }
     }
@@ -107,27 +116,12 @@ pub fn tracedat_to_perfetto<R: Read + Seek, W: Write>(
 ) -> Result<(W, PerfettoStats), PerfettoError> {
     let info = reader.info().clone();
     let render = FileRenderer::new(&info);
-    let mut w = PerfettoWriter::new(out, opts)?;
-    for item in reader.records() {
-        let item = match item {
-            Ok(item) => item,
-            Err(e @ TraceDatError::Page { .. }) => {
-                w.skipped_page(&e);
-                continue;
-            }
-            Err(e) if e.is_skippable() => {
-                w.skipped_record(&e);
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        match w.item(&render, &item) {
-            Ok(()) => {}
-            // Decoding fails before anything of the record is written.
-            Err(PerfettoError::TraceDat(e)) if e.is_skippable() => w.skipped_record(&e),
-            Err(e) => return Err(e),
-        }
+    let mut opts = opts.clone();
+    if opts.processes.is_empty() {
+        opts.processes = JsonOptions::default().with_processes_of(&info).processes;
     }
+    let mut w = PerfettoWriter::new(out, &opts)?;
+    crate::export::records::export_items(reader, &render, &mut w)?;
     let stats = w.stats();
     Ok((w.finish()?, stats))
 }
@@ -142,10 +136,19 @@ impl<W: Write> PerfettoWriter<W> {
         render: &FileRenderer<'_>,
         item: &TraceItem,
     ) -> Result<(), PerfettoError> {
+        self.item_ref(render, item.into())
+    }
+
+    /// [`Self::item`] of a walk's item (its record borrowed).
+    pub fn item_ref(
+        &mut self,
+        render: &FileRenderer<'_>,
+        item: ItemRef<'_>,
+    ) -> Result<(), PerfettoError> {
         let info = render.info();
         match item {
-            TraceItem::Lost { cpu, ts, count, .. } => self.lost(*cpu, info.ts_ns(*ts), *count),
-            TraceItem::Event(rec) => {
+            ItemRef::Lost { cpu, ts, count, .. } => self.lost(cpu, info.ts_ns(ts), count),
+            ItemRef::Event(rec) => {
                 let view = render.view(rec)?;
                 let d = &view.decoded;
                 let ts = info.ts_ns(rec.ts);
@@ -185,11 +188,32 @@ impl<W: Write> PerfettoWriter<W> {
                         &[("message", m)],
                         &[],
                     ),
-                    None => {
-                        self.event(Kind::Instant, track, ts, &view.name, system, &[], &d.fields)
-                    }
+                    None => self.typed_instant(track, ts, d.format, &d.fields),
                 }
             }
+        }
+    }
+}
+
+impl<W: Write> ItemSink for PerfettoWriter<W> {
+    type Error = PerfettoError;
+
+    fn item(&mut self, render: &FileRenderer<'_>, item: ItemRef<'_>) -> Result<(), PerfettoError> {
+        self.item_ref(render, item)
+    }
+
+    fn skipped(&mut self, page: bool, why: &TraceDatError) {
+        if page {
+            self.skipped_page(why);
+        } else {
+            self.skipped_record(why);
+        }
+    }
+
+    fn decode_error(e: PerfettoError) -> Result<TraceDatError, PerfettoError> {
+        match e {
+            PerfettoError::TraceDat(e) => Ok(e),
+            e => Err(e),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! [`PerfettoWriter`]: tracks, interning and `TrackEvent` packets, one
 //! sequence for the whole file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
 use super::encode::ProtoBuf;
@@ -83,17 +83,33 @@ struct LossTracks {
     total: u64,
 }
 
+/// The interned ids of one event format's instants.
+#[derive(Debug)]
+struct TypedIids {
+    name: u64,
+    category: u64,
+    /// The annotation-name iid of each field a record of it lists.
+    fields: Vec<u64>,
+}
+
 /// The streaming writer. Call [`finish`](Self::finish) to flush the file.
 #[derive(Debug)]
 pub struct PerfettoWriter<W: Write> {
     stream: PacketStream<W>,
     pid: u32,
+    /// The process of each placed thread ([`PerfettoOptions::processes`]).
+    processes: BTreeMap<i32, (u32, String)>,
+    /// The track of each process described so far (`pid` is
+    /// [`PROCESS_UUID`]'s).
+    process_tracks: HashMap<u32, u64>,
     threads: HashMap<i32, u64>,
     losses: HashMap<u32, LossTracks>,
     next_uuid: u64,
     intern: Interner,
     /// Scratch: the annotation-name iids of the event being written.
     ann_iids: Vec<u64>,
+    /// Per event id: the iids of its format's name, system and fields.
+    typed: Vec<Option<TypedIids>>,
     pub(super) stats: PerfettoStats,
 }
 
@@ -116,11 +132,14 @@ impl<W: Write> PerfettoWriter<W> {
         Ok(PerfettoWriter {
             stream,
             pid: opts.pid,
+            processes: opts.processes.clone(),
+            process_tracks: HashMap::from([(opts.pid, PROCESS_UUID)]),
             threads: HashMap::new(),
             losses: HashMap::new(),
             next_uuid: PROCESS_UUID + 1,
             intern: Interner::default(),
             ann_iids: Vec::new(),
+            typed: Vec::new(),
             stats: PerfettoStats::default(),
         })
     }
@@ -162,13 +181,13 @@ impl<W: Write> PerfettoWriter<W> {
         if let Some(&u) = self.threads.get(&tid) {
             return Ok(u);
         }
+        let (pid, parent) = self.process_track(tid)?;
         let uuid = self.uuid();
-        let pid = self.pid;
         self.stream.plain(|p| {
             p.uint(packet::SEQUENCE_ID, SEQUENCE_ID);
             let d = p.begin(packet::TRACK_DESCRIPTOR);
             p.uint(track::UUID, uuid);
-            p.uint(track::PARENT_UUID, PROCESS_UUID);
+            p.uint(track::PARENT_UUID, parent);
             let t = p.begin(track::THREAD);
             p.uint(track::PID, u64::from(pid));
             // The tid as the kernel's pid_t: int32 on the wire.
@@ -180,6 +199,32 @@ impl<W: Write> PerfettoWriter<W> {
         self.threads.insert(tid, uuid);
         self.stats.threads += 1;
         Ok(uuid)
+    }
+
+    /// The pid of thread `tid`'s process and the process's track,
+    /// described on first sight.
+    fn process_track(&mut self, tid: i32) -> Result<(u32, u64), PerfettoError> {
+        let (pid, name) = match self.processes.get(&tid) {
+            Some((pid, name)) => (*pid, name.as_str()),
+            None => (self.pid, ""),
+        };
+        if let Some(&u) = self.process_tracks.get(&pid) {
+            return Ok((pid, u));
+        }
+        let uuid = self.next_uuid;
+        self.next_uuid += 1;
+        self.stream.plain(|p| {
+            p.uint(packet::SEQUENCE_ID, SEQUENCE_ID);
+            let d = p.begin(packet::TRACK_DESCRIPTOR);
+            p.uint(track::UUID, uuid);
+            let pr = p.begin(track::PROCESS);
+            p.uint(track::PID, u64::from(pid));
+            p.str(track::PROCESS_NAME, name);
+            p.end(pr);
+            p.end(d);
+        })?;
+        self.process_tracks.insert(pid, uuid);
+        Ok((pid, uuid))
     }
 
     /// The loss tracks of `cpu`, described on first use.
@@ -255,6 +300,60 @@ impl<W: Write> PerfettoWriter<W> {
             let iid = self.intern.annotation(n);
             self.ann_iids.push(iid);
         }
+        self.write_event(kind, track, ts_ns, (name_iid, cat_iid), extra, fields)
+    }
+
+    /// [`Self::event`] of an instant of a record decoded by `format`
+    /// (named by it, with its fields and no extra annotations), its iids
+    /// looked up once per format.
+    pub(super) fn typed_instant(
+        &mut self,
+        track: u64,
+        ts_ns: u64,
+        format: &crate::tracedat::EventFormat,
+        fields: &[(&str, FieldValue)],
+    ) -> Result<(), PerfettoError> {
+        let id = format.id as usize;
+        if self.typed.get(id).is_none_or(|t| t.is_none()) {
+            if self.typed.len() <= id {
+                self.typed.resize_with(id + 1, || None);
+            }
+            let t = TypedIids {
+                name: self.intern.name(&format.name),
+                category: self.intern.category(&format.system),
+                // Interned in the order `event` interns them, so that the
+                // file is the same either way.
+                fields: (fields.iter())
+                    .map(|(n, _)| self.intern.annotation(n))
+                    .collect(),
+            };
+            self.typed[id] = Some(t);
+        }
+        let Some(Some(t)) = self.typed.get(id) else {
+            unreachable!("made above");
+        };
+        // Every record of a format decodes to the same field list.
+        if t.fields.len() != fields.len() {
+            let (name, system) = (format.name.as_str(), format.system.as_str());
+            return self.event(Kind::Instant, track, ts_ns, name, system, &[], fields);
+        }
+        self.ann_iids.clear();
+        self.ann_iids.extend_from_slice(&t.fields);
+        let iids = (t.name, t.category);
+        self.write_event(Kind::Instant, track, ts_ns, iids, &[], fields)
+    }
+
+    /// Writes an event whose name and category iids are `iids` and whose
+    /// annotations' name iids are in `ann_iids`.
+    fn write_event(
+        &mut self,
+        kind: Kind,
+        track: u64,
+        ts_ns: u64,
+        (name_iid, cat_iid): (u64, u64),
+        extra: &[(&str, &str)],
+        fields: &[(&str, FieldValue)],
+    ) -> Result<(), PerfettoError> {
         self.emit_interned()?;
         let b = &mut self.stream.batch;
         let p = b.begin(TRACE_PACKET);

@@ -61,9 +61,11 @@ pub mod format;
 mod layout;
 #[doc(hidden)] // the file reader's page decoder; users read records through TraceDatReader
 pub mod page;
+mod plan;
 mod processes;
 pub mod read;
 pub mod render;
+pub mod walk;
 pub mod write;
 
 pub use compress::Compression;
@@ -76,4 +78,5 @@ pub use read::{
     TraceDatRecord, TraceItem,
 };
 pub use render::{EventView, FileRenderer, RenderOptions};
+pub use walk::{ItemRef, RecordRef, Walk};
 pub use write::{TraceDatMeta, TraceDatVersion, TraceDatWriter, Tsc2Nsec};

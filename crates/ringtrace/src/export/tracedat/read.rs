@@ -13,8 +13,9 @@
 //! file before anything is allocated, so a hostile file costs at most about
 //! its own size in memory; loops advance at least one byte per step, and the
 //! v7 option chain refuses to revisit a section, so nothing hangs.
-//! Pages are read one at a time per CPU (at most one page buffer and its
-//! decoded records per CPU at once).
+//! Pages are decoded one at a time per CPU; an uncompressed CPU's pages are
+//! read in blocks of [`READ_BLOCK`] bytes (or one page, if larger), so at
+//! most one block or chunk and one page's records are held per CPU.
 //!
 //! Semantics follow `trace-cmd report` (trace-dat-format.md §6): per CPU,
 //! records in file order; across CPUs, the smallest time stamp first, ties
@@ -31,7 +32,7 @@
 //! counts these ([`TraceDatError::is_skippable`]) and goes on. Errors of the
 //! file itself (I/O, data cut short) end the iteration.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -42,7 +43,9 @@ use super::compress::{self, Chunk, Compression};
 use super::error::{PageError, TraceDatError};
 use super::format::{parse_format, EventFormat, FieldFormat};
 use super::layout::{self, opt, Enc};
-use super::page::{parse_page, PageLayout};
+use super::page::PageLayout;
+use super::plan::{DecodePlan, FieldPlan, Float, IdTable};
+use super::walk::{PageSlots, RecordRef, Walk};
 use super::write::Tsc2Nsec;
 
 /// Largest page size the reader accepts.
@@ -120,7 +123,11 @@ pub struct TraceDatInfo {
     /// the data is not compressed).
     chunks: Vec<Arc<[Chunk]>>,
     event_by_id: HashMap<u32, usize>,
-    comm_by_pid: HashMap<i32, usize>,
+    /// `event_by_id` for 16-bit ids (a record's `common_type`).
+    id_table: IdTable,
+    /// Per entry of `events`: its decode plan.
+    plans: Vec<DecodePlan>,
+    comm_by_pid: foldhash::HashMap<i32, usize>,
 }
 
 /// A data record of one CPU.
@@ -447,21 +454,17 @@ impl<R: Read + Seek> TraceDatReader<R> {
     /// All CPUs merged by time stamp (ties: lower CPU table index first, as
     /// trace-cmd does).
     pub fn records(&mut self) -> MergedRecords<'_, R> {
-        let cursors = self
-            .info
-            .cpus
-            .iter()
-            .enumerate()
-            .map(|(i, _)| CpuCursor::new(i, &self.info))
-            .collect::<Vec<_>>();
-        let heads = vec![None; cursors.len()];
-        MergedRecords {
-            src: &mut self.src,
-            file_len: self.file_len,
-            cursors,
-            heads,
-            done: false,
-        }
+        MergedRecords { walk: self.walk() }
+    }
+
+    /// All CPUs merged by time stamp, as [`records`](Self::records), each
+    /// record borrowed from its page until the next call: nothing is
+    /// allocated per record.
+    pub fn walk(&mut self) -> Walk<'_, R> {
+        let cursors = (0..self.info.cpus.len())
+            .map(|i| CpuCursor::new(i, &self.info))
+            .collect();
+        Walk::new(&mut self.src, self.file_len, cursors)
     }
 }
 
@@ -533,7 +536,9 @@ fn parse_info<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<TraceDatInfo, 
         compression: None,
         chunks: Vec::new(),
         event_by_id: HashMap::new(),
-        comm_by_pid: HashMap::new(),
+        id_table: IdTable::default(),
+        plans: Vec::new(),
+        comm_by_pid: foldhash::HashMap::default(),
     };
     if version == 6 {
         parse_v6(&mut s, &mut info)?;
@@ -543,6 +548,8 @@ fn parse_info<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<TraceDatInfo, 
     for (i, e) in info.events.iter().enumerate() {
         info.event_by_id.entry(e.id).or_insert(i);
     }
+    info.id_table = IdTable::new(&info.events);
+    info.plans = info.events.iter().map(DecodePlan::new).collect();
     for (i, (pid, _)) in info.cmdlines.iter().enumerate() {
         info.comm_by_pid.insert(*pid, i);
     }
@@ -1245,17 +1252,31 @@ fn section_header<R: Read + Seek>(
 
 /// Per-CPU page walker.
 #[derive(Debug)]
-struct CpuCursor {
+pub(super) struct CpuCursor {
     data: CpuData,
     page_size: u64,
     layout: PageLayout,
     next_page: u64,
-    /// Items of the current page in file order; a damaged page's error
-    /// takes the place of the records it lost.
-    items: VecDeque<Result<TraceItem, TraceDatError>>,
+    /// The current page and its items in file order; a damaged page's
+    /// error takes the place of the records it lost.
+    pub(super) slots: PageSlots,
     /// The chunks of compressed data, when the file's data is compressed.
     zdata: Option<ZData>,
+    /// Uncompressed data: the block of pages last read.
+    plain: PlainBlock,
 }
+
+/// The block of an uncompressed CPU's pages last read.
+#[derive(Debug, Default)]
+struct PlainBlock {
+    buf: Vec<u8>,
+    /// Offset of `buf[0]` within the CPU's data.
+    start: u64,
+}
+
+/// Bytes of an uncompressed CPU's data read at once (at least a page): one
+/// read per block instead of a seek and a read per page.
+const READ_BLOCK: u64 = 256 << 10;
 
 /// A CPU's compressed data and its one decompressed chunk.
 #[derive(Debug)]
@@ -1341,63 +1362,98 @@ impl CpuCursor {
                 big_endian: info.big_endian,
             },
             next_page: 0,
-            items: VecDeque::new(),
+            slots: PageSlots::default(),
+            plain: PlainBlock::default(),
         }
     }
+}
 
+impl PlainBlock {
+    /// The `len` bytes at `start` of an uncompressed CPU's data, through
+    /// the block buffer (refilled from `start` when they are not in it).
+    /// Bytes past the file's end are [`TraceDatError::Truncated`], as
+    /// for a page read alone.
+    fn page<R: Read + Seek>(
+        &mut self,
+        r: &mut R,
+        data: &CpuData,
+        start: u64,
+        len: u64,
+        file_len: u64,
+    ) -> Result<&[u8], TraceDatError> {
+        let offset = data.offset + start;
+        if offset + len > file_len {
+            return Err(TraceDatError::Truncated {
+                section: "CPU data",
+                offset,
+                needed: len,
+                file_len,
+            });
+        }
+        let block_end = self.start + self.buf.len() as u64;
+        if start < self.start || start + len > block_end {
+            let want = READ_BLOCK.max(len).min(data.size - start);
+            // Never past the file's end (checked above for this page).
+            let want = want.min(file_len - offset);
+            self.buf.resize(want as usize, 0);
+            self.start = start;
+            r.seek(SeekFrom::Start(offset))
+                .map_err(TraceDatError::io("seeking to a page"))?;
+            if let Err(e) = r.read_exact(&mut self.buf) {
+                self.buf.clear();
+                return Err(TraceDatError::io("reading a page")(e));
+            }
+        }
+        let from = (start - self.start) as usize;
+        Ok(&self.buf[from..from + len as usize])
+    }
+}
+
+impl CpuCursor {
+    /// The next item of this CPU, owned (see [`Self::next_ref`]).
     fn next<R: Read + Seek>(
         &mut self,
         r: &mut R,
         file_len: u64,
     ) -> Result<Option<TraceItem>, TraceDatError> {
-        loop {
-            if let Some(item) = self.items.pop_front() {
-                return item.map(Some);
-            }
-            let start = self.next_page.saturating_mul(self.page_size);
-            if start >= self.data.size {
-                return Ok(None);
-            }
-            let page = self.next_page;
-            self.next_page += 1;
-            let offset = self.data.offset + start;
-            let len = self.page_size.min(self.data.size - start);
-            let cpu = self.data.cpu;
-            let page_err = |source| TraceDatError::Page {
-                cpu,
-                page,
-                offset,
-                source,
-            };
-            let buf = match &mut self.zdata {
-                Some(z) => z.read(r, start, len as usize).map_err(page_err)?,
-                None => read_plain_page(r, offset, len, file_len)?,
-            };
-            // A damaged page is an error in its place; the next call goes
-            // on with the next page.
-            let (header, events) = parse_page(&buf, self.layout).map_err(page_err)?;
-            if header.missed_events {
-                self.items.push_back(Ok(TraceItem::Lost {
-                    cpu,
-                    ts: header.time_stamp,
-                    page,
-                    count: header.lost_count,
-                }));
-            }
-            for ev in events {
-                // The page iterator stops after its error: the rest of the
-                // page is skipped.
-                self.items.push_back(ev.map_err(page_err).map(|ev| {
-                    TraceItem::Event(TraceDatRecord {
-                        cpu,
-                        ts: ev.ts,
-                        page,
-                        file_offset: offset + ev.offset as u64,
-                        data: ev.payload.to_vec(),
-                    })
-                }));
-            }
+        Ok(self.next_ref(r, file_len)?.map(|i| i.to_item()))
+    }
+
+    /// Reads the next page into the slots: `false` at the end of the
+    /// CPU's data. A damaged page is an error in its place (the next call
+    /// goes on with the next page).
+    pub(super) fn load_page<R: Read + Seek>(
+        &mut self,
+        r: &mut R,
+        file_len: u64,
+    ) -> Result<bool, TraceDatError> {
+        let start = self.next_page.saturating_mul(self.page_size);
+        if start >= self.data.size {
+            return Ok(false);
         }
+        let page = self.next_page;
+        self.next_page += 1;
+        let offset = self.data.offset + start;
+        let len = self.page_size.min(self.data.size - start);
+        let cpu = self.data.cpu;
+        let buf = self.slots.buf_mut();
+        buf.clear();
+        match &mut self.zdata {
+            Some(z) => {
+                let bytes =
+                    z.read(r, start, len as usize)
+                        .map_err(|source| TraceDatError::Page {
+                            cpu,
+                            page,
+                            offset,
+                            source,
+                        })?;
+                *buf = bytes;
+            }
+            None => buf.extend_from_slice(self.plain.page(r, &self.data, start, len, file_len)?),
+        }
+        self.slots.split(self.layout, cpu, page, offset)?;
+        Ok(true)
     }
 }
 
@@ -1457,29 +1513,6 @@ impl<R: Read + Seek> TraceDatReader<R> {
     }
 }
 
-/// The `len` bytes at `offset` of an uncompressed file.
-fn read_plain_page<R: Read + Seek>(
-    r: &mut R,
-    offset: u64,
-    len: u64,
-    file_len: u64,
-) -> Result<Vec<u8>, TraceDatError> {
-    if offset + len > file_len {
-        return Err(TraceDatError::Truncated {
-            section: "CPU data",
-            offset,
-            needed: len,
-            file_len,
-        });
-    }
-    let mut buf = vec![0u8; len as usize];
-    r.seek(SeekFrom::Start(offset))
-        .map_err(TraceDatError::io("seeking to a page"))?;
-    r.read_exact(&mut buf)
-        .map_err(TraceDatError::io("reading a page"))?;
-    Ok(buf)
-}
-
 /// Records of one CPU in file order. A damaged page yields one error
 /// ([`TraceDatError::is_skippable`]) and reading goes on with the next
 /// page; after any other error the iterator ends.
@@ -1514,55 +1547,17 @@ impl<R: Read + Seek> Iterator for CpuRecords<'_, R> {
 
 /// All CPUs merged by time stamp. A damaged page yields one error
 /// ([`TraceDatError::is_skippable`]) and reading goes on; after any other
-/// error the iterator ends.
+/// error the iterator ends. The owned form of [`Walk`].
 #[derive(Debug)]
 pub struct MergedRecords<'a, R> {
-    src: &'a mut R,
-    file_len: u64,
-    cursors: Vec<CpuCursor>,
-    heads: Vec<Option<TraceItem>>,
-    done: bool,
-}
-
-impl<R: Read + Seek> MergedRecords<'_, R> {
-    fn step(&mut self) -> Result<Option<TraceItem>, TraceDatError> {
-        let mut best: Option<usize> = None;
-        for i in 0..self.cursors.len() {
-            if self.heads[i].is_none() {
-                self.heads[i] = self.cursors[i].next(self.src, self.file_len)?;
-            }
-            if let Some(h) = &self.heads[i] {
-                let better = match best.and_then(|b| self.heads[b].as_ref()) {
-                    Some(cur) => h.ts() < cur.ts(),
-                    None => true,
-                };
-                if better {
-                    best = Some(i);
-                }
-            }
-        }
-        Ok(best.and_then(|b| self.heads[b].take()))
-    }
+    walk: Walk<'a, R>,
 }
 
 impl<R: Read + Seek> Iterator for MergedRecords<'_, R> {
     type Item = Result<TraceItem, TraceDatError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.step() {
-            Ok(Some(i)) => Some(Ok(i)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = !e.is_skippable();
-                Some(Err(e))
-            }
-        }
+        self.walk.next().map(|r| r.map(|i| i.to_item()))
     }
 }
 
@@ -1655,7 +1650,19 @@ impl TraceDatInfo {
     }
 
     /// Decodes a record's common and own fields by its format.
-    pub fn decode<'a>(&'a self, rec: &TraceDatRecord) -> Result<DecodedRecord<'a>, TraceDatError> {
+    /// `rec` is a [`TraceDatRecord`] or a [`RecordRef`] of a walk.
+    pub fn decode<'a, 'r>(
+        &'a self,
+        rec: impl Into<RecordRef<'r>>,
+    ) -> Result<DecodedRecord<'a>, TraceDatError> {
+        self.decode_planned(&rec.into()).map(|(d, _)| d)
+    }
+
+    /// [`Self::decode`], with the plan of the record's format.
+    pub(crate) fn decode_planned<'a>(
+        &'a self,
+        rec: &RecordRef<'_>,
+    ) -> Result<(DecodedRecord<'a>, &'a DecodePlan), TraceDatError> {
         let bad = |event: &str, reason: String| TraceDatError::Record {
             event: event.to_string(),
             cpu: rec.cpu,
@@ -1665,43 +1672,47 @@ impl TraceDatInfo {
         let enc = Enc {
             big_endian: self.big_endian,
         };
-        let d = &rec.data;
+        let d = rec.data;
         let (Some(&t0), Some(&t1)) = (d.first(), d.get(1)) else {
             return Err(bad(
                 "?",
                 format!("payload of {} bytes has no common_type", d.len()),
             ));
         };
-        let id = u32::from(enc.read_u16([t0, t1]));
-        let format = self
-            .event_by_id(id)
-            .ok_or_else(|| bad(&format!("#{id}"), format!("no format for event id {id}")))?;
-        let common = |name: &str| -> Result<FieldValue, TraceDatError> {
-            match format.field(name) {
-                Some(f) => field_value(f, d, enc).map_err(|r| bad(&format.name, r)),
-                None => Ok(FieldValue::Unsigned(0)),
+        let id = enc.read_u16([t0, t1]);
+        let Some(index) = self.id_table.get(id) else {
+            return Err(bad(
+                &format!("#{id}"),
+                format!("no format for event id {id}"),
+            ));
+        };
+        let (format, plan) = (&self.events[index], &self.plans[index]);
+        let common = |i: usize| -> Result<i64, TraceDatError> {
+            let Some((f, p)) = plan.common[i].and_then(|(r, p)| Some((r.get(format)?, p))) else {
+                return Ok(0);
+            };
+            match field_value(f, &p, d, enc).map_err(|r| bad(&format.name, r))? {
+                FieldValue::Unsigned(u) => Ok(u as i64),
+                FieldValue::Signed(s) => Ok(s),
+                _ => Ok(0),
             }
         };
-        let as_i64 = |v: FieldValue| match v {
-            FieldValue::Unsigned(u) => u as i64,
-            FieldValue::Signed(s) => s,
-            _ => 0,
-        };
-        let flags = as_i64(common("common_flags")?) as u8;
-        let preempt_count = as_i64(common("common_preempt_count")?) as u8;
-        let pid = as_i64(common("common_pid")?) as i32;
+        let flags = common(0)? as u8;
+        let preempt_count = common(1)? as u8;
+        let pid = common(2)? as i32;
         let mut fields = Vec::with_capacity(format.fields.len());
-        for f in &format.fields {
-            let v = field_value(f, d, enc).map_err(|r| bad(&format.name, r))?;
+        for (f, p) in format.fields.iter().zip(&plan.fields) {
+            let v = field_value(f, p, d, enc).map_err(|r| bad(&format.name, r))?;
             fields.push((f.name.as_str(), v));
         }
-        Ok(DecodedRecord {
+        let dec = DecodedRecord {
             format,
             flags,
             preempt_count,
             pid,
             fields,
-        })
+        };
+        Ok((dec, plan))
     }
 
     /// One line of text: `comm-pid [cpu] secs.usecs: name: field=value ...`
@@ -1741,6 +1752,7 @@ impl TraceDatInfo {
     }
 }
 
+#[inline]
 fn read_int(d: &[u8], at: usize, size: usize, signed: bool, enc: Enc) -> Option<FieldValue> {
     let b = d.get(at..at.checked_add(size)?)?;
     let u = match size {
@@ -1763,8 +1775,15 @@ fn c_string(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
-fn field_value(f: &FieldFormat, d: &[u8], enc: Enc) -> Result<FieldValue, String> {
+fn field_value(f: &FieldFormat, p: &FieldPlan, d: &[u8], enc: Enc) -> Result<FieldValue, String> {
     use super::format::FieldKind;
+    // The common case first: an integer scalar inside the payload (what
+    // the general path below gives for it, without its checks).
+    if f.kind == FieldKind::Scalar && p.float.is_none() {
+        if let Some(v) = read_int(d, f.offset, f.size, f.signed, enc) {
+            return Ok(v);
+        }
+    }
     let out_of_range = || {
         format!(
             "field {} ({} bytes at {}) is outside the {}-byte payload",
@@ -1777,16 +1796,16 @@ fn field_value(f: &FieldFormat, d: &[u8], enc: Enc) -> Result<FieldValue, String
     let raw = d
         .get(f.offset..f.offset.checked_add(f.size).ok_or_else(out_of_range)?)
         .ok_or_else(out_of_range)?;
-    let float = match (f.type_name.as_str(), f.size) {
-        ("double", 8) => read_int(d, f.offset, 8, false, enc).map(|v| match v {
+    let float = match p.float {
+        Some(Float::F64) => read_int(d, f.offset, 8, false, enc).map(|v| match v {
             FieldValue::Unsigned(u) => u,
             _ => 0,
         }),
-        ("float", 4) => read_int(d, f.offset, 4, false, enc).map(|v| match v {
+        Some(Float::F32) => read_int(d, f.offset, 4, false, enc).map(|v| match v {
             FieldValue::Unsigned(u) => f64::from(f32::from_bits(u as u32)).to_bits(),
             _ => 0,
         }),
-        _ => None,
+        None => None,
     };
     if let (FieldKind::Scalar, Some(bits)) = (&f.kind, float) {
         return Ok(FieldValue::Float(bits));
@@ -1795,7 +1814,7 @@ fn field_value(f: &FieldFormat, d: &[u8], enc: Enc) -> Result<FieldValue, String
         FieldKind::Scalar => Ok(read_int(d, f.offset, f.size, f.signed, enc)
             .unwrap_or_else(|| FieldValue::Bytes(raw.to_vec()))),
         FieldKind::Array { len } => {
-            if f.is_char() {
+            if p.is_char {
                 return Ok(FieldValue::Str(c_string(raw)));
             }
             let elem = if f.size.checked_rem(len) == Some(0) {
@@ -1832,7 +1851,7 @@ fn field_value(f: &FieldFormat, d: &[u8], enc: Enc) -> Result<FieldValue, String
                     d.len()
                 )
             })?;
-            if f.is_char() {
+            if p.is_char {
                 Ok(FieldValue::Str(c_string(body)))
             } else {
                 Ok(FieldValue::Bytes(body.to_vec()))

@@ -30,8 +30,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::error::TraceDatError;
-use super::format::FieldKind;
 use super::read::{DecodedRecord, FieldValue, TraceDatInfo, TraceDatRecord};
+use super::walk::RecordRef;
 use crate::printk::{format_record, BPRINT_ARGS_OFFSET};
 use crate::text::{
     write_context, write_event_line, write_lost_events, LineContext, Style, TimeFormat,
@@ -68,11 +68,20 @@ impl EventView<'_> {
 #[doc(hidden)]
 pub fn fields_text(fields: &[(&str, FieldValue)]) -> String {
     let mut out = String::new();
+    fields_text_into(&mut out, fields);
+    out
+}
+
+/// [`fields_text`] written into `out` (cleared first), so that a caller
+/// reuses one buffer.
+pub(crate) fn fields_text_into(out: &mut String, fields: &[(&str, FieldValue)]) {
+    out.clear();
     for (name, v) in fields {
         if !out.is_empty() {
             out.push(' ');
         }
-        let _ = write!(out, "{name}=");
+        out.push_str(name);
+        out.push('=');
         match v {
             FieldValue::Array(a) => {
                 for (i, x) in a.iter().enumerate() {
@@ -97,12 +106,14 @@ pub fn fields_text(fields: &[(&str, FieldValue)]) -> String {
                     let _ = write!(out, "{x:02x}");
                 }
             }
+            // Integers without the formatting machinery (same digits).
+            FieldValue::Unsigned(u) => out.push_str(itoa::Buffer::new().format(*u)),
+            FieldValue::Signed(i) => out.push_str(itoa::Buffer::new().format(*i)),
             other => {
                 let _ = write!(out, "{other}");
             }
         }
     }
-    out
 }
 
 /// Undoes the kernel's escaping of a `printk_formats` entry.
@@ -186,8 +197,11 @@ impl<'a> FileRenderer<'a> {
     /// A printk record whose format is not in the file gets a
     /// `[FAILED TO PARSE]` message (as the live reader prints), not an error;
     /// a record that does not match its format is an error.
-    pub fn view(&self, rec: &TraceDatRecord) -> Result<EventView<'a>, TraceDatError> {
-        let decoded = self.info.decode(rec)?;
+    ///
+    /// `rec` is a [`TraceDatRecord`] or a [`RecordRef`] of a walk.
+    pub fn view<'r>(&self, rec: impl Into<RecordRef<'r>>) -> Result<EventView<'a>, TraceDatError> {
+        let rec = rec.into();
+        let (decoded, plan) = self.info.decode_planned(&rec)?;
         let format = decoded.format;
         let u64_field = |name: &str| {
             decoded.fields.iter().find_map(|(n, v)| match v {
@@ -238,11 +252,11 @@ impl<'a> FileRenderer<'a> {
         }
         let mut decoded = decoded;
         // Flexible arrays (size 0) carry nothing a field list can show.
-        decoded.fields.retain(|(name, _)| {
-            format
-                .field(name)
-                .is_none_or(|f| !(f.size == 0 && matches!(f.kind, FieldKind::Array { .. })))
-        });
+        // `fields` holds one value per field of the format, in order.
+        if plan.any_unlisted {
+            let mut listed = plan.fields.iter().map(|p| p.listed);
+            decoded.fields.retain(|_| listed.next().unwrap_or(true));
+        }
         Ok(EventView {
             name: Cow::Borrowed(format.name.as_str()),
             decoded,
