@@ -89,26 +89,23 @@ pub(super) fn zero_words(dst: &mut [u8]) {
         }
     }
     let n = dst.len();
-    match n {
-        0 => {}
-        1..=16 => {
-            word(dst, 0);
-            word(dst, n.wrapping_sub(8));
-        }
-        17..=32 => {
-            for at in [0, 8] {
+    // Shorter than a word: no field (a body is a multiple of 8 bytes).
+    if n < 8 {
+        return;
+    }
+    // The usual bodies (one or two numbers) take two stores and two
+    // compares.
+    word(dst, 0);
+    word(dst, n - 8);
+    if n > 16 {
+        word(dst, 8);
+        word(dst, n - 16);
+        if n > 32 {
+            for at in [16, 24] {
                 word(dst, at);
             }
-            for back in [16, 8] {
-                word(dst, n.wrapping_sub(back));
-            }
-        }
-        _ => {
-            for at in [0, 8, 16, 24] {
-                word(dst, at);
-            }
-            for back in [32, 24, 16, 8] {
-                word(dst, n.wrapping_sub(back));
+            for back in [32, 24] {
+                word(dst, n - back);
             }
         }
     }
