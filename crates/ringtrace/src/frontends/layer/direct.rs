@@ -216,7 +216,7 @@ mod tests {
     #[test]
     fn zero_words_zeroes_every_length_and_nothing_else() {
         for n in (0..=SMALL).step_by(8) {
-            let mut buf = vec![0xa5u8; SMALL + 8];
+            let mut buf = [0xa5u8; SMALL + 8];
             zero_words(&mut buf[..n]);
             assert!(buf[..n].iter().all(|&b| b == 0), "{n}");
             assert!(buf[n..].iter().all(|&b| b == 0xa5), "{n}");
