@@ -24,10 +24,18 @@
 //!   tracer whose clock is `counter` (one atomic increment) instead of the
 //!   default (a plain `rdtsc` where the TSC is invariant), to show what the
 //!   clock read costs;
+//! - `ringtrace_record` (for scale, not a `tracing` subscriber, in the
+//!   two-field group): ringtrace's own record of the same two numbers
+//!   (`layer_setup::record_two_u64`), the floor a recording layer
+//!   approaches on top of `visit_layer`;
 //! - `ringtrace_trace_macro` (for scale, not a `tracing` subscriber):
 //!   ringtrace's own `trace!(tracer: t, "n=%llu", i)` into the same tracer,
 //!   the record path the layer ends in (clock read, reserve, copy, commit)
 //!   without `tracing`'s dispatch and field visit.
+//!
+//! The contenders and events are those of the callgrind harness
+//! `examples/layer_ir.rs` (`ringtrace_bench::layer_setup`), which gives
+//! instructions per event (`docs/layer-cost.md`).
 //!
 //! Each subscriber is made the thread's default (`with_default`) for its
 //! run only, so every contender pays the same dispatch. Compare figures of
@@ -37,41 +45,11 @@
 //! Run: `cargo bench -p ringtrace-bench --bench layer` (add `-- --quick`).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ringtrace_bench::layer_setup::{
+    assert_recorded, one_u64, overwrite_tracer, record_two_u64, two_u64, Nop, VisitOnly,
+};
 use std::hint::black_box;
 use tracing_subscriber::prelude::*;
-
-/// A layer that does nothing.
-struct Nop;
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Nop {}
-
-/// A layer that only visits each event's fields, keeping the u64 values.
-struct VisitOnly;
-struct KeepU64(u64);
-impl tracing::field::Visit for KeepU64 {
-    fn record_u64(&mut self, _: &tracing::field::Field, v: u64) {
-        self.0 = self.0.wrapping_add(v);
-    }
-    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
-}
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for VisitOnly {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        let mut v = KeepU64(0);
-        event.record(&mut v);
-        black_box(v.0);
-    }
-}
-
-/// A two-context overwrite tracer that lives as long as the benches, with
-/// `clock` (the default clock when `None`).
-fn leak_tracer(clock: Option<ringtrace::clock::Clock>) -> &'static ringtrace::Tracer {
-    let mut cfg = ringtrace::TracerConfig::new()
-        .max_contexts(2)
-        .mode(ringtrace_ring::Mode::Overwrite);
-    if let Some(clock) = clock {
-        cfg = cfg.clock(clock);
-    }
-    Box::leak(Box::new(cfg.build().expect("tracer")))
-}
 
 type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
@@ -94,37 +72,25 @@ where
     });
 }
 
-/// Checks that the events really went to `tracer`'s rings (overwrite
-/// mode: most were overwritten) and that none was refused.
-fn assert_recorded(tracer: &ringtrace::Tracer) {
-    let recorded: u64 = (0..tracer.max_contexts())
-        .filter_map(|r| tracer.ring_stats(r).ok())
-        .map(|s| s.entries + s.overrun)
-        .sum();
-    assert!(recorded > 0, "the layer recorded nothing");
-    assert_eq!(ringtrace::layer::RingtraceLayer::untyped(), 0);
-    let st = tracer.stats();
-    assert_eq!(st.refused_no_context + st.refused_other, 0, "{st:?}");
-}
-
-fn two_u64(i: u64) {
-    tracing::info!(a = i, b = !i);
-}
-
-fn one_u64(i: u64) {
-    tracing::info!(n = i);
-}
-
 fn two_fields(c: &mut Criterion) {
     let mut g = c.benchmark_group("tracing_info_two_u64__ringtrace_vs_nop_vs_visit");
     g.throughput(Throughput::Elements(1));
-    let tracer = leak_tracer(None);
+    let tracer = overwrite_tracer(None);
     let layer = ringtrace::layer::RingtraceLayer::new(tracer);
     bench_through(&mut g, "ringtrace_layer", layer, two_u64, || {
         assert_recorded(tracer)
     });
     bench_through(&mut g, "nop_layer", Nop, two_u64, || {});
     bench_through(&mut g, "visit_layer", VisitOnly, two_u64, || {});
+    let floor = overwrite_tracer(None);
+    g.bench_function("ringtrace_record", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            record_two_u64(black_box(floor), black_box(i));
+        });
+        assert_recorded(floor);
+    });
     g.finish();
 }
 
@@ -132,13 +98,13 @@ fn one_field(c: &mut Criterion) {
     let mut g = c.benchmark_group("tracing_info_one_u64__ringtrace_vs_nop_vs_fmt");
     g.throughput(Throughput::Elements(1));
 
-    let tracer = leak_tracer(None);
+    let tracer = overwrite_tracer(None);
     let layer = ringtrace::layer::RingtraceLayer::new(tracer);
     bench_through(&mut g, "ringtrace_layer", layer, one_u64, || {
         assert_recorded(tracer)
     });
 
-    let counter = leak_tracer(Some(ringtrace::clock::Clock::counter()));
+    let counter = overwrite_tracer(Some(ringtrace::clock::Clock::counter()));
     let layer = ringtrace::layer::RingtraceLayer::new(counter);
     bench_through(
         &mut g,

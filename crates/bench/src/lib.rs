@@ -22,6 +22,7 @@
 
 pub mod clock;
 pub mod drain_rate;
+pub mod layer_setup;
 /// The kernel's benchmark lives in `ringtrace` (the `ringtrace bench`
 /// command runs it); re-exported for the report.
 pub use ringtrace::kernel_bench;

@@ -85,18 +85,20 @@
 //!
 //! After a call site's first event, an event takes no lock and allocates
 //! nothing in this layer: a lock-free look-up of the call site's shape (a
-//! multiplicative hash of its metadata address into a fixed table, one
-//! compare, one load), a visit of the fields, then the tracer's record path
-//! (one clock read, reserve, copy, commit). How the visit stores the values
-//! depends on the call site:
+//! multiplicative hash of its metadata address to its home slot in a fixed
+//! table, one compare, one load; a call site displaced by a collision is
+//! found out of line), then one of two paths:
 //!
-//! - numbers only, at most eight (a span's id counting as one): into a
-//!   64-byte zeroed stack array; the record path then copies those few
-//!   words into the reservation with 8-byte moves (no `memset` or `memcpy`
-//!   call, no registration check: the type was registered with the shape);
-//! - otherwise (strings, `Debug` values, a `message`, more numbers): into a
-//!   1024-byte stack record whose length is known only after the visit,
-//!   which the record path copies.
+//! - numbers only, at most eight (a span's id counting as one): the record
+//!   length is the shape's, so the tracer's record path reserves it (one
+//!   clock read) and the fields are visited **straight into the
+//!   reservation** (the body zeroed with a few 8-byte stores, each value
+//!   one store), then commits: no staging buffer, no copy, no
+//!   registration check (the type was registered with the shape);
+//! - otherwise (strings, `Debug` values, a `message`, more numbers): the
+//!   fields are visited into a 1024-byte stack record whose length is
+//!   known only after the visit, which the record path copies. `Debug`
+//!   values run user code, which never runs inside a reservation.
 //!
 //! What `tracing-subscriber`'s `Registry` itself does per event and span
 //! (span storage in a slab, thread-local span stacks) is outside this
@@ -125,9 +127,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::event::{
-    Array, CommonFields, EncodeError, EventType, Field as EvField, Record, COMMON_HEADER_SIZE,
-};
+use crate::event::{Array, EventType, Field as EvField, COMMON_HEADER_SIZE};
 pub use crate::frontends::layer_file::{format_of, FileError, FileGuard, POLL};
 
 use crate::export::callsite::{write_head, CallsiteHead};
@@ -305,46 +305,47 @@ impl RingtraceLayer {
         values: &V,
     ) {
         let Some(t) = self.tracer() else { return };
-        // Off: skip the field visit too (the record path would refuse).
-        if !t.is_on() {
-            return;
-        }
-        let Some(shape) = shape_of(meta, values, span_id.is_some()) else {
-            dynamic_types::count_untyped();
-            return;
+        let shape = match lookup(meta) {
+            Some(shape) => shape,
+            None => match first_shape(t, meta, values, span_id.is_some()) {
+                Some(shape) => shape,
+                None => return,
+            },
         };
         if !shape.small {
             return record_staged(t, shape, span_id, values);
         }
-        // No strings, a few numbers: a small stack array, no copy call.
-        let mut body = [0u8; SMALL];
-        encode_small(shape, span_id, values, &mut body);
-        // Errors are counted by the tracer (see `TracerStats`).
-        let _ = t.record(&Small {
-            ty: shape.ty,
-            body: &body,
-            len: shape.fixed,
+        // No strings, a few numbers: visited straight into the reservation
+        // (recording off: refused before the visit). Errors are counted by
+        // the tracer (see `TracerStats`).
+        let _ = t.record(&Direct {
+            shape,
+            span_id: span_id.unwrap_or(0),
+            values,
         });
     }
 }
 
-/// Visits `values` into the body (record from offset 8 on) of a
-/// [`Small`] record of `shape`; `body` must be zeroed.
-#[inline(always)]
-fn encode_small(
-    shape: &Shape,
-    span_id: Option<u64>,
+/// The shape of a call site the fast [`lookup`] did not find: made from
+/// `values` on its first event (not while recording is off: nothing is
+/// registered then), found further along its probe run, or none (counted
+/// as untyped).
+#[cold]
+#[inline(never)]
+fn first_shape(
+    t: &Tracer,
+    meta: &'static Metadata<'static>,
     values: &dyn RecordFields,
-    body: &mut [u8; SMALL],
-) {
-    let mut enc = SmallEncoder {
-        slots: &shape.slots,
-        body,
-    };
-    if let Some(off) = shape.span_id_offset {
-        enc.put(off, span_id.unwrap_or(0));
+    span: bool,
+) -> Option<&'static Shape> {
+    if !t.is_on() {
+        return None;
     }
-    values.visit(&mut enc);
+    let shape = shape_of(meta, values, span);
+    if shape.is_none() {
+        dynamic_types::count_untyped();
+    }
+    shape
 }
 
 /// Visits `values` into a stack record of `shape` in `storage` (any
@@ -368,11 +369,15 @@ fn encode_staged<'b>(
     enc.buf
 }
 
-/// Call sites with strings (or more numbers than a [`Small`] record
+/// Call sites with strings (or more numbers than a [`Direct`] record
 /// holds): the record's length is known only after the visit, so the
 /// fields go to a stack buffer first, which the record path then copies.
 #[inline(never)]
 fn record_staged(t: &Tracer, shape: &Shape, span_id: Option<u64>, values: &dyn RecordFields) {
+    // Off: skip the visit too (the record path would refuse).
+    if !t.is_on() {
+        return;
+    }
     let mut storage = crate::frontends::frontend::storage();
     let buf = encode_staged(shape, span_id, values, &mut storage);
     if buf.truncated() {
@@ -493,7 +498,14 @@ struct Slot {
     kind: Kind,
     /// Offset of the value (or `__data_loc` word) in the record.
     offset: u16,
+    /// `offset` for an integer field (`U64`, `I64`), where an integer is
+    /// stored as it is; [`NOT_INT`] (past any record) for other kinds, so
+    /// that one bounds check tells both the kind and the room.
+    int_at: u16,
 }
+
+/// [`Slot::int_at`] of a field that is not an integer: no record reaches it.
+const NOT_INT: u16 = u16::MAX;
 
 /// A call site's event type and record layout, fixed at its first event.
 #[derive(Debug)]
@@ -508,7 +520,7 @@ struct Shape {
     /// Whether any field is a string (unset ones must get an empty one).
     has_str: bool,
     /// No strings and at most [`SMALL`] bytes of numbers: recorded as a
-    /// [`Small`] record.
+    /// [`Direct`] record, straight into the reservation.
     small: bool,
 }
 
@@ -516,12 +528,11 @@ struct Shape {
 ///
 /// `meta` is written once (null to the call site's metadata, under
 /// `INSERT`), `shape` once (null to a leaked [`Shape`], under `MAKE`);
-/// neither changes again, so look-ups are lock-free.
+/// neither changes again, so look-ups are lock-free. 16 bytes: a slot's
+/// index is the hash shifted, no multiply.
 struct Entry {
     meta: AtomicPtr<Metadata<'static>>,
     shape: AtomicPtr<Shape>,
-    /// No shape could be made (no id left): events are counted, not retried.
-    failed: AtomicBool,
 }
 
 /// Open-addressing table from metadata address to call site.
@@ -529,9 +540,12 @@ static TABLE: [Entry; MAX_CALLSITES] = [const {
     Entry {
         meta: AtomicPtr::new(std::ptr::null_mut()),
         shape: AtomicPtr::new(std::ptr::null_mut()),
-        failed: AtomicBool::new(false),
     }
 }; MAX_CALLSITES];
+/// `FAILED[i]`: no shape could be made for `TABLE[i]`'s call site (no id
+/// left): its events are counted, not retried. Apart from the table,
+/// which the fast path reads, so that its slots stay 16 bytes.
+static FAILED: [AtomicBool; MAX_CALLSITES] = [const { AtomicBool::new(false) }; MAX_CALLSITES];
 static INSERT: Mutex<()> = Mutex::new(());
 static MAKE: Mutex<()> = Mutex::new(());
 
@@ -549,11 +563,29 @@ fn meta_ptr(meta: &'static Metadata<'static>) -> *mut Metadata<'static> {
     meta as *const Metadata<'static> as *mut Metadata<'static>
 }
 
-/// The shape of `meta`'s call site: a table look-up (one multiply, most
-/// often one probe) and one load. Inserts the call site and makes its shape
-/// from `values` on first sight. `None` if the table is full or the call
-/// site got no type.
+/// The fast path's look-up: the shape of `meta`'s call site if it sits in
+/// its home slot and has one (one multiply, one compare, one load).
+/// `None` sends the caller to [`first_shape`], which probes further and
+/// makes the shape on first sight.
 #[inline(always)]
+fn lookup(meta: &'static Metadata<'static>) -> Option<&'static Shape> {
+    let e = TABLE.get(hash(meta))?;
+    // Relaxed: only the address is compared, never dereferenced; what the
+    // entry publishes is in `shape` (Acquire below).
+    if e.meta.load(Ordering::Relaxed) != meta_ptr(meta) {
+        return None;
+    }
+    // Acquire: pairs with the Release store in `make`, so the Shape's
+    // fields are visible.
+    let p = e.shape.load(Ordering::Acquire);
+    // SAFETY: non-null shapes are leaked `Shape`s, never freed nor changed
+    // once stored.
+    unsafe { p.as_ref() }
+}
+
+/// The shape of `meta`'s call site, probing the whole run of slots.
+/// Inserts the call site and makes its shape from `values` on first
+/// sight. `None` if the table is full or the call site got no type.
 fn shape_of(
     meta: &'static Metadata<'static>,
     values: &dyn RecordFields,
@@ -562,89 +594,90 @@ fn shape_of(
     let start = hash(meta);
     let key = meta_ptr(meta);
     for i in 0..MAX_CALLSITES {
-        let e = &TABLE[(start + i) % MAX_CALLSITES];
-        // Relaxed: only the address is compared, never dereferenced; what
-        // the entry publishes is in `shape` (Acquire below).
+        let at = (start + i) % MAX_CALLSITES;
+        let e = &TABLE[at];
+        // Relaxed: as in `lookup`.
         let m = e.meta.load(Ordering::Relaxed);
         if m == key {
-            // Acquire: pairs with the Release store in `make`, so the
-            // Shape's fields are visible.
+            // Acquire: as in `lookup`.
             let p = e.shape.load(Ordering::Acquire);
             if p.is_null() {
-                return make(e, meta, values, span);
+                return make(at, meta, values, span);
             }
-            // SAFETY: non-null shapes are leaked `Shape`s, never freed nor
-            // changed once stored.
+            // SAFETY: as in `lookup`.
             return Some(unsafe { &*p });
         }
         if m.is_null() {
-            return insert(meta).and_then(|e| make(e, meta, values, span));
+            return insert(meta).and_then(|at| make(at, meta, values, span));
         }
     }
     None
 }
 
-/// Inserts `meta`'s call site (under `INSERT`). `None` if the table is
-/// full.
+/// Inserts `meta`'s call site (under `INSERT`); its slot's index. `None`
+/// if the table is full.
 #[cold]
 #[inline(never)]
-fn insert(meta: &'static Metadata<'static>) -> Option<&'static Entry> {
+fn insert(meta: &'static Metadata<'static>) -> Option<usize> {
     let _g = INSERT.lock().unwrap_or_else(|p| p.into_inner());
     let start = hash(meta);
     let key = meta_ptr(meta);
     for i in 0..MAX_CALLSITES {
-        let e = &TABLE[(start + i) % MAX_CALLSITES];
+        let at = (start + i) % MAX_CALLSITES;
+        let e = &TABLE[at];
         // Relaxed: only inserters (serialised by INSERT) store.
         let m = e.meta.load(Ordering::Relaxed);
         if m.is_null() {
             // Relaxed: the address is the only thing published (readers
             // compare it, then read `shape` with Acquire).
             e.meta.store(key, Ordering::Relaxed);
-            return Some(e);
+            return Some(at);
         }
         if m == key {
-            return Some(e);
+            return Some(at);
         }
     }
     None
 }
 
-/// Makes the shape of entry `e` from its first values (under `MAKE`, once
+/// Makes the shape of slot `at` from its first values (under `MAKE`, once
 /// per call site).
 #[cold]
 #[inline(never)]
 fn make(
-    e: &'static Entry,
+    at: usize,
     meta: &'static Metadata<'static>,
     values: &dyn RecordFields,
     span: bool,
 ) -> Option<&'static Shape> {
+    let (e, failed) = (&TABLE[at], &FAILED[at]);
     // Acquire: pairs with the Release store below (whoever set it also
     // gave up on the shape).
-    if e.failed.load(Ordering::Acquire) {
+    if failed.load(Ordering::Acquire) {
         return None;
     }
     let _g = MAKE.lock().unwrap_or_else(|p| p.into_inner());
     // Relaxed (both): written under MAKE, which we hold.
     let p = e.shape.load(Ordering::Relaxed);
     if !p.is_null() {
-        // SAFETY: as in `shape_of`.
+        // SAFETY: as in `lookup`.
         return Some(unsafe { &*p });
     }
-    if e.failed.load(Ordering::Relaxed) {
+    if failed.load(Ordering::Relaxed) {
         return None;
     }
     match make_shape(meta, values, span) {
         Some(shape) => {
             let shape: &'static Shape = Box::leak(Box::new(shape));
-            // Release: pairs with the Acquire load in `shape_of`.
+            // Release: pairs with the Acquire loads in `lookup` and
+            // `shape_of`.
             e.shape
                 .store(shape as *const Shape as *mut Shape, Ordering::Release);
             Some(shape)
         }
         None => {
             // Release: pairs with the Acquire load above.
-            e.failed.store(true, Ordering::Release);
+            failed.store(true, Ordering::Release);
             None
         }
     }
@@ -726,6 +759,10 @@ fn make_shape(
         slots.push(Slot {
             kind: k,
             offset: off as u16,
+            int_at: match k {
+                Kind::U64 | Kind::I64 => off as u16,
+                _ => NOT_INT,
+            },
         });
         fields.push(field(static_identifier(f.name()), k, off));
         off += size;
@@ -1001,159 +1038,13 @@ impl Visit for Encoder<'_, '_> {
     }
 }
 
-/// Largest fixed part (after the common header) a [`Small`] record has:
-/// eight numbers (or a span id and seven).
-const SMALL: usize = 64;
-
-/// The record of a call site without strings whose numbers fit [`SMALL`]
-/// bytes: its length is the shape's, so the fields are visited into a small
-/// zeroed stack array first (no memset or memcpy call: constant sizes),
-/// then the record path reserves, copies those few words and commits, with
-/// no call inside the reservation.
-struct Small<'a> {
-    ty: &'static EventType,
-    /// The record from offset 8 on, `len - 8` bytes of it used.
-    body: &'a [u8; SMALL],
-    /// Record length (common header included): `shape.fixed`.
-    len: usize,
-}
-
-impl Record for Small<'_> {
-    #[inline(always)]
-    fn event_type(&self) -> &'static EventType {
-        self.ty
-    }
-
-    #[inline(always)]
-    fn encoded_len(&self) -> usize {
-        self.len
-    }
-
-    /// Registered when the shape was made.
-    #[inline(always)]
-    fn needs_registration(&self) -> bool {
-        false
-    }
-
-    #[inline(always)]
-    fn encode(&self, common: &CommonFields, out: &mut [u8]) -> Result<usize, EncodeError> {
-        let total = self.len;
-        let have = out.len();
-        let Some(out) = out.get_mut(..total) else {
-            return Err(EncodeError::BufferTooSmall { need: total, have });
-        };
-        common.write(self.ty.id, out);
-        // Nothing in here may panic: the ring's unwind guard would then
-        // keep the reservation in memory rather than in registers.
-        if let Some(body) = out.get_mut(COMMON_HEADER_SIZE..) {
-            copy_words(body, self.body);
-        }
-        Ok(total)
-    }
-}
-
-/// Copies `dst.len()` bytes (at most [`SMALL`]; 8 or more unless 0) of
-/// `src` with 8-byte moves, as head and tail runs that may overlap (both
-/// copy the same bytes), the way small `memcpy`s work inside. A call to
-/// `memcpy` would cost more than the copy; constant-size `copy_from_slice`s
-/// of 16 or 32 bytes, one per length, get merged back into that call by
-/// the compiler, 8-byte integer moves do not.
-#[inline(always)]
-fn copy_words(dst: &mut [u8], src: &[u8; SMALL]) {
-    #[inline(always)]
-    fn word(dst: &mut [u8], src: &[u8; SMALL], at: usize) {
-        let end = at.wrapping_add(8);
-        if let (Some(d), Some(s)) = (dst.get_mut(at..end), src.get(at..end)) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(s);
-            d.copy_from_slice(&u64::from_ne_bytes(w).to_ne_bytes());
-        }
-    }
-    let n = dst.len();
-    match n {
-        0 => {}
-        1..=16 => {
-            word(dst, src, 0);
-            word(dst, src, n.wrapping_sub(8));
-        }
-        17..=32 => {
-            word(dst, src, 0);
-            word(dst, src, 8);
-            word(dst, src, n.wrapping_sub(16));
-            word(dst, src, n.wrapping_sub(8));
-        }
-        _ => {
-            for at in [0, 8, 16, 24] {
-                word(dst, src, at);
-            }
-            for back in [32, 24, 16, 8] {
-                word(dst, src, n.wrapping_sub(back));
-            }
-        }
-    }
-}
-
-/// Visits numbers into a [`Small`] record's body.
-struct SmallEncoder<'a> {
-    slots: &'a [Slot],
-    body: &'a mut [u8; SMALL],
-}
-
-impl SmallEncoder<'_> {
-    /// Stores `v` at record offset `off` (8 or more).
-    #[inline(always)]
-    fn put(&mut self, off: usize, v: u64) {
-        let at = off.wrapping_sub(COMMON_HEADER_SIZE);
-        if let Some(d) = self.body.get_mut(at..at.wrapping_add(8)) {
-            d.copy_from_slice(&v.to_ne_bytes());
-        }
-    }
-
-    #[inline(always)]
-    fn number(&mut self, f: &Field, n: Num) {
-        let Some(&s) = self.slots.get(f.index()) else {
-            return;
-        };
-        let v = match (s.kind, n) {
-            // The usual case first, one compare: integers into integer
-            // fields are stored as they are (what `Num::bits` gives).
-            (Kind::U64 | Kind::I64, Num::U(u)) => u,
-            (Kind::U64 | Kind::I64, Num::I(i)) => i as u64,
-            // Small shapes have no string fields.
-            (Kind::Str, _) => return,
-            (k, n) => n.bits(k),
-        };
-        self.put(usize::from(s.offset), v);
-    }
-
-    /// A string, `Debug` value or error for a number field: stored as 0
-    /// (the field stays zeroed) and counted; nothing is formatted.
-    #[inline]
-    fn text(&mut self, f: &Field) {
-        if self.slots.get(f.index()).is_some() {
-            MISMATCHED.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Visit for SmallEncoder<'_> {
-    number_visits!();
-    #[inline]
-    fn record_str(&mut self, f: &Field, _: &str) {
-        self.text(f);
-    }
-    fn record_error(&mut self, f: &Field, _: &(dyn std::error::Error + 'static)) {
-        self.text(f);
-    }
-    #[inline]
-    fn record_debug(&mut self, f: &Field, _: &dyn fmt::Debug) {
-        self.text(f);
-    }
-}
+mod direct;
+use direct::{Direct, SMALL};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{CommonFields, Record};
     use crate::frontends::frontend::MAX_RECORD;
     use std::sync::Arc;
     use tracing::Value;
@@ -1184,12 +1075,10 @@ mod tests {
             // Garbage first: every byte of the small record must be written.
             let mut small = vec![0xa5u8; MAX_RECORD];
             if shape.small {
-                let mut body = [0u8; SMALL];
-                encode_small(shape, id, v, &mut body);
-                let rec = Small {
-                    ty: shape.ty,
-                    body: &body,
-                    len: shape.fixed,
+                let rec = Direct {
+                    shape,
+                    span_id: id.unwrap_or(0),
+                    values: v,
                 };
                 let n = rec.encode(&common, &mut small).unwrap();
                 small.truncate(n);
@@ -1298,15 +1187,5 @@ mod tests {
         assert_eq!(got[9].1.len(), COMMON_HEADER_SIZE + SMALL);
         // "text" for a number field, counted by both encoders.
         assert!(RingtraceLayer::mismatched() >= mismatched + 2);
-    }
-
-    #[test]
-    fn copy_words_copies_every_length() {
-        let src: [u8; SMALL] = std::array::from_fn(|i| i as u8 + 1);
-        for n in (0..=SMALL).step_by(8) {
-            let mut dst = vec![0u8; n];
-            copy_words(&mut dst, &src);
-            assert_eq!(dst, src[..n], "{n}");
-        }
     }
 }
