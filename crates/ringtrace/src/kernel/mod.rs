@@ -133,6 +133,7 @@ pub struct KernelRecording {
     reader: Option<PageReader>,
     instance: Instance,
     events: Vec<EnabledEvent>,
+    specs: Vec<EventSpec>,
     cpus: Vec<u32>,
     page_size: usize,
 }
@@ -179,8 +180,18 @@ pub fn stat_lost(stats: &str) -> u64 {
 
 impl KernelRecording {
     /// Makes the instance, enables the events and starts reading; the
-    /// instance records from here on.
+    /// instance records from here on ([`prepare`](Self::prepare) then
+    /// [`begin`](Self::begin) with `cfg.pid`).
     pub fn start(root: &Path, cfg: &KernelConfig) -> Result<KernelRecording, KernelError> {
+        let mut rec = Self::prepare(root, cfg)?;
+        rec.begin(cfg.pid)?;
+        Ok(rec)
+    }
+
+    /// Makes the instance (its clock, page and buffer sizes) and starts
+    /// reading it, events not yet enabled: [`begin`](Self::begin) enables
+    /// them once the pid to trace is known.
+    pub fn prepare(root: &Path, cfg: &KernelConfig) -> Result<KernelRecording, KernelError> {
         check_tracefs(root)?;
         for name in remove_stale(root)? {
             eprintln!("ringtrace: removed the tracefs instance {name} left by a killed recording");
@@ -190,32 +201,38 @@ impl KernelRecording {
         instance.set_clock(clock)?;
         instance.set_page_size(cfg.page_size)?;
         instance.set_buffer_kb(cfg.buffer_kb)?;
-        // The reader thread first: spawned after the pid filter, it
+        // Resolved now, so that a bad name fails before the program starts.
+        for spec in &cfg.events {
+            events::resolve(&instance.dir().join("events"), &spec.name)?;
+        }
+        // The reader thread before any pid filter: spawned after it, it
         // would be traced itself (event-fork follows threads too).
         let cpus = instance.cpus()?;
         let reader = PageReader::start(instance.dir(), &cpus, cfg.page_size)?;
-        if let Some(pid) = cfg.pid {
-            instance.set_event_pid(pid)?;
-        }
-        let events = events::enable(instance.dir(), &cfg.events)?;
-        instance.set_tracing_on(true)?;
         Ok(KernelRecording {
             reader: Some(reader),
             instance,
-            events,
+            events: Vec::new(),
+            specs: cfg.events.clone(),
             cpus,
             page_size: cfg.page_size,
         })
     }
 
+    /// Sets the pid filter (`pid` and what it forks; `None`: every task),
+    /// enables the events with their filters and turns recording on. The
+    /// pid list is written once, before any event is on.
+    pub fn begin(&mut self, pid: Option<u32>) -> Result<(), KernelError> {
+        if let Some(pid) = pid {
+            self.instance.set_event_pid(pid)?;
+        }
+        self.events = events::enable(self.instance.dir(), &self.specs)?;
+        self.instance.set_tracing_on(true)
+    }
+
     /// The instance's name.
     pub fn instance_name(&self) -> String {
         self.instance.name()
-    }
-
-    /// Narrows the pid filter to `pid` (and what it forks).
-    pub fn set_event_pid(&self, pid: u32) -> Result<(), KernelError> {
-        self.instance.set_event_pid(pid)
     }
 
     /// Stops recording, reads what is left, removes the instance and
