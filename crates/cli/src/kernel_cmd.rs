@@ -14,7 +14,10 @@ use std::path::Path;
 
 use clap::Args;
 use ringtrace::clock::ClockKind;
-use ringtrace::kernel::{tracefs_root, EventSpec, KernelCapture, KernelConfig, KernelRecording};
+use ringtrace::kernel::{
+    kernel_cpus, tracefs_root, EventSpec, KernelCapture, KernelConfig, KernelRecording,
+};
+use ringtrace::tracedat::TraceDatInfo;
 
 use crate::Format;
 
@@ -283,5 +286,48 @@ mod tests {
         assert!(pair(&bad, &s(&["sched"]), &s(&["x"]))
             .unwrap_err()
             .contains("before any -e"));
+    }
+}
+
+/// `report --kernel-only` / `--user-only`: which side of a file recorded
+/// with `record -e` to show (the kernel's CPUs are told by their stats,
+/// see `ringtrace::kernel::kernel_cpus`).
+#[derive(Debug, Args)]
+pub struct Side {
+    /// Only the kernel's events (of a file recorded with `record -e`).
+    #[arg(long, conflicts_with = "user_only")]
+    pub kernel_only: bool,
+    /// Only the program's own events (not the kernel's).
+    #[arg(long)]
+    pub user_only: bool,
+}
+
+impl Side {
+    /// The CPUs to show: `asked` (`--cpu`; empty for all) narrowed to the
+    /// side chosen. Never empty when a side is chosen: a file without that
+    /// side is an error.
+    pub fn cpus(&self, info: &TraceDatInfo, asked: Vec<u32>) -> Result<Vec<u32>, String> {
+        if !self.kernel_only && !self.user_only {
+            return Ok(asked);
+        }
+        let kernel: Vec<u32> = kernel_cpus(info).into_iter().map(|(f, _)| f).collect();
+        let all = info.cpus.iter().map(|c| c.cpu);
+        let side: Vec<u32> = all
+            .filter(|c| kernel.contains(c) == self.kernel_only)
+            .filter(|c| asked.is_empty() || asked.contains(c))
+            .collect();
+        if side.is_empty() {
+            return Err(if kernel.is_empty() && self.kernel_only {
+                "--kernel-only: the file has no kernel events (record them with `ringtrace \
+                 record -e EVENT`)"
+                    .into()
+            } else {
+                format!(
+                    "--{}-only: no CPU of that side is left (kernel CPUs: {kernel:?})",
+                    if self.kernel_only { "kernel" } else { "user" }
+                )
+            });
+        }
+        Ok(side)
     }
 }
