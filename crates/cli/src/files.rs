@@ -154,6 +154,9 @@ pub struct ReportArgs {
     /// from the trace's start stored in the file.
     #[arg(long, conflicts_with = "json")]
     wall: bool,
+    /// Kernel events and program events: see `crate::kernel_cmd::Side`.
+    #[command(flatten)]
+    side: crate::kernel_cmd::Side,
 }
 
 impl ReportArgs {
@@ -228,7 +231,7 @@ pub fn report(path: &Path, a: &ReportArgs) -> Result<(), CliError> {
     if a.stat {
         return crate::report_stat::print(r.info());
     }
-    let cpus = a.cpus();
+    let cpus = a.side.cpus(r.info(), a.cpus()).map_err(CliError::Usage)?;
     if let Some(c) = cpus
         .iter()
         .find(|c| !r.info().cpus.iter().any(|d| d.cpu == **c))

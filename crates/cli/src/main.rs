@@ -27,6 +27,7 @@ mod demo;
 mod files;
 mod filter;
 mod html_cmd;
+mod kernel_cmd;
 mod progress;
 mod report_stat;
 mod session_cmds;

@@ -122,6 +122,7 @@ pub mod tracer;
 
 pub mod export;
 mod fmt;
+pub mod kernel;
 // The kernel's ring-buffer benchmark, for `ringtrace bench`: not part of
 // the API.
 #[doc(hidden)]

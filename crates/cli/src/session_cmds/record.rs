@@ -103,6 +103,9 @@ pub struct RecordArgs {
     /// `record` started, directly or not, are waited for).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub wait_children: u64,
+    /// Kernel events beside the program's (-e, -f, --kernel-pid-only).
+    #[command(flatten)]
+    pub kernel: crate::kernel_cmd::KernelArgs,
     /// The program and its arguments (after `--` when they start with a
     /// hyphen). An unknown option before the program is an error, never
     /// taken as the program.
@@ -174,6 +177,8 @@ pub fn record(a: RecordArgs) -> Result<u8> {
         None => None,
     };
     crate::dat_convert::check_compression(format, a.compression).map_err(SessionCmdError::Usage)?;
+    crate::kernel_cmd::check(&a.kernel, a.output.as_deref(), format)
+        .map_err(SessionCmdError::Usage)?;
     let Some(program) = a.command.first() else {
         return Err(SessionCmdError::Usage("record: no program given".into()));
     };

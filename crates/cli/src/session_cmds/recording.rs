@@ -137,7 +137,15 @@ pub(super) fn record_in(
     let o = Opened::from_session(session)?;
     let mut rec = Recording::prepare_output(a, &o, format, path)?;
     install_record_signals();
+    let mut kernel = crate::kernel_cmd::start(
+        &a.kernel,
+        &rec.program_name,
+        o.tracer.clock().kind(),
+        a.page_size,
+        a.buffer_kb,
+    );
     let mut child = rec.start_program()?;
+    crate::kernel_cmd::program_started(&mut kernel, &a.kernel, child.id());
     let bar = if rec.live {
         progress_bar("recording")
     } else {
@@ -154,8 +162,11 @@ pub(super) fn record_in(
         say(format_args!("ringtrace: {m}"));
     }
     let code = rec.exit_code(status);
+    let kernel = crate::kernel_cmd::stop(kernel);
     rec.warn_if_never_attached();
-    rec.write_output(code, bar)
+    let end = rec.write_output(code, bar)?;
+    crate::kernel_cmd::merge(kernel, a.output.as_deref(), !end.failed);
+    Ok(end)
 }
 
 /// `record`'s handlers: SIGINT, SIGTERM and SIGHUP are forwarded to the
