@@ -229,7 +229,9 @@ fn one_round(b: &Bench, s: &Settings, dir: &Path, rep: usize, out: &mut QuietRep
     out.floor.push(ns_per_event::<8, _>(&mut floor, s.rep_time));
     let file = dir.join(format!("quiet-{rep}.dat"));
     // Back to back, overwrite mode.
-    out.pairs[0].without.push(back_to_back(&b.plain, s.rep_time).0);
+    out.pairs[0]
+        .without
+        .push(back_to_back(&b.plain, s.rep_time).0);
     let before = check(&b.read, "overwrite", &mut out.problems);
     let ((ns, _), d) = with_reader(&b.read, &file, || back_to_back(&b.read, s.rep_time));
     out.pairs[0].with.push(ns);
@@ -237,7 +239,8 @@ fn one_round(b: &Bench, s: &Settings, dir: &Path, rep: usize, out: &mut QuietRep
     if let (Some(a), Some(z)) = (before, after) {
         let lost = z.overrun - a.overrun;
         let total = lost + d.events;
-        out.overrun_pct.push(100.0 * lost as f64 / total.max(1) as f64);
+        out.overrun_pct
+            .push(100.0 * lost as f64 / total.max(1) as f64);
     }
     note_error(d.error, "overwrite reader", &mut out.problems);
     empty(dir);
@@ -354,7 +357,10 @@ impl QuietReport {
             "`trace!(tracer: t, \"a=%llu b=%llu\", i, j)`, `tsc` clock, one context of 1 MiB. The reader is a `Drain` on its own thread polling without pause and spooling whole pages to {}, as `ringtrace record` does. Back to back: overwrite mode, batches of 1024 calls. Spaced: NanoLog's method, `rdtsc` around each call, 100 ns between calls, {SPACED_CALLS} calls per repetition. Ratios are medians of per-repetition ratios (both figures of a pair ran one after the other). Targets (issue 26): with ÷ without at most 1.10× back to back and 1.20× at p99.9; `trace!` ÷ floor at most 1.10× without a reader, 1.20× with one; no drops.\n",
             self.dir
         );
-        let _ = writeln!(o, "| figure | no reader | with the reader | with ÷ without |");
+        let _ = writeln!(
+            o,
+            "| figure | no reader | with the reader | with ÷ without |"
+        );
         let _ = writeln!(o, "| --- | --- | --- | --- |");
         for p in &self.pairs {
             let _ = writeln!(
