@@ -29,6 +29,7 @@ pub use ringtrace::kernel_bench;
 pub mod lttng;
 pub mod machine;
 pub mod nesting;
+pub mod quiet;
 pub mod record;
 pub mod report;
 pub mod scaling;

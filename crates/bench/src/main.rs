@@ -112,6 +112,9 @@ fn measure(a: &Args, results: &mut Results) {
     if step("pipe", "[7/7] pipe's text formatting") {
         results.pipe = Some(drain_rate::run_pipe(settings));
     }
+    if step("quiet", "[+] trace! with and without a reader draining") {
+        results.quiet = Some(ringtrace_bench::quiet::run(settings));
+    }
 }
 
 /// Prints the report and writes it to `docs/benchmarks.md` at the
@@ -154,6 +157,7 @@ fn main() {
         kernel: Vec::new(),
         drain: None,
         pipe: None,
+        quiet: None,
         wall_secs: 0.0,
     };
     measure(&a, &mut results);
@@ -171,7 +175,7 @@ fn usage(err: &str) -> ! {
         eprintln!("error: {err}");
     }
     eprintln!(
-        "usage: cargo run -p ringtrace-bench --release [-- --quick] [--kernel-time MS] [--only write|throughput|scaling|nesting|kernel|drain|pipe] [--stdout]"
+        "usage: cargo run -p ringtrace-bench --release [-- --quick] [--kernel-time MS] [--only write|throughput|scaling|nesting|kernel|drain|pipe|quiet] [--stdout]"
     );
     std::process::exit(if err.is_empty() { 0 } else { 2 });
 }

@@ -34,6 +34,8 @@ pub struct Results {
     pub drain: Option<DrainReport>,
     /// `pipe`'s text formatting.
     pub pipe: Option<PipeReport>,
+    /// `trace!` with and without a reader (or why not measured).
+    pub quiet: Option<Result<crate::quiet::QuietReport, String>>,
     /// Wall time of the whole run.
     pub wall_secs: f64,
 }
@@ -119,6 +121,11 @@ impl Results {
         }
         if let Some(p) = &self.pipe {
             pipe_table(&mut o, p);
+        }
+        match &self.quiet {
+            Some(Ok(q)) => o.push_str(&q.markdown()),
+            Some(Err(why)) => o.push_str(&format!("\nReader-quiet section not measured: {why}\n")),
+            None => {}
         }
         o
     }

@@ -24,7 +24,7 @@ use std::ptr::NonNull;
 /// `b"RINGTRC1"` read as a little-endian u64: identifies a ringtrace region.
 pub(crate) const REGION_MAGIC: u64 = u64::from_le_bytes(*b"RINGTRC1");
 /// Layout version; bump on any change to the structs below.
-pub(crate) const LAYOUT_VERSION: u32 = 7;
+pub(crate) const LAYOUT_VERSION: u32 = 8;
 /// Page slots each ring keeps beyond its maximum ring size and its reader
 /// page, to lend to page readers (`RingBuffer::read_page_buffer`).
 pub(crate) const SPARE_SLOTS: u32 = 2;
@@ -175,7 +175,11 @@ impl Geometry {
         if nr_pages >= 1 << 30 {
             return None;
         }
-        let ring_meta_offset = round_up(std::mem::size_of::<RegionHeader>() as u64, 64);
+        // RingMeta's own alignment (128: see `WriterState`).
+        let ring_meta_offset = round_up(
+            std::mem::size_of::<RegionHeader>() as u64,
+            std::mem::align_of::<RingMeta>() as u64,
+        );
         let page_meta_offset = round_up(
             ring_meta_offset + u64::from(nr_rings) * std::mem::size_of::<RingMeta>() as u64,
             64,
@@ -278,15 +282,19 @@ pub(crate) struct BufferState {
 
 /// Writer-side state of a ring, touched by its writer thread and the signal
 /// handlers nested on it. Readers only load from it.
-#[repr(C, align(64))]
+///
+/// Two parts, 128 bytes apart: what the writer stores on every event
+/// (`committing`, the stamps) first, and what readers load (the tail and
+/// commit pages, the closed-page counts, the wake flag) from offset 128.
+/// A reader polling for a complete page then never takes the line of the
+/// writer's per-event stores, which would cost the writer a miss on its
+/// next event; the writer only loads the readers' part on every event, and
+/// stores to it once per page. 128, not 64: x86's spatial prefetcher
+/// fetches lines in aligned pairs, so a neighbouring line is shared as
+/// well (crossbeam's `CachePadded` pads to 128 on x86_64 for this reason).
+#[repr(C, align(128))]
 #[derive(Debug)]
 pub(crate) struct WriterState {
-    /// Page the next reservation goes to. Moved forward by writers with a
-    /// compare-and-swap (nested writers race to move it); read by readers.
-    pub tail_page: AtomicU32,
-    /// Last page with committed data. Written only by the outermost writer;
-    /// loaded with Acquire by readers.
-    pub commit_page: AtomicU32,
     /// Depth of writes in flight on this ring (0 = none). A writer loads it,
     /// stores depth+1, and stores depth back when it ends: nested writers
     /// always restore what they found, so plain loads and stores suffice.
@@ -295,10 +303,6 @@ pub(crate) struct WriterState {
     /// after the write has entered (step E), so that a control operation that
     /// sets it and then sees `committing == 0` knows no write is in flight.
     pub record_disabled: AtomicU32,
-    /// Non-zero while a reader waits for data on this ring: the outermost
-    /// commit loads it (one load) and wakes waiters when it is set.
-    pub wake_armed: AtomicU32,
-    _pad32: AtomicU32,
     /// Running time stamp at the tail: the time of the newest reserved event,
     /// or the stamp of a freshly prepared page. Written by the outermost
     /// writer after it reserves, and by whoever prepares a new tail page.
@@ -308,6 +312,19 @@ pub(crate) struct WriterState {
     pub pending_stamp: AtomicU64,
     /// Token of the thread that claimed this ring as its writer (0 = free).
     pub owner: AtomicU64,
+    /// Keeps the readers' part below 128 bytes away (see above).
+    _pad_writer: [AtomicU64; 12],
+    /// Page the next reservation goes to. Moved forward by writers with a
+    /// compare-and-swap (nested writers race to move it); read by readers.
+    pub tail_page: AtomicU32,
+    /// Last page with committed data. Written only by the outermost writer;
+    /// loaded with Acquire by readers.
+    pub commit_page: AtomicU32,
+    /// Non-zero while a reader waits for data on this ring: the outermost
+    /// commit loads it (one load) and wakes waiters when it is set. Here,
+    /// not beside `committing`: the reader stores it.
+    pub wake_armed: AtomicU32,
+    _pad32: AtomicU32,
     /// Events on pages the commit point has moved past: added by the
     /// outermost writer's commit walk (a plain load and store: only the
     /// outermost writer walks, so updates never overlap). With the entries
@@ -520,7 +537,10 @@ const _: () = {
     assert!(std::mem::size_of::<PageMeta>() == 128);
     assert!(std::mem::offset_of!(PageMeta, write) == 0);
     assert!(std::mem::offset_of!(PageMeta, link) == 64);
-    assert!(std::mem::align_of::<RingMeta>() == 64);
+    assert!(std::mem::align_of::<RingMeta>() == 128);
+    assert!(std::mem::offset_of!(WriterState, tail_page) == 128);
+    assert!(std::mem::size_of::<WriterState>() == 256);
+    assert!(std::mem::offset_of!(RingMeta, w) == 0);
     assert!(std::mem::size_of::<ReaderState>() == 128);
     assert!(std::mem::offset_of!(ReaderState, busy) == 0);
     assert!(std::mem::offset_of!(ReaderState, lock) == 16);
@@ -833,15 +853,16 @@ impl Region {
             let z64 = || AtomicU64::new(0);
             RingMeta {
                 w: WriterState {
-                    tail_page: z32(),
-                    commit_page: z32(),
                     committing: z32(),
                     record_disabled: z32(),
-                    wake_armed: z32(),
-                    _pad32: z32(),
                     write_stamp: z64(),
                     pending_stamp: z64(),
                     owner: z64(),
+                    _pad_writer: std::array::from_fn(|_| z64()),
+                    tail_page: z32(),
+                    commit_page: z32(),
+                    wake_armed: z32(),
+                    _pad32: z32(),
                     closed_entries: z64(),
                     closed_bytes: z64(),
                     closed_pages: z64(),

@@ -147,8 +147,11 @@ impl Consumer<'_> {
     /// With `full`, only a complete page (one the commit has left) is
     /// taken: swapped out without a copy when it is unread and `page` is a
     /// spare slot, else its unread events are copied. Returns `None` when
-    /// there is nothing (or, with `full`, no complete page) to read. Events are consumed: counted in `read`, and the losses flagged
-    /// on the page are not reported again by [`Consumer::consume`].
+    /// there is nothing (or, with `full`, no complete page) to read. With
+    /// `full`, the page the writer is filling stays in the ring until the
+    /// commit leaves it: the reader keeps off its lines. Events are
+    /// consumed: counted in `read`, and the losses flagged on the page are
+    /// not reported again by [`Consumer::consume`].
     ///
     /// ```
     /// use ringtrace_ring::{format, Config, RingBuffer};
@@ -190,7 +193,9 @@ impl Consumer<'_> {
             let off = r.read_offset.load(Relaxed) as usize;
             let complete = commit_page != rp;
             if off >= commit {
-                if !complete || !self.swap(rp)? {
+                // With `full`, the page being filled stays in the ring:
+                // it is not whole, and the writer is on its lines.
+                if !complete || !self.swap_head(rp, full)? {
                     return Ok(None);
                 }
                 continue;
@@ -428,5 +433,67 @@ fn finish_page(
         lost_stored,
         zero_copy,
         time_stamp,
+    }
+}
+
+#[cfg(test)]
+mod whole_page_tests {
+    use crate::sync::Ordering::Relaxed;
+    use crate::{Config, Mode, RingBuffer};
+
+    /// With `full`, the page the writer is filling stays in the ring until
+    /// the commit leaves it; then it is taken whole, zero-copy, with every
+    /// event. Without `full`, the partial page is read as before.
+    #[test]
+    fn full_reads_leave_the_page_being_filled_in_the_ring() {
+        for mode in [Mode::Overwrite, Mode::ProducerConsumer] {
+            let buf = RingBuffer::new(Config::new(1).pages_per_ring(4).mode(mode)).unwrap();
+            let meta = buf.region().ring(0);
+            let mut w = buf.writer(0).unwrap();
+            let mut c = buf.consumer(0).unwrap();
+            let mut page = buf.read_page_buffer(0).unwrap();
+            w.write(1, &[7; 40]).unwrap();
+            let (reader, head) = (
+                meta.r.reader_page.load(Relaxed),
+                meta.r.head_page.load(Relaxed),
+            );
+            assert_eq!(head, meta.w.commit_page.load(Relaxed));
+            for _ in 0..3 {
+                assert!(c.read_page(&mut page, true).unwrap().is_none());
+            }
+            assert_eq!(
+                (
+                    meta.r.reader_page.load(Relaxed),
+                    meta.r.head_page.load(Relaxed)
+                ),
+                (reader, head),
+                "{mode:?}: the page being filled was swapped out of the ring"
+            );
+            // Fill the page until the commit leaves it.
+            let mut written = 1;
+            while meta.w.commit_page.load(Relaxed) == head {
+                w.write(written + 1, &[7; 40]).unwrap();
+                written += 1;
+            }
+            let info = c.read_page(&mut page, true).unwrap().expect("a whole page");
+            assert!(info.zero_copy, "{mode:?}");
+            assert_eq!(
+                info.events,
+                written - 1,
+                "{mode:?}: the last write went to the next page"
+            );
+            assert!(c.read_page(&mut page, true).unwrap().is_none());
+            let rest = c
+                .read_page(&mut page, false)
+                .unwrap()
+                .expect("the partial page");
+            assert_eq!(rest.events, 1, "{mode:?}");
+            let s = buf.stats(0).unwrap();
+            assert_eq!(
+                (s.written, s.read, s.entries),
+                (written, written, 0),
+                "{mode:?}"
+            );
+        }
     }
 }

@@ -781,6 +781,16 @@ impl<'a> Consumer<'a> {
     /// Swaps the used-up reader page `rp` with the head page. Returns false
     /// when there is nothing to read or a writer kept the head busy.
     pub(crate) fn swap(&mut self, rp: u32) -> Result<bool, ReadError> {
+        self.swap_head(rp, false)
+    }
+
+    /// [`swap`](Self::swap), or with `whole`, only a head page the commit
+    /// point has left: the page the writer is filling stays in the ring,
+    /// as the kernel's whole-page reads want it, so that a reader that
+    /// takes whole pages never reads the lines of the page being filled
+    /// (its `commit`, which the writer stores on every event) while the
+    /// writer is on it. Returns false when there is no such page.
+    pub(crate) fn swap_head(&mut self, rp: u32, whole: bool) -> Result<bool, ReadError> {
         let r = &self.meta.r;
         // Drops noted while our page was the tail. Stable: no writer is on
         // our page once the commit has left it; writers reset it when they
@@ -792,9 +802,11 @@ impl<'a> Consumer<'a> {
                 continue;
             };
             let hp = self.region.page(head);
-            // Nothing committed on the head page: nothing to read.
+            // Nothing committed on the head page: nothing to read. With
+            // `whole`, the head page being filled is not taken either, and
+            // its `commit` is not even loaded.
             let commit_page = self.meta.w.commit_page.load(Acquire);
-            if head == commit_page && hp.commit.load(Acquire) == 0 {
+            if head == commit_page && (whole || hp.commit.load(Acquire) == 0) {
                 return Ok(false);
             }
             let after = link_page(hp.link.load(Acquire));

@@ -352,11 +352,9 @@ impl Session {
     /// Turns recording on or off for every writer process of the session
     /// (`ringtrace start` / `stop`): records made while off are refused
     /// before they reach a ring, and not counted (not attempts, as with the
-    /// kernel's `tracing_off`). Relaxed: a switch, ordering nothing.
+    /// kernel's `tracing_off`).
     pub fn set_recording(&self, on: bool) {
-        self.map
-            .tracing_off()
-            .store(u32::from(!on), Ordering::Relaxed);
+        crate::tracer::storage::set_switch(self.map.tracing_off(), &self.ring, on);
     }
 
     /// Table appends refused for lack of room so far.

@@ -251,10 +251,7 @@ impl Target for ContextHandle<'_> {
     #[inline(always)]
     fn record<R: Record + ?Sized>(&self, rec: &R) -> Result<(), RecordError> {
         let inner = &*self.tracer.inner;
-        if !inner.on.is_on() {
-            return Err(RecordError::Off);
-        }
-        // The fast path, as in `record_in`.
+        // The fast path, as in `record_in` (the switch is checked there).
         let mut ts = None;
         if NEST.get() == 0 {
             match record_fast(inner, self.ring, rec, current_tid) {
@@ -276,6 +273,9 @@ impl ContextHandle<'_> {
         ts: Option<u64>,
     ) -> Result<(), RecordError> {
         let inner = &*self.tracer.inner;
+        if !inner.on.is_on() {
+            return Err(RecordError::Off);
+        }
         let (saved, depth) = enter_write();
         publish_type(inner, rec, depth);
         let r = write_record(inner, self.ring, rec, depth, current_tid(), ts);
@@ -424,9 +424,10 @@ pub(crate) fn record_in<R: Record + ?Sized>(
     inner: &Arc<Inner>,
     rec: &R,
 ) -> Result<(), RecordError> {
-    if !inner.on.is_on() {
-        return Err(RecordError::Off);
-    }
+    // No test of the recording switch here: while it is off, the ring
+    // refuses the fast path at the load of its `record_disabled` that
+    // every write makes anyway (the switch is mirrored there:
+    // `storage::set_switch`), and the general path then answers `Off`.
     if NEST.get() == 0 {
         if let Some(ring) = lookup(inner.id) {
             // The thread id is known: see `record_general`.
@@ -508,6 +509,11 @@ fn record_general<R: Record + ?Sized>(
     rec: &R,
     ts: Option<u64>,
 ) -> Result<(), RecordError> {
+    // The switch first: a record made while recording is off is not an
+    // attempt, so neither leased for nor counted (see `record_in`).
+    if !inner.on.is_on() {
+        return Err(RecordError::Off);
+    }
     let (saved, depth) = enter_write();
     // The lease comes first and takes no `rec`, so that the record stays in
     // registers on the way to the encoder (no copy of it to memory for a

@@ -479,7 +479,7 @@ impl Inner {
     /// off before it reads (on a session, for every writer process, as the
     /// kernel's dump turns tracing off for the whole system).
     pub(crate) fn set_on(&self, on: bool) {
-        self.on.set(on);
+        self.on.set(on, &self.buf);
     }
 
     /// The shared storage (a session) this tracer's rings live in, if any.
@@ -839,7 +839,7 @@ impl Tracer {
     /// assert_eq!(t.ring_stats(0).unwrap().entries, 0);
     /// ```
     pub fn set_on(&self, on: bool) {
-        self.inner.on.set(on);
+        self.inner.set_on(on);
     }
 
     /// Counters of context `ring`.

@@ -108,10 +108,11 @@ impl std::ops::Deref for SlotArray {
 /// A tracer's recording switch (`tracing_on`): one word, 0 while recording
 /// is on, in the tracer's own memory (heap flavor) or in the shared
 /// storage (shared flavor), so that `ringtrace stop` in another process
-/// reaches every writer of a session. The record path reads it with one
-/// Relaxed load through one pointer, the same in both flavors (no branch,
-/// no call through the storage). Relaxed: a switch, ordering nothing; a
-/// record racing a switch is recorded or not, never torn.
+/// reaches every writer of a session. Mirrored into the tracer's rings
+/// ([`set_switch`]): the record path's fast path reads the rings' copy,
+/// in the word it loads anyway, and only the general path reads this one,
+/// with one Relaxed load through one pointer, the same in both flavors.
+/// A record racing a switch is recorded or not, never torn.
 pub(crate) struct Switch {
     /// Points at `own` or into `storage`'s memory, both held by `self`.
     word: NonNull<AtomicU32>,
@@ -161,9 +162,50 @@ impl Switch {
         self.word().load(Ordering::Relaxed) == 0
     }
 
-    /// Turns recording on or off.
-    pub(crate) fn set(&self, on: bool) {
-        self.word().store(u32::from(!on), Ordering::Relaxed);
+    /// Turns recording on or off, on the tracer's rings `buf` too (see
+    /// [`set_switch`]).
+    pub(crate) fn set(&self, on: bool, buf: &RingBuffer) {
+        set_switch(self.word(), buf, on);
+    }
+}
+
+/// Rounds [`set_switch`] makes at most to bring the rings' switch in line
+/// with the word while other setters race it.
+const MIRROR_ROUNDS: usize = 8;
+
+/// Sets a recording switch `word` (nonzero: off) and mirrors it into the
+/// ring buffer `buf` it governs (`RingBuffer::record_off`, a bit in each
+/// ring's `record_disabled`), which every write loads anyway: so the
+/// record path needs no load of its own for the switch. It loads the
+/// word only after the ring refused a write, to tell a switch turned off
+/// (`RecordError::Off`, not counted) from a disabled ring.
+///
+/// The rings never refuse while the word says on, outside a racing
+/// setter: turning on clears the rings' bit before the word, turning off
+/// sets the word first. Setters that race each other converge: each
+/// applies the word's value it loads and stops only once the word still
+/// holds that value after the rings have it, so the last setter to stop
+/// leaves the rings as the word says (a setter applies the word's value
+/// to every ring after its own store, so no store to the word follows the
+/// last check unseen). Bounded by `MIRROR_ROUNDS` against a storm of
+/// setters. Atomics only: async-signal-safe (the crash dump turns
+/// recording off from a signal handler). SeqCst on the word: the check
+/// must see the stores of setters whose ring updates it may have undone.
+pub(crate) fn set_switch(word: &AtomicU32, buf: &RingBuffer, on: bool) {
+    if on {
+        buf.record_on();
+    }
+    word.store(u32::from(!on), Ordering::SeqCst);
+    for _ in 0..MIRROR_ROUNDS {
+        let off = word.load(Ordering::SeqCst) != 0;
+        if off {
+            buf.record_off();
+        } else {
+            buf.record_on();
+        }
+        if (word.load(Ordering::SeqCst) != 0) == off {
+            return;
+        }
     }
 }
 
