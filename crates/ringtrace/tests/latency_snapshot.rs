@@ -174,6 +174,33 @@ fn sum_stats(buf: &ringtrace::ring::RingBuffer) -> (u64, u64) {
     (attempts, committed)
 }
 
+/// Runs the sections on a thread of their own while `OTHER_WRITERS`
+/// threads write (counted in `others`); returns the sections' durations.
+fn run_under_load(t: &'static Tracer, lat: &Latency, seed: u64, others: &AtomicU64) -> Vec<u64> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for th in 0..OTHER_WRITERS {
+            let stop = &stop;
+            s.spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    ringtrace::trace!(tracer: t, "other %u %llu", th, i);
+                    others.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                    if i % 64 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            });
+        }
+        let ds = s.spawn(|| run_sections(t, lat, seed)).join();
+        // Before a panic of the worker propagates: the scope waits for
+        // the other writers.
+        stop.store(true, Ordering::Relaxed);
+        ds.unwrap()
+    })
+}
+
 #[test]
 fn kept_snapshot_holds_the_slowest_section_and_what_led_up_to_it() {
     let seed = std::time::SystemTime::now()
@@ -200,29 +227,8 @@ fn kept_snapshot_holds_the_slowest_section_and_what_led_up_to_it() {
     }
     .unwrap();
     let lat = Latency::new(t, "db_commit", None).unwrap();
-    let stop = AtomicBool::new(false);
     let others = AtomicU64::new(0);
-    let ds = std::thread::scope(|s| {
-        for th in 0..OTHER_WRITERS {
-            let (stop, others) = (&stop, &others);
-            s.spawn(move || {
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    ringtrace::trace!(tracer: t, "other %u %llu", th, i);
-                    others.fetch_add(1, Ordering::Relaxed);
-                    i += 1;
-                    if i % 64 == 0 {
-                        std::thread::yield_now();
-                    }
-                }
-            });
-        }
-        let ds = s.spawn(|| run_sections(t, &lat, seed)).join();
-        // Before a panic of the worker propagates: the scope waits for
-        // the other writers.
-        stop.store(true, Ordering::Relaxed);
-        ds.unwrap()
-    });
+    let ds = run_under_load(t, &lat, seed, &others);
     let st: LatencyStats = lat.stats();
     assert_eq!(st.failed, 0, "{st:?}");
     assert_eq!(st.beaten, 0, "one thread ends sections: {st:?}");
@@ -292,4 +298,51 @@ fn assert_in_order(text: &str) {
         assert!(ts >= last, "time went back at {l:?}");
         last = ts;
     }
+}
+
+/// The kept snapshot exports to trace.dat as any tracer does: its events
+/// and the thread names of the live tracer, read back by the trace.dat
+/// reader.
+#[test]
+fn the_kept_snapshot_exports_to_trace_dat() {
+    use ringtrace::tracedat::{TraceDatReader, TraceDatVersion, TraceItem};
+    let t = TracerConfig::new().max_contexts(2).build().unwrap();
+    let lat = Latency::new(&t, "export_me", None).unwrap();
+    for i in 0..10u64 {
+        ringtrace::trace!(tracer: &t, "before %llu", i);
+    }
+    lat.end(Duration::from_millis(3));
+    ringtrace::trace!(tracer: &t, "after");
+    let snap = lat.take_max().unwrap();
+    assert_eq!(snap.info.latency_ns, 3_000_000);
+    assert_eq!(snap.info.tid, ringtrace::context::current_tid());
+    let entries: u64 = (0..2)
+        .map(|r| snap.tracer.ring_stats(r).unwrap().entries)
+        .sum();
+    assert_eq!(entries, 11, "10 before, and the section's own line");
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("max.dat");
+    let f = std::fs::File::create(&path).unwrap();
+    snap.tracer
+        .drain()
+        .finish(f, ringtrace::ExportFormat::TraceDat(TraceDatVersion::V6))
+        .unwrap();
+    let mut r = TraceDatReader::open(&path).unwrap();
+    let tid = ringtrace::context::current_tid();
+    assert!(
+        r.info().cmdlines.iter().any(|(p, _)| *p == tid),
+        "the thread's name is in the file: {:?}",
+        r.info().cmdlines
+    );
+    let mut events = 0;
+    for item in r.records() {
+        match item.unwrap() {
+            TraceItem::Event(_) => events += 1,
+            other => panic!("nothing lost in a snapshot: {other:?}"),
+        }
+    }
+    assert_eq!(events, 11);
+    // What came after the section stayed live.
+    let live = t.pipe().read_to_string().unwrap();
+    assert!(live.ends_with(": after\n"), "{live}");
 }
