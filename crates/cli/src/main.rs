@@ -21,6 +21,7 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs, missing_debug_implementations)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod contexts_cmd;
 mod cpulist;
 mod dat_convert;
 mod demo;
@@ -215,6 +216,18 @@ Examples:
     #[command(after_help = "Example:
   ringtrace snapshot myprog -o now.json")]
     Snapshot(session_cmds::SessionOutArg),
+    /// Show or change which contexts of a session record (the kernel's
+    /// `tracing_cpumask`), live: the others' events are refused and
+    /// counted as masked.
+    #[command(after_help = "Examples:
+  ringtrace contexts myprog          (show)
+  ringtrace contexts myprog 0,2-3    (only contexts 0, 2 and 3 record)")]
+    Contexts {
+        /// Session: a path, its name, the creator's pid, or the file name.
+        session: String,
+        /// The contexts that record, as a CPU list (0,2-3).
+        list: Option<String>,
+    },
     /// Empty a session's rings.
     #[command(after_help = "Example:
   ringtrace clear myprog")]
@@ -419,6 +432,7 @@ fn run_other(cmd: Cmd) -> Result<(), CliError> {
         Cmd::Extract(a) => Ok(session_cmds::extract(a)?),
         Cmd::Snapshot(a) => Ok(session_cmds::snapshot(a)?),
         Cmd::Clear { session } => Ok(session_cmds::clear(&session)?),
+        Cmd::Contexts { session, list } => contexts_cmd::contexts(&session, list.as_deref()),
         Cmd::Remove(a) => Ok(session_cmds::remove(a)?),
         Cmd::Start { session } => Ok(session_cmds::set_recording(&session, true)?),
         Cmd::Stop { session } => Ok(session_cmds::set_recording(&session, false)?),

@@ -127,6 +127,7 @@ pub mod kernel;
 // the API.
 #[doc(hidden)]
 pub mod kernel_bench;
+pub mod latency;
 mod read;
 
 pub use export::{json, perfetto, tracedat};
@@ -334,6 +335,7 @@ pub mod context {
 pub use context::{signal_scope, ContextHandle, RecordError, Target};
 pub use default_tracer::{global, init, trace_marker};
 pub use export::{Drain, ExportFormat};
+pub use latency::latency;
 #[doc(no_inline)]
 pub use reader::{Pipe, RawPipe};
 /// The lockless ring buffer the tracer is built on (the `ringtrace-ring`

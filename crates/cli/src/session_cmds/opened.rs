@@ -157,7 +157,7 @@ impl Opened {
     pub(super) fn refusals(&self) -> Option<String> {
         let r = self.tracer.session_refused()?;
         if r.events() == 0 && r.untraced_processes == 0 {
-            return None;
+            return (r.masked > 0).then(|| masked_note(r.masked));
         }
         let mut why = Vec::new();
         if r.no_context > 0 {
@@ -191,6 +191,9 @@ impl Opened {
                 r.untraced_processes
             ));
         }
+        if r.masked > 0 {
+            m.push_str(&format!("; {}", masked_note(r.masked)));
+        }
         Some(m)
     }
 
@@ -203,4 +206,12 @@ impl Opened {
             .map(|s| s.overrun + s.dropped + s.commit_overrun)
             .sum()
     }
+}
+
+/// The events not recorded because their context was masked off.
+fn masked_note(n: u64) -> String {
+    format!(
+        "{n} event(s) not recorded: their context was masked off (--context-mask, \
+         `ringtrace contexts`)"
+    )
 }

@@ -106,6 +106,11 @@ pub struct RecordArgs {
     /// Kernel events beside the program's (-e, -f, --kernel-pid-only).
     #[command(flatten)]
     pub kernel: crate::kernel_cmd::KernelArgs,
+    /// Only these contexts record, as a CPU list (0,2-3; the kernel's
+    /// `tracing_cpumask`); the others' events are refused and counted.
+    /// `ringtrace contexts` changes it while the program runs.
+    #[arg(long, value_name = "LIST")]
+    pub context_mask: Option<String>,
     /// The program and its arguments (after `--` when they start with a
     /// hyphen). An unknown option before the program is an error, never
     /// taken as the program.
@@ -182,6 +187,13 @@ pub fn record(a: RecordArgs) -> Result<u8> {
     let Some(program) = a.command.first() else {
         return Err(SessionCmdError::Usage("record: no program given".into()));
     };
+    let mask = match &a.context_mask {
+        Some(l) => Some(
+            crate::contexts_cmd::parse_mask(l, a.contexts)
+                .map_err(|e| SessionCmdError::Usage(e.to_string()))?,
+        ),
+        None => None,
+    };
     let name = session_name(&a, program)?;
     let mut cfg = SessionConfig::new(&name);
     cfg.contexts = a.contexts;
@@ -206,6 +218,9 @@ pub fn record(a: RecordArgs) -> Result<u8> {
     }
     let session = Session::create(&cfg)?;
     session.set_recorder_pid(std::process::id());
+    if let Some(m) = &mask {
+        session.set_contexts(m);
+    }
     let path = session.path().to_path_buf();
     let (result, keep_session) = match record_in(&a, session, format, &path) {
         Ok(end) => (Ok(end.status), a.keep || a.output.is_none() || end.failed),

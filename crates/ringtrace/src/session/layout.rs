@@ -39,7 +39,7 @@ use crate::clock::{ClockKind, Tsc2Nsec};
 pub const MAGIC: u64 = u64::from_le_bytes(*b"RTSESS01");
 /// Layout version this build writes and reads.
 #[doc(hidden)]
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// Size of the header part.
 #[doc(hidden)]
 pub const HEADER_SIZE: usize = 4096;
@@ -156,6 +156,15 @@ pub(crate) struct Header {
     /// (`crate::clock::WallStart`). Written before `ready`.
     pub(super) start_realtime_ns: AtomicU64,
     pub(super) start_clock_ts: AtomicU64,
+    /// Which contexts record (`tracing_cpumask`): bit N set when context
+    /// N does not record, so that a new file's zeros mean all record.
+    /// Written by `ringtrace contexts` and `Tracer::set_contexts`; each
+    /// writer's record path loads its context's word Relaxed (a switch,
+    /// ordering nothing). Since version 5.
+    pub(super) context_mask_off: [AtomicU64; MAX_CONTEXTS / 64],
+    /// Events refused because their context does not record, by every
+    /// writer process (as `refused_no_context`). Since version 5.
+    pub(super) refused_masked: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -287,6 +296,11 @@ impl SessionMap {
             realtime_ns,
             clock_ts: h.start_clock_ts.load(Ordering::Relaxed),
         })
+    }
+
+    /// The session's context mask (bit set: the context does not record).
+    pub(crate) fn context_mask_off(&self) -> &[AtomicU64] {
+        &self.header().context_mask_off
     }
 
     /// The session's recording switch (nonzero: off), in the header.

@@ -207,6 +207,7 @@ impl SessionLink {
             Refusal::NoContext => &h.refused_no_context,
             Refusal::InSignalHandler => &h.refused_in_signal_handler,
             Refusal::Other => &h.refused_other,
+            Refusal::Masked => &h.refused_masked,
         };
         // Relaxed: a counter, ordering nothing.
         c.fetch_add(1, Ordering::Relaxed);
@@ -398,6 +399,9 @@ impl SharedStorage for SessionLink {
     }
     fn tracing_off(&self) -> &AtomicU32 {
         self.map.tracing_off()
+    }
+    fn context_mask_off(&self) -> &[crate::sync::AtomicU64] {
+        self.map.context_mask_off()
     }
     fn wall_start(&self) -> Option<crate::clock::WallStart> {
         self.map.wall_start()

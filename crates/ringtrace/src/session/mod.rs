@@ -357,6 +357,23 @@ impl Session {
         crate::tracer::storage::set_switch(self.map.tracing_off(), &self.ring, on);
     }
 
+    /// Makes exactly the contexts in `records` record, in every writer
+    /// process (`ringtrace contexts`, the kernel's `tracing_cpumask`); the
+    /// others' events are refused and counted
+    /// ([`SessionRefusals::masked`]).
+    pub fn set_contexts(&self, records: &[usize]) {
+        let words = self.map.context_mask_off();
+        crate::tracer::mask::set(words, self.layout().contexts, |r| records.contains(&r));
+    }
+
+    /// The contexts that record ([`Session::set_contexts`]).
+    pub fn recording_contexts(&self) -> Vec<usize> {
+        let words = self.map.context_mask_off();
+        (0..self.layout().contexts)
+            .filter(|&r| crate::tracer::mask::allows(words, r))
+            .collect()
+    }
+
     /// Table appends refused for lack of room so far.
     pub fn table_full(&self) -> u64 {
         self.map.header().table_full.load(Ordering::Relaxed)

@@ -64,6 +64,10 @@ pub struct SessionRefusals {
     /// Writer processes that found the session's process table full and
     /// ran untraced.
     pub untraced_processes: u64,
+    /// Not recorded because their context is masked off
+    /// (`Tracer::set_contexts`): deliberate, as with recording off, so
+    /// not part of [`SessionRefusals::events`], but counted.
+    pub masked: u64,
 }
 
 impl SessionRefusals {
@@ -178,6 +182,7 @@ pub(super) fn refused_of(map: &SessionMap) -> SessionRefusals {
         in_signal_handler: h.refused_in_signal_handler.load(Ordering::Relaxed),
         other: h.refused_other.load(Ordering::Relaxed),
         untraced_processes: h.untraced_processes.load(Ordering::Relaxed),
+        masked: h.refused_masked.load(Ordering::Relaxed),
     }
 }
 

@@ -163,6 +163,10 @@ pub enum RecordError {
     /// The thread is exiting (its thread-locals are being destroyed).
     #[error("thread is exiting")]
     ThreadExiting,
+    /// The record's context does not record ([`Tracer::set_contexts`]):
+    /// refused and counted.
+    #[error("this context does not record (the tracer's context mask)")]
+    Masked,
     /// The default tracer does not exist and could not be made here.
     #[error("the default tracer does not exist (or could not be created)")]
     NoTracer,
@@ -470,6 +474,9 @@ fn record_fast_in<R: Record + ?Sized>(
     rec: &R,
     pid: impl FnOnce() -> i32,
 ) -> Result<Result<(), RecordError>, u64> {
+    if !inner.contexts.allows(ring) {
+        return Ok(Err(masked(inner)));
+    }
     publish_type(inner, rec, 0);
     let len = rec.encoded_len();
     let ts = inner.clock.now();
@@ -536,6 +543,14 @@ fn record_general<R: Record + ?Sized>(
     let r = write_record(inner, ring, rec, depth, TID.get(), ts);
     exit_write(saved);
     r
+}
+
+/// Counts a record refused because its context does not record
+/// (`tracer::mask`). Async-signal-safe.
+#[cold]
+fn masked(inner: &Inner) -> RecordError {
+    inner.count_refused(crate::tracer::Refusal::Masked);
+    RecordError::Masked
 }
 
 /// Marks a record in progress; returns the saved nesting word and this
@@ -616,6 +631,9 @@ fn write_record<R: Record + ?Sized>(
     pid: i32,
     ts: Option<u64>,
 ) -> Result<(), RecordError> {
+    if !inner.contexts.allows(ring) {
+        return Err(masked(inner));
+    }
     let common = if depth == 0 {
         CommonFields {
             flags: 0,

@@ -34,6 +34,7 @@ pub mod clock;
 pub mod context;
 pub(crate) mod lease;
 mod macros;
+pub(crate) mod mask;
 pub(crate) mod storage;
 
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
@@ -304,6 +305,9 @@ pub struct TracerStats {
     /// Leases that took over the undrained ring of an exited writer
     /// ([`TracerConfig::take_over_exited`]).
     pub takeovers: u64,
+    /// Events refused because their context does not record
+    /// ([`Tracer::set_contexts`], the kernel's `tracing_cpumask`).
+    pub refused_masked: u64,
 }
 
 /// A bounded tid -> name table, oldest entry evicted first (the kernel's
@@ -420,6 +424,8 @@ pub(crate) enum Refusal {
     InSignalHandler,
     /// `refused_other`.
     Other,
+    /// `refused_masked`.
+    Masked,
 }
 
 /// The shared state of a tracer. Threads' exit guards hold `Weak`s to it.
@@ -447,6 +453,10 @@ pub(crate) struct Inner {
     refused_no_context: AtomicU64,
     refused_in_signal_handler: AtomicU64,
     refused_other: AtomicU64,
+    refused_masked: AtomicU64,
+    /// Which contexts record (`tracing_cpumask`); the session's for a
+    /// session tracer.
+    pub(crate) contexts: mask::ContextMask,
     leases: AtomicU64,
     reuses: AtomicU64,
     takeovers: AtomicU64,
@@ -549,6 +559,7 @@ impl Inner {
             Refusal::NoContext => &self.refused_no_context,
             Refusal::InSignalHandler => &self.refused_in_signal_handler,
             Refusal::Other => &self.refused_other,
+            Refusal::Masked => &self.refused_masked,
         };
         // Relaxed: counters, ordering nothing.
         local.fetch_add(1, Ordering::Relaxed);
@@ -738,6 +749,8 @@ impl Tracer {
                 refused_no_context: AtomicU64::new(0),
                 refused_in_signal_handler: AtomicU64::new(0),
                 refused_other: AtomicU64::new(0),
+                refused_masked: AtomicU64::new(0),
+                contexts: mask::ContextMask::new(n, shared.clone()),
                 leases: AtomicU64::new(0),
                 reuses: AtomicU64::new(0),
                 takeovers: AtomicU64::new(0),
@@ -870,7 +883,33 @@ impl Tracer {
             leases: i.leases.load(Ordering::Relaxed),
             reuses: i.reuses.load(Ordering::Relaxed),
             takeovers: i.takeovers.load(Ordering::Relaxed),
+            refused_masked: i.refused_masked.load(Ordering::Relaxed),
         }
+    }
+
+    /// Makes exactly the contexts in `records` record (the kernel's
+    /// `tracing_cpumask`; context N is CPU N in a trace.dat); the others'
+    /// events are refused and counted in [`TracerStats::refused_masked`].
+    /// On a session, every writer process sees the change.
+    ///
+    /// ```
+    /// let t = ringtrace::TracerConfig::new().max_contexts(2).build().unwrap();
+    /// t.set_contexts(&[1]);
+    /// ringtrace::trace!(tracer: &t, "on context 0: refused");
+    /// assert_eq!(t.stats().refused_masked, 1);
+    /// assert_eq!(t.recording_contexts(), vec![1]);
+    /// ```
+    pub fn set_contexts(&self, records: &[usize]) {
+        let n = self.max_contexts();
+        self.inner.contexts.set(n, |r| records.contains(&r));
+    }
+
+    /// The contexts that record ([`Tracer::set_contexts`]).
+    #[must_use]
+    pub fn recording_contexts(&self) -> Vec<usize> {
+        (0..self.max_contexts())
+            .filter(|&r| self.inner.contexts.allows(r))
+            .collect()
     }
 
     /// Number of rings that are currently leased.

@@ -42,6 +42,9 @@ pub(crate) trait SharedStorage: Any + Send + Sync + fmt::Debug {
     /// in the shared memory, so that one store reaches every writer
     /// process.
     fn tracing_off(&self) -> &AtomicU32;
+    /// The session's context mask (bit set: the context does not record),
+    /// in the shared memory (`mask::ContextMask`).
+    fn context_mask_off(&self) -> &[crate::sync::AtomicU64];
     /// The wall-clock anchor of the storage's start, if it has one.
     fn wall_start(&self) -> Option<crate::clock::WallStart>;
     /// Whether this process writes into the storage (registers itself and
