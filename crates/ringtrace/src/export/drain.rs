@@ -1045,6 +1045,7 @@ pub(crate) fn tracer_meta<'c>(
     }
     m.events = systems;
     m.kallsyms = printk::kallsyms_text();
+    m.kallsyms.push_str(&super::symbols::for_tracer(tracer));
     m.printk = printk::sites()
         .map(|(id, site)| (printk::fmt_addr(id), escape(site.format())))
         .collect();

@@ -23,6 +23,7 @@ mod drain;
 pub mod html;
 pub mod json;
 pub mod perfetto;
+mod symbols;
 pub mod tracedat;
 mod view;
 

@@ -1405,7 +1405,8 @@ impl Registry {
     /// assert!(ringtrace::event::Registry::global().get(ringtrace::printk::BPRINT_ID).is_some());
     /// ```
     pub fn global() -> &'static Registry {
-        static GLOBAL: Registry = Registry::with(&[PRINT_EVENT, BPRINT_EVENT]);
+        static GLOBAL: Registry =
+            Registry::with(&[PRINT_EVENT, BPRINT_EVENT, super::stack::USER_STACK_EVENT]);
         &GLOBAL
     }
 

@@ -21,3 +21,5 @@ pub mod event;
 pub mod printk;
 pub(crate) mod publish;
 pub mod span;
+pub mod stack;
+pub(crate) mod stack_walk;

@@ -64,6 +64,7 @@ pub mod page;
 mod processes;
 pub mod read;
 pub mod render;
+pub mod stack_text;
 pub mod write;
 
 pub use compress::Compression;
