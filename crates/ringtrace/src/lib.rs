@@ -146,7 +146,7 @@ pub use record::span;
 pub mod stack {
     pub use crate::record::stack::*;
     #[doc(hidden)]
-    pub use crate::record::stack_walk::{walk_from, StackBounds};
+    pub use crate::record::stack_walk::{thread_bounds, walk_from, StackBounds};
     pub use crate::tracer::stack_hook::no_stack_count;
 }
 pub mod printk {

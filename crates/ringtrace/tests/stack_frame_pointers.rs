@@ -156,8 +156,20 @@ impl Record for Raising {
         8
     }
     fn encode(&self, common: &CommonFields, out: &mut [u8]) -> Result<usize, EncodeError> {
-        // SAFETY: raise is async-signal-safe; the handler is installed.
-        unsafe { libc::raise(libc::SIGUSR1) };
+        // The signal to this thread, from libc's `syscall` (a few
+        // instructions that keep the frame pointer, unlike `raise`): the
+        // handler runs on the way back from the system call, and its walk
+        // continues into this function's frame.
+        // SAFETY: tgkill to this very thread, whose SIGUSR1 handler is
+        // installed; getpid and gettid cannot fail.
+        unsafe {
+            libc::syscall(
+                libc::SYS_tgkill,
+                libc::getpid(),
+                libc::gettid(),
+                libc::SIGUSR1,
+            );
+        }
         common.write(RAISING_EVENT.id, out);
         Ok(8)
     }

@@ -20,12 +20,14 @@ use std::fmt::Write as _;
 use crate::Tracer;
 use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
 
-/// The kallsyms lines for the stacks `tracer` may hold: when its stack
-/// traces are on, the symbols of this process's map now (an in-process
-/// tracer exports in the process that recorded, whose map is the one its
-/// addresses belong to); empty otherwise.
-pub(crate) fn for_tracer(tracer: &Tracer) -> String {
-    if !tracer.config().stacktrace {
+/// The kallsyms lines for the stacks of an export of `tracer` (`stacks`:
+/// it holds `user_stack` records): for an in-process tracer, the symbols
+/// of this process's map now (the export runs in the process that
+/// recorded, whose map is the one the addresses belong to). Empty
+/// otherwise: a session's writers are other processes, whose maps this
+/// process does not have (their addresses print as numbers).
+pub(crate) fn for_tracer(tracer: &Tracer, stacks: bool) -> String {
+    if !stacks || tracer.inner.session().is_some() {
         return String::new();
     }
     match std::fs::read_to_string("/proc/self/maps") {

@@ -200,6 +200,13 @@ fn frame_pointer() -> usize {
     fp
 }
 
+/// This thread's stack bounds, as [`walk`] checks frames against them
+/// (empty before [`init_thread`]). For the bench crate.
+#[doc(hidden)]
+pub fn thread_bounds() -> StackBounds {
+    BOUNDS.with(Cell::get)
+}
+
 /// Walks this thread's stack into `out`: the return addresses of the
 /// callers of `walk`'s caller and up, after dropping the first `skip`
 /// (0 keeps the return address into `walk`'s caller). Returns how many
