@@ -95,7 +95,7 @@ pub(crate) fn kallsyms_of_maps(maps: &str) -> String {
         for (file_off, name) in function_symbols(&file) {
             let at = maps_of.iter().find_map(|m| {
                 let rel = file_off.checked_sub(m.offset)?;
-                (rel < m.end - m.start).then_some(m.start + rel)
+                (rel < m.end.saturating_sub(m.start)).then_some(m.start + rel)
             });
             if let Some(addr) = at {
                 by_addr.entry(addr).or_insert(name);
@@ -121,7 +121,11 @@ fn function_symbols(file: &object::File<'_>) -> Vec<(u64, String)> {
     let to_offset = |vaddr: u64| {
         segments.iter().find_map(|&(addr, off, size)| {
             let rel = vaddr.checked_sub(addr)?;
-            (rel < size).then_some(off + rel)
+            if rel < size {
+                off.checked_add(rel)
+            } else {
+                None
+            }
         })
     };
     let mut syms: Vec<_> = file.symbols().collect();

@@ -147,7 +147,11 @@ fn pthread_stack() -> Option<(usize, usize)> {
         let mut size = 0usize;
         let r = libc::pthread_attr_getstack(attr.as_ptr(), &mut addr, &mut size);
         libc::pthread_attr_destroy(attr.as_mut_ptr());
-        (r == 0 && size > 0).then(|| (addr as usize, addr as usize + size))
+        let lo = addr as usize;
+        match lo.checked_add(size) {
+            Some(hi) if r == 0 && size > 0 => Some((lo, hi)),
+            _ => None,
+        }
     }
 }
 
@@ -159,8 +163,13 @@ fn alt_stack() -> Option<(usize, usize)> {
     let r = unsafe { libc::sigaltstack(std::ptr::null(), ss.as_mut_ptr()) };
     // SAFETY: zero-initialised and, on success, written by the kernel.
     let ss = unsafe { ss.assume_init() };
-    (r == 0 && ss.ss_flags & libc::SS_DISABLE == 0 && ss.ss_size > 0)
-        .then(|| (ss.ss_sp as usize, ss.ss_sp as usize + ss.ss_size))
+    let lo = ss.ss_sp as usize;
+    match lo.checked_add(ss.ss_size) {
+        Some(hi) if r == 0 && ss.ss_flags & libc::SS_DISABLE == 0 && ss.ss_size > 0 => {
+            Some((lo, hi))
+        }
+        _ => None,
+    }
 }
 
 fn page_size() -> usize {
