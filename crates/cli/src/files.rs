@@ -147,6 +147,9 @@ pub struct ReportArgs {
     /// Raw time stamps, without the file's TSC-to-ns conversion.
     #[arg(long)]
     raw_ts: bool,
+    /// Stack trace callers as `symbol+0xOFFSET` (trace.c's sym-offset).
+    #[arg(long)]
+    sym_offset: bool,
     /// Write Chrome JSON to stdout instead of text.
     #[arg(long)]
     json: bool,
@@ -260,6 +263,7 @@ pub fn report(path: &Path, a: &ReportArgs) -> Result<(), CliError> {
     let opts = RenderOptions {
         raw: a.raw,
         ns_timestamps: a.ns,
+        sym_offset: a.sym_offset,
         ..RenderOptions::default()
     };
     let pick = Pick {

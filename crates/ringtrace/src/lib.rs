@@ -163,6 +163,14 @@ pub mod funcgraph {
 /// by default).
 #[cfg(feature = "macros")]
 pub use ringtrace_macros::traced;
+/// Stack traces on events (ftrace's `userstacktrace`): the `user_stack`
+/// record, the frame-pointer walk, and how many events had no stack.
+pub mod stack {
+    pub use crate::record::stack::*;
+    #[doc(hidden)]
+    pub use crate::record::stack_walk::{thread_bounds, walk_from, StackBounds};
+    pub use crate::tracer::stack_hook::no_stack_count;
+}
 pub mod printk {
     //! Binary printk: the write side stores a format id and the raw argument
     //! bytes; formatting happens when the record is read, like the kernel's

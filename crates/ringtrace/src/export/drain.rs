@@ -1037,7 +1037,9 @@ pub(crate) fn tracer_meta<'c>(
     m.tsc2nsec = clock.tsc2nsec();
     m.wall_start = tracer.wall_start();
     let mut systems: Vec<(String, Vec<String>)> = Vec::new();
+    let mut stacks = false;
     for ty in types {
+        stacks |= ty.id == crate::stack::USER_STACK_ID;
         match systems.iter_mut().find(|(s, _)| s == ty.system) {
             Some((_, v)) => v.push(ty.format_text()),
             None => systems.push((ty.system.to_string(), vec![ty.format_text()])),
@@ -1045,6 +1047,8 @@ pub(crate) fn tracer_meta<'c>(
     }
     m.events = systems;
     m.kallsyms = printk::kallsyms_text();
+    m.kallsyms
+        .push_str(&super::symbols::for_tracer(tracer, stacks));
     m.printk = printk::sites()
         .map(|(id, site)| (printk::fmt_addr(id), escape(site.format())))
         .collect();

@@ -24,6 +24,7 @@ pub mod html;
 pub mod json;
 pub mod perfetto;
 mod records;
+mod symbols;
 pub mod tracedat;
 mod view;
 

@@ -1411,6 +1411,7 @@ impl Registry {
             super::funcgraph::FUNCTION_EVENT,
             super::funcgraph::FUNCGRAPH_EXIT_EVENT,
             super::funcgraph::FUNCGRAPH_ENTRY_EVENT,
+            super::stack::USER_STACK_EVENT,
         ]);
         &GLOBAL
     }

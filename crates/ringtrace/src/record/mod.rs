@@ -22,3 +22,5 @@ pub mod funcgraph;
 pub mod printk;
 pub(crate) mod publish;
 pub mod span;
+pub mod stack;
+pub(crate) mod stack_walk;

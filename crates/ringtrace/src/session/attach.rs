@@ -85,6 +85,7 @@ fn on_session(session: Session, writer: bool) -> Result<Tracer, TracerError> {
         max_contexts: l.contexts,
         saved_cmdlines: if writer { 128 } else { 1 << 16 },
         take_over_exited: l.take_over_exited,
+        stacktrace: writer && crate::tracer::stack_hook::wanted_by_env(),
     };
     let link: Arc<dyn SharedStorage> = Arc::new(SessionLink::new(map, writer));
     Tracer::assemble(config, buf, Some(link))

@@ -428,6 +428,20 @@ pub(crate) fn record_in<R: Record + ?Sized>(
     inner: &Arc<Inner>,
     rec: &R,
 ) -> Result<(), RecordError> {
+    let r = record_event(inner, rec);
+    // Stack traces on events: the caller's stack follows the event.
+    if inner.config.stacktrace && r.is_ok() {
+        super::stack_hook::after_event(inner);
+    }
+    r
+}
+
+/// [`record_in`] without the stack trace that may follow the event.
+#[inline(always)]
+pub(crate) fn record_event<R: Record + ?Sized>(
+    inner: &Arc<Inner>,
+    rec: &R,
+) -> Result<(), RecordError> {
     // No test of the recording switch here: while it is off, the ring
     // refuses the fast path at the load of its `record_disabled` that
     // every write makes anyway (the switch is mirrored there:

@@ -35,6 +35,7 @@ pub mod context;
 pub(crate) mod lease;
 mod macros;
 pub(crate) mod mask;
+pub(crate) mod stack_hook;
 pub(crate) mod storage;
 
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
@@ -134,6 +135,9 @@ pub struct TracerConfig {
     /// thread that still holds unread events when no context is free or
     /// drained (see [`TracerConfig::take_over_exited`]).
     pub take_over_exited: bool,
+    /// Records the caller's stack after each event, as a `user_stack`
+    /// record (ftrace's `userstacktrace` option; see [`crate::stack`]).
+    pub stacktrace: bool,
 }
 
 impl Default for TracerConfig {
@@ -160,6 +164,7 @@ impl TracerConfig {
             max_contexts: 64,
             saved_cmdlines: 128,
             take_over_exited: false,
+            stacktrace: false,
         }
     }
 
@@ -263,6 +268,14 @@ impl TracerConfig {
     #[must_use]
     pub fn take_over_exited(mut self, on: bool) -> Self {
         self.take_over_exited = on;
+        self
+    }
+
+    /// Stack traces on events (ftrace's `userstacktrace`): see
+    /// [`crate::stack`].
+    #[must_use]
+    pub fn stacktrace(mut self, on: bool) -> Self {
+        self.stacktrace = on;
         self
     }
 

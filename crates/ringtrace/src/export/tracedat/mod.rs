@@ -66,6 +66,7 @@ mod processes;
 pub mod read;
 pub mod render;
 pub mod walk;
+pub mod stack_text;
 pub mod write;
 
 pub use compress::Compression;

@@ -148,6 +148,7 @@ pub struct FileRenderer<'a> {
     info: &'a TraceDatInfo,
     printk: HashMap<u64, String>,
     symbols: HashMap<u64, &'a str>,
+    stack: super::stack_text::StackSymbols<'a>,
 }
 
 /// Options of [`FileRenderer::write_line`], like `trace-cmd report`'s.
@@ -160,6 +161,9 @@ pub struct RenderOptions {
     pub raw: bool,
     /// Print time stamps in nanoseconds (`-t`; TSC values are converted).
     pub ns_timestamps: bool,
+    /// Name stack trace callers as `symbol+0xOFFSET` (trace.c's
+    /// `sym-offset` option).
+    pub sym_offset: bool,
 }
 
 impl<'a> FileRenderer<'a> {
@@ -185,6 +189,7 @@ impl<'a> FileRenderer<'a> {
             info,
             printk,
             symbols,
+            stack: super::stack_text::StackSymbols::from_kallsyms(&info.kallsyms),
         }
     }
 
@@ -320,6 +325,8 @@ impl<'a> FileRenderer<'a> {
         };
         let (name, text) = if opts.raw {
             (Cow::Borrowed(d.format.name.as_str()), self.raw_text(&view))
+        } else if let Some(t) = self.stack.user_stack_text(d, opts.sym_offset) {
+            (view.name.clone(), t)
         } else {
             match crate::output::level_of(&d.format.system, &d.format.print_fmt) {
                 // As trace-cmd prints a `tracing` event: its level first.
