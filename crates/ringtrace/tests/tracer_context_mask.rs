@@ -144,10 +144,10 @@ fn check(t: &Tracer, counts: &Counts) {
 }
 
 fn install_handler(t: &'static Tracer) {
-    HANDLER_TRACER
-        .set(t)
-        .ok()
-        .expect("one tracer per test binary for the handler");
+    assert!(
+        HANDLER_TRACER.set(t).is_ok(),
+        "one tracer per test binary for the handler"
+    );
     // SAFETY: the handler only records (async-signal-safe).
     unsafe {
         ringtrace::signal::install(libc::SIGUSR1, ringtrace::signal::Handler::Plain(on_usr1), 0)

@@ -319,7 +319,7 @@ mod tests {
         let b = BOUNDS.with(Cell::get);
         let mut out = [0u64; 8];
         // Heap, null, unmapped and misaligned frame pointers: no read.
-        let heap = vec![0usize; 4];
+        let heap = Box::new([0usize; 4]);
         for fp in [heap.as_ptr() as usize, 0, 8, usize::MAX - 7, b.hi - 8] {
             assert_eq!(walk_from(fp, current_sp(), &b, 0, &mut out), 0, "{fp:#x}");
         }
@@ -334,6 +334,8 @@ mod tests {
         buf[2] = base;
         buf[3] = 0x43;
         assert_eq!(walk_from(base + 16, current_sp(), &b, 0, &mut out), 1);
+        // The walks read `buf` through its address only: keep its stores.
+        std::hint::black_box(&buf);
         // A thread with no bounds walks nothing.
         let n = walk_from(base, current_sp(), &StackBounds::EMPTY, 0, &mut out);
         assert_eq!(n, 0);

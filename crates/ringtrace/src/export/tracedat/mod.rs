@@ -65,8 +65,8 @@ mod plan;
 mod processes;
 pub mod read;
 pub mod render;
-pub mod walk;
 pub mod stack_text;
+pub mod walk;
 pub mod write;
 
 pub use compress::Compression;
