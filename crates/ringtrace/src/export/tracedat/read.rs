@@ -14,7 +14,7 @@
 //! its own size in memory; loops advance at least one byte per step, and the
 //! v7 option chain refuses to revisit a section, so nothing hangs.
 //! Pages are decoded one at a time per CPU; an uncompressed CPU's pages are
-//! read in blocks of [`READ_BLOCK`] bytes (or one page, if larger), so at
+//! read in blocks of `READ_BLOCK` bytes (or one page, if larger), so at
 //! most one block or chunk and one page's records are held per CPU.
 //!
 //! Semantics follow `trace-cmd report` (trace-dat-format.md §6): per CPU,

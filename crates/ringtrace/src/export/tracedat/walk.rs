@@ -2,9 +2,9 @@
 //! that every reader of a trace.dat's records goes through (the owned
 //! iterators [`CpuRecords`](super::CpuRecords) and
 //! [`MergedRecords`](super::MergedRecords), and the exporters' shared
-//! record loop, [`TraceDatReader::walk`]).
+//! record loop, [`TraceDatReader::walk`](super::TraceDatReader::walk)).
 //!
-//! A CPU's current page is copied once into its [`PageSlots`] buffer and
+//! A CPU's current page is copied once into its `PageSlots` buffer and
 //! split into slots (a record's place in the buffer, a lost-events marker,
 //! or the error that ended the page), in file order; the slots and the
 //! buffer are reused from page to page, so walking a file allocates
