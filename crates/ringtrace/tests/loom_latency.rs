@@ -141,9 +141,17 @@ fn run(thresh: u64) {
         let kept = ends.iter().filter(|&&e| e == End::Kept).count();
         let beaten = ends.iter().filter(|&&e| e == End::Beaten).count();
         assert_eq!(sh.word.beaten() as usize, beaten, "beaten ones counted");
-        assert!(kept >= 1, "a claim free at first goes to someone: {ends:?}");
         for k in taken.iter().chain(left.iter()) {
             whole(k);
+        }
+        if kept == 0 {
+            // The reader held the claim (or one section's claim beat the
+            // other while the reader held it after): a new max that finds
+            // the claim taken never waits; both are counted as beaten,
+            // and nothing was kept.
+            assert_eq!(beaten, 2, "{ends:?}");
+            assert!(taken.is_none() && left.is_none(), "{ends:?}");
+            return;
         }
         // The last snapshot kept is the one left (or taken after it) and
         // its latency is the word's max.
