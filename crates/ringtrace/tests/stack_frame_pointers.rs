@@ -222,11 +222,29 @@ fn a_handler_nested_in_the_write_path_walks_from_the_alt_stack_into_the_write() 
     }
     .unwrap();
     std::thread::spawn(move || {
+        // An alternate stack of our own, larger than the one std gives a
+        // thread: an unoptimised build's handler frames do not fit that.
+        let mut alt = vec![0u8; 1 << 18];
+        let ss = libc::stack_t {
+            ss_sp: alt.as_mut_ptr().cast(),
+            ss_flags: 0,
+            ss_size: alt.len(),
+        };
+        // SAFETY: `alt` outlives its use: disabled below before it drops.
+        assert_eq!(unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) }, 0);
         // An ordinary event first: the thread's context and stack bounds.
         ringtrace::trace!(tracer: t, "first");
         let no_stack = ringtrace::stack::no_stack_count();
         assert_eq!(write_raising(t), 3);
         assert_eq!(ringtrace::stack::no_stack_count(), no_stack);
+        let off = libc::stack_t {
+            ss_sp: std::ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: 0,
+        };
+        // SAFETY: disables the alternate stack; no handler runs now.
+        assert_eq!(unsafe { libc::sigaltstack(&off, std::ptr::null_mut()) }, 0);
+        drop(alt);
     })
     .join()
     .unwrap();
