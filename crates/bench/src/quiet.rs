@@ -10,7 +10,7 @@
 //!   pages to a file on tmpfs, as `ringtrace record` does. Beside them,
 //!   the floor: the ring's `write` of 8 bytes plus one `rdtsc`, no reader.
 //! - **spaced calls** (NanoLog's method): `rdtsc` before and after each
-//!   call, 100 ns between calls, 100,000 calls per repetition; median and
+//!   call, a fixed pause between calls (the module's constants); median and
 //!   p99.9 of the per-call latency, with and without the reader.
 //! - **drops**: producer/consumer mode, 1 MiB per context, one writer
 //!   calling `trace!` back to back and the reader draining to tmpfs: the

@@ -13,9 +13,9 @@
 //! # How a snapshot is taken
 //!
 //! ```text
-//!  live rings  [events ... NAME 900 ns]      spare rings [empty]
+//!  live rings  [events ... NAME N ns]      spare rings [empty]
 //!        \___ swap_ring, one ring at a time, writers keep writing ___/
-//!  live rings  [empty, writing goes on]      kept        [events ... NAME 900 ns]
+//!  live rings  [empty, writing goes on]      kept        [events ... NAME N ns]
 //! ```
 //!
 //! Each ring is exchanged with the spare's (`RingBuffer::swap_ring`, the
